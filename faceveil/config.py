@@ -1,0 +1,79 @@
+"""Settings of an anonymization run: one object handed from the CLI to the flow and its tasks."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass, field
+
+from faceveil.models.anonymizers import MaskSettings
+from faceveil.models.detectors.base import DetectorSettings
+from faceveil.models.tracking import TrackerSettings
+
+# Settings that change the output; a finished media is redone only when one of these changes.
+OUTPUT_SETTINGS = ("method", "detector", "threshold", "min_size", "scale", "detect_every", "mask_shape",
+                   "pad", "motion_pad", "max_gap", "extend", "lossless", "crf", "preset", "track")
+
+
+@dataclass
+class AnonymizeConfig:
+    """src/dest: local folders or s3://bucket/prefix. Detection runs on every `detect_every`-th
+    video frame; the tracker covers the frames in between and `extend` frames around each track."""
+
+    src: str
+    dest: str
+    method: str = "mosaic"
+    detector: str = "centerface"
+    threshold: float | None = None
+    min_size: float = 0.0
+    scale: float = 1.0
+    detect_every: int = 2
+    track: bool = True
+    mask_shape: str = "ellipse"
+    pad: float = 0.25
+    motion_pad: float = 1.5
+    max_gap: int = 10
+    extend: int | None = None  # default: 2 * detect_every + 2
+    lossless: bool = False
+    crf: int = 18
+    preset: str = "veryfast"
+    chunk_seconds: float = 30.0
+    min_chunk_seconds: float = 4.0
+    workers: int | None = None
+    threads_per_worker: int = 1
+    dask_address: str | None = None
+    max_bytes: int = 64 * 2**30
+    max_pixels: int = 8192 * 8192
+    storage_options: dict = field(default_factory=dict)
+    scratch_dir: str | None = None
+
+    def __post_init__(self):
+        if not self.track:
+            self.detect_every = 1  # without the tracker every frame must be looked at
+        if self.detect_every < 1:
+            raise ValueError("detect_every must be >= 1")
+        if self.extend is None:
+            self.extend = 2 * self.detect_every + 2
+        if self.max_gap < self.detect_every:
+            raise ValueError("max_gap must be at least detect_every (the tracker fills between detections)")
+
+    @property
+    def n_workers(self) -> int:
+        return self.workers or os.cpu_count() or 1
+
+    def detector_settings(self) -> DetectorSettings:
+        threads = max(1, (os.cpu_count() or 1) // self.n_workers) if not self.dask_address else 0
+        return DetectorSettings(self.threshold, self.min_size, self.scale, threads)
+
+    def tracker_settings(self) -> TrackerSettings:
+        return TrackerSettings(max_gap=self.max_gap, extend=self.extend if self.track else 0)
+
+    def mask_settings(self) -> MaskSettings:
+        return MaskSettings(self.mask_shape, self.pad, self.motion_pad)
+
+    def output_settings(self) -> dict:
+        d = asdict(self)
+        return {k: d[k] for k in OUTPUT_SETTINGS}
+
+    def settings_hash(self) -> str:
+        return hashlib.sha256(json.dumps(self.output_settings(), sort_keys=True).encode()).hexdigest()[:16]

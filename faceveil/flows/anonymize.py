@@ -1,0 +1,62 @@
+"""`anonymize_archive`: discover -> plan -> per chunk detect (Dask) -> per media track, anonymize,
+encode -> manifests -> run summary. Composition only."""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+
+from prefect import flow
+from prefect.futures import as_completed
+
+from faceveil import progress
+from faceveil.config import AnonymizeConfig
+from faceveil.flows.runtime import dask_task_runner, prefect_api
+from faceveil.tasks import prefect_tasks as t
+from faceveil.tasks.jobs import MediaResult
+
+
+@flow(name="anonymize_archive", log_prints=False)
+def anonymize_archive(config: AnonymizeConfig, run_id: str | None = None) -> dict:
+    run_id = run_id or datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:6]
+    started = datetime.now(timezone.utc)
+    bars = progress.current()
+    items, unsupported = t.discover_media(config)
+    todo = [i for i in items if not i.done]
+    bars.start(len(todo))
+    results: list[MediaResult] = []
+    finishing, chunk_of = {}, {}
+    plans = {i.rel: t.probe_video_task.submit(config, i) for i in todo if i.kind == "video"}
+    for item in todo:
+        if item.kind == "image":
+            finishing[t.anonymize_image_task.submit(config, item, run_id)] = item
+            continue
+        try:
+            info, chunks = plans[item.rel].result()
+        except Exception as e:  # bad input is recorded, the archive goes on
+            results.append(t.record_failure_task(config, item, run_id, getattr(e, "reason", None) or repr(e)))
+            bars.media_done(item.rel, False)
+            continue
+        bars.media_started(item.rel, info.n_frames)
+        detections = [t.detect_chunk_task.submit(config, item, info, c) for c in chunks]
+        chunk_of.update({f: (item.rel, c.stop - c.start) for f, c in zip(detections, chunks)})
+        finishing[t.finish_video_task.submit(config, item, info, detections, run_id)] = item
+    for fut in as_completed(list(chunk_of) + list(finishing)):
+        if fut in chunk_of:
+            bars.frames_done(*chunk_of[fut])
+            continue
+        item = finishing[fut]
+        try:
+            res = fut.result()
+        except Exception as e:  # a task that crashed for good: recorded, never silently lost
+            res = t.record_failure_task(config, item, run_id, f"internal error: {e!r}")
+        results.append(res)
+        bars.media_done(item.rel, res.ok)
+    bars.close()
+    return t.write_summary_task(config, run_id, started, items, results, unsupported)
+
+
+def run_anonymize(config: AnonymizeConfig) -> dict:
+    """Runs the flow on a Dask cluster (local, or `config.dask_address`) with a Prefect API."""
+    with prefect_api():
+        runner = dask_task_runner(config.n_workers, config.threads_per_worker, config.dask_address)
+        return anonymize_archive.with_options(task_runner=runner)(config)

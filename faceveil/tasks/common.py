@@ -1,0 +1,53 @@
+"""Helpers shared by the per-media tasks: cached models, scratch space, manifest rows."""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict
+from functools import lru_cache
+
+from faceveil.config import AnonymizeConfig
+from faceveil.models.anonymizers import Anonymizer, MaskSettings, create_anonymizer
+from faceveil.models.detectors import Detector, DetectorSettings, create_detector
+from faceveil.storage.paths import Location
+from faceveil.tasks.jobs import MediaItem
+
+
+@lru_cache(maxsize=4)
+def detector(name: str, settings: DetectorSettings) -> Detector:
+    """One detector per worker process and settings (loading the weights once)."""
+    return create_detector(name, settings)
+
+
+@lru_cache(maxsize=8)
+def anonymizer(name: str, mask: MaskSettings) -> Anonymizer:
+    return create_anonymizer(name, mask)
+
+
+def locations(config: AnonymizeConfig) -> tuple[Location, Location]:
+    return Location(config.src, config.storage_options), Location(config.dest, config.storage_options)
+
+
+def scratch(config: AnonymizeConfig) -> str:
+    path = config.scratch_dir or os.path.join(tempfile.gettempdir(), "faceveil-scratch")
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+def base_row(config: AnonymizeConfig, item: MediaItem, run_id: str) -> dict:
+    """A media manifest row with the fields every outcome has."""
+    return {
+        "media_id": item.media_id, "rel_path": item.rel, "kind": item.kind, "run_id": run_id,
+        "input_fingerprint": item.fingerprint, "detector": config.detector, "method": config.method,
+        "settings_json": json.dumps(config.output_settings(), sort_keys=True),
+        "settings_hash": config.settings_hash(), "notes": [],
+    }
+
+
+def failed_row(config: AnonymizeConfig, item: MediaItem, run_id: str, reason: str, **extra) -> dict:
+    return {**base_row(config, item, run_id), "status": "failed", "reason": reason, **extra}
+
+
+def streams_json(streams) -> str:
+    return json.dumps([asdict(s) for s in streams])

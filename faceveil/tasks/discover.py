@@ -1,0 +1,55 @@
+"""Discover the media of an archive and which of them a previous run already finished."""
+from __future__ import annotations
+
+import posixpath
+
+from faceveil.config import AnonymizeConfig
+from faceveil.storage.manifests import read_part
+from faceveil.storage.paths import META_DIR, Location
+from faceveil.tasks.common import locations
+from faceveil.tasks.jobs import MediaItem, media_kind
+
+
+def _dest_prefix_inside_src(src: Location, dest: Location) -> str | None:
+    """The relative prefix of DEST when it lies inside SRC (so outputs are never re-read as inputs)."""
+    if src.is_local != dest.is_local:
+        return None
+    root = src.root.rstrip("/") + "/"
+    d = dest.root.rstrip("/") + "/"
+    if d == root:
+        raise ValueError(f"{dest.url}: destination must differ from the source folder")
+    return posixpath.relpath(d, root) if d.startswith(root) else None
+
+
+def is_done(dest: Location, item: MediaItem, settings_hash: str) -> bool:
+    """True when a manifest row says this exact input was anonymized with these settings."""
+    part = read_part(dest, "media", item.media_id)
+    if part is None or part.num_rows != 1:
+        return False
+    row = part.to_pylist()[0]
+    return (row["status"] == "ok" and row["input_fingerprint"] == item.fingerprint
+            and row["settings_hash"] == settings_hash and row["output_path"] is not None
+            and dest.exists(row["output_path"]))
+
+
+def discover(config: AnonymizeConfig) -> tuple[list[MediaItem], list[tuple[str, str]]]:
+    """(media items in path order, [(path, reason)] for files that are not media)."""
+    src, dest = locations(config)
+    if not src.fs.exists(src.root):
+        raise FileNotFoundError(f"{src.url}: source does not exist")
+    if src.is_local and not src.fs.isdir(src.root):
+        raise NotADirectoryError(f"{src.url}: source must be a folder")
+    exclude = _dest_prefix_inside_src(src, dest)
+    items, skipped = [], []
+    for rel in src.list_files(exclude_prefix=exclude):
+        if rel.split("/")[0] == META_DIR:
+            continue
+        kind = media_kind(rel)
+        if kind is None:
+            skipped.append((rel, f"not a supported media type ({posixpath.splitext(rel)[1] or 'no extension'})"))
+            continue
+        items.append(MediaItem(rel, kind, src.fingerprint(rel)))
+    h = config.settings_hash()
+    for item in items:
+        item.done = is_done(dest, item, h)
+    return items, skipped

@@ -1,0 +1,57 @@
+"""Per-image work: detect, anonymize, write in the same format and orientation."""
+from __future__ import annotations
+
+import os
+import posixpath
+import time
+import uuid
+
+from faceveil.config import AnonymizeConfig
+from faceveil.storage import manifests
+from faceveil.storage.media import MediaError, read_image, write_image
+from faceveil.storage.paths import sha256_path
+from faceveil.tasks.common import anonymizer, base_row, detector, failed_row, locations, scratch
+from faceveil.tasks.jobs import MediaItem, MediaResult
+from faceveil.tasks.video import check_size
+
+
+def anonymize_image(config: AnonymizeConfig, item: MediaItem, run_id: str) -> MediaResult:
+    t0 = time.perf_counter()
+    src, dest = locations(config)
+    tmp = os.path.join(scratch(config), uuid.uuid4().hex + posixpath.splitext(item.rel)[1])
+    local = None
+    try:
+        check_size(config, item)
+        local = src.local_copy(item.rel, scratch(config))
+        rgb, meta = read_image(local, max_pixels=config.max_pixels)
+        det = detector(config.detector, config.detector_settings())
+        dets = det.detect(rgb)
+        try:
+            anonymizer(config.method, config.mask_settings()).apply(rgb, dets)
+            redacted = 0
+        except Exception:  # fail closed
+            rgb[:] = 0
+            redacted = 1
+        write_image(tmp, rgb, meta, lossless=config.lossless)
+        out_sha, in_sha = sha256_path(tmp), sha256_path(local)
+        dest.commit_file(tmp, item.rel)
+    except MediaError as e:
+        return MediaResult(failed_row(config, item, run_id, e.reason))
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        if local and not src.is_local and os.path.exists(local):
+            os.unlink(local)
+    det_rows = manifests.detection_rows(item.media_id, {0: dets}, lambda f: 0, lambda f: 0.0)
+    manifests.write_part(dest, "detections", item.media_id, det_rows)
+    manifests.write_part(dest, "tracks", item.media_id, manifests.track_rows(item.media_id, det_rows))
+    row = {
+        **base_row(config, item, run_id), "status": "ok", "reason": None, "frames_in": 1, "frames_out": 1,
+        "width": rgb.shape[1], "height": rgb.shape[0], "rotation": 0, "has_audio_in": False, "has_audio_out": False,
+        "input_sha256": in_sha, "output_sha256": out_sha, "output_path": item.rel,
+        "detector_weights": det.weights_id, "n_faces": len(dets), "n_tracks": 0,
+        "frames_with_faces": int(len(dets) > 0), "frames_filled": 0, "frames_redacted": redacted,
+        "seconds": time.perf_counter() - t0,
+    }
+    manifests.write_part(dest, "media", item.media_id, [row])
+    return MediaResult(row)

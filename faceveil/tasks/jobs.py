@@ -1,0 +1,63 @@
+"""The records that travel between tasks: what to process, and what came of it."""
+from __future__ import annotations
+
+import hashlib
+import posixpath
+from dataclasses import dataclass, field
+
+from faceveil.models.detections import Detections
+from faceveil.storage.media import IMAGE_EXTS, VIDEO_EXTS
+
+
+def media_kind(rel: str) -> str | None:
+    ext = posixpath.splitext(rel)[1].lower()
+    return "video" if ext in VIDEO_EXTS else "image" if ext in IMAGE_EXTS else None
+
+
+def media_id(rel: str) -> str:
+    return hashlib.sha256(rel.encode()).hexdigest()[:16]
+
+
+@dataclass
+class MediaItem:
+    """One file of the archive: its relative path, kind and whether a previous run finished it."""
+
+    rel: str
+    kind: str
+    fingerprint: str
+    done: bool = False
+
+    @property
+    def media_id(self) -> str:
+        return media_id(self.rel)
+
+
+@dataclass
+class Chunk:
+    """Frames [start, stop) of one video."""
+
+    index: int
+    start: int
+    stop: int
+
+
+@dataclass
+class ChunkDetections:
+    """Faces found on the sampled frames of one chunk (or the error that stopped it)."""
+
+    chunk: Chunk
+    frames: list[int] = field(default_factory=list)
+    dets: list[Detections] = field(default_factory=list)
+    error: str | None = None
+    seconds: float = 0.0
+
+
+@dataclass
+class MediaResult:
+    """The media manifest row of one file, plus the detection rows count, for the run summary."""
+
+    row: dict
+
+    @property
+    def ok(self) -> bool:
+        return self.row["status"] == "ok"

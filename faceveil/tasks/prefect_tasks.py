@@ -1,0 +1,19 @@
+"""The plain task functions wrapped as Prefect tasks (one unit of distributed work each)."""
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from faceveil.tasks.discover import discover
+from faceveil.tasks.image import anonymize_image
+from faceveil.tasks.run import record_failure, write_summary
+from faceveil.tasks.video import detect_chunk, finish_video, plan_video
+
+discover_media = task(discover, name="discover-media", cache_policy=NO_CACHE)
+probe_video_task = task(plan_video, name="plan-video", cache_policy=NO_CACHE, retries=1)
+detect_chunk_task = task(detect_chunk, name="detect-chunk", cache_policy=NO_CACHE, retries=1,
+                         task_run_name="detect {item.rel} [{chunk.start}:{chunk.stop}]")
+finish_video_task = task(finish_video, name="finish-video", cache_policy=NO_CACHE, retries=1,
+                         task_run_name="anonymize {item.rel}")
+anonymize_image_task = task(anonymize_image, name="anonymize-image", cache_policy=NO_CACHE, retries=1,
+                            task_run_name="anonymize {item.rel}")
+record_failure_task = task(record_failure, name="record-failure", cache_policy=NO_CACHE)
+write_summary_task = task(write_summary, name="write-summary", cache_policy=NO_CACHE)

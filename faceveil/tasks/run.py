@@ -1,0 +1,53 @@
+"""Run bookkeeping: failure rows for media that never reached their own task, the run row and summary."""
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+from faceveil import __version__
+from faceveil.config import AnonymizeConfig
+from faceveil.storage import manifests
+from faceveil.storage.paths import META_DIR
+from faceveil.tasks.common import failed_row, locations
+from faceveil.tasks.jobs import MediaItem, MediaResult
+
+
+def record_failure(config: AnonymizeConfig, item: MediaItem, run_id: str, reason: str) -> MediaResult:
+    _, dest = locations(config)
+    row = failed_row(config, item, run_id, reason)
+    manifests.write_part(dest, "media", item.media_id, [row])
+    return MediaResult(row)
+
+
+def write_summary(config: AnonymizeConfig, run_id: str, started: datetime, items: list[MediaItem],
+                  results: list[MediaResult], unsupported: list[tuple[str, str]]) -> dict:
+    """Writes the run row and DEST/_faceveil/runs/<run_id>.json (and summary.json, the latest)."""
+    _, dest = locations(config)
+    finished = datetime.now(timezone.utc)
+    ok = [r.row for r in results if r.ok]
+    failed = [r.row for r in results if not r.ok]
+    n_skipped = sum(i.done for i in items)
+    status = "failed" if failed else "ok"
+    manifests.write_part(dest, "runs", run_id, [{
+        "run_id": run_id, "flow": "anonymize_archive", "started_at": started, "finished_at": finished,
+        "src": config.src, "dest": config.dest, "settings_json": json.dumps(config.output_settings(), sort_keys=True),
+        "faceveil_version": __version__, "n_media": len(items), "n_ok": len(ok), "n_failed": len(failed),
+        "n_skipped": n_skipped, "status": status,
+    }])
+    frames = sum(r.get("frames_in") or 0 for r in ok)
+    seconds = (finished - started).total_seconds()
+    summary = {
+        "run_id": run_id, "status": status, "src": config.src, "dest": config.dest,
+        "started_at": started.isoformat(), "finished_at": finished.isoformat(), "seconds": round(seconds, 3),
+        "settings": config.output_settings(), "media": len(items), "ok": len(ok), "failed": len(failed),
+        "already_done": n_skipped, "frames": frames, "faces": sum(r.get("n_faces") or 0 for r in ok),
+        "frames_per_second": round(frames / seconds, 2) if seconds > 0 else None,
+        "failures": [{"path": r["rel_path"], "reason": r["reason"]} for r in failed],
+        "not_media": [{"path": p, "reason": why} for p, why in unsupported],
+        "outputs": [r["output_path"] for r in ok],
+        "manifests": {t: f"{META_DIR}/{t}/" for t in manifests.TABLES},
+    }
+    data = json.dumps(summary, indent=2, default=str).encode()
+    dest.write_bytes(f"{META_DIR}/runs/{run_id}.json", data)
+    dest.write_bytes(f"{META_DIR}/summary.json", data)
+    return summary

@@ -1,0 +1,141 @@
+"""Per-video work: plan chunks, detect faces in a chunk, then track, anonymize and encode."""
+from __future__ import annotations
+
+import math
+import os
+import posixpath
+import time
+import uuid
+
+import numpy as np
+
+from faceveil.config import AnonymizeConfig
+from faceveil.models.detections import Detections
+from faceveil.models.tracking import track_media
+from faceveil.storage import manifests
+from faceveil.storage.media import MediaError, VideoInfo, iter_frames, probe_video, transcode_video
+from faceveil.storage.paths import sha256_path
+from faceveil.tasks.common import anonymizer, base_row, detector, failed_row, locations, scratch, streams_json
+from faceveil.tasks.jobs import Chunk, ChunkDetections, MediaItem, MediaResult
+
+
+def check_size(config: AnonymizeConfig, item: MediaItem) -> None:
+    size = int(item.fingerprint.split(":")[0] or 0)
+    if size == 0:
+        raise MediaError(item.rel, "empty file")
+    if size > config.max_bytes:
+        raise MediaError(item.rel, f"file too large ({size} bytes > limit {config.max_bytes})")
+
+
+def plan_chunks(n_frames: int, fps: float, config: AnonymizeConfig) -> list[Chunk]:
+    """Splits a video into contiguous chunks (no frame dropped or repeated) so that every worker
+    has work: about n_frames / workers each, kept within [min_chunk_seconds, chunk_seconds]."""
+    fps = fps if fps > 0 else 25.0
+    per = math.ceil(n_frames / config.n_workers)
+    per = int(min(max(per, config.min_chunk_seconds * fps), config.chunk_seconds * fps))
+    per = max(per, 1)
+    return [Chunk(i, s, min(s + per, n_frames)) for i, s in enumerate(range(0, n_frames, per))]
+
+
+def plan_video(config: AnonymizeConfig, item: MediaItem) -> tuple[VideoInfo, list[Chunk]]:
+    """Probes the video (demux only) and cuts it into chunks."""
+    check_size(config, item)
+    src, _ = locations(config)
+    local = src.local_copy(item.rel, scratch(config))
+    try:
+        info = probe_video(local, max_pixels=config.max_pixels)
+    except MediaError as e:
+        raise MediaError(src.display(item.rel), e.reason) from None
+    return info, plan_chunks(info.n_frames, info.fps, config)
+
+
+def detect_chunk(config: AnonymizeConfig, item: MediaItem, info: VideoInfo, chunk: Chunk) -> ChunkDetections:
+    """Runs the detector on every `detect_every`-th frame of the chunk (and on the last frame)."""
+    t0 = time.perf_counter()
+    out = ChunkDetections(chunk)
+    src, _ = locations(config)
+    det = detector(config.detector, config.detector_settings())
+    try:
+        local = src.local_copy(item.rel, scratch(config))
+        for i, rgb in iter_frames(local, info, chunk.start, chunk.stop):
+            if i % config.detect_every == 0 or i == info.n_frames - 1:
+                out.frames.append(i)
+                out.dets.append(det.detect(rgb))
+    except MediaError as e:
+        out.error = e.reason
+    out.seconds = time.perf_counter() - t0
+    return out
+
+
+def _sampled(chunks: list[ChunkDetections]):
+    for c in sorted(chunks, key=lambda c: c.chunk.start):
+        yield from zip(c.frames, c.dets)
+
+
+def finish_video(config: AnonymizeConfig, item: MediaItem, info: VideoInfo,
+                 chunks: list[ChunkDetections], run_id: str) -> MediaResult:
+    """Tracks across the whole video, anonymizes and encodes it (audio and other streams passed
+    through), commits the output atomically and writes its manifests. Fails closed: a chunk that
+    failed means no output; a frame the anonymizer fails on is redacted whole."""
+    t0 = time.perf_counter()
+    src, dest = locations(config)
+    if errors := [f"chunk {c.chunk.index} (frames {c.chunk.start}-{c.chunk.stop}): {c.error}" for c in chunks if c.error]:
+        return MediaResult(failed_row(config, item, run_id, "; ".join(errors)))
+    covered = sorted(f for c in chunks for f in range(c.chunk.start, c.chunk.stop))
+    if covered != list(range(info.n_frames)):
+        return MediaResult(failed_row(config, item, run_id, "internal error: chunks do not cover every frame"))
+    if config.track:
+        per_frame, _ = track_media(_sampled(chunks), info.n_frames, info.width, info.height, config.tracker_settings())
+    else:
+        per_frame = {f: d for f, d in _sampled(chunks) if len(d)}
+    anon = anonymizer(config.method, config.mask_settings())
+    redacted = 0
+
+    def edit(i: int, rgb: np.ndarray) -> np.ndarray:
+        nonlocal redacted
+        dets = per_frame.get(i)
+        if dets is None or not len(dets):
+            return rgb
+        try:
+            return anon.apply(rgb, dets)
+        except Exception:  # fail closed: nothing of this frame is shown
+            redacted += 1
+            rgb[:] = 0
+            return rgb
+
+    local = src.local_copy(item.rel, scratch(config))
+    out_rel = item.rel
+    tmp = os.path.join(scratch(config), f"{uuid.uuid4().hex}{posixpath.splitext(out_rel)[1]}")
+    try:
+        res = transcode_video(local, tmp, info, edit, lossless=config.lossless, crf=config.crf, preset=config.preset)
+        if res.frames_out != info.n_frames:
+            raise MediaError(item.rel, f"encoded {res.frames_out} of {info.n_frames} frames")
+        out_sha = sha256_path(tmp)
+        in_sha = sha256_path(local)
+        dest.commit_file(tmp, out_rel)
+    except MediaError as e:
+        return MediaResult(failed_row(config, item, run_id, e.reason))
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        if not src.is_local and os.path.exists(local):
+            os.unlink(local)
+    det_rows = manifests.detection_rows(item.media_id, per_frame, lambda f: int(info.frame_pts[f]), info.frame_time)
+    manifests.write_part(dest, "detections", item.media_id, det_rows)
+    manifests.write_part(dest, "tracks", item.media_id, manifests.track_rows(item.media_id, det_rows))
+    filled = det_rows.filter(det_rows["filled"])["frame_index"].to_numpy() if det_rows.num_rows else np.zeros(0)
+    row = {
+        **base_row(config, item, run_id), "status": "ok", "reason": None,
+        "frames_in": info.n_frames, "frames_out": res.frames_out,
+        "duration_in_s": res.duration_in_s, "duration_out_s": res.duration_out_s,
+        "width": info.width, "height": info.height, "fps": info.fps, "rotation": info.rotation,
+        "has_audio_in": info.has_audio, "has_audio_out": any(s.type == "audio" for s in res.streams_out),
+        "streams_in": streams_json(info.streams), "streams_out": streams_json(res.streams_out), "notes": res.notes,
+        "input_sha256": in_sha, "output_sha256": out_sha, "output_path": out_rel,
+        "detector_weights": detector(config.detector, config.detector_settings()).weights_id,
+        "n_faces": det_rows.num_rows, "n_tracks": len(set(det_rows["track_id"].to_pylist()) - {-1}),
+        "frames_with_faces": len(per_frame), "frames_filled": len(np.unique(filled)),
+        "frames_redacted": redacted, "seconds": time.perf_counter() - t0 + sum(c.seconds for c in chunks),
+    }
+    manifests.write_part(dest, "media", item.media_id, [row])
+    return MediaResult(row)
