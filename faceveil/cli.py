@@ -68,7 +68,6 @@ def _validate(config) -> None:
 
 
 def _dry_run(config) -> int:
-    from faceveil.storage.media import MediaError
     from faceveil.tasks.discover import discover
     from faceveil.tasks.video import plan_video
 
@@ -81,12 +80,13 @@ def _dry_run(config) -> int:
         elif item.kind == "image":
             print(f"  image    {item.rel}")
         else:
-            try:
-                info, chunks = plan_video(config, item)
+            plan = plan_video(config, item)
+            if plan.error:
+                print(f"  FAILS    {item.rel}: {plan.error}")
+            else:
+                info = plan.info
                 print(f"  video    {item.rel}: {info.n_frames} frames, {info.duration_s:.1f} s, "
-                      f"{info.width}x{info.height}, audio {'yes' if info.has_audio else 'no'}, {len(chunks)} chunk(s)")
-            except MediaError as e:
-                print(f"  FAILS    {e}")
+                      f"{info.width}x{info.height}, audio {'yes' if info.has_audio else 'no'}, {len(plan.chunks)} chunk(s)")
     for rel, why in unsupported:
         print(f"  skip     {rel}: {why}")
     return EXIT_OK
@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if not getattr(args, "verbose", False):
         os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-        os.environ.setdefault("PREFECT_LOGGING_TO_API_ENABLED", "true")
+        os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "error")
     from faceveil.flows.runtime import set_offline_env
 
     set_offline_env()

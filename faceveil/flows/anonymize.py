@@ -30,16 +30,15 @@ def anonymize_archive(config: AnonymizeConfig, run_id: str | None = None) -> dic
         if item.kind == "image":
             finishing[t.anonymize_image_task.submit(config, item, run_id)] = item
             continue
-        try:
-            info, chunks = plans[item.rel].result()
-        except Exception as e:  # bad input is recorded, the archive goes on
-            results.append(t.record_failure_task(config, item, run_id, getattr(e, "reason", None) or repr(e)))
+        plan = plans[item.rel].result()
+        if plan.error:  # bad input is recorded and the archive goes on
+            results.append(t.record_failure_task(config, item, run_id, plan.error))
             bars.media_done(item.rel, False)
             continue
-        bars.media_started(item.rel, info.n_frames)
-        detections = [t.detect_chunk_task.submit(config, item, info, c) for c in chunks]
-        chunk_of.update({f: (item.rel, c.stop - c.start) for f, c in zip(detections, chunks)})
-        finishing[t.finish_video_task.submit(config, item, info, detections, run_id)] = item
+        bars.media_started(item.rel, plan.info.n_frames)
+        detections = [t.detect_chunk_task.submit(config, item, plan.info, c) for c in plan.chunks]
+        chunk_of.update({f: (item.rel, c.stop - c.start) for f, c in zip(detections, plan.chunks)})
+        finishing[t.finish_video_task.submit(config, item, plan.info, detections, run_id)] = item
     for fut in as_completed(list(chunk_of) + list(finishing)):
         if fut in chunk_of:
             bars.frames_done(*chunk_of[fut])

@@ -6,7 +6,7 @@ import posixpath
 from dataclasses import dataclass, field
 
 from faceveil.models.detections import Detections
-from faceveil.storage.media import IMAGE_EXTS, VIDEO_EXTS
+from faceveil.storage.media import IMAGE_EXTS, VIDEO_EXTS, VideoInfo
 
 
 def media_kind(rel: str) -> str | None:
@@ -39,6 +39,15 @@ class Chunk:
     index: int
     start: int
     stop: int
+
+
+@dataclass
+class VideoPlan:
+    """A probed video cut into chunks, or why it cannot be read."""
+
+    info: VideoInfo | None = None
+    chunks: list[Chunk] = field(default_factory=list)
+    error: str | None = None
 
 
 @dataclass

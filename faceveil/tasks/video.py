@@ -16,7 +16,7 @@ from faceveil.storage import manifests
 from faceveil.storage.media import MediaError, VideoInfo, iter_frames, probe_video, transcode_video
 from faceveil.storage.paths import sha256_path
 from faceveil.tasks.common import anonymizer, base_row, detector, failed_row, locations, scratch, streams_json
-from faceveil.tasks.jobs import Chunk, ChunkDetections, MediaItem, MediaResult
+from faceveil.tasks.jobs import Chunk, ChunkDetections, MediaItem, MediaResult, VideoPlan
 
 
 def check_size(config: AnonymizeConfig, item: MediaItem) -> None:
@@ -37,16 +37,15 @@ def plan_chunks(n_frames: int, fps: float, config: AnonymizeConfig) -> list[Chun
     return [Chunk(i, s, min(s + per, n_frames)) for i, s in enumerate(range(0, n_frames, per))]
 
 
-def plan_video(config: AnonymizeConfig, item: MediaItem) -> tuple[VideoInfo, list[Chunk]]:
-    """Probes the video (demux only) and cuts it into chunks."""
-    check_size(config, item)
+def plan_video(config: AnonymizeConfig, item: MediaItem) -> VideoPlan:
+    """Probes the video (demux only) and cuts it into chunks; bad input gives the reason."""
     src, _ = locations(config)
-    local = src.local_copy(item.rel, scratch(config))
     try:
-        info = probe_video(local, max_pixels=config.max_pixels)
+        check_size(config, item)
+        info = probe_video(src.local_copy(item.rel, scratch(config)), max_pixels=config.max_pixels)
     except MediaError as e:
-        raise MediaError(src.display(item.rel), e.reason) from None
-    return info, plan_chunks(info.n_frames, info.fps, config)
+        return VideoPlan(error=e.reason)
+    return VideoPlan(info, plan_chunks(info.n_frames, info.fps, config))
 
 
 def detect_chunk(config: AnonymizeConfig, item: MediaItem, info: VideoInfo, chunk: Chunk) -> ChunkDetections:
