@@ -100,10 +100,11 @@ def detection_rows(media_id: str, per_frame: dict[int, Detections], frame_pts, f
 
 
 def track_rows(media_id: str, detections: pa.Table) -> pa.Table:
-    """One row per track, summarised from the detection rows."""
-    if detections.num_rows == 0:
-        return TRACKS.empty_table()
+    """One row per track, summarised from the detection rows (untracked faces, id -1, have none)."""
     df = detections.to_pandas()
+    df = df[df.track_id >= 0]
+    if df.empty:
+        return TRACKS.empty_table()
     df["size"] = np.sqrt((df.x2 - df.x1) * (df.y2 - df.y1))
     g = df.groupby("track_id")
     n_frames = g.size().to_numpy(np.int64)

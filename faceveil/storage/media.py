@@ -1,34 +1,39 @@
-"""Media I/O on PyAV: probe, stream frames, transcode with every other stream passed through,
-and images that keep their format and orientation. Local files only; no whole video in memory."""
+"""Media I/O on local files: probe, decode and re-encode videos with PyAV, read and write images
+with Pillow. Bad input raises MediaError naming the file and the reason."""
 from __future__ import annotations
 
+import contextlib
 import os
+import warnings
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Callable, Container, Iterator
+from pathlib import Path
+from typing import Callable, Iterator
 
 import av
 import numpy as np
 
 VIDEO_EXTS = frozenset({".mp4", ".mkv", ".avi", ".mov", ".webm"})
 IMAGE_EXTS = frozenset({".jpg", ".jpeg", ".png", ".webp"})
+_IMAGE_FORMATS = {"JPEG", "PNG", "WEBP"}
+_ORIENTATION = 0x0112
 
 
 class MediaError(Exception):
-    """Bad input media; the message names the file and the reason."""
+    """Bad input media. str(e) == f"{path}: {reason}"; attributes .path, .reason."""
 
     def __init__(self, path: str, reason: str):
         super().__init__(f"{path}: {reason}")
         self.path, self.reason = str(path), reason
 
-    def __reduce__(self):  # travels between Dask workers
-        return MediaError, (self.path, self.reason)
+    def __reduce__(self):  # picklable across process pools
+        return (MediaError, (self.path, self.reason))
 
 
 @dataclass(frozen=True)
 class StreamInfo:
     index: int
-    type: str
+    type: str  # "video" / "audio" / "subtitle" / "data" / "attachment"
     codec: str
     duration_s: float | None
 
@@ -43,132 +48,19 @@ class VideoInfo:
     frame_pts: np.ndarray
     duration_s: float
     rotation: int
-    streams: list[StreamInfo] = field(default_factory=list)
+    streams: list[StreamInfo]
 
     @property
     def n_frames(self) -> int:
-        return len(self.frame_pts)
+        return int(len(self.frame_pts))
 
     @property
     def has_audio(self) -> bool:
         return any(s.type == "audio" for s in self.streams)
 
     def frame_time(self, i: int) -> float:
-        return float((int(self.frame_pts[i]) - int(self.frame_pts[0])) * self.time_base)
-
-
-def _open(path: str):
-    if not os.path.exists(path):
-        raise MediaError(path, "file not found")
-    if os.path.getsize(path) == 0:
-        raise MediaError(path, "empty file")
-    try:
-        return av.open(path, metadata_errors="ignore")
-    except av.error.FFmpegError as e:
-        raise MediaError(path, f"not a readable media file ({e.strerror or type(e).__name__})") from None
-
-
-def _stream_duration(s) -> float | None:
-    if s.duration is not None and s.time_base is not None:
-        return float(s.duration * s.time_base)
-    return None
-
-
-def probe_video(path: str, *, max_pixels: int = 8192 * 8192) -> VideoInfo:
-    """Reads the stream layout and the pts of every video frame (demux only, no decoding)."""
-    with _open(path) as c:
-        if not c.streams.video:
-            raise MediaError(path, "no video stream")
-        vs = c.streams.video[0]
-        w, h = vs.codec_context.width, vs.codec_context.height
-        if not w or not h:
-            raise MediaError(path, "video stream has no frame size (corrupt header)")
-        if w * h > max_pixels:
-            raise MediaError(path, f"resolution {w}x{h} over the limit of {max_pixels} pixels")
-        tb = vs.time_base or Fraction(1, 90000)
-        pts, durations = [], []
-        audio_end: dict[int, float] = {}
-        try:
-            for pkt in c.demux():
-                if pkt.size == 0:
-                    continue
-                if pkt.is_corrupt:
-                    raise MediaError(path, f"corrupt packet in stream {pkt.stream.index}")
-                if pkt.stream.index == vs.index:
-                    pts.append(pkt.pts if pkt.pts is not None else pkt.dts)
-                    durations.append(pkt.duration or 0)
-                elif pkt.pts is not None and pkt.stream.time_base:
-                    end = float((pkt.pts + (pkt.duration or 0)) * pkt.stream.time_base)
-                    audio_end[pkt.stream.index] = max(audio_end.get(pkt.stream.index, 0.0), end)
-        except av.error.FFmpegError as e:
-            raise MediaError(path, f"unreadable data after {len(pts)} video packets ({e.strerror or type(e).__name__})") from None
-        if not pts:
-            raise MediaError(path, "no video frames")
-        if any(p is None for p in pts):
-            pts = list(range(len(pts)))  # no timestamps at all: number the frames
-        frame_pts = np.sort(np.asarray(pts, np.int64))
-        rate = vs.average_rate or vs.guessed_rate or vs.base_rate
-        fps = float(rate) if rate else (len(pts) - 1) / max(float((frame_pts[-1] - frame_pts[0]) * tb), 1e-9)
-        step = float(np.median(np.diff(frame_pts)) * tb) if len(frame_pts) > 1 else (1 / fps if fps else 0.0)
-        last = float(durations[int(np.argmax(pts))] * tb) if durations and max(durations) else step
-        duration = float((frame_pts[-1] - frame_pts[0]) * tb) + last
-        streams = []
-        for s in c.streams:
-            d = _stream_duration(s)
-            if s.index in audio_end and s.start_time is not None:
-                d = audio_end[s.index] - float(s.start_time * s.time_base)
-            streams.append(StreamInfo(s.index, s.type, s.codec_context.name if s.codec_context else "unknown",
-                                      duration if s.index == vs.index else d))
-        rotation = 0
-        try:
-            c.seek(0)
-            for frame in c.decode(vs):
-                rotation = int(round(frame.rotation or 0)) % 360
-                break
-        except av.error.FFmpegError as e:
-            raise MediaError(path, f"first frame does not decode ({e.strerror or type(e).__name__})") from None
-        return VideoInfo(path, w, h, fps, tb, frame_pts, duration, rotation, streams)
-
-
-def _index(info: VideoInfo, frame, fallback: int) -> int:
-    if frame.pts is None:
-        return fallback
-    i = int(np.searchsorted(info.frame_pts, frame.pts))
-    return i if i < info.n_frames and info.frame_pts[i] == frame.pts else fallback
-
-
-def _decode_frames(c, vs, info: VideoInfo, start: int = 0) -> Iterator[tuple[int, "av.VideoFrame"]]:
-    """(index, frame) in presentation order from `start` on (seeking first)."""
-    if start > 0:
-        c.seek(int(info.frame_pts[start]), stream=vs, backward=True, any_frame=False)
-    expected = start
-    for frame in c.decode(vs):
-        i = _index(info, frame, expected)
-        if i < expected:
-            continue  # before the chunk (decoded from the previous keyframe)
-        yield i, frame
-        expected = i + 1
-
-
-def iter_frames(path: str, info: VideoInfo, start: int = 0, stop: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
-    """RGB frames (coded orientation) with their index, for start <= index < stop."""
-    stop = info.n_frames if stop is None else min(stop, info.n_frames)
-    if start >= stop:
-        return
-    with _open(path) as c:
-        vs = c.streams.video[0]
-        vs.thread_type = "AUTO"
-        n = start
-        try:
-            for i, frame in _decode_frames(c, vs, info, start):
-                if i >= stop:
-                    break
-                yield i, frame.to_ndarray(format="rgb24")
-                n = i + 1
-        except av.error.FFmpegError as e:
-            raise MediaError(path, f"decoding failed at frame {n} ({e.strerror or type(e).__name__})") from None
-        if n < stop:
-            raise MediaError(path, f"video ends at frame {n}, expected {stop} (truncated or corrupt)")
+        """Seconds of frame i relative to the first frame."""
+        return float(int(self.frame_pts[i] - self.frame_pts[0]) * self.time_base)
 
 
 @dataclass
@@ -178,164 +70,362 @@ class TranscodeResult:
     duration_in_s: float
     duration_out_s: float
     streams_out: list[StreamInfo]
-    notes: list[str]
-
-
-_AUDIO_FALLBACK = {".webm": "libopus", ".mp4": "aac", ".mov": "aac", ".mkv": "aac", ".avi": "aac"}
-
-
-def _video_stream(out, ivs, dst: str, lossless: bool, crf: int, preset: str):
-    ext = os.path.splitext(dst)[1].lower()
-    w, h = ivs.codec_context.width, ivs.codec_context.height
-    rate = ivs.average_rate or ivs.guessed_rate or Fraction(25)
-    if lossless:
-        if ext != ".mkv":
-            raise ValueError(f"{dst}: lossless video output must be .mkv (FFV1)")
-        ovs = out.add_stream("ffv1", rate=rate)
-        ovs.pix_fmt = "gbrp"
-    elif ext == ".webm":
-        ovs = out.add_stream("libvpx-vp9", rate=rate, options={"deadline": "realtime", "cpu-used": "8", "crf": str(crf + 14), "b": "0"})
-        ovs.pix_fmt = "yuv420p"
-    else:
-        ovs = out.add_stream("libx264", rate=rate, options={"crf": str(crf), "preset": preset})
-        ovs.pix_fmt = "yuv420p" if w % 2 == 0 and h % 2 == 0 else "yuv444p"
-    ovs.width, ovs.height = w, h
-    ovs.time_base = ivs.time_base
-    ovs.codec_context.time_base = ivs.time_base
-    return ovs
-
-
-def transcode_video(src: str, dst: str, info: VideoInfo, edit: Callable[[int, np.ndarray], np.ndarray], *,
-                    only: Container[int] | None = None, lossless: bool = False, crf: int = 18,
-                    preset: str = "veryfast") -> TranscodeResult:
-    """One pass over `src`: video frames decoded, edited as RGB (`only` those indices when given;
-    the others are re-encoded as decoded) and encoded with their original timestamps; every other
-    stream is copied packet for packet, or re-encoded (and noted) when the container can't hold it."""
-    notes: list[str] = []
-    ext = os.path.splitext(dst)[1].lower()
-    with _open(src) as inp:
-        ivs = inp.streams.video[0]
-        ivs.thread_type = "AUTO"
-        out = av.open(dst, "w")
-        try:
-            ovs = _video_stream(out, ivs, dst, lossless, crf, preset)
-            if info.rotation:
-                ovs.set_display_rotation(info.rotation)
-            copies, reencode = {}, {}
-            for s in inp.streams:
-                if s.index == ivs.index or s.type not in ("audio", "subtitle", "data"):
-                    if s.type == "video" and s.index != ivs.index:
-                        notes.append(f"stream {s.index} (extra video {s.codec_context.name}) dropped")
-                    continue
-                name = s.codec_context.name if s.codec_context else None
-                if name and name in out.supported_codecs:
-                    copies[s.index] = out.add_stream_from_template(s)
-                elif s.type == "audio" and ext in _AUDIO_FALLBACK:
-                    codec = _AUDIO_FALLBACK[ext]
-                    o = out.add_stream(codec, rate=s.codec_context.sample_rate if codec != "libopus" else 48000)
-                    reencode[s.index] = (o, av.AudioResampler(format=o.codec_context.format.name,
-                                                              layout=o.codec_context.layout.name, rate=o.codec_context.sample_rate))
-                    notes.append(f"stream {s.index} audio {name} re-encoded to {codec}: {ext} cannot hold {name}")
-                else:
-                    notes.append(f"stream {s.index} ({s.type} {name}) dropped: {ext} cannot hold it")
-            n = 0
-            try:
-                for pkt in inp.demux():
-                    idx = pkt.stream.index
-                    if idx == ivs.index:
-                        for frame in pkt.decode():
-                            i = _index(info, frame, n)
-                            if lossless or only is None or i in only:
-                                rgb = edit(i, frame.to_ndarray(format="rgb24"))
-                                new = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
-                            else:
-                                new = frame
-                            new.pts, new.time_base = frame.pts, frame.time_base
-                            out.mux(ovs.encode(new.reformat(format=ovs.pix_fmt) if new.format.name != ovs.pix_fmt else new))
-                            n += 1
-                    elif idx in copies and pkt.size:
-                        pkt.stream = copies[idx]
-                        out.mux(pkt)
-                    elif idx in reencode:
-                        o, resampler = reencode[idx]
-                        for af in pkt.decode():
-                            for rf in resampler.resample(af):
-                                rf.pts = None
-                                out.mux(o.encode(rf))
-                out.mux(ovs.encode(None))
-                for o, resampler in reencode.values():
-                    for rf in resampler.resample(None):
-                        out.mux(o.encode(rf))
-                    out.mux(o.encode(None))
-            except av.error.FFmpegError as e:
-                raise MediaError(src, f"decoding failed at frame {n} ({e.strerror or type(e).__name__})") from None
-        finally:
-            out.close()
-    if n != info.n_frames:
-        raise MediaError(src, f"decoded {n} of {info.n_frames} frames (truncated or corrupt)")
-    done = probe_video(dst)
-    return TranscodeResult(info.n_frames, done.n_frames, info.duration_s, done.duration_s, done.streams, notes)
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass
 class ImageMeta:
-    format: str
-    orientation: int
-    mode: str
+    format: str  # PIL format name: "JPEG", "PNG", "WEBP"
+    orientation: int  # EXIF orientation (1 if none)
+    mode: str  # original PIL mode
+    icc_profile: bytes | None = None  # kept on write so colours render the same
 
 
-# EXIF orientation -> PIL transpose that undoes ImageOps.exif_transpose
-_UNDO = {2: "FLIP_LEFT_RIGHT", 3: "ROTATE_180", 4: "FLIP_TOP_BOTTOM", 5: "TRANSPOSE",
-         6: "ROTATE_90", 7: "TRANSVERSE", 8: "ROTATE_270"}
+# ---------------------------------------------------------------- video: probe and decode
 
 
-def read_image(path: str, *, max_pixels: int = 16384 * 16384) -> tuple[np.ndarray, ImageMeta]:
-    """RGB pixels in display orientation (EXIF applied) and what is needed to write it back."""
-    import warnings
-
-    from PIL import Image, ImageOps, UnidentifiedImageError
-
-    if not os.path.exists(path):
+def _check_file(path: str) -> None:
+    if not os.path.isfile(path):
         raise MediaError(path, "file not found")
     if os.path.getsize(path) == 0:
         raise MediaError(path, "empty file")
-    Image.MAX_IMAGE_PIXELS = max_pixels
+
+
+def _open(path: str) -> av.container.InputContainer:
+    _check_file(path)
+    try:
+        return av.open(str(path), "r", metadata_errors="ignore")
+    except (av.FFmpegError, UnicodeDecodeError, ValueError) as e:
+        raise MediaError(path, f"not a media file or corrupt header ({e})") from None
+
+
+def _video_stream(c, path: str):
+    """The main video stream: the first one that is not cover art."""
+    for s in c.streams.video:
+        if not s.disposition & av.stream.Disposition.attached_pic:
+            return s
+    raise MediaError(path, "no video stream")
+
+
+def _stream_infos(c) -> list[StreamInfo]:
+    out = []
+    for s in c.streams:
+        ctx = s.codec_context
+        codec = ctx.name if ctx is not None else (s.metadata.get("mimetype") or "none")
+        dur = float(s.duration * s.time_base) if s.duration and s.time_base else None
+        out.append(StreamInfo(s.index, s.type, codec, dur))
+    return out
+
+
+def probe_video(path: str, *, max_pixels: int = 8192 * 8192) -> VideoInfo:
+    """Stream layout, size and every frame's pts from one demux pass (decodes only frame 0)."""
+    path = str(path)
+    with _open(path) as c:
+        vs = _video_stream(c, path)
+        w, h = vs.codec_context.width, vs.codec_context.height
+        if w <= 0 or h <= 0:
+            raise MediaError(path, "video stream has no frame size")
+        if w * h > max_pixels:
+            raise MediaError(path, f"resolution {w}x{h} over the limit of {max_pixels} pixels")
+        pts, durs, n_discard, first = [], {}, 0, None
+        try:
+            for p in c.demux(vs):
+                if p.size and p.is_discard:
+                    n_discard += 1
+                elif p.size:
+                    if p.is_corrupt:
+                        raise MediaError(path, f"corrupt video packet at pts {p.pts}")
+                    t = p.pts if p.pts is not None else p.dts
+                    if t is None:
+                        raise MediaError(path, "video packet without timestamp")
+                    pts.append(t)
+                    durs[t] = p.duration or 0
+                if first is None and (p.size or pts):
+                    frames = vs.decode(p)  # decode only until the first frame (rotation)
+                    first = frames[0] if frames else None
+        except av.FFmpegError as e:
+            raise MediaError(path, f"truncated or corrupt data ({e})") from None
+        if not pts:
+            raise MediaError(path, "no video packets")
+        if first is None:
+            raise MediaError(path, "no decodable video frame")
+        if vs.frames and len(pts) + n_discard < vs.frames:
+            raise MediaError(path, f"truncated: header lists {vs.frames} frames, found {len(pts)}")
+        fp = np.sort(np.asarray(pts, dtype=np.int64))
+        if len(fp) > 1 and np.any(np.diff(fp) == 0):
+            raise MediaError(path, "duplicate video timestamps")
+        tb = vs.time_base
+        last = durs[int(fp[-1])] or (int(np.median(np.diff(fp))) if len(fp) > 1 else 0)
+        rate = vs.average_rate or vs.guessed_rate
+        if not last:
+            last = round(1 / (rate * tb)) if rate else 0
+        duration = float((int(fp[-1] - fp[0]) + last) * tb)
+        fps = float(rate) if rate else (len(fp) / duration if duration else 0.0)
+        return VideoInfo(path, w, h, fps, tb, fp, duration, round(first.rotation) % 360, _stream_infos(c))
+
+
+def _frame_index(info: VideoInfo, frame, path: str) -> int:
+    if frame.pts is None:
+        raise MediaError(path, "decoded frame without timestamp")
+    i = int(np.searchsorted(info.frame_pts, frame.pts))
+    if i >= info.n_frames or info.frame_pts[i] != frame.pts:
+        raise MediaError(path, f"decoded frame pts {frame.pts} not in the demuxed index")
+    return i
+
+
+def _rgb(frame) -> np.ndarray:
+    return np.ascontiguousarray(frame.to_ndarray(format="rgb24"))
+
+
+class _SeekMiss(Exception):
+    pass
+
+
+def _decode_range(path: str, info: VideoInfo, start: int, stop: int, seek: bool):
+    nxt = start
+    with _open(path) as c:
+        vs = _video_stream(c, path)
+        vs.thread_type = "AUTO"
+        try:
+            if seek:
+                c.seek(int(info.frame_pts[start]), stream=vs, backward=True, any_frame=False)
+            for frame in c.decode(vs):
+                i = _frame_index(info, frame, path)
+                if i < nxt:
+                    continue
+                if i > nxt:
+                    if seek and nxt == start:
+                        raise _SeekMiss
+                    raise MediaError(path, f"frame {nxt} missing in decode (got {i})")
+                yield i, _rgb(frame)
+                nxt += 1
+                if nxt == stop:
+                    return
+        except av.FFmpegError as e:
+            raise MediaError(path, f"decode error after frame {nxt - 1} ({e})") from None
+    raise MediaError(path, f"truncated: decoded frames {start}..{nxt - 1}, expected up to {stop - 1}")
+
+
+def iter_frames(path: str, info: VideoInfo, start: int = 0, stop: int | None = None
+                ) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield (index, RGB HxWx3 uint8) for start <= index < stop in coded orientation, seeking to start."""
+    path = str(path)
+    stop = info.n_frames if stop is None else min(stop, info.n_frames)
+    if not 0 <= start <= stop:
+        raise ValueError(f"bad frame range [{start}, {stop}) for {info.n_frames} frames")
+    if start == stop:
+        return
+    try:
+        yield from _decode_range(path, info, start, stop, seek=start > 0)
+    except _SeekMiss:  # seek landed past frame `start` (open GOP, bad index): decode from 0
+        yield from _decode_range(path, info, start, stop, seek=False)
+
+
+# ---------------------------------------------------------------- video: transcode
+
+
+def _first_frame(path: str):
+    with _open(path) as c:
+        try:
+            for f in c.decode(_video_stream(c, path)):
+                return f
+        except av.FFmpegError as e:
+            raise MediaError(path, f"decode error in first frame ({e})") from None
+    raise MediaError(path, "no decodable video frame")
+
+
+def _add_video(out, ext: str, info: VideoInfo, first, lossless: bool, crf: int, preset: str):
+    rate = Fraction(info.fps).limit_denominator(1001000) if info.fps > 0 else Fraction(25)
+    if lossless:
+        s = out.add_stream("ffv1", rate=rate, options={"level": "3", "slicecrc": "1"})
+        s.pix_fmt = "bgr0"
+    elif ext == ".webm":
+        s = out.add_stream("libvpx-vp9", rate=rate, options={
+            "deadline": "realtime", "cpu-used": "8", "crf": str(crf), "b": "0", "row-mt": "1"})
+        s.pix_fmt = "yuv420p"
+    else:
+        s = out.add_stream("libx264", rate=rate, options={"crf": str(crf), "preset": preset})
+        s.pix_fmt = "yuv420p" if info.width % 2 == 0 and info.height % 2 == 0 else "yuv444p"
+    s.width, s.height = info.width, info.height
+    s.time_base = info.time_base
+    s.codec_context.time_base = info.time_base
+    if not lossless:  # same YUV matrix/range tags as the source, so colours look the same
+        for k in ("colorspace", "color_range", "color_primaries", "color_trc"):
+            with contextlib.suppress(Exception):
+                setattr(s.codec_context, k, getattr(first, k))
+    sd = first.side_data.get("DISPLAYMATRIX") if first.side_data else None
+    if sd is not None:
+        m = [int(v) for v in np.frombuffer(bytes(sd), dtype="<i4")[:9]]
+        if m != [65536, 0, 0, 0, 65536, 0, 0, 0, 1 << 30]:
+            s.set_display_matrix(m)
+    return s
+
+
+def transcode_video(src: str, dst: str, info: VideoInfo, edit: Callable[[int, np.ndarray], np.ndarray], *,
+                    lossless: bool = False, crf: int = 18, preset: str = "veryfast") -> TranscodeResult:
+    """One pass: decode video, edit(index, rgb) -> rgb, re-encode with the original pts; copy other streams."""
+    src, dst = str(src), str(dst)
+    ext = Path(dst).suffix.lower()
+    if ext not in VIDEO_EXTS:
+        raise ValueError(f"{dst}: unsupported output extension {ext!r}")
+    if lossless and ext != ".mkv":
+        raise ValueError(f"{dst}: lossless (FFV1) output needs a .mkv destination")
+    first = _first_frame(src)
+    cs = int(first.colorspace) if int(first.colorspace) in (1, 4, 5, 7, 9) else None
+    rng = int(first.color_range) or None
+    notes: list[str] = []
+    n = 0
+    try:
+        with _open(src) as inp, av.open(dst, "w") as out:
+            vin = _video_stream(inp, src)
+            vin.thread_type = "AUTO"
+            vout, plan = None, {}
+            supported = out.supported_codecs
+            for s in inp.streams:
+                ctx = s.codec_context
+                codec = ctx.name if ctx is not None else "none"
+                what = f"stream {s.index} {s.type} {codec}"
+                if s is vin:
+                    vout = _add_video(out, ext, info, first, lossless, crf, preset)
+                elif s.type == "video":
+                    notes.append(f"{what} dropped: only the main video stream is anonymized")
+                elif s.type == "attachment":
+                    mime = getattr(s, "mimetype", None) or ""
+                    if ext == ".mkv" and not mime.startswith("image/"):
+                        out.add_attachment(s.metadata.get("filename", f"attachment{s.index}"), mime, s.data)
+                    else:
+                        notes.append(f"{what} dropped: attachment ({mime or 'unknown type'})")
+                elif codec in supported:
+                    plan[s.index] = ("copy", out.add_stream_from_template(s))
+                elif s.type == "audio" and ctx is not None and ctx.codec.is_decoder:
+                    name = "libopus" if ext == ".webm" else "aac"
+                    rate = 48000 if ext == ".webm" else (ctx.sample_rate or 48000)
+                    o = out.add_stream(name, rate=rate)
+                    o.layout = ctx.layout if ctx.layout.nb_channels <= 2 or ext != ".webm" else "stereo"
+                    plan[s.index] = ("audio", o)
+                    notes.append(f"{what} re-encoded to {name.replace('lib', '')}: {ext[1:]} cannot hold {codec}")
+                else:
+                    notes.append(f"{what} dropped: {ext[1:]} cannot hold {codec}")
+                if s.index in plan:
+                    with contextlib.suppress(Exception):
+                        plan[s.index][1].language = s.language
+            h, w = info.height, info.width
+            for pkt in inp.demux():
+                k = pkt.stream.index
+                try:
+                    if k == vin.index:
+                        for f in vin.decode(pkt):
+                            i = _frame_index(info, f, src)
+                            if i != n:
+                                raise MediaError(src, f"frame {n} missing in decode (got {i})")
+                            rgb = edit(i, _rgb(f))
+                            if not (isinstance(rgb, np.ndarray) and rgb.shape == (h, w, 3) and rgb.dtype == np.uint8):
+                                raise ValueError(f"edit must return uint8 {(h, w, 3)}, got "
+                                                 f"{getattr(rgb, 'dtype', type(rgb))} {getattr(rgb, 'shape', '')}")
+                            of = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+                            of = of.reformat(format=vout.pix_fmt, dst_colorspace=cs, dst_color_range=rng) \
+                                if not lossless else of.reformat(format="bgr0")
+                            of.pts, of.time_base = f.pts, info.time_base
+                            with contextlib.suppress(AttributeError):
+                                of.duration = f.duration
+                            out.mux(vout.encode(of))
+                            n += 1
+                    elif k in plan:
+                        how, o = plan[k]
+                        if how == "copy":
+                            if pkt.size:
+                                pkt.stream = o
+                                out.mux(pkt)
+                        else:
+                            for af in pkt.decode():
+                                af.pts = None  # the encoder's resampler re-times continuously
+                                out.mux(o.encode(af))
+                except av.FFmpegError as e:
+                    raise MediaError(src, f"decode/mux error in stream {k} after video frame {n} ({e})") from None
+            if n != info.n_frames:
+                raise MediaError(src, f"truncated or corrupt: decoded {n} of {info.n_frames} frames")
+            out.mux(vout.encode(None))
+            for how, o in plan.values():
+                if how == "audio":
+                    out.mux(o.encode(None))
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(dst)
+        raise
+    oi = probe_video(dst, max_pixels=max(info.width * info.height, 1))
+    if oi.n_frames != n:
+        raise RuntimeError(f"{dst}: wrote {oi.n_frames} frames, expected {n}")
+    return TranscodeResult(n, oi.n_frames, info.duration_s, oi.duration_s, oi.streams, notes)
+
+
+# ---------------------------------------------------------------- images
+
+
+def read_image(path: str, *, max_pixels: int = 16384 * 16384) -> tuple[np.ndarray, ImageMeta]:
+    """RGB uint8 HxWx3 in display orientation (EXIF transpose applied) and what write_image needs."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    path = str(path)
+    _check_file(path)
+    Image.MAX_IMAGE_PIXELS = max(max_pixels, Image.MAX_IMAGE_PIXELS or 0)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
-                meta = ImageMeta(im.format or "PNG", int(im.getexif().get(0x0112, 1) or 1), im.mode)
-                if im.width * im.height > max_pixels:
-                    raise MediaError(path, f"image {im.width}x{im.height} over the limit of {max_pixels} pixels")
-                im.load()
-                rgb = np.asarray(ImageOps.exif_transpose(im).convert("RGB")).copy()
+            with Image.open(path) as img:
+                if img.format not in _IMAGE_FORMATS:
+                    raise MediaError(path, f"unsupported image format {img.format}")
+                if img.width * img.height > max_pixels:
+                    raise MediaError(path, f"resolution {img.width}x{img.height} over the limit of {max_pixels} pixels")
+                if getattr(img, "n_frames", 1) > 1:
+                    raise MediaError(path, "animated images are not supported")
+                orientation = int(img.getexif().get(_ORIENTATION, 1) or 1)
+                meta = ImageMeta(img.format, orientation if 1 <= orientation <= 8 else 1, img.mode,
+                                 img.info.get("icc_profile"))
+                img.load()
+                if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+                    a = np.asarray(img, dtype=np.uint32)
+                    img = Image.fromarray((a >> 8 if a.max() > 255 else a).astype(np.uint8), "L")
+                img = ImageOps.exif_transpose(img) if orientation != 1 else img
+                rgb = np.ascontiguousarray(np.asarray(img.convert("RGB"), dtype=np.uint8))
     except MediaError:
         raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise MediaError(path, f"image over the limit of {max_pixels} pixels") from None
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as e:
+        raise MediaError(path, f"image too large ({e})") from None
     except UnidentifiedImageError:
-        raise MediaError(path, "not a readable image") from None
-    except (OSError, SyntaxError, ValueError) as e:
+        raise MediaError(path, "not an image file or corrupt header") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as e:
         raise MediaError(path, f"corrupt or truncated image ({e})") from None
     return rgb, meta
 
 
+# inverse of ImageOps.exif_transpose: display orientation back to storage orientation
+_UNDO = {2: "FLIP_LEFT_RIGHT", 3: "ROTATE_180", 4: "FLIP_TOP_BOTTOM", 5: "TRANSPOSE",
+         6: "ROTATE_90", 7: "TRANSVERSE", 8: "ROTATE_270"}
+
+
 def write_image(path: str, rgb: np.ndarray, meta: ImageMeta, *, lossless: bool = False) -> None:
-    """Writes in the original format and storage orientation; EXIF keeps only the Orientation tag."""
+    """Save in meta.format, stored in the original orientation, with an EXIF block of only Orientation."""
     from PIL import Image
 
-    im = Image.fromarray(np.ascontiguousarray(rgb))
+    if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ValueError(f"expected uint8 HxWx3, got {rgb.dtype} {rgb.shape}")
+    img = Image.fromarray(np.ascontiguousarray(rgb), "RGB")
     if meta.orientation in _UNDO:
-        im = im.transpose(getattr(Image.Transpose, _UNDO[meta.orientation]))
-    if meta.mode in ("L", "LA"):
-        im = im.convert("L")
-    exif = Image.Exif()
+        img = img.transpose(getattr(Image.Transpose, _UNDO[meta.orientation]))
+    if meta.mode == "L":
+        img = img.convert("L")
+    kw: dict = {}
     if meta.orientation != 1:
-        exif[0x0112] = meta.orientation
-    kw: dict = {"exif": exif.tobytes()} if meta.orientation != 1 else {}
+        exif = Image.Exif()
+        exif[_ORIENTATION] = meta.orientation
+        kw["exif"] = exif.tobytes()
+    if meta.icc_profile:
+        kw["icc_profile"] = meta.icc_profile
     fmt = meta.format.upper()
     if fmt == "JPEG":
-        kw.update(quality=95, subsampling=0)
+        kw.update(quality=100, subsampling=0) if lossless else kw.update(quality=95)
     elif fmt == "WEBP":
         kw.update(lossless=True) if lossless else kw.update(quality=95)
-    im.save(path, format=fmt, **kw)
+    elif fmt != "PNG":
+        raise ValueError(f"{path}: unsupported image format {meta.format}")
+    img.save(str(path), format=fmt, **kw)

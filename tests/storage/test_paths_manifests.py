@@ -1,0 +1,67 @@
+import os
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from faceveil.models.detections import Detections
+from faceveil.storage import manifests
+from faceveil.storage.paths import Location, PathError, safe_relpath
+
+
+@pytest.mark.parametrize("bad", ["../etc/passwd", "/etc/passwd", "a/../../b", "..", "", "a\x00b", "x\ny", "C:/x"])
+def test_hostile_relative_paths_refused(bad):
+    with pytest.raises(PathError):
+        safe_relpath(bad)
+
+
+def test_relative_paths_normalised():
+    assert safe_relpath("a/./b//c.mp4") == "a/b/c.mp4"
+    assert safe_relpath("a\\b.jpg") == "a/b.jpg"
+
+
+def test_listing_does_not_follow_links_out_of_root(tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.jpg").write_bytes(b"x")
+    root = tmp_path / "root"
+    (root / "sub").mkdir(parents=True)
+    (root / "sub" / "a.mp4").write_bytes(b"x")
+    os.symlink(outside, root / "link")
+    os.symlink(outside / "secret.jpg", root / "s.jpg")
+    assert Location(str(root)).list_files() == ["sub/a.mp4"]
+
+
+def test_commit_is_atomic_and_leaves_no_temporaries(tmp_path):
+    loc = Location(str(tmp_path / "dest"))
+    src = tmp_path / "work.bin"
+    src.write_bytes(b"payload")
+    loc.commit_file(str(src), "a/b/out.bin")
+    assert (tmp_path / "dest/a/b/out.bin").read_bytes() == b"payload"
+    assert not src.exists()
+    assert os.listdir(tmp_path / "dest/a/b") == ["out.bin"]
+
+
+def test_parts_replace_instead_of_append(tmp_path):
+    loc = Location(str(tmp_path))
+    d = {0: Detections([[1, 2, 3, 4]], [0.5], track_ids=[1]), 3: Detections([[1, 2, 3, 4], [5, 6, 9, 9]], [0.5, 0.7], track_ids=[1, 2])}
+    rows = manifests.detection_rows("m1", d, lambda f: f * 100, lambda f: f / 25)
+    assert rows.num_rows == 3 and rows["pts"].to_pylist() == [0, 300, 300]
+    for _ in range(2):
+        manifests.write_part(loc, "detections", "m1", rows)
+    assert manifests.read_table(loc, "detections").num_rows == 3
+    tracks = manifests.track_rows("m1", rows)
+    assert tracks["track_id"].to_pylist() == [1, 2] and tracks["n_frames"].to_pylist() == [2, 1]
+    untracked = manifests.detection_rows("m2", {0: Detections([[1, 2, 3, 4]], [0.5])}, lambda f: 0, lambda f: 0.0)
+    assert manifests.track_rows("m2", untracked).num_rows == 0
+
+
+def test_schema_enforced(tmp_path):
+    with pytest.raises((pa.ArrowInvalid, pa.ArrowTypeError, KeyError)):
+        manifests.write_part(Location(str(tmp_path)), "media", "x", [{"media_id": "x", "frames_in": "many"}])
+
+
+def test_detections_landmarks_fixed_width(tmp_path):
+    d = {0: Detections([[0, 0, 5, 5]], [0.9], landmarks=np.arange(10).reshape(1, 5, 2))}
+    rows = manifests.detection_rows("m", d, lambda f: 0, lambda f: 0.0)
+    assert rows["landmarks"].to_pylist()[0] == list(map(float, range(10)))
