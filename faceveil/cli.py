@@ -18,7 +18,8 @@ def _add_anonymize(sub) -> None:
     p.add_argument("--threshold", type=float, default=None, help="detector score threshold (default: the detector's)")
     p.add_argument("--min-size", type=float, default=0.0, help="ignore faces smaller than this many pixels")
     p.add_argument("--scale", type=float, default=1.0, help="detector inference scale (0.5 = half resolution)")
-    p.add_argument("--detect-every", type=int, default=2, help="run the detector on every N-th video frame; the tracker covers the rest")
+    p.add_argument("--detect-fps", type=float, default=7.5, help="video frames per second the detector looks at; the tracker covers the rest (default: 7.5)")
+    p.add_argument("--detect-every", type=int, default=None, help="run the detector on every N-th video frame instead")
     p.add_argument("--no-track", dest="track", action="store_false", help="no tracking: detect on every frame, no gap filling")
     p.add_argument("--mask", dest="mask_shape", default="ellipse", choices=["ellipse", "box"])
     p.add_argument("--pad", type=float, default=0.25, help="mask margin as a fraction of face size")
@@ -53,7 +54,7 @@ def _config(args):
 
     return AnonymizeConfig(
         src=args.src, dest=args.dest, method=args.method, detector=args.detector, threshold=args.threshold,
-        min_size=args.min_size, scale=args.scale, detect_every=args.detect_every, track=args.track,
+        min_size=args.min_size, scale=args.scale, detect_every=args.detect_every, detect_fps=args.detect_fps, track=args.track,
         mask_shape=args.mask_shape, pad=args.pad, max_gap=args.max_gap, lossless=args.lossless, crf=args.crf,
         preset=args.preset, workers=args.workers, dask_address=args.dask_address)
 

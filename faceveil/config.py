@@ -11,14 +11,15 @@ from faceveil.models.detectors.base import DetectorSettings
 from faceveil.models.tracking import TrackerSettings
 
 # Settings that change the output; a finished media is redone only when one of these changes.
-OUTPUT_SETTINGS = ("method", "detector", "threshold", "min_size", "scale", "detect_every", "mask_shape",
+OUTPUT_SETTINGS = ("method", "detector", "threshold", "min_size", "scale", "detect_every", "detect_fps", "mask_shape",
                    "pad", "motion_pad", "max_gap", "extend", "lossless", "crf", "preset", "track")
 
 
 @dataclass
 class AnonymizeConfig:
-    """src/dest: local folders or s3://bucket/prefix. Detection runs on every `detect_every`-th
-    video frame; the tracker covers the frames in between and `extend` frames around each track."""
+    """src/dest: local folders or s3://bucket/prefix. Detection runs on about `detect_fps` video
+    frames per second (every `detect_every`-th frame when set); the tracker covers the frames in
+    between and `extend` frames around each track."""
 
     src: str
     dest: str
@@ -27,13 +28,14 @@ class AnonymizeConfig:
     threshold: float | None = None
     min_size: float = 0.0
     scale: float = 1.0
-    detect_every: int = 2
+    detect_every: int | None = None
+    detect_fps: float = 7.5
     track: bool = True
     mask_shape: str = "ellipse"
     pad: float = 0.25
     motion_pad: float = 1.5
     max_gap: int = 10
-    extend: int | None = None  # default: 2 * detect_every + 2
+    extend: int | None = None  # default: 2 * (frames between detections) + 2
     lossless: bool = False
     crf: int = 18
     preset: str = "veryfast"
@@ -50,12 +52,16 @@ class AnonymizeConfig:
     def __post_init__(self):
         if not self.track:
             self.detect_every = 1  # without the tracker every frame must be looked at
-        if self.detect_every < 1:
+        if self.detect_every is not None and self.detect_every < 1:
             raise ValueError("detect_every must be >= 1")
-        if self.extend is None:
-            self.extend = 2 * self.detect_every + 2
-        if self.max_gap < self.detect_every:
-            raise ValueError("max_gap must be at least detect_every (the tracker fills between detections)")
+        if self.detect_fps <= 0:
+            raise ValueError("detect_fps must be > 0")
+
+    def frame_step(self, fps: float) -> int:
+        """Frames from one detection to the next for a video at `fps`."""
+        if self.detect_every:
+            return self.detect_every
+        return max(1, int(fps / self.detect_fps + 1e-6)) if fps > 0 else 1
 
     @property
     def n_workers(self) -> int:
@@ -65,8 +71,10 @@ class AnonymizeConfig:
         threads = max(1, (os.cpu_count() or 1) // self.n_workers) if not self.dask_address else 0
         return DetectorSettings(self.threshold, self.min_size, self.scale, threads)
 
-    def tracker_settings(self) -> TrackerSettings:
-        return TrackerSettings(max_gap=self.max_gap, extend=self.extend if self.track else 0)
+    def tracker_settings(self, step: int = 1) -> TrackerSettings:
+        """For detections `step` frames apart: gaps and end extension grow with the step."""
+        extend = self.extend if self.extend is not None else 2 * step + 2
+        return TrackerSettings(max_gap=max(self.max_gap, 2 * step), extend=extend if self.track else 0)
 
     def mask_settings(self) -> MaskSettings:
         return MaskSettings(self.mask_shape, self.pad, self.motion_pad)

@@ -20,6 +20,22 @@ os.environ.update({
 os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="faceveil-prefect-home-"))
 
 
+FIGURES: list[str] = []
+
+
+@pytest.fixture(scope="session")
+def figures():
+    """Append measured figures here; they are printed at the end of the run."""
+    return FIGURES
+
+
+def pytest_terminal_summary(terminalreporter):
+    if FIGURES:
+        terminalreporter.section("measured figures")
+        for line in FIGURES:
+            terminalreporter.write_line(line)
+
+
 def shared_data() -> Path:
     """../shared/data, or a skip where it is absent (a user's clone)."""
     if not SHARED.is_dir():

@@ -96,7 +96,7 @@ def _open(path: str) -> av.container.InputContainer:
     try:
         return av.open(str(path), "r", metadata_errors="ignore")
     except (av.FFmpegError, UnicodeDecodeError, ValueError) as e:
-        raise MediaError(path, f"not a media file or corrupt header ({e})") from None
+        raise MediaError(path, f"not a readable media file or corrupt header ({e})") from None
 
 
 def _video_stream(c, path: str):
@@ -107,11 +107,15 @@ def _video_stream(c, path: str):
     raise MediaError(path, "no video stream")
 
 
+def _codec(s) -> str:
+    ctx = s.codec_context
+    return ctx.codec.canonical_name if ctx is not None else "none"
+
+
 def _stream_infos(c) -> list[StreamInfo]:
     out = []
     for s in c.streams:
-        ctx = s.codec_context
-        codec = ctx.name if ctx is not None else (s.metadata.get("mimetype") or "none")
+        codec = _codec(s)
         dur = float(s.duration * s.time_base) if s.duration and s.time_base else None
         out.append(StreamInfo(s.index, s.type, codec, dur))
     return out
@@ -127,9 +131,14 @@ def probe_video(path: str, *, max_pixels: int = 8192 * 8192) -> VideoInfo:
             raise MediaError(path, "video stream has no frame size")
         if w * h > max_pixels:
             raise MediaError(path, f"resolution {w}x{h} over the limit of {max_pixels} pixels")
-        pts, durs, n_discard, first = [], {}, 0, None
+        pts, dts, durs, n_discard, first, end = [], [], {}, 0, None, None
         try:
-            for p in c.demux(vs):
+            for p in c.demux():
+                if p.size and p.pts is not None and p.stream.time_base:  # for the truncation check
+                    t_end = float((p.pts + (p.duration or 0)) * p.stream.time_base)
+                    end = t_end if end is None else max(end, t_end)
+                if p.stream.index != vs.index:
+                    continue
                 if p.size and p.is_discard:
                     n_discard += 1
                 elif p.size:
@@ -139,6 +148,7 @@ def probe_video(path: str, *, max_pixels: int = 8192 * 8192) -> VideoInfo:
                     if t is None:
                         raise MediaError(path, "video packet without timestamp")
                     pts.append(t)
+                    dts.append(p.dts if p.dts is not None else t)
                     durs[t] = p.duration or 0
                 if first is None and (p.size or pts):
                     frames = vs.decode(p)  # decode only until the first frame (rotation)
@@ -149,13 +159,24 @@ def probe_video(path: str, *, max_pixels: int = 8192 * 8192) -> VideoInfo:
             raise MediaError(path, "no video packets")
         if first is None:
             raise MediaError(path, "no decodable video frame")
-        if vs.frames and len(pts) + n_discard < vs.frames:
+        fmt = c.format.name
+        if "mov" in fmt and vs.frames and len(pts) + n_discard < vs.frames:  # header counts samples
             raise MediaError(path, f"truncated: header lists {vs.frames} frames, found {len(pts)}")
+        if fmt == "avi" and vs.frames and max(dts) - min(dts) + 1 < vs.frames - 1:  # header counts slots
+            raise MediaError(path, f"truncated: header lists {vs.frames} frames, data ends at frame {max(dts)}")
+        if fmt != "avi" and c.duration and end is not None:  # avi's duration comes from its (cut) index
+            t_hdr = (c.duration + (c.start_time or 0)) / av.time_base
+            if end < 0.99 * t_hdr - 0.25:
+                raise MediaError(path, f"truncated: data ends at {end:.2f} s, header says {t_hdr:.2f} s")
         fp = np.sort(np.asarray(pts, dtype=np.int64))
         if len(fp) > 1 and np.any(np.diff(fp) == 0):
             raise MediaError(path, "duplicate video timestamps")
         tb = vs.time_base
-        last = durs[int(fp[-1])] or (int(np.median(np.diff(fp))) if len(fp) > 1 else 0)
+        # the last frame's display time: its packet duration, unless frames are reordered (B-frames:
+        # mp4 sample durations then follow decode order) -> the interval before it
+        reordered = any(a > b for a, b in zip(pts, pts[1:]))
+        last = durs[int(fp[-1])] if not reordered else 0
+        last = last or (int(fp[-1] - fp[-2]) if len(fp) > 1 else 0)
         rate = vs.average_rate or vs.guessed_rate
         if not last:
             last = round(1 / (rate * tb)) if rate else 0
@@ -174,23 +195,30 @@ def _frame_index(info: VideoInfo, frame, path: str) -> int:
 
 
 def _rgb(frame) -> np.ndarray:
-    return np.ascontiguousarray(frame.to_ndarray(format="rgb24"))
+    a = frame.to_ndarray(format="rgb24")
+    return a if a.flags.c_contiguous and a.flags.writeable else np.array(a, order="C")
 
 
 class _SeekMiss(Exception):
     pass
 
 
+def _sequential(c) -> bool:
+    """AVI stores no presentation timestamps (B-frames come out with guessed pts): count frames."""
+    return c.format.name == "avi"
+
+
 def _decode_range(path: str, info: VideoInfo, start: int, stop: int, seek: bool):
-    nxt = start
+    nxt, cur = start, None
     with _open(path) as c:
         vs = _video_stream(c, path)
         vs.thread_type = "AUTO"
+        seq = _sequential(c)
         try:
             if seek:
                 c.seek(int(info.frame_pts[start]), stream=vs, backward=True, any_frame=False)
             for frame in c.decode(vs):
-                i = _frame_index(info, frame, path)
+                i = cur = cur + 1 if seq and cur is not None else _frame_index(info, frame, path)
                 if i < nxt:
                     continue
                 if i > nxt:
@@ -247,18 +275,54 @@ def _add_video(out, ext: str, info: VideoInfo, first, lossless: bool, crf: int, 
         s = out.add_stream("libx264", rate=rate, options={"crf": str(crf), "preset": preset})
         s.pix_fmt = "yuv420p" if info.width % 2 == 0 and info.height % 2 == 0 else "yuv444p"
     s.width, s.height = info.width, info.height
-    s.time_base = info.time_base
-    s.codec_context.time_base = info.time_base
+    tb = info.time_base if ext != ".avi" else 1 / rate  # avi holds one timestamp per frame slot
+    s.time_base = tb
+    s.codec_context.time_base = tb
     if not lossless:  # same YUV matrix/range tags as the source, so colours look the same
         for k in ("colorspace", "color_range", "color_primaries", "color_trc"):
             with contextlib.suppress(Exception):
                 setattr(s.codec_context, k, getattr(first, k))
     sd = first.side_data.get("DISPLAYMATRIX") if first.side_data else None
     if sd is not None:
-        m = [int(v) for v in np.frombuffer(bytes(sd), dtype="<i4")[:9]]
+        m = [int(v) for v in np.frombuffer(bytes(sd), dtype="=i4")[:9]]
         if m != [65536, 0, 0, 0, 65536, 0, 0, 0, 1 << 30]:
             s.set_display_matrix(m)
     return s
+
+
+def _plan_streams(inp, out, vin, ext: str, notes: list[str]) -> dict:
+    """Input stream index -> ("copy" | "audio", output stream) for every stream but the main video."""
+    plan, supported = {}, out.supported_codecs
+    for s in inp.streams:
+        ctx, codec = s.codec_context, _codec(s)
+        what = f"stream {s.index} {s.type} {codec}"
+        if s is vin:
+            continue
+        if s.type == "video":  # cover art, second angle: not anonymized, so never copied
+            notes.append(f"{what} dropped: only the main video stream is anonymized")
+        elif s.type == "attachment":
+            mime = getattr(s, "mimetype", None) or ""
+            if ext == ".mkv" and not mime.startswith("image/"):  # fonts for subtitles
+                out.add_attachment(s.metadata.get("filename", f"attachment{s.index}"), mime, s.data)
+            else:
+                notes.append(f"{what} dropped: attachment ({mime or 'unknown type'})")
+        elif codec in supported:
+            try:
+                plan[s.index] = ("copy", out.add_stream_from_template(s))
+            except ValueError as e:
+                notes.append(f"{what} dropped: {e}")
+        elif s.type == "audio" and ctx is not None and ctx.codec.is_decoder:
+            name = "libopus" if ext == ".webm" else "aac"
+            o = out.add_stream(name, rate=48000 if ext == ".webm" else (ctx.sample_rate or 48000))
+            o.layout = ctx.layout if ctx.layout.nb_channels <= 2 or ext != ".webm" else "stereo"
+            plan[s.index] = ("audio", o)
+            notes.append(f"{what} re-encoded to {name}: {ext[1:]} cannot hold {codec}")
+        else:
+            notes.append(f"{what} dropped: {ext[1:]} cannot hold {codec}")
+        if s.index in plan and s.language:
+            with contextlib.suppress(Exception):
+                plan[s.index][1].language = s.language
+    return plan
 
 
 def transcode_video(src: str, dst: str, info: VideoInfo, edit: Callable[[int, np.ndarray], np.ndarray], *,
@@ -271,80 +335,63 @@ def transcode_video(src: str, dst: str, info: VideoInfo, edit: Callable[[int, np
     if lossless and ext != ".mkv":
         raise ValueError(f"{dst}: lossless (FFV1) output needs a .mkv destination")
     first = _first_frame(src)
-    cs = int(first.colorspace) if int(first.colorspace) in (1, 4, 5, 7, 9) else None
-    rng = int(first.color_range) or None
+    conv = {"format": "bgr0"} if lossless else {  # RGB -> YUV with the source's matrix and range
+        "dst_colorspace": int(first.colorspace) if int(first.colorspace) in (1, 4, 5, 7, 9) else None,
+        "dst_color_range": int(first.color_range) or None}
     notes: list[str] = []
-    n = 0
+    shape, n, last, pending = (info.height, info.width, 3), 0, -1, {}
+    end = info.frame_pts[0] + round(Fraction(info.duration_s) / info.time_base)
+
+    def mux_video(packets):  # encoders leave durations at 0; the last one sets the file's duration
+        for q in packets:
+            q.duration = pending.pop(q.pts, 0) or q.duration
+        out.mux(packets)
     try:
         with _open(src) as inp, av.open(dst, "w") as out:
             vin = _video_stream(inp, src)
             vin.thread_type = "AUTO"
-            vout, plan = None, {}
-            supported = out.supported_codecs
-            for s in inp.streams:
-                ctx = s.codec_context
-                codec = ctx.name if ctx is not None else "none"
-                what = f"stream {s.index} {s.type} {codec}"
-                if s is vin:
-                    vout = _add_video(out, ext, info, first, lossless, crf, preset)
-                elif s.type == "video":
-                    notes.append(f"{what} dropped: only the main video stream is anonymized")
-                elif s.type == "attachment":
-                    mime = getattr(s, "mimetype", None) or ""
-                    if ext == ".mkv" and not mime.startswith("image/"):
-                        out.add_attachment(s.metadata.get("filename", f"attachment{s.index}"), mime, s.data)
-                    else:
-                        notes.append(f"{what} dropped: attachment ({mime or 'unknown type'})")
-                elif codec in supported:
-                    plan[s.index] = ("copy", out.add_stream_from_template(s))
-                elif s.type == "audio" and ctx is not None and ctx.codec.is_decoder:
-                    name = "libopus" if ext == ".webm" else "aac"
-                    rate = 48000 if ext == ".webm" else (ctx.sample_rate or 48000)
-                    o = out.add_stream(name, rate=rate)
-                    o.layout = ctx.layout if ctx.layout.nb_channels <= 2 or ext != ".webm" else "stereo"
-                    plan[s.index] = ("audio", o)
-                    notes.append(f"{what} re-encoded to {name.replace('lib', '')}: {ext[1:]} cannot hold {codec}")
-                else:
-                    notes.append(f"{what} dropped: {ext[1:]} cannot hold {codec}")
-                if s.index in plan:
-                    with contextlib.suppress(Exception):
-                        plan[s.index][1].language = s.language
-            h, w = info.height, info.width
+            seq = _sequential(inp)
+            vout = _add_video(out, ext, info, first, lossless, crf, preset)
+            if info.rotation and ext == ".avi":
+                notes.append(f"avi cannot hold the display rotation: {info.rotation} degrees lost")
+            plan = _plan_streams(inp, out, vin, ext, notes)
+            tb_out = vout.codec_context.time_base
+            conv.setdefault("format", vout.pix_fmt)
             for pkt in inp.demux():
                 k = pkt.stream.index
                 try:
                     if k == vin.index:
                         for f in vin.decode(pkt):
-                            i = _frame_index(info, f, src)
+                            i = n if seq else _frame_index(info, f, src)
                             if i != n:
                                 raise MediaError(src, f"frame {n} missing in decode (got {i})")
                             rgb = edit(i, _rgb(f))
-                            if not (isinstance(rgb, np.ndarray) and rgb.shape == (h, w, 3) and rgb.dtype == np.uint8):
-                                raise ValueError(f"edit must return uint8 {(h, w, 3)}, got "
+                            if not (isinstance(rgb, np.ndarray) and rgb.shape == shape and rgb.dtype == np.uint8):
+                                raise ValueError(f"edit must return uint8 {shape}, got "
                                                  f"{getattr(rgb, 'dtype', type(rgb))} {getattr(rgb, 'shape', '')}")
-                            of = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
-                            of = of.reformat(format=vout.pix_fmt, dst_colorspace=cs, dst_color_range=rng) \
-                                if not lossless else of.reformat(format="bgr0")
-                            of.pts, of.time_base = f.pts, info.time_base
-                            with contextlib.suppress(AttributeError):
-                                of.duration = f.duration
-                            out.mux(vout.encode(of))
+                            of = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24").reformat(**conv)
+                            t = info.frame_pts[i] * info.time_base
+                            of.pts, of.time_base = max(round(t / tb_out), last + 1), tb_out
+                            if of.pts * tb_out != t and not any("rounded" in x for x in notes):
+                                notes.append(f"{ext[1:]} holds constant-rate timestamps: rounded to {tb_out} s")
+                            t_next = (info.frame_pts[i + 1] if i + 1 < info.n_frames else end) * info.time_base
+                            pending[of.pts] = max(round(t_next / tb_out) - of.pts, 1)
+                            last = of.pts
+                            mux_video(vout.encode(of))
                             n += 1
                     elif k in plan:
                         how, o = plan[k]
-                        if how == "copy":
-                            if pkt.size:
-                                pkt.stream = o
-                                out.mux(pkt)
-                        else:
+                        if how == "copy" and pkt.size:
+                            pkt.stream = o
+                            out.mux(pkt)
+                        elif how == "audio":
                             for af in pkt.decode():
-                                af.pts = None  # the encoder's resampler re-times continuously
                                 out.mux(o.encode(af))
                 except av.FFmpegError as e:
                     raise MediaError(src, f"decode/mux error in stream {k} after video frame {n} ({e})") from None
             if n != info.n_frames:
                 raise MediaError(src, f"truncated or corrupt: decoded {n} of {info.n_frames} frames")
-            out.mux(vout.encode(None))
+            mux_video(vout.encode(None))
             for how, o in plan.values():
                 if how == "audio":
                     out.mux(o.encode(None))
@@ -386,7 +433,7 @@ def read_image(path: str, *, max_pixels: int = 16384 * 16384) -> tuple[np.ndarra
                     a = np.asarray(img, dtype=np.uint32)
                     img = Image.fromarray((a >> 8 if a.max() > 255 else a).astype(np.uint8), "L")
                 img = ImageOps.exif_transpose(img) if orientation != 1 else img
-                rgb = np.ascontiguousarray(np.asarray(img.convert("RGB"), dtype=np.uint8))
+                rgb = np.array(img.convert("RGB"), dtype=np.uint8)  # a writable copy
     except MediaError:
         raise
     except (Image.DecompressionBombWarning, Image.DecompressionBombError) as e:
@@ -422,10 +469,10 @@ def write_image(path: str, rgb: np.ndarray, meta: ImageMeta, *, lossless: bool =
     if meta.icc_profile:
         kw["icc_profile"] = meta.icc_profile
     fmt = meta.format.upper()
-    if fmt == "JPEG":
-        kw.update(quality=100, subsampling=0) if lossless else kw.update(quality=95)
+    if fmt == "JPEG":  # JPEG has no lossless mode: lossless=True means quality 100 without chroma subsampling
+        kw.update({"quality": 100, "subsampling": 0} if lossless else {"quality": 95})
     elif fmt == "WEBP":
-        kw.update(lossless=True) if lossless else kw.update(quality=95)
+        kw.update({"lossless": True} if lossless else {"quality": 95})
     elif fmt != "PNG":
         raise ValueError(f"{path}: unsupported image format {meta.format}")
     img.save(str(path), format=fmt, **kw)

@@ -49,15 +49,16 @@ def plan_video(config: AnonymizeConfig, item: MediaItem) -> VideoPlan:
 
 
 def detect_chunk(config: AnonymizeConfig, item: MediaItem, info: VideoInfo, chunk: Chunk) -> ChunkDetections:
-    """Runs the detector on every `detect_every`-th frame of the chunk (and on the last frame)."""
+    """Runs the detector on every `step`-th frame of the chunk (and on the video's last frame)."""
     t0 = time.perf_counter()
     out = ChunkDetections(chunk)
     src, _ = locations(config)
     det = detector(config.detector, config.detector_settings())
+    step = config.frame_step(info.fps)
     try:
         local = src.local_copy(item.rel, scratch(config))
         for i, rgb in iter_frames(local, info, chunk.start, chunk.stop):
-            if i % config.detect_every == 0 or i == info.n_frames - 1:
+            if i % step == 0 or i == info.n_frames - 1:
                 out.frames.append(i)
                 out.dets.append(det.detect(rgb))
     except MediaError as e:
@@ -84,7 +85,8 @@ def finish_video(config: AnonymizeConfig, item: MediaItem, info: VideoInfo,
     if covered != list(range(info.n_frames)):
         return MediaResult(failed_row(config, item, run_id, "internal error: chunks do not cover every frame"))
     if config.track:
-        per_frame, _ = track_media(_sampled(chunks), info.n_frames, info.width, info.height, config.tracker_settings())
+        per_frame, _ = track_media(_sampled(chunks), info.n_frames, info.width, info.height,
+                                   config.tracker_settings(config.frame_step(info.fps)))
     else:
         per_frame = {f: d for f, d in _sampled(chunks) if len(d)}
     anon = anonymizer(config.method, config.mask_settings())

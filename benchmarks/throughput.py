@@ -1,0 +1,193 @@
+"""Throughput on one 720p clip (>= 20 s, built from the shared ASL clips, with an audio track):
+(a) decode + encode only (the physical limit here), (b) the `deface` package (CPU) at its defaults,
+(c) `faceveil anonymize` at its defaults (the CLI: Prefect flow on a local Dask cluster), and
+(d) the same with --reversible once it exists. Prints frames per second and the ratios c/a, c/b;
+deface's recall on the detection set beside ours; and peak memory of one worker processing the
+139 s clip against a 10 s cut of it.
+
+    .venv/bin/python benchmarks/throughput.py [--seconds 21] [--skip-deface] [--skip-memory]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+from PIL import Image
+
+from common import REPO, ground_truth, matched, shared_data
+
+BIN = Path(sys.executable).parent
+
+
+def build_720p(dst: Path, seconds: float, fps: int = 30) -> int:
+    """Concatenates the ASL webcam clips (640x480), scaled into 1280x720, with a tone as audio."""
+    clips = sorted((shared_data() / "video").glob("intel_asl_*.mp4"))
+    n_target, n = int(seconds * fps), 0
+    rate = 48000
+    with av.open(str(dst), "w") as out:
+        vs = out.add_stream("libx264", rate=fps, options={"crf": "18", "preset": "veryfast"})
+        vs.width, vs.height, vs.pix_fmt = 1280, 720, "yuv420p"
+        aus = out.add_stream("aac", rate=rate, layout="stereo")
+        sample = 0
+        while n < n_target:
+            for clip in clips:
+                with av.open(str(clip)) as c:
+                    for f in c.decode(video=0):
+                        if n >= n_target:
+                            break
+                        rgb = cv2.resize(f.to_ndarray(format="rgb24"), (960, 720), interpolation=cv2.INTER_LINEAR)
+                        frame = np.zeros((720, 1280, 3), np.uint8)
+                        frame[:, 160:1120] = rgb
+                        vf = av.VideoFrame.from_ndarray(frame, format="rgb24")
+                        vf.pts, vf.time_base = n, Fraction(1, fps)
+                        out.mux(vs.encode(vf))
+                        n += 1
+                        while sample + 1024 <= n * rate // fps:
+                            t = (sample + np.arange(1024)) / rate
+                            tone = (0.1 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+                            af = av.AudioFrame.from_ndarray(np.stack([tone, tone]), format="fltp", layout="stereo")
+                            af.sample_rate, af.pts, af.time_base = rate, sample, Fraction(1, rate)
+                            out.mux(aus.encode(af))
+                            sample += 1024
+        out.mux(vs.encode(None))
+        out.mux(aus.encode(None))
+    return n
+
+
+def timed(cmd: list[str], env=None) -> float:
+    t0 = time.perf_counter()
+    r = subprocess.run(cmd, env={**os.environ, **(env or {})}, capture_output=True, text=True)
+    if r.returncode != 0:
+        sys.exit(f"{' '.join(cmd)} failed ({r.returncode}):\n{r.stderr[-3000:]}")
+    return time.perf_counter() - t0
+
+
+def decode_encode_only(clip: Path, work: Path) -> float:
+    from faceveil.storage.media import probe_video, transcode_video
+
+    info = probe_video(str(clip))
+    t0 = time.perf_counter()
+    transcode_video(str(clip), str(work / "copy.mp4"), info, lambda i, rgb: rgb)
+    return time.perf_counter() - t0
+
+
+def deface_recall() -> float:
+    """deface's own CenterFace wrapper at its default threshold (0.2) on the detection set."""
+    from deface.centerface import CenterFace
+
+    cf = CenterFace()
+    hits = total = 0
+    for path, g in ground_truth().items():
+        dets, _ = cf(np.asarray(Image.open(path).convert("RGB")), threshold=0.2)
+        hits += matched(g["boxes"], dets[:, :4])
+        total += len(g["boxes"])
+    return hits / total
+
+
+def faceveil_recall() -> float:
+    from faceveil.models.detectors import create_detector
+
+    det = create_detector()
+    hits = total = 0
+    for path, g in ground_truth().items():
+        hits += matched(g["boxes"], det.detect(np.asarray(Image.open(path).convert("RGB"))).boxes)
+        total += len(g["boxes"])
+    return hits / total
+
+
+PEAK_RSS = r'''
+import resource, sys, json
+from faceveil.config import AnonymizeConfig
+from faceveil.tasks.jobs import MediaItem
+from faceveil.tasks.video import plan_video, detect_chunk, finish_video
+from faceveil.storage.paths import Location
+src, rel, dest = sys.argv[1], sys.argv[2], sys.argv[3]
+cfg = AnonymizeConfig(src=src, dest=dest, workers=1)
+item = MediaItem(rel, "video", Location(src).fingerprint(rel))
+plan = plan_video(cfg, item)
+chunks = [detect_chunk(cfg, item, plan.info, c) for c in plan.chunks]
+res = finish_video(cfg, item, plan.info, chunks, "bench")
+print(json.dumps({"frames": plan.info.n_frames, "seconds": plan.info.duration_s, "chunks": len(plan.chunks),
+                  "status": res.row["status"], "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+'''
+
+
+def peak_memory(work: Path) -> None:
+    long = shared_data() / "video" / "intel_one_by_one_person_detection.mp4"
+    short_dir = work / "mem_short"
+    short_dir.mkdir()
+    from faceveil.storage.media import iter_frames, probe_video  # noqa: F401
+    with av.open(str(long)) as c, av.open(str(short_dir / "cut.mp4"), "w") as out:  # first 10 s, re-encoded
+        s = c.streams.video[0]
+        o = out.add_stream("libx264", rate=s.average_rate, options={"crf": "18", "preset": "veryfast"})
+        o.width, o.height, o.pix_fmt = s.codec_context.width, s.codec_context.height, "yuv420p"
+        for i, f in enumerate(c.decode(s)):
+            if i >= int(10 * float(s.average_rate)):
+                break
+            nf = av.VideoFrame.from_ndarray(f.to_ndarray(format="rgb24"), format="rgb24")
+            nf.pts, nf.time_base = i, 1 / s.average_rate
+            out.mux(o.encode(nf))
+        out.mux(o.encode(None))
+    figures = {}
+    for label, src, rel in (("10 s cut", short_dir, "cut.mp4"), ("139 s clip", long.parent, long.name)):
+        r = subprocess.run([sys.executable, "-c", PEAK_RSS, str(src), rel, str(work / f"mem_out_{len(figures)}")],
+                           capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "2"})
+        if r.returncode != 0:
+            sys.exit(f"memory run failed: {r.stderr[-3000:]}")
+        figures[label] = json.loads(r.stdout.strip().splitlines()[-1])
+    print("\n== peak memory of one worker (plan + detect + track + encode, one process) ==")
+    for label, f in figures.items():
+        print(f"{label:11} {f['frames']:5d} frames {f['seconds']:7.1f} s  peak RSS {f['peak_rss_mb']:7.1f} MB  ({f['status']})")
+    ratio = figures["139 s clip"]["peak_rss_mb"] / figures["10 s cut"]["peak_rss_mb"]
+    print(f"ratio 139 s / 10 s: {ratio:.2f}x (target <= 1.2x)")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=21.0)
+    ap.add_argument("--skip-deface", action="store_true")
+    ap.add_argument("--skip-memory", action="store_true")
+    args = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="faceveil-bench-"))
+    try:
+        src = work / "src"
+        src.mkdir()
+        clip = src / "clip_720p.mp4"
+        n = build_720p(clip, args.seconds)
+        print(f"clip: {clip.name} {n} frames, 1280x720, 30 fps, {n / 30:.1f} s, with AAC audio; {os.cpu_count()} CPU cores")
+        a = n / decode_encode_only(clip, work)
+        results = {"(a) decode + encode only": a}
+        if not args.skip_deface:
+            results["(b) deface 1.5 (defaults)"] = n / timed([str(BIN / "deface"), str(clip), "-o", str(work / "deface.mp4")])
+        env = {"PREFECT_HOME": str(work / "prefect"), "PREFECT_LOGGING_LEVEL": "WARNING"}
+        wall = timed([str(BIN / "faceveil"), "anonymize", str(src), str(work / "fv"), "--quiet"], env)
+        summary = json.loads((work / "fv" / "_faceveil" / "summary.json").read_text())
+        results["(c) faceveil anonymize (defaults)"] = n / wall
+        results["    flow only (no server/cluster start)"] = n / summary["seconds"]
+        print("\n== throughput (frames per second) ==")
+        for k, v in results.items():
+            print(f"{k:42} {v:8.2f}")
+        c = results["(c) faceveil anonymize (defaults)"]
+        print(f"c/a = {c / a:.3f}")
+        if "(b) deface 1.5 (defaults)" in results:
+            print(f"c/b = {c / results['(b) deface 1.5 (defaults)']:.2f}  (target >= 3)")
+            print(f"recall at IoU 0.5 on the detection set: faceveil {faceveil_recall():.3f}, deface {deface_recall():.3f}")
+        if not args.skip_memory:
+            peak_memory(work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,168 @@
+"""End to end: the real Prefect flow on a real Dask cluster over real video files with audio."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from faceveil.config import AnonymizeConfig
+from faceveil.flows.anonymize import run_anonymize
+from faceveil.models.detectors import DetectorSettings, create_detector
+from faceveil.storage.media import iter_frames, probe_video
+
+GOOD = {"cameras/lobby/clip_001.mp4", "cameras/parking/clip_002.mkv", "photos/astronaut.jpg",
+        "photos/grace_hopper.png", "photos/camera.webp"}
+BAD = {"bad/empty.mp4": "empty file", "bad/text.mp4": "not a readable media file",
+       "bad/truncated.mp4": "", "bad/garbage.jpg": ""}
+
+
+def _media(dest):
+    return pq.read_table(dest / "_faceveil" / "media").to_pandas().set_index("rel_path")
+
+
+def _faces(path, threshold=0.5, every=2):
+    det = create_detector("centerface", DetectorSettings(threshold=threshold))
+    info = probe_video(str(path))
+    return sum(len(det.detect(rgb)) for i, rgb in iter_frames(str(path), info) if i % every == 0)
+
+
+@pytest.fixture(scope="module")
+def first_run(sample_archive, tmp_path_factory, prefect_server):
+    dest = tmp_path_factory.mktemp("dest")
+    summary = run_anonymize(AnonymizeConfig(src=str(sample_archive), dest=str(dest), workers=2))
+    return dest, summary
+
+
+def test_summary_counts_and_reasons(first_run):
+    dest, summary = first_run
+    assert summary["ok"] == len(GOOD) and summary["failed"] == len(BAD) and summary["status"] == "failed"
+    assert {f["path"] for f in summary["failures"]} == set(BAD)
+    for f in summary["failures"]:
+        assert f["reason"] and BAD[f["path"]] in f["reason"]
+    assert summary["not_media"] == [{"path": "bad/README.txt", "reason": "not a supported media type (.txt)"}]
+    media = _media(dest)
+    assert media.index.is_unique and set(media.index) == GOOD | set(BAD)
+    assert not any((dest / p).exists() for p in BAD)  # nothing written for bad input
+
+
+def test_video_stays_video(first_run, sample_archive):
+    dest, _ = first_run
+    media = _media(dest)
+    for rel in ("cameras/lobby/clip_001.mp4", "cameras/parking/clip_002.mkv"):
+        src, out = probe_video(str(sample_archive / rel)), probe_video(str(dest / rel))
+        assert out.n_frames == src.n_frames == media.loc[rel, "frames_out"]
+        assert out.duration_s == pytest.approx(src.duration_s, abs=1 / src.fps)
+        assert (out.width, out.height, out.rotation) == (src.width, src.height, src.rotation)
+        audio_in = [s for s in src.streams if s.type == "audio"]
+        audio_out = [s for s in out.streams if s.type == "audio"]
+        assert len(audio_out) == len(audio_in) == 1
+        assert audio_out[0].duration_s == pytest.approx(audio_in[0].duration_s, abs=0.03)
+        assert media.loc[rel, "has_audio_out"]
+        assert len(media.loc[rel, "input_sha256"]) == 64 and len(media.loc[rel, "output_sha256"]) == 64
+
+
+def test_faces_are_gone(first_run, sample_archive):
+    dest, _ = first_run
+    for rel in ("cameras/lobby/clip_001.mp4", "cameras/parking/clip_002.mkv"):
+        before, after = _faces(sample_archive / rel), _faces(dest / rel)
+        assert before >= 20 and after <= 0.01 * before, (rel, before, after)
+
+
+def test_detection_manifest(first_run):
+    dest, _ = first_run
+    det = pq.read_table(dest / "_faceveil" / "detections").to_pandas()
+    media = _media(dest).reset_index().set_index("media_id")
+    det = det.join(media[["width", "height", "rel_path"]], on="media_id")
+    assert (det.x1 >= 0).all() and (det.y1 >= 0).all()
+    assert (det.x2 <= det.width).all() and (det.y2 <= det.height).all()
+    assert ((det.score >= 0) & (det.score <= 1)).all()
+    video = det[det.rel_path == "cameras/lobby/clip_001.mp4"]
+    assert video.filled.any() and (~video.filled).any()  # tracker filled the frames between detections
+    assert not video.duplicated(["frame_index", "track_id"]).any()
+    tracks = pq.read_table(dest / "_faceveil" / "tracks").to_pandas()
+    assert (tracks.n_detected + tracks.n_filled == tracks.n_frames).all()
+
+
+def test_second_run_skips_everything_and_duplicates_nothing(first_run, sample_archive):
+    dest, first = first_run
+    before = {t: pq.read_table(dest / "_faceveil" / t).num_rows for t in ("media", "detections", "tracks")}
+    run_ids = _media(dest).run_id.to_dict()
+    again = run_anonymize(AnonymizeConfig(src=str(sample_archive), dest=str(dest), workers=2))
+    assert again["already_done"] == len(GOOD) and again["ok"] == 0
+    after = {t: pq.read_table(dest / "_faceveil" / t).num_rows for t in ("media", "detections", "tracks")}
+    assert after == before
+    now = _media(dest).run_id.to_dict()
+    assert all(now[r] == run_ids[r] for r in GOOD)  # finished media were not redone
+    assert pq.read_table(dest / "_faceveil" / "runs").num_rows == 2
+
+
+def test_existing_dask_scheduler(sample_archive, tmp_path, prefect_server):
+    from distributed import LocalCluster
+
+    src = tmp_path / "src"
+    (src / "x").mkdir(parents=True)
+    (src / "x" / "a.jpg").write_bytes((sample_archive / "photos/astronaut.jpg").read_bytes())
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        summary = run_anonymize(AnonymizeConfig(src=str(src), dest=str(tmp_path / "out"), dask_address=cluster.scheduler_address))
+        workers = list(cluster.scheduler.workers)
+    assert summary["ok"] == 1 and workers
+    assert (tmp_path / "out" / "x" / "a.jpg").exists()
+
+
+def _cli(*args, env=None, **kw):
+    env = {**os.environ, **(env or {})}
+    env.pop("PREFECT_API_URL", None)  # the CLI starts its own temporary server
+    return subprocess.Popen([sys.executable, "-m", "faceveil.cli", *args], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True, **kw)
+
+
+def test_cli_killed_midway_then_resumed(archive_copy, tmp_path):
+    dest = tmp_path / "out"
+    proc = _cli("anonymize", str(archive_copy), str(dest), "--workers", "1", "--quiet")
+    deadline = time.time() + 240
+    parts = dest / "_faceveil" / "media"
+    while time.time() < deadline and proc.poll() is None:
+        if parts.is_dir() and len(list(parts.glob("*.parquet"))) >= 2:
+            break
+        time.sleep(0.05)
+    killed = proc.poll() is None
+    if killed:
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done_before = _media(dest)
+    done_before = done_before[done_before.status == "ok"]
+    assert killed and len(done_before) < len(GOOD), "the run finished before it could be killed"
+    # never a half-written file under an output name
+    for rel in GOOD:
+        if (dest / rel).exists():
+            assert rel in done_before.index or rel.endswith((".jpg", ".png", ".webp", ".mp4", ".mkv"))
+    proc = _cli("anonymize", str(archive_copy), str(dest), "--workers", "2", "--quiet", "--json")
+    out, err = proc.communicate(timeout=400)
+    assert proc.returncode == 1, err  # the bad files still fail
+    media = _media(dest)
+    assert set(media[media.status == "ok"].index) == GOOD
+    for rel, row in done_before.iterrows():
+        assert media.loc[rel, "run_id"] == row.run_id  # not redone
+    det = pq.read_table(dest / "_faceveil" / "detections").to_pandas()
+    assert not det.duplicated(["media_id", "frame_index", "track_id", "x1", "y1"]).any()
+    for rel in ("cameras/lobby/clip_001.mp4", "cameras/parking/clip_002.mkv"):
+        assert probe_video(str(dest / rel)).n_frames == probe_video(str(archive_copy / rel)).n_frames
+    assert "bad/text.mp4" in err and "not a readable media file" in err
+
+
+def test_cli_dry_run_and_usage_errors(archive_copy, tmp_path):
+    p = _cli("anonymize", str(archive_copy), str(tmp_path / "o"), "--dry-run")
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 0, err
+    assert "cameras/lobby/clip_001.mp4: 50 frames" in out and "bad/empty.mp4: empty file" in out
+    assert not (tmp_path / "o").exists()
+    p = _cli("anonymize", str(tmp_path / "missing"), str(tmp_path / "o"))
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 2 and "missing" in err and "does not exist" in err
+    p = _cli("anonymize", str(archive_copy), str(tmp_path / "o"), "--method", "smudge", "--dry-run")
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 2 and "smudge" in err and "mosaic" in err
