@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from common import REPO, ground_truth, matched, shared_data
+from common import ground_truth, matched, shared_data
 
 BIN = Path(sys.executable).parent
 
@@ -127,7 +127,6 @@ def peak_memory(work: Path) -> None:
     long = shared_data() / "video" / "intel_one_by_one_person_detection.mp4"
     short_dir = work / "mem_short"
     short_dir.mkdir()
-    from faceveil.storage.media import iter_frames, probe_video  # noqa: F401
     with av.open(str(long)) as c, av.open(str(short_dir / "cut.mp4"), "w") as out:  # first 10 s, re-encoded
         s = c.streams.video[0]
         o = out.add_stream("libx264", rate=s.average_rate, options={"crf": "18", "preset": "veryfast"})

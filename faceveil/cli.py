@@ -114,8 +114,8 @@ def _anonymize(args) -> int:
         print(f"outputs:  {dest}/")
         print(f"summary:  {dest}/_faceveil/summary.json")
         print(f"manifests: {dest}/_faceveil/{{runs,media,detections,tracks}}/")
-        for f in summary["failures"]:
-            print(f"FAILED {f['path']}: {f['reason']}", file=sys.stderr)
+    for f in summary["failures"]:
+        print(f"FAILED {f['path']}: {f['reason']}", file=sys.stderr)
     return EXIT_MEDIA_FAILED if summary["failed"] else EXIT_OK
 
 

@@ -43,8 +43,12 @@ def prefect_api():
 
 def dask_task_runner(n_workers: int, threads_per_worker: int = 1, address: str | None = None):
     """A DaskTaskRunner: on `address` when given, else on a LocalCluster of worker processes."""
+    import logging
+
     from prefect_dask import DaskTaskRunner
 
+    if os.environ.get("PREFECT_LOGGING_LEVEL", "").upper() in ("WARNING", "ERROR", "CRITICAL"):
+        logging.getLogger("distributed").setLevel(logging.WARNING)
     if address:
         return DaskTaskRunner(address=address)
     return DaskTaskRunner(cluster_class="distributed.LocalCluster", cluster_kwargs={

@@ -11,7 +11,7 @@ from faceveil.config import AnonymizeConfig
 from faceveil.models.anonymizers import Anonymizer, MaskSettings, create_anonymizer
 from faceveil.models.detectors import Detector, DetectorSettings, create_detector
 from faceveil.storage.paths import Location
-from faceveil.tasks.jobs import MediaItem
+from faceveil.tasks.jobs import MediaItem, MediaResult
 
 
 @lru_cache(maxsize=4)
@@ -45,8 +45,13 @@ def base_row(config: AnonymizeConfig, item: MediaItem, run_id: str) -> dict:
     }
 
 
-def failed_row(config: AnonymizeConfig, item: MediaItem, run_id: str, reason: str, **extra) -> dict:
-    return {**base_row(config, item, run_id), "status": "failed", "reason": reason, **extra}
+def record_failure(config: AnonymizeConfig, item: MediaItem, run_id: str, reason: str) -> MediaResult:
+    """Writes (replaces) the media's manifest row as failed, with the reason."""
+    from faceveil.storage import manifests
+
+    row = {**base_row(config, item, run_id), "status": "failed", "reason": reason}
+    manifests.write_part(locations(config)[1], "media", item.media_id, [row])
+    return MediaResult(row)
 
 
 def streams_json(streams) -> str:

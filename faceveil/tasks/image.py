@@ -10,7 +10,7 @@ from faceveil.config import AnonymizeConfig
 from faceveil.storage import manifests
 from faceveil.storage.media import MediaError, read_image, write_image
 from faceveil.storage.paths import sha256_path
-from faceveil.tasks.common import anonymizer, base_row, detector, failed_row, locations, scratch
+from faceveil.tasks.common import anonymizer, base_row, detector, record_failure, locations, scratch
 from faceveil.tasks.jobs import MediaItem, MediaResult
 from faceveil.tasks.video import check_size
 
@@ -36,7 +36,7 @@ def anonymize_image(config: AnonymizeConfig, item: MediaItem, run_id: str) -> Me
         out_sha, in_sha = sha256_path(tmp), sha256_path(local)
         dest.commit_file(tmp, item.rel)
     except MediaError as e:
-        return MediaResult(failed_row(config, item, run_id, e.reason))
+        return record_failure(config, item, run_id, e.reason)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

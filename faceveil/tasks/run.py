@@ -1,4 +1,4 @@
-"""Run bookkeeping: failure rows for media that never reached their own task, the run row and summary."""
+"""Run bookkeeping: the run row and the run summary."""
 from __future__ import annotations
 
 import json
@@ -8,20 +8,13 @@ from faceveil import __version__
 from faceveil.config import AnonymizeConfig
 from faceveil.storage import manifests
 from faceveil.storage.paths import META_DIR
-from faceveil.tasks.common import failed_row, locations
+from faceveil.tasks.common import locations
 from faceveil.tasks.jobs import MediaItem, MediaResult
-
-
-def record_failure(config: AnonymizeConfig, item: MediaItem, run_id: str, reason: str) -> MediaResult:
-    _, dest = locations(config)
-    row = failed_row(config, item, run_id, reason)
-    manifests.write_part(dest, "media", item.media_id, [row])
-    return MediaResult(row)
 
 
 def write_summary(config: AnonymizeConfig, run_id: str, started: datetime, items: list[MediaItem],
                   results: list[MediaResult], unsupported: list[tuple[str, str]]) -> dict:
-    """Writes the run row and DEST/_faceveil/runs/<run_id>.json (and summary.json, the latest)."""
+    """Writes the run row and DEST/_faceveil/summaries/<run_id>.json (and summary.json, the latest)."""
     _, dest = locations(config)
     finished = datetime.now(timezone.utc)
     ok = [r.row for r in results if r.ok]
@@ -48,6 +41,6 @@ def write_summary(config: AnonymizeConfig, run_id: str, started: datetime, items
         "manifests": {t: f"{META_DIR}/{t}/" for t in manifests.TABLES},
     }
     data = json.dumps(summary, indent=2, default=str).encode()
-    dest.write_bytes(f"{META_DIR}/runs/{run_id}.json", data)
+    dest.write_bytes(f"{META_DIR}/summaries/{run_id}.json", data)
     dest.write_bytes(f"{META_DIR}/summary.json", data)
     return summary

@@ -10,12 +10,11 @@ import uuid
 import numpy as np
 
 from faceveil.config import AnonymizeConfig
-from faceveil.models.detections import Detections
 from faceveil.models.tracking import track_media
 from faceveil.storage import manifests
 from faceveil.storage.media import MediaError, VideoInfo, iter_frames, probe_video, transcode_video
 from faceveil.storage.paths import sha256_path
-from faceveil.tasks.common import anonymizer, base_row, detector, failed_row, locations, scratch, streams_json
+from faceveil.tasks.common import anonymizer, base_row, detector, record_failure, locations, scratch, streams_json
 from faceveil.tasks.jobs import Chunk, ChunkDetections, MediaItem, MediaResult, VideoPlan
 
 
@@ -80,10 +79,10 @@ def finish_video(config: AnonymizeConfig, item: MediaItem, info: VideoInfo,
     t0 = time.perf_counter()
     src, dest = locations(config)
     if errors := [f"chunk {c.chunk.index} (frames {c.chunk.start}-{c.chunk.stop}): {c.error}" for c in chunks if c.error]:
-        return MediaResult(failed_row(config, item, run_id, "; ".join(errors)))
+        return record_failure(config, item, run_id, "; ".join(errors))
     covered = sorted(f for c in chunks for f in range(c.chunk.start, c.chunk.stop))
     if covered != list(range(info.n_frames)):
-        return MediaResult(failed_row(config, item, run_id, "internal error: chunks do not cover every frame"))
+        return record_failure(config, item, run_id, "internal error: chunks do not cover every frame")
     if config.track:
         per_frame, _ = track_media(_sampled(chunks), info.n_frames, info.width, info.height,
                                    config.tracker_settings(config.frame_step(info.fps)))
@@ -115,7 +114,7 @@ def finish_video(config: AnonymizeConfig, item: MediaItem, info: VideoInfo,
         in_sha = sha256_path(local)
         dest.commit_file(tmp, out_rel)
     except MediaError as e:
-        return MediaResult(failed_row(config, item, run_id, e.reason))
+        return record_failure(config, item, run_id, e.reason)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
