@@ -18,10 +18,11 @@ def _add_anonymize(sub) -> None:
     p.add_argument("--threshold", type=float, default=None, help="detector score threshold (default: the detector's)")
     p.add_argument("--min-size", type=float, default=0.0, help="ignore faces smaller than this many pixels")
     p.add_argument("--scale", type=float, default=1.0, help="detector inference scale (0.5 = half resolution)")
-    p.add_argument("--detect-fps", type=float, default=7.5, help="video frames per second the detector looks at; the tracker covers the rest (default: 7.5)")
+    p.add_argument("--detect-fps", type=float, default=7.5, help="least video frames per second the detector looks at; the tracker covers the rest (default: 7.5)")
+    p.add_argument("--detect-mpx-per-s", type=float, default=6.0, help="detector budget: every frame is looked at while this costs at most N megapixels per second of video (default: 6)")
     p.add_argument("--detect-every", type=int, default=None, help="run the detector on every N-th video frame instead")
     p.add_argument("--no-track", dest="track", action="store_false", help="no tracking: detect on every frame, no gap filling")
-    p.add_argument("--mask", dest="mask_shape", default="ellipse", choices=["ellipse", "box"])
+    p.add_argument("--mask", dest="mask_shape", default="box", choices=["box", "ellipse"])
     p.add_argument("--pad", type=float, default=0.25, help="mask margin as a fraction of face size")
     p.add_argument("--max-gap", type=int, default=10, help="frames a face may be missed inside a track and still be covered")
     p.add_argument("--lossless", action="store_true", help="lossless output (FFV1 in MKV for video, lossless images)")
@@ -54,7 +55,8 @@ def _config(args):
 
     return AnonymizeConfig(
         src=args.src, dest=args.dest, method=args.method, detector=args.detector, threshold=args.threshold,
-        min_size=args.min_size, scale=args.scale, detect_every=args.detect_every, detect_fps=args.detect_fps, track=args.track,
+        min_size=args.min_size, scale=args.scale, detect_every=args.detect_every, detect_fps=args.detect_fps,
+        detect_mpx_per_s=args.detect_mpx_per_s, track=args.track,
         mask_shape=args.mask_shape, pad=args.pad, max_gap=args.max_gap, lossless=args.lossless, crf=args.crf,
         preset=args.preset, workers=args.workers, dask_address=args.dask_address)
 

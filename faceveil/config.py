@@ -11,15 +11,17 @@ from faceveil.models.detectors.base import DetectorSettings
 from faceveil.models.tracking import TrackerSettings
 
 # Settings that change the output; a finished media is redone only when one of these changes.
-OUTPUT_SETTINGS = ("method", "detector", "threshold", "min_size", "scale", "detect_every", "detect_fps", "mask_shape",
+OUTPUT_SETTINGS = ("method", "detector", "threshold", "min_size", "scale", "detect_every", "detect_fps", "detect_mpx_per_s",
+                   "mask_shape",
                    "pad", "motion_pad", "max_gap", "extend", "lossless", "crf", "preset", "track")
 
 
 @dataclass
 class AnonymizeConfig:
-    """src/dest: local folders or s3://bucket/prefix. Detection runs on about `detect_fps` video
-    frames per second (every `detect_every`-th frame when set); the tracker covers the frames in
-    between and `extend` frames around each track."""
+    """src/dest: local folders or s3://bucket/prefix. The detector looks at every video frame while
+    that costs at most `detect_mpx_per_s` megapixels per second of video, else at fewer frames but
+    never fewer than `detect_fps` per second (`detect_every` fixes the step instead); the tracker
+    covers the frames in between and `extend` frames around each track."""
 
     src: str
     dest: str
@@ -30,8 +32,9 @@ class AnonymizeConfig:
     scale: float = 1.0
     detect_every: int | None = None
     detect_fps: float = 7.5
+    detect_mpx_per_s: float = 6.0
     track: bool = True
-    mask_shape: str = "ellipse"
+    mask_shape: str = "box"
     pad: float = 0.25
     motion_pad: float = 1.5
     max_gap: int = 10
@@ -57,11 +60,14 @@ class AnonymizeConfig:
         if self.detect_fps <= 0:
             raise ValueError("detect_fps must be > 0")
 
-    def frame_step(self, fps: float) -> int:
-        """Frames from one detection to the next for a video at `fps`."""
+    def frame_step(self, fps: float, width: int = 0, height: int = 0) -> int:
+        """Frames from one detection to the next for a video of this rate and size."""
         if self.detect_every:
             return self.detect_every
-        return max(1, int(fps / self.detect_fps + 1e-6)) if fps > 0 else 1
+        if fps <= 0:
+            return 1
+        by_budget = int(fps * width * height / 1e6 / self.detect_mpx_per_s + 1e-6)
+        return max(1, min(int(fps / self.detect_fps + 1e-6), by_budget))
 
     @property
     def n_workers(self) -> int:

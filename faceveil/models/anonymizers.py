@@ -16,10 +16,11 @@ from faceveil.models.registry import Registry
 
 @dataclass(frozen=True)
 class MaskSettings:
-    """shape: 'ellipse' or 'box'; pad: extra margin as a fraction of face size on each side;
-    motion_pad: extra margin per pixel/frame of head motion."""
+    """shape: 'box' (default: an oval patch reads as a head to detectors, so they keep finding
+    "faces" in anonymized video) or 'ellipse'; pad: extra margin as a fraction of face size on each
+    side; motion_pad: extra margin per pixel/frame of head motion."""
 
-    shape: str = "ellipse"
+    shape: str = "box"
     pad: float = 0.25
     motion_pad: float = 1.5
 
@@ -79,14 +80,18 @@ ANONYMIZERS: Registry[Anonymizer] = Registry("anonymization method")
 
 @ANONYMIZERS.register("solid")
 class Solid(Anonymizer):
+    """A flat fill: the region's own mean colour by default (a black oval reads as a head to
+    detectors and eyes alike), or a fixed colour."""
+
     name = "solid"
 
-    def __init__(self, mask: MaskSettings = MaskSettings(), colour: tuple[int, int, int] = (0, 0, 0)):
+    def __init__(self, mask: MaskSettings = MaskSettings(), colour: tuple[int, int, int] | None = None):
         super().__init__(mask)
-        self.colour = np.array(colour, np.uint8)
+        self.colour = None if colour is None else np.array(colour, np.uint8)
 
     def _replace(self, roi, face_size):
-        return np.broadcast_to(self.colour, roi.shape)
+        colour = roi.reshape(-1, 3).mean(0).round().astype(np.uint8) if self.colour is None else self.colour
+        return np.broadcast_to(colour, roi.shape)
 
 
 @ANONYMIZERS.register("blur")
@@ -106,16 +111,17 @@ class Blur(Anonymizer):
 
 @ANONYMIZERS.register("mosaic")
 class Mosaic(Anonymizer):
-    """Pixelation with about `blocks` blocks across the face, whatever its size."""
+    """Pixelation with at most `blocks` blocks across the face and blocks of at least `min_block`
+    pixels (finer blocks keep enough of a small face for detectors, and people, to see it)."""
 
     name = "mosaic"
 
-    def __init__(self, mask: MaskSettings = MaskSettings(), blocks: int = 6):
+    def __init__(self, mask: MaskSettings = MaskSettings(), blocks: int = 4, min_block: int = 10):
         super().__init__(mask)
-        self.blocks = blocks
+        self.blocks, self.min_block = blocks, min_block
 
     def _replace(self, roi, face_size):
-        block = max(2, int(round(face_size / self.blocks)))
+        block = max(self.min_block, int(round(face_size / self.blocks)))
         h, w = roi.shape[:2]
         small = cv2.resize(roi, (max(1, w // block), max(1, h // block)), interpolation=cv2.INTER_AREA)
         return cv2.resize(small, (w, h), interpolation=cv2.INTER_NEAREST)

@@ -8,7 +8,7 @@ import warnings
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Container, Iterator
 
 import av
 import numpy as np
@@ -208,7 +208,7 @@ def _sequential(c) -> bool:
     return c.format.name == "avi"
 
 
-def _decode_range(path: str, info: VideoInfo, start: int, stop: int, seek: bool):
+def _decode_range(path: str, info: VideoInfo, start: int, stop: int, seek: bool, select=None):
     nxt, cur = start, None
     with _open(path) as c:
         vs = _video_stream(c, path)
@@ -225,7 +225,8 @@ def _decode_range(path: str, info: VideoInfo, start: int, stop: int, seek: bool)
                     if seek and nxt == start:
                         raise _SeekMiss
                     raise MediaError(path, f"frame {nxt} missing in decode (got {i})")
-                yield i, _rgb(frame)
+                if select is None or select(i):
+                    yield i, _rgb(frame)
                 nxt += 1
                 if nxt == stop:
                     return
@@ -234,9 +235,10 @@ def _decode_range(path: str, info: VideoInfo, start: int, stop: int, seek: bool)
     raise MediaError(path, f"truncated: decoded frames {start}..{nxt - 1}, expected up to {stop - 1}")
 
 
-def iter_frames(path: str, info: VideoInfo, start: int = 0, stop: int | None = None
-                ) -> Iterator[tuple[int, np.ndarray]]:
-    """Yield (index, RGB HxWx3 uint8) for start <= index < stop in coded orientation, seeking to start."""
+def iter_frames(path: str, info: VideoInfo, start: int = 0, stop: int | None = None,
+                select: Callable[[int], bool] | None = None) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield (index, RGB HxWx3 uint8) for start <= index < stop in coded orientation, seeking to start.
+    With `select`, only the frames it accepts are converted and yielded (all are still decoded)."""
     path = str(path)
     stop = info.n_frames if stop is None else min(stop, info.n_frames)
     if not 0 <= start <= stop:
@@ -244,9 +246,9 @@ def iter_frames(path: str, info: VideoInfo, start: int = 0, stop: int | None = N
     if start == stop:
         return
     try:
-        yield from _decode_range(path, info, start, stop, seek=start > 0)
+        yield from _decode_range(path, info, start, stop, seek=start > 0, select=select)
     except _SeekMiss:  # seek landed past frame `start` (open GOP, bad index): decode from 0
-        yield from _decode_range(path, info, start, stop, seek=False)
+        yield from _decode_range(path, info, start, stop, seek=False, select=select)
 
 
 # ---------------------------------------------------------------- video: transcode
@@ -326,8 +328,10 @@ def _plan_streams(inp, out, vin, ext: str, notes: list[str]) -> dict:
 
 
 def transcode_video(src: str, dst: str, info: VideoInfo, edit: Callable[[int, np.ndarray], np.ndarray], *,
-                    lossless: bool = False, crf: int = 18, preset: str = "veryfast") -> TranscodeResult:
-    """One pass: decode video, edit(index, rgb) -> rgb, re-encode with the original pts; copy other streams."""
+                    only: Container[int] | None = None, lossless: bool = False, crf: int = 18,
+                    preset: str = "veryfast") -> TranscodeResult:
+    """One pass: decode video, edit(index, rgb) -> rgb, re-encode with the original pts; copy other streams.
+    With `only`, frames not in it skip the RGB round trip and are re-encoded as decoded."""
     src, dst = str(src), str(dst)
     ext = Path(dst).suffix.lower()
     if ext not in VIDEO_EXTS:
@@ -365,11 +369,14 @@ def transcode_video(src: str, dst: str, info: VideoInfo, edit: Callable[[int, np
                             i = n if seq else _frame_index(info, f, src)
                             if i != n:
                                 raise MediaError(src, f"frame {n} missing in decode (got {i})")
-                            rgb = edit(i, _rgb(f))
-                            if not (isinstance(rgb, np.ndarray) and rgb.shape == shape and rgb.dtype == np.uint8):
-                                raise ValueError(f"edit must return uint8 {shape}, got "
-                                                 f"{getattr(rgb, 'dtype', type(rgb))} {getattr(rgb, 'shape', '')}")
-                            of = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24").reformat(**conv)
+                            if only is None or lossless or i in only:
+                                rgb = edit(i, _rgb(f))
+                                if not (isinstance(rgb, np.ndarray) and rgb.shape == shape and rgb.dtype == np.uint8):
+                                    raise ValueError(f"edit must return uint8 {shape}, got "
+                                                     f"{getattr(rgb, 'dtype', type(rgb))} {getattr(rgb, 'shape', '')}")
+                                of = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24").reformat(**conv)
+                            else:
+                                of = f if f.format.name == conv["format"] else f.reformat(format=conv["format"])
                             t = info.frame_pts[i] * info.time_base
                             of.pts, of.time_base = max(round(t / tb_out), last + 1), tb_out
                             if of.pts * tb_out != t and not any("rounded" in x for x in notes):

@@ -53,13 +53,13 @@ def detect_chunk(config: AnonymizeConfig, item: MediaItem, info: VideoInfo, chun
     out = ChunkDetections(chunk)
     src, _ = locations(config)
     det = detector(config.detector, config.detector_settings())
-    step = config.frame_step(info.fps)
+    step = config.frame_step(info.fps, info.width, info.height)
     try:
         local = src.local_copy(item.rel, scratch(config))
-        for i, rgb in iter_frames(local, info, chunk.start, chunk.stop):
-            if i % step == 0 or i == info.n_frames - 1:
-                out.frames.append(i)
-                out.dets.append(det.detect(rgb))
+        for i, rgb in iter_frames(local, info, chunk.start, chunk.stop,
+                                  select=lambda i: i % step == 0 or i == info.n_frames - 1):
+            out.frames.append(i)
+            out.dets.append(det.detect(rgb))
     except MediaError as e:
         out.error = e.reason
     out.seconds = time.perf_counter() - t0
@@ -85,7 +85,7 @@ def finish_video(config: AnonymizeConfig, item: MediaItem, info: VideoInfo,
         return record_failure(config, item, run_id, "internal error: chunks do not cover every frame")
     if config.track:
         per_frame, _ = track_media(_sampled(chunks), info.n_frames, info.width, info.height,
-                                   config.tracker_settings(config.frame_step(info.fps)))
+                                   config.tracker_settings(config.frame_step(info.fps, info.width, info.height)))
     else:
         per_frame = {f: d for f, d in _sampled(chunks) if len(d)}
     anon = anonymizer(config.method, config.mask_settings())
@@ -107,7 +107,8 @@ def finish_video(config: AnonymizeConfig, item: MediaItem, info: VideoInfo,
     out_rel = item.rel
     tmp = os.path.join(scratch(config), f"{uuid.uuid4().hex}{posixpath.splitext(out_rel)[1]}")
     try:
-        res = transcode_video(local, tmp, info, edit, lossless=config.lossless, crf=config.crf, preset=config.preset)
+        res = transcode_video(local, tmp, info, edit, only=per_frame, lossless=config.lossless,
+                              crf=config.crf, preset=config.preset)
         if res.frames_out != info.n_frames:
             raise MediaError(item.rel, f"encoded {res.frames_out} of {info.n_frames} frames")
         out_sha = sha256_path(tmp)

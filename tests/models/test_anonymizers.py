@@ -32,12 +32,20 @@ def test_face_box_fully_changed_and_outside_untouched(frame, name, shape):
     assert (np.abs(face - orig).sum(2) > 0).mean() > 0.97
 
 
-def test_mosaic_block_size_scales_with_face(frame):
-    small = create_anonymizer("mosaic", MaskSettings(shape="box", pad=0)).apply(frame.copy(), Detections([[0, 0, 24, 24]], [1]))
+def test_mosaic_block_size_scales_with_face_and_has_a_floor(frame):
     big = create_anonymizer("mosaic", MaskSettings(shape="box", pad=0)).apply(frame.copy(), Detections([[0, 0, 96, 96]], [1]))
-    n_small = len(np.unique(small[:24, :24].reshape(-1, 3), axis=0))
+    small = create_anonymizer("mosaic", MaskSettings(shape="box", pad=0)).apply(frame.copy(), Detections([[0, 0, 20, 20]], [1]))
     n_big = len(np.unique(big[:96, :96].reshape(-1, 3), axis=0))
-    assert n_small <= 36 and n_big <= 36  # about 6x6 blocks whatever the face size
+    n_small = len(np.unique(small[:20, :20].reshape(-1, 3), axis=0))
+    assert 9 <= n_big <= 16  # 4x4 blocks across a large face
+    assert n_small <= 4  # a 20 px face gets blocks of at least 10 px: 2x2 at most
+
+
+def test_solid_uses_region_mean_colour(frame):
+    out = create_anonymizer("solid", MaskSettings(shape="box", pad=0)).apply(frame.copy(), Detections([[10, 10, 50, 50]], [1]))
+    patch = out[10:50, 10:50].reshape(-1, 3)
+    assert (patch == patch[0]).all()
+    assert np.abs(patch[0].astype(int) - frame[10:50, 10:50].reshape(-1, 3).mean(0)).max() <= 1
 
 
 def test_motion_grows_the_region():

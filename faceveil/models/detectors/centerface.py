@@ -59,11 +59,15 @@ class CenterFace(Detector):
 
     def _detect(self, rgb: np.ndarray) -> Detections:
         h, w = rgb.shape[:2]
-        hp, wp = -(-h // 32) * 32, -(-w // 32) * 32
-        blob = np.zeros((1, 3, hp, wp), np.float32)
-        blob[0, :, :h, :w] = rgb.transpose(2, 0, 1)
+        hp, wp = -(-h // 32) * 32, -(-w // 32) * 32  # the network needs multiples of 32
+        if (hp, wp) != (h, w):
+            import cv2
+
+            rgb = cv2.resize(rgb, (wp, hp), interpolation=cv2.INTER_LINEAR)
+        blob = np.ascontiguousarray(rgb.transpose(2, 0, 1)[None], dtype=np.float32)
         heat, scale, offset, lms = self._sess.run(["537", "538", "539", "540"], {"input.1": blob})
-        return self._decode(heat[0, 0], scale[0], offset[0], lms[0], (h, w))
+        dets = self._decode(heat[0, 0], scale[0], offset[0], lms[0], (hp, wp))
+        return dets.scale(w / wp, h / hp) if (hp, wp) != (h, w) else dets
 
     def _decode(self, heat, scale, offset, lms, size) -> Detections:
         ys, xs = np.nonzero(heat > self.threshold)
