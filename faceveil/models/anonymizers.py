@@ -116,7 +116,7 @@ class Mosaic(Anonymizer):
 
     name = "mosaic"
 
-    def __init__(self, mask: MaskSettings = MaskSettings(), blocks: int = 4, min_block: int = 10):
+    def __init__(self, mask: MaskSettings = MaskSettings(), blocks: int = 3, min_block: int = 10):
         super().__init__(mask)
         self.blocks, self.min_block = blocks, min_block
 

@@ -37,7 +37,7 @@ def test_mosaic_block_size_scales_with_face_and_has_a_floor(frame):
     small = create_anonymizer("mosaic", MaskSettings(shape="box", pad=0)).apply(frame.copy(), Detections([[0, 0, 20, 20]], [1]))
     n_big = len(np.unique(big[:96, :96].reshape(-1, 3), axis=0))
     n_small = len(np.unique(small[:20, :20].reshape(-1, 3), axis=0))
-    assert 9 <= n_big <= 16  # 4x4 blocks across a large face
+    assert 4 <= n_big <= 16  # 3 blocks across a large face (its padded region takes a few more)
     assert n_small <= 4  # a 20 px face gets blocks of at least 10 px: 2x2 at most
 
 

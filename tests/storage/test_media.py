@@ -467,3 +467,28 @@ def test_truncated_and_renamed_images(tmp_path):
     (tmp_path / "notes.png").write_text("just some text\n" * 20)
     with pytest.raises(MediaError, match="notes.png"):
         read_image(str(tmp_path / "notes.png"))
+
+
+def test_select_yields_only_chosen_frames(sample):
+    p = str(sample / "cameras/lobby/clip_001.mp4")
+    info = probe_video(p)
+    full = dict(iter_frames(p, info))
+    some = list(iter_frames(p, info, 5, 30, select=lambda i: i % 4 == 0))
+    assert [i for i, _ in some] == [8, 12, 16, 20, 24, 28]
+    assert all(np.array_equal(rgb, full[i]) for i, rgb in some)
+
+
+def test_only_edits_listed_frames_and_keeps_the_rest(sample, tmp_path):
+    src = str(sample / "cameras/lobby/clip_001.mp4")
+    info = probe_video(src)
+    edited = []
+
+    def edit(i, rgb):
+        edited.append(i)
+        rgb[:] = 255
+        return rgb
+
+    res = transcode_video(src, str(tmp_path / "o.mp4"), info, edit, only={3, 7})
+    assert edited == [3, 7] and res.frames_out == info.n_frames
+    out = dict(iter_frames(str(tmp_path / "o.mp4"), probe_video(str(tmp_path / "o.mp4"))))
+    assert out[3].mean() > 250 and out[7].mean() > 250 and out[4].mean() < 200
