@@ -23,7 +23,7 @@ def _add_anonymize(sub) -> None:
     p.add_argument("--detect-every", type=int, default=None, help="run the detector on every N-th video frame instead")
     p.add_argument("--no-track", dest="track", action="store_false", help="no tracking: detect on every frame, no gap filling")
     p.add_argument("--mask", dest="mask_shape", default="box", choices=["box", "ellipse"])
-    p.add_argument("--pad", type=float, default=0.25, help="mask margin as a fraction of face size")
+    p.add_argument("--pad", type=float, default=0.4, help="mask margin as a fraction of face size")
     p.add_argument("--max-gap", type=int, default=10, help="frames a face may be missed inside a track and still be covered")
     p.add_argument("--lossless", action="store_true", help="lossless output (FFV1 in MKV for video, lossless images)")
     p.add_argument("--crf", type=int, default=18, help="x264 quality (lower is better)")

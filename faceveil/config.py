@@ -35,7 +35,7 @@ class AnonymizeConfig:
     detect_mpx_per_s: float = 6.0
     track: bool = True
     mask_shape: str = "box"
-    pad: float = 0.25
+    pad: float = 0.4
     motion_pad: float = 1.5
     max_gap: int = 10
     extend: int | None = None  # default: 2 * (frames between detections) + 2

@@ -21,7 +21,7 @@ class MaskSettings:
     side; motion_pad: extra margin per pixel/frame of head motion."""
 
     shape: str = "box"
-    pad: float = 0.25
+    pad: float = 0.4
     motion_pad: float = 1.5
 
     def __post_init__(self):
@@ -111,19 +111,24 @@ class Blur(Anonymizer):
 
 @ANONYMIZERS.register("mosaic")
 class Mosaic(Anonymizer):
-    """Pixelation with at most `blocks` blocks across the face and blocks of at least `min_block`
-    pixels (finer blocks keep enough of a small face for detectors, and people, to see it)."""
+    """Pixelation with at most `blocks` blocks across the face, blocks of at least `min_block`
+    pixels, and block contrast scaled by `contrast` around the region's mean: finer or full-contrast
+    mosaics keep enough of a head's layout (dark hair over lighter skin) for a detector to find a
+    face in them again."""
 
     name = "mosaic"
 
-    def __init__(self, mask: MaskSettings = MaskSettings(), blocks: int = 3, min_block: int = 10):
+    def __init__(self, mask: MaskSettings = MaskSettings(), blocks: int = 3, min_block: int = 10,
+                 contrast: float = 0.6):
         super().__init__(mask)
-        self.blocks, self.min_block = blocks, min_block
+        self.blocks, self.min_block, self.contrast = blocks, min_block, contrast
 
     def _replace(self, roi, face_size):
         block = max(self.min_block, int(round(face_size / self.blocks)))
         h, w = roi.shape[:2]
-        small = cv2.resize(roi, (max(1, w // block), max(1, h // block)), interpolation=cv2.INTER_AREA)
+        small = cv2.resize(roi, (max(1, w // block), max(1, h // block)), interpolation=cv2.INTER_AREA).astype(np.float32)
+        mean = small.reshape(-1, 3).mean(0)
+        small = np.clip(mean + self.contrast * (small - mean) + 0.5, 0, 255).astype(np.uint8)
         return cv2.resize(small, (w, h), interpolation=cv2.INTER_NEAREST)
 
 
