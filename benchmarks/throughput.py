@@ -170,6 +170,10 @@ def main() -> None:
         if not args.skip_deface:
             results["(b) deface 1.5 (defaults)"] = n / timed([str(BIN / "deface"), str(clip), "-o", str(work / "deface.mp4")])
         env = {"PREFECT_HOME": str(work / "prefect"), "PREFECT_LOGGING_LEVEL": "WARNING"}
+        empty = work / "empty"
+        empty.mkdir()
+        cold = timed([str(BIN / "faceveil"), "anonymize", str(empty), str(work / "warm"), "--quiet"], env)
+        print(f"cold start of an empty run (new Prefect database, cluster, server): {cold:.1f} s")
         wall = timed([str(BIN / "faceveil"), "anonymize", str(src), str(work / "fv"), "--quiet"], env)
         summary = json.loads((work / "fv" / "_faceveil" / "summary.json").read_text())
         results["(c) faceveil anonymize (defaults)"] = n / wall

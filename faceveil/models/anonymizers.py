@@ -119,7 +119,7 @@ class Mosaic(Anonymizer):
     name = "mosaic"
 
     def __init__(self, mask: MaskSettings = MaskSettings(), blocks: int = 3, min_block: int = 10,
-                 contrast: float = 0.6):
+                 contrast: float = 0.45):
         super().__init__(mask)
         self.blocks, self.min_block, self.contrast = blocks, min_block, contrast
 
