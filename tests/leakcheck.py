@@ -1,28 +1,36 @@
-"""Counts the faces a detector finds in videos (for leak tests and the privacy benchmark)."""
+"""Faces a detector finds in videos, for leak tests and the privacy benchmark."""
 from __future__ import annotations
 
 import os
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 
+import numpy as np
 
-def count_faces(path: str, threshold: float = 0.3, every: int = 3, offset: int = 1) -> tuple[int, int]:
-    """(faces found, frames looked at) on every `every`-th frame starting at `offset`."""
+
+def face_boxes(path: str, threshold: float = 0.3, every: int = 3, offset: int = 1) -> dict[int, np.ndarray]:
+    """frame index -> boxes found, on every `every`-th frame starting at `offset`."""
     from faceveil.models.detectors import DetectorSettings, create_detector
     from faceveil.storage.media import iter_frames, probe_video
 
     det = create_detector("centerface", DetectorSettings(threshold=threshold, threads=1))
     info = probe_video(path)
-    faces = frames = 0
-    for i, rgb in iter_frames(path, info):
-        if i % every == offset % every:
-            faces += len(det.detect(rgb))
-            frames += 1
-    return faces, frames
+    return {i: det.detect(rgb).boxes for i, rgb in iter_frames(path, info, select=lambda i: i % every == offset % every)}
 
 
-def count_many(paths: list[str], **kw) -> dict[str, tuple[int, int]]:
-    """count_faces over many videos in parallel worker processes."""
+def boxes_many(paths: list[str], **kw) -> dict[str, dict[int, np.ndarray]]:
+    """face_boxes over many videos in parallel worker processes."""
     with ProcessPoolExecutor(max_workers=os.cpu_count() or 1, mp_context=get_context("spawn")) as ex:
-        futs = {p: ex.submit(count_faces, p, **kw) for p in paths}
+        futs = {p: ex.submit(face_boxes, p, **kw) for p in paths}
         return {p: f.result() for p, f in futs.items()}
+
+
+def leaks(before: dict[int, np.ndarray], after: dict[int, np.ndarray], iou: float = 0.3) -> tuple[int, int, int]:
+    """(faces in the input, faces in the output, output faces where the input had a face)."""
+    from faceveil.models.detections import iou_matrix
+
+    n_in = sum(len(b) for b in before.values())
+    n_out = sum(len(b) for b in after.values())
+    same = sum(int((iou_matrix(b, before.get(f, np.zeros((0, 4), np.float32))).max(1, initial=0) >= iou).sum())
+               for f, b in after.items() if len(b))
+    return n_in, n_out, same
