@@ -143,11 +143,3 @@ class Location:
             os.makedirs(self.root, exist_ok=True)
         elif not self.fs.exists(self.root.split("/", 1)[0]):
             raise FileNotFoundError(f"{self.url}: bucket does not exist")
-
-
-def sha256_path(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()

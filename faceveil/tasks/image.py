@@ -9,7 +9,7 @@ import uuid
 from faceveil.config import AnonymizeConfig
 from faceveil.storage import manifests
 from faceveil.storage.media import MediaError, read_image, write_image
-from faceveil.storage.paths import sha256_path
+from faceveil.hashing import sha256_file
 from faceveil.tasks.common import anonymizer, base_row, detector, record_failure, locations, scratch
 from faceveil.tasks.jobs import MediaItem, MediaResult
 from faceveil.tasks.video import check_size
@@ -33,7 +33,7 @@ def anonymize_image(config: AnonymizeConfig, item: MediaItem, run_id: str) -> Me
             rgb[:] = 0
             redacted = 1
         write_image(tmp, rgb, meta, lossless=config.lossless)
-        out_sha, in_sha = sha256_path(tmp), sha256_path(local)
+        out_sha, in_sha = sha256_file(tmp), sha256_file(local)
         dest.commit_file(tmp, item.rel)
     except MediaError as e:
         return record_failure(config, item, run_id, e.reason)

@@ -13,7 +13,7 @@ from faceveil.config import AnonymizeConfig
 from faceveil.models.tracking import track_media
 from faceveil.storage import manifests
 from faceveil.storage.media import MediaError, VideoInfo, iter_frames, probe_video, transcode_video
-from faceveil.storage.paths import sha256_path
+from faceveil.hashing import sha256_file
 from faceveil.tasks.common import anonymizer, base_row, detector, record_failure, locations, scratch, streams_json
 from faceveil.tasks.jobs import Chunk, ChunkDetections, MediaItem, MediaResult, VideoPlan
 
@@ -111,8 +111,8 @@ def finish_video(config: AnonymizeConfig, item: MediaItem, info: VideoInfo,
                               crf=config.crf, preset=config.preset)
         if res.frames_out != info.n_frames:
             raise MediaError(item.rel, f"encoded {res.frames_out} of {info.n_frames} frames")
-        out_sha = sha256_path(tmp)
-        in_sha = sha256_path(local)
+        out_sha = sha256_file(tmp)
+        in_sha = sha256_file(local)
         dest.commit_file(tmp, out_rel)
     except MediaError as e:
         return record_failure(config, item, run_id, e.reason)

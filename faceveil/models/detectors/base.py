@@ -1,13 +1,13 @@
 """The detector interface and its registry."""
 from __future__ import annotations
 
-import hashlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 
+from faceveil.hashing import sha256_file
 from faceveil.models.detections import Detections
 from faceveil.models.registry import Registry
 
@@ -65,10 +65,4 @@ class Detector(ABC):
 DETECTORS: Registry[Detector] = Registry("detector")
 
 
-@lru_cache(maxsize=16)
-def sha256_file(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+weights_sha256 = lru_cache(maxsize=16)(sha256_file)  # weight files are hashed once per process

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from faceveil.models.detections import Detections, nms
-from faceveil.models.detectors.base import DETECTORS, Detector, DetectorSettings, sha256_file
+from faceveil.models.detectors.base import DETECTORS, Detector, DetectorSettings, weights_sha256
 
 
 def default_weights() -> str:
@@ -55,7 +55,7 @@ class CenterFace(Detector):
 
     @property
     def weights_id(self) -> str:
-        return "sha256:" + sha256_file(self.weights)
+        return "sha256:" + weights_sha256(self.weights)
 
     def _detect(self, rgb: np.ndarray) -> Detections:
         h, w = rgb.shape[:2]
