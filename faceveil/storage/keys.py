@@ -1,0 +1,111 @@
+"""Master keys: generated, kept in a 0600 key file, an environment variable or derived from a
+passphrase (scrypt); sub-keys by HKDF; fingerprints that identify a key without revealing it.
+A key never appears in repr(), logs or exceptions."""
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import secrets
+from pathlib import Path
+
+KEY_BYTES = 32
+_PREFIX = "faceveil-key-v1:"
+ENV_VAR = "FACEVEIL_KEY"
+
+
+class BadKeyError(ValueError):
+    """A key that cannot be used (missing, malformed, wrong). Never carries key material."""
+
+
+class MasterKey:
+    """32 secret bytes. `fingerprint` is safe to log and to write into reports."""
+
+    __slots__ = ("_b",)
+
+    def __init__(self, material: bytes):
+        if not isinstance(material, (bytes, bytearray)) or len(material) != KEY_BYTES:
+            raise BadKeyError(f"a master key is {KEY_BYTES} bytes")
+        self._b = bytes(material)
+
+    @classmethod
+    def generate(cls) -> "MasterKey":
+        return cls(secrets.token_bytes(KEY_BYTES))
+
+    @classmethod
+    def from_passphrase(cls, passphrase: str, salt: bytes, *, n: int = 2**15, r: int = 8, p: int = 1) -> "MasterKey":
+        """scrypt(passphrase, salt); the salt is stored beside the data it protects, not secret."""
+        if not passphrase:
+            raise BadKeyError("empty passphrase")
+        if len(salt) < 16:
+            raise BadKeyError("scrypt salt must be at least 16 bytes")
+        return cls(hashlib.scrypt(passphrase.encode(), salt=salt, n=n, r=r, p=p, maxmem=2**26, dklen=KEY_BYTES))
+
+    def derive(self, purpose: str, context: bytes = b"", length: int = KEY_BYTES) -> bytes:
+        """A sub-key for one purpose (HKDF-SHA256), so one master key serves vault, index and scrambling."""
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+        return HKDF(hashes.SHA256(), length, salt=None, info=purpose.encode() + b"\x00" + context).derive(self._b)
+
+    @property
+    def fingerprint(self) -> str:
+        """'fv1:' + 16 hex digits of HMAC-SHA256(key, label): identifies, reveals nothing."""
+        return "fv1:" + hmac.new(self._b, b"faceveil key fingerprint", hashlib.sha256).hexdigest()[:16]
+
+    def matches(self, fingerprint: str) -> bool:
+        """Constant-time check against a stored fingerprint."""
+        return hmac.compare_digest(self.fingerprint.encode(), fingerprint.encode())
+
+    def __repr__(self) -> str:
+        return f"MasterKey({self.fingerprint})"
+
+    __str__ = __repr__
+
+    def __reduce__(self):
+        raise TypeError("master keys are not pickled")
+
+
+def encode_key(key: MasterKey) -> str:
+    return _PREFIX + base64.urlsafe_b64encode(key._b).decode()
+
+
+def decode_key(text: str, source: str) -> MasterKey:
+    text = text.strip()
+    if not text.startswith(_PREFIX):
+        raise BadKeyError(f"{source}: not a faceveil key (expected the {_PREFIX} prefix)")
+    try:
+        raw = base64.urlsafe_b64decode(text[len(_PREFIX):].encode())
+    except (ValueError, TypeError):
+        raise BadKeyError(f"{source}: malformed key") from None
+    if len(raw) != KEY_BYTES:
+        raise BadKeyError(f"{source}: malformed key (wrong length)")
+    return MasterKey(raw)
+
+
+def write_key_file(path: str | Path, key: MasterKey, *, overwrite: bool = False) -> None:
+    """Creates the key file readable by its owner only (0600); refuses to replace one."""
+    path = Path(path)
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if overwrite else os.O_EXCL)
+    try:
+        fd = os.open(path, flags, 0o600)
+    except FileExistsError:
+        raise BadKeyError(f"{path}: a key file already exists (not overwritten)") from None
+    with os.fdopen(fd, "w") as f:
+        f.write(encode_key(key) + "\n")
+    os.chmod(path, 0o600)
+
+
+def load_key(path: str | Path | None = None, *, env: str = ENV_VAR) -> MasterKey:
+    """From a key file when given, else from the environment variable `env`."""
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise BadKeyError(f"{path}: key file not found")
+        if path.stat().st_mode & 0o077:
+            raise BadKeyError(f"{path}: key file is readable by others; chmod 600 it")
+        return decode_key(path.read_text(), str(path))
+    if os.environ.get(env):
+        return decode_key(os.environ[env], f"${env}")
+    raise BadKeyError(f"no key: pass a key file or set ${env}")
