@@ -29,6 +29,14 @@ def _plan(key: bytes, shape: tuple[int, int, int], block: int):
     return gh, gw, order, orient, chans, mask
 
 
+def _tiles(a: np.ndarray, gh: int, gw: int, block: int) -> np.ndarray:
+    return a[: gh * block, : gw * block].reshape(gh, block, gw, block, 3).swapaxes(1, 2).reshape(-1, block, block, 3)
+
+
+def _untile(t: np.ndarray, gh: int, gw: int, block: int) -> np.ndarray:
+    return t.reshape(gh, gw, block, block, 3).swapaxes(1, 2).reshape(gh * block, gw * block, 3)
+
+
 def _orient(b: np.ndarray, o: int, inverse: bool) -> np.ndarray:
     k, flip = int(o) % 4, int(o) >= 4
     if inverse:
@@ -42,11 +50,11 @@ def scramble(region: np.ndarray, key: bytes, block: int = 8) -> np.ndarray:
     gh, gw, order, orient, chans, mask = _plan(key, region.shape, block)
     out = region.copy()
     if gh and gw:
-        tiles = region[: gh * block, : gw * block].reshape(gh, block, gw, block, 3).swapaxes(1, 2).reshape(-1, block, block, 3)
+        tiles = _tiles(region, gh, gw, block)
         new = np.empty_like(tiles)
         for dst, src in enumerate(order):
             new[dst] = _orient(tiles[src], orient[dst], False)[:, :, _CHANNEL_PERMS[chans[dst]]]
-        out[: gh * block, : gw * block] = new.reshape(gh, gw, block, block, 3).swapaxes(1, 2).reshape(gh * block, gw * block, 3)
+        out[: gh * block, : gw * block] = _untile(new, gh, gw, block)
     return out ^ mask
 
 
@@ -55,10 +63,10 @@ def unscramble(region: np.ndarray, key: bytes, block: int = 8) -> np.ndarray:
     gh, gw, order, orient, chans, mask = _plan(key, region.shape, block)
     out = region ^ mask
     if gh and gw:
-        tiles = out[: gh * block, : gw * block].reshape(gh, block, gw, block, 3).swapaxes(1, 2).reshape(-1, block, block, 3)
+        tiles = _tiles(out, gh, gw, block)
         orig = np.empty_like(tiles)
         inv_ch = np.argsort(_CHANNEL_PERMS, axis=1)
         for dst, src in enumerate(order):
             orig[src] = _orient(tiles[dst][:, :, inv_ch[chans[dst]]], orient[dst], True)
-        out[: gh * block, : gw * block] = orig.reshape(gh, gw, block, block, 3).swapaxes(1, 2).reshape(gh * block, gw * block, 3)
+        out[: gh * block, : gw * block] = _untile(orig, gh, gw, block)
     return out
