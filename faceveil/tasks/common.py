@@ -56,3 +56,23 @@ def record_failure(config: AnonymizeConfig, item: MediaItem, run_id: str, reason
 
 def streams_json(streams) -> str:
     return json.dumps([asdict(s) for s in streams])
+
+
+def apply_fail_closed(anon: Anonymizer, rgb, dets) -> bool:
+    """Anonymizes `rgb` in place; if the anonymizer fails, blacks out the whole frame and says so."""
+    try:
+        anon.apply(rgb, dets)
+        return False
+    except Exception:  # fail closed: nothing of this frame is shown
+        rgb[:] = 0
+        return True
+
+
+def write_media_manifests(dest: Location, item: MediaItem, detection_rows, row: dict) -> MediaResult:
+    """Detections, tracks, then the media row last: the row is what marks the media finished."""
+    from faceveil.storage import manifests
+
+    manifests.write_part(dest, "detections", item.media_id, detection_rows)
+    manifests.write_part(dest, "tracks", item.media_id, manifests.track_rows(item.media_id, detection_rows))
+    manifests.write_part(dest, "media", item.media_id, [row])
+    return MediaResult(row)

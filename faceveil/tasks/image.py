@@ -10,7 +10,8 @@ from faceveil.config import AnonymizeConfig
 from faceveil.storage import manifests
 from faceveil.storage.media import MediaError, read_image, write_image
 from faceveil.hashing import sha256_file
-from faceveil.tasks.common import anonymizer, base_row, detector, record_failure, locations, scratch
+from faceveil.tasks.common import (anonymizer, apply_fail_closed, base_row, detector, locations, record_failure,
+                                   scratch, write_media_manifests)
 from faceveil.tasks.jobs import MediaItem, MediaResult
 from faceveil.tasks.video import check_size
 
@@ -26,12 +27,7 @@ def anonymize_image(config: AnonymizeConfig, item: MediaItem, run_id: str) -> Me
         rgb, meta = read_image(local, max_pixels=config.max_pixels)
         det = detector(config.detector, config.detector_settings())
         dets = det.detect(rgb)
-        try:
-            anonymizer(config.method, config.mask_settings()).apply(rgb, dets)
-            redacted = 0
-        except Exception:  # fail closed
-            rgb[:] = 0
-            redacted = 1
+        redacted = int(apply_fail_closed(anonymizer(config.method, config.mask_settings()), rgb, dets))
         write_image(tmp, rgb, meta, lossless=config.lossless)
         out_sha, in_sha = sha256_file(tmp), sha256_file(local)
         dest.commit_file(tmp, item.rel)
@@ -43,8 +39,6 @@ def anonymize_image(config: AnonymizeConfig, item: MediaItem, run_id: str) -> Me
         if local and not src.is_local and os.path.exists(local):
             os.unlink(local)
     det_rows = manifests.detection_rows(item.media_id, {0: dets}, lambda f: 0, lambda f: 0.0)
-    manifests.write_part(dest, "detections", item.media_id, det_rows)
-    manifests.write_part(dest, "tracks", item.media_id, manifests.track_rows(item.media_id, det_rows))
     row = {
         **base_row(config, item, run_id), "status": "ok", "reason": None, "frames_in": 1, "frames_out": 1,
         "width": rgb.shape[1], "height": rgb.shape[0], "rotation": 0, "has_audio_in": False, "has_audio_out": False,
@@ -53,5 +47,4 @@ def anonymize_image(config: AnonymizeConfig, item: MediaItem, run_id: str) -> Me
         "frames_with_faces": int(len(dets) > 0), "frames_filled": 0, "frames_redacted": redacted,
         "seconds": time.perf_counter() - t0,
     }
-    manifests.write_part(dest, "media", item.media_id, [row])
-    return MediaResult(row)
+    return write_media_manifests(dest, item, det_rows, row)

@@ -14,7 +14,8 @@ from faceveil.models.tracking import track_media
 from faceveil.storage import manifests
 from faceveil.storage.media import MediaError, VideoInfo, iter_frames, probe_video, transcode_video
 from faceveil.hashing import sha256_file
-from faceveil.tasks.common import anonymizer, base_row, detector, record_failure, locations, scratch, streams_json
+from faceveil.tasks.common import (anonymizer, apply_fail_closed, base_row, detector, locations, record_failure,
+                                   scratch, streams_json, write_media_manifests)
 from faceveil.tasks.jobs import Chunk, ChunkDetections, MediaItem, MediaResult, VideoPlan
 
 
@@ -94,14 +95,9 @@ def finish_video(config: AnonymizeConfig, item: MediaItem, info: VideoInfo,
     def edit(i: int, rgb: np.ndarray) -> np.ndarray:
         nonlocal redacted
         dets = per_frame.get(i)
-        if dets is None or not len(dets):
-            return rgb
-        try:
-            return anon.apply(rgb, dets)
-        except Exception:  # fail closed: nothing of this frame is shown
-            redacted += 1
-            rgb[:] = 0
-            return rgb
+        if dets is not None and len(dets):
+            redacted += apply_fail_closed(anon, rgb, dets)
+        return rgb
 
     local = src.local_copy(item.rel, scratch(config))
     out_rel = item.rel
@@ -122,8 +118,6 @@ def finish_video(config: AnonymizeConfig, item: MediaItem, info: VideoInfo,
         if not src.is_local and os.path.exists(local):
             os.unlink(local)
     det_rows = manifests.detection_rows(item.media_id, per_frame, lambda f: int(info.frame_pts[f]), info.frame_time)
-    manifests.write_part(dest, "detections", item.media_id, det_rows)
-    manifests.write_part(dest, "tracks", item.media_id, manifests.track_rows(item.media_id, det_rows))
     filled = det_rows.filter(det_rows["filled"])["frame_index"].to_numpy() if det_rows.num_rows else np.zeros(0)
     row = {
         **base_row(config, item, run_id), "status": "ok", "reason": None,
@@ -138,5 +132,4 @@ def finish_video(config: AnonymizeConfig, item: MediaItem, info: VideoInfo,
         "frames_with_faces": len(per_frame), "frames_filled": len(np.unique(filled)),
         "frames_redacted": redacted, "seconds": time.perf_counter() - t0 + sum(c.seconds for c in chunks),
     }
-    manifests.write_part(dest, "media", item.media_id, [row])
-    return MediaResult(row)
+    return write_media_manifests(dest, item, det_rows, row)
