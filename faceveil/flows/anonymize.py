@@ -2,6 +2,7 @@
 encode -> manifests -> run summary. Composition only."""
 from __future__ import annotations
 
+import functools
 import uuid
 from datetime import datetime, timezone
 
@@ -10,7 +11,7 @@ from prefect.futures import as_completed
 
 from faceveil import progress
 from faceveil.config import AnonymizeConfig
-from faceveil.flows.runtime import dask_task_runner, prefect_api
+from faceveil.flows.runtime import flow_runtime
 from faceveil.tasks import prefect_tasks as t
 from faceveil.tasks.jobs import MediaResult
 
@@ -56,6 +57,6 @@ def anonymize_archive(config: AnonymizeConfig, run_id: str | None = None) -> dic
 
 def run_anonymize(config: AnonymizeConfig) -> dict:
     """Runs the flow on a Dask cluster (local, or `config.dask_address`) with a Prefect API."""
-    with prefect_api():
-        runner = dask_task_runner(config.n_workers, config.threads_per_worker, config.dask_address)
+    warm = functools.partial(t.warm_worker, config)
+    with flow_runtime(config.n_workers, config.threads_per_worker, config.dask_address, warm) as runner:
         return anonymize_archive.with_options(task_runner=runner)(config)

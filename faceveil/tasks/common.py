@@ -76,3 +76,10 @@ def write_media_manifests(dest: Location, item: MediaItem, detection_rows, row: 
     manifests.write_part(dest, "tracks", item.media_id, manifests.track_rows(item.media_id, detection_rows))
     manifests.write_part(dest, "media", item.media_id, [row])
     return MediaResult(row)
+
+
+def warm_worker(config: AnonymizeConfig) -> None:
+    """Run once on each worker before work arrives: imports the task modules, loads the detector."""
+    import faceveil.tasks.prefect_tasks  # noqa: F401
+
+    detector(config.detector, config.detector_settings())

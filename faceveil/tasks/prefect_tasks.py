@@ -4,7 +4,7 @@ from prefect.cache_policies import NO_CACHE
 
 from faceveil.tasks.discover import discover
 from faceveil.tasks.image import anonymize_image
-from faceveil.tasks.common import record_failure
+from faceveil.tasks.common import record_failure, warm_worker
 from faceveil.tasks.run import write_summary
 from faceveil.tasks.video import detect_chunk, finish_video, plan_video
 

