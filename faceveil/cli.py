@@ -13,7 +13,9 @@ def _add_anonymize(sub) -> None:
     p = sub.add_parser("anonymize", help="anonymize every face of an archive (folder or s3://)")
     p.add_argument("src", help="source folder or s3://bucket/prefix")
     p.add_argument("dest", help="destination folder or s3://bucket/prefix")
-    p.add_argument("--method", default="mosaic", help="solid | blur | mosaic (default: mosaic)")
+    p.add_argument("--method", default="mosaic", help="solid | blur | mosaic | scramble (keyed, needs --key) (default: mosaic)")
+    p.add_argument("--reversible", action="store_true", help="seal every original face region in DEST/_faceveil/vault/ (needs a key)")
+    _add_key_args(p)
     p.add_argument("--detector", default="centerface", help="centerface | dlib-hog (default: centerface)")
     p.add_argument("--threshold", type=float, default=None, help="detector score threshold (default: the detector's)")
     p.add_argument("--min-size", type=float, default=0.0, help="ignore faces smaller than this many pixels")
@@ -28,13 +30,42 @@ def _add_anonymize(sub) -> None:
     p.add_argument("--lossless", action="store_true", help="lossless output (FFV1 in MKV for video, lossless images)")
     p.add_argument("--crf", type=int, default=18, help="x264 quality (lower is better)")
     p.add_argument("--preset", default="veryfast", help="x264 preset")
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("--workers", type=int, default=None, help="local Dask workers (default: one per core)")
-    g.add_argument("--dask-address", default=None, help="an existing Dask scheduler, e.g. tcp://host:8786")
+    _add_cluster_args(p)
     p.add_argument("--dry-run", action="store_true", help="print the plan and exit")
     p.add_argument("--json", action="store_true", help="print the run summary as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--verbose", action="store_true", help="show Prefect and Dask logs")
+
+
+def _add_key_args(p) -> None:
+    p.add_argument("--key", default=None, help="key file (from `faceveil keygen`); default: $FACEVEIL_KEY")
+    p.add_argument("--passphrase", action="store_true",
+                   help="derive the key from a passphrase (scrypt): $FACEVEIL_PASSPHRASE, else asked for")
+
+
+def _add_cluster_args(p) -> None:
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--workers", type=int, default=None, help="local Dask workers (default: one per core)")
+    g.add_argument("--dask-address", default=None, help="an existing Dask scheduler, e.g. tcp://host:8786")
+
+
+def _add_keys(sub) -> None:
+    p = sub.add_parser("keygen", help="write a new master key file (0600)")
+    p.add_argument("path")
+    p = sub.add_parser("restore", help="restore chosen faces of a reversible archive from its vault (needs the key)")
+    p.add_argument("archive", help="an archive anonymized with --reversible (folder or s3://)")
+    p.add_argument("out", help="where restored media go (same tree)")
+    p.add_argument("--track", action="append", default=[], metavar="MEDIA:TRACK",
+                   help="a track to restore (MEDIA: media id or relative path); repeatable")
+    p.add_argument("--media", action="append", default=[], metavar="PATH", help="restore every face of this media")
+    p.add_argument("--all", action="store_true", help="restore every face of the archive")
+    p.add_argument("--json", action="store_true", help="print the restore report as JSON")
+    _add_key_args(p)
+    _add_cluster_args(p)
+    p = sub.add_parser("forget", help="crypto-shred tracks: their originals become unrecoverable (needs the key)")
+    p.add_argument("archive")
+    p.add_argument("--track", action="append", required=True, metavar="MEDIA:TRACK")
+    _add_key_args(p)
 
 
 def _add_sample(sub) -> None:
@@ -46,14 +77,36 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="faceveil", description="Anonymize faces in video archives and face datasets.")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_anonymize(sub)
+    _add_keys(sub)
     _add_sample(sub)
     return parser
+
+
+def _master(args, archive: str):
+    """The master key from --key / $FACEVEIL_KEY, or --passphrase with the archive's scrypt salt."""
+    from faceveil.storage.keys import MasterKey, load_key
+
+    if args.passphrase:
+        import getpass
+
+        from faceveil.storage.paths import Location
+        from faceveil.storage.vault import passphrase_salt
+
+        phrase = os.environ.get("FACEVEIL_PASSPHRASE") or getpass.getpass("faceveil passphrase: ")
+        salt = passphrase_salt(Location(archive))
+        return MasterKey.from_passphrase(phrase, salt), salt
+    return load_key(args.key), None
 
 
 def _config(args):
     from faceveil.config import AnonymizeConfig
 
-    return AnonymizeConfig(
+    lock = None
+    if args.reversible or args.method == "scramble":
+        from faceveil.storage.keys import VaultLock
+
+        lock = VaultLock.of(*_master(args, args.dest))
+    return AnonymizeConfig(reversible=args.reversible, vault_lock=lock,
         src=args.src, dest=args.dest, method=args.method, detector=args.detector, threshold=args.threshold,
         min_size=args.min_size, scale=args.scale, detect_every=args.detect_every, detect_fps=args.detect_fps,
         detect_mpx_per_s=args.detect_mpx_per_s, track=args.track,
@@ -121,6 +174,49 @@ def _anonymize(args) -> int:
     return EXIT_MEDIA_FAILED if summary["failed"] else EXIT_OK
 
 
+def _keygen(args) -> int:
+    from faceveil.storage.keys import MasterKey, write_key_file
+
+    key = MasterKey.generate()
+    write_key_file(args.path, key)
+    print(f"key written to {args.path} (mode 0600), fingerprint {key.fingerprint}")
+    print("keep it apart from the archive: whoever holds it can restore every face; losing it loses them all")
+    return EXIT_OK
+
+
+def _restore(args) -> int:
+    from faceveil.flows.restore import run_restore
+    from faceveil.tasks.restore import RestoreConfig
+
+    config = RestoreConfig(args.archive, args.out, tracks=args.track, media=args.media, all=args.all,
+                           workers=args.workers, dask_address=args.dask_address)
+    master, _ = _master(args, args.archive)
+    report = run_restore(config, master)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        for m in report["media"]:
+            print(f"{m['status']:8} {m['path']}: {m.get('regions_restored', 0)} face regions restored"
+                  + (f", tracks {m['forgotten_tracks']} forgotten" if m.get("forgotten_tracks") else ""))
+        print(f"restored media: {args.out.rstrip('/')}/  report: {args.out.rstrip('/')}/_faceveil/restore/{report['run_id']}.json")
+    for m in report["media"]:
+        for why in m.get("refused_regions", []):
+            print(f"REFUSED {why}", file=sys.stderr)
+        if m["status"] == "failed":
+            print(f"FAILED {m['path']}: {m['reason']}", file=sys.stderr)
+    return EXIT_OK if report["ok"] == len(report["media"]) else EXIT_MEDIA_FAILED
+
+
+def _forget(args) -> int:
+    from faceveil.tasks.restore import forget
+
+    master, _ = _master(args, args.archive)
+    done = forget(args.archive, master, args.track)
+    for path, tracks in done.items():
+        print(f"forgotten {path}: tracks {tracks or '(already forgotten)'}")
+    return EXIT_OK
+
+
 def _sample(args) -> int:
     from faceveil.sample import make_sample_archive
 
@@ -137,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     from faceveil.flows.runtime import set_offline_env
 
     set_offline_env()
-    handlers = {"anonymize": _anonymize, "sample": _sample}
+    handlers = {"anonymize": _anonymize, "keygen": _keygen, "restore": _restore, "forget": _forget, "sample": _sample}
     try:
         return handlers[args.command](args)
     except (FileNotFoundError, NotADirectoryError, ValueError, PermissionError) as e:

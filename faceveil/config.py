@@ -9,11 +9,12 @@ from dataclasses import asdict, dataclass, field
 from faceveil.models.anonymizers import MaskSettings
 from faceveil.models.detectors.base import DetectorSettings
 from faceveil.models.tracking import TrackerSettings
+from faceveil.storage.keys import VaultLock
 
 # Settings that change the output; a finished media is redone only when one of these changes.
 OUTPUT_SETTINGS = ("method", "detector", "threshold", "min_size", "scale", "detect_every", "detect_fps", "detect_mpx_per_s",
                    "mask_shape",
-                   "pad", "motion_pad", "max_gap", "extend", "lossless", "crf", "preset", "track")
+                   "pad", "motion_pad", "max_gap", "extend", "lossless", "crf", "preset", "track", "reversible")
 
 
 @dataclass
@@ -51,8 +52,16 @@ class AnonymizeConfig:
     max_pixels: int = 8192 * 8192
     storage_options: dict = field(default_factory=dict)
     scratch_dir: str | None = None
+    reversible: bool = False  # seal every original face region in DEST/_faceveil/vault/
+    vault_lock: VaultLock | None = None  # the master key's public part (never the key itself)
 
     def __post_init__(self):
+        if isinstance(self.vault_lock, dict):  # after a round trip through Prefect's parameters
+            self.vault_lock = VaultLock(**self.vault_lock)
+        if self.method == "scramble":
+            self.reversible = True  # scrambling is keyed by the vault's data keys
+        if self.reversible and self.vault_lock is None:
+            raise ValueError(f"{'the scramble method' if self.method == 'scramble' else '--reversible'} needs a key")
         if not self.track:
             self.detect_every = 1  # without the tracker every frame must be looked at
         if self.detect_every is not None and self.detect_every < 1:

@@ -21,6 +21,8 @@ def anonymize_archive(config: AnonymizeConfig, run_id: str | None = None) -> dic
     run_id = run_id or datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:6]
     started = datetime.now(timezone.utc)
     bars = progress.current()
+    if config.reversible:
+        t.open_vault(config)  # a wrong key stops the run here, before anything is written
     items, unsupported = t.discover_media(config)
     todo = [i for i in items if not i.done]
     bars.start(len(todo))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -46,24 +47,32 @@ def mask_regions(dets: Detections, width: int, height: int, mask: MaskSettings) 
 
 
 class Anonymizer(ABC):
-    """Replaces every face region of an RGB uint8 frame (in place) and returns the frame."""
+    """Replaces every face region of an RGB uint8 frame (in place) and returns the frame. Keyed
+    methods (`needs_key`) take `region_key(j)`: the secret key of the j-th detection's region."""
 
     name: str = ""
+    needs_key: bool = False
 
     def __init__(self, mask: MaskSettings = MaskSettings()):
         self.mask = mask
 
     @abstractmethod
-    def _replace(self, roi: np.ndarray, face_size: float) -> np.ndarray:
+    def _replace(self, roi: np.ndarray, face_size: float, key: bytes | None) -> np.ndarray:
         """The anonymized version of `roi` (same shape)."""
 
-    def apply(self, rgb: np.ndarray, dets: Detections) -> np.ndarray:
+    def regions(self, dets: Detections, width: int, height: int) -> np.ndarray:
+        """The integer xyxy regions `apply` replaces, one per detection."""
+        return mask_regions(dets, width, height, self.mask)
+
+    def apply(self, rgb: np.ndarray, dets: Detections, region_key: Callable[[int], bytes] | None = None) -> np.ndarray:
+        if self.needs_key and region_key is None:
+            raise ValueError(f"the {self.name} method needs a key")
         h, w = rgb.shape[:2]
-        for (x1, y1, x2, y2), size in zip(mask_regions(dets, w, h, self.mask), dets.sizes):
+        for j, ((x1, y1, x2, y2), size) in enumerate(zip(self.regions(dets, w, h), dets.sizes)):
             if x2 <= x1 or y2 <= y1:
                 continue
             roi = rgb[y1:y2, x1:x2]
-            new = self._replace(roi, float(size))
+            new = self._replace(roi, float(size), region_key(j) if self.needs_key else None)
             if self.mask.shape == "ellipse":
                 rh, rw = roi.shape[:2]
                 m = np.zeros((rh, rw), np.uint8)
@@ -89,7 +98,7 @@ class Solid(Anonymizer):
         super().__init__(mask)
         self.colour = None if colour is None else np.array(colour, np.uint8)
 
-    def _replace(self, roi, face_size):
+    def _replace(self, roi, face_size, key):
         colour = roi.reshape(-1, 3).mean(0).round().astype(np.uint8) if self.colour is None else self.colour
         return np.broadcast_to(colour, roi.shape)
 
@@ -104,7 +113,7 @@ class Blur(Anonymizer):
         super().__init__(mask)
         self.strength = strength
 
-    def _replace(self, roi, face_size):
+    def _replace(self, roi, face_size, key):
         sigma = max(2.0, self.strength * face_size)
         return cv2.GaussianBlur(roi, (0, 0), sigmaX=sigma, sigmaY=sigma, borderType=cv2.BORDER_REPLICATE)
 
@@ -123,13 +132,33 @@ class Mosaic(Anonymizer):
         super().__init__(mask)
         self.blocks, self.min_block, self.contrast = blocks, min_block, contrast
 
-    def _replace(self, roi, face_size):
+    def _replace(self, roi, face_size, key):
         block = max(self.min_block, int(round(face_size / self.blocks)))
         h, w = roi.shape[:2]
         small = cv2.resize(roi, (max(1, w // block), max(1, h // block)), interpolation=cv2.INTER_AREA).astype(np.float32)
         mean = small.reshape(-1, 3).mean(0)
         small = np.clip(mean + self.contrast * (small - mean) + 0.5, 0, 255).astype(np.uint8)
         return cv2.resize(small, (w, h), interpolation=cv2.INTER_NEAREST)
+
+
+@ANONYMIZERS.register("scramble")
+class Scramble(Anonymizer):
+    """Keyed block scrambling (see models/scramble.py): reveals no face without the key, inverts
+    exactly with it on lossless output. Box masks only (an ellipse would cut blocks apart)."""
+
+    name = "scramble"
+    needs_key = True
+
+    def __init__(self, mask: MaskSettings = MaskSettings(), block: int = 8):
+        if mask.shape != "box":
+            raise ValueError("the scramble method needs box masks")
+        super().__init__(mask)
+        self.block = block
+
+    def _replace(self, roi, face_size, key):
+        from faceveil.models.scramble import scramble
+
+        return scramble(roi, key, self.block)
 
 
 def create_anonymizer(name: str, mask: MaskSettings = MaskSettings()) -> Anonymizer:

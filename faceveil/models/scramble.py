@@ -9,6 +9,15 @@ import numpy as np
 _CHANNEL_PERMS = np.array([[0, 1, 2], [0, 2, 1], [1, 0, 2], [1, 2, 0], [2, 0, 1], [2, 1, 0]])
 
 
+def region_key(data_key: bytes, media_id: str, frame: int, track: int) -> bytes:
+    """The key of one face region: HKDF(track data key, media, frame, track)."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    info = f"faceveil scramble\x00{media_id}\x00{int(frame)}\x00{int(track)}".encode()
+    return HKDF(hashes.SHA256(), 32, salt=None, info=info).derive(data_key)
+
+
 def keystream(key: bytes, n: int) -> np.ndarray:
     """n pseudo-random bytes: AES-256-CTR over zeros (key must be 32 bytes, used for one region)."""
     from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes

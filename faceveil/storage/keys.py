@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import os
 import secrets
+from dataclasses import dataclass
 from pathlib import Path
 
 KEY_BYTES = 32
@@ -65,6 +66,22 @@ class MasterKey:
 
     def __reduce__(self):
         raise TypeError("master keys are not pickled")
+
+
+@dataclass(frozen=True)
+class VaultLock:
+    """What a worker needs to seal into a vault: the master's public key (hex) and fingerprint.
+    Public: it can seal, never open."""
+
+    public_hex: str
+    fingerprint: str
+    scrypt_salt_hex: str | None = None  # when the key came from a passphrase
+
+    @classmethod
+    def of(cls, master: MasterKey, scrypt_salt: bytes | None = None) -> "VaultLock":
+        from faceveil.storage.sealing import vault_public_key
+
+        return cls(vault_public_key(master).hex(), master.fingerprint, scrypt_salt.hex() if scrypt_salt else None)
 
 
 def encode_key(key: MasterKey) -> str:

@@ -34,6 +34,7 @@ MEDIA = pa.schema([
     ("method", pa.string()), ("settings_json", pa.string()), ("settings_hash", pa.string()),
     ("n_faces", pa.int64()), ("n_tracks", pa.int64()), ("frames_with_faces", pa.int64()),
     ("frames_filled", pa.int64()), ("frames_redacted", pa.int64()), ("seconds", pa.float64()),
+    ("vault_entries", pa.int64()), ("vault_bytes", pa.int64()), ("key_fingerprint", pa.string()),
 ])
 
 DETECTIONS = pa.schema([
@@ -49,7 +50,23 @@ TRACKS = pa.schema([
     ("mean_score", pa.float32()), ("max_size", pa.float32()),
 ])
 
-TABLES = {"runs": RUNS, "media": MEDIA, "detections": DETECTIONS, "tracks": TRACKS}
+# The vault: one row per original face region per frame, sealed (AES-256-GCM, lossless PNG inside) under
+# its track's data key, with (media, frame, track, box, key id) as associated data; one row per track
+# key, wrapped for the master key (a shredded key keeps its row: wrapped is null, forgotten_at set).
+VAULT_ENTRIES = pa.schema([
+    ("media_id", pa.string()), ("frame_index", pa.int64()), ("track_id", pa.int64()),
+    ("x1", pa.int32()), ("y1", pa.int32()), ("x2", pa.int32()), ("y2", pa.int32()),
+    ("key_id", pa.string()), ("sealed", pa.binary()),
+])
+
+VAULT_KEYS = pa.schema([
+    ("key_id", pa.string()), ("media_id", pa.string()), ("track_id", pa.int64()), ("wrapped", pa.binary()),
+    ("master_fingerprint", pa.string()), ("n_entries", pa.int64()),
+    ("created_at", pa.timestamp("us", tz="UTC")), ("forgotten_at", pa.timestamp("us", tz="UTC")),
+])
+
+TABLES = {"runs": RUNS, "media": MEDIA, "detections": DETECTIONS, "tracks": TRACKS,
+          "vault/entries": VAULT_ENTRIES, "vault/keys": VAULT_KEYS}
 
 
 def part_path(table: str, key: str) -> str:

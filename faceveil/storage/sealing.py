@@ -1,4 +1,5 @@
-"""Envelope encryption: data keys wrapped by the master key, payloads sealed with AES-256-GCM and
+"""Envelope encryption: data keys wrapped for the master key (X25519 sealed box, so writers need
+only its public key), payloads sealed with AES-256-GCM and
 bound to their place (media, frame, track, box) through the associated data."""
 from __future__ import annotations
 
@@ -40,10 +41,42 @@ def new_data_key() -> bytes:
     return AESGCM.generate_key(bit_length=256)
 
 
-def wrap_data_key(master: MasterKey, data_key: bytes, key_id: str) -> bytes:
-    """The data key sealed under the master's key-wrapping sub-key, bound to its id."""
-    return seal(master.derive("vault/kek"), data_key, associated_data(key_id=key_id))
+def vault_public_key(master: MasterKey) -> bytes:
+    """The X25519 public key that wraps data keys. Workers that anonymize get only this, so they can
+    seal originals but never open them; unwrapping needs the master key."""
+    return _private(master).public_key().public_bytes_raw()
+
+
+def _private(master: MasterKey):
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+    return X25519PrivateKey.from_private_bytes(master.derive("vault/x25519"))
+
+
+def _kek(shared: bytes, ephemeral: bytes, public: bytes) -> bytes:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    return HKDF(hashes.SHA256(), 32, salt=None, info=b"faceveil vault wrap" + ephemeral + public).derive(shared)
+
+
+def wrap_data_key(public: bytes, data_key: bytes, key_id: str) -> bytes:
+    """ephemeral X25519 public || AES-256-GCM(data key) under ECDH(ephemeral, vault public), bound to key_id."""
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+
+    eph = X25519PrivateKey.generate()
+    eph_pub = eph.public_key().public_bytes_raw()
+    kek = _kek(eph.exchange(X25519PublicKey.from_public_bytes(public)), eph_pub, public)
+    return eph_pub + seal(kek, data_key, associated_data(key_id=key_id))
 
 
 def unwrap_data_key(master: MasterKey, wrapped: bytes, key_id: str) -> bytes:
-    return open_sealed(master.derive("vault/kek"), wrapped, associated_data(key_id=key_id), f"data key {key_id}")
+    """The data key, or SealError (wrong master key, modified, or another key's id)."""
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
+
+    if len(wrapped) < 32 + NONCE_BYTES + 16:
+        raise SealError(f"data key {key_id}: malformed")
+    priv = _private(master)
+    public = priv.public_key().public_bytes_raw()
+    kek = _kek(priv.exchange(X25519PublicKey.from_public_bytes(wrapped[:32])), wrapped[:32], public)
+    return open_sealed(kek, wrapped[32:], associated_data(key_id=key_id), f"data key {key_id}")

@@ -1,6 +1,7 @@
 """Helpers shared by the per-media tasks: cached models, scratch space, manifest rows."""
 from __future__ import annotations
 
+import functools
 import json
 import os
 import tempfile
@@ -58,14 +59,46 @@ def streams_json(streams) -> str:
     return json.dumps([asdict(s) for s in streams])
 
 
-def apply_fail_closed(anon: Anonymizer, rgb, dets) -> bool:
-    """Anonymizes `rgb` in place; if the anonymizer fails, blacks out the whole frame and says so."""
+def protect_frame(anon: Anonymizer, rgb, dets, frame: int = 0, media_id: str = "", vault=None) -> bool:
+    """Seals the original face regions in the vault (when reversible), then anonymizes `rgb` in
+    place. Fail closed: if the anonymizer fails, the whole frame is blacked out (returns True); a
+    vault failure raises, so no output exists without its originals."""
+    if vault is not None and len(dets):
+        h, w = rgb.shape[:2]
+        for j, (x1, y1, x2, y2) in enumerate(anon.regions(dets, w, h)):
+            if x2 > x1 and y2 > y1:
+                vault.seal(frame, int(dets.track_ids[j]), (x1, y1, x2, y2), rgb[y1:y2, x1:x2])
+    keys = functools.partial(_region_key, vault, dets, media_id, frame) if anon.needs_key and vault else None
     try:
-        anon.apply(rgb, dets)
+        anon.apply(rgb, dets, keys)
         return False
     except Exception:  # fail closed: nothing of this frame is shown
         rgb[:] = 0
         return True
+
+
+def _region_key(vault, dets, media_id: str, frame: int, j: int) -> bytes:
+    """The scramble key of detection j's region: from its track's data key (so forgetting the track
+    makes its scrambled pixels unrecoverable too)."""
+    from faceveil.models.scramble import region_key
+
+    track = int(dets.track_ids[j])
+    return region_key(vault.data_key(track), media_id, frame, track)
+
+
+def open_vault(config: AnonymizeConfig) -> None:
+    """For a reversible run: the vault's key must be this run's (refused before anything is
+    written); a new archive gets its vault keyinfo."""
+    from faceveil.storage.vault import check_key
+
+    check_key(locations(config)[1], config.vault_lock.fingerprint, create=config.vault_lock)
+
+
+def vault_fields(vault) -> dict:
+    """The media row's vault columns (None when the run is not reversible)."""
+    if vault is None:
+        return {"vault_entries": None, "vault_bytes": None, "key_fingerprint": None}
+    return {"vault_entries": vault.n_entries, "vault_bytes": vault.bytes_sealed, "key_fingerprint": vault.lock.fingerprint}
 
 
 def write_media_manifests(dest: Location, item: MediaItem, detection_rows, row: dict) -> MediaResult:

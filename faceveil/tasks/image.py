@@ -6,12 +6,15 @@ import posixpath
 import time
 import uuid
 
+import numpy as np
+
 from faceveil.config import AnonymizeConfig
 from faceveil.storage import manifests
 from faceveil.storage.media import MediaError, read_image, write_image
 from faceveil.hashing import sha256_file
-from faceveil.tasks.common import (anonymizer, apply_fail_closed, base_row, detector, locations, record_failure,
-                                   scratch, write_media_manifests)
+from faceveil.storage.vault import VaultWriter
+from faceveil.tasks.common import (anonymizer, base_row, detector, locations, protect_frame, record_failure, scratch,
+                                   vault_fields, write_media_manifests)
 from faceveil.tasks.jobs import MediaItem, MediaResult
 from faceveil.tasks.video import check_size
 
@@ -20,20 +23,28 @@ def anonymize_image(config: AnonymizeConfig, item: MediaItem, run_id: str) -> Me
     t0 = time.perf_counter()
     src, dest = locations(config)
     tmp = os.path.join(scratch(config), uuid.uuid4().hex + posixpath.splitext(item.rel)[1])
-    local = None
+    local = vault = None
     try:
         check_size(config, item)
         local = src.local_copy(item.rel, scratch(config))
         rgb, meta = read_image(local, max_pixels=config.max_pixels)
         det = detector(config.detector, config.detector_settings())
         dets = det.detect(rgb)
-        redacted = int(apply_fail_closed(anonymizer(config.method, config.mask_settings()), rgb, dets))
+        if config.track:  # one track per face, so each can be restored or forgotten alone
+            dets.track_ids = np.arange(len(dets), dtype=np.int64)
+        vault = VaultWriter(config.vault_lock, item.media_id, scratch(config)) if config.reversible else None
+        redacted = int(protect_frame(anonymizer(config.method, config.mask_settings()), rgb, dets, 0,
+                                     item.media_id, vault))
         write_image(tmp, rgb, meta, lossless=config.lossless)
         out_sha, in_sha = sha256_file(tmp), sha256_file(local)
+        if vault is not None:
+            vault.commit(dest)
         dest.commit_file(tmp, item.rel)
     except MediaError as e:
         return record_failure(config, item, run_id, e.reason)
     finally:
+        if vault is not None:
+            vault.discard()
         if os.path.exists(tmp):
             os.unlink(tmp)
         if local and not src.is_local and os.path.exists(local):
@@ -43,8 +54,8 @@ def anonymize_image(config: AnonymizeConfig, item: MediaItem, run_id: str) -> Me
         **base_row(config, item, run_id), "status": "ok", "reason": None, "frames_in": 1, "frames_out": 1,
         "width": rgb.shape[1], "height": rgb.shape[0], "rotation": 0, "has_audio_in": False, "has_audio_out": False,
         "input_sha256": in_sha, "output_sha256": out_sha, "output_path": item.rel,
-        "detector_weights": det.weights_id, "n_faces": len(dets), "n_tracks": 0,
+        "detector_weights": det.weights_id, "n_faces": len(dets), "n_tracks": int((dets.track_ids >= 0).sum()),
         "frames_with_faces": int(len(dets) > 0), "frames_filled": 0, "frames_redacted": redacted,
-        "seconds": time.perf_counter() - t0,
+        "seconds": time.perf_counter() - t0, **vault_fields(vault),
     }
     return write_media_manifests(dest, item, det_rows, row)

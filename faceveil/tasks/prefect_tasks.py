@@ -1,10 +1,12 @@
-"""The plain task functions wrapped as Prefect tasks (one unit of distributed work each)."""
+"""The plain task functions wrapped as Prefect tasks (one unit of distributed work each), and the
+plain functions flows call in their own process."""
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from faceveil.tasks.discover import discover
 from faceveil.tasks.image import anonymize_image
-from faceveil.tasks.common import record_failure, warm_worker
+from faceveil.tasks.common import open_vault, record_failure, warm_worker
+from faceveil.tasks.restore import restore_media, write_restore_report
 from faceveil.tasks.run import write_summary
 from faceveil.tasks.video import detect_chunk, finish_video, plan_video
 
@@ -18,3 +20,7 @@ anonymize_image_task = task(anonymize_image, name="anonymize-image", cache_polic
                             task_run_name="anonymize {item.rel}")
 record_failure_task = task(record_failure, name="record-failure", cache_policy=NO_CACHE)
 write_summary_task = task(write_summary, name="write-summary", cache_policy=NO_CACHE)
+restore_media_task = task(restore_media, name="restore-media", cache_policy=NO_CACHE, retries=1,
+                          task_run_name="restore {job.rel}")
+write_restore_report_task = task(write_restore_report, name="write-restore-report", cache_policy=NO_CACHE)
+__all__ = ["open_vault", "warm_worker"]  # run in the flow's process / on each worker, not as tasks

@@ -14,8 +14,9 @@ from faceveil.models.tracking import track_media
 from faceveil.storage import manifests
 from faceveil.storage.media import MediaError, VideoInfo, iter_frames, probe_video, transcode_video
 from faceveil.hashing import sha256_file
-from faceveil.tasks.common import (anonymizer, apply_fail_closed, base_row, detector, locations, record_failure,
-                                   scratch, streams_json, write_media_manifests)
+from faceveil.storage.vault import VaultWriter
+from faceveil.tasks.common import (anonymizer, base_row, detector, locations, protect_frame, record_failure, scratch,
+                                   streams_json, vault_fields, write_media_manifests)
 from faceveil.tasks.jobs import Chunk, ChunkDetections, MediaItem, MediaResult, VideoPlan
 
 
@@ -90,17 +91,20 @@ def finish_video(config: AnonymizeConfig, item: MediaItem, info: VideoInfo,
     else:
         per_frame = {f: d for f, d in _sampled(chunks) if len(d)}
     anon = anonymizer(config.method, config.mask_settings())
+    vault = VaultWriter(config.vault_lock, item.media_id, scratch(config)) if config.reversible else None
     redacted = 0
 
     def edit(i: int, rgb: np.ndarray) -> np.ndarray:
         nonlocal redacted
         dets = per_frame.get(i)
         if dets is not None and len(dets):
-            redacted += apply_fail_closed(anon, rgb, dets)
+            redacted += protect_frame(anon, rgb, dets, i, item.media_id, vault)
         return rgb
 
     local = src.local_copy(item.rel, scratch(config))
-    out_rel = item.rel
+    out_rel = item.rel  # lossless video is FFV1, which only MKV holds: clip.mp4 -> clip.mp4.mkv
+    if config.lossless and posixpath.splitext(item.rel)[1].lower() != ".mkv":
+        out_rel = item.rel + ".mkv"
     tmp = os.path.join(scratch(config), f"{uuid.uuid4().hex}{posixpath.splitext(out_rel)[1]}")
     try:
         res = transcode_video(local, tmp, info, edit, only=per_frame, lossless=config.lossless,
@@ -109,10 +113,14 @@ def finish_video(config: AnonymizeConfig, item: MediaItem, info: VideoInfo,
             raise MediaError(item.rel, f"encoded {res.frames_out} of {info.n_frames} frames")
         out_sha = sha256_file(tmp)
         in_sha = sha256_file(local)
+        if vault is not None:
+            vault.commit(dest)  # the originals are safe before the anonymized output appears
         dest.commit_file(tmp, out_rel)
     except MediaError as e:
         return record_failure(config, item, run_id, e.reason)
     finally:
+        if vault is not None:
+            vault.discard()
         if os.path.exists(tmp):
             os.unlink(tmp)
         if not src.is_local and os.path.exists(local):
@@ -131,5 +139,6 @@ def finish_video(config: AnonymizeConfig, item: MediaItem, info: VideoInfo,
         "n_faces": det_rows.num_rows, "n_tracks": len(set(det_rows["track_id"].to_pylist()) - {-1}),
         "frames_with_faces": len(per_frame), "frames_filled": len(np.unique(filled)),
         "frames_redacted": redacted, "seconds": time.perf_counter() - t0 + sum(c.seconds for c in chunks),
+        **vault_fields(vault),
     }
     return write_media_manifests(dest, item, det_rows, row)

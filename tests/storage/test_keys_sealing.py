@@ -5,7 +5,7 @@ import pytest
 
 from faceveil.storage.keys import BadKeyError, MasterKey, decode_key, encode_key, load_key, write_key_file
 from faceveil.storage.sealing import (SealError, associated_data, new_data_key, open_sealed, seal, unwrap_data_key,
-                                      wrap_data_key)
+                                      vault_public_key, wrap_data_key)
 
 
 def test_key_file_is_0600_and_round_trips(tmp_path):
@@ -76,9 +76,11 @@ def test_seal_binds_payload_to_its_place():
 
 def test_data_keys_wrapped_under_master():
     master, dk = MasterKey.generate(), new_data_key()
-    wrapped = wrap_data_key(master, dk, "track-3")
+    wrapped = wrap_data_key(vault_public_key(master), dk, "track-3")
     assert unwrap_data_key(master, wrapped, "track-3") == dk
     with pytest.raises(SealError, match="data key track-3"):
         unwrap_data_key(MasterKey.generate(), wrapped, "track-3")
     with pytest.raises(SealError):
         unwrap_data_key(master, wrapped, "track-4")  # a wrapped key cannot be reassigned
+    assert wrap_data_key(vault_public_key(master), dk, "track-3") != wrapped  # fresh ephemeral key each time
+    assert dk not in wrapped

@@ -55,7 +55,7 @@ def _crops(rgb: np.ndarray, boxes: np.ndarray):
 
 
 def quality(rgb: np.ndarray, dets: Detections, full_size: float = 112.0, sharp: float = 100.0) -> np.ndarray:
-    """(N,) in [0,1] = size (face size/full_size, capped at 1) x sharpness (Laplacian variance v of the grey crop resized to 112 px, v/(v+sharp)) x frontality (nose centred between the eyes, eyes level; 0.5 without landmarks)."""
+    """(N,) in [0,1]: size (px/full_size, capped) x sharpness (grey Laplacian variance v/(v+sharp)) x frontality."""
     import cv2
 
     n = len(dets)
@@ -65,6 +65,7 @@ def quality(rgb: np.ndarray, dets: Detections, full_size: float = 112.0, sharp: 
     sharpness = np.zeros(n)
     for i, crop in enumerate(_crops(rgb, dets.boxes)):
         if crop is not None and min(crop.shape[:2]) >= 2:
+            # at a fixed 112 px, so sharpness does not depend on face size (size has its own term)
             grey = cv2.cvtColor(cv2.resize(crop, (112, 112), interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2GRAY)
             v = cv2.Laplacian(grey, cv2.CV_64F).var()
             sharpness[i] = v / (v + sharp)

@@ -1,0 +1,51 @@
+"""`restore_archive`: key check and track choice (in this process) -> per media, open the vault and
+paste the chosen originals back (Dask) -> restore report. Keys never become flow parameters."""
+from __future__ import annotations
+
+import json
+import secrets
+import uuid
+from datetime import datetime, timezone
+
+from prefect import flow
+
+from faceveil.flows.runtime import flow_runtime
+from faceveil.storage.keys import MasterKey
+from faceveil.tasks import prefect_tasks as t
+from faceveil.tasks.restore import RestoreConfig, RestoreJob, plan_restore
+
+_JOBS: dict[str, list[RestoreJob]] = {}  # handed to the flow by token, so Prefect never records a key
+
+
+@flow(name="restore_archive", log_prints=False)
+def restore_archive(config: RestoreConfig, jobs_token: str, key_fingerprint: str) -> dict:
+    jobs = _JOBS.pop(jobs_token)
+    run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:6]
+    futures = [t.restore_media_task.submit(config, job) for job in jobs]
+    results = []
+    for job, fut in zip(jobs, futures):
+        try:
+            results.append(fut.result())
+        except Exception as e:  # recorded, never silently lost
+            results.append({"path": job.rel, "status": "failed", "reason": f"internal error: {e!r}"})
+    report = {"run_id": run_id, "archive": config.archive, "out": config.out, "key_fingerprint": key_fingerprint,
+              "finished_at": datetime.now(timezone.utc).isoformat(), "media": results,
+              "ok": sum(r["status"] == "ok" for r in results),
+              "partial": sum(r["status"] == "partial" for r in results),
+              "failed": sum(r["status"] == "failed" for r in results)}
+    t.write_restore_report_task(config, run_id, json.dumps(report, indent=2))
+    return report
+
+
+def run_restore(config: RestoreConfig, master: MasterKey) -> dict:
+    """Checks the key and the choice, then runs the flow on a Dask cluster with a Prefect API."""
+    jobs = plan_restore(config, master)
+    if not jobs:
+        raise ValueError(f"nothing to restore in {config.archive}")
+    token = secrets.token_hex(16)
+    _JOBS[token] = jobs
+    try:
+        with flow_runtime(min(config.n_workers, len(jobs)), config.threads_per_worker, config.dask_address) as runner:
+            return restore_archive.with_options(task_runner=runner)(config, token, master.fingerprint)
+    finally:
+        _JOBS.pop(token, None)
