@@ -23,6 +23,8 @@ def _add_anonymize(sub) -> None:
     p.add_argument("--detect-fps", type=float, default=7.5, help="least video frames per second the detector looks at; the tracker covers the rest (default: 7.5)")
     p.add_argument("--detect-mpx-per-s", type=float, default=6.0, help="detector budget: every frame is looked at while this costs at most N megapixels per second of video (default: 6)")
     p.add_argument("--detect-every", type=int, default=None, help="run the detector on every N-th video frame instead")
+    p.add_argument("--second-look", type=float, default=0.5, metavar="SCALE",
+                   help="look again at each anonymized frame with faces, at this detector scale, and mask what is found then (0 = off; default 0.5)")
     p.add_argument("--no-track", dest="track", action="store_false", help="no tracking: detect on every frame, no gap filling")
     p.add_argument("--mask", dest="mask_shape", default="box", choices=["box", "ellipse"])
     p.add_argument("--pad", type=float, default=0.4, help="mask margin as a fraction of face size")
@@ -109,7 +111,7 @@ def _config(args):
     return AnonymizeConfig(reversible=args.reversible, vault_lock=lock,
         src=args.src, dest=args.dest, method=args.method, detector=args.detector, threshold=args.threshold,
         min_size=args.min_size, scale=args.scale, detect_every=args.detect_every, detect_fps=args.detect_fps,
-        detect_mpx_per_s=args.detect_mpx_per_s, track=args.track,
+        detect_mpx_per_s=args.detect_mpx_per_s, track=args.track, second_look=args.second_look,
         mask_shape=args.mask_shape, pad=args.pad, max_gap=args.max_gap, lossless=args.lossless, crf=args.crf,
         preset=args.preset, workers=args.workers, dask_address=args.dask_address)
 

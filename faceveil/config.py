@@ -14,7 +14,7 @@ from faceveil.storage.keys import VaultLock
 # Settings that change the output; a finished media is redone only when one of these changes.
 OUTPUT_SETTINGS = ("method", "detector", "threshold", "min_size", "scale", "detect_every", "detect_fps", "detect_mpx_per_s",
                    "mask_shape",
-                   "pad", "motion_pad", "max_gap", "extend", "lossless", "crf", "preset", "track", "reversible")
+                   "pad", "motion_pad", "max_gap", "extend", "lossless", "crf", "preset", "track", "reversible", "second_look")
 
 
 @dataclass
@@ -35,6 +35,7 @@ class AnonymizeConfig:
     detect_fps: float = 7.5
     detect_mpx_per_s: float = 6.0
     track: bool = True
+    second_look: float = 0.5  # detector scale of the look at each anonymized frame with faces; 0 = off
     mask_shape: str = "box"
     pad: float = 0.4
     motion_pad: float = 1.5
@@ -85,6 +86,12 @@ class AnonymizeConfig:
     def detector_settings(self) -> DetectorSettings:
         threads = max(1, (os.cpu_count() or 1) // self.n_workers) if not self.dask_address else 0
         return DetectorSettings(self.threshold, self.min_size, self.scale, threads)
+
+    def second_look_settings(self) -> DetectorSettings | None:
+        if not self.second_look:
+            return None
+        d = self.detector_settings()
+        return DetectorSettings(d.threshold, d.min_size, d.scale * self.second_look, d.threads)
 
     def tracker_settings(self, step: int = 1) -> TrackerSettings:
         """For detections `step` frames apart: gaps and end extension grow with the step."""

@@ -9,6 +9,7 @@ import uuid
 import numpy as np
 
 from faceveil.config import AnonymizeConfig
+from faceveil.models.second_look import second_look
 from faceveil.storage import manifests
 from faceveil.storage.media import MediaError, read_image, write_image
 from faceveil.hashing import sha256_file
@@ -29,12 +30,14 @@ def anonymize_image(config: AnonymizeConfig, item: MediaItem, run_id: str) -> Me
         local = src.local_copy(item.rel, scratch(config))
         rgb, meta = read_image(local, max_pixels=config.max_pixels)
         det = detector(config.detector, config.detector_settings())
+        anon = anonymizer(config.method, config.mask_settings())
         dets = det.detect(rgb)
+        if look := config.second_look_settings():
+            dets = second_look(rgb, dets, anon, detector(config.detector, look))
         if config.track:  # one track per face, so each can be restored or forgotten alone
             dets.track_ids = np.arange(len(dets), dtype=np.int64)
         vault = VaultWriter(config.vault_lock, item.media_id, scratch(config)) if config.reversible else None
-        redacted = int(protect_frame(anonymizer(config.method, config.mask_settings()), rgb, dets, 0,
-                                     item.media_id, vault))
+        redacted = int(protect_frame(anon, rgb, dets, 0, item.media_id, vault))
         write_image(tmp, rgb, meta, lossless=config.lossless)
         out_sha, in_sha = sha256_file(tmp), sha256_file(local)
         if vault is not None:

@@ -10,6 +10,7 @@ import uuid
 import numpy as np
 
 from faceveil.config import AnonymizeConfig
+from faceveil.models.second_look import second_look
 from faceveil.models.tracking import track_media
 from faceveil.storage import manifests
 from faceveil.storage.media import MediaError, VideoInfo, iter_frames, probe_video, transcode_video
@@ -55,13 +56,17 @@ def detect_chunk(config: AnonymizeConfig, item: MediaItem, info: VideoInfo, chun
     out = ChunkDetections(chunk)
     src, _ = locations(config)
     det = detector(config.detector, config.detector_settings())
+    look = config.second_look_settings()
+    again = detector(config.detector, look) if look else None
+    anon = anonymizer(config.method, config.mask_settings())
     step = config.frame_step(info.fps, info.width, info.height)
     try:
         local = src.local_copy(item.rel, scratch(config))
         for i, rgb in iter_frames(local, info, chunk.start, chunk.stop,
                                   select=lambda i: i % step == 0 or i == info.n_frames - 1):
             out.frames.append(i)
-            out.dets.append(det.detect(rgb))
+            d = det.detect(rgb)
+            out.dets.append(second_look(rgb, d, anon, again) if again else d)
     except MediaError as e:
         out.error = e.reason
     out.seconds = time.perf_counter() - t0
