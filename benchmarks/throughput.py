@@ -1,11 +1,11 @@
 """Throughput on one 720p clip (>= 20 s, built from the shared ASL clips, with an audio track):
 (a) decode + encode only (the physical limit here), (b) the `deface` package (CPU) at its defaults,
 (c) `faceveil anonymize` at its defaults (the CLI: Prefect flow on a local Dask cluster), and
-(d) the same with --reversible once it exists. Prints frames per second and the ratios c/a, c/b;
+(d) the same with --reversible (vault of sealed originals), with vault bytes per face-frame. Prints frames per second and the ratios c/a, c/b;
 deface's recall on the detection set beside ours; and peak memory of one worker processing the
 139 s clip against a 10 s cut of it.
 
-    .venv/bin/python benchmarks/throughput.py [--seconds 21] [--skip-deface] [--skip-memory]
+    .venv/bin/python benchmarks/throughput.py [--seconds 21] [--skip-deface] [--skip-memory] [--repeat 3]
 """
 from __future__ import annotations
 
@@ -106,6 +106,15 @@ def faceveil_recall() -> float:
     return hits / total
 
 
+def vault_figures(dest: Path) -> dict:
+    import pyarrow.parquet as pq
+
+    t = pq.read_table(dest / "_faceveil" / "vault" / "entries").to_pandas()
+    files = sum(p.stat().st_size for p in (dest / "_faceveil" / "vault").rglob("*") if p.is_file())
+    area = ((t.x2 - t.x1) * (t.y2 - t.y1)).mean() if len(t) else 0
+    return {"entries": len(t), "bytes": files, "mean_region_px": float(np.sqrt(area))}
+
+
 PEAK_RSS = r'''
 import resource, sys, json
 from faceveil.config import AnonymizeConfig
@@ -157,6 +166,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=21.0)
     ap.add_argument("--skip-deface", action="store_true")
     ap.add_argument("--skip-memory", action="store_true")
+    ap.add_argument("--repeat", type=int, default=3, help="faceveil runs of each kind (medians are printed)")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="faceveil-bench-"))
     try:
@@ -174,15 +184,29 @@ def main() -> None:
         empty.mkdir()
         cold = timed([str(BIN / "faceveil"), "anonymize", str(empty), str(work / "warm"), "--quiet"], env)
         print(f"cold start of an empty run (new Prefect database, cluster, server): {cold:.1f} s")
-        wall = timed([str(BIN / "faceveil"), "anonymize", str(src), str(work / "fv"), "--quiet"], env)
-        summary = json.loads((work / "fv" / "_faceveil" / "summary.json").read_text())
-        results["(c) faceveil anonymize (defaults)"] = n / wall
-        results["    flow only (no server/cluster start)"] = n / summary["seconds"]
+        key = work / "bench.key"
+        timed([str(BIN / "faceveil"), "keygen", str(key)])
+        walls, walls_rev, flows = [], [], []
+        for i in range(args.repeat):  # interleaved, medians: this machine's timings vary by ~10%
+            out, out_rev = work / f"fv{i}", work / f"fv_rev{i}"
+            walls.append(timed([str(BIN / "faceveil"), "anonymize", str(src), str(out), "--quiet"], env))
+            flows.append(json.loads((out / "_faceveil" / "summary.json").read_text())["seconds"])
+            walls_rev.append(timed([str(BIN / "faceveil"), "anonymize", str(src), str(out_rev), "--quiet",
+                                    "--reversible", "--key", str(key)], env))
+        print(f"faceveil wall times (s): plain {[round(w, 1) for w in walls]}, reversible {[round(w, 1) for w in walls_rev]}")
+        results["(c) faceveil anonymize (defaults)"] = n / float(np.median(walls))
+        results["    flow only (no server/cluster start)"] = n / float(np.median(flows))
+        results["(d) faceveil anonymize --reversible"] = n / float(np.median(walls_rev))
+        vault = vault_figures(work / "fv_rev0")
         print("\n== throughput (frames per second) ==")
         for k, v in results.items():
             print(f"{k:42} {v:8.2f}")
         c = results["(c) faceveil anonymize (defaults)"]
         print(f"c/a = {c / a:.3f}")
+        print(f"d/c = {results['(d) faceveil anonymize --reversible'] / c:.3f}  (--reversible against plain, same clip)")
+        print(f"vault: {vault['entries']} face-frames sealed, {vault['bytes'] / 2**20:.1f} MiB, "
+              f"{vault['bytes'] / max(vault['entries'], 1) / 1024:.1f} KiB per face-frame "
+              f"(mean region {vault['mean_region_px']:.0f} px)")
         if "(b) deface 1.5 (defaults)" in results:
             print(f"c/b = {c / results['(b) deface 1.5 (defaults)']:.2f}  (target >= 3)")
             print(f"recall at IoU 0.5 on the detection set: faceveil {faceveil_recall():.3f}, deface {deface_recall():.3f}")

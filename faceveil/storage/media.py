@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import queue
+import threading
 import warnings
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -327,6 +329,78 @@ def _plan_streams(inp, out, vin, ext: str, notes: list[str]) -> dict:
     return plan
 
 
+def _demuxed(inp, vin, plan: dict, info: VideoInfo, src: str, seq: bool, convert: Callable[[int], bool]):
+    """The input in demux order: ("video", index, frame, rgb or None), ("copy", stream, packet, None)
+    and ("audio", stream, decoded audio frame, None) for the streams `plan` keeps."""
+    n = 0
+    for pkt in inp.demux():
+        k = pkt.stream.index
+        try:
+            if k == vin.index:
+                for f in vin.decode(pkt):
+                    i = n if seq else _frame_index(info, f, src)
+                    n += 1
+                    yield "video", i, f, (_rgb(f) if convert(i) else None)
+            elif k in plan:
+                how, _ = plan[k]
+                if how == "copy" and pkt.size:
+                    yield "copy", k, pkt, None
+                elif how == "audio":
+                    for af in pkt.decode():
+                        yield "audio", k, af, None
+        except av.FFmpegError as e:
+            raise MediaError(src, f"decode error in stream {k} after video frame {n} ({e})") from None
+
+
+class _Raised:
+    def __init__(self, error: BaseException):
+        self.error = error
+
+
+def _read_ahead(items: Iterator, depth: int = 8) -> Iterator:
+    """Runs the iterator `items` in a background thread, at most `depth` items ahead: decoding
+    overlaps editing and encoding (PyAV releases the GIL), and memory stays bounded."""
+    q: queue.Queue = queue.Queue(depth)
+    stop, end = threading.Event(), object()
+
+    def put(x) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(x, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def run():
+        try:
+            for x in items:
+                if not put(x):
+                    break
+            else:
+                put(end)
+        except BaseException as e:  # handed to the consumer, raised there
+            put(_Raised(e))
+        finally:
+            close = getattr(items, "close", None)
+            if close:
+                close()
+
+    worker = threading.Thread(target=run, name="faceveil-decode", daemon=True)
+    worker.start()
+    try:
+        while True:
+            x = q.get()
+            if x is end:
+                return
+            if isinstance(x, _Raised):
+                raise x.error
+            yield x
+    finally:
+        stop.set()
+        worker.join()
+
+
 def transcode_video(src: str, dst: str, info: VideoInfo, edit: Callable[[int, np.ndarray], np.ndarray], *,
                     only: Container[int] | None = None, lossless: bool = False, crf: int = 18,
                     preset: str = "veryfast") -> TranscodeResult:
@@ -361,41 +435,37 @@ def transcode_video(src: str, dst: str, info: VideoInfo, edit: Callable[[int, np
             plan = _plan_streams(inp, out, vin, ext, notes)
             tb_out = vout.codec_context.time_base
             conv.setdefault("format", vout.pix_fmt)
-            for pkt in inp.demux():
-                k = pkt.stream.index
+            convert = (lambda i: True) if only is None or lossless else (lambda i: i in only)
+            for what, k, item, rgb in _read_ahead(_demuxed(inp, vin, plan, info, src, seq, convert)):
                 try:
-                    if k == vin.index:
-                        for f in vin.decode(pkt):
-                            i = n if seq else _frame_index(info, f, src)
-                            if i != n:
-                                raise MediaError(src, f"frame {n} missing in decode (got {i})")
-                            if only is None or lossless or i in only:
-                                rgb = edit(i, _rgb(f))
-                                if not (isinstance(rgb, np.ndarray) and rgb.shape == shape and rgb.dtype == np.uint8):
-                                    raise ValueError(f"edit must return uint8 {shape}, got "
-                                                     f"{getattr(rgb, 'dtype', type(rgb))} {getattr(rgb, 'shape', '')}")
-                                of = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24").reformat(**conv)
-                            else:
-                                of = f if f.format.name == conv["format"] else f.reformat(format=conv["format"])
-                            t = info.frame_pts[i] * info.time_base
-                            of.pts, of.time_base = max(round(t / tb_out), last + 1), tb_out
-                            if of.pts * tb_out != t and not any("rounded" in x for x in notes):
-                                notes.append(f"{ext[1:]} holds constant-rate timestamps: rounded to {tb_out} s")
-                            t_next = (info.frame_pts[i + 1] if i + 1 < info.n_frames else end) * info.time_base
-                            pending[of.pts] = max(round(t_next / tb_out) - of.pts, 1)
-                            last = of.pts
-                            mux_video(vout.encode(of))
-                            n += 1
-                    elif k in plan:
-                        how, o = plan[k]
-                        if how == "copy" and pkt.size:
-                            pkt.stream = o
-                            out.mux(pkt)
-                        elif how == "audio":
-                            for af in pkt.decode():
-                                out.mux(o.encode(af))
+                    if what == "video":
+                        i = k
+                        if i != n:
+                            raise MediaError(src, f"frame {n} missing in decode (got {i})")
+                        if rgb is not None:
+                            rgb = edit(i, rgb)
+                            if not (isinstance(rgb, np.ndarray) and rgb.shape == shape and rgb.dtype == np.uint8):
+                                raise ValueError(f"edit must return uint8 {shape}, got "
+                                                 f"{getattr(rgb, 'dtype', type(rgb))} {getattr(rgb, 'shape', '')}")
+                            of = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24").reformat(**conv)
+                        else:
+                            of = item if item.format.name == conv["format"] else item.reformat(format=conv["format"])
+                        t = info.frame_pts[i] * info.time_base
+                        of.pts, of.time_base = max(round(t / tb_out), last + 1), tb_out
+                        if of.pts * tb_out != t and not any("rounded" in x for x in notes):
+                            notes.append(f"{ext[1:]} holds constant-rate timestamps: rounded to {tb_out} s")
+                        t_next = (info.frame_pts[i + 1] if i + 1 < info.n_frames else end) * info.time_base
+                        pending[of.pts] = max(round(t_next / tb_out) - of.pts, 1)
+                        last = of.pts
+                        mux_video(vout.encode(of))
+                        n += 1
+                    elif what == "copy":
+                        item.stream = plan[k][1]
+                        out.mux(item)
+                    else:
+                        out.mux(plan[k][1].encode(item))
                 except av.FFmpegError as e:
-                    raise MediaError(src, f"decode/mux error in stream {k} after video frame {n} ({e})") from None
+                    raise MediaError(src, f"encode/mux error in stream {k} after video frame {n} ({e})") from None
             if n != info.n_frames:
                 raise MediaError(src, f"truncated or corrupt: decoded {n} of {info.n_frames} frames")
             mux_video(vout.encode(None))
