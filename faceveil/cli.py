@@ -64,6 +64,10 @@ def _add_keys(sub) -> None:
     p.add_argument("--json", action="store_true", help="print the restore report as JSON")
     _add_key_args(p)
     _add_cluster_args(p)
+    p = sub.add_parser("rotate-key", help="re-wrap a vault's data keys for a new master key (needs both keys)")
+    p.add_argument("archive")
+    p.add_argument("--new-key", required=True, help="the new key file (from `faceveil keygen`)")
+    _add_key_args(p)
     p = sub.add_parser("forget", help="crypto-shred tracks: their originals become unrecoverable (needs the key)")
     p.add_argument("archive")
     p.add_argument("--track", action="append", required=True, metavar="MEDIA:TRACK")
@@ -209,6 +213,18 @@ def _restore(args) -> int:
     return EXIT_OK if report["ok"] == len(report["media"]) else EXIT_MEDIA_FAILED
 
 
+def _rotate_key(args) -> int:
+    from faceveil.storage.keys import VaultLock, load_key
+    from faceveil.storage.paths import Location
+    from faceveil.storage.vault import rotate_key
+
+    old, _ = _master(args, args.archive)
+    new = load_key(args.new_key)
+    n = rotate_key(Location(args.archive), old, VaultLock.of(new))
+    print(f"{n} data keys re-wrapped: the vault of {args.archive} now opens with {new.fingerprint} only")
+    return EXIT_OK
+
+
 def _forget(args) -> int:
     from faceveil.tasks.restore import forget
 
@@ -235,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     from faceveil.flows.runtime import set_offline_env
 
     set_offline_env()
-    handlers = {"anonymize": _anonymize, "keygen": _keygen, "restore": _restore, "forget": _forget, "sample": _sample}
+    handlers = {"anonymize": _anonymize, "keygen": _keygen, "restore": _restore, "forget": _forget, "rotate-key": _rotate_key, "sample": _sample}
     try:
         return handlers[args.command](args)
     except (FileNotFoundError, NotADirectoryError, ValueError, PermissionError) as e:

@@ -68,6 +68,12 @@ class Detections:
         return Detections(self.boxes * np.tile(f, 2), self.scores, self.landmarks * f,
                           self.track_ids, self.filled, self.motion * f)
 
+    def translate(self, dx: float, dy: float) -> "Detections":
+        """Coordinates shifted by (dx, dy) (into a crop's frame, say)."""
+        f = np.array([dx, dy], np.float32)
+        return Detections(self.boxes + np.tile(f, 2), self.scores, self.landmarks + f,
+                          self.track_ids, self.filled, self.motion)
+
     @property
     def sizes(self) -> np.ndarray:
         """Face size per box: the geometric mean of width and height."""

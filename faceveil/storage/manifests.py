@@ -65,8 +65,17 @@ VAULT_KEYS = pa.schema([
     ("created_at", pa.timestamp("us", tz="UTC")), ("forgotten_at", pa.timestamp("us", tz="UTC")),
 ])
 
+# Who searched or restored what, why, with which key: one row per file, each MAC-chained to the last.
+ACCESS_LOG = pa.schema([
+    ("seq", pa.int64()), ("time", pa.timestamp("us", tz="UTC")), ("actor", pa.string()),
+    ("action", pa.string()), ("reason", pa.string()), ("probe_sha256", pa.string()),
+    ("matched", pa.list_(pa.string())), ("key_fingerprint", pa.string()), ("details_json", pa.string()),
+    ("prev_mac", pa.string()), ("mac", pa.string()),
+])
+
 TABLES = {"runs": RUNS, "media": MEDIA, "detections": DETECTIONS, "tracks": TRACKS,
-          "vault/entries": VAULT_ENTRIES, "vault/keys": VAULT_KEYS}
+          "vault/entries": VAULT_ENTRIES, "vault/keys": VAULT_KEYS,
+          "access_log": ACCESS_LOG}
 
 
 def part_path(table: str, key: str) -> str:

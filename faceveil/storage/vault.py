@@ -205,5 +205,29 @@ def forget_tracks(dest: Location, master: MasterKey, media_id: str, tracks: set[
     return done
 
 
-__all__ = ["VaultLock", "VaultWriter", "SealError", "BadKeyError", "check_key", "read_keyinfo", "passphrase_salt",
+def rotate_key(dest: Location, old: MasterKey, new: VaultLock) -> int:
+    """Re-wraps every data key for a new master key (the sealed regions are not touched), then points
+    keyinfo at it. Returns the keys re-wrapped. The old key is checked first; nothing changes if wrong."""
+    check_key(dest, old.fingerprint)
+    public = bytes.fromhex(new.public_hex)
+    parts = [r for r in dest.list_files() if r.startswith(f"{META_DIR}/vault/keys/") and r.endswith(".parquet")]
+    rewrapped = {}
+    for rel in parts:  # unwrap everything before writing anything
+        mid = rel.rsplit("/", 1)[1][: -len(".parquet")]
+        rows = manifests.read_part(dest, "vault/keys", mid).to_pylist()
+        for r in rows:
+            if r["wrapped"] is not None:
+                r["wrapped"] = wrap_data_key(public, unwrap_data_key(old, r["wrapped"], r["key_id"]), r["key_id"])
+                r["master_fingerprint"] = new.fingerprint
+        rewrapped[mid] = rows
+    for mid, rows in rewrapped.items():
+        manifests.write_part(dest, "vault/keys", mid, rows)
+    info = read_keyinfo(dest)
+    info.update({"master_fingerprint": new.fingerprint, "public_key": new.public_hex,
+                 "scrypt_salt": new.scrypt_salt_hex, "rotated_at": datetime.now(timezone.utc).isoformat()})
+    dest.write_bytes(KEYINFO, json.dumps(info, indent=2).encode())
+    return sum(r["wrapped"] is not None for rows in rewrapped.values() for r in rows)
+
+
+__all__ = ["rotate_key", "VaultLock", "VaultWriter", "SealError", "BadKeyError", "check_key", "read_keyinfo", "passphrase_salt",
            "track_keys", "entry_frames", "open_region", "forget_tracks", "key_id"]

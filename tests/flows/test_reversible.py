@@ -260,3 +260,17 @@ def test_cli_keygen_passphrase_and_no_key_in_output(clean_archive, tmp_path, pre
     files = [p.read_bytes() for d in ("dest", "dest_k", "out") for p in (tmp_path / d).rglob("*") if p.is_file()]
     raw = base64.urlsafe_b64decode(secret.split(":", 1)[1])
     assert not any(raw in f or env["FACEVEIL_PASSPHRASE"].encode() in f for f in files)
+
+
+def test_key_rotation_rewraps_and_the_old_key_no_longer_opens(lossless_run, master, tmp_path):
+    from faceveil.storage.vault import rotate_key
+
+    archive = _copy(lossless_run, tmp_path)
+    new = MasterKey.generate()
+    with pytest.raises(BadKeyError):
+        rotate_key(Location(str(archive)), MasterKey.generate(), VaultLock.of(new))
+    assert rotate_key(Location(str(archive)), master, VaultLock.of(new)) >= 3
+    with pytest.raises(BadKeyError, match="wrong key"):
+        run_restore(RestoreConfig(str(archive), str(tmp_path / "old"), all=True), master)
+    report = run_restore(RestoreConfig(str(archive), str(tmp_path / "new"), media=list(IMAGES), workers=1), new)
+    assert report["ok"] == 2
