@@ -14,7 +14,8 @@ def _add_anonymize(sub) -> None:
     p.add_argument("src", help="source folder or s3://bucket/prefix")
     p.add_argument("dest", help="destination folder or s3://bucket/prefix")
     p.add_argument("--method", default="mosaic", help="solid | blur | mosaic | scramble (keyed, needs --key) (default: mosaic)")
-    p.add_argument("--reversible", action="store_true", help="seal every original face region in DEST/_faceveil/vault/ (needs a key)")
+    p.add_argument("--reversible", action="store_true", help="seal every original face region in DEST/_faceveil/vault/ and index each track's identity (needs a key)")
+    p.add_argument("--no-index", action="store_true", help="with --reversible: no identity index")
     _add_key_args(p)
     p.add_argument("--detector", default="centerface", help="centerface | dlib-hog (default: centerface)")
     p.add_argument("--threshold", type=float, default=None, help="detector score threshold (default: the detector's)")
@@ -61,9 +62,30 @@ def _add_keys(sub) -> None:
                    help="a track to restore (MEDIA: media id or relative path); repeatable")
     p.add_argument("--media", action="append", default=[], metavar="PATH", help="restore every face of this media")
     p.add_argument("--all", action="store_true", help="restore every face of the archive")
+    p.add_argument("--probe", default=None, metavar="PHOTO", help="restore the tracks that match this person's photo")
+    p.add_argument("--face", type=int, default=None, help="with several faces in the probe photo: which (0 = largest)")
+    p.add_argument("--reason", default=None, help="why (recorded in the access log; required with --probe)")
     p.add_argument("--json", action="store_true", help="print the restore report as JSON")
     _add_key_args(p)
     _add_cluster_args(p)
+    p = sub.add_parser("search", help="find a person's tracks across the archive by one photo (needs the key)")
+    p.add_argument("archive")
+    p.add_argument("--probe", required=True, metavar="PHOTO")
+    p.add_argument("--reason", required=True, help="why (recorded in the access log)")
+    p.add_argument("--top", type=int, default=10)
+    p.add_argument("--face", type=int, default=None, help="with several faces in the photo: which (0 = largest)")
+    p.add_argument("--json", action="store_true")
+    _add_key_args(p)
+    p = sub.add_parser("calibrate", help="set the index's match threshold from labelled photos (a folder per person)")
+    p.add_argument("archive")
+    p.add_argument("--labelled", required=True, metavar="DIR")
+    p.add_argument("--target-fmr", type=float, default=0.01, help="false-match rate to allow (default 0.01)")
+    _add_key_args(p)
+    p = sub.add_parser("audit-log", help="show or verify the archive's access log (needs the key to verify)")
+    p.add_argument("archive")
+    p.add_argument("--verify", action="store_true")
+    p.add_argument("--tail", type=int, default=20)
+    _add_key_args(p)
     p = sub.add_parser("rotate-key", help="re-wrap a vault's data keys for a new master key (needs both keys)")
     p.add_argument("archive")
     p.add_argument("--new-key", required=True, help="the new key file (from `faceveil keygen`)")
@@ -71,6 +93,7 @@ def _add_keys(sub) -> None:
     p = sub.add_parser("forget", help="crypto-shred tracks: their originals become unrecoverable (needs the key)")
     p.add_argument("archive")
     p.add_argument("--track", action="append", required=True, metavar="MEDIA:TRACK")
+    p.add_argument("--reason", required=True, help="why (recorded in the access log)")
     _add_key_args(p)
 
 
@@ -107,12 +130,13 @@ def _master(args, archive: str):
 def _config(args):
     from faceveil.config import AnonymizeConfig
 
-    lock = None
+    lock = key = None
     if args.reversible or args.method == "scramble":
         from faceveil.storage.keys import VaultLock
 
-        lock = VaultLock.of(*_master(args, args.dest))
-    return AnonymizeConfig(reversible=args.reversible, vault_lock=lock,
+        key, salt = _master(args, args.dest)
+        lock = VaultLock.of(key, salt)
+    return key, AnonymizeConfig(reversible=args.reversible, vault_lock=lock, index=False if args.no_index else None,
         src=args.src, dest=args.dest, method=args.method, detector=args.detector, threshold=args.threshold,
         min_size=args.min_size, scale=args.scale, detect_every=args.detect_every, detect_fps=args.detect_fps,
         detect_mpx_per_s=args.detect_mpx_per_s, track=args.track, second_look=args.second_look,
@@ -155,7 +179,7 @@ def _dry_run(config) -> int:
 
 
 def _anonymize(args) -> int:
-    config = _config(args)
+    key, config = _config(args)
     _validate(config)
     if args.dry_run:
         return _dry_run(config)
@@ -164,7 +188,7 @@ def _anonymize(args) -> int:
 
     if not args.quiet:
         progress.use(progress.TqdmProgress())
-    summary = run_anonymize(config)
+    summary = run_anonymize(config, key)
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
@@ -190,14 +214,97 @@ def _keygen(args) -> int:
     return EXIT_OK
 
 
+def _actor() -> str:
+    import getpass
+
+    return os.environ.get("FACEVEIL_ACTOR") or getpass.getuser()
+
+
+def _search(args) -> int:
+    from faceveil.storage import access_log
+    from faceveil.storage.paths import Location
+    from faceveil.storage.vault import check_key
+    from faceveil.tasks.index import probe_vector, search_tracks
+
+    master, _ = _master(args, args.archive)
+    archive = Location(args.archive)
+    check_key(archive, master.fingerprint)
+    vector, digest = probe_vector(args.probe, "dlib-resnet", args.face)
+    matches, cut = search_tracks(archive, master, vector, args.top)
+    access_log.append(archive, master, actor=_actor(), action="search", reason=args.reason, probe_sha256=digest,
+                      matched=[m.ref for m in matches], details={"top": args.top, "threshold": cut})
+    if args.json:
+        print(json.dumps({"threshold": cut, "matches": [{**m.__dict__, "ref": m.ref} for m in matches]}, indent=2))
+    elif not matches:
+        print(f"no match (no track scores >= {cut:.3f})")
+    for m in ([] if args.json else matches):
+        print(f"{m.score:.3f}  {m.rel_path}  track {m.track_id}  frames {m.first_frame}-{m.last_frame}  "
+              f"{m.t_start_s:.2f}-{m.t_end_s:.2f} s  ({m.ref})")
+    return EXIT_OK
+
+
+def _calibrate(args) -> int:
+    from faceveil.storage.paths import Location
+    from faceveil.storage.vault import check_key
+    from faceveil.tasks.index import calibrate
+
+    master, _ = _master(args, args.archive)
+    archive = Location(args.archive)
+    check_key(archive, master.fingerprint)
+    res = calibrate(archive, args.labelled, args.target_fmr)
+    print(f"threshold {res['threshold']:.3f}: false-match rate {res['fmr']:.4f} (target {args.target_fmr}), "
+          f"true-match rate {res['tmr']:.3f} on {res['photos']} photos of {res['identities']} people")
+    return EXIT_OK
+
+
+def _audit_log(args) -> int:
+    from faceveil.storage import access_log
+    from faceveil.storage.paths import Location
+
+    archive = Location(args.archive)
+    for r in access_log.tail(archive, args.tail):
+        print(f"{r['seq']:6d} {r['time']} {r['actor']:12} {r['action']:8} {len(r['matched'] or [])} tracks  {r['reason']}")
+    if args.verify:
+        master, _ = _master(args, args.archive)
+        problems = access_log.verify(archive, master)
+        for p in problems:
+            print(f"TAMPERED {p}", file=sys.stderr)
+        print("access log intact" if not problems else f"access log: {len(problems)} problem(s)")
+        return EXIT_OK if not problems else EXIT_MEDIA_FAILED
+    return EXIT_OK
+
+
 def _restore(args) -> int:
     from faceveil.flows.restore import run_restore
+    from faceveil.storage import access_log
+    from faceveil.storage.paths import Location
     from faceveil.tasks.restore import RestoreConfig
 
-    config = RestoreConfig(args.archive, args.out, tracks=args.track, media=args.media, all=args.all,
-                           workers=args.workers, dask_address=args.dask_address)
     master, _ = _master(args, args.archive)
+    tracks, digest = list(args.track), None
+    if args.probe:
+        from faceveil.storage.vault import check_key
+        from faceveil.tasks.index import probe_vector, search_tracks
+
+        if not args.reason:
+            raise ValueError("restore --probe needs --reason (recorded in the access log)")
+        check_key(Location(args.archive), master.fingerprint)
+        vector, digest = probe_vector(args.probe, "dlib-resnet", args.face)
+        matches, cut = search_tracks(Location(args.archive), master, vector, top=1000)
+        if not matches:
+            access_log.append(Location(args.archive), master, actor=_actor(), action="restore", reason=args.reason,
+                              probe_sha256=digest, matched=[], details={"threshold": cut})
+            print(f"no match (no track scores >= {cut:.3f}): nothing restored")
+            return EXIT_OK
+        tracks += [m.ref for m in matches]
+    config = RestoreConfig(args.archive, args.out, tracks=tracks, media=args.media, all=args.all,
+                           workers=args.workers, dask_address=args.dask_address)
     report = run_restore(config, master)
+    access_log.append(Location(args.archive), master, actor=_actor(), action="restore",
+                      reason=args.reason or "(not given)", probe_sha256=digest,
+                      matched=sorted({f"{m['media_id']}:{t}" for m in report["media"] if m.get("media_id")
+                                      for t in m.get("tracks", [])}),
+                      details={"out": args.out, "report": report["run_id"]})
     if args.json:
         print(json.dumps(report, indent=2))
     else:
@@ -228,8 +335,13 @@ def _rotate_key(args) -> int:
 def _forget(args) -> int:
     from faceveil.tasks.restore import forget
 
+    from faceveil.storage import access_log
+    from faceveil.storage.paths import Location
+
     master, _ = _master(args, args.archive)
     done = forget(args.archive, master, args.track)
+    access_log.append(Location(args.archive), master, actor=_actor(), action="forget", reason=args.reason,
+                      matched=list(args.track), details={p: t for p, t in done.items()})
     for path, tracks in done.items():
         print(f"forgotten {path}: tracks {tracks or '(already forgotten)'}")
     return EXIT_OK
@@ -251,7 +363,8 @@ def main(argv: list[str] | None = None) -> int:
     from faceveil.flows.runtime import set_offline_env
 
     set_offline_env()
-    handlers = {"anonymize": _anonymize, "keygen": _keygen, "restore": _restore, "forget": _forget, "rotate-key": _rotate_key, "sample": _sample}
+    handlers = {"anonymize": _anonymize, "keygen": _keygen, "restore": _restore, "forget": _forget, "rotate-key": _rotate_key,
+                "search": _search, "calibrate": _calibrate, "audit-log": _audit_log, "sample": _sample}
     try:
         return handlers[args.command](args)
     except (FileNotFoundError, NotADirectoryError, ValueError, PermissionError) as e:

@@ -14,7 +14,7 @@ from faceveil.storage.keys import VaultLock
 # Settings that change the output; a finished media is redone only when one of these changes.
 OUTPUT_SETTINGS = ("method", "detector", "threshold", "min_size", "scale", "detect_every", "detect_fps", "detect_mpx_per_s",
                    "mask_shape",
-                   "pad", "motion_pad", "max_gap", "extend", "lossless", "crf", "preset", "track", "reversible", "second_look")
+                   "pad", "motion_pad", "max_gap", "extend", "lossless", "crf", "preset", "track", "reversible", "second_look", "index", "embedder")
 
 
 @dataclass
@@ -55,12 +55,18 @@ class AnonymizeConfig:
     scratch_dir: str | None = None
     reversible: bool = False  # seal every original face region in DEST/_faceveil/vault/
     vault_lock: VaultLock | None = None  # the master key's public part (never the key itself)
+    index: bool | None = None  # identity templates per track into DEST/_faceveil/index/ (default: when reversible)
+    embedder: str = "dlib-resnet"
 
     def __post_init__(self):
         if isinstance(self.vault_lock, dict):  # after a round trip through Prefect's parameters
             self.vault_lock = VaultLock(**self.vault_lock)
         if self.method == "scramble":
             self.reversible = True  # scrambling is keyed by the vault's data keys
+        if self.index is None:
+            self.index = self.reversible
+        if self.index and not self.reversible:
+            raise ValueError("the identity index needs --reversible (its templates are keyed, and restore needs the vault)")
         if self.reversible and self.vault_lock is None:
             raise ValueError(f"{'the scramble method' if self.method == 'scramble' else '--reversible'} needs a key")
         if not self.track:

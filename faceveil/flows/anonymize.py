@@ -11,13 +11,15 @@ from prefect.futures import as_completed
 
 from faceveil import progress
 from faceveil.config import AnonymizeConfig
+from faceveil.flows.handover import handed_over, take
 from faceveil.flows.runtime import flow_runtime
+from faceveil.storage.keys import MasterKey
 from faceveil.tasks import prefect_tasks as t
 from faceveil.tasks.jobs import MediaResult
 
 
 @flow(name="anonymize_archive", log_prints=False)
-def anonymize_archive(config: AnonymizeConfig, run_id: str | None = None) -> dict:
+def anonymize_archive(config: AnonymizeConfig, run_id: str | None = None, index_token: str | None = None) -> dict:
     run_id = run_id or datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:6]
     started = datetime.now(timezone.utc)
     bars = progress.current()
@@ -54,11 +56,16 @@ def anonymize_archive(config: AnonymizeConfig, run_id: str | None = None) -> dic
         results.append(res)
         bars.media_done(item.rel, res.ok)
     bars.close()
+    if config.index:  # protected with the key here, in the flow's process, then stored
+        t.index_archive(config, results, take(index_token))
     return t.write_summary_task(config, run_id, started, items, results, unsupported)
 
 
-def run_anonymize(config: AnonymizeConfig) -> dict:
-    """Runs the flow on a Dask cluster (local, or `config.dask_address`) with a Prefect API."""
+def run_anonymize(config: AnonymizeConfig, key: MasterKey | None = None) -> dict:
+    """Runs the flow on a Dask cluster (local, or `config.dask_address`) with a Prefect API. An
+    indexing run needs the master `key` (its templates are protected with it)."""
     warm = functools.partial(t.warm_worker, config)
-    with flow_runtime(config.n_workers, config.threads_per_worker, config.dask_address, warm) as runner:
-        return anonymize_archive.with_options(task_runner=runner)(config)
+    secret = t.index_secret(config, key) if config.index else None
+    with handed_over(secret) as token, \
+            flow_runtime(config.n_workers, config.threads_per_worker, config.dask_address, warm) as runner:
+        return anonymize_archive.with_options(task_runner=runner)(config, index_token=token)

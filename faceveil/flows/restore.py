@@ -3,23 +3,21 @@ paste the chosen originals back (Dask) -> restore report. Keys never become flow
 from __future__ import annotations
 
 import json
-import secrets
 import uuid
 from datetime import datetime, timezone
 
 from prefect import flow
 
+from faceveil.flows.handover import handed_over, take
 from faceveil.flows.runtime import flow_runtime
 from faceveil.storage.keys import MasterKey
 from faceveil.tasks import prefect_tasks as t
 from faceveil.tasks.restore import RestoreConfig, RestoreJob, plan_restore
 
-_JOBS: dict[str, list[RestoreJob]] = {}  # handed to the flow by token, so Prefect never records a key
-
 
 @flow(name="restore_archive", log_prints=False)
 def restore_archive(config: RestoreConfig, jobs_token: str, key_fingerprint: str) -> dict:
-    jobs = _JOBS.pop(jobs_token)
+    jobs: list[RestoreJob] = take(jobs_token)
     run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:6]
     futures = [t.restore_media_task.submit(config, job) for job in jobs]
     results = []
@@ -42,10 +40,6 @@ def run_restore(config: RestoreConfig, master: MasterKey) -> dict:
     jobs = plan_restore(config, master)
     if not jobs:
         raise ValueError(f"nothing to restore in {config.archive}")
-    token = secrets.token_hex(16)
-    _JOBS[token] = jobs
-    try:
-        with flow_runtime(min(config.n_workers, len(jobs)), config.threads_per_worker, config.dask_address) as runner:
-            return restore_archive.with_options(task_runner=runner)(config, token, master.fingerprint)
-    finally:
-        _JOBS.pop(token, None)
+    with handed_over(jobs) as token, flow_runtime(min(config.n_workers, len(jobs)), config.threads_per_worker,
+                                                  config.dask_address) as runner:
+        return restore_archive.with_options(task_runner=runner)(config, token, master.fingerprint)

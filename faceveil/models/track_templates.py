@@ -49,6 +49,8 @@ class TrackFaces:
         """[{track_id, kind: 'template'|'exemplar', vector (dim,), quality, frame}] per track."""
         out = []
         for track, heap in sorted(self._best.items()):
+            if not heap:  # every face of this track was too small or blurred to tell who it is
+                continue
             kept = sorted(heap, reverse=True)
             vecs = np.concatenate([embedder.embed(k.crop, k.det) for k in kept])
             mean = vecs.mean(0)

@@ -21,6 +21,35 @@ def detector(name: str, settings: DetectorSettings) -> Detector:
     return create_detector(name, settings)
 
 
+@lru_cache(maxsize=2)
+def embedder(name: str):
+    from faceveil.models.embedders import create_embedder
+
+    return create_embedder(name)
+
+
+def track_templates(config: AnonymizeConfig, faces, media_id: str, det_rows, frame_time) -> list[dict]:
+    """The identity templates of a media's tracks, with each track's place and time (for the index)."""
+    if faces is None:
+        return []
+    from faceveil.storage.vault import key_id
+
+    tpl = faces.templates(embedder(config.embedder))
+    if not tpl:
+        return []
+    df = det_rows.to_pandas()
+    out = []
+    for t in tpl:
+        d = df[df.track_id == t["track_id"]].sort_values("frame_index")
+        boxes = [[int(f), round(float(a), 1), round(float(b), 1), round(float(c), 1), round(float(e), 1)]
+                 for f, a, b, c, e in zip(d.frame_index, d.x1, d.y1, d.x2, d.y2)]
+        first, last = int(d.frame_index.min()), int(d.frame_index.max())
+        out.append({**t, "first_frame": first, "last_frame": last, "t_start_s": frame_time(first),
+                    "t_end_s": frame_time(last), "boxes_json": json.dumps(boxes),
+                    "vault_key_ids": [key_id(media_id, t["track_id"])]})
+    return out
+
+
 @lru_cache(maxsize=8)
 def anonymizer(name: str, mask: MaskSettings) -> Anonymizer:
     return create_anonymizer(name, mask)
@@ -94,6 +123,29 @@ def open_vault(config: AnonymizeConfig) -> None:
     check_key(locations(config)[1], config.vault_lock.fingerprint, create=config.vault_lock)
 
 
+def commit_output(dest: Location, tmp: str, rel: str, local: str, vault) -> tuple[str, str]:
+    """(input SHA-256, output SHA-256) after committing: the vault first, so the originals are safe
+    before the anonymized output appears."""
+    from faceveil.hashing import sha256_file
+
+    in_sha, out_sha = sha256_file(local), sha256_file(tmp)
+    if vault is not None:
+        vault.commit(dest)
+    dest.commit_file(tmp, rel)
+    return in_sha, out_sha
+
+
+def clean_up(src: Location, local: str | None, tmp: str, vault) -> None:
+    """Removes what a media task leaves behind, whatever happened: temp output, a downloaded input,
+    an uncommitted vault file."""
+    if vault is not None:
+        vault.discard()
+    if os.path.exists(tmp):
+        os.unlink(tmp)
+    if local and not src.is_local and os.path.exists(local):
+        os.unlink(local)
+
+
 def vault_fields(vault) -> dict:
     """The media row's vault columns (None when the run is not reversible)."""
     if vault is None:
@@ -101,14 +153,15 @@ def vault_fields(vault) -> dict:
     return {"vault_entries": vault.n_entries, "vault_bytes": vault.bytes_sealed, "key_fingerprint": vault.lock.fingerprint}
 
 
-def write_media_manifests(dest: Location, item: MediaItem, detection_rows, row: dict) -> MediaResult:
+def write_media_manifests(dest: Location, item: MediaItem, detection_rows, row: dict,
+                          templates: list[dict] | None = None) -> MediaResult:
     """Detections, tracks, then the media row last: the row is what marks the media finished."""
     from faceveil.storage import manifests
 
     manifests.write_part(dest, "detections", item.media_id, detection_rows)
     manifests.write_part(dest, "tracks", item.media_id, manifests.track_rows(item.media_id, detection_rows))
     manifests.write_part(dest, "media", item.media_id, [row])
-    return MediaResult(row)
+    return MediaResult(row, templates or [])
 
 
 def warm_worker(config: AnonymizeConfig) -> None:
@@ -116,3 +169,19 @@ def warm_worker(config: AnonymizeConfig) -> None:
     import faceveil.tasks.prefect_tasks  # noqa: F401
 
     detector(config.detector, config.detector_settings())
+
+
+def index_secret(config: AnonymizeConfig, key) -> "object":
+    """The index's projection matrix for an indexing run (the key must be the vault's)."""
+    from faceveil.models.embedders import EMBEDDERS
+    from faceveil.tasks.index import index_matrix
+
+    if key is None or not key.matches(config.vault_lock.fingerprint):
+        raise ValueError("indexing identities needs the master key itself (the one the vault is locked with)")
+    return index_matrix(key, EMBEDDERS.get(config.embedder).dim)
+
+
+def index_archive(config: AnonymizeConfig, results, matrix) -> int:
+    from faceveil.tasks.index import index_templates
+
+    return index_templates(locations(config)[1], results, matrix, config.embedder, config.vault_lock.fingerprint)

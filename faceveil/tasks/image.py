@@ -10,12 +10,12 @@ import numpy as np
 
 from faceveil.config import AnonymizeConfig
 from faceveil.models.second_look import second_look
+from faceveil.models.track_templates import TrackFaces
 from faceveil.storage import manifests
 from faceveil.storage.media import MediaError, read_image, write_image
-from faceveil.hashing import sha256_file
 from faceveil.storage.vault import VaultWriter
-from faceveil.tasks.common import (anonymizer, base_row, detector, locations, protect_frame, record_failure, scratch,
-                                   vault_fields, write_media_manifests)
+from faceveil.tasks.common import (anonymizer, base_row, clean_up, commit_output, detector, locations, protect_frame,
+                                   record_failure, scratch, track_templates, vault_fields, write_media_manifests)
 from faceveil.tasks.jobs import MediaItem, MediaResult
 from faceveil.tasks.video import check_size
 
@@ -24,7 +24,7 @@ def anonymize_image(config: AnonymizeConfig, item: MediaItem, run_id: str) -> Me
     t0 = time.perf_counter()
     src, dest = locations(config)
     tmp = os.path.join(scratch(config), uuid.uuid4().hex + posixpath.splitext(item.rel)[1])
-    local = vault = None
+    local = vault = faces = None
     try:
         check_size(config, item)
         local = src.local_copy(item.rel, scratch(config))
@@ -37,21 +37,16 @@ def anonymize_image(config: AnonymizeConfig, item: MediaItem, run_id: str) -> Me
         if config.track:  # one track per face, so each can be restored or forgotten alone
             dets.track_ids = np.arange(len(dets), dtype=np.int64)
         vault = VaultWriter(config.vault_lock, item.media_id, scratch(config)) if config.reversible else None
+        faces = TrackFaces() if config.index else None
+        if faces is not None:
+            faces.offer(0, rgb, dets)
         redacted = int(protect_frame(anon, rgb, dets, 0, item.media_id, vault))
         write_image(tmp, rgb, meta, lossless=config.lossless)
-        out_sha, in_sha = sha256_file(tmp), sha256_file(local)
-        if vault is not None:
-            vault.commit(dest)
-        dest.commit_file(tmp, item.rel)
+        in_sha, out_sha = commit_output(dest, tmp, item.rel, local, vault)
     except MediaError as e:
         return record_failure(config, item, run_id, e.reason)
     finally:
-        if vault is not None:
-            vault.discard()
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        if local and not src.is_local and os.path.exists(local):
-            os.unlink(local)
+        clean_up(src, local, tmp, vault)
     det_rows = manifests.detection_rows(item.media_id, {0: dets}, lambda f: 0, lambda f: 0.0)
     row = {
         **base_row(config, item, run_id), "status": "ok", "reason": None, "frames_in": 1, "frames_out": 1,
@@ -61,4 +56,5 @@ def anonymize_image(config: AnonymizeConfig, item: MediaItem, run_id: str) -> Me
         "frames_with_faces": int(len(dets) > 0), "frames_filled": 0, "frames_redacted": redacted,
         "seconds": time.perf_counter() - t0, **vault_fields(vault),
     }
-    return write_media_manifests(dest, item, det_rows, row)
+    templates = track_templates(config, faces, item.media_id, det_rows, lambda f: 0.0)
+    return write_media_manifests(dest, item, det_rows, row, templates)

@@ -63,9 +63,11 @@ class ChunkDetections:
 
 @dataclass
 class MediaResult:
-    """The media manifest row of one file, plus the detection rows count, for the run summary."""
+    """The media manifest row of one file and, when indexing, its tracks' identity templates (plain
+    vectors: the flow protects them with the index key before anything is stored)."""
 
     row: dict
+    templates: list[dict] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:

@@ -5,7 +5,7 @@ from prefect.cache_policies import NO_CACHE
 
 from faceveil.tasks.discover import discover
 from faceveil.tasks.image import anonymize_image
-from faceveil.tasks.common import open_vault, record_failure, warm_worker
+from faceveil.tasks.common import index_archive, index_secret, open_vault, record_failure, warm_worker
 from faceveil.tasks.restore import restore_media, write_restore_report
 from faceveil.tasks.run import write_summary
 from faceveil.tasks.video import detect_chunk, finish_video, plan_video
@@ -23,4 +23,4 @@ write_summary_task = task(write_summary, name="write-summary", cache_policy=NO_C
 restore_media_task = task(restore_media, name="restore-media", cache_policy=NO_CACHE, retries=1,
                           task_run_name="restore {job.rel}")
 write_restore_report_task = task(write_restore_report, name="write-restore-report", cache_policy=NO_CACHE)
-__all__ = ["open_vault", "warm_worker"]  # run in the flow's process / on each worker, not as tasks
+__all__ = ["open_vault", "warm_worker", "index_archive", "index_secret"]  # run in the flow's process / on each worker, not as tasks

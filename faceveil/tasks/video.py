@@ -11,13 +11,14 @@ import numpy as np
 
 from faceveil.config import AnonymizeConfig
 from faceveil.models.second_look import second_look
+from faceveil.models.track_templates import TrackFaces
 from faceveil.models.tracking import track_media
 from faceveil.storage import manifests
 from faceveil.storage.media import MediaError, VideoInfo, iter_frames, probe_video, transcode_video
-from faceveil.hashing import sha256_file
 from faceveil.storage.vault import VaultWriter
-from faceveil.tasks.common import (anonymizer, base_row, detector, locations, protect_frame, record_failure, scratch,
-                                   streams_json, vault_fields, write_media_manifests)
+from faceveil.tasks.common import (anonymizer, base_row, clean_up, commit_output, detector, locations, protect_frame,
+                                   record_failure, scratch, streams_json, track_templates, vault_fields,
+                                   write_media_manifests)
 from faceveil.tasks.jobs import Chunk, ChunkDetections, MediaItem, MediaResult, VideoPlan
 
 
@@ -97,12 +98,15 @@ def finish_video(config: AnonymizeConfig, item: MediaItem, info: VideoInfo,
         per_frame = {f: d for f, d in _sampled(chunks) if len(d)}
     anon = anonymizer(config.method, config.mask_settings())
     vault = VaultWriter(config.vault_lock, item.media_id, scratch(config)) if config.reversible else None
+    faces = TrackFaces() if config.index else None
     redacted = 0
 
     def edit(i: int, rgb: np.ndarray) -> np.ndarray:
         nonlocal redacted
         dets = per_frame.get(i)
         if dets is not None and len(dets):
+            if faces is not None:
+                faces.offer(i, rgb, dets)  # the originals, before they are anonymized
             redacted += protect_frame(anon, rgb, dets, i, item.media_id, vault)
         return rgb
 
@@ -116,20 +120,11 @@ def finish_video(config: AnonymizeConfig, item: MediaItem, info: VideoInfo,
                               crf=config.crf, preset=config.preset)
         if res.frames_out != info.n_frames:
             raise MediaError(item.rel, f"encoded {res.frames_out} of {info.n_frames} frames")
-        out_sha = sha256_file(tmp)
-        in_sha = sha256_file(local)
-        if vault is not None:
-            vault.commit(dest)  # the originals are safe before the anonymized output appears
-        dest.commit_file(tmp, out_rel)
+        in_sha, out_sha = commit_output(dest, tmp, out_rel, local, vault)
     except MediaError as e:
         return record_failure(config, item, run_id, e.reason)
     finally:
-        if vault is not None:
-            vault.discard()
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        if not src.is_local and os.path.exists(local):
-            os.unlink(local)
+        clean_up(src, local, tmp, vault)
     det_rows = manifests.detection_rows(item.media_id, per_frame, lambda f: int(info.frame_pts[f]), info.frame_time)
     filled = det_rows.filter(det_rows["filled"])["frame_index"].to_numpy() if det_rows.num_rows else np.zeros(0)
     row = {
@@ -146,4 +141,5 @@ def finish_video(config: AnonymizeConfig, item: MediaItem, info: VideoInfo,
         "frames_redacted": redacted, "seconds": time.perf_counter() - t0 + sum(c.seconds for c in chunks),
         **vault_fields(vault),
     }
-    return write_media_manifests(dest, item, det_rows, row)
+    templates = track_templates(config, faces, item.media_id, det_rows, info.frame_time)
+    return write_media_manifests(dest, item, det_rows, row, templates)

@@ -40,7 +40,7 @@ def master():
 
 def _anonymize(src, dest, master, **kw):
     summary = run_anonymize(AnonymizeConfig(src=str(src), dest=str(dest), workers=2, reversible=True,
-                                            vault_lock=VaultLock.of(master), **kw))
+                                            vault_lock=VaultLock.of(master), **kw), master)
     assert summary["failed"] == 0, summary["failures"]
     return summary
 
@@ -149,9 +149,10 @@ def test_wrong_key_is_refused_before_anything_is_written(lossy_run, clean_archiv
         run_restore(RestoreConfig(str(lossy_run), str(out), all=True), MasterKey.generate())
     assert not out.exists()
     before = sorted(p.stat().st_mtime_ns for p in lossy_run.rglob("*") if p.is_file())
+    other = MasterKey.generate()
     with pytest.raises(BadKeyError, match="wrong key"):
         run_anonymize(AnonymizeConfig(src=str(clean_archive), dest=str(lossy_run), reversible=True,
-                                      vault_lock=VaultLock.of(MasterKey.generate()), method="blur"))
+                                      vault_lock=VaultLock.of(other), method="blur"), other)
     assert sorted(p.stat().st_mtime_ns for p in lossy_run.rglob("*") if p.is_file()) == before
 
 

@@ -23,8 +23,9 @@ def scrambled(shared, tmp_path_factory, prefect_server):
         (src / p.parent.name).mkdir(exist_ok=True)
         shutil.copy(p, src / p.parent.name / p.name)
     dest = tmp_path_factory.mktemp("faces_scrambled")
+    key = MasterKey.generate()
     summary = run_anonymize(AnonymizeConfig(src=str(src), dest=str(dest), method="scramble", workers=2,
-                                            vault_lock=VaultLock.of(MasterKey.generate())))
+                                            vault_lock=VaultLock.of(key), index=False), key)
     assert summary["failed"] == 0 and summary["ok"] == len(photos)
     return src, dest, [p.relative_to(shared / "faces").as_posix() for p in photos]
 

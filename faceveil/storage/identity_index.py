@@ -1,0 +1,336 @@
+"""The identity index: one row per track template (and a few exemplars per track) in LanceDB, with
+where and when the track was seen, searchable by cosine similarity.
+
+Layout: DEST/_faceveil/index/ is the LanceDB database (table `templates`), and
+DEST/_faceveil/index/meta.json a small JSON beside it (calibrated threshold, ANN parameters).
+Vectors are unit-norm (templates are already keyed/cancelable when they get here), so cosine
+similarity is what is searched and returned as `score`.
+
+Search is exact (a brute-force scan) below `ann_min_rows`; above it, once `build_ann_index()` has
+run, an IVF_PQ index answers (2-d PQ sub-vectors, re-ranked on the stored float32 vectors with
+`refine_factor` 10, so scores are exact cosines). Why IVF_PQ: on 60k random 128-d unit vectors (the
+hardest case) it kept recall@10 at 1.0 (~5 ms a query), where IVF_HNSW_SQ stopped at 0.89 even with
+ef 300 (refining cannot add candidates the graph missed); on clustered, face-like data both reach
+~1.0 (`benchmarks/index.py`), and the PQ index is ~5x smaller.
+LanceDB starts native threads: never fork a process after using it (spawn workers instead)."""
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Iterable
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from faceveil.storage.paths import META_DIR, Location
+
+INDEX_DIR = f"{META_DIR}/index"
+META_FILE = f"{INDEX_DIR}/meta.json"
+KINDS = ("template", "exemplar")
+ANN_TYPES = ("IVF_PQ", "IVF_HNSW_SQ")
+NORM_TOLERANCE = 1e-3
+
+
+def templates_schema(dim: int) -> pa.Schema:
+    """One row per track template or exemplar; `row_id` is '<media_id>:<track_id>:<kind><n>'."""
+    if not isinstance(dim, int) or dim < 1:
+        raise ValueError(f"dim must be a positive integer, got {dim!r}")
+    return pa.schema([
+        ("row_id", pa.string()), ("media_id", pa.string()), ("rel_path", pa.string()),
+        ("camera", pa.string()), ("track_id", pa.int64()), ("kind", pa.string()),
+        ("first_frame", pa.int64()), ("last_frame", pa.int64()),
+        ("t_start_s", pa.float64()), ("t_end_s", pa.float64()), ("boxes_json", pa.string()),
+        ("vault_key_ids", pa.list_(pa.string())), ("embedder", pa.string()), ("quality", pa.float32()),
+        ("vector", pa.list_(pa.float32(), dim)),
+    ])
+
+
+TEMPLATES = templates_schema(128)
+"""The schema at the default dimension (128, the dlib descriptor)."""
+
+
+def row_id(media_id: str, track_id: int, kind: str, n: int = 0) -> str:
+    return f"{media_id}:{int(track_id)}:{kind}{int(n)}"
+
+
+def check_vectors(vectors, dim: int) -> np.ndarray:
+    """(n, dim) float32 finite unit-norm vectors, or ValueError naming the problem."""
+    v = np.asarray(vectors)
+    if v.ndim != 2 or v.shape[1] != dim:
+        raise ValueError(f"vectors have shape {v.shape}, expected (n, {dim})")
+    if not np.issubdtype(v.dtype, np.floating):
+        raise ValueError(f"vectors have dtype {v.dtype}, expected float32")
+    v = v.astype(np.float32, copy=False)
+    bad = ~np.isfinite(v).all(axis=1)
+    if bad.any():
+        raise ValueError(f"{int(bad.sum())} vector(s) contain NaN or inf (first at row {int(np.argmax(bad))})")
+    norms = np.linalg.norm(v.astype(np.float64), axis=1)
+    off = np.abs(norms - 1.0) > NORM_TOLERANCE
+    if off.any():
+        i = int(np.argmax(off))
+        raise ValueError(f"{int(off.sum())} vector(s) are not unit-norm (row {i} has norm {norms[i]:.4g}); "
+                         "L2-normalise them first")
+    return v
+
+
+def _quote(s: str) -> str:
+    return "'" + str(s).replace("'", "''") + "'"
+
+
+def lance_storage_options(loc: Location) -> dict[str, str]:
+    """LanceDB's object-store options for an s3:// Location: endpoint (FACEVEIL_S3_ENDPOINT or the
+    Location's endpoint_url), allow_http for http endpoints, region and keys when given."""
+    if loc.is_local:
+        return {}
+    so = loc.storage_options or {}
+    ck = so.get("client_kwargs") or {}
+    opts: dict[str, str] = {}
+    endpoint = so.get("endpoint_url") or ck.get("endpoint_url") or os.environ.get("FACEVEIL_S3_ENDPOINT")
+    if endpoint:
+        opts["aws_endpoint"] = endpoint
+        if endpoint.startswith("http://"):
+            opts["allow_http"] = "true"
+    region = ck.get("region_name") or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    if region:
+        opts["region"] = region
+    if so.get("key") and so.get("secret"):
+        opts["aws_access_key_id"], opts["aws_secret_access_key"] = so["key"], so["secret"]
+        if so.get("token"):
+            opts["aws_session_token"] = so["token"]
+    return opts
+
+
+class IdentityIndex:
+    """The identity index of one archive Location (see the module docstring).
+
+    `ann_min_rows`: below it search is exact; at or above it `build_ann_index()` builds the ANN
+    index (`index_type` IVF_PQ, the default, or IVF_HNSW_SQ) and search uses it. `nprobes`, `ef`
+    (HNSW) and `refine_factor` override the search-time ANN parameters."""
+
+    def __init__(self, loc: Location, dim: int = 128, table: str = "templates", *,
+                 ann_min_rows: int = 50_000, index_type: str = "IVF_PQ", nprobes: int | None = None,
+                 ef: int | None = None, refine_factor: int = 10):
+        if index_type not in ANN_TYPES:
+            raise ValueError(f"index_type {index_type!r}: expected one of {ANN_TYPES}")
+        self.loc, self.dim, self.table_name = loc, dim, table
+        self.schema = templates_schema(dim)
+        self.ann_min_rows, self.index_type = ann_min_rows, index_type
+        self.nprobes, self.ef, self.refine_factor = nprobes, ef, refine_factor
+        self.uri = loc.path(INDEX_DIR) if loc.is_local else f"s3://{loc.root}/{INDEX_DIR}"
+        self.storage_options = lance_storage_options(loc)
+        self._db = None
+        self._table = None
+        self._ann_cache: tuple | None = None  # (table version, ANN parameters or None)
+
+    # -- connection ------------------------------------------------------------------------------
+    def _connect(self):
+        if self._db is None:
+            import lancedb  # ~2.5 s: imported only when the index is used
+
+            if self.loc.is_local:
+                os.makedirs(self.uri, exist_ok=True)
+            self._db = lancedb.connect(self.uri, storage_options=self.storage_options or None)
+        return self._db
+
+    def _open(self, create: bool = False):
+        """The table (checked out at its latest version), None when missing and not `create`."""
+        if self._table is not None:
+            self._table.checkout_latest()
+            return self._table
+        db = self._connect()
+        try:
+            self._table = db.open_table(self.table_name)
+        except ValueError as e:
+            if "not found" not in str(e):
+                raise
+            if not create:
+                return None
+            self._table = db.create_table(self.table_name, schema=self.schema, exist_ok=True)
+        got = self._table.schema.field("vector").type
+        if got != self.schema.field("vector").type:
+            raise ValueError(f"{self.uri}/{self.table_name}: stored vectors are {got}, "
+                             f"this index expects dim {self.dim}")
+        return self._table
+
+    # -- writing ---------------------------------------------------------------------------------
+    def _conform(self, media_id: str, rows: pa.Table | list[dict]) -> pa.Table:
+        t = rows if isinstance(rows, pa.Table) else pa.Table.from_pylist(rows, schema=self.schema)
+        missing = [n for n in self.schema.names if n not in t.column_names]
+        if missing:
+            raise ValueError(f"rows lack column(s) {missing}")
+        vt = t.schema.field("vector").type
+        if pa.types.is_fixed_size_list(vt) and vt.list_size != self.dim:
+            raise ValueError(f"vectors have dim {vt.list_size}, this index expects dim {self.dim}")
+        try:
+            t = t.select(self.schema.names).cast(self.schema)
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
+            raise ValueError(f"rows do not fit the templates schema: {e}") from e
+        if t.num_rows == 0:
+            return t
+        if pc.any(pc.not_equal(t["media_id"], media_id)).as_py():
+            raise ValueError(f"rows for media {media_id!r} carry other media ids")
+        if t["row_id"].null_count or len(pc.unique(t["row_id"])) != t.num_rows:
+            raise ValueError("row_id values must be present and unique")
+        kinds = set(pc.unique(t["kind"]).to_pylist())
+        if not kinds <= set(KINDS):
+            raise ValueError(f"unknown kind(s) {sorted(map(str, kinds - set(KINDS)))}; expected {KINDS}")
+        if t["vector"].null_count:
+            raise ValueError("rows without a vector")
+        flat = t["vector"].combine_chunks().flatten().to_numpy(zero_copy_only=False)
+        check_vectors(flat.reshape(t.num_rows, self.dim), self.dim)
+        return t
+
+    def replace_media(self, media_id: str, rows: pa.Table | list[dict]) -> int:
+        """Makes `rows` the media's only rows, in one commit (a re-run never duplicates, a reader
+        never sees the media half-replaced). Returns the number of rows written."""
+        t = self._conform(media_id, rows)
+        if t.num_rows == 0:
+            self.delete_media(media_id)
+            return 0
+        table = self._open(create=True)
+        (table.merge_insert("row_id").when_matched_update_all().when_not_matched_insert_all()
+         .when_not_matched_by_source_delete(f"media_id = {_quote(media_id)}").execute(t))
+        return t.num_rows
+
+    def delete_media(self, media_id: str) -> None:
+        table = self._open()
+        if table is not None:
+            table.delete(f"media_id = {_quote(media_id)}")
+
+    # -- reading ---------------------------------------------------------------------------------
+    def count(self) -> int:
+        table = self._open()
+        return 0 if table is None else table.count_rows()
+
+    def media_ids(self) -> list[str]:
+        table = self._open()
+        if table is None:
+            return []
+        col = table.search().select(["media_id"]).limit(None).to_arrow()["media_id"]
+        return sorted(pc.unique(col).to_pylist())
+
+    def _ann(self, table) -> dict | None:
+        """The ANN parameters when an index exists and the table is big enough to use it."""
+        version = table.version
+        if self._ann_cache is None or self._ann_cache[0] != version:
+            use = (table.count_rows() >= self.ann_min_rows
+                   and any(i.columns == ["vector"] for i in table.list_indices()))
+            self._ann_cache = (version, (self.meta().get("ann") or {}) if use else None)
+        return self._ann_cache[1]
+
+    def search(self, vector: np.ndarray, k: int = 10, kinds: Iterable[str] | None = None,
+               min_score: float | None = None) -> list[dict]:
+        """Rows nearest to `vector` (unit-norm, shape (dim,)), best first, each with `score`
+        (cosine similarity) and without the vector; only scores >= `min_score` when given."""
+        v = np.asarray(vector)
+        if v.ndim != 1:
+            raise ValueError(f"vector has shape {v.shape}, expected ({self.dim},)")
+        return self.search_many(v[None, :], k, kinds=kinds, min_score=min_score)[0]
+
+    def search_many(self, vectors: np.ndarray, k: int = 10, kinds: Iterable[str] | None = None,
+                    min_score: float | None = None) -> list[list[dict]]:
+        """`search` for each row of `vectors` (n, dim), in one query."""
+        q = check_vectors(vectors, self.dim)
+        if k < 1:
+            raise ValueError(f"k must be >= 1, got {k}")
+        n = len(q)
+        table = self._open()
+        if table is None or n == 0 or table.count_rows() == 0:
+            return [[] for _ in range(n)]
+        cols = [c for c in self.schema.names if c != "vector"]
+        query = table.search(q if n > 1 else q[0]).distance_type("cosine").limit(k)
+        query = query.select(cols + ["_distance"])
+        if kinds is not None:
+            kinds = list(kinds)
+            unknown = set(kinds) - set(KINDS)
+            if unknown:
+                raise ValueError(f"unknown kind(s) {sorted(unknown)}; expected {KINDS}")
+            if not kinds:
+                return [[] for _ in range(n)]
+            query = query.where(f"kind IN ({', '.join(map(_quote, kinds))})", prefilter=True)
+        ann = self._ann(table)
+        if ann is None:
+            query = query.bypass_vector_index()
+        else:
+            query = query.nprobes(int(self.nprobes or ann.get("nprobes") or 20))
+            refine = int(self.refine_factor or 0)
+            if refine > 1:
+                query = query.refine_factor(refine)
+            if ann.get("index_type") == "IVF_HNSW_SQ":  # ef must cover every candidate the refine asks for
+                query = query.ef(int(max(self.ef or ann.get("ef") or 0, k * max(refine, 1), 1.5 * k)))
+        res = query.to_arrow()
+        out: list[list[dict]] = [[] for _ in range(n)]
+        qi = res["query_index"].to_pylist() if "query_index" in res.column_names else [0] * res.num_rows
+        for i, row in zip(qi, res.drop_columns([c for c in ("query_index",) if c in res.column_names]).to_pylist()):
+            row["score"] = 1.0 - float(row.pop("_distance"))
+            if min_score is None or row["score"] >= min_score:
+                out[i].append(row)
+        for rows in out:
+            rows.sort(key=lambda r: -r["score"])
+        return out
+
+    # -- the ANN index ---------------------------------------------------------------------------
+    def ann_params(self, n_rows: int) -> dict:
+        """Index parameters for a table of n_rows. IVF_PQ: ~4096 rows per partition, 2-d PQ
+        sub-vectors (4-d above 256 dims), nprobes ~10% of partitions (at least 20). IVF_HNSW_SQ: one
+        HNSW graph per ~1M rows, ef 100."""
+        if self.index_type == "IVF_HNSW_SQ":
+            parts = max(1, round(n_rows / 1_000_000))
+            return {"index_type": self.index_type, "num_partitions": parts, "nprobes": parts, "ef": 100,
+                    "m": 20, "ef_construction": 300, "refine_factor": self.refine_factor}
+        parts = max(1, min(4096, round(n_rows / 4096)))
+        sub = self.dim // 2 if self.dim <= 256 else self.dim // 4
+        while sub > 1 and self.dim % sub:
+            sub -= 1
+        return {"index_type": self.index_type, "num_partitions": parts, "num_sub_vectors": sub,
+                "nprobes": min(parts, max(20, math.ceil(parts / 10))), "refine_factor": self.refine_factor}
+
+    def build_ann_index(self, force: bool = False) -> bool:
+        """Builds (or refreshes) the ANN index once the table has `ann_min_rows` rows (any size with
+        `force`). New rows since the last build are folded in by `optimize`; the index is retrained
+        when the table has doubled since. Returns True when it built or refreshed an index."""
+        from lancedb.index import HnswSq, IvfPq
+
+        table = self._open()
+        if table is None:
+            return False
+        n = table.count_rows()
+        if n == 0 or (n < self.ann_min_rows and not force):
+            return False
+        meta = self.meta()
+        built = (meta.get("ann") or {}).get("built_rows", 0)
+        has_index = any(i.columns == ["vector"] for i in table.list_indices())
+        same_type = (meta.get("ann") or {}).get("index_type") == self.index_type
+        if has_index and same_type and not force and n < 2 * built:
+            table.optimize()  # compacts files, adds unindexed rows to the index
+            return True
+        p = self.ann_params(n)
+        if self.index_type == "IVF_HNSW_SQ":
+            config = HnswSq(distance_type="cosine", num_partitions=p["num_partitions"], m=p["m"],
+                            ef_construction=p["ef_construction"])
+        else:
+            config = IvfPq(distance_type="cosine", num_partitions=p["num_partitions"],
+                           num_sub_vectors=p["num_sub_vectors"])
+        table.create_index("vector", config=config, replace=True)
+        meta["ann"] = {**p, "built_rows": n}
+        self.write_meta(meta, merge=False)
+        self._ann_cache = None
+        return True
+
+    # -- meta.json -------------------------------------------------------------------------------
+    def meta(self) -> dict:
+        """meta.json beside the table ({} when missing)."""
+        return json.loads(self.loc.read_bytes(META_FILE)) if self.loc.exists(META_FILE) else {}
+
+    def write_meta(self, meta: dict, merge: bool = True) -> None:
+        """Writes meta.json atomically; top-level keys are merged into the stored ones unless not `merge`."""
+        data = {**self.meta(), **meta} if merge else dict(meta)
+        self.loc.write_bytes(META_FILE, json.dumps(data, indent=2, sort_keys=True).encode())
+
+    def disk_bytes(self) -> int:
+        """Bytes stored under _faceveil/index/ (all table versions, the index, meta.json)."""
+        fs, root = self.loc.fs, self.loc.path(INDEX_DIR)
+        return sum(fs.du(root, total=False).values()) if fs.exists(root) else 0
+
