@@ -66,10 +66,20 @@ def flow_runtime(n_workers: int, threads_per_worker: int = 1, address: str | Non
             client.close()
             cluster.close()
         if server is not None:
+            _drain_prefect()  # send queued events and logs while the server is still up
             if booting is not None:
                 booting.join()
             os.environ.pop("PREFECT_API_URL", None)
             server.stop()
+
+
+def _drain_prefect() -> None:
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    for service in (EventsWorker, APILogWorker):
+        with contextlib.suppress(Exception):
+            service.drain_all(timeout=5)
 
 
 def _local_cluster(n_workers: int, threads_per_worker: int):

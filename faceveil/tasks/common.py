@@ -169,6 +169,9 @@ def warm_worker(config: AnonymizeConfig) -> None:
     import faceveil.tasks.prefect_tasks  # noqa: F401
 
     detector(config.detector, config.detector_settings())
+    if look := config.second_look_settings():
+        detector(config.detector, look)
+    anonymizer(config.method, config.mask_settings())
 
 
 def index_secret(config: AnonymizeConfig, key) -> "object":

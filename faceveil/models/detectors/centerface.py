@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib.util
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ def default_weights() -> str:
     return str(path)
 
 
+@lru_cache(maxsize=4)  # one session per weights and thread count: every scale and threshold shares it
 def _session(path: str, threads: int):
     import onnx
     import onnxruntime as ort
