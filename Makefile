@@ -26,6 +26,7 @@ test: $(STAMP)
 benchmarks: $(STAMP)
 	$(BIN)/python benchmarks/detection.py
 	$(BIN)/python benchmarks/throughput.py
+	$(BIN)/python benchmarks/index.py --n 1000000
 
 clean:
 	rm -rf $(DEMO) .pytest_cache
