@@ -73,6 +73,7 @@ def _add_keys(sub) -> None:
     p.add_argument("--probe", required=True, metavar="PHOTO")
     p.add_argument("--reason", required=True, help="why (recorded in the access log)")
     p.add_argument("--top", type=int, default=10)
+    p.add_argument("--thumbnails", default=None, metavar="DIR", help="write each match's anonymized thumbnail here")
     p.add_argument("--face", type=int, default=None, help="with several faces in the photo: which (0 = largest)")
     p.add_argument("--json", action="store_true")
     _add_key_args(p)
@@ -233,13 +234,21 @@ def _search(args) -> int:
     matches, cut = search_tracks(archive, master, vector, args.top)
     access_log.append(archive, master, actor=_actor(), action="search", reason=args.reason, probe_sha256=digest,
                       matched=[m.ref for m in matches], details={"top": args.top, "threshold": cut})
+    thumbs = {}
+    if args.thumbnails:
+        import tempfile
+
+        from faceveil.tasks.index import thumbnail
+
+        thumbs = {m.ref: thumbnail(archive, m, args.thumbnails, i, tempfile.gettempdir()) for i, m in enumerate(matches)}
     if args.json:
-        print(json.dumps({"threshold": cut, "matches": [{**m.__dict__, "ref": m.ref} for m in matches]}, indent=2))
+        print(json.dumps({"threshold": cut, "matches": [{**m.__dict__, "ref": m.ref, "thumbnail": thumbs.get(m.ref)}
+                                                        for m in matches]}, indent=2))
     elif not matches:
         print(f"no match (no track scores >= {cut:.3f})")
     for m in ([] if args.json else matches):
         print(f"{m.score:.3f}  {m.rel_path}  track {m.track_id}  frames {m.first_frame}-{m.last_frame}  "
-              f"{m.t_start_s:.2f}-{m.t_end_s:.2f} s  ({m.ref})")
+              f"{m.t_start_s:.2f}-{m.t_end_s:.2f} s  ({m.ref})" + (f"  {thumbs[m.ref]}" if m.ref in thumbs else ""))
     return EXIT_OK
 
 
@@ -325,10 +334,14 @@ def _rotate_key(args) -> int:
     from faceveil.storage.paths import Location
     from faceveil.storage.vault import rotate_key
 
+    from faceveil.tasks.index import reproject_index
+
     old, _ = _master(args, args.archive)
     new = load_key(args.new_key)
     n = rotate_key(Location(args.archive), old, VaultLock.of(new))
-    print(f"{n} data keys re-wrapped: the vault of {args.archive} now opens with {new.fingerprint} only")
+    m = reproject_index(Location(args.archive), old, new)
+    print(f"{n} data keys re-wrapped and {m} identity templates re-projected: {args.archive} now opens "
+          f"and searches with {new.fingerprint} only")
     return EXIT_OK
 
 

@@ -194,6 +194,13 @@ class IdentityIndex:
          .when_not_matched_by_source_delete(f"media_id = {_quote(media_id)}").execute(t))
         return t.num_rows
 
+    def media_rows(self, media_id: str) -> pa.Table:
+        """Every row of one media, vectors included (for re-projection under a new key)."""
+        table = self._open()
+        if table is None:
+            return self.schema.empty_table()
+        return table.search().where(f"media_id = {_quote(media_id)}").limit(None).to_arrow().select(self.schema.names)
+
     def delete_media(self, media_id: str) -> None:
         table = self._open()
         if table is not None:
@@ -274,7 +281,7 @@ class IdentityIndex:
     # -- the ANN index ---------------------------------------------------------------------------
     def ann_params(self, n_rows: int) -> dict:
         """Index parameters for a table of n_rows. IVF_PQ: ~4096 rows per partition, 2-d PQ
-        sub-vectors (4-d above 256 dims), nprobes ~10% of partitions (at least 20). IVF_HNSW_SQ: one
+        sub-vectors (4-d above 256 dims), nprobes ~25% of partitions (at least 20). IVF_HNSW_SQ: one
         HNSW graph per ~1M rows, ef 100."""
         if self.index_type == "IVF_HNSW_SQ":
             parts = max(1, round(n_rows / 1_000_000))
@@ -285,7 +292,7 @@ class IdentityIndex:
         while sub > 1 and self.dim % sub:
             sub -= 1
         return {"index_type": self.index_type, "num_partitions": parts, "num_sub_vectors": sub,
-                "nprobes": min(parts, max(20, math.ceil(parts / 10))), "refine_factor": self.refine_factor}
+                "nprobes": min(parts, max(20, math.ceil(parts / 4))), "refine_factor": self.refine_factor}
 
     def build_ann_index(self, force: bool = False) -> bool:
         """Builds (or refreshes) the ANN index once the table has `ann_min_rows` rows (any size with

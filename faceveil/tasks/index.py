@@ -173,3 +173,55 @@ def calibrate(dest: Location, labelled: str, target_fmr: float = 0.01, embedder_
     index = IdentityIndex(dest, dim=v.shape[1])
     index.write_meta({**(index.meta() or {}), **res})
     return res
+
+
+def reproject_index(dest: Location, old: MasterKey, new: MasterKey, dim: int = 128) -> int:
+    """Key rotation for the index: every stored template moves from the old key's projection to the
+    new one's (the old table is cancelled). Returns the rows re-projected."""
+    from faceveil.models.cancelable import reproject
+    from faceveil.storage.identity_index import IdentityIndex
+
+    index = IdentityIndex(dest, dim=dim)
+    a, b = index_matrix(old, dim), index_matrix(new, dim)
+    n = 0
+    for mid in index.media_ids():
+        t = index.media_rows(mid)
+        if not t.num_rows:
+            continue
+        vecs = np.stack(t.column("vector").to_numpy(zero_copy_only=False)).astype(np.float32)
+        moved = pa.FixedSizeListArray.from_arrays(pa.array(reproject(vecs, a, b).reshape(-1), pa.float32()), dim)
+        index.replace_media(mid, t.set_column(t.schema.get_field_index("vector"), "vector", moved))
+        n += t.num_rows
+    if n:
+        index.write_meta({"key_fingerprint": new.fingerprint})
+    return n
+
+
+def thumbnail(dest: Location, match: Match, out_dir: str, rank: int, scratch: str) -> str:
+    """A JPEG of the match's face region as it is in the ANONYMIZED output (middle of the track, with
+    context around it): what a searcher may see before anything is restored."""
+    import os
+
+    import cv2
+
+    from faceveil.storage import manifests
+    from faceveil.storage.media import iter_frames, probe_video, read_image
+
+    det = manifests.read_part(dest, "detections", match.media_id).to_pandas()
+    det = det[det.track_id == match.track_id].sort_values("frame_index")
+    row = det.iloc[len(det) // 2]
+    media = manifests.read_part(dest, "media", match.media_id).to_pylist()[0]
+    local = dest.local_copy(media["output_path"], scratch)
+    if media["kind"] == "image":
+        rgb, _ = read_image(local)
+    else:
+        f = int(row.frame_index)
+        rgb = dict(iter_frames(local, probe_video(local), f, f + 1))[f]
+    m = max(row.x2 - row.x1, row.y2 - row.y1)
+    h, w = rgb.shape[:2]
+    x1, y1 = int(max(0, row.x1 - m)), int(max(0, row.y1 - m))
+    x2, y2 = int(min(w, row.x2 + m)), int(min(h, row.y2 + m))
+    os.makedirs(out_dir, exist_ok=True)
+    path = os.path.join(out_dir, f"{rank:02d}_{match.media_id}_{match.track_id}.jpg")
+    cv2.imwrite(path, np.ascontiguousarray(rgb[y1:y2, x1:x2, ::-1]))
+    return path

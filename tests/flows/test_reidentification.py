@@ -13,7 +13,8 @@ import pytest
 from faceveil.config import AnonymizeConfig
 from faceveil.flows.anonymize import run_anonymize
 from faceveil.storage.keys import MasterKey, VaultLock, encode_key
-from faceveil.storage.media import iter_frames, probe_video
+from faceveil.models.detectors import DetectorSettings, create_detector
+from faceveil.storage.media import iter_frames, probe_video, read_image
 from faceveil.storage.paths import Location
 from faceveil.tasks.index import ProbeError, probe_vector, search_tracks
 
@@ -140,10 +141,13 @@ def test_video_search_and_restore_only_that_person(shared, video_archive, key, t
     src, dest = video_archive
     env = {"FACEVEIL_KEY": encode_key(key), "FACEVEIL_ACTOR": "dpo@example"}
     probe = str(shared / "faces" / "elon" / "1.jpg")
-    r = _cli("search", str(dest), "--probe", probe, "--reason", "case 42", "--json", env=env)
+    r = _cli("search", str(dest), "--probe", probe, "--reason", "case 42", "--json",
+             "--thumbnails", str(tmp_path / "thumbs"), env=env)
     assert r.returncode == 0, r.stderr
     found = json.loads(r.stdout)["matches"]
     assert found and found[0]["rel_path"] == ELON
+    thumb = read_image(found[0]["thumbnail"])[0]
+    assert thumb.shape[0] > 20 and create_detector("centerface", DetectorSettings(threshold=0.5)).detect(thumb).scores.size == 0
     out = tmp_path / "restored"
     r = _cli("restore", str(dest), str(out), "--probe", probe, "--reason", "case 42", "--workers", "1", env=env)
     assert r.returncode == 0, r.stderr
@@ -177,3 +181,20 @@ def test_video_search_and_restore_only_that_person(shared, video_archive, key, t
                                 __import__("pyarrow").array(["nothing to see"])), log[0])
     r = _cli("audit-log", str(dest), "--verify", env=env)
     assert r.returncode == 1 and "TAMPERED" in r.stderr
+
+
+def test_key_rotation_reprojects_the_index(faces_archive, key, tmp_path):
+    from faceveil.storage.vault import rotate_key
+    from faceveil.tasks.index import reproject_index
+
+    dest, held = faces_archive
+    archive = tmp_path / "archive"
+    shutil.copytree(dest, archive)
+    new = MasterKey.generate()
+    rotate_key(Location(str(archive)), key, VaultLock.of(new))
+    assert reproject_index(Location(str(archive)), key, new) > 20
+    person, (probe, _) = next(iter(held.items()))
+    v, _ = probe_vector(str(probe), "dlib-resnet")
+    matches, _ = search_tracks(Location(str(archive)), new, v)
+    assert matches and matches[0].rel_path.split("/")[0] == person  # the new key finds the person
+    assert search_tracks(Location(str(archive)), key, v)[0] == []  # the old key's queries match nothing
