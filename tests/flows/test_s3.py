@@ -66,3 +66,38 @@ def test_s3_to_s3(s3_endpoint, sample_archive, prefect_server, tmp_path):
     again = run_anonymize(AnonymizeConfig(src="s3://archive/cams", dest="s3://archive/anonymized", workers=2))
     assert again["already_done"] == 2
     assert manifests.read_table(dest, "detections").num_rows == media.n_faces.sum()
+
+
+def test_reversible_on_s3_vault_index_restore(s3_endpoint, sample_archive, prefect_server, tmp_path):
+    """Vault, identity index and access log on s3://, restored from there with the key."""
+    import numpy as np
+
+    from faceveil.flows.restore import run_restore
+    from faceveil.storage import access_log
+    from faceveil.storage.keys import MasterKey, VaultLock
+    from faceveil.storage.media import read_image
+    from faceveil.tasks.index import probe_vector, search_tracks
+    from faceveil.tasks.restore import RestoreConfig
+
+    src = Location("s3://vault/src")
+    src.fs.mkdir("vault")
+    src.fs.put_file(str(sample_archive / "photos/grace_hopper.png"), src.path("photos/grace_hopper.png"))
+    key = MasterKey.generate()
+    summary = run_anonymize(AnonymizeConfig(src="s3://vault/src", dest="s3://vault/dest", workers=1, reversible=True,
+                                            vault_lock=VaultLock.of(key)), key)
+    assert summary["ok"] == 1
+    dest = Location("s3://vault/dest")
+    files = set(dest.list_files())
+    assert {"_faceveil/vault/keyinfo.json", "photos/grace_hopper.png"} <= files
+    assert any(f.startswith("_faceveil/vault/entries/") for f in files)
+    assert any(f.startswith("_faceveil/index/") for f in files)
+    v, _ = probe_vector(str(sample_archive / "photos/grace_hopper.png"), "dlib-resnet")
+    matches, _ = search_tracks(dest, key, v)
+    assert matches and matches[0].rel_path == "photos/grace_hopper.png"
+    access_log.append(dest, key, actor="test", action="search", reason="s3 check", matched=[matches[0].ref])
+    assert access_log.verify(dest, key) == []
+    report = run_restore(RestoreConfig("s3://vault/dest", str(tmp_path / "restored"), all=True, workers=1), key)
+    assert report["ok"] == 1
+    a, _ = read_image(str(sample_archive / "photos/grace_hopper.png"))
+    b, _ = read_image(str(tmp_path / "restored/photos/grace_hopper.png"))
+    assert np.array_equal(a, b)
