@@ -87,7 +87,7 @@ def _add_keys(sub) -> None:
     p.add_argument("--verify", action="store_true")
     p.add_argument("--tail", type=int, default=20)
     _add_key_args(p)
-    p = sub.add_parser("rotate-key", help="re-wrap a vault's data keys for a new master key (needs both keys)")
+    p = sub.add_parser("rotate-key", help="move the vault and identity index to a new master key (needs both keys)")
     p.add_argument("archive")
     p.add_argument("--new-key", required=True, help="the new key file (from `faceveil keygen`)")
     _add_key_args(p)
