@@ -1,0 +1,40 @@
+import math
+
+import numpy as np
+import pytest
+from skimage import data
+
+from faceveil.models.anonymizers import create_anonymizer
+from faceveil.models.detectors import create_detector
+from faceveil.validation.image_quality import frame_quality, masked_psnr, masked_ssim, region_mask
+
+
+@pytest.fixture(scope="module")
+def astronaut():
+    rgb = np.ascontiguousarray(data.astronaut())
+    return rgb, create_detector("centerface").detect(rgb)
+
+
+def test_anonymizing_leaves_the_background_and_destroys_the_face(astronaut):
+    rgb, dets = astronaut
+    anon = create_anonymizer("mosaic")
+    out = anon.apply(rgb.copy(), dets)
+    q = frame_quality(rgb, out, anon.regions(dets, rgb.shape[1], rgb.shape[0]))
+    assert q["background_psnr"] == math.inf
+    assert q["background_ssim"] > 0.97  # only the SSIM window's reach across the mask edge differs
+    assert q["face_ssim"] < 0.5
+
+
+def test_psnr_matches_its_definition_and_ssim_orders_damage(astronaut):
+    rgb, _ = astronaut
+    rng = np.random.default_rng(0)
+    noisy = np.clip(rgb.astype(int) + rng.normal(0, 5, rgb.shape).round(), 0, 255).astype(np.uint8)
+    mask = region_mask(rgb.shape, [[0, 0, 256, 512]])
+    mse = ((rgb.astype(float) - noisy.astype(float))[mask] ** 2).mean()
+    assert masked_psnr(rgb, noisy, mask) == pytest.approx(10 * math.log10(255 ** 2 / mse), abs=1e-4)
+    worse = np.clip(rgb.astype(int) + rng.normal(0, 25, rgb.shape).round(), 0, 255).astype(np.uint8)
+    assert 1 > masked_ssim(rgb, noisy, mask) > masked_ssim(rgb, worse, mask)
+    assert masked_ssim(rgb, rgb, mask) == pytest.approx(1.0)
+    assert math.isnan(masked_psnr(rgb, noisy, np.zeros(rgb.shape[:2], bool)))
+    with pytest.raises(ValueError, match="shape"):
+        frame_quality(rgb, rgb[:10], [])
