@@ -224,14 +224,11 @@ def _actor() -> str:
 def _search(args) -> int:
     from faceveil.storage import access_log
     from faceveil.storage.paths import Location
-    from faceveil.storage.vault import check_key
-    from faceveil.tasks.index import probe_vector, search_tracks
+    from faceveil.tasks.index import find_by_probe
 
     master, _ = _master(args, args.archive)
     archive = Location(args.archive)
-    check_key(archive, master.fingerprint)
-    vector, digest = probe_vector(args.probe, "dlib-resnet", args.face)
-    matches, cut = search_tracks(archive, master, vector, args.top)
+    matches, cut, digest = find_by_probe(archive, master, args.probe, args.face, args.top)
     access_log.append(archive, master, actor=_actor(), action="search", reason=args.reason, probe_sha256=digest,
                       matched=[m.ref for m in matches], details={"top": args.top, "threshold": cut})
     thumbs = {}
@@ -292,14 +289,11 @@ def _restore(args) -> int:
     master, _ = _master(args, args.archive)
     tracks, digest = list(args.track), None
     if args.probe:
-        from faceveil.storage.vault import check_key
-        from faceveil.tasks.index import probe_vector, search_tracks
+        from faceveil.tasks.index import find_by_probe
 
         if not args.reason:
             raise ValueError("restore --probe needs --reason (recorded in the access log)")
-        check_key(Location(args.archive), master.fingerprint)
-        vector, digest = probe_vector(args.probe, "dlib-resnet", args.face)
-        matches, cut = search_tracks(Location(args.archive), master, vector, top=1000)
+        matches, cut, digest = find_by_probe(Location(args.archive), master, args.probe, args.face, top=1000)
         if not matches:
             access_log.append(Location(args.archive), master, actor=_actor(), action="restore", reason=args.reason,
                               probe_sha256=digest, matched=[], details={"threshold": cut})

@@ -3,7 +3,6 @@ encode -> manifests -> run summary. Composition only."""
 from __future__ import annotations
 
 import functools
-import uuid
 from datetime import datetime, timezone
 
 from prefect import flow
@@ -15,12 +14,13 @@ from faceveil.flows.handover import handed_over, take
 from faceveil.flows.runtime import flow_runtime
 from faceveil.storage.keys import MasterKey
 from faceveil.tasks import prefect_tasks as t
+from faceveil.tasks.run import new_run_id
 from faceveil.tasks.jobs import MediaResult
 
 
 @flow(name="anonymize_archive", log_prints=False)
 def anonymize_archive(config: AnonymizeConfig, run_id: str | None = None, index_token: str | None = None) -> dict:
-    run_id = run_id or datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:6]
+    run_id = run_id or new_run_id()
     started = datetime.now(timezone.utc)
     bars = progress.current()
     if config.reversible:

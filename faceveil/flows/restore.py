@@ -3,7 +3,6 @@ paste the chosen originals back (Dask) -> restore report. Keys never become flow
 from __future__ import annotations
 
 import json
-import uuid
 from datetime import datetime, timezone
 
 from prefect import flow
@@ -12,13 +11,14 @@ from faceveil.flows.handover import handed_over, take
 from faceveil.flows.runtime import flow_runtime
 from faceveil.storage.keys import MasterKey
 from faceveil.tasks import prefect_tasks as t
+from faceveil.tasks.run import new_run_id
 from faceveil.tasks.restore import RestoreConfig, RestoreJob, plan_restore
 
 
 @flow(name="restore_archive", log_prints=False)
 def restore_archive(config: RestoreConfig, jobs_token: str, key_fingerprint: str) -> dict:
     jobs: list[RestoreJob] = take(jobs_token)
-    run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:6]
+    run_id = new_run_id()
     futures = [t.restore_media_task.submit(config, job) for job in jobs]
     results = []
     for job, fut in zip(jobs, futures):

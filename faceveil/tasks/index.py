@@ -130,6 +130,20 @@ def search_tracks(dest: Location, master: MasterKey, vector: np.ndarray, top: in
     return sorted(best.values(), key=lambda m: -m.score)[:top], cut
 
 
+def find_by_probe(dest: Location, master: MasterKey, photo: str, face: int | None = None,
+                  top: int = 10) -> tuple[list[Match], float, str]:
+    """(matching tracks, threshold used, probe SHA-256) for one photo: the key checked first, the
+    probe embedded with the embedder the index was built with."""
+    from faceveil.storage.identity_index import IdentityIndex
+    from faceveil.storage.vault import check_key
+
+    check_key(dest, master.fingerprint)
+    name = (IdentityIndex(dest).meta() or {}).get("embedder", "dlib-resnet")
+    vector, digest = probe_vector(photo, name, face)
+    matches, cut = search_tracks(dest, master, vector, top)
+    return matches, cut, digest
+
+
 def calibrate(dest: Location, labelled: str, target_fmr: float = 0.01, embedder_name: str = "dlib-resnet") -> dict:
     """Picks the match threshold from labelled photos (one folder per person: the largest face of
     each photo) so that at most `target_fmr` of searches (each photo as a probe against everyone

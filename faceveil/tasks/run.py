@@ -12,6 +12,13 @@ from faceveil.tasks.common import locations
 from faceveil.tasks.jobs import MediaItem, MediaResult
 
 
+def new_run_id() -> str:
+    """A run id that sorts by start time: 20261123T143000Z-1a2b3c."""
+    import uuid
+
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:6]
+
+
 def write_summary(config: AnonymizeConfig, run_id: str, started: datetime, items: list[MediaItem],
                   results: list[MediaResult], unsupported: list[tuple[str, str]]) -> dict:
     """Writes the run row and DEST/_faceveil/summaries/<run_id>.json (and summary.json, the latest)."""
