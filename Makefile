@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 DEMO := demo-out
 
-.PHONY: demo test venv clean benchmarks
+.PHONY: demo test venv clean benchmarks chromium
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,7 +20,11 @@ demo: $(STAMP)
 	$(BIN)/faceveil sample $(DEMO)/sample-archive
 	$(BIN)/faceveil anonymize $(DEMO)/sample-archive $(DEMO)/anonymized
 
-test: $(STAMP)
+# headless Chromium renders the HTML run report in tests/validation/test_report.py (skips without it)
+chromium:
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; } || echo "chromium not installed: the report rendering test will skip"
+
+test: $(STAMP) chromium
 	$(BIN)/python -m pytest
 
 benchmarks: $(STAMP)

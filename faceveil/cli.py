@@ -6,7 +6,7 @@ import json
 import os
 import sys
 
-EXIT_OK, EXIT_MEDIA_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_MEDIA_FAILED, EXIT_USAGE, EXIT_CONTRACT = 0, 1, 2, 3
 
 
 def _add_anonymize(sub) -> None:
@@ -34,6 +34,7 @@ def _add_anonymize(sub) -> None:
     p.add_argument("--crf", type=int, default=18, help="x264 quality (lower is better)")
     p.add_argument("--preset", default="veryfast", help="x264 preset")
     _add_cluster_args(p)
+    _add_audit_args(p)
     p.add_argument("--dry-run", action="store_true", help="print the plan and exit")
     p.add_argument("--json", action="store_true", help="print the run summary as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -50,6 +51,29 @@ def _add_cluster_args(p) -> None:
     g = p.add_mutually_exclusive_group()
     g.add_argument("--workers", type=int, default=None, help="local Dask workers (default: one per core)")
     g.add_argument("--dask-address", default=None, help="an existing Dask scheduler, e.g. tcp://host:8786")
+
+
+def _add_audit_args(p) -> None:
+    p.add_argument("--audit-every", type=float, default=1.0, metavar="SECONDS",
+                   help="check one output frame per this many seconds of video for leaks, re-identification and "
+                        "quality (default 1; 0 = no checks, and the data contract then does not ask for them)")
+    p.add_argument("--mlflow-uri", default=None,
+                   help="MLflow tracking URI (default: $FACEVEIL_MLFLOW_URI, else sqlite under DEST/_faceveil/mlflow)")
+
+
+def _add_report(sub) -> None:
+    p = sub.add_parser("report", help="render a run's audit report (HTML) again from its stored audit JSON")
+    p.add_argument("dest", help="an anonymized archive (folder or s3://)")
+    p.add_argument("--run", default=None, help="run id (default: the latest run)")
+    p = sub.add_parser("evaluate", help="compare anonymization methods on labelled data (folders of photos per person, videos)")
+    p.add_argument("data", help="folder: faces/<person>/*.jpg and/or videos")
+    p.add_argument("--methods", default="solid,blur,mosaic,scramble", help="comma-separated (default: solid,blur,mosaic,scramble)")
+    p.add_argument("--out", default=None, help="where the anonymized copies go (default: a temporary folder)")
+    p.add_argument("--threshold", type=float, default=None, help="identity match threshold (default: the embedder's)")
+    p.add_argument("--audit-every", type=float, default=0.5, metavar="SECONDS", help="checked video frames (default 0.5 s)")
+    p.add_argument("--mlflow-uri", default=None, help="MLflow tracking URI (default: sqlite under OUT/_faceveil/mlflow)")
+    p.add_argument("--workers", type=int, default=None)
+    p.add_argument("--json", action="store_true")
 
 
 def _add_keys(sub) -> None:
@@ -109,6 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_anonymize(sub)
     _add_keys(sub)
     _add_sample(sub)
+    _add_report(sub)
     return parser
 
 
@@ -142,7 +167,8 @@ def _config(args):
         min_size=args.min_size, scale=args.scale, detect_every=args.detect_every, detect_fps=args.detect_fps,
         detect_mpx_per_s=args.detect_mpx_per_s, track=args.track, second_look=args.second_look,
         mask_shape=args.mask_shape, pad=args.pad, max_gap=args.max_gap, lossless=args.lossless, crf=args.crf,
-        preset=args.preset, workers=args.workers, dask_address=args.dask_address)
+        preset=args.preset, workers=args.workers, dask_address=args.dask_address, audit_every_s=args.audit_every,
+        tracking_uri=args.mlflow_uri)
 
 
 def _validate(config) -> None:
@@ -199,10 +225,46 @@ def _anonymize(args) -> int:
               f"{summary['faces']} face boxes, {summary['seconds']:.1f} s")
         print(f"outputs:  {dest}/")
         print(f"summary:  {dest}/_faceveil/summary.json")
-        print(f"manifests: {dest}/_faceveil/{{runs,media,detections,tracks}}/")
+        print(f"manifests: {dest}/_faceveil/{{runs,media,detections,tracks,audit}}/")
+        _print_audit(dest, summary["audit"])
     for f in summary["failures"]:
         print(f"FAILED {f['path']}: {f['reason']}", file=sys.stderr)
     return EXIT_MEDIA_FAILED if summary["failed"] else EXIT_OK
+
+
+def _print_audit(dest: str, audit: dict) -> None:
+    p, u = audit["privacy"], audit["utility"]
+
+    def pct(v):
+        return "n/a" if v is None or v != v else f"{100 * v:.1f}%"
+    print(f"report:   {dest}/{audit['report']}  (MLflow run {audit['mlflow']['run_id']})")
+    print(f"checks:   leak {pct(p['leak']['rate'])} ({p['leak']['faces_found']} faces found in "
+          f"{p['leak']['frames_checked']} checked frames), re-identified {pct(p['reid']['rate'])} of "
+          f"{p['reid']['faces_checked']} faces, background PSNR {u['background_psnr']:.1f} dB, "
+          f"contracts {'passed' if audit['contracts'] else 'FAILED'}")
+
+
+def _report(args) -> int:
+    from faceveil.storage.paths import Location
+    from faceveil.validation.report import load_audit, write_report
+
+    dest = Location(args.dest)
+    paths = write_report(dest, load_audit(dest, args.run), latest=args.run is None)
+    print(f"{args.dest.rstrip('/')}/{paths['html']}")
+    return EXIT_OK
+
+
+def _evaluate(args) -> int:
+    import tempfile
+
+    from faceveil.flows.evaluate import format_table, run_evaluate
+
+    out = args.out or tempfile.mkdtemp(prefix="faceveil-evaluate-")
+    result = run_evaluate(args.data, out, [m.strip() for m in args.methods.split(",") if m.strip()],
+                          workers=args.workers, audit_every_s=args.audit_every, tracking_uri=args.mlflow_uri,
+                          threshold=args.threshold)
+    print(json.dumps(result, indent=2, default=str) if args.json else format_table(result))
+    return EXIT_OK
 
 
 def _keygen(args) -> int:
@@ -367,13 +429,19 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "verbose", False):
         os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
         os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "error")
-    from faceveil.flows.runtime import set_offline_env
+    from faceveil.offline import set_offline_env
 
     set_offline_env()
     handlers = {"anonymize": _anonymize, "keygen": _keygen, "restore": _restore, "forget": _forget, "rotate-key": _rotate_key,
-                "search": _search, "calibrate": _calibrate, "audit-log": _audit_log, "sample": _sample}
+                "search": _search, "calibrate": _calibrate, "audit-log": _audit_log, "sample": _sample,
+                "report": _report, "evaluate": _evaluate}
+    from faceveil.validation.errors import ContractError
+
     try:
         return handlers[args.command](args)
+    except ContractError as e:
+        print(f"faceveil: run failed: {e}", file=sys.stderr)
+        return EXIT_CONTRACT
     except (FileNotFoundError, NotADirectoryError, ValueError, PermissionError) as e:
         print(f"faceveil: error: {e}", file=sys.stderr)
         return EXIT_USAGE

@@ -57,6 +57,9 @@ class AnonymizeConfig:
     vault_lock: VaultLock | None = None  # the master key's public part (never the key itself)
     index: bool | None = None  # identity templates per track into DEST/_faceveil/index/ (default: when reversible)
     embedder: str = "dlib-resnet"
+    audit_every_s: float = 1.0  # privacy/utility check of one output frame per this many seconds (0 = none)
+    audit_max_frames: int = 60  # at most this many checked frames per media
+    tracking_uri: str | None = None  # MLflow; default: sqlite under DEST/_faceveil/mlflow (local DEST)
 
     def __post_init__(self):
         if isinstance(self.vault_lock, dict):  # after a round trip through Prefect's parameters
@@ -88,6 +91,11 @@ class AnonymizeConfig:
     @property
     def n_workers(self) -> int:
         return self.workers or os.cpu_count() or 1
+
+    def audit_settings(self):
+        from faceveil.validation.privacy import AuditSettings
+
+        return AuditSettings(self.audit_every_s, self.audit_max_frames)
 
     def detector_settings(self) -> DetectorSettings:
         threads = max(1, (os.cpu_count() or 1) // self.n_workers) if not self.dask_address else 0

@@ -11,10 +11,12 @@ from prefect.futures import as_completed
 from faceveil import progress
 from faceveil.config import AnonymizeConfig
 from faceveil.flows.handover import handed_over, take
-from faceveil.flows.runtime import flow_runtime
+from faceveil.flows.runtime import flow_runtime, preload_validation
+from faceveil.storage.paths import META_DIR
 from faceveil.storage.keys import MasterKey
 from faceveil.tasks import prefect_tasks as t
 from faceveil.tasks.run import new_run_id
+from faceveil.tasks.common import locations, scratch
 from faceveil.tasks.jobs import MediaResult
 
 
@@ -25,6 +27,7 @@ def anonymize_archive(config: AnonymizeConfig, run_id: str | None = None, index_
     bars = progress.current()
     if config.reversible:
         t.open_vault(config)  # a wrong key stops the run here, before anything is written
+    preload_validation(config.dest, config.storage_options, config.tracking_uri)
     items, unsupported = t.discover_media(config)
     todo = [i for i in items if not i.done]
     bars.start(len(todo))
@@ -58,7 +61,11 @@ def anonymize_archive(config: AnonymizeConfig, run_id: str | None = None, index_
     bars.close()
     if config.index:  # protected with the key here, in the flow's process, then stored
         t.index_archive(config, results, take(index_token))
-    return t.write_summary_task(config, run_id, started, items, results, unsupported)
+    summary = t.write_summary_task(config, run_id, started, items, results, unsupported)
+    audit, contracts = t.validate_run_task(config, summary, results, scratch(config))
+    t.publish_audit_task(locations(config)[1], audit, contracts, config.tracking_uri)
+    return summary | {"audit": {"report": f"{META_DIR}/reports/{run_id}.html", "contracts": contracts.success,
+                                "mlflow": audit.get("mlflow"), "privacy": audit["privacy"], "utility": audit["utility"]}}
 
 
 def run_anonymize(config: AnonymizeConfig, key: MasterKey | None = None) -> dict:

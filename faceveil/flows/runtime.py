@@ -6,18 +6,7 @@ import contextlib
 import os
 import threading
 
-OFFLINE_ENV = {
-    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    "DO_NOT_TRACK": "true",
-    "MLFLOW_DISABLE_TELEMETRY": "true",
-    "GX_ANALYTICS_ENABLED": "false",
-    "AWS_EC2_METADATA_DISABLED": "true",
-}
-
-
-def set_offline_env() -> None:
-    for k, v in OFFLINE_ENV.items():
-        os.environ.setdefault(k, v)
+from faceveil.offline import set_offline_env
 
 
 @contextlib.contextmanager
@@ -71,6 +60,34 @@ def flow_runtime(n_workers: int, threads_per_worker: int = 1, address: str | Non
                 booting.join()
             os.environ.pop("PREFECT_API_URL", None)
             server.stop()
+
+
+def preload(*steps) -> threading.Thread:
+    """Runs `steps` in a background thread at the lowest CPU priority (Linux nices threads one by
+    one), so slow imports for the run's last steps use idle cores instead of the workers' time."""
+    def run():
+        with contextlib.suppress(Exception):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+        for step in steps:
+            with contextlib.suppress(Exception):  # a failure shows up again where the step is really needed
+                step()
+
+    thread = threading.Thread(target=run, name="faceveil-preload", daemon=True)
+    thread.start()
+    return thread
+
+
+def preload_validation(dest: str, storage_options: dict, tracking_uri: str | None) -> threading.Thread:
+    """Imports Great Expectations, MLflow and matplotlib and opens the run's MLflow store (creating
+    its database takes seconds) while the workers work."""
+    from faceveil.storage.paths import Location
+
+    def store():
+        from faceveil.validation import mlflow_log
+
+        mlflow_log.open_store(*mlflow_log.store_for(Location(dest, storage_options), tracking_uri))
+
+    return preload(lambda: __import__("great_expectations"), store, lambda: __import__("matplotlib.backends.backend_agg"))
 
 
 def _drain_prefect() -> None:

@@ -73,9 +73,27 @@ ACCESS_LOG = pa.schema([
     ("prev_mac", pa.string()), ("mac", pa.string()),
 ])
 
+# Privacy and utility checks of sampled output frames (faceveil.validation.privacy), per frame, per
+# face in those frames, and per media (the track-level identity measures).
+AUDIT_FRAMES = pa.schema([
+    ("media_id", pa.string()), ("frame_index", pa.int64()), ("faces_in", pa.int64()), ("leak_faces", pa.int64()),
+    ("leak_max_score", pa.float32()), ("background_psnr", pa.float64()), ("background_ssim", pa.float64()),
+])
+
+AUDIT_FACES = pa.schema([
+    ("media_id", pa.string()), ("frame_index", pa.int64()), ("track_id", pa.int64()), ("size", pa.float32()),
+    ("reid_cosine", pa.float64()), ("face_ssim", pa.float64()), ("still_face", pa.bool_()), ("pose_error", pa.float64()),
+])
+
+AUDIT_MEDIA = pa.schema([
+    ("media_id", pa.string()), ("run_id", pa.string()), ("frames_checked", pa.int64()),
+    ("identity_stability", pa.float64()), ("surrogate_consistency", pa.float64()), ("seconds", pa.float64()),
+])
+
 TABLES = {"runs": RUNS, "media": MEDIA, "detections": DETECTIONS, "tracks": TRACKS,
           "vault/entries": VAULT_ENTRIES, "vault/keys": VAULT_KEYS,
-          "access_log": ACCESS_LOG}
+          "access_log": ACCESS_LOG, "audit/frames": AUDIT_FRAMES, "audit/faces": AUDIT_FACES,
+          "audit/media": AUDIT_MEDIA}
 
 
 def part_path(table: str, key: str) -> str:

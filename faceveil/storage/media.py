@@ -403,9 +403,10 @@ def _read_ahead(items: Iterator, depth: int = 8) -> Iterator:
 
 def transcode_video(src: str, dst: str, info: VideoInfo, edit: Callable[[int, np.ndarray], np.ndarray], *,
                     only: Container[int] | None = None, lossless: bool = False, crf: int = 18,
-                    preset: str = "veryfast") -> TranscodeResult:
+                    preset: str = "veryfast", tap: Callable[[list, object], None] | None = None) -> TranscodeResult:
     """One pass: decode video, edit(index, rgb) -> rgb, re-encode with the original pts; copy other streams.
-    With `only`, frames not in it skip the RGB round trip and are re-encoded as decoded."""
+    With `only`, frames not in it skip the RGB round trip and are re-encoded as decoded. `tap(packets,
+    codec_context)` sees each batch of encoded video packets before they are muxed."""
     src, dst = str(src), str(dst)
     ext = Path(dst).suffix.lower()
     if ext not in VIDEO_EXTS:
@@ -423,6 +424,8 @@ def transcode_video(src: str, dst: str, info: VideoInfo, edit: Callable[[int, np
     def mux_video(packets):  # encoders leave durations at 0; the last one sets the file's duration
         for q in packets:
             q.duration = pending.pop(q.pts, 0) or q.duration
+        if tap is not None and packets:
+            tap(packets, vout.codec_context)
         out.mux(packets)
     try:
         with _open(src) as inp, av.open(dst, "w") as out:
@@ -480,6 +483,32 @@ def transcode_video(src: str, dst: str, info: VideoInfo, edit: Callable[[int, np
     if oi.n_frames != n:
         raise RuntimeError(f"{dst}: wrote {oi.n_frames} frames, expected {n}")
     return TranscodeResult(n, oi.n_frames, info.duration_s, oi.duration_s, oi.streams, notes)
+
+
+class Redecoder:
+    """Decodes copies of an encoder's packets again: the frames a player of the output will show, in
+    display order (`copy_packets` in the encoding thread, `decode` anywhere, `decode(None)` to flush)."""
+
+    def __init__(self, codec_name: str, extradata: bytes | None):
+        self.ctx = av.CodecContext.create(codec_name, "r")
+        if extradata:
+            self.ctx.extradata = extradata
+
+    @staticmethod
+    def copy_packets(packets) -> list[tuple[bytes, int | None, int | None, bool]]:
+        return [(bytes(p), p.pts, p.dts, p.is_keyframe) for p in packets]
+
+    def decode(self, copies) -> Iterator[av.VideoFrame]:
+        """Decoded frames (`rgb(frame)` converts one)."""
+        if copies is None:
+            yield from self.ctx.decode(None)
+            return
+        for data, pts, dts, key in copies:
+            p = av.Packet(data)
+            p.pts, p.dts, p.is_keyframe = pts, dts, key
+            yield from self.ctx.decode(p)
+
+    rgb = staticmethod(lambda frame: _rgb(frame))
 
 
 # ---------------------------------------------------------------- images

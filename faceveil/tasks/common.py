@@ -153,15 +153,31 @@ def vault_fields(vault) -> dict:
     return {"vault_entries": vault.n_entries, "vault_bytes": vault.bytes_sealed, "key_fingerprint": vault.lock.fingerprint}
 
 
+def media_keepers(config: AnonymizeConfig, item: MediaItem) -> tuple:
+    """(vault writer, face collector) of one media: each None when the run does not keep it."""
+    from faceveil.models.track_templates import TrackFaces
+    from faceveil.storage.vault import VaultWriter
+
+    vault = VaultWriter(config.vault_lock, item.media_id, scratch(config)) if config.reversible else None
+    return vault, (TrackFaces() if config.index else None)
+
+
 def write_media_manifests(dest: Location, item: MediaItem, detection_rows, row: dict,
-                          templates: list[dict] | None = None) -> MediaResult:
-    """Detections, tracks, then the media row last: the row is what marks the media finished."""
+                          templates: list[dict] | None = None, audit=None) -> MediaResult:
+    """Detections, tracks, the audit's checks, then the media row last: the row is what marks the
+    media finished."""
     from faceveil.storage import manifests
 
     manifests.write_part(dest, "detections", item.media_id, detection_rows)
     manifests.write_part(dest, "tracks", item.media_id, manifests.track_rows(item.media_id, detection_rows))
+    if audit is not None:
+        manifests.write_part(dest, "audit/frames", item.media_id, audit.frame_rows())
+        manifests.write_part(dest, "audit/faces", item.media_id, audit.face_rows())
+        manifests.write_part(dest, "audit/media", item.media_id, [{
+            "media_id": item.media_id, "run_id": row["run_id"], "frames_checked": len(audit.frame_rows()),
+            "seconds": audit.seconds, **audit.media_metrics()}])
     manifests.write_part(dest, "media", item.media_id, [row])
-    return MediaResult(row, templates or [])
+    return MediaResult(row, templates or [], audit.embeddings() if audit is not None else None)
 
 
 def warm_worker(config: AnonymizeConfig) -> None:

@@ -10,12 +10,12 @@ import numpy as np
 
 from faceveil.config import AnonymizeConfig
 from faceveil.models.second_look import second_look
-from faceveil.models.track_templates import TrackFaces
 from faceveil.storage import manifests
 from faceveil.storage.media import MediaError, read_image, write_image
-from faceveil.storage.vault import VaultWriter
-from faceveil.tasks.common import (anonymizer, base_row, clean_up, commit_output, detector, locations, protect_frame,
-                                   record_failure, scratch, track_templates, vault_fields, write_media_manifests)
+from faceveil.tasks.audit import frame_audit
+from faceveil.tasks.common import (anonymizer, base_row, clean_up, commit_output, detector, locations, media_keepers,
+                                   protect_frame, record_failure, scratch, track_templates, vault_fields,
+                                   write_media_manifests)
 from faceveil.tasks.jobs import MediaItem, MediaResult
 from faceveil.tasks.video import check_size
 
@@ -24,7 +24,7 @@ def anonymize_image(config: AnonymizeConfig, item: MediaItem, run_id: str) -> Me
     t0 = time.perf_counter()
     src, dest = locations(config)
     tmp = os.path.join(scratch(config), uuid.uuid4().hex + posixpath.splitext(item.rel)[1])
-    local = vault = faces = None
+    local = vault = None
     try:
         check_size(config, item)
         local = src.local_copy(item.rel, scratch(config))
@@ -36,12 +36,16 @@ def anonymize_image(config: AnonymizeConfig, item: MediaItem, run_id: str) -> Me
             dets = second_look(rgb, dets, anon, detector(config.detector, look))
         if config.track:  # one track per face, so each can be restored or forgotten alone
             dets.track_ids = np.arange(len(dets), dtype=np.int64)
-        vault = VaultWriter(config.vault_lock, item.media_id, scratch(config)) if config.reversible else None
-        faces = TrackFaces() if config.index else None
+        vault, faces = media_keepers(config, item)
         if faces is not None:
             faces.offer(0, rgb, dets)
+        audit = frame_audit(config, item.media_id, 1, 0.0)
+        original = rgb.copy() if audit.wants(0) else None
         redacted = int(protect_frame(anon, rgb, dets, 0, item.media_id, vault))
         write_image(tmp, rgb, meta, lossless=config.lossless)
+        if original is not None:  # checked as written: the output file read back
+            audit.add(0, original, read_image(tmp, max_pixels=config.max_pixels)[0], dets,
+                      anon.regions(dets, rgb.shape[1], rgb.shape[0]))
         in_sha, out_sha = commit_output(dest, tmp, item.rel, local, vault)
     except MediaError as e:
         return record_failure(config, item, run_id, e.reason)
@@ -57,4 +61,4 @@ def anonymize_image(config: AnonymizeConfig, item: MediaItem, run_id: str) -> Me
         "seconds": time.perf_counter() - t0, **vault_fields(vault),
     }
     templates = track_templates(config, faces, item.media_id, det_rows, lambda f: 0.0)
-    return write_media_manifests(dest, item, det_rows, row, templates)
+    return write_media_manifests(dest, item, det_rows, row, templates, audit)

@@ -68,6 +68,7 @@ class MediaResult:
 
     row: dict
     templates: list[dict] = field(default_factory=list)
+    audit_embeddings: dict | None = None  # checked faces' embeddings, in memory only (run-level re-identification)
 
     @property
     def ok(self) -> bool:

@@ -11,13 +11,13 @@ import numpy as np
 
 from faceveil.config import AnonymizeConfig
 from faceveil.models.second_look import second_look
-from faceveil.models.track_templates import TrackFaces
 from faceveil.models.tracking import track_media
 from faceveil.storage import manifests
 from faceveil.storage.media import MediaError, VideoInfo, iter_frames, probe_video, transcode_video
-from faceveil.storage.vault import VaultWriter
-from faceveil.tasks.common import (anonymizer, base_row, clean_up, commit_output, detector, locations, protect_frame,
-                                   record_failure, scratch, streams_json, track_templates, vault_fields,
+from faceveil.models.detections import Detections
+from faceveil.tasks.audit import BesideEncoder, frame_audit
+from faceveil.tasks.common import (anonymizer, base_row, clean_up, commit_output, detector, locations, media_keepers,
+                                   protect_frame, record_failure, scratch, streams_json, track_templates, vault_fields,
                                    write_media_manifests)
 from faceveil.tasks.jobs import Chunk, ChunkDetections, MediaItem, MediaResult, VideoPlan
 
@@ -97,14 +97,17 @@ def finish_video(config: AnonymizeConfig, item: MediaItem, info: VideoInfo,
     else:
         per_frame = {f: d for f, d in _sampled(chunks) if len(d)}
     anon = anonymizer(config.method, config.mask_settings())
-    vault = VaultWriter(config.vault_lock, item.media_id, scratch(config)) if config.reversible else None
-    faces = TrackFaces() if config.index else None
+    vault, faces = media_keepers(config, item)
+    checks = BesideEncoder(frame_audit(config, item.media_id, info.n_frames, info.fps))
     redacted = 0
 
     def edit(i: int, rgb: np.ndarray) -> np.ndarray:
         nonlocal redacted
         dets = per_frame.get(i)
-        if dets is not None and len(dets):
+        if dets is None:
+            dets = Detections.empty()
+        checks.keep(i, rgb, dets, anon.regions(dets, info.width, info.height))  # the original, if sampled
+        if len(dets):
             if faces is not None:
                 faces.offer(i, rgb, dets)  # the originals, before they are anonymized
             redacted += protect_frame(anon, rgb, dets, i, item.media_id, vault)
@@ -116,14 +119,16 @@ def finish_video(config: AnonymizeConfig, item: MediaItem, info: VideoInfo,
         out_rel = item.rel + ".mkv"
     tmp = os.path.join(scratch(config), f"{uuid.uuid4().hex}{posixpath.splitext(out_rel)[1]}")
     try:
-        res = transcode_video(local, tmp, info, edit, only=per_frame, lossless=config.lossless,
-                              crf=config.crf, preset=config.preset)
+        res = transcode_video(local, tmp, info, edit, only=per_frame.keys() | checks.audit.frames,
+                              lossless=config.lossless, crf=config.crf, preset=config.preset, tap=checks.tap)
         if res.frames_out != info.n_frames:
             raise MediaError(item.rel, f"encoded {res.frames_out} of {info.n_frames} frames")
+        audit = checks.finish()
         in_sha, out_sha = commit_output(dest, tmp, out_rel, local, vault)
     except MediaError as e:
         return record_failure(config, item, run_id, e.reason)
     finally:
+        checks.close()
         clean_up(src, local, tmp, vault)
     det_rows = manifests.detection_rows(item.media_id, per_frame, lambda f: int(info.frame_pts[f]), info.frame_time)
     filled = det_rows.filter(det_rows["filled"])["frame_index"].to_numpy() if det_rows.num_rows else np.zeros(0)
@@ -142,4 +147,4 @@ def finish_video(config: AnonymizeConfig, item: MediaItem, info: VideoInfo,
         **vault_fields(vault),
     }
     templates = track_templates(config, faces, item.media_id, det_rows, info.frame_time)
-    return write_media_manifests(dest, item, det_rows, row, templates)
+    return write_media_manifests(dest, item, det_rows, row, templates, audit)

@@ -3,7 +3,6 @@ an ephemeral context (nothing written, no telemetry). A failed expectation is na
 column and how many rows broke it."""
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -27,29 +26,39 @@ class ContractReport:
                 for r in self.results if not r["success"]]
 
 
-class ContractError(RuntimeError):
-    """Raised by `enforce` when a manifest breaks its contract; the message names each expectation."""
+from faceveil.validation.errors import ContractError  # noqa: E402,F401  (raised by enforce)
 
 
-def manifest_frames(dest: Location) -> dict[str, pd.DataFrame]:
-    """The manifests as data frames, with the derived columns the expectations check."""
-    media = manifests.read_table(dest, "media").to_pandas()
-    det = manifests.read_table(dest, "detections").to_pandas()
-    det = det.join(media.set_index("media_id")[["width", "height", "frames_in"]], on="media_id")
+def manifest_frames(dest: Location, media_ids=None, embeddings: pd.DataFrame | None = None) -> dict[str, pd.DataFrame]:
+    """The manifests (of `media_ids`, default all) as data frames, with the derived columns the
+    expectations check. `embeddings`: one row per stored identity vector (media_id, norm, dim, expected_dim)."""
+    def table(name):
+        df = manifests.read_table(dest, name).to_pandas()
+        return df if media_ids is None else df[df.media_id.isin(media_ids)]
+
+    media = table("media")
+    det = table("detections").join(media.set_index("media_id")[["width", "height", "frames_in"]], on="media_id")
     det["right_room"], det["bottom_room"] = det.width - det.x2, det.height - det.y2
     det["box_width"], det["box_height"] = det.x2 - det.x1, det.y2 - det.y1
     det["frames_after"] = det.frames_in - det.frame_index
+    tracked = det[det.track_id >= 0].sort_values(["media_id", "track_id", "frame_index"])
+    tracked = tracked.assign(frame_step=tracked.groupby(["media_id", "track_id"]).frame_index.diff().fillna(1))
     ok = media[media.status == "ok"].copy()
     ok["frame_difference"] = ok.frames_out - ok.frames_in
     fps = ok.fps.where(ok.fps > 0, np.nan)
     ok["duration_error_frames"] = ((ok.duration_out_s - ok.duration_in_s).abs() * fps).fillna(0)
     ok["audio_kept"] = ok.has_audio_in.fillna(False) == ok.has_audio_out.fillna(False)
+    checked = table("audit/media").set_index("media_id").frames_checked
+    ok["frames_checked"] = ok.media_id.map(checked).fillna(0)
     rev = ok[ok.vault_entries.notna()].copy()
     rev["faces_without_vault_entry"] = rev.n_faces - rev.vault_entries
-    return {"media": media, "detections": det, "ok_media": ok, "vault": rev}
+    emb = embeddings if embeddings is not None else pd.DataFrame(columns=["media_id", "norm", "dim", "expected_dim"])
+    emb = emb.assign(norm_error=(emb.norm.astype(float) - 1).abs(), dim_error=emb.dim.astype(float) - emb.expected_dim.astype(float))
+    return {"media": media, "detections": det, "tracks": tracked, "ok_media": ok, "vault": rev,
+            "audit_frames": table("audit/frames"), "audit_faces": table("audit/faces"), "embeddings": emb}
 
 
-def _suites(gx) -> dict[str, list]:
+def _suites(gx, audited: bool) -> dict[str, list]:
     E = gx.expectations
     between = E.ExpectColumnValuesToBeBetween
     return {
@@ -59,23 +68,32 @@ def _suites(gx) -> dict[str, list]:
         + [between(column="score", min_value=0, max_value=1), between(column="box_width", min_value=0, strict_min=True),
            between(column="box_height", min_value=0, strict_min=True), between(column="frame_index", min_value=0),
            between(column="frames_after", min_value=1)],
+        # a track holds one box per frame, on contiguous frames (the tracker fills its gaps)
+        "tracks": [E.ExpectCompoundColumnsToBeUnique(column_list=["media_id", "track_id", "frame_index"]),
+                   between(column="frame_step", min_value=1, max_value=1)],
         "ok_media": [between(column="frame_difference", min_value=0, max_value=0),
                      between(column="duration_error_frames", min_value=0, max_value=1.001),
-                     E.ExpectColumnValuesToBeInSet(column="audio_kept", value_set=[True])],
+                     E.ExpectColumnValuesToBeInSet(column="audio_kept", value_set=[True])]
+        + ([between(column="frames_checked", min_value=1)] if audited else []),
         "vault": [between(column="faces_without_vault_entry", min_value=0, max_value=0)],
+        "audit_frames": [between(column="leak_faces", min_value=0), between(column="faces_in", min_value=0),
+                         between(column="leak_max_score", min_value=0, max_value=1),
+                         between(column="background_ssim", min_value=-1, max_value=1, mostly=1.0)],
+        "audit_faces": [between(column="reid_cosine", min_value=-1.0001, max_value=1.0001),
+                        between(column="face_ssim", min_value=-1, max_value=1)],
+        "embeddings": [between(column="norm_error", min_value=0, max_value=1e-3),
+                       between(column="dim_error", min_value=0, max_value=0)],
     }
 
 
-def check_manifests(dest: Location) -> ContractReport:
-    """Runs every suite on the archive's manifests."""
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-    import great_expectations as gx
+def _validate(frames: dict[str, pd.DataFrame], suites: dict[str, list], gx) -> ContractReport:
+    from great_expectations.data_context.types.base import ProgressBarsConfig
 
     ctx = gx.get_context(mode="ephemeral")
+    ctx.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
     source = ctx.data_sources.add_pandas("faceveil_manifests")
     report = ContractReport()
-    frames = manifest_frames(dest)
-    for table, expectations in _suites(gx).items():
+    for table, expectations in suites.items():
         df = frames[table]
         if df.empty:
             continue
@@ -84,14 +102,47 @@ def check_manifests(dest: Location) -> ContractReport:
         res = batch.get_batch(batch_parameters={"dataframe": df}).validate(suite)
         for r in res.results:
             cfg = r.expectation_config
-            report.results.append({"table": table, "expectation": cfg.type, "column": cfg.kwargs.get("column"),
+            column = cfg.kwargs.get("column") or ",".join(cfg.kwargs.get("column_list") or [])
+            report.results.append({"table": table, "expectation": cfg.type, "column": column,
                                    "success": bool(r.success), "unexpected": int(r.result.get("unexpected_count") or 0)})
     return report
 
 
-def enforce(dest: Location) -> ContractReport:
-    """`check_manifests`, raising ContractError naming every failed expectation."""
-    report = check_manifests(dest)
+def _gx():
+    from faceveil.offline import set_offline_env
+
+    set_offline_env()
+    import logging
+
+    import great_expectations as gx
+
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
+    return gx
+
+
+def check_manifests(dest: Location, media_ids=None, embeddings: pd.DataFrame | None = None,
+                    audited: bool = True) -> ContractReport:
+    """Runs every suite on the archive's manifests (of `media_ids`, default all). `audited`: every
+    finished media must have privacy checks."""
+    gx = _gx()
+    return _validate(manifest_frames(dest, media_ids, embeddings), _suites(gx, audited), gx)
+
+
+def check_restore(results: list[dict]) -> ContractReport:
+    """The restore run's contract: one known status per media, a reason for each failure, no negative counts."""
+    gx = _gx()
+    E = gx.expectations
+    df = pd.DataFrame(results, columns=["media_id", "path", "status", "reason", "regions_restored"])
+    df["has_reason"] = (df.status != "failed") | df.reason.notna()
+    return _validate({"restore": df}, {"restore": [
+        E.ExpectColumnValuesToBeUnique(column="media_id"),
+        E.ExpectColumnValuesToBeInSet(column="status", value_set=["ok", "partial", "failed"]),
+        E.ExpectColumnValuesToBeInSet(column="has_reason", value_set=[True]),
+        E.ExpectColumnValuesToBeBetween(column="regions_restored", min_value=0)]}, gx)
+
+
+def enforce(report: ContractReport) -> ContractReport:
+    """Raises ContractError naming every failed expectation of `report`."""
     if not report.success:
         raise ContractError("data contract broken: " + "; ".join(report.failures))
     return report

@@ -1,0 +1,264 @@
+"""The last steps of every flow: data contracts, the run's privacy and utility figures, the audit
+(JSON + self-contained HTML under DEST/_faceveil/reports/) and its MLflow run. A broken contract
+fails the run, naming the expectation, after the audit is written."""
+from __future__ import annotations
+
+import base64
+import functools
+import math
+import os
+import subprocess
+
+import numpy as np
+import pandas as pd
+
+from faceveil import __version__
+from faceveil.storage import access_log, manifests
+from faceveil.storage.paths import Location
+from faceveil.validation import privacy
+from faceveil.validation.contracts import ContractError, ContractReport
+
+ACCESS_LOG_ROWS = 20
+THUMBNAILS = 8
+
+
+@functools.lru_cache(maxsize=1)
+def code_version() -> str | None:
+    """'git <commit>[+changes]' of the faceveil checkout, or None outside one."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    try:
+        sha = subprocess.run(["git", "-C", root, "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                             timeout=5, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", root, "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                               text=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return f"git {sha}{'+changes' if dirty else ''}"
+
+
+def _intervals(frames) -> list[list[int]]:
+    """Sorted frame indices as half-open [start, stop) runs."""
+    f = np.unique(np.asarray(list(frames), np.int64))
+    if not len(f):
+        return []
+    cuts = np.flatnonzero(np.diff(f) > 1) + 1
+    return [[int(run[0]), int(run[-1]) + 1] for run in np.split(f, cuts)]
+
+
+def coverage(media: pd.DataFrame, det: pd.DataFrame, step_of) -> dict:
+    """Per video: frames with a face box, and the gaps the tracker filled (frames the detector looked
+    at, `step_of(row)` apart, where it missed a face the track carried through)."""
+    out = {}
+    for row in media[(media.kind == "video") & (media.status == "ok")].itertuples():
+        d = det[det.media_id == row.media_id]
+        step = step_of(row)
+        looked = (d.frame_index % step == 0) | (d.frame_index == row.frames_in - 1)
+        missed = set(d.frame_index[d.filled & looked]) - set(d.frame_index[~d.filled])
+        out[row.rel_path] = {"n_frames": int(row.frames_in), "fps": float(row.fps or 0),
+                             "detected": _intervals(d.frame_index), "filled": _intervals(missed), "redacted": []}
+    return out
+
+
+def run_reidentification(embeddings: list[dict], threshold: float) -> dict:
+    """The run-level attack: each checked anonymized face searched among every checked original of
+    the run; re-identified when its own track's original is the best match at `threshold`."""
+    parts = [e for e in embeddings if e and len(e["anonymized"])]
+    if not parts:
+        return {"faces_checked": 0, "matches": 0, "rate": math.nan, "threshold": threshold}
+    labels = np.concatenate([[f"{e['media_id']}:{t}" if t >= 0 else f"{e['media_id']}:face{i}"
+                              for i, t in enumerate(e["track_ids"])] for e in parts])
+    orig = np.concatenate([e["original"] for e in parts])
+    anon = np.concatenate([e["anonymized"] for e in parts])
+    hit = privacy.identified(anon, labels, orig, labels, threshold)
+    return {"faces_checked": len(hit), "matches": int(hit.sum()), "rate": float(hit.mean()), "threshold": threshold}
+
+
+def _thumbnail(dest: Location, row, frame: int, scratch: str) -> str | None:
+    """Base64 PNG, 240 px wide, of the anonymized output (never an original)."""
+    import cv2
+
+    from faceveil.storage.media import iter_frames, probe_video, read_image
+
+    local = dest.local_copy(row.output_path, scratch)
+    try:
+        if row.kind == "image":
+            rgb = read_image(local)[0]
+        else:
+            info = probe_video(local)
+            rgb = next((f for _, f in iter_frames(local, info, frame, frame + 1)), None)
+        if rgb is None:
+            return None
+        h, w = rgb.shape[:2]
+        small = cv2.resize(rgb, (240, max(1, round(h * 240 / w))), interpolation=cv2.INTER_AREA)
+        ok, png = cv2.imencode(".png", cv2.cvtColor(small, cv2.COLOR_RGB2BGR))
+        return base64.b64encode(png.tobytes()).decode() if ok else None
+    finally:
+        if not dest.is_local and os.path.exists(local):
+            os.unlink(local)
+
+
+def thumbnails(dest: Location, media: pd.DataFrame, checked: pd.DataFrame, scratch: str) -> list[dict]:
+    out = []
+    for row in media[media.status == "ok"].head(THUMBNAILS).itertuples():
+        frames = checked[(checked.media_id == row.media_id) & (checked.faces_in > 0)].frame_index
+        frame = int(frames.iloc[len(frames) // 2]) if len(frames) else 0
+        try:
+            png = _thumbnail(dest, row, frame, scratch)
+        except Exception:  # a thumbnail is a courtesy: never fails the audit
+            png = None
+        if png:
+            out.append({"path": row.rel_path, "frame": frame, "png_base64": png})
+    return out
+
+
+def _media_figures(media: pd.DataFrame, frames: pd.DataFrame, faces: pd.DataFrame, threshold: float) -> list[dict]:
+    rows = []
+    for r in media.itertuples():
+        s = privacy.summarize(frames[frames.media_id == r.media_id].to_dict("records"),
+                              faces[faces.media_id == r.media_id].to_dict("records"), threshold)
+        rows.append({
+            "path": r.rel_path, "kind": r.kind, "status": r.status, "reason": r.reason,
+            "input_sha256": r.input_sha256, "output_path": r.output_path, "output_sha256": r.output_sha256,
+            "frames": r.frames_in, "faces": r.n_faces, "tracks": r.n_tracks, "frames_with_faces": r.frames_with_faces,
+            "frames_filled": r.frames_filled, "frames_redacted": r.frames_redacted,
+            "has_audio_in": r.has_audio_in, "has_audio_out": r.has_audio_out,
+            "leak_rate": s["leak"]["rate"], "leak_faces": s["leak"]["faces_found"],
+            "reid_rate": s["reid"]["rate"], "reid_checked": s["reid"]["faces_checked"],
+            "background_psnr": s["utility"]["background_psnr"], "background_ssim": s["utility"]["background_ssim"],
+            "face_ssim": s["utility"]["face_ssim"]})
+    return rows
+
+
+def index_embeddings(dest: Location, media_ids, dim: int) -> pd.DataFrame:
+    """Norm and dimension of every identity vector the index holds for `media_ids`."""
+    from faceveil.storage.identity_index import IdentityIndex
+
+    index = IdentityIndex(dest, dim=dim)
+    rows = []
+    for mid in media_ids:
+        for v in index.media_rows(mid).column("vector").to_pylist():
+            rows.append({"media_id": mid, "norm": float(np.linalg.norm(v)), "dim": len(v), "expected_dim": dim})
+    return pd.DataFrame(rows, columns=["media_id", "norm", "dim", "expected_dim"])
+
+
+def anonymize_audit(config, summary: dict, results: list, scratch: str) -> tuple[dict, ContractReport]:
+    """The audit of an anonymize run (its media only) and its contract report."""
+    from faceveil.models.embedders import EMBEDDERS
+    from faceveil.validation.contracts import check_manifests
+
+    dest = Location(config.dest, config.storage_options)
+    run_id = summary["run_id"]
+    media = manifests.read_table(dest, "media").to_pandas()
+    media = media[media.run_id == run_id]
+    ids = list(media.media_id)
+    frames, faces = (manifests.read_table(dest, t).to_pandas() for t in ("audit/frames", "audit/faces"))
+    frames, faces = frames[frames.media_id.isin(ids)], faces[faces.media_id.isin(ids)]
+    det = manifests.read_table(dest, "detections").to_pandas()
+    det = det[det.media_id.isin(ids)]
+    emb_cls = EMBEDDERS.get(config.embedder)
+    threshold = _threshold(dest, config, emb_cls)
+    embeddings = index_embeddings(dest, [m for m in ids if config.index], emb_cls.dim) if config.index else None
+    contracts = check_manifests(dest, None, embeddings, audited=config.audit_every_s > 0)  # the whole archive
+    figures = privacy.summarize(frames.to_dict("records"), faces.to_dict("records"), threshold)
+    figures["reid_attack"] = run_reidentification([getattr(r, "audit_embeddings", None) for r in results], threshold)
+    stats = manifests.read_table(dest, "audit/media").to_pandas()
+    stats = stats[stats.media_id.isin(ids)]
+    weights = media.detector_weights.dropna()
+    audit = {
+        **_header(summary, "anonymize_archive", contracts),
+        "settings": summary["settings"] | {"audit_every_s": config.audit_every_s, "audit_max_frames": config.audit_max_frames},
+        "models": [{"role": "detector", "name": config.detector, "weights": weights.iloc[0] if len(weights) else None},
+                   {"role": "embedder", "name": config.embedder, "weights": _weights(emb_cls)}],
+        "counts": {"media": summary["media"], "ok": summary["ok"], "failed": summary["failed"],
+                   "already_done": summary["already_done"], "frames": summary["frames"], "faces": summary["faces"],
+                   "tracks": int(media.n_tracks.fillna(0).sum()), "frames_checked": len(frames),
+                   "faces_checked": len(faces)},
+        "media": _media_figures(media, frames, faces, threshold),
+        "coverage": coverage(media, det, lambda r: config.frame_step(r.fps, r.width, r.height)),
+        "privacy": {"leak": figures["leak"], "reid": figures["reid"], "reid_attack": figures["reid_attack"],
+                    "identity_stability": _nanmean(stats.identity_stability),
+                    "surrogate_consistency": _nanmean(stats.surrogate_consistency)},
+        "utility": figures["utility"],
+        "keys": {"vault_key_fingerprint": config.vault_lock.fingerprint if config.vault_lock else None,
+                 "reversible": config.reversible, "index": bool(config.index)},
+        "access_log": _access_log(dest),
+        "thumbnails": thumbnails(dest, media, frames, scratch),
+        "failures": summary["failures"], "not_media": summary["not_media"],
+    }
+    return audit, contracts
+
+
+def restore_audit(config, report: dict, contracts: ContractReport) -> dict:
+    """The audit of a restore run: what was restored or refused, with the key's fingerprint only."""
+    media = report["media"]
+    return {
+        **_header(report, "restore_archive", contracts), "src": config.archive, "dest": config.out,
+        "settings": {"tracks": config.tracks, "media": config.media, "all": config.all, "crf": config.crf},
+        "models": [],
+        "counts": {"media": len(media), "ok": report["ok"], "partial": report["partial"], "failed": report["failed"],
+                   "regions_restored": sum(m.get("regions_restored") or 0 for m in media)},
+        "media": [{"path": m["path"], "kind": None, "status": m["status"], "reason": m["reason"],
+                   "tracks": len(m.get("tracks") or [])} for m in media],
+        "keys": {"vault_key_fingerprint": report["key_fingerprint"], "reversible": True},
+        "access_log": _access_log(Location(config.archive, config.storage_options)),
+        "failures": [{"path": m["path"], "reason": m["reason"]} for m in media if m["status"] != "ok"],
+    }
+
+
+def publish(dest: Location, audit: dict, contracts: ContractReport, tracking_uri: str | None = None) -> dict:
+    """Writes the audit report, logs the MLflow run, then fails the run if a contract broke."""
+    from faceveil.validation import mlflow_log, report
+
+    uri, artifacts = mlflow_log.store_for(dest, tracking_uri)
+
+    def rendered(a: dict) -> dict[str, bytes]:
+        paths = report.write_report(dest, a)
+        files = {"audit_report.html": dest.read_bytes(paths["html"]), "audit.json": dest.read_bytes(paths["json"])}
+        files.update({f"{name}.png": png for name, png in report.plots(a).items()})
+        return files
+
+    mlflow_log.log_run(audit, rendered, uri, artifacts)
+    if not contracts.success:
+        raise ContractError(f"run {audit['run_id']}: data contract broken: " + "; ".join(contracts.failures))
+    return audit
+
+
+def _header(summary: dict, flow: str, contracts: ContractReport) -> dict:
+    status = "failed" if not contracts.success or summary.get("failed") else "ok"
+    return {"run_id": summary["run_id"], "flow": flow, "status": status,
+            "started_at": summary.get("started_at"), "finished_at": summary.get("finished_at"),
+            "seconds": summary.get("seconds"), "faceveil_version": __version__, "code_version": code_version(),
+            "src": summary.get("src"), "dest": summary.get("dest"),
+            "contracts": {"success": contracts.success, "results": contracts.results}}
+
+
+def _threshold(dest: Location, config, emb_cls) -> float:
+    """The index's calibrated match threshold when it has one, else the embedder's."""
+    if config.index:
+        from faceveil.storage.identity_index import IdentityIndex
+
+        meta = IdentityIndex(dest, dim=emb_cls.dim).meta() or {}
+        if meta.get("threshold") is not None:
+            return float(meta["threshold"])
+    return float(emb_cls.same_person_threshold)
+
+
+def _weights(emb_cls) -> str | None:
+    try:
+        return emb_cls().weights_id
+    except Exception:
+        return None
+
+
+def _nanmean(values) -> float:
+    v = pd.to_numeric(values, errors="coerce").dropna()
+    return float(v.mean()) if len(v) else math.nan
+
+
+def _access_log(loc: Location) -> list[dict]:
+    try:
+        rows = access_log.tail(loc, ACCESS_LOG_ROWS)
+    except Exception as e:  # an unreadable log is shown, not hidden
+        return [{"seq": None, "action": "unreadable", "reason": str(e)}]
+    keep = ("seq", "time", "actor", "action", "reason", "matched", "key_fingerprint")
+    return [{k: r.get(k) for k in keep} for r in rows]

@@ -1,0 +1,90 @@
+"""Every flow run as an MLflow run: params (settings, models and weight hashes, code version),
+metrics (privacy, utility, counts), artifacts (audit report, plots, manifest summary). The store is
+a sqlite database under DEST/_faceveil/mlflow for a local DEST (a per-user one for s3://), or any
+tracking URI. Only what the audit holds is logged: no face pixels but anonymized thumbnails, no key."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+
+from faceveil.storage.paths import META_DIR, Location
+
+EXPERIMENT = "faceveil"
+
+
+def store_for(dest: Location, uri: str | None = None) -> tuple[str, str | None]:
+    """(tracking URI, artifact location for a new experiment) of an archive."""
+    uri = uri or os.environ.get("FACEVEIL_MLFLOW_URI")
+    if uri:
+        return uri, None
+    root = Path(dest.path(f"{META_DIR}/mlflow")) if dest.is_local else Path.home() / ".faceveil" / "mlflow"
+    root.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{root / 'mlflow.db'}", (root / "artifacts").as_uri()
+
+
+def open_store(uri: str, artifacts: str | None, experiment: str = EXPERIMENT):
+    """(client, experiment id): creating the database (migrations take seconds) and the experiment once."""
+    from faceveil.offline import set_offline_env
+
+    set_offline_env()
+    import logging
+
+    from mlflow import MlflowClient
+
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
+    client = MlflowClient(tracking_uri=uri)
+    exp = client.get_experiment_by_name(experiment)
+    exp_id = exp.experiment_id if exp else client.create_experiment(experiment, artifact_location=artifacts)
+    return client, exp_id
+
+
+def flatten(prefix: str, value, out: dict) -> dict:
+    """Nested dicts as 'a.b.c' keys."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            flatten(f"{prefix}.{k}" if prefix else str(k), v, out)
+    else:
+        out[prefix] = value
+    return out
+
+
+def _metric_value(v) -> float | None:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return None
+    return float(v) if not math.isnan(v) else None
+
+
+def log_run(audit: dict, artifacts, uri: str, artifact_location: str | None = None) -> dict:
+    """Logs one finished flow run and sets audit['mlflow'] = {'tracking_uri', 'experiment', 'run_id'}.
+    `artifacts`: file name -> bytes, or a function of the audit (with its 'mlflow' part) giving them."""
+    from mlflow.entities import Metric, Param, RunTag
+
+    client, exp_id = open_store(uri, artifact_location)
+    run = client.create_run(exp_id, run_name=audit["run_id"], tags={
+        "faceveil.run_id": audit["run_id"], "faceveil.flow": audit["flow"], "faceveil.status": audit["status"]})
+    rid = run.info.run_id
+    audit["mlflow"] = {"tracking_uri": uri, "experiment": EXPERIMENT, "run_id": rid}
+    params = flatten("", {"settings": audit.get("settings", {}),
+                          "models": {m["role"]: f"{m['name']} {m.get('weights') or ''}".strip() for m in audit.get("models", [])},
+                          "code_version": audit.get("code_version"), "faceveil_version": audit.get("faceveil_version"),
+                          "src": audit.get("src"), "dest": audit.get("dest")}, {})
+    metrics = flatten("", {"counts": audit.get("counts", {}), "privacy": audit.get("privacy", {}),
+                           "utility": audit.get("utility", {}), "seconds": audit.get("seconds"),
+                           "contracts": {"failed": sum(not r["success"] for r in audit.get("contracts", {}).get("results", []))}}, {})
+    metric_rows = [Metric(k, v, 0, 0) for k, v in ((k, _metric_value(v)) for k, v in metrics.items()) if v is not None]
+    param_rows = [Param(k, json.dumps(v) if not isinstance(v, str) else v) for k, v in params.items() if v is not None]
+    for i in range(0, max(len(param_rows), len(metric_rows)), 100):  # mlflow takes at most 100 params per batch
+        client.log_batch(rid, metrics=metric_rows[i:i + 100], params=param_rows[i:i + 100])
+    client.log_batch(rid, tags=[RunTag("faceveil.contracts", "passed" if audit.get("contracts", {}).get("success") else "failed")])
+    files = artifacts(audit) if callable(artifacts) else artifacts
+    with tempfile.TemporaryDirectory(prefix="faceveil-mlflow-") as tmp:
+        for name, data in files.items():
+            p = Path(tmp) / name
+            p.write_bytes(data)
+            client.log_artifact(rid, str(p))
+    client.set_terminated(rid, "FINISHED" if audit["status"] == "ok" else "FAILED")
+    return audit["mlflow"]

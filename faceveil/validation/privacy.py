@@ -1,0 +1,225 @@
+"""Privacy and utility checks of anonymized frames against their originals.
+
+Per sampled frame: faces a detector still finds at a low threshold (leak), background PSNR/SSIM
+outside the face regions. Per face: cosine between the identity embeddings of the original and the
+anonymized face (re-identification at a threshold), SSIM inside its region, whether it is still
+detected as a face and how far its landmarks moved (pose). Along tracks, for identity-replacing
+methods: identity stability and one surrogate per person. `FrameAudit` collects the rows of one
+media; `summarize` turns rows of many media into rates."""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from faceveil.models.detections import Detections, iou_matrix
+from faceveil.validation.image_quality import masked_psnr, masked_ssim, region_mask, region_ssim
+
+LEAK_THRESHOLD = 0.3
+
+
+@dataclass(frozen=True)
+class AuditSettings:
+    """every_s: one checked frame per this many seconds of video; max_frames: at most this many
+    checked frames per media (spread evenly); leak_threshold: detector score that counts as a face."""
+
+    every_s: float = 1.0
+    max_frames: int = 60
+    leak_threshold: float = LEAK_THRESHOLD
+
+
+def sample_frames(n_frames: int, fps: float, settings: AuditSettings) -> set[int]:
+    """The frame indices a media's audit checks: one per `every_s` seconds (the first included), at most `max_frames`."""
+    if n_frames <= 0 or settings.max_frames <= 0 or settings.every_s <= 0:
+        return set()
+    step = max(1, round(settings.every_s * (fps if fps > 0 else 25.0)))
+    frames = np.arange(0, n_frames, step)
+    if len(frames) > settings.max_frames:
+        frames = np.unique(np.linspace(0, n_frames - 1, settings.max_frames).round().astype(int))
+    return set(int(f) for f in frames)
+
+
+def rowwise_cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Cosine of each row of `a` with the same row of `b`."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    na, nb = np.linalg.norm(a, axis=1), np.linalg.norm(b, axis=1)
+    return (a * b).sum(1) / np.maximum(na * nb, 1e-12)
+
+
+def match_faces(found: Detections, faces: Detections, iou: float = 0.3) -> np.ndarray:
+    """For each face, the index of the best-overlapping found face (IoU >= `iou`), else -1."""
+    if not len(faces) or not len(found):
+        return np.full(len(faces), -1, np.int64)
+    m = iou_matrix(faces.boxes, found.boxes)
+    best = m.argmax(1)
+    return np.where(m[np.arange(len(faces)), best] >= iou, best, -1)
+
+
+def pose_error(a: np.ndarray, b: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """Mean distance between two faces' 5 landmarks, in face sizes (NaN where either is unknown)."""
+    d = np.linalg.norm(np.asarray(a, np.float64).reshape(-1, 5, 2) - np.asarray(b, np.float64).reshape(-1, 5, 2), axis=2)
+    return d.mean(1) / np.maximum(np.asarray(sizes, np.float64), 1e-6)
+
+
+def identified(probes: np.ndarray, probe_labels, gallery: np.ndarray, gallery_labels, threshold: float,
+               exclude: np.ndarray | None = None) -> np.ndarray:
+    """Re-identification as an attacker runs it: each anonymized face (probe) is compared with a
+    gallery of original faces; it is re-identified when its best match carries its own label and
+    scores at least `threshold`. `exclude[i, j]` True leaves gallery face j out for probe i (the
+    probe's own original photo, say). Returns (n_probes,) bool."""
+    p, g = np.asarray(probes, np.float64), np.asarray(gallery, np.float64)
+    if not len(p) or not len(g):
+        return np.zeros(len(p), bool)
+    p = p / np.maximum(np.linalg.norm(p, axis=1, keepdims=True), 1e-12)
+    g = g / np.maximum(np.linalg.norm(g, axis=1, keepdims=True), 1e-12)
+    sims = p @ g.T
+    if exclude is not None:
+        sims = np.where(exclude, -np.inf, sims)
+    best = sims.argmax(1)
+    labels = np.asarray(gallery_labels)[best]
+    return (labels == np.asarray(probe_labels)) & (sims[np.arange(len(p)), best] >= threshold)
+
+
+def identity_stability(track_ids, frames, embeddings) -> float:
+    """Mean cosine of consecutive anonymized faces along each track (NaN with no consecutive pair):
+    a replacement identity that flickers from frame to frame scores low."""
+    track_ids, frames, emb = np.asarray(track_ids), np.asarray(frames), np.asarray(embeddings, np.float64)
+    sims = []
+    for t in np.unique(track_ids[track_ids >= 0]):
+        idx = np.flatnonzero(track_ids == t)
+        idx = idx[np.argsort(frames[idx])]
+        if len(idx) > 1:
+            sims.extend(rowwise_cosine(emb[idx[:-1]], emb[idx[1:]]))
+    return float(np.mean(sims)) if sims else math.nan
+
+
+def _track_means(track_ids, emb) -> tuple[np.ndarray, np.ndarray]:
+    ids = np.unique(track_ids[track_ids >= 0])
+    means = np.array([emb[track_ids == t].mean(0) for t in ids]).reshape(len(ids), -1)
+    return ids, means / np.maximum(np.linalg.norm(means, axis=1, keepdims=True), 1e-12)
+
+
+def surrogate_consistency(track_ids, originals, anonymized, threshold: float) -> float:
+    """Share of track pairs of the same person (original embeddings match at `threshold`) whose
+    surrogates match too: one person, one surrogate. NaN when no two tracks show the same person."""
+    track_ids = np.asarray(track_ids)
+    _, orig = _track_means(track_ids, np.asarray(originals, np.float64))
+    _, anon = _track_means(track_ids, np.asarray(anonymized, np.float64))
+    if len(orig) < 2:
+        return math.nan
+    same = np.triu(orig @ orig.T >= threshold, 1)
+    if not same.any():
+        return math.nan
+    return float(((anon @ anon.T) >= threshold)[same].mean())
+
+
+class FrameAudit:
+    """Checks the sampled frames of one media: `add(i, original, anonymized, dets, regions)` for each
+    frame in `frames`, then `frame_rows()` / `face_rows()` / `media_metrics()`. `leak_detector` runs at
+    a low threshold; `embedder` gives identity vectors (None: no re-identification check)."""
+
+    def __init__(self, media_id: str, frames: set[int], leak_detector, embedder=None, threshold: float | None = None):
+        self.media_id, self.frames = media_id, frames
+        self.leak_detector, self.embedder = leak_detector, embedder
+        self.threshold = threshold if threshold is not None else getattr(embedder, "same_person_threshold", math.nan)
+        self._frames: list[dict] = []
+        self._faces: list[dict] = []
+        self._emb: list[tuple[np.ndarray, np.ndarray]] = []  # (original, anonymized) per face row
+        self.seconds = 0.0  # time spent checking
+
+    def wants(self, i: int) -> bool:
+        return i in self.frames
+
+    def add(self, i: int, original: np.ndarray, anonymized: np.ndarray, dets: Detections, regions) -> None:
+        t0 = time.perf_counter()
+        try:
+            self._add(i, original, anonymized, dets, regions)
+        finally:
+            self.seconds += time.perf_counter() - t0
+
+    def _add(self, i: int, original: np.ndarray, anonymized: np.ndarray, dets: Detections, regions) -> None:
+        found = self.leak_detector.detect(anonymized)
+        outside = ~region_mask(original.shape, regions)
+        self._frames.append({
+            "media_id": self.media_id, "frame_index": i, "faces_in": len(dets), "leak_faces": len(found),
+            "leak_max_score": float(found.scores.max()) if len(found) else 0.0,
+            "background_psnr": masked_psnr(original, anonymized, outside),
+            "background_ssim": masked_ssim(original, anonymized, outside)})
+        if not len(dets):
+            return
+        match = match_faces(found, dets)
+        pose = pose_error(dets.landmarks, found.landmarks[np.maximum(match, 0)], dets.sizes) if len(found) else \
+            np.full(len(dets), np.nan)
+        if self.embedder is not None:
+            e_orig, e_anon = self.embedder.embed(original, dets), self.embedder.embed(anonymized, dets)
+            cos = rowwise_cosine(e_orig, e_anon)
+            self._emb.extend(zip(e_orig, e_anon))
+        else:
+            cos = np.full(len(dets), np.nan)
+        for j, region in enumerate(np.asarray(regions).reshape(-1, 4)):
+            self._faces.append({
+                "media_id": self.media_id, "frame_index": i, "track_id": int(dets.track_ids[j]),
+                "size": float(dets.sizes[j]), "reid_cosine": float(cos[j]),
+                "face_ssim": region_ssim(original, anonymized, region),
+                "still_face": bool(match[j] >= 0),
+                "pose_error": float(pose[j]) if match[j] >= 0 else math.nan})
+
+    def embeddings(self) -> dict:
+        """In memory only (never stored): the checked faces' track ids and their original and
+        anonymized embeddings, for the run-level re-identification test."""
+        rows = [r for r in self._faces if not math.isnan(r["reid_cosine"])]
+        dim = self._emb[0][0].shape[0] if self._emb else 0
+        return {"media_id": self.media_id, "track_ids": np.array([r["track_id"] for r in rows], np.int64),
+                "original": np.array([e[0] for e in self._emb], np.float32).reshape(-1, dim),
+                "anonymized": np.array([e[1] for e in self._emb], np.float32).reshape(-1, dim)}
+
+    def frame_rows(self) -> list[dict]:
+        return sorted(self._frames, key=lambda r: r["frame_index"])
+
+    def face_rows(self) -> list[dict]:
+        return sorted(self._faces, key=lambda r: (r["frame_index"], r["track_id"]))
+
+    def media_metrics(self) -> dict:
+        """Identity stability and surrogate consistency of this media's anonymized faces (NaN without pairs)."""
+        if not self._emb:
+            return {"identity_stability": math.nan, "surrogate_consistency": math.nan}
+        tracks = np.array([r["track_id"] for r in self._faces if not math.isnan(r["reid_cosine"])])
+        frames = np.array([r["frame_index"] for r in self._faces if not math.isnan(r["reid_cosine"])])
+        orig, anon = (np.array([e[k] for e in self._emb]) for k in (0, 1))
+        return {"identity_stability": identity_stability(tracks, frames, anon),
+                "surrogate_consistency": surrogate_consistency(tracks, orig, anon, self.threshold)}
+
+
+def _mean(values) -> float:
+    v = np.asarray([x for x in values if x is not None], np.float64)
+    v = v[~np.isnan(v)]
+    if not len(v):
+        return math.nan
+    finite = v[np.isfinite(v)]
+    return float(finite.mean()) if len(finite) else float(v[0])  # all-equal (inf) stays inf
+
+
+def summarize(frames: list[dict], faces: list[dict], threshold: float,
+              leak_threshold: float = LEAK_THRESHOLD) -> dict:
+    """Rates over the rows of any number of media: leak (faces found in checked anonymized frames per
+    face anonymized there), re-identification (share of checked faces whose original and anonymized
+    embeddings match at `threshold`), and the utility means."""
+    faces_in = sum(r["faces_in"] for r in frames)
+    found = sum(r["leak_faces"] for r in frames)
+    cos = np.array([r["reid_cosine"] for r in faces], np.float64)
+    cos = cos[~np.isnan(cos)]
+    matches = int((cos >= threshold).sum())
+    return {
+        "leak": {"frames_checked": len(frames), "faces_found": found, "faces_anonymized": faces_in,
+                 "frames_with_leak": sum(r["leak_faces"] > 0 for r in frames),
+                 "rate": found / faces_in if faces_in else (0.0 if not found else math.inf), "threshold": leak_threshold},
+        "reid": {"faces_checked": len(cos), "matches": matches, "rate": matches / len(cos) if len(cos) else math.nan,
+                 "threshold": threshold, "mean_cosine": float(cos.mean()) if len(cos) else math.nan},
+        "utility": {"background_psnr": _mean(r["background_psnr"] for r in frames),
+                    "background_ssim": _mean(r["background_ssim"] for r in frames),
+                    "face_ssim": _mean(r["face_ssim"] for r in faces),
+                    "still_face_rate": float(np.mean([r["still_face"] for r in faces])) if faces else math.nan,
+                    "pose_error": _mean(r["pose_error"] for r in faces)},
+    }
