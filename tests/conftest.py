@@ -18,6 +18,7 @@ os.environ.update({
     "GX_ANALYTICS_ENABLED": "false", "AWS_EC2_METADATA_DISABLED": "true", "PREFECT_LOGGING_LEVEL": "WARNING",
 })
 os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="faceveil-prefect-home-"))
+os.environ["FACEVEIL_HOME"] = tempfile.mkdtemp(prefix="faceveil-home-")  # the MLflow store of s3:// archives
 
 
 FIGURES: list[str] = []

@@ -8,7 +8,8 @@ from datetime import datetime, timezone
 from prefect import flow
 
 from faceveil.flows.handover import handed_over, take
-from faceveil.flows.runtime import flow_runtime
+from faceveil.flows.runtime import flow_runtime, preload_validation
+from faceveil.storage.paths import Location
 from faceveil.storage.keys import MasterKey
 from faceveil.tasks import prefect_tasks as t
 from faceveil.tasks.run import new_run_id
@@ -18,7 +19,8 @@ from faceveil.tasks.restore import RestoreConfig, RestoreJob, plan_restore
 @flow(name="restore_archive", log_prints=False)
 def restore_archive(config: RestoreConfig, jobs_token: str, key_fingerprint: str) -> dict:
     jobs: list[RestoreJob] = take(jobs_token)
-    run_id = new_run_id()
+    run_id, started = new_run_id(), datetime.now(timezone.utc)
+    preload_validation(config.out, config.storage_options, config.tracking_uri)
     futures = [t.restore_media_task.submit(config, job) for job in jobs]
     results = []
     for job, fut in zip(jobs, futures):
@@ -31,7 +33,12 @@ def restore_archive(config: RestoreConfig, jobs_token: str, key_fingerprint: str
               "ok": sum(r["status"] == "ok" for r in results),
               "partial": sum(r["status"] == "partial" for r in results),
               "failed": sum(r["status"] == "failed" for r in results)}
+    report["started_at"], report["seconds"] = started.isoformat(), (datetime.now(timezone.utc) - started).total_seconds()
     t.write_restore_report_task(config, run_id, json.dumps(report, indent=2))
+    contracts = t.check_restore_task(results)
+    audit = t.audit_restore_task(config, report, contracts)
+    report["audit"] = t.publish_audit_task(Location(config.out, config.storage_options), audit, contracts,
+                                           config.tracking_uri).get("mlflow")
     return report
 
 

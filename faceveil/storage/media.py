@@ -489,8 +489,9 @@ class Redecoder:
     """Decodes copies of an encoder's packets again: the frames a player of the output will show, in
     display order (`copy_packets` in the encoding thread, `decode` anywhere, `decode(None)` to flush)."""
 
-    def __init__(self, codec_name: str, extradata: bytes | None):
+    def __init__(self, codec_name: str, extradata: bytes | None, width: int, height: int):
         self.ctx = av.CodecContext.create(codec_name, "r")
+        self.ctx.width, self.ctx.height = width, height  # FFV1 will not open without them
         if extradata:
             self.ctx.extradata = extradata
 

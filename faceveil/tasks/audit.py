@@ -44,7 +44,7 @@ class BesideEncoder:
 
     def tap(self, packets, codec) -> None:
         if self._thread is None:
-            self._thread = threading.Thread(target=self._run, args=(codec.codec.canonical_name, codec.extradata),
+            self._thread = threading.Thread(target=self._run, args=(codec.codec.canonical_name, codec.extradata, codec.width, codec.height),
                                             name="faceveil-audit", daemon=True)
             self._thread.start()
         self._packets.put(Redecoder.copy_packets(packets))
@@ -61,13 +61,13 @@ class BesideEncoder:
             raise self._error[0]
         return self.audit
 
-    def _run(self, codec_name: str, extradata) -> None:
+    def _run(self, codec_name: str, extradata, width: int, height: int) -> None:
         n, done = 0, False
         try:
             import torch
 
             torch.set_num_threads(1)
-            decoder = Redecoder(codec_name, extradata)
+            decoder = Redecoder(codec_name, extradata, width, height)
             while not done:
                 batch = self._packets.get()
                 done = batch is None

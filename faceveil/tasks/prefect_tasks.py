@@ -9,6 +9,7 @@ from faceveil.tasks.common import index_archive, index_secret, open_vault, recor
 from faceveil.tasks.restore import restore_media, write_restore_report
 from faceveil.tasks.run import write_summary
 from faceveil.tasks.validate import anonymize_audit, publish, restore_audit
+from faceveil.validation.contracts import check_restore
 from faceveil.tasks.video import detect_chunk, finish_video, plan_video
 
 discover_media = task(discover, name="discover-media", cache_policy=NO_CACHE)
@@ -24,6 +25,7 @@ write_summary_task = task(write_summary, name="write-summary", cache_policy=NO_C
 restore_media_task = task(restore_media, name="restore-media", cache_policy=NO_CACHE, retries=1,
                           task_run_name="restore {job.rel}")
 validate_run_task = task(anonymize_audit, name="validate-run", cache_policy=NO_CACHE)
+check_restore_task = task(check_restore, name="check-restore", cache_policy=NO_CACHE)
 audit_restore_task = task(restore_audit, name="audit-restore", cache_policy=NO_CACHE)
 publish_audit_task = task(publish, name="audit-report-and-mlflow", cache_policy=NO_CACHE)
 write_restore_report_task = task(write_restore_report, name="write-restore-report", cache_policy=NO_CACHE)

@@ -35,6 +35,7 @@ class RestoreConfig:
     storage_options: dict = field(default_factory=dict)
     scratch_dir: str | None = None
     crf: int = 10  # restored lossy video is evidence: encoded well above the archive's quality
+    tracking_uri: str | None = None  # MLflow; default: sqlite under OUT/_faceveil/mlflow (local OUT)
 
     def __post_init__(self):
         if not (self.tracks or self.media or self.all):

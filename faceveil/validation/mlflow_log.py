@@ -1,7 +1,7 @@
 """Every flow run as an MLflow run: params (settings, models and weight hashes, code version),
 metrics (privacy, utility, counts), artifacts (audit report, plots, manifest summary). The store is
-a sqlite database under DEST/_faceveil/mlflow for a local DEST (a per-user one for s3://), or any
-tracking URI. Only what the audit holds is logged: no face pixels but anonymized thumbnails, no key."""
+a sqlite database under DEST/_faceveil/mlflow for a local DEST (for s3://, one under
+$FACEVEIL_HOME, default ~/.faceveil), or any tracking URI ($FACEVEIL_MLFLOW_URI or the setting). Only what the audit holds is logged: no face pixels but anonymized thumbnails, no key."""
 from __future__ import annotations
 
 import json
@@ -20,7 +20,8 @@ def store_for(dest: Location, uri: str | None = None) -> tuple[str, str | None]:
     uri = uri or os.environ.get("FACEVEIL_MLFLOW_URI")
     if uri:
         return uri, None
-    root = Path(dest.path(f"{META_DIR}/mlflow")) if dest.is_local else Path.home() / ".faceveil" / "mlflow"
+    home = Path(os.environ.get("FACEVEIL_HOME") or Path.home() / ".faceveil")
+    root = Path(dest.path(f"{META_DIR}/mlflow")) if dest.is_local else home / "mlflow"
     root.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{root / 'mlflow.db'}", (root / "artifacts").as_uri()
 

@@ -1,10 +1,16 @@
-"""Data contracts on a real flow output: they pass, and a manifest broken on purpose fails them
-with the broken expectations named."""
+"""Every anonymize run ends with its data contracts, privacy checks, audit report and MLflow run:
+a real run passes and proves it; a manifest broken on purpose makes the next run fail, naming the
+expectations, with the failure recorded in its report and MLflow run."""
+import base64
+import io
+import json
 import shutil
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from PIL import Image
 
 from faceveil.config import AnonymizeConfig
 from faceveil.flows.anonymize import run_anonymize
@@ -15,23 +21,75 @@ VIDEO = "cameras/lobby/clip_001.mp4"
 
 
 @pytest.fixture(scope="module")
-def dest(sample_archive, tmp_path_factory, prefect_server):
+def run(sample_archive, tmp_path_factory, prefect_server):
     src = tmp_path_factory.mktemp("contract_src")
     for rel in (VIDEO, "photos/astronaut.jpg"):
         (src / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(sample_archive / rel, src / rel)
     out = tmp_path_factory.mktemp("contract_dest")
-    assert run_anonymize(AnonymizeConfig(src=str(src), dest=str(out), workers=2))["ok"] == 2
-    return out
+    summary = run_anonymize(AnonymizeConfig(src=str(src), dest=str(out), workers=2))
+    assert summary["ok"] == 2
+    return src, out, summary
 
 
-def test_a_real_run_keeps_its_contracts(dest):
+def _mlflow_run(dest, run_id):
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{dest}/_faceveil/mlflow/mlflow.db")
+    exp = client.get_experiment_by_name("faceveil")
+    return client, client.get_run(run_id), exp
+
+
+def test_a_real_run_keeps_its_contracts_and_proves_its_privacy(run):
+    _, dest, summary = run
+    assert summary["audit"]["contracts"] is True
     report = check_manifests(Location(str(dest)))
     assert report.success, report.failures
-    assert len(report.results) >= 12
+    tables = {r["table"] for r in report.results}
+    assert {"media", "detections", "tracks", "ok_media", "audit_frames", "audit_faces"} <= tables
+    audit = json.loads((dest / "_faceveil/reports/latest.json").read_text())
+    assert audit["run_id"] == summary["run_id"] and audit["status"] == "ok"
+    leak, reid = audit["privacy"]["leak"], audit["privacy"]["reid"]
+    assert leak["frames_checked"] >= 2 and leak["faces_anonymized"] >= 2  # one image + a 2 s video at 1 check/s
+    assert leak["rate"] <= 0.01 and leak["faces_found"] == 0
+    assert reid["faces_checked"] == audit["counts"]["faces_checked"] > 0
+    assert 35 < float(audit["utility"]["background_psnr"]) or audit["utility"]["background_psnr"] == "inf"
+    assert audit["utility"]["face_ssim"] < 0.9  # the faces really changed
+    by_path = {m["path"]: m for m in audit["media"]}
+    assert by_path[VIDEO]["input_sha256"] and by_path[VIDEO]["output_sha256"] != by_path[VIDEO]["input_sha256"]
+    assert audit["coverage"][VIDEO]["n_frames"] == by_path[VIDEO]["frames"] and audit["coverage"][VIDEO]["detected"]
+    assert {m["role"] for m in audit["models"]} == {"detector", "embedder"}
+    assert all(m["weights"].startswith("sha256:") for m in audit["models"])
+    # thumbnails are of the anonymized outputs: the detector finds no face in them
+    from faceveil.models.detectors import DetectorSettings, create_detector
+
+    det = create_detector("centerface", DetectorSettings(threshold=0.3))
+    assert audit["thumbnails"]
+    for t in audit["thumbnails"]:
+        rgb = np.asarray(Image.open(io.BytesIO(base64.b64decode(t["png_base64"]))).convert("RGB"))
+        assert len(det.detect(rgb)) == 0, t["path"]
+    html = (dest / f"_faceveil/reports/{summary['run_id']}.html").read_text()
+    assert summary["run_id"] in html and "data:image/png;base64," in html
 
 
-def test_broken_manifest_fails_naming_the_expectations(dest, tmp_path):
+def test_the_run_is_an_mlflow_run(run):
+    _, dest, summary = run
+    audit = json.loads((dest / "_faceveil/reports/latest.json").read_text())
+    client, r, exp = _mlflow_run(dest, audit["mlflow"]["run_id"])
+    assert r.info.experiment_id == exp.experiment_id and r.info.status == "FINISHED"
+    assert r.info.run_name == summary["run_id"] and r.data.tags["faceveil.flow"] == "anonymize_archive"
+    assert r.data.params["settings.method"] == "mosaic"
+    assert "sha256:" in r.data.params["models.detector"] and "sha256:" in r.data.params["models.embedder"]
+    assert r.data.params["code_version"]
+    assert r.data.metrics["privacy.leak.rate"] == pytest.approx(audit["privacy"]["leak"]["rate"])
+    assert r.data.metrics["counts.ok"] == 2 and r.data.metrics["contracts.failed"] == 0
+    assert r.data.metrics["utility.face_ssim"] == pytest.approx(audit["utility"]["face_ssim"])
+    names = {a.path for a in client.list_artifacts(r.info.run_id)}
+    assert {"audit_report.html", "audit.json", "coverage.png", "privacy.png"} <= names
+
+
+def test_broken_manifest_fails_the_next_run_naming_the_expectations(run, tmp_path):
+    src, dest, _ = run
     broken = tmp_path / "broken"
     shutil.copytree(dest, broken)
     media = pq.read_table(broken / "_faceveil/media").to_pandas()
@@ -46,7 +104,16 @@ def test_broken_manifest_fails_naming_the_expectations(dest, tmp_path):
     pq.write_table(m.set_column(m.schema.get_field_index("has_audio_out"), "has_audio_out",
                                 pa.array([False], pa.bool_())), mpart)  # audio lost
     with pytest.raises(ContractError) as e:
-        enforce(Location(str(broken)))
+        enforce(check_manifests(Location(str(broken))))
+    # the flow itself: a re-run (nothing left to do) checks the archive and fails
+    with pytest.raises(ContractError) as e:
+        run_anonymize(AnonymizeConfig(src=str(src), dest=str(broken), workers=1))
     msg = str(e.value)
     assert "detections: expect_column_values_to_be_between(right_room) failed for 1 row(s)" in msg
     assert "ok_media: expect_column_values_to_be_in_set(audio_kept) failed for 1 row(s)" in msg
+    audit = json.loads((broken / "_faceveil/reports/latest.json").read_text())
+    assert audit["status"] == "failed" and audit["contracts"]["success"] is False
+    failed = {(r["table"], r["column"]) for r in audit["contracts"]["results"] if not r["success"]}
+    assert failed == {("detections", "right_room"), ("ok_media", "audio_kept")}
+    _, r, _ = _mlflow_run(broken, audit["mlflow"]["run_id"])
+    assert r.info.status == "FAILED" and r.data.metrics["contracts.failed"] == 2
