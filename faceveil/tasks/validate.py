@@ -61,7 +61,8 @@ def coverage(media: pd.DataFrame, det: pd.DataFrame, step_of) -> dict:
 
 def run_reidentification(embeddings: list[dict], threshold: float) -> dict:
     """The run-level attack: each checked anonymized face searched among every checked original of
-    the run; re-identified when its own track's original is the best match at `threshold`."""
+    the run; re-identified when its own track's original is the best match at `threshold`. With few
+    tracks, luck alone gets far (`chance`): read it beside that."""
     parts = [e for e in embeddings if e and len(e["anonymized"])]
     if not parts:
         return {"faces_checked": 0, "matches": 0, "rate": math.nan, "threshold": threshold}
@@ -70,7 +71,9 @@ def run_reidentification(embeddings: list[dict], threshold: float) -> dict:
     orig = np.concatenate([e["original"] for e in parts])
     anon = np.concatenate([e["anonymized"] for e in parts])
     hit = privacy.identified(anon, labels, orig, labels, threshold)
-    return {"faces_checked": len(hit), "matches": int(hit.sum()), "rate": float(hit.mean()), "threshold": threshold}
+    chance = float(np.mean([(labels == x).mean() for x in labels]))  # rank-1 by luck, before the threshold
+    return {"faces_checked": len(hit), "matches": int(hit.sum()), "rate": float(hit.mean()), "threshold": threshold,
+            "identities": len(set(labels)), "chance": chance}
 
 
 def _thumbnail(dest: Location, row, frame: int, scratch: str) -> str | None:

@@ -203,20 +203,25 @@ def _mean(values) -> float:
 
 def summarize(frames: list[dict], faces: list[dict], threshold: float,
               leak_threshold: float = LEAK_THRESHOLD) -> dict:
-    """Rates over the rows of any number of media: leak (faces found in checked anonymized frames per
-    face anonymized there), re-identification (share of checked faces whose original and anonymized
-    embeddings match at `threshold`), and the utility means."""
+    """Rates over the rows of any number of media. Leak: faces found in the checked anonymized frames
+    per face anonymized there. Re-identification: share of checked faces an automatic attacker
+    re-identifies: still found as a face, and its embedding matches the original's at `threshold`
+    (`similar_rate` counts the match alone: a content-free mask scores the embedder's false-match
+    rate on non-faces there, not leaked identity). And the utility means."""
     faces_in = sum(r["faces_in"] for r in frames)
     found = sum(r["leak_faces"] for r in frames)
-    cos = np.array([r["reid_cosine"] for r in faces], np.float64)
-    cos = cos[~np.isnan(cos)]
-    matches = int((cos >= threshold).sum())
+    scored = [r for r in faces if not math.isnan(r["reid_cosine"])]
+    cos = np.array([r["reid_cosine"] for r in scored], np.float64)
+    similar = cos >= threshold
+    matches = int((similar & np.array([bool(r["still_face"]) for r in scored], bool)).sum())
+    n = len(scored)
     return {
         "leak": {"frames_checked": len(frames), "faces_found": found, "faces_anonymized": faces_in,
                  "frames_with_leak": sum(r["leak_faces"] > 0 for r in frames),
                  "rate": found / faces_in if faces_in else (0.0 if not found else math.inf), "threshold": leak_threshold},
-        "reid": {"faces_checked": len(cos), "matches": matches, "rate": matches / len(cos) if len(cos) else math.nan,
-                 "threshold": threshold, "mean_cosine": float(cos.mean()) if len(cos) else math.nan},
+        "reid": {"faces_checked": n, "matches": matches, "rate": matches / n if n else math.nan,
+                 "similar_rate": float(similar.mean()) if n else math.nan,
+                 "threshold": threshold, "mean_cosine": float(cos.mean()) if n else math.nan},
         "utility": {"background_psnr": _mean(r["background_psnr"] for r in frames),
                     "background_ssim": _mean(r["background_ssim"] for r in frames),
                     "face_ssim": _mean(r["face_ssim"] for r in faces),

@@ -1,0 +1,82 @@
+"""Privacy metrics on real photos: an output that still shows the face leaks and is re-identified,
+a masked one is not; the attacker's identification, stability and consistency measures."""
+import math
+
+import numpy as np
+import pytest
+from skimage import data
+
+from faceveil.models.anonymizers import create_anonymizer
+from faceveil.models.detectors import DetectorSettings, create_detector
+from faceveil.models.embedders import create_embedder
+from faceveil.validation.privacy import (AuditSettings, FrameAudit, identified, identity_stability, pose_error,
+                                         sample_frames, summarize, surrogate_consistency)
+
+
+@pytest.fixture(scope="module")
+def astronaut():
+    rgb = np.ascontiguousarray(data.astronaut())
+    return rgb, create_detector("centerface").detect(rgb)
+
+
+@pytest.fixture(scope="module")
+def audit_of():
+    low, emb = create_detector("centerface", DetectorSettings(threshold=0.3)), create_embedder()
+    return lambda frames: FrameAudit("m", frames, low, emb)
+
+
+def test_an_unmasked_output_leaks_and_is_reidentified(astronaut, audit_of):
+    rgb, dets = astronaut
+    audit = audit_of({0})
+    regions = create_anonymizer("solid").regions(dets, rgb.shape[1], rgb.shape[0])
+    audit.add(0, rgb, rgb.copy(), dets, regions)  # an "anonymizer" that changed nothing
+    s = summarize(audit.frame_rows(), audit.face_rows(), 0.92)
+    assert s["leak"]["faces_found"] >= 1 and s["leak"]["rate"] >= 1.0
+    assert s["reid"]["rate"] == 1.0 and s["reid"]["mean_cosine"] == pytest.approx(1.0, abs=1e-5)
+    assert s["utility"]["still_face_rate"] == 1.0 and s["utility"]["pose_error"] == pytest.approx(0, abs=1e-6)
+    assert s["utility"]["face_ssim"] == pytest.approx(1.0) and s["utility"]["background_psnr"] == math.inf
+
+
+@pytest.mark.parametrize("method", ["solid", "mosaic"])
+def test_a_masked_output_neither_leaks_nor_matches(astronaut, audit_of, method):
+    rgb, dets = astronaut
+    anon = create_anonymizer(method)
+    out = anon.apply(rgb.copy(), dets)
+    audit = audit_of({0})
+    audit.add(0, rgb, out, dets, anon.regions(dets, rgb.shape[1], rgb.shape[0]))
+    s = summarize(audit.frame_rows(), audit.face_rows(), 0.938)
+    assert s["leak"]["faces_found"] == 0 and s["leak"]["rate"] == 0.0
+    assert s["utility"]["still_face_rate"] == 0.0 and s["utility"]["face_ssim"] < 0.6
+    assert s["reid"]["faces_checked"] == len(dets) and s["reid"]["mean_cosine"] < 0.938
+    emb = audit.embeddings()
+    assert emb["original"].shape == emb["anonymized"].shape == (len(dets), 128)
+
+
+def test_identification_needs_the_right_label_and_the_threshold():
+    rng = np.random.default_rng(0)
+    gallery = rng.normal(size=(6, 16))
+    labels = np.array(["a", "a", "b", "b", "c", "c"])
+    probes = gallery[[0, 2, 4]] + rng.normal(scale=0.05, size=(3, 16))
+    assert identified(probes, ["a", "b", "c"], gallery, labels, 0.9).all()
+    assert not identified(probes, ["b", "c", "a"], gallery, labels, 0.9).any()  # best match has another label
+    assert not identified(probes, ["a", "b", "c"], gallery, labels, 0.9999).any()  # below the threshold
+    own = np.zeros((3, 6), bool)
+    own[[0, 1, 2], [0, 2, 4]] = True  # leave each probe's own photo out: the others are far
+    assert not identified(probes, ["a", "b", "c"], gallery, labels, 0.9, exclude=own).any()
+
+
+def test_stability_consistency_pose_and_sampling():
+    e = np.eye(4)
+    # track 1 keeps one identity, track 2 flickers between two
+    assert identity_stability([1, 1, 1], [0, 1, 2], e[[0, 0, 0]]) == pytest.approx(1.0)
+    assert identity_stability([2, 2, 2], [0, 1, 2], e[[0, 1, 0]]) == pytest.approx(0.0)
+    assert math.isnan(identity_stability([1], [0], e[[0]]))
+    orig = e[[0, 0, 1]]  # tracks 1 and 2 are the same person, 3 another
+    assert surrogate_consistency([1, 2, 3], orig, e[[2, 2, 3]], 0.9) == 1.0
+    assert surrogate_consistency([1, 2, 3], orig, e[[2, 3, 3]], 0.9) == 0.0
+    assert math.isnan(surrogate_consistency([1, 2], e[[0, 1]], e[[2, 3]], 0.9))
+    lm = np.arange(10, dtype=float).reshape(1, 5, 2)
+    assert pose_error(lm, lm + [3, 4], [50.0])[0] == pytest.approx(5 / 50)
+    assert sample_frames(100, 25, AuditSettings(every_s=1.0)) == {0, 25, 50, 75}
+    assert len(sample_frames(100_000, 30, AuditSettings(every_s=1.0, max_frames=60))) == 60
+    assert sample_frames(10, 25, AuditSettings(every_s=0)) == set()
