@@ -37,6 +37,9 @@ def manifest_frames(dest: Location, media_ids=None, embeddings: pd.DataFrame | N
         return df if media_ids is None else df[df.media_id.isin(media_ids)]
 
     media = table("media")
+    if media.empty:  # nothing to check (and pandas cannot join empty Arrow-backed columns)
+        return {k: pd.DataFrame() for k in ("media", "detections", "tracks", "ok_media", "vault", "audit_frames",
+                                             "audit_faces", "embeddings")}
     det = table("detections").join(media.set_index("media_id")[["width", "height", "frames_in"]], on="media_id")
     det["right_room"], det["bottom_room"] = det.width - det.x2, det.height - det.y2
     det["box_width"], det["box_height"] = det.x2 - det.x1, det.y2 - det.y1
