@@ -26,28 +26,39 @@ def frame_audit(config: AnonymizeConfig, media_id: str, n_frames: int, fps: floa
 class BesideEncoder:
     """Feeds a FrameAudit from a video transcode: `keep(i, original, dets, regions)` in `edit` before
     the frame is anonymized, `tap` as transcode_video's tap; `finish()` waits for the checks (and
-    re-raises their error). At most `depth` kept originals wait, so memory stays bounded."""
+    re-raises their error). Memory stays bounded: with `depth` originals waiting, `keep` waits for
+    the checks, but only for frames the encoder has already handed out (so it never waits on itself)."""
+
+    REORDER = 16  # frames a decoder may hold back (H.264's largest picture buffer)
 
     def __init__(self, audit: FrameAudit, depth: int = 8):
-        self.audit = audit
+        self.audit, self.depth = audit, depth
         self._kept: dict[int, tuple] = {}
-        self._depth = depth
-        self._room = threading.Semaphore(depth)
+        self._emitted = 0  # encoded frames handed to the muxer so far
+        self._changed = threading.Condition()
         self._packets: queue.Queue = queue.Queue()
         self._error: list[BaseException] = []
         self._thread: threading.Thread | None = None
 
     def keep(self, i: int, original: np.ndarray, dets, regions) -> None:
-        if self.audit.wants(i) and not self._error:
-            self._room.acquire()
-            self._kept[i] = (original.copy(), dets, regions)
+        if not self.audit.wants(i):
+            return
+        with self._changed:
+            while (len(self._kept) >= self.depth and not self._error and self._thread is not None
+                   and min(self._kept) + self.REORDER < self._emitted):
+                self._changed.wait(1.0)
+            if not self._error:
+                self._kept[i] = (original.copy(), dets, regions)
 
     def tap(self, packets, codec) -> None:
         if self._thread is None:
-            self._thread = threading.Thread(target=self._run, args=(codec.codec.canonical_name, codec.extradata, codec.width, codec.height),
+            self._thread = threading.Thread(target=self._run, args=(codec.codec.canonical_name, codec.extradata,
+                                                                    codec.width, codec.height),
                                             name="faceveil-audit", daemon=True)
             self._thread.start()
         self._packets.put(Redecoder.copy_packets(packets))
+        with self._changed:
+            self._emitted += len(packets)
 
     def close(self) -> None:
         """Stops the checking thread (idempotent; what was not checked yet is dropped)."""
@@ -72,14 +83,18 @@ class BesideEncoder:
                 batch = self._packets.get()
                 done = batch is None
                 for frame in decoder.decode(batch):
-                    kept = self._kept.pop(n, None)
+                    with self._changed:
+                        kept = self._kept.get(n)
                     if kept is not None:
                         self.audit.add(n, kept[0], Redecoder.rgb(frame), kept[1], kept[2])
-                        self._room.release()
+                        with self._changed:
+                            del self._kept[n]
+                            self._changed.notify_all()
                     n += 1
         except BaseException as e:  # reported by finish(); the encoder is never left waiting
-            self._error.append(e)
-            self._kept.clear()
-            self._room.release(self._depth)
+            with self._changed:
+                self._error.append(e)
+                self._kept.clear()
+                self._changed.notify_all()
             while not done:
                 done = self._packets.get() is None
