@@ -144,6 +144,24 @@ def find_by_probe(dest: Location, master: MasterKey, photo: str, face: int | Non
     return matches, cut, digest
 
 
+def search_threshold(vectors: np.ndarray, labels, target_fmr: float = 0.01) -> dict:
+    """The match threshold at which at most `target_fmr` of searches (each unit vector as a probe
+    against everyone else's) return someone else, with the figures at it (tmr: probes whose best
+    same-person match clears it)."""
+    v, ids = np.asarray(vectors, np.float64), np.asarray(labels)
+    sims = v @ v.T
+    other = ids[:, None] != ids[None, :]
+    same = ~other & ~np.eye(len(ids), dtype=bool)
+    # a search is a false match when the probe's best wrong match clears the threshold: calibrate on that
+    worst = np.sort(np.where(other, sims, -1).max(1))[::-1]
+    k = int(np.floor(target_fmr * len(worst)))
+    threshold = float(np.nextafter(np.float32(worst[k]), np.float32(2))) if k < len(worst) else float(worst[-1])
+    best_same = np.where(same, sims, -1).max(1)[same.any(1)]
+    return {"threshold": threshold, "fmr": float((worst >= threshold).mean()),
+            "pair_fmr": float((sims[other] >= threshold).mean()), "tmr": float((best_same >= threshold).mean()),
+            "target_fmr": target_fmr, "photos": len(ids), "identities": len(set(ids)), "calibrated": True}
+
+
 def calibrate(dest: Location, labelled: str, target_fmr: float = 0.01, embedder_name: str = "dlib-resnet") -> dict:
     """Picks the match threshold from labelled photos (one folder per person: the largest face of
     each photo) so that at most `target_fmr` of searches (each photo as a probe against everyone
@@ -170,20 +188,10 @@ def calibrate(dest: Location, labelled: str, target_fmr: float = 0.01, embedder_
             vecs.append(v)
             ids.append(person.name)
     v, ids = np.array(vecs), np.array(ids)
-    sims = v @ v.T
-    other = ids[:, None] != ids[None, :]
-    same = ~other & ~np.eye(len(ids), dtype=bool)
-    if not other.any() or not same.any():
+    if len(set(ids)) < 2 or len(ids) <= len(set(ids)):
         raise ValueError(f"{labelled}: needs several photos of several people with faces")
-    # a search is a false match when the probe's best wrong match clears the threshold: calibrate on that
-    worst = np.sort(np.where(other, sims, -1).max(1))[::-1]
-    k = int(np.floor(target_fmr * len(worst)))
-    threshold = float(np.nextafter(np.float32(worst[k]), np.float32(2))) if k < len(worst) else float(worst[-1])
-    best_same = np.where(same, sims, -1).max(1)[same.any(1)]
-    res = {"threshold": threshold, "fmr": float((worst >= threshold).mean()),
-           "pair_fmr": float((sims[other] >= threshold).mean()), "tmr": float((best_same >= threshold).mean()),
-           "target_fmr": target_fmr, "photos": len(ids), "identities": len(set(ids)), "calibrated": True,
-           "calibrated_on": str(root), "calibrated_at": datetime.now(timezone.utc).isoformat()}
+    res = {**search_threshold(v, ids, target_fmr), "calibrated_on": str(root),
+           "calibrated_at": datetime.now(timezone.utc).isoformat()}
     index = IdentityIndex(dest, dim=v.shape[1])
     index.write_meta({**(index.meta() or {}), **res})
     return res
