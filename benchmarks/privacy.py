@@ -50,6 +50,9 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="faceveil-privacy-work-"))
     os.environ.setdefault("PREFECT_HOME", str(work / "prefect"))
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    import logging
+
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)  # the flow's data contracts: no INFO chatter
     from faceveil.flows.evaluate import check_methods, format_table, run_evaluate
 
     methods = check_methods(methods)

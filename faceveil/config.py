@@ -57,8 +57,8 @@ class AnonymizeConfig:
     vault_lock: VaultLock | None = None  # the master key's public part (never the key itself)
     index: bool | None = None  # identity templates per track into DEST/_faceveil/index/ (default: when reversible)
     embedder: str = "dlib-resnet"
-    audit_every_s: float = 1.0  # privacy/utility check of one output frame per this many seconds (0 = none)
-    audit_max_frames: int = 60  # at most this many checked frames per media
+    audit_every_s: float = 4.0  # privacy/utility check of one output frame per this many seconds (0 = none)
+    audit_max_frames: int = 30  # at most this many checked frames per media
     tracking_uri: str | None = None  # MLflow; default: sqlite under DEST/_faceveil/mlflow (local DEST)
 
     def __post_init__(self):

@@ -83,7 +83,11 @@ def labelled_photos(data: str, files: list[tuple[str, str]]) -> list[tuple[str, 
     return out
 
 
-def _check_out(out: str, methods: list[str]) -> None:
+def _check_out(data: str, out: str, methods: list[str]) -> None:
+    d, o = Path(data).expanduser().resolve(), Path(out).expanduser().resolve()
+    if o == d or d in o.parents:
+        raise ValueError(f"{out}: the output folder must lie outside the evaluation data {data} "
+                         "(each method's outputs would be read as the next method's inputs)")
     for m in methods:
         d = Path(out).expanduser() / m
         if d.exists() and any(d.iterdir()):
@@ -135,6 +139,13 @@ class Gallery:
         n = int(self.eligible.sum())
         return hit, float(hit[self.eligible].mean()) if n else math.nan
 
+    def answered(self, probes: np.ndarray, gallery: np.ndarray, threshold: float) -> np.ndarray:
+        """Per probe: whether its best match (own photo left out) reaches `threshold`, right label or not."""
+        p = probes / np.maximum(np.linalg.norm(probes, axis=1, keepdims=True), 1e-12)
+        g = gallery / np.maximum(np.linalg.norm(gallery, axis=1, keepdims=True), 1e-12)
+        sims = np.where(self.same_photo, -np.inf, p @ g.T)
+        return sims.max(1) >= threshold if len(sims) else np.zeros(0, bool)
+
     def parrot_gallery(self, method: str, mask) -> np.ndarray:
         """The gallery anonymized by the attacker with the same method (keyed: the attacker's own keys)."""
         from faceveil.models.anonymizers import create_anonymizer
@@ -182,18 +193,25 @@ def _probe_vectors(gallery: Gallery, dest: Location, media, detections) -> tuple
 
 
 def _attack(gallery: Gallery, method: str, mask, dest: Location, media, detections, threshold: float) -> dict:
+    """Both attacks' rates over the eligible probes; `answered`: share of probes whose rank-1 match
+    reaches the threshold at all (the rest of those answers name the wrong person)."""
+    t0 = time.perf_counter()
     probes, counts = _probe_vectors(gallery, dest, media, detections)
     valid = ~np.isnan(probes).any(1) if len(probes) else np.zeros(0, bool)
     probes = np.nan_to_num(probes, nan=0.0)  # a missing output never counts as re-identified
-    direct = gallery.rate(probes, gallery.vectors, threshold)[0] & valid
-    parrot = gallery.rate(probes, gallery.parrot_gallery(method, mask), threshold)[0] & valid
-    el = gallery.eligible
-    n = int(el.sum())
-    rate = (lambda hit: float(hit[el].mean()) if n else math.nan)
-    return {"probes": n, "direct": rate(direct), "parrot": rate(parrot), "either": rate(direct | parrot),
-            "rate": max(rate(direct), rate(parrot)) if n else math.nan,
-            "parrot_keys": "attacker's own random keys" if method == "scramble" else None,
-            "probe_boxes": counts}
+    el, n = gallery.eligible, int(gallery.eligible.sum())
+    rate = (lambda hit: float(hit[el].mean()) if n else math.nan)  # noqa: E731
+    out = {"probes": n}
+    hits = {}
+    for name, against in (("direct", gallery.vectors), ("parrot", gallery.parrot_gallery(method, mask))):
+        hits[name] = gallery.rate(probes, against, threshold)[0] & valid
+        out[name] = rate(hits[name])
+        out[f"{name}_answered"] = rate(gallery.answered(probes, against, threshold) & valid)
+    out.update({"either": rate(hits["direct"] | hits["parrot"]),
+                "rate": max(out["direct"], out["parrot"]) if n else math.nan,
+                "parrot_keys": "attacker's own random keys" if method == "scramble" else None,
+                "probe_boxes": counts, "seconds": time.perf_counter() - t0})
+    return out
 
 
 # ------------------------------------------------------------------------------------ per method
@@ -204,14 +222,17 @@ def _tables(dest: Location):
     return {t: read_table(dest, t).to_pandas() for t in ("media", "detections", "audit/frames", "audit/faces")}
 
 
-def _figures(t: dict, threshold: float, frames: int, wall: float) -> dict:
+def _figures(t: dict, threshold: float, frames: int, wall: float, flow_seconds: float | None) -> dict:
+    """Leak, the run's re-identification check and utility from the audit tables; speed (`fps`: per
+    wall second of run_anonymize; `fps_flow`: per second of the flow itself, start-up excluded)."""
     from faceveil.validation.privacy import summarize
 
     fr, fa = t["audit/frames"], t["audit/faces"]
     s = summarize(fr.to_dict("records"), fa.to_dict("records"), threshold)
     kinds = dict(zip(t["media"].media_id, t["media"].kind))
     out = {"leak": s["leak"], "reid_run": s["reid"], "utility": s["utility"],
-           "frames": frames, "seconds": wall, "fps": frames / wall if wall > 0 else math.nan}
+           "frames": frames, "seconds": wall, "fps": frames / wall if wall > 0 else math.nan,
+           "flow_seconds": flow_seconds, "fps_flow": frames / flow_seconds if flow_seconds else math.nan}
     present = sorted(set(kinds.values()))
     if len(present) > 1:
         for kind in present:
@@ -242,7 +263,7 @@ def run_evaluate(data: str, out: str, methods: list[str], *, workers: int | None
     Returns {'methods': {method: figures}, 'threshold', 'data', 'n_identities', 'n_probe_faces', ...}."""
     methods = check_methods(methods)
     files = media_files(data)
-    _check_out(out, methods)
+    _check_out(data, out, methods)
     from faceveil.models.detectors import DEFAULT_DETECTOR, create_detector
     from faceveil.models.embedders import create_embedder
 
@@ -269,7 +290,7 @@ def run_evaluate(data: str, out: str, methods: list[str], *, workers: int | None
         summary, wall, config = _run_method(method, data, dest, workers, audit_every_s)
         loc = Location(dest)
         t = _tables(loc)
-        fig = _figures(t, threshold, int(summary.get("frames") or 0), wall)
+        fig = _figures(t, threshold, int(summary.get("frames") or 0), wall, summary.get("seconds"))
         fig.update({"run_id": summary["run_id"], "media": summary["media"], "ok": summary["ok"],
                     "failed": summary["failed"], "faces": summary["faces"],
                     "failures": summary.get("failures", [])})
@@ -375,8 +396,10 @@ def format_table(result: dict) -> str:
     for m, f in result["methods"].items():
         a = f.get("reid_attack")
         if a:
-            notes.append(f"{m}: attack direct {_pct(a['direct'])} %, parrot {_pct(a['parrot'])} %"
-                         + (f" (gallery scrambled with the {a['parrot_keys']})" if a.get("parrot_keys") else ""))
+            notes.append(f"{m}: attack direct {_pct(a['direct'])} % (rank-1 at or above the threshold for "
+                         f"{_pct(a['direct_answered'])} % of probes, right or wrong), parrot {_pct(a['parrot'])} % "
+                         f"({_pct(a['parrot_answered'])} %)"
+                         + (f"; parrot gallery scrambled with the {a['parrot_keys']}" if a.get("parrot_keys") else ""))
         split = [f"{k[5:]} {_pct(f[k]['rate'])} % ({f[k]['faces_found']}/{f[k]['faces_anonymized']})"
                  for k in ("leak_images", "leak_videos") if k in f]
         leak = f["leak"]

@@ -25,8 +25,8 @@ class AuditSettings:
     """every_s: one checked frame per this many seconds of video; max_frames: at most this many
     checked frames per media (spread evenly); leak_threshold: detector score that counts as a face."""
 
-    every_s: float = 1.0
-    max_frames: int = 60
+    every_s: float = 4.0
+    max_frames: int = 30
     leak_threshold: float = LEAK_THRESHOLD
 
 

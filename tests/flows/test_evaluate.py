@@ -53,7 +53,10 @@ def test_evaluate_compares_methods_on_labelled_photos(evaluated):
         assert f["leak"]["frames_checked"] == 4 and f["leak"]["faces_anonymized"] >= 4
         assert f["reid_run"]["faces_checked"] >= 4
         assert f["reid_attack"]["probes"] == 4
-        assert f["reid_attack"]["rate"] == max(f["reid_attack"]["direct"], f["reid_attack"]["parrot"])
+        a = f["reid_attack"]
+        assert a["rate"] == max(a["direct"], a["parrot"]) and a["either"] >= a["rate"]
+        assert a["direct"] <= a["direct_answered"] <= 1 and a["parrot"] <= a["parrot_answered"] <= 1
+        assert a["probe_boxes"]["at_manifest_box"] == 4  # every labelled face was one the flow anonymized
         assert 0 <= f["utility"]["background_ssim"] <= 1 and f["utility"]["background_psnr"] > 30
         assert (out / m_dir(result, f)).is_dir()
     assert solid["leak"]["rate"] == 0 and solid["reid_run"]["rate"] == 0 and solid["reid_attack"]["direct"] == 0
@@ -94,6 +97,9 @@ def test_bad_input_is_refused_before_any_run(tmp_path):
     with pytest.raises(ValueError, match="unknown anonymization method 'pixelate'.*blur.*mosaic.*scramble.*solid"):
         run_evaluate(str(data), str(out), ["solid", "pixelate"])
     assert not out.exists()
+    with pytest.raises(ValueError, match="outside the evaluation data"):
+        run_evaluate(str(data), str(data / "out"), ["solid"])
+    assert not (data / "out").exists()
     with pytest.raises(FileNotFoundError, match="nowhere"):
         run_evaluate(str(tmp_path / "nowhere"), str(out), ["solid"])
     (tmp_path / "empty").mkdir()
