@@ -45,7 +45,7 @@ def test_evaluate_compares_methods_on_labelled_photos(evaluated):
     result, out = evaluated
     solid, blur = result["methods"]["solid"], result["methods"]["blur"]
     assert result["n_identities"] == 2 and result["n_probe_faces"] == 4
-    assert result["threshold"] == pytest.approx(0.92)
+    assert 0 < result["threshold"] < 1
     # the attack works on the photos as they are, so a 0 after anonymization means something
     assert result["attack_on_originals"] > 0
     for f in (solid, blur):
@@ -84,11 +84,13 @@ def test_table_has_a_row_per_method(evaluated):
     print(table)
     lines = table.splitlines()
     head = next(i for i, line in enumerate(lines) if line.startswith("method"))
-    assert lines[head].split() == ["method", "leak", "%", "reid", "run", "%", "reid", "attack", "%", "bg", "PSNR",
-                                   "dB", "bg", "SSIM", "face", "SSIM", "fps"]
+    for col in ("leak %", "reid run %", "bg PSNR dB", "bg SSIM", "face SSIM", "fps"):
+        assert col in lines[head]
+    assert set(lines[head + 1]) == {"-", " "}
     assert [lines[head + 2].split()[0], lines[head + 3].split()[0]] == ["solid", "blur"]
-    assert len(lines[head]) == len(lines[head + 1]) == len(lines[head + 2].rstrip())
-    assert "0.920" in table and "chance 1/2" in table
+    assert len(lines[head]) == len(lines[head + 1]) == len(lines[head + 2].rstrip()) == len(lines[head + 3].rstrip())
+    assert lines[head + 2].split()[-1] == f"{result['methods']['solid']['fps']:.1f}"  # fps is the last column
+    assert f"{result['threshold']:.3f}" in table and "chance 1/2" in table
 
 
 def test_bad_input_is_refused_before_any_run(tmp_path):
