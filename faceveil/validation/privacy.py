@@ -170,10 +170,10 @@ class FrameAudit:
         """In memory only (never stored): the checked faces' track ids and their original and
         anonymized embeddings, for the run-level re-identification test."""
         rows = [r for r in self._faces if not math.isnan(r["reid_cosine"])]
-        dim = self._emb[0][0].shape[0] if self._emb else 0
+        dim = self._emb[0][0].shape[0] if self._emb else getattr(self.embedder, "dim", 0)
         return {"media_id": self.media_id, "track_ids": np.array([r["track_id"] for r in rows], np.int64),
-                "original": np.array([e[0] for e in self._emb], np.float32).reshape(-1, dim),
-                "anonymized": np.array([e[1] for e in self._emb], np.float32).reshape(-1, dim)}
+                "original": np.array([e[0] for e in self._emb], np.float32).reshape(len(self._emb), dim),
+                "anonymized": np.array([e[1] for e in self._emb], np.float32).reshape(len(self._emb), dim)}
 
     def frame_rows(self) -> list[dict]:
         return sorted(self._frames, key=lambda r: r["frame_index"])

@@ -52,6 +52,19 @@ def test_a_masked_output_neither_leaks_nor_matches(astronaut, audit_of, method):
     assert emb["original"].shape == emb["anonymized"].shape == (len(dets), 128)
 
 
+def test_a_frame_without_faces_is_checked_for_leaks_only(audit_of):
+    empty = np.zeros((120, 160, 3), np.uint8)
+    from faceveil.models.detections import Detections
+
+    for frames in ({0}, set()):
+        audit = audit_of(frames)
+        if frames:
+            audit.add(0, empty, empty.copy(), Detections.empty(), np.zeros((0, 4), np.int32))
+        emb = audit.embeddings()
+        assert emb["original"].shape == emb["anonymized"].shape == (0, 128)
+        assert len(audit.frame_rows()) == len(frames) and audit.face_rows() == []
+
+
 def test_identification_needs_the_right_label_and_the_threshold():
     rng = np.random.default_rng(0)
     gallery = rng.normal(size=(6, 16))
