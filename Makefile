@@ -28,6 +28,7 @@ test: $(STAMP) chromium
 	$(BIN)/python -m pytest
 
 benchmarks: $(STAMP)
+	$(BIN)/python benchmarks/privacy.py
 	$(BIN)/python benchmarks/detection.py
 	$(BIN)/python benchmarks/throughput.py
 	$(BIN)/python benchmarks/index.py --n 1000000
