@@ -4,7 +4,8 @@ re-identification check, an attacker's gallery search of the original photos and
 variant, background/face SSIM, speed) and one for the videos (video/, no labels: no attack column).
 Prints both tables and the MLflow run ids (store under OUT/<set>/_faceveil/mlflow).
 
-    .venv/bin/python benchmarks/privacy.py [--methods solid,blur,mosaic,scramble] [--out DIR] [--videos a.mp4,b.mp4] [--workers N]
+    .venv/bin/python benchmarks/privacy.py [--methods solid,blur,mosaic,scramble] [--out DIR] [--videos a.mp4,b.mp4]
+                                           [--only faces|videos] [--workers N]
 """
 from __future__ import annotations
 
@@ -43,6 +44,7 @@ def main() -> None:
     ap.add_argument("--out", default=None, help="where the outputs go (default: a new temp folder, kept)")
     ap.add_argument("--videos", default=None, help="comma-separated clip names from video/ (default: all 19)")
     ap.add_argument("--workers", type=int, default=None, help="local Dask workers (default: one per core)")
+    ap.add_argument("--only", choices=["faces", "videos"], default=None, help="run one of the two sets")
     ap.add_argument("--audit-every", type=float, default=0.5, help="seconds of video between checked frames")
     args = ap.parse_args()
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
@@ -51,11 +53,13 @@ def main() -> None:
     os.environ.setdefault("PREFECT_HOME", str(work / "prefect"))
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     import contextlib
+    import importlib
     import logging
 
-    with contextlib.suppress(ImportError):  # the flow's data contracts: this GE module sets itself to INFO on import
-        import great_expectations.data_context.types.base  # noqa: F401
-        logging.getLogger("great_expectations.data_context.types.base").setLevel(logging.WARNING)
+    noisy = "great_expectations.data_context.types.base"  # the flow's data contracts: sets itself to INFO on import
+    with contextlib.suppress(ImportError):
+        importlib.import_module(noisy)
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     from faceveil.flows.evaluate import check_methods, format_table, run_evaluate
 
     methods = check_methods(methods)
@@ -64,9 +68,11 @@ def main() -> None:
     print(f"videos: {'all ' if not args.videos else ''}{len(clips)} clips: {', '.join(clips)}")
     t_all = time.perf_counter()
     try:
-        for title, data in (("labelled photos", shared_data() / "faces"), ("videos", videos)):
+        for name, title, data in (("faces", "labelled photos", shared_data() / "faces"), ("videos", "videos", videos)):
+            if args.only and name != args.only:
+                continue
             t0 = time.perf_counter()
-            result = run_evaluate(str(data), str(out / ("faces" if title != "videos" else "videos")), methods,
+            result = run_evaluate(str(data), str(out / name), methods,
                                   workers=args.workers, audit_every_s=args.audit_every)
             print(f"\n== {title}: {data} ({time.perf_counter() - t0:.0f} s) ==")
             print(format_table(result))

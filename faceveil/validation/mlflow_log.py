@@ -8,11 +8,13 @@ import json
 import math
 import os
 import tempfile
+import threading
 from pathlib import Path
 
 from faceveil.storage.paths import META_DIR, Location
 
 EXPERIMENT = "faceveil"
+_STORE_LOCK = threading.Lock()
 
 
 def store_for(dest: Location, uri: str | None = None) -> tuple[str, str | None]:
@@ -38,9 +40,17 @@ def open_store(uri: str, artifacts: str | None, experiment: str = EXPERIMENT):
     logging.getLogger("alembic").setLevel(logging.WARNING)
     logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
     client = MlflowClient(tracking_uri=uri)
-    exp = client.get_experiment_by_name(experiment)
-    exp_id = exp.experiment_id if exp else client.create_experiment(experiment, artifact_location=artifacts)
-    return client, exp_id
+    with _STORE_LOCK:  # the preloading thread and the run's last step may both get here first
+        exp = client.get_experiment_by_name(experiment)
+        if exp is not None:
+            return client, exp.experiment_id
+        try:
+            return client, client.create_experiment(experiment, artifact_location=artifacts)
+        except Exception:  # created meanwhile by another process on the same store
+            exp = client.get_experiment_by_name(experiment)
+            if exp is None:
+                raise
+            return client, exp.experiment_id
 
 
 def flatten(prefix: str, value, out: dict) -> dict:
