@@ -48,7 +48,6 @@ def main() -> None:
     ap.add_argument("--audit-every", type=float, default=0.5, help="seconds of video between checked frames")
     args = ap.parse_args()
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="faceveil-privacy-"))
     work = Path(tempfile.mkdtemp(prefix="faceveil-privacy-work-"))
     os.environ.setdefault("PREFECT_HOME", str(work / "prefect"))
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
@@ -62,12 +61,13 @@ def main() -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     from faceveil.flows.evaluate import check_methods, format_table, run_evaluate
 
-    methods = check_methods(methods)
-    videos, clips = video_set(args.videos, work)
-    print(f"methods: {', '.join(methods)}; {os.cpu_count()} CPU cores; outputs under {out}")
-    print(f"videos: {'all ' if not args.videos else ''}{len(clips)} clips: {', '.join(clips)}")
     t_all = time.perf_counter()
     try:
+        methods = check_methods(methods)
+        videos, clips = video_set(args.videos, work)
+        out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="faceveil-privacy-"))
+        print(f"methods: {', '.join(methods)}; {os.cpu_count()} CPU cores; outputs under {out}")
+        print(f"videos: {'all ' if not args.videos else ''}{len(clips)} clips: {', '.join(clips)}")
         for name, title, data in (("faces", "labelled photos", shared_data() / "faces"), ("videos", "videos", videos)):
             if args.only and name != args.only:
                 continue
