@@ -166,8 +166,9 @@ def _probe_vectors(gallery: Gallery, dest: Location, media, detections) -> tuple
     """The attacker's probes: each labelled photo's anonymized output embedded at the manifest box
     that is the labelled face (best IoU with the attacker's box on the original); where the flow
     found no such face, or the media failed, at the attacker's box on what was written (if any)."""
-    from faceveil.models.detections import Detections, iou_matrix
+    from faceveil.models.detections import Detections
     from faceveil.storage.media import read_image
+    from faceveil.validation.privacy import match_faces
 
     by_rel = {r.rel_path: r for r in media.itertuples()}
     dets_of = {mid: g for mid, g in detections.groupby("media_id")} if len(detections) else {}
@@ -185,9 +186,9 @@ def _probe_vectors(gallery: Gallery, dest: Location, media, detections) -> tuple
         if g is not None and len(g):
             found = Detections(g[["x1", "y1", "x2", "y2"]].to_numpy(np.float32), g["score"].to_numpy(np.float32),
                                np.stack(g["landmarks"].to_numpy()).astype(np.float32))
-            iou = iou_matrix(primary.boxes, found.boxes)[0]
-            if iou.max() >= PROBE_IOU:
-                box = found[[int(iou.argmax())]]
+            j = int(match_faces(found, primary, PROBE_IOU)[0])
+            if j >= 0:
+                box = found[[j]]
         counts["at_manifest_box" if box is not primary else "at_attacker_box"] += 1
         vecs.append(gallery.embedder.embed(rgb, box)[0])
     return np.asarray(vecs, np.float32).reshape(len(gallery), dim), counts

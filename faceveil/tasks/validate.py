@@ -179,8 +179,8 @@ def anonymize_audit(config, summary: dict, results: list, scratch: str) -> tuple
         "media": _media_figures(media, frames, faces, threshold),
         "coverage": coverage(media, det, lambda r: config.frame_step(r.fps, r.width, r.height)),
         "privacy": {"leak": figures["leak"], "reid": figures["reid"], "reid_attack": figures["reid_attack"],
-                    "identity_stability": _nanmean(stats.identity_stability),
-                    "surrogate_consistency": _nanmean(stats.surrogate_consistency)},
+                    "identity_stability": privacy.nanmean(stats.identity_stability),
+                    "surrogate_consistency": privacy.nanmean(stats.surrogate_consistency)},
         "utility": figures["utility"],
         "keys": {"vault_key_fingerprint": config.vault_lock.fingerprint if config.vault_lock else None,
                  "reversible": config.reversible, "index": bool(config.index)},
@@ -251,11 +251,6 @@ def _weights(emb_cls) -> str | None:
         return emb_cls().weights_id
     except Exception:
         return None
-
-
-def _nanmean(values) -> float:
-    v = pd.to_numeric(values, errors="coerce").dropna()
-    return float(v.mean()) if len(v) else math.nan
 
 
 def _access_log(loc: Location) -> list[dict]:

@@ -192,7 +192,8 @@ class FrameAudit:
                 "surrogate_consistency": surrogate_consistency(tracks, orig, anon, self.threshold)}
 
 
-def _mean(values) -> float:
+def nanmean(values) -> float:
+    """Mean of the finite values (NaN and None left out); inf when every value is inf, NaN when none."""
     v = np.asarray([x for x in values if x is not None], np.float64)
     v = v[~np.isnan(v)]
     if not len(v):
@@ -222,9 +223,9 @@ def summarize(frames: list[dict], faces: list[dict], threshold: float,
         "reid": {"faces_checked": n, "matches": matches, "rate": matches / n if n else math.nan,
                  "similar_rate": float(similar.mean()) if n else math.nan,
                  "threshold": threshold, "mean_cosine": float(cos.mean()) if n else math.nan},
-        "utility": {"background_psnr": _mean(r["background_psnr"] for r in frames),
-                    "background_ssim": _mean(r["background_ssim"] for r in frames),
-                    "face_ssim": _mean(r["face_ssim"] for r in faces),
+        "utility": {"background_psnr": nanmean(r["background_psnr"] for r in frames),
+                    "background_ssim": nanmean(r["background_ssim"] for r in frames),
+                    "face_ssim": nanmean(r["face_ssim"] for r in faces),
                     "still_face_rate": float(np.mean([r["still_face"] for r in faces])) if faces else math.nan,
-                    "pose_error": _mean(r["pose_error"] for r in faces)},
+                    "pose_error": nanmean(r["pose_error"] for r in faces)},
     }
