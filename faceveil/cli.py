@@ -35,6 +35,7 @@ def _add_anonymize(sub) -> None:
     p.add_argument("--preset", default="veryfast", help="x264 preset")
     _add_cluster_args(p)
     _add_audit_args(p)
+    _add_gate_args(p)
     p.add_argument("--dry-run", action="store_true", help="print the plan and exit")
     p.add_argument("--json", action="store_true", help="print the run summary as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -60,6 +61,16 @@ def _add_audit_args(p) -> None:
                         "checks, and the data contract then does not ask for them)")
     p.add_argument("--mlflow-uri", default=None,
                    help="MLflow tracking URI (default: $FACEVEIL_MLFLOW_URI, else sqlite under DEST/_faceveil/mlflow)")
+
+
+def _add_gate_args(p) -> None:
+    p.add_argument("--max-leak", type=float, default=0.0, metavar="PERCENT",
+                   help="the leak gate withholds a media when its checked frames show more unmasked faces than this "
+                        "share of their faces (default 0: any unmasked face); withheld outputs go to "
+                        "DEST/_faceveil/quarantine/, never the public tree, and the run exits 1")
+    p.add_argument("--no-recheck", dest="recheck", action="store_false",
+                   help="withhold a media that leaked at once (default: anonymize it once more with the detector on "
+                        "every frame at twice the scale, and check again)")
 
 
 def _add_report(sub) -> None:
@@ -169,7 +180,7 @@ def _config(args):
         detect_mpx_per_s=args.detect_mpx_per_s, track=args.track, second_look=args.second_look,
         mask_shape=args.mask_shape, pad=args.pad, max_gap=args.max_gap, lossless=args.lossless, crf=args.crf,
         preset=args.preset, workers=args.workers, dask_address=args.dask_address, audit_every_s=args.audit_every,
-        tracking_uri=args.mlflow_uri)
+        tracking_uri=args.mlflow_uri, max_leak=args.max_leak / 100, recheck=args.recheck)
 
 
 def _validate(config) -> None:
@@ -189,7 +200,9 @@ def _dry_run(config) -> int:
     print(f"plan: {len(items)} media in {config.src} -> {config.dest} "
           f"(method {config.method}, detector {config.detector}, {config.n_workers} workers)")
     for item in items:
-        if item.done:
+        if item.error:
+            print(f"  FAILS    {item.rel!r}: {item.error}")
+        elif item.done:
             print(f"  done     {item.rel}")
         elif item.kind == "image":
             print(f"  image    {item.rel}")
@@ -217,20 +230,29 @@ def _anonymize(args) -> int:
     if not args.quiet:
         progress.use(progress.TqdmProgress())
     summary = run_anonymize(config, key)
+    dest = config.dest.rstrip("/")
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
-        dest = config.dest.rstrip("/")
         print(f"{summary['ok']} of {summary['media']} media anonymized "
-              f"({summary['already_done']} already done, {summary['failed']} failed), "
+              f"({summary['already_done']} already done, {summary['failed']} failed"
+              f"{', of them ' + str(summary['leaked']) + ' withheld by the leak gate' if summary['leaked'] else ''}), "
               f"{summary['faces']} face boxes, {summary['seconds']:.1f} s")
         print(f"outputs:  {dest}/")
         print(f"summary:  {dest}/_faceveil/summary.json")
         print(f"manifests: {dest}/_faceveil/{{runs,media,detections,tracks,audit}}/")
         _print_audit(dest, summary["audit"])
     for f in summary["failures"]:
-        print(f"FAILED {f['path']}: {f['reason']}", file=sys.stderr)
+        if f.get("status") == "leaked":
+            print(f"WITHHELD {_shown(f['path'])} (in {dest}/{f['quarantine']}): {f['reason']}", file=sys.stderr)
+        else:
+            print(f"FAILED {_shown(f['path'])}: {f['reason']}", file=sys.stderr)
     return EXIT_MEDIA_FAILED if summary["failed"] else EXIT_OK
+
+
+def _shown(path: str) -> str:
+    """A file name as it may be printed: quoted and escaped when it holds control characters."""
+    return path if path.isprintable() else repr(path)
 
 
 def _print_audit(dest: str, audit: dict) -> None:

@@ -59,6 +59,9 @@ class AnonymizeConfig:
     embedder: str = "dlib-resnet"
     audit_every_s: float = 4.0  # privacy/utility check of one output frame per this many seconds (0 = none)
     audit_max_frames: int = 30  # at most this many checked frames per media
+    max_leak: float = 0.0  # unmasked faces the leak gate may find, per face checked, before a media is withheld
+    recheck: bool = True  # a media that leaked is anonymized once more with denser detection before it is withheld
+    dense: bool = False  # this is that second pass: every frame, detector at twice the scale
     tracking_uri: str | None = None  # MLflow; default: sqlite under DEST/_faceveil/mlflow (local DEST)
 
     def __post_init__(self):
@@ -81,8 +84,8 @@ class AnonymizeConfig:
 
     def frame_step(self, fps: float, width: int = 0, height: int = 0) -> int:
         """Frames from one detection to the next for a video of this rate and size."""
-        if self.detect_every:
-            return self.detect_every
+        if self.detect_every or self.dense:
+            return 1 if self.dense else self.detect_every
         if fps <= 0:
             return 1
         by_budget = int(fps * width * height / 1e6 / self.detect_mpx_per_s + 1e-6)
@@ -93,13 +96,24 @@ class AnonymizeConfig:
         return self.workers or os.cpu_count() or 1
 
     def audit_settings(self):
+        """The checks; the leak gate's CenterFace looks below the anonymizer's threshold, BlazeFace
+        (another family) at its own."""
         from faceveil.validation.privacy import AuditSettings
 
-        return AuditSettings(self.audit_every_s, self.audit_max_frames)
+        gate = dict(AuditSettings.gate)
+        if self.detector == "centerface":
+            gate["centerface"] = min(gate["centerface"], 0.5 * self.detector_threshold())
+        return AuditSettings(self.audit_every_s, self.audit_max_frames, gate=tuple(gate.items()))
+
+    def detector_threshold(self) -> float:
+        from faceveil.models.detectors import DETECTORS
+
+        return self.threshold if self.threshold is not None else DETECTORS.get(self.detector).default_threshold
 
     def detector_settings(self) -> DetectorSettings:
         threads = max(1, (os.cpu_count() or 1) // self.n_workers) if not self.dask_address else 0
-        return DetectorSettings(self.threshold, self.min_size, self.scale, threads)
+        scale = min(4.0, 2 * self.scale) if self.dense else self.scale
+        return DetectorSettings(self.threshold, self.min_size, scale, threads)
 
     def second_look_settings(self) -> DetectorSettings | None:
         if not self.second_look:

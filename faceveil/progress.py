@@ -8,6 +8,7 @@ class Progress:
     """No-op by default; `TqdmProgress` draws bars. The flow reports; it never draws."""
 
     def start(self, n_media: int) -> None: ...
+    def more(self, n_media: int) -> None: ...
     def media_started(self, rel: str, n_frames: int) -> None: ...
     def frames_done(self, rel: str, n: int) -> None: ...
     def media_done(self, rel: str, ok: bool) -> None: ...
@@ -25,10 +26,15 @@ class TqdmProgress(Progress):
 
         self.archive = tqdm(total=n_media, desc="archive", unit="media", file=self.file, position=0)
 
+    def more(self, n_media: int) -> None:
+        if self.archive is not None:
+            self.archive.total += n_media
+            self.archive.refresh()
+
     def media_started(self, rel: str, n_frames: int) -> None:
         from tqdm import tqdm
 
-        self.bars[rel] = tqdm(total=n_frames, desc=rel[-40:], unit="frame", file=self.file, leave=False,
+        self.bars[rel] = tqdm(total=n_frames, desc=_printable(rel)[-40:], unit="frame", file=self.file, leave=False,
                               position=len(self.bars) + 1)
 
     def frames_done(self, rel: str, n: int) -> None:
@@ -42,13 +48,17 @@ class TqdmProgress(Progress):
         if self.archive is not None:
             self.archive.update(1)
             if not ok:
-                self.archive.set_postfix_str(f"failed: {rel[-30:]}")
+                self.archive.set_postfix_str(f"failed: {_printable(rel)[-30:]}")
 
     def close(self) -> None:
         for bar in self.bars.values():
             bar.close()
         if self.archive is not None:
             self.archive.close()
+
+
+def _printable(name: str) -> str:
+    return name if name.isprintable() else repr(name)
 
 
 _current: Progress = Progress()

@@ -1,8 +1,12 @@
 """`anonymize_archive`: discover -> plan -> per chunk detect (Dask) -> per media track, anonymize,
-encode -> manifests -> run summary. Composition only."""
+encode, check (leak gate) -> media that leaked once more, denser -> index -> run summary -> contracts,
+audit report, MLflow. Composition only."""
 from __future__ import annotations
 
 import functools
+import os
+import shutil
+from dataclasses import replace
 from datetime import datetime, timezone
 
 from prefect import flow
@@ -17,12 +21,20 @@ from faceveil.storage.keys import MasterKey
 from faceveil.tasks import prefect_tasks as t
 from faceveil.tasks.run import new_run_id
 from faceveil.tasks.common import locations, scratch
-from faceveil.tasks.jobs import MediaResult
+from faceveil.tasks.jobs import MediaItem, MediaResult
 
 
 @flow(name="anonymize_archive", log_prints=False)
 def anonymize_archive(config: AnonymizeConfig, run_id: str | None = None, index_token: str | None = None) -> dict:
     run_id = run_id or new_run_id()
+    config = replace(config, scratch_dir=os.path.join(scratch(config), run_id))  # the run's own scratch
+    try:
+        return _anonymize(config, run_id, index_token)
+    finally:  # whatever a crashed task left there (each task removes its own files on the way out)
+        shutil.rmtree(config.scratch_dir, ignore_errors=True)
+
+
+def _anonymize(config: AnonymizeConfig, run_id: str, index_token: str | None) -> dict:
     started = datetime.now(timezone.utc)
     bars = progress.current()
     if config.reversible:
@@ -31,15 +43,39 @@ def anonymize_archive(config: AnonymizeConfig, run_id: str | None = None, index_
     items, unsupported = t.discover_media(config)
     todo = [i for i in items if not i.done]
     bars.start(len(todo))
+    results = _process(config, todo, run_id, bars)
+    leaked = {r.row["rel_path"] for r in results if r.row["status"] == "leaked"}
+    if leaked and config.recheck:  # once more, denser, before the leak gate's verdict stands
+        bars.more(len(leaked))
+        again = _process(replace(config, dense=True), [i for i in todo if i.rel in leaked], run_id, bars)
+        redone = {r.row["rel_path"]: r for r in again}
+        results = [redone.get(r.row["rel_path"], r) for r in results]
+    bars.close()
+    if config.index:  # protected with the key here, in the flow's process, then stored
+        t.index_archive(config, results, take(index_token))
+    summary = t.write_summary_task(config, run_id, started, items, results, unsupported)
+    audit, contracts = t.validate_run_task(config, summary, results, scratch(config))
+    t.publish_audit_task(locations(config)[1], audit, contracts, config.tracking_uri)
+    return summary | {"audit": {"report": f"{META_DIR}/reports/{run_id}.html", "contracts": contracts.success,
+                                "mlflow": audit.get("mlflow"), "privacy": audit["privacy"], "utility": audit["utility"]}}
+
+
+def _process(config: AnonymizeConfig, todo: list[MediaItem], run_id: str, bars) -> list[MediaResult]:
+    """plan -> detect chunks -> finish, per media, on the workers; bad input is recorded and the
+    archive goes on."""
     results: list[MediaResult] = []
     finishing, chunk_of = {}, {}
-    plans = {i.rel: t.probe_video_task.submit(config, i) for i in todo if i.kind == "video"}
+    plans = {i.rel: t.probe_video_task.submit(config, i) for i in todo if i.kind == "video" and not i.error}
     for item in todo:
+        if item.error:
+            results.append(t.record_failure_task(config, item, run_id, item.error))
+            bars.media_done(item.rel, False)
+            continue
         if item.kind == "image":
             finishing[t.anonymize_image_task.submit(config, item, run_id)] = item
             continue
         plan = plans[item.rel].result()
-        if plan.error:  # bad input is recorded and the archive goes on
+        if plan.error:
             results.append(t.record_failure_task(config, item, run_id, plan.error))
             bars.media_done(item.rel, False)
             continue
@@ -58,14 +94,7 @@ def anonymize_archive(config: AnonymizeConfig, run_id: str | None = None, index_
             res = t.record_failure_task(config, item, run_id, f"internal error: {e!r}")
         results.append(res)
         bars.media_done(item.rel, res.ok)
-    bars.close()
-    if config.index:  # protected with the key here, in the flow's process, then stored
-        t.index_archive(config, results, take(index_token))
-    summary = t.write_summary_task(config, run_id, started, items, results, unsupported)
-    audit, contracts = t.validate_run_task(config, summary, results, scratch(config))
-    t.publish_audit_task(locations(config)[1], audit, contracts, config.tracking_uri)
-    return summary | {"audit": {"report": f"{META_DIR}/reports/{run_id}.html", "contracts": contracts.success,
-                                "mlflow": audit.get("mlflow"), "privacy": audit["privacy"], "utility": audit["utility"]}}
+    return results
 
 
 def run_anonymize(config: AnonymizeConfig, key: MasterKey | None = None) -> dict:

@@ -9,12 +9,19 @@ import numpy as np
 _CHANNEL_PERMS = np.array([[0, 1, 2], [0, 2, 1], [1, 0, 2], [1, 2, 0], [2, 0, 1], [2, 1, 0]])
 
 
-def region_key(data_key: bytes, media_id: str, frame: int, track: int) -> bytes:
-    """The key of one face region: HKDF(track data key, media, frame, track)."""
+def region_key(data_key: bytes, media_id: str, frame: int, track: int, region=None) -> bytes:
+    """The key of one face region: HKDF(track data key, media, frame, track). Untracked faces
+    (track < 0) share one data key, so their region (x1, y1, x2, y2) is bound in too: every face of
+    a frame gets its own keystream, with or without tracking."""
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-    info = f"faceveil scramble\x00{media_id}\x00{int(frame)}\x00{int(track)}".encode()
+    info = f"faceveil scramble\x00{media_id}\x00{int(frame)}\x00{int(track)}"
+    if track < 0:
+        if region is None:
+            raise ValueError("an untracked face's scramble key needs its region")
+        info += "\x00" + ",".join(str(int(v)) for v in region)
+    info = info.encode()
     return HKDF(hashes.SHA256(), 32, salt=None, info=info).derive(data_key)
 
 

@@ -35,6 +35,7 @@ MEDIA = pa.schema([
     ("n_faces", pa.int64()), ("n_tracks", pa.int64()), ("frames_with_faces", pa.int64()),
     ("frames_filled", pa.int64()), ("frames_redacted", pa.int64()), ("seconds", pa.float64()),
     ("vault_entries", pa.int64()), ("vault_bytes", pa.int64()), ("key_fingerprint", pa.string()),
+    ("quarantine_path", pa.string()), ("leak_frames", pa.list_(pa.int64())),
 ])
 
 DETECTIONS = pa.schema([
@@ -77,7 +78,8 @@ ACCESS_LOG = pa.schema([
 # face in those frames, and per media (the track-level identity measures).
 AUDIT_FRAMES = pa.schema([
     ("media_id", pa.string()), ("frame_index", pa.int64()), ("faces_in", pa.int64()), ("leak_faces", pa.int64()),
-    ("leak_max_score", pa.float32()), ("background_psnr", pa.float64()), ("background_ssim", pa.float64()),
+    ("leak_max_score", pa.float32()), ("leak_boxes", pa.string()), ("background_psnr", pa.float64()),
+    ("background_ssim", pa.float64()),
 ])
 
 AUDIT_FACES = pa.schema([

@@ -1,5 +1,7 @@
 """Media I/O on local files: probe, decode and re-encode videos with PyAV, read and write images
-with Pillow. Bad input raises MediaError naming the file and the reason."""
+with Pillow. Frames are handed out upright (display matrix / EXIF orientation applied) and video is
+written back in its coded orientation with its display matrix kept. Bad input raises MediaError
+naming the file and the reason."""
 from __future__ import annotations
 
 import contextlib
@@ -14,6 +16,8 @@ from typing import Callable, Container, Iterator
 
 import av
 import numpy as np
+
+from faceveil.storage.orientation import IDENTITY_MATRIX, Orientation
 
 VIDEO_EXTS = frozenset({".mp4", ".mkv", ".avi", ".mov", ".webm"})
 IMAGE_EXTS = frozenset({".jpg", ".jpeg", ".png", ".webp"})
@@ -42,6 +46,10 @@ class StreamInfo:
 
 @dataclass
 class VideoInfo:
+    """width/height: the display size (what a viewer sees, what every box refers to); the coded
+    frames are `orientation.coded(...)` of the upright ones. rotation: the display matrix's angle
+    (counter-clockwise degrees, as PyAV reads it)."""
+
     path: str
     width: int
     height: int
@@ -51,6 +59,11 @@ class VideoInfo:
     duration_s: float
     rotation: int
     streams: list[StreamInfo]
+    orientation: Orientation = field(default_factory=Orientation)
+
+    @property
+    def coded_size(self) -> tuple[int, int]:
+        return self.orientation.coded_size(self.width, self.height)
 
     @property
     def n_frames(self) -> int:
@@ -184,7 +197,9 @@ def probe_video(path: str, *, max_pixels: int = 8192 * 8192) -> VideoInfo:
             last = round(1 / (rate * tb)) if rate else 0
         duration = float((int(fp[-1] - fp[0]) + last) * tb)
         fps = float(rate) if rate else (len(fp) / duration if duration else 0.0)
-        return VideoInfo(path, w, h, fps, tb, fp, duration, round(first.rotation) % 360, _stream_infos(c))
+        orientation = Orientation.from_side_data(first)
+        dw, dh = orientation.display_size(w, h)
+        return VideoInfo(path, dw, dh, fps, tb, fp, duration, round(first.rotation) % 360, _stream_infos(c), orientation)
 
 
 def _frame_index(info: VideoInfo, frame, path: str) -> int:
@@ -228,7 +243,7 @@ def _decode_range(path: str, info: VideoInfo, start: int, stop: int, seek: bool,
                         raise _SeekMiss
                     raise MediaError(path, f"frame {nxt} missing in decode (got {i})")
                 if select is None or select(i):
-                    yield i, _rgb(frame)
+                    yield i, info.orientation.upright(_rgb(frame))
                 nxt += 1
                 if nxt == stop:
                     return
@@ -239,7 +254,7 @@ def _decode_range(path: str, info: VideoInfo, start: int, stop: int, seek: bool,
 
 def iter_frames(path: str, info: VideoInfo, start: int = 0, stop: int | None = None,
                 select: Callable[[int], bool] | None = None) -> Iterator[tuple[int, np.ndarray]]:
-    """Yield (index, RGB HxWx3 uint8) for start <= index < stop in coded orientation, seeking to start.
+    """Yield (index, RGB HxWx3 uint8) for start <= index < stop, upright, seeking to start.
     With `select`, only the frames it accepts are converted and yielded (all are still decoded)."""
     path = str(path)
     stop = info.n_frames if stop is None else min(stop, info.n_frames)
@@ -277,8 +292,8 @@ def _add_video(out, ext: str, info: VideoInfo, first, lossless: bool, crf: int, 
         s.pix_fmt = "yuv420p"
     else:
         s = out.add_stream("libx264", rate=rate, options={"crf": str(crf), "preset": preset})
-        s.pix_fmt = "yuv420p" if info.width % 2 == 0 and info.height % 2 == 0 else "yuv444p"
-    s.width, s.height = info.width, info.height
+        s.pix_fmt = "yuv420p" if info.width % 2 == 0 and info.height % 2 == 0 else "yuv444p"  # either orientation
+    s.width, s.height = info.coded_size
     tb = info.time_base if ext != ".avi" else 1 / rate  # avi holds one timestamp per frame slot
     s.time_base = tb
     s.codec_context.time_base = tb
@@ -289,7 +304,7 @@ def _add_video(out, ext: str, info: VideoInfo, first, lossless: bool, crf: int, 
     sd = first.side_data.get("DISPLAYMATRIX") if first.side_data else None
     if sd is not None:
         m = [int(v) for v in np.frombuffer(bytes(sd), dtype="=i4")[:9]]
-        if m != [65536, 0, 0, 0, 65536, 0, 0, 0, 1 << 30]:
+        if tuple(m) != IDENTITY_MATRIX:
             s.set_display_matrix(m)
     return s
 
@@ -340,7 +355,7 @@ def _demuxed(inp, vin, plan: dict, info: VideoInfo, src: str, seq: bool, convert
                 for f in vin.decode(pkt):
                     i = n if seq else _frame_index(info, f, src)
                     n += 1
-                    yield "video", i, f, (_rgb(f) if convert(i) else None)
+                    yield "video", i, f, (info.orientation.upright(_rgb(f)) if convert(i) else None)
             elif k in plan:
                 how, _ = plan[k]
                 if how == "copy" and pkt.size:
@@ -404,9 +419,10 @@ def _read_ahead(items: Iterator, depth: int = 8) -> Iterator:
 def transcode_video(src: str, dst: str, info: VideoInfo, edit: Callable[[int, np.ndarray], np.ndarray], *,
                     only: Container[int] | None = None, lossless: bool = False, crf: int = 18,
                     preset: str = "veryfast", tap: Callable[[list, object], None] | None = None) -> TranscodeResult:
-    """One pass: decode video, edit(index, rgb) -> rgb, re-encode with the original pts; copy other streams.
-    With `only`, frames not in it skip the RGB round trip and are re-encoded as decoded. `tap(packets,
-    codec_context)` sees each batch of encoded video packets before they are muxed."""
+    """One pass: decode video, edit(index, upright rgb) -> upright rgb, re-encode in the coded orientation
+    with the original pts and display matrix; copy other streams. With `only`, frames not in it skip the
+    RGB round trip and are re-encoded as decoded. `tap(packets, codec_context)` sees each batch of
+    encoded video packets before they are muxed."""
     src, dst = str(src), str(dst)
     ext = Path(dst).suffix.lower()
     if ext not in VIDEO_EXTS:
@@ -450,7 +466,8 @@ def transcode_video(src: str, dst: str, info: VideoInfo, edit: Callable[[int, np
                             if not (isinstance(rgb, np.ndarray) and rgb.shape == shape and rgb.dtype == np.uint8):
                                 raise ValueError(f"edit must return uint8 {shape}, got "
                                                  f"{getattr(rgb, 'dtype', type(rgb))} {getattr(rgb, 'shape', '')}")
-                            of = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24").reformat(**conv)
+                            coded = info.orientation.coded(rgb)
+                            of = av.VideoFrame.from_ndarray(np.ascontiguousarray(coded), format="rgb24").reformat(**conv)
                         else:
                             of = item if item.format.name == conv["format"] else item.reformat(format=conv["format"])
                         t = info.frame_pts[i] * info.time_base
@@ -487,9 +504,12 @@ def transcode_video(src: str, dst: str, info: VideoInfo, edit: Callable[[int, np
 
 class Redecoder:
     """Decodes copies of an encoder's packets again: the frames a player of the output will show, in
-    display order (`copy_packets` in the encoding thread, `decode` anywhere, `decode(None)` to flush)."""
+    display order (`copy_packets` in the encoding thread, `decode` anywhere, `decode(None)` to flush,
+    `rgb(frame)` upright as the player shows it)."""
 
-    def __init__(self, codec_name: str, extradata: bytes | None, width: int, height: int):
+    def __init__(self, codec_name: str, extradata: bytes | None, width: int, height: int,
+                 orientation: Orientation = Orientation()):
+        self.orientation = orientation
         self.ctx = av.CodecContext.create(codec_name, "r")
         self.ctx.width, self.ctx.height = width, height  # FFV1 will not open without them
         if extradata:
@@ -509,7 +529,8 @@ class Redecoder:
             p.pts, p.dts, p.is_keyframe = pts, dts, key
             yield from self.ctx.decode(p)
 
-    rgb = staticmethod(lambda frame: _rgb(frame))
+    def rgb(self, frame) -> np.ndarray:
+        return self.orientation.upright(_rgb(frame))
 
 
 # ---------------------------------------------------------------- images

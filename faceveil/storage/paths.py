@@ -2,7 +2,7 @@
 paths, local working copies and atomic commits."""
 from __future__ import annotations
 
-import hashlib
+import contextlib
 import os
 import posixpath
 import shutil
@@ -10,6 +10,7 @@ import tempfile
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 import fsspec
 
@@ -21,11 +22,15 @@ class PathError(ValueError):
 
 
 def safe_relpath(rel: str) -> str:
-    """A normalised '/'-separated relative path that stays inside its root, or PathError."""
-    if not rel or "\x00" in rel or any(ord(ch) < 32 for ch in rel):
+    """A normalised '/'-separated relative path that stays inside its root, or PathError. Names are
+    taken literally: ':' (timestamped camera exports) and '\\' are ordinary characters here, not
+    drive or folder separators; control characters are refused (they forge log lines and terminals)."""
+    if not rel or any(ord(ch) < 32 or ord(ch) == 127 for ch in rel):
         raise PathError(f"{rel!r}: empty path or control characters in the name")
-    norm = posixpath.normpath(rel.replace("\\", "/"))
-    if norm.startswith(("/", "../")) or norm in ("..", ".") or ":" in norm.split("/")[0]:
+    if os.sep == "\\":  # where the OS takes it as a separator it is one (so ..\\x cannot escape)
+        rel = rel.replace("\\", "/")
+    norm = posixpath.normpath(rel)
+    if norm.startswith(("/", "../")) or norm in ("..", ".") or (os.sep == "\\" and ":" in norm.split("/")[0]):
         raise PathError(f"{rel!r}: path escapes the archive root")
     return norm
 
@@ -95,17 +100,20 @@ class Location:
     def read_bytes(self, rel: str) -> bytes:
         return self.fs.cat_file(self.path(rel))
 
-    def local_copy(self, rel: str, scratch: str) -> str:
-        """A local path holding the file: the file itself when local, else a download into scratch."""
+    @contextlib.contextmanager
+    def local_file(self, rel: str, scratch: str) -> Iterator[str]:
+        """A local path holding the file for the duration of the block: the file itself when local,
+        else a private download into `scratch`, removed when the block ends (whatever happened)."""
         if self.is_local:
-            return self.path(rel)
-        key = hashlib.sha256(f"{self.url}/{rel}:{self.fingerprint(rel)}".encode()).hexdigest()[:24]
-        dst = os.path.join(scratch, key + posixpath.splitext(rel)[1])
-        if not os.path.exists(dst):
-            tmp = dst + f".part-{uuid.uuid4().hex}"
-            self.fs.get_file(self.path(rel), tmp)
-            os.replace(tmp, dst)
-        return dst
+            yield self.path(rel)
+            return
+        dst = os.path.join(scratch, f"{uuid.uuid4().hex}{posixpath.splitext(rel)[1]}")
+        try:
+            self.fs.get_file(self.path(rel), dst)
+            yield dst
+        finally:
+            if os.path.exists(dst):
+                os.unlink(dst)
 
     def commit_file(self, local_path: str, rel: str) -> None:
         """Moves a finished local file to rel so that it appears whole or not at all

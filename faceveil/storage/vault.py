@@ -162,18 +162,17 @@ def entry_frames(dest: Location, media_id: str, scratch: str, columns=None) -> I
     rel = manifests.part_path("vault/entries", media_id)
     if not dest.exists(rel):
         raise FileNotFoundError(f"{dest.display(rel)}: vault entries missing")
-    path = dest.local_copy(rel, scratch)
-    f = pq.ParquetFile(path)
-    cur, rows = None, []
-    for batch in f.iter_batches(columns=columns):
-        for r in batch.to_pylist():
-            if r["frame_index"] != cur:
-                if rows:
-                    yield cur, rows
-                cur, rows = r["frame_index"], []
-            rows.append(r)
-    if rows:
-        yield cur, rows
+    with dest.local_file(rel, scratch) as path:
+        cur, rows = None, []
+        for batch in pq.ParquetFile(path).iter_batches(columns=columns):
+            for r in batch.to_pylist():
+                if r["frame_index"] != cur:
+                    if rows:
+                        yield cur, rows
+                    cur, rows = r["frame_index"], []
+                rows.append(r)
+        if rows:
+            yield cur, rows
 
 
 def open_region(entry: dict, data_key: bytes) -> np.ndarray:

@@ -11,28 +11,29 @@ import numpy as np
 from faceveil.config import AnonymizeConfig
 from faceveil.models.detectors import DetectorSettings
 from faceveil.storage.media import Redecoder
+from faceveil.storage.orientation import Orientation
 from faceveil.tasks.common import detector, embedder
 from faceveil.validation.privacy import FrameAudit, sample_frames
 
 
 def frame_audit(config: AnonymizeConfig, media_id: str, n_frames: int, fps: float) -> FrameAudit:
-    """The audit of one media: the detector at the leak threshold, full scale; the run's embedder."""
+    """The audit of one media: the leak gate's detectors at full scale; the run's embedder."""
     s = config.audit_settings()
     threads = config.detector_settings().threads
-    leak = detector(config.detector, DetectorSettings(threshold=s.leak_threshold, threads=threads))
-    return FrameAudit(media_id, sample_frames(n_frames, fps, s), leak, embedder(config.embedder))
+    gate = [(name, detector(name, DetectorSettings(threshold=t, threads=threads))) for name, t in s.gate]
+    return FrameAudit(media_id, sample_frames(n_frames, fps, s), gate, embedder(config.embedder), settings=s)
 
 
 class BesideEncoder:
     """Feeds a FrameAudit from a video transcode: `keep(i, original, dets, regions)` in `edit` before
-    the frame is anonymized, `tap` as transcode_video's tap; `finish()` waits for the checks (and
-    re-raises their error). Memory stays bounded: with `depth` originals waiting, `keep` waits for
+    the frame is anonymized, `tap` as transcode_video's tap (re-decoded frames are turned upright with
+    `orientation`); `finish()` waits for the checks (and re-raises their error). Memory stays bounded: with `depth` originals waiting, `keep` waits for
     the checks, but only for frames the encoder has already handed out (so it never waits on itself)."""
 
     REORDER = 16  # frames a decoder may hold back (H.264's largest picture buffer)
 
-    def __init__(self, audit: FrameAudit, depth: int = 8):
-        self.audit, self.depth = audit, depth
+    def __init__(self, audit: FrameAudit, orientation: Orientation = Orientation(), depth: int = 8):
+        self.audit, self.depth, self.orientation = audit, depth, orientation
         self._kept: dict[int, tuple] = {}
         self._emitted = 0  # encoded frames handed to the muxer so far
         self._changed = threading.Condition()
@@ -78,7 +79,7 @@ class BesideEncoder:
             import torch
 
             torch.set_num_threads(1)
-            decoder = Redecoder(codec_name, extradata, width, height)
+            decoder = Redecoder(codec_name, extradata, width, height, self.orientation)
             while not done:
                 batch = self._packets.get()
                 done = batch is None
@@ -86,7 +87,7 @@ class BesideEncoder:
                     with self._changed:
                         kept = self._kept.get(n)
                     if kept is not None:
-                        self.audit.add(n, kept[0], Redecoder.rgb(frame), kept[1], kept[2])
+                        self.audit.add(n, kept[0], decoder.rgb(frame), kept[1], kept[2])
                         with self._changed:
                             del self._kept[n]
                             self._changed.notify_all()

@@ -71,7 +71,8 @@ def base_row(config: AnonymizeConfig, item: MediaItem, run_id: str) -> dict:
         "media_id": item.media_id, "rel_path": item.rel, "kind": item.kind, "run_id": run_id,
         "input_fingerprint": item.fingerprint, "detector": config.detector, "method": config.method,
         "settings_json": json.dumps(config.output_settings(), sort_keys=True),
-        "settings_hash": config.settings_hash(), "notes": [],
+        "settings_hash": config.settings_hash(),
+        "notes": ["second pass after the leak gate: detector on every frame at twice the scale"] if config.dense else [],
     }
 
 
@@ -92,12 +93,13 @@ def protect_frame(anon: Anonymizer, rgb, dets, frame: int = 0, media_id: str = "
     """Seals the original face regions in the vault (when reversible), then anonymizes `rgb` in
     place. Fail closed: if the anonymizer fails, the whole frame is blacked out (returns True); a
     vault failure raises, so no output exists without its originals."""
+    h, w = rgb.shape[:2]
+    regions = anon.regions(dets, w, h)
     if vault is not None and len(dets):
-        h, w = rgb.shape[:2]
-        for j, (x1, y1, x2, y2) in enumerate(anon.regions(dets, w, h)):
+        for j, (x1, y1, x2, y2) in enumerate(regions):
             if x2 > x1 and y2 > y1:
                 vault.seal(frame, int(dets.track_ids[j]), (x1, y1, x2, y2), rgb[y1:y2, x1:x2])
-    keys = functools.partial(_region_key, vault, dets, media_id, frame) if anon.needs_key and vault else None
+    keys = functools.partial(_region_key, vault, dets, regions, media_id, frame) if anon.needs_key and vault else None
     try:
         anon.apply(rgb, dets, keys)
         return False
@@ -106,13 +108,13 @@ def protect_frame(anon: Anonymizer, rgb, dets, frame: int = 0, media_id: str = "
         return True
 
 
-def _region_key(vault, dets, media_id: str, frame: int, j: int) -> bytes:
+def _region_key(vault, dets, regions, media_id: str, frame: int, j: int) -> bytes:
     """The scramble key of detection j's region: from its track's data key (so forgetting the track
     makes its scrambled pixels unrecoverable too)."""
     from faceveil.models.scramble import region_key
 
     track = int(dets.track_ids[j])
-    return region_key(vault.data_key(track), media_id, frame, track)
+    return region_key(vault.data_key(track), media_id, frame, track, regions[j])
 
 
 def open_vault(config: AnonymizeConfig) -> None:
@@ -123,27 +125,58 @@ def open_vault(config: AnonymizeConfig) -> None:
     check_key(locations(config)[1], config.vault_lock.fingerprint, create=config.vault_lock)
 
 
-def commit_output(dest: Location, tmp: str, rel: str, local: str, vault) -> tuple[str, str]:
+def leak_verdict(config: AnonymizeConfig, audit) -> str | None:
+    """Why a media's output must be withheld: the leak gate found unmasked faces in its checked
+    frames, more than `max_leak` of the faces there; None when it may be published."""
+    leaks = audit.leaks() if audit is not None else []
+    if not leaks or audit.leak_rate() <= config.max_leak:
+        return None
+    shown = "; ".join(f"frame {x['frame_index']}: " + ", ".join(
+        f"{f['detector']} {f['score']:.2f} at {[round(v) for v in f['box']]}" for f in x["faces"][:3]) for x in leaks[:5])
+    n = sum(len(x["faces"]) for x in leaks)
+    return (f"leak gate: {n} unmasked face(s) in checked frame(s) {[x['frame_index'] for x in leaks]} "
+            f"({100 * audit.leak_rate():.1f}% of the faces there, --max-leak {100 * config.max_leak:g}%): {shown}")
+
+
+def commit_output(dest: Location, tmp: str, rel: str, local: str, vault, withheld: bool = False) -> tuple[str, str]:
     """(input SHA-256, output SHA-256) after committing: the vault first, so the originals are safe
-    before the anonymized output appears."""
+    before the anonymized output appears. A `withheld` output goes to DEST/_faceveil/quarantine/
+    instead, never into the public tree (an earlier output there is taken down), and keeps no vault."""
     from faceveil.hashing import sha256_file
 
     in_sha, out_sha = sha256_file(local), sha256_file(tmp)
+    if withheld:
+        dest.remove(rel)
+        dest.commit_file(tmp, quarantine_path(rel))
+        return in_sha, out_sha
     if vault is not None:
         vault.commit(dest)
     dest.commit_file(tmp, rel)
     return in_sha, out_sha
 
 
-def clean_up(src: Location, local: str | None, tmp: str, vault) -> None:
-    """Removes what a media task leaves behind, whatever happened: temp output, a downloaded input,
-    an uncommitted vault file."""
+def outcome(config: AnonymizeConfig, out_rel: str, withheld: str | None, audit) -> dict:
+    """The media row's verdict: published at `out_rel`, or withheld by the leak gate (in quarantine)."""
+    frames = [x["frame_index"] for x in audit.leaks()] if audit is not None else []
+    if withheld:
+        return {"status": "leaked", "reason": withheld, "output_path": None, "quarantine_path": quarantine_path(out_rel),
+                "leak_frames": frames}
+    return {"status": "ok", "reason": None, "output_path": out_rel, "quarantine_path": None, "leak_frames": frames}
+
+
+def quarantine_path(rel: str) -> str:
+    from faceveil.storage.paths import META_DIR
+
+    return f"{META_DIR}/quarantine/{rel}"
+
+
+def clean_up(tmp: str, vault) -> None:
+    """Removes what a media task leaves behind, whatever happened: temp output, an uncommitted vault
+    file (downloaded inputs go with their `Location.local_file` block)."""
     if vault is not None:
         vault.discard()
     if os.path.exists(tmp):
         os.unlink(tmp)
-    if local and not src.is_local and os.path.exists(local):
-        os.unlink(local)
 
 
 def vault_fields(vault) -> dict:
@@ -188,6 +221,10 @@ def warm_worker(config: AnonymizeConfig) -> None:
     if look := config.second_look_settings():
         detector(config.detector, look)
     anonymizer(config.method, config.mask_settings())
+    if config.audit_every_s > 0:  # the leak gate's detectors
+        threads = config.detector_settings().threads
+        for name, threshold in config.audit_settings().gate:
+            detector(name, DetectorSettings(threshold=threshold, threads=threads))
 
 
 def index_secret(config: AnonymizeConfig, key) -> "object":

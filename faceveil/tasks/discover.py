@@ -5,7 +5,7 @@ import posixpath
 
 from faceveil.config import AnonymizeConfig
 from faceveil.storage.manifests import read_part
-from faceveil.storage.paths import META_DIR, Location
+from faceveil.storage.paths import META_DIR, Location, PathError
 from faceveil.tasks.common import locations
 from faceveil.tasks.jobs import MediaItem, media_kind
 
@@ -48,8 +48,11 @@ def discover(config: AnonymizeConfig) -> tuple[list[MediaItem], list[tuple[str, 
         if kind is None:
             skipped.append((rel, f"not a supported media type ({posixpath.splitext(rel)[1] or 'no extension'})"))
             continue
-        items.append(MediaItem(rel, kind, src.fingerprint(rel)))
+        try:
+            items.append(MediaItem(rel, kind, src.fingerprint(rel)))
+        except (PathError, OSError) as e:  # bad input: recorded as failed, the archive goes on
+            items.append(MediaItem(rel, kind, "", error=f"cannot be read: {e}"))
     h = config.settings_hash()
     for item in items:
-        item.done = is_done(dest, item, h)
+        item.done = item.error is None and is_done(dest, item, h)
     return items, skipped

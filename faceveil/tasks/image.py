@@ -13,9 +13,9 @@ from faceveil.models.second_look import second_look
 from faceveil.storage import manifests
 from faceveil.storage.media import MediaError, read_image, write_image
 from faceveil.tasks.audit import frame_audit
-from faceveil.tasks.common import (anonymizer, base_row, clean_up, commit_output, detector, locations, media_keepers,
-                                   protect_frame, record_failure, scratch, track_templates, vault_fields,
-                                   write_media_manifests)
+from faceveil.tasks.common import (anonymizer, base_row, clean_up, commit_output, detector, leak_verdict, locations,
+                                   media_keepers, outcome, protect_frame, record_failure, scratch, track_templates,
+                                   vault_fields, write_media_manifests)
 from faceveil.tasks.jobs import MediaItem, MediaResult
 from faceveil.tasks.video import check_size
 
@@ -24,41 +24,42 @@ def anonymize_image(config: AnonymizeConfig, item: MediaItem, run_id: str) -> Me
     t0 = time.perf_counter()
     src, dest = locations(config)
     tmp = os.path.join(scratch(config), uuid.uuid4().hex + posixpath.splitext(item.rel)[1])
-    local = vault = None
+    vault = None
     try:
         check_size(config, item)
-        local = src.local_copy(item.rel, scratch(config))
-        rgb, meta = read_image(local, max_pixels=config.max_pixels)
-        det = detector(config.detector, config.detector_settings())
-        anon = anonymizer(config.method, config.mask_settings())
-        dets = det.detect(rgb)
-        if look := config.second_look_settings():
-            dets = second_look(rgb, dets, anon, detector(config.detector, look))
-        if config.track:  # one track per face, so each can be restored or forgotten alone
-            dets.track_ids = np.arange(len(dets), dtype=np.int64)
-        vault, faces = media_keepers(config, item)
-        if faces is not None:
-            faces.offer(0, rgb, dets)
-        audit = frame_audit(config, item.media_id, 1, 0.0)
-        original = rgb.copy() if audit.wants(0) else None
-        redacted = int(protect_frame(anon, rgb, dets, 0, item.media_id, vault))
-        write_image(tmp, rgb, meta, lossless=config.lossless)
-        if original is not None:  # checked as written: the output file read back
-            audit.add(0, original, read_image(tmp, max_pixels=config.max_pixels)[0], dets,
-                      anon.regions(dets, rgb.shape[1], rgb.shape[0]))
-        in_sha, out_sha = commit_output(dest, tmp, item.rel, local, vault)
+        with src.local_file(item.rel, scratch(config)) as local:
+            rgb, meta = read_image(local, max_pixels=config.max_pixels)
+            det = detector(config.detector, config.detector_settings())
+            anon = anonymizer(config.method, config.mask_settings())
+            dets = det.detect(rgb)
+            if look := config.second_look_settings():
+                dets = second_look(rgb, dets, anon, detector(config.detector, look))
+            if config.track:  # one track per face, so each can be restored or forgotten alone
+                dets.track_ids = np.arange(len(dets), dtype=np.int64)
+            vault, faces = media_keepers(config, item)
+            if faces is not None:
+                faces.offer(0, rgb, dets)
+            audit = frame_audit(config, item.media_id, 1, 0.0)
+            original = rgb.copy() if audit.wants(0) else None
+            redacted = int(protect_frame(anon, rgb, dets, 0, item.media_id, vault))
+            write_image(tmp, rgb, meta, lossless=config.lossless)
+            if original is not None:  # checked as written: the output file read back
+                audit.add(0, original, read_image(tmp, max_pixels=config.max_pixels)[0], dets,
+                          anon.regions(dets, rgb.shape[1], rgb.shape[0]))
+            withheld = leak_verdict(config, audit)
+            in_sha, out_sha = commit_output(dest, tmp, item.rel, local, vault, withheld=bool(withheld))
     except MediaError as e:
         return record_failure(config, item, run_id, e.reason)
     finally:
-        clean_up(src, local, tmp, vault)
+        clean_up(tmp, vault)
     det_rows = manifests.detection_rows(item.media_id, {0: dets}, lambda f: 0, lambda f: 0.0)
     row = {
-        **base_row(config, item, run_id), "status": "ok", "reason": None, "frames_in": 1, "frames_out": 1,
+        **base_row(config, item, run_id), **outcome(config, item.rel, withheld, audit), "frames_in": 1, "frames_out": 1,
         "width": rgb.shape[1], "height": rgb.shape[0], "rotation": 0, "has_audio_in": False, "has_audio_out": False,
-        "input_sha256": in_sha, "output_sha256": out_sha, "output_path": item.rel,
+        "input_sha256": in_sha, "output_sha256": out_sha,
         "detector_weights": det.weights_id, "n_faces": len(dets), "n_tracks": int((dets.track_ids >= 0).sum()),
         "frames_with_faces": int(len(dets) > 0), "frames_filled": 0, "frames_redacted": redacted,
-        "seconds": time.perf_counter() - t0, **vault_fields(vault),
+        "seconds": time.perf_counter() - t0, **vault_fields(vault if not withheld else None),
     }
-    templates = track_templates(config, faces, item.media_id, det_rows, lambda f: 0.0)
+    templates = track_templates(config, faces, item.media_id, det_rows, lambda f: 0.0) if not withheld else []
     return write_media_manifests(dest, item, det_rows, row, templates, audit)

@@ -233,12 +233,12 @@ def thumbnail(dest: Location, match: Match, out_dir: str, rank: int, scratch: st
     det = det[det.track_id == match.track_id].sort_values("frame_index")
     row = det.iloc[len(det) // 2]
     media = manifests.read_part(dest, "media", match.media_id).to_pylist()[0]
-    local = dest.local_copy(media["output_path"], scratch)
-    if media["kind"] == "image":
-        rgb, _ = read_image(local)
-    else:
-        f = int(row.frame_index)
-        rgb = dict(iter_frames(local, probe_video(local), f, f + 1))[f]
+    with dest.local_file(media["output_path"], scratch) as local:
+        if media["kind"] == "image":
+            rgb, _ = read_image(local)
+        else:
+            f = int(row.frame_index)
+            rgb = dict(iter_frames(local, probe_video(local), f, f + 1))[f]
     m = max(row.x2 - row.x1, row.y2 - row.y1)
     h, w = rgb.shape[:2]
     x1, y1 = int(max(0, row.x1 - m)), int(max(0, row.y1 - m))

@@ -20,12 +20,14 @@ def media_id(rel: str) -> str:
 
 @dataclass
 class MediaItem:
-    """One file of the archive: its relative path, kind and whether a previous run finished it."""
+    """One file of the archive: its relative path, kind and whether a previous run finished it;
+    `error` says why it cannot be processed at all (a name that must not be used, say)."""
 
     rel: str
     kind: str
     fingerprint: str
     done: bool = False
+    error: str | None = None
 
     @property
     def media_id(self) -> str:

@@ -146,7 +146,7 @@ def unscramble_regions(rgb: np.ndarray, media_id: str, frame: int, entries: list
 
     for e in reversed(entries):
         x1, y1, x2, y2 = e["x1"], e["y1"], e["x2"], e["y2"]
-        key = region_key(keys[e["track_id"]], media_id, frame, e["track_id"])
+        key = region_key(keys[e["track_id"]], media_id, frame, e["track_id"], (x1, y1, x2, y2))
         rgb[y1:y2, x1:x2] = unscramble(rgb[y1:y2, x1:x2], key)
 
 
@@ -159,33 +159,35 @@ def restore_media(config: RestoreConfig, job: RestoreJob) -> dict:
     work = scratch(config)
     problems: list[str] = []
     restored = 0
-    local = archive.local_copy(job.rel, work)
     tmp = os.path.join(work, f"{uuid.uuid4().hex}{posixpath.splitext(job.rel)[1]}")
     lossless = bool(job.settings.get("lossless"))
     try:
-        frames = entry_frames(archive, job.media_id, work)
-        if job.kind == "image":
-            rgb, meta = read_image(local)
-            for _, entries in frames:
-                restored += paste_originals(rgb, entries, job.keys, problems)
-            write_image(tmp, rgb, meta, lossless=lossless)
-        else:
-            info = probe_video(local)
-            touched = {f for f, es in entry_frames(archive, job.media_id, work, columns=["frame_index", "track_id"])
-                       if any(e["track_id"] in job.keys for e in es)}
-            pending = iter(frames)
-            current = next(pending, None)
+        with archive.local_file(job.rel, work) as local:
+            frames = entry_frames(archive, job.media_id, work)
+            if job.kind == "image":
+                rgb, meta = read_image(local)
+                for _, entries in frames:
+                    restored += paste_originals(rgb, entries, job.keys, problems)
+                write_image(tmp, rgb, meta, lossless=lossless)
+            else:
+                info = probe_video(local)
+                touched = {f for f, es in entry_frames(archive, job.media_id, work, columns=["frame_index", "track_id"])
+                           if any(e["track_id"] in job.keys for e in es)}
+                pending = iter(frames)
+                current = next(pending, None)
 
-            def edit(i: int, rgb: np.ndarray) -> np.ndarray:
-                nonlocal current, restored
-                while current is not None and current[0] < i:
-                    current = next(pending, None)
-                if current is not None and current[0] == i:
-                    restored += paste_originals(rgb, current[1], job.keys, problems)
-                return rgb
+                def edit(i: int, rgb: np.ndarray) -> np.ndarray:
+                    nonlocal current, restored
+                    while current is not None and current[0] < i:
+                        current = next(pending, None)
+                    if current is not None and current[0] == i:
+                        restored += paste_originals(rgb, current[1], job.keys, problems)
+                    return rgb
 
-            transcode_video(local, tmp, info, edit, only=touched, lossless=lossless,
-                            crf=min(config.crf, int(job.settings.get("crf", 18))), preset=job.settings.get("preset", "veryfast"))
+                transcode_video(local, tmp, info, edit, only=touched, lossless=lossless,
+                                crf=min(config.crf, int(job.settings.get("crf", 18))),
+                                preset=job.settings.get("preset", "veryfast"))
+            frames.close()  # its downloaded copy goes now
         out.commit_file(tmp, job.rel)
         status, reason = ("ok" if not problems else "partial"), None
     except (MediaError, FileNotFoundError) as e:
@@ -193,8 +195,6 @@ def restore_media(config: RestoreConfig, job: RestoreJob) -> dict:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-        if not archive.is_local and os.path.exists(local):
-            os.unlink(local)
     return {"media_id": job.media_id, "path": job.rel, "status": status, "reason": reason,
             "tracks": sorted(job.keys), "forgotten_tracks": job.forgotten, "regions_restored": restored,
             "refused_regions": problems, "seconds": round(time.perf_counter() - t0, 3)}

@@ -82,22 +82,18 @@ def _thumbnail(dest: Location, row, frame: int, scratch: str) -> str | None:
 
     from faceveil.storage.media import iter_frames, probe_video, read_image
 
-    local = dest.local_copy(row.output_path, scratch)
-    try:
+    with dest.local_file(row.output_path, scratch) as local:
         if row.kind == "image":
             rgb = read_image(local)[0]
         else:
             info = probe_video(local)
             rgb = next((f for _, f in iter_frames(local, info, frame, frame + 1)), None)
-        if rgb is None:
-            return None
-        h, w = rgb.shape[:2]
-        small = cv2.resize(rgb, (240, max(1, round(h * 240 / w))), interpolation=cv2.INTER_AREA)
-        ok, png = cv2.imencode(".png", cv2.cvtColor(small, cv2.COLOR_RGB2BGR))
-        return base64.b64encode(png.tobytes()).decode() if ok else None
-    finally:
-        if not dest.is_local and os.path.exists(local):
-            os.unlink(local)
+    if rgb is None:
+        return None
+    h, w = rgb.shape[:2]
+    small = cv2.resize(rgb, (240, max(1, round(h * 240 / w))), interpolation=cv2.INTER_AREA)
+    ok, png = cv2.imencode(".png", cv2.cvtColor(small, cv2.COLOR_RGB2BGR))
+    return base64.b64encode(png.tobytes()).decode() if ok else None
 
 
 def thumbnails(dest: Location, media: pd.DataFrame, checked: pd.DataFrame, scratch: str) -> list[dict]:
@@ -161,7 +157,8 @@ def anonymize_audit(config, summary: dict, results: list, scratch: str) -> tuple
     emb_cls = EMBEDDERS.get(config.embedder)
     threshold = _threshold(dest, config, emb_cls)
     embeddings = index_embeddings(dest, [m for m in ids if config.index], emb_cls.dim) if config.index else None
-    contracts = check_manifests(dest, None, embeddings, audited=config.audit_every_s > 0)  # the whole archive
+    contracts = check_manifests(dest, None, embeddings, audited=config.audit_every_s > 0,  # the whole archive
+                                max_leak=config.max_leak)
     figures = privacy.summarize(frames.to_dict("records"), faces.to_dict("records"), threshold)
     figures["reid_attack"] = run_reidentification([getattr(r, "audit_embeddings", None) for r in results], threshold)
     stats = manifests.read_table(dest, "audit/media").to_pandas()

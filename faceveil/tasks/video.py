@@ -16,9 +16,9 @@ from faceveil.storage import manifests
 from faceveil.storage.media import MediaError, VideoInfo, iter_frames, probe_video, transcode_video
 from faceveil.models.detections import Detections
 from faceveil.tasks.audit import BesideEncoder, frame_audit
-from faceveil.tasks.common import (anonymizer, base_row, clean_up, commit_output, detector, locations, media_keepers,
-                                   protect_frame, record_failure, scratch, streams_json, track_templates, vault_fields,
-                                   write_media_manifests)
+from faceveil.tasks.common import (anonymizer, base_row, clean_up, commit_output, detector, leak_verdict, locations,
+                                   media_keepers, outcome, protect_frame, record_failure, scratch, streams_json,
+                                   track_templates, vault_fields, write_media_manifests)
 from faceveil.tasks.jobs import Chunk, ChunkDetections, MediaItem, MediaResult, VideoPlan
 
 
@@ -45,7 +45,8 @@ def plan_video(config: AnonymizeConfig, item: MediaItem) -> VideoPlan:
     src, _ = locations(config)
     try:
         check_size(config, item)
-        info = probe_video(src.local_copy(item.rel, scratch(config)), max_pixels=config.max_pixels)
+        with src.local_file(item.rel, scratch(config)) as local:
+            info = probe_video(local, max_pixels=config.max_pixels)
     except MediaError as e:
         return VideoPlan(error=e.reason)
     return VideoPlan(info, plan_chunks(info.n_frames, info.fps, config))
@@ -62,12 +63,12 @@ def detect_chunk(config: AnonymizeConfig, item: MediaItem, info: VideoInfo, chun
     anon = anonymizer(config.method, config.mask_settings())
     step = config.frame_step(info.fps, info.width, info.height)
     try:
-        local = src.local_copy(item.rel, scratch(config))
-        for i, rgb in iter_frames(local, info, chunk.start, chunk.stop,
-                                  select=lambda i: i % step == 0 or i == info.n_frames - 1):
-            out.frames.append(i)
-            d = det.detect(rgb)
-            out.dets.append(second_look(rgb, d, anon, again) if again else d)
+        with src.local_file(item.rel, scratch(config)) as local:
+            for i, rgb in iter_frames(local, info, chunk.start, chunk.stop,
+                                      select=lambda i: i % step == 0 or i == info.n_frames - 1):
+                out.frames.append(i)
+                d = det.detect(rgb)
+                out.dets.append(second_look(rgb, d, anon, again) if again else d)
     except MediaError as e:
         out.error = e.reason
     out.seconds = time.perf_counter() - t0
@@ -98,7 +99,7 @@ def finish_video(config: AnonymizeConfig, item: MediaItem, info: VideoInfo,
         per_frame = {f: d for f, d in _sampled(chunks) if len(d)}
     anon = anonymizer(config.method, config.mask_settings())
     vault, faces = media_keepers(config, item)
-    checks = BesideEncoder(frame_audit(config, item.media_id, info.n_frames, info.fps))
+    checks = BesideEncoder(frame_audit(config, item.media_id, info.n_frames, info.fps), info.orientation)
     redacted = 0
 
     def edit(i: int, rgb: np.ndarray) -> np.ndarray:
@@ -113,38 +114,40 @@ def finish_video(config: AnonymizeConfig, item: MediaItem, info: VideoInfo,
             redacted += protect_frame(anon, rgb, dets, i, item.media_id, vault)
         return rgb
 
-    local = src.local_copy(item.rel, scratch(config))
     out_rel = item.rel  # lossless video is FFV1, which only MKV holds: clip.mp4 -> clip.mp4.mkv
     if config.lossless and posixpath.splitext(item.rel)[1].lower() != ".mkv":
         out_rel = item.rel + ".mkv"
     tmp = os.path.join(scratch(config), f"{uuid.uuid4().hex}{posixpath.splitext(out_rel)[1]}")
     try:
-        res = transcode_video(local, tmp, info, edit, only=per_frame.keys() | checks.audit.frames,
-                              lossless=config.lossless, crf=config.crf, preset=config.preset, tap=checks.tap)
-        if res.frames_out != info.n_frames:
-            raise MediaError(item.rel, f"encoded {res.frames_out} of {info.n_frames} frames")
-        audit = checks.finish()
-        in_sha, out_sha = commit_output(dest, tmp, out_rel, local, vault)
+        with src.local_file(item.rel, scratch(config)) as local:
+            res = transcode_video(local, tmp, info, edit, only=per_frame.keys() | checks.audit.frames,
+                                  lossless=config.lossless, crf=config.crf, preset=config.preset, tap=checks.tap)
+            if res.frames_out != info.n_frames:
+                raise MediaError(item.rel, f"encoded {res.frames_out} of {info.n_frames} frames")
+            audit = checks.finish()
+            withheld = leak_verdict(config, audit)
+            in_sha, out_sha = commit_output(dest, tmp, out_rel, local, vault, withheld=bool(withheld))
     except MediaError as e:
         return record_failure(config, item, run_id, e.reason)
     finally:
         checks.close()
-        clean_up(src, local, tmp, vault)
+        clean_up(tmp, vault)
     det_rows = manifests.detection_rows(item.media_id, per_frame, lambda f: int(info.frame_pts[f]), info.frame_time)
     filled = det_rows.filter(det_rows["filled"])["frame_index"].to_numpy() if det_rows.num_rows else np.zeros(0)
+    base = base_row(config, item, run_id)
     row = {
-        **base_row(config, item, run_id), "status": "ok", "reason": None,
+        **base, **outcome(config, out_rel, withheld, audit),
         "frames_in": info.n_frames, "frames_out": res.frames_out,
         "duration_in_s": res.duration_in_s, "duration_out_s": res.duration_out_s,
         "width": info.width, "height": info.height, "fps": info.fps, "rotation": info.rotation,
         "has_audio_in": info.has_audio, "has_audio_out": any(s.type == "audio" for s in res.streams_out),
-        "streams_in": streams_json(info.streams), "streams_out": streams_json(res.streams_out), "notes": res.notes,
-        "input_sha256": in_sha, "output_sha256": out_sha, "output_path": out_rel,
+        "streams_in": streams_json(info.streams), "streams_out": streams_json(res.streams_out), "notes": base["notes"] + res.notes,
+        "input_sha256": in_sha, "output_sha256": out_sha,
         "detector_weights": detector(config.detector, config.detector_settings()).weights_id,
         "n_faces": det_rows.num_rows, "n_tracks": len(set(det_rows["track_id"].to_pylist()) - {-1}),
         "frames_with_faces": len(per_frame), "frames_filled": len(np.unique(filled)),
         "frames_redacted": redacted, "seconds": time.perf_counter() - t0 + sum(c.seconds for c in chunks),
-        **vault_fields(vault),
+        **vault_fields(vault if not withheld else None),
     }
-    templates = track_templates(config, faces, item.media_id, det_rows, info.frame_time)
+    templates = track_templates(config, faces, item.media_id, det_rows, info.frame_time) if not withheld else []
     return write_media_manifests(dest, item, det_rows, row, templates, audit)

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from faceveil.storage import manifests
-from faceveil.storage.paths import Location
+from faceveil.storage.paths import META_DIR, Location
 
 
 @dataclass
@@ -38,8 +38,8 @@ def manifest_frames(dest: Location, media_ids=None, embeddings: pd.DataFrame | N
 
     media = table("media")
     if media.empty:  # nothing to check (and pandas cannot join empty Arrow-backed columns)
-        return {k: pd.DataFrame() for k in ("media", "detections", "tracks", "ok_media", "vault", "audit_frames",
-                                             "audit_faces", "embeddings")}
+        return {k: pd.DataFrame() for k in ("media", "detections", "tracks", "ok_media", "vault", "withheld",
+                                             "audit_frames", "audit_faces", "embeddings")}
     det = table("detections").join(media.set_index("media_id")[["width", "height", "frames_in"]], on="media_id")
     det["right_room"], det["bottom_room"] = det.width - det.x2, det.height - det.y2
     det["box_width"], det["box_height"] = det.x2 - det.x1, det.y2 - det.y1
@@ -53,20 +53,27 @@ def manifest_frames(dest: Location, media_ids=None, embeddings: pd.DataFrame | N
     ok["audio_kept"] = ok.has_audio_in.fillna(False) == ok.has_audio_out.fillna(False)
     checked = table("audit/media").set_index("media_id").frames_checked
     ok["frames_checked"] = ok.media_id.map(checked).fillna(0)
+    frames = table("audit/frames")  # the leak gate's verdict, per media, from its checked frames
+    seen = frames.groupby("media_id")[["leak_faces", "faces_in"]].sum()
+    rate = seen.leak_faces / (seen.leak_faces + seen.faces_in).where(lambda n: n > 0, np.nan)
+    ok["leak_rate"] = ok.media_id.map(rate.fillna(0)).fillna(0)
+    withheld = media[media.status == "leaked"].copy()  # never in the public tree, always in quarantine
+    withheld["public_output"] = [dest.exists(p) for p in withheld.quarantine_path.str.removeprefix(f"{META_DIR}/quarantine/")]
+    withheld["quarantined"] = [dest.exists(p) for p in withheld.quarantine_path]
     rev = ok[ok.vault_entries.notna()].copy()
     rev["faces_without_vault_entry"] = rev.n_faces - rev.vault_entries
     emb = embeddings if embeddings is not None else pd.DataFrame(columns=["media_id", "norm", "dim", "expected_dim"])
     emb = emb.assign(norm_error=(emb.norm.astype(float) - 1).abs(), dim_error=emb.dim.astype(float) - emb.expected_dim.astype(float))
-    return {"media": media, "detections": det, "tracks": tracked, "ok_media": ok, "vault": rev,
-            "audit_frames": table("audit/frames"), "audit_faces": table("audit/faces"), "embeddings": emb}
+    return {"media": media, "detections": det, "tracks": tracked, "ok_media": ok, "vault": rev, "withheld": withheld,
+            "audit_frames": frames, "audit_faces": table("audit/faces"), "embeddings": emb}
 
 
-def _suites(gx, audited: bool) -> dict[str, list]:
+def _suites(gx, audited: bool, max_leak: float = 0.0) -> dict[str, list]:
     E = gx.expectations
     between = E.ExpectColumnValuesToBeBetween
     return {
         "media": [E.ExpectColumnValuesToBeUnique(column="media_id"),  # one final status per media
-                  E.ExpectColumnValuesToBeInSet(column="status", value_set=["ok", "failed"])],
+                  E.ExpectColumnValuesToBeInSet(column="status", value_set=["ok", "failed", "leaked"])],
         "detections": [between(column=c, min_value=0) for c in ("x1", "y1", "right_room", "bottom_room")]
         + [between(column="score", min_value=0, max_value=1), between(column="box_width", min_value=0, strict_min=True),
            between(column="box_height", min_value=0, strict_min=True), between(column="frame_index", min_value=0),
@@ -77,7 +84,10 @@ def _suites(gx, audited: bool) -> dict[str, list]:
         "ok_media": [between(column="frame_difference", min_value=0, max_value=0),
                      between(column="duration_error_frames", min_value=0, max_value=1.001),
                      E.ExpectColumnValuesToBeInSet(column="audio_kept", value_set=[True])]
-        + ([between(column="frames_checked", min_value=1)] if audited else []),
+        + ([between(column="frames_checked", min_value=1),  # checked, and the leak gate let it through
+            between(column="leak_rate", min_value=0, max_value=max_leak)] if audited else []),
+        "withheld": [E.ExpectColumnValuesToBeInSet(column="public_output", value_set=[False]),
+                     E.ExpectColumnValuesToBeInSet(column="quarantined", value_set=[True])],
         "vault": [between(column="faces_without_vault_entry", min_value=0, max_value=0)],
         "audit_frames": [between(column="leak_faces", min_value=0), between(column="faces_in", min_value=0),
                          between(column="leak_max_score", min_value=0, max_value=1),
@@ -124,11 +134,11 @@ def _gx():
 
 
 def check_manifests(dest: Location, media_ids=None, embeddings: pd.DataFrame | None = None,
-                    audited: bool = True) -> ContractReport:
+                    audited: bool = True, max_leak: float = 0.0) -> ContractReport:
     """Runs every suite on the archive's manifests (of `media_ids`, default all). `audited`: every
-    finished media must have privacy checks."""
+    finished media must have privacy checks, and its leak gate rate be at most `max_leak`."""
     gx = _gx()
-    return _validate(manifest_frames(dest, media_ids, embeddings), _suites(gx, audited), gx)
+    return _validate(manifest_frames(dest, media_ids, embeddings), _suites(gx, audited, max_leak), gx)
 
 
 def check_restore(results: list[dict]) -> ContractReport:

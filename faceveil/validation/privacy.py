@@ -1,13 +1,14 @@
 """Privacy and utility checks of anonymized frames against their originals.
 
-Per sampled frame: faces a detector still finds at a low threshold (leak), background PSNR/SSIM
-outside the face regions. Per face: cosine between the identity embeddings of the original and the
+Per sampled frame: the leak gate (faces that detectors of two families still find outside every
+anonymized region), background PSNR/SSIM outside the face regions. Per face: cosine between the identity embeddings of the original and the
 anonymized face (re-identification at a threshold), SSIM inside its region, whether it is still
 detected as a face and how far its landmarks moved (pose). Along tracks, for identity-replacing
 methods: identity stability and one surrogate per person. `FrameAudit` collects the rows of one
 media; `summarize` turns rows of many media into rates."""
 from __future__ import annotations
 
+import json
 import math
 import time
 from dataclasses import dataclass
@@ -17,17 +18,26 @@ import numpy as np
 from faceveil.models.detections import Detections, iou_matrix
 from faceveil.validation.image_quality import masked_psnr, masked_ssim, region_mask, region_ssim
 
-LEAK_THRESHOLD = 0.3
+LEAK_THRESHOLD = 0.3  # CenterFace score at which an anonymized face still counts as a face
+UNCHANGED_SSIM = 0.9  # a mask region this similar to the original was not anonymized
 
 
 @dataclass(frozen=True)
 class AuditSettings:
     """every_s: one checked frame per this many seconds of video; max_frames: at most this many
-    checked frames per media (spread evenly); leak_threshold: detector score that counts as a face."""
+    checked frames per media (spread evenly); leak_threshold: CenterFace score at which an anonymized
+    face is still a face (still-face rate, pose); gate: the leak gate's detectors (name, score
+    threshold), each of them run on every checked frame; min_leak_size: faces smaller than this (px)
+    are not counted as leaks; identity_faces: at most this many faces per media get the
+    re-identification check (chosen to cover tracks, largest first), of at least identity_min_size px."""
 
     every_s: float = 4.0
     max_frames: int = 30
     leak_threshold: float = LEAK_THRESHOLD
+    gate: tuple[tuple[str, float], ...] = (("centerface", 0.1), ("blazeface", 0.5))
+    min_leak_size: float = 12.0
+    identity_faces: int = 24
+    identity_min_size: float = 24.0
 
 
 def sample_frames(n_frames: int, fps: float, settings: AuditSettings) -> set[int]:
@@ -39,6 +49,41 @@ def sample_frames(n_frames: int, fps: float, settings: AuditSettings) -> set[int
     if len(frames) > settings.max_frames:
         frames = np.unique(np.linspace(0, n_frames - 1, settings.max_frames).round().astype(int))
     return set(int(f) for f in frames)
+
+
+def covered_fraction(boxes: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """(N,) share of each xyxy box's pixels where `mask` is True (an integral image: any number of boxes)."""
+    if not len(boxes):
+        return np.zeros(0)
+    h, w = mask.shape
+    ii = np.zeros((h + 1, w + 1), np.int64)
+    ii[1:, 1:] = mask.astype(np.int64).cumsum(0).cumsum(1)
+    b = np.round(np.asarray(boxes, np.float64)).astype(np.int64)
+    x1, x2 = b[:, 0].clip(0, w), b[:, 2].clip(0, w)
+    y1, y2 = b[:, 1].clip(0, h), b[:, 3].clip(0, h)
+    inside = ii[y2, x2] - ii[y1, x2] - ii[y2, x1] + ii[y1, x1]
+    area = (x2 - x1) * (y2 - y1)
+    return np.where(area > 0, inside / np.maximum(area, 1), 1.0)
+
+
+def unmasked_faces(found: list[tuple[str, Detections]], masked: np.ndarray, min_size: float,
+                   min_cover: float = 0.5) -> list[dict]:
+    """The leak gate's verdict on one output frame: faces any detector found that lie less than
+    `min_cover` inside the masked pixels (duplicates across detectors merged, best score kept)."""
+    from faceveil.models.detections import nms
+
+    boxes, scores, names = [], [], []
+    for name, d in found:
+        d = d[d.sizes >= min_size] if len(d) else d
+        keep = covered_fraction(d.boxes, masked) < min_cover
+        boxes.append(d.boxes[keep])
+        scores.append(d.scores[keep])
+        names += [name] * int(keep.sum())
+    if not names:
+        return []
+    b, sc = np.concatenate(boxes), np.concatenate(scores)
+    return [{"detector": names[k], "score": round(float(sc[k]), 3), "box": [round(float(v), 1) for v in b[k]]}
+            for k in nms(b, sc, 0.3)]
 
 
 def rowwise_cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -117,16 +162,23 @@ def surrogate_consistency(track_ids, originals, anonymized, threshold: float) ->
 
 class FrameAudit:
     """Checks the sampled frames of one media: `add(i, original, anonymized, dets, regions)` for each
-    frame in `frames`, then `frame_rows()` / `face_rows()` / `media_metrics()`. `leak_detector` runs at
-    a low threshold; `embedder` gives identity vectors (None: no re-identification check)."""
+    frame in `frames`, then `frame_rows()` / `face_rows()` / `media_metrics()` / `leaks()`.
 
-    def __init__(self, media_id: str, frames: set[int], leak_detector, embedder=None, threshold: float | None = None):
-        self.media_id, self.frames = media_id, frames
-        self.leak_detector, self.embedder = leak_detector, embedder
+    `gate`: (name, detector) pairs of the leak gate, at least one of another family than the
+    anonymizing detector; a face any of them finds outside every mask region that was actually
+    changed is a leak. The first gate detector, at `settings.leak_threshold`, also says whether an
+    anonymized face is still a face. `embedder` gives identity vectors (None: no re-identification
+    check) for at most `settings.identity_faces` faces of the media."""
+
+    def __init__(self, media_id: str, frames: set[int], gate: list, embedder=None, threshold: float | None = None,
+                 settings: AuditSettings = AuditSettings()):
+        self.media_id, self.frames, self.gate, self.settings = media_id, frames, list(gate), settings
+        self.embedder = embedder
         self.threshold = threshold if threshold is not None else getattr(embedder, "same_person_threshold", math.nan)
         self._frames: list[dict] = []
         self._faces: list[dict] = []
         self._emb: list[tuple[np.ndarray, np.ndarray]] = []  # (original, anonymized) per face row
+        self._tracks_checked: set[int] = set()
         self.seconds = 0.0  # time spent checking
 
     def wants(self, i: int) -> bool:
@@ -140,31 +192,66 @@ class FrameAudit:
             self.seconds += time.perf_counter() - t0
 
     def _add(self, i: int, original: np.ndarray, anonymized: np.ndarray, dets: Detections, regions) -> None:
-        found = self.leak_detector.detect(anonymized)
+        regions = np.asarray(regions, np.int64).reshape(-1, 4)
+        found = [(name, d.detect(anonymized)) for name, d in self.gate]
+        ssim = np.array([region_ssim(original, anonymized, r) for r in regions])
+        masked = region_mask(original.shape, regions[~(ssim >= UNCHANGED_SSIM)])  # a region left as it was hides nothing
+        leaks = unmasked_faces(found, masked, self.settings.min_leak_size)
         outside = ~region_mask(original.shape, regions)
         self._frames.append({
-            "media_id": self.media_id, "frame_index": i, "faces_in": len(dets), "leak_faces": len(found),
-            "leak_max_score": float(found.scores.max()) if len(found) else 0.0,
+            "media_id": self.media_id, "frame_index": i, "faces_in": len(dets), "leak_faces": len(leaks),
+            "leak_max_score": max((x["score"] for x in leaks), default=0.0),
+            "leak_boxes": json.dumps(leaks) if leaks else None,
             "background_psnr": masked_psnr(original, anonymized, outside),
             "background_ssim": masked_ssim(original, anonymized, outside)})
         if not len(dets):
             return
-        match = match_faces(found, dets)
-        pose = pose_error(dets.landmarks, found.landmarks[np.maximum(match, 0)], dets.sizes) if len(found) else \
+        faces = found[0][1] if found else Detections.empty()
+        faces = faces[faces.scores >= self.settings.leak_threshold] if len(faces) else faces
+        match = match_faces(faces, dets)
+        pose = pose_error(dets.landmarks, faces.landmarks[np.maximum(match, 0)], dets.sizes) if len(faces) else \
             np.full(len(dets), np.nan)
-        if self.embedder is not None:
-            e_orig, e_anon = self.embedder.embed(original, dets), self.embedder.embed(anonymized, dets)
-            cos = rowwise_cosine(e_orig, e_anon)
+        cos = np.full(len(dets), np.nan)
+        chosen = self._identity_sample(dets)
+        if self.embedder is not None and len(chosen):
+            sub = dets[chosen]
+            e_orig, e_anon = self.embedder.embed(original, sub), self.embedder.embed(anonymized, sub)
+            cos[chosen] = rowwise_cosine(e_orig, e_anon)
             self._emb.extend(zip(e_orig, e_anon))
-        else:
-            cos = np.full(len(dets), np.nan)
-        for j, region in enumerate(np.asarray(regions).reshape(-1, 4)):
+        for j in range(len(regions)):
             self._faces.append({
                 "media_id": self.media_id, "frame_index": i, "track_id": int(dets.track_ids[j]),
-                "size": float(dets.sizes[j]), "reid_cosine": float(cos[j]),
-                "face_ssim": region_ssim(original, anonymized, region),
+                "size": float(dets.sizes[j]), "reid_cosine": float(cos[j]), "face_ssim": float(ssim[j]),
                 "still_face": bool(match[j] >= 0),
                 "pose_error": float(pose[j]) if match[j] >= 0 else math.nan})
+
+    def _identity_sample(self, dets: Detections) -> np.ndarray:
+        """Ascending indices of the faces of this frame whose identity is checked: the media's budget
+        spread over its checked frames (what one frame leaves unused passes on), faces of tracks not
+        checked yet first, larger first, none under `identity_min_size`."""
+        if self.embedder is None:
+            return np.zeros(0, np.int64)
+        s = self.settings
+        done = len(self._frames)  # this frame's row is already in
+        allowed = math.ceil(s.identity_faces * done / max(len(self.frames), done, 1)) - len(self._emb)
+        ok = np.flatnonzero(dets.sizes >= s.identity_min_size)
+        if allowed <= 0 or not len(ok):
+            return np.zeros(0, np.int64)
+        seen = np.array([t >= 0 and t in self._tracks_checked for t in dets.track_ids[ok]])
+        order = ok[np.lexsort((-dets.sizes[ok], seen))][:allowed]
+        self._tracks_checked.update(int(t) for t in dets.track_ids[order] if t >= 0)
+        return np.sort(order)
+
+    def leaks(self) -> list[dict]:
+        """The checked frames with unmasked faces: [{frame_index, faces: [{detector, score, box}]}]."""
+        return [{"frame_index": r["frame_index"], "faces": json.loads(r["leak_boxes"])}
+                for r in self.frame_rows() if r["leak_faces"]]
+
+    def leak_rate(self) -> float:
+        """Unmasked faces per face the checked frames held (masked or found unmasked)."""
+        found = sum(r["leak_faces"] for r in self._frames)
+        total = sum(r["faces_in"] for r in self._frames) + found
+        return found / total if total else 0.0
 
     def embeddings(self) -> dict:
         """In memory only (never stored): the checked faces' track ids and their original and
@@ -204,8 +291,8 @@ def nanmean(values) -> float:
 
 def summarize(frames: list[dict], faces: list[dict], threshold: float,
               leak_threshold: float = LEAK_THRESHOLD) -> dict:
-    """Rates over the rows of any number of media. Leak: faces found in the checked anonymized frames
-    per face anonymized there. Re-identification: share of checked faces an automatic attacker
+    """Rates over the rows of any number of media. Leak: unmasked faces the leak gate found in the
+    checked frames, per face those frames held (masked, or found unmasked). Re-identification: share of checked faces an automatic attacker
     re-identifies: still found as a face, and its embedding matches the original's at `threshold`
     (`similar_rate` counts the match alone: a content-free mask scores the embedder's false-match
     rate on non-faces there, not leaked identity). And the utility means."""
@@ -219,7 +306,7 @@ def summarize(frames: list[dict], faces: list[dict], threshold: float,
     return {
         "leak": {"frames_checked": len(frames), "faces_found": found, "faces_anonymized": faces_in,
                  "frames_with_leak": sum(r["leak_faces"] > 0 for r in frames),
-                 "rate": found / faces_in if faces_in else (0.0 if not found else math.inf), "threshold": leak_threshold},
+                 "rate": found / (faces_in + found) if faces_in + found else 0.0, "threshold": leak_threshold},
         "reid": {"faces_checked": n, "matches": matches, "rate": matches / n if n else math.nan,
                  "similar_rate": float(similar.mean()) if n else math.nan,
                  "threshold": threshold, "mean_cosine": float(cos.mean()) if n else math.nan},

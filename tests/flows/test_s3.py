@@ -47,10 +47,13 @@ def s3_endpoint():
 def test_s3_to_s3(s3_endpoint, sample_archive, prefect_server, tmp_path):
     src = Location("s3://archive/cams")
     src.fs.mkdir("archive")
-    for rel in ("cameras/parking/clip_002.mkv", "photos/astronaut.jpg", "bad/text.mp4"):
+    for rel in ("cameras/parking/clip_002.mkv", "photos/astronaut.jpg", "bad/text.mp4", "bad/truncated.mp4"):
         src.fs.put_file(str(sample_archive / rel), src.path(rel))
-    summary = run_anonymize(AnonymizeConfig(src="s3://archive/cams", dest="s3://archive/anonymized", workers=2))
-    assert summary["ok"] == 2 and summary["failed"] == 1
+    scratch = tmp_path / "scratch"
+    summary = run_anonymize(AnonymizeConfig(src="s3://archive/cams", dest="s3://archive/anonymized", workers=2,
+                                            scratch_dir=str(scratch)))
+    assert summary["ok"] == 2 and summary["failed"] == 2
+    assert not [p for p in scratch.rglob("*")], "downloaded originals or temporaries left in scratch"
     dest = Location("s3://archive/anonymized")
     files = dest.list_files()
     assert {"cameras/parking/clip_002.mkv", "photos/astronaut.jpg", "_faceveil/summary.json"} <= set(files)
@@ -60,9 +63,9 @@ def test_s3_to_s3(s3_endpoint, sample_archive, prefect_server, tmp_path):
     assert media.loc["cameras/parking/clip_002.mkv", "has_audio_out"]
     assert "not a readable media file" in media.loc["bad/text.mp4", "reason"]
     # the committed output is a real video
-    local = dest.local_copy("cameras/parking/clip_002.mkv", str(tmp_path))
     from faceveil.storage.media import probe_video
-    assert probe_video(local).n_frames == 50
+    with dest.local_file("cameras/parking/clip_002.mkv", str(tmp_path)) as local:
+        assert probe_video(local).n_frames == 50
     again = run_anonymize(AnonymizeConfig(src="s3://archive/cams", dest="s3://archive/anonymized", workers=2))
     assert again["already_done"] == 2
     assert manifests.read_table(dest, "detections").num_rows == media.n_faces.sum()

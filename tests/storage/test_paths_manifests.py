@@ -9,7 +9,7 @@ from faceveil.storage import manifests
 from faceveil.storage.paths import Location, PathError, safe_relpath
 
 
-@pytest.mark.parametrize("bad", ["../etc/passwd", "/etc/passwd", "a/../../b", "..", "", "a\x00b", "x\ny", "C:/x"])
+@pytest.mark.parametrize("bad", ["../etc/passwd", "/etc/passwd", "a/../../b", "..", "", "a\x00b", "x\ny", "x\x1b[2Jy", "x\x7fy"])
 def test_hostile_relative_paths_refused(bad):
     with pytest.raises(PathError):
         safe_relpath(bad)
@@ -17,7 +17,10 @@ def test_hostile_relative_paths_refused(bad):
 
 def test_relative_paths_normalised():
     assert safe_relpath("a/./b//c.mp4") == "a/b/c.mp4"
-    assert safe_relpath("a\\b.jpg") == "a/b.jpg"
+    # ':' and '\\' are ordinary characters in POSIX and S3 names (timestamped camera exports)
+    assert safe_relpath("cam1/2026-11-30T12:00:00.mp4") == "cam1/2026-11-30T12:00:00.mp4"
+    assert safe_relpath("a\\b.jpg") == "a\\b.jpg"
+    assert safe_relpath("C:/x") == "C:/x"
 
 
 def test_listing_does_not_follow_links_out_of_root(tmp_path):

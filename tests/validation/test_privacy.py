@@ -22,7 +22,7 @@ def astronaut():
 @pytest.fixture(scope="module")
 def audit_of():
     low, emb = create_detector("centerface", DetectorSettings(threshold=0.3)), create_embedder()
-    return lambda frames: FrameAudit("m", frames, low, emb)
+    return lambda frames: FrameAudit("m", frames, [("centerface", low)], emb)
 
 
 def test_an_unmasked_output_leaks_and_is_reidentified(astronaut, audit_of):
@@ -31,7 +31,8 @@ def test_an_unmasked_output_leaks_and_is_reidentified(astronaut, audit_of):
     regions = create_anonymizer("solid").regions(dets, rgb.shape[1], rgb.shape[0])
     audit.add(0, rgb, rgb.copy(), dets, regions)  # an "anonymizer" that changed nothing
     s = summarize(audit.frame_rows(), audit.face_rows(), 0.92)
-    assert s["leak"]["faces_found"] >= 1 and s["leak"]["rate"] >= 1.0
+    assert s["leak"]["faces_found"] >= 1 and s["leak"]["rate"] >= 0.5  # an unchanged mask region hides nothing
+    assert audit.leaks() and audit.leaks()[0]["frame_index"] == 0
     assert s["reid"]["rate"] == 1.0 and s["reid"]["mean_cosine"] == pytest.approx(1.0, abs=1e-5)
     assert s["utility"]["still_face_rate"] == 1.0 and s["utility"]["pose_error"] == pytest.approx(0, abs=1e-6)
     assert s["utility"]["face_ssim"] == pytest.approx(1.0) and s["utility"]["background_psnr"] == math.inf
@@ -93,3 +94,54 @@ def test_stability_consistency_pose_and_sampling():
     assert sample_frames(100, 25, AuditSettings(every_s=1.0)) == {0, 25, 50, 75}
     assert len(sample_frames(100_000, 30, AuditSettings(every_s=1.0, max_frames=60))) == 60
     assert sample_frames(10, 25, AuditSettings(every_s=0)) == set()
+
+
+def test_the_leak_gate_sees_faces_outside_the_masks_with_either_family(astronaut):
+    """A face another detector family finds where nothing was masked is a leak; inside a mask that
+    changed the pixels it is not."""
+    from faceveil.models.detections import Detections
+
+    rgb, dets = astronaut
+    gate = [("centerface", create_detector("centerface", DetectorSettings(threshold=0.1))),
+            ("blazeface", create_detector("blazeface", DetectorSettings(threshold=0.5)))]
+    anon = create_anonymizer("mosaic")
+    for name, d in gate:  # each family alone finds the astronaut's face
+        assert len(d.detect(rgb)) >= 1, name
+    missed = FrameAudit("m", {0}, gate[1:])  # the pipeline found no face: nothing masked
+    missed.add(0, rgb, rgb.copy(), Detections.empty(), np.zeros((0, 4), np.int32))
+    assert missed.leak_rate() == 1.0 and missed.leaks()[0]["faces"][0]["detector"] == "blazeface"
+    masked = FrameAudit("m", {0}, gate)
+    masked.add(0, rgb, anon.apply(rgb.copy(), dets), dets, anon.regions(dets, rgb.shape[1], rgb.shape[0]))
+    assert masked.leaks() == [] and masked.leak_rate() == 0.0
+
+
+def test_identity_checks_are_bounded_and_cover_tracks_first():
+    """A crowd: 40 faces in each of 5 checked frames, 24 identity checks for the whole media, each of
+    them on a face of a track not checked before (40 tracks), none on a face too small to embed."""
+    from faceveil.models.detections import Detections
+
+    class Counting:
+        dim, same_person_threshold, calls = 4, 0.9, 0
+
+        def embed(self, rgb, dets):
+            Counting.calls += len(dets)
+            return np.tile(np.eye(4, dtype=np.float32)[0], (len(dets), 1))
+
+    class NoFaces:
+        def detect(self, rgb):
+            return Detections.empty()
+
+    rgb = np.zeros((400, 800, 3), np.uint8)
+    x = np.arange(40) % 20 * 40.0
+    y = np.arange(40) // 20 * 150.0
+    size = np.where(np.arange(40) < 36, 30.0, 10.0)  # four faces too small for an identity check
+    boxes = np.stack([x, y, x + size, y + size], 1)
+    audit = FrameAudit("m", set(range(5)), [("none", NoFaces())], Counting(), settings=AuditSettings(identity_faces=24))
+    for f in range(5):
+        order = np.random.default_rng(f).permutation(40)
+        dets = Detections(boxes[order], np.ones(40), track_ids=order)
+        audit.add(f, rgb, rgb.copy(), dets, np.zeros((40, 4), np.int32))
+    rows = [r for r in audit.face_rows() if not math.isnan(r["reid_cosine"])]
+    assert Counting.calls == 2 * len(rows) == 2 * 24
+    assert len({r["track_id"] for r in rows}) == 24 and all(r["size"] >= 24 for r in rows)
+    assert audit.embeddings()["original"].shape == (24, 4)

@@ -1,6 +1,6 @@
 """Face detectors behind one interface; `create_detector(name, settings)` picks one by name."""
 from faceveil.models.detectors.base import DETECTORS, Detector, DetectorSettings
-from faceveil.models.detectors import centerface, dlib_hog  # noqa: F401  (registers)
+from faceveil.models.detectors import blazeface, centerface, dlib_hog  # noqa: F401  (registers)
 
 DEFAULT_DETECTOR = "centerface"
 
