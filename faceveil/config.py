@@ -60,8 +60,8 @@ class AnonymizeConfig:
     audit_every_s: float = 4.0  # privacy/utility check of one output frame per this many seconds (0 = none)
     audit_max_frames: int = 30  # at most this many checked frames per media
     max_leak: float = 0.0  # unmasked faces the leak gate may find, per face checked, before a media is withheld
-    recheck: bool = True  # a media that leaked is anonymized once more with denser detection before it is withheld
-    dense: bool = False  # this is that second pass: every frame, detector at twice the scale
+    recheck: bool = True  # a media that leaked is anonymized once more, denser and with the gate's detectors too
+    second_pass: bool = False  # this is that pass
     tracking_uri: str | None = None  # MLflow; default: sqlite under DEST/_faceveil/mlflow (local DEST)
 
     def __post_init__(self):
@@ -84,12 +84,14 @@ class AnonymizeConfig:
 
     def frame_step(self, fps: float, width: int = 0, height: int = 0) -> int:
         """Frames from one detection to the next for a video of this rate and size."""
-        if self.detect_every or self.dense:
-            return 1 if self.dense else self.detect_every
-        if fps <= 0:
-            return 1
-        by_budget = int(fps * width * height / 1e6 / self.detect_mpx_per_s + 1e-6)
-        return max(1, min(int(fps / self.detect_fps + 1e-6), by_budget))
+        if self.detect_every:
+            step = self.detect_every
+        elif fps <= 0:
+            step = 1
+        else:
+            by_budget = int(fps * width * height / 1e6 / self.detect_mpx_per_s + 1e-6)
+            step = max(1, min(int(fps / self.detect_fps + 1e-6), by_budget))
+        return max(1, step // 2) if self.second_pass else step
 
     @property
     def n_workers(self) -> int:
@@ -102,8 +104,16 @@ class AnonymizeConfig:
 
         gate = dict(AuditSettings.gate)
         if self.detector == "centerface":
-            gate["centerface"] = min(gate["centerface"], 0.5 * self.detector_threshold())
+            gate["centerface"] = min(gate["centerface"], 0.75 * self.detector_threshold())
         return AuditSettings(self.audit_every_s, self.audit_max_frames, gate=tuple(gate.items()))
+
+    def extra_detectors(self) -> tuple[tuple[str, DetectorSettings], ...]:
+        """Detectors that find faces beside the main one: on the second pass, the leak gate's own, so
+        whatever the gate would call a face is masked (at the cost of masking a few non-faces)."""
+        if not self.second_pass:
+            return ()
+        threads = self.detector_settings().threads
+        return tuple((name, DetectorSettings(threshold=t, threads=threads)) for name, t in self.audit_settings().gate)
 
     def detector_threshold(self) -> float:
         from faceveil.models.detectors import DETECTORS
@@ -112,8 +122,7 @@ class AnonymizeConfig:
 
     def detector_settings(self) -> DetectorSettings:
         threads = max(1, (os.cpu_count() or 1) // self.n_workers) if not self.dask_address else 0
-        scale = min(4.0, 2 * self.scale) if self.dense else self.scale
-        return DetectorSettings(self.threshold, self.min_size, scale, threads)
+        return DetectorSettings(self.threshold, self.min_size, self.scale, threads)
 
     def second_look_settings(self) -> DetectorSettings | None:
         if not self.second_look:

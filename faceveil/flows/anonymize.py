@@ -1,5 +1,5 @@
 """`anonymize_archive`: discover -> plan -> per chunk detect (Dask) -> per media track, anonymize,
-encode, check (leak gate) -> media that leaked once more, denser -> index -> run summary -> contracts,
+encode, check (leak gate) -> media that leaked once more, denser and with the gate's detectors -> index -> run summary -> contracts,
 audit report, MLflow. Composition only."""
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ def _anonymize(config: AnonymizeConfig, run_id: str, index_token: str | None) ->
     leaked = {r.row["rel_path"] for r in results if r.row["status"] == "leaked"}
     if leaked and config.recheck:  # once more, denser, before the leak gate's verdict stands
         bars.more(len(leaked))
-        again = _process(replace(config, dense=True), [i for i in todo if i.rel in leaked], run_id, bars)
+        again = _process(replace(config, second_pass=True), [i for i in todo if i.rel in leaked], run_id, bars)
         redone = {r.row["rel_path"]: r for r in again}
         results = [redone.get(r.row["rel_path"], r) for r in results]
     bars.close()

@@ -96,6 +96,12 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (inter / np.maximum(union, 1e-9)).astype(np.float32)
 
 
+def merge(parts: list[Detections], iou_threshold: float = 0.3) -> Detections:
+    """The faces of several detectors as one set: overlapping boxes merged, the best-scoring kept."""
+    d = Detections.concat(parts)
+    return d[nms(d.boxes, d.scores, iou_threshold)] if len(d) > 1 else d
+
+
 def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:
     """Indices kept by greedy non-maximum suppression, best score first."""
     order = np.argsort(-scores)

@@ -21,6 +21,27 @@ def detector(name: str, settings: DetectorSettings) -> Detector:
     return create_detector(name, settings)
 
 
+def face_finder(config: AnonymizeConfig):
+    """The run's way of finding the faces of a frame, `find(rgb) -> Detections`: the main detector
+    (with, on a second pass, the leak gate's detectors beside it), then the second look at the frame
+    with those faces anonymized."""
+    from faceveil.models.detections import merge
+    from faceveil.models.second_look import second_look
+
+    main = detector(config.detector, config.detector_settings())
+    extra = [detector(name, s) for name, s in config.extra_detectors()]
+    look = config.second_look_settings()
+    again = detector(config.detector, look) if look else None
+    anon = anonymizer(config.method, config.mask_settings())
+
+    def find(rgb):
+        d = main.detect(rgb)
+        if extra:
+            d = merge([d] + [e.detect(rgb) for e in extra])
+        return second_look(rgb, d, anon, again) if again else d
+    return find
+
+
 @lru_cache(maxsize=2)
 def embedder(name: str):
     from faceveil.models.embedders import create_embedder
@@ -72,7 +93,8 @@ def base_row(config: AnonymizeConfig, item: MediaItem, run_id: str) -> dict:
         "input_fingerprint": item.fingerprint, "detector": config.detector, "method": config.method,
         "settings_json": json.dumps(config.output_settings(), sort_keys=True),
         "settings_hash": config.settings_hash(),
-        "notes": ["second pass after the leak gate: detector on every frame at twice the scale"] if config.dense else [],
+        "notes": ["second pass after the leak gate: twice the detections, with the gate's detectors too"]
+        if config.second_pass else [],
     }
 
 

@@ -9,11 +9,11 @@ import uuid
 import numpy as np
 
 from faceveil.config import AnonymizeConfig
-from faceveil.models.second_look import second_look
 from faceveil.storage import manifests
 from faceveil.storage.media import MediaError, read_image, write_image
 from faceveil.tasks.audit import frame_audit
-from faceveil.tasks.common import (anonymizer, base_row, clean_up, commit_output, detector, leak_verdict, locations,
+from faceveil.tasks.common import (anonymizer, base_row, clean_up, commit_output, detector, face_finder, leak_verdict,
+                                   locations,
                                    media_keepers, outcome, protect_frame, record_failure, scratch, track_templates,
                                    vault_fields, write_media_manifests)
 from faceveil.tasks.jobs import MediaItem, MediaResult
@@ -29,11 +29,8 @@ def anonymize_image(config: AnonymizeConfig, item: MediaItem, run_id: str) -> Me
         check_size(config, item)
         with src.local_file(item.rel, scratch(config)) as local:
             rgb, meta = read_image(local, max_pixels=config.max_pixels)
-            det = detector(config.detector, config.detector_settings())
             anon = anonymizer(config.method, config.mask_settings())
-            dets = det.detect(rgb)
-            if look := config.second_look_settings():
-                dets = second_look(rgb, dets, anon, detector(config.detector, look))
+            dets = face_finder(config)(rgb)
             if config.track:  # one track per face, so each can be restored or forgotten alone
                 dets.track_ids = np.arange(len(dets), dtype=np.int64)
             vault, faces = media_keepers(config, item)
@@ -57,7 +54,7 @@ def anonymize_image(config: AnonymizeConfig, item: MediaItem, run_id: str) -> Me
         **base_row(config, item, run_id), **outcome(config, item.rel, withheld, audit), "frames_in": 1, "frames_out": 1,
         "width": rgb.shape[1], "height": rgb.shape[0], "rotation": 0, "has_audio_in": False, "has_audio_out": False,
         "input_sha256": in_sha, "output_sha256": out_sha,
-        "detector_weights": det.weights_id, "n_faces": len(dets), "n_tracks": int((dets.track_ids >= 0).sum()),
+        "detector_weights": detector(config.detector, config.detector_settings()).weights_id, "n_faces": len(dets), "n_tracks": int((dets.track_ids >= 0).sum()),
         "frames_with_faces": int(len(dets) > 0), "frames_filled": 0, "frames_redacted": redacted,
         "seconds": time.perf_counter() - t0, **vault_fields(vault if not withheld else None),
     }

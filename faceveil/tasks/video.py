@@ -10,13 +10,13 @@ import uuid
 import numpy as np
 
 from faceveil.config import AnonymizeConfig
-from faceveil.models.second_look import second_look
 from faceveil.models.tracking import track_media
 from faceveil.storage import manifests
 from faceveil.storage.media import MediaError, VideoInfo, iter_frames, probe_video, transcode_video
 from faceveil.models.detections import Detections
 from faceveil.tasks.audit import BesideEncoder, frame_audit
-from faceveil.tasks.common import (anonymizer, base_row, clean_up, commit_output, detector, leak_verdict, locations,
+from faceveil.tasks.common import (anonymizer, base_row, clean_up, commit_output, detector, face_finder, leak_verdict,
+                                   locations,
                                    media_keepers, outcome, protect_frame, record_failure, scratch, streams_json,
                                    track_templates, vault_fields, write_media_manifests)
 from faceveil.tasks.jobs import Chunk, ChunkDetections, MediaItem, MediaResult, VideoPlan
@@ -57,18 +57,14 @@ def detect_chunk(config: AnonymizeConfig, item: MediaItem, info: VideoInfo, chun
     t0 = time.perf_counter()
     out = ChunkDetections(chunk)
     src, _ = locations(config)
-    det = detector(config.detector, config.detector_settings())
-    look = config.second_look_settings()
-    again = detector(config.detector, look) if look else None
-    anon = anonymizer(config.method, config.mask_settings())
+    find = face_finder(config)
     step = config.frame_step(info.fps, info.width, info.height)
     try:
         with src.local_file(item.rel, scratch(config)) as local:
             for i, rgb in iter_frames(local, info, chunk.start, chunk.stop,
                                       select=lambda i: i % step == 0 or i == info.n_frames - 1):
                 out.frames.append(i)
-                d = det.detect(rgb)
-                out.dets.append(second_look(rgb, d, anon, again) if again else d)
+                out.dets.append(find(rgb))
     except MediaError as e:
         out.error = e.reason
     out.seconds = time.perf_counter() - t0

@@ -34,8 +34,8 @@ class AuditSettings:
     every_s: float = 4.0
     max_frames: int = 30
     leak_threshold: float = LEAK_THRESHOLD
-    gate: tuple[tuple[str, float], ...] = (("centerface", 0.1), ("blazeface", 0.5))
-    min_leak_size: float = 12.0
+    gate: tuple[tuple[str, float], ...] = (("centerface", 0.15), ("blazeface", 0.6))
+    min_leak_size: float = 16.0
     identity_faces: int = 24
     identity_min_size: float = 24.0
 

@@ -31,3 +31,32 @@ def test_scrambled_face_is_not_a_face():
     # pixel statistics carry nothing of the face: near-uniform histogram, no correlation with the original
     region = out[30:200, 150:300].astype(float)
     assert abs(np.corrcoef(region.ravel(), img[30:200, 150:300].astype(float).ravel())[0, 1]) < 0.05
+
+
+def test_every_untracked_face_has_its_own_keystream(tmp_path):
+    """Without tracking all faces share track -1 (one data key): two identical faces in one frame must
+    still scramble differently (a shared keystream would let one cancel the other), and each inverts."""
+    from faceveil.models.anonymizers import create_anonymizer
+    from faceveil.models.detections import Detections
+    from faceveil.storage.keys import MasterKey, VaultLock
+    from faceveil.storage.vault import VaultWriter
+    from faceveil.tasks.common import protect_frame
+    from faceveil.tasks.restore import TrackKeys, unscramble_regions
+
+    face = np.ascontiguousarray(data.astronaut()[20:180, 160:290])
+    frame = np.zeros((200, 400, 3), np.uint8)
+    frame[20:180, 10:140] = face
+    frame[20:180, 210:340] = face
+    dets = Detections(np.array([[40, 50, 110, 150], [240, 50, 310, 150]], np.float32), np.ones(2))  # track ids -1
+    anon = create_anonymizer("scramble")
+    vault = VaultWriter(VaultLock.of(MasterKey.generate()), "m", str(tmp_path))
+    out = frame.copy()
+    assert not protect_frame(anon, out, dets, 7, "m", vault)
+    (a, b) = anon.regions(dets, 400, 200)
+    assert np.array_equal(frame[a[1]:a[3], a[0]:a[2]], frame[b[1]:b[3], b[0]:b[2]])  # the same face twice
+    sa, sb = out[a[1]:a[3], a[0]:a[2]], out[b[1]:b[3], b[0]:b[2]]
+    assert np.mean(sa == sb) < 0.05, "two faces of one frame got the same keystream"
+    entries = [{"x1": int(r[0]), "y1": int(r[1]), "x2": int(r[2]), "y2": int(r[3]), "track_id": -1} for r in (a, b)]
+    unscramble_regions(out, "m", 7, entries, TrackKeys({-1: vault.data_key(-1)}))
+    assert np.array_equal(out, frame)
+    vault.discard()
