@@ -11,6 +11,8 @@ from faceveil.models.detectors.base import DetectorSettings
 from faceveil.models.tracking import TrackerSettings
 from faceveil.storage.keys import VaultLock
 
+SECOND_PASS_MARGIN = 0.7  # the second pass's gate detectors look this far below the gate's thresholds
+
 # Settings that change the output; a finished media is redone only when one of these changes.
 OUTPUT_SETTINGS = ("method", "detector", "threshold", "min_size", "scale", "detect_every", "detect_fps", "detect_mpx_per_s",
                    "mask_shape",
@@ -108,12 +110,15 @@ class AnonymizeConfig:
         return AuditSettings(self.audit_every_s, self.audit_max_frames, gate=tuple(gate.items()))
 
     def extra_detectors(self) -> tuple[tuple[str, DetectorSettings], ...]:
-        """Detectors that find faces beside the main one: on the second pass, the leak gate's own, so
-        whatever the gate would call a face is masked (at the cost of masking a few non-faces)."""
+        """Detectors that find faces beside the main one: on the second pass, the leak gate's own at
+        SECOND_PASS_MARGIN of its thresholds, so whatever the gate would call a face in the encoded
+        output (where compression moves a borderline score a little) is masked, at the cost of masking
+        a few non-faces."""
         if not self.second_pass:
             return ()
         threads = self.detector_settings().threads
-        return tuple((name, DetectorSettings(threshold=t, threads=threads)) for name, t in self.audit_settings().gate)
+        return tuple((name, DetectorSettings(threshold=SECOND_PASS_MARGIN * t, threads=threads))
+                     for name, t in self.audit_settings().gate)
 
     def detector_threshold(self) -> float:
         from faceveil.models.detectors import DETECTORS

@@ -44,10 +44,11 @@ def _anonymize(config: AnonymizeConfig, run_id: str, index_token: str | None) ->
     todo = [i for i in items if not i.done]
     bars.start(len(todo))
     results = _process(config, todo, run_id, bars)
-    leaked = {r.row["rel_path"] for r in results if r.row["status"] == "leaked"}
+    leaked = {r.row["rel_path"]: r.row["quarantine_path"] for r in results if r.row["status"] == "leaked"}
     if leaked and config.recheck:  # once more, denser, before the leak gate's verdict stands
         bars.more(len(leaked))
-        again = _process(replace(config, second_pass=True), [i for i in todo if i.rel in leaked], run_id, bars)
+        again = [replace(i, first_output=leaked[i.rel]) for i in todo if i.rel in leaked]
+        again = _process(replace(config, second_pass=True), again, run_id, bars)
         redone = {r.row["rel_path"]: r for r in again}
         results = [redone.get(r.row["rel_path"], r) for r in results]
     bars.close()

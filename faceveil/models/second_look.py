@@ -10,14 +10,16 @@ from faceveil.models.detections import Detections, iou_matrix
 from faceveil.models.detectors.base import Detector
 
 
-def second_look(rgb: np.ndarray, dets: Detections, anon: Anonymizer, detector: Detector) -> Detections:
-    """`dets` plus the faces `detector` finds in `rgb` once `dets` are anonymized (frames with no
-    face are not looked at again: nothing was masked, so nothing changed)."""
-    if not len(dets):
-        return dets
-    masked = anon.apply(rgb.copy(), dets, (lambda j: bytes(32)) if anon.needs_key else None)
-    more = detector.detect(masked)
-    if not len(more):
-        return dets
-    new = more[iou_matrix(more.boxes, dets.boxes).max(1) < 0.3]
-    return Detections.concat([dets, new]) if len(new) else dets
+def second_look(rgb: np.ndarray, dets: Detections, anon: Anonymizer, detector: Detector, rounds: int = 1) -> Detections:
+    """`dets` plus the faces `detector` finds in `rgb` once `dets` are anonymized, `rounds` times over
+    (frames with no face are not looked at again: nothing was masked, so nothing changed)."""
+    for _ in range(rounds):
+        if not len(dets):
+            return dets
+        masked = anon.apply(rgb.copy(), dets, (lambda j: bytes(32)) if anon.needs_key else None)
+        more = detector.detect(masked)
+        new = more[iou_matrix(more.boxes, dets.boxes).max(1) < 0.3] if len(more) else more
+        if not len(new):
+            return dets
+        dets = Detections.concat([dets, new])
+    return dets

@@ -86,6 +86,8 @@ class BesideEncoder:
                 for frame in decoder.decode(batch):
                     with self._changed:
                         kept = self._kept.get(n)
+                    if self.audit.wants_next(n):  # is what the leak gate saw in frame n - 1 still there?
+                        self.audit.confirm_next(n, decoder.rgb(frame))
                     if kept is not None:
                         self.audit.add(n, kept[0], decoder.rgb(frame), kept[1], kept[2])
                         with self._changed:

@@ -22,23 +22,28 @@ def detector(name: str, settings: DetectorSettings) -> Detector:
 
 
 def face_finder(config: AnonymizeConfig):
-    """The run's way of finding the faces of a frame, `find(rgb) -> Detections`: the main detector
-    (with, on a second pass, the leak gate's detectors beside it), then the second look at the frame
-    with those faces anonymized."""
+    """The run's way of finding the faces of a frame, `find(rgb, seen=None) -> Detections`: the main
+    detector, then the second look at the frame with those faces anonymized. On a second pass the
+    leak gate's detectors work beside the main one in both looks, on `seen` too (the same frame as
+    the first pass wrote it: what compression made of it), and the frame is looked at twice more:
+    what the gate would call a face in the output is masked."""
     from faceveil.models.detections import merge
+    from faceveil.models.detectors.base import Ensemble
     from faceveil.models.second_look import second_look
 
-    main = detector(config.detector, config.detector_settings())
     extra = [detector(name, s) for name, s in config.extra_detectors()]
+    first = Ensemble([detector(config.detector, config.detector_settings()), *extra])
     look = config.second_look_settings()
-    again = detector(config.detector, look) if look else None
+    again = Ensemble([detector(config.detector, look), *extra]) if look else (first if extra else None)
     anon = anonymizer(config.method, config.mask_settings())
+    rounds = 2 if extra else 1
+    gate = Ensemble(extra) if extra else None
 
-    def find(rgb):
-        d = main.detect(rgb)
-        if extra:
-            d = merge([d] + [e.detect(rgb) for e in extra])
-        return second_look(rgb, d, anon, again) if again else d
+    def find(rgb, seen=None):
+        d = first.detect(rgb)
+        if seen is not None and gate is not None:
+            d = merge([d, gate.detect(seen)])
+        return second_look(rgb, d, anon, again, rounds) if again else d
     return find
 
 
@@ -174,6 +179,7 @@ def commit_output(dest: Location, tmp: str, rel: str, local: str, vault, withhel
     if vault is not None:
         vault.commit(dest)
     dest.commit_file(tmp, rel)
+    dest.remove(quarantine_path(rel))  # a withheld earlier output of it is obsolete now
     return in_sha, out_sha
 
 

@@ -30,7 +30,10 @@ def anonymize_image(config: AnonymizeConfig, item: MediaItem, run_id: str) -> Me
         with src.local_file(item.rel, scratch(config)) as local:
             rgb, meta = read_image(local, max_pixels=config.max_pixels)
             anon = anonymizer(config.method, config.mask_settings())
-            dets = face_finder(config)(rgb)
+            if item.first_output:  # a second pass: the first pass's output as written, for the gate's detectors
+                with dest.local_file(item.first_output, scratch(config)) as first:
+                    seen = read_image(first, max_pixels=config.max_pixels)[0]
+            dets = face_finder(config)(rgb, seen if item.first_output else None)
             if config.track:  # one track per face, so each can be restored or forgotten alone
                 dets.track_ids = np.arange(len(dets), dtype=np.int64)
             vault, faces = media_keepers(config, item)

@@ -21,13 +21,16 @@ def media_id(rel: str) -> str:
 @dataclass
 class MediaItem:
     """One file of the archive: its relative path, kind and whether a previous run finished it;
-    `error` says why it cannot be processed at all (a name that must not be used, say)."""
+    `error` says why it cannot be processed at all (a name that must not be used, say);
+    `first_output`, on a second pass, where the first pass's withheld output lies (for the leak gate's
+    detectors to look at)."""
 
     rel: str
     kind: str
     fingerprint: str
     done: bool = False
     error: str | None = None
+    first_output: str | None = None
 
     @property
     def media_id(self) -> str:

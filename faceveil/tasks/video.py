@@ -6,6 +6,7 @@ import os
 import posixpath
 import time
 import uuid
+from contextlib import nullcontext
 
 import numpy as np
 
@@ -53,18 +54,21 @@ def plan_video(config: AnonymizeConfig, item: MediaItem) -> VideoPlan:
 
 
 def detect_chunk(config: AnonymizeConfig, item: MediaItem, info: VideoInfo, chunk: Chunk) -> ChunkDetections:
-    """Runs the detector on every `step`-th frame of the chunk (and on the video's last frame)."""
+    """Runs the detector on every `step`-th frame of the chunk (and on the video's last frame). On a
+    second pass the leak gate's detectors also look at the same frames of the first pass's output."""
     t0 = time.perf_counter()
     out = ChunkDetections(chunk)
-    src, _ = locations(config)
+    src, dest = locations(config)
     find = face_finder(config)
     step = config.frame_step(info.fps, info.width, info.height)
+    wanted = lambda i: i % step == 0 or i == info.n_frames - 1  # noqa: E731
     try:
-        with src.local_file(item.rel, scratch(config)) as local:
-            for i, rgb in iter_frames(local, info, chunk.start, chunk.stop,
-                                      select=lambda i: i % step == 0 or i == info.n_frames - 1):
+        with src.local_file(item.rel, scratch(config)) as local, \
+                dest.local_file(item.first_output, scratch(config)) if item.first_output else nullcontext() as first:
+            seen = iter_frames(first, probe_video(first), chunk.start, chunk.stop, select=wanted) if first else None
+            for i, rgb in iter_frames(local, info, chunk.start, chunk.stop, select=wanted):
                 out.frames.append(i)
-                out.dets.append(find(rgb))
+                out.dets.append(find(rgb, next(seen)[1] if seen is not None else None))
     except MediaError as e:
         out.error = e.reason
     out.seconds = time.perf_counter() - t0

@@ -86,6 +86,26 @@ def unmasked_faces(found: list[tuple[str, Detections]], masked: np.ndarray, min_
             for k in nms(b, sc, 0.3)]
 
 
+def found_at(detectors: list, rgb: np.ndarray, box, iou: float = 0.3) -> bool:
+    """Whether any of `detectors` finds a face at `box` in `rgb` (run on a crop around it: cheap)."""
+    from faceveil.models.detections import iou_matrix
+
+    h, w = rgb.shape[:2]
+    x1, y1, x2, y2 = (float(v) for v in box)
+    m = max(x2 - x1, y2 - y1, 32.0)
+    cx1, cy1 = int(max(0, x1 - m)), int(max(0, y1 - m))
+    cx2, cy2 = int(min(w, x2 + m)), int(min(h, y2 + m))
+    if cx2 - cx1 < 8 or cy2 - cy1 < 8:
+        return False
+    crop = np.ascontiguousarray(rgb[cy1:cy2, cx1:cx2])
+    target = np.array([[x1 - cx1, y1 - cy1, x2 - cx1, y2 - cy1]], np.float32)
+    for d in detectors:
+        found = d.detect(crop)
+        if len(found) and iou_matrix(target, found.boxes).max() >= iou:
+            return True
+    return False
+
+
 def rowwise_cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Cosine of each row of `a` with the same row of `b`."""
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
@@ -166,7 +186,10 @@ class FrameAudit:
 
     `gate`: (name, detector) pairs of the leak gate, at least one of another family than the
     anonymizing detector; a face any of them finds outside every mask region that was actually
-    changed is a leak. The first gate detector, at `settings.leak_threshold`, also says whether an
+    changed is a leak once it is confirmed: a gate detector finds it at the same place in the original
+    frame too (a face the pipeline missed or a masking slip), or in the next output frame (it stays
+    on screen), which `confirm_next` is given. What neither confirms is a compression artefact of
+    one frame, not a face a viewer sees. The first gate detector, at `settings.leak_threshold`, also says whether an
     anonymized face is still a face. `embedder` gives identity vectors (None: no re-identification
     check) for at most `settings.identity_faces` faces of the media."""
 
@@ -179,10 +202,30 @@ class FrameAudit:
         self._faces: list[dict] = []
         self._emb: list[tuple[np.ndarray, np.ndarray]] = []  # (original, anonymized) per face row
         self._tracks_checked: set[int] = set()
+        self._pending: dict[int, list[dict]] = {}  # frame -> candidates waiting for the next output frame
         self.seconds = 0.0  # time spent checking
 
     def wants(self, i: int) -> bool:
         return i in self.frames
+
+    def wants_next(self, i: int) -> bool:
+        """Whether output frame i is needed to confirm candidates of frame i - 1 (`confirm_next`)."""
+        return bool(self._pending.get(i - 1))
+
+    def confirm_next(self, i: int, anonymized: np.ndarray) -> None:
+        """Output frame i: the candidates of frame i - 1 still on screen there are leaks."""
+        t0 = time.perf_counter()
+        found = [c for c in self._pending.pop(i - 1, []) if found_at([d for _, d in self.gate], anonymized, c["box"])]
+        if found:
+            self._record(i - 1, found)
+        self.seconds += time.perf_counter() - t0
+
+    def _record(self, i: int, leaks: list[dict]) -> None:
+        row = next(r for r in self._frames if r["frame_index"] == i)
+        old = json.loads(row["leak_boxes"]) if row["leak_boxes"] else []
+        row["leak_boxes"] = json.dumps(old + leaks)
+        row["leak_faces"] = len(old) + len(leaks)
+        row["leak_max_score"] = max(x["score"] for x in old + leaks)
 
     def add(self, i: int, original: np.ndarray, anonymized: np.ndarray, dets: Detections, regions) -> None:
         t0 = time.perf_counter()
@@ -196,14 +239,18 @@ class FrameAudit:
         found = [(name, d.detect(anonymized)) for name, d in self.gate]
         ssim = np.array([region_ssim(original, anonymized, r) for r in regions])
         masked = region_mask(original.shape, regions[~(ssim >= UNCHANGED_SSIM)])  # a region left as it was hides nothing
-        leaks = unmasked_faces(found, masked, self.settings.min_leak_size)
+        candidates = unmasked_faces(found, masked, self.settings.min_leak_size)
+        there = [c for c in candidates if found_at([d for _, d in self.gate], original, c["box"])]
         outside = ~region_mask(original.shape, regions)
         self._frames.append({
-            "media_id": self.media_id, "frame_index": i, "faces_in": len(dets), "leak_faces": len(leaks),
-            "leak_max_score": max((x["score"] for x in leaks), default=0.0),
-            "leak_boxes": json.dumps(leaks) if leaks else None,
+            "media_id": self.media_id, "frame_index": i, "faces_in": len(dets), "leak_faces": 0,
+            "leak_max_score": 0.0, "leak_boxes": None,
             "background_psnr": masked_psnr(original, anonymized, outside),
             "background_ssim": masked_ssim(original, anonymized, outside)})
+        if there:
+            self._record(i, there)
+        if len(there) < len(candidates):
+            self._pending[i] = [c for c in candidates if c not in there]
         if not len(dets):
             return
         faces = found[0][1] if found else Detections.empty()

@@ -62,6 +62,19 @@ class Detector(ABC):
         """What identifies the weights: 'sha256:<hex>' of the weight file, or a library version."""
 
 
+class Ensemble:
+    """Several detectors as one `detect`: their faces merged (overlapping boxes keep the best score)."""
+
+    def __init__(self, detectors: list[Detector]):
+        self.detectors = list(detectors)
+
+    def detect(self, rgb: np.ndarray) -> Detections:
+        from faceveil.models.detections import merge
+
+        found = [d.detect(rgb) for d in self.detectors]
+        return found[0] if len(found) == 1 else merge(found)
+
+
 DETECTORS: Registry[Detector] = Registry("detector")
 
 
