@@ -19,6 +19,8 @@ def _add_anonymize(sub) -> None:
     _add_key_args(p)
     p.add_argument("--detector", default="centerface", help="centerface | dlib-hog (default: centerface)")
     p.add_argument("--threshold", type=float, default=None, help="detector score threshold (default: the detector's)")
+    p.add_argument("--precision", default="int8", choices=["int8", "fp32"],
+                   help="centerface's model: int8 (derived from its weights, half the CPU time, same recall) or fp32")
     p.add_argument("--min-size", type=float, default=0.0, help="ignore faces smaller than this many pixels")
     p.add_argument("--scale", type=float, default=1.0, help="detector inference scale (0.5 = half resolution)")
     p.add_argument("--detect-fps", type=float, default=7.5, help="least video frames per second the detector looks at; the tracker covers the rest (default: 7.5)")
@@ -176,7 +178,7 @@ def _config(args):
         lock = VaultLock.of(key, salt)
     return key, AnonymizeConfig(reversible=args.reversible, vault_lock=lock, index=False if args.no_index else None,
         src=args.src, dest=args.dest, method=args.method, detector=args.detector, threshold=args.threshold,
-        min_size=args.min_size, scale=args.scale, detect_every=args.detect_every, detect_fps=args.detect_fps,
+        min_size=args.min_size, scale=args.scale, precision=args.precision, detect_every=args.detect_every, detect_fps=args.detect_fps,
         detect_mpx_per_s=args.detect_mpx_per_s, track=args.track, second_look=args.second_look,
         mask_shape=args.mask_shape, pad=args.pad, max_gap=args.max_gap, lossless=args.lossless, crf=args.crf,
         preset=args.preset, workers=args.workers, dask_address=args.dask_address, audit_every_s=args.audit_every,

@@ -14,7 +14,7 @@ from faceveil.storage.keys import VaultLock
 SECOND_PASS_MARGIN = 0.7  # the second pass's gate detectors look this far below the gate's thresholds
 
 # Settings that change the output; a finished media is redone only when one of these changes.
-OUTPUT_SETTINGS = ("method", "detector", "threshold", "min_size", "scale", "detect_every", "detect_fps", "detect_mpx_per_s",
+OUTPUT_SETTINGS = ("method", "detector", "precision", "threshold", "min_size", "scale", "detect_every", "detect_fps", "detect_mpx_per_s",
                    "mask_shape",
                    "pad", "motion_pad", "max_gap", "extend", "lossless", "crf", "preset", "track", "reversible", "second_look", "index", "embedder")
 
@@ -30,6 +30,7 @@ class AnonymizeConfig:
     dest: str
     method: str = "mosaic"
     detector: str = "centerface"
+    precision: str = "int8"  # the detector's model: the 8-bit one derived from its weights, or "fp32"
     threshold: float | None = None
     min_size: float = 0.0
     scale: float = 1.0
@@ -127,13 +128,13 @@ class AnonymizeConfig:
 
     def detector_settings(self) -> DetectorSettings:
         threads = max(1, (os.cpu_count() or 1) // self.n_workers) if not self.dask_address else 0
-        return DetectorSettings(self.threshold, self.min_size, self.scale, threads)
+        return DetectorSettings(self.threshold, self.min_size, self.scale, threads, self.precision)
 
     def second_look_settings(self) -> DetectorSettings | None:
         if not self.second_look:
             return None
         d = self.detector_settings()
-        return DetectorSettings(d.threshold, d.min_size, d.scale * self.second_look, d.threads)
+        return DetectorSettings(d.threshold, d.min_size, d.scale * self.second_look, d.threads, d.precision)
 
     def tracker_settings(self, step: int = 1) -> TrackerSettings:
         """For detections `step` frames apart: gaps and end extension grow with the step."""

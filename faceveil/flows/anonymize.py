@@ -101,6 +101,7 @@ def _process(config: AnonymizeConfig, todo: list[MediaItem], run_id: str, bars) 
 def run_anonymize(config: AnonymizeConfig, key: MasterKey | None = None) -> dict:
     """Runs the flow on a Dask cluster (local, or `config.dask_address`) with a Prefect API. An
     indexing run needs the master `key` (its templates are protected with it)."""
+    t.prepare_models(config)
     warm = functools.partial(t.warm_worker, config)
     secret = t.index_secret(config, key) if config.index else None
     with handed_over(secret) as token, \

@@ -76,9 +76,6 @@ class BesideEncoder:
     def _run(self, codec_name: str, extradata, width: int, height: int) -> None:
         n, done = 0, False
         try:
-            import torch
-
-            torch.set_num_threads(1)
             decoder = Redecoder(codec_name, extradata, width, height, self.orientation)
             while not done:
                 batch = self._packets.get()

@@ -241,6 +241,11 @@ def write_media_manifests(dest: Location, item: MediaItem, detection_rows, row: 
     return MediaResult(row, templates or [], audit.embeddings() if audit is not None else None)
 
 
+def prepare_models(config: AnonymizeConfig) -> None:
+    """Builds derived weights (the int8 detector) once, in this process, before workers need them."""
+    detector(config.detector, config.detector_settings())
+
+
 def warm_worker(config: AnonymizeConfig) -> None:
     """Run once on each worker before work arrives: imports the task modules, loads the detector."""
     import faceveil.tasks.prefect_tasks  # noqa: F401
@@ -249,10 +254,12 @@ def warm_worker(config: AnonymizeConfig) -> None:
     if look := config.second_look_settings():
         detector(config.detector, look)
     anonymizer(config.method, config.mask_settings())
-    if config.audit_every_s > 0:  # the leak gate's detectors
+    if config.audit_every_s > 0:  # the checks: the leak gate's detectors, the embedder, the metrics' imports
         threads = config.detector_settings().threads
         for name, threshold in config.audit_settings().gate:
             detector(name, DetectorSettings(threshold=threshold, threads=threads))
+        embedder(config.embedder).load()
+        import skimage.metrics  # noqa: F401
 
 
 def index_secret(config: AnonymizeConfig, key) -> "object":

@@ -5,7 +5,7 @@ from prefect.cache_policies import NO_CACHE
 
 from faceveil.tasks.discover import discover
 from faceveil.tasks.image import anonymize_image
-from faceveil.tasks.common import index_archive, index_secret, open_vault, record_failure, warm_worker
+from faceveil.tasks.common import index_archive, index_secret, open_vault, prepare_models, record_failure, warm_worker
 from faceveil.tasks.restore import restore_media, write_restore_report
 from faceveil.tasks.run import write_summary
 from faceveil.tasks.validate import anonymize_audit, publish, restore_audit
@@ -29,4 +29,4 @@ check_restore_task = task(check_restore, name="check-restore", cache_policy=NO_C
 audit_restore_task = task(restore_audit, name="audit-restore", cache_policy=NO_CACHE)
 publish_audit_task = task(publish, name="audit-report-and-mlflow", cache_policy=NO_CACHE)
 write_restore_report_task = task(write_restore_report, name="write-restore-report", cache_policy=NO_CACHE)
-__all__ = ["open_vault", "warm_worker", "index_archive", "index_secret"]  # run in the flow's process / on each worker, not as tasks
+__all__ = ["open_vault", "prepare_models", "warm_worker", "index_archive", "index_secret"]  # run in the flow's process / on each worker, not as tasks

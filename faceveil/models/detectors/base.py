@@ -16,12 +16,14 @@ from faceveil.models.registry import Registry
 class DetectorSettings:
     """threshold: minimum score in [0, 1] (None = the detector's default); min_size: smallest face
     kept, in pixels; scale: inference scale (0.5 = run at half resolution); threads: CPU threads
-    for inference (0 = library default)."""
+    for inference (0 = library default); precision: "fp32", or "int8" where the detector has an
+    8-bit model (others ignore it)."""
 
     threshold: float | None = None
     min_size: float = 0.0
     scale: float = 1.0
     threads: int = 0
+    precision: str = "fp32"
 
 
 class Detector(ABC):

@@ -21,10 +21,9 @@ def default_weights() -> str:
     return str(path)
 
 
-@lru_cache(maxsize=4)  # one session per weights and thread count: every scale and threshold shares it
-def _session(path: str, threads: int):
+def _graph(path: str) -> bytes:
+    """The shipped graph with a free batch and frame size, and its weights no longer graph inputs."""
     import onnx
-    import onnxruntime as ort
     from onnx.tools.update_model_dims import update_inputs_outputs_dims
 
     model = onnx.load(path)
@@ -40,29 +39,54 @@ def _session(path: str, threads: int):
     feeds = [i for i in model.graph.input if i.name not in weights]
     del model.graph.input[:]
     model.graph.input.extend(feeds)
+    used = {name for node in model.graph.node for name in node.input}  # batch-norm counters nothing reads
+    unused = [i for i in model.graph.initializer if i.name not in used]
+    for i in unused:
+        model.graph.initializer.remove(i)
+    return model.SerializeToString()
+
+
+@lru_cache(maxsize=4)
+def _int8_path(path: str) -> str:
+    from faceveil.models.detectors.int8 import int8_weights
+
+    return int8_weights(_graph(path), weights_sha256(path))
+
+
+@lru_cache(maxsize=4)  # one session per weights, precision and thread count: every scale and threshold shares it
+def _session(path: str, threads: int, precision: str = "fp32"):
+    import onnxruntime as ort
+
+    model = _graph(path) if precision == "fp32" else Path(_int8_path(path)).read_bytes()
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
     if threads:
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
     providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in ort.get_available_providers()]
-    return ort.InferenceSession(model.SerializeToString(), opts, providers=providers)
+    return ort.InferenceSession(model, opts, providers=providers)
 
 
 @DETECTORS.register("centerface")
 class CenterFace(Detector):
-    """Anchor-free detector with boxes and 5 landmarks; the most recall of the offline options."""
+    """Anchor-free detector with boxes and 5 landmarks; the most recall of the offline options.
+    `settings.precision` "int8" runs the 8-bit model derived from the shipped weights (int8.py),
+    "fp32" the shipped weights as they are."""
 
     name = "centerface"
     default_threshold = 0.2
 
     def __init__(self, settings: DetectorSettings = DetectorSettings(), weights: str | None = None):
         super().__init__(settings)
+        if settings.precision not in ("int8", "fp32"):
+            raise ValueError(f"CenterFace precision must be 'int8' or 'fp32', got {settings.precision!r}")
         self.weights = weights or default_weights()
-        self._sess = _session(self.weights, settings.threads)
+        self._sess = _session(self.weights, settings.threads, settings.precision)
 
     @property
     def weights_id(self) -> str:
+        if self.settings.precision == "int8":
+            return "sha256:" + weights_sha256(_int8_path(self.weights)) + f" (int8 of sha256:{weights_sha256(self.weights)})"
         return "sha256:" + weights_sha256(self.weights)
 
     def _detect(self, rgb: np.ndarray) -> Detections:

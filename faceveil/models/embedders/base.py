@@ -22,6 +22,9 @@ class Embedder(ABC):
     same_person_threshold: float = 0.5
     weight_files: tuple[str, ...] = ()
 
+    def load(self) -> None:
+        """Loads the weights now (otherwise on first use)."""
+
     @abstractmethod
     def _embed(self, rgb: np.ndarray, dets: Detections) -> np.ndarray:
         """Raw (N, dim) descriptors of the N faces in `dets` (N >= 1), not necessarily normalised."""

@@ -56,6 +56,9 @@ class DlibResNet(Embedder):
                                 dlib.face_recognition_model_v1(self.weight_files[1]))
         return self._models
 
+    def load(self) -> None:
+        self._load()
+
     def __getstate__(self):  # dlib models are loaded again where the embedder is unpickled
         return {**self.__dict__, "_models": None, "_lock": None}
 
