@@ -16,50 +16,54 @@ def flow_runtime(n_workers: int, threads_per_worker: int = 1, address: str | Non
     workers do not each start their own); it boots while the cluster starts and `warm` runs once
     on every local worker (imports, model loading)."""
     set_offline_env()
-    server, booting, boot_error = None, None, []
-    if not os.environ.get("PREFECT_API_URL"):
-        from prefect.server.api.server import SubprocessASGIServer
-
-        server = SubprocessASGIServer()
-        server.port = server.find_available_port()
-        os.environ["PREFECT_API_URL"] = server.api_url  # inherited by the worker processes
-
-        def boot():
-            try:
-                server.start(timeout=180)
-            except Exception as e:  # re-raised in the caller's thread
-                boot_error.append(e)
-
-        booting = threading.Thread(target=boot, name="prefect-server-boot", daemon=True)
-        booting.start()
+    server, booting, boot_error, warming, port = None, None, [], None, None
+    if not os.environ.get("PREFECT_API_URL"):  # its address first: the workers inherit it
+        port = _free_port()
+        os.environ["PREFECT_API_URL"] = f"http://127.0.0.1:{port}/api"
     cluster = client = None
     try:
-        from prefect_dask import DaskTaskRunner
-
-        if not address:
+        if not address:  # worker processes start (and import) while this one boots the server
             cluster, client = _local_cluster(n_workers, threads_per_worker)
             address = cluster.scheduler_address
             if warm is not None:
-                with contextlib.suppress(Exception):  # a failure shows up again, reported, in the tasks
-                    client.run(warm)
-        if booting is not None:
-            booting.join()
-            if boot_error:
-                raise boot_error[0]
+                warming = threading.Thread(target=_quietly, args=(client.run, warm), name="faceveil-warm", daemon=True)
+                warming.start()
+        if port is not None:
+            server = LocalPrefectServer(port)
+
+            def boot():
+                try:
+                    server.wait_ready(timeout=180)
+                except Exception as e:  # re-raised in the caller's thread
+                    boot_error.append(e)
+
+            booting = threading.Thread(target=boot, name="prefect-server-boot", daemon=True)
+            booting.start()
+        from prefect_dask import DaskTaskRunner
+
+        for thread in (warming, booting):
+            if thread is not None:
+                thread.join()
+        if boot_error:
+            raise boot_error[0]
         from prefect.settings import PREFECT_API_URL, temporary_settings
 
         with temporary_settings(updates={PREFECT_API_URL: os.environ["PREFECT_API_URL"]}):
             yield DaskTaskRunner(address=address)
     finally:
-        if client is not None:
-            client.close()
-            cluster.close()
+        closing = None
+        if client is not None:  # the cluster closes while the server drains and stops
+            closing = threading.Thread(target=_quietly, args=(_close, client, cluster), name="faceveil-close")
+            closing.start()
         if server is not None:
             _drain_prefect()  # send queued events and logs while the server is still up
             if booting is not None:
                 booting.join()
-            os.environ.pop("PREFECT_API_URL", None)
             server.stop()
+        if port is not None:
+            os.environ.pop("PREFECT_API_URL", None)
+        if closing is not None:
+            closing.join()
 
 
 def preload(*steps) -> threading.Thread:
@@ -88,6 +92,68 @@ def preload_validation(dest: str, storage_options: dict, tracking_uri: str | Non
         mlflow_log.open_store(*mlflow_log.store_for(Location(dest, storage_options), tracking_uri))
 
     return preload(lambda: __import__("great_expectations"), store, lambda: __import__("matplotlib.backends.backend_agg"))
+
+
+class LocalPrefectServer:
+    """A temporary Prefect API server (uvicorn, UI off) on 127.0.0.1:`port`, as Prefect's own
+    SubprocessASGIServer runs it, started without importing the server's modules here (seconds of
+    CPU the starting workers need)."""
+
+    def __init__(self, port: int):
+        import subprocess
+        import sys
+
+        self.url = f"http://127.0.0.1:{port}/api"
+        env = {**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "--factory", "prefect.server.api.server:create_app", "--host", "127.0.0.1",
+             "--port", str(port), "--log-level", "error", "--lifespan", "on"], env=env, stdin=subprocess.DEVNULL)
+
+    def wait_ready(self, timeout: float) -> None:
+        import time
+
+        import httpx
+
+        deadline = time.monotonic() + timeout
+        with httpx.Client() as client:
+            while time.monotonic() < deadline:
+                if self.process.poll() is not None:
+                    raise RuntimeError(f"the Prefect API server exited with code {self.process.returncode}")
+                try:
+                    if client.get(f"{self.url}/health", timeout=2).status_code == 200:
+                        return
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.1)
+        raise RuntimeError(f"the Prefect API server did not answer at {self.url} within {timeout:.0f} s")
+
+    def stop(self) -> None:
+        import subprocess
+
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _quietly(fn, *args) -> None:
+    with contextlib.suppress(Exception):  # a failure shows up again, reported, where it matters
+        fn(*args)
+
+
+def _close(client, cluster) -> None:
+    client.close()
+    cluster.close()
 
 
 def _drain_prefect() -> None:

@@ -243,7 +243,10 @@ def write_media_manifests(dest: Location, item: MediaItem, detection_rows, row: 
 
 def prepare_models(config: AnonymizeConfig) -> None:
     """Builds derived weights (the int8 detector) once, in this process, before workers need them."""
-    detector(config.detector, config.detector_settings())
+    if config.detector == "centerface":
+        from faceveil.models.detectors.centerface import prepare
+
+        prepare(config.detector_settings())
 
 
 def warm_worker(config: AnonymizeConfig) -> None:

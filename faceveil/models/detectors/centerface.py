@@ -50,7 +50,7 @@ def _graph(path: str) -> bytes:
 def _int8_path(path: str) -> str:
     from faceveil.models.detectors.int8 import int8_weights
 
-    return int8_weights(_graph(path), weights_sha256(path))
+    return int8_weights(lambda: _graph(path), weights_sha256(path))
 
 
 @lru_cache(maxsize=4)  # one session per weights, precision and thread count: every scale and threshold shares it
@@ -65,6 +65,12 @@ def _session(path: str, threads: int, precision: str = "fp32"):
         opts.inter_op_num_threads = 1
     providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in ort.get_available_providers()]
     return ort.InferenceSession(model, opts, providers=providers)
+
+
+def prepare(settings: DetectorSettings) -> None:
+    """Builds what the detector derives from its weights (the int8 model), without loading it."""
+    if settings.precision == "int8":
+        _int8_path(default_weights())
 
 
 @DETECTORS.register("centerface")

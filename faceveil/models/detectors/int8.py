@@ -78,9 +78,9 @@ def quantize(float_model: bytes, frames: list[np.ndarray]) -> bytes:
         return Path(f"{tmp}/int8.onnx").read_bytes()
 
 
-def int8_weights(float_model: bytes, source_sha256: str) -> str:
-    """The path of the cached int8 model for these float weights, built first if missing (one
-    process builds it, others wait on a lock; the file appears whole, by rename)."""
+def int8_weights(float_model, source_sha256: str) -> str:
+    """The path of the cached int8 model for the float weights `float_model()` returns, built first
+    if missing (one process builds it, others wait on a lock; the file appears whole, by rename)."""
     import onnxruntime as ort
 
     folder = cache_dir()
@@ -92,7 +92,7 @@ def int8_weights(float_model: bytes, source_sha256: str) -> str:
     with open(folder / f".{path.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not path.is_file():
-            data = quantize(float_model, calibration_frames())
+            data = quantize(float_model(), calibration_frames())
             tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
             tmp.write_bytes(data)
             os.replace(tmp, path)
