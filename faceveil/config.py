@@ -11,6 +11,7 @@ from faceveil.models.detectors.base import DetectorSettings
 from faceveil.models.tracking import TrackerSettings
 from faceveil.storage.keys import VaultLock
 
+TRACK_FLOOR = 0.75  # with tracking, detections down to this share of the threshold continue tracks
 SECOND_PASS_MARGIN = 0.7  # the second pass's gate detectors look this far below the gate's thresholds
 
 # Settings that change the output; a finished media is redone only when one of these changes.
@@ -105,21 +106,23 @@ class AnonymizeConfig:
         (another family) at its own."""
         from faceveil.validation.privacy import AuditSettings
 
-        gate = dict(AuditSettings.gate)
+        gate, confirm = dict(AuditSettings.gate), dict(AuditSettings.confirm)
         if self.detector == "centerface":
             gate["centerface"] = min(gate["centerface"], 0.75 * self.detector_threshold())
-        return AuditSettings(self.audit_every_s, self.audit_max_frames, gate=tuple(gate.items()))
+            confirm["centerface"] = min(confirm["centerface"], self.detector_threshold())
+        return AuditSettings(self.audit_every_s, self.audit_max_frames, gate=tuple(gate.items()),
+                             confirm=tuple(confirm.items()))
 
     def extra_detectors(self) -> tuple[tuple[str, DetectorSettings], ...]:
         """Detectors that find faces beside the main one: on the second pass, the leak gate's own at
-        SECOND_PASS_MARGIN of its thresholds, so whatever the gate would call a face in the encoded
-        output (where compression moves a borderline score a little) is masked, at the cost of masking
-        a few non-faces."""
+        SECOND_PASS_MARGIN of the thresholds it confirms a leak at, so whatever the gate would call a
+        face is masked (compression moves a borderline score a little), at the cost of masking a few
+        non-faces."""
         if not self.second_pass:
             return ()
         threads = self.detector_settings().threads
         return tuple((name, DetectorSettings(threshold=SECOND_PASS_MARGIN * t, threads=threads))
-                     for name, t in self.audit_settings().gate)
+                     for name, t in self.audit_settings().confirm)
 
     def detector_threshold(self) -> float:
         from faceveil.models.detectors import DETECTORS
@@ -127,19 +130,25 @@ class AnonymizeConfig:
         return self.threshold if self.threshold is not None else DETECTORS.get(self.detector).default_threshold
 
     def detector_settings(self) -> DetectorSettings:
+        """The main detector. With tracking it reports faces down to TRACK_FLOOR x the threshold: those
+        below the threshold only keep an existing track alive (a face whose score flickers around the
+        threshold stays masked), never start one."""
         threads = max(1, (os.cpu_count() or 1) // self.n_workers) if not self.dask_address else 0
-        return DetectorSettings(self.threshold, self.min_size, self.scale, threads, self.precision)
+        floor = TRACK_FLOOR * self.detector_threshold() if self.track else self.threshold
+        return DetectorSettings(floor, self.min_size, self.scale, threads, self.precision)
 
     def second_look_settings(self) -> DetectorSettings | None:
         if not self.second_look:
             return None
         d = self.detector_settings()
-        return DetectorSettings(d.threshold, d.min_size, d.scale * self.second_look, d.threads, d.precision)
+        return DetectorSettings(self.threshold, d.min_size, d.scale * self.second_look, d.threads, d.precision)
 
     def tracker_settings(self, step: int = 1) -> TrackerSettings:
-        """For detections `step` frames apart: gaps and end extension grow with the step."""
+        """For detections `step` frames apart: gaps and end extension grow with the step; only faces
+        at the threshold start a track."""
         extend = self.extend if self.extend is not None else 2 * step + 2
-        return TrackerSettings(max_gap=max(self.max_gap, 2 * step), extend=extend if self.track else 0)
+        return TrackerSettings(max_gap=max(self.max_gap, 2 * step), extend=extend if self.track else 0,
+                               start_score=0.0 if self.second_pass else self.detector_threshold())
 
     def mask_settings(self) -> MaskSettings:
         return MaskSettings(self.mask_shape, self.pad, self.motion_pad)

@@ -21,7 +21,8 @@ from faceveil.storage.keys import MasterKey
 from faceveil.tasks import prefect_tasks as t
 from faceveil.tasks.run import new_run_id
 from faceveil.tasks.common import locations, scratch
-from faceveil.tasks.jobs import MediaItem, MediaResult
+from faceveil.tasks.jobs import MediaItem, MediaResult, Tracked
+from faceveil.tasks.video import segments_of
 
 
 @flow(name="anonymize_archive", log_prints=False)
@@ -32,6 +33,7 @@ def anonymize_archive(config: AnonymizeConfig, run_id: str | None = None, index_
         return _anonymize(config, run_id, index_token)
     finally:  # whatever a crashed task left there (each task removes its own files on the way out)
         shutil.rmtree(config.scratch_dir, ignore_errors=True)
+        t.remove_segments(config, run_id)
 
 
 def _anonymize(config: AnonymizeConfig, run_id: str, index_token: str | None) -> dict:
@@ -44,11 +46,10 @@ def _anonymize(config: AnonymizeConfig, run_id: str, index_token: str | None) ->
     todo = [i for i in items if not i.done]
     bars.start(len(todo))
     results = _process(config, todo, run_id, bars)
-    leaked = {r.row["rel_path"]: r.row["quarantine_path"] for r in results if r.row["status"] == "leaked"}
+    leaked = {r.row["rel_path"] for r in results if r.row["status"] == "leaked"}
     if leaked and config.recheck:  # once more, denser, before the leak gate's verdict stands
         bars.more(len(leaked))
-        again = [replace(i, first_output=leaked[i.rel]) for i in todo if i.rel in leaked]
-        again = _process(replace(config, second_pass=True), again, run_id, bars)
+        again = _process(replace(config, second_pass=True), [i for i in todo if i.rel in leaked], run_id, bars)
         redone = {r.row["rel_path"]: r for r in again}
         results = [redone.get(r.row["rel_path"], r) for r in results]
     bars.close()
@@ -65,7 +66,7 @@ def _process(config: AnonymizeConfig, todo: list[MediaItem], run_id: str, bars) 
     """plan -> detect chunks -> finish, per media, on the workers; bad input is recorded and the
     archive goes on."""
     results: list[MediaResult] = []
-    finishing, chunk_of = {}, {}
+    finishing, chunk_of, tracking = {}, {}, {}
     plans = {i.rel: t.probe_video_task.submit(config, i) for i in todo if i.kind == "video" and not i.error}
     for item in todo:
         if item.error:
@@ -83,18 +84,37 @@ def _process(config: AnonymizeConfig, todo: list[MediaItem], run_id: str, bars) 
         bars.media_started(item.rel, plan.info.n_frames)
         detections = [t.detect_chunk_task.submit(config, item, plan.info, c) for c in plan.chunks]
         chunk_of.update({f: (item.rel, c.stop - c.start) for f, c in zip(detections, plan.chunks)})
-        finishing[t.finish_video_task.submit(config, item, plan.info, detections, run_id)] = item
-    for fut in as_completed(list(chunk_of) + list(finishing)):
-        if fut in chunk_of:
-            bars.frames_done(*chunk_of[fut])
-            continue
-        item = finishing[fut]
-        try:
-            res = fut.result()
-        except Exception as e:  # a task that crashed for good: recorded, never silently lost
-            res = t.record_failure_task(config, item, run_id, f"internal error: {e!r}")
-        results.append(res)
-        bars.media_done(item.rel, res.ok)
+        tracked = t.track_video_task.submit(config, item, plan.info, detections)
+        segments = segments_of(config, item, plan.info, plan.chunks)
+        if len(segments) == 1:
+            finishing[t.finish_video_task.submit(config, item, plan.info, tracked, run_id)] = item
+        else:  # encoded side by side once tracked (below), then joined
+            tracking[tracked] = (item, plan.info, segments)
+    pending = list(chunk_of) + list(tracking) + list(finishing)
+    while pending:
+        joins = []
+        for fut in as_completed(pending):
+            if fut in chunk_of:
+                bars.frames_done(*chunk_of[fut])
+            elif fut in tracking:  # the tracks go as data, so the segments spread over idle workers
+                item, info, segments = tracking[fut]
+                try:
+                    tracked = fut.result()
+                except Exception as e:
+                    tracked = Tracked(error=f"internal error: {e!r}")
+                parts = [t.encode_segment_task.submit(config, item, info, tracked, s, run_id) for s in segments]
+                join = t.join_video_task.submit(config, item, info, tracked, parts, run_id)
+                finishing[join] = item
+                joins.append(join)
+            else:
+                item = finishing[fut]
+                try:
+                    res = fut.result()
+                except Exception as e:  # a task that crashed for good: recorded, never silently lost
+                    res = t.record_failure_task(config, item, run_id, f"internal error: {e!r}")
+                results.append(res)
+                bars.media_done(item.rel, res.ok)
+        pending = joins
     return results
 
 

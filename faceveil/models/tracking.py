@@ -19,6 +19,7 @@ from faceveil.models.detections import Detections, iou_matrix
 class TrackerSettings:
     iou_threshold: float = 0.2
     high_score: float = 0.5  # detections at or above it are associated first (ByteTrack)
+    start_score: float = 0.0  # a detection below it only continues a track, never starts one (hysteresis)
     max_gap: int = 10  # frames a face may go undetected inside one track
     extend: int = 4  # frames covered before a track's first and after its last detection
     velocity_smoothing: float = 0.6  # weight of the newest velocity in the running estimate
@@ -87,6 +88,8 @@ def associate(sampled: Iterable[tuple[int, Detections]], settings: TrackerSettin
             free_tracks = [t for t in free_tracks if t not in used_t]
             free_dets = [d for d in free_dets if d not in used_d]
         for i in free_dets:  # every unmatched face starts a track: nothing found is left unprotected
+            if dets.scores[i] < settings.start_score:  # too weak alone: it only kept a track alive
+                continue
             t = _Track(id=len(tracks) + 1)
             t.add(frame, dets[[i]], settings.velocity_smoothing)
             tracks.append(t)

@@ -226,6 +226,13 @@ def _sequential(c) -> bool:
 
 
 def _decode_range(path: str, info: VideoInfo, start: int, stop: int, seek: bool, select=None):
+    for i, _, rgb in _decode_frames(path, info, start, stop, seek, select, skip=True):
+        yield i, rgb
+
+
+def _decode_frames(path: str, info: VideoInfo, start: int, stop: int, seek: bool, convert=None, skip: bool = False):
+    """(index, decoded frame, upright RGB or None) for start <= index < stop; RGB only where
+    `convert(index)` (every frame when None); with `skip`, frames without RGB are left out."""
     nxt, cur = start, None
     with _open(path) as c:
         vs = _video_stream(c, path)
@@ -242,8 +249,10 @@ def _decode_range(path: str, info: VideoInfo, start: int, stop: int, seek: bool,
                     if seek and nxt == start:
                         raise _SeekMiss
                     raise MediaError(path, f"frame {nxt} missing in decode (got {i})")
-                if select is None or select(i):
-                    yield i, info.orientation.upright(_rgb(frame))
+                if convert is None or convert(i):
+                    yield i, frame, info.orientation.upright(_rgb(frame))
+                elif not skip:
+                    yield i, frame, None
                 nxt += 1
                 if nxt == stop:
                     return
@@ -416,6 +425,61 @@ def _read_ahead(items: Iterator, depth: int = 8) -> Iterator:
         worker.join()
 
 
+class _Encoder:
+    """The video stream of an output being written: frames in (edited RGB, upright, or decoded frames
+    as they are), encoded in the coded orientation with the original timestamps, muxed with their
+    durations (encoders leave them at 0; the last one sets the file's duration); `tap(packets,
+    codec_context)` sees each batch of packets before it is muxed."""
+
+    def __init__(self, out, ext: str, info: VideoInfo, first, lossless: bool, crf: int, preset: str, tap, notes: list):
+        self.out, self.info, self.tap, self.notes, self.ext = out, info, tap, notes, ext
+        self.vout = _add_video(out, ext, info, first, lossless, crf, preset)
+        self.conv = {"format": "bgr0"} if lossless else {  # RGB -> YUV with the source's matrix and range
+            "dst_colorspace": int(first.colorspace) if int(first.colorspace) in (1, 4, 5, 7, 9) else None,
+            "dst_color_range": int(first.color_range) or None, "format": self.vout.pix_fmt}
+        self.tb = self.vout.codec_context.time_base
+        self.shape = (info.height, info.width, 3)
+        self.end = info.frame_pts[0] + round(Fraction(info.duration_s) / info.time_base)
+        self.last, self.pending = -1, {}
+
+    def put(self, i: int, rgb: np.ndarray | None, frame) -> None:
+        """Frame i: the edited upright `rgb`, or (rgb None) the decoded `frame` as it is."""
+        info = self.info
+        if rgb is not None:
+            if not (isinstance(rgb, np.ndarray) and rgb.shape == self.shape and rgb.dtype == np.uint8):
+                raise ValueError(f"edit must return uint8 {self.shape}, got "
+                                 f"{getattr(rgb, 'dtype', type(rgb))} {getattr(rgb, 'shape', '')}")
+            coded = info.orientation.coded(rgb)
+            of = av.VideoFrame.from_ndarray(np.ascontiguousarray(coded), format="rgb24").reformat(**self.conv)
+        else:
+            of = frame if frame.format.name == self.conv["format"] else frame.reformat(format=self.conv["format"])
+        t = info.frame_pts[i] * info.time_base
+        of.pts, of.time_base = max(round(t / self.tb), self.last + 1), self.tb
+        if of.pts * self.tb != t and not any("rounded" in x for x in self.notes):
+            self.notes.append(f"{self.ext[1:]} holds constant-rate timestamps: rounded to {self.tb} s")
+        t_next = (info.frame_pts[i + 1] if i + 1 < info.n_frames else self.end) * info.time_base
+        self.pending[of.pts] = max(round(t_next / self.tb) - of.pts, 1)
+        self.last = of.pts
+        self._mux(self.vout.encode(of))
+
+    def flush(self) -> None:
+        self._mux(self.vout.encode(None))
+
+    def _mux(self, packets) -> None:
+        for q in packets:
+            q.duration = self.pending.pop(q.pts, 0) or q.duration
+        if self.tap is not None and packets:
+            self.tap(packets, self.vout.codec_context)
+        self.out.mux(packets)
+
+
+def _check_output(dst: str, ext: str, lossless: bool) -> None:
+    if ext not in VIDEO_EXTS:
+        raise ValueError(f"{dst}: unsupported output extension {ext!r}")
+    if lossless and ext != ".mkv":
+        raise ValueError(f"{dst}: lossless (FFV1) output needs a .mkv destination")
+
+
 def transcode_video(src: str, dst: str, info: VideoInfo, edit: Callable[[int, np.ndarray], np.ndarray], *,
                     only: Container[int] | None = None, lossless: bool = False, crf: int = 18,
                     preset: str = "veryfast", tap: Callable[[list, object], None] | None = None) -> TranscodeResult:
@@ -425,59 +489,26 @@ def transcode_video(src: str, dst: str, info: VideoInfo, edit: Callable[[int, np
     encoded video packets before they are muxed."""
     src, dst = str(src), str(dst)
     ext = Path(dst).suffix.lower()
-    if ext not in VIDEO_EXTS:
-        raise ValueError(f"{dst}: unsupported output extension {ext!r}")
-    if lossless and ext != ".mkv":
-        raise ValueError(f"{dst}: lossless (FFV1) output needs a .mkv destination")
+    _check_output(dst, ext, lossless)
     first = _first_frame(src)
-    conv = {"format": "bgr0"} if lossless else {  # RGB -> YUV with the source's matrix and range
-        "dst_colorspace": int(first.colorspace) if int(first.colorspace) in (1, 4, 5, 7, 9) else None,
-        "dst_color_range": int(first.color_range) or None}
     notes: list[str] = []
-    shape, n, last, pending = (info.height, info.width, 3), 0, -1, {}
-    end = info.frame_pts[0] + round(Fraction(info.duration_s) / info.time_base)
-
-    def mux_video(packets):  # encoders leave durations at 0; the last one sets the file's duration
-        for q in packets:
-            q.duration = pending.pop(q.pts, 0) or q.duration
-        if tap is not None and packets:
-            tap(packets, vout.codec_context)
-        out.mux(packets)
+    n = 0
     try:
         with _open(src) as inp, av.open(dst, "w") as out:
             vin = _video_stream(inp, src)
             vin.thread_type = "AUTO"
             seq = _sequential(inp)
-            vout = _add_video(out, ext, info, first, lossless, crf, preset)
+            enc = _Encoder(out, ext, info, first, lossless, crf, preset, tap, notes)
             if info.rotation and ext == ".avi":
                 notes.append(f"avi cannot hold the display rotation: {info.rotation} degrees lost")
             plan = _plan_streams(inp, out, vin, ext, notes)
-            tb_out = vout.codec_context.time_base
-            conv.setdefault("format", vout.pix_fmt)
             convert = (lambda i: True) if only is None or lossless else (lambda i: i in only)
             for what, k, item, rgb in _read_ahead(_demuxed(inp, vin, plan, info, src, seq, convert)):
                 try:
                     if what == "video":
-                        i = k
-                        if i != n:
-                            raise MediaError(src, f"frame {n} missing in decode (got {i})")
-                        if rgb is not None:
-                            rgb = edit(i, rgb)
-                            if not (isinstance(rgb, np.ndarray) and rgb.shape == shape and rgb.dtype == np.uint8):
-                                raise ValueError(f"edit must return uint8 {shape}, got "
-                                                 f"{getattr(rgb, 'dtype', type(rgb))} {getattr(rgb, 'shape', '')}")
-                            coded = info.orientation.coded(rgb)
-                            of = av.VideoFrame.from_ndarray(np.ascontiguousarray(coded), format="rgb24").reformat(**conv)
-                        else:
-                            of = item if item.format.name == conv["format"] else item.reformat(format=conv["format"])
-                        t = info.frame_pts[i] * info.time_base
-                        of.pts, of.time_base = max(round(t / tb_out), last + 1), tb_out
-                        if of.pts * tb_out != t and not any("rounded" in x for x in notes):
-                            notes.append(f"{ext[1:]} holds constant-rate timestamps: rounded to {tb_out} s")
-                        t_next = (info.frame_pts[i + 1] if i + 1 < info.n_frames else end) * info.time_base
-                        pending[of.pts] = max(round(t_next / tb_out) - of.pts, 1)
-                        last = of.pts
-                        mux_video(vout.encode(of))
+                        if k != n:
+                            raise MediaError(src, f"frame {n} missing in decode (got {k})")
+                        enc.put(k, edit(k, rgb) if rgb is not None else None, item)
                         n += 1
                     elif what == "copy":
                         item.stream = plan[k][1]
@@ -488,7 +519,7 @@ def transcode_video(src: str, dst: str, info: VideoInfo, edit: Callable[[int, np
                     raise MediaError(src, f"encode/mux error in stream {k} after video frame {n} ({e})") from None
             if n != info.n_frames:
                 raise MediaError(src, f"truncated or corrupt: decoded {n} of {info.n_frames} frames")
-            mux_video(vout.encode(None))
+            enc.flush()
             for how, o in plan.values():
                 if how == "audio":
                     out.mux(o.encode(None))

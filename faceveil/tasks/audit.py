@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import queue
 import threading
+from dataclasses import replace
 
 import numpy as np
 
@@ -16,12 +17,20 @@ from faceveil.tasks.common import detector, embedder
 from faceveil.validation.privacy import FrameAudit, sample_frames
 
 
-def frame_audit(config: AnonymizeConfig, media_id: str, n_frames: int, fps: float) -> FrameAudit:
-    """The audit of one media: the leak gate's detectors at full scale; the run's embedder."""
+def frame_audit(config: AnonymizeConfig, media_id: str, n_frames: int, fps: float, frames: range | None = None,
+                identity_faces: int | None = None) -> FrameAudit:
+    """The audit of one media (or of its `frames` only, with `identity_faces` of its identity checks):
+    the leak gate's detectors at full scale; the run's embedder."""
     s = config.audit_settings()
+    if identity_faces is not None:
+        s = replace(s, identity_faces=identity_faces)
     threads = config.detector_settings().threads
     gate = [(name, detector(name, DetectorSettings(threshold=t, threads=threads))) for name, t in s.gate]
-    return FrameAudit(media_id, sample_frames(n_frames, fps, s), gate, embedder(config.embedder), settings=s)
+    confirm = [(name, detector(name, DetectorSettings(threshold=t, threads=threads))) for name, t in s.confirm]
+    sampled = sample_frames(n_frames, fps, s)
+    if frames is not None:
+        sampled = {f for f in sampled if f in frames}
+    return FrameAudit(media_id, sampled, gate, embedder(config.embedder), settings=s, confirm=confirm)
 
 
 class BesideEncoder:
@@ -32,8 +41,8 @@ class BesideEncoder:
 
     REORDER = 16  # frames a decoder may hold back (H.264's largest picture buffer)
 
-    def __init__(self, audit: FrameAudit, orientation: Orientation = Orientation(), depth: int = 8):
-        self.audit, self.depth, self.orientation = audit, depth, orientation
+    def __init__(self, audit: FrameAudit, orientation: Orientation = Orientation(), depth: int = 8, start: int = 0):
+        self.audit, self.depth, self.orientation, self.start = audit, depth, orientation, start
         self._kept: dict[int, tuple] = {}
         self._emitted = 0  # encoded frames handed to the muxer so far
         self._changed = threading.Condition()
@@ -46,7 +55,7 @@ class BesideEncoder:
             return
         with self._changed:
             while (len(self._kept) >= self.depth and not self._error and self._thread is not None
-                   and min(self._kept) + self.REORDER < self._emitted):
+                   and min(self._kept) - self.start + self.REORDER < self._emitted):
                 self._changed.wait(1.0)
             if not self._error:
                 self._kept[i] = (original.copy(), dets, regions)
@@ -74,7 +83,7 @@ class BesideEncoder:
         return self.audit
 
     def _run(self, codec_name: str, extradata, width: int, height: int) -> None:
-        n, done = 0, False
+        n, done = self.start, False  # the encoder's first frame is the video's frame `start`
         try:
             decoder = Redecoder(codec_name, extradata, width, height, self.orientation)
             while not done:
@@ -83,8 +92,6 @@ class BesideEncoder:
                 for frame in decoder.decode(batch):
                     with self._changed:
                         kept = self._kept.get(n)
-                    if self.audit.wants_next(n):  # is what the leak gate saw in frame n - 1 still there?
-                        self.audit.confirm_next(n, decoder.rgb(frame))
                     if kept is not None:
                         self.audit.add(n, kept[0], decoder.rgb(frame), kept[1], kept[2])
                         with self._changed:

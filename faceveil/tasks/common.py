@@ -22,12 +22,10 @@ def detector(name: str, settings: DetectorSettings) -> Detector:
 
 
 def face_finder(config: AnonymizeConfig):
-    """The run's way of finding the faces of a frame, `find(rgb, seen=None) -> Detections`: the main
-    detector, then the second look at the frame with those faces anonymized. On a second pass the
-    leak gate's detectors work beside the main one in both looks, on `seen` too (the same frame as
-    the first pass wrote it: what compression made of it), and the frame is looked at twice more:
-    what the gate would call a face in the output is masked."""
-    from faceveil.models.detections import merge
+    """The run's way of finding the faces of a frame, `find(rgb) -> Detections`: the main detector,
+    then the second look at the frame with those faces anonymized. On a second pass the leak gate's
+    detectors work beside the main one in both looks, and the frame is looked at twice more: what
+    the gate would confirm as a face is masked."""
     from faceveil.models.detectors.base import Ensemble
     from faceveil.models.second_look import second_look
 
@@ -37,12 +35,9 @@ def face_finder(config: AnonymizeConfig):
     again = Ensemble([detector(config.detector, look), *extra]) if look else (first if extra else None)
     anon = anonymizer(config.method, config.mask_settings())
     rounds = 2 if extra else 1
-    gate = Ensemble(extra) if extra else None
 
-    def find(rgb, seen=None):
+    def find(rgb):
         d = first.detect(rgb)
-        if seen is not None and gate is not None:
-            d = merge([d, gate.detect(seen)])
         return second_look(rgb, d, anon, again, rounds) if again else d
     return find
 
@@ -239,6 +234,19 @@ def write_media_manifests(dest: Location, item: MediaItem, detection_rows, row: 
             "seconds": audit.seconds, **audit.media_metrics()}])
     manifests.write_part(dest, "media", item.media_id, [row])
     return MediaResult(row, templates or [], audit.embeddings() if audit is not None else None)
+
+
+def remove_segments(config: AnonymizeConfig, run_id: str) -> None:
+    """Takes away the run's video segments that a crashed task left in DEST/_faceveil/segments/."""
+    from faceveil.storage.paths import META_DIR
+
+    dest = locations(config)[1]
+    folder = dest.path(f"{META_DIR}/segments/{run_id}")
+    try:
+        if dest.fs.exists(folder):
+            dest.fs.rm(folder, recursive=True)
+    except OSError:
+        pass
 
 
 def prepare_models(config: AnonymizeConfig) -> None:

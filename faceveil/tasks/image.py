@@ -30,22 +30,22 @@ def anonymize_image(config: AnonymizeConfig, item: MediaItem, run_id: str) -> Me
         with src.local_file(item.rel, scratch(config)) as local:
             rgb, meta = read_image(local, max_pixels=config.max_pixels)
             anon = anonymizer(config.method, config.mask_settings())
-            if item.first_output:  # a second pass: the first pass's output as written, for the gate's detectors
-                with dest.local_file(item.first_output, scratch(config)) as first:
-                    seen = read_image(first, max_pixels=config.max_pixels)[0]
-            dets = face_finder(config)(rgb, seen if item.first_output else None)
+            dets = face_finder(config)(rgb)
+            if not config.second_pass:  # no tracker to keep weaker faces alive: the threshold holds
+                dets = dets[dets.scores >= config.detector_threshold()]
             if config.track:  # one track per face, so each can be restored or forgotten alone
                 dets.track_ids = np.arange(len(dets), dtype=np.int64)
             vault, faces = media_keepers(config, item)
             if faces is not None:
                 faces.offer(0, rgb, dets)
-            audit = frame_audit(config, item.media_id, 1, 0.0)
-            original = rgb.copy() if audit.wants(0) else None
+            checks = frame_audit(config, item.media_id, 1, 0.0)
+            original = rgb.copy() if checks.wants(0) else None
             redacted = int(protect_frame(anon, rgb, dets, 0, item.media_id, vault))
             write_image(tmp, rgb, meta, lossless=config.lossless)
             if original is not None:  # checked as written: the output file read back
-                audit.add(0, original, read_image(tmp, max_pixels=config.max_pixels)[0], dets,
+                checks.add(0, original, read_image(tmp, max_pixels=config.max_pixels)[0], dets,
                           anon.regions(dets, rgb.shape[1], rgb.shape[0]))
+            audit = checks.result()
             withheld = leak_verdict(config, audit)
             in_sha, out_sha = commit_output(dest, tmp, item.rel, local, vault, withheld=bool(withheld))
     except MediaError as e:

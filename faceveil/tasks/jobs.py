@@ -21,16 +21,13 @@ def media_id(rel: str) -> str:
 @dataclass
 class MediaItem:
     """One file of the archive: its relative path, kind and whether a previous run finished it;
-    `error` says why it cannot be processed at all (a name that must not be used, say);
-    `first_output`, on a second pass, where the first pass's withheld output lies (for the leak gate's
-    detectors to look at)."""
+    `error` says why it cannot be processed at all (a name that must not be used, say)."""
 
     rel: str
     kind: str
     fingerprint: str
     done: bool = False
     error: str | None = None
-    first_output: str | None = None
 
     @property
     def media_id(self) -> str:
@@ -62,6 +59,30 @@ class ChunkDetections:
     chunk: Chunk
     frames: list[int] = field(default_factory=list)
     dets: list[Detections] = field(default_factory=list)
+    error: str | None = None
+    seconds: float = 0.0
+
+
+@dataclass
+class Tracked:
+    """The faces of a whole video, frame index -> Detections (tracks filled), or why there are none."""
+
+    per_frame: dict[int, Detections] = field(default_factory=dict)
+    error: str | None = None
+    seconds: float = 0.0  # detection and tracking
+
+
+@dataclass
+class Segment:
+    """Frames [start, stop) of a video, anonymized and encoded alone: where the piece lies (relative
+    to DEST), how many frames it redacted, and its checks; or the error that stopped it."""
+
+    index: int
+    start: int
+    stop: int
+    path: str | None = None
+    redacted: int = 0
+    audit: object | None = None  # validation.privacy.AuditResult
     error: str | None = None
     seconds: float = 0.0
 

