@@ -31,7 +31,7 @@ class AnonymizeConfig:
     dest: str
     method: str = "mosaic"
     detector: str = "centerface"
-    precision: str = "int8"  # the detector's model: the 8-bit one derived from its weights, or "fp32"
+    precision: str = "fp32"  # the detector's model: its weights as shipped, or "int8" (derived; faster, weaker in the dark)
     threshold: float | None = None
     min_size: float = 0.0
     scale: float = 1.0

@@ -38,7 +38,7 @@ class AuditSettings:
     gate: tuple[tuple[str, float], ...] = (("centerface", 0.15), ("blazeface", 0.6))
     confirm: tuple[tuple[str, float], ...] = (("centerface", 0.2), ("blazeface", 0.6))
     min_leak_size: float = 16.0
-    identity_faces: int = 24
+    identity_faces: int = 12
     identity_min_size: float = 24.0
 
 
