@@ -142,6 +142,27 @@ def _fit(rgb: np.ndarray, size) -> np.ndarray:
     return out
 
 
+def crowd_clip(dst: Path, seconds: float = 20.0, fps: int = 25) -> int:
+    """One crowd clip: the first half the detection set panned and zoomed (daylight, ~20-40 faces a
+    frame), the second half the MOT20-05 night crowd (hundreds of small heads), both 1280x720 at `fps`.
+    Returns the frame count."""
+    import tempfile
+
+    half = seconds / 2
+    with tempfile.TemporaryDirectory(prefix="faceveil-crowd-") as tmp:
+        parts = [Path(tmp) / "moving.mp4", Path(tmp) / "mot20.mp4"]
+        moving_crowd(parts[0], seconds=half, fps=fps)
+        mot20_720p(parts[1], seconds=half, fps=fps)
+        n = 0
+        with h264_writer(dst, fps) as write:
+            for part in parts:
+                with av.open(str(part)) as c:
+                    for f in c.decode(video=0):
+                        write(f.to_ndarray(format="rgb24"))
+                        n += 1
+    return n
+
+
 def mot20_720p(dst: Path, seconds: float | None = None, fps=None) -> int:
     """The MOT20-05 crowd clip (826x540, 25 fps) fitted into 1280x720; looped forward then backward up to
     `seconds` when given (else played once), at `fps` (default: the clip's). Returns the frame count."""

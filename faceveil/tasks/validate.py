@@ -118,6 +118,7 @@ def _media_figures(media: pd.DataFrame, frames: pd.DataFrame, faces: pd.DataFram
         rows.append({
             "path": r.rel_path, "kind": r.kind, "status": r.status, "reason": r.reason,
             "input_sha256": r.input_sha256, "output_path": r.output_path, "output_sha256": r.output_sha256,
+            "quarantine_path": r.quarantine_path, "leak_frames": [int(f) for f in r.leak_frames] if r.leak_frames is not None else [],
             "frames": r.frames_in, "faces": r.n_faces, "tracks": r.n_tracks, "frames_with_faces": r.frames_with_faces,
             "frames_filled": r.frames_filled, "frames_redacted": r.frames_redacted,
             "has_audio_in": r.has_audio_in, "has_audio_out": r.has_audio_out,

@@ -82,7 +82,7 @@ def _code(v) -> _Html:
 
 
 def _badge(status) -> _Html:
-    cls = {"ok": "ok", "success": "ok", "true": "ok", "failed": "bad", "error": "bad", "false": "bad"}
+    cls = {"ok": "ok", "success": "ok", "true": "ok", "failed": "bad", "leaked": "bad", "error": "bad", "false": "bad"}
     return _Html(f'<span class="badge {cls.get(_fmt(status).lower(), "warn")}">{_e(status)}</span>')
 
 
@@ -148,7 +148,7 @@ def plots(audit: dict, max_rows: int = 40) -> dict[str, bytes]:
         ax = fig.add_subplot()
         rates = {k: [_num(m.get(f"{k}_rate")) for m in media] for k in ("leak", "reid")}
         top = max([1.0] + [v for vs in rates.values() for v in vs if v is not None and math.isfinite(v)]) * 1.1
-        for off, key, colour, name, what in ((-0.2, "leak", "#1565c0", "leak rate", "faces found at detector score"),
+        for off, key, colour, name, what in ((-0.2, "leak", "#1565c0", "leak rate", "unmasked faces the leak gate confirmed"),
                                              (0.2, "reid", "#8e24aa", "re-id rate", "original/anonymized cosine")):
             thr = _num(_get(audit, "privacy", key, "threshold"))
             for y, v in enumerate(rates[key]):
