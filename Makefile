@@ -30,6 +30,7 @@ test: $(STAMP) chromium
 benchmarks: $(STAMP)
 	$(BIN)/python benchmarks/privacy.py
 	$(BIN)/python benchmarks/detection.py
+	$(BIN)/python benchmarks/coverage.py
 	$(BIN)/python benchmarks/throughput.py
 	$(BIN)/python benchmarks/index.py --n 1000000
 
