@@ -11,7 +11,7 @@ from faceveil.models.detectors.base import DetectorSettings
 from faceveil.models.tracking import TrackerSettings
 from faceveil.storage.keys import VaultLock
 
-TRACK_FLOOR = 0.75  # with tracking, detections down to this share of the threshold continue tracks
+TRACK_FLOOR = 0.5  # with tracking, detections down to this share of the threshold continue tracks (or make one, seen often)
 SECOND_PASS_MARGIN = 0.7  # the second pass's gate detectors look this far below the gate's thresholds
 
 # Settings that change the output; a finished media is redone only when one of these changes.
@@ -114,15 +114,16 @@ class AnonymizeConfig:
                              confirm=tuple(confirm.items()))
 
     def extra_detectors(self) -> tuple[tuple[str, DetectorSettings], ...]:
-        """Detectors that find faces beside the main one: on the second pass, the leak gate's own at
-        SECOND_PASS_MARGIN of the thresholds it confirms a leak at, so whatever the gate would call a
-        face is masked (compression moves a borderline score a little), at the cost of masking a few
-        non-faces."""
+        """Detectors that find faces beside the main one: on the second pass, the leak gate's other
+        families at SECOND_PASS_MARGIN of the thresholds it confirms a leak at, so whatever the gate
+        would call a face is masked (compression moves a borderline score a little), at the cost of
+        masking a few non-faces. The main detector's own family is not run twice: its floor drops
+        instead (detector_settings)."""
         if not self.second_pass:
             return ()
         threads = self.detector_settings().threads
         return tuple((name, DetectorSettings(threshold=SECOND_PASS_MARGIN * t, threads=threads))
-                     for name, t in self.audit_settings().confirm)
+                     for name, t in self.audit_settings().confirm if name != self.detector)
 
     def detector_threshold(self) -> float:
         from faceveil.models.detectors import DETECTORS
@@ -131,10 +132,15 @@ class AnonymizeConfig:
 
     def detector_settings(self) -> DetectorSettings:
         """The main detector. With tracking it reports faces down to TRACK_FLOOR x the threshold: those
-        below the threshold only keep an existing track alive (a face whose score flickers around the
-        threshold stays masked), never start one."""
+        below the threshold keep an existing track alive (a face whose score flickers around the
+        threshold stays masked) and make a track of their own only when seen again and again
+        (TrackerSettings.confirm_hits)."""
         threads = max(1, (os.cpu_count() or 1) // self.n_workers) if not self.dask_address else 0
         floor = TRACK_FLOOR * self.detector_threshold() if self.track else self.threshold
+        if self.second_pass:  # down to where the gate's own use of this family would see a face
+            own = dict(self.audit_settings().confirm).get(self.detector)
+            if own is not None:
+                floor = min(floor if floor is not None else self.detector_threshold(), SECOND_PASS_MARGIN * own)
         return DetectorSettings(floor, self.min_size, self.scale, threads, self.precision)
 
     def second_look_settings(self) -> DetectorSettings | None:
@@ -144,8 +150,8 @@ class AnonymizeConfig:
         return DetectorSettings(self.threshold, d.min_size, d.scale * self.second_look, d.threads, d.precision)
 
     def tracker_settings(self, step: int = 1) -> TrackerSettings:
-        """For detections `step` frames apart: gaps and end extension grow with the step; only faces
-        at the threshold start a track."""
+        """For detections `step` frames apart: gaps and end extension grow with the step; a track
+        needs a face at the threshold or repeated weaker ones (every face, on the second pass)."""
         extend = self.extend if self.extend is not None else 2 * step + 2
         return TrackerSettings(max_gap=max(self.max_gap, 2 * step), extend=extend if self.track else 0,
                                start_score=0.0 if self.second_pass else self.detector_threshold())

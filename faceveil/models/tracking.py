@@ -19,7 +19,8 @@ from faceveil.models.detections import Detections, iou_matrix
 class TrackerSettings:
     iou_threshold: float = 0.2
     high_score: float = 0.5  # detections at or above it are associated first (ByteTrack)
-    start_score: float = 0.0  # a detection below it only continues a track, never starts one (hysteresis)
+    start_score: float = 0.0  # a track needs one detection at or above it (hysteresis) ...
+    confirm_hits: int = 3  # ... or this many detections below it: a weak face seen again and again is a face
     max_gap: int = 10  # frames a face may go undetected inside one track
     extend: int = 4  # frames covered before a track's first and after its last detection
     velocity_smoothing: float = 0.6  # weight of the newest velocity in the running estimate
@@ -88,12 +89,19 @@ def associate(sampled: Iterable[tuple[int, Detections]], settings: TrackerSettin
             free_tracks = [t for t in free_tracks if t not in used_t]
             free_dets = [d for d in free_dets if d not in used_d]
         for i in free_dets:  # every unmatched face starts a track: nothing found is left unprotected
-            if dets.scores[i] < settings.start_score:  # too weak alone: it only kept a track alive
-                continue
             t = _Track(id=len(tracks) + 1)
             t.add(frame, dets[[i]], settings.velocity_smoothing)
             tracks.append(t)
-    return tracks
+    return [t for t in tracks if _confirmed(t, settings)]
+
+
+def _confirmed(track: _Track, settings: TrackerSettings) -> bool:
+    """A track is kept when one of its detections reaches start_score, or when it has confirm_hits
+    weaker ones: a lone weak false alarm masks nothing, a face whose score stays just under the
+    threshold is masked all the same."""
+    if len(track.frames) >= settings.confirm_hits:
+        return True
+    return any(float(d.scores.max()) >= settings.start_score for d in track.dets)
 
 
 def _centre_motion(frames: np.ndarray, boxes: np.ndarray) -> np.ndarray:

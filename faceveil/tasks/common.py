@@ -24,8 +24,8 @@ def detector(name: str, settings: DetectorSettings) -> Detector:
 def face_finder(config: AnonymizeConfig):
     """The run's way of finding the faces of a frame, `find(rgb) -> Detections`: the main detector,
     then the second look at the frame with those faces anonymized. On a second pass the leak gate's
-    detectors work beside the main one in both looks, and the frame is looked at twice more: what
-    the gate would confirm as a face is masked."""
+    detectors work beside the main one in both looks: what the gate would confirm as a face is
+    masked."""
     from faceveil.models.detectors.base import Ensemble
     from faceveil.models.second_look import second_look
 
@@ -34,11 +34,10 @@ def face_finder(config: AnonymizeConfig):
     look = config.second_look_settings()
     again = Ensemble([detector(config.detector, look), *extra]) if look else (first if extra else None)
     anon = anonymizer(config.method, config.mask_settings())
-    rounds = 2 if extra else 1
 
     def find(rgb):
         d = first.detect(rgb)
-        return second_look(rgb, d, anon, again, rounds) if again else d
+        return second_look(rgb, d, anon, again) if again else d
     return find
 
 

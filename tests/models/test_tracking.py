@@ -64,3 +64,22 @@ def test_extension_clipped_to_frame():
     for d in per_frame.values():
         assert (d.boxes[:, [0, 2]] >= 0).all() and (d.boxes[:, [0, 2]] <= 40).all()
         assert (d.boxes[:, [1, 3]] >= 0).all() and (d.boxes[:, [1, 3]] <= 40).all()
+
+
+def test_weak_detections_continue_a_track_that_a_strong_one_started():
+    sampled = [(0, face(10, 10, score=0.6)), (4, face(14, 10, score=0.12)), (8, face(18, 10, score=0.11))]
+    per_frame, tracks = track_media(sampled, 12, 200, 100, TrackerSettings(start_score=0.2, extend=0))
+    assert len(tracks) == 1 and all(len(per_frame[f]) == 1 for f in range(9))
+
+
+def test_a_lone_weak_detection_masks_nothing_but_a_repeated_one_makes_a_track():
+    lone = [(0, face(10, 10, score=0.15)), (4, Detections.empty()), (8, Detections.empty())]
+    per_frame, tracks = track_media(lone, 12, 200, 100, TrackerSettings(start_score=0.2, confirm_hits=3))
+    assert tracks == [] and per_frame == {}
+    twice = [(0, face(10, 10, score=0.15)), (4, face(12, 10, score=0.14)), (8, Detections.empty())]
+    _, tracks = track_media(twice, 12, 200, 100, TrackerSettings(start_score=0.2, confirm_hits=3))
+    assert tracks == []
+    thrice = [(0, face(10, 10, score=0.15)), (4, face(12, 10, score=0.14)), (8, face(14, 10, score=0.16))]
+    per_frame, tracks = track_media(thrice, 12, 200, 100, TrackerSettings(start_score=0.2, confirm_hits=3))
+    assert len(tracks) == 1 and len(tracks[0].frames) == 3
+    assert all(len(per_frame[f]) == 1 for f in range(9))  # the gaps between the weak hits are covered too
