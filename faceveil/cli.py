@@ -245,6 +245,9 @@ def _anonymize(args) -> int:
         print(f"summary:  {dest}/_faceveil/summary.json")
         print(f"manifests: {dest}/_faceveil/{{runs,media,detections,tracks,audit}}/")
         _print_audit(dest, summary["audit"])
+        if skipped := summary.get("not_media"):
+            shown = "; ".join(f"{_shown(s['path'])} ({s['reason']})" for s in skipped[:3])
+            print(f"skipped:  {len(skipped)} file(s) that are not media, e.g. {shown}")
     for f in summary["failures"]:
         if f.get("status") == "leaked":
             print(f"WITHHELD {_shown(f['path'])} (in {dest}/{f['quarantine']}): {f['reason']}", file=sys.stderr)

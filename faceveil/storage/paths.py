@@ -79,17 +79,23 @@ class Location:
         stamp = i.get("mtime") or i.get("ETag") or i.get("LastModified") or i.get("created")
         return f"{i.get('size')}:{stamp}"
 
-    def list_files(self, exclude_prefix: str | None = None) -> list[str]:
-        """Relative paths of every regular file below the root (links not followed), sorted."""
+    def list_files(self, exclude_prefix: str | None = None, links: list[str] | None = None) -> list[str]:
+        """Relative paths of every regular file below the root, sorted. Symbolic links are not
+        followed (one could lead outside the source); their paths go to `links` when given."""
         out = []
         if self.is_local:
             for dirpath, dirnames, filenames in os.walk(self.root, followlinks=False):
-                dirnames[:] = sorted(d for d in dirnames if not os.path.islink(os.path.join(dirpath, d)))
-                for name in filenames:
+                linked = [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]
+                dirnames[:] = sorted(d for d in dirnames if d not in linked)
+                for name in [*filenames, *linked]:
                     full = os.path.join(dirpath, name)
-                    if os.path.islink(full) or not os.path.isfile(full):
+                    rel = os.path.relpath(full, self.root).replace(os.sep, "/")
+                    if os.path.islink(full):
+                        if links is not None:
+                            links.append(rel)
                         continue
-                    out.append(os.path.relpath(full, self.root).replace(os.sep, "/"))
+                    if os.path.isfile(full):
+                        out.append(rel)
         elif self.fs.exists(self.root):
             for full in self.fs.find(self.root):
                 out.append(posixpath.relpath(full, self.root))

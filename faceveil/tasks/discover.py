@@ -40,8 +40,8 @@ def discover(config: AnonymizeConfig) -> tuple[list[MediaItem], list[tuple[str, 
     if src.is_local and not src.fs.isdir(src.root):
         raise NotADirectoryError(f"{src.url}: source must be a folder")
     exclude = _dest_prefix_inside_src(src, dest)
-    items, skipped = [], []
-    for rel in src.list_files(exclude_prefix=exclude):
+    items, skipped, links = [], [], []
+    for rel in src.list_files(exclude_prefix=exclude, links=links):
         if rel.split("/")[0] == META_DIR:
             continue
         kind = media_kind(rel)
@@ -52,6 +52,8 @@ def discover(config: AnonymizeConfig) -> tuple[list[MediaItem], list[tuple[str, 
             items.append(MediaItem(rel, kind, src.fingerprint(rel)))
         except (PathError, OSError) as e:  # bad input: recorded as failed, the archive goes on
             items.append(MediaItem(rel, kind, "", error=f"cannot be read: {e}"))
+    skipped += [(rel, "symbolic link, not followed (it could lead outside the source)") for rel in links]
+    skipped.sort()
     h = config.settings_hash()
     for item in items:
         item.done = item.error is None and is_done(dest, item, h)

@@ -32,7 +32,9 @@ def test_listing_does_not_follow_links_out_of_root(tmp_path):
     (root / "sub" / "a.mp4").write_bytes(b"x")
     os.symlink(outside, root / "link")
     os.symlink(outside / "secret.jpg", root / "s.jpg")
-    assert Location(str(root)).list_files() == ["sub/a.mp4"]
+    links = []
+    assert Location(str(root)).list_files(links=links) == ["sub/a.mp4"]
+    assert sorted(links) == ["link", "s.jpg"]  # named, so that a run can say what it did not follow
 
 
 def test_commit_is_atomic_and_leaves_no_temporaries(tmp_path):
