@@ -1,9 +1,14 @@
-"""The access log under DEST/_faceveil/access_log/: one Parquet file per search, restore or forget,
-`<seq, 12 digits>.parquet`, written once and never rewritten. Each row carries an HMAC-SHA256 (key
-derived from the master key for "access-log") over the previous row's MAC and its own fields, so a
-removed, edited, re-keyed or renamed row shows up in `verify`. Removing the newest rows leaves no
-trace in the chain itself: compare the last seq with one recorded elsewhere (a run report) for that.
-Rows carry the key's fingerprint, never the key."""
+"""The access log under DEST/_faceveil/access_log/: one Parquet file per row, `<seq, 12 digits>.parquet`,
+written once and never rewritten. Each row carries an HMAC-SHA256 over the previous row's MAC and its
+own fields, so a removed, edited, re-keyed, reordered or renamed row shows up in `verify`. Removing the
+newest rows leaves no trace in the chain itself: compare the last seq with one recorded elsewhere (a
+run report) for that. Rows carry key fingerprints, never keys.
+
+Key rotation (`hand_over`) keeps the chain: the MAC key of each master key's span of rows is derived
+from that master key, and the rotation row that starts the new key's span names the old and new
+fingerprints, is MACed under both, and carries the old span's MAC key sealed for the new one
+(`log_chain`). `verify` with the newest key walks back through every rotation; the retired key can
+append nothing after its span, nor alter a row before it unnoticed (the rotation row pins its MAC)."""
 from __future__ import annotations
 
 import hashlib
@@ -18,7 +23,9 @@ from datetime import datetime, timezone
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from faceveil.storage import log_chain
 from faceveil.storage.keys import BadKeyError, MasterKey
+from faceveil.storage.log_chain import ROTATION
 from faceveil.storage.manifests import ACCESS_LOG
 from faceveil.storage.paths import META_DIR, Location
 
@@ -36,10 +43,6 @@ class AccessLogError(RuntimeError):
 
 def file_name(seq: int) -> str:
     return f"{FOLDER}/{int(seq):012d}.parquet"
-
-
-def _mac_key(master: MasterKey) -> bytes:
-    return master.derive("access-log")
 
 
 def _canonical(row: dict) -> bytes:
@@ -67,7 +70,12 @@ def _seqs(loc: Location) -> tuple[dict[int, str], list[str]]:
     (temporary files of an append in progress, names starting with '.', are left out)."""
     folder = loc.path(FOLDER)
     if loc.is_local:
-        names = os.listdir(folder) if os.path.isdir(folder) else []
+        if os.path.lexists(folder) and not os.path.isdir(folder):
+            raise AccessLogError(f"{folder}: not a folder, so no access log can be kept here")
+        try:
+            names = os.listdir(folder) if os.path.isdir(folder) else []
+        except OSError as e:
+            raise AccessLogError(f"{folder}: cannot read the access log ({e.strerror or e})") from None
     else:
         loc.fs.invalidate_cache(folder)
         names = [p.rsplit("/", 1)[-1] for p in loc.fs.ls(folder, detail=False)] if loc.fs.exists(folder) else []
@@ -131,12 +139,12 @@ def _create_local(loc: Location, rel: str, data: bytes) -> bool:
 # ---------------------------------------------------------------- API
 
 
-def append(loc: Location, master: MasterKey, *, actor: str, action: str, reason: str,
-           probe_sha256: str | None = None, matched=(), details: dict | None = None) -> dict:
-    """Adds one row (seq = last seq + 1, chained to the last row's MAC) and returns it.
-    Locally the file is created exclusively, so concurrent appenders never share a seq; on S3 it is
-    a plain atomic write. Refuses an empty reason, actor or action, a key other than the log's, and
-    a log whose last file is unreadable (run `verify`)."""
+def _dumps(details: dict) -> str:
+    return json.dumps(details, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def _new_row(fingerprint: str, actor: str, action: str, reason: str, probe_sha256, matched, details) -> dict:
+    """A row's own fields, checked: non-empty reason, actor and action; hex probe digest; JSON details."""
     for name, value in (("reason", reason), ("actor", actor), ("action", action)):
         if not isinstance(value, str) or not value.strip():
             raise ValueError(f"access log: {name} must be a non-empty string")
@@ -145,37 +153,79 @@ def append(loc: Location, master: MasterKey, *, actor: str, action: str, reason:
         if not _SHA256.match(probe_sha256):
             raise ValueError("access log: probe_sha256 must be 64 hex digits")
     try:
-        details_json = json.dumps(details if details is not None else {}, sort_keys=True,
-                                  separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        details_json = _dumps(details if details is not None else {})
     except (TypeError, ValueError) as e:
         raise ValueError(f"access log: details must be JSON-serialisable ({e})") from None
-    key = _mac_key(master)
-    row = {"actor": actor, "action": action, "reason": reason, "probe_sha256": probe_sha256,
-           "matched": [str(m) for m in matched], "key_fingerprint": master.fingerprint,
-           "details_json": details_json}
+    return {"actor": actor, "action": action, "reason": reason, "probe_sha256": probe_sha256,
+            "matched": [str(m) for m in matched], "key_fingerprint": fingerprint, "details_json": details_json}
+
+
+def append(loc: Location, master: MasterKey, *, actor: str, action: str, reason: str,
+           probe_sha256: str | None = None, matched=(), details: dict | None = None) -> dict:
+    """Adds one row (seq = last seq + 1, chained to the last row's MAC) and returns it.
+    Locally the file is created exclusively, so concurrent appenders never share a seq; on S3 it is
+    a plain atomic write. Refuses an empty reason, actor or action, a key other than the log's, and
+    a log whose last file is unreadable (run `verify`); AccessLogError when it cannot be written."""
+    row = _new_row(master.fingerprint, actor, action, reason, probe_sha256, matched, details)
+    key = log_chain.mac_key(master)
+
+    def sign(r: dict) -> None:
+        r["mac"] = _mac(key, r)
+
+    return _commit(loc, master, row, sign)
+
+
+def hand_over(loc: Location, old: MasterKey, new: MasterKey, *, actor: str, reason: str, matched=(),
+              details: dict | None = None) -> dict:
+    """Appends the rotation row (action 'rotate-key') from which the log is kept with `new`. Its
+    details' 'rotation' names both fingerprints, holds the old span's MAC key sealed for the new span
+    and the row's MAC under the old key ('old_mac'); the row's own MAC is under the new key."""
+    if details and ROTATION in details:
+        raise ValueError(f"access log: details.{ROTATION} is set by hand_over")
+    row = _new_row(new.fingerprint, actor, "rotate-key", reason, None, matched, details)
+    base = json.loads(row["details_json"])
+    old_key, new_key = log_chain.mac_key(old), log_chain.mac_key(new)
+    sealed = log_chain.seal_previous(new_key, old_key, old.fingerprint, new.fingerprint)
+
+    def sign(r: dict) -> None:
+        rotation = {"old_key": old.fingerprint, "new_key": new.fingerprint, "previous_key_sealed": sealed}
+        r["details_json"] = _dumps({**base, ROTATION: rotation})
+        rotation["old_mac"] = _mac(old_key, r)
+        r["details_json"] = _dumps({**base, ROTATION: rotation})
+        r["mac"] = _mac(new_key, r)
+
+    return _commit(loc, old, row, sign)
+
+
+def _commit(loc: Location, current: MasterKey, row: dict, sign) -> dict:
+    """Writes `row` as the next seq once the log is found to be kept with `current`; `sign` sets its MAC."""
     for _ in range(_MAX_TRIES):
         files, _other = _seqs(loc)
         if files:
             last = max(files)
             prev = _read_row(loc, files[last])
-            if not hmac.compare_digest(str(prev.get("key_fingerprint") or "").encode(), master.fingerprint.encode()):
+            if not hmac.compare_digest(str(prev.get("key_fingerprint") or "").encode(), current.fingerprint.encode()):
                 raise BadKeyError(f"{loc.display(FOLDER)}: the access log is kept with key "
-                                  f"{prev.get('key_fingerprint')}, this key is {master.fingerprint}; "
+                                  f"{prev.get('key_fingerprint')}, this key is {current.fingerprint}; "
                                   "nothing was written")
             seq, prev_mac = last + 1, prev["mac"]
         else:
             seq, prev_mac = 1, GENESIS_MAC
         row.update(seq=seq, time=datetime.now(timezone.utc), prev_mac=prev_mac)
         try:
-            row["mac"] = _mac(key, row)
+            sign(row)
         except ValueError:
             raise AccessLogError(f"{loc.display(files[last])}: malformed MAC; run verify") from None
         data, rel = _encode(row), file_name(seq)
-        if not loc.is_local:
-            loc.write_bytes(rel, data)
-            return dict(row)
-        if _create_local(loc, rel, data):
-            return dict(row)
+        try:
+            if not loc.is_local:
+                loc.write_bytes(rel, data)
+                return dict(row)
+            if _create_local(loc, rel, data):
+                return dict(row)
+        except OSError as e:
+            raise AccessLogError(f"{loc.display(FOLDER)}: cannot write the access log "
+                                 f"({type(e).__name__}: {e.strerror or e}); nothing was written") from None
     raise AccessLogError(f"{loc.display(FOLDER)}: no free seq after {_MAX_TRIES} tries (too many concurrent appenders)")
 
 
@@ -191,12 +241,21 @@ def tail(loc: Location, n: int = 20) -> list[dict]:
     return [_read_row(loc, files[s]) for s in sorted(files)[-n:]] if n > 0 else []
 
 
+def details(row: dict) -> dict:
+    """A row's details (empty when they do not parse)."""
+    try:
+        d = json.loads(row.get("details_json") or "{}")
+    except (TypeError, ValueError):
+        return {}
+    return d if isinstance(d, dict) else {}
+
+
 def verify(loc: Location, master: MasterKey) -> list[str]:
-    """Problems found in the log, each naming its seq or file; empty when it is intact. Reports
-    removed rows (a gap in seq, a prev_mac that is not the previous row's MAC), edited rows and rows
-    written with another key (MAC mismatch), files whose name disagrees with their seq, unreadable
-    files and stray files in the folder."""
-    key = _mac_key(master)
+    """Problems found in the log, each naming its seq or file; empty when it is intact. `master` is
+    the newest key: rows before a rotation row are checked with the key it carries. Reports removed
+    rows (a gap in seq, a prev_mac that is not the previous row's MAC), edited rows and rows written
+    with another key (MAC mismatch), files whose name disagrees with their seq, unreadable files and
+    stray files in the folder."""
     files, other = _seqs(loc)
     found = [(0, f"{loc.display(rel)}: not an access-log file name") for rel in other]
     rows: dict[int, dict] = {}
@@ -210,15 +269,7 @@ def verify(loc: Location, master: MasterKey) -> list[str]:
         rows[seq] = row
         if row["seq"] != seq:
             found.append((seq, f"seq {seq}: {loc.display(rel)} holds seq {row['seq']} (renamed or moved)"))
-        try:
-            ok = hmac.compare_digest(_mac(key, row).encode(), str(row["mac"]).encode())
-        except (ValueError, TypeError, AttributeError):
-            ok = False
-        if not ok:
-            fp = row.get("key_fingerprint")
-            why = (f"written with key {fp}, this key is {master.fingerprint}" if fp != master.fingerprint
-                   else "row edited, or MAC forged")
-            found.append((seq, f"seq {seq}: MAC mismatch in {loc.display(rel)} ({why})"))
+    found += _check_macs(loc, files, rows, master)
     top = max(files) if files else 0
     for seq in range(1, top + 1):
         if seq not in files:
@@ -232,3 +283,48 @@ def verify(loc: Location, master: MasterKey) -> list[str]:
             before = "the genesis value" if seq == 1 else f"the MAC of seq {seq - 1}"
             found.append((seq, f"seq {seq}: prev_mac is not {before} (a row was removed or replaced)"))
     return [msg for _seq, msg in sorted(found, key=lambda p: p[0])]
+
+
+def _mac_ok(key: bytes, row: dict, mac) -> bool:
+    try:
+        return hmac.compare_digest(_mac(key, row).encode(), str(mac).encode())
+    except (ValueError, TypeError, AttributeError):
+        return False
+
+
+def _check_macs(loc: Location, files: dict, rows: dict, master: MasterKey) -> list[tuple[int, str]]:
+    """Every row's MAC, newest first, with the key of its span: the newest key's, then the key each
+    rotation row carries for the span before it."""
+    found = []
+    key, fp = log_chain.mac_key(master), master.fingerprint
+    for seq in sorted(rows, reverse=True):
+        row = rows[seq]
+        if key is None:
+            found.append((seq, f"seq {seq}: cannot be checked (the rotation row after it that holds its key "
+                               "does not open)"))
+            continue
+        if not _mac_ok(key, row, row["mac"]):
+            kept = row.get("key_fingerprint")
+            why = (f"written with key {kept}, the chain is kept with key {fp} here" if kept != fp
+                   else "row edited, or MAC forged")
+            found.append((seq, f"seq {seq}: MAC mismatch in {loc.display(files[seq])} ({why})"))
+        rotation = details(row).get(ROTATION) if row.get("action") == "rotate-key" else None
+        if not isinstance(rotation, dict):
+            continue
+        if rotation.get("new_key") != fp:
+            found.append((seq, f"seq {seq}: rotation row to key {rotation.get('new_key')}, but the rows after "
+                               f"it are kept with key {fp}"))
+            continue
+        old_key, old_fp = log_chain.open_previous(key, rotation.get("previous_key_sealed"),
+                                                   rotation.get("old_key"), fp), rotation.get("old_key")
+        if old_key is None:
+            found.append((seq, f"seq {seq}: the rotation row's sealed key of the span before it does not open "
+                               "(edited)"))
+            key = None
+            continue
+        unsigned = {**row, "details_json": _dumps({**details(row), ROTATION: {
+            k: v for k, v in rotation.items() if k != "old_mac"}})}
+        if not _mac_ok(old_key, unsigned, rotation.get("old_mac")):
+            found.append((seq, f"seq {seq}: the rotation row's MAC under the old key {old_fp} does not match"))
+        key, fp = old_key, old_fp
+    return found

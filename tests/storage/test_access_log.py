@@ -180,3 +180,123 @@ def test_concurrent_appenders_never_share_a_seq(tmp_path):
     assert sorted(r["reason"] for r in rows) == sorted(f"{a} #{i}" for a in ("p1", "p2") for i in range(20))
     assert access_log.verify(loc, key) == []
     assert not [n for n in os.listdir(loc.path(access_log.FOLDER)) if n.startswith(".")]
+
+
+# ---------------------------------------------------------------- key rotation
+
+
+def _rotated_twice(loc):
+    """k1: three rows, rotation to k2, one row, rotation to k3, one row (seq 1-7)."""
+    k1, k2, k3 = MasterKey.generate(), MasterKey.generate(), MasterKey.generate()
+    _three(loc, k1)
+    access_log.hand_over(loc, k1, k2, actor="ops", reason="yearly rotation", details={"outcome": "done"})
+    access_log.append(loc, k2, actor="alice", action="search", reason="case 18", probe_sha256=PROBE)
+    access_log.hand_over(loc, k2, k3, actor="ops", reason="key leaked")
+    access_log.append(loc, k3, actor="alice", action="restore", reason="case 18", matched=["m1:3"])
+    return k1, k2, k3
+
+
+def test_rotation_keeps_the_chain_verifiable_with_the_newest_key(tmp_path):
+    loc = Location(str(tmp_path))
+    k1, k2, k3 = _rotated_twice(loc)
+    rows = access_log.read(loc)
+    assert [r["seq"] for r in rows] == list(range(1, 8))
+    assert [r["key_fingerprint"] for r in rows] == [k1.fingerprint] * 3 + [k2.fingerprint] * 2 + [k3.fingerprint] * 2
+    rotation = access_log.details(rows[3])["rotation"]
+    assert rotation["old_key"] == k1.fingerprint and rotation["new_key"] == k2.fingerprint
+    assert access_log.details(rows[3])["outcome"] == "done" and rows[3]["action"] == "rotate-key"
+    assert access_log.verify(loc, k3) == []
+    # a retired key appends nothing, and cannot verify the spans after its own
+    for old in (k1, k2):
+        with pytest.raises(BadKeyError, match="nothing was written"):
+            access_log.append(loc, old, actor="mallory", action="search", reason="curious")
+    assert access_log.verify(loc, k2) and access_log.verify(loc, k1)
+    assert len(_log_files(loc)) == 7
+
+
+@pytest.mark.parametrize("seq", [1, 4, 5, 6, 7])
+def test_edited_row_in_any_span_is_named(tmp_path, seq):
+    loc = Location(str(tmp_path))
+    _, _, k3 = _rotated_twice(loc)
+    _rewrite(loc, seq, reason="nothing to see")
+    problems = access_log.verify(loc, k3)
+    assert problems and all(p.startswith(f"seq {seq}:") for p in problems), problems
+    assert any("MAC mismatch" in p for p in problems)
+
+
+@pytest.mark.parametrize("seq", [2, 4, 6])
+def test_removed_row_in_any_span_is_named(tmp_path, seq):
+    loc = Location(str(tmp_path))
+    _, _, k3 = _rotated_twice(loc)
+    os.unlink(loc.path(access_log.file_name(seq)))
+    problems = access_log.verify(loc, k3)
+    assert f"seq {seq}: missing (row removed)" in problems
+    if seq in (4, 6):  # a rotation row: the spans before it cannot be opened with the newest key
+        assert all(any(p.startswith(f"seq {s}: MAC mismatch") for p in problems) for s in range(1, seq))
+    else:
+        assert all(p.startswith(f"seq {seq}:") for p in problems), problems
+
+
+def test_reordered_rows_across_a_rotation_are_named(tmp_path):
+    loc = Location(str(tmp_path))
+    _, _, k3 = _rotated_twice(loc)
+    a, b = loc.path(access_log.file_name(3)), loc.path(access_log.file_name(4))
+    os.replace(a, a + ".x")
+    os.replace(b, a)
+    os.replace(a + ".x", b)
+    problems = access_log.verify(loc, k3)
+    assert any("holds seq 4" in p for p in problems) and any("holds seq 3" in p for p in problems)
+
+
+def test_edited_sealed_key_of_a_rotation_row_is_named(tmp_path):
+    import json
+
+    loc = Location(str(tmp_path))
+    _, _, k3 = _rotated_twice(loc)
+    row = access_log.read(loc)[5]
+    d = access_log.details(row)
+    d["rotation"]["previous_key_sealed"] = "00" * 60
+    _rewrite(loc, 6, details_json=json.dumps(d, sort_keys=True, separators=(",", ":")))
+    problems = access_log.verify(loc, k3)
+    assert any(p.startswith("seq 6: MAC mismatch") for p in problems)
+    assert any(p.startswith("seq 6: the rotation row's sealed key") for p in problems)
+    assert all(p.startswith("seq 6:") or "cannot be checked" in p for p in problems)
+
+
+def test_retired_key_cannot_rewrite_its_own_span_unnoticed(tmp_path):
+    """The holder of k1 re-MACs rows 1-3 after editing row 2: the rotation row (MACed under k2) pins
+    row 3's old MAC."""
+    from faceveil.storage import log_chain
+
+    loc = Location(str(tmp_path))
+    k1, _, k3 = _rotated_twice(loc)
+    key, prev = log_chain.mac_key(k1), access_log.GENESIS_MAC
+    for seq in (1, 2, 3):
+        row = access_log.read(loc)[seq - 1]
+        row.update(prev_mac=prev, reason="routine" if seq == 2 else row["reason"])
+        row["mac"] = access_log._mac(key, row)
+        _rewrite(loc, seq, **{k: v for k, v in row.items() if k != "seq"})
+        prev = row["mac"]
+    # as far as the old key can see, its span is intact
+    assert all(int(p.split(":")[0][4:]) >= 4 for p in access_log.verify(loc, k1))
+    problems = access_log.verify(loc, k3)
+    assert problems and any(p.startswith("seq 4: prev_mac") for p in problems)
+
+
+def test_no_key_in_rotation_rows(tmp_path):
+    from faceveil.storage import log_chain
+
+    loc = Location(str(tmp_path))
+    keys = _rotated_twice(loc)
+    secrets = [s for k in keys for s in (k._b, log_chain.mac_key(k))]
+    secrets += [s.hex().encode() for s in secrets]
+    for name in _log_files(loc):
+        data = open(os.path.join(loc.path(access_log.FOLDER), name), "rb").read()
+        assert not any(s in data for s in secrets)
+
+
+def test_unwritable_log_folder_is_an_access_log_error(tmp_path):
+    loc, key = Location(str(tmp_path)), MasterKey.generate()
+    loc.write_bytes(access_log.FOLDER, b"a file where the log folder should be")
+    with pytest.raises(access_log.AccessLogError, match="not a folder"):
+        access_log.append(loc, key, actor="a", action="search", reason="r")
