@@ -14,7 +14,19 @@ from pathlib import Path
 from faceveil.storage.paths import META_DIR, Location
 
 EXPERIMENT = "faceveil"
-_STORE_LOCK = threading.Lock()
+# Held by every use of mlflow here (import, store, logging): two threads importing parts of mlflow
+# at once (the validation preloader and a run's last step; mlflow imports more modules lazily on
+# first use) leave its protobuf descriptors half-built ("Depends on file 'databricks.proto'").
+_LOCK = threading.RLock()
+
+
+def load_mlflow():
+    """The `mlflow` module, imported whole, once, under the module's lock."""
+    with _LOCK:
+        import mlflow
+        import mlflow.entities  # noqa: F401  (what log_run needs, imported under the same lock)
+        from mlflow import MlflowClient  # noqa: F401
+    return mlflow
 
 
 def store_for(dest: Location, uri: str | None = None) -> tuple[str, str | None]:
@@ -35,12 +47,10 @@ def open_store(uri: str, artifacts: str | None, experiment: str = EXPERIMENT):
     set_offline_env()
     import logging
 
-    from mlflow import MlflowClient
-
-    logging.getLogger("alembic").setLevel(logging.WARNING)
-    logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
-    client = MlflowClient(tracking_uri=uri)
-    with _STORE_LOCK:  # the preloading thread and the run's last step may both get here first
+    with _LOCK:  # the preloading thread and the run's last step may both get here first
+        client = load_mlflow().MlflowClient(tracking_uri=uri)
+        logging.getLogger("alembic").setLevel(logging.WARNING)
+        logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
         exp = client.get_experiment_by_name(experiment)
         if exp is not None:
             return client, exp.experiment_id
@@ -72,30 +82,31 @@ def _metric_value(v) -> float | None:
 def log_run(audit: dict, artifacts, uri: str, artifact_location: str | None = None) -> dict:
     """Logs one finished flow run and sets audit['mlflow'] = {'tracking_uri', 'experiment', 'run_id'}.
     `artifacts`: file name -> bytes, or a function of the audit (with its 'mlflow' part) giving them."""
-    from mlflow.entities import Metric, Param, RunTag
-
-    client, exp_id = open_store(uri, artifact_location)
-    run = client.create_run(exp_id, run_name=audit["run_id"], tags={
-        "faceveil.run_id": audit["run_id"], "faceveil.flow": audit["flow"], "faceveil.status": audit["status"]})
-    rid = run.info.run_id
-    audit["mlflow"] = {"tracking_uri": uri, "experiment": EXPERIMENT, "run_id": rid}
-    params = flatten("", {"settings": audit.get("settings", {}),
-                          "models": {m["role"]: f"{m['name']} {m.get('weights') or ''}".strip() for m in audit.get("models", [])},
-                          "code_version": audit.get("code_version"), "faceveil_version": audit.get("faceveil_version"),
-                          "src": audit.get("src"), "dest": audit.get("dest")}, {})
-    metrics = flatten("", {"counts": audit.get("counts", {}), "privacy": audit.get("privacy", {}),
-                           "utility": audit.get("utility", {}), "seconds": audit.get("seconds"),
-                           "contracts": {"failed": sum(not r["success"] for r in audit.get("contracts", {}).get("results", []))}}, {})
-    metric_rows = [Metric(k, v, 0, 0) for k, v in ((k, _metric_value(v)) for k, v in metrics.items()) if v is not None]
-    param_rows = [Param(k, json.dumps(v) if not isinstance(v, str) else v) for k, v in params.items() if v is not None]
-    for i in range(0, max(len(param_rows), len(metric_rows)), 100):  # mlflow takes at most 100 params per batch
-        client.log_batch(rid, metrics=metric_rows[i:i + 100], params=param_rows[i:i + 100])
-    client.log_batch(rid, tags=[RunTag("faceveil.contracts", "passed" if audit.get("contracts", {}).get("success") else "failed")])
-    files = artifacts(audit) if callable(artifacts) else artifacts
-    with tempfile.TemporaryDirectory(prefix="faceveil-mlflow-") as tmp:
-        for name, data in files.items():
-            p = Path(tmp) / name
-            p.write_bytes(data)
-            client.log_artifact(rid, str(p))
-    client.set_terminated(rid, "FINISHED" if audit["status"] == "ok" else "FAILED")
-    return audit["mlflow"]
+    with _LOCK:
+        entities = load_mlflow().entities
+        Metric, Param, RunTag = entities.Metric, entities.Param, entities.RunTag
+        client, exp_id = open_store(uri, artifact_location)
+        run = client.create_run(exp_id, run_name=audit["run_id"], tags={
+            "faceveil.run_id": audit["run_id"], "faceveil.flow": audit["flow"], "faceveil.status": audit["status"]})
+        rid = run.info.run_id
+        audit["mlflow"] = {"tracking_uri": uri, "experiment": EXPERIMENT, "run_id": rid}
+        params = flatten("", {"settings": audit.get("settings", {}),
+                              "models": {m["role"]: f"{m['name']} {m.get('weights') or ''}".strip() for m in audit.get("models", [])},
+                              "code_version": audit.get("code_version"), "faceveil_version": audit.get("faceveil_version"),
+                              "src": audit.get("src"), "dest": audit.get("dest")}, {})
+        metrics = flatten("", {"counts": audit.get("counts", {}), "privacy": audit.get("privacy", {}),
+                               "utility": audit.get("utility", {}), "seconds": audit.get("seconds"),
+                               "contracts": {"failed": sum(not r["success"] for r in audit.get("contracts", {}).get("results", []))}}, {})
+        metric_rows = [Metric(k, v, 0, 0) for k, v in ((k, _metric_value(v)) for k, v in metrics.items()) if v is not None]
+        param_rows = [Param(k, json.dumps(v) if not isinstance(v, str) else v) for k, v in params.items() if v is not None]
+        for i in range(0, max(len(param_rows), len(metric_rows)), 100):  # mlflow takes at most 100 params per batch
+            client.log_batch(rid, metrics=metric_rows[i:i + 100], params=param_rows[i:i + 100])
+        client.log_batch(rid, tags=[RunTag("faceveil.contracts", "passed" if audit.get("contracts", {}).get("success") else "failed")])
+        files = artifacts(audit) if callable(artifacts) else artifacts
+        with tempfile.TemporaryDirectory(prefix="faceveil-mlflow-") as tmp:
+            for name, data in files.items():
+                p = Path(tmp) / name
+                p.write_bytes(data)
+                client.log_artifact(rid, str(p))
+        client.set_terminated(rid, "FINISHED" if audit["status"] == "ok" else "FAILED")
+        return audit["mlflow"]
