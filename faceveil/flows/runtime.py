@@ -14,7 +14,13 @@ def flow_runtime(n_workers: int, threads_per_worker: int = 1, address: str | Non
     """Yields a DaskTaskRunner on `address`, or on a local cluster of worker processes started here.
     Unless PREFECT_API_URL is set, one temporary Prefect API server on 127.0.0.1 serves the run (so
     workers do not each start their own); it boots while the cluster starts and `warm` runs once
-    on every local worker (imports, model loading)."""
+    on every local worker (imports, model loading). While it runs, the key variables are out of this
+    process's environment, so no process it starts (or a nanny restarts) inherits them."""
+    with without_secrets():
+        yield from _flow_runtime(n_workers, threads_per_worker, address, warm)
+
+
+def _flow_runtime(n_workers: int, threads_per_worker: int, address: str | None, warm):
     set_offline_env()
     server, booting, boot_error, warming, port = None, None, [], None, None
     if not os.environ.get("PREFECT_API_URL"):  # its address first: the workers inherit it
@@ -104,7 +110,7 @@ class LocalPrefectServer:
         import sys
 
         self.url = f"http://127.0.0.1:{port}/api"
-        env = {**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"}
+        env = {**_public_env(), "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"}
         self.process = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "--factory", "prefect.server.api.server:create_app", "--host", "127.0.0.1",
              "--port", str(port), "--log-level", "error", "--lifespan", "on"], env=env, stdin=subprocess.DEVNULL)
@@ -136,6 +142,26 @@ class LocalPrefectServer:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+
+
+def _public_env() -> dict[str, str]:
+    """This process's environment less the key variables (for the processes it starts)."""
+    from faceveil.storage.keys import SECRET_ENV
+
+    return {k: v for k, v in os.environ.items() if k not in SECRET_ENV}
+
+
+@contextlib.contextmanager
+def without_secrets():
+    """The key variables are out of os.environ during the block (processes started then inherit it)
+    and back afterwards; the key was read before."""
+    from faceveil.storage.keys import SECRET_ENV
+
+    saved = {k: os.environ.pop(k) for k in SECRET_ENV if k in os.environ}
+    try:
+        yield
+    finally:
+        os.environ.update(saved)
 
 
 def _free_port() -> int:

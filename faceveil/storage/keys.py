@@ -14,6 +14,7 @@ from pathlib import Path
 KEY_BYTES = 32
 _PREFIX = "faceveil-key-v1:"
 ENV_VAR = "FACEVEIL_KEY"
+SECRET_ENV = (ENV_VAR, "FACEVEIL_PASSPHRASE")  # never passed on to worker or server processes
 
 
 class BadKeyError(ValueError):
