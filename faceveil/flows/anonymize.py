@@ -14,7 +14,7 @@ from prefect.futures import as_completed
 
 from faceveil import progress
 from faceveil.config import AnonymizeConfig
-from faceveil.flows.handover import handed_over, take
+from faceveil.flows.handover import handed_over, options_handed_over, take, with_options
 from faceveil.flows.runtime import flow_runtime, preload_validation
 from faceveil.storage.paths import META_DIR
 from faceveil.storage.keys import MasterKey
@@ -26,7 +26,9 @@ from faceveil.tasks.video import segments_of
 
 
 @flow(name="anonymize_archive", log_prints=False)
-def anonymize_archive(config: AnonymizeConfig, run_id: str | None = None, index_token: str | None = None) -> dict:
+def anonymize_archive(config: AnonymizeConfig, run_id: str | None = None, index_token: str | None = None,
+                      options_token: str | None = None) -> dict:
+    config = with_options(config, options_token)
     run_id = run_id or new_run_id()
     config = replace(config, scratch_dir=os.path.join(scratch(config), run_id))  # the run's own scratch
     try:
@@ -124,6 +126,6 @@ def run_anonymize(config: AnonymizeConfig, key: MasterKey | None = None) -> dict
     t.prepare_models(config)
     warm = functools.partial(t.warm_worker, config)
     secret = t.index_secret(config, key) if config.index else None
-    with handed_over(secret) as token, \
+    with handed_over(secret) as token, options_handed_over(config) as (public, options), \
             flow_runtime(config.n_workers, config.threads_per_worker, config.dask_address, warm) as runner:
-        return anonymize_archive.with_options(task_runner=runner)(config, index_token=token)
+        return anonymize_archive.with_options(task_runner=runner)(public, index_token=token, options_token=options)

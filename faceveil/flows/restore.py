@@ -1,5 +1,6 @@
 """`restore_archive`: key check and track choice (in this process) -> per media, open the vault and
-paste the chosen originals back (Dask) -> restore report. Keys never become flow parameters."""
+paste the chosen originals back (Dask) -> restore report. Keys and storage credentials never become
+flow parameters."""
 from __future__ import annotations
 
 import json
@@ -7,7 +8,7 @@ from datetime import datetime, timezone
 
 from prefect import flow
 
-from faceveil.flows.handover import handed_over, take
+from faceveil.flows.handover import handed_over, options_handed_over, take, with_options
 from faceveil.flows.runtime import flow_runtime, preload_validation
 from faceveil.storage.paths import Location
 from faceveil.storage.keys import MasterKey
@@ -17,7 +18,8 @@ from faceveil.tasks.restore import RestoreConfig, RestoreJob, plan_restore
 
 
 @flow(name="restore_archive", log_prints=False)
-def restore_archive(config: RestoreConfig, jobs_token: str, key_fingerprint: str) -> dict:
+def restore_archive(config: RestoreConfig, jobs_token: str, key_fingerprint: str, options_token: str | None = None) -> dict:
+    config = with_options(config, options_token)
     jobs: list[RestoreJob] = take(jobs_token)
     run_id, started = new_run_id(), datetime.now(timezone.utc)
     preload_validation(config.out, config.storage_options, config.tracking_uri)
@@ -47,6 +49,6 @@ def run_restore(config: RestoreConfig, master: MasterKey) -> dict:
     jobs = plan_restore(config, master)
     if not jobs:
         raise ValueError(f"nothing to restore in {config.archive}")
-    with handed_over(jobs) as token, flow_runtime(min(config.n_workers, len(jobs)), config.threads_per_worker,
-                                                  config.dask_address) as runner:
-        return restore_archive.with_options(task_runner=runner)(config, token, master.fingerprint)
+    with handed_over(jobs) as token, options_handed_over(config) as (public, options), \
+            flow_runtime(min(config.n_workers, len(jobs)), config.threads_per_worker, config.dask_address) as runner:
+        return restore_archive.with_options(task_runner=runner)(public, token, master.fingerprint, options)

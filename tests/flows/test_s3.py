@@ -4,6 +4,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -104,3 +105,26 @@ def test_reversible_on_s3_vault_index_restore(s3_endpoint, sample_archive, prefe
     a, _ = read_image(str(sample_archive / "photos/grace_hopper.png"))
     b, _ = read_image(str(tmp_path / "restored/photos/grace_hopper.png"))
     assert np.array_equal(a, b)
+
+
+def test_storage_credentials_never_reach_prefect_or_the_outputs(s3_endpoint, sample_archive, prefect_server, tmp_path):
+    """Credentials given as storage options work for every task, and are nowhere afterwards: not in
+    Prefect's database (flow parameters are stored there), DEST, the MLflow store or scratch."""
+    secret = "faceveil-test-secret-" + os.urandom(8).hex()
+    opts = {"key": "AKIAFACEVEILTEST", "secret": secret}
+    src = Location("s3://creds/src", opts)
+    src.fs.mkdir("creds")
+    src.fs.put_file(str(sample_archive / "photos/astronaut.jpg"), src.path("photos/astronaut.jpg"))
+    scratch = tmp_path / "scratch"
+    summary = run_anonymize(AnonymizeConfig(src="s3://creds/src", dest="s3://creds/dest", workers=1,
+                                            storage_options=opts, scratch_dir=str(scratch)))
+    assert summary["ok"] == 1, summary["failures"]
+    needle = secret.encode()
+    dest = Location("s3://creds/dest", opts)
+    for rel in dest.list_files():
+        assert needle not in dest.read_bytes(rel), f"s3://creds/dest/{rel} holds the secret"
+    places = [Path(os.environ["PREFECT_HOME"]), Path(os.environ["FACEVEIL_HOME"]), scratch]
+    files = [p for root in places if root.exists() for p in root.rglob("*") if p.is_file()]
+    assert any(p.name.startswith("prefect.db") for p in files), "Prefect's database was not found to scan"
+    for p in files:
+        assert needle not in p.read_bytes(), f"{p} holds the secret"
