@@ -40,6 +40,9 @@ class RestoreConfig:
     def __post_init__(self):
         if not (self.tracks or self.media or self.all):
             raise ValueError("choose what to restore: --track MEDIA:TRACK, --media PATH or --all")
+        if self.dask_address and not self.dask_address.startswith("tls://"):
+            raise ValueError(f"restore sends the chosen tracks' data keys to the workers: {self.dask_address} would carry "
+                             "them in clear; use a tls:// scheduler (with certificates), or the local cluster")
 
     @property
     def n_workers(self) -> int:
