@@ -8,7 +8,6 @@ OFFLINE_ENV = {
     "DO_NOT_TRACK": "true",
     "MLFLOW_DISABLE_TELEMETRY": "true",
     "GX_ANALYTICS_ENABLED": "false",
-    "AWS_EC2_METADATA_DISABLED": "true",
 }
 
 

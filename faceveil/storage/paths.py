@@ -48,7 +48,6 @@ class Location:
 
     def __post_init__(self):
         if _is_s3(self.url):
-            os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
             opts = dict(self.storage_options)
             if os.environ.get("FACEVEIL_S3_ENDPOINT") and "endpoint_url" not in opts:
                 opts["endpoint_url"] = os.environ["FACEVEIL_S3_ENDPOINT"]

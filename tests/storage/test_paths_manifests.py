@@ -70,3 +70,13 @@ def test_detections_landmarks_fixed_width(tmp_path):
     d = {0: Detections([[0, 0, 5, 5]], [0.9], landmarks=np.arange(10).reshape(1, 5, 2))}
     rows = manifests.detection_rows("m", d, lambda f: 0, lambda f: 0.0)
     assert rows["landmarks"].to_pylist()[0] == list(map(float, range(10)))
+
+
+def test_the_aws_credential_chain_is_left_alone(monkeypatch):
+    """Instance-role credentials come from the EC2 metadata service: faceveil never turns it off."""
+    from faceveil.offline import set_offline_env
+
+    monkeypatch.delenv("AWS_EC2_METADATA_DISABLED", raising=False)
+    set_offline_env()
+    Location("s3://some-bucket/prefix")
+    assert "AWS_EC2_METADATA_DISABLED" not in os.environ
