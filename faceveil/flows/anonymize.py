@@ -42,7 +42,7 @@ def _anonymize(config: AnonymizeConfig, run_id: str, index_token: str | None) ->
     started = datetime.now(timezone.utc)
     bars = progress.current()
     if config.reversible:
-        t.open_vault(config)  # a wrong key stops the run here, before anything is written
+        config = t.open_vault(config)  # a wrong key stops the run here, before anything is written
     preload_validation(config.dest, config.storage_options, config.tracking_uri)
     items, unsupported = t.discover_media(config)
     todo = [i for i in items if not i.done]

@@ -77,6 +77,7 @@ class VaultLock:
     public_hex: str
     fingerprint: str
     scrypt_salt_hex: str | None = None  # when the key came from a passphrase
+    archive_id: str | None = None  # the vault's archive (from its keyinfo), bound into everything sealed
 
     @classmethod
     def of(cls, master: MasterKey, scrypt_salt: bytes | None = None) -> "VaultLock":

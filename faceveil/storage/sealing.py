@@ -60,18 +60,25 @@ def _kek(shared: bytes, ephemeral: bytes, public: bytes) -> bytes:
     return HKDF(hashes.SHA256(), 32, salt=None, info=b"faceveil vault wrap" + ephemeral + public).derive(shared)
 
 
-def wrap_data_key(public: bytes, data_key: bytes, key_id: str) -> bytes:
-    """ephemeral X25519 public || AES-256-GCM(data key) under ECDH(ephemeral, vault public), bound to key_id."""
+def _key_place(key_id: str, archive: str | None) -> bytes:
+    """A wrapped data key's associated data: its id, and its archive's id (archives made before
+    archive ids have none)."""
+    return associated_data(key_id=key_id) if archive is None else associated_data(key_id=key_id, archive=archive)
+
+
+def wrap_data_key(public: bytes, data_key: bytes, key_id: str, archive: str | None = None) -> bytes:
+    """ephemeral X25519 public || AES-256-GCM(data key) under ECDH(ephemeral, vault public), bound to
+    key_id and the archive."""
     from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 
     eph = X25519PrivateKey.generate()
     eph_pub = eph.public_key().public_bytes_raw()
     kek = _kek(eph.exchange(X25519PublicKey.from_public_bytes(public)), eph_pub, public)
-    return eph_pub + seal(kek, data_key, associated_data(key_id=key_id))
+    return eph_pub + seal(kek, data_key, _key_place(key_id, archive))
 
 
-def unwrap_data_key(master: MasterKey, wrapped: bytes, key_id: str) -> bytes:
-    """The data key, or SealError (wrong master key, modified, or another key's id)."""
+def unwrap_data_key(master: MasterKey, wrapped: bytes, key_id: str, archive: str | None = None) -> bytes:
+    """The data key, or SealError (wrong master key, modified, another key's id or archive)."""
     from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
     if len(wrapped) < 32 + NONCE_BYTES + 16:
@@ -79,4 +86,4 @@ def unwrap_data_key(master: MasterKey, wrapped: bytes, key_id: str) -> bytes:
     priv = _private(master)
     public = priv.public_key().public_bytes_raw()
     kek = _kek(priv.exchange(X25519PublicKey.from_public_bytes(wrapped[:32])), wrapped[:32], public)
-    return open_sealed(kek, wrapped[32:], associated_data(key_id=key_id), f"data key {key_id}")
+    return open_sealed(kek, wrapped[32:], _key_place(key_id, archive), f"data key {key_id}")

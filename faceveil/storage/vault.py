@@ -1,6 +1,9 @@
 """The key vault under DEST/_faceveil/vault/: original face regions sealed per track, data keys
 wrapped for the master key, and `keyinfo.json` (master fingerprint, public key, scrypt salt when the
-key comes from a passphrase). Anonymizing needs only the public `VaultLock`; opening needs the key."""
+key comes from a passphrase, and a random archive id). Sealed regions and wrapped keys are bound to
+their archive id (besides their media, frame, track and box), so vault parts moved from one archive
+to another under the same key do not open there. Anonymizing needs only the public `VaultLock`;
+opening needs the key."""
 from __future__ import annotations
 
 import hmac
@@ -29,9 +32,11 @@ def key_id(media_id: str, track_id: int) -> str:
     return f"{media_id}:{int(track_id)}"
 
 
-def place(media_id: str, frame: int, track: int, box, kid: str) -> bytes:
-    """The associated data of one sealed region: where it belongs."""
-    return associated_data(media=media_id, frame=int(frame), track=int(track), box=[int(v) for v in box], key=kid)
+def place(media_id: str, frame: int, track: int, box, kid: str, archive: str | None = None) -> bytes:
+    """The associated data of one sealed region: where it belongs (archives made before archive ids
+    have none)."""
+    where = dict(media=media_id, frame=int(frame), track=int(track), box=[int(v) for v in box], key=kid)
+    return associated_data(**where) if archive is None else associated_data(**where, archive=archive)
 
 
 # ---------------------------------------------------------------- keyinfo
@@ -41,6 +46,11 @@ def read_keyinfo(dest: Location) -> dict | None:
     if not dest.exists(KEYINFO):
         return None
     return json.loads(dest.read_bytes(KEYINFO))
+
+
+def archive_id(dest: Location) -> str | None:
+    """The vault's archive id (None for vaults made before archive ids, or no vault)."""
+    return (read_keyinfo(dest) or {}).get("archive_id")
 
 
 def passphrase_salt(dest: Location) -> bytes:
@@ -58,8 +68,9 @@ def check_key(dest: Location, fingerprint: str, *, create: VaultLock | None = No
     if info is None:
         if create is None:
             raise BadKeyError(f"{dest.display(KEYINFO)}: no vault here (was the archive anonymized with --reversible?)")
-        info = {"version": 1, "master_fingerprint": create.fingerprint, "public_key": create.public_hex,
-                "scrypt_salt": create.scrypt_salt_hex, "created_at": datetime.now(timezone.utc).isoformat()}
+        info = {"version": 2, "archive_id": secrets.token_hex(16), "master_fingerprint": create.fingerprint,
+                "public_key": create.public_hex, "scrypt_salt": create.scrypt_salt_hex,
+                "created_at": datetime.now(timezone.utc).isoformat()}
         dest.write_bytes(KEYINFO, json.dumps(info, indent=2).encode())
         return info
     if not hmac.compare_digest(str(info.get("master_fingerprint", "")).encode(), fingerprint.encode()):
@@ -98,7 +109,8 @@ class VaultWriter:
         if not ok:
             raise RuntimeError(f"could not encode the face region of frame {frame}")
         kid = key_id(self.media_id, track_id)
-        sealed = seal(self.data_key(track_id), png.tobytes(), place(self.media_id, frame, track_id, box, kid))
+        sealed = seal(self.data_key(track_id), png.tobytes(),
+                      place(self.media_id, frame, track_id, box, kid, self.lock.archive_id))
         x1, y1, x2, y2 = (int(v) for v in box)
         self._rows.append({"media_id": self.media_id, "frame_index": int(frame), "track_id": int(track_id),
                            "x1": x1, "y1": y1, "x2": x2, "y2": y2, "key_id": kid, "sealed": sealed})
@@ -126,7 +138,7 @@ class VaultWriter:
         dest.commit_file(self.path, manifests.part_path("vault/entries", self.media_id))
         now = datetime.now(timezone.utc)
         rows = [{"key_id": key_id(self.media_id, t), "media_id": self.media_id, "track_id": t,
-                 "wrapped": wrap_data_key(self.public, k, key_id(self.media_id, t)),
+                 "wrapped": wrap_data_key(self.public, k, key_id(self.media_id, t), self.lock.archive_id),
                  "master_fingerprint": self.lock.fingerprint, "n_entries": self._counts.get(t, 0),
                  "created_at": now, "forgotten_at": None} for t, k in sorted(self._keys.items())]
         manifests.write_part(dest, "vault/keys", self.media_id, rows)
@@ -146,14 +158,14 @@ def track_keys(dest: Location, master: MasterKey, media_id: str, tracks=None) ->
     t = manifests.read_part(dest, "vault/keys", media_id)
     if t is None:
         raise FileNotFoundError(f"{dest.display(manifests.part_path('vault/keys', media_id))}: vault keys missing")
-    keys, forgotten = {}, []
+    keys, forgotten, aid = {}, [], archive_id(dest)
     for r in t.to_pylist():
         if tracks is not None and r["track_id"] not in tracks:
             continue
         if r["wrapped"] is None:
             forgotten.append(r["track_id"])
         else:
-            keys[r["track_id"]] = unwrap_data_key(master, r["wrapped"], r["key_id"])
+            keys[r["track_id"]] = unwrap_data_key(master, r["wrapped"], r["key_id"], aid)
     return keys, forgotten
 
 
@@ -175,12 +187,13 @@ def entry_frames(dest: Location, media_id: str, scratch: str, columns=None) -> I
             yield cur, rows
 
 
-def open_region(entry: dict, data_key: bytes) -> np.ndarray:
-    """The original RGB region of one entry; SealError if it was modified, moved or the key is wrong."""
+def open_region(entry: dict, data_key: bytes, archive: str | None = None) -> np.ndarray:
+    """The original RGB region of one entry of the archive `archive` (its id); SealError if it was
+    modified, moved (within or between archives) or the key is wrong."""
     box = (entry["x1"], entry["y1"], entry["x2"], entry["y2"])
     what = f"vault entry media {entry['media_id']} frame {entry['frame_index']} track {entry['track_id']}"
     png = open_sealed(data_key, entry["sealed"], place(entry["media_id"], entry["frame_index"], entry["track_id"],
-                                                       box, entry["key_id"]), what)
+                                                       box, entry["key_id"], archive), what)
     bgr = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
     if bgr is None or bgr.shape[:2] != (box[3] - box[1], box[2] - box[0]):
         raise SealError(f"{what}: region does not match its box")
@@ -193,10 +206,10 @@ def forget_tracks(dest: Location, master: MasterKey, media_id: str, tracks: set[
     t = manifests.read_part(dest, "vault/keys", media_id)
     if t is None:
         raise FileNotFoundError(f"{dest.display(manifests.part_path('vault/keys', media_id))}: vault keys missing")
-    rows, done, now = t.to_pylist(), [], datetime.now(timezone.utc)
+    rows, done, now, aid = t.to_pylist(), [], datetime.now(timezone.utc), archive_id(dest)
     for r in rows:
         if r["track_id"] in tracks and r["wrapped"] is not None:
-            unwrap_data_key(master, r["wrapped"], r["key_id"])  # proves the key before destroying anything
+            unwrap_data_key(master, r["wrapped"], r["key_id"], aid)  # proves the key before destroying anything
             r["wrapped"], r["forgotten_at"] = None, now
             done.append(r["track_id"])
     if done:
@@ -210,13 +223,13 @@ def rotate_key(dest: Location, old: MasterKey, new: VaultLock) -> int:
     check_key(dest, old.fingerprint)
     public = bytes.fromhex(new.public_hex)
     parts = [r for r in dest.list_files() if r.startswith(f"{META_DIR}/vault/keys/") and r.endswith(".parquet")]
-    rewrapped = {}
+    rewrapped, aid = {}, archive_id(dest)
     for rel in parts:  # unwrap everything before writing anything
         mid = rel.rsplit("/", 1)[1][: -len(".parquet")]
         rows = manifests.read_part(dest, "vault/keys", mid).to_pylist()
         for r in rows:
             if r["wrapped"] is not None:
-                r["wrapped"] = wrap_data_key(public, unwrap_data_key(old, r["wrapped"], r["key_id"]), r["key_id"])
+                r["wrapped"] = wrap_data_key(public, unwrap_data_key(old, r["wrapped"], r["key_id"], aid), r["key_id"], aid)
                 r["master_fingerprint"] = new.fingerprint
         rewrapped[mid] = rows
     for mid, rows in rewrapped.items():
@@ -229,4 +242,4 @@ def rotate_key(dest: Location, old: MasterKey, new: VaultLock) -> int:
 
 
 __all__ = ["rotate_key", "VaultLock", "VaultWriter", "SealError", "BadKeyError", "check_key", "read_keyinfo", "passphrase_salt",
-           "track_keys", "entry_frames", "open_region", "forget_tracks", "key_id"]
+           "track_keys", "entry_frames", "open_region", "forget_tracks", "key_id", "archive_id"]

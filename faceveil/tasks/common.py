@@ -138,12 +138,16 @@ def _region_key(vault, dets, regions, media_id: str, frame: int, j: int) -> byte
     return region_key(vault.data_key(track), media_id, frame, track, regions[j])
 
 
-def open_vault(config: AnonymizeConfig) -> None:
+def open_vault(config: AnonymizeConfig) -> AnonymizeConfig:
     """For a reversible run: the vault's key must be this run's (refused before anything is
-    written); a new archive gets its vault keyinfo."""
+    written); a new archive gets its vault keyinfo. Returns the config whose lock seals for this
+    archive (its id)."""
+    from dataclasses import replace
+
     from faceveil.storage.vault import check_key
 
-    check_key(locations(config)[1], config.vault_lock.fingerprint, create=config.vault_lock)
+    info = check_key(locations(config)[1], config.vault_lock.fingerprint, create=config.vault_lock)
+    return replace(config, vault_lock=replace(config.vault_lock, archive_id=info.get("archive_id")))
 
 
 def leak_verdict(config: AnonymizeConfig, audit) -> str | None:

@@ -16,7 +16,7 @@ from faceveil.storage.keys import MasterKey
 from faceveil.storage.media import MediaError, probe_video, read_image, transcode_video, write_image
 from faceveil.storage.paths import META_DIR, Location
 from faceveil.storage.sealing import SealError
-from faceveil.storage.vault import check_key, entry_frames, forget_tracks, open_region, track_keys
+from faceveil.storage.vault import archive_id, check_key, entry_frames, forget_tracks, open_region, track_keys
 
 
 @dataclass
@@ -50,7 +50,12 @@ class RestoreConfig:
 
 
 class TrackKeys(dict):
-    """track id -> data key of the tracks to restore in one media. Shown without the keys."""
+    """track id -> data key of the tracks to restore in one media (and `archive`, the vault's archive
+    id they are bound to). Shown without the keys."""
+
+    def __init__(self, keys=(), archive: str | None = None):
+        super().__init__(keys)
+        self.archive = archive
 
     def __repr__(self) -> str:
         return f"TrackKeys(tracks={sorted(self)})"
@@ -114,7 +119,7 @@ def plan_restore(config: RestoreConfig, master: MasterKey) -> list[RestoreJob]:
         keys, forgotten = track_keys(archive, master, mid, tracks)
         if tracks is not None and (missing := tracks - set(keys) - set(forgotten)):
             raise ValueError(f"{r['rel_path']}: no track {sorted(missing)} in the vault")
-        jobs.append(RestoreJob(mid, r["output_path"], r["kind"], json.loads(r["settings_json"]), TrackKeys(keys), forgotten))
+        jobs.append(RestoreJob(mid, r["output_path"], r["kind"], json.loads(r["settings_json"]), TrackKeys(keys, archive_id(archive)), forgotten))
     return jobs
 
 
@@ -127,7 +132,7 @@ def paste_originals(rgb: np.ndarray, entries: list[dict], keys: TrackKeys, probl
         if e["track_id"] not in keys:
             continue
         try:
-            region = open_region(e, keys[e["track_id"]])
+            region = open_region(e, keys[e["track_id"]], keys.archive)
         except SealError as err:
             problems.append(str(err))
             continue

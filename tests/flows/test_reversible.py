@@ -275,3 +275,27 @@ def test_key_rotation_rewraps_and_the_old_key_no_longer_opens(lossless_run, mast
         run_restore(RestoreConfig(str(archive), str(tmp_path / "old"), all=True), master)
     report = run_restore(RestoreConfig(str(archive), str(tmp_path / "new"), media=list(IMAGES), workers=1), new)
     assert report["ok"] == 2
+
+
+def test_vault_parts_moved_from_another_archive_do_not_open(lossless_run, lossy_run, master, tmp_path):
+    """Two archives of the same media under one key: the vault of one, copied into the other, is
+    refused there (sealed regions and wrapped keys are bound to their archive's id)."""
+    from faceveil.storage.sealing import SealError
+    from faceveil.storage.vault import archive_id
+
+    archive = _copy(lossless_run, tmp_path)
+    a, b = archive_id(Location(str(archive))), archive_id(Location(str(lossy_run)))
+    assert a and b and a != b
+    mid = _media(archive).loc[VIDEO].media_id
+    assert _media(lossy_run).loc[VIDEO].media_id == mid
+    for part in ("entries", "keys"):
+        shutil.copy(lossy_run / f"_faceveil/vault/{part}/{mid}.parquet", archive / f"_faceveil/vault/{part}/{mid}.parquet")
+    out = tmp_path / "restored"
+    with pytest.raises(SealError):
+        run_restore(RestoreConfig(str(archive), str(out), media=[VIDEO], workers=1), master)
+    assert not out.exists()
+    # this archive's keys back, the other's sealed regions stay: refused region by region, nothing pasted
+    shutil.copy(lossless_run / f"_faceveil/vault/keys/{mid}.parquet", archive / f"_faceveil/vault/keys/{mid}.parquet")
+    report = run_restore(RestoreConfig(str(archive), str(out), media=[VIDEO], workers=1), master)
+    m = report["media"][0]
+    assert m["regions_restored"] == 0 and m["refused_regions"], m
