@@ -48,7 +48,7 @@ def _add_anonymize(sub) -> None:
 def _add_key_args(p) -> None:
     p.add_argument("--key", default=None, help="key file (from `faceveil keygen`); default: $FACEVEIL_KEY")
     p.add_argument("--passphrase", action="store_true",
-                   help="derive the key from a passphrase (scrypt): $FACEVEIL_PASSPHRASE, else asked for")
+                   help="derive the key from a passphrase (Argon2id): $FACEVEIL_PASSPHRASE, else asked for")
 
 
 def _add_cluster_args(p) -> None:
@@ -153,18 +153,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _master(args, archive: str):
-    """The master key from --key / $FACEVEIL_KEY, or --passphrase with the archive's scrypt salt."""
+    """The master key from --key / $FACEVEIL_KEY, or --passphrase with the archive's KDF (Argon2id
+    parameters and salt, kept in its vault's keyinfo)."""
     from faceveil.storage.keys import MasterKey, load_key
 
     if args.passphrase:
         import getpass
 
         from faceveil.storage.paths import Location
-        from faceveil.storage.vault import passphrase_salt
+        from faceveil.storage.vault import passphrase_kdf
 
         phrase = os.environ.get("FACEVEIL_PASSPHRASE") or getpass.getpass("faceveil passphrase: ")
-        salt = passphrase_salt(Location(archive))
-        return MasterKey.from_passphrase(phrase, salt), salt
+        kdf = passphrase_kdf(Location(archive))
+        return MasterKey.from_passphrase(phrase, kdf), kdf
     return load_key(args.key), None
 
 
@@ -175,8 +176,8 @@ def _config(args):
     if args.reversible or args.method == "scramble":
         from faceveil.storage.keys import VaultLock
 
-        key, salt = _master(args, args.dest)
-        lock = VaultLock.of(key, salt)
+        key, kdf = _master(args, args.dest)
+        lock = VaultLock.of(key, kdf)
     return key, AnonymizeConfig(reversible=args.reversible, vault_lock=lock, index=False if args.no_index else None,
         src=args.src, dest=args.dest, method=args.method, detector=args.detector, threshold=args.threshold,
         min_size=args.min_size, scale=args.scale, precision=args.precision, detect_every=args.detect_every, detect_fps=args.detect_fps,

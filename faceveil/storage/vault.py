@@ -1,6 +1,6 @@
 """The key vault under DEST/_faceveil/vault/: original face regions sealed per track, data keys
-wrapped for the master key, and `keyinfo.json` (master fingerprint, public key, scrypt salt when the
-key comes from a passphrase, and a random archive id). Sealed regions and wrapped keys are bound to
+wrapped for the master key, and `keyinfo.json` (master fingerprint, public key, passphrase KDF
+parameters and salt when the key comes from a passphrase, and a random archive id). Sealed regions and wrapped keys are bound to
 their archive id (besides their media, frame, track and box), so vault parts moved from one archive
 to another under the same key do not open there. Anonymizing needs only the public `VaultLock`;
 opening needs the key."""
@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from faceveil.storage import manifests
-from faceveil.storage.keys import BadKeyError, MasterKey, VaultLock
+from faceveil.storage.keys import BadKeyError, MasterKey, PassphraseKDF, VaultLock
 from faceveil.storage.paths import META_DIR, Location
 from faceveil.storage.sealing import (SealError, associated_data, new_data_key, open_sealed, seal, unwrap_data_key,
                                       wrap_data_key)
@@ -53,12 +53,15 @@ def archive_id(dest: Location) -> str | None:
     return (read_keyinfo(dest) or {}).get("archive_id")
 
 
-def passphrase_salt(dest: Location) -> bytes:
-    """The archive's scrypt salt (a new one when the archive has no vault yet)."""
+def passphrase_kdf(dest: Location) -> PassphraseKDF:
+    """How a passphrase becomes this archive's key: its stored parameters and salt (scrypt with its
+    salt for vaults made before they were stored), or new ones when the archive has no vault yet."""
     info = read_keyinfo(dest)
+    if info and info.get("kdf"):
+        return PassphraseKDF.from_dict(info["kdf"])
     if info and info.get("scrypt_salt"):
-        return bytes.fromhex(info["scrypt_salt"])
-    return secrets.token_bytes(16)
+        return PassphraseKDF("scrypt", info["scrypt_salt"])
+    return PassphraseKDF.new()
 
 
 def check_key(dest: Location, fingerprint: str, *, create: VaultLock | None = None) -> dict:
@@ -69,7 +72,7 @@ def check_key(dest: Location, fingerprint: str, *, create: VaultLock | None = No
         if create is None:
             raise BadKeyError(f"{dest.display(KEYINFO)}: no vault here (was the archive anonymized with --reversible?)")
         info = {"version": 2, "archive_id": secrets.token_hex(16), "master_fingerprint": create.fingerprint,
-                "public_key": create.public_hex, "scrypt_salt": create.scrypt_salt_hex,
+                "public_key": create.public_hex, "kdf": create.kdf.as_dict() if create.kdf else None,
                 "created_at": datetime.now(timezone.utc).isoformat()}
         dest.write_bytes(KEYINFO, json.dumps(info, indent=2).encode())
         return info
@@ -236,10 +239,11 @@ def rotate_key(dest: Location, old: MasterKey, new: VaultLock) -> int:
         manifests.write_part(dest, "vault/keys", mid, rows)
     info = read_keyinfo(dest)
     info.update({"master_fingerprint": new.fingerprint, "public_key": new.public_hex,
-                 "scrypt_salt": new.scrypt_salt_hex, "rotated_at": datetime.now(timezone.utc).isoformat()})
+                 "kdf": new.kdf.as_dict() if new.kdf else None, "rotated_at": datetime.now(timezone.utc).isoformat()})
+    info.pop("scrypt_salt", None)
     dest.write_bytes(KEYINFO, json.dumps(info, indent=2).encode())
     return sum(r["wrapped"] is not None for rows in rewrapped.values() for r in rows)
 
 
-__all__ = ["rotate_key", "VaultLock", "VaultWriter", "SealError", "BadKeyError", "check_key", "read_keyinfo", "passphrase_salt",
+__all__ = ["rotate_key", "VaultLock", "VaultWriter", "SealError", "BadKeyError", "check_key", "read_keyinfo", "passphrase_kdf",
            "track_keys", "entry_frames", "open_region", "forget_tracks", "key_id", "archive_id"]

@@ -3,7 +3,7 @@ import pickle
 
 import pytest
 
-from faceveil.storage.keys import BadKeyError, MasterKey, decode_key, encode_key, load_key, write_key_file
+from faceveil.storage.keys import PassphraseKDF, BadKeyError, MasterKey, VaultLock, decode_key, encode_key, load_key, write_key_file
 from faceveil.storage.sealing import (SealError, associated_data, new_data_key, open_sealed, seal, unwrap_data_key,
                                       vault_public_key, wrap_data_key)
 
@@ -33,12 +33,24 @@ def test_key_from_environment(monkeypatch):
         load_key()
 
 
-def test_passphrase_derivation_is_deterministic_per_salt():
-    salt = b"s" * 16
-    a = MasterKey.from_passphrase("correct horse", salt, n=2**10)
-    assert a.fingerprint == MasterKey.from_passphrase("correct horse", salt, n=2**10).fingerprint
-    assert a.fingerprint != MasterKey.from_passphrase("correct horse", b"t" * 16, n=2**10).fingerprint
-    assert a.fingerprint != MasterKey.from_passphrase("wrong horse", salt, n=2**10).fingerprint
+@pytest.mark.parametrize("name", ["argon2id", "scrypt"])
+def test_passphrase_derivation_is_deterministic_per_salt_and_parameters(name):
+    small = {"argon2id": {"memory_kib": 1024, "iterations": 1}, "scrypt": {"n": 2**10}}[name]
+    kdf = PassphraseKDF(name, "73" * 16, **small)
+    a = MasterKey.from_passphrase("correct horse", kdf)
+    assert a.fingerprint == MasterKey.from_passphrase("correct horse", PassphraseKDF.from_dict(kdf.as_dict())).fingerprint
+    assert a.fingerprint != MasterKey.from_passphrase("correct horse", PassphraseKDF(name, "74" * 16, **small)).fingerprint
+    assert a.fingerprint != MasterKey.from_passphrase("wrong horse", kdf).fingerprint
+    other = {"argon2id": {"memory_kib": 2048, "iterations": 1}, "scrypt": {"n": 2**11}}[name]
+    assert a.fingerprint != MasterKey.from_passphrase("correct horse", PassphraseKDF(name, "73" * 16, **other)).fingerprint
+
+
+def test_new_archives_use_argon2id_at_a_cost_that_slows_guessing():
+    kdf = PassphraseKDF.new()  # 256 MiB x 3 passes: about 0.65 s on the 2-core reference machine
+    assert kdf.name == "argon2id" and kdf.memory_kib >= 2**18 and kdf.iterations >= 3
+    assert len(bytes.fromhex(kdf.salt_hex)) >= 16 and PassphraseKDF.new().salt_hex != kdf.salt_hex
+    with pytest.raises(BadKeyError):
+        PassphraseKDF("md5", "73" * 16)
 
 
 def test_key_material_never_shown():
@@ -84,3 +96,21 @@ def test_data_keys_wrapped_under_master():
         unwrap_data_key(master, wrapped, "track-4")  # a wrapped key cannot be reassigned
     assert wrap_data_key(vault_public_key(master), dk, "track-3") != wrapped  # fresh ephemeral key each time
     assert dk not in wrapped
+
+
+def test_an_archive_keeps_its_passphrase_kdf_and_older_vaults_keep_scrypt(tmp_path):
+    import json
+
+    from faceveil.storage.paths import Location
+    from faceveil.storage.vault import KEYINFO, check_key, passphrase_kdf
+
+    fresh = Location(str(tmp_path / "new"))
+    kdf = passphrase_kdf(fresh)
+    assert kdf.name == "argon2id"
+    small = PassphraseKDF("argon2id", kdf.salt_hex, memory_kib=1024, iterations=1)
+    key = MasterKey.from_passphrase("pw", small)
+    check_key(fresh, key.fingerprint, create=VaultLock.of(key, small))
+    assert passphrase_kdf(fresh) == small  # read back from keyinfo: the same key again
+    old = Location(str(tmp_path / "old"))
+    old.write_bytes(KEYINFO, json.dumps({"version": 1, "master_fingerprint": "fv1:0", "scrypt_salt": "ab" * 16}).encode())
+    assert passphrase_kdf(old) == PassphraseKDF("scrypt", "ab" * 16)
