@@ -129,6 +129,7 @@ def _add_keys(sub) -> None:
     p = sub.add_parser("rotate-key", help="move the vault and identity index to a new master key (needs both keys)")
     p.add_argument("archive")
     p.add_argument("--new-key", required=True, help="the new key file (from `faceveil keygen`)")
+    p.add_argument("--reason", default="key rotation", help="why (recorded in the access log)")
     _add_key_args(p)
     p = sub.add_parser("forget", help="crypto-shred tracks: their originals become unrecoverable (needs the key)")
     p.add_argument("archive")
@@ -307,29 +308,27 @@ def _keygen(args) -> int:
     return EXIT_OK
 
 
-def _actor() -> str:
-    import getpass
-
-    return os.environ.get("FACEVEIL_ACTOR") or getpass.getuser()
-
-
 def _search(args) -> int:
-    from faceveil.storage import access_log
+    from faceveil.hashing import sha256_file
+    from faceveil.ops.logged import logged
     from faceveil.storage.paths import Location
+    from faceveil.storage.vault import check_key
     from faceveil.tasks.index import find_by_probe
 
     master, _ = _master(args, args.archive)
     archive = Location(args.archive)
-    matches, cut, digest = find_by_probe(archive, master, args.probe, args.face, args.top)
-    access_log.append(archive, master, actor=_actor(), action="search", reason=args.reason, probe_sha256=digest,
-                      matched=[m.ref for m in matches], details={"top": args.top, "threshold": cut})
-    thumbs = {}
-    if args.thumbnails:
-        import tempfile
+    check_key(archive, master.fingerprint)  # a wrong key is refused before anything is logged
+    with logged(archive, master, "search", args.reason, probe_sha256=sha256_file(args.probe),
+                details={"top": args.top, "thumbnails": args.thumbnails}) as outcome:
+        matches, cut, _digest = find_by_probe(archive, master, args.probe, args.face, args.top)
+        thumbs = {}
+        if args.thumbnails:
+            import tempfile
 
-        from faceveil.tasks.index import thumbnail
+            from faceveil.tasks.index import thumbnail
 
-        thumbs = {m.ref: thumbnail(archive, m, args.thumbnails, i, tempfile.gettempdir()) for i, m in enumerate(matches)}
+            thumbs = {m.ref: thumbnail(archive, m, args.thumbnails, i, tempfile.gettempdir()) for i, m in enumerate(matches)}
+        outcome.matched, outcome.details = [m.ref for m in matches], {"threshold": cut}
     if args.json:
         print(json.dumps({"threshold": cut, "matches": [{**m.__dict__, "ref": m.ref, "thumbnail": thumbs.get(m.ref)}
                                                         for m in matches]}, indent=2))
@@ -361,7 +360,10 @@ def _audit_log(args) -> int:
 
     archive = Location(args.archive)
     for r in access_log.tail(archive, args.tail):
-        print(f"{r['seq']:6d} {r['time']} {r['actor']:12} {r['action']:8} {len(r['matched'] or [])} tracks  {r['reason']}")
+        details = access_log.details(r)
+        error = f"  ({details['error']})" if details.get("error") else ""
+        print(f"{r['seq']:6d} {r['time']} {r['actor']:12} {r['action']:10} {details.get('outcome') or '':6} "
+              f"{len(r['matched'] or [])} tracks  {r['reason']}{error}")
     if args.verify:
         master, _ = _master(args, args.archive)
         problems = access_log.verify(archive, master)
@@ -374,32 +376,40 @@ def _audit_log(args) -> int:
 
 def _restore(args) -> int:
     from faceveil.flows.restore import run_restore
-    from faceveil.storage import access_log
+    from faceveil.ops.logged import logged
     from faceveil.storage.paths import Location
+    from faceveil.storage.vault import check_key
     from faceveil.tasks.restore import RestoreConfig
 
     master, _ = _master(args, args.archive)
-    tracks, digest = list(args.track), None
+    archive, digest = Location(args.archive), None
+    if not (args.track or args.media or args.all or args.probe):
+        raise ValueError("choose what to restore: --track MEDIA:TRACK, --media PATH, --all or --probe PHOTO")
     if args.probe:
-        from faceveil.tasks.index import find_by_probe
+        from faceveil.hashing import sha256_file
 
         if not args.reason:
             raise ValueError("restore --probe needs --reason (recorded in the access log)")
-        matches, cut, digest = find_by_probe(Location(args.archive), master, args.probe, args.face, top=1000)
-        if not matches:
-            access_log.append(Location(args.archive), master, actor=_actor(), action="restore", reason=args.reason,
-                              probe_sha256=digest, matched=[], details={"threshold": cut})
-            print(f"no match (no track scores >= {cut:.3f}): nothing restored")
-            return EXIT_OK
-        tracks += [m.ref for m in matches]
-    config = RestoreConfig(args.archive, args.out, tracks=tracks, media=args.media, all=args.all,
-                           workers=args.workers, dask_address=args.dask_address)
-    report = run_restore(config, master)
-    access_log.append(Location(args.archive), master, actor=_actor(), action="restore",
-                      reason=args.reason or "(not given)", probe_sha256=digest,
-                      matched=sorted({f"{m['media_id']}:{t}" for m in report["media"] if m.get("media_id")
-                                      for t in m.get("tracks", [])}),
-                      details={"out": args.out, "report": report["run_id"]})
+        digest = sha256_file(args.probe)
+    check_key(archive, master.fingerprint)  # a wrong key is refused before anything is logged
+    with logged(archive, master, "restore", args.reason or "(not given)", targets=args.track, probe_sha256=digest,
+                details={"out": args.out, "media": args.media, "all": args.all}) as outcome:
+        tracks = list(args.track)
+        if args.probe:
+            from faceveil.tasks.index import find_by_probe
+
+            matches, cut, _digest = find_by_probe(archive, master, args.probe, args.face, top=1000)
+            outcome.details["threshold"] = cut
+            tracks += [m.ref for m in matches]
+        if args.probe and not matches:
+            report = None
+        else:
+            report = run_restore(RestoreConfig(args.archive, args.out, tracks=tracks, media=args.media, all=args.all,
+                                               workers=args.workers, dask_address=args.dask_address), master)
+            _restore_outcome(report, outcome)
+    if report is None:
+        print(f"no match (no track scores >= {cut:.3f}): nothing restored")
+        return EXIT_OK
     if args.json:
         print(json.dumps(report, indent=2))
     else:
@@ -415,32 +425,52 @@ def _restore(args) -> int:
     return EXIT_OK if report["ok"] == len(report["media"]) else EXIT_MEDIA_FAILED
 
 
+def _restore_outcome(report: dict, outcome) -> None:
+    """What a restore run did, for its outcome row: 'failed' unless every media restored whole."""
+    media = report["media"]
+    outcome.matched = sorted({f"{m['media_id']}:{t}" for m in media if m.get("media_id") for t in m.get("tracks", [])})
+    outcome.details.update(report=report["run_id"], ok=report["ok"], partial=report["partial"], failed=report["failed"])
+    bad = [f"{m['path']}: {m['status']} ({m.get('reason') or str(len(m.get('refused_regions') or [])) + ' regions refused'})"
+           for m in media if m["status"] != "ok"]
+    if bad:
+        outcome.error = f"{len(bad)} of {len(media)} media not restored whole: " + "; ".join(bad)
+
+
 def _rotate_key(args) -> int:
+    from faceveil.ops.logged import logged
     from faceveil.storage.keys import VaultLock, load_key
     from faceveil.storage.paths import Location
-    from faceveil.storage.vault import rotate_key
-
+    from faceveil.storage.vault import check_key, rotate_key
     from faceveil.tasks.index import reproject_index
 
     old, _ = _master(args, args.archive)
     new = load_key(args.new_key)
-    n = rotate_key(Location(args.archive), old, VaultLock.of(new))
-    m = reproject_index(Location(args.archive), old, new)
+    archive = Location(args.archive)
+    check_key(archive, old.fingerprint)
+    if new.matches(old.fingerprint):
+        raise ValueError("the new key is the archive's key already: nothing to rotate")
+    with logged(archive, old, "rotate-key", args.reason, details={"new_key": new.fingerprint}) as outcome:
+        n = rotate_key(archive, old, VaultLock.of(new))
+        outcome.hand_over_to = new  # the vault opens with the new key only now: so does the log, from its outcome row
+        m = reproject_index(archive, old, new)
+        outcome.details = {"data_keys": n, "templates": m}
     print(f"{n} data keys re-wrapped and {m} identity templates re-projected: {args.archive} now opens "
-          f"and searches with {new.fingerprint} only")
+          f"and searches with {new.fingerprint} only; the access log goes on with it")
     return EXIT_OK
 
 
 def _forget(args) -> int:
+    from faceveil.ops.logged import logged
+    from faceveil.storage.paths import Location
+    from faceveil.storage.vault import check_key
     from faceveil.tasks.restore import forget
 
-    from faceveil.storage import access_log
-    from faceveil.storage.paths import Location
-
     master, _ = _master(args, args.archive)
-    done = forget(args.archive, master, args.track)
-    access_log.append(Location(args.archive), master, actor=_actor(), action="forget", reason=args.reason,
-                      matched=list(args.track), details={p: t for p, t in done.items()})
+    archive = Location(args.archive)
+    check_key(archive, master.fingerprint)
+    with logged(archive, master, "forget", args.reason, targets=args.track) as outcome:
+        done = forget(args.archive, master, args.track)
+        outcome.matched, outcome.details = list(args.track), {"forgotten": done}
     for path, tracks in done.items():
         print(f"forgotten {path}: tracks {tracks or '(already forgotten)'}")
     return EXIT_OK
@@ -478,6 +508,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("faceveil: interrupted; re-run the same command to finish (finished media are kept)", file=sys.stderr)
         return 130
+    except RuntimeError as e:  # an access log that cannot be read or written
+        log = sys.modules.get("faceveil.storage.access_log")  # loaded whenever it raised (not imported for this)
+        if log is None or not isinstance(e, log.AccessLogError):
+            raise
+        print(f"faceveil: access log: {e}", file=sys.stderr)
+        return EXIT_USAGE
 
 
 def run() -> None:

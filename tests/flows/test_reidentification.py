@@ -174,11 +174,11 @@ def test_video_search_and_restore_only_that_person(shared, video_archive, key, t
     r = _cli("audit-log", str(dest), "--verify", env=env)
     assert r.returncode == 0 and "intact" in r.stdout and "case 42" in r.stdout, r.stdout + r.stderr
     log = sorted((dest / "_faceveil" / "access_log").glob("*.parquet"))
-    assert len(log) == 2
-    t = pq.read_table(log[0])
+    assert len(log) == 4  # search and restore: an intent row each, then its outcome
+    t = pq.read_table(log[1])
     assert t.column("actor")[0].as_py() == "dpo@example" and t.column("matched")[0].as_py()
     pq.write_table(t.set_column(t.schema.get_field_index("reason"), "reason",
-                                __import__("pyarrow").array(["nothing to see"])), log[0])
+                                __import__("pyarrow").array(["nothing to see"])), log[1])
     r = _cli("audit-log", str(dest), "--verify", env=env)
     assert r.returncode == 1 and "TAMPERED" in r.stderr
 

@@ -1,0 +1,1 @@
+"""What the CLI runs in-process around its commands (not distributed)."""

@@ -1,0 +1,166 @@
+"""The access log through the real CLI: every search, restore, forget and rotate-key writes an intent
+row before it acts and an outcome row after; key rotations keep the chain verifiable with the newest
+key; an action whose intent row cannot be written does not happen."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from faceveil.ops.logged import pairs
+from faceveil.storage import access_log
+from faceveil.storage.keys import MasterKey, load_key, write_key_file
+from faceveil.storage.paths import Location
+
+PHOTOS = ("photos/astronaut.jpg", "photos/grace_hopper.png")
+LOG = "_faceveil/access_log"
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "faceveil.cli", *args], capture_output=True, text=True,
+                          env={**os.environ, "FACEVEIL_ACTOR": "dpo@example"}, timeout=600)
+
+
+def _ok(r):
+    assert r.returncode == 0, r.stdout + r.stderr
+    return r
+
+
+def _keys(folder, n):
+    paths = []
+    for i in range(n):
+        path = folder / f"k{i + 1}.key"
+        write_key_file(path, MasterKey.generate())
+        paths.append(str(path))
+    return paths
+
+
+def _restored(out):
+    return sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file() and "_faceveil" not in p.parts)
+
+
+def _rows(dest):
+    return access_log.read(Location(str(dest)))
+
+
+def _outcomes(dest):
+    return [(r["action"], access_log.details(r).get("outcome")) for r in _rows(dest)]
+
+
+@pytest.fixture(scope="module")
+def anonymized(sample_archive, tmp_path_factory, prefect_server):
+    """Two photos (two people), anonymized --reversible with key k1; its access log is empty."""
+    root = tmp_path_factory.mktemp("log_cli")
+    src = root / "src"
+    for rel in PHOTOS:
+        (src / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(sample_archive / rel, src / rel)
+    (k1,) = _keys(root, 1)
+    _ok(_cli("anonymize", str(src), str(root / "dest"), "--reversible", "--key", k1, "--workers", "1", "--quiet"))
+    assert not (root / "dest" / LOG).exists()
+    return root / "dest", k1, sample_archive / PHOTOS[1]
+
+
+@pytest.fixture
+def archive(anonymized, tmp_path):
+    dest, key, probe = anonymized
+    shutil.copytree(dest, tmp_path / "archive")
+    return tmp_path / "archive", key, str(probe)
+
+
+def test_rotations_keep_the_chain_and_verify_names_an_edited_or_removed_row(archive, tmp_path):
+    dest, k1, probe = archive
+    k2, k3 = _keys(tmp_path, 3)[1:]
+    found = json.loads(_ok(_cli("search", str(dest), "--probe", probe, "--reason", "case 1", "--json",
+                                "--key", k1)).stdout)["matches"]
+    assert [m["rel_path"] for m in found] == [PHOTOS[1]]
+    _ok(_cli("rotate-key", str(dest), "--key", k1, "--new-key", k2))
+    refused = _cli("search", str(dest), "--probe", probe, "--reason", "case 1", "--key", k1)
+    assert refused.returncode == 2 and "wrong key" in refused.stderr
+    found = json.loads(_ok(_cli("search", str(dest), "--probe", probe, "--reason", "case 1", "--json",
+                                "--key", k2)).stdout)["matches"]
+    assert [m["rel_path"] for m in found] == [PHOTOS[1]]
+    _ok(_cli("restore", str(dest), str(tmp_path / "out1"), "--probe", probe, "--reason", "case 1",
+             "--workers", "1", "--key", k2))
+    assert _restored(tmp_path / "out1") == [PHOTOS[1]]  # that person's photo only
+    _ok(_cli("rotate-key", str(dest), "--key", k2, "--new-key", k3, "--reason", "k2 lost"))
+    _ok(_cli("restore", str(dest), str(tmp_path / "out2"), "--media", PHOTOS[0], "--reason", "case 2",
+             "--workers", "1", "--key", k3))
+    assert _restored(tmp_path / "out2") == [PHOTOS[0]]
+    _ok(_cli("forget", str(dest), "--track", found[0]["ref"], "--reason", "erasure request", "--key", k3))
+
+    steps = ["search", "rotate-key", "search", "restore", "rotate-key", "restore", "forget"]
+    assert _outcomes(dest) == [(a, o) for a in steps for o in ("intent", "done")]
+    rows = _rows(dest)
+    fps = [load_key(k).fingerprint for k in (k1, k2, k3)]
+    assert [r["key_fingerprint"] for r in rows] == [fps[0]] * 3 + [fps[1]] * 6 + [fps[2]] * 5
+    assert access_log.details(rows[3])["rotation"]["old_key"] == fps[0]
+    rotation = access_log.details(rows[9])["rotation"]
+    assert (rotation["old_key"], rotation["new_key"]) == (fps[1], fps[2]) and rows[9]["reason"] == "k2 lost"
+    for intent, outcome in pairs(rows):
+        assert outcome is not None and access_log.details(outcome)["outcome"] == "done"
+        assert outcome["action"] == intent["action"] and outcome["reason"] == intent["reason"]
+    assert all(r["actor"] == "dpo@example" for r in rows)
+    assert rows[7]["matched"] == [found[0]["ref"]]  # the restore --probe's outcome names what it restored
+
+    r = _ok(_cli("audit-log", str(dest), "--verify", "--key", k3))
+    assert "access log intact" in r.stdout and "erasure request" in r.stdout
+    assert _cli("audit-log", str(dest), "--verify", "--key", k2).returncode == 1  # a retired key sees later spans fail
+
+    log = dest / LOG
+    original = (log / "000000000002.parquet").read_bytes()
+    t = pq.read_table(log / "000000000002.parquet")
+    pq.write_table(t.set_column(t.schema.get_field_index("reason"), "reason", pa.array(["routine"])),
+                   log / "000000000002.parquet")
+    r = _cli("audit-log", str(dest), "--verify", "--key", k3)
+    assert r.returncode == 1 and "TAMPERED seq 2: MAC mismatch" in r.stderr, r.stderr
+    assert all(line.startswith("TAMPERED seq 2:") for line in r.stderr.splitlines() if line.startswith("TAMPERED"))
+    (log / "000000000002.parquet").write_bytes(original)
+    _ok(_cli("audit-log", str(dest), "--verify", "--key", k3))
+
+    (log / "000000000006.parquet").unlink()
+    r = _cli("audit-log", str(dest), "--verify", "--key", k3)
+    assert r.returncode == 1 and "TAMPERED seq 6: missing (row removed)" in r.stderr, r.stderr
+
+
+def test_failed_restore_output_is_logged_after_its_intent(archive, tmp_path):
+    dest, key, _ = archive
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "photos").write_text("a file where the restored photos' folder should be")
+    r = _cli("restore", str(dest), str(out), "--media", PHOTOS[0], "--reason", "case 3", "--workers", "1",
+             "--key", key)
+    assert r.returncode != 0
+    assert (out / "photos").read_text().startswith("a file")
+    assert _outcomes(dest) == [("restore", "intent"), ("restore", "failed")]
+    intent, failed = _rows(dest)
+    assert access_log.details(intent)["media"] == [PHOTOS[0]] and intent["reason"] == "case 3"
+    error = access_log.details(failed)["error"]
+    assert PHOTOS[0] in error or "Not a directory" in error, error
+    assert access_log.details(failed)["intent_seq"] == intent["seq"]
+    _ok(_cli("audit-log", str(dest), "--verify", "--key", key))
+
+
+def test_unwritable_access_log_stops_every_action(archive, tmp_path):
+    dest, key, probe = archive
+    (dest / LOG).write_text("a file where the access log folder should be")
+    vault = {p: p.read_bytes() for p in (dest / "_faceveil" / "vault").rglob("*") if p.is_file()}
+    runs = {
+        "restore": _cli("restore", str(dest), str(tmp_path / "out"), "--all", "--reason", "case 4",
+                        "--workers", "1", "--key", key),
+        "restore --probe": _cli("restore", str(dest), str(tmp_path / "out"), "--probe", probe, "--reason", "case 4",
+                                "--workers", "1", "--key", key),
+        "search": _cli("search", str(dest), "--probe", probe, "--reason", "case 4", "--thumbnails",
+                       str(tmp_path / "thumbs"), "--key", key),
+        "forget": _cli("forget", str(dest), "--track", f"{PHOTOS[1]}:0", "--reason", "erasure", "--key", key),
+        "rotate-key": _cli("rotate-key", str(dest), "--key", key, "--new-key", _keys(tmp_path, 1)[0]),
+    }
+    for name, r in runs.items():
+        assert r.returncode == 2 and "access log" in r.stderr and "not a folder" in r.stderr, (name, r.stderr)
+        assert "Traceback" not in r.stderr, (name, r.stderr)
+    assert not (tmp_path / "out").exists() and not (tmp_path / "thumbs").exists()
+    assert {p: p.read_bytes() for p in (dest / "_faceveil" / "vault").rglob("*") if p.is_file()} == vault
