@@ -283,14 +283,22 @@ class IndexTemplates:
         """Sealed templates of (n, dim) plain unit vectors, each bound to its row id."""
         return self.sealed.protect(vectors, [r.encode() for r in row_ids])
 
-    def open_rows(self, row_ids: Sequence[str], sealed: Sequence[bytes | None], vectors=None) -> np.ndarray:
+    def open_rows(self, row_ids: Sequence[str], sealed: Sequence[bytes | None], vectors=None,
+                  skip_bad: bool = False) -> np.ndarray:
         """(n, dim) plain unit vectors of stored rows: sealed ones opened, old rotated ones (sealed
-        None) rotated back. TemplateOpenError when a sealed row does not open with this key."""
+        None) rotated back. A sealed row that does not open with this key: TemplateOpenError, or
+        with `skip_bad` a row of NaN (it scores nothing)."""
         row_ids, sealed = list(row_ids), list(sealed)
         out = np.empty((len(row_ids), self.dim), np.float32)
         have = [i for i, s in enumerate(sealed) if s is not None]
         old = [i for i, s in enumerate(sealed) if s is None]
-        if have:
+        if have and skip_bad:
+            for i in have:
+                try:
+                    out[i] = self.sealed.open([sealed[i]], [row_ids[i].encode()])[0]
+                except TemplateOpenError:
+                    out[i] = np.nan
+        elif have:
             out[have] = self.sealed.open([sealed[i] for i in have], [row_ids[i].encode() for i in have])
         if old:
             if vectors is None:

@@ -33,8 +33,10 @@ ANN_TYPES = ("IVF_PQ", "IVF_HNSW_SQ")
 NORM_TOLERANCE = 1e-3
 
 
-def templates_schema(dim: int) -> pa.Schema:
-    """One row per track template or exemplar; `row_id` is '<media_id>:<track_id>:<kind><n>'."""
+def templates_schema(dim: int, sealed: bool = False) -> pa.Schema:
+    """One row per track template or exemplar; `row_id` is '<media_id>:<track_id>:<kind><n>'.
+    `sealed`: the table also has the `sealed` column (binary: the template sealed with the index key,
+    see faceveil.models.cancelable); such rows hold `placeholder(dim)` in `vector`."""
     if not isinstance(dim, int) or dim < 1:
         raise ValueError(f"dim must be a positive integer, got {dim!r}")
     return pa.schema([
@@ -44,11 +46,17 @@ def templates_schema(dim: int) -> pa.Schema:
         ("t_start_s", pa.float64()), ("t_end_s", pa.float64()), ("boxes_json", pa.string()),
         ("vault_key_ids", pa.list_(pa.string())), ("embedder", pa.string()), ("quality", pa.float32()),
         ("vector", pa.list_(pa.float32(), dim)),
-    ])
+    ] + ([("sealed", pa.binary())] if sealed else []))
 
 
 TEMPLATES = templates_schema(128)
 """The schema at the default dimension (128, the dlib descriptor)."""
+
+
+def placeholder(dim: int) -> np.ndarray:
+    """The constant unit vector a sealed row holds in `vector` (the same for every row: it carries
+    nothing; the template itself is in `sealed`)."""
+    return np.full(dim, 1 / math.sqrt(dim), np.float32)
 
 
 def row_id(media_id: str, track_id: int, kind: str, n: int = 0) -> str:
@@ -152,10 +160,29 @@ class IdentityIndex:
         if got != self.schema.field("vector").type:
             raise ValueError(f"{self.uri}/{self.table_name}: stored vectors are {got}, "
                              f"this index expects dim {self.dim}")
+        if "sealed" in self._table.schema.names and "sealed" not in self.schema.names:
+            self.schema = templates_schema(self.dim, sealed=True)
         return self._table
+
+    @property
+    def sealed(self) -> bool:
+        """Whether the table has the `sealed` column (templates sealed with the key)."""
+        self._open()
+        return "sealed" in self.schema.names
+
+    def add_sealed_column(self) -> None:
+        """Creates the table with, or adds to it, the `sealed` column (null in rows written before)."""
+        table = self._open()
+        if table is None:
+            self.schema = templates_schema(self.dim, sealed=True)
+            self._open(create=True)
+        elif "sealed" not in table.schema.names:
+            table.add_columns(pa.field("sealed", pa.binary()))
+            self.schema = templates_schema(self.dim, sealed=True)
 
     # -- writing ---------------------------------------------------------------------------------
     def _conform(self, media_id: str, rows: pa.Table | list[dict]) -> pa.Table:
+        self._open()  # an existing table with sealed templates: its schema
         t = rows if isinstance(rows, pa.Table) else pa.Table.from_pylist(rows, schema=self.schema)
         missing = [n for n in self.schema.names if n not in t.column_names]
         if missing:
@@ -178,6 +205,8 @@ class IdentityIndex:
             raise ValueError(f"unknown kind(s) {sorted(map(str, kinds - set(KINDS)))}; expected {KINDS}")
         if t["vector"].null_count:
             raise ValueError("rows without a vector")
+        if "sealed" in t.column_names and t["sealed"].null_count:
+            raise ValueError("rows without a sealed template in an index of sealed templates")
         flat = t["vector"].combine_chunks().flatten().to_numpy(zero_copy_only=False)
         check_vectors(flat.reshape(t.num_rows, self.dim), self.dim)
         return t
@@ -201,6 +230,23 @@ class IdentityIndex:
             return self.schema.empty_table()
         return table.search().where(f"media_id = {_quote(media_id)}").limit(None).to_arrow().select(self.schema.names)
 
+    def rows(self, kinds: Iterable[str] | None = None, columns: list[str] | None = None) -> pa.Table:
+        """Every row (of `kinds` when given), with `columns` (default all): what an in-process exact
+        search over sealed templates scans."""
+        table = self._open()
+        cols = columns or self.schema.names
+        if table is None:
+            return self.schema.empty_table().select(cols)
+        q = table.search().limit(None)
+        if kinds is not None:
+            kinds = list(kinds)
+            if set(kinds) - set(KINDS):
+                raise ValueError(f"unknown kind(s) {sorted(set(kinds) - set(KINDS))}; expected {KINDS}")
+            if not kinds:
+                return self.schema.empty_table().select(cols)
+            q = q.where(f"kind IN ({', '.join(map(_quote, kinds))})")
+        return q.select(cols).to_arrow().select(cols)
+
     def delete_media(self, media_id: str) -> None:
         table = self._open()
         if table is not None:
@@ -211,11 +257,15 @@ class IdentityIndex:
         table = self._open()
         return 0 if table is None else table.count_rows()
 
-    def media_ids(self) -> list[str]:
+    def media_ids(self, unsealed: bool = False) -> list[str]:
+        """The media with rows (`unsealed`: only those with rows written before sealed templates)."""
         table = self._open()
         if table is None:
             return []
-        col = table.search().select(["media_id"]).limit(None).to_arrow()["media_id"]
+        q = table.search()
+        if unsealed and "sealed" in self.schema.names:
+            q = q.where("sealed IS NULL")
+        col = q.select(["media_id"]).limit(None).to_arrow()["media_id"]
         return sorted(pc.unique(col).to_pylist())
 
     def _ann(self, table) -> dict | None:
@@ -246,7 +296,7 @@ class IdentityIndex:
         table = self._open()
         if table is None or n == 0 or table.count_rows() == 0:
             return [[] for _ in range(n)]
-        cols = [c for c in self.schema.names if c != "vector"]
+        cols = [c for c in self.schema.names if c not in ("vector", "sealed")]
         query = table.search(q if n > 1 else q[0]).distance_type("cosine").limit(k)
         query = query.select(cols + ["_distance"])
         if kinds is not None:
@@ -301,7 +351,7 @@ class IdentityIndex:
         from lancedb.index import HnswSq, IvfPq
 
         table = self._open()
-        if table is None:
+        if table is None or "sealed" in self.schema.names:  # sealed rows: searched in-process, not by ANN
             return False
         n = table.count_rows()
         if n == 0 or (n < self.ann_min_rows and not force):

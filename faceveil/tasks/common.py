@@ -277,16 +277,16 @@ def warm_worker(config: AnonymizeConfig) -> None:
 
 
 def index_secret(config: AnonymizeConfig, key) -> "object":
-    """The index's projection matrix for an indexing run (the key must be the vault's)."""
+    """The index's template protection for an indexing run (the key must be the vault's)."""
     from faceveil.models.embedders import EMBEDDERS
-    from faceveil.tasks.index import index_matrix
+    from faceveil.tasks.index import index_keys
 
     if key is None or not key.matches(config.vault_lock.fingerprint):
         raise ValueError("indexing identities needs the master key itself (the one the vault is locked with)")
-    return index_matrix(key, EMBEDDERS.get(config.embedder).dim)
+    return index_keys(key, EMBEDDERS.get(config.embedder).dim)
 
 
-def index_archive(config: AnonymizeConfig, results, matrix) -> int:
+def index_archive(config: AnonymizeConfig, results, keys) -> int:
     from faceveil.tasks.index import index_templates
 
-    return index_templates(locations(config)[1], results, matrix, config.embedder, config.vault_lock.fingerprint)
+    return index_templates(locations(config)[1], results, keys, config.embedder, config.vault_lock.fingerprint)

@@ -3,36 +3,77 @@ by a probe photo; calibration of the match threshold on labelled photos."""
 from __future__ import annotations
 
 import hashlib
+import logging
 import posixpath
 from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
 
-from faceveil.models.cancelable import projection, protect
+from faceveil.models.cancelable import IndexTemplates, TemplateOpenError
 from faceveil.storage.keys import MasterKey
 from faceveil.storage.paths import Location
 
+log = logging.getLogger(__name__)
 
-def index_matrix(master: MasterKey, dim: int) -> np.ndarray:
-    """The secret orthogonal matrix of the archive's cancelable templates."""
-    return projection(master.derive("index/projection"), dim)
+def index_keys(master: MasterKey, dim: int) -> IndexTemplates:
+    """The archive's template protection under `master` (sealed templates; see models/cancelable)."""
+    return IndexTemplates(master, dim)
 
 
-def index_templates(dest: Location, results, matrix: np.ndarray, embedder_name: str, key_fingerprint: str) -> int:
-    """Writes the templates of every media in `results` (replacing that media's rows: re-runs never
-    duplicate); returns the rows written."""
+def _with_sealed(t: pa.Table, keys: IndexTemplates, plain: np.ndarray, dim: int) -> pa.Table:
+    """Rows `t` holding the plain vectors `plain` sealed (bound to each row id), `vector` the placeholder."""
+    from faceveil.storage.identity_index import placeholder, templates_schema
+
+    ids = t.column("row_id").to_pylist()
+    sealed = pa.array(keys.seal(plain, ids), pa.binary())
+    hold = pa.FixedSizeListArray.from_arrays(pa.array(np.tile(placeholder(dim), len(ids)), pa.float32()), dim)
+    t = t.set_column(t.schema.get_field_index("vector"), "vector", hold)
+    t = t.set_column(t.schema.get_field_index("sealed"), "sealed", sealed) if "sealed" in t.column_names \
+        else t.append_column("sealed", sealed)
+    return t.select(templates_schema(dim, sealed=True).names).cast(templates_schema(dim, sealed=True))
+
+
+def _plain(t: pa.Table, keys: IndexTemplates, dim: int, skip_bad: bool = False) -> np.ndarray:
+    """The plain vectors of stored rows (sealed opened, old rotated ones rotated back), in memory only;
+    with `skip_bad`, rows that do not open are NaN."""
+    sealed = t.column("sealed").to_pylist() if "sealed" in t.column_names else [None] * t.num_rows
+    vecs = np.stack(t.column("vector").to_numpy(zero_copy_only=False)).astype(np.float32) if t.num_rows else None
+    return keys.open_rows(t.column("row_id").to_pylist(), sealed, vecs, skip_bad=skip_bad)
+
+
+def seal_old_rows(index, keys: IndexTemplates) -> int:
+    """Rows an index written before sealed templates holds as rotated vectors, sealed under the same
+    key (per media, each media in one commit: an interrupted run resumes). Returns rows sealed."""
+    index.add_sealed_column()
+    n = 0
+    for mid in index.media_ids(unsealed=True):
+        t = index.media_rows(mid)
+        if not t.num_rows or not t.column("sealed").null_count:
+            continue
+        index.replace_media(mid, _with_sealed(t, keys, _plain(t, keys, index.dim), index.dim))
+        n += t.num_rows
+    return n
+
+
+def index_templates(dest: Location, results, keys: IndexTemplates, embedder_name: str, key_fingerprint: str) -> int:
+    """Writes the templates of every media in `results`, sealed with the key (replacing that media's
+    rows: re-runs never duplicate); returns the rows written. Rows of an index written before with
+    rotated templates are sealed too."""
     from faceveil.storage.identity_index import IdentityIndex, templates_schema
     from faceveil.tasks.common import embedder
 
     emb = embedder(embedder_name)
+    if keys.dim != emb.dim:
+        raise ValueError(f"index keys are for dim {keys.dim}, the embedder gives {emb.dim}")
     index = IdentityIndex(dest, dim=emb.dim)
+    seal_old_rows(index, keys)
     n = 0
     for res in results:
         if not res.templates:
             continue
         mid, rel = res.row["media_id"], res.row["rel_path"]
-        vecs = protect(np.stack([t["vector"] for t in res.templates]), matrix)
+        vecs = np.stack([t["vector"] for t in res.templates]).astype(np.float32)
         counts: dict[tuple, int] = {}
         rows = []
         for t, v in zip(res.templates, vecs):
@@ -42,15 +83,17 @@ def index_templates(dest: Location, results, matrix: np.ndarray, embedder_name: 
                          "first_frame": t["first_frame"], "last_frame": t["last_frame"],
                          "t_start_s": t["t_start_s"], "t_end_s": t["t_end_s"], "boxes_json": t["boxes_json"],
                          "vault_key_ids": t["vault_key_ids"], "embedder": emb.name, "quality": t["quality"],
-                         "vector": v.astype(np.float32)})
-        index.replace_media(mid, pa.Table.from_pylist(rows, schema=templates_schema(emb.dim)))
+                         "vector": v})
+        plain = pa.Table.from_pylist(rows, schema=templates_schema(emb.dim))
+        index.replace_media(mid, _with_sealed(plain, keys, vecs, emb.dim))
         n += len(rows)
-    index.build_ann_index()  # only once the table is large; exact search below that
     meta = index.meta() or {}
+    fresh = {"template_transform": keys.name, "score": keys.score}
     if "threshold" not in meta:
-        index.write_meta({"embedder": emb.name, "embedder_weights": emb.weights_id, "dim": emb.dim,
-                          "threshold": emb.same_person_threshold, "calibrated": False,
-                          "key_fingerprint": key_fingerprint})
+        fresh.update({"embedder": emb.name, "embedder_weights": emb.weights_id, "dim": emb.dim,
+                      "threshold": emb.same_person_threshold, "calibrated": False, "key_fingerprint": key_fingerprint})
+    if n or any(meta.get(k) != v for k, v in fresh.items()):
+        index.write_meta(fresh)
     return n
 
 
@@ -118,9 +161,26 @@ def search_tracks(dest: Location, master: MasterKey, vector: np.ndarray, top: in
     index = IdentityIndex(dest, dim=len(vector))
     meta = index.meta() or {}
     cut = float(threshold if threshold is not None else meta.get("threshold", 0.92))
-    q = protect(vector[None], index_matrix(master, len(vector)))[0]
+    keys = index_keys(master, len(vector))
+    if index.sealed:  # sealed templates: opened here, in this process only, and scored exactly
+        cols = ["row_id", "media_id", "rel_path", "camera", "track_id", "first_frame", "last_frame",
+                "t_start_s", "t_end_s", "vector", "sealed"]
+        t = index.rows(columns=cols)
+        plain = _plain(t, keys, len(vector), skip_bad=True)
+        bad = int(np.isnan(plain[:, 0]).sum()) if t.num_rows else 0
+        if bad:  # another key's rows, or rows moved or edited: they match nothing (never a guess)
+            log.warning("%d of %d identity templates do not open with this key (another key's, or moved "
+                        "or edited rows): they cannot match", bad, t.num_rows)
+        with np.errstate(invalid="ignore"):
+            scores = plain @ (vector / max(float(np.linalg.norm(vector)), 1e-12)) if t.num_rows else np.zeros(0)
+            keep = np.flatnonzero(scores >= cut)
+        found = t.drop_columns(["vector", "sealed"]).take(pa.array(keep, pa.int64())).to_pylist()
+        for r, s in zip(found, scores[keep]):
+            r["score"] = float(s)
+    else:  # an index written before sealed templates, never indexed or rotated since: rotated vectors
+        found = index.search(keys.legacy.protect(vector[None])[0], k=max(50, 8 * top))
     best: dict[tuple, Match] = {}
-    for r in index.search(q, k=max(50, 8 * top)):
+    for r in found:
         if r["score"] < cut:
             continue
         key = (r["media_id"], r["track_id"])
@@ -198,24 +258,30 @@ def calibrate(dest: Location, labelled: str, target_fmr: float = 0.01, embedder_
 
 
 def reproject_index(dest: Location, old: MasterKey, new: MasterKey, dim: int = 128) -> int:
-    """Key rotation for the index: every stored template moves from the old key's projection to the
-    new one's (the old table is cancelled). Returns the rows re-projected."""
-    from faceveil.models.cancelable import reproject
+    """Key rotation for the index: every stored template is opened with the old key and sealed
+    again with the new one (rows of an index written before as rotated vectors are sealed now);
+    the plain vectors exist only in memory. A media already moved by an interrupted rotation is
+    left as it is. Returns the rows re-sealed."""
     from faceveil.storage.identity_index import IdentityIndex
 
     index = IdentityIndex(dest, dim=dim)
-    a, b = index_matrix(old, dim), index_matrix(new, dim)
+    if not index.count():
+        return 0
+    a, b = index_keys(old, dim), index_keys(new, dim)
+    index.add_sealed_column()
     n = 0
     for mid in index.media_ids():
         t = index.media_rows(mid)
         if not t.num_rows:
             continue
-        vecs = np.stack(t.column("vector").to_numpy(zero_copy_only=False)).astype(np.float32)
-        moved = pa.FixedSizeListArray.from_arrays(pa.array(reproject(vecs, a, b).reshape(-1), pa.float32()), dim)
-        index.replace_media(mid, t.set_column(t.schema.get_field_index("vector"), "vector", moved))
+        try:
+            plain = _plain(t, a, dim)
+        except TemplateOpenError:
+            _plain(t, b, dim)  # moved already (an interrupted rotation); anything else: the error stands
+            continue
+        index.replace_media(mid, _with_sealed(t, b, plain, dim))
         n += t.num_rows
-    if n:
-        index.write_meta({"key_fingerprint": new.fingerprint})
+    index.write_meta({"key_fingerprint": new.fingerprint, "template_transform": b.name, "score": b.score})
     return n
 
 
