@@ -23,10 +23,10 @@ def index_keys(master: MasterKey, dim: int) -> IndexTemplates:
 
 def _with_sealed(t: pa.Table, keys: IndexTemplates, plain: np.ndarray, dim: int) -> pa.Table:
     """Rows `t` holding the plain vectors `plain` sealed (bound to each row id), `vector` the placeholder."""
-    from faceveil.storage.identity_index import placeholder, templates_schema
+    from faceveil.storage.identity_index import check_vectors, placeholder, templates_schema
 
     ids = t.column("row_id").to_pylist()
-    sealed = pa.array(keys.seal(plain, ids), pa.binary())
+    sealed = pa.array(keys.seal(check_vectors(plain, dim), ids), pa.binary())  # finite unit vectors only
     hold = pa.FixedSizeListArray.from_arrays(pa.array(np.tile(placeholder(dim), len(ids)), pa.float32()), dim)
     t = t.set_column(t.schema.get_field_index("vector"), "vector", hold)
     t = t.set_column(t.schema.get_field_index("sealed"), "sealed", sealed) if "sealed" in t.column_names \

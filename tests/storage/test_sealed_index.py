@@ -70,6 +70,9 @@ def test_sealed_index_search_and_rotation(tmp_path):
         assert abs(matches[0].score - float(near(p[i], i) @ p[i])) < 1e-5 and matches[0].score >= cut
     assert search_tracks(loc, key, people(1, seed=9)[0])[0] == []  # nobody of the index: no guess
     assert search_tracks(loc, new, p[0])[0] == []  # not this index's key: its rows open for nobody else
+    with pytest.raises(ValueError, match="NaN"):  # the plain vectors are checked before they are sealed
+        index_templates(loc, [result("m3", np.full((1, DIM), np.nan, np.float32))], index_keys(key, DIM),
+                        "dlib-resnet", key.fingerprint)
     # re-indexing a media replaces its rows, never duplicates
     index_templates(loc, [result("m1", p[:3])], index_keys(key, DIM), "dlib-resnet", key.fingerprint)
     assert index.count() == 6
