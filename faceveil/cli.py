@@ -54,7 +54,7 @@ def _add_key_args(p) -> None:
 def _add_cluster_args(p) -> None:
     g = p.add_mutually_exclusive_group()
     g.add_argument("--workers", type=int, default=None, help="local Dask workers (default: one per core)")
-    g.add_argument("--dask-address", default=None, help="an existing Dask scheduler, e.g. tcp://host:8786")
+    g.add_argument("--dask-address", default=None, help="an existing Dask scheduler, e.g. tls://host:8786 (restore refuses a plain tcp:// one: it sends data keys)")
 
 
 def _add_audit_args(p) -> None:
