@@ -17,7 +17,6 @@ import io
 import json
 import os
 import re
-import uuid
 from datetime import datetime, timezone
 
 import pyarrow as pa
@@ -106,36 +105,6 @@ def _encode(row: dict) -> bytes:
     return buf.getvalue()
 
 
-def _create_local(loc: Location, rel: str, data: bytes) -> bool:
-    """Creates rel whole or not at all; False when it already exists (another appender took the seq)."""
-    target = loc.path(rel)
-    folder = os.path.dirname(target)
-    os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f".{os.path.basename(target)}.tmp-{uuid.uuid4().hex}")
-    try:
-        with open(tmp, "xb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        try:
-            os.link(tmp, target)  # atomic, and fails if target exists
-        except FileExistsError:
-            return False
-        except OSError:  # a filesystem without hard links: exclusive create, then write
-            try:
-                fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-            except FileExistsError:
-                return False
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-        return True
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 # ---------------------------------------------------------------- API
 
 
@@ -163,8 +132,8 @@ def _new_row(fingerprint: str, actor: str, action: str, reason: str, probe_sha25
 def append(loc: Location, master: MasterKey, *, actor: str, action: str, reason: str,
            probe_sha256: str | None = None, matched=(), details: dict | None = None) -> dict:
     """Adds one row (seq = last seq + 1, chained to the last row's MAC) and returns it.
-    Locally the file is created exclusively, so concurrent appenders never share a seq; on S3 it is
-    a plain atomic write. Refuses an empty reason, actor or action, a key other than the log's, and
+    The row's file is created exclusively (locally, or by a conditional write on S3), so concurrent
+    appenders never share a seq: the loser tries the next one. Refuses an empty reason, actor or action, a key other than the log's, and
     a log whose last file is unreadable (run `verify`); AccessLogError when it cannot be written."""
     row = _new_row(master.fingerprint, actor, action, reason, probe_sha256, matched, details)
     key = log_chain.mac_key(master)
@@ -218,10 +187,7 @@ def _commit(loc: Location, current: MasterKey, row: dict, sign) -> dict:
             raise AccessLogError(f"{loc.display(files[last])}: malformed MAC; run verify") from None
         data, rel = _encode(row), file_name(seq)
         try:
-            if not loc.is_local:
-                loc.write_bytes(rel, data)
-                return dict(row)
-            if _create_local(loc, rel, data):
+            if loc.create_bytes(rel, data):
                 return dict(row)
         except OSError as e:
             raise AccessLogError(f"{loc.display(FOLDER)}: cannot write the access log "

@@ -147,6 +147,43 @@ class Location:
             if os.path.exists(f.name):
                 os.unlink(f.name)
 
+    def create_bytes(self, rel: str, data: bytes) -> bool:
+        """Writes `rel` whole only if it does not exist yet; False when it does (someone else wrote it).
+        Locally a hard link of a complete temporary file (or an exclusive create); on S3 a conditional
+        PUT (If-None-Match: *), which AWS S3 and MinIO honour."""
+        if not self.is_local:
+            try:
+                self.fs.pipe_file(self.path(rel), data, mode="create")
+            except FileExistsError:
+                return False
+            return True
+        target = self.path(rel)
+        folder = os.path.dirname(target)
+        os.makedirs(folder, exist_ok=True)
+        tmp = os.path.join(folder, f".{os.path.basename(target)}.tmp-{uuid.uuid4().hex}")
+        try:
+            with open(tmp, "xb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            try:
+                os.link(tmp, target)  # atomic, and fails if target exists
+            except FileExistsError:
+                return False
+            except OSError:  # a filesystem without hard links: exclusive create, then write
+                try:
+                    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+                except FileExistsError:
+                    return False
+                with os.fdopen(fd, "wb") as f:
+                    f.write(data)
+                    f.flush()
+                    os.fsync(f.fileno())
+            return True
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+
     def remove(self, rel: str) -> None:
         if self.exists(rel):
             self.fs.rm(self.path(rel))
