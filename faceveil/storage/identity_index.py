@@ -3,8 +3,11 @@ where and when the track was seen, searchable by cosine similarity.
 
 Layout: DEST/_faceveil/index/ is the LanceDB database (table `templates`), and
 DEST/_faceveil/index/meta.json a small JSON beside it (calibrated threshold, ANN parameters).
-Vectors are unit-norm (templates are already keyed/cancelable when they get here), so cosine
-similarity is what is searched and returned as `score`.
+Vectors are unit-norm, so cosine similarity is what is searched and returned as `score`. An
+archive's index holds its templates sealed (the `sealed` column, see faceveil.models.cancelable and
+tasks/index.py): such a table's `vector` column is a constant placeholder, its rows are scanned and
+opened by the searching process, and no ANN index is built for it. `search` / the ANN index serve
+tables of plain (or, in indexes written before sealing, rotated) vectors.
 
 Search is exact (a brute-force scan) below `ann_min_rows`; above it, once `build_ann_index()` has
 run, an IVF_PQ index answers (2-d PQ sub-vectors, re-ranked on the stored float32 vectors with
