@@ -204,6 +204,12 @@ class SealedTemplates(TemplateTransform):
     def purpose(cls) -> str:
         return SEALED_PURPOSE
 
+    @staticmethod
+    def dim_of(blob: bytes) -> int:
+        """The dimension a sealed template of this size holds (-1 when no dimension fits)."""
+        n = len(blob) - 12 - 16
+        return n // 4 if n > 0 and n % 4 == 0 else -1
+
     def _aad(self, context: bytes) -> bytes:
         return self._AAD + struct.pack(">I", self.dim) + bytes(context)
 

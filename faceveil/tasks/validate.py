@@ -130,14 +130,19 @@ def _media_figures(media: pd.DataFrame, frames: pd.DataFrame, faces: pd.DataFram
 
 
 def index_embeddings(dest: Location, media_ids, dim: int) -> pd.DataFrame:
-    """Norm and dimension of every identity vector the index holds for `media_ids`."""
+    """Norm and dimension of every identity vector the index holds for `media_ids` (sealed rows:
+    the dimension their sealed template's size gives, 0 when missing; the norm of the placeholder)."""
+    from faceveil.models.cancelable import SealedTemplates
     from faceveil.storage.identity_index import IdentityIndex
 
     index = IdentityIndex(dest, dim=dim)
     rows = []
     for mid in media_ids:
-        for v in index.media_rows(mid).column("vector").to_pylist():
-            rows.append({"media_id": mid, "norm": float(np.linalg.norm(v)), "dim": len(v), "expected_dim": dim})
+        t = index.media_rows(mid)
+        sealed = t.column("sealed").to_pylist() if "sealed" in t.column_names else [None] * t.num_rows
+        for v, s in zip(t.column("vector").to_pylist(), sealed):
+            n = len(v) if "sealed" not in t.column_names else (SealedTemplates.dim_of(s) if s else 0)
+            rows.append({"media_id": mid, "norm": float(np.linalg.norm(v)), "dim": n, "expected_dim": dim})
     return pd.DataFrame(rows, columns=["media_id", "norm", "dim", "expected_dim"])
 
 

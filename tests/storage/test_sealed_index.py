@@ -73,6 +73,10 @@ def test_sealed_index_search_and_rotation(tmp_path):
     with pytest.raises(ValueError, match="NaN"):  # the plain vectors are checked before they are sealed
         index_templates(loc, [result("m3", np.full((1, DIM), np.nan, np.float32))], index_keys(key, DIM),
                         "dlib-resnet", key.fingerprint)
+    from faceveil.tasks.validate import index_embeddings
+
+    emb = index_embeddings(loc, ["m1", "m2"], DIM)  # what the run's data contract checks
+    assert len(emb) == 6 and (emb.dim == DIM).all() and np.allclose(emb.norm, 1)
     # re-indexing a media replaces its rows, never duplicates
     index_templates(loc, [result("m1", p[:3])], index_keys(key, DIM), "dlib-resnet", key.fingerprint)
     assert index.count() == 6
