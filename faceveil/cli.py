@@ -454,7 +454,7 @@ def _rotate_key(args) -> int:
         outcome.hand_over_to = new  # the vault opens with the new key only now: so does the log, from its outcome row
         m = reproject_index(archive, old, new)
         outcome.details = {"data_keys": n, "templates": m}
-    print(f"{n} data keys re-wrapped and {m} identity templates re-projected: {args.archive} now opens "
+    print(f"{n} data keys re-wrapped and {m} identity templates re-sealed: {args.archive} now opens "
           f"and searches with {new.fingerprint} only; the access log goes on with it")
     return EXIT_OK
 
