@@ -65,3 +65,46 @@ def test_workers_and_server_never_see_the_key(sample_archive, tmp_path):
         assert b"FACEVEIL_KEY=" not in data and b"FACEVEIL_PASSPHRASE=" not in data, cmd
         assert secret.encode() not in data and b"not-to-be-inherited" not in data, cmd
 
+
+
+def test_no_key_or_data_key_in_any_store_after_a_reversible_run_and_a_restore(sample_archive, tmp_path):
+    """Byte scans after a reversible anonymize (vault and identity index) and a restore, each with its
+    own Prefect server: neither the master key nor any per-track data key is in Prefect's database
+    and home, FACEVEIL_HOME (MLflow store, models), DEST, OUT or the temporary folder (scratch)."""
+    import base64
+
+    from faceveil.storage.keys import load_key, write_key_file
+    from faceveil.storage.paths import Location
+    from faceveil.storage.vault import track_keys
+
+    src = tmp_path / "src"
+    (src / "photos").mkdir(parents=True)
+    (src / "cameras").mkdir()
+    shutil.copy(sample_archive / "photos" / "grace_hopper.png", src / "photos" / "grace_hopper.png")
+    shutil.copytree(sample_archive / "cameras" / "lobby", src / "cameras" / "lobby")
+    key_file = tmp_path / "keys" / "archive.key"
+    key_file.parent.mkdir()
+    write_key_file(key_file, MasterKey.generate())
+    master = load_key(key_file)
+    homes = {"PREFECT_HOME": tmp_path / "prefect", "FACEVEIL_HOME": tmp_path / "home", "TMPDIR": tmp_path / "tmp"}
+    homes["TMPDIR"].mkdir()  # scratch and every temporary file of the runs
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"} | {k: str(v) for k, v in homes.items()}
+    for args in (["anonymize", str(src), str(tmp_path / "dest"), "--reversible", "--quiet", "--workers", "2"],
+                 ["restore", str(tmp_path / "dest"), str(tmp_path / "out"), "--all", "--workers", "2"]):
+        r = subprocess.run([sys.executable, "-m", "faceveil.cli", *args, "--key", str(key_file)], env=env,
+                           capture_output=True, text=True, timeout=600)
+        assert r.returncode == 0, r.stderr[-2000:]
+    dest = Location(str(tmp_path / "dest"))
+    media = [p.stem for p in (tmp_path / "dest" / "_faceveil" / "vault" / "keys").glob("*.parquet")]
+    data_keys = [k for mid in media for k in track_keys(dest, master, mid)[0].values()]
+    assert len(data_keys) >= 2
+    raw = master._b
+    needles = [raw, base64.urlsafe_b64encode(raw), base64.b64encode(raw), raw.hex().encode(), *data_keys,
+               *(base64.b64encode(k) for k in data_keys), *(k.hex().encode() for k in data_keys)]
+    assert any(n in key_file.read_bytes() for n in needles)  # the control: the key file itself is found
+    roots = [*homes.values(), tmp_path / "dest", tmp_path / "out"]
+    files = [p for root in roots if root.exists() for p in root.rglob("*") if p.is_file()]
+    assert any(p.name.startswith("prefect.db") for p in files), "Prefect's database was not found to scan"
+    for p in files:
+        data = p.read_bytes()
+        assert not any(n in data for n in needles), f"{p} holds the master key or a data key"
