@@ -480,6 +480,24 @@ def _check_output(dst: str, ext: str, lossless: bool) -> None:
         raise ValueError(f"{dst}: lossless (FFV1) output needs a .mkv destination")
 
 
+@contextlib.contextmanager
+def _no_partial(dst: str) -> Iterator[None]:
+    """A file written in the block is removed when the block fails: no half-written output stays."""
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(dst)
+        raise
+
+
+def _flush_audio(plan: dict, out) -> None:
+    """The last packets of the audio streams re-encoded for the output container."""
+    for how, o in plan.values():
+        if how == "audio":
+            out.mux(o.encode(None))
+
+
 def transcode_video(src: str, dst: str, info: VideoInfo, edit: Callable[[int, np.ndarray], np.ndarray], *,
                     only: Container[int] | None = None, lossless: bool = False, crf: int = 18,
                     preset: str = "veryfast", tap: Callable[[list, object], None] | None = None) -> TranscodeResult:
@@ -493,40 +511,33 @@ def transcode_video(src: str, dst: str, info: VideoInfo, edit: Callable[[int, np
     first = _first_frame(src)
     notes: list[str] = []
     n = 0
-    try:
-        with _open(src) as inp, av.open(dst, "w") as out:
-            vin = _video_stream(inp, src)
-            vin.thread_type = "AUTO"
-            seq = _sequential(inp)
-            enc = _Encoder(out, ext, info, first, lossless, crf, preset, tap, notes)
-            if info.rotation and ext == ".avi":
-                notes.append(f"avi cannot hold the display rotation: {info.rotation} degrees lost")
-            plan = _plan_streams(inp, out, vin, ext, notes)
-            convert = (lambda i: True) if only is None or lossless else (lambda i: i in only)
-            for what, k, item, rgb in _read_ahead(_demuxed(inp, vin, plan, info, src, seq, convert)):
-                try:
-                    if what == "video":
-                        if k != n:
-                            raise MediaError(src, f"frame {n} missing in decode (got {k})")
-                        enc.put(k, edit(k, rgb) if rgb is not None else None, item)
-                        n += 1
-                    elif what == "copy":
-                        item.stream = plan[k][1]
-                        out.mux(item)
-                    else:
-                        out.mux(plan[k][1].encode(item))
-                except av.FFmpegError as e:
-                    raise MediaError(src, f"encode/mux error in stream {k} after video frame {n} ({e})") from None
-            if n != info.n_frames:
-                raise MediaError(src, f"truncated or corrupt: decoded {n} of {info.n_frames} frames")
-            enc.flush()
-            for how, o in plan.values():
-                if how == "audio":
-                    out.mux(o.encode(None))
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.remove(dst)
-        raise
+    with _no_partial(dst), _open(src) as inp, av.open(dst, "w") as out:
+        vin = _video_stream(inp, src)
+        vin.thread_type = "AUTO"
+        seq = _sequential(inp)
+        enc = _Encoder(out, ext, info, first, lossless, crf, preset, tap, notes)
+        if info.rotation and ext == ".avi":
+            notes.append(f"avi cannot hold the display rotation: {info.rotation} degrees lost")
+        plan = _plan_streams(inp, out, vin, ext, notes)
+        convert = (lambda i: True) if only is None or lossless else (lambda i: i in only)
+        for what, k, item, rgb in _read_ahead(_demuxed(inp, vin, plan, info, src, seq, convert)):
+            try:
+                if what == "video":
+                    if k != n:
+                        raise MediaError(src, f"frame {n} missing in decode (got {k})")
+                    enc.put(k, edit(k, rgb) if rgb is not None else None, item)
+                    n += 1
+                elif what == "copy":
+                    item.stream = plan[k][1]
+                    out.mux(item)
+                else:
+                    out.mux(plan[k][1].encode(item))
+            except av.FFmpegError as e:
+                raise MediaError(src, f"encode/mux error in stream {k} after video frame {n} ({e})") from None
+        if n != info.n_frames:
+            raise MediaError(src, f"truncated or corrupt: decoded {n} of {info.n_frames} frames")
+        enc.flush()
+        _flush_audio(plan, out)
     oi = probe_video(dst, max_pixels=max(info.width * info.height, 1))
     if oi.n_frames != n:
         raise RuntimeError(f"{dst}: wrote {oi.n_frames} frames, expected {n}")

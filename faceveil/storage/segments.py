@@ -4,7 +4,6 @@ their packets in order with every other stream of the input, as `transcode_video
 joined video is the one a single pass would write, frame for frame and timestamp for timestamp."""
 from __future__ import annotations
 
-import contextlib
 import heapq
 import os
 from pathlib import Path
@@ -14,8 +13,8 @@ import av
 import numpy as np
 
 from faceveil.storage.media import (MediaError, TranscodeResult, VideoInfo, _check_output, _decode_frames, _Encoder,
-                                    _first_frame, _open, _plan_streams, _read_ahead, _SeekMiss, _video_stream,
-                                    probe_video)
+                                    _first_frame, _flush_audio, _no_partial, _open, _plan_streams, _read_ahead,
+                                    _SeekMiss, _video_stream, probe_video)
 from faceveil.storage.orientation import IDENTITY_MATRIX
 
 
@@ -42,24 +41,19 @@ def encode_segment(src: str, dst: str, info: VideoInfo, start: int, stop: int,
     first = _first_frame(src)
     convert = None if only is None or lossless else (lambda i: i in only)
     n = start
-    try:
-        with av.open(dst, "w") as out:
-            enc = _Encoder(out, ext, info, first, lossless, crf, preset, tap, [])
-            for i, frame, rgb in _read_ahead(_frames(src, info, start, stop, convert)):
-                if i != n:
-                    raise MediaError(src, f"frame {n} missing in decode (got {i})")
-                try:
-                    enc.put(i, edit(i, rgb) if rgb is not None else None, frame)
-                except av.FFmpegError as e:
-                    raise MediaError(src, f"encode error at video frame {i} ({e})") from None
-                n += 1
-            if n != stop:
-                raise MediaError(src, f"truncated or corrupt: decoded frames {start}..{n - 1} of {start}..{stop - 1}")
-            enc.flush()
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.remove(dst)
-        raise
+    with _no_partial(dst), av.open(dst, "w") as out:
+        enc = _Encoder(out, ext, info, first, lossless, crf, preset, tap, [])
+        for i, frame, rgb in _read_ahead(_frames(src, info, start, stop, convert)):
+            if i != n:
+                raise MediaError(src, f"frame {n} missing in decode (got {i})")
+            try:
+                enc.put(i, edit(i, rgb) if rgb is not None else None, frame)
+            except av.FFmpegError as e:
+                raise MediaError(src, f"encode error at video frame {i} ({e})") from None
+            n += 1
+        if n != stop:
+            raise MediaError(src, f"truncated or corrupt: decoded frames {start}..{n - 1} of {start}..{stop - 1}")
+        enc.flush()
     return n - start
 
 
@@ -79,7 +73,7 @@ def join_segments(src: str, dst: str, info: VideoInfo, parts: list[str]) -> Tran
     notes: list[str] = []
     segments = [av.open(str(p), "r") for p in parts]
     try:
-        with _open(src) as inp, av.open(dst, "w") as out:
+        with _no_partial(dst), _open(src) as inp, av.open(dst, "w") as out:
             vin = _video_stream(inp, src)
             first_seg = segments[0].streams.video[0]
             extradata = first_seg.codec_context.extradata
@@ -101,13 +95,7 @@ def join_segments(src: str, dst: str, info: VideoInfo, parts: list[str]) -> Tran
                     out.mux(x)
                 else:
                     out.mux(plan[k][1].encode(x))
-            for how, o in plan.values():
-                if how == "audio":
-                    out.mux(o.encode(None))
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.remove(dst)
-        raise
+            _flush_audio(plan, out)
     finally:
         for seg in segments:
             seg.close()
