@@ -61,6 +61,7 @@ class AnonymizeConfig:
     vault_lock: VaultLock | None = None  # the master key's public part (never the key itself)
     index: bool | None = None  # identity templates per track into DEST/_faceveil/index/ (default: when reversible)
     embedder: str = "dlib-resnet"
+    template_view: str = "mirror-mean"  # how templates embed a face (models/track_templates); an index keeps its own
     audit_every_s: float = 4.0  # privacy/utility check of one output frame per this many seconds (0 = none)
     audit_max_frames: int = 30  # at most this many checked frames per media
     max_leak: float = 0.0  # unmasked faces the leak gate may find, per face checked, before a media is withheld

@@ -21,6 +21,7 @@ from faceveil.storage.keys import MasterKey
 from faceveil.tasks import prefect_tasks as t
 from faceveil.tasks.run import new_run_id
 from faceveil.tasks.common import locations, scratch
+from faceveil.tasks.index import index_view
 from faceveil.tasks.jobs import MediaItem, MediaResult, Tracked
 from faceveil.tasks.video import segments_of
 
@@ -123,6 +124,8 @@ def _process(config: AnonymizeConfig, todo: list[MediaItem], run_id: str, bars) 
 def run_anonymize(config: AnonymizeConfig, key: MasterKey | None = None) -> dict:
     """Runs the flow on a Dask cluster (local, or `config.dask_address`) with a Prefect API. An
     indexing run needs the master `key` (its templates are protected with it)."""
+    if config.index:  # templates are embedded the way the archive's index already holds them
+        config = replace(config, template_view=index_view(locations(config)[1]))
     t.prepare_models(config)
     warm = functools.partial(t.warm_worker, config)
     secret = t.index_secret(config, key) if config.index else None

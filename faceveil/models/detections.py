@@ -74,6 +74,17 @@ class Detections:
         return Detections(self.boxes + np.tile(f, 2), self.scores, self.landmarks + f,
                           self.track_ids, self.filled, self.motion)
 
+    def mirrored(self, width: int) -> "Detections":
+        """The same faces in the frame mirrored left-right (`rgb[:, ::-1]` of a frame `width` wide):
+        boxes and landmarks flipped, the landmarks' left and right points swapped so eye 0 stays the
+        subject's right eye."""
+        b = self.boxes.copy()
+        b[:, [0, 2]] = width - self.boxes[:, [2, 0]]
+        lm = self.landmarks.copy()
+        lm[..., 0] = width - lm[..., 0]
+        lm = lm[:, [1, 0, 2, 4, 3]]
+        return Detections(b, self.scores, lm, self.track_ids, self.filled, self.motion * np.float32([-1, 1]))
+
     @property
     def sizes(self) -> np.ndarray:
         """Face size per box: the geometric mean of width and height."""

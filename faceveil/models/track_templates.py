@@ -1,6 +1,8 @@
 """Identity templates per track: while a video streams by, keep the few best-quality original faces
 of each track (size, sharpness, frontality), then embed them: a template (normalised mean) plus the
-exemplars. Memory stays bounded: `keep` small crops per track."""
+exemplars. Memory stays bounded: `keep` small crops per track. A template view says how one face is
+embedded: "mirror-mean" (the face and its mirror image averaged; what new indexes store, measured
+steadier by benchmarks/search.py) or "plain" (one view; indexes written before)."""
 from __future__ import annotations
 
 import heapq
@@ -10,6 +12,19 @@ import numpy as np
 
 from faceveil.models.detections import Detections
 from faceveil.models.embedders.base import Embedder, quality
+
+
+TEMPLATE_VIEWS = ("mirror-mean", "plain")
+DEFAULT_VIEW = "mirror-mean"
+
+
+def identity_vectors(embedder: Embedder, rgb: np.ndarray, dets: Detections, view: str = DEFAULT_VIEW) -> np.ndarray:
+    """(N, dim) unit vectors of the faces `dets` as the index stores and probes them (`view`)."""
+    if view == "mirror-mean":
+        return embedder.embed_mirror_mean(rgb, dets)
+    if view == "plain":
+        return embedder.embed(rgb, dets)
+    raise ValueError(f"unknown template view {view!r}; one of {', '.join(TEMPLATE_VIEWS)}")
 
 
 @dataclass(order=True)
@@ -45,14 +60,14 @@ class TrackFaces:
             kept = _Kept(float(q[j]), frame, crop, real[[j]].translate(-cx1, -cy1))
             (heapq.heapreplace if len(heap) >= self.keep else heapq.heappush)(heap, kept)
 
-    def templates(self, embedder: Embedder) -> list[dict]:
+    def templates(self, embedder: Embedder, view: str = DEFAULT_VIEW) -> list[dict]:
         """[{track_id, kind: 'template'|'exemplar', vector (dim,), quality, frame}] per track."""
         out = []
         for track, heap in sorted(self._best.items()):
             if not heap:  # every face of this track was too small or blurred to tell who it is
                 continue
             kept = sorted(heap, reverse=True)
-            vecs = np.concatenate([embedder.embed(k.crop, k.det) for k in kept])
+            vecs = np.concatenate([identity_vectors(embedder, k.crop, k.det, view) for k in kept])
             mean = vecs.mean(0)
             out.append({"track_id": track, "kind": "template", "vector": mean / max(np.linalg.norm(mean), 1e-12),
                         "quality": float(np.mean([k.quality for k in kept])), "frame": kept[0].frame})

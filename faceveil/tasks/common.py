@@ -54,7 +54,7 @@ def track_templates(config: AnonymizeConfig, faces, media_id: str, det_rows, fra
         return []
     from faceveil.storage.vault import key_id
 
-    tpl = faces.templates(embedder(config.embedder))
+    tpl = faces.templates(embedder(config.embedder), config.template_view)
     if not tpl:
         return []
     df = det_rows.to_pandas()
@@ -289,4 +289,5 @@ def index_secret(config: AnonymizeConfig, key) -> "object":
 def index_archive(config: AnonymizeConfig, results, keys) -> int:
     from faceveil.tasks.index import index_templates
 
-    return index_templates(locations(config)[1], results, keys, config.embedder, config.vault_lock.fingerprint)
+    return index_templates(locations(config)[1], results, keys, config.embedder, config.vault_lock.fingerprint,
+                           config.template_view)

@@ -16,6 +16,16 @@ from faceveil.storage.paths import Location
 
 log = logging.getLogger(__name__)
 
+def index_view(dest: Location) -> str:
+    """How the archive's index embeds faces (models/track_templates): the one it was created with;
+    an index from before views were recorded is "plain"; a new one gets the default."""
+    from faceveil.models.track_templates import DEFAULT_VIEW
+    from faceveil.storage.identity_index import IdentityIndex
+
+    meta = IdentityIndex(dest).meta() or {}
+    return meta.get("template_view", "plain" if meta else DEFAULT_VIEW)
+
+
 def index_keys(master: MasterKey, dim: int) -> IndexTemplates:
     """The archive's template protection under `master` (sealed templates; see models/cancelable)."""
     return IndexTemplates(master, dim)
@@ -56,10 +66,11 @@ def seal_old_rows(index, keys: IndexTemplates) -> int:
     return n
 
 
-def index_templates(dest: Location, results, keys: IndexTemplates, embedder_name: str, key_fingerprint: str) -> int:
-    """Writes the templates of every media in `results`, sealed with the key (replacing that media's
-    rows: re-runs never duplicate); returns the rows written. Rows of an index written before with
-    rotated templates are sealed too."""
+def index_templates(dest: Location, results, keys: IndexTemplates, embedder_name: str, key_fingerprint: str,
+                    view: str) -> int:
+    """Writes the templates of every media in `results` (embedded the `view` way), sealed with the
+    key (replacing that media's rows: re-runs never duplicate); returns the rows written. Rows of an
+    index written before with rotated templates are sealed too."""
     from faceveil.storage.identity_index import IdentityIndex, templates_schema
     from faceveil.tasks.common import embedder
 
@@ -90,7 +101,7 @@ def index_templates(dest: Location, results, keys: IndexTemplates, embedder_name
     meta = index.meta() or {}
     fresh = {"template_transform": keys.name, "score": keys.score}
     if "threshold" not in meta:
-        fresh.update({"embedder": emb.name, "embedder_weights": emb.weights_id, "dim": emb.dim,
+        fresh.update({"embedder": emb.name, "embedder_weights": emb.weights_id, "dim": emb.dim, "template_view": view,
                       "threshold": emb.same_person_threshold, "calibrated": False, "key_fingerprint": key_fingerprint})
     if n or any(meta.get(k) != v for k, v in fresh.items()):
         index.write_meta(fresh)
@@ -101,8 +112,11 @@ class ProbeError(ValueError):
     """A probe photo that cannot be searched with: no face, several faces, unreadable."""
 
 
-def probe_vector(path: str, embedder_name: str, face: int | None = None) -> tuple[np.ndarray, str]:
-    """(plain unit embedding of the probe's face, SHA-256 of the photo). Several faces need `face`."""
+def probe_vector(path: str, embedder_name: str, face: int | None = None,
+                 view: str = "mirror-mean") -> tuple[np.ndarray, str]:
+    """(plain unit embedding of the probe's face, the `view` way; SHA-256 of the photo). Several
+    faces need `face`."""
+    from faceveil.models.track_templates import identity_vectors
     from faceveil.storage.media import MediaError, read_image
     from faceveil.tasks.common import detector, embedder
     from faceveil.models.detectors import DetectorSettings
@@ -125,7 +139,7 @@ def probe_vector(path: str, embedder_name: str, face: int | None = None) -> tupl
     j = order[face or 0]
     with open(path, "rb") as f:
         digest = hashlib.sha256(f.read()).hexdigest()
-    return embedder(embedder_name).embed(rgb, dets[[int(j)]])[0], digest
+    return identity_vectors(embedder(embedder_name), rgb, dets[[int(j)]], view)[0], digest
 
 
 def _inside(a: np.ndarray, b: np.ndarray) -> float:
@@ -199,7 +213,7 @@ def find_by_probe(dest: Location, master: MasterKey, photo: str, face: int | Non
 
     check_key(dest, master.fingerprint)
     name = (IdentityIndex(dest).meta() or {}).get("embedder", "dlib-resnet")
-    vector, digest = probe_vector(photo, name, face)
+    vector, digest = probe_vector(photo, name, face, index_view(dest))
     matches, cut = search_tracks(dest, master, vector, top)
     return matches, cut, digest
 
@@ -238,11 +252,12 @@ def calibrate(dest: Location, labelled: str, target_fmr: float = 0.01, embedder_
     people = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
     if len(people) < 2:
         raise ValueError(f"{labelled}: needs a folder per person, at least two people")
+    view = index_view(dest)
     vecs, ids = [], []
     for person in people:
         for photo in sorted(p for p in person.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".webp")):
             try:
-                v, _ = probe_vector(str(photo), embedder_name, face=0)
+                v, _ = probe_vector(str(photo), embedder_name, face=0, view=view)
             except ProbeError:
                 continue
             vecs.append(v)
@@ -250,7 +265,7 @@ def calibrate(dest: Location, labelled: str, target_fmr: float = 0.01, embedder_
     v, ids = np.array(vecs), np.array(ids)
     if len(set(ids)) < 2 or len(ids) <= len(set(ids)):
         raise ValueError(f"{labelled}: needs several photos of several people with faces")
-    res = {**search_threshold(v, ids, target_fmr), "calibrated_on": str(root),
+    res = {**search_threshold(v, ids, target_fmr), "template_view": view, "calibrated_on": str(root),
            "calibrated_at": datetime.now(timezone.utc).isoformat()}
     index = IdentityIndex(dest, dim=v.shape[1])
     index.write_meta({**(index.meta() or {}), **res})

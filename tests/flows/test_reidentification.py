@@ -52,6 +52,9 @@ def faces_archive(shared, key, tmp_path_factory, prefect_server):
     r = _cli("calibrate", str(dest), "--labelled", str(src), "--target-fmr", "0.01",
              env={"FACEVEIL_KEY": encode_key(key)})
     assert r.returncode == 0 and "threshold" in r.stdout, r.stderr
+    from faceveil.storage.identity_index import IdentityIndex
+    # templates and the calibration both embed faces averaged with their mirror image, as probes are
+    assert IdentityIndex(Location(str(dest))).meta()["template_view"] == "mirror-mean"
     return dest, held
 
 

@@ -98,3 +98,26 @@ def test_identity_separation(face_embeddings, embedder, figures):
     assert same_mean > diff_mean + 0.08  # measured 0.962 vs 0.834
     assert top1 >= 0.95  # measured 1.000
     assert tar >= 0.9 and far <= 0.01  # measured 0.977 and 0.0017
+
+
+def test_mirrored_detections_and_mirror_mean_view(embedder, astronaut):
+    from faceveil.models.track_templates import identity_vectors
+
+    rgb, d = astronaut
+    w = rgb.shape[1]
+    m = d.mirrored(w)
+    assert np.allclose(m.mirrored(w).boxes, d.boxes) and np.allclose(m.mirrored(w).landmarks, d.landmarks)
+    assert m.boxes[0, 0] == pytest.approx(w - d.boxes[0, 2]) and m.boxes[0, 2] > m.boxes[0, 0]
+    # the subject's right eye stays landmark 0: after mirroring it is again the one further left
+    assert m.landmarks[0, 0, 0] < m.landmarks[0, 1, 0] and d.landmarks[0, 0, 0] < d.landmarks[0, 1, 0]
+    assert np.allclose(frontality(m.landmarks), frontality(d.landmarks), atol=1e-5)
+    plain = identity_vectors(embedder, rgb, d, "plain")[0]
+    mirror = embedder.embed(np.ascontiguousarray(rgb[:, ::-1]), m)[0]
+    both = identity_vectors(embedder, rgb, d, "mirror-mean")[0]
+    assert np.allclose(both, (plain + mirror) / np.linalg.norm(plain + mirror), atol=1e-5)
+    assert plain @ mirror > 0.9 and plain @ mirror < 0.9999  # the same person, seen another way
+    # the mirror image of the mirrored frame gives the same mirror-mean view
+    flipped = identity_vectors(embedder, np.ascontiguousarray(rgb[:, ::-1]), m, "mirror-mean")[0]
+    assert flipped @ both > 0.999
+    with pytest.raises(ValueError, match="unknown template view"):
+        identity_vectors(embedder, rgb, d, "sideways")

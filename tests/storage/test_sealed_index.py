@@ -58,7 +58,7 @@ def test_sealed_index_search_and_rotation(tmp_path):
     loc, key, new = Location(str(tmp_path)), MasterKey.generate(), MasterKey.generate()
     p = people()
     assert index_templates(loc, [result("m1", p[:3]), result("m2", p[3:])], index_keys(key, DIM),
-                           "dlib-resnet", key.fingerprint) == 6
+                           "dlib-resnet", key.fingerprint, "mirror-mean") == 6
     index = IdentityIndex(loc, dim=DIM)
     assert index.sealed and index.meta()["template_transform"] == "aesgcm-v1" and index.meta()["threshold"] == 0.92
     stored = index.rows()
@@ -72,13 +72,13 @@ def test_sealed_index_search_and_rotation(tmp_path):
     assert search_tracks(loc, new, p[0])[0] == []  # not this index's key: its rows open for nobody else
     with pytest.raises(ValueError, match="NaN"):  # the plain vectors are checked before they are sealed
         index_templates(loc, [result("m3", np.full((1, DIM), np.nan, np.float32))], index_keys(key, DIM),
-                        "dlib-resnet", key.fingerprint)
+                        "dlib-resnet", key.fingerprint, "mirror-mean")
     from faceveil.tasks.validate import index_embeddings
 
     emb = index_embeddings(loc, ["m1", "m2"], DIM)  # what the run's data contract checks
     assert len(emb) == 6 and (emb.dim == DIM).all() and np.allclose(emb.norm, 1)
     # re-indexing a media replaces its rows, never duplicates
-    index_templates(loc, [result("m1", p[:3])], index_keys(key, DIM), "dlib-resnet", key.fingerprint)
+    index_templates(loc, [result("m1", p[:3])], index_keys(key, DIM), "dlib-resnet", key.fingerprint, "mirror-mean")
     assert index.count() == 6
     assert reproject_index(loc, key, new, DIM) == 6
     assert reproject_index(loc, key, new, DIM) == 0  # done already (an interrupted rotation resumes)
@@ -106,7 +106,7 @@ def test_index_written_before_is_read_then_sealed(tmp_path):
     assert not old.sealed
     assert search_tracks(loc, key, near(p[1], 1))[0][0].track_id == 1  # rotated rows still searchable
     # the next indexing run seals them with the same key
-    index_templates(loc, [result("m2", p[3:])], index_keys(key, DIM), "dlib-resnet", key.fingerprint)
+    index_templates(loc, [result("m2", p[3:])], index_keys(key, DIM), "dlib-resnet", key.fingerprint, "mirror-mean")
     index = IdentityIndex(loc, dim=DIM)
     t = index.rows()
     assert index.sealed and t["sealed"].null_count == 0 and t.num_rows == 6
@@ -127,3 +127,20 @@ def test_rotate_key_seals_an_index_written_before(tmp_path):
     index = IdentityIndex(loc, dim=DIM)
     assert index.sealed and index.meta()["template_transform"] == "aesgcm-v1"
     assert [search_tracks(loc, new, near(v, i))[0][0].track_id for i, v in enumerate(p)] == list(range(6))
+
+
+def test_index_keeps_the_template_view_it_was_created_with(tmp_path):
+    from faceveil.tasks.index import index_view
+
+    loc, key = Location(str(tmp_path)), MasterKey.generate()
+    assert index_view(loc) == "mirror-mean"  # a new archive gets the default
+    index_templates(loc, [result("m1", people()[:1])], index_keys(key, DIM), "dlib-resnet", key.fingerprint, "plain")
+    assert index_view(loc) == "plain"  # kept: later runs and probes embed the way its rows were
+    index_templates(loc, [result("m2", people()[1:2])], index_keys(key, DIM), "dlib-resnet", key.fingerprint,
+                    "mirror-mean")
+    assert index_view(loc) == "plain"
+    IdentityIndex(loc, dim=DIM).write_meta({"template_view": None}, merge=True)
+    meta = IdentityIndex(loc, dim=DIM).meta()
+    meta.pop("template_view")
+    IdentityIndex(loc, dim=DIM).write_meta(meta, merge=False)
+    assert index_view(loc) == "plain"  # an index from before views were recorded

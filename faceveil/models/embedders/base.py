@@ -38,6 +38,12 @@ class Embedder(ABC):
         v = np.asarray(self._embed(np.ascontiguousarray(rgb), dets), np.float32).reshape(len(dets), self.dim)
         return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
 
+    def embed_mirror_mean(self, rgb: np.ndarray, dets: Detections) -> np.ndarray:
+        """(N, dim) unit vectors: each face's embedding averaged with its mirror image's (what the
+        identity index stores and probes with: steadier than one view, at twice the cost)."""
+        v = self.embed(rgb, dets) + self.embed(np.ascontiguousarray(rgb[:, ::-1]), dets.mirrored(rgb.shape[1]))
+        return (v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+
     @property
     def weights_id(self) -> str:
         """'sha256:<hex>' of the weight file; of several, the SHA-256 of their hex digests in order."""
