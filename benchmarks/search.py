@@ -30,7 +30,7 @@ def embed_all(root: Path) -> tuple[dict[str, np.ndarray], np.ndarray, list[str]]
     largest face embedded as `search` embeds a probe, the "plain" way (what indexes held before)
     and the "mirror-mean" way (what new indexes hold)."""
     from faceveil.models.track_templates import TEMPLATE_VIEWS
-    from faceveil.tasks.index import ProbeError, probe_vector
+    from faceveil.ops.search import ProbeError, probe_vector
 
     vecs: dict[str, list] = {v: [] for v in TEMPLATE_VIEWS}
     ids, missing = [], []
@@ -65,7 +65,7 @@ def leave_one_out(v: np.ndarray, ids: np.ndarray, threshold: float, probes: np.n
 
 def evaluate(v: np.ndarray, ids: np.ndarray, folds: int, seed: int) -> dict:
     """Leave-one-out at dlib's cut, at the threshold calibrated on the whole set, and cross-validated."""
-    from faceveil.tasks.index import search_threshold
+    from faceveil.ops.calibrate import search_threshold
 
     everyone = np.arange(len(v))
     cal = search_threshold(v, ids, TARGET_FMR)

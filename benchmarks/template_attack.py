@@ -47,7 +47,7 @@ NS = (64, 128, 512)
 
 
 def embed_faces(data: Path) -> tuple[np.ndarray, np.ndarray]:
-    from faceveil.tasks.index import ProbeError, probe_vector
+    from faceveil.ops.search import ProbeError, probe_vector
 
     vecs, ids = [], []
     for person in sorted(p for p in (data / "faces").iterdir() if p.is_dir()):
@@ -66,7 +66,7 @@ def embed_known_pairs(data: Path) -> np.ndarray:
     """Faces of people outside faces/: every ground-truth box, as is, mirrored, and grown+shifted."""
     from faceveil.models.detections import Detections
     from faceveil.storage.media import read_image
-    from faceveil.tasks.common import embedder
+    from faceveil.pipeline.toolkit import loaded_embedder as embedder
 
     emb = embedder("dlib-resnet")
     boxes: dict[str, list] = {}

@@ -126,8 +126,10 @@ def vault_figures(dest: Path) -> dict:
 PEAK_RSS = r'''
 import resource, sys, json
 from faceveil.config import AnonymizeConfig
-from faceveil.tasks.jobs import MediaItem
-from faceveil.tasks.video import plan_video, detect_chunk, finish_video, track_video
+from faceveil.pipeline.jobs import MediaItem
+from faceveil.tasks.plan import plan_video
+from faceveil.tasks.detect import detect_chunk, track_video
+from faceveil.tasks.finish_video import finish_video
 from faceveil.storage.paths import Location
 src, rel, dest = sys.argv[1], sys.argv[2], sys.argv[3]
 cfg = AnonymizeConfig(src=src, dest=dest, workers=1)

@@ -199,7 +199,7 @@ def _validate(config) -> None:
 
 def _dry_run(config) -> int:
     from faceveil.tasks.discover import discover
-    from faceveil.tasks.video import plan_video
+    from faceveil.tasks.plan import plan_video
 
     items, unsupported = discover(config)
     print(f"plan: {len(items)} media in {config.src} -> {config.dest} "
@@ -313,7 +313,7 @@ def _search(args) -> int:
     from faceveil.ops.logged import logged
     from faceveil.storage.paths import Location
     from faceveil.storage.vault import check_key
-    from faceveil.tasks.index import find_by_probe
+    from faceveil.ops.search import find_by_probe
 
     master, _ = _master(args, args.archive)
     archive = Location(args.archive)
@@ -325,7 +325,7 @@ def _search(args) -> int:
         if args.thumbnails:
             import tempfile
 
-            from faceveil.tasks.index import thumbnail
+            from faceveil.ops.thumbnails import thumbnail
 
             thumbs = {m.ref: thumbnail(archive, m, args.thumbnails, i, tempfile.gettempdir()) for i, m in enumerate(matches)}
         outcome.matched, outcome.details = [m.ref for m in matches], {"threshold": cut}
@@ -343,7 +343,7 @@ def _search(args) -> int:
 def _calibrate(args) -> int:
     from faceveil.storage.paths import Location
     from faceveil.storage.vault import check_key
-    from faceveil.tasks.index import calibrate
+    from faceveil.ops.calibrate import calibrate
 
     master, _ = _master(args, args.archive)
     archive = Location(args.archive)
@@ -379,7 +379,7 @@ def _restore(args) -> int:
     from faceveil.ops.logged import logged
     from faceveil.storage.paths import Location
     from faceveil.storage.vault import check_key
-    from faceveil.tasks.restore import RestoreConfig
+    from faceveil.tasks.restore_media import RestoreConfig
 
     master, _ = _master(args, args.archive)
     archive, digest = Location(args.archive), None
@@ -396,7 +396,7 @@ def _restore(args) -> int:
                 details={"out": args.out, "media": args.media, "all": args.all}) as outcome:
         tracks = list(args.track)
         if args.probe:
-            from faceveil.tasks.index import find_by_probe
+            from faceveil.ops.search import find_by_probe
 
             matches, cut, _digest = find_by_probe(archive, master, args.probe, args.face, top=1000)
             outcome.details["threshold"] = cut
@@ -441,7 +441,7 @@ def _rotate_key(args) -> int:
     from faceveil.storage.keys import VaultLock, load_key
     from faceveil.storage.paths import Location
     from faceveil.storage.vault import check_key, rotate_key
-    from faceveil.tasks.index import reproject_index
+    from faceveil.ops.reproject import reproject_index
 
     old, _ = _master(args, args.archive)
     new = load_key(args.new_key)
@@ -463,7 +463,7 @@ def _forget(args) -> int:
     from faceveil.ops.logged import logged
     from faceveil.storage.paths import Location
     from faceveil.storage.vault import check_key
-    from faceveil.tasks.restore import forget
+    from faceveil.ops.forget import forget
 
     master, _ = _master(args, args.archive)
     archive = Location(args.archive)

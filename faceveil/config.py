@@ -5,6 +5,7 @@ import hashlib
 import json
 import os
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 
 from faceveil.models.anonymizers import MaskSettings
 from faceveil.models.detectors.base import DetectorSettings
@@ -18,6 +19,55 @@ SECOND_PASS_MARGIN = 0.7  # the second pass's gate detectors look this far below
 OUTPUT_SETTINGS = ("method", "detector", "precision", "threshold", "min_size", "scale", "detect_every", "detect_fps", "detect_mpx_per_s",
                    "mask_shape",
                    "pad", "motion_pad", "max_gap", "extend", "lossless", "crf", "preset", "track", "reversible", "second_look", "index", "embedder")
+
+
+@dataclass(frozen=True)
+class VideoSettings:
+    """What one video's tasks need beyond the run's models: frames from one detection to the next,
+    and the tracker for detections that far apart."""
+
+    step: int
+    tracker: TrackerSettings
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """The run's derived settings, resolved once from an AnonymizeConfig (`config.settings`, cached
+    on it, so it travels with the config to the workers); hashable, so each worker builds its models
+    once per run (pipeline/toolkit). Tasks read these, never `AnonymizeConfig`'s methods."""
+
+    detector: str
+    detector_settings: DetectorSettings
+    second_look: DetectorSettings | None
+    extra_detectors: tuple[tuple[str, DetectorSettings], ...]
+    threshold: float
+    method: str
+    mask: MaskSettings
+    embedder: str
+    template_view: str
+    audit: "object"  # validation.privacy.AuditSettings (frozen)
+    detect_every: int | None
+    detect_fps: float
+    detect_mpx_per_s: float
+    second_pass: bool
+    track: bool
+    max_gap: int
+    extend: int | None
+
+    def frame_step(self, fps: float, width: int = 0, height: int = 0) -> int:
+        """Frames from one detection to the next for a video of this rate and size."""
+        return self.settings.frame_step(fps, width, height)
+
+    def tracker(self, step: int = 1) -> TrackerSettings:
+        """For detections `step` frames apart: gaps and end extension grow with the step; a track
+        needs a face at the threshold or repeated weaker ones (every face, on the second pass)."""
+        extend = self.extend if self.extend is not None else 2 * step + 2
+        return TrackerSettings(max_gap=max(self.max_gap, 2 * step), extend=extend if self.track else 0,
+                               start_score=0.0 if self.second_pass else self.threshold)
+
+    def for_video(self, fps: float, width: int, height: int) -> VideoSettings:
+        step = self.frame_step(fps, width, height)
+        return VideoSettings(step, self.tracker(step))
 
 
 @dataclass
@@ -89,14 +139,7 @@ class AnonymizeConfig:
 
     def frame_step(self, fps: float, width: int = 0, height: int = 0) -> int:
         """Frames from one detection to the next for a video of this rate and size."""
-        if self.detect_every:
-            step = self.detect_every
-        elif fps <= 0:
-            step = 1
-        else:
-            by_budget = int(fps * width * height / 1e6 / self.detect_mpx_per_s + 1e-6)
-            step = max(1, min(int(fps / self.detect_fps + 1e-6), by_budget))
-        return max(1, step // 2) if self.second_pass else step
+        return self.settings.frame_step(fps, width, height)
 
     @property
     def n_workers(self) -> int:
@@ -151,11 +194,16 @@ class AnonymizeConfig:
         return DetectorSettings(self.threshold, d.min_size, d.scale * self.second_look, d.threads, d.precision)
 
     def tracker_settings(self, step: int = 1) -> TrackerSettings:
-        """For detections `step` frames apart: gaps and end extension grow with the step; a track
-        needs a face at the threshold or repeated weaker ones (every face, on the second pass)."""
-        extend = self.extend if self.extend is not None else 2 * step + 2
-        return TrackerSettings(max_gap=max(self.max_gap, 2 * step), extend=extend if self.track else 0,
-                               start_score=0.0 if self.second_pass else self.detector_threshold())
+        return self.settings.tracker(step)
+
+    @cached_property
+    def settings(self) -> Resolved:
+        """Every derived setting of the run, computed once (a changed config is a new object:
+        `dataclasses.replace`)."""
+        return Resolved(self.detector, self.detector_settings(), self.second_look_settings(), self.extra_detectors(),
+                        self.detector_threshold(), self.method, self.mask_settings(), self.embedder,
+                        self.template_view, self.audit_settings(), self.detect_every, self.detect_fps,
+                        self.detect_mpx_per_s, self.second_pass, self.track, self.max_gap, self.extend)
 
     def mask_settings(self) -> MaskSettings:
         return MaskSettings(self.mask_shape, self.pad, self.motion_pad)

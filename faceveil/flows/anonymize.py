@@ -18,12 +18,12 @@ from faceveil.flows.handover import handed_over, options_handed_over, take, with
 from faceveil.flows.runtime import flow_runtime, preload_validation
 from faceveil.storage.paths import META_DIR
 from faceveil.storage.keys import MasterKey
-from faceveil.tasks import prefect_tasks as t
+from faceveil.tasks import wrappers as t
 from faceveil.tasks.run import new_run_id
-from faceveil.tasks.common import locations, scratch
-from faceveil.tasks.index import index_view
-from faceveil.tasks.jobs import MediaItem, MediaResult, Tracked
-from faceveil.tasks.video import segments_of
+from faceveil.pipeline.places import locations, scratch
+from faceveil.pipeline.sealed_index import index_view
+from faceveil.pipeline.jobs import MediaItem, MediaResult, Tracked
+from faceveil.tasks.plan import segments_of
 
 
 @flow(name="anonymize_archive", log_prints=False)

@@ -57,7 +57,7 @@ def check_methods(methods: list[str]) -> list[str]:
 
 def media_files(data: str) -> list[tuple[str, str]]:
     """[(rel path, 'image'|'video')] of DATA (a local folder); clear errors when missing or empty."""
-    from faceveil.tasks.jobs import media_kind
+    from faceveil.pipeline.jobs import media_kind
 
     root = Path(data).expanduser()
     if not root.exists():
@@ -266,7 +266,7 @@ def calibrated_threshold(gallery, embedder, given: float | None, target_fmr: flo
     if given is not None:
         return float(given), "given"
     if gallery is not None and len(gallery) and gallery.eligible.any() and len(gallery.identities) >= 2:
-        from faceveil.tasks.index import search_threshold
+        from faceveil.ops.calibrate import search_threshold
 
         t = search_threshold(gallery.vectors, gallery.labels, target_fmr)["threshold"]
         return float(t), f"calibrated on the original labelled photos (search false-match rate <= {target_fmr:.0%})"

@@ -12,9 +12,9 @@ from faceveil.flows.handover import handed_over, options_handed_over, take, with
 from faceveil.flows.runtime import flow_runtime, preload_validation
 from faceveil.storage.paths import Location
 from faceveil.storage.keys import MasterKey
-from faceveil.tasks import prefect_tasks as t
+from faceveil.tasks import wrappers as t
 from faceveil.tasks.run import new_run_id
-from faceveil.tasks.restore import RestoreConfig, RestoreJob, plan_restore
+from faceveil.tasks.restore_media import RestoreConfig, RestoreJob, plan_restore
 
 
 @flow(name="restore_archive", log_prints=False)

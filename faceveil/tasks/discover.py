@@ -6,8 +6,8 @@ import posixpath
 from faceveil.config import AnonymizeConfig
 from faceveil.storage.manifests import read_part
 from faceveil.storage.paths import META_DIR, Location, PathError
-from faceveil.tasks.common import locations
-from faceveil.tasks.jobs import MediaItem, media_kind
+from faceveil.pipeline.jobs import MediaItem, media_kind
+from faceveil.pipeline.places import locations
 
 
 def _dest_prefix_inside_src(src: Location, dest: Location) -> str | None:

@@ -11,13 +11,13 @@ import numpy as np
 from faceveil.config import AnonymizeConfig
 from faceveil.storage import manifests
 from faceveil.storage.media import MediaError, read_image, write_image
-from faceveil.tasks.audit import frame_audit
-from faceveil.tasks.common import (anonymizer, base_row, clean_up, commit_output, detector, face_finder, leak_verdict,
-                                   locations,
-                                   media_keepers, outcome, protect_frame, record_failure, scratch, track_templates,
-                                   vault_fields, write_media_manifests)
-from faceveil.tasks.jobs import MediaItem, MediaResult
-from faceveil.tasks.video import check_size
+from faceveil.pipeline.checks import frame_checks
+from faceveil.pipeline.jobs import MediaItem, MediaResult
+from faceveil.pipeline.places import check_size, clean_up, locations, scratch
+from faceveil.pipeline.protect import commit_output, leak_verdict, outcome, protect_frame
+from faceveil.pipeline.records import (base_row, media_keepers, record_failure, track_templates, vault_fields,
+                                       write_media_manifests)
+from faceveil.pipeline.toolkit import toolkit
 
 
 def anonymize_image(config: AnonymizeConfig, item: MediaItem, run_id: str) -> MediaResult:
@@ -29,16 +29,17 @@ def anonymize_image(config: AnonymizeConfig, item: MediaItem, run_id: str) -> Me
         check_size(config, item)
         with src.local_file(item.rel, scratch(config)) as local:
             rgb, meta = read_image(local, max_pixels=config.max_pixels)
-            anon = anonymizer(config.method, config.mask_settings())
-            dets = face_finder(config)(rgb)
+            kit = toolkit(config.settings)
+            anon = kit.anonymizer
+            dets = kit.find(rgb)
             if not config.second_pass:  # no tracker to keep weaker faces alive: the threshold holds
-                dets = dets[dets.scores >= config.detector_threshold()]
+                dets = dets[dets.scores >= kit.settings.threshold]
             if config.track:  # one track per face, so each can be restored or forgotten alone
                 dets.track_ids = np.arange(len(dets), dtype=np.int64)
             vault, faces = media_keepers(config, item)
             if faces is not None:
                 faces.offer(0, rgb, dets)
-            checks = frame_audit(config, item.media_id, 1, 0.0)
+            checks = frame_checks(kit, item.media_id, 1, 0.0)
             original = rgb.copy() if checks.wants(0) else None
             redacted = int(protect_frame(anon, rgb, dets, 0, item.media_id, vault))
             write_image(tmp, rgb, meta, lossless=config.lossless)
@@ -46,7 +47,7 @@ def anonymize_image(config: AnonymizeConfig, item: MediaItem, run_id: str) -> Me
                 checks.add(0, original, read_image(tmp, max_pixels=config.max_pixels)[0], dets,
                           anon.regions(dets, rgb.shape[1], rgb.shape[0]))
             audit = checks.result()
-            withheld = leak_verdict(config, audit)
+            withheld = leak_verdict(config.max_leak, audit)
             in_sha, out_sha = commit_output(dest, tmp, item.rel, local, vault, withheld=bool(withheld))
     except MediaError as e:
         return record_failure(config, item, run_id, e.reason)
@@ -54,12 +55,12 @@ def anonymize_image(config: AnonymizeConfig, item: MediaItem, run_id: str) -> Me
         clean_up(tmp, vault)
     det_rows = manifests.detection_rows(item.media_id, {0: dets}, lambda f: 0, lambda f: 0.0)
     row = {
-        **base_row(config, item, run_id), **outcome(config, item.rel, withheld, audit), "frames_in": 1, "frames_out": 1,
+        **base_row(config, item, run_id), **outcome(item.rel, withheld, audit), "frames_in": 1, "frames_out": 1,
         "width": rgb.shape[1], "height": rgb.shape[0], "rotation": 0, "has_audio_in": False, "has_audio_out": False,
         "input_sha256": in_sha, "output_sha256": out_sha,
-        "detector_weights": detector(config.detector, config.detector_settings()).weights_id, "n_faces": len(dets), "n_tracks": int((dets.track_ids >= 0).sum()),
+        "detector_weights": kit.detector.weights_id, "n_faces": len(dets), "n_tracks": int((dets.track_ids >= 0).sum()),
         "frames_with_faces": int(len(dets) > 0), "frames_filled": 0, "frames_redacted": redacted,
         "seconds": time.perf_counter() - t0, **vault_fields(vault if not withheld else None),
     }
-    templates = track_templates(config, faces, item.media_id, det_rows, lambda f: 0.0) if not withheld else []
+    templates = track_templates(kit, faces, item.media_id, det_rows, lambda f: 0.0) if not withheld else []
     return write_media_manifests(dest, item, det_rows, row, templates, audit)

@@ -4,12 +4,12 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 
-from faceveil import __version__
+from faceveil.version import __version__
 from faceveil.config import AnonymizeConfig
 from faceveil.storage import manifests
 from faceveil.storage.paths import META_DIR
-from faceveil.tasks.common import locations
-from faceveil.tasks.jobs import MediaItem, MediaResult
+from faceveil.pipeline.jobs import MediaItem, MediaResult
+from faceveil.pipeline.places import locations
 
 
 def new_run_id() -> str:

@@ -12,7 +12,7 @@ import subprocess
 import numpy as np
 import pandas as pd
 
-from faceveil import __version__
+from faceveil.version import __version__
 from faceveil.storage import access_log, manifests
 from faceveil.storage.paths import Location
 from faceveil.validation import privacy
@@ -180,7 +180,7 @@ def anonymize_audit(config, summary: dict, results: list, scratch: str) -> tuple
                    "tracks": int(media.n_tracks.fillna(0).sum()), "frames_checked": len(frames),
                    "faces_checked": len(faces)},
         "media": _media_figures(media, frames, faces, threshold),
-        "coverage": coverage(media, det, lambda r: config.frame_step(r.fps, r.width, r.height)),
+        "coverage": coverage(media, det, lambda r: config.settings.frame_step(r.fps, r.width, r.height)),
         "privacy": {"leak": figures["leak"], "reid": figures["reid"], "reid_attack": figures["reid_attack"],
                     "identity_stability": privacy.nanmean(stats.identity_stability),
                     "surrogate_consistency": privacy.nanmean(stats.surrogate_consistency)},

@@ -14,7 +14,7 @@ from faceveil.config import AnonymizeConfig
 from faceveil.flows.anonymize import run_anonymize
 from faceveil.models.detections import iou_matrix
 from faceveil.storage.media import iter_frames, probe_video
-from faceveil.tasks.jobs import media_id
+from faceveil.pipeline.jobs import media_id
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from leakcheck import boxes_many, leaks  # noqa: E402

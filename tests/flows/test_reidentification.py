@@ -16,7 +16,7 @@ from faceveil.storage.keys import MasterKey, VaultLock, encode_key
 from faceveil.models.detectors import DetectorSettings, create_detector
 from faceveil.storage.media import iter_frames, probe_video, read_image
 from faceveil.storage.paths import Location
-from faceveil.tasks.index import ProbeError, probe_vector, search_tracks
+from faceveil.ops.search import ProbeError, probe_vector, search_tracks
 
 ELON = "dlib_elon_musk_smoke.mp4"
 OTHERS = ("intel_asl_again.mp4", "intel_head_pose_female.mp4")
@@ -188,7 +188,7 @@ def test_video_search_and_restore_only_that_person(shared, video_archive, key, t
 
 def test_key_rotation_reprojects_the_index(faces_archive, key, tmp_path):
     from faceveil.storage.vault import rotate_key
-    from faceveil.tasks.index import reproject_index
+    from faceveil.ops.reproject import reproject_index
 
     dest, held = faces_archive
     archive = tmp_path / "archive"

@@ -18,7 +18,8 @@ from faceveil.storage.keys import BadKeyError, MasterKey, VaultLock, encode_key
 from faceveil.storage.media import iter_frames, probe_video, read_image
 from faceveil.storage.paths import Location
 from faceveil.storage.vault import track_keys
-from faceveil.tasks.restore import RestoreConfig, TrackKeys, forget, unscramble_regions
+from faceveil.ops.forget import forget
+from faceveil.tasks.restore_media import RestoreConfig, TrackKeys, unscramble_regions
 
 VIDEO = "cameras/lobby/clip_001.mp4"
 IMAGES = ("photos/grace_hopper.png", "photos/camera.webp")

@@ -80,8 +80,8 @@ def test_reversible_on_s3_vault_index_restore(s3_endpoint, sample_archive, prefe
     from faceveil.storage import access_log
     from faceveil.storage.keys import MasterKey, VaultLock
     from faceveil.storage.media import read_image
-    from faceveil.tasks.index import probe_vector, search_tracks
-    from faceveil.tasks.restore import RestoreConfig
+    from faceveil.ops.search import probe_vector, search_tracks
+    from faceveil.tasks.restore_media import RestoreConfig
 
     src = Location("s3://vault/src")
     src.fs.mkdir("vault")

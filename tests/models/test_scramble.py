@@ -40,8 +40,8 @@ def test_every_untracked_face_has_its_own_keystream(tmp_path):
     from faceveil.models.detections import Detections
     from faceveil.storage.keys import MasterKey, VaultLock
     from faceveil.storage.vault import VaultWriter
-    from faceveil.tasks.common import protect_frame
-    from faceveil.tasks.restore import TrackKeys, unscramble_regions
+    from faceveil.pipeline.protect import protect_frame
+    from faceveil.tasks.restore_media import TrackKeys, unscramble_regions
 
     face = np.ascontiguousarray(data.astronaut()[20:180, 160:290])
     frame = np.zeros((200, 400, 3), np.uint8)

@@ -13,7 +13,10 @@ from faceveil.models.cancelable import OrthogonalRotation, TemplateOpenError
 from faceveil.storage.identity_index import IdentityIndex, placeholder, row_id, templates_schema
 from faceveil.storage.keys import MasterKey
 from faceveil.storage.paths import Location
-from faceveil.tasks.index import index_keys, index_templates, reproject_index, search_tracks
+from faceveil.ops.reproject import reproject_index
+from faceveil.ops.search import search_tracks
+from faceveil.pipeline.sealed_index import index_keys
+from faceveil.tasks.index_media import index_templates
 
 DIM = 128
 
@@ -130,7 +133,7 @@ def test_rotate_key_seals_an_index_written_before(tmp_path):
 
 
 def test_index_keeps_the_template_view_it_was_created_with(tmp_path):
-    from faceveil.tasks.index import index_view
+    from faceveil.pipeline.sealed_index import index_view
 
     loc, key = Location(str(tmp_path)), MasterKey.generate()
     assert index_view(loc) == "mirror-mean"  # a new archive gets the default

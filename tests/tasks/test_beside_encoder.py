@@ -8,7 +8,7 @@ import pytest
 from faceveil.models.detections import Detections
 from faceveil.sample import make_sample_archive
 from faceveil.storage.media import iter_frames, probe_video, transcode_video
-from faceveil.tasks.audit import BesideEncoder
+from faceveil.pipeline.checks import BesideEncoder
 
 
 class Recorder:

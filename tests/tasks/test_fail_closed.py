@@ -2,7 +2,7 @@ import numpy as np
 
 from faceveil.models.anonymizers import Anonymizer, create_anonymizer
 from faceveil.models.detections import Detections
-from faceveil.tasks.common import protect_frame
+from faceveil.pipeline.protect import protect_frame
 
 
 class Broken(Anonymizer):

@@ -1,7 +1,7 @@
 """RestoreConfig refuses what would expose data keys."""
 import pytest
 
-from faceveil.tasks.restore import RestoreConfig
+from faceveil.tasks.restore_media import RestoreConfig
 
 
 def test_restore_refuses_a_plain_tcp_scheduler_but_takes_tls_and_the_local_cluster():

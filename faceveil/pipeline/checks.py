@@ -1,6 +1,6 @@
-"""Per-media privacy and utility checks of the output as written: sampled originals are kept as
-they are anonymized, and the encoded output is decoded again beside the encoder (a background
-thread), so each checked frame is what a viewer of the output sees."""
+"""The output checks of one media (privacy, utility and the leak gate), run on the output as
+written: sampled originals are kept as they are anonymized, and the encoded output is decoded again
+beside the encoder (a background thread), so each checked frame is what a viewer of the output sees."""
 from __future__ import annotations
 
 import queue
@@ -9,28 +9,23 @@ from dataclasses import replace
 
 import numpy as np
 
-from faceveil.config import AnonymizeConfig
-from faceveil.models.detectors import DetectorSettings
+from faceveil.pipeline.toolkit import Toolkit
 from faceveil.storage.media import Redecoder
 from faceveil.storage.orientation import Orientation
-from faceveil.tasks.common import detector, embedder
 from faceveil.validation.privacy import FrameAudit, sample_frames
 
 
-def frame_audit(config: AnonymizeConfig, media_id: str, n_frames: int, fps: float, frames: range | None = None,
-                identity_faces: int | None = None) -> FrameAudit:
-    """The audit of one media (or of its `frames` only, with `identity_faces` of its identity checks):
-    the leak gate's detectors at full scale; the run's embedder."""
-    s = config.audit_settings()
+def frame_checks(kit: Toolkit, media_id: str, n_frames: int, fps: float, frames: range | None = None,
+                 identity_faces: int | None = None) -> FrameAudit:
+    """The checks of one media (or of its `frames` only, with `identity_faces` of its identity
+    checks): the leak gate's detectors at full scale; the run's embedder."""
+    s = kit.settings.audit
     if identity_faces is not None:
         s = replace(s, identity_faces=identity_faces)
-    threads = config.detector_settings().threads
-    gate = [(name, detector(name, DetectorSettings(threshold=t, threads=threads))) for name, t in s.gate]
-    confirm = [(name, detector(name, DetectorSettings(threshold=t, threads=threads))) for name, t in s.confirm]
     sampled = sample_frames(n_frames, fps, s)
     if frames is not None:
         sampled = {f for f in sampled if f in frames}
-    return FrameAudit(media_id, sampled, gate, embedder(config.embedder), settings=s, confirm=confirm)
+    return FrameAudit(media_id, sampled, kit.gate(s.gate), kit.embedder, settings=s, confirm=kit.gate(s.confirm))
 
 
 class BesideEncoder:

@@ -1,5 +1,5 @@
-"""Restore and forget: choose tracks of an anonymized archive, open their sealed originals with the
-key and paste them back (everyone else stays anonymized), or shred their data keys."""
+"""Restore: choose tracks of an anonymized archive, open their sealed originals with the key and
+paste them back into each media (everyone else stays anonymized); one media per task."""
 from __future__ import annotations
 
 import json
@@ -11,12 +11,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from faceveil.pipeline.places import scratch
 from faceveil.storage import manifests
 from faceveil.storage.keys import MasterKey
 from faceveil.storage.media import MediaError, probe_video, read_image, transcode_video, write_image
 from faceveil.storage.paths import META_DIR, Location
 from faceveil.storage.sealing import SealError
-from faceveil.storage.vault import archive_id, check_key, entry_frames, forget_tracks, open_region, track_keys
+from faceveil.storage.vault import archive_id, check_key, entry_frames, open_region, track_keys
 
 
 @dataclass
@@ -73,14 +74,14 @@ class RestoreJob:
     forgotten: list[int]
 
 
-def _ok_media(archive: Location) -> dict[str, dict]:
+def ok_media(archive: Location) -> dict[str, dict]:
     rows = manifests.read_table(archive, "media").to_pylist()
     return {r["media_id"]: r for r in rows if r["status"] == "ok"}
 
 
 def resolve_tracks(archive: Location, refs: list[str]) -> dict[str, set[int]]:
     """'MEDIA:TRACK' references -> media id -> tracks; an unknown media or track is an error."""
-    media = _ok_media(archive)
+    media = ok_media(archive)
     by_path = {r["rel_path"]: m for m, r in media.items()}
     out: dict[str, set[int]] = {}
     for ref in refs:
@@ -99,7 +100,7 @@ def plan_restore(config: RestoreConfig, master: MasterKey) -> list[RestoreJob]:
     before anything is written."""
     archive = Location(config.archive, config.storage_options)
     check_key(archive, master.fingerprint)
-    media = _ok_media(archive)
+    media = ok_media(archive)
     chosen: dict[str, set[int] | None] = {}
     if config.all:
         chosen = {m: None for m, r in media.items() if r.get("vault_entries") is not None}
@@ -160,8 +161,6 @@ def unscramble_regions(rgb: np.ndarray, media_id: str, frame: int, entries: list
 
 def restore_media(config: RestoreConfig, job: RestoreJob) -> dict:
     """Writes OUT/<rel>: the anonymized media with the chosen tracks' originals put back."""
-    from faceveil.tasks.common import scratch
-
     t0 = time.perf_counter()
     archive, out = Location(config.archive, config.storage_options), Location(config.out, config.storage_options)
     work = scratch(config)
@@ -213,14 +212,3 @@ def write_restore_report(config: RestoreConfig, run_id: str, report_json: str) -
     rel = f"{META_DIR}/restore/{run_id}.json"
     Location(config.out, config.storage_options).write_bytes(rel, report_json.encode())
     return rel
-
-
-def forget(archive_url: str, master: MasterKey, refs: list[str], storage_options: dict | None = None) -> dict:
-    """Crypto-shredding of the referenced tracks; returns media path -> tracks shredded."""
-    archive = Location(archive_url, storage_options or {})
-    check_key(archive, master.fingerprint)
-    media = _ok_media(archive)
-    done = {}
-    for mid, tracks in resolve_tracks(archive, refs).items():
-        done[media[mid]["rel_path"]] = forget_tracks(archive, master, mid, tracks)
-    return done

@@ -1,0 +1,35 @@
+"""Key rotation for the identity index: every template re-sealed under the new key."""
+from __future__ import annotations
+
+from faceveil.models.cancelable import TemplateOpenError
+from faceveil.pipeline.sealed_index import index_keys, plain_vectors, with_sealed
+from faceveil.storage.keys import MasterKey
+from faceveil.storage.paths import Location
+
+
+def reproject_index(dest: Location, old: MasterKey, new: MasterKey, dim: int = 128) -> int:
+    """Key rotation for the index: every stored template is opened with the old key and sealed
+    again with the new one (rows of an index written before as rotated vectors are sealed now);
+    the plain vectors exist only in memory. A media already moved by an interrupted rotation is
+    left as it is. Returns the rows re-sealed."""
+    from faceveil.storage.identity_index import IdentityIndex
+
+    index = IdentityIndex(dest, dim=dim)
+    if not index.count():
+        return 0
+    a, b = index_keys(old, dim), index_keys(new, dim)
+    index.add_sealed_column()
+    n = 0
+    for mid in index.media_ids():
+        t = index.media_rows(mid)
+        if not t.num_rows:
+            continue
+        try:
+            plain = plain_vectors(t, a, dim)
+        except TemplateOpenError:
+            plain_vectors(t, b, dim)  # moved already (an interrupted rotation); anything else: the error stands
+            continue
+        index.replace_media(mid, with_sealed(t, b, plain, dim))
+        n += t.num_rows
+    index.write_meta({"key_fingerprint": new.fingerprint, "template_transform": b.name, "score": b.score})
+    return n

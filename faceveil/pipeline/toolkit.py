@@ -1,0 +1,77 @@
+"""The per-worker toolkit: the models one run's tasks use (detectors, the face finder with its
+second look, anonymizer, embedder, the leak gate's detectors), built once per worker process from
+the run's resolved settings and cached by them; weights load once per process."""
+from __future__ import annotations
+
+from functools import cached_property, lru_cache
+
+import numpy as np
+
+from faceveil.config import Resolved
+from faceveil.models.anonymizers import Anonymizer, MaskSettings, create_anonymizer
+from faceveil.models.detections import Detections
+from faceveil.models.detectors import Detector, DetectorSettings, create_detector
+
+
+@lru_cache(maxsize=8)
+def loaded_detector(name: str, settings: DetectorSettings) -> Detector:
+    """One detector per process and settings (the weights loaded once)."""
+    return create_detector(name, settings)
+
+
+@lru_cache(maxsize=2)
+def loaded_embedder(name: str):
+    from faceveil.models.embedders import create_embedder
+
+    return create_embedder(name)
+
+
+@lru_cache(maxsize=8)
+def loaded_anonymizer(name: str, mask: MaskSettings) -> Anonymizer:
+    return create_anonymizer(name, mask)
+
+
+class Toolkit:
+    """One run's models on one worker. `find(rgb)`: the main detector, then the second look at the
+    frame with those faces anonymized; on a second pass the leak gate's other detectors work beside
+    the main one in both looks, so what the gate would confirm as a face is masked."""
+
+    def __init__(self, s: Resolved):
+        from faceveil.models.detectors.base import Ensemble
+
+        self.settings = s
+        self.detector = loaded_detector(s.detector, s.detector_settings)
+        self.anonymizer = loaded_anonymizer(s.method, s.mask)
+        extra = [loaded_detector(name, d) for name, d in s.extra_detectors]
+        self._first = Ensemble([self.detector, *extra])
+        self._again = (Ensemble([loaded_detector(s.detector, s.second_look), *extra]) if s.second_look
+                       else (self._first if extra else None))
+
+    def find(self, rgb: np.ndarray) -> Detections:
+        from faceveil.models.second_look import second_look
+
+        d = self._first.detect(rgb)
+        return second_look(rgb, d, self.anonymizer, self._again) if self._again else d
+
+    @cached_property
+    def embedder(self):
+        return loaded_embedder(self.settings.embedder)
+
+    def gate(self, which: tuple[tuple[str, float], ...]) -> list[tuple[str, Detector]]:
+        """(name, detector) of the leak gate's detectors at the given (name, threshold) pairs."""
+        threads = self.settings.detector_settings.threads
+        return [(name, loaded_detector(name, DetectorSettings(threshold=t, threads=threads))) for name, t in which]
+
+    def warm(self) -> None:
+        """Loads every model the run's tasks will use, before work arrives."""
+        s = self.settings
+        if s.audit.every_s > 0:  # the checks: the leak gate's detectors, the embedder, the metrics' imports
+            self.gate(s.audit.gate)
+            self.embedder.load()
+            import skimage.metrics  # noqa: F401
+
+
+@lru_cache(maxsize=4)
+def toolkit(settings: Resolved) -> Toolkit:
+    """The worker's toolkit for these settings (built on first use, then reused)."""
+    return Toolkit(settings)

@@ -1,0 +1,53 @@
+"""Finding the faces of a video: the detector over one chunk's frames, then the chunks' detections
+linked into tracks across the whole video."""
+from __future__ import annotations
+
+import time
+
+from faceveil.config import AnonymizeConfig
+from faceveil.models.tracking import track_media
+from faceveil.pipeline.jobs import ChunkDetections, Chunk, MediaItem, Tracked
+from faceveil.pipeline.places import locations, scratch
+from faceveil.pipeline.toolkit import toolkit
+from faceveil.storage.media import MediaError, VideoInfo, iter_frames
+
+
+def detect_chunk(config: AnonymizeConfig, item: MediaItem, info: VideoInfo, chunk: Chunk) -> ChunkDetections:
+    """Runs the detector on every `step`-th frame of the chunk (and on the video's last frame)."""
+    t0 = time.perf_counter()
+    out = ChunkDetections(chunk)
+    src, _ = locations(config)
+    find = toolkit(config.settings).find
+    step = config.settings.frame_step(info.fps, info.width, info.height)
+    try:
+        with src.local_file(item.rel, scratch(config)) as local:
+            for i, rgb in iter_frames(local, info, chunk.start, chunk.stop,
+                                      select=lambda i: i % step == 0 or i == info.n_frames - 1):
+                out.frames.append(i)
+                out.dets.append(find(rgb))
+    except MediaError as e:
+        out.error = e.reason
+    out.seconds = time.perf_counter() - t0
+    return out
+
+
+def _sampled(chunks: list[ChunkDetections]):
+    for c in sorted(chunks, key=lambda c: c.chunk.start):
+        yield from zip(c.frames, c.dets)
+
+
+def track_video(config: AnonymizeConfig, item: MediaItem, info: VideoInfo, chunks: list[ChunkDetections]) -> Tracked:
+    """Links the chunks' detections into tracks across the whole video (gaps filled, ends extended).
+    Fails closed: a chunk that failed means no faces to trust, so no output."""
+    t0 = time.perf_counter()
+    if errors := [f"chunk {c.chunk.index} (frames {c.chunk.start}-{c.chunk.stop}): {c.error}" for c in chunks if c.error]:
+        return Tracked(error="; ".join(errors))
+    covered = sorted(f for c in chunks for f in range(c.chunk.start, c.chunk.stop))
+    if covered != list(range(info.n_frames)):
+        return Tracked(error="internal error: chunks do not cover every frame")
+    if config.track:
+        per_frame, _ = track_media(_sampled(chunks), info.n_frames, info.width, info.height,
+                                   config.settings.for_video(info.fps, info.width, info.height).tracker)
+    else:
+        per_frame = {f: d for f, d in _sampled(chunks) if len(d)}
+    return Tracked(per_frame, seconds=time.perf_counter() - t0 + sum(c.seconds for c in chunks))

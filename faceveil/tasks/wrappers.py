@@ -1,0 +1,86 @@
+"""The task functions wrapped as Prefect tasks (one unit of distributed work each), and the plain
+functions flows run in their own process or once on each worker. The one module that imports the
+other task modules."""
+from __future__ import annotations
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from faceveil.config import AnonymizeConfig
+from faceveil.pipeline.places import locations
+from faceveil.pipeline.records import record_failure
+from faceveil.pipeline.toolkit import toolkit
+from faceveil.storage.paths import META_DIR
+from faceveil.tasks.detect import detect_chunk, track_video
+from faceveil.tasks.discover import discover
+from faceveil.tasks.finish_video import encode_segment, finish_video, join_video
+from faceveil.tasks.image import anonymize_image
+from faceveil.tasks.index_media import index_archive, index_secret
+from faceveil.tasks.plan import plan_video, segments_of
+from faceveil.tasks.restore_media import RestoreConfig, RestoreJob, plan_restore, restore_media, write_restore_report
+from faceveil.tasks.run import new_run_id, write_summary
+from faceveil.tasks.validate import anonymize_audit, publish, restore_audit
+from faceveil.validation.contracts import check_restore
+
+discover_media = task(discover, name="discover-media", cache_policy=NO_CACHE)
+probe_video_task = task(plan_video, name="plan-video", cache_policy=NO_CACHE, retries=1)
+detect_chunk_task = task(detect_chunk, name="detect-chunk", cache_policy=NO_CACHE, retries=1,
+                         task_run_name="detect {item.rel} [{chunk.start}:{chunk.stop}]")
+track_video_task = task(track_video, name="track-video", cache_policy=NO_CACHE, task_run_name="track {item.rel}")
+finish_video_task = task(finish_video, name="finish-video", cache_policy=NO_CACHE, retries=1,
+                         task_run_name="anonymize {item.rel}")
+encode_segment_task = task(encode_segment, name="encode-segment", cache_policy=NO_CACHE, retries=1,
+                           task_run_name="anonymize {item.rel} [{seg.start}:{seg.stop}]")
+join_video_task = task(join_video, name="join-video", cache_policy=NO_CACHE, retries=1, task_run_name="join {item.rel}")
+anonymize_image_task = task(anonymize_image, name="anonymize-image", cache_policy=NO_CACHE, retries=1,
+                            task_run_name="anonymize {item.rel}")
+record_failure_task = task(record_failure, name="record-failure", cache_policy=NO_CACHE)
+write_summary_task = task(write_summary, name="write-summary", cache_policy=NO_CACHE)
+restore_media_task = task(restore_media, name="restore-media", cache_policy=NO_CACHE, retries=1,
+                          task_run_name="restore {job.rel}")
+validate_run_task = task(anonymize_audit, name="validate-run", cache_policy=NO_CACHE)
+check_restore_task = task(check_restore, name="check-restore", cache_policy=NO_CACHE)
+audit_restore_task = task(restore_audit, name="audit-restore", cache_policy=NO_CACHE)
+publish_audit_task = task(publish, name="audit-report-and-mlflow", cache_policy=NO_CACHE)
+write_restore_report_task = task(write_restore_report, name="write-restore-report", cache_policy=NO_CACHE)
+
+
+def open_vault(config: AnonymizeConfig) -> AnonymizeConfig:
+    """For a reversible run: the vault's key must be this run's (refused before anything is
+    written); a new archive gets its vault keyinfo. Returns the config whose lock seals for this
+    archive (its id)."""
+    from dataclasses import replace
+
+    from faceveil.storage.vault import check_key
+
+    info = check_key(locations(config)[1], config.vault_lock.fingerprint, create=config.vault_lock)
+    return replace(config, vault_lock=replace(config.vault_lock, archive_id=info.get("archive_id")))
+
+
+def remove_segments(config: AnonymizeConfig, run_id: str) -> None:
+    """Takes away the run's video segments that a crashed task left in DEST/_faceveil/segments/."""
+    dest = locations(config)[1]
+    folder = dest.path(f"{META_DIR}/segments/{run_id}")
+    try:
+        if dest.fs.exists(folder):
+            dest.fs.rm(folder, recursive=True)
+    except OSError:
+        pass
+
+
+def prepare_models(config: AnonymizeConfig) -> None:
+    """Builds derived weights (the int8 detector) once, in this process, before workers need them."""
+    if config.detector == "centerface":
+        from faceveil.models.detectors.centerface import prepare
+
+        prepare(config.settings.detector_settings)
+
+
+def warm_worker(config: AnonymizeConfig) -> None:
+    """Run once on each worker before work arrives: the task modules imported (this one), the run's
+    toolkit built and its models loaded."""
+    toolkit(config.settings).warm()
+
+
+__all__ = ["open_vault", "prepare_models", "remove_segments", "warm_worker", "index_archive", "index_secret",
+           "segments_of", "new_run_id", "RestoreConfig", "RestoreJob", "plan_restore"]
