@@ -56,7 +56,14 @@ class Resolved:
 
     def frame_step(self, fps: float, width: int = 0, height: int = 0) -> int:
         """Frames from one detection to the next for a video of this rate and size."""
-        return self.settings.frame_step(fps, width, height)
+        if self.detect_every:
+            step = self.detect_every
+        elif fps <= 0:
+            step = 1
+        else:
+            by_budget = int(fps * width * height / 1e6 / self.detect_mpx_per_s + 1e-6)
+            step = max(1, min(int(fps / self.detect_fps + 1e-6), by_budget))
+        return max(1, step // 2) if self.second_pass else step
 
     def tracker(self, step: int = 1) -> TrackerSettings:
         """For detections `step` frames apart: gaps and end extension grow with the step; a track
