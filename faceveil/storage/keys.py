@@ -1,6 +1,7 @@
 """Master keys: generated, kept in a 0600 key file, an environment variable or derived from a
-passphrase (Argon2id, parameters stored with the archive); sub-keys by HKDF; fingerprints that identify a key without revealing it.
-A key never appears in repr(), logs or exceptions."""
+passphrase (Argon2id, parameters stored with the archive); sub-keys by HKDF; the vault's X25519 key
+pair derived from it (sealing wraps data keys with it); fingerprints that identify a key without
+revealing it. A key never appears in repr(), logs or exceptions."""
 from __future__ import annotations
 
 import base64
@@ -114,6 +115,18 @@ class PassphraseKDF:
                         memory_cost=self.memory_kib).derive(secret)
 
 
+def vault_public_key(master: MasterKey) -> bytes:
+    """The X25519 public key that wraps data keys. Workers that anonymize get only this, so they can
+    seal originals but never open them; unwrapping needs the master key."""
+    return _private(master).public_key().public_bytes_raw()
+
+
+def _private(master: MasterKey):
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+    return X25519PrivateKey.from_private_bytes(master.derive("vault/x25519"))
+
+
 @dataclass(frozen=True)
 class VaultLock:
     """What a worker needs to seal into a vault: the master's public key (hex) and fingerprint.
@@ -126,8 +139,6 @@ class VaultLock:
 
     @classmethod
     def of(cls, master: MasterKey, kdf: PassphraseKDF | None = None) -> "VaultLock":
-        from faceveil.storage.sealing import vault_public_key
-
         return cls(vault_public_key(master).hex(), master.fingerprint, kdf)
 
 

@@ -1,6 +1,7 @@
 """Envelope encryption: data keys wrapped for the master key (X25519 sealed box, so writers need
 only its public key), payloads sealed with AES-256-GCM and
-bound to their place (media, frame, track, box) through the associated data."""
+bound to their place (media, frame, track, box) through the associated data. The vault's X25519 key
+pair comes from keys (vault_public_key stays importable from here)."""
 from __future__ import annotations
 
 import json
@@ -9,7 +10,7 @@ import secrets
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from faceveil.storage.keys import MasterKey
+from faceveil.storage.keys import MasterKey, _private, vault_public_key  # noqa: F401  (re-exported)
 
 NONCE_BYTES = 12
 
@@ -39,18 +40,6 @@ def open_sealed(key: bytes, sealed: bytes, aad: bytes, what: str) -> bytes:
 
 def new_data_key() -> bytes:
     return AESGCM.generate_key(bit_length=256)
-
-
-def vault_public_key(master: MasterKey) -> bytes:
-    """The X25519 public key that wraps data keys. Workers that anonymize get only this, so they can
-    seal originals but never open them; unwrapping needs the master key."""
-    return _private(master).public_key().public_bytes_raw()
-
-
-def _private(master: MasterKey):
-    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-
-    return X25519PrivateKey.from_private_bytes(master.derive("vault/x25519"))
 
 
 def _kek(shared: bytes, ephemeral: bytes, public: bytes) -> bytes:
