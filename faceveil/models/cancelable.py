@@ -15,7 +15,11 @@ dlib-resnet): an attacker holding a stolen index plus N known (plain, protected)
   scores are the plain cosines (no loss), known pairs reveal nothing about other rows, and rows
   are unlinkable within one key and across keys. The index uses this one.
 
-Secrets are derived from the master key by HKDF (`MasterKey.derive`) and never stored."""
+Secrets are derived from the master key by HKDF (`MasterKey.derive`) and never stored.
+
+Longer than 300 lines: the measured alternatives (rotation, BioHash, index-of-max) stay beside the
+sealed templates they lost to, in one registry, so benchmarks/template_attack.py can replay the choice.
+"""
 from __future__ import annotations
 
 import os

@@ -5,7 +5,7 @@ Layout: DEST/_faceveil/index/ is the LanceDB database (table `templates`), and
 DEST/_faceveil/index/meta.json a small JSON beside it (calibrated threshold, ANN parameters).
 Vectors are unit-norm, so cosine similarity is what is searched and returned as `score`. An
 archive's index holds its templates sealed (the `sealed` column, see faceveil.models.cancelable and
-tasks/index.py): such a table's `vector` column is a constant placeholder, its rows are scanned and
+pipeline/sealed_index.py): such a table's `vector` column is a constant placeholder, its rows are scanned and
 opened by the searching process, and no ANN index is built for it. `search` / the ANN index serve
 tables of plain (or, in indexes written before sealing, rotated) vectors.
 
@@ -15,7 +15,9 @@ run, an IVF_PQ index answers (2-d PQ sub-vectors, re-ranked on the stored float3
 hardest case) it kept recall@10 at 1.0 (~5 ms a query), where IVF_HNSW_SQ stopped at 0.89 even with
 ef 300 (refining cannot add candidates the graph missed); on clustered, face-like data both reach
 ~1.0 (`benchmarks/index.py`), and the PQ index is ~5x smaller.
-LanceDB starts native threads: never fork a process after using it (spawn workers instead)."""
+LanceDB starts native threads: never fork a process after using it (spawn workers instead).
+Longer than 300 lines: one class around one LanceDB table (rows, ANN index, meta.json), read top to bottom.
+"""
 from __future__ import annotations
 
 import json

@@ -1,0 +1,4 @@
+"""`python -m faceveil.cli`."""
+from faceveil.cli import run
+
+run()

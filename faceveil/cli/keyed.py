@@ -1,0 +1,204 @@
+"""The commands that need the master key: keygen, search, calibrate, audit-log, restore, rotate-key,
+forget; and reading the key from --key / $FACEVEIL_KEY or a passphrase."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+from faceveil.cli.exits import EXIT_MEDIA_FAILED, EXIT_OK
+
+
+def _master(args, archive: str):
+    """The master key from --key / $FACEVEIL_KEY, or --passphrase with the archive's KDF (Argon2id
+    parameters and salt, kept in its vault's keyinfo)."""
+    from faceveil.storage.keys import MasterKey, load_key
+
+    if args.passphrase:
+        import getpass
+
+        from faceveil.storage.paths import Location
+        from faceveil.storage.vault import passphrase_kdf
+
+        phrase = os.environ.get("FACEVEIL_PASSPHRASE") or getpass.getpass("faceveil passphrase: ")
+        kdf = passphrase_kdf(Location(archive))
+        return MasterKey.from_passphrase(phrase, kdf), kdf
+    return load_key(args.key), None
+
+
+def _keygen(args) -> int:
+    from faceveil.storage.keys import MasterKey, write_key_file
+
+    key = MasterKey.generate()
+    write_key_file(args.path, key)
+    print(f"key written to {args.path} (mode 0600), fingerprint {key.fingerprint}")
+    print("keep it apart from the archive: whoever holds it can restore every face; losing it loses them all")
+    return EXIT_OK
+
+
+def _search(args) -> int:
+    from faceveil.hashing import sha256_file
+    from faceveil.ops.logged import logged
+    from faceveil.storage.paths import Location
+    from faceveil.storage.vault import check_key
+    from faceveil.ops.search import find_by_probe
+
+    master, _ = _master(args, args.archive)
+    archive = Location(args.archive)
+    check_key(archive, master.fingerprint)  # a wrong key is refused before anything is logged
+    with logged(archive, master, "search", args.reason, probe_sha256=sha256_file(args.probe),
+                details={"top": args.top, "thumbnails": args.thumbnails}) as outcome:
+        matches, cut, _digest = find_by_probe(archive, master, args.probe, args.face, args.top)
+        thumbs = {}
+        if args.thumbnails:
+            import tempfile
+
+            from faceveil.ops.thumbnails import thumbnail
+
+            thumbs = {m.ref: thumbnail(archive, m, args.thumbnails, i, tempfile.gettempdir()) for i, m in enumerate(matches)}
+        outcome.matched, outcome.details = [m.ref for m in matches], {"threshold": cut}
+    if args.json:
+        print(json.dumps({"threshold": cut, "matches": [{**m.__dict__, "ref": m.ref, "thumbnail": thumbs.get(m.ref)}
+                                                        for m in matches]}, indent=2))
+    elif not matches:
+        print(f"no match (no track scores >= {cut:.3f})")
+    for m in ([] if args.json else matches):
+        print(f"{m.score:.3f}  {m.rel_path}  track {m.track_id}  frames {m.first_frame}-{m.last_frame}  "
+              f"{m.t_start_s:.2f}-{m.t_end_s:.2f} s  ({m.ref})" + (f"  {thumbs[m.ref]}" if m.ref in thumbs else ""))
+    return EXIT_OK
+
+
+def _calibrate(args) -> int:
+    from faceveil.storage.paths import Location
+    from faceveil.storage.vault import check_key
+    from faceveil.ops.calibrate import calibrate
+
+    master, _ = _master(args, args.archive)
+    archive = Location(args.archive)
+    check_key(archive, master.fingerprint)
+    res = calibrate(archive, args.labelled, args.target_fmr)
+    print(f"threshold {res['threshold']:.3f}: false-match rate {res['fmr']:.4f} (target {args.target_fmr}), "
+          f"true-match rate {res['tmr']:.3f} on {res['photos']} photos of {res['identities']} people")
+    return EXIT_OK
+
+
+def _audit_log(args) -> int:
+    from faceveil.storage import access_log
+    from faceveil.storage.paths import Location
+
+    archive = Location(args.archive)
+    for r in access_log.tail(archive, args.tail):
+        details = access_log.details(r)
+        error = f"  ({details['error']})" if details.get("error") else ""
+        print(f"{r['seq']:6d} {r['time']} {r['actor']:12} {r['action']:10} {details.get('outcome') or '':6} "
+              f"{len(r['matched'] or [])} tracks  {r['reason']}{error}")
+    if args.verify:
+        master, _ = _master(args, args.archive)
+        problems = access_log.verify(archive, master)
+        for p in problems:
+            print(f"TAMPERED {p}", file=sys.stderr)
+        print("access log intact" if not problems else f"access log: {len(problems)} problem(s)")
+        return EXIT_OK if not problems else EXIT_MEDIA_FAILED
+    return EXIT_OK
+
+
+def _restore(args) -> int:
+    from faceveil.flows.restore import run_restore
+    from faceveil.ops.logged import logged
+    from faceveil.storage.paths import Location
+    from faceveil.storage.vault import check_key
+    from faceveil.tasks.restore_media import RestoreConfig
+
+    master, _ = _master(args, args.archive)
+    archive, digest = Location(args.archive), None
+    if not (args.track or args.media or args.all or args.probe):
+        raise ValueError("choose what to restore: --track MEDIA:TRACK, --media PATH, --all or --probe PHOTO")
+    if args.probe:
+        from faceveil.hashing import sha256_file
+
+        if not args.reason:
+            raise ValueError("restore --probe needs --reason (recorded in the access log)")
+        digest = sha256_file(args.probe)
+    check_key(archive, master.fingerprint)  # a wrong key is refused before anything is logged
+    with logged(archive, master, "restore", args.reason or "(not given)", targets=args.track, probe_sha256=digest,
+                details={"out": args.out, "media": args.media, "all": args.all}) as outcome:
+        tracks = list(args.track)
+        if args.probe:
+            from faceveil.ops.search import find_by_probe
+
+            matches, cut, _digest = find_by_probe(archive, master, args.probe, args.face, top=1000)
+            outcome.details["threshold"] = cut
+            tracks += [m.ref for m in matches]
+        if args.probe and not matches:
+            report = None
+        else:
+            report = run_restore(RestoreConfig(args.archive, args.out, tracks=tracks, media=args.media, all=args.all,
+                                               workers=args.workers, dask_address=args.dask_address), master)
+            _restore_outcome(report, outcome)
+    if report is None:
+        print(f"no match (no track scores >= {cut:.3f}): nothing restored")
+        return EXIT_OK
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        for m in report["media"]:
+            print(f"{m['status']:8} {m['path']}: {m.get('regions_restored', 0)} face regions restored"
+                  + (f", tracks {m['forgotten_tracks']} forgotten" if m.get("forgotten_tracks") else ""))
+        print(f"restored media: {args.out.rstrip('/')}/  report: {args.out.rstrip('/')}/_faceveil/restore/{report['run_id']}.json")
+    for m in report["media"]:
+        for why in m.get("refused_regions", []):
+            print(f"REFUSED {why}", file=sys.stderr)
+        if m["status"] == "failed":
+            print(f"FAILED {m['path']}: {m['reason']}", file=sys.stderr)
+    return EXIT_OK if report["ok"] == len(report["media"]) else EXIT_MEDIA_FAILED
+
+
+def _restore_outcome(report: dict, outcome) -> None:
+    """What a restore run did, for its outcome row: 'failed' unless every media restored whole."""
+    media = report["media"]
+    outcome.matched = sorted({f"{m['media_id']}:{t}" for m in media if m.get("media_id") for t in m.get("tracks", [])})
+    outcome.details.update(report=report["run_id"], ok=report["ok"], partial=report["partial"], failed=report["failed"])
+    bad = [f"{m['path']}: {m['status']} ({m.get('reason') or str(len(m.get('refused_regions') or [])) + ' regions refused'})"
+           for m in media if m["status"] != "ok"]
+    if bad:
+        outcome.error = f"{len(bad)} of {len(media)} media not restored whole: " + "; ".join(bad)
+
+
+def _rotate_key(args) -> int:
+    from faceveil.ops.logged import logged
+    from faceveil.storage.keys import VaultLock, load_key
+    from faceveil.storage.paths import Location
+    from faceveil.storage.vault import check_key, rotate_key
+    from faceveil.ops.reproject import reproject_index
+
+    old, _ = _master(args, args.archive)
+    new = load_key(args.new_key)
+    archive = Location(args.archive)
+    check_key(archive, old.fingerprint)
+    if new.matches(old.fingerprint):
+        raise ValueError("the new key is the archive's key already: nothing to rotate")
+    with logged(archive, old, "rotate-key", args.reason, details={"new_key": new.fingerprint}) as outcome:
+        n = rotate_key(archive, old, VaultLock.of(new))
+        outcome.hand_over_to = new  # the vault opens with the new key only now: so does the log, from its outcome row
+        m = reproject_index(archive, old, new)
+        outcome.details = {"data_keys": n, "templates": m}
+    print(f"{n} data keys re-wrapped and {m} identity templates re-sealed: {args.archive} now opens "
+          f"and searches with {new.fingerprint} only; the access log goes on with it")
+    return EXIT_OK
+
+
+def _forget(args) -> int:
+    from faceveil.ops.logged import logged
+    from faceveil.storage.paths import Location
+    from faceveil.storage.vault import check_key
+    from faceveil.ops.forget import forget
+
+    master, _ = _master(args, args.archive)
+    archive = Location(args.archive)
+    check_key(archive, master.fingerprint)
+    with logged(archive, master, "forget", args.reason, targets=args.track) as outcome:
+        done = forget(args.archive, master, args.track)
+        outcome.matched, outcome.details = list(args.track), {"forgotten": done}
+    for path, tracks in done.items():
+        print(f"forgotten {path}: tracks {tracks or '(already forgotten)'}")
+    return EXIT_OK

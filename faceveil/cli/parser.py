@@ -1,0 +1,148 @@
+"""The command line's grammar: one subparser per command, the option groups they share."""
+from __future__ import annotations
+
+import argparse
+
+
+def _add_anonymize(sub) -> None:
+    p = sub.add_parser("anonymize", help="anonymize every face of an archive (folder or s3://)")
+    p.add_argument("src", help="source folder or s3://bucket/prefix")
+    p.add_argument("dest", help="destination folder or s3://bucket/prefix")
+    p.add_argument("--method", default="mosaic", help="solid | blur | mosaic | scramble (keyed, needs --key) (default: mosaic)")
+    p.add_argument("--reversible", action="store_true", help="seal every original face region in DEST/_faceveil/vault/ and index each track's identity (needs a key)")
+    p.add_argument("--no-index", action="store_true", help="with --reversible: no identity index")
+    _add_key_args(p)
+    p.add_argument("--detector", default="centerface", help="centerface | dlib-hog (default: centerface)")
+    p.add_argument("--threshold", type=float, default=None, help="detector score threshold (default: the detector's)")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "int8"],
+                   help="centerface's model: fp32 (as shipped) or int8 (derived from it: half the CPU time, the same "
+                        "recall on daylight photos, but it misses about half the faces fp32 finds in night footage)")
+    p.add_argument("--min-size", type=float, default=0.0, help="ignore faces smaller than this many pixels")
+    p.add_argument("--scale", type=float, default=1.0, help="detector inference scale (0.5 = half resolution)")
+    p.add_argument("--detect-fps", type=float, default=7.5, help="least video frames per second the detector looks at; the tracker covers the rest (default: 7.5)")
+    p.add_argument("--detect-mpx-per-s", type=float, default=6.0, help="detector budget: every frame is looked at while this costs at most N megapixels per second of video (default: 6)")
+    p.add_argument("--detect-every", type=int, default=None, help="run the detector on every N-th video frame instead")
+    p.add_argument("--second-look", type=float, default=0.5, metavar="SCALE",
+                   help="look again at each anonymized frame with faces, at this detector scale, and mask what is found then (0 = off; default 0.5)")
+    p.add_argument("--no-track", dest="track", action="store_false", help="no tracking: detect on every frame, no gap filling")
+    p.add_argument("--mask", dest="mask_shape", default="box", choices=["box", "ellipse"])
+    p.add_argument("--pad", type=float, default=0.4, help="mask margin as a fraction of face size")
+    p.add_argument("--max-gap", type=int, default=10, help="frames a face may be missed inside a track and still be covered")
+    p.add_argument("--lossless", action="store_true", help="lossless output (FFV1 in MKV for video, lossless images)")
+    p.add_argument("--crf", type=int, default=18, help="x264 quality (lower is better)")
+    p.add_argument("--preset", default="veryfast", help="x264 preset")
+    _add_cluster_args(p)
+    _add_audit_args(p)
+    _add_gate_args(p)
+    p.add_argument("--dry-run", action="store_true", help="print the plan and exit")
+    p.add_argument("--json", action="store_true", help="print the run summary as JSON")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--verbose", action="store_true", help="show Prefect and Dask logs")
+
+
+def _add_key_args(p) -> None:
+    p.add_argument("--key", default=None, help="key file (from `faceveil keygen`); default: $FACEVEIL_KEY")
+    p.add_argument("--passphrase", action="store_true",
+                   help="derive the key from a passphrase (Argon2id): $FACEVEIL_PASSPHRASE, else asked for")
+
+
+def _add_cluster_args(p) -> None:
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--workers", type=int, default=None, help="local Dask workers (default: one per core)")
+    g.add_argument("--dask-address", default=None, help="an existing Dask scheduler, e.g. tls://host:8786 (restore refuses a plain tcp:// one: it sends data keys)")
+
+
+def _add_audit_args(p) -> None:
+    p.add_argument("--audit-every", type=float, default=4.0, metavar="SECONDS",
+                   help="check one output frame per this many seconds of video (at most 30 per video) for leaks, "
+                        "re-identification and quality (default 4; each check costs ~0.5 s of CPU at 720p; 0 = no "
+                        "checks, and the data contract then does not ask for them)")
+    p.add_argument("--mlflow-uri", default=None,
+                   help="MLflow tracking URI (default: $FACEVEIL_MLFLOW_URI, else sqlite under DEST/_faceveil/mlflow)")
+
+
+def _add_gate_args(p) -> None:
+    p.add_argument("--max-leak", type=float, default=0.0, metavar="PERCENT",
+                   help="the leak gate withholds a media when its checked frames show more unmasked faces than this "
+                        "share of their faces (default 0: any unmasked face); withheld outputs go to "
+                        "DEST/_faceveil/quarantine/, never the public tree, and the run exits 1")
+    p.add_argument("--no-recheck", dest="recheck", action="store_false",
+                   help="withhold a media that leaked at once (default: anonymize it once more with the detector on "
+                        "every frame at twice the scale, and check again)")
+
+
+def _add_report(sub) -> None:
+    p = sub.add_parser("report", help="render a run's audit report (HTML) again from its stored audit JSON")
+    p.add_argument("dest", help="an anonymized archive (folder or s3://)")
+    p.add_argument("--run", default=None, help="run id (default: the latest run)")
+    p = sub.add_parser("evaluate", help="compare anonymization methods on labelled data (folders of photos per person, videos)")
+    p.add_argument("data", help="folder: faces/<person>/*.jpg and/or videos")
+    p.add_argument("--methods", default="solid,blur,mosaic,scramble", help="comma-separated (default: solid,blur,mosaic,scramble)")
+    p.add_argument("--out", default=None, help="where the anonymized copies go (default: a temporary folder)")
+    p.add_argument("--threshold", type=float, default=None, help="identity match threshold (default: the embedder's)")
+    p.add_argument("--audit-every", type=float, default=0.5, metavar="SECONDS", help="checked video frames (default 0.5 s)")
+    p.add_argument("--mlflow-uri", default=None, help="MLflow tracking URI (default: sqlite under OUT/_faceveil/mlflow)")
+    p.add_argument("--workers", type=int, default=None)
+    p.add_argument("--json", action="store_true")
+
+
+def _add_keys(sub) -> None:
+    p = sub.add_parser("keygen", help="write a new master key file (0600)")
+    p.add_argument("path")
+    p = sub.add_parser("restore", help="restore chosen faces of a reversible archive from its vault (needs the key)")
+    p.add_argument("archive", help="an archive anonymized with --reversible (folder or s3://)")
+    p.add_argument("out", help="where restored media go (same tree)")
+    p.add_argument("--track", action="append", default=[], metavar="MEDIA:TRACK",
+                   help="a track to restore (MEDIA: media id or relative path); repeatable")
+    p.add_argument("--media", action="append", default=[], metavar="PATH", help="restore every face of this media")
+    p.add_argument("--all", action="store_true", help="restore every face of the archive")
+    p.add_argument("--probe", default=None, metavar="PHOTO", help="restore the tracks that match this person's photo")
+    p.add_argument("--face", type=int, default=None, help="with several faces in the probe photo: which (0 = largest)")
+    p.add_argument("--reason", default=None, help="why (recorded in the access log; required with --probe)")
+    p.add_argument("--json", action="store_true", help="print the restore report as JSON")
+    _add_key_args(p)
+    _add_cluster_args(p)
+    p = sub.add_parser("search", help="find a person's tracks across the archive by one photo (needs the key)")
+    p.add_argument("archive")
+    p.add_argument("--probe", required=True, metavar="PHOTO")
+    p.add_argument("--reason", required=True, help="why (recorded in the access log)")
+    p.add_argument("--top", type=int, default=10)
+    p.add_argument("--thumbnails", default=None, metavar="DIR", help="write each match's anonymized thumbnail here")
+    p.add_argument("--face", type=int, default=None, help="with several faces in the photo: which (0 = largest)")
+    p.add_argument("--json", action="store_true")
+    _add_key_args(p)
+    p = sub.add_parser("calibrate", help="set the index's match threshold from labelled photos (a folder per person)")
+    p.add_argument("archive")
+    p.add_argument("--labelled", required=True, metavar="DIR")
+    p.add_argument("--target-fmr", type=float, default=0.01, help="false-match rate to allow (default 0.01)")
+    _add_key_args(p)
+    p = sub.add_parser("audit-log", help="show or verify the archive's access log (needs the key to verify)")
+    p.add_argument("archive")
+    p.add_argument("--verify", action="store_true")
+    p.add_argument("--tail", type=int, default=20)
+    _add_key_args(p)
+    p = sub.add_parser("rotate-key", help="move the vault and identity index to a new master key (needs both keys)")
+    p.add_argument("archive")
+    p.add_argument("--new-key", required=True, help="the new key file (from `faceveil keygen`)")
+    p.add_argument("--reason", default="key rotation", help="why (recorded in the access log)")
+    _add_key_args(p)
+    p = sub.add_parser("forget", help="crypto-shred tracks: their originals become unrecoverable (needs the key)")
+    p.add_argument("archive")
+    p.add_argument("--track", action="append", required=True, metavar="MEDIA:TRACK")
+    p.add_argument("--reason", required=True, help="why (recorded in the access log)")
+    _add_key_args(p)
+
+
+def _add_sample(sub) -> None:
+    p = sub.add_parser("sample", help="write the built-in sample archive (videos with audio, photos)")
+    p.add_argument("dest")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="faceveil", description="Anonymize faces in video archives and face datasets.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_anonymize(sub)
+    _add_keys(sub)
+    _add_sample(sub)
+    _add_report(sub)
+    return parser

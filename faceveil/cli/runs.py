@@ -1,0 +1,145 @@
+"""The commands that run or show a job without the key's secret part: anonymize (its key comes
+through keyed._master), report, evaluate, sample."""
+from __future__ import annotations
+
+import json
+import sys
+
+from faceveil.cli.exits import EXIT_MEDIA_FAILED, EXIT_OK
+from faceveil.cli.keyed import _master
+
+
+def _config(args):
+    from faceveil.config import AnonymizeConfig
+
+    lock = key = None
+    if args.reversible or args.method == "scramble":
+        from faceveil.storage.keys import VaultLock
+
+        key, kdf = _master(args, args.dest)
+        lock = VaultLock.of(key, kdf)
+    return key, AnonymizeConfig(reversible=args.reversible, vault_lock=lock, index=False if args.no_index else None,
+        src=args.src, dest=args.dest, method=args.method, detector=args.detector, threshold=args.threshold,
+        min_size=args.min_size, scale=args.scale, precision=args.precision, detect_every=args.detect_every, detect_fps=args.detect_fps,
+        detect_mpx_per_s=args.detect_mpx_per_s, track=args.track, second_look=args.second_look,
+        mask_shape=args.mask_shape, pad=args.pad, max_gap=args.max_gap, lossless=args.lossless, crf=args.crf,
+        preset=args.preset, workers=args.workers, dask_address=args.dask_address, audit_every_s=args.audit_every,
+        tracking_uri=args.mlflow_uri, max_leak=args.max_leak / 100, recheck=args.recheck)
+
+
+def _validate(config) -> None:
+    """Fails fast on settings that name no registered model."""
+    from faceveil.models.anonymizers import ANONYMIZERS
+    from faceveil.models.detectors import DETECTORS
+
+    ANONYMIZERS.get(config.method)
+    DETECTORS.get(config.detector)
+
+
+def _dry_run(config) -> int:
+    from faceveil.tasks.discover import discover
+    from faceveil.tasks.plan import plan_video
+
+    items, unsupported = discover(config)
+    print(f"plan: {len(items)} media in {config.src} -> {config.dest} "
+          f"(method {config.method}, detector {config.detector}, {config.n_workers} workers)")
+    for item in items:
+        if item.error:
+            print(f"  FAILS    {item.rel!r}: {item.error}")
+        elif item.done:
+            print(f"  done     {item.rel}")
+        elif item.kind == "image":
+            print(f"  image    {item.rel}")
+        else:
+            plan = plan_video(config, item)
+            if plan.error:
+                print(f"  FAILS    {item.rel}: {plan.error}")
+            else:
+                info = plan.info
+                print(f"  video    {item.rel}: {info.n_frames} frames, {info.duration_s:.1f} s, "
+                      f"{info.width}x{info.height}, audio {'yes' if info.has_audio else 'no'}, {len(plan.chunks)} chunk(s)")
+    for rel, why in unsupported:
+        print(f"  skip     {rel}: {why}")
+    return EXIT_OK
+
+
+def _anonymize(args) -> int:
+    key, config = _config(args)
+    _validate(config)
+    if args.dry_run:
+        return _dry_run(config)
+    from faceveil import progress
+    from faceveil.flows.anonymize import run_anonymize
+
+    if not args.quiet:
+        progress.use(progress.TqdmProgress())
+    summary = run_anonymize(config, key)
+    dest = config.dest.rstrip("/")
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(f"{summary['ok']} of {summary['media']} media anonymized "
+              f"({summary['already_done']} already done, {summary['failed']} failed"
+              f"{', of them ' + str(summary['leaked']) + ' withheld by the leak gate' if summary['leaked'] else ''}), "
+              f"{summary['faces']} face boxes, {summary['seconds']:.1f} s")
+        print(f"outputs:  {dest}/")
+        print(f"summary:  {dest}/_faceveil/summary.json")
+        print(f"manifests: {dest}/_faceveil/{{runs,media,detections,tracks,audit}}/")
+        _print_audit(dest, summary["audit"])
+        if skipped := summary.get("not_media"):
+            shown = "; ".join(f"{_shown(s['path'])} ({s['reason']})" for s in skipped[:3])
+            print(f"skipped:  {len(skipped)} file(s) that are not media, e.g. {shown}")
+    for f in summary["failures"]:
+        if f.get("status") == "leaked":
+            print(f"WITHHELD {_shown(f['path'])} (in {dest}/{f['quarantine']}): {f['reason']}", file=sys.stderr)
+        else:
+            print(f"FAILED {_shown(f['path'])}: {f['reason']}", file=sys.stderr)
+    return EXIT_MEDIA_FAILED if summary["failed"] else EXIT_OK
+
+
+def _shown(path: str) -> str:
+    """A file name as it may be printed: quoted and escaped when it holds control characters."""
+    return path if path.isprintable() else repr(path)
+
+
+def _print_audit(dest: str, audit: dict) -> None:
+    p, u = audit["privacy"], audit["utility"]
+
+    def pct(v):
+        return "n/a" if v is None or v != v else f"{100 * v:.1f}%"
+    print(f"report:   {dest}/{audit['report']}  (MLflow run {audit['mlflow']['run_id']})")
+    print(f"checks:   leak {pct(p['leak']['rate'])} ({p['leak']['faces_found']} faces found in "
+          f"{p['leak']['frames_checked']} checked frames), re-identified {pct(p['reid']['rate'])} of "
+          f"{p['reid']['faces_checked']} faces, background PSNR {u['background_psnr']:.1f} dB, "
+          f"contracts {'passed' if audit['contracts'] else 'FAILED'}")
+
+
+def _report(args) -> int:
+    from faceveil.storage.paths import Location
+    from faceveil.validation.report import load_audit, write_report
+
+    dest = Location(args.dest)
+    paths = write_report(dest, load_audit(dest, args.run), latest=args.run is None)
+    print(f"{args.dest.rstrip('/')}/{paths['html']}")
+    return EXIT_OK
+
+
+def _evaluate(args) -> int:
+    import tempfile
+
+    from faceveil.flows.evaluate import format_table, run_evaluate
+
+    out = args.out or tempfile.mkdtemp(prefix="faceveil-evaluate-")
+    result = run_evaluate(args.data, out, [m.strip() for m in args.methods.split(",") if m.strip()],
+                          workers=args.workers, audit_every_s=args.audit_every, tracking_uri=args.mlflow_uri,
+                          threshold=args.threshold)
+    print(json.dumps(result, indent=2, default=str) if args.json else format_table(result))
+    return EXIT_OK
+
+
+def _sample(args) -> int:
+    from faceveil.sample import make_sample_archive
+
+    for p in make_sample_archive(args.dest):
+        print(p)
+    return EXIT_OK
