@@ -148,17 +148,6 @@ def paste_originals(rgb: np.ndarray, entries: list[dict], keys: TrackKeys, probl
     return n
 
 
-def unscramble_regions(rgb: np.ndarray, media_id: str, frame: int, entries: list[dict], keys: TrackKeys) -> None:
-    """Inverts the scramble method on one decoded lossless frame in place: regions in the reverse
-    of the order they were scrambled in (overlapping faces), each with its track's key."""
-    from faceveil.models.scramble import region_key, unscramble
-
-    for e in reversed(entries):
-        x1, y1, x2, y2 = e["x1"], e["y1"], e["x2"], e["y2"]
-        key = region_key(keys[e["track_id"]], media_id, frame, e["track_id"], (x1, y1, x2, y2))
-        rgb[y1:y2, x1:x2] = unscramble(rgb[y1:y2, x1:x2], key)
-
-
 def restore_media(config: RestoreConfig, job: RestoreJob) -> dict:
     """Writes OUT/<rel>: the anonymized media with the chosen tracks' originals put back."""
     t0 = time.perf_counter()
