@@ -37,16 +37,39 @@ def pytest_terminal_summary(terminalreporter):
             terminalreporter.write_line(line)
 
 
+SHARED_ABSENT = (f"needs the evaluation data ../shared/data, not present at {SHARED} "
+                 "(it lives beside the repo in CI; deselect with -m 'not shared_data')")
+
+
 def shared_data() -> Path:
     """../shared/data, or a skip where it is absent (a user's clone)."""
     if not SHARED.is_dir():
-        pytest.skip("../shared/data not present (evaluation data lives beside the repo in CI)")
+        pytest.skip(SHARED_ABSENT)
     return SHARED
 
 
 @pytest.fixture(scope="session")
 def shared() -> Path:
     return shared_data()
+
+
+def pytest_runtest_setup(item):
+    """A test marked shared_data skips before any of its fixtures (a Prefect server, a flow run)
+    start where the data is absent."""
+    if item.get_closest_marker("shared_data") is not None and not SHARED.is_dir():
+        pytest.skip(SHARED_ABSENT)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Keeps the markers honest: a test that reads ../shared/data (the `shared` fixture) must be
+    marked shared_data, and one that starts the Prefect API server (`prefect_server`) slow, so that
+    -m "not shared_data" and -m "not slow" select what they say."""
+    unmarked = [f"{item.nodeid} (uses `{fixture}`, not marked {marker})"
+                for item in items
+                for fixture, marker in (("shared", "shared_data"), ("prefect_server", "slow"))
+                if fixture in getattr(item, "fixturenames", ()) and item.get_closest_marker(marker) is None]
+    if unmarked:
+        raise pytest.UsageError("tests missing their marker:\n  " + "\n  ".join(unmarked))
 
 
 @pytest.fixture(scope="session")

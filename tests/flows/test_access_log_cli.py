@@ -16,6 +16,8 @@ from faceveil.storage import access_log
 from faceveil.storage.keys import MasterKey, load_key, write_key_file
 from faceveil.storage.paths import Location
 
+pytestmark = pytest.mark.slow  # end to end: Prefect flows on a Dask cluster, the CLI with its own server
+
 PHOTOS = ("photos/astronaut.jpg", "photos/grace_hopper.png")
 LOG = "_faceveil/access_log"
 

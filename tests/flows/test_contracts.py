@@ -17,6 +17,8 @@ from faceveil.flows.anonymize import run_anonymize
 from faceveil.storage.paths import Location
 from faceveil.validation.contracts import ContractError, check_manifests, enforce
 
+pytestmark = pytest.mark.slow  # end to end: Prefect flows on a Dask cluster, the CLI with its own server
+
 VIDEO = "cameras/lobby/clip_001.mp4"
 
 

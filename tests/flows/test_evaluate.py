@@ -41,6 +41,7 @@ def evaluated(tmp_path_factory, prefect_server):
     return run_evaluate(str(data), str(out), ["solid", "blur"], workers=1), out
 
 
+@pytest.mark.slow
 def test_evaluate_compares_methods_on_labelled_photos(evaluated):
     result, out = evaluated
     solid, blur = result["methods"]["solid"], result["methods"]["blur"]
@@ -78,6 +79,7 @@ def m_dir(result, figures) -> str:
     return next(m for m, f in result["methods"].items() if f is figures)
 
 
+@pytest.mark.slow
 def test_table_has_a_row_per_method(evaluated):
     result, _ = evaluated
     table = format_table(result)

@@ -12,7 +12,8 @@ import pytest
 
 from faceveil.storage.keys import MasterKey, encode_key
 
-pytestmark = pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs /proc (Linux)")
+pytestmark = [pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs /proc (Linux)"),
+              pytest.mark.slow]  # the CLI runs its flow, Dask workers and Prefect server
 
 
 def _environ(pid: int) -> bytes | None:

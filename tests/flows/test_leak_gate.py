@@ -21,6 +21,8 @@ from faceveil.flows.anonymize import run_anonymize
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from leakcheck import boxes_many, leaks  # noqa: E402
 
+pytestmark = pytest.mark.slow  # end to end: Prefect flows, the CLI with its own server
+
 CLIP = "intel_classroom.mp4"  # four seated people, small faces
 
 
@@ -35,6 +37,7 @@ def _media(dest: Path):
     return pq.read_table(dest / "_faceveil" / "media").to_pandas().set_index("rel_path")
 
 
+@pytest.mark.shared_data
 def test_a_face_left_unmasked_withholds_the_media(classroom, tmp_path, prefect_server):
     dest = tmp_path / "out"
     p = subprocess.run([sys.executable, "-m", "faceveil.cli", "anonymize", str(classroom), str(dest), "--threshold",
@@ -51,6 +54,7 @@ def test_a_face_left_unmasked_withholds_the_media(classroom, tmp_path, prefect_s
     assert summary["leaked"] == 1 and summary["failures"][0]["status"] == "leaked"
 
 
+@pytest.mark.shared_data
 def test_the_second_pass_masks_what_the_gate_sees(classroom, tmp_path, prefect_server, figures):
     dest = tmp_path / "out"
     summary = run_anonymize(AnonymizeConfig(src=str(classroom), dest=str(dest), threshold=0.99, track=False,

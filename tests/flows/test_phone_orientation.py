@@ -19,6 +19,8 @@ from faceveil.pipeline.jobs import media_id
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from leakcheck import boxes_many, leaks  # noqa: E402
 
+pytestmark = [pytest.mark.slow, pytest.mark.shared_data]  # flows over ../shared/data
+
 CLIPS = ("intel_face_demographics_walking_and_pause.mp4", "intel_head_pose_female_and_male.mp4", "intel_classroom.mp4")
 TURNS = ((90, False), (180, False), (270, False), (90, True))
 

@@ -18,6 +18,8 @@ from faceveil.storage.media import iter_frames, probe_video, read_image
 from faceveil.storage.paths import Location
 from faceveil.ops.search import ProbeError, probe_vector, search_tracks
 
+pytestmark = [pytest.mark.slow, pytest.mark.shared_data]  # flows over ../shared/data
+
 ELON = "dlib_elon_musk_smoke.mp4"
 OTHERS = ("intel_asl_again.mp4", "intel_head_pose_female.mp4")
 

@@ -20,6 +20,8 @@ from faceveil.storage.paths import Location
 from faceveil.ops.forget import forget
 from faceveil.tasks.restore_media import RestoreConfig
 
+pytestmark = pytest.mark.slow  # end to end: Prefect flows on a Dask cluster, the CLI with its own server
+
 VIDEO = "cameras/lobby/clip_001.mp4"
 IMAGES = ("photos/grace_hopper.png", "photos/camera.webp")
 

@@ -13,6 +13,8 @@ from faceveil.flows.anonymize import run_anonymize
 from faceveil.storage import manifests
 from faceveil.storage.paths import Location
 
+pytestmark = pytest.mark.slow  # end to end: Prefect flows on a Dask cluster, the CLI with its own server
+
 
 @pytest.fixture(scope="module")
 def s3_endpoint():

@@ -13,6 +13,8 @@ from faceveil.models.embedders import create_embedder
 from faceveil.storage.keys import MasterKey, VaultLock
 from faceveil.storage.media import read_image
 
+pytestmark = [pytest.mark.slow, pytest.mark.shared_data]  # flows over ../shared/data
+
 
 @pytest.fixture(scope="module")
 def scrambled(shared, tmp_path_factory, prefect_server):

@@ -80,6 +80,8 @@ def face_embeddings(shared, embedder):
     return np.array(vecs), np.array(ids), seconds / len(rows)
 
 
+@pytest.mark.slow  # detects and embeds all 101 photos of faces/ (about 30 s)
+@pytest.mark.shared_data
 def test_identity_separation(face_embeddings, embedder, figures):
     e, ids, per_face = face_embeddings
     assert e.shape == (len(ids), 128) and len(set(ids)) >= 10

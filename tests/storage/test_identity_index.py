@@ -163,6 +163,7 @@ def test_bad_vectors_refused(index):
     assert index.count() == 1 and index.media_ids() == ["m1"]
 
 
+@pytest.mark.slow  # builds an IVF_PQ index on 60000 vectors (about a minute)
 def test_ann_index_keeps_recall(tmp_path, figures):
     """~60k random unit vectors (the hardest case for an ANN index: no structure) in 128-d;
     the IVF_PQ + refine path must find >= 90% of the exact top 10."""
