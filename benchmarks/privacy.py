@@ -45,7 +45,7 @@ def main() -> None:
     ap.add_argument("--videos", default=None, help="comma-separated clip names from video/ (default: all 19)")
     ap.add_argument("--workers", type=int, default=None, help="local Dask workers (default: one per core)")
     ap.add_argument("--only", choices=["faces", "videos"], default=None, help="run one of the two sets")
-    ap.add_argument("--audit-every", type=float, default=0.5, help="seconds of video between checked frames")
+    ap.add_argument("--check-every", type=float, default=0.5, help="seconds of video between checked frames")
     args = ap.parse_args()
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     work = Path(tempfile.mkdtemp(prefix="faceveil-privacy-work-"))
@@ -73,7 +73,7 @@ def main() -> None:
                 continue
             t0 = time.perf_counter()
             result = run_evaluate(str(data), str(out / name), methods,
-                                  workers=args.workers, audit_every_s=args.audit_every)
+                                  workers=args.workers, check_every_s=args.check_every)
             print(f"\n== {title}: {data} ({time.perf_counter() - t0:.0f} s) ==")
             print(format_table(result))
             print("MLflow (" + result["mlflow"]["tracking_uri"] + "): "

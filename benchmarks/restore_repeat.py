@@ -1,7 +1,7 @@
 """Restores again and again, as an operator would: 20 `restore --probe` runs and 5 `restore --all`
 runs of one reversible archive (built-in sample photos, its own key), each a fresh CLI process with its
 own Prefect server and Dask cluster. Prints every exit status, the access-log rows the runs left
-(intent + outcome per run), and `audit-log --verify` on the whole log.
+(intent + outcome per run), and `access-log --verify` on the whole log.
 
     .venv/bin/python benchmarks/restore_repeat.py [--probes 20] [--alls 5]
 """
@@ -66,13 +66,13 @@ def main() -> None:
             if r.returncode != 0:
                 print(f"restore --all #{i}: exit {r.returncode}; stderr ends:\n{r.stderr[-1500:]}")
         wall = time.perf_counter() - t0
-        v = cli("audit-log", str(work / "archive"), "--verify", "--key", str(key), env=env)
+        v = cli("access-log", str(work / "archive"), "--verify", "--key", str(key), env=env)
         rows = access_log.read(Location(str(work / "archive")))
         print(f"restore --probe x{args.probes}: exit codes {codes['probe']}")
         print(f"restore --all   x{args.alls}: exit codes {codes['all']}")
         print(f"access-log rows left by the probe runs: {probe_rows} (expected {2 * args.probes}); "
               f"all rows now {len(rows)}")
-        print(f"audit-log --verify: exit {v.returncode}: {v.stdout.strip().splitlines()[-1] if v.stdout.strip() else v.stderr.strip()[-300:]}")
+        print(f"access-log --verify: exit {v.returncode}: {v.stdout.strip().splitlines()[-1] if v.stdout.strip() else v.stderr.strip()[-300:]}")
         print(f"{args.probes + args.alls} restores in {wall:.0f} s")
         ok = all(c == 0 for c in codes["probe"] + codes["all"]) and probe_rows == 2 * args.probes and v.returncode == 0
         print("PASS" if ok else "FAIL")

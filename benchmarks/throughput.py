@@ -3,7 +3,7 @@
 night crowd scaled up; each half alone on request).
 Per clip: (a) decode + encode only (the physical limit here), (b) the `deface` package (CPU) at its
 defaults, (c) `faceveil anonymize` at its defaults (the CLI: Prefect flow on a local Dask cluster,
-output checks and leak gate on), (e) the same with the per-run output checks off (--audit-every 0;
+output checks and leak gate on), (e) the same with the per-run output checks off (--check-every 0;
 contracts, report and MLflow still run) and, on the single-person clip, (d) --reversible (vault of
 sealed originals) with vault bytes per face-frame. Prints frames per second, c/a, c/b (target >= 3 on
 every clip) and how each default run ended (published, after the leak gate's second pass, withheld);
@@ -209,7 +209,7 @@ def bench_clip(key: str, work: Path, args, env: dict, key_file: Path) -> dict:
         flows.append(json.loads((out / "_faceveil" / "summary.json").read_text())["seconds"])
         ends.append(outcome(out))
         walls_off.append(timed([str(BIN / "faceveil"), "anonymize", str(src), str(work / key / f"fv_off{i}"), "--quiet",
-                                "--audit-every", "0"], env))
+                                "--check-every", "0"], env))
         if key == "single":
             walls_rev.append(timed([str(BIN / "faceveil"), "anonymize", str(src), str(work / key / f"fv_rev{i}"),
                                     "--quiet", "--reversible", "--key", str(key_file)], env))
@@ -228,7 +228,7 @@ def report(key: str, r: dict) -> None:
     print(f"\n== throughput, {CLIPS[key][0]} (frames per second) ==")
     rows = [("(a) decode + encode only", "a"), ("(b) deface 1.5 (defaults)", "b"), ("(c) faceveil anonymize (defaults)", "c"),
             ("    flow only (no server/cluster start)", "flow"), ("(d) faceveil anonymize --reversible", "d"),
-            ("(e) faceveil anonymize --audit-every 0", "e")]
+            ("(e) faceveil anonymize --check-every 0", "e")]
     for label, k in rows:
         if k in r:
             print(f"{label:42} {r[k]:8.2f}")

@@ -45,7 +45,7 @@ class Resolved:
     mask: MaskSettings
     embedder: str
     template_view: str
-    audit: "object"  # validation.privacy.AuditSettings (frozen)
+    checks: "object"  # validation.privacy.CheckSettings (frozen)
     detect_every: int | None
     detect_fps: float
     detect_mpx_per_s: float
@@ -119,8 +119,8 @@ class AnonymizeConfig:
     index: bool | None = None  # identity templates per track into DEST/_faceveil/index/ (default: when reversible)
     embedder: str = "dlib-resnet"
     template_view: str = "mirror-mean"  # how templates embed a face (models/track_templates); an index keeps its own
-    audit_every_s: float = 4.0  # privacy/utility check of one output frame per this many seconds (0 = none)
-    audit_max_frames: int = 30  # at most this many checked frames per media
+    check_every_s: float = 4.0  # privacy/utility check of one output frame per this many seconds (0 = none)
+    check_max_frames: int = 30  # at most this many checked frames per media
     max_leak: float = 0.0  # unmasked faces the leak gate may find, per face checked, before a media is withheld
     recheck: bool = True  # a media that leaked is anonymized once more, denser and with the gate's detectors too
     second_pass: bool = False  # this is that pass
@@ -152,16 +152,16 @@ class AnonymizeConfig:
     def n_workers(self) -> int:
         return self.workers or os.cpu_count() or 1
 
-    def audit_settings(self):
+    def check_settings(self):
         """The checks; the leak gate's CenterFace looks below the anonymizer's threshold, BlazeFace
         (another family) at its own."""
-        from faceveil.validation.privacy import AuditSettings
+        from faceveil.validation.privacy import CheckSettings
 
-        gate, confirm = dict(AuditSettings.gate), dict(AuditSettings.confirm)
+        gate, confirm = dict(CheckSettings.gate), dict(CheckSettings.confirm)
         if self.detector == "centerface":
             gate["centerface"] = min(gate["centerface"], 0.75 * self.detector_threshold())
             confirm["centerface"] = min(confirm["centerface"], self.detector_threshold())
-        return AuditSettings(self.audit_every_s, self.audit_max_frames, gate=tuple(gate.items()),
+        return CheckSettings(self.check_every_s, self.check_max_frames, gate=tuple(gate.items()),
                              confirm=tuple(confirm.items()))
 
     def extra_detectors(self) -> tuple[tuple[str, DetectorSettings], ...]:
@@ -174,7 +174,7 @@ class AnonymizeConfig:
             return ()
         threads = self.detector_settings().threads
         return tuple((name, DetectorSettings(threshold=SECOND_PASS_MARGIN * t, threads=threads))
-                     for name, t in self.audit_settings().confirm if name != self.detector)
+                     for name, t in self.check_settings().confirm if name != self.detector)
 
     def detector_threshold(self) -> float:
         from faceveil.models.detectors import DETECTORS
@@ -189,7 +189,7 @@ class AnonymizeConfig:
         threads = max(1, (os.cpu_count() or 1) // self.n_workers) if not self.dask_address else 0
         floor = TRACK_FLOOR * self.detector_threshold() if self.track else self.threshold
         if self.second_pass:  # down to where the gate's own use of this family would see a face
-            own = dict(self.audit_settings().confirm).get(self.detector)
+            own = dict(self.check_settings().confirm).get(self.detector)
             if own is not None:
                 floor = min(floor if floor is not None else self.detector_threshold(), SECOND_PASS_MARGIN * own)
         return DetectorSettings(floor, self.min_size, self.scale, threads, self.precision)
@@ -209,7 +209,7 @@ class AnonymizeConfig:
         `dataclasses.replace`)."""
         return Resolved(self.detector, self.detector_settings(), self.second_look_settings(), self.extra_detectors(),
                         self.detector_threshold(), self.method, self.mask_settings(), self.embedder,
-                        self.template_view, self.audit_settings(), self.detect_every, self.detect_fps,
+                        self.template_view, self.check_settings(), self.detect_every, self.detect_fps,
                         self.detect_mpx_per_s, self.second_pass, self.track, self.max_gap, self.extend)
 
     def mask_settings(self) -> MaskSettings:

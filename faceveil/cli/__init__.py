@@ -6,7 +6,7 @@ import os
 import sys
 
 from faceveil.cli.exits import EXIT_CONTRACT, EXIT_USAGE
-from faceveil.cli.keyed import _audit_log, _calibrate, _forget, _keygen, _restore, _rotate_key, _search
+from faceveil.cli.keyed import _access_log, _calibrate, _forget, _keygen, _restore, _rotate_key, _search
 from faceveil.cli.parser import build_parser
 from faceveil.cli.runs import _anonymize, _evaluate, _report, _sample
 
@@ -20,7 +20,7 @@ def main(argv: list[str] | None = None) -> int:
 
     set_offline_env()
     handlers = {"anonymize": _anonymize, "keygen": _keygen, "restore": _restore, "forget": _forget, "rotate-key": _rotate_key,
-                "search": _search, "calibrate": _calibrate, "audit-log": _audit_log, "sample": _sample,
+                "search": _search, "calibrate": _calibrate, "access-log": _access_log, "audit-log": _access_log, "sample": _sample,
                 "report": _report, "evaluate": _evaluate}
     from faceveil.validation.errors import ContractError
 

@@ -1,4 +1,4 @@
-"""The commands that need the master key: keygen, search, calibrate, audit-log, restore, rotate-key,
+"""The commands that need the master key: keygen, search, calibrate, access-log, restore, rotate-key,
 forget; and reading the key from --key / $FACEVEIL_KEY or a passphrase."""
 from __future__ import annotations
 
@@ -82,7 +82,7 @@ def _calibrate(args) -> int:
     return EXIT_OK
 
 
-def _audit_log(args) -> int:
+def _access_log(args) -> int:
     from faceveil.storage import access_log
     from faceveil.storage.paths import Location
 

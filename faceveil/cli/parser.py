@@ -53,10 +53,11 @@ def _add_cluster_args(p) -> None:
 
 
 def _add_audit_args(p) -> None:
-    p.add_argument("--audit-every", type=float, default=4.0, metavar="SECONDS",
+    p.add_argument("--check-every", type=float, default=4.0, metavar="SECONDS",
                    help="check one output frame per this many seconds of video (at most 30 per video) for leaks, "
                         "re-identification and quality (default 4; each check costs ~0.5 s of CPU at 720p; 0 = no "
                         "checks, and the data contract then does not ask for them)")
+    p.add_argument("--audit-every", dest="check_every", type=float, default=argparse.SUPPRESS, help=argparse.SUPPRESS)  # the old name
     p.add_argument("--mlflow-uri", default=None,
                    help="MLflow tracking URI (default: $FACEVEIL_MLFLOW_URI, else sqlite under DEST/_faceveil/mlflow)")
 
@@ -80,7 +81,8 @@ def _add_report(sub) -> None:
     p.add_argument("--methods", default="solid,blur,mosaic,scramble", help="comma-separated (default: solid,blur,mosaic,scramble)")
     p.add_argument("--out", default=None, help="where the anonymized copies go (default: a temporary folder)")
     p.add_argument("--threshold", type=float, default=None, help="identity match threshold (default: the embedder's)")
-    p.add_argument("--audit-every", type=float, default=0.5, metavar="SECONDS", help="checked video frames (default 0.5 s)")
+    p.add_argument("--check-every", type=float, default=0.5, metavar="SECONDS", help="checked video frames (default 0.5 s)")
+    p.add_argument("--audit-every", dest="check_every", type=float, default=argparse.SUPPRESS, help=argparse.SUPPRESS)  # the old name
     p.add_argument("--mlflow-uri", default=None, help="MLflow tracking URI (default: sqlite under OUT/_faceveil/mlflow)")
     p.add_argument("--workers", type=int, default=None)
     p.add_argument("--json", action="store_true")
@@ -116,7 +118,8 @@ def _add_keys(sub) -> None:
     p.add_argument("--labelled", required=True, metavar="DIR")
     p.add_argument("--target-fmr", type=float, default=0.01, help="false-match rate to allow (default 0.01)")
     _add_key_args(p)
-    p = sub.add_parser("audit-log", help="show or verify the archive's access log (needs the key to verify)")
+    p = sub.add_parser("access-log", aliases=["audit-log"],
+                       help="show or verify the archive's access log (needs the key to verify; audit-log: the old name)")
     p.add_argument("archive")
     p.add_argument("--verify", action="store_true")
     p.add_argument("--tail", type=int, default=20)

@@ -23,7 +23,7 @@ def _config(args):
         min_size=args.min_size, scale=args.scale, precision=args.precision, detect_every=args.detect_every, detect_fps=args.detect_fps,
         detect_mpx_per_s=args.detect_mpx_per_s, track=args.track, second_look=args.second_look,
         mask_shape=args.mask_shape, pad=args.pad, max_gap=args.max_gap, lossless=args.lossless, crf=args.crf,
-        preset=args.preset, workers=args.workers, dask_address=args.dask_address, audit_every_s=args.audit_every,
+        preset=args.preset, workers=args.workers, dask_address=args.dask_address, check_every_s=args.check_every,
         tracking_uri=args.mlflow_uri, max_leak=args.max_leak / 100, recheck=args.recheck)
 
 
@@ -131,7 +131,7 @@ def _evaluate(args) -> int:
 
     out = args.out or tempfile.mkdtemp(prefix="faceveil-evaluate-")
     result = run_evaluate(args.data, out, [m.strip() for m in args.methods.split(",") if m.strip()],
-                          workers=args.workers, audit_every_s=args.audit_every, tracking_uri=args.mlflow_uri,
+                          workers=args.workers, check_every_s=args.check_every, tracking_uri=args.mlflow_uri,
                           threshold=args.threshold)
     print(json.dumps(result, indent=2, default=str) if args.json else format_table(result))
     return EXIT_OK

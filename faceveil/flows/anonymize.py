@@ -60,7 +60,7 @@ def _anonymize(config: AnonymizeConfig, run_id: str, index_token: str | None) ->
         t.index_archive(config, results, take(index_token))
     summary = t.write_summary_task(config, run_id, started, items, results, unsupported)
     audit, contracts = t.validate_run_task(config, summary, results, scratch(config))
-    t.publish_audit_task(locations(config)[1], audit, contracts, config.tracking_uri)
+    t.publish_report_task(locations(config)[1], audit, contracts, config.tracking_uri)
     return summary | {"audit": {"report": f"{META_DIR}/reports/{run_id}.html", "contracts": contracts.success,
                                 "mlflow": audit.get("mlflow"), "privacy": audit["privacy"], "utility": audit["utility"]}}
 

@@ -243,7 +243,7 @@ def _figures(t: dict, threshold: float, frames: int, wall: float, flow_seconds: 
     return out
 
 
-def _run_method(method: str, data: str, dest: str, workers, audit_every_s: float):
+def _run_method(method: str, data: str, dest: str, workers, check_every_s: float):
     """(run summary, wall seconds of run_anonymize, the config)."""
     from faceveil.config import AnonymizeConfig
     from faceveil.flows.anonymize import run_anonymize
@@ -253,7 +253,7 @@ def _run_method(method: str, data: str, dest: str, workers, audit_every_s: float
         from faceveil.storage.keys import MasterKey, VaultLock
 
         extra = {"vault_lock": VaultLock.of(MasterKey.generate()), "index": False}
-    config = AnonymizeConfig(src=data, dest=dest, method=method, workers=workers, audit_every_s=audit_every_s, **extra)
+    config = AnonymizeConfig(src=data, dest=dest, method=method, workers=workers, check_every_s=check_every_s, **extra)
     t0 = time.perf_counter()
     summary = run_anonymize(config)
     return summary, time.perf_counter() - t0, config
@@ -273,7 +273,7 @@ def calibrated_threshold(gallery, embedder, given: float | None, target_fmr: flo
     return float(embedder.same_person_threshold), f"{embedder.name}'s default"
 
 
-def run_evaluate(data: str, out: str, methods: list[str], *, workers: int | None = None, audit_every_s: float = 0.5,
+def run_evaluate(data: str, out: str, methods: list[str], *, workers: int | None = None, check_every_s: float = 0.5,
                  tracking_uri: str | None = None, threshold: float | None = None) -> dict:
     """Anonymizes DATA into OUT/<method>/ once per method and measures each (see the module doc).
     Returns {'methods': {method: figures}, 'threshold', 'data', 'n_identities', 'n_probe_faces', ...}."""
@@ -304,7 +304,7 @@ def run_evaluate(data: str, out: str, methods: list[str], *, workers: int | None
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     for method in methods:
         dest = str(Path(out).expanduser() / method)
-        summary, wall, config = _run_method(method, data, dest, workers, audit_every_s)
+        summary, wall, config = _run_method(method, data, dest, workers, check_every_s)
         loc = Location(dest)
         t = _tables(loc)
         fig = _figures(t, threshold, int(summary.get("frames") or 0), wall, summary.get("seconds"))

@@ -38,8 +38,8 @@ def restore_archive(config: RestoreConfig, jobs_token: str, key_fingerprint: str
     report["started_at"], report["seconds"] = started.isoformat(), (datetime.now(timezone.utc) - started).total_seconds()
     t.write_restore_report_task(config, run_id, json.dumps(report, indent=2))
     contracts = t.check_restore_task(results)
-    audit = t.audit_restore_task(config, report, contracts)
-    report["audit"] = t.publish_audit_task(Location(config.out, config.storage_options), audit, contracts,
+    audit = t.restore_report_task(config, report, contracts)
+    report["audit"] = t.publish_report_task(Location(config.out, config.storage_options), audit, contracts,
                                            config.tracking_uri).get("mlflow")
     return report
 

@@ -12,31 +12,31 @@ import numpy as np
 from faceveil.pipeline.toolkit import Toolkit
 from faceveil.storage.media import Redecoder
 from faceveil.storage.orientation import Orientation
-from faceveil.validation.privacy import FrameAudit, sample_frames
+from faceveil.validation.privacy import FrameChecks, sample_frames
 
 
 def frame_checks(kit: Toolkit, media_id: str, n_frames: int, fps: float, frames: range | None = None,
-                 identity_faces: int | None = None) -> FrameAudit:
+                 identity_faces: int | None = None) -> FrameChecks:
     """The checks of one media (or of its `frames` only, with `identity_faces` of its identity
     checks): the leak gate's detectors at full scale; the run's embedder."""
-    s = kit.settings.audit
+    s = kit.settings.checks
     if identity_faces is not None:
         s = replace(s, identity_faces=identity_faces)
     sampled = sample_frames(n_frames, fps, s)
     if frames is not None:
         sampled = {f for f in sampled if f in frames}
-    return FrameAudit(media_id, sampled, kit.gate(s.gate), kit.embedder, settings=s, confirm=kit.gate(s.confirm))
+    return FrameChecks(media_id, sampled, kit.gate(s.gate), kit.embedder, settings=s, confirm=kit.gate(s.confirm))
 
 
 class BesideEncoder:
-    """Feeds a FrameAudit from a video transcode: `keep(i, original, dets, regions)` in `edit` before
+    """Feeds a FrameChecks from a video transcode: `keep(i, original, dets, regions)` in `edit` before
     the frame is anonymized, `tap` as transcode_video's tap (re-decoded frames are turned upright with
     `orientation`); `finish()` waits for the checks (and re-raises their error). Memory stays bounded: with `depth` originals waiting, `keep` waits for
     the checks, but only for frames the encoder has already handed out (so it never waits on itself)."""
 
     REORDER = 16  # frames a decoder may hold back (H.264's largest picture buffer)
 
-    def __init__(self, audit: FrameAudit, orientation: Orientation = Orientation(), depth: int = 8, start: int = 0):
+    def __init__(self, audit: FrameChecks, orientation: Orientation = Orientation(), depth: int = 8, start: int = 0):
         self.audit, self.depth, self.orientation, self.start = audit, depth, orientation, start
         self._kept: dict[int, tuple] = {}
         self._emitted = 0  # encoded frames handed to the muxer so far
@@ -71,7 +71,7 @@ class BesideEncoder:
             self._packets.put(None)
             self._thread.join()
 
-    def finish(self) -> FrameAudit:
+    def finish(self) -> FrameChecks:
         self.close()
         if self._error:
             raise self._error[0]

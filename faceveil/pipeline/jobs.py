@@ -82,7 +82,7 @@ class Segment:
     stop: int
     path: str | None = None
     redacted: int = 0
-    audit: object | None = None  # validation.privacy.AuditResult
+    audit: object | None = None  # validation.privacy.CheckResult
     error: str | None = None
     seconds: float = 0.0
 

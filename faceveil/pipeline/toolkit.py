@@ -65,8 +65,8 @@ class Toolkit:
     def warm(self) -> None:
         """Loads every model the run's tasks will use, before work arrives."""
         s = self.settings
-        if s.audit.every_s > 0:  # the checks: the leak gate's detectors, the embedder, the metrics' imports
-            self.gate(s.audit.gate)
+        if s.checks.every_s > 0:  # the checks: the leak gate's detectors, the embedder, the metrics' imports
+            self.gate(s.checks.gate)
             self.embedder.load()
             import skimage.metrics  # noqa: F401
 

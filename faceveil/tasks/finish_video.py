@@ -25,7 +25,7 @@ from faceveil.storage import manifests
 from faceveil.storage.media import MediaError, VideoInfo, transcode_video
 from faceveil.storage.paths import META_DIR
 from faceveil.storage.segments import encode_segment as encode_segment_file, join_segments, segment_suffix
-from faceveil.validation.privacy import AuditResult
+from faceveil.validation.privacy import CheckResult
 
 
 class _Anonymizing:
@@ -96,7 +96,7 @@ def encode_segment(config: AnonymizeConfig, item: MediaItem, info: VideoInfo, tr
         return out
     src, dest = locations(config)
     kit = toolkit(config.settings)
-    share = math.ceil(kit.settings.audit.identity_faces * (seg.stop - seg.start) / max(info.n_frames, 1))
+    share = math.ceil(kit.settings.checks.identity_faces * (seg.stop - seg.start) / max(info.n_frames, 1))
     audit = frame_checks(kit, item.media_id, info.n_frames, info.fps, frames=range(seg.start, seg.stop),
                          identity_faces=share)
     checks = BesideEncoder(audit, info.orientation, start=seg.start)
@@ -135,7 +135,7 @@ def join_video(config: AnonymizeConfig, item: MediaItem, info: VideoInfo, tracke
         with contextlib.ExitStack() as stack, src.local_file(item.rel, scratch(config)) as local:
             parts = [stack.enter_context(dest.local_file(s.path, scratch(config))) for s in segments]
             res = join_segments(local, tmp, info, parts)
-            audit = AuditResult.merge([s.audit for s in segments])
+            audit = CheckResult.merge([s.audit for s in segments])
             withheld = leak_verdict(config.max_leak, audit)
             shas = commit_output(dest, tmp, out, local, None, withheld=bool(withheld))
     except MediaError as e:

@@ -146,7 +146,7 @@ def index_embeddings(dest: Location, media_ids, dim: int) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["media_id", "norm", "dim", "expected_dim"])
 
 
-def anonymize_audit(config, summary: dict, results: list, scratch: str) -> tuple[dict, ContractReport]:
+def anonymize_report(config, summary: dict, results: list, scratch: str) -> tuple[dict, ContractReport]:
     """The audit of an anonymize run (its media only) and its contract report."""
     from faceveil.models.embedders import EMBEDDERS
     from faceveil.validation.contracts import check_manifests
@@ -163,7 +163,7 @@ def anonymize_audit(config, summary: dict, results: list, scratch: str) -> tuple
     emb_cls = EMBEDDERS.get(config.embedder)
     threshold = _threshold(dest, config, emb_cls)
     embeddings = index_embeddings(dest, [m for m in ids if config.index], emb_cls.dim) if config.index else None
-    contracts = check_manifests(dest, None, embeddings, audited=config.audit_every_s > 0,  # the whole archive
+    contracts = check_manifests(dest, None, embeddings, audited=config.check_every_s > 0,  # the whole archive
                                 max_leak=config.max_leak)
     figures = privacy.summarize(frames.to_dict("records"), faces.to_dict("records"), threshold)
     figures["reid_attack"] = run_reidentification([getattr(r, "audit_embeddings", None) for r in results], threshold)
@@ -172,7 +172,7 @@ def anonymize_audit(config, summary: dict, results: list, scratch: str) -> tuple
     weights = media.detector_weights.dropna()
     audit = {
         **_header(summary, "anonymize_archive", contracts),
-        "settings": summary["settings"] | {"audit_every_s": config.audit_every_s, "audit_max_frames": config.audit_max_frames},
+        "settings": summary["settings"] | {"check_every_s": config.check_every_s, "check_max_frames": config.check_max_frames},
         "models": [{"role": "detector", "name": config.detector, "weights": weights.iloc[0] if len(weights) else None},
                    {"role": "embedder", "name": config.embedder, "weights": _weights(emb_cls)}],
         "counts": {"media": summary["media"], "ok": summary["ok"], "failed": summary["failed"],
@@ -194,7 +194,7 @@ def anonymize_audit(config, summary: dict, results: list, scratch: str) -> tuple
     return audit, contracts
 
 
-def restore_audit(config, report: dict, contracts: ContractReport) -> dict:
+def restore_report(config, report: dict, contracts: ContractReport) -> dict:
     """The audit of a restore run: what was restored or refused, with the key's fingerprint only."""
     media = report["media"]
     return {

@@ -19,7 +19,7 @@ from faceveil.tasks.index_media import index_archive, index_secret
 from faceveil.tasks.plan import plan_video, segments_of
 from faceveil.tasks.restore_media import RestoreConfig, RestoreJob, plan_restore, restore_media, write_restore_report
 from faceveil.tasks.run import new_run_id, write_summary
-from faceveil.tasks.validate import anonymize_audit, publish, restore_audit
+from faceveil.tasks.validate import anonymize_report, publish, restore_report
 from faceveil.validation.contracts import check_restore
 
 discover_media = task(discover, name="discover-media", cache_policy=NO_CACHE)
@@ -38,10 +38,10 @@ record_failure_task = task(record_failure, name="record-failure", cache_policy=N
 write_summary_task = task(write_summary, name="write-summary", cache_policy=NO_CACHE)
 restore_media_task = task(restore_media, name="restore-media", cache_policy=NO_CACHE, retries=1,
                           task_run_name="restore {job.rel}")
-validate_run_task = task(anonymize_audit, name="validate-run", cache_policy=NO_CACHE)
+validate_run_task = task(anonymize_report, name="validate-run", cache_policy=NO_CACHE)
 check_restore_task = task(check_restore, name="check-restore", cache_policy=NO_CACHE)
-audit_restore_task = task(restore_audit, name="audit-restore", cache_policy=NO_CACHE)
-publish_audit_task = task(publish, name="audit-report-and-mlflow", cache_policy=NO_CACHE)
+restore_report_task = task(restore_report, name="restore-report", cache_policy=NO_CACHE)
+publish_report_task = task(publish, name="report-and-mlflow", cache_policy=NO_CACHE)
 write_restore_report_task = task(write_restore_report, name="write-restore-report", cache_policy=NO_CACHE)
 
 

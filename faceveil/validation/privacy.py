@@ -4,7 +4,7 @@ Per sampled frame: the leak gate (faces that detectors of two families still fin
 anonymized region), background PSNR/SSIM outside the face regions. Per face: cosine between the identity embeddings of the original and the
 anonymized face (re-identification at a threshold), SSIM inside its region, whether it is still
 detected as a face and how far its landmarks moved (pose). Along tracks, for identity-replacing
-methods: identity stability and one surrogate per person. `FrameAudit` collects the rows of one
+methods: identity stability and one surrogate per person. `FrameChecks` collects the rows of one
 media; `summarize` turns rows of many media into rates."""
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ UNCHANGED_SSIM = 0.9  # a mask region this similar to the original was not anony
 
 
 @dataclass(frozen=True)
-class AuditSettings:
+class CheckSettings:
     """every_s: one checked frame per this many seconds of video; max_frames: at most this many
     checked frames per media (spread evenly); leak_threshold: CenterFace score at which an anonymized
     face is still a face (still-face rate, pose); gate: the leak gate's detectors (name, score
@@ -42,7 +42,7 @@ class AuditSettings:
     identity_min_size: float = 24.0
 
 
-def sample_frames(n_frames: int, fps: float, settings: AuditSettings) -> set[int]:
+def sample_frames(n_frames: int, fps: float, settings: CheckSettings) -> set[int]:
     """The frame indices a media's audit checks: one per `every_s` seconds (the first included), at most `max_frames`."""
     if n_frames <= 0 or settings.max_frames <= 0 or settings.every_s <= 0:
         return set()
@@ -182,7 +182,7 @@ def surrogate_consistency(track_ids, originals, anonymized, threshold: float) ->
     return float(((anon @ anon.T) >= threshold)[same].mean())
 
 
-class FrameAudit:
+class FrameChecks:
     """Checks the sampled frames of one media: `add(i, original, anonymized, dets, regions)` for each
     frame in `frames`, then `frame_rows()` / `face_rows()` / `media_metrics()` / `leaks()`.
 
@@ -196,7 +196,7 @@ class FrameAudit:
     check) for at most `settings.identity_faces` faces of the media."""
 
     def __init__(self, media_id: str, frames: set[int], gate: list, embedder=None, threshold: float | None = None,
-                 settings: AuditSettings = AuditSettings(), confirm: list | None = None):
+                 settings: CheckSettings = CheckSettings(), confirm: list | None = None):
         self.media_id, self.frames, self.gate, self.settings = media_id, frames, list(gate), settings
         self.confirm = [d for _, d in (confirm if confirm is not None else gate)]
         self.embedder = embedder
@@ -270,10 +270,10 @@ class FrameAudit:
         self._tracks_checked.update(int(t) for t in dets.track_ids[order] if t >= 0)
         return np.sort(order)
 
-    def result(self) -> "AuditResult":
+    def result(self) -> "CheckResult":
         """What was found, as plain data (picklable: it travels between workers)."""
         dim = self._emb[0][0].shape[0] if self._emb else getattr(self.embedder, "dim", 0)
-        return AuditResult(self.media_id, list(self._frames), list(self._faces),
+        return CheckResult(self.media_id, list(self._frames), list(self._faces),
                            np.array([e[0] for e in self._emb], np.float32).reshape(len(self._emb), dim),
                            np.array([e[1] for e in self._emb], np.float32).reshape(len(self._emb), dim),
                            self.seconds, float(self.threshold))
@@ -295,7 +295,7 @@ class FrameAudit:
 
 
 @dataclass
-class AuditResult:
+class CheckResult:
     """The checks of one media (or of one segment of it: `merge` joins segments): the frame and face
     rows, and the embeddings of the faces whose identity was checked (in face-row order, in memory only)."""
 
@@ -308,7 +308,7 @@ class AuditResult:
     threshold: float = math.nan
 
     @classmethod
-    def merge(cls, parts: list["AuditResult"]) -> "AuditResult":
+    def merge(cls, parts: list["CheckResult"]) -> "CheckResult":
         parts = [p for p in parts if p is not None]
         dim = max((p.original.shape[1] for p in parts), default=0)
         cat = lambda k: np.concatenate([getattr(p, k).reshape(-1, dim) for p in parts]) if parts else np.zeros((0, 0), np.float32)  # noqa: E731

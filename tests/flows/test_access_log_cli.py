@@ -109,23 +109,23 @@ def test_rotations_keep_the_chain_and_verify_names_an_edited_or_removed_row(arch
     assert all(r["actor"] == "dpo@example" for r in rows)
     assert rows[7]["matched"] == [found[0]["ref"]]  # the restore --probe's outcome names what it restored
 
-    r = _ok(_cli("audit-log", str(dest), "--verify", "--key", k3))
+    r = _ok(_cli("access-log", str(dest), "--verify", "--key", k3))
     assert "access log intact" in r.stdout and "erasure request" in r.stdout
-    assert _cli("audit-log", str(dest), "--verify", "--key", k2).returncode == 1  # a retired key sees later spans fail
+    assert _cli("access-log", str(dest), "--verify", "--key", k2).returncode == 1  # a retired key sees later spans fail
 
     log = dest / LOG
     original = (log / "000000000002.parquet").read_bytes()
     t = pq.read_table(log / "000000000002.parquet")
     pq.write_table(t.set_column(t.schema.get_field_index("reason"), "reason", pa.array(["routine"])),
                    log / "000000000002.parquet")
-    r = _cli("audit-log", str(dest), "--verify", "--key", k3)
+    r = _cli("access-log", str(dest), "--verify", "--key", k3)
     assert r.returncode == 1 and "TAMPERED seq 2: MAC mismatch" in r.stderr, r.stderr
     assert all(line.startswith("TAMPERED seq 2:") for line in r.stderr.splitlines() if line.startswith("TAMPERED"))
     (log / "000000000002.parquet").write_bytes(original)
-    _ok(_cli("audit-log", str(dest), "--verify", "--key", k3))
+    _ok(_cli("access-log", str(dest), "--verify", "--key", k3))
 
     (log / "000000000006.parquet").unlink()
-    r = _cli("audit-log", str(dest), "--verify", "--key", k3)
+    r = _cli("access-log", str(dest), "--verify", "--key", k3)
     assert r.returncode == 1 and "TAMPERED seq 6: missing (row removed)" in r.stderr, r.stderr
 
 
@@ -144,7 +144,7 @@ def test_failed_restore_output_is_logged_after_its_intent(archive, tmp_path):
     error = access_log.details(failed)["error"]
     assert PHOTOS[0] in error or "Not a directory" in error, error
     assert access_log.details(failed)["intent_seq"] == intent["seq"]
-    _ok(_cli("audit-log", str(dest), "--verify", "--key", key))
+    _ok(_cli("access-log", str(dest), "--verify", "--key", key))
 
 
 def test_unwritable_access_log_stops_every_action(archive, tmp_path):

@@ -41,7 +41,7 @@ def _media(dest: Path):
 def test_a_face_left_unmasked_withholds_the_media(classroom, tmp_path, prefect_server):
     dest = tmp_path / "out"
     p = subprocess.run([sys.executable, "-m", "faceveil.cli", "anonymize", str(classroom), str(dest), "--threshold",
-                        "0.99", "--no-track", "--no-recheck", "--audit-every", "1", "--workers", "2", "--quiet"],
+                        "0.99", "--no-track", "--no-recheck", "--check-every", "1", "--workers", "2", "--quiet"],
                        capture_output=True, text=True, timeout=600, env=os.environ.copy())
     assert p.returncode == 1, p.stderr  # not 0 (it leaked), not 3 (the contracts hold: nothing leaked was published)
     assert f"WITHHELD {CLIP}" in p.stderr and "unmasked face" in p.stderr and "frame" in p.stderr
@@ -58,7 +58,7 @@ def test_a_face_left_unmasked_withholds_the_media(classroom, tmp_path, prefect_s
 def test_the_second_pass_masks_what_the_gate_sees(classroom, tmp_path, prefect_server, figures):
     dest = tmp_path / "out"
     summary = run_anonymize(AnonymizeConfig(src=str(classroom), dest=str(dest), threshold=0.99, track=False,
-                                            audit_every_s=1.0, workers=2))
+                                            check_every_s=1.0, workers=2))
     row = _media(dest).loc[CLIP]
     assert summary["ok"] == 1 and row.status == "ok", row.reason
     assert any("second pass" in n for n in row.notes)

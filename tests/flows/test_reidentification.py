@@ -176,7 +176,7 @@ def test_video_search_and_restore_only_that_person(shared, video_archive, key, t
             n_out += 1
     assert n_in > 10, (n_in, len(entries), sorted(entries.track_id.unique()), chosen)
     # every search and restore is in the access log; an edited row is detected
-    r = _cli("audit-log", str(dest), "--verify", env=env)
+    r = _cli("access-log", str(dest), "--verify", env=env)
     assert r.returncode == 0 and "intact" in r.stdout and "case 42" in r.stdout, r.stdout + r.stderr
     log = sorted((dest / "_faceveil" / "access_log").glob("*.parquet"))
     assert len(log) == 4  # search and restore: an intent row each, then its outcome
@@ -184,7 +184,7 @@ def test_video_search_and_restore_only_that_person(shared, video_archive, key, t
     assert t.column("actor")[0].as_py() == "dpo@example" and t.column("matched")[0].as_py()
     pq.write_table(t.set_column(t.schema.get_field_index("reason"), "reason",
                                 __import__("pyarrow").array(["nothing to see"])), log[1])
-    r = _cli("audit-log", str(dest), "--verify", env=env)
+    r = _cli("access-log", str(dest), "--verify", env=env)
     assert r.returncode == 1 and "TAMPERED" in r.stderr
 
 

@@ -12,7 +12,7 @@ from faceveil.pipeline.checks import BesideEncoder
 
 
 class Recorder:
-    """A FrameAudit stand-in that keeps what it is given (or fails on frame `fail_at`)."""
+    """A FrameChecks stand-in that keeps what it is given (or fails on frame `fail_at`)."""
 
     def __init__(self, frames, fail_at=None):
         self.frames, self.fail_at, self.seen = set(frames), fail_at, {}

@@ -28,4 +28,4 @@ def test_one_toolkit_per_worker_and_settings():
     rgb = np.ascontiguousarray(data.astronaut())
     found = kit.find(rgb)
     assert len(found) >= 1 and found.scores.max() > 0.5  # the astronaut's face
-    assert [name for name, _ in kit.gate(kit.settings.audit.gate)] == [n for n, _ in kit.settings.audit.gate]
+    assert [name for name, _ in kit.gate(kit.settings.checks.gate)] == [n for n, _ in kit.settings.checks.gate]

@@ -9,7 +9,7 @@ from skimage import data
 from faceveil.models.anonymizers import create_anonymizer
 from faceveil.models.detectors import DetectorSettings, create_detector
 from faceveil.models.embedders import create_embedder
-from faceveil.validation.privacy import (AuditSettings, FrameAudit, identified, identity_stability, pose_error,
+from faceveil.validation.privacy import (CheckSettings, FrameChecks, identified, identity_stability, pose_error,
                                          sample_frames, summarize, surrogate_consistency)
 
 
@@ -22,7 +22,7 @@ def astronaut():
 @pytest.fixture(scope="module")
 def audit_of():
     low, emb = create_detector("centerface", DetectorSettings(threshold=0.3)), create_embedder()
-    return lambda frames: FrameAudit("m", frames, [("centerface", low)], emb)
+    return lambda frames: FrameChecks("m", frames, [("centerface", low)], emb)
 
 
 def test_an_unmasked_output_leaks_and_is_reidentified(astronaut, audit_of):
@@ -91,9 +91,9 @@ def test_stability_consistency_pose_and_sampling():
     assert math.isnan(surrogate_consistency([1, 2], e[[0, 1]], e[[2, 3]], 0.9))
     lm = np.arange(10, dtype=float).reshape(1, 5, 2)
     assert pose_error(lm, lm + [3, 4], [50.0])[0] == pytest.approx(5 / 50)
-    assert sample_frames(100, 25, AuditSettings(every_s=1.0)) == {0, 25, 50, 75}
-    assert len(sample_frames(100_000, 30, AuditSettings(every_s=1.0, max_frames=60))) == 60
-    assert sample_frames(10, 25, AuditSettings(every_s=0)) == set()
+    assert sample_frames(100, 25, CheckSettings(every_s=1.0)) == {0, 25, 50, 75}
+    assert len(sample_frames(100_000, 30, CheckSettings(every_s=1.0, max_frames=60))) == 60
+    assert sample_frames(10, 25, CheckSettings(every_s=0)) == set()
 
 
 def test_the_leak_gate_sees_faces_outside_the_masks_with_either_family(astronaut):
@@ -107,10 +107,10 @@ def test_the_leak_gate_sees_faces_outside_the_masks_with_either_family(astronaut
     anon = create_anonymizer("mosaic")
     for name, d in gate:  # each family alone finds the astronaut's face
         assert len(d.detect(rgb)) >= 1, name
-    missed = FrameAudit("m", {0}, gate[1:])  # the pipeline found no face: nothing masked
+    missed = FrameChecks("m", {0}, gate[1:])  # the pipeline found no face: nothing masked
     missed.add(0, rgb, rgb.copy(), Detections.empty(), np.zeros((0, 4), np.int32))
     assert missed.leak_rate() == 1.0 and missed.leaks()[0]["faces"][0]["detector"] == "blazeface"
-    masked = FrameAudit("m", {0}, gate)
+    masked = FrameChecks("m", {0}, gate)
     masked.add(0, rgb, anon.apply(rgb.copy(), dets), dets, anon.regions(dets, rgb.shape[1], rgb.shape[0]))
     assert masked.leaks() == [] and masked.leak_rate() == 0.0
 
@@ -136,7 +136,7 @@ def test_identity_checks_are_bounded_and_cover_tracks_first():
     y = np.arange(40) // 20 * 150.0
     size = np.where(np.arange(40) < 36, 30.0, 10.0)  # four faces too small for an identity check
     boxes = np.stack([x, y, x + size, y + size], 1)
-    audit = FrameAudit("m", set(range(5)), [("none", NoFaces())], Counting(), settings=AuditSettings(identity_faces=24))
+    audit = FrameChecks("m", set(range(5)), [("none", NoFaces())], Counting(), settings=CheckSettings(identity_faces=24))
     for f in range(5):
         order = np.random.default_rng(f).permutation(40)
         dets = Detections(boxes[order], np.ones(40), track_ids=order)
@@ -158,9 +158,9 @@ def test_a_face_only_the_output_shows_is_not_a_leak(astronaut):
     gate = [("centerface", create_detector("centerface", DetectorSettings(threshold=0.15)))]
     confirm = [("centerface", create_detector("centerface", DetectorSettings(threshold=0.2)))]
     none = np.zeros((0, 4), np.int32)
-    audit = FrameAudit("m", {0}, gate, confirm=confirm)
+    audit = FrameChecks("m", {0}, gate, confirm=confirm)
     audit.add(0, blank, rgb.copy(), Detections.empty(), none)  # a "face" only the output shows
     assert audit.leaks() == [] and audit.leak_rate() == 0.0
-    audit = FrameAudit("m", {0}, gate, confirm=confirm)
+    audit = FrameChecks("m", {0}, gate, confirm=confirm)
     audit.add(0, rgb, rgb.copy(), Detections.empty(), none)  # in the original too: a missed face
     assert audit.leaks() and audit.leak_rate() == 1.0
