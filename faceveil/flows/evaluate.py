@@ -134,7 +134,7 @@ class Gallery:
 
     def rate(self, probes: np.ndarray, gallery: np.ndarray, threshold: float) -> tuple[np.ndarray, float]:
         """(re-identified per probe, rate over the eligible probes) against `gallery`."""
-        from faceveil.validation.privacy import identified
+        from faceveil.validation.identity import identified
 
         hit = identified(probes, self.labels, gallery, self.labels, threshold, exclude=self.same_photo)
         n = int(self.eligible.sum())
@@ -168,7 +168,7 @@ def _probe_vectors(gallery: Gallery, dest: Location, media, detections) -> tuple
     found no such face, or the media failed, at the attacker's box on what was written (if any)."""
     from faceveil.models.detections import Detections
     from faceveil.storage.media import read_image
-    from faceveil.validation.privacy import match_faces
+    from faceveil.validation.identity import match_faces
 
     by_rel = {r.rel_path: r for r in media.itertuples()}
     dets_of = {mid: g for mid, g in detections.groupby("media_id")} if len(detections) else {}

@@ -16,6 +16,7 @@ from faceveil.version import __version__
 from faceveil.storage import access_log, manifests
 from faceveil.storage.paths import Location
 from faceveil.validation import privacy
+from faceveil.validation.identity import identified
 from faceveil.validation.contracts import ContractError, ContractReport
 
 ACCESS_LOG_ROWS = 20
@@ -70,7 +71,7 @@ def run_reidentification(embeddings: list[dict], threshold: float) -> dict:
                               for i, t in enumerate(e["track_ids"])] for e in parts])
     orig = np.concatenate([e["original"] for e in parts])
     anon = np.concatenate([e["anonymized"] for e in parts])
-    hit = privacy.identified(anon, labels, orig, labels, threshold)
+    hit = identified(anon, labels, orig, labels, threshold)
     chance = float(np.mean([(labels == x).mean() for x in labels]))  # rank-1 by luck, before the threshold
     return {"faces_checked": len(hit), "matches": int(hit.sum()), "rate": float(hit.mean()), "threshold": threshold,
             "identities": len(set(labels)), "chance": chance}

@@ -15,8 +15,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from faceveil.models.detections import Detections, iou_matrix
+from faceveil.models.detections import Detections
+from faceveil.validation.identity import identity_stability, match_faces, pose_error, rowwise_cosine, surrogate_consistency
 from faceveil.validation.image_quality import masked_psnr, masked_ssim, region_mask, region_ssim
+from faceveil.validation.leak_gate import found_at, unmasked_faces
 
 LEAK_THRESHOLD = 0.3  # CenterFace score at which an anonymized face still counts as a face
 UNCHANGED_SSIM = 0.9  # a mask region this similar to the original was not anonymized
@@ -51,135 +53,6 @@ def sample_frames(n_frames: int, fps: float, settings: CheckSettings) -> set[int
     if len(frames) > settings.max_frames:
         frames = np.unique(np.linspace(0, n_frames - 1, settings.max_frames).round().astype(int))
     return set(int(f) for f in frames)
-
-
-def covered_fraction(boxes: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """(N,) share of each xyxy box's pixels where `mask` is True (an integral image: any number of boxes)."""
-    if not len(boxes):
-        return np.zeros(0)
-    h, w = mask.shape
-    ii = np.zeros((h + 1, w + 1), np.int64)
-    ii[1:, 1:] = mask.astype(np.int64).cumsum(0).cumsum(1)
-    b = np.round(np.asarray(boxes, np.float64)).astype(np.int64)
-    x1, x2 = b[:, 0].clip(0, w), b[:, 2].clip(0, w)
-    y1, y2 = b[:, 1].clip(0, h), b[:, 3].clip(0, h)
-    inside = ii[y2, x2] - ii[y1, x2] - ii[y2, x1] + ii[y1, x1]
-    area = (x2 - x1) * (y2 - y1)
-    return np.where(area > 0, inside / np.maximum(area, 1), 1.0)
-
-
-def unmasked_faces(found: list[tuple[str, Detections]], masked: np.ndarray, min_size: float,
-                   min_cover: float = 0.5) -> list[dict]:
-    """The leak gate's verdict on one output frame: faces any detector found that lie less than
-    `min_cover` inside the masked pixels (duplicates across detectors merged, best score kept)."""
-    from faceveil.models.detections import nms
-
-    boxes, scores, names = [], [], []
-    for name, d in found:
-        d = d[d.sizes >= min_size] if len(d) else d
-        keep = covered_fraction(d.boxes, masked) < min_cover
-        boxes.append(d.boxes[keep])
-        scores.append(d.scores[keep])
-        names += [name] * int(keep.sum())
-    if not names:
-        return []
-    b, sc = np.concatenate(boxes), np.concatenate(scores)
-    return [{"detector": names[k], "score": round(float(sc[k]), 3), "box": [round(float(v), 1) for v in b[k]]}
-            for k in nms(b, sc, 0.3)]
-
-
-def found_at(detectors: list, rgb: np.ndarray, box, iou: float = 0.3, window: int = 320) -> bool:
-    """Whether any of `detectors` finds a face at `box` in `rgb`, run on a square `window` around it
-    (cheap; and at the scale a whole frame is seen at, so a small face is not enlarged into one)."""
-    from faceveil.models.detections import iou_matrix
-
-    h, w = rgb.shape[:2]
-    x1, y1, x2, y2 = (float(v) for v in box)
-    side = int(max(window, 3 * (x2 - x1), 3 * (y2 - y1)))
-    cx1 = int(min(max(0, (x1 + x2 - side) / 2), max(0, w - side)))
-    cy1 = int(min(max(0, (y1 + y2 - side) / 2), max(0, h - side)))
-    cx2, cy2 = min(w, cx1 + side), min(h, cy1 + side)
-    crop = np.ascontiguousarray(rgb[cy1:cy2, cx1:cx2])
-    target = np.array([[x1 - cx1, y1 - cy1, x2 - cx1, y2 - cy1]], np.float32)
-    for d in detectors:
-        found = d.detect(crop)
-        if len(found) and iou_matrix(target, found.boxes).max() >= iou:
-            return True
-    return False
-
-
-def rowwise_cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Cosine of each row of `a` with the same row of `b`."""
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    na, nb = np.linalg.norm(a, axis=1), np.linalg.norm(b, axis=1)
-    return (a * b).sum(1) / np.maximum(na * nb, 1e-12)
-
-
-def match_faces(found: Detections, faces: Detections, iou: float = 0.3) -> np.ndarray:
-    """For each face, the index of the best-overlapping found face (IoU >= `iou`), else -1."""
-    if not len(faces) or not len(found):
-        return np.full(len(faces), -1, np.int64)
-    m = iou_matrix(faces.boxes, found.boxes)
-    best = m.argmax(1)
-    return np.where(m[np.arange(len(faces)), best] >= iou, best, -1)
-
-
-def pose_error(a: np.ndarray, b: np.ndarray, sizes: np.ndarray) -> np.ndarray:
-    """Mean distance between two faces' 5 landmarks, in face sizes (NaN where either is unknown)."""
-    d = np.linalg.norm(np.asarray(a, np.float64).reshape(-1, 5, 2) - np.asarray(b, np.float64).reshape(-1, 5, 2), axis=2)
-    return d.mean(1) / np.maximum(np.asarray(sizes, np.float64), 1e-6)
-
-
-def identified(probes: np.ndarray, probe_labels, gallery: np.ndarray, gallery_labels, threshold: float,
-               exclude: np.ndarray | None = None) -> np.ndarray:
-    """Re-identification as an attacker runs it: each anonymized face (probe) is compared with a
-    gallery of original faces; it is re-identified when its best match carries its own label and
-    scores at least `threshold`. `exclude[i, j]` True leaves gallery face j out for probe i (the
-    probe's own original photo, say). Returns (n_probes,) bool."""
-    p, g = np.asarray(probes, np.float64), np.asarray(gallery, np.float64)
-    if not len(p) or not len(g):
-        return np.zeros(len(p), bool)
-    p = p / np.maximum(np.linalg.norm(p, axis=1, keepdims=True), 1e-12)
-    g = g / np.maximum(np.linalg.norm(g, axis=1, keepdims=True), 1e-12)
-    sims = p @ g.T
-    if exclude is not None:
-        sims = np.where(exclude, -np.inf, sims)
-    best = sims.argmax(1)
-    labels = np.asarray(gallery_labels)[best]
-    return (labels == np.asarray(probe_labels)) & (sims[np.arange(len(p)), best] >= threshold)
-
-
-def identity_stability(track_ids, frames, embeddings) -> float:
-    """Mean cosine of consecutive anonymized faces along each track (NaN with no consecutive pair):
-    a replacement identity that flickers from frame to frame scores low."""
-    track_ids, frames, emb = np.asarray(track_ids), np.asarray(frames), np.asarray(embeddings, np.float64)
-    sims = []
-    for t in np.unique(track_ids[track_ids >= 0]):
-        idx = np.flatnonzero(track_ids == t)
-        idx = idx[np.argsort(frames[idx])]
-        if len(idx) > 1:
-            sims.extend(rowwise_cosine(emb[idx[:-1]], emb[idx[1:]]))
-    return float(np.mean(sims)) if sims else math.nan
-
-
-def _track_means(track_ids, emb) -> tuple[np.ndarray, np.ndarray]:
-    ids = np.unique(track_ids[track_ids >= 0])
-    means = np.array([emb[track_ids == t].mean(0) for t in ids]).reshape(len(ids), -1)
-    return ids, means / np.maximum(np.linalg.norm(means, axis=1, keepdims=True), 1e-12)
-
-
-def surrogate_consistency(track_ids, originals, anonymized, threshold: float) -> float:
-    """Share of track pairs of the same person (original embeddings match at `threshold`) whose
-    surrogates match too: one person, one surrogate. NaN when no two tracks show the same person."""
-    track_ids = np.asarray(track_ids)
-    _, orig = _track_means(track_ids, np.asarray(originals, np.float64))
-    _, anon = _track_means(track_ids, np.asarray(anonymized, np.float64))
-    if len(orig) < 2:
-        return math.nan
-    same = np.triu(orig @ orig.T >= threshold, 1)
-    if not same.any():
-        return math.nan
-    return float(((anon @ anon.T) >= threshold)[same].mean())
 
 
 class FrameChecks:

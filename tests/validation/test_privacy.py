@@ -9,8 +9,8 @@ from skimage import data
 from faceveil.models.anonymizers import create_anonymizer
 from faceveil.models.detectors import DetectorSettings, create_detector
 from faceveil.models.embedders import create_embedder
-from faceveil.validation.privacy import (CheckSettings, FrameChecks, identified, identity_stability, pose_error,
-                                         sample_frames, summarize, surrogate_consistency)
+from faceveil.validation.identity import identified, identity_stability, pose_error, surrogate_consistency
+from faceveil.validation.privacy import CheckSettings, FrameChecks, sample_frames, summarize
 
 
 @pytest.fixture(scope="module")
