@@ -6,6 +6,7 @@ import json
 from dataclasses import asdict
 
 from faceveil.config import AnonymizeConfig
+from faceveil.pipeline.identity import work_hash
 from faceveil.pipeline.jobs import MediaItem, MediaResult
 from faceveil.pipeline.places import locations, scratch
 from faceveil.storage.paths import Location
@@ -17,7 +18,7 @@ def base_row(config: AnonymizeConfig, item: MediaItem, run_id: str) -> dict:
         "media_id": item.media_id, "rel_path": item.rel, "kind": item.kind, "run_id": run_id,
         "input_fingerprint": item.fingerprint, "detector": config.detector, "method": config.method,
         "settings_json": json.dumps(config.output_settings(), sort_keys=True),
-        "settings_hash": config.settings_hash(),
+        "settings_hash": work_hash(config),
         "notes": ["second pass after the leak gate: twice the detections, with the gate's detectors too"]
         if config.second_pass else [],
     }

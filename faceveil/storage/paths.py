@@ -73,10 +73,15 @@ class Location:
         return self.fs.info(self.path(rel))
 
     def fingerprint(self, rel: str) -> str:
-        """Cheap change detector: size plus modification time or ETag."""
+        """Cheap change detector. Local: size, modification and change time in ns (the change time
+        moves on every write and cannot be set back, so content replaced under an old mtime shows);
+        S3: size and ETag (a content hash for single-part uploads)."""
+        if self.is_local:
+            st = os.stat(self.path(rel))
+            return f"{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}"
         i = self.info(rel)
-        stamp = i.get("mtime") or i.get("ETag") or i.get("LastModified") or i.get("created")
-        return f"{i.get('size')}:{stamp}"
+        stamp = i.get("ETag") or i.get("mtime") or i.get("LastModified") or i.get("created")
+        return f"{i.get('size')}:{str(stamp).strip(chr(34))}"
 
     def list_files(self, exclude_prefix: str | None = None, links: list[str] | None = None) -> list[str]:
         """Relative paths of every regular file below the root, sorted. Symbolic links are not

@@ -4,7 +4,9 @@ from __future__ import annotations
 import posixpath
 
 from faceveil.config import AnonymizeConfig
-from faceveil.storage.manifests import read_part
+from faceveil.hashing import sha256_file
+from faceveil.pipeline.identity import work_hash
+from faceveil.storage.manifests import read_part, write_part
 from faceveil.storage.paths import META_DIR, Location, PathError
 from faceveil.pipeline.jobs import MediaItem, media_kind
 from faceveil.pipeline.places import locations
@@ -21,15 +23,24 @@ def _dest_prefix_inside_src(src: Location, dest: Location) -> str | None:
     return posixpath.relpath(d, root) if d.startswith(root) else None
 
 
-def is_done(dest: Location, item: MediaItem, settings_hash: str) -> bool:
-    """True when a manifest row says this exact input was anonymized with these settings."""
+def is_done(src: Location, dest: Location, item: MediaItem, work: str) -> bool:
+    """True when a manifest row says this input was anonymized with these settings, version and
+    weights (`work`, pipeline/identity) and its output is there. An input whose fingerprint moved
+    (touched, copied, restored from backup) counts as the same when its SHA-256 is the one the row
+    recorded; the row then takes the new fingerprint, so the next run need not read it again."""
     part = read_part(dest, "media", item.media_id)
     if part is None or part.num_rows != 1:
         return False
     row = part.to_pylist()[0]
-    return (row["status"] == "ok" and row["input_fingerprint"] == item.fingerprint
-            and row["settings_hash"] == settings_hash and row["output_path"] is not None
-            and dest.exists(row["output_path"]))
+    if not (row["status"] == "ok" and row["settings_hash"] == work and row["output_path"] is not None
+            and dest.exists(row["output_path"])):
+        return False
+    if row["input_fingerprint"] == item.fingerprint:
+        return True
+    if not (src.is_local and row.get("input_sha256")) or sha256_file(src.path(item.rel)) != row["input_sha256"]:
+        return False
+    write_part(dest, "media", item.media_id, [{**row, "input_fingerprint": item.fingerprint}])
+    return True
 
 
 def discover(config: AnonymizeConfig) -> tuple[list[MediaItem], list[tuple[str, str]]]:
@@ -54,7 +65,7 @@ def discover(config: AnonymizeConfig) -> tuple[list[MediaItem], list[tuple[str, 
             items.append(MediaItem(rel, kind, "", error=f"cannot be read: {e}"))
     skipped += [(rel, "symbolic link, not followed (it could lead outside the source)") for rel in links]
     skipped.sort()
-    h = config.settings_hash()
+    work = work_hash(config)
     for item in items:
-        item.done = item.error is None and is_done(dest, item, h)
+        item.done = item.error is None and is_done(src, dest, item, work)
     return items, skipped

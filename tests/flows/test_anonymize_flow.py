@@ -5,6 +5,9 @@ import subprocess
 import sys
 import time
 
+import shutil
+from dataclasses import replace
+
 import pyarrow.parquet as pq
 import pytest
 
@@ -104,6 +107,40 @@ def test_second_run_skips_everything_and_duplicates_nothing(first_run, sample_ar
     now = _media(dest).run_id.to_dict()
     assert all(now[r] == run_ids[r] for r in GOOD)  # finished media were not redone
     assert pq.read_table(dest / "_faceveil" / "runs").num_rows == 2
+
+
+def test_incremental_by_content_settings_and_weights(sample_archive, tmp_path, prefect_server):
+    """A rerun redoes exactly what changed: a touched but equal file is not redone (its content hash
+    matches the row), nor a copied archive; a file replaced under the same size and mtime is; other
+    settings redo everything."""
+    import numpy as np
+    from PIL import Image
+
+    from faceveil.pipeline.identity import work_hash
+
+    src, dest = tmp_path / "src", tmp_path / "dest"
+    (src / "photos").mkdir(parents=True)
+    shutil.copy2(sample_archive / "photos/astronaut.jpg", src / "photos/astronaut.jpg")
+    hopper = np.asarray(Image.open(sample_archive / "photos/grace_hopper.png").convert("RGB"))
+    replaced = src / "photos/grace_hopper.png"
+    Image.fromarray(hopper).save(replaced, compress_level=0)  # uncompressed: its size depends on its shape only
+    config = AnonymizeConfig(src=str(src), dest=str(dest), workers=1)
+    assert run_anonymize(config)["ok"] == 2
+    os.utime(src / "photos/astronaut.jpg", None)  # a new mtime, the same bytes
+    st = replaced.stat()
+    Image.fromarray(np.ascontiguousarray(hopper[:, ::-1])).save(replaced, compress_level=0)  # other pixels
+    os.utime(replaced, ns=(st.st_atime_ns, st.st_mtime_ns))  # and the old mtime put back
+    assert replaced.stat().st_size == st.st_size and replaced.stat().st_mtime_ns == st.st_mtime_ns
+    again = run_anonymize(config)
+    assert again["ok"] == 1 and again["already_done"] == 1, again
+    rows = _media(dest)
+    assert set(rows[rows.run_id == again["run_id"]].index) == {"photos/grace_hopper.png"}
+    moved = tmp_path / "moved"  # the archive copied elsewhere: new inodes and change times, the same content
+    shutil.copytree(src, moved)
+    assert run_anonymize(replace(config, src=str(moved)))["already_done"] == 2
+    assert rows.settings_hash.nunique() == 1 and rows.settings_hash.iloc[0] == work_hash(config)
+    stricter = run_anonymize(replace(config, threshold=0.3))
+    assert stricter["ok"] == 2 and stricter["already_done"] == 0  # other settings: everything again
 
 
 def test_existing_dask_scheduler(sample_archive, tmp_path, prefect_server):
