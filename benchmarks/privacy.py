@@ -59,7 +59,8 @@ def main() -> None:
     with contextlib.suppress(ImportError):
         importlib.import_module(noisy)
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    from faceveil.flows.evaluate import check_methods, format_table, run_evaluate
+    from faceveil.flows.evaluate import check_methods, run_evaluate
+    from faceveil.validation.evaluation_table import format_table
 
     t_all = time.perf_counter()
     try:

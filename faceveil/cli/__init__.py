@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 
-from faceveil.cli.exits import EXIT_CONTRACT, EXIT_USAGE
+from faceveil.cli.exits import EXIT_CONTRACT, EXIT_OK, EXIT_USAGE  # noqa: F401  (EXIT_OK: for callers)
 from faceveil.cli.keyed import _access_log, _calibrate, _forget, _keygen, _restore, _rotate_key, _search
 from faceveil.cli.parser import build_parser
 from faceveil.cli.runs import _anonymize, _evaluate, _report, _sample

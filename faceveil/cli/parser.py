@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 
 def _add_anonymize(sub) -> None:
@@ -80,12 +81,20 @@ def _add_report(sub) -> None:
     p.add_argument("data", help="folder: faces/<person>/*.jpg and/or videos")
     p.add_argument("--methods", default="solid,blur,mosaic,scramble", help="comma-separated (default: solid,blur,mosaic,scramble)")
     p.add_argument("--out", default=None, help="where the anonymized copies go (default: a temporary folder)")
-    p.add_argument("--threshold", type=float, default=None, help="identity match threshold (default: the embedder's)")
+    p.add_argument("--id-threshold", type=float, default=None, metavar="COSINE",
+                   help="identity match threshold (default: calibrated on the labelled photos, else the embedder's)")
+    p.add_argument("--threshold", dest="id_threshold", type=_deprecated_threshold, help=argparse.SUPPRESS)
     p.add_argument("--check-every", type=float, default=0.5, metavar="SECONDS", help="checked video frames (default 0.5 s)")
     p.add_argument("--audit-every", dest="check_every", type=float, default=argparse.SUPPRESS, help=argparse.SUPPRESS)  # the old name
     p.add_argument("--mlflow-uri", default=None, help="MLflow tracking URI (default: sqlite under OUT/_faceveil/mlflow)")
     p.add_argument("--workers", type=int, default=None)
     p.add_argument("--json", action="store_true")
+
+
+def _deprecated_threshold(text: str) -> float:
+    """`evaluate --threshold`: the old name of --id-threshold, kept (hidden, with a warning) for one release."""
+    print("faceveil evaluate: --threshold is deprecated, use --id-threshold", file=sys.stderr)
+    return float(text)
 
 
 def _add_keys(sub) -> None:

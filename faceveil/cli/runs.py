@@ -127,12 +127,13 @@ def _report(args) -> int:
 def _evaluate(args) -> int:
     import tempfile
 
-    from faceveil.flows.evaluate import format_table, run_evaluate
+    from faceveil.flows.evaluate import run_evaluate
+    from faceveil.validation.evaluation_table import format_table
 
     out = args.out or tempfile.mkdtemp(prefix="faceveil-evaluate-")
     result = run_evaluate(args.data, out, [m.strip() for m in args.methods.split(",") if m.strip()],
                           workers=args.workers, check_every_s=args.check_every, tracking_uri=args.mlflow_uri,
-                          threshold=args.threshold)
+                          threshold=args.id_threshold)
     print(json.dumps(result, indent=2, default=str) if args.json else format_table(result))
     return EXIT_OK
 

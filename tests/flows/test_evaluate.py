@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from faceveil.flows.evaluate import format_table, run_evaluate
+from faceveil.flows.evaluate import run_evaluate
+from faceveil.validation.evaluation_table import format_table
 
 
 def _second_photo(rgb: np.ndarray) -> np.ndarray:
