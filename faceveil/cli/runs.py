@@ -77,6 +77,9 @@ def _anonymize(args) -> int:
     dest = config.dest.rstrip("/")
     if args.json:
         print(json.dumps(summary, indent=2))
+    elif summary["audit"].get("nothing_new"):
+        print(f"0 new: all {summary['media']} media already done with these settings, "
+              f"{summary['seconds']:.1f} s (no cluster started; the last report stands)")
     else:
         print(f"{summary['ok']} of {summary['media']} media anonymized "
               f"({summary['already_done']} already done, {summary['failed']} failed"
@@ -103,6 +106,9 @@ def _shown(path: str) -> str:
 
 
 def _print_audit(dest: str, audit: dict) -> None:
+    if audit.get("nothing_new"):
+        print("checks:   nothing new since the last run (no cluster started); the last report stands")
+        return
     p, u = audit["privacy"], audit["utility"]
 
     def pct(v):

@@ -19,7 +19,8 @@ from faceveil.flows.runtime import flow_runtime, preload_validation
 from faceveil.storage.paths import META_DIR
 from faceveil.storage.keys import MasterKey
 from faceveil.tasks import wrappers as t
-from faceveil.tasks.run import new_run_id
+from faceveil.tasks.discover import discover
+from faceveil.tasks.run import new_run_id, write_summary
 from faceveil.pipeline.places import locations, scratch
 from faceveil.pipeline.sealed_index import index_view
 from faceveil.pipeline.jobs import MediaItem, MediaResult, Tracked
@@ -121,14 +122,30 @@ def _process(config: AnonymizeConfig, todo: list[MediaItem], run_id: str, bars) 
     return results
 
 
+def nothing_new(config: AnonymizeConfig) -> dict | None:
+    """The summary of a run with nothing to do (every media finished with these settings, version and
+    weights, unchanged), recorded without starting a cluster or a Prefect server: a scheduled rerun
+    of an unchanged archive takes seconds. None when there is work (or the run must look anyway)."""
+    if config.reversible:
+        config = t.open_vault(config)  # the key is still checked: a wrong one is refused
+    started = datetime.now(timezone.utc)
+    items, unsupported = discover(config)
+    if not items or not all(i.done for i in items):
+        return None
+    summary = write_summary(config, new_run_id(), started, items, [], unsupported)
+    return summary | {"audit": {"report": None, "contracts": True, "mlflow": None, "nothing_new": True}}
+
+
 def run_anonymize(config: AnonymizeConfig, key: MasterKey | None = None) -> dict:
     """Runs the flow on a Dask cluster (local, or `config.dask_address`) with a Prefect API. An
     indexing run needs the master `key` (its templates are protected with it)."""
     if config.index:  # templates are embedded the way the archive's index already holds them
         config = replace(config, template_view=index_view(locations(config)[1]))
     t.prepare_models(config)
-    warm = functools.partial(t.warm_worker, config)
     secret = t.index_secret(config, key) if config.index else None
+    if (unchanged := nothing_new(config)) is not None:
+        return unchanged
+    warm = functools.partial(t.warm_worker, config)
     with handed_over(secret) as token, options_handed_over(config) as (public, options), \
             flow_runtime(config.n_workers, config.threads_per_worker, config.dask_address, warm) as runner:
         return anonymize_archive.with_options(task_runner=runner)(public, index_token=token, options_token=options)

@@ -102,6 +102,7 @@ def test_second_run_skips_everything_and_duplicates_nothing(first_run, sample_ar
     run_ids = _media(dest).run_id.to_dict()
     again = run_anonymize(AnonymizeConfig(src=str(sample_archive), dest=str(dest), workers=2))
     assert again["already_done"] == len(GOOD) and again["ok"] == 0
+    assert again["failed"] == len(BAD)  # bad input is looked at again (and fails again) on every run
     after = {t: pq.read_table(dest / "_faceveil" / t).num_rows for t in ("media", "detections", "tracks")}
     assert after == before
     now = _media(dest).run_id.to_dict()
@@ -137,7 +138,10 @@ def test_incremental_by_content_settings_and_weights(sample_archive, tmp_path, p
     assert set(rows[rows.run_id == again["run_id"]].index) == {"photos/grace_hopper.png"}
     moved = tmp_path / "moved"  # the archive copied elsewhere: new inodes and change times, the same content
     shutil.copytree(src, moved)
-    assert run_anonymize(replace(config, src=str(moved)))["already_done"] == 2
+    unchanged = run_anonymize(replace(config, src=str(moved)))
+    assert unchanged["already_done"] == 2 and unchanged["ok"] == 0
+    assert unchanged["audit"]["nothing_new"]  # recorded without starting a cluster or a server
+    assert pq.read_table(dest / "_faceveil" / "runs").num_rows == 3
     assert rows.settings_hash.nunique() == 1 and rows.settings_hash.iloc[0] == work_hash(config)
     stricter = run_anonymize(replace(config, threshold=0.3))
     assert stricter["ok"] == 2 and stricter["already_done"] == 0  # other settings: everything again
