@@ -28,13 +28,7 @@ def _flow_runtime(n_workers: int, threads_per_worker: int, address: str | None, 
         os.environ["PREFECT_API_URL"] = f"http://127.0.0.1:{port}/api"
     cluster = client = None
     try:
-        if not address:  # worker processes start (and import) while this one boots the server
-            cluster, client = _local_cluster(n_workers, threads_per_worker)
-            address = cluster.scheduler_address
-            if warm is not None:
-                warming = threading.Thread(target=_quietly, args=(client.run, warm), name="faceveil-warm", daemon=True)
-                warming.start()
-        if port is not None:
+        if port is not None:  # the server process boots (~4 s) while the cluster starts and warms up
             server = LocalPrefectServer(port)
 
             def boot():
@@ -45,6 +39,12 @@ def _flow_runtime(n_workers: int, threads_per_worker: int, address: str | None, 
 
             booting = threading.Thread(target=boot, name="prefect-server-boot", daemon=True)
             booting.start()
+        if not address:  # worker processes start (and import) while the server boots
+            cluster, client = _local_cluster(n_workers, threads_per_worker)
+            address = cluster.scheduler_address
+            if warm is not None:
+                warming = threading.Thread(target=_quietly, args=(client.run, warm), name="faceveil-warm", daemon=True)
+                warming.start()
         from prefect_dask import DaskTaskRunner
 
         for thread in (warming, booting):

@@ -48,18 +48,25 @@ def s3_endpoint():
 
 
 def test_s3_to_s3(s3_endpoint, sample_archive, prefect_server, tmp_path):
+    """The archive in one bucket, the outputs in another: outputs, manifests and the report read back
+    from S3, the leak check passes on the outputs, an unchanged rerun redoes nothing (ETags)."""
     src = Location("s3://archive/cams")
     src.fs.mkdir("archive")
+    src.fs.mkdir("published")
     for rel in ("cameras/parking/clip_002.mkv", "photos/astronaut.jpg", "bad/text.mp4", "bad/truncated.mp4"):
         src.fs.put_file(str(sample_archive / rel), src.path(rel))
     scratch = tmp_path / "scratch"
-    summary = run_anonymize(AnonymizeConfig(src="s3://archive/cams", dest="s3://archive/anonymized", workers=2,
+    summary = run_anonymize(AnonymizeConfig(src="s3://archive/cams", dest="s3://published/anonymized", workers=2,
                                             scratch_dir=str(scratch)))
     assert summary["ok"] == 2 and summary["failed"] == 2
+    assert summary["audit"]["contracts"] and summary["audit"]["privacy"]["leak"]["faces_found"] == 0
     assert not [p for p in scratch.rglob("*")], "downloaded originals or temporaries left in scratch"
-    dest = Location("s3://archive/anonymized")
+    dest = Location("s3://published/anonymized")
     files = dest.list_files()
-    assert {"cameras/parking/clip_002.mkv", "photos/astronaut.jpg", "_faceveil/summary.json"} <= set(files)
+    assert {"cameras/parking/clip_002.mkv", "photos/astronaut.jpg", "_faceveil/summary.json",
+            summary["audit"]["report"]} <= set(files)
+    assert b"<html" in dest.read_bytes(summary["audit"]["report"])[:200].lower()
+    assert not Location("s3://archive/anonymized").fs.exists("archive/anonymized")  # nothing in the source bucket
     assert not any(".tmp-" in f for f in files)
     media = manifests.read_table(dest, "media").to_pandas().set_index("rel_path")
     assert media.loc["cameras/parking/clip_002.mkv", "frames_out"] == media.loc["cameras/parking/clip_002.mkv", "frames_in"] == 50
@@ -69,7 +76,7 @@ def test_s3_to_s3(s3_endpoint, sample_archive, prefect_server, tmp_path):
     from faceveil.storage.media import probe_video
     with dest.local_file("cameras/parking/clip_002.mkv", str(tmp_path)) as local:
         assert probe_video(local).n_frames == 50
-    again = run_anonymize(AnonymizeConfig(src="s3://archive/cams", dest="s3://archive/anonymized", workers=2))
+    again = run_anonymize(AnonymizeConfig(src="s3://archive/cams", dest="s3://published/anonymized", workers=2))
     assert again["already_done"] == 2
     assert manifests.read_table(dest, "detections").num_rows == media.n_faces.sum()
 
