@@ -47,7 +47,7 @@ class ReplaceSettings:
     pool_size: int = 48
     pool_seed: int = 0
     id_margin: float = 0.85
-    grad_steps: int = 10
+    grad_steps: int = 6
     lr: float = 0.08
     es_evals: int = 6
     es_min_evals: int = 1
@@ -358,16 +358,17 @@ class Replacer:
         with torch.no_grad():
             layout = lowpass(g.generate(z))
         z = z.clone().requires_grad_(True)
-        opt = torch.optim.Adam([z], lr=s.lr)
+        m, v = torch.zeros_like(z), torch.zeros_like(z)  # Adam by hand: torch.optim's first use imports torch._dynamo (seconds)
         with torch.enable_grad():
-            for _ in range(s.grad_steps):
+            for t in range(1, s.grad_steps + 1):
                 img = g.generate(z)
                 lab = _lab_torch(img)[0][:, skin].mean(1)
                 loss = (((lab - target) / 5.0) ** 2).sum() + 400.0 * (lowpass(img) - layout).abs().mean()
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
+                (grad,) = torch.autograd.grad(loss, z)
                 with torch.no_grad():
+                    m.mul_(0.9).add_(grad, alpha=0.1)
+                    v.mul_(0.999).addcmul_(grad, grad, value=0.001)
+                    z -= s.lr * (m / (1 - 0.9 ** t)) / ((v / (1 - 0.999 ** t)).sqrt() + 1e-8)
                     z.copy_(g.project(z))
         return z.detach()
 
