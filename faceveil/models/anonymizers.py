@@ -1,11 +1,14 @@
-"""Irreversible anonymizers (solid, blur, mosaic) behind one interface, with box or ellipse masks.
+"""Anonymizers behind one interface: masks (solid, blur, mosaic) with box or ellipse masks, keyed
+scrambling, and identity replacement (replace: a generated face of another identity, one per track).
 
 Strength scales with face size; the masked region grows with face size and motion so a moving
 head stays covered between detections."""
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from collections import OrderedDict
+from dataclasses import dataclass, field
 from typing import Callable
 
 import cv2
@@ -64,7 +67,11 @@ class Anonymizer(ABC):
         """The integer xyxy regions `apply` replaces, one per detection."""
         return mask_regions(dets, width, height, self.mask)
 
-    def apply(self, rgb: np.ndarray, dets: Detections, region_key: Callable[[int], bytes] | None = None) -> np.ndarray:
+    def apply(self, rgb: np.ndarray, dets: Detections, region_key: Callable[[int], bytes] | None = None, *,
+              media: str = "", preview: bool = False) -> np.ndarray:
+        """`media`: the media the frame belongs to (methods that keep one surrogate per track scope
+        their tracks by it); `preview`: a look at the frame as it will be (the second look), where
+        such methods may take a cheaper path. Masks ignore both."""
         if self.needs_key and region_key is None:
             raise ValueError(f"the {self.name} method needs a key")
         h, w = rgb.shape[:2]
@@ -165,6 +172,135 @@ class Scramble(Anonymizer):
         from faceveil.models.scramble import scramble
 
         return scramble(roi, key, self.block)
+
+
+@dataclass
+class _MediaFaces:
+    """One media's people under `replace`: each track's surrogate, the original identities seen (no
+    one's surrogate may resemble any of them) and the pool faces already given to someone."""
+
+    surrogates: dict = field(default_factory=dict)
+    identities: list = field(default_factory=list)
+    used: set = field(default_factory=set)
+
+
+@ANONYMIZERS.register("replace")
+class Replace(Anonymizer):
+    """Identity replacement (models/replace.py): each face is replaced by a generated face of another
+    identity that keeps its pose, expression, skin colour and blur, blended inside a landmark ellipse
+    (nothing outside it changes). One surrogate per track: the first frame a track is seen in makes its
+    surrogate (seeded by pool seed, media and track, so a re-run makes the same one), later frames put
+    the same face back at the track's landmarks. Within a media, no two tracks get the same pool face
+    and no surrogate comes within the identity margin of anyone seen there. Faces without a track are
+    made one by one; `preview` (the second look) puts the paired pool face back without optimising.
+
+    `generator`/`generator_kwargs`: models/generators (default the DCGAN that ships in
+    gan-face-generate: non-commercial research only, see `licence`); `settings`: ReplaceSettings."""
+
+    name = "replace"
+
+    def __init__(self, mask: MaskSettings = MaskSettings(), settings=None, generator: str = "dcgan-digiface",
+                 generator_kwargs: dict | None = None, keep_media: int = 8):
+        from faceveil.models.replace import ReplaceSettings
+
+        super().__init__(mask)
+        self.settings = settings or ReplaceSettings()
+        self.generator_name, self.generator_kwargs = generator, dict(generator_kwargs or {})
+        self.keep_media = keep_media
+        self._replacer = None
+        self._media: OrderedDict[str, _MediaFaces] = OrderedDict()
+        self._lock = threading.RLock()
+
+    def _replace(self, roi, face_size, key):
+        raise NotImplementedError("replace works on whole frames: use apply")
+
+    def __getstate__(self):  # models load again where the anonymizer is unpickled; surrogates stay behind
+        return {**self.__dict__, "_replacer": None, "_media": OrderedDict(), "_lock": None}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state, _lock=threading.RLock())
+
+    @property
+    def replacer(self):
+        with self._lock:
+            if self._replacer is None:
+                from faceveil.models.detectors import create_detector
+                from faceveil.models.embedders import create_embedder
+                from faceveil.models.generators import create_generator
+                from faceveil.models.replace import Replacer
+
+                self._replacer = Replacer(create_generator(self.generator_name, **self.generator_kwargs),
+                                          create_detector("centerface"), create_embedder("dlib-resnet"), self.settings)
+            return self._replacer
+
+    @property
+    def licence(self) -> str:
+        return self.replacer.generator.licence
+
+    def load(self) -> None:
+        """Loads the models and builds the pool of generated faces now (otherwise on first use)."""
+        _ = self.replacer.pool
+
+    def _faces_of(self, media: str) -> _MediaFaces:
+        faces = self._media.pop(media, None) or _MediaFaces()
+        self._media[media] = faces  # most recent last
+        while len(self._media) > self.keep_media:
+            self._media.popitem(last=False)
+        return faces
+
+    def surrogates(self, media: str = "") -> dict:
+        """{track: Surrogate} made so far for this media (of the last `keep_media` media)."""
+        with self._lock:
+            return dict(self._media[media].surrogates) if media in self._media else {}
+
+    def surrogate(self, rgb: np.ndarray, dets: Detections, j: int, media: str = "", region=None, preview: bool = False):
+        """Detection j's surrogate: its track's (made now if new), or one made for this face alone."""
+        from faceveil.models.face_attributes import face_attributes
+        from faceveil.models.replace import Surrogate, track_seed
+
+        rep = self.replacer
+        lm = _landmarks(dets, j)
+        track = int(dets.track_ids[j])
+        with self._lock:
+            if preview:
+                if track >= 0 and media in self._media and track in self._media[media].surrogates:
+                    return self._media[media].surrogates[track]
+                idx = rep.pair(face_attributes(rgb, lm), np.zeros((0, 128), np.float32))
+                face = rep.pool[idx]
+                return Surrogate(face.latent, face.image, face.landmarks, idx, 0)
+            faces = self._faces_of(media)
+            if track >= 0 and track in faces.surrogates:
+                return faces.surrogates[track]
+            box = dets.boxes[j]
+            ident = rep.embedder.embed(rgb, Detections(box[None], [1.0]))[0]
+            others = np.array(faces.identities, np.float32).reshape(-1, ident.shape[0])
+            key = track if track >= 0 else ("untracked", *np.round(box).astype(int).tolist())
+            s = rep.surrogate(rgb, lm, box, track_seed(self.settings.pool_seed, media, key), others=others,
+                              avoid=faces.used, original_id=ident, limit=region)
+            faces.identities.append(ident)
+            if track >= 0:
+                faces.surrogates[track] = s
+                faces.used.add(s.pool_index)
+            return s
+
+    def apply(self, rgb: np.ndarray, dets: Detections, region_key=None, *, media: str = "", preview: bool = False) -> np.ndarray:
+        h, w = rgb.shape[:2]
+        regions = self.regions(dets, w, h)
+        original = rgb.copy() if len(dets) > 1 else rgb  # each face is judged as it was, not after a neighbour's change
+        for j, (x1, y1, x2, y2) in enumerate(regions):
+            if x2 <= x1 or y2 <= y1:
+                continue
+            s = self.surrogate(original, dets, j, media, regions[j], preview)
+            self.replacer.render(rgb, _landmarks(dets, j), s, limit=regions[j])
+        return rgb
+
+
+def _landmarks(dets: Detections, j: int) -> np.ndarray:
+    """Detection j's 5 landmarks; where the detector gave none, a frontal face's in its box."""
+    from faceveil.models.face_attributes import landmarks_from_box
+
+    lm = dets.landmarks[j]
+    return landmarks_from_box(dets.boxes[j]) if np.isnan(lm).any() else lm
 
 
 def create_anonymizer(name: str, mask: MaskSettings = MaskSettings()) -> Anonymizer:

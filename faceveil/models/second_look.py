@@ -16,7 +16,7 @@ def second_look(rgb: np.ndarray, dets: Detections, anon: Anonymizer, detector: D
     for _ in range(rounds):
         if not len(dets):
             return dets
-        masked = anon.apply(rgb.copy(), dets, (lambda j: bytes(32)) if anon.needs_key else None)
+        masked = anon.apply(rgb.copy(), dets, (lambda j: bytes(32)) if anon.needs_key else None, preview=True)
         more = detector.detect(masked)
         new = more[iou_matrix(more.boxes, dets.boxes).max(1) < 0.3] if len(more) else more
         if not len(new):

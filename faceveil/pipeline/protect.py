@@ -21,7 +21,7 @@ def protect_frame(anon: Anonymizer, rgb, dets, frame: int = 0, media_id: str = "
                 vault.seal(frame, int(dets.track_ids[j]), (x1, y1, x2, y2), rgb[y1:y2, x1:x2])
     keys = functools.partial(_region_key, vault, dets, regions, media_id, frame) if anon.needs_key and vault else None
     try:
-        anon.apply(rgb, dets, keys)
+        anon.apply(rgb, dets, keys, media=media_id)
         return False
     except Exception:  # fail closed: nothing of this frame is shown
         rgb[:] = 0

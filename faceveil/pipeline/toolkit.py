@@ -65,6 +65,9 @@ class Toolkit:
     def warm(self) -> None:
         """Loads every model the run's tasks will use, before work arrives."""
         s = self.settings
+        load = getattr(self.anonymizer, "load", None)
+        if load is not None:  # replace: its generator, detector, embedder and pool of generated faces
+            load()
         if s.checks.every_s > 0:  # the checks: the leak gate's detectors, the embedder, the metrics' imports
             self.gate(s.checks.gate)
             self.embedder.load()

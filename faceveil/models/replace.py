@@ -1,0 +1,492 @@
+"""Attribute-preserving identity replacement by latent-code optimisation (after FALCO, Barattin et al.,
+CVPR 2023), adapted to weights that ship offline:
+
+1. a seeded pool of generated faces with their latent codes, each with its landmarks (CenterFace on
+   the generated face), attributes (models/face_attributes) and identity (dlib's ResNet);
+2. each real face is paired with the nearest pool face in attribute space, leaving out pool faces
+   within the identity margin of any real identity (and those other people already got);
+3. the paired latent is optimised: gradient steps through the generator match the real face's skin
+   colour while holding the paired face's layout (pose, expression); then a black-box evolution
+   strategy on the latent (dlib is not differentiable: antithetic Gaussian steps, step size adapted,
+   restarting from the next partner in the pairing order when a round of steps does not bring the
+   identity below the margin) scores each candidate *as put back* with the full objective: identity
+   cosine to the original above the margin, pose error (yaw/pitch/roll from the landmarks CenterFace
+   finds on the result), skin colour difference (CIEDE2000), and whether CenterFace still finds a
+   face there;
+4. the face is put back: similarity-aligned to the original's 5 landmarks (then bent so its landmarks
+   land on the original's), colour moved to the original's (Lab), blurred to the original's sharpness, alpha-blended with a feathered edge inside
+   an ellipse drawn from the landmarks. Every pixel outside that mask is left exactly as it was.
+
+Pure compute: models are handed in (generator, detector, embedder); no file or network I/O."""
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from faceveil.models.detections import Detections, iou_matrix
+from faceveil.models.face_attributes import (FaceAttributes, delta_e2000, eye_distance, face_attributes, head_pose,
+                                             rgb_to_lab, sharpness, similarity, skin_lab, skin_mask)
+
+
+@dataclass(frozen=True)
+class ReplaceSettings:
+    """pool_size/pool_seed: the generated faces to pair with; id_margin: the identity cosine to the
+    original a surrogate must stay below (dlib's same-person threshold is 0.92); grad_steps, lr:
+    gradient steps on the latent (colour and layout); es_evals: black-box evaluations at most per face
+    (each one puts the candidate back and runs CenterFace and dlib on it), es_sigma: its step size;
+    time_budget_s: stop searching after this long per face (None: off, the default, since a
+    deadline makes the result depend on the machine's speed and a re-run must match); min_search_size: faces with eyes closer
+    than this (px) get the paired, colour-matched face without the search (dlib cannot judge them);
+    feather: the blend's soft edge, in eye distances; warp_landmarks: bend the aligned face so its 5
+    landmarks land exactly on the original's (pose and expression at the landmarks)."""
+
+    pool_size: int = 48
+    pool_seed: int = 0
+    id_margin: float = 0.85
+    grad_steps: int = 6
+    lr: float = 0.08
+    es_evals: int = 6
+    es_min_evals: int = 1
+    es_sigma: float = 0.4
+    time_budget_s: float | None = None
+    min_search_size: float = 14.0
+    feather: float = 0.12
+    warp_landmarks: bool = True
+    max_pose_error: float = 10.0
+    max_delta_e: float = 5.0
+
+
+@dataclass
+class PoolFace:
+    latent: "object"  # torch tensor (latent_dim,) on the CPU
+    image: np.ndarray  # (R, R, 3) uint8
+    landmarks: np.ndarray  # (5, 2) in the image's pixels
+    attributes: FaceAttributes
+    identity: np.ndarray  # (128,) unit vector
+
+
+@dataclass
+class Surrogate:
+    """The face that replaces one person: its latent, image and landmarks, and how it scored put
+    back into the frame it was made for."""
+
+    latent: "object"
+    image: np.ndarray
+    landmarks: np.ndarray
+    pool_index: int
+    seed: int
+    cosine: float = float("nan")  # identity cosine to the original, as put back
+    cosine_start: float = float("nan")  # the paired pool face's, before optimisation
+    pose_error: float = float("nan")  # mean |yaw, pitch, roll| difference, degrees
+    delta_e: float = float("nan")  # skin colour difference, CIEDE2000
+    det_score: float = float("nan")  # CenterFace's score of the face put back
+    evals: int = 0
+    seconds: float = 0.0  # wall-clock time to make it
+    cpu_seconds: float = 0.0  # CPU time of this process meanwhile (all its threads)
+    history: list = field(default_factory=list)
+
+
+def track_seed(*parts) -> int:
+    """A 63-bit seed from the parts (pool seed, media, track): the same on every run and machine."""
+    return int.from_bytes(hashlib.sha256("|".join(map(str, parts)).encode()).digest()[:8], "big") >> 1
+
+
+# ---------------------------------------------------------------- put back
+
+
+def _ellipse(landmarks: np.ndarray):
+    """(centre, full axes, angle in degrees) of the face ellipse: from the eyebrows to the chin,
+    cheek to cheek (2.2 eye distances wide), turned with the eye line."""
+    lm = np.asarray(landmarks, np.float64).reshape(5, 2)
+    d = max(eye_distance(lm), 1.0)
+    u = (lm[1] - lm[0]) / d
+    v = np.array([-u[1], u[0]])
+    eye_mid, mouth_mid = (lm[0] + lm[1]) / 2, (lm[3] + lm[4]) / 2
+    m = max(float((mouth_mid - eye_mid) @ v), 0.6 * d)
+    top, bottom = -0.62 * d, m + 0.55 * d
+    centre = eye_mid + v * (top + bottom) / 2
+    return (float(centre[0]), float(centre[1])), (2 * 1.1 * d, bottom - top), float(np.degrees(np.arctan2(u[1], u[0])))
+
+
+def face_mask(shape: tuple[int, int], landmarks: np.ndarray) -> np.ndarray:
+    """(H, W) bool: the ellipse a new face goes in (see `_ellipse`)."""
+    mask = np.zeros(shape[:2], np.uint8)
+    cv2.ellipse(mask, _ellipse(landmarks), 1, -1)
+    return mask.astype(bool)
+
+
+def _bounds(landmarks: np.ndarray) -> tuple[int, int, int, int]:
+    """The face ellipse's xyxy bounding box (integers, not clipped)."""
+    (cx, cy), (ax, ay), angle = _ellipse(landmarks)
+    pts = cv2.ellipse2Poly((int(round(cx)), int(round(cy))), (int(np.ceil(ax / 2)) + 1, int(np.ceil(ay / 2)) + 1),
+                           int(round(angle)), 0, 360, 5)
+    x, y, w, h = cv2.boundingRect(pts)
+    return x, y, x + w, y + h
+
+
+def put_back(rgb: np.ndarray, landmarks: np.ndarray, face: np.ndarray, face_landmarks: np.ndarray,
+             limit=None, feather: float = 0.12, match_blur: bool = True, warp_landmarks: bool = True) -> np.ndarray:
+    """Puts `face` (an RGB image whose 5 landmarks are `face_landmarks`) over the face with
+    `landmarks` in `rgb`, in place, and returns the (H, W) bool mask it changed pixels within:
+    similarity-aligned (cv2.estimateAffinePartial2D over the 5 points), then, with `warp_landmarks`, bent
+    by a smooth radial-basis displacement that puts each of its 5 landmarks exactly on the original's
+    (the original's pose and expression at the landmarks), colour moved to the original's skin (Lab mean shift, contrast matched), blurred
+    to the original's sharpness, alpha-blended with a feathered edge inside the landmark ellipse
+    (clipped to `limit`, an xyxy region, and to where the warped face has pixels). Nothing outside
+    the mask changes."""
+    h, w = rgb.shape[:2]
+    lm = np.asarray(landmarks, np.float32).reshape(5, 2)
+    d = max(eye_distance(lm), 1.0)
+    full = np.zeros((h, w), bool)
+    b = _bounds(lm)  # work in the ellipse's bounding box
+    x0, y0 = max(b[0] - 2, 0), max(b[1] - 2, 0)
+    x1, y1 = min(b[2] + 2, w), min(b[3] + 2, h)
+    if limit is not None:
+        x0, y0, x1, y1 = max(x0, int(limit[0])), max(y0, int(limit[1])), min(x1, int(limit[2])), min(y1, int(limit[3]))
+    if x1 <= x0 or y1 <= y0:
+        return full
+    crop = rgb[y0:y1, x0:x1]
+    ch, cw = crop.shape[:2]
+    local = lm - np.float32([x0, y0])
+    mask = face_mask((ch, cw), local)
+    m = similarity(face_landmarks, local)
+    warped, valid = _warp(face, m, (cw, ch), local, face_landmarks if warp_landmarks else None, d)
+    mask &= cv2.erode(valid, np.ones((3, 3), np.uint8)).astype(bool)
+    if not mask.any():
+        return full
+    warped = _match_colour(warped, crop, local, mask)
+    if match_blur:
+        warped = _match_blur(warped, crop, local, d)
+    soft = cv2.GaussianBlur(mask.astype(np.float32), (0, 0), max(0.5, feather * d))
+    alpha = np.clip(2 * soft - 1, 0, 1) * mask
+    out = crop.astype(np.float32) + alpha[..., None] * (warped.astype(np.float32) - crop)
+    crop[mask] = np.clip(out[mask] + 0.5, 0, 255).astype(np.uint8)
+    full[y0:y1, x0:x1] = mask
+    return full
+
+
+def _warp(face: np.ndarray, m: np.ndarray, size: tuple[int, int], dst: np.ndarray, src: np.ndarray | None,
+          d: float) -> tuple[np.ndarray, np.ndarray]:
+    """`face` resampled into a (w, h) = `size` crop by the similarity `m`; with landmarks `src` (in
+    `face`) and `dst` (in the crop), also displaced so the aligned landmarks land on `dst`: a Gaussian
+    radial-basis field (width 0.7 eye distances) through the 5 residuals. Returns (image, valid mask)."""
+    cw, ch = size
+    ys, xs = np.mgrid[0:ch, 0:cw].astype(np.float32)
+    if src is not None:
+        aligned = np.asarray(src, np.float32) @ m[:, :2].T + m[:, 2]
+        resid = np.asarray(dst, np.float32) - aligned  # where each landmark must still move
+        two_s2 = 2 * (0.7 * d) ** 2
+        k = np.exp(-((dst[:, None] - dst[None]) ** 2).sum(-1) / two_s2)
+        wts = np.linalg.solve(k + 1e-6 * np.eye(5), resid)
+        phi = np.exp(-((xs[..., None] - dst[:, 0]) ** 2 + (ys[..., None] - dst[:, 1]) ** 2) / two_s2)
+        disp = phi @ wts
+        xs, ys = xs - disp[..., 0], ys - disp[..., 1]
+    inv = cv2.invertAffineTransform(m)
+    mx = (inv[0, 0] * xs + inv[0, 1] * ys + inv[0, 2]).astype(np.float32)
+    my = (inv[1, 0] * xs + inv[1, 1] * ys + inv[1, 2]).astype(np.float32)
+    r = face.shape[0] - 1
+    warped = cv2.remap(face, mx, my, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+    valid = ((mx >= 0) & (mx <= face.shape[1] - 1) & (my >= 0) & (my <= r)).astype(np.uint8)
+    return warped, valid
+
+
+def _match_colour(warped: np.ndarray, crop: np.ndarray, lm: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The warped face in the original's colours: its Lab moved by the difference of the skin means
+    (cheeks and forehead), its contrast scaled to the original's inside the mask (by at most 1.5x)."""
+    skin = skin_mask(crop.shape, lm) & mask
+    region = skin if skin.sum() >= 8 else mask
+    lab_w, lab_o = rgb_to_lab(warped), rgb_to_lab(crop)
+    mw, mo = lab_w[region].mean(0), lab_o[region].mean(0)
+    sw, so = lab_w[mask].std(0) + 1e-3, lab_o[mask].std(0) + 1e-3
+    k = np.clip(so / sw, 0.67, 1.5)
+    lab = (lab_w - mw) * k + mo
+    lab[..., 0] = np.clip(lab[..., 0], 0, 100)
+    lab[..., 1:] = np.clip(lab[..., 1:], -127, 127)
+    back = cv2.cvtColor(lab.reshape(-1, 1, 3), cv2.COLOR_Lab2RGB).reshape(warped.shape)
+    return np.clip(back * 255 + 0.5, 0, 255).astype(np.uint8)
+
+
+def _match_blur(warped: np.ndarray, crop: np.ndarray, lm: np.ndarray, d: float) -> np.ndarray:
+    """The warped face blurred until it is no sharper than the original (both measured at one scale)."""
+    target = sharpness(crop, lm)
+    if sharpness(warped, lm) <= target + 0.15:
+        return warped
+    px = d / (35.2 * 48 / 112)  # frame pixels per pixel of the sharpness scale
+    out = warped
+    for sigma in (0.5, 0.8, 1.2, 1.8, 2.6):
+        out = cv2.GaussianBlur(warped, (0, 0), sigma * px)
+        if sharpness(out, lm) <= target + 0.15:
+            break
+    return out
+
+
+# ---------------------------------------------------------------- the method
+
+
+def _to_uint8(images) -> np.ndarray:
+    """(N, R, R, 3) uint8 of (N, 3, R, R) float images in [0, 1]."""
+    a = images.detach().clamp(0, 1).mul(255).add(0.5).to("cpu").numpy().astype(np.uint8)
+    return np.ascontiguousarray(a.transpose(0, 2, 3, 1))
+
+
+def _lab_torch(rgb):
+    """CIE Lab (D65) of (N, 3, H, W) sRGB in [0, 1], differentiable."""
+    import torch
+
+    lin = torch.where(rgb <= 0.04045, rgb / 12.92, ((rgb.clamp_min(0) + 0.055) / 1.055) ** 2.4)
+    mat = torch.tensor([[0.412453, 0.357580, 0.180423], [0.212671, 0.715160, 0.072169],
+                        [0.019334, 0.119193, 0.950227]], dtype=rgb.dtype, device=rgb.device)
+    xyz = torch.einsum("ij,njhw->nihw", mat, lin)
+    xyz = xyz / torch.tensor([0.950456, 1.0, 1.088754], dtype=rgb.dtype, device=rgb.device).reshape(1, 3, 1, 1)
+    e = (6 / 29) ** 3
+    f = torch.where(xyz > e, xyz.clamp_min(e) ** (1 / 3), xyz / (3 * (6 / 29) ** 2) + 4 / 29)
+    return torch.stack([116 * f[:, 1] - 16, 500 * (f[:, 0] - f[:, 1]), 200 * (f[:, 1] - f[:, 2])], 1)
+
+
+class Replacer:
+    """Makes surrogates and puts them back. `generator` (models/generators), `detector` (CenterFace:
+    landmarks of generated faces, and whether a result is still a face), `embedder` (dlib ResNet)."""
+
+    def __init__(self, generator, detector, embedder, settings: ReplaceSettings = ReplaceSettings()):
+        self.generator, self.detector, self.embedder, self.settings = generator, detector, embedder, settings
+        self._pool: list[PoolFace] | None = None
+        self.pool_seconds = 0.0
+
+    # ---- generated faces
+
+    def _canvas(self, image: np.ndarray) -> tuple[np.ndarray, float, int]:
+        """A generated face resized to 128 px, in a replicated border (CenterFace needs context
+        around a face), with the scale and border it got."""
+        r = image.shape[0]
+        s = 128.0 / r
+        size = int(round(r * s))
+        big = cv2.resize(image, (size, size), interpolation=cv2.INTER_CUBIC if s > 1 else cv2.INTER_AREA)
+        pad = 64
+        return cv2.copyMakeBorder(big, pad, pad, pad, pad, cv2.BORDER_REPLICATE), size / r, pad
+
+    def face_landmarks(self, image: np.ndarray) -> tuple[np.ndarray, float, np.ndarray] | None:
+        """(landmarks (5, 2), detector score, box xyxy) of the face CenterFace finds in a generated
+        image (in its pixels), or None when it finds none."""
+        canvas, s, pad = self._canvas(image)
+        dets = self.detector.detect(canvas)
+        if not len(dets):
+            return None
+        c = np.array(canvas.shape[1::-1], np.float32) / 2
+        centres = (dets.boxes[:, :2] + dets.boxes[:, 2:]) / 2
+        j = int(np.argmax(dets.scores - 0.01 * np.linalg.norm(centres - c, axis=1) / s))
+        lm = dets.landmarks[j]
+        if np.isnan(lm).any():
+            return None
+        return (lm - pad) / s, float(dets.scores[j]), (dets.boxes[j] - pad) / s
+
+    def _pool_face(self, latent, image: np.ndarray, min_score: float = 0.4) -> PoolFace | None:
+        found = self.face_landmarks(image)
+        if found is None or found[1] < min_score:
+            return None
+        lm, _, box = found
+        canvas, s, pad = self._canvas(image)
+        lm_c = lm * s + pad
+        ident = self.embedder.embed(canvas, Detections((box * s + pad)[None], [1.0]))[0]  # as real faces are: in CenterFace's box
+        return PoolFace(latent.detach().cpu(), image, lm.astype(np.float32), face_attributes(canvas, lm_c), ident)
+
+    @property
+    def pool(self) -> list[PoolFace]:
+        """The seeded pool of generated faces CenterFace finds a face in (built on first use)."""
+        if self._pool is None:
+            t0 = time.perf_counter()
+            import torch
+
+            z = self.generator.sample_latents(self.settings.pool_size, self.settings.pool_seed)
+            faces = []
+            for i in range(0, len(z), 8):  # a few at a time: big generators are big
+                with torch.no_grad():
+                    images = _to_uint8(self.generator.generate(z[i:i + 8]))
+                faces += [self._pool_face(z[i + k], img) for k, img in enumerate(images)]
+            self._pool = [f for f in faces if f is not None]
+            if not self._pool:
+                raise RuntimeError(f"none of the {self.settings.pool_size} generated faces was found by the detector")
+            self.pool_seconds = time.perf_counter() - t0
+        return self._pool
+
+    # ---- pairing
+
+    def ranking(self, attributes: FaceAttributes, identities: np.ndarray, avoid=()) -> list[int]:
+        """Pool indices, best partner first: those whose identity cosine to every row of `identities`
+        (the real people: this one first) is below the margin and not in `avoid`, nearest in attribute
+        space first; then the rest of those not in `avoid`, least like the real people first."""
+        pool = self.pool
+        vec = np.stack([f.attributes.vector() for f in pool])
+        ids = np.stack([f.identity for f in pool])
+        reals = np.asarray(identities, np.float32).reshape(-1, ids.shape[1])
+        sims = (ids @ reals.T).max(1) if len(reals) else np.full(len(pool), -1.0, np.float32)
+        avoid = set(avoid)
+        free = np.array([i not in avoid for i in range(len(pool))])
+        if not free.any():
+            free[:] = True
+        ok = free & (sims < self.settings.id_margin)
+        dist = np.linalg.norm(np.nan_to_num(vec - attributes.vector()), axis=1)
+        near = np.flatnonzero(ok)[np.argsort(dist[ok], kind="stable")]
+        rest = np.flatnonzero(free & ~ok)[np.argsort(sims[free & ~ok], kind="stable")]
+        return [int(i) for i in np.concatenate([near, rest])]
+
+    def pair(self, attributes: FaceAttributes, identities: np.ndarray, avoid=()) -> int:
+        """The pool face to start from (`ranking`'s first)."""
+        return self.ranking(attributes, identities, avoid)[0]
+
+    # ---- optimisation
+
+    def _refine(self, face: PoolFace, target_skin: np.ndarray):
+        """Gradient steps through the generator: the skin colour (Lab mean over the paired face's
+        cheeks and forehead) towards the real face's, while the face's layout (a 16x16 grey low-pass,
+        which carries pose and expression) stays the paired face's."""
+        import torch
+        import torch.nn.functional as F
+
+        g, s = self.generator, self.settings
+        z = face.latent.clone().to(g.device).reshape(1, -1)
+        if s.grad_steps <= 0 or np.isnan(target_skin).any():
+            return z
+        skin = torch.from_numpy(skin_mask(face.image.shape, face.landmarks)).to(g.device)
+        if not skin.any():
+            return z
+        target = torch.as_tensor(target_skin, dtype=torch.float32, device=g.device)
+        lowpass = lambda img: F.adaptive_avg_pool2d(img.mean(1, keepdim=True), 16)  # noqa: E731
+        with torch.no_grad():
+            layout = lowpass(g.generate(z))
+        z = z.clone().requires_grad_(True)
+        m, v = torch.zeros_like(z), torch.zeros_like(z)  # Adam by hand: torch.optim's first use imports torch._dynamo (seconds)
+        with torch.enable_grad():
+            for t in range(1, s.grad_steps + 1):
+                img = g.generate(z)
+                lab = _lab_torch(img)[0][:, skin].mean(1)
+                loss = (((lab - target) / 5.0) ** 2).sum() + 400.0 * (lowpass(img) - layout).abs().mean()
+                (grad,) = torch.autograd.grad(loss, z)
+                with torch.no_grad():
+                    m.mul_(0.9).add_(grad, alpha=0.1)
+                    v.mul_(0.999).addcmul_(grad, grad, value=0.001)
+                    z -= s.lr * (m / (1 - 0.9 ** t)) / ((v / (1 - 0.999 ** t)).sqrt() + 1e-8)
+                    z.copy_(g.project(z))
+        return z.detach()
+
+    def _context(self, rgb: np.ndarray, landmarks: np.ndarray, box) -> tuple[np.ndarray, int, int]:
+        h, w = rgb.shape[:2]
+        x1, y1, x2, y2 = np.asarray(box, np.float64)
+        size = max(x2 - x1, y2 - y1, 2.5 * eye_distance(landmarks))
+        cx0, cy0 = int(max(0, x1 - 0.7 * size)), int(max(0, y1 - 0.7 * size))
+        cx1, cy1 = int(min(w, x2 + 0.7 * size + 1)), int(min(h, y2 + 0.7 * size + 1))
+        return rgb[cy0:cy1, cx0:cx1], cx0, cy0
+
+    def score(self, context: np.ndarray, lm: np.ndarray, box: np.ndarray, image: np.ndarray, original_id: np.ndarray, original_pose: np.ndarray, original_skin: np.ndarray, limit=None) -> dict | None:
+        """The full objective of one generated face put back into `context` (a crop around the real
+        face, whose landmarks and box are `lm`, `box` in it): identity cosine to the original, pose
+        error, skin colour difference, detector score; None when the generated face has no landmarks."""
+        found = self.face_landmarks(image)
+        if found is None:
+            return None
+        comp = context.copy()
+        put_back(comp, lm, image, found[0], limit=limit, feather=self.settings.feather,
+                 warp_landmarks=self.settings.warp_landmarks)
+        dets = self.detector.detect(comp)
+        j = int(np.argmax(iou_matrix(box[None], dets.boxes)[0])) if len(dets) else -1
+        hit = j >= 0 and iou_matrix(box[None], dets.boxes[j:j + 1])[0, 0] >= 0.3
+        det_score = float(dets.scores[j]) if hit else 0.0
+        if hit and not np.isnan(dets.landmarks[j]).any():
+            pose_err = float(np.abs(head_pose(dets.landmarks[j]) - original_pose).mean())
+        else:
+            pose_err = 90.0
+        cos = float(self.embedder.embed(comp, Detections(box[None], [1.0]))[0] @ original_id)
+        de = float(delta_e2000(skin_lab(comp, lm), original_skin))
+        s = self.settings
+        cost = (4.0 * max(0.0, cos - (s.id_margin - 0.05)) + pose_err / 10.0 + 2.0 * max(0.0, 0.5 - det_score)
+                + (0.0 if np.isnan(de) else de / 20.0))
+        ok = (cos < s.id_margin and det_score >= self.detector.threshold and pose_err <= s.max_pose_error
+              and (np.isnan(de) or de <= s.max_delta_e))
+        return {"cost": cost, "ok": ok, "cosine": cos, "pose_error": pose_err, "delta_e": de, "det_score": det_score,
+                "landmarks": found[0].astype(np.float32)}
+
+    def surrogate(self, rgb: np.ndarray, landmarks: np.ndarray, box, seed: int, others: np.ndarray | None = None,
+                  avoid=(), original_id: np.ndarray | None = None, limit=None) -> Surrogate:
+        """The surrogate for the face with `landmarks` and `box` in `rgb`: paired (leaving out pool faces
+        within the margin of this identity and of `others`, and the pool faces in `avoid`), refined by
+        gradient steps, then searched (seeded by `seed`) against the full objective as put back."""
+        import torch
+
+        t0, c0 = time.perf_counter(), time.process_time()
+        s, g = self.settings, self.generator
+        lm = np.asarray(landmarks, np.float32).reshape(5, 2)
+        box = np.asarray(box, np.float32).reshape(4)
+        attrs = face_attributes(rgb, lm)
+        if original_id is None:
+            original_id = self.embedder.embed(rgb, Detections(box[None], [1.0]))[0]
+        reals = original_id[None] if others is None or not len(others) else np.vstack([original_id[None], others])
+        order = self.ranking(attrs, reals, avoid)
+        idx = order[0]
+        face = self.pool[idx]
+        cos0 = float(face.identity @ original_id)
+        z = self._refine(face, attrs.skin)
+        with torch.no_grad():
+            image = _to_uint8(g.generate(z))[0]
+        out = Surrogate(z.cpu().reshape(-1), image, face.landmarks, idx, seed, cosine_start=cos0)
+        found = self.face_landmarks(image)
+        if found is None:  # the colour steps lost the face: the paired face as generated
+            out.latent, out.image = face.latent.clone(), face.image
+        else:
+            out.landmarks = found[0].astype(np.float32)
+        if attrs.size < s.min_search_size or s.es_evals <= 0:
+            out.seconds, out.cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
+            return out
+        context, cx0, cy0 = self._context(rgb, lm, box)
+        off = np.float32([cx0, cy0])
+        clm, cbox = lm - off, box - np.tile(off, 2)
+        climit = None if limit is None else np.asarray(limit, np.float32) - np.tile(off, 2)
+        args = (context, clm, cbox)
+        kw = dict(original_id=original_id, original_pose=attrs.pose, original_skin=skin_lab(context, clm), limit=climit)
+        best = self.score(*args, out.image, **kw) or {"cost": np.inf, "ok": False, "cosine": 1.0}
+        out.evals = 1
+        out.history.append(best)
+        best_z = out.latent.to(g.device).reshape(1, -1)
+        rng = np.random.default_rng(seed)
+        sigma, restarts, failed = s.es_sigma, iter(order[1:]), 0
+        while out.evals < s.es_evals and (s.time_budget_s is None or time.perf_counter() - t0 < s.time_budget_s):
+            if best["ok"] and out.evals >= s.es_min_evals:
+                break
+            nxt = next(restarts, None) if best["cosine"] >= s.id_margin and failed >= 1 else None
+            if nxt is not None:  # the identity will not come down here: start again from the next partner
+                cands = [(nxt, self.pool[nxt].latent.to(g.device).reshape(1, -1))]
+            else:  # an antithetic pair of steps around the best latent
+                eps = torch.from_numpy(rng.standard_normal(best_z.shape[1]).astype(np.float32)).to(g.device)
+                step = sigma * eps * (g.latent_dim ** -0.5) * best_z.norm()
+                cands = [(None, g.project(best_z + step)), (None, g.project(best_z - step))]
+            improved = False
+            for pool_idx, cand in cands:
+                if out.evals >= s.es_evals:
+                    break
+                with torch.no_grad():
+                    img = _to_uint8(g.generate(cand))[0]
+                r = self.score(*args, img, **kw)
+                out.evals += 1
+                if r is None:
+                    continue
+                out.history.append(r)
+                if r["cost"] < best["cost"] or (r["ok"] and not best["ok"]):
+                    best, best_z, improved = r, cand, True
+                    out.image, out.latent, out.landmarks = img, cand.detach().cpu().reshape(-1), r["landmarks"]
+                    if pool_idx is not None:
+                        out.pool_index = pool_idx
+                    break
+            failed = 0 if improved else failed + 1
+            sigma = sigma * (1.5 if improved else 0.7)
+        if np.isfinite(best["cost"]):
+            out.cosine, out.pose_error, out.delta_e, out.det_score = (best["cosine"], best["pose_error"], best["delta_e"],
+                                                                      best["det_score"])
+        out.seconds, out.cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
+        return out
+
+    def render(self, rgb: np.ndarray, landmarks: np.ndarray, surrogate: Surrogate, limit=None) -> np.ndarray:
+        """Puts the surrogate over the face with `landmarks` in `rgb` (in place); the changed-pixel mask."""
+        return put_back(rgb, landmarks, surrogate.image, surrogate.landmarks, limit=limit, feather=self.settings.feather,
+                        warp_landmarks=self.settings.warp_landmarks)
