@@ -14,6 +14,8 @@ from faceveil.models.face_attributes import (TEMPLATE_112, FaceAttributes, delta
                                              skin_lab)
 from faceveil.models.replace import PoolFace, Replacer, ReplaceSettings, face_mask, put_back, track_seed
 
+pytestmark = pytest.mark.slow  # builds the generated-face pool (~20 s) and optimises a face
+
 MEDIA = "photos/astronaut.png"
 
 
