@@ -12,7 +12,10 @@ from faceveil.cli.runs import _anonymize, _evaluate, _report, _sample
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(argv).parse_args(argv)
+    if args.command == "anonymize":
+        args.argv = argv  # which flags were given (they override --config)
     if not getattr(args, "verbose", False):
         os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
         os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "error")
