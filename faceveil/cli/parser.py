@@ -153,6 +153,17 @@ def _add_sample(sub) -> None:
     p.add_argument("dest")
 
 
+def _add_serve(sub) -> None:
+    p = sub.add_parser("serve", help="run the scheduled deployments: a Prefect server (or $PREFECT_API_URL's), "
+                                     "the work pool, the deployments of deployments/prefect.yaml and a worker")
+    p.add_argument("--config", default=None, metavar="FILE",
+                   help="the archive's config file (TOML) the deployments run on (default: $FACEVEIL_CONFIG)")
+    p.add_argument("--port", type=int, default=4200, help="the Prefect server's port on 127.0.0.1 (default 4200)")
+    p.add_argument("--prefect-file", default=None, metavar="FILE",
+                   help="the deployments (default: deployments/prefect.yaml beside the faceveil package)")
+    p.add_argument("--no-worker", dest="worker", action="store_false", help="register the deployments, run no worker")
+
+
 def given_options(argv: list[str]) -> set[str]:
     """The option names (dests) the command line `argv` gives explicitly, defaults left out: a
     config file's value stands where no flag overrides it."""
@@ -175,4 +186,5 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     _add_keys(sub)
     _add_sample(sub)
     _add_report(sub)
+    _add_serve(sub)
     return parser
