@@ -13,7 +13,7 @@ LAYERS = [
     {"models"},
     {"storage"},
     {"validation"},
-    {"config"},
+    {"config", "config_file"},
     {"pipeline"},
     {"tasks"},
     {"ops"},

@@ -9,10 +9,14 @@ from faceveil.cli.exits import EXIT_CONTRACT, EXIT_OK, EXIT_USAGE  # noqa: F401 
 from faceveil.cli.keyed import _access_log, _calibrate, _forget, _keygen, _restore, _rotate_key, _search
 from faceveil.cli.parser import build_parser
 from faceveil.cli.runs import _anonymize, _evaluate, _report, _sample
+from faceveil.cli.serve import _serve
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(argv).parse_args(argv)
+    if args.command == "anonymize":
+        args.argv = argv  # which flags were given (they override --config)
     if not getattr(args, "verbose", False):
         os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
         os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "error")
@@ -21,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     set_offline_env()
     handlers = {"anonymize": _anonymize, "keygen": _keygen, "restore": _restore, "forget": _forget, "rotate-key": _rotate_key,
                 "search": _search, "calibrate": _calibrate, "access-log": _access_log, "audit-log": _access_log, "sample": _sample,
-                "report": _report, "evaluate": _evaluate}
+                "report": _report, "evaluate": _evaluate, "serve": _serve}
     from faceveil.validation.errors import ContractError
 
     try:

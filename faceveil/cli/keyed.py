@@ -154,14 +154,9 @@ def _restore(args) -> int:
 
 
 def _restore_outcome(report: dict, outcome) -> None:
-    """What a restore run did, for its outcome row: 'failed' unless every media restored whole."""
-    media = report["media"]
-    outcome.matched = sorted({f"{m['media_id']}:{t}" for m in media if m.get("media_id") for t in m.get("tracks", [])})
-    outcome.details.update(report=report["run_id"], ok=report["ok"], partial=report["partial"], failed=report["failed"])
-    bad = [f"{m['path']}: {m['status']} ({m.get('reason') or str(len(m.get('refused_regions') or [])) + ' regions refused'})"
-           for m in media if m["status"] != "ok"]
-    if bad:
-        outcome.error = f"{len(bad)} of {len(media)} media not restored whole: " + "; ".join(bad)
+    from faceveil.ops.logged import restore_outcome
+
+    restore_outcome(report, outcome)
 
 
 def _rotate_key(args) -> int:

@@ -5,10 +5,13 @@ import argparse
 import sys
 
 
-def _add_anonymize(sub) -> None:
+def _add_anonymize(sub, paths: str | None = None) -> None:
     p = sub.add_parser("anonymize", help="anonymize every face of an archive (folder or s3://)")
-    p.add_argument("src", help="source folder or s3://bucket/prefix")
-    p.add_argument("dest", help="destination folder or s3://bucket/prefix")
+    p.add_argument("src", nargs=paths, help="source folder or s3://bucket/prefix (with --config: optional, `src` there)")
+    p.add_argument("dest", nargs=paths, help="destination folder or s3://bucket/prefix (with --config: optional, `dest` there)")
+    p.add_argument("--config", default=None, metavar="FILE",
+                   help="settings from a TOML file (AnonymizeConfig's field names; the key by reference in a [key] "
+                        "table); flags given here override it")
     p.add_argument("--method", default="mosaic", help="solid | blur | mosaic | scramble (keyed, needs --key) (default: mosaic)")
     p.add_argument("--reversible", action="store_true", help="seal every original face region in DEST/_faceveil/vault/ and index each track's identity (needs a key)")
     p.add_argument("--no-index", action="store_true", help="with --reversible: no identity index")
@@ -150,11 +153,38 @@ def _add_sample(sub) -> None:
     p.add_argument("dest")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _add_serve(sub) -> None:
+    p = sub.add_parser("serve", help="run the scheduled deployments: a Prefect server (or $PREFECT_API_URL's), "
+                                     "the work pool, the deployments of deployments/prefect.yaml and a worker")
+    p.add_argument("--config", default=None, metavar="FILE",
+                   help="the archive's config file (TOML) the deployments run on (default: $FACEVEIL_CONFIG)")
+    p.add_argument("--port", type=int, default=4200, help="the Prefect server's port on 127.0.0.1 (default 4200)")
+    p.add_argument("--prefect-file", default=None, metavar="FILE",
+                   help="the deployments (default: deployments/prefect.yaml beside the faceveil package)")
+    p.add_argument("--no-worker", dest="worker", action="store_false", help="register the deployments, run no worker")
+
+
+def given_options(argv: list[str]) -> set[str]:
+    """The option names (dests) the command line `argv` gives explicitly, defaults left out: a
+    config file's value stands where no flag overrides it."""
+    parser = build_parser(argv)
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                for a in sub._actions:
+                    a.default = argparse.SUPPRESS
+    return set(vars(parser.parse_args(argv))) - {"command"}
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The parser for `argv`: anonymize's SRC and DEST are optional when it gives --config (a
+    parser with optional positionals would not take `SRC --flag DEST`, so only then)."""
     parser = argparse.ArgumentParser(prog="faceveil", description="Anonymize faces in video archives and face datasets.")
     sub = parser.add_subparsers(dest="command", required=True)
-    _add_anonymize(sub)
+    with_config = any(a == "--config" or a.startswith("--config=") for a in (argv or ()))
+    _add_anonymize(sub, "?" if with_config else None)
     _add_keys(sub)
     _add_sample(sub)
     _add_report(sub)
+    _add_serve(sub)
     return parser

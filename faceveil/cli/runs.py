@@ -64,7 +64,12 @@ def _dry_run(config) -> int:
 
 
 def _anonymize(args) -> int:
-    key, config = _config(args)
+    if args.config:  # the file's settings, the flags given override them
+        from faceveil.cli.configured import configured
+
+        key, config = configured(args, getattr(args, "argv", None))
+    else:
+        key, config = _config(args)
     _validate(config)
     if args.dry_run:
         return _dry_run(config)

@@ -15,6 +15,7 @@ from prefect.futures import as_completed
 from faceveil import progress
 from faceveil.config import AnonymizeConfig
 from faceveil.flows.handover import handed_over, options_handed_over, take, with_options
+from faceveil.flows.key_refs import withholding
 from faceveil.flows.runtime import flow_runtime, preload_validation
 from faceveil.storage.paths import META_DIR
 from faceveil.storage.keys import MasterKey
@@ -29,18 +30,34 @@ from faceveil.tasks.plan import segments_of
 
 @flow(name="anonymize_archive", log_prints=False)
 def anonymize_archive(config: AnonymizeConfig, run_id: str | None = None, index_token: str | None = None,
-                      options_token: str | None = None) -> dict:
+                      options_token: str | None = None, key_ref: dict | None = None) -> dict:
+    """An indexing run's key comes as `key_ref`, a reference ({"file": PATH}, {"env": NAME} or
+    {"prefect_secret": BLOCK}) resolved here, in the flow's own process, or from a caller in this
+    process by `index_token` (run_anonymize): never as a parameter's value."""
     config = with_options(config, options_token)
+    index_keys = _index_keys(config, index_token, key_ref)  # a wrong key stops the run here
     run_id = run_id or new_run_id()
     config = replace(config, scratch_dir=os.path.join(scratch(config), run_id))  # the run's own scratch
     try:
-        return _anonymize(config, run_id, index_token)
+        return _anonymize(config, run_id, index_keys)
     finally:  # whatever a crashed task left there (each task removes its own files on the way out)
         shutil.rmtree(config.scratch_dir, ignore_errors=True)
         t.remove_segments(config, run_id)
 
 
-def _anonymize(config: AnonymizeConfig, run_id: str, index_token: str | None) -> dict:
+def _index_keys(config: AnonymizeConfig, index_token: str | None, key_ref: dict | None):
+    """The identity index's template protection (an indexing run), from the key `key_ref` names or
+    the one handed over under `index_token`."""
+    if not config.index:
+        return None
+    if key_ref is not None:
+        from faceveil.flows.key_refs import resolve_key
+
+        return t.index_secret(config, resolve_key(key_ref))
+    return take(index_token)
+
+
+def _anonymize(config: AnonymizeConfig, run_id: str, index_keys) -> dict:
     started = datetime.now(timezone.utc)
     bars = progress.current()
     if config.reversible:
@@ -58,7 +75,7 @@ def _anonymize(config: AnonymizeConfig, run_id: str, index_token: str | None) ->
         results = [redone.get(r.row["rel_path"], r) for r in results]
     bars.close()
     if config.index:  # protected with the key here, in the flow's process, then stored
-        t.index_archive(config, results, take(index_token))
+        t.index_archive(config, results, index_keys)
     summary = t.write_summary_task(config, run_id, started, items, results, unsupported)
     audit, contracts = t.validate_run_task(config, summary, results, scratch(config))
     t.publish_report_task(locations(config)[1], audit, contracts, config.tracking_uri)
@@ -136,16 +153,18 @@ def nothing_new(config: AnonymizeConfig) -> dict | None:
     return summary | {"audit": {"report": None, "contracts": True, "mlflow": None, "nothing_new": True}}
 
 
-def run_anonymize(config: AnonymizeConfig, key: MasterKey | None = None) -> dict:
+def run_anonymize(config: AnonymizeConfig, key: MasterKey | None = None, key_ref: dict | None = None) -> dict:
     """Runs the flow on a Dask cluster (local, or `config.dask_address`) with a Prefect API. An
-    indexing run needs the master `key` (its templates are protected with it)."""
+    indexing run needs the master key (its templates are protected with it): `key`, handed to the
+    flow in this process, or `key_ref`, a reference the flow resolves itself (flows/key_refs.py)."""
     if config.index:  # templates are embedded the way the archive's index already holds them
         config = replace(config, template_view=index_view(locations(config)[1]))
     t.prepare_models(config)
-    secret = t.index_secret(config, key) if config.index else None
+    secret = t.index_secret(config, key) if config.index and key_ref is None else None
     if (unchanged := nothing_new(config)) is not None:
         return unchanged
     warm = functools.partial(t.warm_worker, config)
-    with handed_over(secret) as token, options_handed_over(config) as (public, options), \
+    with withholding(key_ref), handed_over(secret) as token, options_handed_over(config) as (public, options), \
             flow_runtime(config.n_workers, config.threads_per_worker, config.dask_address, warm) as runner:
-        return anonymize_archive.with_options(task_runner=runner)(public, index_token=token, options_token=options)
+        return anonymize_archive.with_options(task_runner=runner)(public, index_token=token, options_token=options,
+                                                                  key_ref=key_ref)

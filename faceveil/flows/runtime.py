@@ -151,17 +151,29 @@ def _public_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k not in SECRET_ENV}
 
 
+_WITHHELD: dict[str, str] = {}  # what without_secrets took out of os.environ, for this process only
+
+
 @contextlib.contextmanager
-def without_secrets():
-    """The key variables are out of os.environ during the block (processes started then inherit it)
-    and back afterwards; the key was read before."""
+def without_secrets(extra: tuple[str, ...] = ()):
+    """The key variables (and the `extra` ones) are out of os.environ during the block (processes
+    started then inherit it) and back afterwards; this process can still read them with `withheld`
+    (a flow resolving its key reference)."""
     from faceveil.storage.keys import SECRET_ENV
 
-    saved = {k: os.environ.pop(k) for k in SECRET_ENV if k in os.environ}
+    saved = {k: os.environ.pop(k) for k in (*SECRET_ENV, *extra) if k in os.environ}
+    _WITHHELD.update(saved)
     try:
         yield
     finally:
+        for k in saved:
+            _WITHHELD.pop(k, None)
         os.environ.update(saved)
+
+
+def withheld(name: str) -> str | None:
+    """A variable `without_secrets` holds out of the environment just now."""
+    return _WITHHELD.get(name)
 
 
 def _free_port() -> int:

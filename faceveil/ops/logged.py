@@ -73,6 +73,17 @@ def _finish(archive, master, action, reason, who, probe_sha256, intent_seq, out:
                              matched=out.matched, details=details)
 
 
+def restore_outcome(report: dict, out: Outcome) -> None:
+    """What a restore run did, for its outcome row: 'failed' unless every media restored whole."""
+    media = report["media"]
+    out.matched = sorted({f"{m['media_id']}:{t}" for m in media if m.get("media_id") for t in m.get("tracks", [])})
+    out.details.update(report=report["run_id"], ok=report["ok"], partial=report["partial"], failed=report["failed"])
+    bad = [f"{m['path']}: {m['status']} ({m.get('reason') or str(len(m.get('refused_regions') or [])) + ' regions refused'})"
+           for m in media if m["status"] != "ok"]
+    if bad:
+        out.error = f"{len(bad)} of {len(media)} media not restored whole: " + "; ".join(bad)
+
+
 def pairs(rows: list[dict]) -> list[tuple[dict, dict | None]]:
     """(intent row, its outcome row or None) for every intent row, in seq order."""
     outcomes = {access_log.details(r).get("intent_seq"): r for r in rows

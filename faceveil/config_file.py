@@ -1,0 +1,132 @@
+"""One archive's settings in a TOML file, read by `faceveil anonymize --config FILE` (command-line
+flags override it) and by the scheduled deployments (faceveil/flows/scheduled.py). Its keys are
+AnonymizeConfig's field names and units; the key is named by a reference in a `[key]` table, never
+given: exactly one of `file = PATH` (a key file), `env = NAME` (an environment variable of the process
+that runs the flow) or `prefect_secret = NAME` (a Prefect Secret block). Relative paths are relative
+to the file. An unknown key, or a value of the wrong type, is an error naming the file and the key."""
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from faceveil.config import AnonymizeConfig
+
+KEY_REF_KINDS = ("file", "env", "prefect_secret")
+
+# AnonymizeConfig fields a file may not set: derived in the run (the vault's public lock from the key,
+# the index's template view, the second pass), or a place for credentials (use the AWS environment).
+NOT_IN_FILE = {
+    "vault_lock": "the vault's lock is derived from the key: name the key in the [key] table",
+    "storage_options": "storage credentials never go in a config file: use the AWS environment or an instance role",
+    "second_pass": "set by the run itself (the leak gate's second pass)",
+    "template_view": "an index keeps the view it was created with",
+}
+_PATH_FIELDS = ("src", "dest", "scratch_dir")
+_TYPES = {"str": str, "int": int, "float": float, "bool": bool, "None": type(None)}
+
+
+class ConfigFileError(ValueError):
+    """A config file that cannot be used; names the file and the key."""
+
+
+@dataclass(frozen=True)
+class ConfigFile:
+    """What a config file says: `settings` (AnonymizeConfig fields) and `key_ref` (a reference to
+    the master key, or None)."""
+
+    path: str
+    settings: dict = field(default_factory=dict)
+    key_ref: dict | None = None
+
+    @property
+    def needs_key(self) -> bool:
+        return bool(self.settings.get("reversible")) or self.settings.get("method") == "scramble"
+
+    def anonymize_config(self, overrides: dict | None = None, vault_lock=None) -> AnonymizeConfig:
+        """The run's AnonymizeConfig: the file's settings, then `overrides` (fields, e.g. from the
+        command line), and the vault's public lock (derived from the key by the caller)."""
+        values = {**self.settings, **(overrides or {})}
+        for name in ("src", "dest"):
+            if not values.get(name):
+                raise ConfigFileError(f"{self.path}: {name!r} is not set (in the file or on the command line)")
+        return AnonymizeConfig(**values, vault_lock=vault_lock)
+
+
+def settable_fields() -> dict[str, tuple[type, ...]]:
+    """AnonymizeConfig's fields a config file may set -> the types a value may have."""
+    out = {}
+    for f in dataclasses.fields(AnonymizeConfig):
+        if f.name in NOT_IN_FILE:
+            continue
+        types = tuple(_TYPES[t.strip()] for t in str(f.type).split("|") if t.strip() in _TYPES)
+        if float in types:
+            types += (int,)  # 30 means 30.0
+        if types:  # a field of another type (none yet) is not for files
+            out[f.name] = types
+    return out
+
+
+def load_config_file(path: str | os.PathLike) -> ConfigFile:
+    """Reads and checks `path`; the key is not read (see faceveil.flows.key_refs.resolve_key)."""
+    path = Path(path).expanduser()
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigFileError(f"{path}: config file not found") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigFileError(f"{path}: not valid TOML ({e})") from None
+    return parse_config(data, path)
+
+
+def parse_config(data: dict, path: str | os.PathLike) -> ConfigFile:
+    path = Path(path)
+    base = path.resolve().parent
+    fields = settable_fields()
+    settings, key_ref = {}, None
+    for name, value in data.items():
+        if name == "key":
+            key_ref = check_key_ref(value, f"{path}: [key]", base)
+            continue
+        if name in NOT_IN_FILE:
+            raise ConfigFileError(f"{path}: key {name!r} cannot be set in a config file ({NOT_IN_FILE[name]})")
+        if name not in fields:
+            raise ConfigFileError(f"{path}: unknown key {name!r} (known: key, {', '.join(sorted(fields))})")
+        types = fields[name]
+        if isinstance(value, bool) and bool not in types or not isinstance(value, types):
+            wanted = " or ".join(t.__name__ for t in types if t is not type(None))
+            raise ConfigFileError(f"{path}: key {name!r} must be {wanted}, not {type(value).__name__} ({value!r})")
+        if name in _PATH_FIELDS and isinstance(value, str):
+            value = _local(value, base)
+        settings[name] = float(value) if float in types and isinstance(value, int) and not isinstance(value, bool) else value
+    return ConfigFile(str(path), settings, key_ref)
+
+
+def check_key_ref(ref, where: str, base: Path | None = None) -> dict:
+    """A key reference: a table with exactly one of file / env / prefect_secret, a non-empty string
+    (a relative file path is taken relative to `base`)."""
+    if not isinstance(ref, dict):
+        raise ConfigFileError(f"{where}: must be a table naming the key: one of {', '.join(KEY_REF_KINDS)}")
+    unknown = sorted(set(ref) - set(KEY_REF_KINDS))
+    if unknown:
+        raise ConfigFileError(f"{where}: unknown key {unknown[0]!r} (a reference is one of: {', '.join(KEY_REF_KINDS)}; "
+                              "the key itself never goes in a config file)")
+    if len(ref) != 1:
+        raise ConfigFileError(f"{where}: give exactly one of {', '.join(KEY_REF_KINDS)}")
+    (kind, value), = ref.items()
+    if not isinstance(value, str) or not value:
+        raise ConfigFileError(f"{where}: {kind} must be a non-empty string")
+    if kind == "file" and base is not None:
+        value = _local(value, base)
+    return {kind: value}
+
+
+def _local(value: str, base: Path) -> str:
+    """A local path relative to the config file made absolute; URLs (s3://...) stay as they are."""
+    if "://" in value:
+        return value
+    p = Path(value).expanduser()
+    return str(p if p.is_absolute() else base / p)

@@ -1,0 +1,273 @@
+"""`faceveil serve`: a Prefect server on 127.0.0.1 (or the one $PREFECT_API_URL names), the work
+pools deployments/prefect.yaml names (type process), its deployments registered by Prefect's own
+`prefect deploy`, and one worker per pool; stopped together, with every process they started.
+
+What crosses to the server and the deployments: the config file's path (a flow parameter) and, in
+the file, a reference to the key. No key variable reaches the server; the worker gets one only when
+the file's key reference names that variable (its flow runs read it there)."""
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import faceveil
+
+REPO = Path(faceveil.__file__).resolve().parent.parent  # the code the deployments run
+DEFAULT_PREFECT_FILE = REPO / "deployments" / "prefect.yaml"
+POOL_TYPE = "process"
+
+
+def read_prefect_file(path: str | os.PathLike) -> dict:
+    """prefect.yaml, checked the way `prefect deploy` reads it (its pydantic model)."""
+    import yaml
+
+    with open(path) as f:
+        data = yaml.safe_load(f) or {}
+    try:
+        from prefect.cli.deploy._models import PrefectYamlModel  # Prefect's own (private) model of the file
+    except ImportError:  # moved in another Prefect version: `prefect deploy` still checks it
+        return data
+    PrefectYamlModel.model_validate(data)
+    return data
+
+
+def pools_of(prefect_yaml: dict) -> list[str]:
+    names = [(d.get("work_pool") or {}).get("name") for d in prefect_yaml.get("deployments") or []]
+    return sorted({n for n in names if n})
+
+
+@dataclass
+class Service:
+    """Start with `start`, stop with `stop` (idempotent); `exited` names a process that died."""
+
+    config_path: str
+    prefect_file: Path = DEFAULT_PREFECT_FILE
+    port: int = 4200
+    worker: bool = True
+    key_env: tuple[str, ...] = ()  # variables the worker's flow runs read the key from (an env reference)
+    logs: Path | None = None
+    api_url: str | None = None
+    ui_url: str | None = None
+    started_server: bool = False
+    deployments: list[str] = field(default_factory=list)
+    processes: list[tuple[str, subprocess.Popen]] = field(default_factory=list)
+    _settings: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
+
+    def start(self, say=print) -> None:
+        from faceveil.offline import set_offline_env
+
+        set_offline_env()
+        spec = read_prefect_file(self.prefect_file)
+        home = Path(os.environ.get("PREFECT_HOME") or Path.home() / ".prefect").expanduser()
+        self.logs = self.logs or home / "faceveil-serve"
+        self.logs.mkdir(parents=True, exist_ok=True)
+        self.api_url = os.environ.get("PREFECT_API_URL")
+        if self.api_url:
+            _wait_healthy(self.api_url, None, 30)
+            say(f"Prefect API: {self.api_url} (from $PREFECT_API_URL)")
+        else:
+            self._start_server()
+            say(f"Prefect API: {self.api_url} (server started here; database {home / 'prefect.db'})")
+        self.ui_url = self.api_url.rstrip("/").removesuffix("/api")
+        say(f"UI: {self.ui_url}")
+        os.environ["PREFECT_API_URL"] = self.api_url  # every child
+        from prefect.settings import PREFECT_API_URL, temporary_settings
+
+        self._settings.enter_context(temporary_settings(updates={PREFECT_API_URL: self.api_url}))  # this process's client
+        pools = pools_of(spec)
+        for pool in pools:
+            say(f"work pool: {pool} ({_ensure_pool(pool)})")
+        self._deploy()
+        for d in self.deployments:
+            say(f"deployment: {d}")
+        if self.worker:
+            for pool in pools:
+                self._start_worker(pool)
+            _wait_for_workers(pools, self.processes, timeout=120)
+            say(f"worker: {', '.join(pools)} (logs in {self.logs})")
+
+    def _start_server(self) -> None:
+        _port_free(self.port)
+        self.api_url = f"http://127.0.0.1:{self.port}/api"
+        env = {**_child_env(()), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+        env.pop("PREFECT_API_URL", None)
+        self._spawn("server", [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
+                               "--port", str(self.port)], env)
+        self.started_server = True
+        _wait_healthy(self.api_url, self.processes[-1][1], 180)
+
+    def _deploy(self) -> None:
+        """`prefect deploy --all` of the prefect file, from the repository (its entrypoints are module
+        paths; the working directory its runs get is the repository's), the config path filled in."""
+        env = {**_child_env(()), "PREFECT_API_URL": self.api_url, "PREFECT_CLI_PROMPT": "false",
+               "FACEVEIL_CONFIG": str(Path(self.config_path).resolve()), "PYTHONPATH": _pythonpath()}
+        done = subprocess.run([sys.executable, "-m", "prefect", "deploy", "--all", "--prefect-file",
+                               str(Path(self.prefect_file).resolve())], cwd=REPO, env=env, stdin=subprocess.DEVNULL,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=300)
+        (self.logs / "deploy.log").write_text(done.stdout)
+        if done.returncode != 0:
+            raise RuntimeError(f"prefect deploy failed (exit {done.returncode}):\n{done.stdout[-3000:]}")
+        self.deployments = _registered()
+        wanted = {d.get("name") for d in read_prefect_file(self.prefect_file).get("deployments") or []}
+        missing = sorted(w for w in wanted if not any(f"/{w} (" in d for d in self.deployments))
+        if missing:
+            raise RuntimeError(f"prefect deploy did not register {', '.join(missing)}:\n{done.stdout[-3000:]}")
+
+    def _start_worker(self, pool: str) -> None:
+        env = {**_child_env(self.key_env), "PREFECT_API_URL": self.api_url, "PYTHONPATH": _pythonpath()}
+        self._spawn(f"worker {pool}", [sys.executable, "-m", "prefect", "worker", "start", "--pool", pool,
+                                       "--type", POOL_TYPE, "--name", f"faceveil-{pool}"], env)
+
+    def _spawn(self, name: str, cmd: list[str], env: dict) -> None:
+        log = open(self.logs / f"{name.replace(' ', '-')}.log", "ab")
+        try:  # a session of its own: a Ctrl-C at the terminal reaches `faceveil serve`, which stops it
+            proc = subprocess.Popen(cmd, env=env, cwd=REPO, stdin=subprocess.DEVNULL, stdout=log,
+                                    stderr=subprocess.STDOUT, start_new_session=True)
+        finally:
+            log.close()
+        self.processes.append((name, proc))
+
+    def exited(self) -> str | None:
+        for name, proc in self.processes:
+            if proc.poll() is not None:
+                return f"the {name} exited with code {proc.returncode} (log: {self.logs})"
+        return None
+
+    def stop(self, timeout: float = 30) -> None:
+        """Workers first (their flow runs and Dask clusters with them), then the server."""
+        while self.processes:
+            _name, proc = self.processes.pop()
+            _stop_tree(proc, timeout)
+        self._settings.close()
+        if self.started_server:
+            os.environ.pop("PREFECT_API_URL", None)
+            self.started_server = False
+
+
+def _child_env(keep: tuple[str, ...]) -> dict[str, str]:
+    """This process's environment less the key variables, but for those in `keep`."""
+    from faceveil.storage.keys import SECRET_ENV
+
+    return {k: v for k, v in os.environ.items() if k not in SECRET_ENV or k in keep}
+
+
+def _pythonpath() -> str:
+    """The repository first: flow runs, and the Dask workers they start, import the served code."""
+    rest = os.environ.get("PYTHONPATH")
+    return str(REPO) + (os.pathsep + rest if rest else "")
+
+
+def _port_free(port: int) -> None:
+    import socket
+
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            raise RuntimeError(f"port {port} on 127.0.0.1 is in use: choose another with --port, or set "
+                               "PREFECT_API_URL to use the server that runs there") from None
+
+
+def _wait_healthy(api_url: str, proc: subprocess.Popen | None, timeout: float) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"the Prefect server exited with code {proc.returncode}")
+        try:
+            if httpx.get(f"{api_url.rstrip('/')}/health", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise RuntimeError(f"no Prefect API answered at {api_url} within {timeout:.0f} s")
+
+
+def _ensure_pool(name: str) -> str:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.exceptions import ObjectAlreadyExists
+    from prefect.workers.process import ProcessWorker
+
+    with get_client(sync_client=True) as client:
+        try:
+            client.create_work_pool(WorkPoolCreate(name=name, type=POOL_TYPE,
+                                                   base_job_template=ProcessWorker.get_default_base_job_template()))
+            return f"created, type {POOL_TYPE}"
+        except ObjectAlreadyExists:
+            pool = client.read_work_pool(name)
+            if pool.type != POOL_TYPE:
+                raise RuntimeError(f"work pool {name!r} exists with type {pool.type!r}, not {POOL_TYPE!r}") from None
+            return f"exists, type {POOL_TYPE}"
+
+
+def _registered() -> list[str]:
+    """'flow/deployment (schedule)' of every deployment on the server."""
+    from prefect.client.orchestration import get_client
+
+    out = []
+    with get_client(sync_client=True) as client:
+        for d in client.read_deployments():
+            flow = client.read_flow(d.flow_id).name
+            when = ", ".join(_schedule_text(s.schedule) for s in d.schedules if s.active) or "on demand"
+            out.append(f"{flow}/{d.name} ({when}; pool {d.work_pool_name})")
+    return sorted(out)
+
+
+def _schedule_text(schedule) -> str:
+    cron = getattr(schedule, "cron", None)
+    if cron:
+        return f"cron '{cron}' {getattr(schedule, 'timezone', None) or 'UTC'}"
+    return str(schedule)
+
+
+def _wait_for_workers(pools: list[str], processes, timeout: float) -> None:
+    """Until each pool's worker has said hello to the API (its first poll for runs)."""
+    from prefect.client.orchestration import get_client
+
+    deadline = time.monotonic() + timeout
+    with get_client(sync_client=True) as client:
+        while time.monotonic() < deadline:
+            for name, proc in processes:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"the {name} exited with code {proc.returncode}")
+            if all(any(w.name == f"faceveil-{p}" for w in client.read_workers_for_work_pool(p)) for p in pools):
+                return
+            time.sleep(0.5)
+    raise RuntimeError(f"the workers did not reach the API within {timeout:.0f} s")
+
+
+def _stop_tree(proc: subprocess.Popen, timeout: float) -> None:
+    """SIGTERM to `proc`, then to whatever it started that is still there, SIGKILL to what remains."""
+    import psutil
+
+    try:
+        family = psutil.Process(proc.pid).children(recursive=True)  # before the parent goes (they would be reparented)
+    except psutil.Error:
+        family = []
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    alive = [p for p in family if p.is_running()]
+    for p in alive:
+        try:
+            p.terminate()
+        except psutil.Error:
+            pass
+    _gone, alive = psutil.wait_procs(alive, timeout=10)
+    for p in alive:
+        try:
+            p.kill()
+        except psutil.Error:
+            pass
+    psutil.wait_procs(alive, timeout=5)
