@@ -14,6 +14,8 @@ def add_arguments(p) -> None:
     p.add_argument("--checkpoint-sha256", default=None, metavar="HEX", help="the checkpoint's expected SHA-256 (required with --checkpoint)")
     p.add_argument("--id-margin", type=float, default=None, metavar="COSINE",
                    help="a surrogate's identity cosine to the original must stay below this (default 0.85; dlib's same-person threshold is 0.92)")
+    p.add_argument("--max-over-margin", type=float, default=0.0, metavar="PERCENT",
+                   help="the contract lets this share of faces keep an identity cosine at or above the margin (default 0: none)")
     p.add_argument("--seed", type=int, default=None, help="seed of the generated faces' pool (default 0)")
     p.add_argument("--workers", type=int, default=None, help="local Dask workers (default: one per core)")
     p.add_argument("--mlflow-uri", default=None, help="MLflow tracking URI (default: sqlite under DEST/_faceveil/mlflow)")
@@ -32,7 +34,8 @@ def publish(args) -> int:
 
     result = run_publish(args.src, args.dest, generator=args.generator, checkpoint=args.checkpoint,
                          checkpoint_sha256=args.checkpoint_sha256, id_margin=args.id_margin, seed=args.seed,
-                         workers=args.workers, tracking_uri=args.mlflow_uri)
+                         workers=args.workers, tracking_uri=args.mlflow_uri,
+                         max_over_margin=args.max_over_margin / 100)
     if args.json:
         print(json.dumps(result, indent=2, default=str))
     else:
@@ -41,7 +44,7 @@ def publish(args) -> int:
         def pct(v):
             return "n/a" if v is None else f"{100 * v:.1f}%"
         print(f"{result['photos']} photos published ({result['photos_without_faces']} without a face, copied unchanged; "
-              f"{result['failed']} failed), {m['faces']} faces replaced")
+              f"{result['failed']} failed), {m['faces']} face(s) replaced")
         print(f"figures:   re-identified {pct(m['reid_rate'])} (dlib >= {m['reid_threshold']}), still detected "
               f"{pct(m['still_detected'])}, pose error {m['pose_error_deg'] or float('nan'):.1f} deg, "
               f"skin dE {m['skin_delta_e'] or float('nan'):.1f}, {m['seconds_per_face'] or float('nan'):.2f} s per face")

@@ -80,7 +80,7 @@ def measure_faces(config: AnonymizeConfig, rel: str, media_id: str, seconds: flo
 
 
 def write_publication(config: AnonymizeConfig, run_id: str, summary: dict, measured: list[dict],
-                      faceless: list[str]) -> dict:
+                      faceless: list[str], max_over_margin: float = 0.0) -> dict:
     """faces.parquet, the data contract on it, the datasheet (Markdown and HTML) and an MLflow run;
     the datasheet's figures and where everything went."""
     from datetime import datetime, timezone
@@ -103,14 +103,14 @@ def write_publication(config: AnonymizeConfig, run_id: str, summary: dict, measu
     dest.write_bytes(f"{META_DIR}/publish/faces.parquet", buf.getvalue())
     margin = dict(config.replace_options).get("id_margin") or ReplaceSettings().id_margin
     metrics = datasheet.publication_metrics(faces, DlibResNet.same_person_threshold, margin, DETECTED_AT)
-    contracts = check_published_faces(faces, margin) if len(faces) else None
+    contracts = check_published_faces(faces, margin, max_over_margin) if len(faces) else None
     gen = loaded_anonymizer(config.method, config.settings.mask, config.settings.replace).replacer.generator
     info = {"run_id": run_id, "src": config.src, "dest": config.dest, "faceveil_version": __version__,
             "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "photos": summary.get("media", 0), "failed": summary.get("failed", 0),
             "photos_without_faces": len(faceless), "without_faces": faceless, "metrics": metrics,
             "generator": {"name": gen.name, "weights_id": gen.weights_id, "licence": gen.licence},
-            "settings": {"id_margin": margin, **{k: v for k, v in config.replace_options.items() if v is not None}},
+            "settings": {"id_margin": margin, "max_over_margin": max_over_margin, **{k: v for k, v in config.replace_options.items() if v is not None}},
             "contracts": {"success": contracts is None or contracts.success,
                           "failures": [] if contracts is None else contracts.failures,
                           "results": [] if contracts is None else contracts.results}}

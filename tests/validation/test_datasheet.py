@@ -40,6 +40,7 @@ def test_metrics_and_contract():
     bad.loc[1, "seconds"] = np.inf
     failed = " ".join(check_published_faces(bad, 0.85).failures)
     assert "identity_cosine" in failed and "detector_score" in failed and "seconds_finite" in failed
+    assert "identity_cosine" not in " ".join(check_published_faces(bad, 0.85, max_over_margin=0.1).failures)
     assert datasheet.publication_metrics(faces.iloc[:0], 0.92, 0.85)["reid_rate"] is None
 
 
@@ -57,7 +58,9 @@ def test_datasheet_written_and_escaped(tmp_path):
 
 def test_publish_command_grammar():
     a = build_parser().parse_args(["publish", "in", "out", "--generator", "stylegan2", "--checkpoint", "g.pt",
-                                   "--checkpoint-sha256", "ab", "--id-margin", "0.8", "--seed", "3", "--workers", "2"])
+                                   "--checkpoint-sha256", "ab", "--id-margin", "0.8", "--seed", "3", "--workers", "2",
+                                   "--max-over-margin", "5"])
+    assert a.max_over_margin == 5
     assert (a.command, a.generator, a.checkpoint, a.id_margin, a.seed, a.workers) == ("publish", "stylegan2", "g.pt", 0.8, 3, 2)
 
 
