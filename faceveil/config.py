@@ -53,6 +53,7 @@ class Resolved:
     track: bool
     max_gap: int
     extend: int | None
+    replace: tuple = ()  # the replace anonymizer's options, sorted (key, value) pairs (AnonymizeConfig.replace_options)
 
     def frame_step(self, fps: float, width: int = 0, height: int = 0) -> int:
         """Frames from one detection to the next for a video of this rate and size."""
@@ -125,6 +126,8 @@ class AnonymizeConfig:
     recheck: bool = True  # a media that leaked is anonymized once more, denser and with the gate's detectors too
     second_pass: bool = False  # this is that pass
     tracking_uri: str | None = None  # MLflow; default: sqlite under DEST/_faceveil/mlflow (local DEST)
+    # method "replace": generator (name), checkpoint, checkpoint_sha256, id_margin, pool_seed (all optional)
+    replace_options: dict = field(default_factory=dict)
 
     def __post_init__(self):
         if isinstance(self.vault_lock, dict):  # after a round trip through Prefect's parameters
@@ -210,14 +213,18 @@ class AnonymizeConfig:
         return Resolved(self.detector, self.detector_settings(), self.second_look_settings(), self.extra_detectors(),
                         self.detector_threshold(), self.method, self.mask_settings(), self.embedder,
                         self.template_view, self.check_settings(), self.detect_every, self.detect_fps,
-                        self.detect_mpx_per_s, self.second_pass, self.track, self.max_gap, self.extend)
+                        self.detect_mpx_per_s, self.second_pass, self.track, self.max_gap, self.extend,
+                        tuple(sorted(self.replace_options.items())) if self.method == "replace" else ())
 
     def mask_settings(self) -> MaskSettings:
         return MaskSettings(self.mask_shape, self.pad, self.motion_pad)
 
     def output_settings(self) -> dict:
         d = asdict(self)
-        return {k: d[k] for k in OUTPUT_SETTINGS}
+        out = {k: d[k] for k in OUTPUT_SETTINGS}
+        if self.method == "replace" and self.replace_options:  # only then: other runs keep their settings hash
+            out["replace_options"] = dict(sorted(self.replace_options.items()))
+        return out
 
     def settings_hash(self) -> str:
         return hashlib.sha256(json.dumps(self.output_settings(), sort_keys=True).encode()).hexdigest()[:16]

@@ -148,6 +148,12 @@ def _add_keys(sub) -> None:
     _add_key_args(p)
 
 
+def _add_publish(sub) -> None:
+    from faceveil.cli.publish import add_arguments
+
+    add_arguments(sub.add_parser("publish", help="publish a face dataset with every identity replaced (folder or s3://)"))
+
+
 def _add_sample(sub) -> None:
     p = sub.add_parser("sample", help="write the built-in sample archive (videos with audio, photos)")
     p.add_argument("dest")
@@ -187,4 +193,5 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     _add_sample(sub)
     _add_report(sub)
     _add_serve(sub)
+    _add_publish(sub)
     return parser

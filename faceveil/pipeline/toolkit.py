@@ -27,8 +27,22 @@ def loaded_embedder(name: str):
 
 
 @lru_cache(maxsize=8)
-def loaded_anonymizer(name: str, mask: MaskSettings) -> Anonymizer:
-    return create_anonymizer(name, mask)
+def loaded_anonymizer(name: str, mask: MaskSettings, options: tuple = ()) -> Anonymizer:
+    """`options`: the replace anonymizer's (generator, checkpoint, checkpoint_sha256, id_margin,
+    pool_seed), as sorted (key, value) pairs."""
+    if not options:
+        return create_anonymizer(name, mask)
+    from dataclasses import replace as changed
+
+    from faceveil.models.anonymizers import ANONYMIZERS
+    from faceveil.models.replace import ReplaceSettings
+
+    o = dict(options)
+    settings = ReplaceSettings()
+    settings = changed(settings, **{k: o[k] for k in ("id_margin", "pool_seed") if o.get(k) is not None})
+    kwargs = {"checkpoint": o["checkpoint"], "sha256": o.get("checkpoint_sha256")} if o.get("checkpoint") else {}
+    return ANONYMIZERS.create(name, mask=mask, settings=settings, generator=o.get("generator") or "dcgan-digiface",
+                              generator_kwargs=kwargs)
 
 
 class Toolkit:
@@ -41,7 +55,7 @@ class Toolkit:
 
         self.settings = s
         self.detector = loaded_detector(s.detector, s.detector_settings)
-        self.anonymizer = loaded_anonymizer(s.method, s.mask)
+        self.anonymizer = loaded_anonymizer(s.method, s.mask, s.replace)
         extra = [loaded_detector(name, d) for name, d in s.extra_detectors]
         self._first = Ensemble([self.detector, *extra])
         self._again = (Ensemble([loaded_detector(s.detector, s.second_look), *extra]) if s.second_look

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+import shutil
 import time
 import uuid
 
@@ -42,7 +43,10 @@ def anonymize_image(config: AnonymizeConfig, item: MediaItem, run_id: str) -> Me
             checks = frame_checks(kit, item.media_id, 1, 0.0)
             original = rgb.copy() if checks.wants(0) else None
             redacted = int(protect_frame(anon, rgb, dets, 0, item.media_id, vault))
-            write_image(tmp, rgb, meta, lossless=config.lossless)
+            if config.method == "replace" and not len(dets):  # publication: a photo without a face is copied as it is
+                shutil.copyfile(local, tmp)
+            else:
+                write_image(tmp, rgb, meta, lossless=config.lossless)
             if original is not None:  # checked as written: the output file read back
                 checks.add(0, original, read_image(tmp, max_pixels=config.max_pixels)[0], dets,
                           anon.regions(dets, rgb.shape[1], rgb.shape[0]))

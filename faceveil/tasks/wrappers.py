@@ -17,6 +17,7 @@ from faceveil.tasks.finish_video import encode_segment, finish_video, join_video
 from faceveil.tasks.image import anonymize_image
 from faceveil.tasks.index_media import index_archive, index_secret
 from faceveil.tasks.plan import plan_video, segments_of
+from faceveil.tasks.publish_faces import measure_faces, write_publication
 from faceveil.tasks.restore_media import RestoreConfig, RestoreJob, plan_restore, restore_media, write_restore_report
 from faceveil.tasks.run import new_run_id, write_summary
 from faceveil.tasks.validate import anonymize_report, publish, restore_report
@@ -42,6 +43,9 @@ validate_run_task = task(anonymize_report, name="validate-run", cache_policy=NO_
 check_restore_task = task(check_restore, name="check-restore", cache_policy=NO_CACHE)
 restore_report_task = task(restore_report, name="restore-report", cache_policy=NO_CACHE)
 publish_report_task = task(publish, name="report-and-mlflow", cache_policy=NO_CACHE)
+measure_faces_task = task(measure_faces, name="measure-faces", cache_policy=NO_CACHE, retries=1,
+                          task_run_name="measure {rel}")
+write_publication_task = task(write_publication, name="write-publication", cache_policy=NO_CACHE)
 write_restore_report_task = task(write_restore_report, name="write-restore-report", cache_policy=NO_CACHE)
 
 

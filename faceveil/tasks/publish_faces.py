@@ -1,0 +1,130 @@
+"""Per published photo: each face measured, original against output, at the boxes and landmarks the
+anonymize run recorded (its detections manifest): identity cosine (dlib), pose error (CenterFace's
+landmarks on the output against the original's), skin colour difference (CIEDE2000), CenterFace's
+score of the new face. Also small crops (original, blurred, replaced) for the datasheet's contact sheet."""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+
+from faceveil.config import AnonymizeConfig
+from faceveil.models.detections import Detections, iou_matrix
+from faceveil.models.detectors import DetectorSettings
+from faceveil.pipeline.places import locations, scratch
+from faceveil.pipeline.toolkit import loaded_anonymizer, loaded_detector, loaded_embedder
+from faceveil.storage import manifests
+from faceveil.storage.media import read_image
+
+FACE_COLUMNS = ("media", "media_id", "face_index", "surrogate_id", "identity_cosine", "pose_error_deg",
+                "skin_delta_e", "detector_score", "face_size", "seconds")
+DETECTED_AT = 0.2  # CenterFace's default threshold: the share of new faces it still finds at it
+CROP = 96  # side of a contact-sheet crop, pixels
+
+
+def _crop(rgb: np.ndarray, box) -> np.ndarray:
+    import cv2
+
+    h, w = rgb.shape[:2]
+    x1, y1, x2, y2 = np.asarray(box, np.float64)
+    cx, cy, side = (x1 + x2) / 2, (y1 + y2) / 2, 1.3 * max(x2 - x1, y2 - y1)
+    a, b = int(max(0, cx - side / 2)), int(max(0, cy - side / 2))
+    c, d = int(min(w, cx + side / 2)), int(min(h, cy + side / 2))
+    return cv2.resize(np.ascontiguousarray(rgb[b:d, a:c]), (CROP, CROP), interpolation=cv2.INTER_AREA)
+
+
+def measure_faces(config: AnonymizeConfig, rel: str, media_id: str, seconds: float, crops: int = 0) -> dict:
+    """{"rows": one dict per face (FACE_COLUMNS), "crops": up to `crops` (original, blur, replaced)
+    uint8 triples}. A photo without faces gives no rows."""
+    from faceveil.models.face_attributes import delta_e2000, head_pose, skin_lab
+    from faceveil.models.replace import ReplaceSettings, track_seed
+
+    src, dest = locations(config)
+    det = manifests.read_part(dest, "detections", media_id)
+    if det is None or not det.num_rows:
+        return {"rows": [], "crops": []}
+    d = det.to_pandas()
+    boxes = d[["x1", "y1", "x2", "y2"]].to_numpy(np.float32)
+    lms = np.stack([np.asarray(v, np.float32).reshape(5, 2) for v in d["landmarks"]])
+    tracks = d["track_id"].to_numpy(np.int64)
+    with src.local_file(rel, scratch(config)) as a, dest.local_file(rel, scratch(config)) as b:
+        orig = read_image(a, max_pixels=config.max_pixels)[0]
+        out = read_image(b, max_pixels=config.max_pixels)[0]
+    dets = Detections(boxes, d["score"].to_numpy(np.float32), lms, tracks)
+    embedder = loaded_embedder("dlib-resnet")
+    cos = np.sum(embedder.embed(orig, dets) * embedder.embed(out, dets), axis=1)
+    found = loaded_detector("centerface", DetectorSettings(threshold=0.05)).detect(out)
+    iou = iou_matrix(boxes, found.boxes) if len(found) else np.zeros((len(boxes), 0))
+    pool_seed = dict(config.replace_options).get("pool_seed") or ReplaceSettings().pool_seed
+    rows, sheet = [], []
+    for j in range(len(boxes)):
+        k = int(np.argmax(iou[j])) if iou.shape[1] else -1
+        hit = k >= 0 and iou[j, k] >= 0.3
+        score = float(found.scores[k]) if hit else 0.0
+        lm = lms[j]
+        if np.isnan(lm).any() or not hit or np.isnan(found.landmarks[k]).any():
+            pose = float("nan") if np.isnan(lm).any() else 90.0  # not found again: the worst pose error
+        else:
+            pose = float(np.abs(head_pose(found.landmarks[k]) - head_pose(lm)).mean())
+        de = float(delta_e2000(skin_lab(out, lm), skin_lab(orig, lm))) if not np.isnan(lm).any() else float("nan")
+        key = int(tracks[j]) if tracks[j] >= 0 else ("untracked", *np.round(boxes[j]).astype(int).tolist())
+        rows.append({"media": rel, "media_id": media_id, "face_index": j,
+                     "surrogate_id": f"{track_seed(pool_seed, media_id, key):016x}",
+                     "identity_cosine": float(cos[j]), "pose_error_deg": pose, "skin_delta_e": de,
+                     "detector_score": score, "face_size": float(max(boxes[j, 2] - boxes[j, 0], boxes[j, 3] - boxes[j, 1])),
+                     "seconds": seconds / len(boxes)})
+        if len(sheet) < crops:
+            blurred = loaded_anonymizer("blur", config.settings.mask).apply(orig.copy(), dets[j:j + 1])
+            sheet.append((_crop(orig, boxes[j]), _crop(blurred, boxes[j]), _crop(out, boxes[j])))
+    return {"rows": rows, "crops": sheet}
+
+
+def write_publication(config: AnonymizeConfig, run_id: str, summary: dict, measured: list[dict],
+                      faceless: list[str], max_over_margin: float = 0.0) -> dict:
+    """faces.parquet, the data contract on it, the datasheet (Markdown and HTML) and an MLflow run;
+    the datasheet's figures and where everything went."""
+    from datetime import datetime, timezone
+
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from faceveil.models.embedders.dlib_resnet import DlibResNet
+    from faceveil.models.replace import ReplaceSettings
+    from faceveil.storage.paths import META_DIR
+    from faceveil.validation import datasheet, mlflow_log
+    from faceveil.validation.contracts import check_published_faces
+    from faceveil.version import __version__
+
+    dest = locations(config)[1]
+    faces = pd.DataFrame([r for m in measured for r in m["rows"]], columns=list(FACE_COLUMNS))
+    buf = io.BytesIO()
+    pq.write_table(pa.Table.from_pandas(faces, preserve_index=False), buf)
+    dest.write_bytes(f"{META_DIR}/publish/faces.parquet", buf.getvalue())
+    margin = dict(config.replace_options).get("id_margin") or ReplaceSettings().id_margin
+    metrics = datasheet.publication_metrics(faces, DlibResNet.same_person_threshold, margin, DETECTED_AT)
+    contracts = check_published_faces(faces, margin, max_over_margin) if len(faces) else None
+    gen = loaded_anonymizer(config.method, config.settings.mask, config.settings.replace).replacer.generator
+    info = {"run_id": run_id, "src": config.src, "dest": config.dest, "faceveil_version": __version__,
+            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "photos": summary.get("media", 0), "failed": summary.get("failed", 0),
+            "photos_without_faces": len(faceless), "without_faces": faceless, "metrics": metrics,
+            "generator": {"name": gen.name, "weights_id": gen.weights_id, "licence": gen.licence},
+            "settings": {"id_margin": margin, "max_over_margin": max_over_margin, **{k: v for k, v in config.replace_options.items() if v is not None}},
+            "contracts": {"success": contracts is None or contracts.success,
+                          "failures": [] if contracts is None else contracts.failures,
+                          "results": [] if contracts is None else contracts.results}}
+    png = datasheet.contact_sheet([c for m in measured for c in m["crops"]][:6])
+    paths = datasheet.write_datasheet(dest, info, png)
+    uri, artifacts = mlflow_log.store_for(dest, config.tracking_uri)
+    audit = {"run_id": f"publish-{run_id}", "flow": "publish_dataset", "status": "ok" if info["contracts"]["success"] else "failed",
+             "settings": info["settings"], "models": [{"role": "generator", "name": gen.name, "weights": gen.weights_id}],
+             "faceveil_version": __version__, "src": config.src, "dest": config.dest,
+             "privacy": {"reid_rate": metrics["reid_rate"], "over_margin_rate": metrics["over_margin_rate"]},
+             "utility": {k: metrics[k] for k in ("still_detected", "pose_error_deg", "skin_delta_e")},
+             "counts": {"faces": metrics["faces"], "photos": info["photos"], "without_faces": len(faceless)},
+             "seconds": metrics["seconds_per_face"], "contracts": info["contracts"]}
+    files = {"datasheet.html": dest.read_bytes(paths["html"]), "datasheet.md": dest.read_bytes(paths["markdown"]),
+             "faces.parquet": buf.getvalue()}
+    info["mlflow"] = mlflow_log.log_run(audit, files, uri, artifacts)
+    return {**info, "paths": {**paths, "faces": f"{META_DIR}/publish/faces.parquet"}}
