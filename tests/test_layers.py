@@ -109,3 +109,20 @@ def test_the_checker_sees_a_loop_and_an_upward_arrow(tmp_path, monkeypatch):
         test_every_module_has_a_layer_and_no_arrow_points_up()
     with pytest.raises(AssertionError, match="import loops"):
         test_no_import_loop()
+
+
+def test_long_modules_and_functions_say_why():
+    """No module over 300 lines and no function over 60 lines, unless the module's docstring gives the
+    reason (it mentions "300 lines", or the long function by name)."""
+    unexplained = []
+    for name, path in _modules().items():
+        text = path.read_text()
+        tree = ast.parse(text)
+        doc = ast.get_docstring(tree) or ""
+        if text.count("\n") > 300 and "300 lines" not in doc:
+            unexplained.append(f"{name}: {text.count(chr(10))} lines")
+        for f in ast.walk(tree):
+            if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef)) and f.end_lineno - f.lineno + 1 > 60 \
+                    and f.name not in doc:
+                unexplained.append(f"{name}.{f.name}: {f.end_lineno - f.lineno + 1} lines")
+    assert not unexplained, "too long, with no reason in the module docstring:\n" + "\n".join(unexplained)

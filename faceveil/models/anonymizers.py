@@ -2,7 +2,9 @@
 scrambling, and identity replacement (replace: a generated face of another identity, one per track).
 
 Strength scales with face size; the masked region grows with face size and motion so a moving
-head stays covered between detections."""
+head stays covered between detections.
+Just over 300 lines: one registry with each method's class beside the others.
+"""
 from __future__ import annotations
 
 import threading

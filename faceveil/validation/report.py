@@ -1,6 +1,6 @@
 """The self-contained HTML audit report of a run (plots inline, every audit string escaped),
 and its storage beside the JSON audit under `_faceveil/reports/`. `render_html` is longer than 60
-lines: it is the page's one template, section after section, which reads best in one piece."""
+lines (and the module just over 300 lines): it is the page's one template, section after section, which reads best in one piece."""
 from __future__ import annotations
 
 import base64

@@ -12,7 +12,8 @@ from faceveil.models.detectors import create_detector
 from faceveil.models.embedders import create_embedder
 from faceveil.models.face_attributes import (TEMPLATE_112, FaceAttributes, delta_e2000, face_attributes, head_pose,
                                              skin_lab)
-from faceveil.models.replace import PoolFace, Replacer, ReplaceSettings, face_mask, put_back, track_seed
+from faceveil.models.put_back import face_mask, put_back
+from faceveil.models.replace import PoolFace, Replacer, ReplaceSettings, track_seed
 
 pytestmark = pytest.mark.slow  # builds the generated-face pool (~20 s) and optimises a face
 

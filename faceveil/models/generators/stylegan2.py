@@ -12,7 +12,10 @@ implementation's (stylegan2-ada-pytorch `training/networks.py`: `mapping.fc0.wei
 that has NVIDIA's code, with `export_checkpoint(G_ema, "g.pt")` from this module.
 
 Latents are W codes (w_dim; or W+ codes (num_ws, w_dim)): `sample` maps seeded Z codes through the
-mapping network with truncation; optimisation works in W, as FALCO does."""
+mapping network with truncation; optimisation works in W, as FALCO does.
+`build_network` is longer than 60 lines: it defines the mapping and synthesis modules together, in
+the reference implementation's order and parameter names, so a converted checkpoint's keys line up.
+"""
 from __future__ import annotations
 
 import math
