@@ -165,7 +165,7 @@ def _finished(config: AnonymizeConfig, kit: Toolkit, item: MediaItem, info: Vide
         "has_audio_in": info.has_audio, "has_audio_out": any(s.type == "audio" for s in res.streams_out),
         "streams_in": streams_json(info.streams), "streams_out": streams_json(res.streams_out),
         "notes": base["notes"] + res.notes, "input_sha256": shas[0], "output_sha256": shas[1],
-        "detector_weights": kit.detector.weights_id,
+        "detector_weights": kit.detector.weights_id, "device": tracked.device,
         "n_faces": det_rows.num_rows, "n_tracks": len(set(det_rows["track_id"].to_pylist()) - {-1}),
         "frames_with_faces": len(per_frame), "frames_filled": len(np.unique(filled)),
         "frames_redacted": redacted, "seconds": seconds + tracked.seconds,
