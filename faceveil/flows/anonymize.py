@@ -23,7 +23,7 @@ from faceveil.tasks import wrappers as t
 from faceveil.tasks.run import new_run_id
 from faceveil.pipeline.places import locations, scratch
 from faceveil.pipeline.sealed_index import index_view
-from faceveil.pipeline.jobs import MediaItem, MediaResult, Tracked
+from faceveil.pipeline.jobs import MediaItem, MediaResult, Tracked, VideoPlan
 from faceveil.tasks.plan import segments_of
 
 
@@ -85,7 +85,10 @@ def _process(config: AnonymizeConfig, todo: list[MediaItem], run_id: str, bars) 
             with gpu():
                 finishing[t.anonymize_image_task.submit(config, item, run_id)] = item
             continue
-        plan = _take(plans.pop(item.rel))
+        try:
+            plan = _take(plans.pop(item.rel))
+        except Exception as e:  # crashed for good (KilledWorker: workers died under it again and again)
+            plan = VideoPlan(error=f"internal error: {e!r}")
         if plan.error:
             results.append(t.record_failure_task(config, item, run_id, plan.error))
             bars.media_done(item.rel, False)
