@@ -111,6 +111,7 @@ class AnonymizeConfig:
     workers: int | None = None
     threads_per_worker: int = 1
     dask_address: str | None = None
+    gpu_workers: bool = False  # the GPU tasks ask Dask for a worker resource GPU=1 (`dask worker --resources GPU=1`)
     max_bytes: int = 64 * 2**30
     max_pixels: int = 8192 * 8192
     storage_options: dict = field(default_factory=dict)
@@ -146,6 +147,9 @@ class AnonymizeConfig:
             raise ValueError("detect_every must be >= 1")
         if self.detect_fps <= 0:
             raise ValueError("detect_fps must be > 0")
+        if self.gpu_workers and not self.dask_address:
+            raise ValueError("--gpu-workers needs --dask-address: the GPU tasks only run on workers started with "
+                             "`dask worker --resources GPU=1`, and a local cluster has none")
 
     def frame_step(self, fps: float, width: int = 0, height: int = 0) -> int:
         """Frames from one detection to the next for a video of this rate and size."""

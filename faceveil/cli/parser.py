@@ -36,6 +36,9 @@ def _add_anonymize(sub, paths: str | None = None) -> None:
     p.add_argument("--crf", type=int, default=18, help="x264 quality (lower is better)")
     p.add_argument("--preset", default="veryfast", help="x264 preset")
     _add_cluster_args(p)
+    p.add_argument("--gpu-workers", action="store_true",
+                   help="run detection, anonymizing and encoding only on Dask workers started with "
+                        "`--resources GPU=1` (with --dask-address; without such workers those tasks never start)")
     _add_audit_args(p)
     _add_gate_args(p)
     p.add_argument("--dry-run", action="store_true", help="print the plan and exit")

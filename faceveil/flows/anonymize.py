@@ -3,6 +3,7 @@ encode, check (leak gate) -> media that leaked once more, denser and with the ga
 audit report, MLflow. Composition only."""
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import shutil
@@ -24,7 +25,7 @@ from faceveil.tasks.discover import discover
 from faceveil.tasks.run import new_run_id, write_summary
 from faceveil.pipeline.places import locations, scratch
 from faceveil.pipeline.sealed_index import index_view
-from faceveil.pipeline.jobs import MediaItem, MediaResult, Tracked
+from faceveil.pipeline.jobs import MediaItem, MediaResult, Tracked, VideoPlan
 from faceveil.tasks.plan import segments_of
 
 
@@ -85,9 +86,13 @@ def _anonymize(config: AnonymizeConfig, run_id: str, index_keys) -> dict:
 
 def _process(config: AnonymizeConfig, todo: list[MediaItem], run_id: str, bars) -> list[MediaResult]:
     """plan -> detect chunks -> finish, per media, on the workers; bad input is recorded and the
-    archive goes on."""
+    archive goes on. Each future is handed back to Dask once what it gave was used (`_release`), so a
+    worker lost mid-run costs only the work in flight: Dask reruns a finished task whose result died
+    with a worker as long as a client holds its future, and a finished media would be encoded, written
+    and recorded again beside the rest of the run (or after it)."""
     results: list[MediaResult] = []
-    finishing, chunk_of, tracking = {}, {}, {}
+    finishing, chunk_of, tracking, detected, held, joins_of = {}, {}, {}, {}, {}, {}
+    gpu = functools.partial(gpu_tasks, config)
     plans = {i.rel: t.probe_video_task.submit(config, i) for i in todo if i.kind == "video" and not i.error}
     for item in todo:
         if item.error:
@@ -95,48 +100,95 @@ def _process(config: AnonymizeConfig, todo: list[MediaItem], run_id: str, bars) 
             bars.media_done(item.rel, False)
             continue
         if item.kind == "image":
-            finishing[t.anonymize_image_task.submit(config, item, run_id)] = item
+            with gpu():
+                finishing[t.anonymize_image_task.submit(config, item, run_id)] = item
             continue
-        plan = plans[item.rel].result()
+        try:
+            plan = _take(plans.pop(item.rel))
+        except Exception as e:  # crashed for good (KilledWorker: workers died under it again and again)
+            plan = VideoPlan(error=f"internal error: {e!r}")
         if plan.error:
             results.append(t.record_failure_task(config, item, run_id, plan.error))
             bars.media_done(item.rel, False)
             continue
         bars.media_started(item.rel, plan.info.n_frames)
-        detections = [t.detect_chunk_task.submit(config, item, plan.info, c) for c in plan.chunks]
+        with gpu():
+            detections = [t.detect_chunk_task.submit(config, item, plan.info, c) for c in plan.chunks]
         chunk_of.update({f: (item.rel, c.stop - c.start) for f, c in zip(detections, plan.chunks)})
         tracked = t.track_video_task.submit(config, item, plan.info, detections)
+        detected[tracked] = detections  # handed back once tracked
         segments = segments_of(config, item, plan.info, plan.chunks)
         if len(segments) == 1:
-            finishing[t.finish_video_task.submit(config, item, plan.info, tracked, run_id)] = item
+            with gpu():
+                finish = t.finish_video_task.submit(config, item, plan.info, tracked, run_id)
+            finishing[finish] = item
+            held[finish] = [tracked]
         else:  # encoded side by side once tracked (below), then joined
             tracking[tracked] = (item, plan.info, segments)
-    pending = list(chunk_of) + list(tracking) + list(finishing)
+    pending = list(chunk_of) + list(detected) + list(finishing)
     while pending:
         joins = []
         for fut in as_completed(pending):
             if fut in chunk_of:
                 bars.frames_done(*chunk_of[fut])
-            elif fut in tracking:  # the tracks go as data, so the segments spread over idle workers
+            if fut in detected:  # its chunks were only needed to track
+                for chunk in detected.pop(fut):
+                    _release(chunk)
+            if fut in tracking:  # the tracks go as data, so the segments spread over idle workers
                 item, info, segments = tracking[fut]
                 try:
-                    tracked = fut.result()
+                    tracked = _take(fut)
                 except Exception as e:
                     tracked = Tracked(error=f"internal error: {e!r}")
-                parts = [t.encode_segment_task.submit(config, item, info, tracked, s, run_id) for s in segments]
+                with gpu():
+                    parts = [t.encode_segment_task.submit(config, item, info, tracked, s, run_id) for s in segments]
                 join = t.join_video_task.submit(config, item, info, tracked, parts, run_id)
                 finishing[join] = item
+                held[join], joins_of[join] = parts, item.media_id
                 joins.append(join)
-            else:
+            elif fut in finishing:
                 item = finishing[fut]
                 try:
-                    res = fut.result()
+                    res = _take(fut)
                 except Exception as e:  # a task that crashed for good: recorded, never silently lost
                     res = t.record_failure_task(config, item, run_id, f"internal error: {e!r}")
+                for other in held.pop(fut, ()):
+                    _release(other)
+                if fut in joins_of:  # the join's segments, kept until its result is in
+                    t.remove_segments(config, run_id, joins_of.pop(fut))
                 results.append(res)
                 bars.media_done(item.rel, res.ok)
         pending = joins
     return results
+
+
+def gpu_tasks(config: AnonymizeConfig):
+    """Around the submits of the tasks that run models or encode (detect-chunk, finish-video,
+    anonymize-image, encode-segment): on a run for GPU workers (`config.gpu_workers`) they ask Dask
+    for a worker resource GPU=1, so only workers started with `--resources GPU=1` take them, one at a
+    time per GPU. Off by default: on a cluster without that resource they would never start."""
+    if not config.gpu_workers:
+        return contextlib.nullcontext()
+    import dask
+
+    return dask.annotate(resources={"GPU": 1})
+
+
+def _take(fut):
+    """`fut`'s result (raises as `result()` does); the future is handed back to Dask either way."""
+    try:
+        return fut.result()
+    finally:
+        _release(fut)
+
+
+def _release(fut) -> None:
+    """Tells Dask this flow no longer wants `fut`'s result kept: once read, or once the tasks that
+    depended on it have finished (never while a task submitted with it may still be on its way to
+    the scheduler)."""
+    wrapped = getattr(fut, "wrapped_future", None)
+    if wrapped is not None and hasattr(wrapped, "release"):
+        wrapped.release()
 
 
 def nothing_new(config: AnonymizeConfig) -> dict | None:

@@ -61,6 +61,7 @@ class ChunkDetections:
     dets: list[Detections] = field(default_factory=list)
     error: str | None = None
     seconds: float = 0.0
+    device: str = "cpu"  # where the detector ran: "cuda" or "cpu"
 
 
 @dataclass
@@ -70,6 +71,7 @@ class Tracked:
     per_frame: dict[int, Detections] = field(default_factory=dict)
     error: str | None = None
     seconds: float = 0.0  # detection and tracking
+    device: str = "cpu"  # where its detection ran: "cuda" only when every chunk ran on CUDA
 
 
 @dataclass

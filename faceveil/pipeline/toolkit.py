@@ -67,6 +67,13 @@ class Toolkit:
         d = self._first.detect(rgb)
         return second_look(rgb, d, self.anonymizer, self._again) if self._again else d
 
+    @property
+    def device(self) -> str:
+        """'cuda' or 'cpu': where `find` runs ('cuda' only when every detector it uses is on CUDA)."""
+        from faceveil.models.device import combine
+
+        return combine(e.device for e in (self._first, self._again) if e is not None)
+
     @cached_property
     def embedder(self):
         return loaded_embedder(self.settings.embedder)

@@ -31,6 +31,7 @@ MEDIA = pa.schema([
     ("streams_in", pa.string()), ("streams_out", pa.string()), ("notes", pa.list_(pa.string())),
     ("input_fingerprint", pa.string()), ("input_sha256", pa.string()), ("output_sha256", pa.string()),
     ("output_path", pa.string()), ("detector", pa.string()), ("detector_weights", pa.string()),
+    ("device", pa.string()),  # where the media's detection ran: "cuda" or "cpu" (null: failed before, or older rows)
     ("method", pa.string()), ("settings_json", pa.string()), ("settings_hash", pa.string()),
     ("n_faces", pa.int64()), ("n_tracks", pa.int64()), ("frames_with_faces", pa.int64()),
     ("frames_filled", pa.int64()), ("frames_redacted", pa.int64()), ("seconds", pa.float64()),

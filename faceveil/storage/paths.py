@@ -15,6 +15,7 @@ from typing import Iterator
 import fsspec
 
 META_DIR = "_faceveil"
+STAGING = "staging"  # META_DIR/STAGING: local commits' temporary files, on the root's filesystem
 
 
 class PathError(ValueError):
@@ -126,13 +127,14 @@ class Location:
                 os.unlink(dst)
 
     def commit_file(self, local_path: str, rel: str) -> None:
-        """Moves a finished local file to rel so that it appears whole or not at all
-        (a temporary name beside the target, then an atomic rename; on S3 an object is
-        visible only once complete). The local file is consumed."""
+        """Moves a finished local file to rel so that it appears whole or not at all: locally it is
+        moved (copied, from another filesystem) to a temporary name in `_faceveil/staging/`, out of
+        the public tree, then renamed into place atomically; on S3 an object is visible only once
+        complete. The local file is consumed."""
         target = self.path(rel)
         if self.is_local:
             os.makedirs(os.path.dirname(target), exist_ok=True)
-            tmp = os.path.join(os.path.dirname(target), f".{os.path.basename(target)}.tmp-{uuid.uuid4().hex}")
+            tmp = self._staging_name(target)
             try:
                 shutil.move(local_path, tmp)
                 os.replace(tmp, target)
@@ -142,6 +144,16 @@ class Location:
         else:
             self.fs.put_file(local_path, target)
             os.unlink(local_path)
+
+    def _staging_name(self, target: str) -> str:
+        """A new temporary name for `target` on its filesystem: in `_faceveil/staging/` (so nothing half
+        written or temporary ever shows in the public tree), or beside the target where another
+        filesystem is mounted inside the root (a rename cannot cross filesystems)."""
+        folder = os.path.join(self.root, META_DIR, STAGING)
+        os.makedirs(folder, exist_ok=True)
+        if os.stat(folder).st_dev == os.stat(os.path.dirname(target)).st_dev:
+            return os.path.join(folder, f"{uuid.uuid4().hex}.tmp")
+        return os.path.join(os.path.dirname(target), f".{os.path.basename(target)}.tmp-{uuid.uuid4().hex}")
 
     def write_bytes(self, rel: str, data: bytes) -> None:
         with tempfile.NamedTemporaryFile(delete=False) as f:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from faceveil.config import AnonymizeConfig
+from faceveil.models.device import combine
 from faceveil.models.tracking import track_media
 from faceveil.pipeline.jobs import ChunkDetections, Chunk, MediaItem, Tracked
 from faceveil.pipeline.places import locations, scratch
@@ -17,7 +18,8 @@ def detect_chunk(config: AnonymizeConfig, item: MediaItem, info: VideoInfo, chun
     t0 = time.perf_counter()
     out = ChunkDetections(chunk)
     src, _ = locations(config)
-    find = toolkit(config.settings).find
+    kit = toolkit(config.settings)
+    find, out.device = kit.find, kit.device
     step = config.settings.frame_step(info.fps, info.width, info.height)
     try:
         with src.local_file(item.rel, scratch(config)) as local:
@@ -50,4 +52,5 @@ def track_video(config: AnonymizeConfig, item: MediaItem, info: VideoInfo, chunk
                                    config.settings.for_video(info.fps, info.width, info.height).tracker)
     else:
         per_frame = {f: d for f, d in _sampled(chunks) if len(d)}
-    return Tracked(per_frame, seconds=time.perf_counter() - t0 + sum(c.seconds for c in chunks))
+    return Tracked(per_frame, seconds=time.perf_counter() - t0 + sum(c.seconds for c in chunks),
+                   device=combine(c.device for c in chunks))

@@ -123,7 +123,9 @@ def encode_segment(config: AnonymizeConfig, item: MediaItem, info: VideoInfo, tr
 def join_video(config: AnonymizeConfig, item: MediaItem, info: VideoInfo, tracked: Tracked, segments: list[Segment],
                run_id: str) -> MediaResult:
     """The segments put together with the input's other streams, committed (unless the leak gate
-    withholds the video), and its manifests written. Any failed segment fails the media."""
+    withholds the video), and its manifests written. Any failed segment fails the media. The
+    segments stay where they are (the flow removes them once this task's result is in): run again,
+    after its worker died, it joins them again."""
     t0 = time.perf_counter()
     src, dest = locations(config)
     segments = sorted(segments, key=lambda s: s.start)
@@ -142,9 +144,6 @@ def join_video(config: AnonymizeConfig, item: MediaItem, info: VideoInfo, tracke
         return record_failure(config, item, run_id, e.reason)
     finally:
         clean_up(tmp, None)
-        for s in segments:
-            if s.path:
-                dest.remove(s.path)
     return _finished(config, toolkit(config.settings), item, info, tracked, run_id, res, audit, withheld, shas,
                      sum(s.redacted for s in segments), time.perf_counter() - t0 + sum(s.seconds for s in segments))
 
@@ -165,7 +164,7 @@ def _finished(config: AnonymizeConfig, kit: Toolkit, item: MediaItem, info: Vide
         "has_audio_in": info.has_audio, "has_audio_out": any(s.type == "audio" for s in res.streams_out),
         "streams_in": streams_json(info.streams), "streams_out": streams_json(res.streams_out),
         "notes": base["notes"] + res.notes, "input_sha256": shas[0], "output_sha256": shas[1],
-        "detector_weights": kit.detector.weights_id,
+        "detector_weights": kit.detector.weights_id, "device": tracked.device,
         "n_faces": det_rows.num_rows, "n_tracks": len(set(det_rows["track_id"].to_pylist()) - {-1}),
         "frames_with_faces": len(per_frame), "frames_filled": len(np.unique(filled)),
         "frames_redacted": redacted, "seconds": seconds + tracked.seconds,

@@ -62,7 +62,7 @@ def anonymize_image(config: AnonymizeConfig, item: MediaItem, run_id: str) -> Me
         **base_row(config, item, run_id), **outcome(item.rel, withheld, audit), "frames_in": 1, "frames_out": 1,
         "width": rgb.shape[1], "height": rgb.shape[0], "rotation": 0, "has_audio_in": False, "has_audio_out": False,
         "input_sha256": in_sha, "output_sha256": out_sha,
-        "detector_weights": kit.detector.weights_id, "n_faces": len(dets), "n_tracks": int((dets.track_ids >= 0).sum()),
+        "detector_weights": kit.detector.weights_id, "device": kit.device, "n_faces": len(dets), "n_tracks": int((dets.track_ids >= 0).sum()),
         "frames_with_faces": int(len(dets) > 0), "frames_filled": 0, "frames_redacted": redacted,
         "seconds": time.perf_counter() - t0, **vault_fields(vault if not withheld else None),
     }

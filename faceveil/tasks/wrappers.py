@@ -61,12 +61,17 @@ def open_vault(config: AnonymizeConfig) -> AnonymizeConfig:
     return replace(config, vault_lock=replace(config.vault_lock, archive_id=info.get("archive_id")))
 
 
-def remove_segments(config: AnonymizeConfig, run_id: str) -> None:
-    """Takes away the run's video segments that a crashed task left in DEST/_faceveil/segments/."""
+def remove_segments(config: AnonymizeConfig, run_id: str, media_id: str | None = None) -> None:
+    """Takes away the run's video segments in DEST/_faceveil/segments/: one media's, once its join
+    is done (the flow's call: a join run again after its worker died still finds them), or all the
+    run's, whatever crashed tasks left."""
     dest = locations(config)[1]
     folder = dest.path(f"{META_DIR}/segments/{run_id}")
     try:
-        if dest.fs.exists(folder):
+        if media_id is not None:
+            for path in dest.fs.glob(f"{folder}/{media_id}-*"):
+                dest.fs.rm(path)
+        elif dest.fs.exists(folder):
             dest.fs.rm(folder, recursive=True)
     except OSError:
         pass

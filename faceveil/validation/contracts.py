@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from faceveil.models.device import DEVICES
 from faceveil.storage import manifests
 from faceveil.storage.paths import META_DIR, Location
 
@@ -73,7 +74,8 @@ def _suites(gx, audited: bool, max_leak: float = 0.0) -> dict[str, list]:
     between = E.ExpectColumnValuesToBeBetween
     return {
         "media": [E.ExpectColumnValuesToBeUnique(column="media_id"),  # one final status per media
-                  E.ExpectColumnValuesToBeInSet(column="status", value_set=["ok", "failed", "leaked"])],
+                  E.ExpectColumnValuesToBeInSet(column="status", value_set=["ok", "failed", "leaked"]),
+                  E.ExpectColumnValuesToBeInSet(column="device", value_set=list(DEVICES))],  # where detection ran (null: never ran)
         "detections": [between(column=c, min_value=0) for c in ("x1", "y1", "right_room", "bottom_room")]
         + [between(column="score", min_value=0, max_value=1), between(column="box_width", min_value=0, strict_min=True),
            between(column="box_height", min_value=0, strict_min=True), between(column="frame_index", min_value=0),

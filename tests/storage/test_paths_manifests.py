@@ -45,6 +45,7 @@ def test_commit_is_atomic_and_leaves_no_temporaries(tmp_path):
     assert (tmp_path / "dest/a/b/out.bin").read_bytes() == b"payload"
     assert not src.exists()
     assert os.listdir(tmp_path / "dest/a/b") == ["out.bin"]
+    assert os.listdir(tmp_path / "dest/_faceveil/staging") == []  # staged out of the public tree, then renamed
 
 
 def test_parts_replace_instead_of_append(tmp_path):

@@ -59,6 +59,11 @@ class Detector(ABC):
         return dets
 
     @property
+    def device(self) -> str:
+        """'cuda' or 'cpu': where this detector runs (models/device.py)."""
+        return "cpu"
+
+    @property
     @abstractmethod
     def weights_id(self) -> str:
         """What identifies the weights: 'sha256:<hex>' of the weight file, or a library version."""
@@ -69,6 +74,12 @@ class Ensemble:
 
     def __init__(self, detectors: list[Detector]):
         self.detectors = list(detectors)
+
+    @property
+    def device(self) -> str:
+        from faceveil.models.device import combine
+
+        return combine(d.device for d in self.detectors)
 
     def detect(self, rgb: np.ndarray) -> Detections:
         from faceveil.models.detections import merge

@@ -10,6 +10,7 @@ import numpy as np
 
 from faceveil.models.detections import Detections, nms
 from faceveil.models.detectors.base import DETECTORS, Detector, DetectorSettings, weights_sha256
+from faceveil.models.device import onnx_providers, session_device
 
 INPUT = 192  # the full-range model's input side
 GRID = 48  # one anchor per cell of a 48x48 grid (stride 4)
@@ -44,8 +45,7 @@ def _session(path: str, threads: int):
     if threads:
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
-    providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in ort.get_available_providers()]
-    return ort.InferenceSession(model.SerializeToString(), opts, providers=providers)
+    return ort.InferenceSession(model.SerializeToString(), opts, providers=onnx_providers(ort.get_available_providers()))
 
 
 def tiles(width: int, height: int, side: int, overlap: float = 0.25) -> list[tuple[int, int, int]]:
@@ -82,6 +82,10 @@ class BlazeFace(Detector):
         g = (np.arange(GRID, dtype=np.float32) + 0.5) / GRID
         ax, ay = np.meshgrid(g, g)
         self._anchors = np.stack([ax.ravel(), ay.ravel()], 1)
+
+    @property
+    def device(self) -> str:
+        return session_device(self._sess)
 
     @property
     def weights_id(self) -> str:

@@ -9,6 +9,7 @@ import numpy as np
 
 from faceveil.models.detections import Detections, nms
 from faceveil.models.detectors.base import DETECTORS, Detector, DetectorSettings, weights_sha256
+from faceveil.models.device import onnx_providers, session_device
 
 
 def default_weights() -> str:
@@ -63,8 +64,7 @@ def _session(path: str, threads: int, precision: str = "fp32"):
     if threads:
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
-    providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in ort.get_available_providers()]
-    return ort.InferenceSession(model, opts, providers=providers)
+    return ort.InferenceSession(model, opts, providers=onnx_providers(ort.get_available_providers()))
 
 
 def prepare(settings: DetectorSettings) -> None:
@@ -88,6 +88,10 @@ class CenterFace(Detector):
             raise ValueError(f"CenterFace precision must be 'int8' or 'fp32', got {settings.precision!r}")
         self.weights = weights or default_weights()
         self._sess = _session(self.weights, settings.threads, settings.precision)
+
+    @property
+    def device(self) -> str:
+        return session_device(self._sess)
 
     @property
     def weights_id(self) -> str:

@@ -76,6 +76,8 @@ def quantize(float_model: bytes, frames: list[np.ndarray]) -> bytes:
         model = version_converter.convert_version(onnx.load_from_string(float_model), 13)  # per-channel needs 13
         onnx.save(model, f"{tmp}/float.onnx")
         quant_pre_process(f"{tmp}/float.onnx", f"{tmp}/pre.onnx", skip_symbolic_shape=True)
+        # calibrated on the CPU (onnxruntime's default here) wherever it is built, so the cached model is
+        # the same on a GPU machine
         quantize_static(f"{tmp}/pre.onnx", f"{tmp}/int8.onnx", Frames(), quant_format=QuantFormat.QDQ,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True)
         return Path(f"{tmp}/int8.onnx").read_bytes()

@@ -25,6 +25,11 @@ class Embedder(ABC):
     def load(self) -> None:
         """Loads the weights now (otherwise on first use)."""
 
+    @property
+    def device(self) -> str:
+        """'cuda' or 'cpu': where this embedder runs (models/device.py)."""
+        return "cpu"
+
     @abstractmethod
     def _embed(self, rgb: np.ndarray, dets: Detections) -> np.ndarray:
         """Raw (N, dim) descriptors of the N faces in `dets` (N >= 1), not necessarily normalised."""

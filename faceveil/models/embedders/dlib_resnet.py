@@ -59,6 +59,13 @@ class DlibResNet(Embedder):
     def load(self) -> None:
         self._load()
 
+    @property
+    def device(self) -> str:
+        """dlib uses CUDA by itself when it was built with it and sees a card."""
+        from faceveil.models.device import dlib_device
+
+        return dlib_device()
+
     def __getstate__(self):  # dlib models are loaded again where the embedder is unpickled
         return {**self.__dict__, "_models": None, "_lock": None}
 
