@@ -1,6 +1,7 @@
 """`anonymize_archive`: discover -> plan -> per chunk detect (Dask) -> per media track, anonymize,
 encode, check (leak gate) -> media that leaked once more, denser and with the gate's detectors -> index -> run summary -> contracts,
-audit report, MLflow. Composition only."""
+report, MLflow. Composition only. `_process` is longer than 60 lines: one loop over the futures as
+they complete (plan, detect, track, encode, join) reads best whole."""
 from __future__ import annotations
 
 import contextlib
