@@ -4,16 +4,14 @@ The archive: the 18 shared clips of ../shared/data/video (MOT20 excluded: its ni
 alone), each a media of its own, as a camera archive is. Runs `faceveil anonymize` (the CLI: Prefect
 flow, local Dask cluster, checks on) with 1 and with 2 worker processes on fresh destinations, then
 once more over the 2-worker destination unchanged. Prints frames per second, the 2/1 ratio, the
-fixed start-up cost (CLI wall time minus the flow's own time), and a model for N workers fitted to the
-two runs:
+fixed start-up cost (CLI wall time minus the flow's own time), and a model for more machines:
 
-    T(n) = start + serial + F / (n * r)
+    T = start + F / (cores * r)
 
-with F the archive's frames, r the per-worker rate and `serial` the work no worker shares (the
-summary, contracts, report, MLflow); two runs give r and serial. For machines of c cores each
-running c / threads workers, n = machines * c / threads. Measured on this machine's 2 cores, so the
-2-worker run also shows what sharing cores costs; across machines the per-worker rate holds while
-the scheduler's per-task overhead stays small (a few ms per task, ~10 tasks per media).
+with F the archive's frames and r the measured frames per second per core of the 2-worker run (its
+serial parts included, so a floor for bigger clusters; the scheduler's per-task overhead, a few ms
+per task and ~10 tasks per media, is left out). One worker already uses every core here (detector
+threads = cores / workers), so the 2/1 ratio compares processes with threads on the same cores.
 
     .venv/bin/python benchmarks/scaling.py [--clips N]
 """
@@ -79,15 +77,16 @@ def main() -> None:
         print(f"rerun over the unchanged archive: {again['wall']:.1f} s wall ({again['done']} already done, "
               f"{again['ok']} redone) = {100 * again['wall'] / two['wall']:.1f}% of the first 2-worker run")
         start = (one["wall"] - one["flow"] + two["wall"] - two["flow"]) / 2
-        per_worker = frames / (2 * max(one["flow"] - two["flow"], 1e-9))  # F / r = 2 (T1 - T2)
-        serial = max(one["flow"] - frames / per_worker, 0.0)
-        print(f"\nmodel T(n) = start {start:.1f} s + serial {serial:.1f} s + F / (n x {per_worker:.1f} fps per worker)")
-        for n in (1, 2, 4, 8, 16, 32):
-            t = start + serial + frames / (n * per_worker)
-            print(f"  {n:3d} workers: {t:7.1f} s for this archive ({frames / t:7.1f} fps); "
-                  f"an hour of 30 fps video: {(start + serial + 108000 / (n * per_worker)) / 60:6.1f} min")
-        print("(2 workers here share 2 cores with the scheduler and the flow: the per-worker rate is a floor "
-              "for machines with a core per worker)")
+        cores = os.cpu_count() or 1
+        per_core = frames / (cores * two["flow"])  # the whole flow's time, its serial parts included
+        print(f"\nhere one worker already runs its detector on every core (threads = cores / workers), so 2/1 "
+              f"measures processes against threads on the same {cores} cores, not more machines")
+        print(f"model: T = start {start:.1f} s + F / (cores x {per_core:.1f} fps per core), from the 2-worker run "
+              f"(serial parts - tracking a video, contracts, report - inside; Dask's per-task overhead, a few ms "
+              f"for ~10 tasks per media, left out)")
+        for machines, c in ((1, cores), (4, 8), (16, 8), (64, 8)):
+            t = start + 108000 / (machines * c * per_core)
+            print(f"  {machines:3d} machine(s) x {c} cores: an hour of 30 fps video in {t / 60:6.1f} min")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
