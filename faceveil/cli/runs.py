@@ -84,7 +84,7 @@ def _anonymize(args) -> int:
         print(json.dumps(summary, indent=2))
     elif summary["audit"].get("nothing_new"):
         print(f"0 new: all {summary['media']} media already done with these settings, "
-              f"{summary['seconds']:.1f} s (no cluster started; the last report stands)")
+              f"{summary['seconds']:.1f} s (no cluster started)")
     else:
         print(f"{summary['ok']} of {summary['media']} media anonymized "
               f"({summary['already_done']} already done, {summary['failed']} failed"
@@ -112,7 +112,9 @@ def _shown(path: str) -> str:
 
 def _print_audit(dest: str, audit: dict) -> None:
     if audit.get("nothing_new"):
-        print("checks:   nothing new since the last run (no cluster started); the last report stands")
+        print(f"report:   {dest}/{audit['report']}  (MLflow run {audit['mlflow']['run_id']})")
+        print(f"checks:   nothing new since the last run (no cluster started); contracts over the whole archive "
+              f"{'passed' if audit['contracts'] else 'FAILED'}")
         return
     p, u = audit["privacy"], audit["utility"]
 

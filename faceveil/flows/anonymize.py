@@ -24,6 +24,7 @@ from faceveil.storage.keys import MasterKey
 from faceveil.tasks import wrappers as t
 from faceveil.tasks.discover import discover
 from faceveil.tasks.run import new_run_id, write_summary
+from faceveil.tasks.validate import anonymize_report, publish as publish_report
 from faceveil.pipeline.places import locations, scratch
 from faceveil.pipeline.sealed_index import index_view
 from faceveil.pipeline.jobs import MediaItem, MediaResult, Tracked, VideoPlan
@@ -194,8 +195,9 @@ def _release(fut) -> None:
 
 def nothing_new(config: AnonymizeConfig) -> dict | None:
     """The summary of a run with nothing to do (every media finished with these settings, version and
-    weights, unchanged), recorded without starting a cluster or a Prefect server: a scheduled rerun
-    of an unchanged archive takes seconds. None when there is work (or the run must look anyway)."""
+    weights, unchanged), done without starting a cluster or a Prefect server: a scheduled rerun of an
+    unchanged archive takes seconds. It still proves what it did: the archive's contracts are checked
+    (a broken one fails the run), the report written and the MLflow run logged. None when there is work."""
     if config.reversible:
         config = t.open_vault(config)  # the key is still checked: a wrong one is refused
     started = datetime.now(timezone.utc)
@@ -203,7 +205,11 @@ def nothing_new(config: AnonymizeConfig) -> dict | None:
     if not items or not all(i.done for i in items):
         return None
     summary = write_summary(config, new_run_id(), started, items, [], unsupported)
-    return summary | {"audit": {"report": None, "contracts": True, "mlflow": None, "nothing_new": True}}
+    audit, contracts = anonymize_report(config, summary, [], scratch(config))
+    publish_report(locations(config)[1], audit, contracts, config.tracking_uri)  # raises on a broken contract
+    return summary | {"audit": {"report": f"{META_DIR}/reports/{summary['run_id']}.html", "contracts": contracts.success,
+                                "mlflow": audit.get("mlflow"), "privacy": audit["privacy"], "utility": audit["utility"],
+                                "nothing_new": True}}
 
 
 def run_anonymize(config: AnonymizeConfig, key: MasterKey | None = None, key_ref: dict | None = None) -> dict:
