@@ -85,6 +85,7 @@ def _anonymize(args) -> int:
     elif summary["audit"].get("nothing_new"):
         print(f"0 new: all {summary['media']} media already done with these settings, "
               f"{summary['seconds']:.1f} s (no cluster started)")
+        _print_audit(dest, summary["audit"])
     else:
         print(f"{summary['ok']} of {summary['media']} media anonymized "
               f"({summary['already_done']} already done, {summary['failed']} failed"

@@ -131,7 +131,8 @@ def _gx():
 
     import great_expectations as gx
 
-    logging.getLogger("great_expectations").setLevel(logging.WARNING)
+    for name in ("great_expectations", "great_expectations.data_context.types.base"):  # the second sets its own level
+        logging.getLogger(name).setLevel(logging.WARNING)
     return gx
 
 
