@@ -116,22 +116,7 @@ class LocalPrefectServer:
              "--port", str(port), "--log-level", "error", "--lifespan", "on"], env=env, stdin=subprocess.DEVNULL)
 
     def wait_ready(self, timeout: float) -> None:
-        import time
-
-        import httpx
-
-        deadline = time.monotonic() + timeout
-        with httpx.Client() as client:
-            while time.monotonic() < deadline:
-                if self.process.poll() is not None:
-                    raise RuntimeError(f"the Prefect API server exited with code {self.process.returncode}")
-                try:
-                    if client.get(f"{self.url}/health", timeout=2).status_code == 200:
-                        return
-                except httpx.HTTPError:
-                    pass
-                time.sleep(0.1)
-        raise RuntimeError(f"the Prefect API server did not answer at {self.url} within {timeout:.0f} s")
+        wait_for_api(self.url, self.process, timeout)
 
     def stop(self) -> None:
         import subprocess
@@ -142,6 +127,27 @@ class LocalPrefectServer:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+
+
+def wait_for_api(api_url: str, proc=None, timeout: float = 180, every: float = 0.1) -> None:
+    """Returns once the Prefect API at `api_url` answers /health; raises when `proc` (the server
+    process, if this one started it) exits first or `timeout` seconds pass."""
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    with httpx.Client() as client:
+        while time.monotonic() < deadline:
+            if proc is not None and proc.poll() is not None:
+                raise RuntimeError(f"the Prefect API server exited with code {proc.returncode}")
+            try:
+                if client.get(f"{api_url.rstrip('/')}/health", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(every)
+    raise RuntimeError(f"the Prefect API server did not answer at {api_url} within {timeout:.0f} s")
 
 
 def _public_env() -> dict[str, str]:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import faceveil
+from faceveil.flows.runtime import wait_for_api
 
 REPO = Path(faceveil.__file__).resolve().parent.parent  # the code the deployments run
 DEFAULT_PREFECT_FILE = REPO / "deployments" / "prefect.yaml"
@@ -68,7 +69,7 @@ class Service:
         self.logs.mkdir(parents=True, exist_ok=True)
         self.api_url = os.environ.get("PREFECT_API_URL")
         if self.api_url:
-            _wait_healthy(self.api_url, None, 30)
+            wait_for_api(self.api_url, None, 30, every=0.3)
             say(f"Prefect API: {self.api_url} (from $PREFECT_API_URL)")
         else:
             self._start_server()
@@ -99,7 +100,7 @@ class Service:
         self._spawn("server", [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
                                "--port", str(self.port)], env)
         self.started_server = True
-        _wait_healthy(self.api_url, self.processes[-1][1], 180)
+        wait_for_api(self.api_url, self.processes[-1][1], 180, every=0.3)
 
     def _deploy(self) -> None:
         """`prefect deploy --all` of the prefect file, from the repository (its entrypoints are module
@@ -171,22 +172,6 @@ def _port_free(port: int) -> None:
         except OSError:
             raise RuntimeError(f"port {port} on 127.0.0.1 is in use: choose another with --port, or set "
                                "PREFECT_API_URL to use the server that runs there") from None
-
-
-def _wait_healthy(api_url: str, proc: subprocess.Popen | None, timeout: float) -> None:
-    import httpx
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"the Prefect server exited with code {proc.returncode}")
-        try:
-            if httpx.get(f"{api_url.rstrip('/')}/health", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    raise RuntimeError(f"no Prefect API answered at {api_url} within {timeout:.0f} s")
 
 
 def _ensure_pool(name: str) -> str:
