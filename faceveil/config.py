@@ -21,6 +21,37 @@ OUTPUT_SETTINGS = ("method", "detector", "precision", "threshold", "min_size", "
                    "pad", "motion_pad", "max_gap", "extend", "lossless", "crf", "preset", "track", "reversible", "second_look", "index", "embedder")
 
 
+def dask_tls_files(address: str | None, ca: str | None = None, cert: str | None = None,
+                   key: str | None = None) -> tuple[str, str, str | None] | None:
+    """The client's TLS files for the Dask scheduler at `address`: for a tls:// address the CA and
+    client certificate (and key, unless the certificate file holds it) given here (--dask-tls-ca,
+    --dask-tls-cert, --dask-tls-key; a config file's dask_tls_*), each missing one from Dask's own
+    configuration (distributed.comm.tls.ca-file, .client.cert, .client.key, e.g. the environment's
+    DASK_DISTRIBUTED__COMM__TLS__CA_FILE); None for any other address. A ValueError says what is
+    wrong: a tls:// address without a CA or certificate, files for a tcp:// or local cluster, a
+    file that is not there."""
+    given = {"--dask-tls-ca": ca, "--dask-tls-cert": cert, "--dask-tls-key": key}
+    if not (address or "").startswith("tls://"):
+        if any(given.values()):
+            raise ValueError(f"{', '.join(k for k, v in given.items() if v)} given, but the Dask scheduler is "
+                             f"{address or 'a local cluster'}: TLS certificates are for a tls:// scheduler address")
+        return None
+    import dask
+
+    configured = [dask.config.get(f"distributed.comm.tls.{k}", None) for k in ("ca-file", "client.cert", "client.key")]
+    ca, cert, key = (v or c or None for v, c in zip((ca, cert, key), configured))
+    missing = [name for name, v in (("CA file", ca), ("client certificate", cert)) if not v]
+    if missing:
+        raise ValueError(f"{address} is a TLS scheduler, and the client has no {' and no '.join(missing)}: give "
+                         "--dask-tls-ca FILE --dask-tls-cert FILE [--dask-tls-key FILE] (in a config file: dask_tls_ca, "
+                         "dask_tls_cert, dask_tls_key) or Dask's configuration (DASK_DISTRIBUTED__COMM__TLS__CA_FILE, "
+                         "DASK_DISTRIBUTED__COMM__TLS__CLIENT__CERT, DASK_DISTRIBUTED__COMM__TLS__CLIENT__KEY)")
+    for what, path in (("CA file", ca), ("client certificate", cert), ("client key", key)):
+        if path and not os.path.isfile(path):
+            raise ValueError(f"the Dask TLS {what} {path} is not a file")
+    return ca, cert, key
+
+
 @dataclass(frozen=True)
 class VideoSettings:
     """What one video's tasks need beyond the run's models: frames from one detection to the next,
@@ -111,6 +142,9 @@ class AnonymizeConfig:
     workers: int | None = None
     threads_per_worker: int = 1
     dask_address: str | None = None
+    dask_tls_ca: str | None = None  # with a tls:// dask_address: the cluster's CA, the client's certificate and key
+    dask_tls_cert: str | None = None  # (files; default: Dask's config distributed.comm.tls.*)
+    dask_tls_key: str | None = None
     gpu_workers: bool = False  # the GPU tasks ask Dask for a worker resource GPU=1 (`dask worker --resources GPU=1`)
     max_bytes: int = 64 * 2**30
     max_pixels: int = 8192 * 8192
@@ -158,6 +192,10 @@ class AnonymizeConfig:
     @property
     def n_workers(self) -> int:
         return self.workers or os.cpu_count() or 1
+
+    @property
+    def dask_tls(self) -> tuple[str | None, str | None, str | None]:
+        return self.dask_tls_ca, self.dask_tls_cert, self.dask_tls_key
 
     def check_settings(self):
         """The checks; the leak gate's CenterFace looks below the anonymizer's threshold, BlazeFace

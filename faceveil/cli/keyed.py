@@ -133,7 +133,9 @@ def _restore(args) -> int:
             report = None
         else:
             report = run_restore(RestoreConfig(args.archive, args.out, tracks=tracks, media=args.media, all=args.all,
-                                               workers=args.workers, dask_address=args.dask_address), master)
+                                               workers=args.workers, dask_address=args.dask_address,
+                                               dask_tls_ca=args.dask_tls_ca, dask_tls_cert=args.dask_tls_cert,
+                                               dask_tls_key=args.dask_tls_key), master)
             _restore_outcome(report, outcome)
     if report is None:
         print(f"no match (no track scores >= {cut:.3f}): nothing restored")

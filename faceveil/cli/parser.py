@@ -57,6 +57,12 @@ def _add_cluster_args(p) -> None:
     g = p.add_mutually_exclusive_group()
     g.add_argument("--workers", type=int, default=None, help="local Dask workers (default: one per core)")
     g.add_argument("--dask-address", default=None, help="an existing Dask scheduler, e.g. tls://host:8786 (restore refuses a plain tcp:// one: it sends data keys)")
+    p.add_argument("--dask-tls-ca", default=None, metavar="FILE", help="with a tls:// --dask-address: the cluster's CA "
+                   "certificate (default: Dask's config distributed.comm.tls.ca-file)")
+    p.add_argument("--dask-tls-cert", default=None, metavar="FILE", help="with a tls:// --dask-address: this client's "
+                   "certificate, signed by that CA (default: distributed.comm.tls.client.cert)")
+    p.add_argument("--dask-tls-key", default=None, metavar="FILE", help="with a tls:// --dask-address: the certificate's "
+                   "private key, unless the certificate file holds it (default: distributed.comm.tls.client.key)")
 
 
 def _add_audit_args(p) -> None:

@@ -23,17 +23,20 @@ def _config(args):
         min_size=args.min_size, scale=args.scale, precision=args.precision, detect_every=args.detect_every, detect_fps=args.detect_fps,
         detect_mpx_per_s=args.detect_mpx_per_s, track=args.track, second_look=args.second_look,
         mask_shape=args.mask_shape, pad=args.pad, max_gap=args.max_gap, lossless=args.lossless, crf=args.crf,
-        preset=args.preset, workers=args.workers, dask_address=args.dask_address, gpu_workers=args.gpu_workers, check_every_s=args.check_every,
+        preset=args.preset, workers=args.workers, dask_address=args.dask_address, dask_tls_ca=args.dask_tls_ca,
+        dask_tls_cert=args.dask_tls_cert, dask_tls_key=args.dask_tls_key, gpu_workers=args.gpu_workers, check_every_s=args.check_every,
         tracking_uri=args.mlflow_uri, max_leak=args.max_leak / 100, recheck=args.recheck)
 
 
 def _validate(config) -> None:
-    """Fails fast on settings that name no registered model."""
+    """Fails fast on settings that name no registered model, or a tls:// scheduler without certificates."""
+    from faceveil.config import dask_tls_files
     from faceveil.models.anonymizers import ANONYMIZERS
     from faceveil.models.detectors import DETECTORS
 
     ANONYMIZERS.get(config.method)
     DETECTORS.get(config.detector)
+    dask_tls_files(config.dask_address, *config.dask_tls)
 
 
 def _dry_run(config) -> int:

@@ -224,6 +224,6 @@ def run_anonymize(config: AnonymizeConfig, key: MasterKey | None = None, key_ref
         return unchanged
     warm = functools.partial(t.warm_worker, config)
     with withholding(key_ref), handed_over(secret) as token, options_handed_over(config) as (public, options), \
-            flow_runtime(config.n_workers, config.threads_per_worker, config.dask_address, warm) as runner:
+            flow_runtime(config.n_workers, config.threads_per_worker, config.dask_address, warm, config.dask_tls) as runner:
         return anonymize_archive.with_options(task_runner=runner)(public, index_token=token, options_token=options,
                                                                   key_ref=key_ref)

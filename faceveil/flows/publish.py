@@ -48,5 +48,5 @@ def run_publish(src: str, dest: str, *, generator: str = "dcgan-digiface", check
                              replace_options={k: v for k, v in options.items() if v is not None and v != ""}, **settings)
     t.prepare_models(config)
     warm = functools.partial(t.warm_worker, config)
-    with flow_runtime(config.n_workers, config.threads_per_worker, config.dask_address, warm) as runner:
+    with flow_runtime(config.n_workers, config.threads_per_worker, config.dask_address, warm, config.dask_tls) as runner:
         return publish_dataset.with_options(task_runner=runner)(replace(config), max_over_margin)

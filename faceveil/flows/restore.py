@@ -50,5 +50,6 @@ def run_restore(config: RestoreConfig, master: MasterKey) -> dict:
     if not jobs:
         raise ValueError(f"nothing to restore in {config.archive}")
     with handed_over(jobs) as token, options_handed_over(config) as (public, options), \
-            flow_runtime(min(config.n_workers, len(jobs)), config.threads_per_worker, config.dask_address) as runner:
+            flow_runtime(min(config.n_workers, len(jobs)), config.threads_per_worker, config.dask_address,
+                         tls=config.dask_tls) as runner:
         return restore_archive.with_options(task_runner=runner)(public, token, master.fingerprint, options)

@@ -1,5 +1,5 @@
 """Where flows run: telemetry off, one local Prefect API server per run unless one is configured,
-and the Dask task runner (a local cluster, or an existing scheduler's address)."""
+and the Dask task runner (a local cluster, or an existing scheduler's address, tcp:// or tls://)."""
 from __future__ import annotations
 
 import contextlib
@@ -10,17 +10,23 @@ from faceveil.offline import set_offline_env
 
 
 @contextlib.contextmanager
-def flow_runtime(n_workers: int, threads_per_worker: int = 1, address: str | None = None, warm=None):
-    """Yields a DaskTaskRunner on `address`, or on a local cluster of worker processes started here.
+def flow_runtime(n_workers: int, threads_per_worker: int = 1, address: str | None = None, warm=None,
+                 tls: tuple = (None, None, None)):
+    """Yields a DaskTaskRunner on `address`, or on a local cluster of worker processes started here;
+    a tls:// scheduler is reached with the client certificate `tls` (CA, certificate, key files)
+    or Dask's configuration names (config.dask_tls_files; none: a ValueError before anything starts).
     Unless PREFECT_API_URL is set, one temporary Prefect API server on 127.0.0.1 serves the run (so
     workers do not each start their own); it boots while the cluster starts and `warm` runs once
     on every local worker (imports, model loading). While it runs, the key variables are out of this
     process's environment, so no process it starts (or a nanny restarts) inherits them."""
+    from faceveil.config import dask_tls_files
+
+    files = dask_tls_files(address, *tls)
     with without_secrets():
-        yield from _flow_runtime(n_workers, threads_per_worker, address, warm)
+        yield from _flow_runtime(n_workers, threads_per_worker, address, warm, files)
 
 
-def _flow_runtime(n_workers: int, threads_per_worker: int, address: str | None, warm):
+def _flow_runtime(n_workers: int, threads_per_worker: int, address: str | None, warm, tls_files):
     set_offline_env()
     server, booting, boot_error, warming, port = None, None, [], None, None
     if not os.environ.get("PREFECT_API_URL"):  # its address first: the workers inherit it
@@ -55,7 +61,7 @@ def _flow_runtime(n_workers: int, threads_per_worker: int, address: str | None, 
         from prefect.settings import PREFECT_API_URL, temporary_settings
 
         with temporary_settings(updates={PREFECT_API_URL: os.environ["PREFECT_API_URL"]}):
-            yield DaskTaskRunner(address=address)
+            yield DaskTaskRunner(address=address, client_kwargs=_client_security(tls_files))
     finally:
         closing = None
         if client is not None:  # the cluster closes while the server drains and stops
@@ -188,6 +194,16 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def _client_security(files: tuple | None) -> dict | None:
+    """The Dask client's keyword arguments for a tls:// scheduler: its Security (encryption required)."""
+    if files is None:
+        return None
+    from distributed.security import Security
+
+    ca, cert, key = files
+    return {"security": Security(tls_ca_file=ca, tls_client_cert=cert, tls_client_key=key, require_encryption=True)}
 
 
 def _quietly(fn, *args) -> None:

@@ -53,7 +53,8 @@ def scheduled_restore(config_path: str, out: str, reason: str, tracks: list[str]
         raise ValueError("a restore needs a reason (it is recorded in the access log)")
     dest = file.settings["dest"]
     restore = RestoreConfig(dest, out, tracks=list(tracks or []), media=list(media or []), all=restore_all,
-                            workers=file.settings.get("workers"), dask_address=file.settings.get("dask_address"))
+                            workers=file.settings.get("workers"), dask_address=file.settings.get("dask_address"),
+                            **{k: file.settings.get(k) for k in ("dask_tls_ca", "dask_tls_cert", "dask_tls_key")})
     archive = Location(dest)
     with withholding(file.key_ref):
         master = _key(file)

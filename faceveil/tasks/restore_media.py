@@ -33,6 +33,9 @@ class RestoreConfig:
     workers: int | None = None
     threads_per_worker: int = 1
     dask_address: str | None = None
+    dask_tls_ca: str | None = None  # with a tls:// dask_address (as AnonymizeConfig's)
+    dask_tls_cert: str | None = None
+    dask_tls_key: str | None = None
     storage_options: dict = field(default_factory=dict)
     scratch_dir: str | None = None
     crf: int = 10  # restored lossy video is evidence: encoded well above the archive's quality
@@ -48,6 +51,10 @@ class RestoreConfig:
     @property
     def n_workers(self) -> int:
         return self.workers or os.cpu_count() or 1
+
+    @property
+    def dask_tls(self) -> tuple[str | None, str | None, str | None]:
+        return self.dask_tls_ca, self.dask_tls_cert, self.dask_tls_key
 
 
 class TrackKeys(dict):

@@ -2,7 +2,8 @@
 started here (what `--dask-address` points at in production). Both workers take work; a worker
 SIGKILLed mid-run costs only its work in flight (the archive completes, every media once, outputs as
 a clean run's, nothing partial ever visible in the public tree); `gpu_workers` sends the GPU tasks
-only to workers with the GPU resource."""
+only to workers with the GPU resource; a tls:// scheduler (certificates from a throwaway CA) runs
+`faceveil anonymize --dask-address tls://...`."""
 from __future__ import annotations
 
 import contextlib
@@ -44,12 +45,14 @@ def _free_port() -> int:
 class ExternalCluster:
     """`python -m distributed.cli.dask_scheduler` and one `dask_worker` per entry of `workers` (a dict of
     worker options: name, resources), each its own process on 127.0.0.1, one thread, no nanny (a
-    killed worker stays dead), no dashboard. Everything started is stopped on exit."""
+    killed worker stays dead), no dashboard. With `tls` (CA, certificate, key files) everything talks
+    tls:// only, each process with that certificate. Everything started is stopped on exit."""
 
-    def __init__(self, tmp: Path, workers: list[dict]):
-        self.tmp, self.specs = tmp, workers
+    def __init__(self, tmp: Path, workers: list[dict], tls: tuple[str, str, str] | None = None):
+        self.tmp, self.specs, self.tls = tmp, workers, tls
         self.port = _free_port()
-        self.address = f"tcp://127.0.0.1:{self.port}"
+        self.address = f"{'tls' if tls else 'tcp'}://127.0.0.1:{self.port}"
+        self.tls_args = ["--tls-ca-file", tls[0], "--tls-cert", tls[1], "--tls-key", tls[2]] if tls else []
         self.procs: dict[str, subprocess.Popen] = {}
         self.addresses: dict[str, str] = {}  # worker name -> its address at the scheduler
         self.client = None
@@ -71,18 +74,19 @@ class ExternalCluster:
         try:
             # idle/death timeouts: should a teardown ever be skipped, nothing outlives the test for long
             self._start("scheduler", ["distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", str(self.port),
-                                      "--no-dashboard", "--no-show", "--idle-timeout", "900"])
+                                      "--no-dashboard", "--no-show", "--idle-timeout", "900",
+                                      *(["--protocol", "tls"] if self.tls else []), *self.tls_args])
             for spec in self.specs:
                 args = ["distributed.cli.dask_worker", self.address, "--name", spec["name"], "--nthreads", "1",
                         "--no-nanny", "--no-dashboard", "--host", "127.0.0.1", "--death-timeout", "60",
-                        "--memory-limit", "0", "--local-directory", str(self.tmp / spec["name"])]
+                        "--memory-limit", "0", "--local-directory", str(self.tmp / spec["name"]), *self.tls_args]
                 if spec.get("resources"):
                     args += ["--resources", spec["resources"]]
                 self._start(spec["name"], args)
             deadline = time.time() + 120
             while True:
                 try:
-                    self.client = Client(self.address, timeout=5)
+                    self.client = Client(self.address, timeout=5, security=self._security())
                     break
                 except OSError:
                     if time.time() > deadline or self.procs["scheduler"].poll() is not None:
@@ -96,6 +100,14 @@ class ExternalCluster:
         except BaseException:
             self.__exit__(None, None, None)
             raise
+
+    def _security(self):
+        if not self.tls:
+            return None
+        from distributed.security import Security
+
+        return Security(tls_ca_file=self.tls[0], tls_client_cert=self.tls[1], tls_client_key=self.tls[2],
+                        require_encryption=True)
 
     def stream(self, since: float) -> list[dict]:
         return self.client.get_task_stream(start=since)
@@ -409,3 +421,85 @@ def test_gpu_workers_only_take_gpu_tasks(sample_archive, tmp_path, prefect_serve
     assert gpu["w0"] >= 3 and gpu["w1"] == 0, work  # detect-chunk, finish-video, anonymize-image: all on w0
     figures.append(f"gpu_workers on a cluster where only w0 has GPU=1: model/encoding tasks per worker {gpu}; "
                    + "; ".join(f"{n}: {dict(c)}" for n, c in work.items()))
+
+
+# ---------------------------------------------------------------------------------- a tls:// scheduler
+
+
+def _throwaway_tls(tmp: Path) -> tuple[str, str, str]:
+    """A CA and one certificate it signed (for 127.0.0.1, server and client use), EC P-256, valid for
+    a day: (CA file, certificate file, key file). Every process of the test cluster and the client use it."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+
+    def cert(subject, key, issuer, issuer_key, ca: bool):
+        b = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+             .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)])).public_key(key.public_key())
+             .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+             .not_valid_after(now + datetime.timedelta(days=1))
+             .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+        if ca:
+            b = b.add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True, content_commitment=False,
+                                              key_encipherment=False, data_encipherment=False, key_agreement=False,
+                                              encipher_only=False, decipher_only=False), critical=True)
+        else:
+            b = (b.add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                                                              x509.DNSName("localhost")]), critical=False)
+                 .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
+                                critical=False))
+        return b.sign(issuer_key, hashes.SHA256())
+
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca = cert("faceveil test CA", ca_key, "faceveil test CA", ca_key, True)
+    leaf = cert("faceveil dask", key, "faceveil test CA", ca_key, False)
+    paths = tmp / "ca.pem", tmp / "dask.pem", tmp / "dask.key"
+    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    paths[1].write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
+    paths[2].write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    paths[2].chmod(0o600)
+    return tuple(str(p) for p in paths)
+
+
+def test_tls_scheduler(sample_archive, tmp_path, prefect_server, capsys, figures):
+    """`faceveil anonymize --dask-address tls://...` with --dask-tls-ca/-cert/-key: the scheduler and
+    workers speak TLS only (a plain tcp:// client is refused), the archive completes on both workers;
+    without the certificates the command stops with a usage error before anything starts."""
+    from faceveil.cli import EXIT_USAGE, main
+
+    src = tmp_path / "src"
+    (src / "a").mkdir(parents=True)
+    shutil.copy(sample_archive / "photos/astronaut.jpg", src / "a/astronaut.jpg")
+    shutil.copy(sample_archive / "cameras/lobby/clip_001.mp4", src / "a/lobby.mp4")
+    dest = tmp_path / "out"
+    ca, cert, key = _throwaway_tls(tmp_path)
+    with ExternalCluster(tmp_path, [{"name": "w0"}, {"name": "w1"}], tls=(ca, cert, key)) as cluster:
+        assert cluster.address.startswith("tls://")
+        with pytest.raises(Exception):  # the scheduler speaks TLS only
+            from distributed import Client
+
+            Client(cluster.address.replace("tls://", "tcp://"), timeout=3).close()
+        assert main(["anonymize", str(src), str(dest), "--dask-address", cluster.address, "--quiet"]) == EXIT_USAGE
+        err = capsys.readouterr().err
+        assert "is a TLS scheduler" in err and "--dask-tls-ca" in err and "DASK_DISTRIBUTED__COMM__TLS__CA_FILE" in err
+        assert not dest.exists()
+        t0 = time.time()
+        code = main(["anonymize", str(src), str(dest), "--dask-address", cluster.address, "--dask-tls-ca", ca,
+                     "--dask-tls-cert", cert, "--dask-tls-key", key, "--quiet"])
+        seconds = time.time() - t0
+        work = _by_worker(cluster.stream(t0), cluster.addresses)
+    assert code == 0, capsys.readouterr()
+    media = _media(dest)
+    assert len(media) == 2 and set(media.status) == {"ok"}
+    assert _faces(src / "a/lobby.mp4") > 0 and _faces(dest / "a/lobby.mp4") == 0
+    tasks = {name: sum(c.values()) for name, c in work.items()}
+    assert sum(tasks.values()) >= 3, work
+    figures.append(f"tls:// Dask scheduler + 2 workers (throwaway CA): 2 media anonymized in {seconds:.1f} s; "
+                   f"tasks per worker {tasks}")
