@@ -161,6 +161,7 @@ class AnonymizeConfig:
     recheck: bool = True  # a media that leaked is anonymized once more, denser and with the gate's detectors too
     second_pass: bool = False  # this is that pass
     tracking_uri: str | None = None  # MLflow; default: sqlite under DEST/_faceveil/mlflow (local DEST)
+    mlflow_artifacts: str | None = None  # MLflow's artifact root, e.g. s3://bucket/prefix (default: beside the store)
     # method "replace": generator (name), checkpoint, checkpoint_sha256, id_margin, pool_seed (all optional)
     replace_options: dict = field(default_factory=dict)
 

@@ -73,6 +73,9 @@ def _add_audit_args(p) -> None:
     p.add_argument("--audit-every", dest="check_every", type=float, default=argparse.SUPPRESS, help=argparse.SUPPRESS)  # the old name
     p.add_argument("--mlflow-uri", default=None,
                    help="MLflow tracking URI (default: $FACEVEIL_MLFLOW_URI, else sqlite under DEST/_faceveil/mlflow)")
+    p.add_argument("--mlflow-artifacts", default=None, metavar="URI",
+                   help="MLflow's artifact root, e.g. s3://bucket/prefix (default: $FACEVEIL_MLFLOW_ARTIFACTS, else "
+                        "beside the store; S3 endpoint: $MLFLOW_S3_ENDPOINT_URL, else $FACEVEIL_S3_ENDPOINT)")
 
 
 def _add_gate_args(p) -> None:

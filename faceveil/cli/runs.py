@@ -25,7 +25,7 @@ def _config(args):
         mask_shape=args.mask_shape, pad=args.pad, max_gap=args.max_gap, lossless=args.lossless, crf=args.crf,
         preset=args.preset, workers=args.workers, dask_address=args.dask_address, dask_tls_ca=args.dask_tls_ca,
         dask_tls_cert=args.dask_tls_cert, dask_tls_key=args.dask_tls_key, gpu_workers=args.gpu_workers, check_every_s=args.check_every,
-        tracking_uri=args.mlflow_uri, max_leak=args.max_leak / 100, recheck=args.recheck)
+        tracking_uri=args.mlflow_uri, mlflow_artifacts=args.mlflow_artifacts, max_leak=args.max_leak / 100, recheck=args.recheck)
 
 
 def _validate(config) -> None:

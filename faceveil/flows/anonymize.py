@@ -65,7 +65,7 @@ def _anonymize(config: AnonymizeConfig, run_id: str, index_keys) -> dict:
     bars = progress.current()
     if config.reversible:
         config = t.open_vault(config)  # a wrong key stops the run here, before anything is written
-    preload_validation(config.dest, config.storage_options, config.tracking_uri)
+    preload_validation(config.dest, config.storage_options, config.tracking_uri, config.mlflow_artifacts)
     items, unsupported = t.discover_media(config)
     todo = [i for i in items if not i.done]
     bars.start(len(todo))
@@ -81,7 +81,7 @@ def _anonymize(config: AnonymizeConfig, run_id: str, index_keys) -> dict:
         t.index_archive(config, results, index_keys)
     summary = t.write_summary_task(config, run_id, started, items, results, unsupported)
     audit, contracts = t.validate_run_task(config, summary, results, scratch(config))
-    t.publish_report_task(locations(config)[1], audit, contracts, config.tracking_uri)
+    t.publish_report_task(locations(config)[1], audit, contracts, config.tracking_uri, config.mlflow_artifacts)
     return summary | {"audit": {"report": f"{META_DIR}/reports/{run_id}.html", "contracts": contracts.success,
                                 "mlflow": audit.get("mlflow"), "privacy": audit["privacy"], "utility": audit["utility"]}}
 
@@ -206,7 +206,7 @@ def nothing_new(config: AnonymizeConfig) -> dict | None:
         return None
     summary = write_summary(config, new_run_id(), started, items, [], unsupported)
     audit, contracts = anonymize_report(config, summary, [], scratch(config))
-    publish_report(locations(config)[1], audit, contracts, config.tracking_uri)  # raises on a broken contract
+    publish_report(locations(config)[1], audit, contracts, config.tracking_uri, config.mlflow_artifacts)  # raises on a broken contract
     return summary | {"audit": {"report": f"{META_DIR}/reports/{summary['run_id']}.html", "contracts": contracts.success,
                                 "mlflow": audit.get("mlflow"), "privacy": audit["privacy"], "utility": audit["utility"],
                                 "nothing_new": True}}

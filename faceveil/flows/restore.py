@@ -22,7 +22,7 @@ def restore_archive(config: RestoreConfig, jobs_token: str, key_fingerprint: str
     config = with_options(config, options_token)
     jobs: list[RestoreJob] = take(jobs_token)
     run_id, started = new_run_id(), datetime.now(timezone.utc)
-    preload_validation(config.out, config.storage_options, config.tracking_uri)
+    preload_validation(config.out, config.storage_options, config.tracking_uri, config.mlflow_artifacts)
     futures = [t.restore_media_task.submit(config, job) for job in jobs]
     results = []
     for job, fut in zip(jobs, futures):
@@ -40,7 +40,7 @@ def restore_archive(config: RestoreConfig, jobs_token: str, key_fingerprint: str
     contracts = t.check_restore_task(results)
     audit = t.restore_report_task(config, report, contracts)
     report["audit"] = t.publish_report_task(Location(config.out, config.storage_options), audit, contracts,
-                                           config.tracking_uri).get("mlflow")
+                                           config.tracking_uri, config.mlflow_artifacts).get("mlflow")
     return report
 
 

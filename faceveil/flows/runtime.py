@@ -93,7 +93,8 @@ def preload(*steps) -> threading.Thread:
     return thread
 
 
-def preload_validation(dest: str, storage_options: dict, tracking_uri: str | None) -> threading.Thread:
+def preload_validation(dest: str, storage_options: dict, tracking_uri: str | None,
+                       artifacts: str | None = None) -> threading.Thread:
     """Imports Great Expectations, MLflow and matplotlib and opens the run's MLflow store (creating
     its database takes seconds) while the workers work."""
     from faceveil.storage.paths import Location
@@ -101,7 +102,7 @@ def preload_validation(dest: str, storage_options: dict, tracking_uri: str | Non
     def store():
         from faceveil.validation import mlflow_log
 
-        mlflow_log.open_store(*mlflow_log.store_for(Location(dest, storage_options), tracking_uri))
+        mlflow_log.open_store(*mlflow_log.store_for(Location(dest, storage_options), tracking_uri, artifacts))
 
     return preload(lambda: __import__("great_expectations"), store, lambda: __import__("matplotlib.backends.backend_agg"))
 

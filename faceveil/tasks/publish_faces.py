@@ -116,7 +116,7 @@ def write_publication(config: AnonymizeConfig, run_id: str, summary: dict, measu
                           "results": [] if contracts is None else contracts.results}}
     png = datasheet.contact_sheet([c for m in measured for c in m["crops"]][:6])
     paths = datasheet.write_datasheet(dest, info, png)
-    uri, artifacts = mlflow_log.store_for(dest, config.tracking_uri)
+    uri, artifacts = mlflow_log.store_for(dest, config.tracking_uri, config.mlflow_artifacts)
     audit = {"run_id": f"publish-{run_id}", "flow": "publish_dataset", "status": "ok" if info["contracts"]["success"] else "failed",
              "settings": info["settings"], "models": [{"role": "generator", "name": gen.name, "weights": gen.weights_id}],
              "faceveil_version": __version__, "src": config.src, "dest": config.dest,

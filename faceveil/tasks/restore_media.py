@@ -40,6 +40,7 @@ class RestoreConfig:
     scratch_dir: str | None = None
     crf: int = 10  # restored lossy video is evidence: encoded well above the archive's quality
     tracking_uri: str | None = None  # MLflow; default: sqlite under OUT/_faceveil/mlflow (local OUT)
+    mlflow_artifacts: str | None = None  # MLflow's artifact root (as AnonymizeConfig's)
 
     def __post_init__(self):
         if not (self.tracks or self.media or self.all):

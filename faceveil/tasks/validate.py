@@ -212,11 +212,12 @@ def restore_report(config, report: dict, contracts: ContractReport) -> dict:
     }
 
 
-def publish(dest: Location, audit: dict, contracts: ContractReport, tracking_uri: str | None = None) -> dict:
+def publish(dest: Location, audit: dict, contracts: ContractReport, tracking_uri: str | None = None,
+            mlflow_artifacts: str | None = None) -> dict:
     """Writes the audit report, logs the MLflow run, then fails the run if a contract broke."""
     from faceveil.validation import mlflow_log, report
 
-    uri, artifacts = mlflow_log.store_for(dest, tracking_uri)
+    uri, artifacts = mlflow_log.store_for(dest, tracking_uri, mlflow_artifacts)
 
     def rendered(a: dict) -> dict[str, bytes]:
         paths = report.write_report(dest, a)

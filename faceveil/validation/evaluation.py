@@ -87,10 +87,10 @@ def method_audit(result: dict, method: str, out: str, models: list[dict]) -> dic
 def log_evaluation(result: dict, out: str, uri: str | None, models: list[dict], table: str) -> dict:
     """One MLflow run per method, each with the whole `table` and the JSON as artifacts, in OUT's
     store unless `uri` names one. Returns {'tracking_uri', 'experiment', 'runs': {method: run id}}."""
-    from faceveil.validation.mlflow_log import EXPERIMENT, log_run, store_for
+    from faceveil.validation.mlflow_log import log_run, store_for
 
     uri, artifacts_at = store_for(Location(str(Path(out).expanduser())), uri)
     files = {"evaluate.md": table.encode(), "evaluate.json": json.dumps(plain(result), indent=2).encode()}
-    runs = {m: log_run(method_audit(result, m, out, models), files, uri, artifacts_at)["run_id"]
-            for m in result["methods"]}
-    return {"tracking_uri": uri, "experiment": EXPERIMENT, "runs": runs}
+    logged = {m: log_run(method_audit(result, m, out, models), files, uri, artifacts_at) for m in result["methods"]}
+    experiment = next(iter(logged.values()))["experiment"] if logged else None
+    return {"tracking_uri": uri, "experiment": experiment, "runs": {m: r["run_id"] for m, r in logged.items()}}

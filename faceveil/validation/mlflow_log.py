@@ -1,7 +1,11 @@
 """Every flow run as an MLflow run: params (settings, models and weight hashes, code version),
 metrics (privacy, utility, counts), artifacts (audit report, plots, manifest summary). The store is
 a sqlite database under DEST/_faceveil/mlflow for a local DEST (for s3://, one under
-$FACEVEIL_HOME, default ~/.faceveil), or any tracking URI ($FACEVEIL_MLFLOW_URI or the setting). Only what the audit holds is logged: no face pixels but anonymized thumbnails, no key."""
+$FACEVEIL_HOME, default ~/.faceveil), or any tracking URI ($FACEVEIL_MLFLOW_URI or the setting). The
+artifacts go beside a local store, or to an artifact root given (the mlflow_artifacts setting,
+$FACEVEIL_MLFLOW_ARTIFACTS), e.g. s3://bucket/prefix (boto3's credentials from the AWS environment;
+the endpoint $MLFLOW_S3_ENDPOINT_URL, else $FACEVEIL_S3_ENDPOINT). An experiment keeps the artifact
+root it was created with: runs for another root go to the experiment "faceveil (ROOT)". Only what the audit holds is logged: no face pixels but anonymized thumbnails, no key."""
 from __future__ import annotations
 
 import json
@@ -29,38 +33,45 @@ def load_mlflow():
     return mlflow
 
 
-def store_for(dest: Location, uri: str | None = None) -> tuple[str, str | None]:
-    """(tracking URI, artifact location for a new experiment) of an archive."""
+def store_for(dest: Location, uri: str | None = None, artifacts: str | None = None) -> tuple[str, str | None]:
+    """(tracking URI, artifact root of its experiment; None: the tracking server's default) of an archive."""
     uri = uri or os.environ.get("FACEVEIL_MLFLOW_URI")
+    artifacts = artifacts or os.environ.get("FACEVEIL_MLFLOW_ARTIFACTS") or None
     if uri:
-        return uri, None
+        return uri, artifacts
     home = Path(os.environ.get("FACEVEIL_HOME") or Path.home() / ".faceveil")
     root = Path(dest.path(f"{META_DIR}/mlflow")) if dest.is_local else home / "mlflow"
     root.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{root / 'mlflow.db'}", (root / "artifacts").as_uri()
+    return f"sqlite:///{root / 'mlflow.db'}", artifacts or (root / "artifacts").as_uri()
 
 
 def open_store(uri: str, artifacts: str | None, experiment: str = EXPERIMENT):
-    """(client, experiment id): creating the database (migrations take seconds) and the experiment once."""
+    """(client, experiment id, experiment name): creating the database (migrations take seconds)
+    and the experiment once. An existing experiment with another artifact root than `artifacts`
+    is not used: its runs would put their artifacts there; the runs go to "EXPERIMENT (ROOT)"."""
     from faceveil.offline import set_offline_env
 
     set_offline_env()
+    if (artifacts or "").startswith("s3://") and os.environ.get("FACEVEIL_S3_ENDPOINT"):
+        os.environ.setdefault("MLFLOW_S3_ENDPOINT_URL", os.environ["FACEVEIL_S3_ENDPOINT"])
     import logging
 
     with _LOCK:  # the preloading thread and the run's last step may both get here first
         client = load_mlflow().MlflowClient(tracking_uri=uri)
         logging.getLogger("alembic").setLevel(logging.WARNING)
         logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
-        exp = client.get_experiment_by_name(experiment)
-        if exp is not None:
-            return client, exp.experiment_id
-        try:
-            return client, client.create_experiment(experiment, artifact_location=artifacts)
-        except Exception:  # created meanwhile by another process on the same store
-            exp = client.get_experiment_by_name(experiment)
+        for name in (experiment, f"{experiment} ({artifacts})"):
+            exp = client.get_experiment_by_name(name)
             if exp is None:
-                raise
-            return client, exp.experiment_id
+                try:
+                    return client, client.create_experiment(name, artifact_location=artifacts), name
+                except Exception:  # created meanwhile by another process on the same store
+                    exp = client.get_experiment_by_name(name)
+                    if exp is None:
+                        raise
+            if artifacts is None or exp.artifact_location.rstrip("/") == artifacts.rstrip("/"):
+                return client, exp.experiment_id, name
+        raise ValueError(f"MLflow experiment {name!r} in {uri} keeps its artifacts at {exp.artifact_location}, not {artifacts}")
 
 
 def flatten(prefix: str, value, out: dict) -> dict:
@@ -85,11 +96,12 @@ def log_run(audit: dict, artifacts, uri: str, artifact_location: str | None = No
     with _LOCK:
         entities = load_mlflow().entities
         Metric, Param, RunTag = entities.Metric, entities.Param, entities.RunTag
-        client, exp_id = open_store(uri, artifact_location)
+        client, exp_id, experiment = open_store(uri, artifact_location)
         run = client.create_run(exp_id, run_name=audit["run_id"], tags={
             "faceveil.run_id": audit["run_id"], "faceveil.flow": audit["flow"], "faceveil.status": audit["status"]})
         rid = run.info.run_id
-        audit["mlflow"] = {"tracking_uri": uri, "experiment": EXPERIMENT, "run_id": rid}
+        audit["mlflow"] = {"tracking_uri": uri, "experiment": experiment, "run_id": rid,
+                           "artifacts": run.info.artifact_uri}
         params = flatten("", {"settings": audit.get("settings", {}),
                               "models": {m["role"]: f"{m['name']} {m.get('weights') or ''}".strip() for m in audit.get("models", [])},
                               "code_version": audit.get("code_version"), "faceveil_version": audit.get("faceveil_version"),

@@ -251,7 +251,8 @@ def render_html(audit: dict) -> str:
     if thumbs:
         s["thumbnails"] = "".join(thumbs)
     if isinstance(a.get("mlflow"), dict):
-        s["mlflow"] = _kv({k.replace("_", " "): a["mlflow"].get(k) for k in ("tracking_uri", "experiment", "run_id")})
+        s["mlflow"] = _kv({k.replace("_", " "): a["mlflow"][k] for k in ("tracking_uri", "experiment", "run_id", "artifacts")
+                           if k in a["mlflow"]})
     body = "\n".join(_section(sid, title, s.get(sid) or _NA) for sid, title in SECTIONS)
     csp = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'

@@ -171,3 +171,44 @@ def test_two_access_log_writers_on_s3_never_share_a_seq(s3_endpoint):
     assert sorted(r["seq"] for r in rows) == list(range(1, 2 * n + 1))
     assert sorted(r["reason"] for r in rows) == sorted(f"{w} {i}" for w in "ab" for i in range(n))
     assert access_log.verify(loc, key) == []
+
+
+def test_mlflow_artifacts_on_s3(s3_endpoint, sample_archive, prefect_server, tmp_path, monkeypatch, capsys):
+    """`faceveil anonymize --mlflow-uri sqlite:///... --mlflow-artifacts s3://bucket/prefix`: the run's
+    MLflow artifacts (audit report, its JSON, plots) land in the bucket, nothing beside the outputs;
+    read back from S3 with s3fs and with MLflow's own client. The S3 endpoint comes from
+    $FACEVEIL_S3_ENDPOINT when $MLFLOW_S3_ENDPOINT_URL is not set. A store whose experiment keeps
+    another artifact root logs to a second experiment named after the root."""
+    import json
+
+    from faceveil.cli import main
+    from faceveil.validation.mlflow_log import open_store
+
+    monkeypatch.delenv("MLFLOW_S3_ENDPOINT_URL", raising=False)  # set from FACEVEIL_S3_ENDPOINT, undone afterwards
+    bucket = Location("s3://mlflow-artifacts/faceveil")
+    bucket.fs.mkdir("mlflow-artifacts")
+    src, dest, uri = tmp_path / "src", tmp_path / "out", f"sqlite:///{tmp_path / 'mlflow.db'}"
+    (src / "photos").mkdir(parents=True)
+    (src / "photos/astronaut.jpg").write_bytes((sample_archive / "photos/astronaut.jpg").read_bytes())
+    capsys.readouterr()
+    code = main(["anonymize", str(src), str(dest), "--workers", "1", "--mlflow-uri", uri,
+                 "--mlflow-artifacts", "s3://mlflow-artifacts/faceveil", "--json", "--quiet"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    logged = json.loads(out)["audit"]["mlflow"]
+    assert logged["experiment"] == "faceveil" and logged["artifacts"].startswith("s3://mlflow-artifacts/faceveil/")
+    stored = bucket.fs.ls(logged["artifacts"].removeprefix("s3://"))
+    names = {p.rsplit("/", 1)[1] for p in stored}
+    assert {"audit_report.html", "audit.json"} <= names and any(n.endswith(".png") for n in names), names
+    audit = json.loads(bucket.fs.cat(f"{logged['artifacts'].removeprefix('s3://')}/audit.json"))
+    assert audit["run_id"] == json.loads(out)["run_id"] and audit["mlflow"]["run_id"] == logged["run_id"]
+    from mlflow import MlflowClient
+
+    local = MlflowClient(tracking_uri=uri).download_artifacts(logged["run_id"], "audit_report.html", str(tmp_path))
+    assert b"<html" in Path(local).read_bytes()[:200].lower()
+    assert not (dest / "_faceveil" / "mlflow").exists()  # the store is the one named, its artifacts on S3
+    # the same store, another root: a second experiment, never the first one's bucket
+    _, exp_id, name = open_store(uri, "s3://mlflow-artifacts/other")
+    assert name == "faceveil (s3://mlflow-artifacts/other)"
+    assert MlflowClient(tracking_uri=uri).get_experiment(exp_id).artifact_location == "s3://mlflow-artifacts/other"
+    assert open_store(uri, "s3://mlflow-artifacts/faceveil")[2] == "faceveil"
