@@ -110,14 +110,18 @@ def preload_validation(dest: str, storage_options: dict, tracking_uri: str | Non
 class LocalPrefectServer:
     """A temporary Prefect API server (uvicorn, UI off) on 127.0.0.1:`port`, as Prefect's own
     SubprocessASGIServer runs it, started without importing the server's modules here (seconds of
-    CPU the starting workers need)."""
+    CPU the starting workers need). With `ui`, a server as `prefect server start` runs it: the UI at
+    its root, its API at /api."""
 
-    def __init__(self, port: int):
+    def __init__(self, port: int, ui: bool = False):
         import subprocess
         import sys
 
         self.url = f"http://127.0.0.1:{port}/api"
         env = {**_public_env(), "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"}
+        if ui:
+            env = {**_public_env(), "PREFECT_UI_ENABLED": "1", "PREFECT_UI_API_URL": self.url}
+            env.pop("PREFECT_API_URL", None)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "--factory", "prefect.server.api.server:create_app", "--host", "127.0.0.1",
              "--port", str(port), "--log-level", "error", "--lifespan", "on"], env=env, stdin=subprocess.DEVNULL)
