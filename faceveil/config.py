@@ -109,8 +109,20 @@ class Resolved:
         return VideoSettings(step, self.tracker(step))
 
 
+class ClusterOptions:
+    """What a run's config says about its Dask cluster (anonymize's and restore's alike)."""
+
+    @property
+    def n_workers(self) -> int:
+        return self.workers or os.cpu_count() or 1
+
+    @property
+    def dask_tls(self) -> tuple[str | None, str | None, str | None]:
+        return self.dask_tls_ca, self.dask_tls_cert, self.dask_tls_key
+
+
 @dataclass
-class AnonymizeConfig:
+class AnonymizeConfig(ClusterOptions):
     """src/dest: local folders or s3://bucket/prefix. The detector looks at every video frame while
     that costs at most `detect_mpx_per_s` megapixels per second of video, else at fewer frames but
     never fewer than `detect_fps` per second (`detect_every` fixes the step instead); the tracker
@@ -189,14 +201,6 @@ class AnonymizeConfig:
     def frame_step(self, fps: float, width: int = 0, height: int = 0) -> int:
         """Frames from one detection to the next for a video of this rate and size."""
         return self.settings.frame_step(fps, width, height)
-
-    @property
-    def n_workers(self) -> int:
-        return self.workers or os.cpu_count() or 1
-
-    @property
-    def dask_tls(self) -> tuple[str | None, str | None, str | None]:
-        return self.dask_tls_ca, self.dask_tls_cert, self.dask_tls_key
 
     def check_settings(self):
         """The checks; the leak gate's CenterFace looks below the anonymizer's threshold, BlazeFace

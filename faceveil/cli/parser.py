@@ -84,8 +84,9 @@ def _add_gate_args(p) -> None:
                         "share of their faces (default 0: any unmasked face); withheld outputs go to "
                         "DEST/_faceveil/quarantine/, never the public tree, and the run exits 1")
     p.add_argument("--no-recheck", dest="recheck", action="store_false",
-                   help="withhold a media that leaked at once (default: anonymize it once more with the detector on "
-                        "every frame at twice the scale, and check again)")
+                   help="withhold a media that leaked at once (default: anonymize it once more, detecting twice as "
+                        "often, down to below the leak gate's thresholds and with the gate's other detector family "
+                        "beside the main one, and check again)")
 
 
 def _add_report(sub) -> None:

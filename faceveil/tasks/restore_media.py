@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from faceveil.config import ClusterOptions
 from faceveil.pipeline.places import scratch
 from faceveil.storage import manifests
 from faceveil.storage.keys import MasterKey
@@ -21,7 +22,7 @@ from faceveil.storage.vault import archive_id, check_key, entry_frames, open_reg
 
 
 @dataclass
-class RestoreConfig:
+class RestoreConfig(ClusterOptions):
     """archive: an anonymized DEST; out: where restored media go (same tree). Choose by track
     ('MEDIA:TRACK', MEDIA a media id or relative path), by media (relative paths), or all."""
 
@@ -48,14 +49,6 @@ class RestoreConfig:
         if self.dask_address and not self.dask_address.startswith("tls://"):
             raise ValueError(f"restore sends the chosen tracks' data keys to the workers: {self.dask_address} would carry "
                              "them in clear; use a tls:// scheduler (with certificates), or the local cluster")
-
-    @property
-    def n_workers(self) -> int:
-        return self.workers or os.cpu_count() or 1
-
-    @property
-    def dask_tls(self) -> tuple[str | None, str | None, str | None]:
-        return self.dask_tls_ca, self.dask_tls_cert, self.dask_tls_key
 
 
 class TrackKeys(dict):
