@@ -34,8 +34,10 @@ def plan_video(config: AnonymizeConfig, item: MediaItem) -> VideoPlan:
 
 def segments_of(config: AnonymizeConfig, item: MediaItem, info: VideoInfo, chunks: list[Chunk]) -> list[Chunk]:
     """The pieces the video is encoded in, side by side: its detection chunks, or the whole video in
-    one piece when one writer must see every frame (a vault, the identity index) or avi cannot be
-    joined by timestamps."""
-    if config.reversible or config.index or len(chunks) < 2 or out_rel(config, item.rel).lower().endswith(".avi"):
+    one piece when one writer must see every frame (a vault, the identity index; identity replacement,
+    whose one surrogate per track is made from the track's first face) or avi cannot be joined by
+    timestamps."""
+    one_writer = config.reversible or config.index or config.method == "replace"
+    if one_writer or len(chunks) < 2 or out_rel(config, item.rel).lower().endswith(".avi"):
         return [Chunk(0, 0, info.n_frames)]
     return chunks
