@@ -134,3 +134,48 @@ def test_publish_parquet_table_in_and_out(tmp_path, prefect_server, capsys):
     assert again["table"]["counts"] == info["table"]["counts"]
 
 
+
+def test_publish_s3_folder_and_table(s3_endpoint, prefect_server, tmp_path, capsys):
+    """SRC and DEST on s3:// (moto): a folder of photos and a Parquet table (plain binary column) in one
+    bucket, published into another; outputs, per-face tables, datasheets read back from S3; nothing
+    written beside the sources."""
+    import io
+
+    import pyarrow.parquet as pq
+
+    from faceveil.storage.paths import Location
+
+    src = Location("s3://faces-src/data")
+    src.fs.mkdir("faces-src")
+    src.fs.mkdir("faces-pub")
+    png = _encoded(np.asarray(Image.fromarray(data.astronaut()).resize((256, 256))), "PNG")
+    jpg = _encoded(data.coffee(), "JPEG", quality=90)
+    src.fs.pipe_file(src.path("photos/people/astronaut.png"), png)
+    src.fs.pipe_file(src.path("photos/coffee.jpg"), jpg)
+    t, images = image_table(tmp_path / "train.parquet", struct=False)
+    src.fs.put_file(str(tmp_path / "train.parquet"), src.path("tables/train.parquet"))
+
+    rc = main(["publish", "s3://faces-src/data/photos", "s3://faces-pub/photos", "--workers", "1", "--seed", "0"])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    pub = Location("s3://faces-pub/photos")
+    assert pub.read_bytes("coffee.jpg") == jpg
+    new = pub.read_bytes("people/astronaut.png")
+    assert new != png and Image.open(io.BytesIO(new)).size == (256, 256)
+    faces = pd.read_parquet(io.BytesIO(pub.read_bytes("_faceveil/publish/faces.parquet")))
+    assert list(faces.media) == ["people/astronaut.png"] and faces.identity_cosine.iloc[0] < 0.92
+    info = json.loads(pub.read_bytes("_faceveil/publish/summary.json"))
+    assert info["without_faces"] == ["coffee.jpg"] and info["photos"] == 2 and info["contracts"]["success"]
+    assert info["src"] == "s3://faces-src/data/photos" and info["dest"] == "s3://faces-pub/photos"
+    assert b"data:image/png;base64," in pub.read_bytes("_faceveil/datasheet.html")
+
+    rc = main(["publish", "s3://faces-src/data/tables/train.parquet", "s3://faces-pub/table", "--workers", "1", "--seed", "0"])
+    out = capsys.readouterr().out
+    assert rc == 1, out  # two rows failed
+    tab = Location("s3://faces-pub/table")
+    info = json.loads(tab.read_bytes("_faceveil/publish/summary.json"))
+    read = lambda rel: pq.read_table(io.BytesIO(tab.read_bytes(rel)))  # noqa: E731
+    check_table_publication(t, images, read("train.parquet"), read("_faceveil/publish/rows.parquet").to_pandas(),
+                            read("_faceveil/publish/faces.parquet").to_pandas(), info)
+    assert info["src"] == "s3://faces-src/data/tables/train.parquet" and b"train.parquet: 6 rows" in tab.read_bytes("_faceveil/datasheet.md")
+    assert src.list_files() == ["photos/coffee.jpg", "photos/people/astronaut.png", "tables/train.parquet"]
