@@ -8,6 +8,7 @@ DEST/_faceveil/table/in/ (`staged_rel`), the folder flow runs on them with its d
 DEST/_faceveil/table/out/, and the output table is assembled from the originals, batch by batch."""
 from __future__ import annotations
 
+import contextlib
 import posixpath
 from dataclasses import dataclass, field
 from typing import Iterator
@@ -62,9 +63,11 @@ class ImageTable:
         return self.destination().display(f"{WORK}/{part}")
 
 
-def open_table(loc: Location, rel: str) -> pq.ParquetFile:
-    """The Parquet file at `rel`, read lazily (row groups on demand: s3:// by ranged reads)."""
-    return pq.ParquetFile(loc.fs.open(loc.path(rel), "rb"))
+@contextlib.contextmanager
+def open_table(loc: Location, rel: str) -> Iterator[pq.ParquetFile]:
+    """The Parquet file at `rel` for the block, read lazily (row groups on demand: s3:// by ranged reads)."""
+    with loc.fs.open(loc.path(rel), "rb") as f:
+        yield pq.ParquetFile(f)
 
 
 def check_table(table: ImageTable) -> tuple[str, str]:

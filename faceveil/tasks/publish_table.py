@@ -40,13 +40,13 @@ def plan_table(table: ImageTable) -> dict:
     src, name = table.source()
     if not src.exists(name):
         raise FileNotFoundError(f"{table.url}: source table does not exist")
-    pf = open_table(src, name)
-    column, kind = find_image_column(pf.schema_arrow, table.image_column)
-    fingerprint = src.fingerprint(name)
+    with open_table(src, name) as pf:
+        column, kind = find_image_column(pf.schema_arrow, table.image_column)
+        n_rows, n_groups = pf.metadata.num_rows, pf.metadata.num_row_groups
     dest = table.destination()
     dest.ensure_root()
-    plan = {"source": table.url, "column": column, "kind": kind, "rows": pf.metadata.num_rows,
-            "row_groups": pf.metadata.num_row_groups, "fingerprint": fingerprint}
+    plan = {"source": table.url, "column": column, "kind": kind, "rows": n_rows, "row_groups": n_groups,
+            "fingerprint": src.fingerprint(name)}
     old = _read_json(dest, PLAN)
     if old is not None and {k: old.get(k) for k in plan} != plan:
         for part in ("in", "out", "unpacked"):
@@ -66,26 +66,27 @@ def unpack_rows(table: ImageTable, plan: dict, row_group: int) -> dict:
     last (a crash before it: the row group is unpacked again). {status: rows}."""
     src, name = table.source()
     dest, staged = table.destination(), Location(table.work_url("in"), table.storage_options)
-    pf = open_table(src, name)
-    rows = []
-    for row, data, path in iter_images(pf, plan["column"], plan["kind"], row_group):
-        if data is None:
-            status, reason = ("failed", f"image not embedded in the table (path only: {path})") if path else ("no_image", None)
-            rows.append({"row": row, "media": None, "status": status, "reason": reason})
-            continue
-        suffix = image_suffix(data)
-        if suffix is None:
-            rows.append({"row": row, "media": None, "status": "failed",
-                         "reason": f"not a JPEG, PNG or WebP image ({len(data)} bytes starting {data[:8].hex()})"})
-            continue
-        rel = staged_rel(table.stem, row, suffix)
-        staged.write_bytes(rel, data)
-        rows.append({"row": row, "media": rel, "status": "staged", "reason": None})
+    with open_table(src, name) as pf:
+        rows = [_stage(table, staged, row, data, path) for row, data, path in iter_images(pf, plan["column"], plan["kind"], row_group)]
     dest.write_bytes(_marker(row_group), json.dumps({"fingerprint": plan["fingerprint"], "rows": rows}).encode())
     counts: dict = {}
     for r in rows:
         counts[r["status"]] = counts.get(r["status"], 0) + 1
     return counts
+
+
+def _stage(table: ImageTable, staged: Location, row: int, data: bytes | None, path: str | None) -> dict:
+    """One row's record; its image bytes written to the staging when they are an image."""
+    if data is None:
+        status, reason = ("failed", f"image not embedded in the table (path only: {path})") if path else ("no_image", None)
+        return {"row": row, "media": None, "status": status, "reason": reason}
+    suffix = image_suffix(data)
+    if suffix is None:
+        return {"row": row, "media": None, "status": "failed",
+                "reason": f"not a JPEG, PNG or WebP image ({len(data)} bytes starting {data[:8].hex()})"}
+    rel = staged_rel(table.stem, row, suffix)
+    staged.write_bytes(rel, data)
+    return {"row": row, "media": rel, "status": "staged", "reason": None}
 
 
 def _row_records(table: ImageTable, plan: dict, config: AnonymizeConfig) -> list[dict]:
@@ -140,7 +141,8 @@ def assemble_table(table: ImageTable, plan: dict, config: AnonymizeConfig) -> di
         fd, tmp = tempfile.mkstemp(suffix=".parquet")
         os.close(fd)
         try:
-            n = rewrite(open_table(src, name), plan["column"], plan["kind"], images_of, tmp)
+            with open_table(src, name) as pf:
+                n = rewrite(pf, plan["column"], plan["kind"], images_of, tmp)
             if n != plan["rows"]:
                 raise RuntimeError(f"{table.url}: read {n} rows, its metadata says {plan['rows']}")
             dest.commit_file(tmp, name)
