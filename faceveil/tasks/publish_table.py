@@ -20,6 +20,7 @@ from faceveil.storage.image_tables import (WORK, ImageTable, find_image_column, 
 from faceveil.storage.paths import META_DIR, Location
 
 PLAN = f"{WORK}/plan.json"
+STAGED_NOTE = f"{META_DIR}/table.json"  # in the staging's own _faceveil/, which the run does not take for media
 ROWS = f"{META_DIR}/publish/rows.parquet"
 ASSEMBLED = f"{WORK}/assembled.json"
 SHOWN_FAILURES = 50  # failed rows named in the summary (all of them are in rows.parquet)
@@ -56,6 +57,9 @@ def plan_table(table: ImageTable) -> dict:
         dest.remove(ASSEMBLED)
     if old is None or {k: old.get(k) for k in plan} != plan:
         dest.write_bytes(PLAN, json.dumps(plan, indent=2).encode())
+    staged = Location(table.work_url("in"), table.storage_options)
+    if not staged.exists(STAGED_NOTE):  # the staging exists (on S3 too) even when no row has an image
+        staged.write_bytes(STAGED_NOTE, json.dumps({"table": table.url}).encode())
     todo = [g for g in range(plan["row_groups"]) if not dest.exists(_marker(g))]
     return {**plan, "todo": todo}
 

@@ -179,3 +179,17 @@ def test_publish_s3_folder_and_table(s3_endpoint, prefect_server, tmp_path, caps
                             read("_faceveil/publish/faces.parquet").to_pandas(), info)
     assert info["src"] == "s3://faces-src/data/tables/train.parquet" and b"train.parquet: 6 rows" in tab.read_bytes("_faceveil/datasheet.md")
     assert src.list_files() == ["photos/coffee.jpg", "photos/people/astronaut.png", "tables/train.parquet"]
+
+
+def test_publish_table_without_one_image(tmp_path, prefect_server, capsys):
+    """No row holds an image (bytes of no format, a null): nothing to anonymize, still a table out
+    (both null), each row recorded, the failed one with its reason, exit 1."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"img": [b"junk", None]}), tmp_path / "t.parquet")
+    rc = main(["publish", str(tmp_path / "t.parquet"), str(tmp_path / "pub"), "--workers", "1"])
+    assert rc == 1, capsys.readouterr().out
+    assert pq.read_table(tmp_path / "pub/t.parquet").to_pylist() == [{"img": None}, {"img": None}]
+    rows = pq.read_table(tmp_path / "pub/_faceveil/publish/rows.parquet").to_pylist()
+    assert [r["status"] for r in rows] == ["failed", "no_image"] and "not a JPEG, PNG or WebP" in rows[0]["reason"]
