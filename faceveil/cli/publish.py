@@ -45,7 +45,7 @@ def publish(args) -> int:
 
         def pct(v):
             return "n/a" if v is None else f"{100 * v:.1f}%"
-        print(f"{result['photos']} photos published ({result['photos_without_faces']} without a face, copied unchanged; "
+        print(f"{result['photos']} {'rows' if 'table' in result else 'photos'} published ({result['photos_without_faces']} without a face, copied unchanged; "
               f"{result['failed']} failed), {m['faces']} face(s) replaced")
         print(f"figures:   re-identified {pct(m['reid_rate'])} (dlib >= {m['reid_threshold']}), still detected "
               f"{pct(m['still_detected'])}, pose error {m['pose_error_deg'] or float('nan'):.1f} deg, "
