@@ -14,6 +14,7 @@ from faceveil.storage.keys import VaultLock
 
 TRACK_FLOOR = 0.5  # with tracking, detections down to this share of the threshold continue tracks (or make one, seen often)
 SECOND_PASS_MARGIN = 0.7  # the second pass's gate detectors look this far below the gate's thresholds
+REPLACE_CHECKED_FRAMES = 5  # method "replace": at least this many checked frames per video (identity stability)
 
 # Settings that change the output; a finished media is redone only when one of these changes.
 OUTPUT_SETTINGS = ("method", "detector", "precision", "threshold", "min_size", "scale", "detect_every", "detect_fps", "detect_mpx_per_s",
@@ -204,7 +205,8 @@ class AnonymizeConfig(ClusterOptions):
 
     def check_settings(self):
         """The checks; the leak gate's CenterFace looks below the anonymizer's threshold, BlazeFace
-        (another family) at its own."""
+        (another family) at its own. Identity replacement checks at least REPLACE_CHECKED_FRAMES
+        frames of a video: its identity stability along a track needs consecutive checked faces."""
         from faceveil.validation.privacy import CheckSettings
 
         gate, confirm = dict(CheckSettings.gate), dict(CheckSettings.confirm)
@@ -212,7 +214,7 @@ class AnonymizeConfig(ClusterOptions):
             gate["centerface"] = min(gate["centerface"], 0.75 * self.detector_threshold())
             confirm["centerface"] = min(confirm["centerface"], self.detector_threshold())
         return CheckSettings(self.check_every_s, self.check_max_frames, gate=tuple(gate.items()),
-                             confirm=tuple(confirm.items()))
+                             confirm=tuple(confirm.items()), min_frames=REPLACE_CHECKED_FRAMES if self.method == "replace" else 1)
 
     def extra_detectors(self) -> tuple[tuple[str, DetectorSettings], ...]:
         """Detectors that find faces beside the main one: on the second pass, the leak gate's other

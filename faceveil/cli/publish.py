@@ -7,8 +7,10 @@ from faceveil.cli.exits import EXIT_MEDIA_FAILED, EXIT_OK
 
 
 def add_arguments(p) -> None:
-    p.add_argument("src", help="source folder of photos, or s3://bucket/prefix")
-    p.add_argument("dest", help="destination folder or s3://bucket/prefix")
+    p.add_argument("src", help="source folder of photos, or a Parquet table of images (NAME.parquet); local or s3://")
+    p.add_argument("dest", help="destination folder or s3://bucket/prefix (a table is published as DEST/NAME.parquet)")
+    p.add_argument("--image-column", default=None, metavar="NAME",
+                   help="a Parquet table's column of image bytes (binary, or a struct {bytes, path}); default: the only one")
     p.add_argument("--generator", default="dcgan-digiface", help="dcgan-digiface | stylegan2 (default: dcgan-digiface)")
     p.add_argument("--checkpoint", default=None, metavar="PATH", help="stylegan2: a converted .pt checkpoint")
     p.add_argument("--checkpoint-sha256", default=None, metavar="HEX", help="the checkpoint's expected SHA-256 (required with --checkpoint)")
@@ -35,7 +37,7 @@ def publish(args) -> int:
     result = run_publish(args.src, args.dest, generator=args.generator, checkpoint=args.checkpoint,
                          checkpoint_sha256=args.checkpoint_sha256, id_margin=args.id_margin, seed=args.seed,
                          workers=args.workers, tracking_uri=args.mlflow_uri,
-                         max_over_margin=args.max_over_margin / 100)
+                         max_over_margin=args.max_over_margin / 100, image_column=args.image_column)
     if args.json:
         print(json.dumps(result, indent=2, default=str))
     else:
@@ -43,11 +45,18 @@ def publish(args) -> int:
 
         def pct(v):
             return "n/a" if v is None else f"{100 * v:.1f}%"
-        print(f"{result['photos']} photos published ({result['photos_without_faces']} without a face, copied unchanged; "
+        print(f"{result['photos']} {'rows' if 'table' in result else 'photos'} published ({result['photos_without_faces']} without a face, copied unchanged; "
               f"{result['failed']} failed), {m['faces']} face(s) replaced")
         print(f"figures:   re-identified {pct(m['reid_rate'])} (dlib >= {m['reid_threshold']}), still detected "
               f"{pct(m['still_detected'])}, pose error {m['pose_error_deg'] or float('nan'):.1f} deg, "
               f"skin dE {m['skin_delta_e'] or float('nan'):.1f}, {m['seconds_per_face'] or float('nan'):.2f} s per face")
+        if "table" in result:
+            c = result["table"]["counts"]
+            print(f"table:     {dest}/{result['table']['output']}: {result['table']['rows']} rows ({c['replaced']} with faces "
+                  f"replaced, {c['no_face']} without a face, {c['no_image']} without an image, {c['failed'] + c['withheld']} "
+                  f"failed: their image bytes are null); per row: {dest}/{result['table']['record']}")
+            for f in result["table"]["failures"][:10]:
+                print(f"  row {f['row']}: {f['reason']}")
         print(f"faces:     {dest}/{result['paths']['faces']}")
         print(f"datasheet: {dest}/{result['paths']['html']} (and .md)")
         print(f"contracts: {'passed' if result['contracts']['success'] else 'FAILED: ' + '; '.join(result['contracts']['failures'])}")

@@ -1,7 +1,8 @@
-"""`publish_dataset`: a face dataset published by identity replacement. The anonymize flow with
-method "replace" (a subflow on the same cluster: resumable and idempotent as any anonymize run) ->
-measure-faces per photo (original against output at the recorded boxes) -> write-publication
-(faces.parquet, contract, datasheet, MLflow). Composition only."""
+"""`publish_dataset`: a face dataset published by identity replacement. [A Parquet table: plan-table ->
+unpack-rows per row group (each row's image staged as a file)] -> the anonymize flow with method
+"replace" (a subflow on the same cluster: resumable and idempotent as any anonymize run) ->
+measure-faces per photo (original against output at the recorded boxes) -> [assemble-table: the
+output table] -> write-publication (faces.parquet, contract, datasheet, MLflow). Composition only."""
 from __future__ import annotations
 
 import functools
@@ -15,6 +16,7 @@ from faceveil.flows.anonymize import anonymize_archive
 from faceveil.flows.runtime import flow_runtime
 from faceveil.pipeline.places import locations
 from faceveil.storage import manifests
+from faceveil.storage.image_tables import ImageTable, TableError, check_table, is_table
 from faceveil.tasks import wrappers as t
 from faceveil.tasks.run import new_run_id
 
@@ -22,9 +24,14 @@ CROPS = 6  # faces on the datasheet's contact sheet
 
 
 @flow(name="publish_dataset", log_prints=False)
-def publish_dataset(config: AnonymizeConfig, max_over_margin: float = 0.0) -> dict:
+def publish_dataset(config: AnonymizeConfig, max_over_margin: float = 0.0, table: ImageTable | None = None) -> dict:
+    """`table`: SRC is this Parquet table; `config` then runs on its staged rows (`staged_config`)."""
     run_id = new_run_id()
     runner = FlowRunContext.get().task_runner.duplicate()
+    if table is not None:
+        plan = t.plan_table_task(table)
+        for unpacked in [t.unpack_rows_task.submit(table, plan, g) for g in plan["todo"]]:
+            unpacked.result()
     summary = anonymize_archive.with_options(task_runner=runner)(config)
     media = manifests.read_table(locations(config)[1], "media").to_pandas()
     photos = media[(media.kind == "image") & (media.status == "ok")].sort_values("rel_path")
@@ -33,20 +40,41 @@ def publish_dataset(config: AnonymizeConfig, max_over_margin: float = 0.0) -> di
     futures = [t.measure_faces_task.submit(config, r.rel_path, r.media_id, float(r.seconds), CROPS if i < CROPS else 0)
                for i, r in enumerate(with_faces.itertuples())]
     measured = [f.result() for f in futures]
-    return {"anonymize": summary, **t.write_publication_task(config, run_id, summary, measured, faceless, max_over_margin)}
+    assembled = t.assemble_table_task(table, plan, config) if table is not None else None
+    return {"anonymize": summary,
+            **t.write_publication_task(config, run_id, summary, measured, faceless, max_over_margin, assembled)}
+
+
+def staged_config(table: ImageTable, config: AnonymizeConfig) -> AnonymizeConfig:
+    """The run over a table's staged rows: SRC DEST/_faceveil/table/in, DEST DEST/_faceveil/table/out,
+    its MLflow runs in DEST's store (beside the publication's)."""
+    from faceveil.storage.paths import Location
+    from faceveil.validation.mlflow_log import store_for
+
+    uri, artifacts = store_for(Location(table.dest, config.storage_options), config.tracking_uri, config.mlflow_artifacts)
+    return replace(config, src=table.work_url("in"), dest=table.work_url("out"), tracking_uri=uri, mlflow_artifacts=artifacts)
 
 
 def run_publish(src: str, dest: str, *, generator: str = "dcgan-digiface", checkpoint: str | None = None,
                 checkpoint_sha256: str | None = None, id_margin: float | None = None, seed: int | None = None,
                 workers: int | None = None, tracking_uri: str | None = None, max_over_margin: float = 0.0,
-                **settings) -> dict:
+                image_column: str | None = None, **settings) -> dict:
     """Runs `publish_dataset` on a local Dask cluster with a Prefect API. `max_over_margin`: the share
-    of faces the contract lets keep an identity cosine at or above the margin (default none)."""
+    of faces the contract lets keep an identity cosine at or above the margin (default none). SRC a
+    `.parquet` file (local or s3://): a table of images (`image_column`, default the one column of
+    image bytes), published as DEST/<its name> beside DEST/_faceveil/."""
     options = {"generator": generator, "checkpoint": checkpoint, "checkpoint_sha256": checkpoint_sha256,
                "id_margin": id_margin, "pool_seed": seed}
     config = AnonymizeConfig(src=src, dest=dest, method="replace", workers=workers, tracking_uri=tracking_uri,
                              replace_options={k: v for k, v in options.items() if v is not None and v != ""}, **settings)
+    table = None
+    if is_table(src):
+        table = ImageTable(src, dest, image_column, dict(config.storage_options))
+        check_table(table)  # a usage error before anything starts
+        config = staged_config(table, config)
+    elif image_column:
+        raise TableError(f"--image-column is for a Parquet table; {src} is a folder")
     t.prepare_models(config)
     warm = functools.partial(t.warm_worker, config)
     with flow_runtime(config.n_workers, config.threads_per_worker, config.dask_address, warm, config.dask_tls) as runner:
-        return publish_dataset.with_options(task_runner=runner)(replace(config), max_over_margin)
+        return publish_dataset.with_options(task_runner=runner)(replace(config), max_over_margin, table)

@@ -15,6 +15,7 @@ from faceveil.pipeline.places import locations, scratch
 from faceveil.pipeline.toolkit import loaded_anonymizer, loaded_detector, loaded_embedder
 from faceveil.storage import manifests
 from faceveil.storage.media import read_image
+from faceveil.storage.paths import Location
 
 FACE_COLUMNS = ("media", "media_id", "face_index", "surrogate_id", "identity_cosine", "pose_error_deg",
                 "skin_delta_e", "detector_score", "face_size", "seconds")
@@ -80,9 +81,12 @@ def measure_faces(config: AnonymizeConfig, rel: str, media_id: str, seconds: flo
 
 
 def write_publication(config: AnonymizeConfig, run_id: str, summary: dict, measured: list[dict],
-                      faceless: list[str], max_over_margin: float = 0.0) -> dict:
+                      faceless: list[str], max_over_margin: float = 0.0, table: dict | None = None) -> dict:
     """faces.parquet, the data contract on it, the datasheet (Markdown and HTML) and an MLflow run;
-    the datasheet's figures and where everything went."""
+    the datasheet's figures and where everything went. `table`: a Parquet table's publication
+    (tasks/publish_table.assemble_table's figures): everything then goes to the table's DEST (the run
+    itself had its staged rows as SRC and DEST/_faceveil/table/out as DEST), and rows that never
+    reached the run (no image, not an image) count too."""
     from datetime import datetime, timezone
 
     import pandas as pd
@@ -96,7 +100,7 @@ def write_publication(config: AnonymizeConfig, run_id: str, summary: dict, measu
     from faceveil.validation.contracts import check_published_faces
     from faceveil.version import __version__
 
-    dest = locations(config)[1]
+    dest = Location(table["dest"], config.storage_options) if table else locations(config)[1]
     faces = pd.DataFrame([r for m in measured for r in m["rows"]], columns=list(FACE_COLUMNS))
     buf = io.BytesIO()
     pq.write_table(pa.Table.from_pandas(faces, preserve_index=False), buf)
@@ -105,21 +109,25 @@ def write_publication(config: AnonymizeConfig, run_id: str, summary: dict, measu
     metrics = datasheet.publication_metrics(faces, DlibResNet.same_person_threshold, margin, DETECTED_AT)
     contracts = check_published_faces(faces, margin, max_over_margin) if len(faces) else None
     gen = loaded_anonymizer(config.method, config.settings.mask, config.settings.replace).replacer.generator
-    info = {"run_id": run_id, "src": config.src, "dest": config.dest, "faceveil_version": __version__,
-            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "photos": summary.get("media", 0), "failed": summary.get("failed", 0),
+    unstaged = table["counts"]["no_image"] + table["unstaged_failed"] if table else 0
+    info = {"run_id": run_id, "src": table["source"] if table else config.src, "dest": dest.url,
+            "faceveil_version": __version__, "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "photos": summary.get("media", 0) + unstaged,
+            "failed": summary.get("failed", 0) + (table["unstaged_failed"] if table else 0),
             "photos_without_faces": len(faceless), "without_faces": faceless, "metrics": metrics,
             "generator": {"name": gen.name, "weights_id": gen.weights_id, "licence": gen.licence},
             "settings": {"id_margin": margin, "max_over_margin": max_over_margin, **{k: v for k, v in config.replace_options.items() if v is not None}},
             "contracts": {"success": contracts is None or contracts.success,
                           "failures": [] if contracts is None else contracts.failures,
                           "results": [] if contracts is None else contracts.results}}
+    if table:
+        info["table"] = table
     png = datasheet.contact_sheet([c for m in measured for c in m["crops"]][:6])
     paths = datasheet.write_datasheet(dest, info, png)
     uri, artifacts = mlflow_log.store_for(dest, config.tracking_uri, config.mlflow_artifacts)
     audit = {"run_id": f"publish-{run_id}", "flow": "publish_dataset", "status": "ok" if info["contracts"]["success"] else "failed",
              "settings": info["settings"], "models": [{"role": "generator", "name": gen.name, "weights": gen.weights_id}],
-             "faceveil_version": __version__, "src": config.src, "dest": config.dest,
+             "faceveil_version": __version__, "src": info["src"], "dest": info["dest"],
              "privacy": {"reid_rate": metrics["reid_rate"], "over_margin_rate": metrics["over_margin_rate"]},
              "utility": {k: metrics[k] for k in ("still_detected", "pose_error_deg", "skin_delta_e")},
              "counts": {"faces": metrics["faces"], "photos": info["photos"], "without_faces": len(faceless)},
@@ -127,4 +135,5 @@ def write_publication(config: AnonymizeConfig, run_id: str, summary: dict, measu
     files = {"datasheet.html": dest.read_bytes(paths["html"]), "datasheet.md": dest.read_bytes(paths["markdown"]),
              "faces.parquet": buf.getvalue()}
     info["mlflow"] = mlflow_log.log_run(audit, files, uri, artifacts)
-    return {**info, "paths": {**paths, "faces": f"{META_DIR}/publish/faces.parquet"}}
+    return {**info, "paths": {**paths, "faces": f"{META_DIR}/publish/faces.parquet",
+                              **({"table": table["output"], "rows": table["record"]} if table else {})}}

@@ -18,6 +18,7 @@ from faceveil.tasks.image import anonymize_image
 from faceveil.tasks.index_media import index_archive, index_secret
 from faceveil.tasks.plan import plan_video, segments_of
 from faceveil.tasks.publish_faces import measure_faces, write_publication
+from faceveil.tasks.publish_table import assemble_table, plan_table, unpack_rows
 from faceveil.tasks.restore_media import RestoreConfig, RestoreJob, plan_restore, restore_media, write_restore_report
 from faceveil.tasks.run import new_run_id, write_summary
 from faceveil.tasks.validate import anonymize_report, publish, restore_report
@@ -46,6 +47,10 @@ publish_report_task = task(publish, name="report-and-mlflow", cache_policy=NO_CA
 measure_faces_task = task(measure_faces, name="measure-faces", cache_policy=NO_CACHE, retries=1,
                           task_run_name="measure {rel}")
 write_publication_task = task(write_publication, name="write-publication", cache_policy=NO_CACHE)
+plan_table_task = task(plan_table, name="plan-table", cache_policy=NO_CACHE)
+unpack_rows_task = task(unpack_rows, name="unpack-rows", cache_policy=NO_CACHE, retries=1,
+                        task_run_name="unpack row group {row_group}")
+assemble_table_task = task(assemble_table, name="assemble-table", cache_policy=NO_CACHE, retries=1)
 write_restore_report_task = task(write_restore_report, name="write-restore-report", cache_policy=NO_CACHE)
 
 

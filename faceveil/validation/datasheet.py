@@ -64,7 +64,13 @@ def _fmt(v, pct: bool = False, digits: int = 2) -> str:
 
 def _rows(info: dict) -> list[tuple[str, str]]:
     m, g = info["metrics"], info["generator"]
-    return [
+    table = []
+    if info.get("table"):
+        t, c = info["table"], info["table"]["counts"]
+        table = [("Table", f"{t['output']}: {t['rows']} rows, images in column {t['image_column']} ({c['replaced']} with "
+                           f"faces replaced, {c['no_face']} without a face, {c['no_image']} without an image, "
+                           f"{c['failed'] + c['withheld']} failed: image bytes null)")]
+    return table + [
         ("Photos", f"{info['photos']} ({info['photos_without_faces']} without a face, copied unchanged; "
                    f"{info['failed']} failed)"),
         ("Faces replaced", str(m["faces"])),
@@ -93,7 +99,11 @@ def render_markdown(info: dict) -> str:
               "![contact sheet](publish/contact_sheet.png)" if info.get("has_contact_sheet") else "(no faces)", "",
               "## Files", "", "- `_faceveil/publish/faces.parquet`: one row per face (media, face index, surrogate id, "
               "identity cosine, pose error, skin ΔE, detector score, size, seconds)",
-              "- `_faceveil/publish/summary.json`: the run's figures and settings", ""]
+              "- `_faceveil/publish/summary.json`: the run's figures and settings"]
+    if info.get("table"):
+        lines += [f"- `{info['table']['output']}`: the published table (same schema and row order; image bytes replaced)",
+                  "- `_faceveil/publish/rows.parquet`: one row per table row (row, staged media, status, reason, faces)"]
+    lines.append("")
     return "\n".join(lines)
 
 

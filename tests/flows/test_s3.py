@@ -1,9 +1,5 @@
 """The flow against real S3 semantics: moto's server on 127.0.0.1, s3:// source and destination."""
 import os
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -14,37 +10,6 @@ from faceveil.storage import manifests
 from faceveil.storage.paths import Location
 
 pytestmark = pytest.mark.slow  # end to end: Prefect flows on a Dask cluster, the CLI with its own server
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    env = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1",
-           "FACEVEIL_S3_ENDPOINT": url}
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    import httpx
-
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            httpx.get(url, timeout=1)
-            break
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    yield url
-    proc.terminate()
-    proc.wait(10)
-    for k, v in old.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
 
 
 def test_s3_to_s3(s3_endpoint, sample_archive, prefect_server, tmp_path):

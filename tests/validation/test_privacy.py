@@ -94,6 +94,14 @@ def test_stability_consistency_pose_and_sampling():
     assert sample_frames(100, 25, CheckSettings(every_s=1.0)) == {0, 25, 50, 75}
     assert len(sample_frames(100_000, 30, CheckSettings(every_s=1.0, max_frames=60))) == 60
     assert sample_frames(10, 25, CheckSettings(every_s=0)) == set()
+    # at least min_frames, spread evenly (a 2 s clip still gets consecutive checked faces), never more than it has
+    assert sample_frames(60, 30, CheckSettings(every_s=4.0, min_frames=5)) == {0, 15, 30, 44, 59}
+    assert sample_frames(3, 30, CheckSettings(every_s=4.0, min_frames=5)) == {0, 1, 2}
+    assert sample_frames(600, 30, CheckSettings(every_s=1.0, min_frames=5)) == set(range(0, 600, 30))
+    from faceveil.config import AnonymizeConfig
+
+    assert AnonymizeConfig("a", "b", method="replace").check_settings().min_frames == 5
+    assert AnonymizeConfig("a", "b", method="blur").check_settings().min_frames == 1
 
 
 def test_the_leak_gate_sees_faces_outside_the_masks_with_either_family(astronaut):
