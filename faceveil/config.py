@@ -214,7 +214,8 @@ class AnonymizeConfig(ClusterOptions):
             gate["centerface"] = min(gate["centerface"], 0.75 * self.detector_threshold())
             confirm["centerface"] = min(confirm["centerface"], self.detector_threshold())
         return CheckSettings(self.check_every_s, self.check_max_frames, gate=tuple(gate.items()),
-                             confirm=tuple(confirm.items()), min_frames=REPLACE_CHECKED_FRAMES if self.method == "replace" else 1)
+                             confirm=tuple(confirm.items()), min_frames=REPLACE_CHECKED_FRAMES if self.method == "replace" else 1,
+                             replaced=self.method == "replace")
 
     def extra_detectors(self) -> tuple[tuple[str, DetectorSettings], ...]:
         """Detectors that find faces beside the main one: on the second pass, the leak gate's other

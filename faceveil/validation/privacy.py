@@ -35,7 +35,10 @@ class CheckSettings:
     re-identification check (chosen to cover tracks, largest first), of at least identity_min_size px;
     min_frames: at least this many checked frames per video (spread evenly; fewer only where the video
     has fewer), so a method that keeps one surrogate per track has consecutive faces to measure its
-    identity stability on, however short the video."""
+    identity stability on, however short the video; replaced: the method puts another identity's face
+    in each region (replace), so a region that still looks much like the original (SSIM) is judged by
+    identity instead: it hides its face when the embedder puts the two faces below its same-person
+    threshold (without an embedder, by SSIM as for every method)."""
 
     every_s: float = 4.0
     max_frames: int = 30
@@ -46,6 +49,7 @@ class CheckSettings:
     identity_faces: int = 12
     identity_min_size: float = 24.0
     min_frames: int = 1
+    replaced: bool = False
 
 
 def sample_frames(n_frames: int, fps: float, settings: CheckSettings) -> set[int]:
@@ -103,7 +107,7 @@ class FrameChecks:
         regions = np.asarray(regions, np.int64).reshape(-1, 4)
         found = [(name, d.detect(anonymized)) for name, d in self.gate]
         ssim = np.array([region_ssim(original, anonymized, r) for r in regions])
-        masked = region_mask(original.shape, regions[~(ssim >= UNCHANGED_SSIM)])  # a region left as it was hides nothing
+        masked = region_mask(original.shape, regions[self._hidden(original, anonymized, dets, ssim)])
         candidates = unmasked_faces(found, masked, self.settings.min_leak_size)
         leaks = [c for c in candidates if found_at(self.confirm, original, c["box"])]
         outside = ~region_mask(original.shape, regions)
@@ -133,6 +137,17 @@ class FrameChecks:
                 "size": float(dets.sizes[j]), "reid_cosine": float(cos[j]), "face_ssim": float(ssim[j]),
                 "still_face": bool(match[j] >= 0),
                 "pose_error": float(pose[j]) if match[j] >= 0 else math.nan})
+
+    def _hidden(self, original: np.ndarray, anonymized: np.ndarray, dets: Detections, ssim: np.ndarray) -> np.ndarray:
+        """(N,) which regions hide their face: changed (SSIM below UNCHANGED_SSIM; a region left as it
+        was hides nothing), or, where faces are replaced, showing someone else (settings.replaced)."""
+        hidden = ~(ssim >= UNCHANGED_SSIM)
+        similar = np.flatnonzero(~hidden)
+        if self.settings.replaced and self.embedder is not None and len(similar) and len(dets) == len(ssim):
+            sub = dets[similar]
+            cos = rowwise_cosine(self.embedder.embed(original, sub), self.embedder.embed(anonymized, sub))
+            hidden[similar] = cos < self.threshold
+        return hidden
 
     def _identity_sample(self, dets: Detections) -> np.ndarray:
         """Ascending indices of the faces of this frame whose identity is checked: the media's budget

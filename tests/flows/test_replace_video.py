@@ -40,6 +40,10 @@ def test_replace_keeps_one_identity_along_a_video_track(shared, prefect_server, 
     assert audit["privacy"]["identity_stability"] == pytest.approx(stability)
     assert "identity stability" in (dest / summary["audit"]["report"]).read_text()
     media = manifests.read_table(loc, "media").to_pandas().iloc[0]
+    # the gate judges a replaced face by identity: this one shows someone else, so it is published
+    assert media.status == "ok", media.reason
+    assert summary["audit"]["privacy"]["leak"]["faces_found"] == 0 and (dest / CLIP).is_file()
+    assert summary["audit"]["privacy"]["reid"]["mean_cosine"] < 0.92
     figures.append(f"replace on {CLIP}: identity stability {stability:.3f} over {len(faces)} checked faces "
                    f"({track} frames of the longest track), mean identity cosine to the original "
                    f"{summary['audit']['privacy']['reid']['mean_cosine']:.3f}, leak gate: {media.status} "

@@ -172,3 +172,49 @@ def test_a_face_only_the_output_shows_is_not_a_leak(astronaut):
     audit = FrameChecks("m", {0}, gate, confirm=confirm)
     audit.add(0, rgb, rgb.copy(), Detections.empty(), none)  # in the original too: a missed face
     assert audit.leaks() and audit.leak_rate() == 1.0
+
+
+class _CropHashEmbedder:
+    """Unit vectors from a hash of each face's pixels: two crops that differ at all are other people."""
+
+    same_person_threshold = 0.92
+
+    def embed(self, rgb, dets):
+        import hashlib
+
+        out = []
+        for x1, y1, x2, y2 in np.round(dets.boxes).astype(int):
+            seed = int.from_bytes(hashlib.sha256(rgb[y1:y2, x1:x2].tobytes()).digest()[:4], "little")
+            v = np.random.default_rng(seed).normal(size=128)
+            out.append(v / np.linalg.norm(v))
+        return np.array(out, np.float32)
+
+
+@pytest.mark.parametrize("replaced, embedder, leaks", [
+    (False, _CropHashEmbedder(), True),  # masking methods: a region this similar hides nothing
+    (True, _CropHashEmbedder(), False),  # replace: it shows someone else, by the embedder
+    (True, None, True),  # no embedder to tell: judged by SSIM, fail closed
+])
+def test_a_replaced_face_is_judged_by_identity_not_by_change(astronaut, replaced, embedder, leaks):
+    """A replaced face may keep most of the original's look (high SSIM) yet be another person; where
+    faces are replaced the gate asks the embedder whether the region still shows the same person."""
+    rgb, dets = astronaut
+    gate = [("centerface", create_detector("centerface", DetectorSettings(threshold=0.15)))]
+    regions = create_anonymizer("solid").regions(dets, rgb.shape[1], rgb.shape[0])
+    out = rgb.copy()
+    x1, y1, x2, y2 = regions[0]
+    noise = np.random.default_rng(0).integers(-3, 4, out[y1:y2, x1:x2].shape)
+    out[y1:y2, x1:x2] = np.clip(out[y1:y2, x1:x2].astype(int) + noise, 0, 255).astype(np.uint8)
+    checks = FrameChecks("m", {0}, gate, embedder, settings=CheckSettings(replaced=replaced))
+    checks.add(0, rgb, out, dets, regions)
+    assert bool(checks.leaks()) is leaks
+
+
+def test_replace_keeps_its_face_leak_when_it_is_the_same_person(astronaut):
+    """The identity judgement does not wave through a region that still shows the person (dlib)."""
+    rgb, dets = astronaut
+    gate = [("centerface", create_detector("centerface", DetectorSettings(threshold=0.15)))]
+    regions = create_anonymizer("solid").regions(dets, rgb.shape[1], rgb.shape[0])
+    checks = FrameChecks("m", {0}, gate, create_embedder(), settings=CheckSettings(replaced=True))
+    checks.add(0, rgb, rgb.copy(), dets, regions)
+    assert checks.leaks() and checks.leak_rate() > 0
