@@ -19,6 +19,9 @@ def add_arguments(p) -> None:
     p.add_argument("--max-over-margin", type=float, default=0.0, metavar="PERCENT",
                    help="the contract lets this share of faces keep an identity cosine at or above the margin (default 0: none)")
     p.add_argument("--seed", type=int, default=None, help="seed of the generated faces' pool (default 0)")
+    p.add_argument("--per-face", dest="per_person", action="store_false",
+                   help="a surrogate per face (default: one per person: the faces are grouped by identity, and each "
+                        "person seen in several photos keeps one fake identity across the dataset)")
     p.add_argument("--workers", type=int, default=None, help="local Dask workers (default: one per core)")
     p.add_argument("--mlflow-uri", default=None, help="MLflow tracking URI (default: sqlite under DEST/_faceveil/mlflow)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -37,7 +40,8 @@ def publish(args) -> int:
     result = run_publish(args.src, args.dest, generator=args.generator, checkpoint=args.checkpoint,
                          checkpoint_sha256=args.checkpoint_sha256, id_margin=args.id_margin, seed=args.seed,
                          workers=args.workers, tracking_uri=args.mlflow_uri,
-                         max_over_margin=args.max_over_margin / 100, image_column=args.image_column)
+                         max_over_margin=args.max_over_margin / 100, image_column=args.image_column,
+                         per_person=args.per_person)
     if args.json:
         print(json.dumps(result, indent=2, default=str))
     else:

@@ -33,16 +33,17 @@ from faceveil.tasks.plan import segments_of
 
 @flow(name="anonymize_archive", log_prints=False)
 def anonymize_archive(config: AnonymizeConfig, run_id: str | None = None, index_token: str | None = None,
-                      options_token: str | None = None, key_ref: dict | None = None) -> dict:
+                      options_token: str | None = None, key_ref: dict | None = None, people_token: str | None = None) -> dict:
     """An indexing run's key comes as `key_ref`, a reference ({"file": PATH}, {"env": NAME} or
     {"prefect_secret": BLOCK}) resolved here, in the flow's own process, or from a caller in this
-    process by `index_token` (run_anonymize): never as a parameter's value."""
+    process by `index_token` (run_anonymize): never as a parameter's value. `people_token`: the
+    surrogates of people seen in several photos ({rel: [(box, Surrogate)]}, from publish_dataset)."""
     config = with_options(config, options_token)
     index_keys = _index_keys(config, index_token, key_ref)  # a wrong key stops the run here
     run_id = run_id or new_run_id()
     config = replace(config, scratch_dir=os.path.join(scratch(config), run_id))  # the run's own scratch
     try:
-        return _anonymize(config, run_id, index_keys)
+        return _anonymize(config, run_id, index_keys, take(people_token) if people_token else {})
     finally:  # whatever a crashed task left there (each task removes its own files on the way out)
         shutil.rmtree(config.scratch_dir, ignore_errors=True)
         t.remove_segments(config, run_id)
@@ -60,7 +61,7 @@ def _index_keys(config: AnonymizeConfig, index_token: str | None, key_ref: dict 
     return take(index_token)
 
 
-def _anonymize(config: AnonymizeConfig, run_id: str, index_keys) -> dict:
+def _anonymize(config: AnonymizeConfig, run_id: str, index_keys, people: dict) -> dict:
     started = datetime.now(timezone.utc)
     bars = progress.current()
     if config.reversible:
@@ -69,11 +70,11 @@ def _anonymize(config: AnonymizeConfig, run_id: str, index_keys) -> dict:
     items, unsupported = t.discover_media(config)
     todo = [i for i in items if not i.done]
     bars.start(len(todo))
-    results = _process(config, todo, run_id, bars)
+    results = _process(config, todo, run_id, bars, people)
     leaked = {r.row["rel_path"] for r in results if r.row["status"] == "leaked"}
     if leaked and config.recheck:  # once more, denser, before the leak gate's verdict stands
         bars.more(len(leaked))
-        again = _process(replace(config, second_pass=True), [i for i in todo if i.rel in leaked], run_id, bars)
+        again = _process(replace(config, second_pass=True), [i for i in todo if i.rel in leaked], run_id, bars, people)
         redone = {r.row["rel_path"]: r for r in again}
         results = [redone.get(r.row["rel_path"], r) for r in results]
     bars.close()
@@ -86,7 +87,7 @@ def _anonymize(config: AnonymizeConfig, run_id: str, index_keys) -> dict:
                                 "mlflow": audit.get("mlflow"), "privacy": audit["privacy"], "utility": audit["utility"]}}
 
 
-def _process(config: AnonymizeConfig, todo: list[MediaItem], run_id: str, bars) -> list[MediaResult]:
+def _process(config: AnonymizeConfig, todo: list[MediaItem], run_id: str, bars, people: dict) -> list[MediaResult]:
     """plan -> detect chunks -> finish, per media, on the workers; bad input is recorded and the
     archive goes on. Each future is handed back to Dask once what it gave was used (`_release`), so a
     worker lost mid-run costs only the work in flight: Dask reruns a finished task whose result died
@@ -103,7 +104,7 @@ def _process(config: AnonymizeConfig, todo: list[MediaItem], run_id: str, bars) 
             continue
         if item.kind == "image":
             with gpu():
-                finishing[t.anonymize_image_task.submit(config, item, run_id)] = item
+                finishing[t.anonymize_image_task.submit(config, item, run_id, people.get(item.rel))] = item
             continue
         try:
             plan = _take(plans.pop(item.rel))

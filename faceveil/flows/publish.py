@@ -1,6 +1,8 @@
 """`publish_dataset`: a face dataset published by identity replacement. [A Parquet table: plan-table ->
 unpack-rows per row group (each row's image staged as a file)] -> the anonymize flow with method
-"replace" (a subflow on the same cluster: resumable and idempotent as any anonymize run) ->
+"replace" (a subflow on the same cluster: resumable and idempotent as any anonymize run), after
+[identify-faces per photo -> the faces grouped into people -> person-surrogate per person seen in
+more than one photo, so each of them keeps one fake identity across the dataset] ->
 measure-faces per photo (original against output at the recorded boxes) -> [assemble-table: the
 output table] -> write-publication (faces.parquet, contract, datasheet, MLflow). Composition only."""
 from __future__ import annotations
@@ -13,6 +15,7 @@ from prefect.context import FlowRunContext
 
 from faceveil.config import AnonymizeConfig
 from faceveil.flows.anonymize import anonymize_archive
+from faceveil.flows.handover import handed_over
 from faceveil.flows.runtime import flow_runtime
 from faceveil.pipeline.places import locations
 from faceveil.storage import manifests
@@ -24,15 +27,18 @@ CROPS = 6  # faces on the datasheet's contact sheet
 
 
 @flow(name="publish_dataset", log_prints=False)
-def publish_dataset(config: AnonymizeConfig, max_over_margin: float = 0.0, table: ImageTable | None = None) -> dict:
-    """`table`: SRC is this Parquet table; `config` then runs on its staged rows (`staged_config`)."""
+def publish_dataset(config: AnonymizeConfig, max_over_margin: float = 0.0, table: ImageTable | None = None,
+                    per_person: bool = True) -> dict:
+    """`table`: SRC is this Parquet table; `config` then runs on its staged rows (`staged_config`).
+    `per_person`: one surrogate per person seen in several photos (else one per face)."""
     run_id = new_run_id()
     runner = FlowRunContext.get().task_runner.duplicate()
     if table is not None:
         plan = t.plan_table_task(table)
         for unpacked in [t.unpack_rows_task.submit(table, plan, g) for g in plan["todo"]]:
             unpacked.result()
-    summary = anonymize_archive.with_options(task_runner=runner)(config)
+    with handed_over(_people(config) if per_person else {}) as people:
+        summary = anonymize_archive.with_options(task_runner=runner)(config, people_token=people)
     media = manifests.read_table(locations(config)[1], "media").to_pandas()
     photos = media[(media.kind == "image") & (media.status == "ok")].sort_values("rel_path")
     faceless = photos[photos.n_faces == 0].rel_path.tolist()
@@ -43,6 +49,35 @@ def publish_dataset(config: AnonymizeConfig, max_over_margin: float = 0.0, table
     assembled = t.assemble_table_task(table, plan, config) if table is not None else None
     return {"anonymize": summary,
             **t.write_publication_task(config, run_id, summary, measured, faceless, max_over_margin, assembled)}
+
+
+def _people(config: AnonymizeConfig) -> dict:
+    """{rel: [(box, Surrogate)]}: the faces of the photos still to do whose person (models/people) is
+    in more than one of them, each with that person's one surrogate, made from their best face."""
+    import numpy as np
+
+    from faceveil.models.embedders import EMBEDDERS
+    from faceveil.models.people import shared_people
+    from faceveil.models.replace import track_seed
+
+    items, _ = t.discover_media(config)
+    todo = [i for i in items if i.kind == "image" and not i.done and not i.error]
+    faces = [f for fut in [t.identify_faces_task.submit(config, i) for i in todo] for f in fut.result()]
+    if len(faces) < 2:
+        return {}
+    vectors, quality = np.stack([f["vector"] for f in faces]), np.array([f["quality"] for f in faces])
+    labels, means, best = shared_people(vectors, quality, EMBEDDERS.get("dlib-resnet").same_person_threshold)
+    seed = dict(config.replace_options).get("pool_seed", 0)
+    made = {p: t.person_surrogate_task.submit(config, faces[i], means, track_seed(
+                seed, "person", faces[i]["rel"], *np.round(faces[i]["box"]).astype(int).tolist()))
+            for p, i in best.items()}
+    book: dict[str, list] = {}
+    for p, fut in made.items():
+        surrogate = fut.result()
+        if surrogate is not None:
+            for i in np.flatnonzero(labels == p):
+                book.setdefault(faces[i]["rel"], []).append((faces[i]["box"], surrogate))
+    return book
 
 
 def staged_config(table: ImageTable, config: AnonymizeConfig) -> AnonymizeConfig:
@@ -58,7 +93,7 @@ def staged_config(table: ImageTable, config: AnonymizeConfig) -> AnonymizeConfig
 def run_publish(src: str, dest: str, *, generator: str = "dcgan-digiface", checkpoint: str | None = None,
                 checkpoint_sha256: str | None = None, id_margin: float | None = None, seed: int | None = None,
                 workers: int | None = None, tracking_uri: str | None = None, max_over_margin: float = 0.0,
-                image_column: str | None = None, **settings) -> dict:
+                image_column: str | None = None, per_person: bool = True, **settings) -> dict:
     """Runs `publish_dataset` on a local Dask cluster with a Prefect API. `max_over_margin`: the share
     of faces the contract lets keep an identity cosine at or above the margin (default none). SRC a
     `.parquet` file (local or s3://): a table of images (`image_column`, default the one column of
@@ -77,4 +112,4 @@ def run_publish(src: str, dest: str, *, generator: str = "dcgan-digiface", check
     t.prepare_models(config)
     warm = functools.partial(t.warm_worker, config)
     with flow_runtime(config.n_workers, config.threads_per_worker, config.dask_address, warm, config.dask_tls) as runner:
-        return publish_dataset.with_options(task_runner=runner)(replace(config), max_over_margin, table)
+        return publish_dataset.with_options(task_runner=runner)(replace(config), max_over_margin, table, per_person)

@@ -184,6 +184,7 @@ class _MediaFaces:
     surrogates: dict = field(default_factory=dict)
     identities: list = field(default_factory=list)
     used: set = field(default_factory=set)
+    starts: list = field(default_factory=list)  # (box, Surrogate): the person's surrogate from another photo
 
 
 @ANONYMIZERS.register("replace")
@@ -250,6 +251,31 @@ class Replace(Anonymizer):
             self._media.popitem(last=False)
         return faces
 
+    def expect(self, media: str, people: list) -> None:
+        """The faces of `media` that belong to a person who already has a surrogate (made from another
+        photo of them): (box, Surrogate) pairs. A face found at such a box starts from that surrogate,
+        so one person keeps one fake identity across a dataset (Replacer.surrogate's `start`)."""
+        with self._lock:
+            self._faces_of(media).starts = list(people)
+
+    def person_surrogate(self, rgb: np.ndarray, box, landmarks, identity: np.ndarray, others: np.ndarray, seed: int):
+        """The one surrogate of a person, made from their best face (`box`, `landmarks`, its identity
+        vector) in `rgb`, kept away from `others` (every person of the dataset): for `expect`."""
+        box = np.asarray(box, np.float32)
+        dets = Detections(box[None], [1.0], np.asarray(landmarks, np.float32)[None])
+        region = self.regions(dets, rgb.shape[1], rgb.shape[0])[0]
+        return self.replacer.surrogate(rgb, _landmarks(dets, 0), box, seed, others=others, original_id=identity,
+                                       limit=region)
+
+    def _start(self, faces: _MediaFaces, box: np.ndarray):
+        from faceveil.models.detections import iou_matrix
+
+        if not faces.starts:
+            return None
+        iou = iou_matrix(np.asarray(box, np.float32)[None], np.array([b for b, _ in faces.starts], np.float32))[0]
+        k = int(np.argmax(iou))
+        return faces.starts[k][1] if iou[k] >= 0.5 else None
+
     def surrogates(self, media: str = "") -> dict:
         """{track: Surrogate} made so far for this media (of the last `keep_media` media)."""
         with self._lock:
@@ -278,7 +304,7 @@ class Replace(Anonymizer):
             others = np.array(faces.identities, np.float32).reshape(-1, ident.shape[0])
             key = track if track >= 0 else ("untracked", *np.round(box).astype(int).tolist())
             s = rep.surrogate(rgb, lm, box, track_seed(self.settings.pool_seed, media, key), others=others,
-                              avoid=faces.used, original_id=ident, limit=region)
+                              avoid=faces.used, original_id=ident, limit=region, start=self._start(faces, box))
             faces.identities.append(ident)
             if track >= 0:
                 faces.surrogates[track] = s

@@ -63,6 +63,9 @@ class ReplaceSettings:
     max_delta_e: float = 5.0
 
 
+START_EVALS = 3  # evaluations a person's surrogate gets on another face of them before that face gets its own
+
+
 @dataclass
 class PoolFace:
     latent: "object"  # torch tensor (latent_dim,) on the CPU
@@ -286,10 +289,13 @@ class Replacer:
                 "landmarks": found[0].astype(np.float32)}
 
     def surrogate(self, rgb: np.ndarray, landmarks: np.ndarray, box, seed: int, others: np.ndarray | None = None,
-                  avoid=(), original_id: np.ndarray | None = None, limit=None) -> Surrogate:
+                  avoid=(), original_id: np.ndarray | None = None, limit=None, start: Surrogate | None = None) -> Surrogate:
         """The surrogate for the face with `landmarks` and `box` in `rgb`: paired (leaving out pool faces
         within the margin of this identity and of `others`, and the pool faces in `avoid`), refined by
-        gradient steps, then searched (seeded by `seed`) against the full objective as put back."""
+        gradient steps, then searched (seeded by `seed`) against the full objective as put back. With
+        `start` (the surrogate this person already has, made from another photo of them) no pairing:
+        `start` itself when it passes here as put back, else the search goes on from its latent, and
+        where that does not pass either, this face gets a surrogate of its own."""
         import torch
 
         t0, c0 = time.perf_counter(), time.process_time()
@@ -299,20 +305,12 @@ class Replacer:
         attrs = face_attributes(rgb, lm)
         if original_id is None:
             original_id = self.embedder.embed(rgb, Detections(box[None], [1.0]))[0]
-        reals = original_id[None] if others is None or not len(others) else np.vstack([original_id[None], others])
-        order = self.ranking(attrs, reals, avoid)
-        idx = order[0]
-        face = self.pool[idx]
-        cos0 = float(face.identity @ original_id)
-        z = self._refine(face, attrs.skin)
-        with torch.no_grad():
-            image = _to_uint8(g.generate(z))[0]
-        out = Surrogate(z.cpu().reshape(-1), image, face.landmarks, idx, seed, cosine_start=cos0)
-        found = self.face_landmarks(image)
-        if found is None:  # the colour steps lost the face: the paired face as generated
-            out.latent, out.image = face.latent.clone(), face.image
+        if start is not None:
+            order = [start.pool_index]
+            out = Surrogate(start.latent.clone(), start.image, start.landmarks, start.pool_index, start.seed,
+                            cosine_start=float("nan"))  # the person's surrogate: its seed names it
         else:
-            out.landmarks = found[0].astype(np.float32)
+            out, order = self._paired(attrs, original_id, others, avoid, seed)
         if attrs.size < s.min_search_size or s.es_evals <= 0:
             out.seconds, out.cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
             return out
@@ -328,7 +326,8 @@ class Replacer:
         best_z = out.latent.to(g.device).reshape(1, -1)
         rng = np.random.default_rng(seed)
         sigma, restarts, failed = s.es_sigma, iter(order[1:]), 0
-        while out.evals < s.es_evals and (s.time_budget_s is None or time.perf_counter() - t0 < s.time_budget_s):
+        evals = s.es_evals if start is None else min(s.es_evals, START_EVALS)
+        while out.evals < evals and (s.time_budget_s is None or time.perf_counter() - t0 < s.time_budget_s):
             if best["ok"] and out.evals >= s.es_min_evals:
                 break
             nxt = next(restarts, None) if best["cosine"] >= s.id_margin and failed >= 1 else None
@@ -340,7 +339,7 @@ class Replacer:
                 cands = [(None, g.project(best_z + step)), (None, g.project(best_z - step))]
             improved = False
             for pool_idx, cand in cands:
-                if out.evals >= s.es_evals:
+                if out.evals >= evals:
                     break
                 with torch.no_grad():
                     img = _to_uint8(g.generate(cand))[0]
@@ -357,11 +356,32 @@ class Replacer:
                     break
             failed = 0 if improved else failed + 1
             sigma = sigma * (1.5 if improved else 0.7)
+        if start is not None and not best["ok"]:  # this person's surrogate will not do for this face: its own
+            return self.surrogate(rgb, lm, box, seed, others, avoid, original_id, limit)
         if np.isfinite(best["cost"]):
             out.cosine, out.pose_error, out.delta_e, out.det_score = (best["cosine"], best["pose_error"], best["delta_e"],
                                                                       best["det_score"])
         out.seconds, out.cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
         return out
+
+    def _paired(self, attrs: FaceAttributes, original_id: np.ndarray, others, avoid, seed: int) -> tuple[Surrogate, list]:
+        """The paired pool face, refined by the colour steps; and the pairing order (for restarts)."""
+        import torch
+
+        reals = original_id[None] if others is None or not len(others) else np.vstack([original_id[None], others])
+        order = self.ranking(attrs, reals, avoid)
+        idx = order[0]
+        face = self.pool[idx]
+        z = self._refine(face, attrs.skin)
+        with torch.no_grad():
+            image = _to_uint8(self.generator.generate(z))[0]
+        out = Surrogate(z.cpu().reshape(-1), image, face.landmarks, idx, seed, cosine_start=float(face.identity @ original_id))
+        found = self.face_landmarks(image)
+        if found is None:  # the colour steps lost the face: the paired face as generated
+            out.latent, out.image = face.latent.clone(), face.image
+        else:
+            out.landmarks = found[0].astype(np.float32)
+        return out, order
 
     def render(self, rgb: np.ndarray, landmarks: np.ndarray, surrogate: Surrogate, limit=None) -> np.ndarray:
         """Puts the surrogate over the face with `landmarks` in `rgb` (in place); the changed-pixel mask."""

@@ -67,6 +67,17 @@ class Toolkit:
         d = self._first.detect(rgb)
         return second_look(rgb, d, self.anonymizer, self._again) if self._again else d
 
+    def photo_faces(self, rgb: np.ndarray) -> Detections:
+        """The faces of a photo: `find`, held to the threshold (no tracker keeps weaker faces alive)
+        except on a second pass; with tracking, one track per face (restored or forgotten alone)."""
+        s = self.settings
+        dets = self.find(rgb)
+        if not s.second_pass:
+            dets = dets[dets.scores >= s.threshold]
+        if s.track:
+            dets.track_ids = np.arange(len(dets), dtype=np.int64)
+        return dets
+
     @property
     def device(self) -> str:
         """'cuda' or 'cpu': where `find` runs ('cuda' only when every detector it uses is on CUDA)."""

@@ -93,10 +93,16 @@ AUDIT_MEDIA = pa.schema([
     ("identity_stability", pa.float64()), ("surrogate_consistency", pa.float64()), ("seconds", pa.float64()),
 ])
 
+# Identity replacement: which surrogate each track got (its seed names it; a person seen in several
+# photos shares one) and its identity cosine to the original as put back.
+SURROGATES = pa.schema([
+    ("media_id", pa.string()), ("track_id", pa.int64()), ("surrogate_id", pa.string()), ("identity_cosine", pa.float64()),
+])
+
 TABLES = {"runs": RUNS, "media": MEDIA, "detections": DETECTIONS, "tracks": TRACKS,
           "vault/entries": VAULT_ENTRIES, "vault/keys": VAULT_KEYS,
           "access_log": ACCESS_LOG, "audit/frames": AUDIT_FRAMES, "audit/faces": AUDIT_FACES,
-          "audit/media": AUDIT_MEDIA}
+          "audit/media": AUDIT_MEDIA, "surrogates": SURROGATES}
 
 
 def part_path(table: str, key: str) -> str:

@@ -7,7 +7,6 @@ import shutil
 import time
 import uuid
 
-import numpy as np
 
 from faceveil.config import AnonymizeConfig
 from faceveil.storage import manifests
@@ -21,7 +20,8 @@ from faceveil.pipeline.records import (base_row, media_keepers, record_failure, 
 from faceveil.pipeline.toolkit import toolkit
 
 
-def anonymize_image(config: AnonymizeConfig, item: MediaItem, run_id: str) -> MediaResult:
+def anonymize_image(config: AnonymizeConfig, item: MediaItem, run_id: str, people: list | None = None) -> MediaResult:
+    """`people`: (box, Surrogate) of faces whose person already has a surrogate (replace; tasks/people)."""
     t0 = time.perf_counter()
     src, dest = locations(config)
     tmp = os.path.join(scratch(config), uuid.uuid4().hex + posixpath.splitext(item.rel)[1])
@@ -32,11 +32,9 @@ def anonymize_image(config: AnonymizeConfig, item: MediaItem, run_id: str) -> Me
             rgb, meta = read_image(local, max_pixels=config.max_pixels)
             kit = toolkit(config.settings)
             anon = kit.anonymizer
-            dets = kit.find(rgb)
-            if not config.second_pass:  # no tracker to keep weaker faces alive: the threshold holds
-                dets = dets[dets.scores >= kit.settings.threshold]
-            if config.track:  # one track per face, so each can be restored or forgotten alone
-                dets.track_ids = np.arange(len(dets), dtype=np.int64)
+            dets = kit.photo_faces(rgb)
+            if people:
+                anon.expect(item.media_id, people)
             vault, faces = media_keepers(config, item)
             if faces is not None:
                 faces.offer(0, rgb, dets)
@@ -66,5 +64,9 @@ def anonymize_image(config: AnonymizeConfig, item: MediaItem, run_id: str) -> Me
         "frames_with_faces": int(len(dets) > 0), "frames_filled": 0, "frames_redacted": redacted,
         "seconds": time.perf_counter() - t0, **vault_fields(vault if not withheld else None),
     }
+    if config.method == "replace" and len(dets):  # which surrogate each face got (a person's own, or its own)
+        manifests.write_part(dest, "surrogates", item.media_id, [
+            {"media_id": item.media_id, "track_id": int(k), "surrogate_id": f"{s.seed:016x}", "identity_cosine": float(s.cosine)}
+            for k, s in sorted(anon.surrogates(item.media_id).items())])
     templates = track_templates(kit, faces, item.media_id, det_rows, lambda f: 0.0) if not withheld else []
     return write_media_manifests(dest, item, det_rows, row, templates, audit)

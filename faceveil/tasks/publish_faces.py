@@ -48,6 +48,8 @@ def measure_faces(config: AnonymizeConfig, rel: str, media_id: str, seconds: flo
     boxes = d[["x1", "y1", "x2", "y2"]].to_numpy(np.float32)
     lms = np.stack([np.asarray(v, np.float32).reshape(5, 2) for v in d["landmarks"]])
     tracks = d["track_id"].to_numpy(np.int64)
+    made = manifests.read_part(dest, "surrogates", media_id)  # which surrogate each track got (the image task)
+    made = dict(zip(made.column("track_id").to_pylist(), made.column("surrogate_id").to_pylist())) if made is not None else {}
     with src.local_file(rel, scratch(config)) as a, dest.local_file(rel, scratch(config)) as b:
         orig = read_image(a, max_pixels=config.max_pixels)[0]
         out = read_image(b, max_pixels=config.max_pixels)[0]
@@ -70,7 +72,7 @@ def measure_faces(config: AnonymizeConfig, rel: str, media_id: str, seconds: flo
         de = float(delta_e2000(skin_lab(out, lm), skin_lab(orig, lm))) if not np.isnan(lm).any() else float("nan")
         key = int(tracks[j]) if tracks[j] >= 0 else ("untracked", *np.round(boxes[j]).astype(int).tolist())
         rows.append({"media": rel, "media_id": media_id, "face_index": j,
-                     "surrogate_id": f"{track_seed(pool_seed, media_id, key):016x}",
+                     "surrogate_id": made.get(int(tracks[j]), f"{track_seed(pool_seed, media_id, key):016x}"),
                      "identity_cosine": float(cos[j]), "pose_error_deg": pose, "skin_delta_e": de,
                      "detector_score": score, "face_size": float(max(boxes[j, 2] - boxes[j, 0], boxes[j, 3] - boxes[j, 1])),
                      "seconds": seconds / len(boxes)})

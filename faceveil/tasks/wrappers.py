@@ -16,6 +16,7 @@ from faceveil.tasks.discover import discover
 from faceveil.tasks.finish_video import encode_segment, finish_video, join_video
 from faceveil.tasks.image import anonymize_image
 from faceveil.tasks.index_media import index_archive, index_secret
+from faceveil.tasks.people import identify_faces, person_surrogate
 from faceveil.tasks.plan import plan_video, segments_of
 from faceveil.tasks.publish_faces import measure_faces, write_publication
 from faceveil.tasks.publish_table import assemble_table, plan_table, unpack_rows
@@ -44,6 +45,9 @@ validate_run_task = task(anonymize_report, name="validate-run", cache_policy=NO_
 check_restore_task = task(check_restore, name="check-restore", cache_policy=NO_CACHE)
 restore_report_task = task(restore_report, name="restore-report", cache_policy=NO_CACHE)
 publish_report_task = task(publish, name="report-and-mlflow", cache_policy=NO_CACHE)
+identify_faces_task = task(identify_faces, name="identify-faces", cache_policy=NO_CACHE, retries=1,
+                           task_run_name="identify {item.rel}")
+person_surrogate_task = task(person_surrogate, name="person-surrogate", cache_policy=NO_CACHE, retries=1)
 measure_faces_task = task(measure_faces, name="measure-faces", cache_policy=NO_CACHE, retries=1,
                           task_run_name="measure {rel}")
 write_publication_task = task(write_publication, name="write-publication", cache_policy=NO_CACHE)

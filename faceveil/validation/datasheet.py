@@ -27,18 +27,20 @@ def _mean(s: pd.Series) -> float | None:
 def publication_metrics(faces: pd.DataFrame, reid_threshold: float, id_margin: float, detected_at: float = 0.2) -> dict:
     """The figures of a publication from its per-face table: share of faces re-identified (identity
     cosine to the original >= `reid_threshold`), share above the margin, share still found by
-    CenterFace at `detected_at`, mean pose error, mean skin ΔE2000, seconds per face."""
+    CenterFace at `detected_at`, mean pose error, mean skin ΔE2000, seconds per face, how many
+    surrogates there are and how many faces share one (one per person seen in several photos)."""
     n = len(faces)
     if not n:
         return {"faces": 0, "reid_threshold": reid_threshold, "id_margin": id_margin, "reid_rate": None,
                 "over_margin_rate": None, "still_detected": None, "pose_error_deg": None, "skin_delta_e": None,
-                "seconds_per_face": None, "mean_identity_cosine": None}
+                "seconds_per_face": None, "mean_identity_cosine": None, "surrogates": 0, "faces_sharing_a_surrogate": 0}
     cos = faces["identity_cosine"].astype(float)
     return {"faces": n, "reid_threshold": reid_threshold, "id_margin": id_margin,
             "reid_rate": float((cos >= reid_threshold).mean()), "over_margin_rate": float((cos >= id_margin).mean()),
             "mean_identity_cosine": _mean(cos), "still_detected": float((faces["detector_score"] >= detected_at).mean()),
             "pose_error_deg": _mean(faces["pose_error_deg"]), "skin_delta_e": _mean(faces["skin_delta_e"]),
-            "seconds_per_face": _mean(faces["seconds"])}
+            "seconds_per_face": _mean(faces["seconds"]), "surrogates": int(faces["surrogate_id"].nunique()),
+            "faces_sharing_a_surrogate": int(faces["surrogate_id"].duplicated(keep=False).sum())}
 
 
 def contact_sheet(crops: list) -> bytes | None:
@@ -81,6 +83,8 @@ def _rows(info: dict) -> list[tuple[str, str]]:
         ("Mean pose error (degrees)", _fmt(m["pose_error_deg"], digits=1)),
         ("Mean skin ΔE2000", _fmt(m["skin_delta_e"], digits=1)),
         ("Seconds per face", _fmt(m["seconds_per_face"], digits=2)),
+        ("Surrogates (faces of one person in several photos share one)",
+         f"{m.get('surrogates', 0)} for {m['faces']} faces; {m.get('faces_sharing_a_surrogate', 0)} faces share theirs"),
         ("Generator", g["name"]),
         ("Generator weights", g["weights_id"]),
         ("Data contract", "passed" if info["contracts"]["success"] else
