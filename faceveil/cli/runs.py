@@ -24,7 +24,7 @@ def _config(args):
         detect_mpx_per_s=args.detect_mpx_per_s, track=args.track, second_look=args.second_look,
         mask_shape=args.mask_shape, pad=args.pad, max_gap=args.max_gap, lossless=args.lossless, crf=args.crf,
         preset=args.preset, workers=args.workers, dask_address=args.dask_address, gpu_workers=args.gpu_workers, check_every_s=args.check_every,
-        tracking_uri=args.mlflow_uri, max_leak=args.max_leak / 100, recheck=args.recheck)
+        tracking_uri=args.mlflow_uri, max_leak=args.max_leak / 100, recheck=args.recheck, pulse=args.pulse)
 
 
 def _validate(config) -> None:

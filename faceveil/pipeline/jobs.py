@@ -65,13 +65,27 @@ class ChunkDetections:
 
 
 @dataclass
+class PulseEdit:
+    """The pulse edit of one video (tasks/pulse.py): frame index -> {track id: offset (3,) in grey
+    levels} to add to that face's skin mask, and per track what the estimators read before and what
+    the edit plans (rows of the report's pulse section)."""
+
+    spec: str
+    offsets: dict[int, dict[int, tuple[float, float, float]]] = field(default_factory=dict)
+    tracks: list[dict] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+@dataclass
 class Tracked:
-    """The faces of a whole video, frame index -> Detections (tracks filled), or why there are none."""
+    """The faces of a whole video, frame index -> Detections (tracks filled), or why there are none;
+    with `--pulse`, the pulse edit to apply as the frames are encoded."""
 
     per_frame: dict[int, Detections] = field(default_factory=dict)
     error: str | None = None
     seconds: float = 0.0  # detection and tracking
     device: str = "cpu"  # where its detection ran: "cuda" only when every chunk ran on CUDA
+    pulse: PulseEdit | None = None
 
 
 @dataclass
