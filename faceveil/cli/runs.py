@@ -87,7 +87,9 @@ def _anonymize(args) -> int:
               f"{summary['seconds']:.1f} s (no cluster started)")
         _print_audit(dest, summary["audit"])
     else:
-        print(f"{summary['ok']} of {summary['media']} media anonymized "
+        done = "processed (faces kept visible)" if config.method == "keep" else "anonymized"
+        print(f"{summary['ok']} of {summary['media']} media {done}"
+              + (f", pulse {config.pulse}" if config.pulse else "") + " "
               f"({summary['already_done']} already done, {summary['failed']} failed"
               f"{', of them ' + str(summary['leaked']) + ' withheld by the leak gate' if summary['leaked'] else ''}), "
               f"{summary['faces']} face boxes, {summary['seconds']:.1f} s")
