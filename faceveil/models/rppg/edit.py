@@ -82,6 +82,13 @@ def fill_gaps(trace: np.ndarray) -> np.ndarray:
 SCRUB_BAND = (0.55, 4.4)  # wider than the heart-rate band, so no edge of it leaks back in
 
 
+def scrub_band(n: int, fps: float) -> tuple[float, float]:
+    """SCRUB_BAND, widened on short windows: a spectrum of n frames smears slow motion and lighting
+    about 2/duration Hz into the heart-rate band, so that much more is removed (not below 0.2 Hz)."""
+    margin = 2.0 * fps / max(n, 1)
+    return max(0.2, min(SCRUB_BAND[0], 0.7 - margin)), min(fps / 2 - 0.1, max(SCRUB_BAND[1], 4.0 + margin))
+
+
 def band_of(x: np.ndarray, fps: float, band: tuple[float, float] = SCRUB_BAND) -> np.ndarray:
     """The `band` of each channel of `x` (T,3): a linear trend taken out, mirror-padded."""
     import torch
@@ -99,7 +106,7 @@ def band_of(x: np.ndarray, fps: float, band: tuple[float, float] = SCRUB_BAND) -
 
 def _window_offsets(z: np.ndarray, t0: int, fps: float, s: PulseSettings) -> np.ndarray:
     """delta (w,3) for one window of the trace `z` starting at frame t0."""
-    d0 = -band_of(z, fps)
+    d0 = -band_of(z, fps, scrub_band(len(z), fps))
     if s.mode == "scrub":
         return d0
     import torch
