@@ -19,10 +19,15 @@ EPS = 1e-9
 
 
 def bandpass(x, fps: float, band: tuple[float, float] = BAND_HZ):
-    """Zero-phase band-pass along the first axis by FFT (a raised-cosine edge 0.1 Hz wide)."""
+    """Zero-phase band-pass along the first axis by FFT (a raised-cosine edge 0.1 Hz wide), after
+    the least-squares line is taken out (an FFT wraps the trace around: a trend would come back as a
+    step, whose broadband energy piles up at the band's low edge)."""
     import torch
 
     n = x.shape[0]
+    t = torch.arange(n, dtype=x.dtype) - (n - 1) / 2.0
+    t = t.reshape((-1,) + (1,) * (x.dim() - 1))
+    x = x - x.mean(dim=0, keepdim=True) - t * ((t * x).sum(dim=0, keepdim=True) / (t * t).sum().clamp_min(1e-12))
     f = torch.fft.rfftfreq(n, 1.0 / fps, dtype=torch.float64)
     lo, hi, edge = band[0], band[1], 0.1
     gain = (torch.clamp((f - (lo - edge)) / edge, 0, 1) * torch.clamp(((hi + edge) - f) / edge, 0, 1))
