@@ -66,12 +66,13 @@ class ChunkDetections:
 
 @dataclass
 class PulseEdit:
-    """The pulse edit of one video (tasks/pulse.py): frame index -> {track id: offset (3,) in grey
-    levels} to add to that face's skin mask, and per track what the estimators read before and what
-    the edit plans (rows of the report's pulse section)."""
+    """The pulse edit of one video (tasks/pulse.py): track id -> (first frame, offsets (n,3) float32
+    in grey levels, one row per frame from the first) to add to that face's skin mask, and per track
+    what the estimators read before and what the edit plans (rows of the report's pulse section).
+    12 bytes per face per frame."""
 
     spec: str
-    offsets: dict[int, dict[int, tuple[float, float, float]]] = field(default_factory=dict)
+    offsets: dict[int, tuple[int, object]] = field(default_factory=dict)  # track -> (first frame, np.ndarray (n,3))
     tracks: list[dict] = field(default_factory=list)
     seconds: float = 0.0
 

@@ -47,22 +47,27 @@ class PulseApplier:
         self.pixels = 0
 
     def frames(self) -> set[int]:
-        return set(self.edit.offsets) if self.edit else set()
+        if not self.edit:
+            return set()
+        return {f for first, d in self.edit.offsets.values() for f in range(first, first + len(d))}
+
+    def _offset(self, tid: int, i: int):
+        first, d = self.edit.offsets.get(tid, (0, ()))
+        return d[i - first] if first <= i < first + len(d) else None
 
     def __call__(self, i: int, rgb: np.ndarray, dets: Detections) -> None:
         from faceveil.models.rppg.edit import apply_offset
 
-        if not self.edit or i not in self.edit.offsets:
+        if not self.edit:
             return
         h, w = rgb.shape[:2]
         self.pixels = h * w * 3
-        want = self.edit.offsets[i]
         for j, tid in enumerate(dets.track_ids.tolist()):
-            if tid not in want or (r := skin_of(dets, j, h, w)) is None:
+            if (delta := self._offset(tid, i)) is None or (r := skin_of(dets, j, h, w)) is None:
                 continue
             win = rgb[r.y0:r.y1, r.x0:r.x1]
             before = win[r.mask].astype(np.float64)
-            apply_offset(rgb, r, np.asarray(want[tid]), np.random.default_rng((self.seed, i, tid)))
+            apply_offset(rgb, r, np.asarray(delta, np.float64), np.random.default_rng((self.seed, i, tid)))
             after = win[r.mask].astype(np.float64)
             self.sse[tid] = self.sse.get(tid, 0.0) + float(((after - before) ** 2).sum())
             self.after.setdefault(tid, {})[i] = after.mean(axis=0)

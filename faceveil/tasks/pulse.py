@@ -2,7 +2,7 @@
 frames once, anonymizes them as the encoder will (a replaced face carries its own skin), collects
 each track's skin-mean RGB trace, plans the per-frame offsets that scrub or retarget its pulse
 (models/rppg/edit.py), and hands them on with the tracks; the encoder applies them inside the skin
-masks (pipeline/pulse.PulseApplier). What it carries is small: 3 numbers per face per frame."""
+masks (pipeline/pulse.PulseApplier). What it carries is small: 3 float32 per face per frame."""
 from __future__ import annotations
 
 import time
@@ -39,8 +39,7 @@ def pulse_video(config: AnonymizeConfig, item: MediaItem, info: VideoInfo, track
         for f, m in per.items():
             trace[f - first] = m
         delta = pulse_offsets(trace, info.fps, settings)
-        for f in per:
-            edit.offsets.setdefault(f, {})[tid] = tuple(float(v) for v in delta[f - first])
+        edit.offsets[tid] = (first, delta.astype(np.float32))
         edit.tracks.append({"track_id": tid, "first_frame": first, "last_frame": last, "n_frames": len(per),
                             "optimised": settings.estimator if settings.mode == "target" else "none (scrub)",
                             "before": readings(trace, info.fps), "planned": readings(trace + delta, info.fps)})
