@@ -42,7 +42,8 @@ def _dry_run(config) -> int:
 
     items, unsupported = discover(config)
     print(f"plan: {len(items)} media in {config.src} -> {config.dest} "
-          f"(method {config.method}, detector {config.detector}, {config.n_workers} workers)")
+          f"(method {config.method}{', pulse ' + config.pulse if config.pulse else ''}, detector {config.detector}, "
+          f"{config.n_workers} workers)")
     for item in items:
         if item.error:
             print(f"  FAILS    {item.rel!r}: {item.error}")

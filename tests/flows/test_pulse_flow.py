@@ -126,3 +126,19 @@ def test_pulse_settings_are_checked_and_hashed():
     plain = AnonymizeConfig(src="a", dest="b")
     assert "pulse" not in plain.output_settings()  # runs without it keep their hash
     assert keep.settings_hash() != AnonymizeConfig(src="a", dest="b", method="keep", pulse="scrub").settings_hash()
+
+
+def test_cli_pulse_shortcut_and_refusals(tmp_path, capsys):
+    from faceveil.cli import main
+
+    (tmp_path / "src").mkdir()
+    assert main(["pulse", str(tmp_path / "src"), str(tmp_path / "out"), "--dry-run"]) == 0
+    assert "method keep, pulse scrub" in capsys.readouterr().out
+    assert main(["anonymize", str(tmp_path / "src"), str(tmp_path / "out"), "--method", "keep", "--pulse", "target:90",
+                 "--dry-run"]) == 0
+    assert "method keep, pulse target:90" in capsys.readouterr().out
+    assert main(["anonymize", str(tmp_path / "src"), str(tmp_path / "out"), "--pulse", "scrub", "--dry-run"]) == 2
+    assert "use it with --method keep or replace, not mosaic" in capsys.readouterr().err
+    assert main(["pulse", str(tmp_path / "src"), str(tmp_path / "out"), "--pulse", "target:300", "--dry-run"]) == 2
+    assert "42-240 bpm" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
