@@ -13,6 +13,7 @@ from faceveil.models.tracking import TrackerSettings
 from faceveil.storage.keys import VaultLock
 
 TRACK_FLOOR = 0.5  # with tracking, detections down to this share of the threshold continue tracks (or make one, seen often)
+PULSE_METHODS = ("keep", "replace")  # the methods that leave a face's skin visible
 SECOND_PASS_MARGIN = 0.7  # the second pass's gate detectors look this far below the gate's thresholds
 REPLACE_CHECKED_FRAMES = 5  # method "replace": at least this many checked frames per video (identity stability)
 
@@ -86,6 +87,7 @@ class Resolved:
     max_gap: int
     extend: int | None
     replace: tuple = ()  # the replace anonymizer's options, sorted (key, value) pairs (AnonymizeConfig.replace_options)
+    pulse: str | None = None  # the pulse edit: "scrub" | "target:BPM" (None: none)
 
     def frame_step(self, fps: float, width: int = 0, height: int = 0) -> int:
         """Frames from one detection to the next for a video of this rate and size."""
@@ -177,6 +179,7 @@ class AnonymizeConfig(ClusterOptions):
     mlflow_artifacts: str | None = None  # MLflow's artifact root, e.g. s3://bucket/prefix (default: beside the store)
     # method "replace": generator (name), checkpoint, checkpoint_sha256, id_margin, pool_seed (all optional)
     replace_options: dict = field(default_factory=dict)
+    pulse: str | None = None  # "scrub" | "target:BPM": the rPPG pulse edit of visible faces (keep, replace)
 
     def __post_init__(self):
         if isinstance(self.vault_lock, dict):  # after a round trip through Prefect's parameters
@@ -195,6 +198,7 @@ class AnonymizeConfig(ClusterOptions):
             raise ValueError("detect_every must be >= 1")
         if self.detect_fps <= 0:
             raise ValueError("detect_fps must be > 0")
+        self._check_pulse()
         if self.gpu_workers and not self.dask_address:
             raise ValueError("--gpu-workers needs --dask-address: the GPU tasks only run on workers started with "
                              "`dask worker --resources GPU=1`, and a local cluster has none")
@@ -202,6 +206,22 @@ class AnonymizeConfig(ClusterOptions):
     def frame_step(self, fps: float, width: int = 0, height: int = 0) -> int:
         """Frames from one detection to the next for a video of this rate and size."""
         return self.settings.frame_step(fps, width, height)
+
+    def _check_pulse(self) -> None:
+        """`--method keep` shows faces on purpose: the leak gate's checks (which would call every face
+        a leak) and the second look are off, nothing is sealed; the media rows say method keep. A
+        pulse edit needs faces left visible (keep, replace): under a mask there is no pulse to edit."""
+        from faceveil.models.rppg.edit import PulseSettings
+
+        if self.pulse is not None:
+            self.pulse = PulseSettings.parse(self.pulse).spec() if PulseSettings.parse(self.pulse) else None
+        if self.method == "keep":
+            if self.reversible:
+                raise ValueError("--method keep leaves faces visible: there is nothing to seal (drop --reversible)")
+            self.check_every_s, self.second_look, self.recheck = 0.0, 0.0, False
+        if self.pulse and self.method not in PULSE_METHODS:
+            raise ValueError(f"--pulse edits visible skin: use it with --method {' or '.join(PULSE_METHODS)}, "
+                             f"not {self.method} (its mask already hides the pulse)")
 
     def check_settings(self):
         """The checks; the leak gate's CenterFace looks below the anonymizer's threshold, BlazeFace
@@ -264,7 +284,7 @@ class AnonymizeConfig(ClusterOptions):
                         self.detector_threshold(), self.method, self.mask_settings(), self.embedder,
                         self.template_view, self.check_settings(), self.detect_every, self.detect_fps,
                         self.detect_mpx_per_s, self.second_pass, self.track, self.max_gap, self.extend,
-                        tuple(sorted(self.replace_options.items())) if self.method == "replace" else ())
+                        tuple(sorted(self.replace_options.items())) if self.method == "replace" else (), self.pulse)
 
     def mask_settings(self) -> MaskSettings:
         return MaskSettings(self.mask_shape, self.pad, self.motion_pad)
@@ -274,6 +294,8 @@ class AnonymizeConfig(ClusterOptions):
         out = {k: d[k] for k in OUTPUT_SETTINGS}
         if self.method == "replace" and self.replace_options:  # only then: other runs keep their settings hash
             out["replace_options"] = dict(sorted(self.replace_options.items()))
+        if self.pulse:  # only then: runs without it keep their settings hash
+            out["pulse"] = self.pulse
         return out
 
     def settings_hash(self) -> str:

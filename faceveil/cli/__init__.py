@@ -16,7 +16,7 @@ from faceveil.cli.serve import _serve
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser(argv).parse_args(argv)
-    if args.command == "anonymize":
+    if args.command in ("anonymize", "pulse"):
         args.argv = argv  # which flags were given (they override --config)
     if not getattr(args, "verbose", False):
         os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     from faceveil.offline import set_offline_env
 
     set_offline_env()
-    handlers = {"anonymize": _anonymize, "keygen": _keygen, "restore": _restore, "forget": _forget, "rotate-key": _rotate_key,
+    handlers = {"anonymize": _anonymize, "pulse": _anonymize, "keygen": _keygen, "restore": _restore, "forget": _forget, "rotate-key": _rotate_key,
                 "search": _search, "calibrate": _calibrate, "access-log": _access_log, "audit-log": _access_log, "sample": _sample,
                 "report": _report, "evaluate": _evaluate, "serve": _serve, "publish": _publish}
     from faceveil.validation.errors import ContractError

@@ -5,14 +5,24 @@ import argparse
 import sys
 
 
-def _add_anonymize(sub, paths: str | None = None) -> None:
-    p = sub.add_parser("anonymize", help="anonymize every face of an archive (folder or s3://)")
+def _add_anonymize(sub, paths: str | None = None, name: str = "anonymize") -> None:
+    """`anonymize`, or `pulse` (the same options; --method keep --pulse scrub by default)."""
+    pulse = name == "pulse"
+    p = sub.add_parser(name, help="remove the pulse (rPPG) signal from the visible faces of an archive "
+                                  "(= anonymize --method keep --pulse scrub)" if pulse else
+                                  "anonymize every face of an archive (folder or s3://)")
     p.add_argument("src", nargs=paths, help="source folder or s3://bucket/prefix (with --config: optional, `src` there)")
     p.add_argument("dest", nargs=paths, help="destination folder or s3://bucket/prefix (with --config: optional, `dest` there)")
     p.add_argument("--config", default=None, metavar="FILE",
                    help="settings from a TOML file (AnonymizeConfig's field names; the key by reference in a [key] "
                         "table); flags given here override it")
-    p.add_argument("--method", default="mosaic", help="solid | blur | mosaic | scramble (keyed, needs --key) (default: mosaic)")
+    p.add_argument("--method", default="keep" if pulse else "mosaic",
+                   help="solid | blur | mosaic | scramble (keyed, needs --key) | replace | keep (faces left visible: "
+                        f"only --pulse edits them) (default: {'keep' if pulse else 'mosaic'})")
+    p.add_argument("--pulse", default="scrub" if pulse else None, metavar="scrub|target:BPM",
+                   help="edit the heart-rate (rPPG) signal in the skin of visible faces (--method keep or replace): "
+                        "scrub = no periodic signal in 0.7-4 Hz; target:BPM = estimators read BPM instead"
+                        + (" (default: scrub)" if pulse else ""))
     p.add_argument("--reversible", action="store_true", help="seal every original face region in DEST/_faceveil/vault/ and index each track's identity (needs a key)")
     p.add_argument("--no-index", action="store_true", help="with --reversible: no identity index")
     _add_key_args(p)
@@ -202,6 +212,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     with_config = any(a == "--config" or a.startswith("--config=") for a in (argv or ()))
     _add_anonymize(sub, "?" if with_config else None)
+    _add_anonymize(sub, "?" if with_config else None, name="pulse")
     _add_keys(sub)
     _add_sample(sub)
     _add_report(sub)

@@ -25,7 +25,8 @@ def _config(args):
         mask_shape=args.mask_shape, pad=args.pad, max_gap=args.max_gap, lossless=args.lossless, crf=args.crf,
         preset=args.preset, workers=args.workers, dask_address=args.dask_address, dask_tls_ca=args.dask_tls_ca,
         dask_tls_cert=args.dask_tls_cert, dask_tls_key=args.dask_tls_key, gpu_workers=args.gpu_workers, check_every_s=args.check_every,
-        tracking_uri=args.mlflow_uri, mlflow_artifacts=args.mlflow_artifacts, max_leak=args.max_leak / 100, recheck=args.recheck)
+        tracking_uri=args.mlflow_uri, mlflow_artifacts=args.mlflow_artifacts, max_leak=args.max_leak / 100, recheck=args.recheck,
+        pulse=args.pulse)
 
 
 def _validate(config) -> None:
@@ -45,7 +46,8 @@ def _dry_run(config) -> int:
 
     items, unsupported = discover(config)
     print(f"plan: {len(items)} media in {config.src} -> {config.dest} "
-          f"(method {config.method}, detector {config.detector}, {config.n_workers} workers)")
+          f"(method {config.method}{', pulse ' + config.pulse if config.pulse else ''}, detector {config.detector}, "
+          f"{config.n_workers} workers)")
     for item in items:
         if item.error:
             print(f"  FAILS    {item.rel!r}: {item.error}")
@@ -90,7 +92,9 @@ def _anonymize(args) -> int:
               f"{summary['seconds']:.1f} s (no cluster started)")
         _print_audit(dest, summary["audit"])
     else:
-        print(f"{summary['ok']} of {summary['media']} media anonymized "
+        done = "processed (faces kept visible)" if config.method == "keep" else "anonymized"
+        print(f"{summary['ok']} of {summary['media']} media {done}"
+              + (f", pulse {config.pulse}" if config.pulse else "") + " "
               f"({summary['already_done']} already done, {summary['failed']} failed"
               f"{', of them ' + str(summary['leaked']) + ' withheld by the leak gate' if summary['leaked'] else ''}), "
               f"{summary['faces']} face boxes, {summary['seconds']:.1f} s")

@@ -1,4 +1,4 @@
-"""`anonymize_archive`: discover -> plan -> per chunk detect (Dask) -> per media track, anonymize,
+"""`anonymize_archive`: discover -> plan -> per chunk detect (Dask) -> per media track (-> pulse), anonymize,
 encode, check (leak gate) -> media that leaked once more, denser and with the gate's detectors -> index -> run summary -> contracts,
 report, MLflow. Composition only. `_process` is longer than 60 lines: one loop over the futures as
 they complete (plan, detect, track, encode, join) reads best whole."""
@@ -94,7 +94,7 @@ def _process(config: AnonymizeConfig, todo: list[MediaItem], run_id: str, bars, 
     with a worker as long as a client holds its future, and a finished media would be encoded, written
     and recorded again beside the rest of the run (or after it)."""
     results: list[MediaResult] = []
-    finishing, chunk_of, tracking, detected, held, joins_of = {}, {}, {}, {}, {}, {}
+    finishing, chunk_of, tracking, detected, held, joins_of, chained = {}, {}, {}, {}, {}, {}, {}
     gpu = functools.partial(gpu_tasks, config)
     plans = {i.rel: t.probe_video_task.submit(config, i) for i in todo if i.kind == "video" and not i.error}
     for item in todo:
@@ -119,6 +119,10 @@ def _process(config: AnonymizeConfig, todo: list[MediaItem], run_id: str, bars, 
             detections = [t.detect_chunk_task.submit(config, item, plan.info, c) for c in plan.chunks]
         chunk_of.update({f: (item.rel, c.stop - c.start) for f, c in zip(detections, plan.chunks)})
         tracked = t.track_video_task.submit(config, item, plan.info, detections)
+        if config.pulse:  # the skin's pulse traces read and the edit planned, per track
+            track_only = tracked
+            tracked = t.pulse_video_task.submit(config, item, plan.info, track_only)
+            chained[tracked] = track_only
         detected[tracked] = detections  # handed back once tracked
         segments = segments_of(config, item, plan.info, plan.chunks)
         if len(segments) == 1:
@@ -137,6 +141,8 @@ def _process(config: AnonymizeConfig, todo: list[MediaItem], run_id: str, bars, 
             if fut in detected:  # its chunks were only needed to track
                 for chunk in detected.pop(fut):
                     _release(chunk)
+            if fut in chained:  # the tracks before the pulse task (which carries them on)
+                _release(chained.pop(fut))
             if fut in tracking:  # the tracks go as data, so the segments spread over idle workers
                 item, info, segments = tracking[fut]
                 try:

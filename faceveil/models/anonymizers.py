@@ -1,5 +1,6 @@
 """Anonymizers behind one interface: masks (solid, blur, mosaic) with box or ellipse masks, keyed
-scrambling, and identity replacement (replace: a generated face of another identity, one per track).
+scrambling, identity replacement (replace: a generated face of another identity, one per track), and
+keep (faces left as they are: a run that only removes physiological signals, `--pulse`).
 
 Strength scales with face size; the masked region grows with face size and motion so a moving
 head stays covered between detections.
@@ -320,6 +321,19 @@ class Replace(Anonymizer):
                 continue
             s = self.surrogate(original, dets, j, media, regions[j], preview)
             self.replacer.render(rgb, _landmarks(dets, j), s, limit=regions[j])
+        return rgb
+
+
+@ANONYMIZERS.register("keep")
+class Keep(Anonymizer):
+    """Leaves every face visible (`--method keep`): the run only edits physiological signals."""
+
+    name = "keep"
+
+    def _replace(self, roi, face_size, key):
+        return roi
+
+    def apply(self, rgb, dets, region_key=None, *, media: str = "", preview: bool = False):
         return rgb
 
 

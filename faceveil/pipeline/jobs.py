@@ -65,13 +65,28 @@ class ChunkDetections:
 
 
 @dataclass
+class PulseEdit:
+    """The pulse edit of one video (tasks/pulse.py): track id -> (first frame, offsets (n,3) float32
+    in grey levels, one row per frame from the first) to add to that face's skin mask, and per track
+    what the estimators read before and what the edit plans (rows of the report's pulse section).
+    12 bytes per face per frame."""
+
+    spec: str
+    offsets: dict[int, tuple[int, object]] = field(default_factory=dict)  # track -> (first frame, np.ndarray (n,3))
+    tracks: list[dict] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+@dataclass
 class Tracked:
-    """The faces of a whole video, frame index -> Detections (tracks filled), or why there are none."""
+    """The faces of a whole video, frame index -> Detections (tracks filled), or why there are none;
+    with `--pulse`, the pulse edit to apply as the frames are encoded."""
 
     per_frame: dict[int, Detections] = field(default_factory=dict)
     error: str | None = None
     seconds: float = 0.0  # detection and tracking
     device: str = "cpu"  # where its detection ran: "cuda" only when every chunk ran on CUDA
+    pulse: PulseEdit | None = None
 
 
 @dataclass

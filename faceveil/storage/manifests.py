@@ -99,10 +99,21 @@ SURROGATES = pa.schema([
     ("media_id", pa.string()), ("track_id", pa.int64()), ("surrogate_id", pa.string()), ("identity_cosine", pa.float64()),
 ])
 
+# The pulse edit (--pulse), per media and track: what the rPPG estimators read before and after (JSON:
+# {"before"|"after": {estimator: {"bpm", "snr_db"}}}), the estimator optimised through, the edit's PSNR.
+AUDIT_PULSE = pa.schema([
+    ("media_id", pa.string()), ("run_id", pa.string()), ("track_id", pa.int64()), ("first_frame", pa.int64()),
+    ("last_frame", pa.int64()), ("n_frames", pa.int64()), ("spec", pa.string()), ("optimised", pa.string()),
+    ("readings_json", pa.string()), ("psnr_db", pa.float64()), ("measured", pa.bool_()),
+])
+
 TABLES = {"runs": RUNS, "media": MEDIA, "detections": DETECTIONS, "tracks": TRACKS,
           "vault/entries": VAULT_ENTRIES, "vault/keys": VAULT_KEYS,
           "access_log": ACCESS_LOG, "audit/frames": AUDIT_FRAMES, "audit/faces": AUDIT_FACES,
           "audit/media": AUDIT_MEDIA, "surrogates": SURROGATES}
+])
+
+          "audit/media": AUDIT_MEDIA, "audit/pulse": AUDIT_PULSE}
 
 
 def part_path(table: str, key: str) -> str:

@@ -18,6 +18,7 @@ from faceveil.pipeline.checks import BesideEncoder, frame_checks
 from faceveil.pipeline.jobs import Chunk, MediaItem, MediaResult, Segment, Tracked
 from faceveil.pipeline.places import clean_up, locations, out_rel, scratch
 from faceveil.pipeline.protect import commit_output, leak_verdict, outcome, protect_frame
+from faceveil.pipeline.pulse import PulseApplier
 from faceveil.pipeline.records import (base_row, media_keepers, record_failure, streams_json, track_templates,
                                        vault_fields, write_media_manifests)
 from faceveil.pipeline.toolkit import Toolkit, toolkit
@@ -30,11 +31,13 @@ from faceveil.validation.privacy import CheckResult
 
 class _Anonymizing:
     """The per-frame edit of a video: originals kept for the checks (and the vault and the index
-    when the run keeps them), then the faces anonymized in place; fails closed per frame."""
+    when the run keeps them), then the faces anonymized in place (fails closed per frame), then the
+    pulse edit (`--pulse`) inside the skin of the faces left visible."""
 
-    def __init__(self, kit: Toolkit, item: MediaItem, info: VideoInfo, per_frame: dict, checks, vault=None, faces=None):
-        self.item, self.info, self.per_frame, self.checks, self.vault, self.faces = item, info, per_frame, checks, vault, faces
+    def __init__(self, kit: Toolkit, item: MediaItem, info: VideoInfo, tracked: Tracked, checks, vault=None, faces=None):
+        self.item, self.info, self.per_frame, self.checks, self.vault, self.faces = item, info, tracked.per_frame, checks, vault, faces
         self.anon = kit.anonymizer
+        self.pulse = PulseApplier(tracked.pulse)
         self.redacted = 0
 
     def __call__(self, i: int, rgb: np.ndarray) -> np.ndarray:
@@ -46,12 +49,15 @@ class _Anonymizing:
         if len(dets):
             if self.faces is not None:
                 self.faces.offer(i, rgb, dets)
-            self.redacted += protect_frame(self.anon, rgb, dets, i, self.item.media_id, self.vault)
+            redacted = protect_frame(self.anon, rgb, dets, i, self.item.media_id, self.vault)
+            self.redacted += redacted
+            if not redacted:
+                self.pulse(i, rgb, dets)
         return rgb
 
     def touched(self) -> set[int]:
-        """The frames that need the RGB round trip: faces to mask, or checked."""
-        return self.per_frame.keys() | self.checks.audit.frames
+        """The frames that need the RGB round trip: faces to mask or pulses to edit, or checked."""
+        return self.per_frame.keys() | self.checks.audit.frames | self.pulse.frames()
 
 
 def finish_video(config: AnonymizeConfig, item: MediaItem, info: VideoInfo, tracked: Tracked, run_id: str) -> MediaResult:
@@ -64,7 +70,7 @@ def finish_video(config: AnonymizeConfig, item: MediaItem, info: VideoInfo, trac
     kit = toolkit(config.settings)
     vault, faces = media_keepers(config, item)
     checks = BesideEncoder(frame_checks(kit, item.media_id, info.n_frames, info.fps), info.orientation)
-    edit = _Anonymizing(kit, item, info, tracked.per_frame, checks, vault, faces)
+    edit = _Anonymizing(kit, item, info, tracked, checks, vault, faces)
     out = out_rel(config, item.rel)
     tmp = os.path.join(scratch(config), f"{uuid.uuid4().hex}{posixpath.splitext(out)[1]}")
     try:
@@ -81,6 +87,8 @@ def finish_video(config: AnonymizeConfig, item: MediaItem, info: VideoInfo, trac
     finally:
         checks.close()
         clean_up(tmp, vault)
+    if tracked.pulse is not None:
+        manifests.write_part(dest, "audit/pulse", item.media_id, edit.pulse.rows(item.media_id, run_id, info.fps))
     return _finished(config, kit, item, info, tracked, run_id, res, audit, withheld, shas, edit.redacted,
                      time.perf_counter() - t0, vault, faces)
 
@@ -100,7 +108,7 @@ def encode_segment(config: AnonymizeConfig, item: MediaItem, info: VideoInfo, tr
     audit = frame_checks(kit, item.media_id, info.n_frames, info.fps, frames=range(seg.start, seg.stop),
                          identity_faces=share)
     checks = BesideEncoder(audit, info.orientation, start=seg.start)
-    edit = _Anonymizing(kit, item, info, tracked.per_frame, checks)
+    edit = _Anonymizing(kit, item, info, tracked, checks)
     ext = segment_suffix(posixpath.splitext(out_rel(config, item.rel))[1], config.lossless)
     tmp = os.path.join(scratch(config), f"{uuid.uuid4().hex}{ext}")
     try:
@@ -144,6 +152,9 @@ def join_video(config: AnonymizeConfig, item: MediaItem, info: VideoInfo, tracke
         return record_failure(config, item, run_id, e.reason)
     finally:
         clean_up(tmp, None)
+    if tracked.pulse is not None:  # segments edit apart: the report gives the planned figures
+        rows = PulseApplier(tracked.pulse).rows(item.media_id, run_id, info.fps, measured=False)
+        manifests.write_part(dest, "audit/pulse", item.media_id, rows)
     return _finished(config, toolkit(config.settings), item, info, tracked, run_id, res, audit, withheld, shas,
                      sum(s.redacted for s in segments), time.perf_counter() - t0 + sum(s.seconds for s in segments))
 
@@ -163,7 +174,7 @@ def _finished(config: AnonymizeConfig, kit: Toolkit, item: MediaItem, info: Vide
         "width": info.width, "height": info.height, "fps": info.fps, "rotation": info.rotation,
         "has_audio_in": info.has_audio, "has_audio_out": any(s.type == "audio" for s in res.streams_out),
         "streams_in": streams_json(info.streams), "streams_out": streams_json(res.streams_out),
-        "notes": base["notes"] + res.notes, "input_sha256": shas[0], "output_sha256": shas[1],
+        "notes": base["notes"] + res.notes + _kept_notes(config, tracked), "input_sha256": shas[0], "output_sha256": shas[1],
         "detector_weights": kit.detector.weights_id, "device": tracked.device,
         "n_faces": det_rows.num_rows, "n_tracks": len(set(det_rows["track_id"].to_pylist()) - {-1}),
         "frames_with_faces": len(per_frame), "frames_filled": len(np.unique(filled)),
@@ -172,3 +183,11 @@ def _finished(config: AnonymizeConfig, kit: Toolkit, item: MediaItem, info: Vide
     }
     templates = track_templates(kit, faces, item.media_id, det_rows, info.frame_time) if not withheld else []
     return write_media_manifests(dest, item, det_rows, row, templates, audit)
+
+
+def _kept_notes(config: AnonymizeConfig, tracked: Tracked) -> list[str]:
+    """What the media row says about faces left visible on purpose and the pulse edit."""
+    notes = ["faces kept visible (--method keep): not anonymized, no leak checks"] if config.method == "keep" else []
+    if tracked.pulse is not None:
+        notes.append(f"pulse {tracked.pulse.spec}: {len(tracked.pulse.tracks)} track(s) edited inside their skin masks")
+    return notes

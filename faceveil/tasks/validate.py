@@ -117,7 +117,7 @@ def _media_figures(media: pd.DataFrame, frames: pd.DataFrame, faces: pd.DataFram
         s = privacy.summarize(frames[frames.media_id == r.media_id].to_dict("records"),
                               faces[faces.media_id == r.media_id].to_dict("records"), threshold)
         rows.append({
-            "path": r.rel_path, "kind": r.kind, "status": r.status, "reason": r.reason,
+            "path": r.rel_path, "kind": r.kind, "method": r.method, "status": r.status, "reason": r.reason,
             "input_sha256": r.input_sha256, "output_path": r.output_path, "output_sha256": r.output_sha256,
             "quarantine_path": r.quarantine_path, "leak_frames": [int(f) for f in r.leak_frames] if r.leak_frames is not None else [],
             "frames": r.frames_in, "faces": r.n_faces, "tracks": r.n_tracks, "frames_with_faces": r.frames_with_faces,
@@ -191,8 +191,18 @@ def anonymize_report(config, summary: dict, results: list, scratch: str) -> tupl
         "access_log": _access_log(dest),
         "thumbnails": thumbnails(dest, media, frames, scratch),
         "failures": summary["failures"], "not_media": summary["not_media"],
+        "pulse": _pulse(dest, media, run_id),
     }
     return audit, contracts
+
+
+def _pulse(dest: Location, media: pd.DataFrame, run_id: str) -> list[dict]:
+    """The pulse edit's figures of this run's media (audit/pulse), per track."""
+    from faceveil.validation.pulse_report import pulse_figures
+
+    rows = manifests.read_table(dest, "audit/pulse").to_pandas()
+    rows = rows[rows.media_id.isin(list(media.media_id)) & (rows.run_id == run_id)]
+    return pulse_figures(rows.to_dict("records"), dict(zip(media.media_id, media.rel_path)))
 
 
 def restore_report(config, report: dict, contracts: ContractReport) -> dict:

@@ -18,6 +18,7 @@ from faceveil.tasks.image import anonymize_image
 from faceveil.tasks.index_media import index_archive, index_secret
 from faceveil.tasks.people import identify_faces, person_surrogate
 from faceveil.tasks.plan import plan_video, segments_of
+from faceveil.tasks.pulse import pulse_video
 from faceveil.tasks.publish_faces import measure_faces, write_publication
 from faceveil.tasks.publish_table import assemble_table, plan_table, unpack_rows
 from faceveil.tasks.restore_media import RestoreConfig, RestoreJob, plan_restore, restore_media, write_restore_report
@@ -30,6 +31,7 @@ probe_video_task = task(plan_video, name="plan-video", cache_policy=NO_CACHE, re
 detect_chunk_task = task(detect_chunk, name="detect-chunk", cache_policy=NO_CACHE, retries=1,
                          task_run_name="detect {item.rel} [{chunk.start}:{chunk.stop}]")
 track_video_task = task(track_video, name="track-video", cache_policy=NO_CACHE, task_run_name="track {item.rel}")
+pulse_video_task = task(pulse_video, name="pulse-video", cache_policy=NO_CACHE, retries=1, task_run_name="pulse {item.rel}")
 finish_video_task = task(finish_video, name="finish-video", cache_policy=NO_CACHE, retries=1,
                          task_run_name="anonymize {item.rel}")
 encode_segment_task = task(encode_segment, name="encode-segment", cache_policy=NO_CACHE, retries=1,

@@ -15,7 +15,7 @@ from faceveil.storage.paths import META_DIR
 
 REPORTS = f"{META_DIR}/reports"
 SECTIONS = [("summary", "Summary"), ("contracts", "Data contracts"), ("privacy", "Privacy"), ("utility", "Utility"),
-            ("coverage", "Coverage"), ("media", "Media"), ("models", "Models"), ("settings", "Settings"),
+            ("coverage", "Coverage"), ("pulse", "Pulse (rPPG)"), ("media", "Media"), ("models", "Models"), ("settings", "Settings"),
             ("keys", "Keys"), ("access-log", "Access log"), ("thumbnails", "Thumbnails"), ("mlflow", "MLflow")]
 _RUN_ID = re.compile(r"[A-Za-z0-9T_-]{1,128}")
 _NA = '<p class="na">not measured</p>'
@@ -213,11 +213,15 @@ def render_html(audit: dict) -> str:
                                        *(cv.get("redacted") or [])])])
         s["coverage"] = _img(figs.get("coverage"), "coverage plot") + _table(
             ["video", "frames", "fps", "detected", "filled", "redacted", "without faces"], rows)
+    if a.get("pulse"):
+        from faceveil.validation.pulse_report import pulse_html
+
+        s["pulse"] = pulse_html(a["pulse"])
     if media:
         s["media"] = _table(
-            ["path", "kind", "status", "reason", "input sha256", "output path", "output sha256", "frames", "faces",
+            ["path", "kind", "method", "status", "reason", "input sha256", "output path", "output sha256", "frames", "faces",
              "tracks", "audio in", "audio out"],
-            [[m.get("path"), m.get("kind"), _badge(m.get("status")), m.get("reason"), _code(m.get("input_sha256")),
+            [[m.get("path"), m.get("kind"), m.get("method"), _badge(m.get("status")), m.get("reason"), _code(m.get("input_sha256")),
               m.get("output_path"), _code(m.get("output_sha256")), m.get("frames"), m.get("faces"), m.get("tracks"),
               m.get("has_audio_in"), m.get("has_audio_out")] for m in media],
             {i for i, m in enumerate(media) if m.get("status") not in ("ok", "already_done")})

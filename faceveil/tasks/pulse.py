@@ -1,0 +1,67 @@
+"""The pulse task (`--pulse scrub|target:BPM`): between tracking and encoding, per video. Decodes the
+frames once, anonymizes them as the encoder will (a replaced face carries its own skin), collects
+each track's skin-mean RGB trace, plans the per-frame offsets that scrub or retarget its pulse
+(models/rppg/edit.py), and hands them on with the tracks; the encoder applies them inside the skin
+masks (pipeline/pulse.PulseApplier). What it carries is small: 3 float32 per face per frame."""
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+
+import numpy as np
+
+from faceveil.config import AnonymizeConfig
+from faceveil.pipeline.jobs import MediaItem, PulseEdit, Tracked
+from faceveil.pipeline.places import locations, scratch
+from faceveil.pipeline.protect import protect_frame
+from faceveil.pipeline.pulse import readings, skin_of
+from faceveil.pipeline.toolkit import toolkit
+from faceveil.storage.media import MediaError, VideoInfo, iter_frames
+
+
+def pulse_video(config: AnonymizeConfig, item: MediaItem, info: VideoInfo, tracked: Tracked) -> Tracked:
+    """`tracked` with its PulseEdit (unchanged without --pulse or after an error; a read error is the
+    media's error)."""
+    from faceveil.models.rppg.edit import PulseSettings, pulse_offsets
+
+    settings = PulseSettings.parse(config.settings.pulse)
+    if tracked.error or settings is None:
+        return tracked
+    t0 = time.perf_counter()
+    try:
+        traces = _traces(config, item, info, tracked)
+    except MediaError as e:
+        return replace(tracked, error=e.reason)
+    edit = PulseEdit(settings.spec())
+    for tid, per in sorted(traces.items()):
+        first, last = min(per), max(per)
+        trace = np.full((last - first + 1, 3), np.nan)
+        for f, m in per.items():
+            trace[f - first] = m
+        delta = pulse_offsets(trace, info.fps, settings)
+        edit.offsets[tid] = (first, delta.astype(np.float32))
+        edit.tracks.append({"track_id": tid, "first_frame": first, "last_frame": last, "n_frames": len(per),
+                            "optimised": settings.estimator if settings.mode == "target" else "none (scrub)",
+                            "before": readings(trace, info.fps), "planned": readings(trace + delta, info.fps)})
+    edit.seconds = time.perf_counter() - t0
+    return replace(tracked, pulse=edit, seconds=tracked.seconds + edit.seconds)
+
+
+def _traces(config: AnonymizeConfig, item: MediaItem, info: VideoInfo, tracked: Tracked) -> dict[int, dict[int, np.ndarray]]:
+    """track id -> frame -> the skin's mean RGB there, on the frames as the encoder will have them."""
+    kit = toolkit(config.settings)
+    src, _ = locations(config)
+    wanted = {f for f, d in tracked.per_frame.items() if (d.track_ids >= 0).any()}
+    out: dict[int, dict[int, np.ndarray]] = {}
+    if not wanted:
+        return out
+    with src.local_file(item.rel, scratch(config)) as local:
+        for i, rgb in iter_frames(local, info, min(wanted), max(wanted) + 1, select=wanted.__contains__):
+            dets = tracked.per_frame[i]
+            if config.settings.method != "keep":
+                protect_frame(kit.anonymizer, rgb, dets, i, item.media_id)
+            h, w = rgb.shape[:2]
+            for j, tid in enumerate(dets.track_ids.tolist()):
+                if tid >= 0 and (r := skin_of(dets, j, h, w)) is not None:
+                    out.setdefault(tid, {})[i] = r.mean(rgb)
+    return out
