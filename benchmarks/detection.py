@@ -78,7 +78,7 @@ def tracking(gt, n_frames, step):
             sampled = [(i, det.detect(f)) for i, (f, _) in enumerate(seq) if i % every == 0 or i == n_frames - 1]
             if track:
                 h, w = seq[0][0].shape[:2]
-                per_frame, _ = track_media(sampled, n_frames, w, h, cfg.tracker_settings(every))
+                per_frame, _ = track_media(sampled, n_frames, w, h, cfg.settings.tracker(every))
             else:
                 per_frame = dict(sampled)
             secs += time.perf_counter() - t0

@@ -18,9 +18,9 @@ SECOND_PASS_MARGIN = 0.7  # the second pass's gate detectors look this far below
 REPLACE_CHECKED_FRAMES = 5  # method "replace": at least this many checked frames per video (identity stability)
 
 # Settings that change the output; a finished media is redone only when one of these changes.
-OUTPUT_SETTINGS = ("method", "detector", "precision", "threshold", "min_size", "scale", "detect_every", "detect_fps", "detect_mpx_per_s",
-                   "mask_shape",
-                   "pad", "motion_pad", "max_gap", "extend", "lossless", "crf", "preset", "track", "reversible", "second_look", "index", "embedder")
+OUTPUT_SETTINGS = ("method", "detector", "precision", "threshold", "min_size", "scale", "detect_every", "detect_fps",
+                   "detect_mpx_per_s", "mask_shape", "pad", "motion_pad", "max_gap", "extend", "lossless", "crf", "preset",
+                   "track", "reversible", "second_look", "index", "embedder")
 
 
 def dask_tls_files(address: str | None, ca: str | None = None, cert: str | None = None,
@@ -213,8 +213,8 @@ class AnonymizeConfig(ClusterOptions):
         pulse edit needs faces left visible (keep, replace): under a mask there is no pulse to edit."""
         from faceveil.models.rppg.edit import PulseSettings
 
-        if self.pulse is not None:
-            self.pulse = PulseSettings.parse(self.pulse).spec() if PulseSettings.parse(self.pulse) else None
+        parsed = PulseSettings.parse(self.pulse) if self.pulse is not None else None
+        self.pulse = parsed.spec() if parsed else None
         if self.method == "keep":
             if self.reversible:
                 raise ValueError("--method keep leaves faces visible: there is nothing to seal (drop --reversible)")
@@ -272,9 +272,6 @@ class AnonymizeConfig(ClusterOptions):
             return None
         d = self.detector_settings()
         return DetectorSettings(self.threshold, d.min_size, d.scale * self.second_look, d.threads, d.precision)
-
-    def tracker_settings(self, step: int = 1) -> TrackerSettings:
-        return self.settings.tracker(step)
 
     @cached_property
     def settings(self) -> Resolved:

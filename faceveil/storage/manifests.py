@@ -110,10 +110,7 @@ AUDIT_PULSE = pa.schema([
 TABLES = {"runs": RUNS, "media": MEDIA, "detections": DETECTIONS, "tracks": TRACKS,
           "vault/entries": VAULT_ENTRIES, "vault/keys": VAULT_KEYS,
           "access_log": ACCESS_LOG, "audit/frames": AUDIT_FRAMES, "audit/faces": AUDIT_FACES,
-          "audit/media": AUDIT_MEDIA, "surrogates": SURROGATES}
-])
-
-          "audit/media": AUDIT_MEDIA, "audit/pulse": AUDIT_PULSE}
+          "audit/media": AUDIT_MEDIA, "surrogates": SURROGATES, "audit/pulse": AUDIT_PULSE}
 
 
 def part_path(table: str, key: str) -> str:
