@@ -81,6 +81,10 @@ def _anonymize(args) -> int:
     from faceveil import progress
     from faceveil.flows.anonymize import run_anonymize
 
+    if config.method == "replace" and not args.json:  # what the generated faces may be used for, before anything runs
+        from faceveil.models.generators import GENERATORS
+
+        print(f"licence: {GENERATORS.get(dict(config.replace_options).get('generator', 'dcgan-digiface')).licence}")
     if not args.quiet:
         progress.use(progress.TqdmProgress())
     summary = run_anonymize(config, key)

@@ -175,7 +175,8 @@ def anonymize_report(config, summary: dict, results: list, scratch: str) -> tupl
         **_header(summary, "anonymize_archive", contracts),
         "settings": summary["settings"] | {"check_every_s": config.check_every_s, "check_max_frames": config.check_max_frames},
         "models": [{"role": "detector", "name": config.detector, "weights": weights.iloc[0] if len(weights) else None},
-                   {"role": "embedder", "name": config.embedder, "weights": _weights(emb_cls)}],
+                   {"role": "embedder", "name": config.embedder, "weights": _weights(emb_cls)},
+                   *_generator(config)],
         "counts": {"media": summary["media"], "ok": summary["ok"], "failed": summary["failed"],
                    "already_done": summary["already_done"], "frames": summary["frames"], "faces": summary["faces"],
                    "tracks": int(media.n_tracks.fillna(0).sum()), "frames_checked": len(frames),
@@ -194,6 +195,17 @@ def anonymize_report(config, summary: dict, results: list, scratch: str) -> tupl
         "pulse": _pulse(dest, media, run_id),
     }
     return audit, contracts
+
+
+def _generator(config) -> list[dict]:
+    """The replace method's face generator and its licence (what the replaced faces may be used for)."""
+    if config.method != "replace":
+        return []
+    from faceveil.models.generators import GENERATORS
+
+    name = dict(config.replace_options).get("generator", "dcgan-digiface")
+    return [{"role": "generator", "name": name, "weights": dict(config.replace_options).get("checkpoint_sha256"),
+             "licence": getattr(GENERATORS.get(name), "licence", "")}]
 
 
 def _pulse(dest: Location, media: pd.DataFrame, run_id: str) -> list[dict]:

@@ -230,8 +230,8 @@ def render_html(audit: dict) -> str:
             s["media"] = s.get("media", "") + f"<h3>{title}</h3>" + _table(
                 ["path", "reason"], [[x.get("path"), x.get("reason")] for x in a[key]])
     if a.get("models"):
-        s["models"] = _table(["name", "role", "weights"],
-                             [[m.get("name"), m.get("role"), _code(m.get("weights"))] for m in a["models"]])
+        s["models"] = _table(["name", "role", "weights", "licence"],
+                             [[m.get("name"), m.get("role"), _code(m.get("weights")), m.get("licence")] for m in a["models"]])
     s["settings"] = _kv(a.get("settings"))
     if isinstance(a.get("keys"), dict):  # fingerprints and flags only, never key material
         s["keys"] = _kv({k: _code(v) if "fingerprint" in k else v for k, v in a["keys"].items()

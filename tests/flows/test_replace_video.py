@@ -38,7 +38,10 @@ def test_replace_keeps_one_identity_along_a_video_track(shared, prefect_server, 
     assert track >= 4  # consecutive checked faces of one track: at least 5 frames checked, most show the face
     audit = json.loads((dest / summary["audit"]["report"]).with_suffix(".json").read_text())
     assert audit["privacy"]["identity_stability"] == pytest.approx(stability)
-    assert "identity stability" in (dest / summary["audit"]["report"]).read_text()
+    page = (dest / summary["audit"]["report"]).read_text()
+    assert "identity stability" in page
+    assert "non-commercial research" in page  # the generator's licence, in the report's models
+    assert any(m["role"] == "generator" and "non-commercial" in m["licence"] for m in audit["models"])
     media = manifests.read_table(loc, "media").to_pandas().iloc[0]
     # the gate judges a replaced face by identity: this one shows someone else, so it is published
     assert media.status == "ok", media.reason

@@ -263,6 +263,8 @@ class StyleGAN2(Generator):
     checkpoint with another digest is refused before it is read); CUDA when present. Latents are W
     codes; `truncation_psi` pulls sampled codes towards the average face (more typical faces)."""
 
+    licence = DEFAULT_LICENCE  # (an instance may say its checkpoint's own terms)
+
     name = "stylegan2"
 
     def __init__(self, checkpoint: str | None = None, sha256: str | None = None, device: str | None = None,
