@@ -135,7 +135,7 @@ class AnonymizeConfig(ClusterOptions):
     dest: str
     method: str = "mosaic"
     detector: str = "centerface"
-    precision: str = "fp32"  # the detector's model: its weights as shipped, or "int8" (derived; faster, weaker in the dark)
+    precision: str = "auto"  # the detector's arithmetic: auto (bf16 on CPUs with it, else fp32), fp32, bf16 or int8
     threshold: float | None = None
     min_size: float = 0.0
     scale: float = 1.0

