@@ -173,8 +173,8 @@ class AnonymizeConfig(ClusterOptions):
     check_every_s: float = 4.0  # privacy/utility check of one output frame per this many seconds (0 = none)
     check_max_frames: int = 30  # at most this many checked frames per media
     max_leak: float = 0.0  # unmasked faces the leak gate may find, per face checked, before a media is withheld
-    recheck: bool = True  # a media that leaked is anonymized once more, denser and with the gate's detectors too
-    second_pass: bool = False  # this is that pass
+    recheck: bool = True  # a media that leaked is anonymized once more, denser (with the gate's detectors that found the leaks)
+    second_pass: bool | tuple = False  # this is that pass (a tuple: only these gate detectors beside the main one)
     tracking_uri: str | None = None  # MLflow; default: sqlite under DEST/_faceveil/mlflow (local DEST)
     mlflow_artifacts: str | None = None  # MLflow's artifact root, e.g. s3://bucket/prefix (default: beside the store)
     # method "replace": generator (name), checkpoint, checkpoint_sha256, id_margin, pool_seed (all optional)
@@ -239,15 +239,16 @@ class AnonymizeConfig(ClusterOptions):
 
     def extra_detectors(self) -> tuple[tuple[str, DetectorSettings], ...]:
         """Detectors that find faces beside the main one: on the second pass, the leak gate's other
-        families at SECOND_PASS_MARGIN of the thresholds it confirms a leak at, so whatever the gate
-        would call a face is masked (compression moves a borderline score a little), at the cost of
-        masking a few non-faces. The main detector's own family is not run twice: its floor drops
-        instead (detector_settings)."""
+        families at SECOND_PASS_MARGIN of the thresholds it confirms a leak at (those that found
+        the leaks, when `second_pass` names them), so whatever the gate would call a face is masked
+        (compression moves a borderline score a little), at the cost of masking a few non-faces. The
+        main detector's family is not run twice: its floor drops instead (detector_settings)."""
         if not self.second_pass:
             return ()
         threads = self.detector_settings().threads
         return tuple((name, DetectorSettings(threshold=SECOND_PASS_MARGIN * t, threads=threads))
-                     for name, t in self.check_settings().confirm if name != self.detector)
+                     for name, t in self.check_settings().confirm
+                     if name != self.detector and (self.second_pass is True or name in self.second_pass))
 
     def detector_threshold(self) -> float:
         from faceveil.models.detectors import DETECTORS

@@ -27,7 +27,7 @@ from faceveil.tasks.run import new_run_id, write_summary
 from faceveil.tasks.validate import anonymize_report, publish as publish_report
 from faceveil.pipeline.places import locations, scratch
 from faceveil.pipeline.sealed_index import index_view
-from faceveil.pipeline.jobs import MediaItem, MediaResult, Tracked, VideoPlan
+from faceveil.pipeline.jobs import MediaItem, MediaResult, VideoPlan
 from faceveil.tasks.plan import segments_of
 
 
@@ -74,7 +74,9 @@ def _anonymize(config: AnonymizeConfig, run_id: str, index_keys, people: dict) -
     leaked = {r.row["rel_path"] for r in results if r.row["status"] == "leaked"}
     if leaked and config.recheck:  # once more, denser, before the leak gate's verdict stands
         bars.more(len(leaked))
-        again = _process(replace(config, second_pass=True), [i for i in todo if i.rel in leaked], run_id, bars, people)
+        families = tuple(sorted({f for r in results if r.row["status"] == "leaked" for f in r.leak_families}))
+        again = _process(replace(config, second_pass=families or True), [i for i in todo if i.rel in leaked], run_id,
+                         bars, people)
         redone = {r.row["rel_path"]: r for r in again}
         results = [redone.get(r.row["rel_path"], r) for r in results]
     bars.close()
@@ -88,13 +90,16 @@ def _anonymize(config: AnonymizeConfig, run_id: str, index_keys, people: dict) -
 
 
 def _process(config: AnonymizeConfig, todo: list[MediaItem], run_id: str, bars, people: dict) -> list[MediaResult]:
-    """plan -> detect chunks -> finish, per media, on the workers; bad input is recorded and the
-    archive goes on. Each future is handed back to Dask once what it gave was used (`_release`), so a
-    worker lost mid-run costs only the work in flight: Dask reruns a finished task whose result died
-    with a worker as long as a client holds its future, and a finished media would be encoded, written
-    and recorded again beside the rest of the run (or after it)."""
+    """plan -> detect chunks -> track -> finish, per media, on the workers; bad input is recorded and
+    the archive goes on. Every task of a video is submitted at once (tracks and segments as futures:
+    a segment starts the moment its tracks exist, on whichever worker is free, with no round trip
+    through this process). Each future is handed back to Dask once what it gave was used (`_release`),
+    so a worker lost mid-run costs only the work in flight: Dask reruns a finished task whose result
+    died with a worker as long as a client holds its future (a video's chunks and tracks are held
+    until its finish is in), and a finished media would be encoded, written and recorded again beside
+    the rest of the run (or after it)."""
     results: list[MediaResult] = []
-    finishing, chunk_of, tracking, detected, held, joins_of, chained = {}, {}, {}, {}, {}, {}, {}
+    finishing, chunk_of, held, joins_of = {}, {}, {}, {}
     gpu = functools.partial(gpu_tasks, config)
     plans = {i.rel: t.probe_video_task.submit(config, i) for i in todo if i.kind == "video" and not i.error}
     for item in todo:
@@ -119,55 +124,35 @@ def _process(config: AnonymizeConfig, todo: list[MediaItem], run_id: str, bars, 
             detections = [t.detect_chunk_task.submit(config, item, plan.info, c) for c in plan.chunks]
         chunk_of.update({f: (item.rel, c.stop - c.start) for f, c in zip(detections, plan.chunks)})
         tracked = t.track_video_task.submit(config, item, plan.info, detections)
+        upstream = [*detections, tracked]
         if config.pulse:  # the skin's pulse traces read and the edit planned, per track
-            track_only = tracked
-            tracked = t.pulse_video_task.submit(config, item, plan.info, track_only)
-            chained[tracked] = track_only
-        detected[tracked] = detections  # handed back once tracked
+            tracked = t.pulse_video_task.submit(config, item, plan.info, tracked)
+            upstream.append(tracked)
         segments = segments_of(config, item, plan.info, plan.chunks)
-        if len(segments) == 1:
-            with gpu():
-                finish = t.finish_video_task.submit(config, item, plan.info, tracked, run_id)
-            finishing[finish] = item
-            held[finish] = [tracked]
-        else:  # encoded side by side once tracked (below), then joined
-            tracking[tracked] = (item, plan.info, segments)
-    pending = list(chunk_of) + list(detected) + list(finishing)
-    while pending:
-        joins = []
-        for fut in as_completed(pending):
-            if fut in chunk_of:
-                bars.frames_done(*chunk_of[fut])
-            if fut in detected:  # its chunks were only needed to track
-                for chunk in detected.pop(fut):
-                    _release(chunk)
-            if fut in chained:  # the tracks before the pulse task (which carries them on)
-                _release(chained.pop(fut))
-            if fut in tracking:  # the tracks go as data, so the segments spread over idle workers
-                item, info, segments = tracking[fut]
-                try:
-                    tracked = _take(fut)
-                except Exception as e:
-                    tracked = Tracked(error=f"internal error: {e!r}")
-                with gpu():
-                    parts = [t.encode_segment_task.submit(config, item, info, tracked, s, run_id) for s in segments]
-                join = t.join_video_task.submit(config, item, info, tracked, parts, run_id)
-                finishing[join] = item
-                held[join], joins_of[join] = parts, item.media_id
-                joins.append(join)
-            elif fut in finishing:
-                item = finishing[fut]
-                try:
-                    res = _take(fut)
-                except Exception as e:  # a task that crashed for good: recorded, never silently lost
-                    res = t.record_failure_task(config, item, run_id, f"internal error: {e!r}")
-                for other in held.pop(fut, ()):
-                    _release(other)
-                if fut in joins_of:  # the join's segments, kept until its result is in
-                    t.remove_segments(config, run_id, joins_of.pop(fut))
-                results.append(res)
-                bars.media_done(item.rel, res.ok)
-        pending = joins
+        with gpu():  # one piece encoded and finished, or pieces encoded side by side, then joined
+            parts = [t.encode_segment_task.submit(config, item, plan.info, tracked, s, run_id) for s in segments] \
+                if len(segments) > 1 else []
+            finish = None if parts else t.finish_video_task.submit(config, item, plan.info, tracked, run_id)
+        if parts:
+            finish = t.join_video_task.submit(config, item, plan.info, tracked, parts, run_id)
+            joins_of[finish] = item.media_id
+        finishing[finish] = item
+        held[finish] = upstream + parts
+    for fut in as_completed(list(chunk_of) + list(finishing)):
+        if fut in chunk_of:
+            bars.frames_done(*chunk_of[fut])
+            continue
+        item = finishing[fut]
+        try:
+            res = _take(fut)
+        except Exception as e:  # a task that crashed for good: recorded, never silently lost
+            res = t.record_failure_task(config, item, run_id, f"internal error: {e!r}")
+        for other in held.pop(fut, ()):
+            _release(other)
+        if fut in joins_of:  # the join's segments, kept until its result is in
+            t.remove_segments(config, run_id, joins_of.pop(fut))
+        results.append(res)
+        bars.media_done(item.rel, res.ok)
     return results
 
 

@@ -112,6 +112,7 @@ class MediaResult:
     row: dict
     templates: list[dict] = field(default_factory=list)
     audit_embeddings: dict | None = None  # checked faces' embeddings, in memory only (run-level re-identification)
+    leak_families: tuple[str, ...] = ()  # the detectors whose faces the leak gate found unmasked
 
     @property
     def ok(self) -> bool:

@@ -19,9 +19,15 @@ def base_row(config: AnonymizeConfig, item: MediaItem, run_id: str) -> dict:
         "input_fingerprint": item.fingerprint, "detector": config.detector, "method": config.method,
         "settings_json": json.dumps(config.output_settings(), sort_keys=True),
         "settings_hash": work_hash(config),
-        "notes": ["second pass after the leak gate: twice the detections, with the gate's detectors too"]
-        if config.second_pass else [],
+        "notes": [second_pass_note(config)] if config.second_pass else [],
     }
+
+
+def second_pass_note(config: AnonymizeConfig) -> str:
+    """What the leak gate's second pass did, for the media row."""
+    extra = [name for name, _ in config.settings.extra_detectors]
+    return ("second pass after the leak gate: twice the detections, the main detector down to the gate's "
+            "scores" + (f", with {' and '.join(extra)} too" if extra else ""))
 
 
 def record_failure(config: AnonymizeConfig, item: MediaItem, run_id: str, reason: str) -> MediaResult:
@@ -90,4 +96,9 @@ def write_media_manifests(dest: Location, item: MediaItem, detection_rows, row: 
             "media_id": item.media_id, "run_id": row["run_id"], "frames_checked": len(audit.frame_rows()),
             "seconds": audit.seconds, **audit.media_metrics()}])
     manifests.write_part(dest, "media", item.media_id, [row])
-    return MediaResult(row, templates or [], audit.embeddings() if audit is not None else None)
+    return MediaResult(row, templates or [], audit.embeddings() if audit is not None else None, leak_families(audit))
+
+
+def leak_families(audit) -> tuple[str, ...]:
+    """The detectors whose faces the leak gate found unmasked in a media's checked frames (sorted)."""
+    return tuple(sorted({f["detector"] for x in audit.leaks() for f in x["faces"]})) if audit is not None else ()

@@ -29,3 +29,36 @@ def test_one_toolkit_per_worker_and_settings():
     found = kit.find(rgb)
     assert len(found) >= 1 and found.scores.max() > 0.5  # the astronaut's face
     assert [name for name, _ in kit.gate(kit.settings.checks.gate)] == [n for n, _ in kit.settings.checks.gate]
+
+
+def test_second_pass_adds_only_the_gate_families_that_found_leaks():
+    """A second pass after CenterFace-only leaks drops CenterFace's floor but runs no BlazeFace; after
+    a BlazeFace leak (or when the families are not known) BlazeFace works beside it."""
+    from faceveil.config import SECOND_PASS_MARGIN
+    from faceveil.pipeline.records import second_pass_note
+
+    config = AnonymizeConfig(src="a", dest="b")
+    names = lambda c: [n for n, _ in c.extra_detectors()]  # noqa: E731
+    assert names(config) == []
+    assert names(replace(config, second_pass=True)) == ["blazeface"]
+    assert names(replace(config, second_pass=("blazeface",))) == ["blazeface"]
+    own = replace(config, second_pass=("centerface",))
+    assert names(own) == [] and own.settings.second_look is not None
+    assert own.detector_settings().threshold <= SECOND_PASS_MARGIN * 0.2 + 1e-9
+    assert own.settings.frame_step(30, 1280, 720) == replace(config, second_pass=True).settings.frame_step(30, 1280, 720)
+    assert "blazeface" not in second_pass_note(own) and "blazeface" in second_pass_note(replace(config, second_pass=True))
+
+
+def test_leak_families_are_the_detectors_that_found_leaks():
+    from faceveil.pipeline.records import leak_families
+
+    class Audit:  # the FrameChecks surface leak_families reads
+        def __init__(self, leaks):
+            self.leaks = lambda: leaks
+
+    leaks = [{"frame_index": 3, "faces": [{"detector": "centerface", "score": 0.2, "box": [0, 0, 9, 9]}]},
+             {"frame_index": 9, "faces": [{"detector": "blazeface", "score": 0.7, "box": [0, 0, 9, 9]},
+                                          {"detector": "centerface", "score": 0.3, "box": [5, 5, 9, 9]}]}]
+    assert leak_families(Audit(leaks)) == ("blazeface", "centerface")
+    assert leak_families(Audit(leaks[:1])) == ("centerface",)
+    assert leak_families(Audit([])) == () and leak_families(None) == ()
