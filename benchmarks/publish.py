@@ -20,6 +20,7 @@ import time
 import numpy as np
 
 from common import shared_data
+from faceveil.validation.image_quality import masked_psnr
 
 
 def main() -> None:
@@ -31,7 +32,7 @@ def main() -> None:
                          "(`--per-face`), blur, mosaic, solid")
     args = ap.parse_args()
     from faceveil.models.anonymizers import MaskSettings, create_anonymizer
-    from faceveil.models.detections import Detections, iou_matrix
+    from faceveil.models.detections import iou_matrix
     from faceveil.models.detectors import DetectorSettings, create_detector
     from faceveil.models.embedders import create_embedder
     from faceveil.models.face_attributes import delta_e2000, head_pose, skin_lab
@@ -93,8 +94,7 @@ def main() -> None:
             mask = np.ones(rgb.shape[:2], bool)
             for x1, y1, x2, y2 in anon.regions(dets, rgb.shape[1], rgb.shape[0]):
                 mask[y1:y2, x1:x2] = False
-            mse = float(np.mean((out[mask].astype(np.float64) - rgb[mask]) ** 2)) if mask.any() else 0.0
-            psnr.append(99.0 if mse == 0 else 10 * np.log10(255 ** 2 / mse))
+            psnr.append(min(99.0, masked_psnr(out, rgb, mask)) if mask.any() else 99.0)
         consistency = float("nan")
         if method.startswith("replace"):
             v = np.vstack(outs)

@@ -11,6 +11,7 @@ import numpy as np
 
 from faceveil.models.detections import Detections
 from faceveil.pipeline.jobs import PulseEdit
+from faceveil.validation.image_quality import psnr_from_mse
 
 CHECKERS = ("chrom", "green", "pos")  # read before and after; the one optimised through is named beside
 MIN_SKIN_PX = 20  # a face with fewer skin pixels than this in a frame is neither read nor edited there
@@ -90,6 +91,6 @@ class PulseApplier:
             out.append({"media_id": media_id, "run_id": run_id, "track_id": tid, "first_frame": first,
                         "last_frame": t["last_frame"], "n_frames": n, "spec": self.edit.spec,
                         "optimised": t["optimised"], "readings_json": json.dumps({"before": t["before"], "after": after}),
-                        "psnr_db": None if not measured else (float("inf") if mse == 0 else 10 * math.log10(255 ** 2 / mse)),
+                        "psnr_db": psnr_from_mse(mse) if measured else None,
                         "measured": bool(measured and self.after.get(tid))})
         return out

@@ -16,13 +16,18 @@ def region_mask(shape: tuple[int, ...], regions) -> np.ndarray:
     return mask
 
 
-def masked_psnr(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
-    """PSNR in dB over the pixels where `mask` is True (inf when they are equal, nan when none)."""
-    if not mask.any():
+def psnr_from_mse(mse: float) -> float:
+    """PSNR in dB of 8-bit images from their mean squared error (inf when it is 0)."""
+    return math.inf if mse == 0 else 10 * math.log10(255.0**2 / mse)
+
+
+def masked_psnr(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> float:
+    """PSNR in dB over the pixels where `mask` is True (all of them when None; inf when they are
+    equal, nan when there are none)."""
+    if mask is not None and not mask.any():
         return math.nan
     d = a.astype(np.int32) - b.astype(np.int32)
-    mse = float(np.square(d[mask], dtype=np.int64).mean())
-    return math.inf if mse == 0 else 10 * math.log10(255.0**2 / mse)
+    return psnr_from_mse(float(np.square(d if mask is None else d[mask], dtype=np.int64).mean()))
 
 
 def ssim_map(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -38,3 +38,19 @@ def test_psnr_matches_its_definition_and_ssim_orders_damage(astronaut):
     assert math.isnan(masked_psnr(rgb, noisy, np.zeros(rgb.shape[:2], bool)))
     with pytest.raises(ValueError, match="shape"):
         frame_quality(rgb, rgb[:10], [])
+
+
+def test_psnr_from_mse_and_whole_image_psnr():
+    import math
+
+    from faceveil.validation.image_quality import masked_psnr, psnr_from_mse
+
+    assert psnr_from_mse(0) == math.inf and psnr_from_mse(255.0**2) == 0.0
+    assert abs(psnr_from_mse(1.0) - 48.1308) < 1e-3
+    a = np.zeros((8, 8, 3), np.uint8)
+    b = a.copy()
+    b[0, 0, 0] = 16  # one channel of one pixel off by 16: mse 256 / 192
+    assert abs(masked_psnr(a, b) - psnr_from_mse(256 / 192)) < 1e-9
+    mask = np.zeros((8, 8), bool)
+    mask[4:, 4:] = True
+    assert masked_psnr(a, b, mask) == math.inf and math.isnan(masked_psnr(a, b, np.zeros((8, 8), bool)))
