@@ -72,10 +72,11 @@ def _match(sim: np.ndarray) -> list[tuple[int, int]]:
 
 
 def associate(sampled: Iterable[tuple[int, Detections]], settings: TrackerSettings = TrackerSettings()) -> list[_Track]:
-    """Links detections of successive sampled frames into tracks."""
+    """Links detections of successive sampled frames (in frame order) into tracks."""
     tracks: list[_Track] = []
+    active: list[_Track] = []  # the tracks still within max_gap of the frame (a track past it never returns)
     for frame, dets in sampled:
-        active = [t for t in tracks if frame - t.frames[-1] - 1 <= settings.max_gap]
+        active = [t for t in active if frame - t.frames[-1] - 1 <= settings.max_gap]
         preds = np.array([t.predict(frame) for t in active], np.float32).reshape(-1, 4)
         free_tracks = list(range(len(active)))
         free_dets = list(range(len(dets)))
@@ -92,6 +93,7 @@ def associate(sampled: Iterable[tuple[int, Detections]], settings: TrackerSettin
             t = _Track(id=len(tracks) + 1)
             t.add(frame, dets[[i]], settings.velocity_smoothing)
             tracks.append(t)
+            active.append(t)
     return [t for t in tracks if _confirmed(t, settings)]
 
 
@@ -114,49 +116,60 @@ def _centre_motion(frames: np.ndarray, boxes: np.ndarray) -> np.ndarray:
 
 def fill_track(track: _Track, n_frames: int, width: int, height: int, extend: int) -> dict[int, Detections]:
     """Every frame the track covers: detections as found, gaps interpolated, both ends extended."""
-    frames = np.asarray(track.frames)
+    frames, det = _filled(track, n_frames, width, height, extend)
+    return {int(f): det[[k]] for k, f in enumerate(frames)}
+
+
+def _filled(track: _Track, n_frames: int, width: int, height: int, extend: int) -> tuple[np.ndarray, Detections]:
+    """`fill_track` as arrays: the frames the track covers, in order, and one row of Detections each
+    (found rows as found; gap rows interpolated between their neighbours, scored at the lower of
+    the two; end rows moved along the motion, clipped, and stopped where one leaves the frame)."""
+    found = np.asarray(track.frames, np.int64)
     det = Detections.concat(track.dets)
     det.track_ids[:] = track.id
-    det.motion = _centre_motion(frames, det.boxes)
-    box_velocity = np.vstack([np.gradient(det.boxes[:, k], frames) for k in range(4)]).T if len(frames) > 1 \
-        else np.zeros((1, 4), np.float32)
-    out: dict[int, Detections] = {}
-    for j, f in enumerate(frames):
-        out[int(f)] = det[[j]]
-        if j + 1 < len(frames):  # interpolate the gap to the next detection
-            g = frames[j + 1]
-            for t in range(f + 1, g):
-                a = (t - f) / (g - f)
-                mix = det[[j]]
-                mix.boxes = (1 - a) * det.boxes[j:j + 1] + a * det.boxes[j + 1:j + 2]
-                mix.landmarks = (1 - a) * det.landmarks[j:j + 1] + a * det.landmarks[j + 1:j + 2]
-                mix.motion = ((1 - a) * det.motion[j:j + 1] + a * det.motion[j + 1:j + 2]).astype(np.float32)
-                mix.scores = np.minimum(det.scores[j:j + 1], det.scores[j + 1:j + 2])
-                mix.filled[:] = True
-                out[t] = mix
-    for end, step in ((0, -1), (len(frames) - 1, 1)):  # extend along the motion at each end
-        f0 = int(frames[end])
-        for d in range(1, extend + 1):
-            t = f0 + step * d
-            if not 0 <= t < n_frames or t in out:
-                break
-            ext = det[[end]]
-            ext.boxes = ext.boxes + box_velocity[end] * step * d
-            ext.landmarks = ext.landmarks + ext.motion[:, None, :] * step * d
-            ext.filled[:] = True
-            ext = ext.clip(width, height)
-            if not len(ext):
-                break
-            out[t] = ext
-    return out
+    det.motion = _centre_motion(found, det.boxes)
+    velocity = np.vstack([np.gradient(det.boxes[:, k], found) for k in range(4)]).T.astype(np.float32) \
+        if len(found) > 1 else np.zeros((1, 4), np.float32)
+    inside = np.arange(found[0], found[-1] + 1)
+    j = np.searchsorted(found, inside, side="right") - 1  # the detection at or before each frame
+    nxt = np.minimum(j + 1, len(found) - 1)
+    span = np.maximum(found[nxt] - found[j], 1)
+    a = ((inside - found[j]) / span).astype(np.float32)
+    mix = lambda x: ((1 - a).reshape(-1, *[1] * (x.ndim - 1)) * x[j] + a.reshape(-1, *[1] * (x.ndim - 1)) * x[nxt])  # noqa: E731
+    gap = inside != found[j]
+    body = Detections(mix(det.boxes), np.where(gap, np.minimum(det.scores[j], det.scores[nxt]), det.scores[j]),
+                      mix(det.landmarks), det.track_ids[j], gap, mix(det.motion))
+    parts, frames = [], []
+    for end, step in ((0, -1), (len(found) - 1, 1)):  # extend along the motion at each end
+        d = np.arange(1, extend + 1)
+        t = found[end] + step * d
+        d, t = d[(t >= 0) & (t < n_frames)], t[(t >= 0) & (t < n_frames)]
+        ext = det[np.full(len(d), end)]
+        ext.boxes = ext.boxes + velocity[end] * (step * d)[:, None]
+        ext.landmarks = ext.landmarks + ext.motion[:, None, :] * (step * d)[:, None, None]
+        ext.filled[:] = True
+        b = ext.boxes.copy()
+        b[:, [0, 2]] = b[:, [0, 2]].clip(0, width)
+        b[:, [1, 3]] = b[:, [1, 3]].clip(0, height)
+        ext.boxes = b
+        stop = np.flatnonzero((b[:, 2] <= b[:, 0]) | (b[:, 3] <= b[:, 1]))
+        keep = stop[0] if len(stop) else len(d)
+        parts.append(ext[:keep][::-1] if step < 0 else ext[:keep])
+        frames.append(t[:keep][::-1] if step < 0 else t[:keep])
+    return (np.concatenate([frames[0], inside, frames[1]]), Detections.concat([parts[0], body, parts[1]]))
 
 
 def track_media(sampled: Iterable[tuple[int, Detections]], n_frames: int, width: int, height: int,
                 settings: TrackerSettings = TrackerSettings()) -> tuple[dict[int, Detections], list[_Track]]:
     """Frame index -> all faces to anonymize in that frame (track ids set), and the tracks."""
     tracks = associate(sampled, settings)
-    per_frame: dict[int, list[Detections]] = {}
-    for t in tracks:
-        for f, d in fill_track(t, n_frames, width, height, settings.extend).items():
-            per_frame.setdefault(f, []).append(d)
-    return {f: Detections.concat(ds) for f, ds in sorted(per_frame.items())}, tracks
+    if not tracks:
+        return {}, tracks
+    filled = [_filled(t, n_frames, width, height, settings.extend) for t in tracks]
+    frames = np.concatenate([f for f, _ in filled])
+    rows = Detections.concat([d for _, d in filled])
+    order = np.argsort(frames, kind="stable")  # by frame, then in track order
+    frames, rows = frames[order], rows[order]
+    starts = np.flatnonzero(np.r_[True, frames[1:] != frames[:-1]])
+    ends = np.r_[starts[1:], len(frames)]
+    return {int(frames[a]): rows[a:b] for a, b in zip(starts, ends)}, tracks

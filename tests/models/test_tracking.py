@@ -83,3 +83,26 @@ def test_a_lone_weak_detection_masks_nothing_but_a_repeated_one_makes_a_track():
     per_frame, tracks = track_media(thrice, 12, 200, 100, TrackerSettings(start_score=0.2, confirm_hits=3))
     assert len(tracks) == 1 and len(tracks[0].frames) == 3
     assert all(len(per_frame[f]) == 1 for f in range(9))  # the gaps between the weak hits are covered too
+
+
+def test_filled_rows_scores_order_and_where_extension_stops():
+    """Gap rows score the lower of their neighbours; an extension leaving the frame stops there (no
+    row of zero area, none after it); in a frame, rows come in track order; fill_track agrees."""
+    from faceveil.models.tracking import associate, fill_track
+
+    sampled = [(0, Detections.concat([face(30, 10, score=0.9), face(100, 50, score=0.8)])),
+               (3, Detections.concat([face(18, 10, score=0.4), face(100, 50, score=0.7)]))]
+    settings = TrackerSettings(extend=6)
+    per_frame, tracks = track_media(sampled, 20, 200, 100, settings)
+    assert [int(t) for t in per_frame[1].track_ids] == [1, 2]
+    np.testing.assert_allclose(per_frame[1].scores, [0.4, 0.7])
+    np.testing.assert_allclose(per_frame[0].scores, [0.9, 0.8])
+    left = {f: d[d.track_ids == 1] for f, d in per_frame.items() if (d.track_ids == 1).any()}
+    assert min(left) == 0 and max(left) == 3 + 6  # in the frame all along (x1 18 -> 0, x2 38 -> 14)
+    edge = [(0, face(14, 10)), (3, face(2, 10))]  # 4 px a frame to the left: at frame 9 it has left
+    rows, _ = track_media(edge, 20, 200, 100, TrackerSettings(extend=8))
+    assert max(rows) == 8 and float(rows[8].boxes[0, 0]) == 0.0 and float(rows[8].boxes[0, 2]) == 2.0
+    rows = fill_track(associate(sampled, settings)[0], 20, 200, 100, 6)
+    assert sorted(rows) == sorted(left)
+    for f, d in rows.items():
+        np.testing.assert_allclose(d.boxes, left[f].boxes)
