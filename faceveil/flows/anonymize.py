@@ -70,15 +70,20 @@ def _anonymize(config: AnonymizeConfig, run_id: str, index_keys, people: dict) -
     items, unsupported = t.discover_media(config)
     todo = [i for i in items if not i.done]
     bars.start(len(todo))
-    results = _process(config, todo, run_id, bars, people)
+    kept: dict[str, list] = {}  # the first pass's detections of the media that leaked
+    results = _process(config, todo, run_id, bars, people, keep=kept if config.recheck else None)
     leaked = {r.row["rel_path"] for r in results if r.row["status"] == "leaked"}
     if leaked and config.recheck:  # once more, denser, before the leak gate's verdict stands
         bars.more(len(leaked))
         families = tuple(sorted({f for r in results if r.row["status"] == "leaked" for f in r.leak_families}))
-        again = _process(replace(config, second_pass=families or True), [i for i in todo if i.rel in leaked], run_id,
-                         bars, people)
+        again_config = replace(config, second_pass=families or True)
+        again = _process(again_config, [i for i in todo if i.rel in leaked], run_id, bars, people,
+                         known=kept if _finds_alike(config, again_config) else None)
         redone = {r.row["rel_path"]: r for r in again}
         results = [redone.get(r.row["rel_path"], r) for r in results]
+    for chunks in kept.values():
+        for chunk in chunks:
+            _release(chunk)
     bars.close()
     if config.index:  # protected with the key here, in the flow's process, then stored
         t.index_archive(config, results, index_keys)
@@ -89,7 +94,14 @@ def _anonymize(config: AnonymizeConfig, run_id: str, index_keys, people: dict) -
                                 "mlflow": audit.get("mlflow"), "privacy": audit["privacy"], "utility": audit["utility"]}}
 
 
-def _process(config: AnonymizeConfig, todo: list[MediaItem], run_id: str, bars, people: dict) -> list[MediaResult]:
+def _finds_alike(a: AnonymizeConfig, b: AnonymizeConfig) -> bool:
+    """Whether two runs' detection finds the same faces on a frame (same detectors and settings)."""
+    look = lambda s: (s.detector, s.detector_settings, s.second_look, s.extra_detectors)  # noqa: E731
+    return look(a.settings) == look(b.settings)
+
+
+def _process(config: AnonymizeConfig, todo: list[MediaItem], run_id: str, bars, people: dict,
+             keep: dict | None = None, known: dict | None = None) -> list[MediaResult]:
     """plan -> detect chunks -> track -> finish, per media, on the workers; bad input is recorded and
     the archive goes on. Every task of a video is submitted at once (tracks and segments as futures:
     a segment starts the moment its tracks exist, on whichever worker is free, with no round trip
@@ -97,9 +109,11 @@ def _process(config: AnonymizeConfig, todo: list[MediaItem], run_id: str, bars, 
     so a worker lost mid-run costs only the work in flight: Dask reruns a finished task whose result
     died with a worker as long as a client holds its future (a video's chunks and tracks are held
     until its finish is in), and a finished media would be encoded, written and recorded again beside
-    the rest of the run (or after it)."""
+    the rest of the run (or after it). `keep`: where the detections of the videos that leaked go
+    (rel -> chunk futures, for the caller to release) instead of being released; `known`: such
+    detections, reused by this pass's detect-chunk tasks."""
     results: list[MediaResult] = []
-    finishing, chunk_of, held, joins_of = {}, {}, {}, {}
+    finishing, chunk_of, held, joins_of, chunks_of = {}, {}, {}, {}, {}
     gpu = functools.partial(gpu_tasks, config)
     plans = {i.rel: t.probe_video_task.submit(config, i) for i in todo if i.kind == "video" and not i.error}
     for item in todo:
@@ -120,8 +134,10 @@ def _process(config: AnonymizeConfig, todo: list[MediaItem], run_id: str, bars, 
             bars.media_done(item.rel, False)
             continue
         bars.media_started(item.rel, plan.info.n_frames)
+        before = (known or {}).get(item.rel) or []
+        before = before if len(before) == len(plan.chunks) else [None] * len(plan.chunks)
         with gpu():
-            detections = [t.detect_chunk_task.submit(config, item, plan.info, c) for c in plan.chunks]
+            detections = [t.detect_chunk_task.submit(config, item, plan.info, c, b) for c, b in zip(plan.chunks, before)]
         chunk_of.update({f: (item.rel, c.stop - c.start) for f, c in zip(detections, plan.chunks)})
         tracked = t.track_video_task.submit(config, item, plan.info, detections)
         upstream = [*detections, tracked]
@@ -137,7 +153,7 @@ def _process(config: AnonymizeConfig, todo: list[MediaItem], run_id: str, bars, 
             finish = t.join_video_task.submit(config, item, plan.info, tracked, parts, run_id)
             joins_of[finish] = item.media_id
         finishing[finish] = item
-        held[finish] = upstream + parts
+        held[finish], chunks_of[finish] = upstream + parts, detections
     for fut in as_completed(list(chunk_of) + list(finishing)):
         if fut in chunk_of:
             bars.frames_done(*chunk_of[fut])
@@ -147,8 +163,13 @@ def _process(config: AnonymizeConfig, todo: list[MediaItem], run_id: str, bars, 
             res = _take(fut)
         except Exception as e:  # a task that crashed for good: recorded, never silently lost
             res = t.record_failure_task(config, item, run_id, f"internal error: {e!r}")
+        chunks = chunks_of.pop(fut, [])
+        if keep is not None and res.row["status"] == "leaked" and chunks:  # for a second pass
+            keep[item.rel] = chunks
+        kept = keep.get(item.rel, []) if keep is not None else []
         for other in held.pop(fut, ()):
-            _release(other)
+            if not any(other is c for c in kept):
+                _release(other)
         if fut in joins_of:  # the join's segments, kept until its result is in
             t.remove_segments(config, run_id, joins_of.pop(fut))
         results.append(res)

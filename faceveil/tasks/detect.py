@@ -13,22 +13,27 @@ from faceveil.pipeline.toolkit import toolkit
 from faceveil.storage.media import MediaError, VideoInfo, iter_frames
 
 
-def detect_chunk(config: AnonymizeConfig, item: MediaItem, info: VideoInfo, chunk: Chunk) -> ChunkDetections:
-    """Runs the detector on every `step`-th frame of the chunk (and on the video's last frame)."""
+def detect_chunk(config: AnonymizeConfig, item: MediaItem, info: VideoInfo, chunk: Chunk,
+                 known: ChunkDetections | None = None) -> ChunkDetections:
+    """Runs the detector on every `step`-th frame of the chunk (and on the video's last frame). The
+    frames of `known` (this chunk's faces from an earlier pass with the same detectors: the leak
+    gate's second pass after the first) are taken from it, not looked at again."""
     t0 = time.perf_counter()
     out = ChunkDetections(chunk)
     src, _ = locations(config)
     kit = toolkit(config.settings)
     find, out.device = kit.find, kit.device
     step = config.settings.frame_step(info.fps, info.width, info.height)
+    found = dict(zip(known.frames, known.dets)) if known is not None and known.chunk == chunk and not known.error else {}
     try:
         with src.local_file(item.rel, scratch(config)) as local:
             for i, rgb in iter_frames(local, info, chunk.start, chunk.stop,
-                                      select=lambda i: i % step == 0 or i == info.n_frames - 1):
-                out.frames.append(i)
-                out.dets.append(find(rgb))
+                                      select=lambda i: (i % step == 0 or i == info.n_frames - 1) and i not in found):
+                found[i] = find(rgb)
     except MediaError as e:
         out.error = e.reason
+    out.frames = sorted(found)
+    out.dets = [found[i] for i in out.frames]
     out.seconds = time.perf_counter() - t0
     return out
 
