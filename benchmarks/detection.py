@@ -65,7 +65,7 @@ def tracking(gt, n_frames, step):
     det = create_detector(DEFAULT_DETECTOR)
     print(f"\n== {DEFAULT_DETECTOR} on pan sequences ({n_frames} frames/image, {step} px/frame): tracking off vs on ==")
     print(f"{'mode':34} {'WIDER':>7} {'dlib':>7} {'all':>7} {'frames/s':>9}")
-    step = cfg.frame_step(30.0, 1280, 720)  # the default sampling for a 30 fps 720p video
+    step = cfg.settings.frame_step(30.0, 1280, 720)  # the default sampling for a 30 fps 720p video
     for label, every, track in (("tracking off (detect every frame)", 1, False),
                                 (f"tracking on (detect every {step})", step, True)):
         hits = {"wider": 0, "dlib": 0}

@@ -203,10 +203,6 @@ class AnonymizeConfig(ClusterOptions):
             raise ValueError("--gpu-workers needs --dask-address: the GPU tasks only run on workers started with "
                              "`dask worker --resources GPU=1`, and a local cluster has none")
 
-    def frame_step(self, fps: float, width: int = 0, height: int = 0) -> int:
-        """Frames from one detection to the next for a video of this rate and size."""
-        return self.settings.frame_step(fps, width, height)
-
     def _check_pulse(self) -> None:
         """`--method keep` shows faces on purpose: the leak gate's checks (which would call every face
         a leak) and the second look are off, nothing is sealed; the media rows say method keep. A
@@ -259,14 +255,16 @@ class AnonymizeConfig(ClusterOptions):
         """The main detector. With tracking it reports faces down to TRACK_FLOOR x the threshold: those
         below the threshold keep an existing track alive (a face whose score flickers around the
         threshold stays masked) and make a track of their own only when seen again and again
-        (TrackerSettings.confirm_hits)."""
+        (TrackerSettings.confirm_hits). Identity replacement detects in fp32 under "auto": its
+        generator is fitted to the detector's landmarks, and detection is not its cost."""
         threads = max(1, (os.cpu_count() or 1) // self.n_workers) if not self.dask_address else 0
         floor = TRACK_FLOOR * self.detector_threshold() if self.track else self.threshold
         if self.second_pass:  # down to where the gate's own use of this family would see a face
             own = dict(self.check_settings().confirm).get(self.detector)
             if own is not None:
                 floor = min(floor if floor is not None else self.detector_threshold(), SECOND_PASS_MARGIN * own)
-        return DetectorSettings(floor, self.min_size, self.scale, threads, self.precision)
+        precision = "fp32" if self.precision == "auto" and self.method == "replace" else self.precision  # see below
+        return DetectorSettings(floor, self.min_size, self.scale, threads, precision)
 
     def second_look_settings(self) -> DetectorSettings | None:
         if not self.second_look:

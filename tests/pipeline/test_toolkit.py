@@ -62,3 +62,12 @@ def test_leak_families_are_the_detectors_that_found_leaks():
     assert leak_families(Audit(leaks)) == ("blazeface", "centerface")
     assert leak_families(Audit(leaks[:1])) == ("centerface",)
     assert leak_families(Audit([])) == () and leak_families(None) == ()
+
+
+def test_identity_replacement_detects_in_fp32_under_auto():
+    """auto lets masking runs detect in bf16 where the CPU has it; identity replacement, whose
+    generator is fitted to the detector's landmarks, stays on fp32 unless told otherwise."""
+    assert AnonymizeConfig(src="a", dest="b").settings.detector_settings.precision == "auto"
+    assert AnonymizeConfig(src="a", dest="b", method="replace").settings.detector_settings.precision == "fp32"
+    assert AnonymizeConfig(src="a", dest="b", method="replace").settings.second_look.precision == "fp32"
+    assert AnonymizeConfig(src="a", dest="b", method="replace", precision="bf16").settings.detector_settings.precision == "bf16"
