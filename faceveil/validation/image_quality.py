@@ -32,8 +32,12 @@ def masked_psnr(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) ->
 
 def ssim_map(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """(H, W) SSIM map (Wang et al.: Gaussian window, sigma 1.5, population covariances; scikit-image,
-    in float32; mean over the colour channels)."""
+    in float32; mean over the colour channels); NaN where the image is smaller than the 7 px window
+    (a sliver of a face at the frame's edge)."""
     from skimage.metrics import structural_similarity
+
+    if min(a.shape[:2]) < 7:
+        return np.full(a.shape[:2], np.nan, np.float32)
 
     _, full = structural_similarity(a.astype(np.float32), b.astype(np.float32), channel_axis=2, gaussian_weights=True,
                                     sigma=1.5, use_sample_covariance=False, data_range=255.0, full=True)
