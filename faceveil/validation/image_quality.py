@@ -30,13 +30,16 @@ def masked_psnr(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) ->
     return psnr_from_mse(float(np.square(d if mask is None else d[mask], dtype=np.int64).mean()))
 
 
+SSIM_WINDOW = 2 * int(3.5 * 1.5 + 0.5) + 1  # scikit-image's window for gaussian_weights, sigma 1.5: 11 px
+
+
 def ssim_map(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """(H, W) SSIM map (Wang et al.: Gaussian window, sigma 1.5, population covariances; scikit-image,
-    in float32; mean over the colour channels); NaN where the image is smaller than the 7 px window
-    (a sliver of a face at the frame's edge)."""
+    in float32; mean over the colour channels); NaN where the image is smaller than its 11 px window
+    (Gaussian, sigma 1.5, truncated at 3.5 sigma: a sliver of a face at the frame's edge)."""
     from skimage.metrics import structural_similarity
 
-    if min(a.shape[:2]) < 7:
+    if min(a.shape[:2]) < SSIM_WINDOW:
         return np.full(a.shape[:2], np.nan, np.float32)
 
     _, full = structural_similarity(a.astype(np.float32), b.astype(np.float32), channel_axis=2, gaussian_weights=True,

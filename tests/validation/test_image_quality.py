@@ -58,12 +58,13 @@ def test_psnr_from_mse_and_whole_image_psnr():
 
 def test_ssim_of_a_sliver_at_the_frame_edge_is_nan_not_an_error():
     """A face box one or two pixels wide at the frame's edge (a tracked face leaving the picture):
-    its crop is under SSIM's 7 px window, so its SSIM is unknown (NaN), and the checks go on."""
+    its crop is under SSIM's 11 px window, so its SSIM is unknown (NaN), and the checks go on."""
     import math
 
     from faceveil.validation.image_quality import region_ssim, ssim_map
 
     a = np.random.default_rng(0).integers(0, 256, (40, 60, 3), dtype=np.uint8)
     assert math.isnan(region_ssim(a, a, (0, 10, 1, 30)))  # crop 6 px wide
-    assert np.isnan(ssim_map(a[:6], a[:6])).all()
+    assert math.isnan(region_ssim(a, a, (0, 10, 5, 30)))  # crop 10 px wide
+    assert np.isnan(ssim_map(a[:10], a[:10])).all() and not np.isnan(ssim_map(a[:11], a[:11])).any()
     assert region_ssim(a, a, (10, 10, 30, 30)) > 0.99
