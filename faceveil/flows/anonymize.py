@@ -11,7 +11,8 @@ import shutil
 from dataclasses import replace
 from datetime import datetime, timezone
 
-from prefect import flow
+from prefect import flow, get_client
+from prefect.exceptions import UnfinishedRun
 from prefect.futures import as_completed
 
 from faceveil import progress
@@ -162,7 +163,7 @@ def _process(config: AnonymizeConfig, todo: list[MediaItem], run_id: str, bars, 
         try:
             res = _take(fut)
         except Exception as e:  # a task that crashed for good: recorded, never silently lost
-            res = t.record_failure_task(config, item, run_id, f"internal error: {e!r}")
+            res = t.record_failure_task(config, item, run_id, f"internal error: {failure_of(e, held.get(fut, ()))}")
         chunks = chunks_of.pop(fut, [])
         if keep is not None and res.row["status"] == "leaked" and chunks:  # for a second pass
             keep[item.rel] = chunks
@@ -187,6 +188,32 @@ def gpu_tasks(config: AnonymizeConfig):
     import dask
 
     return dask.annotate(resources={"GPU": 1})
+
+
+def failure_of(error: Exception, upstream) -> str:
+    """What went wrong: `error` itself, or, when it only says the task never ran (UnfinishedRun: a task
+    it waited for failed), the first failed task of `upstream`, by name, with its own error."""
+    if not isinstance(error, UnfinishedRun):
+        return repr(error)
+    for fut in upstream:
+        try:
+            state = fut.state
+        except Exception:  # the Prefect API unreachable: nothing better to say
+            break
+        if not (state.is_failed() or state.is_crashed()):
+            continue
+        try:
+            fut.result()
+        except Exception as e:  # the upstream task's own error
+            return f"{_task_name(fut)}: {e!r}"
+    return repr(error)
+
+
+def _task_name(fut) -> str:
+    try:
+        return get_client(sync_client=True).read_task_run(fut.task_run_id).name
+    except Exception:
+        return "a task it waited for"
 
 
 def _take(fut):

@@ -160,6 +160,43 @@ def test_existing_dask_scheduler(sample_archive, tmp_path, prefect_server):
     assert (tmp_path / "out" / "x" / "a.jpg").exists()
 
 
+def test_a_failed_segment_is_reported_with_its_own_error(sample_archive, tmp_path, prefect_server):
+    """A segment's task that fails for good (here: made to, on the workers) fails its video only, and
+    the media row names that task and its error, not the join that never ran (UnfinishedRun)."""
+    from distributed import Client, LocalCluster
+
+    from faceveil.sample import make_sample_archive
+
+    src = tmp_path / "src"
+    make_sample_archive(src, seconds=4.0, fps=25, size=(480, 270))
+
+    def break_later_segments():  # runs on each worker: segments after the first raise
+        import faceveil.tasks.finish_video as fv
+
+        real = fv.encode_segment_file
+
+        def broken(path, tmp, info, start, stop, *a, **kw):
+            if start > 0:
+                raise RuntimeError(f"disk on fire at frame {start}")
+            return real(path, tmp, info, start, stop, *a, **kw)
+
+        fv.encode_segment_file = broken
+
+    dest = tmp_path / "out"
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        client.run(break_later_segments)
+        summary = run_anonymize(AnonymizeConfig(src=str(src), dest=str(dest), dask_address=cluster.scheduler_address,
+                                                min_chunk_seconds=2.0))
+    media = _media(dest)
+    lobby = media.loc["cameras/lobby/clip_001.mp4"]  # 4 s: two segments, the second broken
+    assert lobby.status == "failed", lobby.reason
+    assert "anonymize cameras/lobby/clip_001.mp4 [50:100]" in lobby.reason, lobby.reason
+    assert "RuntimeError('disk on fire at frame 50')" in lobby.reason and "UnfinishedRun" not in lobby.reason
+    assert not (dest / "cameras/lobby/clip_001.mp4").exists()
+    assert summary["failed"] == 1 and summary["ok"] == len(media) - 1, summary  # the rest of the archive is fine
+
+
 def _cli(*args, env=None, **kw):
     env = {**os.environ, **(env or {})}
     env.pop("PREFECT_API_URL", None)  # the CLI starts its own temporary server
