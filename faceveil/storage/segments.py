@@ -13,7 +13,8 @@ import av
 import numpy as np
 
 from faceveil.storage.media import (MediaError, TranscodeResult, VideoInfo, _check_output, _decode_frames, _Encoder,
-                                    _first_frame, _flush_audio, _no_partial, _open, _plan_streams, _read_ahead,
+                                    _first_frame, _flush_audio, _no_partial, _open, _plan_streams,
+                                    open_output, _read_ahead,
                                     _SeekMiss, _video_stream, probe_video)
 from faceveil.storage.orientation import IDENTITY_MATRIX
 
@@ -41,7 +42,7 @@ def encode_segment(src: str, dst: str, info: VideoInfo, start: int, stop: int,
     first = _first_frame(src)
     convert = None if only is None or lossless else (lambda i: i in only)
     n = start
-    with _no_partial(dst), av.open(dst, "w") as out:
+    with _no_partial(dst), open_output(dst) as out:
         enc = _Encoder(out, ext, info, first, lossless, crf, preset, tap, [])
         for i, frame, rgb in _read_ahead(_frames(src, info, start, stop, convert)):
             if i != n:
@@ -73,7 +74,7 @@ def join_segments(src: str, dst: str, info: VideoInfo, parts: list[str]) -> Tran
     notes: list[str] = []
     segments = [av.open(str(p), "r") for p in parts]
     try:
-        with _no_partial(dst), _open(src) as inp, av.open(dst, "w") as out:
+        with _no_partial(dst), _open(src) as inp, open_output(dst) as out:
             vin = _video_stream(inp, src)
             first_seg = segments[0].streams.video[0]
             extradata = first_seg.codec_context.extradata

@@ -261,6 +261,8 @@ def test_probe_values(tmp_path):
     ("b.avi", {"audio": "mp3"}),  # avi: no stored pts, B-frames come out with guessed ones
     ("c.mkv", {}),
     ("d.webm", {"codec": "libvpx-vp9", "audio": "libopus"}),
+    ("e.ts", {}),  # MPEG-TS, one keyframe: a seek to a later frame lands nowhere, decoding starts over
+    ("f.m2ts", {"audio": "ac3"}),
 ])
 def test_chunks_with_seek_equal_full_decode(tmp_path, name, kw):
     p = _clip(tmp_path / name, **kw)
@@ -283,6 +285,10 @@ def test_chunks_with_seek_equal_full_decode(tmp_path, name, kw):
     ("w.webm", {"codec": "libvpx-vp9", "audio": "libopus"}, "o.webm", None),
     ("w.webm", {"codec": "libvpx-vp9", "audio": "libopus"}, "o.mp4", None),
     ("a.mp4", {}, "o.webm", "re-encoded to libopus"),
+    ("t.ts", {}, "o.ts", None),  # MPEG-TS: AAC copied, not re-encoded
+    ("t.mts", {"audio": "ac3"}, "o.mts", None),
+    ("a.mp4", {}, "o.m4v", None),
+    ("a.mp4", {}, "o.3gp", None),
 ])
 def test_transcode_across_containers(tmp_path, src_name, src_kw, dst, note):
     src = _clip(tmp_path / src_name, **src_kw)

@@ -32,7 +32,8 @@ def _audio_packets(path):
 
 @pytest.mark.parametrize("rel,ext,lossless", [("cameras/lobby/clip_001.mp4", ".mp4", False),
                                               ("cameras/parking/clip_002.mkv", ".mkv", False),
-                                              ("cameras/lobby/clip_001.mp4", ".mkv", True)])
+                                              ("cameras/lobby/clip_001.mp4", ".mkv", True),
+                                              ("cameras/lobby/clip_001.mp4", ".ts", False)])  # MP4 pieces into MPEG-TS
 def test_joined_segments_are_the_one_pass_video(sample, tmp_path, rel, ext, lossless):
     src = str(sample / rel)
     info = probe_video(src)

@@ -9,7 +9,7 @@ from faceveil.storage.media.probe import IMAGE_EXTS, VIDEO_EXTS, MediaError, Str
 
 # private pieces that faceveil.storage.segments imports from here
 from faceveil.storage.media.decode import _decode_frames, _first_frame, _read_ahead, _SeekMiss  # noqa: F401
-from faceveil.storage.media.encode import _check_output, _Encoder, _no_partial  # noqa: F401
+from faceveil.storage.media.encode import _check_output, _Encoder, _no_partial, open_output  # noqa: F401
 from faceveil.storage.media.probe import _open, _video_stream  # noqa: F401
 from faceveil.storage.media.streams import _flush_audio, _plan_streams  # noqa: F401
 

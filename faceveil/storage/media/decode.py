@@ -70,6 +70,8 @@ def _decode_frames(path: str, info: VideoInfo, start: int, stop: int, seek: bool
                     return
         except av.FFmpegError as e:
             raise MediaError(path, f"decode error after frame {nxt - 1} ({e})") from None
+    if seek and nxt == start:  # the seek landed nowhere (MPEG-TS with one keyframe: at its end)
+        raise _SeekMiss
     raise MediaError(path, f"truncated: decoded frames {start}..{nxt - 1}, expected up to {stop - 1}")
 
 

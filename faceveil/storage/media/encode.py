@@ -14,7 +14,7 @@ import av
 import numpy as np
 
 from faceveil.storage.media.decode import _first_frame, _read_ahead, _sequential
-from faceveil.storage.media.probe import (VIDEO_EXTS, MediaError, StreamInfo, VideoInfo, _open, _video_stream,
+from faceveil.storage.media.probe import (MUXERS, VIDEO_EXTS, MediaError, StreamInfo, VideoInfo, _open, _video_stream,
                                           probe_video)
 from faceveil.storage.media.streams import _demuxed, _flush_audio, _plan_streams
 from faceveil.storage.orientation import IDENTITY_MATRIX
@@ -106,6 +106,11 @@ class _Encoder:
         self.out.mux(packets)
 
 
+def open_output(dst: str):
+    """`dst` opened for writing in the container its extension names (MUXERS where ffmpeg's guess is not it)."""
+    return av.open(dst, "w", format=MUXERS.get(Path(dst).suffix.lower()))
+
+
 def _check_output(dst: str, ext: str, lossless: bool) -> None:
     if ext not in VIDEO_EXTS:
         raise ValueError(f"{dst}: unsupported output extension {ext!r}")
@@ -137,7 +142,7 @@ def transcode_video(src: str, dst: str, info: VideoInfo, edit: Callable[[int, np
     first = _first_frame(src)
     notes: list[str] = []
     n = 0
-    with _no_partial(dst), _open(src) as inp, av.open(dst, "w") as out:
+    with _no_partial(dst), _open(src) as inp, open_output(dst) as out:
         vin = _video_stream(inp, src)
         vin.thread_type = "AUTO"
         seq = _sequential(inp)

@@ -12,9 +12,13 @@ from faceveil.storage.media.decode import _frame_index, _rgb
 from faceveil.storage.media.probe import MediaError, VideoInfo, _codec
 
 
+# audio a muxer holds beside those ffmpeg's codec query lists (MPEG-TS answers with mp2 alone)
+CARRIES = {"mpegts": {"aac", "ac3", "eac3", "mp2", "mp3", "opus", "dts"}}
+
+
 def _plan_streams(inp, out, vin, ext: str, notes: list[str]) -> dict:
     """Input stream index -> ("copy" | "audio", output stream) for every stream but the main video."""
-    plan, supported = {}, out.supported_codecs
+    plan, supported = {}, out.supported_codecs | CARRIES.get(out.format.name, set())
     for s in inp.streams:
         ctx, codec = s.codec_context, _codec(s)
         what = f"stream {s.index} {s.type} {codec}"
