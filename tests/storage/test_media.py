@@ -387,6 +387,35 @@ def test_truncated_containers_refused(tmp_path, name, kw, keep):
     assert e.value.path == str(p)
 
 
+def test_stream_cut_mid_gop_starts_at_its_first_keyframe(tmp_path):
+    """A TS cut out of a longer recording (DVR export) starts mid-GOP: the pictures before its first
+    keyframe cannot be decoded, so they are not frames; the rest probes, seeks and transcodes."""
+    whole = tmp_path / "whole.ts"
+    with av.open(str(whole), "w") as out:
+        vs = out.add_stream("libx264", rate=25, options={"g": "25", "bf": "2"})
+        vs.width, vs.height, vs.pix_fmt = 64, 48, "yuv420p"
+        for i in range(100):
+            img = np.full((48, 64, 3), (i * 7) % 256, np.uint8)
+            vf = av.VideoFrame.from_ndarray(img, format="rgb24")
+            vf.pts = i
+            out.mux(vs.encode(vf))
+        out.mux(vs.encode(None))
+    data = whole.read_bytes()
+    cut = tmp_path / "cut.ts"
+    cut.write_bytes(data[(len(data) // 188 // 6) * 188:])  # whole 188-byte TS packets, about 1/6 in
+    with av.open(str(cut)) as c:
+        decodable = [f.pts for f in c.decode(video=0)]
+    with av.open(str(cut)) as c:
+        packets = sum(1 for p in c.demux(video=0) if p.size)
+    info = probe_video(str(cut))
+    assert packets > info.n_frames == len(decodable) > 50  # the leading packets are left out
+    assert list(info.frame_pts) == decodable
+    assert [i for i, _ in iter_frames(str(cut), info)] == list(range(info.n_frames))
+    assert [i for i, _ in iter_frames(str(cut), info, 40, 60)] == list(range(40, 60))
+    res = transcode_video(str(cut), str(tmp_path / "o.ts"), info, _identity)
+    assert res.frames_out == info.n_frames == probe_video(str(tmp_path / "o.ts")).n_frames
+
+
 def test_corrupt_data_in_the_middle_fails_closed(tmp_path):
     data = bytearray(open(_clip(tmp_path / "a.mp4", n=100, size=(160, 120), audio=None), "rb").read())
     k = len(data) // 3

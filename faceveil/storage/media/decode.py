@@ -15,8 +15,12 @@ from faceveil.storage.orientation import Orientation
 
 
 def _frame_index(info: VideoInfo, frame, path: str) -> int:
+    """The frame's index by its pts; -1 for a picture from before the first keyframe (a stream cut
+    mid-GOP), which the probe does not count as one of the video's frames."""
     if frame.pts is None:
         raise MediaError(path, "decoded frame without timestamp")
+    if frame.pts < info.frame_pts[0]:
+        return -1
     i = int(np.searchsorted(info.frame_pts, frame.pts))
     if i >= info.n_frames or info.frame_pts[i] != frame.pts:
         raise MediaError(path, f"decoded frame pts {frame.pts} not in the demuxed index")
@@ -54,7 +58,10 @@ def _decode_frames(path: str, info: VideoInfo, start: int, stop: int, seek: bool
             if seek:
                 c.seek(int(info.frame_pts[start]), stream=vs, backward=True, any_frame=False)
             for frame in c.decode(vs):
-                i = cur = cur + 1 if seq and cur is not None else _frame_index(info, frame, path)
+                i = cur + 1 if seq and cur is not None else _frame_index(info, frame, path)
+                if i < 0:
+                    continue
+                cur = i
                 if i < nxt:
                     continue
                 if i > nxt:

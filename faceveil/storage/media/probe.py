@@ -123,6 +123,7 @@ def probe_video(path: str, *, max_pixels: int = 8192 * 8192) -> VideoInfo:
         if w * h > max_pixels:
             raise MediaError(path, f"resolution {w}x{h} over the limit of {max_pixels} pixels")
         pts, dts, durs, n_discard, first, end = [], [], {}, 0, None, None
+        lead, keyed = [], False  # packets before the first keyframe: a stream cut mid-GOP (DVR, TS)
         try:
             for p in c.demux():
                 if p.size and p.pts is not None and p.stream.time_base:  # for the truncation check
@@ -138,7 +139,8 @@ def probe_video(path: str, *, max_pixels: int = 8192 * 8192) -> VideoInfo:
                     t = p.pts if p.pts is not None else p.dts
                     if t is None:
                         raise MediaError(path, "video packet without timestamp")
-                    pts.append(t)
+                    keyed = keyed or p.is_keyframe
+                    (pts if keyed else lead).append(t)
                     dts.append(p.dts if p.dts is not None else t)
                     durs[t] = p.duration or 0
                 if first is None and (p.size or pts):
@@ -146,12 +148,15 @@ def probe_video(path: str, *, max_pixels: int = 8192 * 8192) -> VideoInfo:
                     first = frames[0] if frames else None
         except av.FFmpegError as e:
             raise MediaError(path, f"truncated or corrupt data ({e})") from None
+        if not keyed:  # no packet flagged a keyframe (intra refresh): every packet is a frame
+            pts, lead = lead, []
+        dts = dts[len(lead):]  # what comes before the first keyframe decodes to nothing: not a frame
         if not pts:
             raise MediaError(path, "no video packets")
         if first is None:
             raise MediaError(path, "no decodable video frame")
         fmt = c.format.name
-        if "mov" in fmt and vs.frames and len(pts) + n_discard < vs.frames:  # header counts samples
+        if "mov" in fmt and vs.frames and len(pts) + len(lead) + n_discard < vs.frames:  # header counts samples
             raise MediaError(path, f"truncated: header lists {vs.frames} frames, found {len(pts)}")
         if fmt == "avi" and vs.frames and max(dts) - min(dts) + 1 < vs.frames - 1:  # header counts slots
             raise MediaError(path, f"truncated: header lists {vs.frames} frames, data ends at frame {max(dts)}")

@@ -61,6 +61,8 @@ def _demuxed(inp, vin, plan: dict, info: VideoInfo, src: str, seq: bool, convert
             if k == vin.index:
                 for f in vin.decode(pkt):
                     i = n if seq else _frame_index(info, f, src)
+                    if i < 0:  # from before the first keyframe
+                        continue
                     n += 1
                     yield "video", i, f, (info.orientation.upright(_rgb(f)) if convert(i) else None)
             elif k in plan:
