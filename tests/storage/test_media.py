@@ -416,6 +416,27 @@ def test_stream_cut_mid_gop_starts_at_its_first_keyframe(tmp_path):
     assert res.frames_out == info.n_frames == probe_video(str(tmp_path / "o.ts")).n_frames
 
 
+@pytest.mark.parametrize("order", ["tff", "bff"])
+def test_interlaced_video_stays_interlaced(tmp_path, order):
+    """Broadcast and DVR video coded as fields comes out coded as fields, in the same order (flagged
+    progressive, a player would not deinterlace it and every moving edge would show combs)."""
+    src = tmp_path / f"{order}.ts"
+    with av.open(str(src), "w") as out:
+        vs = out.add_stream("libx264", rate=25, options={"flags": "+ildct+ilme", "x264-params": f"{order}=1"})
+        vs.width, vs.height, vs.pix_fmt = 64, 48, "yuv420p"
+        for i in range(10):
+            vf = av.VideoFrame.from_ndarray(np.full((48, 64, 3), i * 20, np.uint8), format="rgb24")
+            vf.pts = i
+            out.mux(vs.encode(vf))
+        out.mux(vs.encode(None))
+    info = probe_video(str(src))
+    assert info.interlaced == order
+    for dst in ("o.ts", "o.mp4"):
+        transcode_video(str(src), str(tmp_path / dst), info, _identity)
+        assert probe_video(str(tmp_path / dst)).interlaced == order
+    assert probe_video(_clip(tmp_path / "p.mp4")).interlaced == ""  # progressive stays progressive
+
+
 def test_corrupt_data_in_the_middle_fails_closed(tmp_path):
     data = bytearray(open(_clip(tmp_path / "a.mp4", n=100, size=(160, 120), audio=None), "rb").read())
     k = len(data) // 3

@@ -39,8 +39,9 @@ def _add_video(out, ext: str, info: VideoInfo, first, lossless: bool, crf: int, 
         s = out.add_stream("libvpx-vp9", rate=rate, options={
             "deadline": "realtime", "cpu-used": "8", "crf": str(crf), "b": "0", "row-mt": "1"})
         s.pix_fmt = "yuv420p"
-    else:
-        s = out.add_stream("libx264", rate=rate, options={"crf": str(crf), "preset": preset})
+    else:  # interlaced stays interlaced (coded as fields, same order): progressive flags make players show combs
+        fields = {"flags": "+ildct+ilme", "x264-params": f"{info.interlaced}=1"} if info.interlaced else {}
+        s = out.add_stream("libx264", rate=rate, options={"crf": str(crf), "preset": preset, **fields})
         s.pix_fmt = "yuv420p" if info.width % 2 == 0 and info.height % 2 == 0 else "yuv444p"  # either orientation
     s.width, s.height = info.coded_size
     tb = info.time_base if ext != ".avi" else 1 / rate  # avi holds one timestamp per frame slot

@@ -57,6 +57,7 @@ class VideoInfo:
     rotation: int
     streams: list[StreamInfo]
     orientation: Orientation = field(default_factory=Orientation)
+    interlaced: str = ""  # "tff" / "bff" (top / bottom field first) for interlaced video, "" for progressive
 
     @property
     def coded_size(self) -> tuple[int, int]:
@@ -180,4 +181,13 @@ def probe_video(path: str, *, max_pixels: int = 8192 * 8192) -> VideoInfo:
         fps = float(rate) if rate else (len(fp) / duration if duration else 0.0)
         orientation = Orientation.from_side_data(first)
         dw, dh = orientation.display_size(w, h)
-        return VideoInfo(path, dw, dh, fps, tb, fp, duration, round(first.rotation) % 360, _stream_infos(c), orientation)
+        return VideoInfo(path, dw, dh, fps, tb, fp, duration, round(first.rotation) % 360, _stream_infos(c), orientation,
+                         _interlacing(vs, first))
+
+
+def _interlacing(vs, first) -> str:
+    """"tff" or "bff" for interlaced video (the stream's field order; top first when it names none)."""
+    if not first.interlaced_frame:
+        return ""
+    order = int(getattr(vs.codec_context, "field_order", 0) or 0)  # AVFieldOrder: 3 BB and 5 BT show bottom first
+    return "bff" if order in (3, 5) else "tff"
