@@ -153,3 +153,57 @@ def test_bf16_recall_on_the_detection_set(shared):
     total = sum(len(b) for b in boxes.values())
     assert found["fp32"] / total > 0.8
     assert found["bf16"] >= found["fp32"], found
+
+
+@pytest.mark.parametrize("w,h", [(1920, 1080), (2560, 1440), (3840, 2160), (2160, 3840), (7680, 4320), (8192, 8192)])
+def test_tiles_cover_the_frame_with_overlap(w, h):
+    from faceveil.models.detectors.centerface import TILE_PIXELS
+    from faceveil.models.detectors.tiling import OVERLAP, tiles
+
+    ts = tiles(w, h, TILE_PIXELS)
+    covered = np.zeros((h, w), np.uint8)
+    for x, y, tw, th in ts:
+        assert tw * th <= TILE_PIXELS and 0 <= x and x + tw <= w and 0 <= y and y + th <= h
+        assert (tw % 32 == 0 or tw == w) and (th % 32 == 0 or th == h)
+        covered[y:y + th, x:x + tw] += 1
+    assert covered.min() >= 1  # every pixel in some tile
+    assert (len(ts) == 1) == (w * h <= TILE_PIXELS)  # 1080p and 1440p whole, 4K and up in tiles
+    xs, ys = sorted({x for x, _, _, _ in ts}), sorted({y for _, y, _, _ in ts})
+    tw, th = ts[0][2], ts[0][3]
+    assert all(b - a <= tw - OVERLAP for a, b in zip(xs, xs[1:])) and all(b - a <= th - OVERLAP for a, b in zip(ys, ys[1:]))
+    assert sum(t[2] * t[3] for t in ts) <= 1.25 * w * h  # the overlap costs at most a quarter more
+
+
+def test_4k_frame_detected_in_tiles_finds_what_the_whole_frame_finds(astronaut):
+    """A 4K frame of faces at many sizes, some across the tiles' seams: every face the whole frame
+    gives at >= 0.3 is found in tiles, none twice, and a face too big for a tile's overlap too."""
+    import cv2
+
+    from faceveil.models.detectors.centerface import TILE_PIXELS
+    from faceveil.models.detectors.tiling import tiles
+
+    rng = np.random.default_rng(3)
+    face = astronaut[20:215, 150:300]
+    frame = np.ascontiguousarray(cv2.resize(data.coffee(), (3840, 2160)))
+    seams = sorted({y for _, y, _, th in tiles(3840, 2160, TILE_PIXELS) for y in (y, y + th)} - {0, 2160})
+    placed = []
+    for k in range(60):
+        size = int(rng.choice([24, 32, 48, 80, 120, 180]))
+        fw = int(size * face.shape[1] / face.shape[0])
+        y = seams[k % len(seams)] - size // 2 if k % 3 == 0 else int(rng.integers(0, 2160 - size))  # a third across a seam
+        x = int(rng.integers(0, 3840 - fw))
+        if any(abs(x - px) < max(fw, pw) + 8 and abs(y - py) < max(size, ps) + 8 for px, py, pw, ps in placed):
+            continue
+        frame[y:y + size, x:x + fw] = cv2.resize(face, (fw, size), interpolation=cv2.INTER_AREA)
+        placed.append((x, y, fw, size))
+    frame[300:1100, 2600:3215] = cv2.resize(face, (615, 800))  # bigger than the overlap, across no seam
+    det = create_detector("centerface", DetectorSettings(threshold=0.1, precision="fp32"))
+    whole, tiled = det._detect_whole(frame), det.detect(frame)
+    sure = whole[whole.scores >= 0.3]
+    assert len(sure) >= 30
+    assert (iou_matrix(sure.boxes, tiled.boxes).max(1) >= 0.5).all()  # nothing lost in tiles
+    m = iou_matrix(tiled.boxes, tiled.boxes)
+    np.fill_diagonal(m, 0)
+    assert m.max() < 0.3  # no face twice (cut boxes at seams dropped, the rest merged)
+    big = Detections(np.float32([[2600, 300, 3215, 1100]]), np.ones(1, np.float32))
+    assert iou_matrix(big.boxes, tiled.boxes).max() >= 0.3  # the big face, from the whole-frame pass

@@ -92,6 +92,7 @@ def prepare(settings: DetectorSettings) -> None:
 
 
 PRECISIONS = ("auto", "fp32", "bf16", "int8")
+TILE_PIXELS = 4_000_000  # larger inputs (4K: 8.3 Mpx) are detected in tiles of at most this (1440p is not)
 
 
 @DETECTORS.register("centerface")
@@ -130,6 +131,13 @@ class CenterFace(Detector):
         return "sha256:" + weights_sha256(self.weights)
 
     def _detect(self, rgb: np.ndarray) -> Detections:
+        if rgb.shape[0] * rgb.shape[1] > TILE_PIXELS:  # 4K and up: in tiles, so memory stays bounded
+            from faceveil.models.detectors.tiling import detect_tiled
+
+            return detect_tiled(self._detect_whole, rgb, TILE_PIXELS)
+        return self._detect_whole(rgb)
+
+    def _detect_whole(self, rgb: np.ndarray) -> Detections:
         h, w = rgb.shape[:2]
         hp, wp = -(-h // 32) * 32, -(-w // 32) * 32  # the network needs multiples of 32
         if (hp, wp) != (h, w):
