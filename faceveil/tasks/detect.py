@@ -10,7 +10,7 @@ from faceveil.models.tracking import track_media
 from faceveil.pipeline.jobs import ChunkDetections, Chunk, MediaItem, Tracked
 from faceveil.pipeline.places import locations, scratch
 from faceveil.pipeline.toolkit import toolkit
-from faceveil.storage.media import MediaError, VideoInfo, iter_frames
+from faceveil.storage.media import MediaError, VideoInfo, first_field, iter_frames
 
 
 def detect_chunk(config: AnonymizeConfig, item: MediaItem, info: VideoInfo, chunk: Chunk,
@@ -29,7 +29,7 @@ def detect_chunk(config: AnonymizeConfig, item: MediaItem, info: VideoInfo, chun
         with src.local_file(item.rel, scratch(config)) as local:
             for i, rgb in iter_frames(local, info, chunk.start, chunk.stop,
                                       select=lambda i: (i % step == 0 or i == info.n_frames - 1) and i not in found):
-                found[i] = find(rgb)
+                found[i] = find(first_field(rgb, info))  # interlaced: one field, not the combs
     except MediaError as e:
         out.error = e.reason
     out.frames = sorted(found)

