@@ -263,7 +263,7 @@ class AnonymizeConfig(ClusterOptions):
             own = dict(self.check_settings().confirm).get(self.detector)
             if own is not None:
                 floor = min(floor if floor is not None else self.detector_threshold(), SECOND_PASS_MARGIN * own)
-        precision = "fp32" if self.precision == "auto" and self.method == "replace" else self.precision  # see below
+        precision = "fp32" if self.precision == "auto" and self.method == "replace" else self.precision  # see the docstring
         return DetectorSettings(floor, self.min_size, self.scale, threads, precision)
 
     def second_look_settings(self) -> DetectorSettings | None:

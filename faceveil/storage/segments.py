@@ -13,9 +13,8 @@ import av
 import numpy as np
 
 from faceveil.storage.media import (MediaError, TranscodeResult, VideoInfo, _check_output, _decode_frames, _Encoder,
-                                    _first_frame, _flush_audio, _no_partial, _open, _plan_streams,
-                                    open_output, _read_ahead,
-                                    _SeekMiss, _video_stream, probe_video)
+                                    _first_frame, _flush_audio, _no_partial, _open, _plan_streams, _read_ahead,
+                                    _SeekMiss, _video_stream, open_output, probe_video)
 from faceveil.storage.orientation import IDENTITY_MATRIX
 
 

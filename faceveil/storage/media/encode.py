@@ -14,7 +14,7 @@ import av
 import numpy as np
 
 from faceveil.storage.media.decode import _first_frame, _read_ahead, _sequential
-from faceveil.storage.media.probe import (MUXERS, VIDEO_EXTS, MediaError, StreamInfo, VideoInfo, _open, _video_stream,
+from faceveil.storage.media.probe import (VIDEO_EXTS, MediaError, StreamInfo, VideoInfo, _open, _video_stream,
                                           probe_video)
 from faceveil.storage.media.streams import _demuxed, _flush_audio, _plan_streams
 from faceveil.storage.orientation import IDENTITY_MATRIX
@@ -105,6 +105,9 @@ class _Encoder:
         if self.tap is not None and packets:
             self.tap(packets, self.vout.codec_context)
         self.out.mux(packets)
+
+
+MUXERS = {".ts": "mpegts", ".m2ts": "mpegts", ".mts": "mpegts", ".m4v": "mp4", ".3gp": "3gp"}  # else ffmpeg's guess
 
 
 def open_output(dst: str):

@@ -15,10 +15,9 @@ from faceveil.storage.orientation import Orientation
 
 
 # MPEG-TS (.ts; .m2ts/.mts: AVCHD cameras, DVR exports) and the MP4 family (.m4v, .3gp: phones)
-# beside the usual ones; an output keeps its input's container. Not MPEG-PS (.mpg): its packets
-# need not carry timestamps, which frames are matched by here.
+# beside the usual ones; an output keeps its input's container (encode.MUXERS). Not MPEG-PS (.mpg):
+# its packets need not carry timestamps, which frames are matched by here.
 VIDEO_EXTS = frozenset({".mp4", ".mkv", ".avi", ".mov", ".webm", ".ts", ".m2ts", ".mts", ".m4v", ".3gp"})
-MUXERS = {".ts": "mpegts", ".m2ts": "mpegts", ".mts": "mpegts", ".m4v": "mp4", ".3gp": "3gp"}  # else ffmpeg's guess
 IMAGE_EXTS = frozenset({".jpg", ".jpeg", ".png", ".webp"})
 
 
