@@ -30,6 +30,8 @@ import cv2
 import numpy as np
 
 from crowd import h264_writer, moving_crowd
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from private import private  # noqa: E402
 
 BIN = Path(sys.executable).parent
 BINS = ((16, 24), (24, 40), (40, None))
@@ -67,7 +69,7 @@ def tail(text: str, lines: int = 12) -> str:
 
 def faceveil_output(dest: Path, name: str) -> Path | None:
     """The output, or where the leak gate put it (any file of that name under DEST), or None."""
-    for p in (dest / name, dest / "_faceveil" / "quarantine" / name):
+    for p in (dest / name, private(dest) / "quarantine" / name):
         if p.is_file():
             return p
     return next((p for p in sorted(dest.rglob(name)) if p.is_file()), None) if dest.is_dir() else None
@@ -187,7 +189,7 @@ def which_pass(dest: Path) -> str:
     import pyarrow.parquet as pq
 
     try:
-        rows = pq.read_table(dest / "_faceveil" / "media").to_pylist()
+        rows = pq.read_table(private(dest) / "media").to_pylist()
     except Exception:  # noqa: BLE001 - no manifest: the run failed early
         return "unknown pass"
     notes = [n for r in rows for n in (r.get("notes") or [])]

@@ -33,6 +33,8 @@ from PIL import Image
 
 from common import ground_truth, matched, shared_data
 from crowd import crowd_clip, moving_crowd, mot20_720p
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from private import private  # noqa: E402
 
 BIN = Path(sys.executable).parent
 
@@ -117,8 +119,8 @@ def faceveil_recall() -> float:
 def vault_figures(dest: Path) -> dict:
     import pyarrow.parquet as pq
 
-    t = pq.read_table(dest / "_faceveil" / "vault" / "entries").to_pandas()
-    files = sum(p.stat().st_size for p in (dest / "_faceveil" / "vault").rglob("*") if p.is_file())
+    t = pq.read_table(private(dest) / "vault" / "entries").to_pandas()
+    files = sum(p.stat().st_size for p in (private(dest) / "vault").rglob("*") if p.is_file())
     area = ((t.x2 - t.x1) * (t.y2 - t.y1)).mean() if len(t) else 0
     return {"entries": len(t), "bytes": files, "mean_region_px": float(np.sqrt(area))}
 
@@ -175,7 +177,7 @@ def outcome(dest: Path) -> str:
     """How the run ended for its one media: published, published after the leak gate's second pass, or withheld."""
     import pyarrow.parquet as pq
 
-    rows = pq.read_table(dest / "_faceveil" / "media").to_pylist()
+    rows = pq.read_table(private(dest) / "media").to_pylist()
     second = any("second pass" in n for r in rows for n in (r.get("notes") or []))
     status = ",".join(sorted({r["status"] for r in rows}))
     return status + (" after the second pass" if second else "")
@@ -206,7 +208,7 @@ def bench_clip(key: str, work: Path, args, env: dict, key_file: Path) -> dict:
     for i in range(args.repeat):  # interleaved, medians: this machine's timings vary by ~10%
         out = work / key / f"fv{i}"
         walls.append(timed([str(BIN / "faceveil"), "anonymize", str(src), str(out), "--quiet"], env, ok=(0, 1)))
-        flows.append(json.loads((out / "_faceveil" / "summary.json").read_text())["seconds"])
+        flows.append(json.loads((private(out) / "summary.json").read_text())["seconds"])
         ends.append(outcome(out))
         walls_off.append(timed([str(BIN / "faceveil"), "anonymize", str(src), str(work / key / f"fv_off{i}"), "--quiet",
                                 "--check-every", "0"], env))

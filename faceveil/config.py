@@ -23,37 +23,6 @@ OUTPUT_SETTINGS = ("method", "detector", "precision", "threshold", "min_size", "
                    "track", "reversible", "second_look", "index", "embedder")
 
 
-def dask_tls_files(address: str | None, ca: str | None = None, cert: str | None = None,
-                   key: str | None = None) -> tuple[str, str, str | None] | None:
-    """The client's TLS files for the Dask scheduler at `address`: for a tls:// address the CA and
-    client certificate (and key, unless the certificate file holds it) given here (--dask-tls-ca,
-    --dask-tls-cert, --dask-tls-key; a config file's dask_tls_*), each missing one from Dask's own
-    configuration (distributed.comm.tls.ca-file, .client.cert, .client.key, e.g. the environment's
-    DASK_DISTRIBUTED__COMM__TLS__CA_FILE); None for any other address. A ValueError says what is
-    wrong: a tls:// address without a CA or certificate, files for a tcp:// or local cluster, a
-    file that is not there."""
-    given = {"--dask-tls-ca": ca, "--dask-tls-cert": cert, "--dask-tls-key": key}
-    if not (address or "").startswith("tls://"):
-        if any(given.values()):
-            raise ValueError(f"{', '.join(k for k, v in given.items() if v)} given, but the Dask scheduler is "
-                             f"{address or 'a local cluster'}: TLS certificates are for a tls:// scheduler address")
-        return None
-    import dask
-
-    configured = [dask.config.get(f"distributed.comm.tls.{k}", None) for k in ("ca-file", "client.cert", "client.key")]
-    ca, cert, key = (v or c or None for v, c in zip((ca, cert, key), configured))
-    missing = [name for name, v in (("CA file", ca), ("client certificate", cert)) if not v]
-    if missing:
-        raise ValueError(f"{address} is a TLS scheduler, and the client has no {' and no '.join(missing)}: give "
-                         "--dask-tls-ca FILE --dask-tls-cert FILE [--dask-tls-key FILE] (in a config file: dask_tls_ca, "
-                         "dask_tls_cert, dask_tls_key) or Dask's configuration (DASK_DISTRIBUTED__COMM__TLS__CA_FILE, "
-                         "DASK_DISTRIBUTED__COMM__TLS__CLIENT__CERT, DASK_DISTRIBUTED__COMM__TLS__CLIENT__KEY)")
-    for what, path in (("CA file", ca), ("client certificate", cert), ("client key", key)):
-        if path and not os.path.isfile(path):
-            raise ValueError(f"the Dask TLS {what} {path} is not a file")
-    return ca, cert, key
-
-
 @dataclass(frozen=True)
 class VideoSettings:
     """What one video's tasks need beyond the run's models: frames from one detection to the next,
@@ -133,6 +102,7 @@ class AnonymizeConfig(ClusterOptions):
 
     src: str
     dest: str
+    state: str | None = None  # the private state root (default: <dest>.faceveil-private beside DEST; storage/state.py)
     method: str = "mosaic"
     detector: str = "centerface"
     precision: str = "auto"  # the detector's arithmetic: auto (bf16 on CPUs with it, else fp32), fp32, bf16 or int8
@@ -165,9 +135,9 @@ class AnonymizeConfig(ClusterOptions):
     max_pixels: int = 8192 * 8192
     storage_options: dict = field(default_factory=dict)
     scratch_dir: str | None = None
-    reversible: bool = False  # seal every original face region in DEST/_faceveil/vault/
+    reversible: bool = False  # seal every original face region in the state root's vault/
     vault_lock: VaultLock | None = None  # the master key's public part (never the key itself)
-    index: bool | None = None  # identity templates per track into DEST/_faceveil/index/ (default: when reversible)
+    index: bool | None = None  # identity templates per track into the state root's index/ (default: when reversible)
     embedder: str = "dlib-resnet"
     template_view: str = "mirror-mean"  # how templates embed a face (models/track_templates); an index keeps its own
     check_every_s: float = 4.0  # privacy/utility check of one output frame per this many seconds (0 = none)
@@ -175,15 +145,23 @@ class AnonymizeConfig(ClusterOptions):
     max_leak: float = 0.0  # unmasked faces the leak gate may find, per face checked, before a media is withheld
     recheck: bool = True  # a media that leaked is anonymized once more, denser (with the gate's detectors that found the leaks)
     second_pass: bool | tuple = False  # this is that pass (a tuple: only these gate detectors beside the main one)
-    tracking_uri: str | None = None  # MLflow; default: sqlite under DEST/_faceveil/mlflow (local DEST)
+    tracking_uri: str | None = None  # MLflow; default: sqlite under the state root's mlflow/ (local state root)
     mlflow_artifacts: str | None = None  # MLflow's artifact root, e.g. s3://bucket/prefix (default: beside the store)
     # method "replace": generator (name), checkpoint, checkpoint_sha256, id_margin, pool_seed (all optional)
     replace_options: dict = field(default_factory=dict)
     pulse: str | None = None  # "scrub" | "target:BPM": the rPPG pulse edit of visible faces (keep, replace)
 
     def __post_init__(self):
+        from faceveil.storage.state import check_apart, default_state_url
+
         if isinstance(self.vault_lock, dict):  # after a round trip through Prefect's parameters
             self.vault_lock = VaultLock(**self.vault_lock)
+        if self.state is None:
+            self.state = default_state_url(self.dest)
+        check_apart(self.dest, self.state, self.src)
+        if not 0.0 <= self.max_leak <= 1.0:
+            raise ValueError(f"max_leak is a fraction of the faces checked, from 0 to 1 (got {self.max_leak}; "
+                             "the command line's --max-leak takes percent)")
         if self.method == "scramble":
             self.reversible = True  # scrambling is keyed by the vault's data keys
         if self.index is None:

@@ -24,7 +24,7 @@ NOT_IN_FILE = {
     "second_pass": "set by the run itself (the leak gate's second pass)",
     "template_view": "an index keeps the view it was created with",
 }
-_PATH_FIELDS = ("src", "dest", "scratch_dir", "dask_tls_ca", "dask_tls_cert", "dask_tls_key", "mlflow_artifacts")
+_PATH_FIELDS = ("src", "dest", "state", "scratch_dir", "dask_tls_ca", "dask_tls_cert", "dask_tls_key", "mlflow_artifacts")
 _TYPES = {"str": str, "int": int, "float": float, "bool": bool, "None": type(None)}
 
 

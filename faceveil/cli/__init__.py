@@ -9,7 +9,7 @@ from faceveil.cli.exits import EXIT_CONTRACT, EXIT_OK, EXIT_USAGE  # noqa: F401 
 from faceveil.cli.keyed import _access_log, _calibrate, _forget, _keygen, _restore, _rotate_key, _search
 from faceveil.cli.parser import build_parser
 from faceveil.cli.publish import publish as _publish
-from faceveil.cli.runs import _anonymize, _evaluate, _report, _sample
+from faceveil.cli.runs import _anonymize, _evaluate, _migrate_state, _report, _sample
 from faceveil.cli.serve import _serve
 
 
@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     set_offline_env()
     handlers = {"anonymize": _anonymize, "pulse": _anonymize, "keygen": _keygen, "restore": _restore, "forget": _forget, "rotate-key": _rotate_key,
                 "search": _search, "calibrate": _calibrate, "access-log": _access_log, "audit-log": _access_log, "sample": _sample,
-                "report": _report, "evaluate": _evaluate, "serve": _serve, "publish": _publish}
+                "report": _report, "migrate-state": _migrate_state, "evaluate": _evaluate, "serve": _serve, "publish": _publish}
     from faceveil.validation.errors import ContractError
 
     try:

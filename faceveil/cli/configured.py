@@ -29,7 +29,7 @@ def cli_fields(args, dests) -> dict:
 
 def configured(args, argv: list[str] | None = None):
     """(master key or None, AnonymizeConfig) of an anonymize command line with --config."""
-    from faceveil.cli.keyed import _master
+    from faceveil.cli.keyed import _master, archive_state
     from faceveil.cli.parser import given_options
     from faceveil.config_file import load_config_file
     from faceveil.storage.keys import VaultLock
@@ -40,7 +40,7 @@ def configured(args, argv: list[str] | None = None):
     key = lock = None
     if values.get("reversible") or values.get("method") == "scramble":
         if given & {"key", "passphrase"} or file.key_ref is None:
-            key, kdf = _master(args, values.get("dest") or "")
+            key, kdf = _master(args, archive_state(args, values.get("dest") or ".", values.get("state")))
         else:
             from faceveil.flows.key_refs import env_names, resolve_key
 

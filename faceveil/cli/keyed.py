@@ -9,19 +9,26 @@ import sys
 from faceveil.cli.exits import EXIT_MEDIA_FAILED, EXIT_OK
 
 
-def _master(args, archive: str):
+def archive_state(args, archive: str | None = None, state: str | None = None):
+    """The private state root of the archive a command names (`state`, else --state, else found
+    beside DEST, or an old archive's DEST/_faceveil: storage/state.find_state)."""
+    from faceveil.storage.state import find_state
+
+    return find_state(archive or args.archive, state or getattr(args, "state", None))
+
+
+def _master(args, state):
     """The master key from --key / $FACEVEIL_KEY, or --passphrase with the archive's KDF (Argon2id
-    parameters and salt, kept in its vault's keyinfo)."""
+    parameters and salt, kept in its vault's keyinfo in the state root `state`)."""
     from faceveil.storage.keys import MasterKey, load_key
 
     if args.passphrase:
         import getpass
 
-        from faceveil.storage.paths import Location
         from faceveil.storage.vault import passphrase_kdf
 
         phrase = os.environ.get("FACEVEIL_PASSPHRASE") or getpass.getpass("faceveil passphrase: ")
-        kdf = passphrase_kdf(Location(archive))
+        kdf = passphrase_kdf(state)
         return MasterKey.from_passphrase(phrase, kdf), kdf
     return load_key(args.key), None
 
@@ -39,12 +46,11 @@ def _keygen(args) -> int:
 def _search(args) -> int:
     from faceveil.hashing import sha256_file
     from faceveil.ops.logged import logged
-    from faceveil.storage.paths import Location
     from faceveil.storage.vault import check_key
     from faceveil.ops.search import find_by_probe
 
-    master, _ = _master(args, args.archive)
-    archive = Location(args.archive)
+    archive = archive_state(args)
+    master, _ = _master(args, archive)
     check_key(archive, master.fingerprint)  # a wrong key is refused before anything is logged
     with logged(archive, master, "search", args.reason, probe_sha256=sha256_file(args.probe),
                 details={"top": args.top, "thumbnails": args.thumbnails}) as outcome:
@@ -55,7 +61,11 @@ def _search(args) -> int:
 
             from faceveil.ops.thumbnails import thumbnail
 
-            thumbs = {m.ref: thumbnail(archive, m, args.thumbnails, i, tempfile.gettempdir()) for i, m in enumerate(matches)}
+            from faceveil.storage.paths import Location
+
+            public = Location(args.archive)
+            thumbs = {m.ref: thumbnail(public, archive, m, args.thumbnails, i, tempfile.gettempdir())
+                      for i, m in enumerate(matches)}
         outcome.matched, outcome.details = [m.ref for m in matches], {"threshold": cut}
     if args.json:
         print(json.dumps({"threshold": cut, "matches": [{**m.__dict__, "ref": m.ref, "thumbnail": thumbs.get(m.ref)}
@@ -69,12 +79,11 @@ def _search(args) -> int:
 
 
 def _calibrate(args) -> int:
-    from faceveil.storage.paths import Location
     from faceveil.storage.vault import check_key
     from faceveil.ops.calibrate import calibrate
 
-    master, _ = _master(args, args.archive)
-    archive = Location(args.archive)
+    archive = archive_state(args)
+    master, _ = _master(args, archive)
     check_key(archive, master.fingerprint)
     res = calibrate(archive, args.labelled, args.target_fmr)
     print(f"threshold {res['threshold']:.3f}: false-match rate {res['fmr']:.4f} (target {args.target_fmr}), "
@@ -84,16 +93,15 @@ def _calibrate(args) -> int:
 
 def _access_log(args) -> int:
     from faceveil.storage import access_log
-    from faceveil.storage.paths import Location
 
-    archive = Location(args.archive)
+    archive = archive_state(args)
     for r in access_log.tail(archive, args.tail):
         details = access_log.details(r)
         error = f"  ({details['error']})" if details.get("error") else ""
         print(f"{r['seq']:6d} {r['time']} {r['actor']:12} {r['action']:10} {details.get('outcome') or '':6} "
               f"{len(r['matched'] or [])} tracks  {r['reason']}{error}")
     if args.verify:
-        master, _ = _master(args, args.archive)
+        master, _ = _master(args, archive)
         problems = access_log.verify(archive, master)
         for p in problems:
             print(f"TAMPERED {p}", file=sys.stderr)
@@ -105,12 +113,13 @@ def _access_log(args) -> int:
 def _restore(args) -> int:
     from faceveil.flows.restore import run_restore
     from faceveil.ops.logged import logged
-    from faceveil.storage.paths import Location
+    from faceveil.storage.state import check_restore_out
     from faceveil.storage.vault import check_key
     from faceveil.tasks.restore_media import RestoreConfig
 
-    master, _ = _master(args, args.archive)
-    archive, digest = Location(args.archive), None
+    archive, digest = archive_state(args), None
+    check_restore_out(args.out, args.archive, archive.url)  # before the key is even read: nothing written
+    master, _ = _master(args, archive)
     if not (args.track or args.media or args.all or args.probe):
         raise ValueError("choose what to restore: --track MEDIA:TRACK, --media PATH, --all or --probe PHOTO")
     if args.probe:
@@ -135,7 +144,7 @@ def _restore(args) -> int:
             report = run_restore(RestoreConfig(args.archive, args.out, tracks=tracks, media=args.media, all=args.all,
                                                workers=args.workers, dask_address=args.dask_address,
                                                dask_tls_ca=args.dask_tls_ca, dask_tls_cert=args.dask_tls_cert,
-                                               dask_tls_key=args.dask_tls_key), master)
+                                               dask_tls_key=args.dask_tls_key, state=archive.url), master)
             _restore_outcome(report, outcome)
     if report is None:
         print(f"no match (no track scores >= {cut:.3f}): nothing restored")
@@ -146,7 +155,7 @@ def _restore(args) -> int:
         for m in report["media"]:
             print(f"{m['status']:8} {m['path']}: {m.get('regions_restored', 0)} face regions restored"
                   + (f", tracks {m['forgotten_tracks']} forgotten" if m.get("forgotten_tracks") else ""))
-        print(f"restored media: {args.out.rstrip('/')}/  report: {args.out.rstrip('/')}/_faceveil/restore/{report['run_id']}.json")
+        print(f"restored media: {args.out.rstrip('/')}/  report: {archive.display('restore/' + report['run_id'] + '.json')}")
     for m in report["media"]:
         for why in m.get("refused_regions", []):
             print(f"REFUSED {why}", file=sys.stderr)
@@ -164,13 +173,12 @@ def _restore_outcome(report: dict, outcome) -> None:
 def _rotate_key(args) -> int:
     from faceveil.ops.logged import logged
     from faceveil.storage.keys import VaultLock, load_key
-    from faceveil.storage.paths import Location
     from faceveil.storage.vault import check_key, rotate_key
     from faceveil.ops.reproject import reproject_index
 
-    old, _ = _master(args, args.archive)
+    archive = archive_state(args)
+    old, _ = _master(args, archive)
     new = load_key(args.new_key)
-    archive = Location(args.archive)
     check_key(archive, old.fingerprint)
     if new.matches(old.fingerprint):
         raise ValueError("the new key is the archive's key already: nothing to rotate")
@@ -186,15 +194,14 @@ def _rotate_key(args) -> int:
 
 def _forget(args) -> int:
     from faceveil.ops.logged import logged
-    from faceveil.storage.paths import Location
     from faceveil.storage.vault import check_key
     from faceveil.ops.forget import forget
 
-    master, _ = _master(args, args.archive)
-    archive = Location(args.archive)
+    archive = archive_state(args)
+    master, _ = _master(args, archive)
     check_key(archive, master.fingerprint)
     with logged(archive, master, "forget", args.reason, targets=args.track) as outcome:
-        done = forget(args.archive, master, args.track)
+        done = forget(archive, master, args.track)
         outcome.matched, outcome.details = list(args.track), {"forgotten": done}
     for path, tracks in done.items():
         print(f"forgotten {path}: tracks {tracks or '(already forgotten)'}")

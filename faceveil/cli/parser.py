@@ -23,7 +23,8 @@ def _add_anonymize(sub, paths: str | None = None, name: str = "anonymize") -> No
                    help="edit the heart-rate (rPPG) signal in the skin of visible faces (--method keep or replace): "
                         "scrub = no periodic signal in 0.7-4 Hz; target:BPM = estimators read BPM instead"
                         + (" (default: scrub)" if pulse else ""))
-    p.add_argument("--reversible", action="store_true", help="seal every original face region in DEST/_faceveil/vault/ and index each track's identity (needs a key)")
+    _add_state_arg(p)
+    p.add_argument("--reversible", action="store_true", help="seal every original face region in the state root's vault/ and index each track's identity (needs a key)")
     p.add_argument("--no-index", action="store_true", help="with --reversible: no identity index")
     _add_key_args(p)
     p.add_argument("--detector", default="centerface", help="centerface | dlib-hog (default: centerface)")
@@ -59,6 +60,12 @@ def _add_anonymize(sub, paths: str | None = None, name: str = "anonymize") -> No
     p.add_argument("--verbose", action="store_true", help="show Prefect and Dask logs")
 
 
+def _add_state_arg(p) -> None:
+    p.add_argument("--state", default=None, metavar="DIR",
+                   help="the archive's private state root: manifests, vault, identity index, access log, quarantine, "
+                        "reports, MLflow (folder or s3://; default: DEST.faceveil-private beside DEST; never inside DEST)")
+
+
 def _add_key_args(p) -> None:
     p.add_argument("--key", default=None, help="key file (from `faceveil keygen`); default: $FACEVEIL_KEY")
     p.add_argument("--passphrase", action="store_true",
@@ -84,7 +91,7 @@ def _add_audit_args(p) -> None:
                         "checks, and the data contract then does not ask for them)")
     p.add_argument("--audit-every", dest="check_every", type=float, default=argparse.SUPPRESS, help=argparse.SUPPRESS)  # the old name
     p.add_argument("--mlflow-uri", default=None,
-                   help="MLflow tracking URI (default: $FACEVEIL_MLFLOW_URI, else sqlite under DEST/_faceveil/mlflow)")
+                   help="MLflow tracking URI (default: $FACEVEIL_MLFLOW_URI, else sqlite under the state root's mlflow/)")
     p.add_argument("--mlflow-artifacts", default=None, metavar="URI",
                    help="MLflow's artifact root, e.g. s3://bucket/prefix (default: $FACEVEIL_MLFLOW_ARTIFACTS, else "
                         "beside the store; S3 endpoint: $MLFLOW_S3_ENDPOINT_URL, else $FACEVEIL_S3_ENDPOINT)")
@@ -94,7 +101,7 @@ def _add_gate_args(p) -> None:
     p.add_argument("--max-leak", type=float, default=0.0, metavar="PERCENT",
                    help="the leak gate withholds a media when its checked frames show more unmasked faces than this "
                         "share of their faces (default 0: any unmasked face); withheld outputs go to "
-                        "DEST/_faceveil/quarantine/, never the public tree, and the run exits 1")
+                        "the state root's quarantine/, never the public tree, and the run exits 1 (100: the gate is off)")
     p.add_argument("--no-recheck", dest="recheck", action="store_false",
                    help="withhold a media that leaked at once (default: anonymize it once more, detecting twice as "
                         "often, down to below the leak gate's thresholds and with the gate's other detector family "
@@ -105,6 +112,11 @@ def _add_report(sub) -> None:
     p = sub.add_parser("report", help="render a run's audit report (HTML) again from its stored audit JSON")
     p.add_argument("dest", help="an anonymized archive (folder or s3://)")
     p.add_argument("--run", default=None, help="run id (default: the latest run)")
+    _add_state_arg(p)
+    p = sub.add_parser("migrate-state", help="move an old archive's private files (DEST/_faceveil/) out of DEST into "
+                                             "its state root (the next run does it too)")
+    p.add_argument("dest", help="an anonymized archive (folder or s3://)")
+    _add_state_arg(p)
     p = sub.add_parser("evaluate", help="compare anonymization methods on labelled data (folders of photos per person, videos)")
     p.add_argument("data", help="folder: faces/<person>/*.jpg and/or videos")
     p.add_argument("--methods", default="solid,blur,mosaic,scramble", help="comma-separated (default: solid,blur,mosaic,scramble)")
@@ -114,7 +126,7 @@ def _add_report(sub) -> None:
     p.add_argument("--threshold", dest="id_threshold", type=_deprecated_threshold, help=argparse.SUPPRESS)
     p.add_argument("--check-every", type=float, default=0.5, metavar="SECONDS", help="checked video frames (default 0.5 s)")
     p.add_argument("--audit-every", dest="check_every", type=float, default=argparse.SUPPRESS, help=argparse.SUPPRESS)  # the old name
-    p.add_argument("--mlflow-uri", default=None, help="MLflow tracking URI (default: sqlite under OUT/_faceveil/mlflow)")
+    p.add_argument("--mlflow-uri", default=None, help="MLflow tracking URI (default: sqlite under OUT/mlflow)")
     p.add_argument("--workers", type=int, default=None)
     p.add_argument("--json", action="store_true")
 
@@ -130,6 +142,7 @@ def _add_keys(sub) -> None:
     p.add_argument("path")
     p = sub.add_parser("restore", help="restore chosen faces of a reversible archive from its vault (needs the key)")
     p.add_argument("archive", help="an archive anonymized with --reversible (folder or s3://)")
+    _add_state_arg(p)
     p.add_argument("out", help="where restored media go (same tree)")
     p.add_argument("--track", action="append", default=[], metavar="MEDIA:TRACK",
                    help="a track to restore (MEDIA: media id or relative path); repeatable")
@@ -143,6 +156,7 @@ def _add_keys(sub) -> None:
     _add_cluster_args(p)
     p = sub.add_parser("search", help="find a person's tracks across the archive by one photo (needs the key)")
     p.add_argument("archive")
+    _add_state_arg(p)
     p.add_argument("--probe", required=True, metavar="PHOTO")
     p.add_argument("--reason", required=True, help="why (recorded in the access log)")
     p.add_argument("--top", type=int, default=10)
@@ -152,22 +166,26 @@ def _add_keys(sub) -> None:
     _add_key_args(p)
     p = sub.add_parser("calibrate", help="set the index's match threshold from labelled photos (a folder per person)")
     p.add_argument("archive")
+    _add_state_arg(p)
     p.add_argument("--labelled", required=True, metavar="DIR")
     p.add_argument("--target-fmr", type=float, default=0.01, help="false-match rate to allow (default 0.01)")
     _add_key_args(p)
     p = sub.add_parser("access-log", aliases=["audit-log"],
                        help="show or verify the archive's access log (needs the key to verify; audit-log: the old name)")
     p.add_argument("archive")
+    _add_state_arg(p)
     p.add_argument("--verify", action="store_true")
     p.add_argument("--tail", type=int, default=20)
     _add_key_args(p)
     p = sub.add_parser("rotate-key", help="move the vault and identity index to a new master key (needs both keys)")
     p.add_argument("archive")
+    _add_state_arg(p)
     p.add_argument("--new-key", required=True, help="the new key file (from `faceveil keygen`)")
     p.add_argument("--reason", default="key rotation", help="why (recorded in the access log)")
     _add_key_args(p)
     p = sub.add_parser("forget", help="crypto-shred tracks: their originals become unrecoverable (needs the key)")
     p.add_argument("archive")
+    _add_state_arg(p)
     p.add_argument("--track", action="append", required=True, metavar="MEDIA:TRACK")
     p.add_argument("--reason", required=True, help="why (recorded in the access log)")
     _add_key_args(p)

@@ -23,7 +23,10 @@ def add_arguments(p) -> None:
                    help="a surrogate per face (default: one per person: the faces are grouped by identity, and each "
                         "person seen in several photos keeps one fake identity across the dataset)")
     p.add_argument("--workers", type=int, default=None, help="local Dask workers (default: one per core)")
-    p.add_argument("--mlflow-uri", default=None, help="MLflow tracking URI (default: sqlite under DEST/_faceveil/mlflow)")
+    p.add_argument("--state", default=None, metavar="DIR",
+                   help="the publication's private state root: per-face figures, per-row record, staging, manifests, "
+                        "reports, MLflow (default: DEST.faceveil-private beside DEST; never inside DEST)")
+    p.add_argument("--mlflow-uri", default=None, help="MLflow tracking URI (default: sqlite under the state root's mlflow/)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
@@ -41,11 +44,12 @@ def publish(args) -> int:
                          checkpoint_sha256=args.checkpoint_sha256, id_margin=args.id_margin, seed=args.seed,
                          workers=args.workers, tracking_uri=args.mlflow_uri,
                          max_over_margin=args.max_over_margin / 100, image_column=args.image_column,
-                         per_person=args.per_person)
+                         per_person=args.per_person, state=args.state)
     if args.json:
         print(json.dumps(result, indent=2, default=str))
     else:
         m, dest = result["metrics"], args.dest.rstrip("/")
+        state = result["state"].rstrip("/")
 
         def pct(v):
             return "n/a" if v is None else f"{100 * v:.1f}%"
@@ -58,11 +62,12 @@ def publish(args) -> int:
             c = result["table"]["counts"]
             print(f"table:     {dest}/{result['table']['output']}: {result['table']['rows']} rows ({c['replaced']} with faces "
                   f"replaced, {c['no_face']} without a face, {c['no_image']} without an image, {c['failed'] + c['withheld']} "
-                  f"failed: their image bytes are null); per row: {dest}/{result['table']['record']}")
+                  f"failed: their image bytes are null); per row: {state}/{result['table']['record']}")
             for f in result["table"]["failures"][:10]:
                 print(f"  row {f['row']}: {f['reason']}")
-        print(f"faces:     {dest}/{result['paths']['faces']}")
-        print(f"datasheet: {dest}/{result['paths']['html']} (and .md)")
+        print(f"datasheet: {dest}/{result['paths']['html']} (and .md; published with the dataset)")
+        print(f"private:   {state}/ (per-face figures {result['paths']['faces']}, manifests, reports: keep apart "
+              "from DEST)")
         print(f"contracts: {'passed' if result['contracts']['success'] else 'FAILED: ' + '; '.join(result['contracts']['failures'])}")
         print(f"licence:   {result['generator']['licence']}")
     return EXIT_MEDIA_FAILED if result["failed"] or not result["contracts"]["success"] else EXIT_OK

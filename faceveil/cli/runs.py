@@ -16,10 +16,12 @@ def _config(args):
     if args.reversible or args.method == "scramble":
         from faceveil.storage.keys import VaultLock
 
-        key, kdf = _master(args, args.dest)
+        from faceveil.cli.keyed import archive_state
+
+        key, kdf = _master(args, archive_state(args, args.dest))
         lock = VaultLock.of(key, kdf)
     return key, AnonymizeConfig(reversible=args.reversible, vault_lock=lock, index=False if args.no_index else None,
-        src=args.src, dest=args.dest, method=args.method, detector=args.detector, threshold=args.threshold,
+        src=args.src, dest=args.dest, state=args.state, method=args.method, detector=args.detector, threshold=args.threshold,
         min_size=args.min_size, scale=args.scale, precision=args.precision, detect_every=args.detect_every, detect_fps=args.detect_fps,
         detect_mpx_per_s=args.detect_mpx_per_s, track=args.track, second_look=args.second_look,
         mask_shape=args.mask_shape, pad=args.pad, max_gap=args.max_gap, lossless=args.lossless, crf=args.crf,
@@ -31,7 +33,7 @@ def _config(args):
 
 def _validate(config) -> None:
     """Fails fast on settings that name no registered model, or a tls:// scheduler without certificates."""
-    from faceveil.config import dask_tls_files
+    from faceveil.flows.runtime import dask_tls_files
     from faceveil.models.anonymizers import ANONYMIZERS
     from faceveil.models.detectors import DETECTORS
 
@@ -88,13 +90,13 @@ def _anonymize(args) -> int:
     if not args.quiet:
         progress.use(progress.TqdmProgress())
     summary = run_anonymize(config, key)
-    dest = config.dest.rstrip("/")
+    dest, state = config.dest.rstrip("/"), config.state.rstrip("/")
     if args.json:
         print(json.dumps(summary, indent=2))
     elif summary["audit"].get("nothing_new"):
         print(f"0 new: all {summary['media']} media already done with these settings, "
               f"{summary['seconds']:.1f} s (no cluster started)")
-        _print_audit(dest, summary["audit"])
+        _print_audit(state, summary["audit"])
     else:
         done = "processed (faces kept visible)" if config.method == "keep" else "anonymized"
         print(f"{summary['ok']} of {summary['media']} media {done}"
@@ -102,16 +104,16 @@ def _anonymize(args) -> int:
               f"({summary['already_done']} already done, {summary['failed']} failed"
               f"{', of them ' + str(summary['leaked']) + ' withheld by the leak gate' if summary['leaked'] else ''}), "
               f"{summary['faces']} face boxes, {summary['seconds']:.1f} s")
-        print(f"outputs:  {dest}/")
-        print(f"summary:  {dest}/_faceveil/summary.json")
-        print(f"manifests: {dest}/_faceveil/{{runs,media,detections,tracks,audit}}/")
-        _print_audit(dest, summary["audit"])
+        print(f"outputs:  {dest}/ (anonymized media only: what may be published)")
+        print(f"private:  {state}/ (summary.json, manifests, vault, index, access log, quarantine, reports: "
+              "keep it apart from DEST)")
+        _print_audit(state, summary["audit"])
         if skipped := summary.get("not_media"):
             shown = "; ".join(f"{_shown(s['path'])} ({s['reason']})" for s in skipped[:3])
             print(f"skipped:  {len(skipped)} file(s) that are not media, e.g. {shown}")
     for f in summary["failures"]:
         if f.get("status") == "leaked":
-            print(f"WITHHELD {_shown(f['path'])} (in {dest}/{f['quarantine']}): {f['reason']}", file=sys.stderr)
+            print(f"WITHHELD {_shown(f['path'])} (in {state}/{f['quarantine']}): {f['reason']}", file=sys.stderr)
         else:
             print(f"FAILED {_shown(f['path'])}: {f['reason']}", file=sys.stderr)
     return EXIT_MEDIA_FAILED if summary["failed"] else EXIT_OK
@@ -122,9 +124,9 @@ def _shown(path: str) -> str:
     return path if path.isprintable() else repr(path)
 
 
-def _print_audit(dest: str, audit: dict) -> None:
+def _print_audit(state: str, audit: dict) -> None:
     if audit.get("nothing_new"):
-        print(f"report:   {dest}/{audit['report']}  (MLflow run {audit['mlflow']['run_id']})")
+        print(f"report:   {state}/{audit['report']}  (MLflow run {audit['mlflow']['run_id']})")
         print(f"checks:   nothing new since the last run (no cluster started); contracts over the whole archive "
               f"{'passed' if audit['contracts'] else 'FAILED'}")
         return
@@ -132,7 +134,7 @@ def _print_audit(dest: str, audit: dict) -> None:
 
     def pct(v):
         return "n/a" if v is None or v != v else f"{100 * v:.1f}%"
-    print(f"report:   {dest}/{audit['report']}  (MLflow run {audit['mlflow']['run_id']})")
+    print(f"report:   {state}/{audit['report']}  (MLflow run {audit['mlflow']['run_id']})")
     print(f"checks:   leak {pct(p['leak']['rate'])} ({p['leak']['faces_found']} faces found in "
           f"{p['leak']['frames_checked']} checked frames), re-identified {pct(p['reid']['rate'])} of "
           f"{p['reid']['faces_checked']} faces, background PSNR {u['background_psnr']:.1f} dB, "
@@ -140,12 +142,21 @@ def _print_audit(dest: str, audit: dict) -> None:
 
 
 def _report(args) -> int:
-    from faceveil.storage.paths import Location
+    from faceveil.cli.keyed import archive_state
     from faceveil.validation.report import load_audit, write_report
 
-    dest = Location(args.dest)
-    paths = write_report(dest, load_audit(dest, args.run), latest=args.run is None)
-    print(f"{args.dest.rstrip('/')}/{paths['html']}")
+    state = archive_state(args, args.dest)
+    paths = write_report(state, load_audit(state, args.run), latest=args.run is None)
+    print(state.display(paths["html"]))
+    return EXIT_OK
+
+
+def _migrate_state(args) -> int:
+    from faceveil.storage.state import default_state_url, migrate
+
+    state = args.state or default_state_url(args.dest)
+    moved = migrate(args.dest, state)
+    print(moved or f"nothing to move: {args.dest.rstrip('/')} holds no _faceveil/ folder (its state root: {state})")
     return EXIT_OK
 
 

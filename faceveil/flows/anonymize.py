@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import os
 import shutil
 from dataclasses import replace
 from datetime import datetime, timezone
@@ -20,13 +19,12 @@ from faceveil.config import AnonymizeConfig
 from faceveil.flows.handover import handed_over, options_handed_over, take, with_options
 from faceveil.flows.key_refs import withholding
 from faceveil.flows.runtime import flow_runtime, preload_validation
-from faceveil.storage.paths import META_DIR
 from faceveil.storage.keys import MasterKey
 from faceveil.tasks import wrappers as t
 from faceveil.tasks.discover import discover
 from faceveil.tasks.run import new_run_id, write_summary
 from faceveil.tasks.validate import anonymize_report, publish as publish_report
-from faceveil.pipeline.places import locations, scratch
+from faceveil.pipeline.places import run_scratch, scratch, state_of
 from faceveil.pipeline.sealed_index import index_view
 from faceveil.pipeline.jobs import MediaItem, MediaResult, VideoPlan
 from faceveil.tasks.plan import segments_of
@@ -42,7 +40,7 @@ def anonymize_archive(config: AnonymizeConfig, run_id: str | None = None, index_
     config = with_options(config, options_token)
     index_keys = _index_keys(config, index_token, key_ref)  # a wrong key stops the run here
     run_id = run_id or new_run_id()
-    config = replace(config, scratch_dir=os.path.join(scratch(config), run_id))  # the run's own scratch
+    config = replace(config, scratch_dir=run_scratch(config, run_id))  # the run's own scratch (0700)
     try:
         return _anonymize(config, run_id, index_keys, take(people_token) if people_token else {})
     finally:  # whatever a crashed task left there (each task removes its own files on the way out)
@@ -67,7 +65,7 @@ def _anonymize(config: AnonymizeConfig, run_id: str, index_keys, people: dict) -
     bars = progress.current()
     if config.reversible:
         config = t.open_vault(config)  # a wrong key stops the run here, before anything is written
-    preload_validation(config.dest, config.storage_options, config.tracking_uri, config.mlflow_artifacts)
+    preload_validation(state_of(config), config.tracking_uri, config.mlflow_artifacts)
     items, unsupported = t.discover_media(config)
     todo = [i for i in items if not i.done]
     bars.start(len(todo))
@@ -90,8 +88,8 @@ def _anonymize(config: AnonymizeConfig, run_id: str, index_keys, people: dict) -
         t.index_archive(config, results, index_keys)
     summary = t.write_summary_task(config, run_id, started, items, results, unsupported)
     audit, contracts = t.validate_run_task(config, summary, results, scratch(config))
-    t.publish_report_task(locations(config)[1], audit, contracts, config.tracking_uri, config.mlflow_artifacts)
-    return summary | {"audit": {"report": f"{META_DIR}/reports/{run_id}.html", "contracts": contracts.success,
+    t.publish_report_task(state_of(config), audit, contracts, config.tracking_uri, config.mlflow_artifacts)
+    return summary | {"audit": {"report": f"reports/{run_id}.html", "contracts": contracts.success,
                                 "mlflow": audit.get("mlflow"), "privacy": audit["privacy"], "utility": audit["utility"]}}
 
 
@@ -246,18 +244,30 @@ def nothing_new(config: AnonymizeConfig) -> dict | None:
         return None
     summary = write_summary(config, new_run_id(), started, items, [], unsupported)
     audit, contracts = anonymize_report(config, summary, [], scratch(config))
-    publish_report(locations(config)[1], audit, contracts, config.tracking_uri, config.mlflow_artifacts)  # raises on a broken contract
-    return summary | {"audit": {"report": f"{META_DIR}/reports/{summary['run_id']}.html", "contracts": contracts.success,
+    publish_report(state_of(config), audit, contracts, config.tracking_uri, config.mlflow_artifacts)  # raises on a broken contract
+    return summary | {"audit": {"report": f"reports/{summary['run_id']}.html", "contracts": contracts.success,
                                 "mlflow": audit.get("mlflow"), "privacy": audit["privacy"], "utility": audit["utility"],
                                 "nothing_new": True}}
+
+
+def move_legacy_state(config: AnonymizeConfig) -> None:
+    """Moves an old archive's DEST/_faceveil/ to the run's state root (saying so on stderr)."""
+    import sys
+
+    from faceveil.storage.state import migrate
+
+    if (moved := migrate(config.dest, config.state, config.storage_options)) is not None:
+        print(f"faceveil: {moved}", file=sys.stderr)
 
 
 def run_anonymize(config: AnonymizeConfig, key: MasterKey | None = None, key_ref: dict | None = None) -> dict:
     """Runs the flow on a Dask cluster (local, or `config.dask_address`) with a Prefect API. An
     indexing run needs the master key (its templates are protected with it): `key`, handed to the
-    flow in this process, or `key_ref`, a reference the flow resolves itself (flows/key_refs.py)."""
+    flow in this process, or `key_ref`, a reference the flow resolves itself (flows/key_refs.py). An
+    old archive's private files in DEST/_faceveil/ move to the state root first."""
+    move_legacy_state(config)
     if config.index:  # templates are embedded the way the archive's index already holds them
-        config = replace(config, template_view=index_view(locations(config)[1]))
+        config = replace(config, template_view=index_view(state_of(config)))
     t.prepare_models(config)
     secret = t.index_secret(config, key) if config.index and key_ref is None else None
     if (unchanged := nothing_new(config)) is not None:

@@ -13,7 +13,7 @@ One Dask cluster and Prefect API (`flow_runtime`) serve the whole evaluation:
    searched among the original photos, "direct", and among photos the attacker anonymized the same
    way, "parrot"; the reported figure is the larger);
 4. one MLflow run per method (flow 'evaluate') with the table and the JSON as artifacts; the JSON
-   is also written to OUT/_faceveil/evaluate.json.
+   is also written to OUT/evaluate.json.
 
 Speed: frames (an image counts 1) per wall second of the method's anonymize run on the already
 started cluster."""
@@ -34,6 +34,7 @@ from faceveil.config import AnonymizeConfig
 from faceveil.flows.anonymize import anonymize_archive
 from faceveil.flows.runtime import flow_runtime
 from faceveil.storage.paths import META_DIR, Location
+from faceveil.storage.state import state_location
 from faceveil.validation import attack as attacks
 from faceveil.validation.evaluation import log_evaluation, method_figures, plain, run_tables
 from faceveil.validation.evaluation_table import format_table
@@ -140,15 +141,16 @@ def embed_photo(data: str, rel: str, label: str) -> attacks.LabelledFace | None:
     return attacks.embed_labelled(data, rel, label, *_attacker_models())
 
 
-def figures(dest: str, threshold: float, frames: int, wall: float, flow_seconds: float | None) -> dict:
-    """Leak, the run's re-identification check, utility and speed of the run into `dest`."""
-    return method_figures(run_tables(Location(dest), ("media", "audit/frames", "audit/faces")), threshold, frames,
-                          wall, flow_seconds)
+def figures(state: str, threshold: float, frames: int, wall: float, flow_seconds: float | None) -> dict:
+    """Leak, the run's re-identification check, utility and speed of the run whose state root is `state`."""
+    return method_figures(run_tables(state_location(state), ("media", "audit/frames", "audit/faces")), threshold,
+                          frames, wall, flow_seconds)
 
 
-def attack(gallery: attacks.Gallery, method: str, mask, dest: str, threshold: float, embedder_name: str) -> dict:
-    """The direct and parrot attacks on the outputs of `method`'s run into `dest`."""
-    t = run_tables(Location(dest), ("media", "detections"))
+def attack(gallery: attacks.Gallery, method: str, mask, dest: str, state: str, threshold: float,
+           embedder_name: str) -> dict:
+    """The direct and parrot attacks on the outputs of `method`'s run into `dest` (its manifests in `state`)."""
+    t = run_tables(state_location(state), ("media", "detections"))
     _, emb = _attacker_models(embedder_name)
     return attacks.attack(gallery, method, mask, Location(dest), t["media"], t["detections"], threshold, emb)
 
@@ -165,7 +167,7 @@ def _warm(configs: list[AnonymizeConfig]) -> None:
 model_info_task = task(model_info, name="attacker-models", cache_policy=NO_CACHE)
 embed_photo_task = task(embed_photo, name="attacker-gallery", cache_policy=NO_CACHE, retries=1,
                         task_run_name="gallery {rel}")
-figures_task = task(figures, name="method-figures", cache_policy=NO_CACHE, task_run_name="figures {dest}")
+figures_task = task(figures, name="method-figures", cache_policy=NO_CACHE, task_run_name="figures {state}")
 attack_task = task(attack, name="reid-attack", cache_policy=NO_CACHE, task_run_name="attack {method}")
 log_task = task(log_evaluation, name="evaluate-mlflow", cache_policy=NO_CACHE)
 
@@ -191,8 +193,8 @@ def evaluate_methods(data: str, out: str, methods: list[str], workers: int | Non
     for m, run_id in logged["runs"].items():
         result["methods"][m]["mlflow_run_id"] = run_id
     result["mlflow"] = {"tracking_uri": logged["tracking_uri"], "experiment": logged["experiment"]}
-    Path(out, META_DIR).mkdir(parents=True, exist_ok=True)
-    Path(out, META_DIR, "evaluate.json").write_text(json.dumps(plain(result), indent=2))
+    Path(out).mkdir(parents=True, exist_ok=True)
+    Path(out, "evaluate.json").write_text(json.dumps(plain(result), indent=2))
     return result
 
 
@@ -235,9 +237,9 @@ def _anonymize(config: AnonymizeConfig) -> tuple[dict, float, AnonymizeConfig]:
 
 def _measure(runs: dict, gallery, threshold: float, embedder: str, stamp: str) -> dict:
     """{method: figures}: every method's figures and attack tasks side by side."""
-    figs = {m: figures_task.submit(c.dest, threshold, int(s.get("frames") or 0), wall, s.get("seconds"))
+    figs = {m: figures_task.submit(c.state, threshold, int(s.get("frames") or 0), wall, s.get("seconds"))
             for m, (s, wall, c) in runs.items()}
-    hits = {m: attack_task.submit(gallery, m, c.mask_settings(), c.dest, threshold, embedder)
+    hits = {m: attack_task.submit(gallery, m, c.mask_settings(), c.dest, c.state, threshold, embedder)
             for m, (s, wall, c) in runs.items()} if gallery is not None and len(gallery) else {}
     out = {}
     for m, (summary, _, _) in runs.items():

@@ -14,10 +14,10 @@ from prefect import flow
 from prefect.context import FlowRunContext
 
 from faceveil.config import AnonymizeConfig
-from faceveil.flows.anonymize import anonymize_archive
+from faceveil.flows.anonymize import anonymize_archive, move_legacy_state
 from faceveil.flows.handover import handed_over
 from faceveil.flows.runtime import flow_runtime
-from faceveil.pipeline.places import locations
+from faceveil.pipeline.places import state_of
 from faceveil.storage import manifests
 from faceveil.storage.image_tables import ImageTable, TableError, check_table, is_table
 from faceveil.tasks import wrappers as t
@@ -39,7 +39,7 @@ def publish_dataset(config: AnonymizeConfig, max_over_margin: float = 0.0, table
             unpacked.result()
     with handed_over(_people(config) if per_person else {}) as people:
         summary = anonymize_archive.with_options(task_runner=runner)(config, people_token=people)
-    media = manifests.read_table(locations(config)[1], "media").to_pandas()
+    media = manifests.read_table(state_of(config), "media").to_pandas()
     photos = media[(media.kind == "image") & (media.status == "ok")].sort_values("rel_path")
     faceless = photos[photos.n_faces == 0].rel_path.tolist()
     with_faces = photos[photos.n_faces > 0]
@@ -81,13 +81,13 @@ def _people(config: AnonymizeConfig) -> dict:
 
 
 def staged_config(table: ImageTable, config: AnonymizeConfig) -> AnonymizeConfig:
-    """The run over a table's staged rows: SRC DEST/_faceveil/table/in, DEST DEST/_faceveil/table/out,
-    its MLflow runs in DEST's store (beside the publication's)."""
-    from faceveil.storage.paths import Location
+    """The run over a table's staged rows, in the publication's state root: SRC table/in, DEST
+    table/out (its own state beside it), its MLflow runs in the publication's store."""
     from faceveil.validation.mlflow_log import store_for
 
-    uri, artifacts = store_for(Location(table.dest, config.storage_options), config.tracking_uri, config.mlflow_artifacts)
-    return replace(config, src=table.work_url("in"), dest=table.work_url("out"), tracking_uri=uri, mlflow_artifacts=artifacts)
+    uri, artifacts = store_for(table.state_root(), config.tracking_uri, config.mlflow_artifacts)
+    return replace(config, src=table.work_url("in"), dest=table.work_url("out"), state=None, tracking_uri=uri,
+                   mlflow_artifacts=artifacts)
 
 
 def run_publish(src: str, dest: str, *, generator: str = "dcgan-digiface", checkpoint: str | None = None,
@@ -97,14 +97,15 @@ def run_publish(src: str, dest: str, *, generator: str = "dcgan-digiface", check
     """Runs `publish_dataset` on a local Dask cluster with a Prefect API. `max_over_margin`: the share
     of faces the contract lets keep an identity cosine at or above the margin (default none). SRC a
     `.parquet` file (local or s3://): a table of images (`image_column`, default the one column of
-    image bytes), published as DEST/<its name> beside DEST/_faceveil/."""
+    image bytes), published as DEST/<its name>."""
     options = {"generator": generator, "checkpoint": checkpoint, "checkpoint_sha256": checkpoint_sha256,
                "id_margin": id_margin, "pool_seed": seed}
     config = AnonymizeConfig(src=src, dest=dest, method="replace", workers=workers, tracking_uri=tracking_uri,
                              replace_options={k: v for k, v in options.items() if v is not None and v != ""}, **settings)
+    move_legacy_state(config)
     table = None
     if is_table(src):
-        table = ImageTable(src, dest, image_column, dict(config.storage_options))
+        table = ImageTable(src, dest, image_column, dict(config.storage_options), config.state)
         check_table(table)  # a usage error before anything starts
         config = staged_config(table, config)
     elif image_column:

@@ -10,7 +10,6 @@ from prefect import flow
 
 from faceveil.flows.handover import handed_over, options_handed_over, take, with_options
 from faceveil.flows.runtime import flow_runtime, preload_validation
-from faceveil.storage.paths import Location
 from faceveil.storage.keys import MasterKey
 from faceveil.tasks import wrappers as t
 from faceveil.tasks.run import new_run_id
@@ -22,7 +21,7 @@ def restore_archive(config: RestoreConfig, jobs_token: str, key_fingerprint: str
     config = with_options(config, options_token)
     jobs: list[RestoreJob] = take(jobs_token)
     run_id, started = new_run_id(), datetime.now(timezone.utc)
-    preload_validation(config.out, config.storage_options, config.tracking_uri, config.mlflow_artifacts)
+    preload_validation(config.state_location(), config.tracking_uri, config.mlflow_artifacts)
     futures = [t.restore_media_task.submit(config, job) for job in jobs]
     results = []
     for job, fut in zip(jobs, futures):
@@ -39,7 +38,7 @@ def restore_archive(config: RestoreConfig, jobs_token: str, key_fingerprint: str
     t.write_restore_report_task(config, run_id, json.dumps(report, indent=2))
     contracts = t.check_restore_task(results)
     audit = t.restore_report_task(config, report, contracts)
-    report["audit"] = t.publish_report_task(Location(config.out, config.storage_options), audit, contracts,
+    report["audit"] = t.publish_report_task(config.state_location(), audit, contracts,
                                            config.tracking_uri, config.mlflow_artifacts).get("mlflow")
     return report
 

@@ -14,16 +14,45 @@ def flow_runtime(n_workers: int, threads_per_worker: int = 1, address: str | Non
                  tls: tuple = (None, None, None)):
     """Yields a DaskTaskRunner on `address`, or on a local cluster of worker processes started here;
     a tls:// scheduler is reached with the client certificate `tls` (CA, certificate, key files)
-    or Dask's configuration names (config.dask_tls_files; none: a ValueError before anything starts).
+    or Dask's configuration names (dask_tls_files; none: a ValueError before anything starts).
     Unless PREFECT_API_URL is set, one temporary Prefect API server on 127.0.0.1 serves the run (so
     workers do not each start their own); it boots while the cluster starts and `warm` runs once
     on every local worker (imports, model loading). While it runs, the key variables are out of this
     process's environment, so no process it starts (or a nanny restarts) inherits them."""
-    from faceveil.config import dask_tls_files
-
     files = dask_tls_files(address, *tls)
     with without_secrets():
         yield from _flow_runtime(n_workers, threads_per_worker, address, warm, files)
+
+
+def dask_tls_files(address: str | None, ca: str | None = None, cert: str | None = None,
+                   key: str | None = None) -> tuple[str, str, str | None] | None:
+    """The client's TLS files for the Dask scheduler at `address`: for a tls:// address the CA and
+    client certificate (and key, unless the certificate file holds it) given here (--dask-tls-ca,
+    --dask-tls-cert, --dask-tls-key; a config file's dask_tls_*), each missing one from Dask's own
+    configuration (distributed.comm.tls.ca-file, .client.cert, .client.key, e.g. the environment's
+    DASK_DISTRIBUTED__COMM__TLS__CA_FILE); None for any other address. A ValueError says what is
+    wrong: a tls:// address without a CA or certificate, files for a tcp:// or local cluster, a
+    file that is not there."""
+    given = {"--dask-tls-ca": ca, "--dask-tls-cert": cert, "--dask-tls-key": key}
+    if not (address or "").startswith("tls://"):
+        if any(given.values()):
+            raise ValueError(f"{', '.join(k for k, v in given.items() if v)} given, but the Dask scheduler is "
+                             f"{address or 'a local cluster'}: TLS certificates are for a tls:// scheduler address")
+        return None
+    import dask
+
+    configured = [dask.config.get(f"distributed.comm.tls.{k}", None) for k in ("ca-file", "client.cert", "client.key")]
+    ca, cert, key = (v or c or None for v, c in zip((ca, cert, key), configured))
+    missing = [name for name, v in (("CA file", ca), ("client certificate", cert)) if not v]
+    if missing:
+        raise ValueError(f"{address} is a TLS scheduler, and the client has no {' and no '.join(missing)}: give "
+                         "--dask-tls-ca FILE --dask-tls-cert FILE [--dask-tls-key FILE] (in a config file: dask_tls_ca, "
+                         "dask_tls_cert, dask_tls_key) or Dask's configuration (DASK_DISTRIBUTED__COMM__TLS__CA_FILE, "
+                         "DASK_DISTRIBUTED__COMM__TLS__CLIENT__CERT, DASK_DISTRIBUTED__COMM__TLS__CLIENT__KEY)")
+    for what, path in (("CA file", ca), ("client certificate", cert), ("client key", key)):
+        if path and not os.path.isfile(path):
+            raise ValueError(f"the Dask TLS {what} {path} is not a file")
+    return ca, cert, key
 
 
 def _flow_runtime(n_workers: int, threads_per_worker: int, address: str | None, warm, tls_files):
@@ -93,16 +122,13 @@ def preload(*steps) -> threading.Thread:
     return thread
 
 
-def preload_validation(dest: str, storage_options: dict, tracking_uri: str | None,
-                       artifacts: str | None = None) -> threading.Thread:
-    """Imports Great Expectations, MLflow and matplotlib and opens the run's MLflow store (creating
-    its database takes seconds) while the workers work."""
-    from faceveil.storage.paths import Location
-
+def preload_validation(state, tracking_uri: str | None, artifacts: str | None = None) -> threading.Thread:
+    """Imports Great Expectations, MLflow and matplotlib and opens the run's MLflow store in the
+    state root `state` (creating its database takes seconds) while the workers work."""
     def store():
         from faceveil.validation import mlflow_log
 
-        mlflow_log.open_store(*mlflow_log.store_for(Location(dest, storage_options), tracking_uri, artifacts))
+        mlflow_log.open_store(*mlflow_log.store_for(state, tracking_uri, artifacts))
 
     return preload(lambda: __import__("great_expectations"), store, lambda: __import__("matplotlib.backends.backend_agg"))
 

@@ -30,7 +30,7 @@ def scheduled_anonymize(config_path: str) -> dict:
         summary = run_anonymize(config, key_ref=file.key_ref if file.needs_key else None)
     log.info("%d of %d media anonymized (%d already done, %d failed), %.1f s; report %s/%s", summary["ok"],
              summary["media"], summary["already_done"], summary["failed"], summary["seconds"],
-             config.dest.rstrip("/"), summary["audit"]["report"])
+             config.state.rstrip("/"), summary["audit"]["report"])
     if summary["failed"]:
         why = "; ".join(f"{f['path']}: {f['reason']}" for f in summary["failures"][:5])
         raise RuntimeError(f"{summary['failed']} of {summary['media']} media failed or were withheld: {why}")
@@ -44,7 +44,7 @@ def scheduled_restore(config_path: str, out: str, reason: str, tracks: list[str]
     logged in the archive's access log before it acts, with `reason`."""
     from faceveil.flows.restore import run_restore
     from faceveil.ops.logged import logged, restore_outcome
-    from faceveil.storage.paths import Location
+    from faceveil.storage.state import find_state
     from faceveil.storage.vault import check_key
     from faceveil.tasks.restore_media import RestoreConfig
 
@@ -52,10 +52,11 @@ def scheduled_restore(config_path: str, out: str, reason: str, tracks: list[str]
     if not reason.strip():
         raise ValueError("a restore needs a reason (it is recorded in the access log)")
     dest = file.settings["dest"]
+    archive = find_state(dest, file.settings.get("state"))
     restore = RestoreConfig(dest, out, tracks=list(tracks or []), media=list(media or []), all=restore_all,
                             workers=file.settings.get("workers"), dask_address=file.settings.get("dask_address"),
+                            state=archive.url,
                             **{k: file.settings.get(k) for k in ("dask_tls_ca", "dask_tls_cert", "dask_tls_key")})
-    archive = Location(dest)
     with withholding(file.key_ref):
         master = _key(file)
         check_key(archive, master.fingerprint)  # a wrong key is refused before anything is logged
@@ -63,8 +64,8 @@ def scheduled_restore(config_path: str, out: str, reason: str, tracks: list[str]
                     details={"out": out, "media": restore.media, "all": restore_all, "via": "prefect"}) as outcome:
             report = run_restore(restore, master)
             restore_outcome(report, outcome)
-    get_run_logger().info("%d restored, %d partial, %d failed: %s/_faceveil/restore/%s.json", report["ok"],
-                          report["partial"], report["failed"], out.rstrip("/"), report["run_id"])
+    get_run_logger().info("%d restored, %d partial, %d failed into %s: %s", report["ok"], report["partial"],
+                          report["failed"], out.rstrip("/"), archive.display(f"restore/{report['run_id']}.json"))
     if outcome.error:
         raise RuntimeError(outcome.error)
     return {k: report[k] for k in ("run_id", "ok", "partial", "failed")}
@@ -73,13 +74,13 @@ def scheduled_restore(config_path: str, out: str, reason: str, tracks: list[str]
 @flow(name="scheduled_report", log_prints=False)
 def scheduled_report(config_path: str, run: str | None = None) -> str:
     """Renders a run's audit report again (default: the latest run) from its stored audit JSON."""
-    from faceveil.storage.paths import Location
+    from faceveil.storage.state import find_state
     from faceveil.validation.report import load_audit, write_report
 
     file = _load(config_path)
-    dest = Location(file.settings["dest"])
-    paths = write_report(dest, load_audit(dest, run), latest=run is None)
-    page = f"{file.settings['dest'].rstrip('/')}/{paths['html']}"
+    state = find_state(file.settings["dest"], file.settings.get("state"))
+    paths = write_report(state, load_audit(state, run), latest=run is None)
+    page = state.display(paths["html"])
     get_run_logger().info("report: %s", page)
     return page
 

@@ -7,9 +7,9 @@ from faceveil.storage.vault import check_key, forget_tracks
 from faceveil.tasks.restore_media import ok_media, resolve_tracks
 
 
-def forget(archive_url: str, master: MasterKey, refs: list[str], storage_options: dict | None = None) -> dict:
-    """Crypto-shredding of the referenced tracks; returns media path -> tracks shredded."""
-    archive = Location(archive_url, storage_options or {})
+def forget(archive: Location, master: MasterKey, refs: list[str]) -> dict:
+    """Crypto-shredding of the referenced tracks of the archive whose state root is `archive`;
+    returns media path -> tracks shredded."""
     check_key(archive, master.fingerprint)
     media = ok_media(archive)
     done = {}

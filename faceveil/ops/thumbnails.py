@@ -7,9 +7,10 @@ from faceveil.ops.search import Match
 from faceveil.storage.paths import Location
 
 
-def thumbnail(dest: Location, match: Match, out_dir: str, rank: int, scratch: str) -> str:
-    """A JPEG of the match's face region as it is in the ANONYMIZED output (middle of the track, with
-    context around it): what a searcher may see before anything is restored."""
+def thumbnail(dest: Location, state: Location, match: Match, out_dir: str, rank: int, scratch: str) -> str:
+    """A JPEG of the match's face region as it is in the ANONYMIZED output in DEST (middle of the
+    track, with context around it; its box from the manifests in the state root): what a searcher
+    may see before anything is restored."""
     import os
 
     import cv2
@@ -17,10 +18,10 @@ def thumbnail(dest: Location, match: Match, out_dir: str, rank: int, scratch: st
     from faceveil.storage import manifests
     from faceveil.storage.media import iter_frames, probe_video, read_image
 
-    det = manifests.read_part(dest, "detections", match.media_id).to_pandas()
+    det = manifests.read_part(state, "detections", match.media_id).to_pandas()
     det = det[det.track_id == match.track_id].sort_values("frame_index")
     row = det.iloc[len(det) // 2]
-    media = manifests.read_part(dest, "media", match.media_id).to_pylist()[0]
+    media = manifests.read_part(state, "media", match.media_id).to_pylist()[0]
     with dest.local_file(media["output_path"], scratch) as local:
         if media["kind"] == "image":
             rgb, _ = read_image(local)

@@ -1,5 +1,6 @@
-"""Where a media's work happens: the archive's locations, the worker's scratch space, the input
-size check, the output's path, and cleaning up what a task leaves behind."""
+"""Where a media's work happens: the archive's locations (the source, DEST, the public tree, and the
+private state root), the worker's scratch space, the input size check, the output's path, and
+cleaning up what a task leaves behind."""
 from __future__ import annotations
 
 import os
@@ -10,16 +11,44 @@ from faceveil.config import AnonymizeConfig
 from faceveil.pipeline.jobs import MediaItem
 from faceveil.storage.media import MediaError
 from faceveil.storage.paths import Location
+from faceveil.storage.state import public_location, state_location
 
 
 def locations(config: AnonymizeConfig) -> tuple[Location, Location]:
-    return Location(config.src, config.storage_options), Location(config.dest, config.storage_options)
+    """(the source, DEST): DEST takes anonymized media only; its commits stage in the state root."""
+    return Location(config.src, config.storage_options), public_location(config.dest, state_of(config),
+                                                                         config.storage_options)
 
 
-def scratch(config: AnonymizeConfig) -> str:
-    path = config.scratch_dir or os.path.join(tempfile.gettempdir(), "faceveil-scratch")
-    os.makedirs(path, exist_ok=True)
-    return path
+def state_of(config) -> Location:
+    """The run's private state root: manifests, vault, index, quarantine, segments, reports, MLflow."""
+    return state_location(config.state, config.storage_options)
+
+
+_PRIVATE: list[str] = []  # this process's own scratch folder, made on first use
+
+
+def scratch(config) -> str:
+    """A local folder only this user can read (0700) for a task's temporary files: the run's own
+    (`config.scratch_dir`, a `run_scratch` folder) or, without one, this process's own."""
+    if config.scratch_dir:
+        os.makedirs(config.scratch_dir, mode=0o700, exist_ok=True)
+        return config.scratch_dir
+    if not _PRIVATE or not os.path.isdir(_PRIVATE[0]):
+        import atexit
+        import shutil
+
+        _PRIVATE[:] = [tempfile.mkdtemp(prefix="faceveil-")]
+        atexit.register(shutil.rmtree, _PRIVATE[0], True)
+    return _PRIVATE[0]
+
+
+def run_scratch(config, run_id: str) -> str:
+    """A new folder for one run's temporary files (mkdtemp: mode 0700, a fresh name), inside
+    `config.scratch_dir` when the user chose where scratch space goes."""
+    if config.scratch_dir:
+        os.makedirs(config.scratch_dir, mode=0o700, exist_ok=True)
+    return tempfile.mkdtemp(prefix=f"faceveil-{run_id}-", dir=config.scratch_dir or None)
 
 
 def clean_up(tmp: str, vault) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 
 from faceveil.models.anonymizers import Anonymizer
-from faceveil.storage.paths import META_DIR, Location
+from faceveil.storage.paths import Location
 
 
 def protect_frame(anon: Anonymizer, rgb, dets, frame: int = 0, media_id: str = "", vault=None) -> bool:
@@ -60,22 +60,25 @@ def outcome(out_rel: str, withheld: str | None, audit) -> dict:
 
 
 def quarantine_path(rel: str) -> str:
-    return f"{META_DIR}/quarantine/{rel}"
+    """Where a withheld output goes, in the state root."""
+    return f"quarantine/{rel}"
 
 
-def commit_output(dest: Location, tmp: str, rel: str, local: str, vault, withheld: bool = False) -> tuple[str, str]:
-    """(input SHA-256, output SHA-256) after committing: the vault first, so the originals are safe
-    before the anonymized output appears. A `withheld` output goes to DEST/_faceveil/quarantine/
-    instead, never into the public tree (an earlier output there is taken down), and keeps no vault."""
+def commit_output(dest: Location, state: Location, tmp: str, rel: str, local: str, vault,
+                  withheld: bool = False) -> tuple[str, str]:
+    """(input SHA-256, output SHA-256) after committing: the vault first (into the state root), so
+    the originals are safe before the anonymized output appears in DEST. A `withheld` output goes to
+    the state root's quarantine/ instead, never into the public tree (an earlier output there is
+    taken down), and keeps no vault."""
     from faceveil.hashing import sha256_file
 
     in_sha, out_sha = sha256_file(local), sha256_file(tmp)
     if withheld:
         dest.remove(rel)
-        dest.commit_file(tmp, quarantine_path(rel))
+        state.commit_file(tmp, quarantine_path(rel))
         return in_sha, out_sha
     if vault is not None:
-        vault.commit(dest)
+        vault.commit(state)
     dest.commit_file(tmp, rel)
-    dest.remove(quarantine_path(rel))  # a withheld earlier output of it is obsolete now
+    state.remove(quarantine_path(rel))  # a withheld earlier output of it is obsolete now
     return in_sha, out_sha

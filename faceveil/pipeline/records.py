@@ -8,7 +8,7 @@ from dataclasses import asdict
 from faceveil.config import AnonymizeConfig
 from faceveil.pipeline.identity import work_hash
 from faceveil.pipeline.jobs import MediaItem, MediaResult
-from faceveil.pipeline.places import locations, scratch
+from faceveil.pipeline.places import scratch, state_of
 from faceveil.storage.paths import Location
 
 
@@ -35,7 +35,7 @@ def record_failure(config: AnonymizeConfig, item: MediaItem, run_id: str, reason
     from faceveil.storage import manifests
 
     row = {**base_row(config, item, run_id), "status": "failed", "reason": reason}
-    manifests.write_part(locations(config)[1], "media", item.media_id, [row])
+    manifests.write_part(state_of(config), "media", item.media_id, [row])
     return MediaResult(row)
 
 
@@ -83,8 +83,8 @@ def track_templates(kit, faces, media_id: str, det_rows, frame_time) -> list[dic
 
 def write_media_manifests(dest: Location, item: MediaItem, detection_rows, row: dict,
                           templates: list[dict] | None = None, audit=None) -> MediaResult:
-    """Detections, tracks, the audit's checks, then the media row last: the row is what marks the
-    media finished."""
+    """Detections, tracks, the audit's checks, then the media row last, into the state root `dest`:
+    the row is what marks the media finished."""
     from faceveil.storage import manifests
 
     manifests.write_part(dest, "detections", item.media_id, detection_rows)

@@ -1,4 +1,4 @@
-"""The access log under DEST/_faceveil/access_log/: one Parquet file per row, `<seq, 12 digits>.parquet`,
+"""The access log under the state root's access_log/: one Parquet file per row, `<seq, 12 digits>.parquet`,
 written once and never rewritten. Each row carries an HMAC-SHA256 over the previous row's MAC and its
 own fields, so a removed, edited, re-keyed, reordered or renamed row shows up in `verify`. Removing the
 newest rows leaves no trace in the chain itself: compare the last seq with one recorded elsewhere (a
@@ -26,10 +26,10 @@ from faceveil.storage import log_chain
 from faceveil.storage.keys import BadKeyError, MasterKey
 from faceveil.storage.log_chain import ROTATION
 from faceveil.storage.manifests import ACCESS_LOG
-from faceveil.storage.paths import META_DIR, Location
+from faceveil.storage.paths import Location
 
 
-FOLDER = f"{META_DIR}/access_log"
+FOLDER = "access_log"
 GENESIS_MAC = "0" * 64
 _NAME = re.compile(r"^(\d{12})\.parquet$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")

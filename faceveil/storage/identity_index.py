@@ -1,8 +1,8 @@
 """The identity index: one row per track template (and a few exemplars per track) in LanceDB, with
 where and when the track was seen, searchable by cosine similarity.
 
-Layout: DEST/_faceveil/index/ is the LanceDB database (table `templates`), and
-DEST/_faceveil/index/meta.json a small JSON beside it (calibrated threshold, ANN parameters).
+Layout: the state root's index/ is the LanceDB database (table `templates`), and
+index/meta.json a small JSON beside it (calibrated threshold, ANN parameters).
 Vectors are unit-norm, so cosine similarity is what is searched and returned as `score`. An
 archive's index holds its templates sealed (the `sealed` column, see faceveil.models.cancelable and
 pipeline/sealed_index.py): such a table's `vector` column is a constant placeholder, its rows are scanned and
@@ -29,9 +29,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from faceveil.storage.paths import META_DIR, Location
+from faceveil.storage.paths import Location
 
-INDEX_DIR = f"{META_DIR}/index"
+INDEX_DIR = "index"  # in the archive's state root
 META_FILE = f"{INDEX_DIR}/meta.json"
 KINDS = ("template", "exemplar")
 ANN_TYPES = ("IVF_PQ", "IVF_HNSW_SQ")
@@ -392,7 +392,7 @@ class IdentityIndex:
         self.loc.write_bytes(META_FILE, json.dumps(data, indent=2, sort_keys=True).encode())
 
     def disk_bytes(self) -> int:
-        """Bytes stored under _faceveil/index/ (all table versions, the index, meta.json)."""
+        """Bytes stored under index/ (all table versions, the index, meta.json)."""
         fs, root = self.loc.fs, self.loc.path(INDEX_DIR)
         return sum(fs.du(root, total=False).values()) if fs.exists(root) else 0
 

@@ -3,9 +3,9 @@ column, either a binary column or a HuggingFace-style struct {bytes, path}. Find
 naming a row's image by its format, reading rows in bounded batches and writing the same table back
 with other image bytes (same schema, metadata and row order; every other column untouched).
 
-How a table is published (flows/publish.py): each row's bytes are staged as one file under
-DEST/_faceveil/table/in/ (`staged_rel`), the folder flow runs on them with its destination
-DEST/_faceveil/table/out/, and the output table is assembled from the originals, batch by batch."""
+How a table is published (flows/publish.py): each row's bytes are staged as one file under the
+publication's state root, table/in/ (`staged_rel`), the folder flow runs on them with its destination
+table/out/ there, and the output table is assembled from the originals, batch by batch, into DEST."""
 from __future__ import annotations
 
 import contextlib
@@ -16,9 +16,10 @@ from typing import Iterator
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from faceveil.storage.paths import META_DIR, Location
+from faceveil.storage.paths import Location
+from faceveil.storage.state import default_state_url, public_location, state_location
 
-WORK = f"{META_DIR}/table"  # DEST/_faceveil/table/{in,out,unpacked}: the staged rows and their run
+WORK = "table"  # in the state root: table/{in,out,unpacked}, the staged rows and their run
 BATCH_ROWS = 64  # rows read (and written) at once: memory stays a few batches of images
 _MAGIC = ((b"\xff\xd8\xff", ".jpg"), (b"\x89PNG\r\n\x1a\n", ".png"))
 
@@ -33,13 +34,19 @@ def is_table(url: str) -> bool:
 
 @dataclass(frozen=True)
 class ImageTable:
-    """SRC, a Parquet file (`url`), its image column (None: found by `find_image_column`) and where
-    it is published (`dest`, a folder: DEST/<name of SRC>)."""
+    """SRC, a Parquet file (`url`), its image column (None: found by `find_image_column`), where it
+    is published (`dest`, a folder: DEST/<name of SRC>) and the publication's private state root
+    (`state`, default beside DEST)."""
 
     url: str
     dest: str
     image_column: str | None = None
     storage_options: dict = field(default_factory=dict, hash=False)
+    state: str | None = None
+
+    def __post_init__(self):
+        if self.state is None:
+            object.__setattr__(self, "state", default_state_url(self.dest))
 
     def source(self) -> tuple[Location, str]:
         """(the folder holding SRC, SRC's name in it)."""
@@ -56,11 +63,15 @@ class ImageTable:
         return posixpath.splitext(self.name)[0]
 
     def destination(self) -> Location:
-        return Location(self.dest, self.storage_options)
+        """DEST, the public tree (its commits stage in the state root)."""
+        return public_location(self.dest, self.state_root(), self.storage_options)
+
+    def state_root(self) -> Location:
+        return state_location(self.state, self.storage_options)
 
     def work_url(self, part: str) -> str:
-        """The URL of DEST/_faceveil/table/<part> (a folder the staged run uses as its SRC or DEST)."""
-        return self.destination().display(f"{WORK}/{part}")
+        """The URL of the state root's table/<part> (a folder the staged run uses as its SRC or DEST)."""
+        return self.state_root().display(f"{WORK}/{part}")
 
 
 @contextlib.contextmanager

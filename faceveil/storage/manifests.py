@@ -1,6 +1,6 @@
 """Arrow schemas of the manifests, defined once, and their Parquet reading and writing.
 
-Layout under DEST/_faceveil/: `<table>/<key>.parquet`, one part file per media (or per run), so a
+Layout under the archive's state root: `<table>/<key>.parquet`, one part file per media (or per run), so a
 re-run overwrites its own part instead of appending: no row is ever duplicated, and each part is
 committed atomically."""
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from faceveil.models.detections import Detections
-from faceveil.storage.paths import META_DIR, Location
+from faceveil.storage.paths import Location
 
 RUNS = pa.schema([
     ("run_id", pa.string()), ("flow", pa.string()), ("started_at", pa.timestamp("us", tz="UTC")),
@@ -114,7 +114,8 @@ TABLES = {"runs": RUNS, "media": MEDIA, "detections": DETECTIONS, "tracks": TRAC
 
 
 def part_path(table: str, key: str) -> str:
-    return f"{META_DIR}/{table}/{key}.parquet"
+    """A part's path in the archive's state root."""
+    return f"{table}/{key}.parquet"
 
 
 def write_part(loc: Location, table: str, key: str, rows: pa.Table | list[dict]) -> None:
@@ -136,8 +137,7 @@ def read_part(loc: Location, table: str, key: str) -> pa.Table | None:
 
 def read_table(loc: Location, table: str) -> pa.Table:
     """Every part of a table (empty table with the schema when there is none)."""
-    folder = f"{META_DIR}/{table}"
-    parts = [r for r in loc.list_files() if r.startswith(folder + "/") and r.endswith(".parquet")]
+    parts = [r for r in loc.list_files(under=table) if r.count("/") == table.count("/") + 1 and r.endswith(".parquet")]
     tables = [pq.read_table(io.BytesIO(loc.read_bytes(r)), schema=TABLES[table]) for r in parts]
     return pa.concat_tables(tables) if tables else TABLES[table].empty_table()
 

@@ -14,8 +14,7 @@ from typing import Iterator
 
 import fsspec
 
-META_DIR = "_faceveil"
-STAGING = "staging"  # META_DIR/STAGING: local commits' temporary files, on the root's filesystem
+META_DIR = "_faceveil"  # where archives made before the state root kept their private files, inside DEST
 
 
 class PathError(ValueError):
@@ -46,6 +45,7 @@ class Location:
 
     url: str
     storage_options: dict = field(default_factory=dict)
+    staging: str | None = None  # a local folder for commits' temporary files (the archive's state root's)
 
     def __post_init__(self):
         if _is_s3(self.url):
@@ -84,12 +84,14 @@ class Location:
         stamp = i.get("ETag") or i.get("mtime") or i.get("LastModified") or i.get("created")
         return f"{i.get('size')}:{str(stamp).strip(chr(34))}"
 
-    def list_files(self, exclude_prefix: str | None = None, links: list[str] | None = None) -> list[str]:
-        """Relative paths of every regular file below the root, sorted. Symbolic links are not
-        followed (one could lead outside the source); their paths go to `links` when given."""
+    def list_files(self, under: str | None = None, links: list[str] | None = None) -> list[str]:
+        """Relative paths of every regular file below the root (or its folder `under`), sorted.
+        Symbolic links are not followed (one could lead outside the source); their paths go to
+        `links` when given."""
         out = []
+        start = self.path(under) if under else self.root
         if self.is_local:
-            for dirpath, dirnames, filenames in os.walk(self.root, followlinks=False):
+            for dirpath, dirnames, filenames in os.walk(start, followlinks=False):
                 linked = [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]
                 dirnames[:] = sorted(d for d in dirnames if d not in linked)
                 for name in [*filenames, *linked]:
@@ -101,11 +103,9 @@ class Location:
                         continue
                     if os.path.isfile(full):
                         out.append(rel)
-        elif self.fs.exists(self.root):
-            for full in self.fs.find(self.root):
+        elif self.fs.exists(start):
+            for full in self.fs.find(start):
                 out.append(posixpath.relpath(full, self.root))
-        if exclude_prefix:
-            out = [r for r in out if not (r == exclude_prefix or r.startswith(exclude_prefix.rstrip("/") + "/"))]
         return sorted(out)
 
     def read_bytes(self, rel: str) -> bytes:
@@ -128,9 +128,9 @@ class Location:
 
     def commit_file(self, local_path: str, rel: str) -> None:
         """Moves a finished local file to rel so that it appears whole or not at all: locally it is
-        moved (copied, from another filesystem) to a temporary name in `_faceveil/staging/`, out of
-        the public tree, then renamed into place atomically; on S3 an object is visible only once
-        complete. The local file is consumed."""
+        moved (copied, from another filesystem) to a temporary name in `staging` (out of the public
+        tree), then renamed into place atomically; on S3 an object is visible only once complete.
+        The local file is consumed."""
         target = self.path(rel)
         if self.is_local:
             os.makedirs(os.path.dirname(target), exist_ok=True)
@@ -146,13 +146,13 @@ class Location:
             os.unlink(local_path)
 
     def _staging_name(self, target: str) -> str:
-        """A new temporary name for `target` on its filesystem: in `_faceveil/staging/` (so nothing half
-        written or temporary ever shows in the public tree), or beside the target where another
-        filesystem is mounted inside the root (a rename cannot cross filesystems)."""
-        folder = os.path.join(self.root, META_DIR, STAGING)
-        os.makedirs(folder, exist_ok=True)
-        if os.stat(folder).st_dev == os.stat(os.path.dirname(target)).st_dev:
-            return os.path.join(folder, f"{uuid.uuid4().hex}.tmp")
+        """A new temporary name for `target` on its filesystem: in `staging` (so nothing half written
+        or temporary ever shows in the public tree), or, where that folder is on another filesystem
+        (a rename cannot cross filesystems) or none is set, a hidden name beside the target."""
+        if self.staging:
+            os.makedirs(self.staging, mode=0o700, exist_ok=True)
+            if os.stat(self.staging).st_dev == os.stat(os.path.dirname(target)).st_dev:
+                return os.path.join(self.staging, f"{uuid.uuid4().hex}.tmp")
         return os.path.join(os.path.dirname(target), f".{os.path.basename(target)}.tmp-{uuid.uuid4().hex}")
 
     def write_bytes(self, rel: str, data: bytes) -> None:

@@ -1,4 +1,4 @@
-"""The key vault under DEST/_faceveil/vault/: original face regions sealed per track, data keys
+"""The key vault under the state root's vault/: original face regions sealed per track, data keys
 wrapped for the master key, and `keyinfo.json` (master fingerprint, public key, passphrase KDF
 parameters and salt when the key comes from a passphrase, and a random archive id). Sealed regions and wrapped keys are bound to
 their archive id (besides their media, frame, track and box), so vault parts moved from one archive
@@ -21,11 +21,11 @@ import pyarrow.parquet as pq
 
 from faceveil.storage import manifests
 from faceveil.storage.keys import BadKeyError, MasterKey, PassphraseKDF, VaultLock
-from faceveil.storage.paths import META_DIR, Location
+from faceveil.storage.paths import Location
 from faceveil.storage.sealing import (SealError, associated_data, new_data_key, open_sealed, seal, unwrap_data_key,
                                       wrap_data_key)
 
-KEYINFO = f"{META_DIR}/vault/keyinfo.json"
+KEYINFO = "vault/keyinfo.json"
 
 
 def key_id(media_id: str, track_id: int) -> str:
@@ -225,7 +225,7 @@ def rotate_key(dest: Location, old: MasterKey, new: VaultLock) -> int:
     keyinfo at it. Returns the keys re-wrapped. The old key is checked first; nothing changes if wrong."""
     check_key(dest, old.fingerprint)
     public = bytes.fromhex(new.public_hex)
-    parts = [r for r in dest.list_files() if r.startswith(f"{META_DIR}/vault/keys/") and r.endswith(".parquet")]
+    parts = [r for r in dest.list_files(under="vault/keys") if r.endswith(".parquet")]
     rewrapped, aid = {}, archive_id(dest)
     for rel in parts:  # unwrap everything before writing anything
         mid = rel.rsplit("/", 1)[1][: -len(".parquet")]

@@ -16,7 +16,7 @@ from faceveil.config import AnonymizeConfig
 from faceveil.models.detections import Detections
 from faceveil.pipeline.checks import BesideEncoder, frame_checks
 from faceveil.pipeline.jobs import Chunk, MediaItem, MediaResult, Segment, Tracked
-from faceveil.pipeline.places import clean_up, locations, out_rel, scratch
+from faceveil.pipeline.places import clean_up, locations, out_rel, scratch, state_of
 from faceveil.pipeline.protect import commit_output, leak_verdict, outcome, protect_frame
 from faceveil.pipeline.pulse import PulseApplier
 from faceveil.pipeline.records import (base_row, media_keepers, record_failure, streams_json, track_templates,
@@ -24,7 +24,6 @@ from faceveil.pipeline.records import (base_row, media_keepers, record_failure, 
 from faceveil.pipeline.toolkit import Toolkit, toolkit
 from faceveil.storage import manifests
 from faceveil.storage.media import MediaError, VideoInfo, transcode_video
-from faceveil.storage.paths import META_DIR
 from faceveil.storage.segments import encode_segment as encode_segment_file, join_segments, segment_suffix
 from faceveil.validation.privacy import CheckResult
 
@@ -81,14 +80,14 @@ def finish_video(config: AnonymizeConfig, item: MediaItem, info: VideoInfo, trac
                 raise MediaError(item.rel, f"encoded {res.frames_out} of {info.n_frames} frames")
             audit = checks.finish().result()
             withheld = leak_verdict(config.max_leak, audit)
-            shas = commit_output(dest, tmp, out, local, vault, withheld=bool(withheld))
+            shas = commit_output(dest, state_of(config), tmp, out, local, vault, withheld=bool(withheld))
     except MediaError as e:
         return record_failure(config, item, run_id, e.reason)
     finally:
         checks.close()
         clean_up(tmp, vault)
     if tracked.pulse is not None:
-        manifests.write_part(dest, "audit/pulse", item.media_id, edit.pulse.rows(item.media_id, run_id, info.fps))
+        manifests.write_part(state_of(config), "audit/pulse", item.media_id, edit.pulse.rows(item.media_id, run_id, info.fps))
     return _finished(config, kit, item, info, tracked, run_id, res, audit, withheld, shas, edit.redacted,
                      time.perf_counter() - t0, vault, faces)
 
@@ -96,13 +95,13 @@ def finish_video(config: AnonymizeConfig, item: MediaItem, info: VideoInfo, trac
 def encode_segment(config: AnonymizeConfig, item: MediaItem, info: VideoInfo, tracked: Tracked, seg: Chunk,
                    run_id: str) -> Segment:
     """Frames [seg.start, seg.stop) anonymized and encoded alone, with their checks; the piece goes to
-    DEST/_faceveil/segments/<run>/ (where any worker can read it) for `join_video`."""
+    the state root's segments/<run>/ (where any worker can read it) for `join_video`."""
     t0 = time.perf_counter()
     out = Segment(seg.index, seg.start, seg.stop)
     if tracked.error:
         out.error = tracked.error
         return out
-    src, dest = locations(config)
+    src, state = locations(config)[0], state_of(config)
     kit = toolkit(config.settings)
     share = math.ceil(kit.settings.checks.identity_faces * (seg.stop - seg.start) / max(info.n_frames, 1))
     audit = frame_checks(kit, item.media_id, info.n_frames, info.fps, frames=range(seg.start, seg.stop),
@@ -117,8 +116,8 @@ def encode_segment(config: AnonymizeConfig, item: MediaItem, info: VideoInfo, tr
             encode_segment_file(local, tmp, info, seg.start, seg.stop, edit, only=only, lossless=config.lossless,
                                 crf=config.crf, preset=config.preset, tap=checks.tap)
         out.audit = checks.finish().result()
-        out.path = f"{META_DIR}/segments/{run_id}/{item.media_id}-{seg.index:04d}{ext}"
-        dest.commit_file(tmp, out.path)
+        out.path = f"segments/{run_id}/{item.media_id}-{seg.index:04d}{ext}"
+        state.commit_file(tmp, out.path)
     except MediaError as e:
         out.error = f"segment {seg.index} (frames {seg.start}-{seg.stop}): {e.reason}"
     finally:
@@ -135,7 +134,7 @@ def join_video(config: AnonymizeConfig, item: MediaItem, info: VideoInfo, tracke
     segments stay where they are (the flow removes them once this task's result is in): run again,
     after its worker died, it joins them again."""
     t0 = time.perf_counter()
-    src, dest = locations(config)
+    (src, dest), state = locations(config), state_of(config)
     segments = sorted(segments, key=lambda s: s.start)
     out = out_rel(config, item.rel)
     tmp = os.path.join(scratch(config), f"{uuid.uuid4().hex}{posixpath.splitext(out)[1]}")
@@ -143,18 +142,18 @@ def join_video(config: AnonymizeConfig, item: MediaItem, info: VideoInfo, tracke
         if errors := [s.error for s in segments if s.error] or ([tracked.error] if tracked.error else []):
             return record_failure(config, item, run_id, "; ".join(errors))
         with contextlib.ExitStack() as stack, src.local_file(item.rel, scratch(config)) as local:
-            parts = [stack.enter_context(dest.local_file(s.path, scratch(config))) for s in segments]
+            parts = [stack.enter_context(state.local_file(s.path, scratch(config))) for s in segments]
             res = join_segments(local, tmp, info, parts)
             audit = CheckResult.merge([s.audit for s in segments])
             withheld = leak_verdict(config.max_leak, audit)
-            shas = commit_output(dest, tmp, out, local, None, withheld=bool(withheld))
+            shas = commit_output(dest, state, tmp, out, local, None, withheld=bool(withheld))
     except MediaError as e:
         return record_failure(config, item, run_id, e.reason)
     finally:
         clean_up(tmp, None)
     if tracked.pulse is not None:  # segments edit apart: the report gives the planned figures
         rows = PulseApplier(tracked.pulse).rows(item.media_id, run_id, info.fps, measured=False)
-        manifests.write_part(dest, "audit/pulse", item.media_id, rows)
+        manifests.write_part(state, "audit/pulse", item.media_id, rows)
     return _finished(config, toolkit(config.settings), item, info, tracked, run_id, res, audit, withheld, shas,
                      sum(s.redacted for s in segments), time.perf_counter() - t0 + sum(s.seconds for s in segments))
 
@@ -162,7 +161,6 @@ def join_video(config: AnonymizeConfig, item: MediaItem, info: VideoInfo, tracke
 def _finished(config: AnonymizeConfig, kit: Toolkit, item: MediaItem, info: VideoInfo, tracked: Tracked, run_id: str, res, audit,
               withheld: str | None, shas: tuple[str, str], redacted: int, seconds: float, vault=None, faces=None) -> MediaResult:
     """The media row and manifests of an encoded video (published or withheld)."""
-    _, dest = locations(config)
     per_frame = tracked.per_frame
     det_rows = manifests.detection_rows(item.media_id, per_frame, lambda f: int(info.frame_pts[f]), info.frame_time)
     filled = det_rows.filter(det_rows["filled"])["frame_index"].to_numpy() if det_rows.num_rows else np.zeros(0)
@@ -182,7 +180,7 @@ def _finished(config: AnonymizeConfig, kit: Toolkit, item: MediaItem, info: Vide
         **vault_fields(vault if not withheld else None),
     }
     templates = track_templates(kit, faces, item.media_id, det_rows, info.frame_time) if not withheld else []
-    return write_media_manifests(dest, item, det_rows, row, templates, audit)
+    return write_media_manifests(state_of(config), item, det_rows, row, templates, audit)
 
 
 def _kept_notes(config: AnonymizeConfig, tracked: Tracked) -> list[str]:

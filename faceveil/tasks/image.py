@@ -13,7 +13,7 @@ from faceveil.storage import manifests
 from faceveil.storage.media import MediaError, read_image, write_image
 from faceveil.pipeline.checks import frame_checks
 from faceveil.pipeline.jobs import MediaItem, MediaResult
-from faceveil.pipeline.places import check_size, clean_up, locations, scratch
+from faceveil.pipeline.places import check_size, clean_up, locations, scratch, state_of
 from faceveil.pipeline.protect import commit_output, leak_verdict, outcome, protect_frame
 from faceveil.pipeline.records import (base_row, media_keepers, record_failure, track_templates, vault_fields,
                                        write_media_manifests)
@@ -23,7 +23,7 @@ from faceveil.pipeline.toolkit import toolkit
 def anonymize_image(config: AnonymizeConfig, item: MediaItem, run_id: str, people: list | None = None) -> MediaResult:
     """`people`: (box, Surrogate) of faces whose person already has a surrogate (replace; tasks/people)."""
     t0 = time.perf_counter()
-    src, dest = locations(config)
+    (src, dest), state = locations(config), state_of(config)
     tmp = os.path.join(scratch(config), uuid.uuid4().hex + posixpath.splitext(item.rel)[1])
     vault = None
     try:
@@ -50,7 +50,7 @@ def anonymize_image(config: AnonymizeConfig, item: MediaItem, run_id: str, peopl
                           anon.regions(dets, rgb.shape[1], rgb.shape[0]))
             audit = checks.result()
             withheld = leak_verdict(config.max_leak, audit)
-            in_sha, out_sha = commit_output(dest, tmp, item.rel, local, vault, withheld=bool(withheld))
+            in_sha, out_sha = commit_output(dest, state, tmp, item.rel, local, vault, withheld=bool(withheld))
     except MediaError as e:
         return record_failure(config, item, run_id, e.reason)
     finally:
@@ -65,8 +65,8 @@ def anonymize_image(config: AnonymizeConfig, item: MediaItem, run_id: str, peopl
         "seconds": time.perf_counter() - t0, **vault_fields(vault if not withheld else None),
     }
     if config.method == "replace" and len(dets):  # which surrogate each face got (a person's own, or its own)
-        manifests.write_part(dest, "surrogates", item.media_id, [
+        manifests.write_part(state, "surrogates", item.media_id, [
             {"media_id": item.media_id, "track_id": int(k), "surrogate_id": f"{s.seed:016x}", "identity_cosine": float(s.cosine)}
             for k, s in sorted(anon.surrogates(item.media_id).items())])
     templates = track_templates(kit, faces, item.media_id, det_rows, lambda f: 0.0) if not withheld else []
-    return write_media_manifests(dest, item, det_rows, row, templates, audit)
+    return write_media_manifests(state, item, det_rows, row, templates, audit)

@@ -9,7 +9,7 @@ import pyarrow as pa
 
 from faceveil.config import AnonymizeConfig
 from faceveil.models.cancelable import IndexTemplates
-from faceveil.pipeline.places import locations
+from faceveil.pipeline.places import state_of
 from faceveil.pipeline.sealed_index import index_keys, seal_old_rows, with_sealed
 from faceveil.storage.paths import Location
 
@@ -66,5 +66,5 @@ def index_secret(config: AnonymizeConfig, key) -> "object":
 
 
 def index_archive(config: AnonymizeConfig, results, keys) -> int:
-    return index_templates(locations(config)[1], results, keys, config.embedder, config.vault_lock.fingerprint,
+    return index_templates(state_of(config), results, keys, config.embedder, config.vault_lock.fingerprint,
                            config.template_view)

@@ -1,7 +1,8 @@
 """Per published photo: each face measured, original against output, at the boxes and landmarks the
 anonymize run recorded (its detections manifest): identity cosine (dlib), pose error (CenterFace's
 landmarks on the output against the original's), skin colour difference (CIEDE2000), CenterFace's
-score of the new face. Also small crops (original, blurred, replaced) for the datasheet's contact sheet."""
+score of the new face. Also small crops of the replaced faces (never an original) for the datasheet's
+contact sheet."""
 from __future__ import annotations
 
 import io
@@ -11,11 +12,11 @@ import numpy as np
 from faceveil.config import AnonymizeConfig
 from faceveil.models.detections import Detections, iou_matrix
 from faceveil.models.detectors import DetectorSettings
-from faceveil.pipeline.places import locations, scratch
+from faceveil.pipeline.places import locations, scratch, state_of
 from faceveil.pipeline.toolkit import loaded_anonymizer, loaded_detector, loaded_embedder
+from faceveil.storage.state import public_location, state_location
 from faceveil.storage import manifests
 from faceveil.storage.media import read_image
-from faceveil.storage.paths import Location
 
 FACE_COLUMNS = ("media", "media_id", "face_index", "surrogate_id", "identity_cosine", "pose_error_deg",
                 "skin_delta_e", "detector_score", "face_size", "seconds")
@@ -35,20 +36,20 @@ def _crop(rgb: np.ndarray, box) -> np.ndarray:
 
 
 def measure_faces(config: AnonymizeConfig, rel: str, media_id: str, seconds: float, crops: int = 0) -> dict:
-    """{"rows": one dict per face (FACE_COLUMNS), "crops": up to `crops` (original, blur, replaced)
-    uint8 triples}. A photo without faces gives no rows."""
+    """{"rows": one dict per face (FACE_COLUMNS), "crops": up to `crops` uint8 crops of replaced faces,
+    cut from the published output}. A photo without faces gives no rows."""
     from faceveil.models.face_attributes import delta_e2000, head_pose, skin_lab
     from faceveil.models.replace import ReplaceSettings, track_seed
 
-    src, dest = locations(config)
-    det = manifests.read_part(dest, "detections", media_id)
+    (src, dest), state = locations(config), state_of(config)
+    det = manifests.read_part(state, "detections", media_id)
     if det is None or not det.num_rows:
         return {"rows": [], "crops": []}
     d = det.to_pandas()
     boxes = d[["x1", "y1", "x2", "y2"]].to_numpy(np.float32)
     lms = np.stack([np.asarray(v, np.float32).reshape(5, 2) for v in d["landmarks"]])
     tracks = d["track_id"].to_numpy(np.int64)
-    made = manifests.read_part(dest, "surrogates", media_id)  # which surrogate each track got (the image task)
+    made = manifests.read_part(state, "surrogates", media_id)  # which surrogate each track got (the image task)
     made = dict(zip(made.column("track_id").to_pylist(), made.column("surrogate_id").to_pylist())) if made is not None else {}
     with src.local_file(rel, scratch(config)) as a, dest.local_file(rel, scratch(config)) as b:
         orig = read_image(a, max_pixels=config.max_pixels)[0]
@@ -77,8 +78,7 @@ def measure_faces(config: AnonymizeConfig, rel: str, media_id: str, seconds: flo
                      "detector_score": score, "face_size": float(max(boxes[j, 2] - boxes[j, 0], boxes[j, 3] - boxes[j, 1])),
                      "seconds": seconds / len(boxes)})
         if len(sheet) < crops:
-            blurred = loaded_anonymizer("blur", config.settings.mask).apply(orig.copy(), dets[j:j + 1])
-            sheet.append((_crop(orig, boxes[j]), _crop(blurred, boxes[j]), _crop(out, boxes[j])))
+            sheet.append(_crop(out, boxes[j]))
     return {"rows": rows, "crops": sheet}
 
 
@@ -86,9 +86,10 @@ def write_publication(config: AnonymizeConfig, run_id: str, summary: dict, measu
                       faceless: list[str], max_over_margin: float = 0.0, table: dict | None = None) -> dict:
     """faces.parquet, the data contract on it, the datasheet (Markdown and HTML) and an MLflow run;
     the datasheet's figures and where everything went. `table`: a Parquet table's publication
-    (tasks/publish_table.assemble_table's figures): everything then goes to the table's DEST (the run
-    itself had its staged rows as SRC and DEST/_faceveil/table/out as DEST), and rows that never
-    reached the run (no image, not an image) count too."""
+    (tasks/publish_table.assemble_table's figures): the datasheet then goes to the table's DEST and the
+    rest to its state root (the run itself had its staged rows as SRC and the state root's table/out
+    as DEST), and rows that never reached the run (no image, not an image) count too. DEST gets the
+    datasheet only; faces.parquet, the summary and MLflow stay in the state root."""
     from datetime import datetime, timezone
 
     import pandas as pd
@@ -97,22 +98,22 @@ def write_publication(config: AnonymizeConfig, run_id: str, summary: dict, measu
 
     from faceveil.models.embedders.dlib_resnet import DlibResNet
     from faceveil.models.replace import ReplaceSettings
-    from faceveil.storage.paths import META_DIR
     from faceveil.validation import datasheet, mlflow_log
     from faceveil.validation.contracts import check_published_faces
     from faceveil.version import __version__
 
-    dest = Location(table["dest"], config.storage_options) if table else locations(config)[1]
+    state = state_location(table["state"], config.storage_options) if table else state_of(config)
+    dest = public_location(table["dest"] if table else config.dest, state, config.storage_options)
     faces = pd.DataFrame([r for m in measured for r in m["rows"]], columns=list(FACE_COLUMNS))
     buf = io.BytesIO()
     pq.write_table(pa.Table.from_pandas(faces, preserve_index=False), buf)
-    dest.write_bytes(f"{META_DIR}/publish/faces.parquet", buf.getvalue())
+    state.write_bytes(datasheet.FACES, buf.getvalue())
     margin = dict(config.replace_options).get("id_margin") or ReplaceSettings().id_margin
     metrics = datasheet.publication_metrics(faces, DlibResNet.same_person_threshold, margin, DETECTED_AT)
     contracts = check_published_faces(faces, margin, max_over_margin) if len(faces) else None
     gen = loaded_anonymizer(config.method, config.settings.mask, config.settings.replace).replacer.generator
     unstaged = table["counts"]["no_image"] + table["unstaged_failed"] if table else 0
-    info = {"run_id": run_id, "src": table["source"] if table else config.src, "dest": dest.url,
+    info = {"run_id": run_id, "src": table["source"] if table else config.src, "dest": dest.url, "state": state.url,
             "faceveil_version": __version__, "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "photos": summary.get("media", 0) + unstaged,
             "failed": summary.get("failed", 0) + (table["unstaged_failed"] if table else 0),
@@ -124,9 +125,9 @@ def write_publication(config: AnonymizeConfig, run_id: str, summary: dict, measu
                           "results": [] if contracts is None else contracts.results}}
     if table:
         info["table"] = table
-    png = datasheet.contact_sheet([c for m in measured for c in m["crops"]][:6])
-    paths = datasheet.write_datasheet(dest, info, png)
-    uri, artifacts = mlflow_log.store_for(dest, config.tracking_uri, config.mlflow_artifacts)
+    png = datasheet.contact_sheet([c for m in measured for c in m["crops"]][:datasheet.SHEET_FACES])
+    paths = datasheet.write_datasheet(dest, state, info, png)
+    uri, artifacts = mlflow_log.store_for(state, config.tracking_uri, config.mlflow_artifacts)
     audit = {"run_id": f"publish-{run_id}", "flow": "publish_dataset", "status": "ok" if info["contracts"]["success"] else "failed",
              "settings": info["settings"], "models": [{"role": "generator", "name": gen.name, "weights": gen.weights_id}],
              "faceveil_version": __version__, "src": info["src"], "dest": info["dest"],
@@ -137,5 +138,5 @@ def write_publication(config: AnonymizeConfig, run_id: str, summary: dict, measu
     files = {"datasheet.html": dest.read_bytes(paths["html"]), "datasheet.md": dest.read_bytes(paths["markdown"]),
              "faces.parquet": buf.getvalue()}
     info["mlflow"] = mlflow_log.log_run(audit, files, uri, artifacts)
-    return {**info, "paths": {**paths, "faces": f"{META_DIR}/publish/faces.parquet",
+    return {**info, "paths": {**paths, "faces": datasheet.FACES,
                               **({"table": table["output"], "rows": table["record"]} if table else {})}}

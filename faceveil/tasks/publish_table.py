@@ -3,7 +3,7 @@ whether an earlier run's staging still holds for this table) -> unpack one row g
 row's image bytes staged as a file; rows without bytes or with bytes of no known image format
 recorded there) -> [the folder flow on the staged files] -> assemble the output table batch by batch,
 each row's bytes from the run's output (a failed or withheld row's bytes become null: nothing
-unchecked is published), and the per-row record DEST/_faceveil/publish/rows.parquet."""
+unchecked is published), and the per-row record publish/rows.parquet in the publication's state root."""
 from __future__ import annotations
 
 import hashlib
@@ -13,7 +13,7 @@ import os
 import tempfile
 
 from faceveil.config import AnonymizeConfig
-from faceveil.pipeline.places import locations
+from faceveil.pipeline.places import state_of
 from faceveil.storage import manifests
 from faceveil.storage.image_tables import (WORK, ImageTable, find_image_column, image_suffix, iter_images, open_table,
                                            rewrite, staged_rel)
@@ -21,7 +21,7 @@ from faceveil.storage.paths import META_DIR, Location
 
 PLAN = f"{WORK}/plan.json"
 STAGED_NOTE = f"{META_DIR}/table.json"  # in the staging's own _faceveil/, which the run does not take for media
-ROWS = f"{META_DIR}/publish/rows.parquet"
+ROWS = "publish/rows.parquet"
 ASSEMBLED = f"{WORK}/assembled.json"
 SHOWN_FAILURES = 50  # failed rows named in the summary (all of them are in rows.parquet)
 
@@ -44,8 +44,8 @@ def plan_table(table: ImageTable) -> dict:
     with open_table(src, name) as pf:
         column, kind = find_image_column(pf.schema_arrow, table.image_column)
         n_rows, n_groups = pf.metadata.num_rows, pf.metadata.num_row_groups
-    dest = table.destination()
-    dest.ensure_root()
+    table.destination().ensure_root()
+    dest = table.state_root()
     plan = {"source": table.url, "column": column, "kind": kind, "rows": n_rows, "row_groups": n_groups,
             "fingerprint": src.fingerprint(name)}
     old = _read_json(dest, PLAN)
@@ -65,11 +65,11 @@ def plan_table(table: ImageTable) -> dict:
 
 
 def unpack_rows(table: ImageTable, plan: dict, row_group: int) -> dict:
-    """Stages each row's image of one row group as DEST/_faceveil/table/in/<stem>/<row>.<format>;
+    """Stages each row's image of one row group as table/in/<stem>/<row>.<format> in the state root;
     records every row (staged, no_image, failed with its reason) in the row group's marker, written
     last (a crash before it: the row group is unpacked again). {status: rows}."""
     src, name = table.source()
-    dest, staged = table.destination(), Location(table.work_url("in"), table.storage_options)
+    dest, staged = table.state_root(), Location(table.work_url("in"), table.storage_options)
     with open_table(src, name) as pf:
         rows = [_stage(table, staged, row, data, path) for row, data, path in iter_images(pf, plan["column"], plan["kind"], row_group)]
     dest.write_bytes(_marker(row_group), json.dumps({"fingerprint": plan["fingerprint"], "rows": rows}).encode())
@@ -96,8 +96,8 @@ def _stage(table: ImageTable, staged: Location, row: int, data: bytes | None, pa
 def _row_records(table: ImageTable, plan: dict, config: AnonymizeConfig) -> list[dict]:
     """One record per row of the table: row, media (staged file), status (replaced, no_face, failed,
     withheld, no_image), reason, faces, the output's path and SHA-256."""
-    dest, out = table.destination(), locations(config)[1]
-    media = manifests.read_table(out, "media").to_pandas().set_index("rel_path")
+    dest = table.state_root()
+    media = manifests.read_table(state_of(config), "media").to_pandas().set_index("rel_path")
     rows = []
     for g in range(plan["row_groups"]):
         marker = _read_json(dest, _marker(g))
@@ -124,16 +124,16 @@ def assemble_table(table: ImageTable, plan: dict, config: AnonymizeConfig) -> di
     """DEST/<SRC's name>: SRC with each row's image bytes from the run's output (same format as the
     input's; rows without a face byte for byte), read and written `BATCH_ROWS` rows at a time; failed
     and withheld rows get null bytes. Not rewritten when an earlier run assembled the same rows.
-    DEST/_faceveil/publish/rows.parquet: the per-row record. Returns the table's figures."""
+    publish/rows.parquet in the state root: the per-row record. Returns the table's figures."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     src, name = table.source()
-    dest, out = table.destination(), locations(config)[1]
+    dest, state, out = table.destination(), table.state_root(), Location(config.dest, config.storage_options)
     rows = _row_records(table, plan, config)
     digest = hashlib.sha256(json.dumps([plan["fingerprint"], plan["column"]] + [
         [r["row"], r["status"], r["output_sha256"]] for r in rows]).encode()).hexdigest()
-    done = _read_json(dest, ASSEMBLED)
+    done = _read_json(state, ASSEMBLED)
     written = not (done is not None and done.get("digest") == digest and dest.exists(name))
     if written:
         by_row = {r["row"]: r for r in rows}
@@ -153,16 +153,16 @@ def assemble_table(table: ImageTable, plan: dict, config: AnonymizeConfig) -> di
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
-        dest.write_bytes(ASSEMBLED, json.dumps({"digest": digest}).encode())
+        state.write_bytes(ASSEMBLED, json.dumps({"digest": digest}).encode())
     record = pa.Table.from_pylist([{k: r[k] for k in ("row", "media", "status", "reason", "faces")} for r in rows],
                                   schema=pa.schema([("row", pa.int64()), ("media", pa.string()), ("status", pa.string()),
                                                     ("reason", pa.string()), ("faces", pa.int64())]))
     buf = io.BytesIO()
     pq.write_table(record, buf)
-    dest.write_bytes(ROWS, buf.getvalue())
+    state.write_bytes(ROWS, buf.getvalue())
     counts = {s: sum(r["status"] == s for r in rows) for s in ("replaced", "no_face", "failed", "withheld", "no_image")}
     failures = [{"row": r["row"], "reason": r["reason"]} for r in rows if r["status"] in ("failed", "withheld")]
-    return {"source": table.url, "dest": table.dest, "output": name, "image_column": plan["column"], "rows": plan["rows"],
+    return {"source": table.url, "dest": table.dest, "state": table.state, "output": name, "image_column": plan["column"], "rows": plan["rows"],
             "counts": counts,
             "unstaged_failed": sum(r["status"] == "failed" and r["media"] is None for r in rows), "failures": failures[:SHOWN_FAILURES], "rewritten": written,
             "record": ROWS}

@@ -16,15 +16,17 @@ from faceveil.pipeline.places import scratch
 from faceveil.storage import manifests
 from faceveil.storage.keys import MasterKey
 from faceveil.storage.media import MediaError, probe_video, read_image, transcode_video, write_image
-from faceveil.storage.paths import META_DIR, Location
+from faceveil.storage.paths import Location
+from faceveil.storage.state import check_restore_out, find_state, state_location
 from faceveil.storage.sealing import SealError
 from faceveil.storage.vault import archive_id, check_key, entry_frames, open_region, track_keys
 
 
 @dataclass
 class RestoreConfig(ClusterOptions):
-    """archive: an anonymized DEST; out: where restored media go (same tree). Choose by track
-    ('MEDIA:TRACK', MEDIA a media id or relative path), by media (relative paths), or all."""
+    """archive: an anonymized DEST (its private state root: `state`, found as every command finds it
+    when not given); out: where restored media go (same tree), apart from DEST and the state root.
+    Choose by track ('MEDIA:TRACK', MEDIA a media id or relative path), by media (relative paths), or all."""
 
     archive: str
     out: str
@@ -40,10 +42,14 @@ class RestoreConfig(ClusterOptions):
     storage_options: dict = field(default_factory=dict)
     scratch_dir: str | None = None
     crf: int = 10  # restored lossy video is evidence: encoded well above the archive's quality
-    tracking_uri: str | None = None  # MLflow; default: sqlite under OUT/_faceveil/mlflow (local OUT)
+    tracking_uri: str | None = None  # MLflow; default: the archive's (sqlite under its state root)
     mlflow_artifacts: str | None = None  # MLflow's artifact root (as AnonymizeConfig's)
+    state: str | None = None
 
     def __post_init__(self):
+        if self.state is None:
+            self.state = find_state(self.archive, None, self.storage_options).url
+        check_restore_out(self.out, self.archive, self.state)
         if not (self.tracks or self.media or self.all):
             raise ValueError("choose what to restore: --track MEDIA:TRACK, --media PATH or --all")
         if self.dask_address and not self.dask_address.startswith("tls://"):
@@ -75,6 +81,10 @@ class RestoreJob:
     forgotten: list[int]
 
 
+    def state_location(self) -> Location:
+        return state_location(self.state, self.storage_options)
+
+
 def ok_media(archive: Location) -> dict[str, dict]:
     rows = manifests.read_table(archive, "media").to_pylist()
     return {r["media_id"]: r for r in rows if r["status"] == "ok"}
@@ -99,7 +109,7 @@ def resolve_tracks(archive: Location, refs: list[str]) -> dict[str, set[int]]:
 def plan_restore(config: RestoreConfig, master: MasterKey) -> list[RestoreJob]:
     """The media to restore with the data keys of their chosen tracks. A wrong key is refused here,
     before anything is written."""
-    archive = Location(config.archive, config.storage_options)
+    archive = config.state_location()
     check_key(archive, master.fingerprint)
     media = ok_media(archive)
     chosen: dict[str, set[int] | None] = {}
@@ -152,14 +162,15 @@ def paste_originals(rgb: np.ndarray, entries: list[dict], keys: TrackKeys, probl
 def restore_media(config: RestoreConfig, job: RestoreJob) -> dict:
     """Writes OUT/<rel>: the anonymized media with the chosen tracks' originals put back."""
     t0 = time.perf_counter()
-    archive, out = Location(config.archive, config.storage_options), Location(config.out, config.storage_options)
+    public, archive = Location(config.archive, config.storage_options), config.state_location()
+    out = Location(config.out, config.storage_options)
     work = scratch(config)
     problems: list[str] = []
     restored = 0
     tmp = os.path.join(work, f"{uuid.uuid4().hex}{posixpath.splitext(job.rel)[1]}")
     lossless = bool(job.settings.get("lossless"))
     try:
-        with archive.local_file(job.rel, work) as local:
+        with public.local_file(job.rel, work) as local:
             frames = entry_frames(archive, job.media_id, work)
             if job.kind == "image":
                 rgb, meta = read_image(local)
@@ -198,7 +209,8 @@ def restore_media(config: RestoreConfig, job: RestoreJob) -> dict:
 
 
 def write_restore_report(config: RestoreConfig, run_id: str, report_json: str) -> str:
-    """OUT/_faceveil/restore/<run>.json: what was restored, what was refused; key fingerprint only."""
-    rel = f"{META_DIR}/restore/{run_id}.json"
-    Location(config.out, config.storage_options).write_bytes(rel, report_json.encode())
+    """restore/<run>.json in the archive's state root: what was restored, what was refused; key
+    fingerprint only."""
+    rel = f"restore/{run_id}.json"
+    config.state_location().write_bytes(rel, report_json.encode())
     return rel

@@ -7,9 +7,8 @@ from datetime import datetime, timezone
 from faceveil.version import __version__
 from faceveil.config import AnonymizeConfig
 from faceveil.storage import manifests
-from faceveil.storage.paths import META_DIR
 from faceveil.pipeline.jobs import MediaItem, MediaResult
-from faceveil.pipeline.places import locations
+from faceveil.pipeline.places import state_of
 
 
 def new_run_id() -> str:
@@ -21,8 +20,8 @@ def new_run_id() -> str:
 
 def write_summary(config: AnonymizeConfig, run_id: str, started: datetime, items: list[MediaItem],
                   results: list[MediaResult], unsupported: list[tuple[str, str]]) -> dict:
-    """Writes the run row and DEST/_faceveil/summaries/<run_id>.json (and summary.json, the latest)."""
-    _, dest = locations(config)
+    """Writes the run row and the state root's summaries/<run_id>.json (and summary.json, the latest)."""
+    dest = state_of(config)
     finished = datetime.now(timezone.utc)
     ok = [r.row for r in results if r.ok]
     failed = [r.row for r in results if not r.ok]
@@ -37,7 +36,7 @@ def write_summary(config: AnonymizeConfig, run_id: str, started: datetime, items
     frames = sum(r.get("frames_in") or 0 for r in ok)
     seconds = (finished - started).total_seconds()
     summary = {
-        "run_id": run_id, "status": status, "src": config.src, "dest": config.dest,
+        "run_id": run_id, "status": status, "src": config.src, "dest": config.dest, "state": config.state,
         "started_at": started.isoformat(), "finished_at": finished.isoformat(), "seconds": round(seconds, 3),
         "settings": config.output_settings(), "media": len(items), "ok": len(ok), "failed": len(failed),
         "leaked": sum(r["status"] == "leaked" for r in failed), "already_done": n_skipped, "frames": frames, "faces": sum(r.get("n_faces") or 0 for r in ok),
@@ -46,9 +45,9 @@ def write_summary(config: AnonymizeConfig, run_id: str, started: datetime, items
                       **({"quarantine": r["quarantine_path"]} if r.get("quarantine_path") else {})} for r in failed],
         "not_media": [{"path": p, "reason": why} for p, why in unsupported],
         "outputs": [r["output_path"] for r in ok],
-        "manifests": {t: f"{META_DIR}/{t}/" for t in manifests.TABLES},
+        "manifests": {t: f"{t}/" for t in manifests.TABLES},
     }
     data = json.dumps(summary, indent=2, default=str).encode()
-    dest.write_bytes(f"{META_DIR}/summaries/{run_id}.json", data)
-    dest.write_bytes(f"{META_DIR}/summary.json", data)
+    dest.write_bytes(f"summaries/{run_id}.json", data)
+    dest.write_bytes("summary.json", data)
     return summary

@@ -1,5 +1,5 @@
 """The last steps of every flow: data contracts, the run's privacy and utility figures, the audit
-(JSON + self-contained HTML under DEST/_faceveil/reports/) and its MLflow run. A broken contract
+(JSON + self-contained HTML under the state root's reports/) and its MLflow run. A broken contract
 fails the run, naming the expectation, after the audit is written."""
 from __future__ import annotations
 
@@ -152,7 +152,9 @@ def anonymize_report(config, summary: dict, results: list, scratch: str) -> tupl
     from faceveil.models.embedders import EMBEDDERS
     from faceveil.validation.contracts import check_manifests
 
-    dest = Location(config.dest, config.storage_options)
+    from faceveil.pipeline.places import locations, state_of
+
+    dest, public = state_of(config), locations(config)[1]
     run_id = summary["run_id"]
     media = manifests.read_table(dest, "media").to_pandas()
     media = media[media.run_id == run_id]
@@ -165,7 +167,7 @@ def anonymize_report(config, summary: dict, results: list, scratch: str) -> tupl
     threshold = _threshold(dest, config, emb_cls)
     embeddings = index_embeddings(dest, [m for m in ids if config.index], emb_cls.dim) if config.index else None
     contracts = check_manifests(dest, None, embeddings, audited=config.check_every_s > 0,  # the whole archive
-                                max_leak=config.max_leak)
+                                max_leak=config.max_leak, public=public)
     figures = privacy.summarize(frames.to_dict("records"), faces.to_dict("records"), threshold)
     figures["reid_attack"] = run_reidentification([getattr(r, "audit_embeddings", None) for r in results], threshold)
     stats = manifests.read_table(dest, "audit/media").to_pandas()
@@ -190,7 +192,7 @@ def anonymize_report(config, summary: dict, results: list, scratch: str) -> tupl
         "keys": {"vault_key_fingerprint": config.vault_lock.fingerprint if config.vault_lock else None,
                  "reversible": config.reversible, "index": bool(config.index)},
         "access_log": _access_log(dest),
-        "thumbnails": thumbnails(dest, media, frames, scratch),
+        "thumbnails": thumbnails(public, media, frames, scratch),
         "failures": summary["failures"], "not_media": summary["not_media"],
         "pulse": _pulse(dest, media, run_id),
     }
@@ -229,14 +231,15 @@ def restore_report(config, report: dict, contracts: ContractReport) -> dict:
         "media": [{"path": m["path"], "kind": None, "status": m["status"], "reason": m["reason"],
                    "tracks": len(m.get("tracks") or [])} for m in media],
         "keys": {"vault_key_fingerprint": report["key_fingerprint"], "reversible": True},
-        "access_log": _access_log(Location(config.archive, config.storage_options)),
+        "access_log": _access_log(config.state_location()),
         "failures": [{"path": m["path"], "reason": m["reason"]} for m in media if m["status"] != "ok"],
     }
 
 
 def publish(dest: Location, audit: dict, contracts: ContractReport, tracking_uri: str | None = None,
             mlflow_artifacts: str | None = None) -> dict:
-    """Writes the audit report, logs the MLflow run, then fails the run if a contract broke."""
+    """Writes the audit report into the state root `dest`, logs the MLflow run, then fails the run
+    if a contract broke."""
     from faceveil.validation import mlflow_log, report
 
     uri, artifacts = mlflow_log.store_for(dest, tracking_uri, mlflow_artifacts)

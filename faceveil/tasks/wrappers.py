@@ -7,10 +7,9 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from faceveil.config import AnonymizeConfig
-from faceveil.pipeline.places import locations
+from faceveil.pipeline.places import state_of
 from faceveil.pipeline.records import record_failure
 from faceveil.pipeline.toolkit import toolkit
-from faceveil.storage.paths import META_DIR
 from faceveil.tasks.detect import detect_chunk, track_video
 from faceveil.tasks.discover import discover
 from faceveil.tasks.finish_video import encode_segment, finish_video, join_video
@@ -68,16 +67,16 @@ def open_vault(config: AnonymizeConfig) -> AnonymizeConfig:
 
     from faceveil.storage.vault import check_key
 
-    info = check_key(locations(config)[1], config.vault_lock.fingerprint, create=config.vault_lock)
+    info = check_key(state_of(config), config.vault_lock.fingerprint, create=config.vault_lock)
     return replace(config, vault_lock=replace(config.vault_lock, archive_id=info.get("archive_id")))
 
 
 def remove_segments(config: AnonymizeConfig, run_id: str, media_id: str | None = None) -> None:
-    """Takes away the run's video segments in DEST/_faceveil/segments/: one media's, once its join
+    """Takes away the run's video segments in the state root's segments/: one media's, once its join
     is done (the flow's call: a join run again after its worker died still finds them), or all the
     run's, whatever crashed tasks left."""
-    dest = locations(config)[1]
-    folder = dest.path(f"{META_DIR}/segments/{run_id}")
+    dest = state_of(config)
+    folder = dest.path(f"segments/{run_id}")
     try:
         if media_id is not None:
             for path in dest.fs.glob(f"{folder}/{media_id}-*"):

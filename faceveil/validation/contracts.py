@@ -10,7 +10,9 @@ import pandas as pd
 
 from faceveil.models.device import DEVICES
 from faceveil.storage import manifests
-from faceveil.storage.paths import META_DIR, Location
+from faceveil.storage.paths import Location
+from faceveil.storage.state import relative_to_state
+from faceveil.validation.datasheet import PUBLIC_FILES
 
 
 @dataclass
@@ -30,9 +32,11 @@ class ContractReport:
 from faceveil.validation.errors import ContractError  # noqa: E402,F401  (raised by enforce)
 
 
-def manifest_frames(dest: Location, media_ids=None, embeddings: pd.DataFrame | None = None) -> dict[str, pd.DataFrame]:
-    """The manifests (of `media_ids`, default all) as data frames, with the derived columns the
-    expectations check. `embeddings`: one row per stored identity vector (media_id, norm, dim, expected_dim)."""
+def manifest_frames(dest: Location, media_ids=None, embeddings: pd.DataFrame | None = None,
+                    public: Location | None = None) -> dict[str, pd.DataFrame]:
+    """The manifests in the state root `dest` (of `media_ids`, default all) as data frames, with the
+    derived columns the expectations check. `embeddings`: one row per stored identity vector (media_id,
+    norm, dim, expected_dim). `public`: DEST, whose every file must be a published output."""
     def table(name):
         df = manifests.read_table(dest, name).to_pandas()
         return df if media_ids is None else df[df.media_id.isin(media_ids)]
@@ -40,7 +44,8 @@ def manifest_frames(dest: Location, media_ids=None, embeddings: pd.DataFrame | N
     media = table("media")
     if media.empty:  # nothing to check (and pandas cannot join empty Arrow-backed columns)
         return {k: pd.DataFrame() for k in ("media", "detections", "tracks", "ok_media", "vault", "withheld",
-                                             "audit_frames", "audit_faces", "embeddings")}
+                                             "audit_frames", "audit_faces", "embeddings")} | {
+            "public_tree": public_tree(public, media)}
     det = table("detections").join(media.set_index("media_id")[["width", "height", "frames_in"]], on="media_id")
     det["right_room"], det["bottom_room"] = det.width - det.x2, det.height - det.y2
     det["box_width"], det["box_height"] = det.x2 - det.x1, det.y2 - det.y1
@@ -59,17 +64,35 @@ def manifest_frames(dest: Location, media_ids=None, embeddings: pd.DataFrame | N
     rate = seen.leak_faces / (seen.leak_faces + seen.faces_in).where(lambda n: n > 0, np.nan)
     ok["leak_rate"] = ok.media_id.map(rate.fillna(0)).fillna(0)
     withheld = media[media.status == "leaked"].copy()  # never in the public tree, always in quarantine
-    withheld["public_output"] = [dest.exists(p) for p in withheld.quarantine_path.str.removeprefix(f"{META_DIR}/quarantine/")]
-    withheld["quarantined"] = [dest.exists(p) for p in withheld.quarantine_path]
+    quarantined = [relative_to_state(p) for p in withheld.quarantine_path]  # rows of old archives: _faceveil/...
+    if public is not None:
+        withheld["public_output"] = [public.exists(p.split("/", 1)[1]) for p in quarantined]
+    withheld["quarantined"] = [dest.exists(p) for p in quarantined]
     rev = ok[ok.vault_entries.notna()].copy()
     rev["faces_without_vault_entry"] = rev.n_faces - rev.vault_entries
     emb = embeddings if embeddings is not None else pd.DataFrame(columns=["media_id", "norm", "dim", "expected_dim"])
     emb = emb.assign(norm_error=(emb.norm.astype(float) - 1).abs(), dim_error=emb.dim.astype(float) - emb.expected_dim.astype(float))
     return {"media": media, "detections": det, "tracks": tracked, "ok_media": ok, "vault": rev, "withheld": withheld,
-            "audit_frames": frames, "audit_faces": table("audit/faces"), "embeddings": emb}
+            "audit_frames": frames, "audit_faces": table("audit/faces"), "embeddings": emb,
+            "public_tree": public_tree(public, media)}
 
 
-def _suites(gx, audited: bool, max_leak: float = 0.0) -> dict[str, list]:
+def public_tree(public: Location | None, media: pd.DataFrame, extras=PUBLIC_FILES) -> pd.DataFrame:
+    """One row per file in DEST: `published` when it is an ok media's output, a failed media's earlier
+    output, or one of `extras` (a published dataset's datasheet); anything else (a restored original, a leftover of a crash, private
+    files of an old layout) must not be there."""
+    if public is None:
+        return pd.DataFrame(columns=["path", "published"])
+    known = set(extras)
+    if not media.empty:
+        known |= set(media[media.status == "ok"].output_path.dropna())
+        failed = media[media.status == "failed"].rel_path
+        known |= set(failed) | {r + ".mkv" for r in failed}
+    files = public.list_files() if public.fs.exists(public.root) else []
+    return pd.DataFrame({"path": files, "published": [f in known for f in files]})
+
+
+def _suites(gx, audited: bool, max_leak: float = 0.0, public: bool = True) -> dict[str, list]:
     E = gx.expectations
     between = E.ExpectColumnValuesToBeBetween
     return {
@@ -88,8 +111,9 @@ def _suites(gx, audited: bool, max_leak: float = 0.0) -> dict[str, list]:
                      E.ExpectColumnValuesToBeInSet(column="audio_kept", value_set=[True])]
         + ([between(column="frames_checked", min_value=1),  # checked, and the leak gate let it through
             between(column="leak_rate", min_value=0, max_value=max_leak)] if audited else []),
-        "withheld": [E.ExpectColumnValuesToBeInSet(column="public_output", value_set=[False]),
-                     E.ExpectColumnValuesToBeInSet(column="quarantined", value_set=[True])],
+        "withheld": [E.ExpectColumnValuesToBeInSet(column="quarantined", value_set=[True])]
+        + ([E.ExpectColumnValuesToBeInSet(column="public_output", value_set=[False])] if public else []),
+        "public_tree": [E.ExpectColumnValuesToBeInSet(column="published", value_set=[True])],
         "vault": [between(column="faces_without_vault_entry", min_value=0, max_value=0)],
         "audit_frames": [between(column="leak_faces", min_value=0), between(column="faces_in", min_value=0),
                          between(column="leak_max_score", min_value=0, max_value=1),
@@ -137,11 +161,13 @@ def _gx():
 
 
 def check_manifests(dest: Location, media_ids=None, embeddings: pd.DataFrame | None = None,
-                    audited: bool = True, max_leak: float = 0.0) -> ContractReport:
-    """Runs every suite on the archive's manifests (of `media_ids`, default all). `audited`: every
-    finished media must have privacy checks, and its leak gate rate be at most `max_leak`."""
+                    audited: bool = True, max_leak: float = 0.0, public: Location | None = None) -> ContractReport:
+    """Runs every suite on the archive's manifests in the state root `dest` (of `media_ids`, default
+    all). `audited`: every finished media must have privacy checks, and its leak gate rate be at most
+    `max_leak`. `public`: DEST, which must hold published outputs only."""
     gx = _gx()
-    return _validate(manifest_frames(dest, media_ids, embeddings), _suites(gx, audited, max_leak), gx)
+    return _validate(manifest_frames(dest, media_ids, embeddings, public),
+                     _suites(gx, audited, max_leak, public is not None), gx)
 
 
 def check_restore(results: list[dict]) -> ContractReport:

@@ -1,6 +1,8 @@
 """The datasheet of a published dataset (identity replacement): its figures from the per-face table,
-a contact sheet (original -> blur -> replaced), the generator, its weights and licence, the data
-contract's result; as Markdown and as one self-contained HTML page (images inline, no scripts)."""
+a contact sheet of replaced faces (cut from the published photos: never an original), the generator,
+its weights and licence, the data contract's result; as Markdown and as one self-contained HTML page
+(images inline, no scripts). It is published with the dataset, in DEST: it names the source and
+destination by their last path element only, and points at no private file."""
 from __future__ import annotations
 
 import base64
@@ -11,11 +13,16 @@ import json
 import numpy as np
 import pandas as pd
 
-from faceveil.storage.paths import META_DIR, Location
+from faceveil.storage.paths import Location
 
-DATASHEET_MD = f"{META_DIR}/datasheet.md"
-DATASHEET_HTML = f"{META_DIR}/datasheet.html"
-CONTACT_SHEET = f"{META_DIR}/publish/contact_sheet.png"
+DATASHEET_MD = "datasheet.md"  # in DEST, published with the dataset
+DATASHEET_HTML = "datasheet.html"
+CONTACT_SHEET = "datasheet-faces.png"
+PUBLIC_FILES = (DATASHEET_MD, DATASHEET_HTML, CONTACT_SHEET)
+FACES = "publish/faces.parquet"  # in the state root, with the publication's summary
+SUMMARY = "publish/summary.json"
+SHEET_FACES = 12  # replaced faces on the contact sheet
+SHEET_COLUMNS = 6
 
 
 def _mean(s: pd.Series) -> float | None:
@@ -44,16 +51,21 @@ def publication_metrics(faces: pd.DataFrame, reid_threshold: float, id_margin: f
 
 
 def contact_sheet(crops: list) -> bytes | None:
-    """PNG of up to 6 rows: original | blur | replaced (each crop the same size), with a gap between."""
+    """PNG of up to SHEET_FACES replaced faces (crops of one size), SHEET_COLUMNS to a row, with a gap
+    between."""
     import cv2
 
     if not crops:
         return None
-    side, gap = crops[0][0].shape[0], 4
-    rows = [np.hstack([c for pair in zip(triple, [np.full((side, gap, 3), 255, np.uint8)] * 3) for c in pair][:-1])
-            for triple in crops[:6]]
-    sep = np.full((gap, rows[0].shape[1], 3), 255, np.uint8)
-    sheet = np.vstack([r for row in rows for r in (row, sep)][:-1])
+    crops = list(crops[:SHEET_FACES])
+    side, gap = crops[0].shape[0], 4
+    blank = np.full((side, side, 3), 255, np.uint8)
+    crops += [blank] * (-len(crops) % min(SHEET_COLUMNS, len(crops)))
+    cols = min(SHEET_COLUMNS, len(crops))
+    vgap, hgap = np.full((side, gap, 3), 255, np.uint8), None
+    rows = [np.hstack([c for crop in crops[i:i + cols] for c in (crop, vgap)][:-1]) for i in range(0, len(crops), cols)]
+    hgap = np.full((gap, rows[0].shape[1], 3), 255, np.uint8)
+    sheet = np.vstack([r for row in rows for r in (row, hgap)][:-1])
     ok, buf = cv2.imencode(".png", cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
     return buf.tobytes() if ok else None
 
@@ -92,54 +104,69 @@ def _rows(info: dict) -> list[tuple[str, str]]:
     ]
 
 
+def _files(info: dict) -> list[str]:
+    """What the published dataset holds (its private records are named, not linked: they stay with
+    the publisher)."""
+    files = ["the photos, in the source's folder tree: every face replaced (photos without a face unchanged)"]
+    if info.get("table"):
+        files = [f"`{info['table']['output']}`: the published table (same schema and row order; image bytes replaced)"]
+    return files + [f"`{DATASHEET_MD}`, `{DATASHEET_HTML}`, `{CONTACT_SHEET}`: this datasheet and its contact sheet",
+                    "not published: the per-face figures, the per-row record and the run's report, kept by the "
+                    "publisher apart from the dataset"]
+
+
+def _public(info: dict) -> dict:
+    """The datasheet's view of the source and destination: their last path element only (the full
+    paths, which may name a user or a private share, stay in the private summary)."""
+    name = lambda url: url.rstrip("/").rsplit("/", 1)[-1] or url  # noqa: E731
+    return {**info, "src": name(str(info["src"])), "dest": name(str(info["dest"]))}
+
+
 def render_markdown(info: dict) -> str:
+    info = _public(info)
     lines = [f"# Datasheet: {info['dest']}", "", f"Published from `{info['src']}` by faceveil {info['faceveil_version']} "
              f"(run {info['run_id']}, {info['created_at']}): every face replaced by a generated face of another identity "
              "that keeps its pose, expression and skin colour; pixels outside each face's mask unchanged.", "",
              "## Figures", "", "| | |", "|---|---|"]
     lines += [f"| {k} | {v.replace('|', '/')} |" for k, v in _rows(info)]
     lines += ["", "## Licence", "", info["generator"]["licence"], "",
-              "## Contact sheet", "", "Original, blurred, replaced (up to 6 faces):", "",
-              "![contact sheet](publish/contact_sheet.png)" if info.get("has_contact_sheet") else "(no faces)", "",
-              "## Files", "", "- `_faceveil/publish/faces.parquet`: one row per face (media, face index, surrogate id, "
-              "identity cosine, pose error, skin ΔE, detector score, size, seconds)",
-              "- `_faceveil/publish/summary.json`: the run's figures and settings"]
-    if info.get("table"):
-        lines += [f"- `{info['table']['output']}`: the published table (same schema and row order; image bytes replaced)",
-                  "- `_faceveil/publish/rows.parquet`: one row per table row (row, staged media, status, reason, faces)"]
-    lines.append("")
+              "## Contact sheet", "", f"Replaced faces, as published (up to {SHEET_FACES}):", "",
+              f"![contact sheet]({CONTACT_SHEET})" if info.get("has_contact_sheet") else "(no faces)", "",
+              "## Files", ""] + [f"- {f}" for f in _files(info)] + [""]
     return "\n".join(lines)
 
 
 def render_html(info: dict, png: bytes | None) -> str:
     e = html.escape
+    info = _public(info)
     rows = "".join(f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in _rows(info))
-    img = (f'<img alt="contact sheet: original, blur, replaced" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
+    img = (f'<img alt="contact sheet: replaced faces" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
            if png else "<p>(no faces)</p>")
+    files = "".join(f"<li>{e(f).replace('`', '')}</li>" for f in _files(info))
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>Datasheet: {e(info['dest'])}</title>
 <style>body{{font-family:sans-serif;max-width:960px;margin:2em auto;color:#222}}th{{text-align:left;padding-right:1em}}
 td,th{{border-bottom:1px solid #ddd;padding:4px}}.licence{{background:#fff4d6;border:1px solid #e0b000;padding:1em}}
-img{{image-rendering:pixelated;width:100%;max-width:600px}}</style></head><body>
+img{{width:100%;max-width:600px}}</style></head><body>
 <h1>Datasheet: {e(info['dest'])}</h1>
 <p>Published from <code>{e(info['src'])}</code> by faceveil {e(info['faceveil_version'])} (run {e(info['run_id'])},
 {e(info['created_at'])}): every face replaced by a generated face of another identity that keeps its pose, expression and
 skin colour; pixels outside each face's mask unchanged.</p>
 <section id="figures"><h2>Figures</h2><table>{rows}</table></section>
 <section id="licence"><h2>Licence</h2><p class="licence">{e(info['generator']['licence'])}</p></section>
-<section id="contact-sheet"><h2>Contact sheet</h2><p>Original, blurred, replaced (up to 6 faces):</p>{img}</section>
-<section id="files"><h2>Files</h2><ul><li><code>_faceveil/publish/faces.parquet</code>: one row per face</li>
-<li><code>_faceveil/publish/summary.json</code>: the run's figures and settings</li></ul></section>
+<section id="contact-sheet"><h2>Contact sheet</h2><p>Replaced faces, as published (up to {SHEET_FACES}):</p>{img}</section>
+<section id="files"><h2>Files</h2><ul>{files}</ul></section>
 </body></html>
 """
 
 
-def write_datasheet(dest: Location, info: dict, png: bytes | None) -> dict:
-    """Writes DEST/_faceveil/datasheet.md and .html (and the contact sheet PNG); their paths."""
+def write_datasheet(dest: Location, state: Location, info: dict, png: bytes | None) -> dict:
+    """Writes the datasheet (datasheet.md, .html and the contact sheet PNG) into DEST, the public tree,
+    and the publication's summary (full paths, settings, figures) into the state root; their paths."""
     info = {**info, "has_contact_sheet": png is not None}
     if png is not None:
         dest.write_bytes(CONTACT_SHEET, png)
     dest.write_bytes(DATASHEET_MD, render_markdown(info).encode())
     dest.write_bytes(DATASHEET_HTML, render_html(info, png).encode())
-    dest.write_bytes(f"{META_DIR}/publish/summary.json", json.dumps(info, indent=2, default=str).encode())
-    return {"markdown": DATASHEET_MD, "html": DATASHEET_HTML, "summary": f"{META_DIR}/publish/summary.json"}
+    state.write_bytes(SUMMARY, json.dumps(info, indent=2, default=str).encode())
+    return {"markdown": DATASHEET_MD, "html": DATASHEET_HTML, "summary": SUMMARY}

@@ -1,6 +1,6 @@
 """Every flow run as an MLflow run: params (settings, models and weight hashes, code version),
 metrics (privacy, utility, counts), artifacts (audit report, plots, manifest summary). The store is
-a sqlite database under DEST/_faceveil/mlflow for a local DEST (for s3://, one under
+a sqlite database under the archive's state root (mlflow/) when it is local (for s3://, one under
 $FACEVEIL_HOME, default ~/.faceveil), or any tracking URI ($FACEVEIL_MLFLOW_URI or the setting). The
 artifacts go beside a local store, or to an artifact root given (the mlflow_artifacts setting,
 $FACEVEIL_MLFLOW_ARTIFACTS), e.g. s3://bucket/prefix (boto3's credentials from the AWS environment;
@@ -15,7 +15,7 @@ import tempfile
 import threading
 from pathlib import Path
 
-from faceveil.storage.paths import META_DIR, Location
+from faceveil.storage.paths import Location
 
 EXPERIMENT = "faceveil"
 # Held by every use of mlflow here (import, store, logging): two threads importing parts of mlflow
@@ -33,14 +33,15 @@ def load_mlflow():
     return mlflow
 
 
-def store_for(dest: Location, uri: str | None = None, artifacts: str | None = None) -> tuple[str, str | None]:
-    """(tracking URI, artifact root of its experiment; None: the tracking server's default) of an archive."""
+def store_for(state: Location, uri: str | None = None, artifacts: str | None = None) -> tuple[str, str | None]:
+    """(tracking URI, artifact root of its experiment; None: the tracking server's default) of the
+    archive whose private state root is `state`."""
     uri = uri or os.environ.get("FACEVEIL_MLFLOW_URI")
     artifacts = artifacts or os.environ.get("FACEVEIL_MLFLOW_ARTIFACTS") or None
     if uri:
         return uri, artifacts
     home = Path(os.environ.get("FACEVEIL_HOME") or Path.home() / ".faceveil")
-    root = Path(dest.path(f"{META_DIR}/mlflow")) if dest.is_local else home / "mlflow"
+    root = Path(state.path("mlflow")) if state.is_local else home / "mlflow"
     root.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{root / 'mlflow.db'}", artifacts or (root / "artifacts").as_uri()
 

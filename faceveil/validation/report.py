@@ -1,5 +1,5 @@
 """The self-contained HTML audit report of a run (plots inline, every audit string escaped),
-and its storage beside the JSON audit under `_faceveil/reports/`. `render_html` is longer than 60
+and its storage beside the JSON audit under the state root's `reports/`. `render_html` is longer than 60
 lines (and the module just over 300 lines): it is the page's one template, section after section, which reads best in one piece."""
 from __future__ import annotations
 
@@ -11,9 +11,8 @@ import math
 import posixpath
 import re
 
-from faceveil.storage.paths import META_DIR
 
-REPORTS = f"{META_DIR}/reports"
+REPORTS = "reports"  # in the state root
 SECTIONS = [("summary", "Summary"), ("contracts", "Data contracts"), ("privacy", "Privacy"), ("utility", "Utility"),
             ("coverage", "Coverage"), ("pulse", "Pulse (rPPG)"), ("media", "Media"), ("models", "Models"), ("settings", "Settings"),
             ("keys", "Keys"), ("access-log", "Access log"), ("thumbnails", "Thumbnails"), ("mlflow", "MLflow")]
@@ -285,7 +284,7 @@ def strict_json(v):
 
 
 def write_report(dest, audit: dict, latest: bool = True) -> dict[str, str]:
-    """Writes the audit JSON and HTML of the run (and latest.json / latest.html) under dest."""
+    """Writes the audit JSON and HTML of the run (and latest.json / latest.html) under the state root `dest`."""
     run_id = _check_run_id(audit.get("run_id"))
     audit = strict_json(audit)
     blob = json.dumps(audit, indent=2, default=str, sort_keys=True, allow_nan=False).encode()

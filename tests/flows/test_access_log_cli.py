@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -15,11 +16,13 @@ from faceveil.ops.logged import pairs
 from faceveil.storage import access_log
 from faceveil.storage.keys import MasterKey, load_key, write_key_file
 from faceveil.storage.paths import Location
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from private import private  # noqa: E402
 
 pytestmark = pytest.mark.slow  # end to end: Prefect flows on a Dask cluster, the CLI with its own server
 
 PHOTOS = ("photos/astronaut.jpg", "photos/grace_hopper.png")
-LOG = "_faceveil/access_log"
+LOG = "access_log"  # in the state root
 
 
 def _cli(*args):
@@ -42,11 +45,11 @@ def _keys(folder, n):
 
 
 def _restored(out):
-    return sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file() and "_faceveil" not in p.parts)
+    return sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())  # OUT holds restored media only
 
 
 def _rows(dest):
-    return access_log.read(Location(str(dest)))
+    return access_log.read(Location(str(private(dest))))
 
 
 def _outcomes(dest):
@@ -63,7 +66,7 @@ def anonymized(sample_archive, tmp_path_factory, prefect_server):
         shutil.copy(sample_archive / rel, src / rel)
     (k1,) = _keys(root, 1)
     _ok(_cli("anonymize", str(src), str(root / "dest"), "--reversible", "--key", k1, "--workers", "1", "--quiet"))
-    assert not (root / "dest" / LOG).exists()
+    assert not (private(root / "dest") / LOG).exists()
     return root / "dest", k1, sample_archive / PHOTOS[1]
 
 
@@ -71,6 +74,7 @@ def anonymized(sample_archive, tmp_path_factory, prefect_server):
 def archive(anonymized, tmp_path):
     dest, key, probe = anonymized
     shutil.copytree(dest, tmp_path / "archive")
+    shutil.copytree(private(dest), private(tmp_path / "archive"))
     return tmp_path / "archive", key, str(probe)
 
 
@@ -113,7 +117,7 @@ def test_rotations_keep_the_chain_and_verify_names_an_edited_or_removed_row(arch
     assert "access log intact" in r.stdout and "erasure request" in r.stdout
     assert _cli("access-log", str(dest), "--verify", "--key", k2).returncode == 1  # a retired key sees later spans fail
 
-    log = dest / LOG
+    log = private(dest) / LOG
     original = (log / "000000000002.parquet").read_bytes()
     t = pq.read_table(log / "000000000002.parquet")
     pq.write_table(t.set_column(t.schema.get_field_index("reason"), "reason", pa.array(["routine"])),
@@ -149,8 +153,8 @@ def test_failed_restore_output_is_logged_after_its_intent(archive, tmp_path):
 
 def test_unwritable_access_log_stops_every_action(archive, tmp_path):
     dest, key, probe = archive
-    (dest / LOG).write_text("a file where the access log folder should be")
-    vault = {p: p.read_bytes() for p in (dest / "_faceveil" / "vault").rglob("*") if p.is_file()}
+    (private(dest) / LOG).write_text("a file where the access log folder should be")
+    vault = {p: p.read_bytes() for p in (private(dest) / "vault").rglob("*") if p.is_file()}
     runs = {
         "restore": _cli("restore", str(dest), str(tmp_path / "out"), "--all", "--reason", "case 4",
                         "--workers", "1", "--key", key),
@@ -165,4 +169,4 @@ def test_unwritable_access_log_stops_every_action(archive, tmp_path):
         assert r.returncode == 2 and "access log" in r.stderr and "not a folder" in r.stderr, (name, r.stderr)
         assert "Traceback" not in r.stderr, (name, r.stderr)
     assert not (tmp_path / "out").exists() and not (tmp_path / "thumbs").exists()
-    assert {p: p.read_bytes() for p in (dest / "_faceveil" / "vault").rglob("*") if p.is_file()} == vault
+    assert {p: p.read_bytes() for p in (private(dest) / "vault").rglob("*") if p.is_file()} == vault

@@ -3,6 +3,7 @@ import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 import time
 
 import shutil
@@ -15,6 +16,8 @@ from faceveil.config import AnonymizeConfig
 from faceveil.flows.anonymize import run_anonymize
 from faceveil.models.detectors import DetectorSettings, create_detector
 from faceveil.storage.media import iter_frames, probe_video
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from private import private  # noqa: E402
 
 pytestmark = pytest.mark.slow  # end to end: Prefect flows on a Dask cluster, the CLI with its own server
 
@@ -30,7 +33,7 @@ BAD = {"bad/empty.mp4": "empty file",
 
 
 def _media(dest):
-    return pq.read_table(dest / "_faceveil" / "media").to_pandas().set_index("rel_path")
+    return pq.read_table(private(dest) / "media").to_pandas().set_index("rel_path")
 
 
 def _faces(path, threshold=0.5, every=2):
@@ -83,7 +86,7 @@ def test_faces_are_gone(first_run, sample_archive):
 
 def test_detection_manifest(first_run):
     dest, _ = first_run
-    det = pq.read_table(dest / "_faceveil" / "detections").to_pandas()
+    det = pq.read_table(private(dest) / "detections").to_pandas()
     media = _media(dest).reset_index().set_index("media_id")
     det = det.join(media[["width", "height", "rel_path"]], on="media_id")
     assert (det.x1 >= 0).all() and (det.y1 >= 0).all()
@@ -92,22 +95,22 @@ def test_detection_manifest(first_run):
     video = det[det.rel_path == "cameras/lobby/clip_001.mp4"]
     assert video.filled.any() and (~video.filled).any()  # tracker filled the frames between detections
     assert not video.duplicated(["frame_index", "track_id"]).any()
-    tracks = pq.read_table(dest / "_faceveil" / "tracks").to_pandas()
+    tracks = pq.read_table(private(dest) / "tracks").to_pandas()
     assert (tracks.n_detected + tracks.n_filled == tracks.n_frames).all()
 
 
 def test_second_run_skips_everything_and_duplicates_nothing(first_run, sample_archive):
     dest, first = first_run
-    before = {t: pq.read_table(dest / "_faceveil" / t).num_rows for t in ("media", "detections", "tracks")}
+    before = {t: pq.read_table(private(dest) / t).num_rows for t in ("media", "detections", "tracks")}
     run_ids = _media(dest).run_id.to_dict()
     again = run_anonymize(AnonymizeConfig(src=str(sample_archive), dest=str(dest), workers=2))
     assert again["already_done"] == len(GOOD) and again["ok"] == 0
     assert again["failed"] == len(BAD)  # bad input is looked at again (and fails again) on every run
-    after = {t: pq.read_table(dest / "_faceveil" / t).num_rows for t in ("media", "detections", "tracks")}
+    after = {t: pq.read_table(private(dest) / t).num_rows for t in ("media", "detections", "tracks")}
     assert after == before
     now = _media(dest).run_id.to_dict()
     assert all(now[r] == run_ids[r] for r in GOOD)  # finished media were not redone
-    assert pq.read_table(dest / "_faceveil" / "runs").num_rows == 2
+    assert pq.read_table(private(dest) / "runs").num_rows == 2
 
 
 def test_incremental_by_content_settings_and_weights(sample_archive, tmp_path, prefect_server):
@@ -141,7 +144,7 @@ def test_incremental_by_content_settings_and_weights(sample_archive, tmp_path, p
     unchanged = run_anonymize(replace(config, src=str(moved)))
     assert unchanged["already_done"] == 2 and unchanged["ok"] == 0
     assert unchanged["audit"]["nothing_new"]  # recorded without starting a cluster or a server
-    assert pq.read_table(dest / "_faceveil" / "runs").num_rows == 3
+    assert pq.read_table(private(dest) / "runs").num_rows == 3
     assert rows.settings_hash.nunique() == 1 and rows.settings_hash.iloc[0] == work_hash(config)
     stricter = run_anonymize(replace(config, threshold=0.3))
     assert stricter["ok"] == 2 and stricter["already_done"] == 0  # other settings: everything again
@@ -208,7 +211,7 @@ def test_cli_killed_midway_then_resumed(archive_copy, tmp_path):
     dest = tmp_path / "out"
     proc = _cli("anonymize", str(archive_copy), str(dest), "--workers", "1", "--quiet")
     deadline = time.time() + 240
-    parts = dest / "_faceveil" / "media"
+    parts = private(dest) / "media"
     while time.time() < deadline and proc.poll() is None:
         if parts.is_dir() and len(list(parts.glob("*.parquet"))) >= 2:
             break
@@ -236,7 +239,7 @@ def test_cli_killed_midway_then_resumed(archive_copy, tmp_path):
     assert set(media[media.status == "ok"].index) == GOOD
     for rel, row in done_before.iterrows():
         assert media.loc[rel, "run_id"] == row.run_id  # not redone
-    det = pq.read_table(dest / "_faceveil" / "detections").to_pandas()
+    det = pq.read_table(private(dest) / "detections").to_pandas()
     assert not det.duplicated(["media_id", "frame_index", "track_id", "x1", "y1"]).any()
     for rel in ("cameras/lobby/clip_001.mp4", "cameras/parking/clip_002.mkv"):
         assert probe_video(str(dest / rel)).n_frames == probe_video(str(archive_copy / rel)).n_frames

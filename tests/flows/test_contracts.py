@@ -1,6 +1,8 @@
 """Every anonymize run ends with its data contracts, privacy checks, audit report and MLflow run:
 a real run passes and proves it; a manifest broken on purpose makes the next run fail, naming the
 expectations, with the failure recorded in its report and MLflow run."""
+import sys
+from pathlib import Path
 import base64
 import io
 import json
@@ -16,6 +18,8 @@ from faceveil.config import AnonymizeConfig
 from faceveil.flows.anonymize import run_anonymize
 from faceveil.storage.paths import Location
 from faceveil.validation.contracts import ContractError, check_manifests, enforce
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from private import private  # noqa: E402
 
 pytestmark = pytest.mark.slow  # end to end: Prefect flows on a Dask cluster, the CLI with its own server
 
@@ -37,7 +41,7 @@ def run(sample_archive, tmp_path_factory, prefect_server):
 def _mlflow_run(dest, run_id):
     from mlflow import MlflowClient
 
-    client = MlflowClient(tracking_uri=f"sqlite:///{dest}/_faceveil/mlflow/mlflow.db")
+    client = MlflowClient(tracking_uri=f"sqlite:///{private(dest)}/mlflow/mlflow.db")
     exp = client.get_experiment_by_name("faceveil")
     return client, client.get_run(run_id), exp
 
@@ -45,11 +49,11 @@ def _mlflow_run(dest, run_id):
 def test_a_real_run_keeps_its_contracts_and_proves_its_privacy(run):
     _, dest, summary = run
     assert summary["audit"]["contracts"] is True
-    report = check_manifests(Location(str(dest)))
+    report = check_manifests(Location(str(private(dest))), public=Location(str(dest)))
     assert report.success, report.failures
     tables = {r["table"] for r in report.results}
     assert {"media", "detections", "tracks", "ok_media", "audit_frames", "audit_faces"} <= tables
-    audit = json.loads((dest / "_faceveil/reports/latest.json").read_text())
+    audit = json.loads((private(dest) / "reports/latest.json").read_text())
     assert audit["run_id"] == summary["run_id"] and audit["status"] == "ok"
     leak, reid = audit["privacy"]["leak"], audit["privacy"]["reid"]
     assert leak["frames_checked"] >= 2 and leak["faces_anonymized"] >= 2  # one image + a 2 s video at 1 check/s
@@ -70,13 +74,13 @@ def test_a_real_run_keeps_its_contracts_and_proves_its_privacy(run):
     for t in audit["thumbnails"]:
         rgb = np.asarray(Image.open(io.BytesIO(base64.b64decode(t["png_base64"]))).convert("RGB"))
         assert len(det.detect(rgb)) == 0, t["path"]
-    html = (dest / f"_faceveil/reports/{summary['run_id']}.html").read_text()
+    html = (private(dest) / f"reports/{summary['run_id']}.html").read_text()
     assert summary["run_id"] in html and "data:image/png;base64," in html
 
 
 def test_the_run_is_an_mlflow_run(run):
     _, dest, summary = run
-    audit = json.loads((dest / "_faceveil/reports/latest.json").read_text())
+    audit = json.loads((private(dest) / "reports/latest.json").read_text())
     client, r, exp = _mlflow_run(dest, audit["mlflow"]["run_id"])
     assert r.info.experiment_id == exp.experiment_id and r.info.status == "FINISHED"
     assert r.info.run_name == summary["run_id"] and r.data.tags["faceveil.flow"] == "anonymize_archive"
@@ -94,28 +98,31 @@ def test_broken_manifest_fails_the_next_run_naming_the_expectations(run, tmp_pat
     src, dest, _ = run
     broken = tmp_path / "broken"
     shutil.copytree(dest, broken)
-    media = pq.read_table(broken / "_faceveil/media").to_pandas()
+    shutil.copytree(private(dest), private(broken))
+    shutil.copy(src / "photos/astronaut.jpg", broken / "photos/original.jpg")  # something unvouched for in DEST
+    media = pq.read_table(private(broken) / "media").to_pandas()
     mid = media.set_index("rel_path").loc[VIDEO].media_id
-    part = broken / f"_faceveil/detections/{mid}.parquet"
+    part = private(broken) / f"detections/{mid}.parquet"
     t = pq.read_table(part)
     x2 = t.column("x2").to_pylist()
     x2[0] = 10_000.0  # a box outside the frame
     pq.write_table(t.set_column(t.schema.get_field_index("x2"), "x2", pa.array(x2, pa.float32())), part)
-    mpart = broken / f"_faceveil/media/{mid}.parquet"
+    mpart = private(broken) / f"media/{mid}.parquet"
     m = pq.read_table(mpart)
     pq.write_table(m.set_column(m.schema.get_field_index("has_audio_out"), "has_audio_out",
                                 pa.array([False], pa.bool_())), mpart)  # audio lost
     with pytest.raises(ContractError) as e:
-        enforce(check_manifests(Location(str(broken))))
+        enforce(check_manifests(Location(str(private(broken))), public=Location(str(broken))))
     # the flow itself: a re-run (nothing left to do) checks the archive and fails
     with pytest.raises(ContractError) as e:
         run_anonymize(AnonymizeConfig(src=str(src), dest=str(broken), workers=1))
     msg = str(e.value)
     assert "detections: expect_column_values_to_be_between(right_room) failed for 1 row(s)" in msg
     assert "ok_media: expect_column_values_to_be_in_set(audio_kept) failed for 1 row(s)" in msg
-    audit = json.loads((broken / "_faceveil/reports/latest.json").read_text())
+    assert "public_tree: expect_column_values_to_be_in_set(published) failed for 1 row(s)" in msg
+    audit = json.loads((private(broken) / "reports/latest.json").read_text())
     assert audit["status"] == "failed" and audit["contracts"]["success"] is False
     failed = {(r["table"], r["column"]) for r in audit["contracts"]["results"] if not r["success"]}
-    assert failed == {("detections", "right_room"), ("ok_media", "audio_kept")}
+    assert failed == {("detections", "right_room"), ("ok_media", "audio_kept"), ("public_tree", "published")}
     _, r, _ = _mlflow_run(broken, audit["mlflow"]["run_id"])
-    assert r.info.status == "FAILED" and r.data.metrics["contracts.failed"] == 2
+    assert r.info.status == "FAILED" and r.data.metrics["contracts.failed"] == 3

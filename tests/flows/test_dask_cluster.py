@@ -27,6 +27,8 @@ from faceveil.config import AnonymizeConfig
 from faceveil.flows.anonymize import run_anonymize
 from faceveil.storage.media import iter_frames, probe_video, read_image
 from faceveil.tasks.wrappers import warm_worker
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from private import private  # noqa: E402
 
 pytestmark = pytest.mark.slow  # a Prefect API server, a Dask scheduler and workers in their own processes
 
@@ -141,13 +143,13 @@ def _by_worker(stream: list[dict], names: dict[str, str]) -> dict[str, Counter]:
 
 
 def _media(dest: Path):
-    return pq.read_table(dest / "_faceveil" / "media").to_pandas()
+    return pq.read_table(private(dest) / "media").to_pandas()
 
 
 def _outputs(dest: Path) -> dict[str, str]:
     """rel path -> SHA-256 of every file in the public tree."""
     return {p.relative_to(dest).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(dest.rglob("*")) if p.is_file() and "_faceveil" not in p.relative_to(dest).parts}
+            for p in sorted(dest.rglob("*")) if p.is_file()}
 
 
 def _frames(path: Path) -> int:
@@ -190,7 +192,7 @@ def test_external_cluster_both_workers_run_tasks(sample_archive, tmp_path, prefe
     assert media.media_id.is_unique and len(media) == 9
     ok = media[media.status == "ok"]
     assert len(ok) == 5 and set(ok.device) <= {"cpu", "cuda"} and ok.device.notna().all()
-    assert os.listdir(dest / "_faceveil" / "staging") == []  # every output staged there, then renamed into place
+    assert os.listdir(private(dest) / "staging") == []  # every output staged there, then renamed into place
     tasks = {name: sum(c.values()) for name, c in work.items()}
     assert set(work) == {"w0", "w1"} and all(n > 0 for n in tasks.values()), work  # both workers ran tasks
     figures.append(f"external Dask cluster (scheduler + 2 worker processes, 1 thread each): sample archive in "
@@ -218,7 +220,7 @@ def _archive(root: Path, copies: int) -> Path:
 
 
 class PublicTreePoller(threading.Thread):
-    """Every 0.2 s: every file under DEST outside _faceveil/. A temporary name there is a violation;
+    """Every 0.2 s: every file under DEST (the public tree: nothing private lives there). A temporary name there is a violation;
     each new (name, inode, size, mtime) is copied at once, to be decoded after the run: a file
     half-written under its final name would show as a truncated copy."""
 
@@ -239,9 +241,7 @@ class PublicTreePoller(threading.Thread):
 
     def poll(self) -> None:
         self.polls += 1
-        for dirpath, dirnames, filenames in os.walk(self.dest):
-            if Path(dirpath) == self.dest:
-                dirnames[:] = [d for d in dirnames if d != "_faceveil"]
+        for dirpath, _dirnames, filenames in os.walk(self.dest):
             for name in filenames:
                 path = Path(dirpath, name)
                 rel = path.relative_to(self.dest).as_posix()
@@ -356,7 +356,7 @@ def test_worker_killed_mid_run(tmp_path, prefect_server, figures):
     again = sorted(k for k, n in computed.items() if n > 1)
     assert killer.finished and not [k for k in again if k.startswith(FINAL_TASKS)], (killer.finished, again)
 
-    assert not [p for p in (dest / "_faceveil" / "segments").rglob("*") if p.is_file()]  # joined, then removed
+    assert not [p for p in (private(dest) / "segments").rglob("*") if p.is_file()]  # joined, then removed
 
     # outputs as the clean run's: the same bytes, or (MKV: the muxer writes random segment and track
     # UIDs in every file, killed or not) the same decoded frames

@@ -21,6 +21,8 @@ import psutil
 import pytest
 
 from faceveil.storage.keys import SECRET_ENV, MasterKey, encode_key, write_key_file
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from private import private  # noqa: E402
 
 pytestmark = pytest.mark.slow  # a Prefect server, a worker, flow runs with Dask clusters
 
@@ -92,7 +94,7 @@ def _trigger(name: str, config: Path, **parameters):
 def _run(name: str, config: Path, dest: Path) -> tuple[dict, float, float]:
     """(summary.json, wall seconds from trigger to completion, the flow run's own seconds)."""
     run, wall = _trigger(name, config)
-    return json.loads((dest / "_faceveil/summary.json").read_text()), wall, (run.end_time - run.start_time).total_seconds()
+    return json.loads((private(dest) / "summary.json").read_text()), wall, (run.end_time - run.start_time).total_seconds()
 
 
 def _key_forms(key: MasterKey) -> dict[str, bytes]:
@@ -127,7 +129,7 @@ def test_nightly_deployment_runs_incrementally_and_prefect_never_holds_the_key(s
             first, wall1, own1 = _run(NIGHTLY, config, dest)
             family |= {p.pid for p in psutil.Process(serve.proc.pid).children(recursive=True)}
             assert (first["ok"], first["already_done"], first["failed"]) == (3, 0, 0), first
-            assert (dest / "_faceveil/vault/keyinfo.json").exists() and (dest / "_faceveil/index").is_dir()
+            assert (private(dest) / "vault/keyinfo.json").exists() and (private(dest) / "index").is_dir()
             again, wall2, own2 = _run(NIGHTLY, config, dest)
             assert (again["ok"], again["already_done"], again["failed"]) == (0, 3, 0), again
             added = f"photos/{photos[2].name}"
@@ -138,9 +140,9 @@ def test_nightly_deployment_runs_incrementally_and_prefect_never_holds_the_key(s
             _check_recorded_parameters(key, tmp_path / "archive.key")
             _check_secret_block_reference()
             # the on-demand deployments: a report rendered again, one photo restored (logged first)
-            (dest / "_faceveil/reports/latest.html").unlink()
+            (private(dest) / "reports/latest.html").unlink()
             _, wall_report = _trigger("scheduled_report/report", config)
-            assert (dest / "_faceveil/reports/latest.html").is_file()
+            assert (private(dest) / "reports/latest.html").is_file()
             _, wall_restore = _trigger("scheduled_restore/restore", config, out=str(tmp_path / "restored"),
                                        reason="deployment test", media=[f"photos/{photos[0].name}"])
             assert (tmp_path / "restored/photos" / photos[0].name).is_file()
@@ -170,8 +172,8 @@ def _data_key_forms(dest: Path, key: MasterKey) -> dict[str, bytes]:
     from faceveil.storage.paths import Location
     from faceveil.storage.vault import track_keys
 
-    archive = Location(str(dest))
-    media = [p.stem for p in (dest / "_faceveil/vault/keys").glob("*.parquet")]
+    archive = Location(str(private(dest)))
+    media = [p.stem for p in (private(dest) / "vault/keys").glob("*.parquet")]
     keys = [k for mid in media for k in track_keys(archive, key, mid)[0].values()]
     return {f"data key {i} {form}": needle for i, k in enumerate(keys)
             for form, needle in (("raw", k), ("hex", k.hex().encode()), ("base64", base64.b64encode(k).rstrip(b"=")))}
@@ -181,7 +183,7 @@ def _check_restore_logged(dest: Path, media: str) -> None:
     from faceveil.storage import access_log
     from faceveil.storage.paths import Location
 
-    rows = [r for r in access_log.tail(Location(str(dest)), 10) if r["action"] == "restore"]
+    rows = [r for r in access_log.tail(Location(str(private(dest))), 10) if r["action"] == "restore"]
     outcomes = [access_log.details(r).get("outcome") for r in rows]
     assert outcomes == ["intent", "done"], outcomes
     assert access_log.details(rows[0])["media"] == [media] and rows[0]["reason"] == "deployment test"

@@ -72,7 +72,7 @@ def test_evaluate_compares_methods_on_labelled_photos(evaluated):
         assert run.data.tags["faceveil.flow"] == "evaluate" and run.data.params["settings.method"] == m
         assert math.isclose(run.data.metrics["privacy.leak_rate"], f["leak"]["rate"])
         assert "evaluate.md" in [a.path for a in client.list_artifacts(f["mlflow_run_id"])]
-    saved = json.loads((out / "_faceveil" / "evaluate.json").read_text())
+    saved = json.loads((out / "evaluate.json").read_text())
     assert set(saved["methods"]) == {"solid", "blur"}
 
 

@@ -95,15 +95,15 @@ def test_no_key_or_data_key_in_any_store_after_a_reversible_run_and_a_restore(sa
         r = subprocess.run([sys.executable, "-m", "faceveil.cli", *args, "--key", str(key_file)], env=env,
                            capture_output=True, text=True, timeout=600)
         assert r.returncode == 0, r.stderr[-2000:]
-    dest = Location(str(tmp_path / "dest"))
-    media = [p.stem for p in (tmp_path / "dest" / "_faceveil" / "vault" / "keys").glob("*.parquet")]
+    dest = Location(str(tmp_path / "dest.faceveil-private"))  # the archive's state root
+    media = [p.stem for p in (tmp_path / "dest.faceveil-private" / "vault" / "keys").glob("*.parquet")]
     data_keys = [k for mid in media for k in track_keys(dest, master, mid)[0].values()]
     assert len(data_keys) >= 2
     raw = master._b
     needles = [raw, base64.urlsafe_b64encode(raw), base64.b64encode(raw), raw.hex().encode(), *data_keys,
                *(base64.b64encode(k) for k in data_keys), *(k.hex().encode() for k in data_keys)]
     assert any(n in key_file.read_bytes() for n in needles)  # the control: the key file itself is found
-    roots = [*homes.values(), tmp_path / "dest", tmp_path / "out"]
+    roots = [*homes.values(), tmp_path / "dest", tmp_path / "dest.faceveil-private", tmp_path / "out"]
     files = [p for root in roots if root.exists() for p in root.rglob("*") if p.is_file()]
     assert any(p.name.startswith("prefect.db") for p in files), "Prefect's database was not found to scan"
     for p in files:

@@ -20,6 +20,7 @@ from faceveil.flows.anonymize import run_anonymize
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from leakcheck import boxes_many, leaks  # noqa: E402
+from private import private  # noqa: E402
 
 pytestmark = pytest.mark.slow  # end to end: Prefect flows, the CLI with its own server
 
@@ -34,7 +35,7 @@ def classroom(shared, tmp_path_factory):
 
 
 def _media(dest: Path):
-    return pq.read_table(dest / "_faceveil" / "media").to_pandas().set_index("rel_path")
+    return pq.read_table(private(dest) / "media").to_pandas().set_index("rel_path")
 
 
 @pytest.mark.shared_data
@@ -49,8 +50,9 @@ def test_a_face_left_unmasked_withholds_the_media(classroom, tmp_path, prefect_s
     assert row.status == "leaked" and len(row.leak_frames) >= 1 and pd.isna(row.output_path)
     assert str([int(f) for f in row.leak_frames]) in p.stderr  # the frames are named
     assert not (dest / CLIP).exists()
-    assert (dest / row.quarantine_path).exists() and row.quarantine_path.startswith("_faceveil/quarantine/")
-    summary = json.loads((dest / "_faceveil" / "summary.json").read_text())
+    assert (private(dest) / row.quarantine_path).exists() and row.quarantine_path.startswith("quarantine/")
+    assert not [p for p in dest.rglob("*") if p.is_file()]  # the public tree holds nothing: no other media there
+    summary = json.loads((private(dest) / "summary.json").read_text())
     assert summary["leaked"] == 1 and summary["failures"][0]["status"] == "leaked"
 
 

@@ -18,6 +18,7 @@ from faceveil.pipeline.jobs import media_id
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from leakcheck import boxes_many, leaks  # noqa: E402
+from private import private  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.shared_data]  # flows over ../shared/data
 
@@ -95,8 +96,8 @@ def test_no_face_shows_when_watched_upright(shared, phone_archive, anonymized, f
 
 def test_manifest_boxes_are_in_display_coordinates(shared, phone_archive, anonymized):
     dest, _ = anonymized
-    det = pq.read_table(dest / "_faceveil/detections").to_pandas()
-    media = pq.read_table(dest / "_faceveil/media").to_pandas().set_index("media_id")
+    det = pq.read_table(private(dest) / "detections").to_pandas()
+    media = pq.read_table(private(dest) / "media").to_pandas().set_index("media_id")
     truth = boxes_many([str(shared / "video" / c) for c in CLIPS], threshold=0.5, every=1)
     for clip in CLIPS:
         faces = truth[str(shared / "video" / clip)]

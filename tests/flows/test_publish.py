@@ -1,5 +1,7 @@
 """`faceveil publish` end to end on two photos: one face (replaced, measured, in the datasheet) and
 one without a face (copied byte for byte, recorded)."""
+import sys
+from pathlib import Path
 import json
 
 import numpy as np
@@ -9,6 +11,8 @@ from PIL import Image
 from skimage import data
 
 from faceveil.cli import main
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from private import private  # noqa: E402
 
 pytestmark = pytest.mark.slow  # a Prefect API, a Dask cluster, the generated-face pool
 
@@ -26,21 +30,21 @@ def test_publish_replaces_faces_copies_faceless_photos_and_writes_a_datasheet(tm
     assert (dest / "coffee.jpg").read_bytes() == (src / "coffee.jpg").read_bytes()
     orig, pub = np.asarray(Image.open(src / "people/astronaut.png")), np.asarray(Image.open(dest / "people/astronaut.png"))
     assert orig.shape == pub.shape and (orig != pub).any()
-    faces = pd.read_parquet(dest / "_faceveil/publish/faces.parquet")
+    faces = pd.read_parquet(private(dest) / "publish/faces.parquet")
     assert list(faces.media) == ["people/astronaut.png"]
     f = faces.iloc[0]
     assert f.identity_cosine < 0.92 and f.detector_score >= 0.2 and np.isfinite(f.pose_error_deg) and len(f.surrogate_id) == 16
-    info = json.loads((dest / "_faceveil/publish/summary.json").read_text())
+    info = json.loads((private(dest) / "publish/summary.json").read_text())
     assert info["without_faces"] == ["coffee.jpg"] and info["photos"] == 2 and info["metrics"]["faces"] == 1
     assert info["generator"]["weights_id"].startswith("sha256:") and info["contracts"]["success"]
-    page = (dest / "_faceveil/datasheet.html").read_text()
+    page = (dest / "datasheet.html").read_text()
     assert "data:image/png;base64," in page and "non-commercial research" in page
-    assert "Faces replaced | 1" in (dest / "_faceveil/datasheet.md").read_text()
+    assert "Faces replaced | 1" in (dest / "datasheet.md").read_text()
     print("published face:", f.to_dict())
     # a second run has nothing new to do and gives the same table
     rc = main(["publish", str(src), str(dest), "--workers", "1", "--seed", "0"])
     assert rc == 0
-    again = pd.read_parquet(dest / "_faceveil/publish/faces.parquet")
+    again = pd.read_parquet(private(dest) / "publish/faces.parquet")
     assert again.surrogate_id.tolist() == faces.surrogate_id.tolist()
     assert again.identity_cosine.tolist() == pytest.approx(faces.identity_cosine.tolist())
 
@@ -116,13 +120,15 @@ def test_publish_parquet_table_in_and_out(tmp_path, prefect_server, capsys):
     print(out)
     assert rc == 1, out  # two rows failed
     assert "table:" in out and "row 3: not a JPEG, PNG or WebP image" in out
-    info = json.loads((dest / "_faceveil/publish/summary.json").read_text())
+    info = json.loads((private(dest) / "publish/summary.json").read_text())
     published = dest / "train.parquet"
-    check_table_publication(t, images, pq.read_table(published), pd.read_parquet(dest / "_faceveil/publish/rows.parquet"),
-                            pd.read_parquet(dest / "_faceveil/publish/faces.parquet"), info)
+    check_table_publication(t, images, pq.read_table(published), pd.read_parquet(private(dest) / "publish/rows.parquet"),
+                            pd.read_parquet(private(dest) / "publish/faces.parquet"), info)
     assert info["table"]["rewritten"] and info["contracts"]["success"]
-    assert "train.parquet: 6 rows" in (dest / "_faceveil/datasheet.md").read_text()
+    assert "train.parquet: 6 rows" in (dest / "datasheet.md").read_text()
     assert pq.ParquetFile(published).metadata.num_rows == 6
+    assert sorted(p.name for p in dest.iterdir()) == ["datasheet-faces.png", "datasheet.html", "datasheet.md",
+                                                      "train.parquet"]  # staged rows and records stay private
     stamp = published.stat().st_mtime_ns
     t0 = time.perf_counter()
     rc = main(["publish", str(tmp_path / "train.parquet"), str(dest), "--workers", "1", "--seed", "0", "--json"])
@@ -162,22 +168,26 @@ def test_publish_s3_folder_and_table(s3_endpoint, prefect_server, tmp_path, caps
     assert pub.read_bytes("coffee.jpg") == jpg
     new = pub.read_bytes("people/astronaut.png")
     assert new != png and Image.open(io.BytesIO(new)).size == (256, 256)
-    faces = pd.read_parquet(io.BytesIO(pub.read_bytes("_faceveil/publish/faces.parquet")))
+    state = Location("s3://faces-pub/photos.faceveil-private")  # the publication's private records
+    assert pub.list_files() == ["coffee.jpg", "datasheet-faces.png", "datasheet.html", "datasheet.md",
+                                "people/astronaut.png"]  # the public tree: the dataset and its datasheet
+    faces = pd.read_parquet(io.BytesIO(state.read_bytes("publish/faces.parquet")))
     assert list(faces.media) == ["people/astronaut.png"] and faces.identity_cosine.iloc[0] < 0.92
-    info = json.loads(pub.read_bytes("_faceveil/publish/summary.json"))
+    info = json.loads(state.read_bytes("publish/summary.json"))
     assert info["without_faces"] == ["coffee.jpg"] and info["photos"] == 2 and info["contracts"]["success"]
     assert info["src"] == "s3://faces-src/data/photos" and info["dest"] == "s3://faces-pub/photos"
-    assert b"data:image/png;base64," in pub.read_bytes("_faceveil/datasheet.html")
+    assert b"data:image/png;base64," in pub.read_bytes("datasheet.html")
 
     rc = main(["publish", "s3://faces-src/data/tables/train.parquet", "s3://faces-pub/table", "--workers", "1", "--seed", "0"])
     out = capsys.readouterr().out
     assert rc == 1, out  # two rows failed
-    tab = Location("s3://faces-pub/table")
-    info = json.loads(tab.read_bytes("_faceveil/publish/summary.json"))
-    read = lambda rel: pq.read_table(io.BytesIO(tab.read_bytes(rel)))  # noqa: E731
-    check_table_publication(t, images, read("train.parquet"), read("_faceveil/publish/rows.parquet").to_pandas(),
-                            read("_faceveil/publish/faces.parquet").to_pandas(), info)
-    assert info["src"] == "s3://faces-src/data/tables/train.parquet" and b"train.parquet: 6 rows" in tab.read_bytes("_faceveil/datasheet.md")
+    tab, tab_state = Location("s3://faces-pub/table"), Location("s3://faces-pub/table.faceveil-private")
+    assert tab.list_files() == ["datasheet-faces.png", "datasheet.html", "datasheet.md", "train.parquet"]
+    info = json.loads(tab_state.read_bytes("publish/summary.json"))
+    read = lambda loc, rel: pq.read_table(io.BytesIO(loc.read_bytes(rel)))  # noqa: E731
+    check_table_publication(t, images, read(tab, "train.parquet"), read(tab_state, "publish/rows.parquet").to_pandas(),
+                            read(tab_state, "publish/faces.parquet").to_pandas(), info)
+    assert info["src"] == "s3://faces-src/data/tables/train.parquet" and b"train.parquet: 6 rows" in tab.read_bytes("datasheet.md")
     assert src.list_files() == ["photos/coffee.jpg", "photos/people/astronaut.png", "tables/train.parquet"]
 
 
@@ -191,5 +201,5 @@ def test_publish_table_without_one_image(tmp_path, prefect_server, capsys):
     rc = main(["publish", str(tmp_path / "t.parquet"), str(tmp_path / "pub"), "--workers", "1"])
     assert rc == 1, capsys.readouterr().out
     assert pq.read_table(tmp_path / "pub/t.parquet").to_pylist() == [{"img": None}, {"img": None}]
-    rows = pq.read_table(tmp_path / "pub/_faceveil/publish/rows.parquet").to_pylist()
+    rows = pq.read_table(private(tmp_path / "pub") / "publish/rows.parquet").to_pylist()
     assert [r["status"] for r in rows] == ["failed", "no_image"] and "not a JPEG, PNG or WebP" in rows[0]["reason"]

@@ -19,6 +19,7 @@ from faceveil.validation.image_quality import masked_psnr
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from pulseclip import Clip, make_clip, read_video, write_video  # noqa: E402
+from private import private  # noqa: E402
 
 PHOTO = "faces/deepface_id29/2.jpg"
 
@@ -48,7 +49,7 @@ def _pipeline_masks(dest: Path, shape) -> np.ndarray:
 
     t, h, w = shape[:3]
     masks = np.zeros((t, h, w), bool)
-    for r in pq.read_table(dest / "_faceveil" / "detections").to_pandas().itertuples():
+    for r in pq.read_table(private(dest) / "detections").to_pandas().itertuples():
         masks[r.frame_index] |= skin_region(np.reshape(r.landmarks, (5, 2)), [r.x1, r.y1, r.x2, r.y2], w, h).full(h, w)
     return masks
 
@@ -99,15 +100,15 @@ def test_scrub(runs, figures):
 @pytest.mark.shared_data
 def test_keep_is_recorded_not_a_leak_and_the_report_has_the_pulse(runs):
     _, dest = runs
-    media = pq.read_table(dest["target"] / "_faceveil" / "media").to_pandas().iloc[0]
+    media = pq.read_table(private(dest["target"]) / "media").to_pandas().iloc[0]
     assert media.status == "ok" and media.method == "keep" and media.output_path == "face.mkv"
     assert any("faces kept visible" in n for n in media.notes) and any("pulse target:100" in n for n in media.notes)
-    audit = json.loads(next((dest["target"] / "_faceveil" / "reports").glob("*.json")).read_text())
+    audit = json.loads(next((private(dest["target"]) / "reports").glob("*.json")).read_text())
     (row,) = audit["pulse"]
     assert row["spec"] == "target:100" and row["optimised"] == "pos" and row["measured"]
     assert abs(row["before"]["chrom"]["bpm"] - 72) <= 3 and abs(row["after"]["chrom"]["bpm"] - 100) <= 3
     assert row["psnr_db"] >= 50
-    html = next((dest["target"] / "_faceveil" / "reports").glob("*.html")).read_text()
+    html = next((private(dest["target"]) / "reports").glob("*.html")).read_text()
     assert "Pulse (rPPG)" in html and "chrom before -&gt; after" in html
 
 

@@ -5,6 +5,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -17,6 +18,8 @@ from faceveil.models.detectors import DetectorSettings, create_detector
 from faceveil.storage.media import iter_frames, probe_video, read_image
 from faceveil.storage.paths import Location
 from faceveil.ops.search import ProbeError, probe_vector, search_tracks
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from private import private  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.shared_data]  # flows over ../shared/data
 
@@ -56,13 +59,13 @@ def faces_archive(shared, key, tmp_path_factory, prefect_server):
     assert r.returncode == 0 and "threshold" in r.stdout, r.stderr
     from faceveil.storage.identity_index import IdentityIndex
     # templates and the calibration both embed faces averaged with their mirror image, as probes are
-    assert IdentityIndex(Location(str(dest))).meta()["template_view"] == "mirror-mean"
+    assert IdentityIndex(Location(str(private(dest)))).meta()["template_view"] == "mirror-mean"
     return dest, held
 
 
 def test_probe_finds_the_person_and_nobody_else(faces_archive, key, figures):
     dest, held = faces_archive
-    loc = Location(str(dest))
+    loc = Location(str(private(dest)))
     hits = false = 0
     for person, (probe, _) in held.items():
         v, _ = probe_vector(str(probe), "dlib-resnet")
@@ -83,7 +86,7 @@ def test_stolen_index_is_useless_against_plain_embeddings(faces_archive, figures
     import lancedb
 
     dest, held = faces_archive
-    db = lancedb.connect(str(dest / "_faceveil" / "index"))
+    db = lancedb.connect(str(private(dest) / "index"))
     rows = db.open_table("templates").to_arrow().to_pandas()
     rows = rows[rows.kind == "template"]
     stored = np.stack(rows.vector.to_numpy()).astype(np.float32)
@@ -116,7 +119,7 @@ def test_probe_errors_unknown_person_and_wrong_key(faces_archive, key, tmp_path)
     stranger = tmp_path / "astronaut.png"
     Image.fromarray(face).save(stranger)
     v, _ = probe_vector(str(stranger), "dlib-resnet")
-    assert search_tracks(Location(str(dest)), key, v)[0] == []  # not in the archive: no match, no guess
+    assert search_tracks(Location(str(private(dest))), key, v)[0] == []  # not in the archive: no match, no guess
     r = _cli("search", str(dest), "--probe", str(stranger), "--reason", "test", env={"FACEVEIL_KEY": encode_key(MasterKey.generate())})
     assert r.returncode == 2 and "wrong key" in r.stderr
 
@@ -156,9 +159,9 @@ def test_video_search_and_restore_only_that_person(shared, video_archive, key, t
     out = tmp_path / "restored"
     r = _cli("restore", str(dest), str(out), "--probe", probe, "--reason", "case 42", "--workers", "1", env=env)
     assert r.returncode == 0, r.stderr
-    assert sorted(p.name for p in out.iterdir() if p.name != "_faceveil") == [ELON + ".mkv"]  # nobody else's media
-    media = pq.read_table(dest / "_faceveil/media").to_pandas().set_index("rel_path")
-    entries = pq.read_table(dest / f"_faceveil/vault/entries/{media.loc[ELON].media_id}.parquet").to_pandas()
+    assert sorted(p.name for p in out.iterdir()) == [ELON + ".mkv"]  # nobody else's media, nothing else
+    media = pq.read_table(private(dest) / "media").to_pandas().set_index("rel_path")
+    entries = pq.read_table(private(dest) / f"vault/entries/{media.loc[ELON].media_id}.parquet").to_pandas()
     chosen = {m["track_id"] for m in found if m["rel_path"] == ELON}
     original, anon, restored = _frames(src / ELON), _frames(dest / (ELON + ".mkv")), _frames(out / (ELON + ".mkv"))
     n_in = n_out = 0
@@ -178,7 +181,7 @@ def test_video_search_and_restore_only_that_person(shared, video_archive, key, t
     # every search and restore is in the access log; an edited row is detected
     r = _cli("access-log", str(dest), "--verify", env=env)
     assert r.returncode == 0 and "intact" in r.stdout and "case 42" in r.stdout, r.stdout + r.stderr
-    log = sorted((dest / "_faceveil" / "access_log").glob("*.parquet"))
+    log = sorted((private(dest) / "access_log").glob("*.parquet"))
     assert len(log) == 4  # search and restore: an intent row each, then its outcome
     t = pq.read_table(log[1])
     assert t.column("actor")[0].as_py() == "dpo@example" and t.column("matched")[0].as_py()
@@ -195,11 +198,12 @@ def test_key_rotation_reprojects_the_index(faces_archive, key, tmp_path):
     dest, held = faces_archive
     archive = tmp_path / "archive"
     shutil.copytree(dest, archive)
+    shutil.copytree(private(dest), private(archive))
     new = MasterKey.generate()
-    rotate_key(Location(str(archive)), key, VaultLock.of(new))
-    assert reproject_index(Location(str(archive)), key, new) > 20
+    rotate_key(Location(str(private(archive))), key, VaultLock.of(new))
+    assert reproject_index(Location(str(private(archive))), key, new) > 20
     person, (probe, _) = next(iter(held.items()))
     v, _ = probe_vector(str(probe), "dlib-resnet")
-    matches, _ = search_tracks(Location(str(archive)), new, v)
+    matches, _ = search_tracks(Location(str(private(archive))), new, v)
     assert matches and matches[0].rel_path.split("/")[0] == person  # the new key finds the person
-    assert search_tracks(Location(str(archive)), key, v)[0] == []  # the old key's queries match nothing
+    assert search_tracks(Location(str(private(archive))), key, v)[0] == []  # the old key's queries match nothing

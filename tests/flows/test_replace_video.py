@@ -2,6 +2,8 @@
 face keeps one identity from frame to frame. The audit's identity stability (mean cosine of the dlib
 embeddings of consecutive checked surrogate faces along a track) is measured and reported, even on a
 clip shorter than the checks' default spacing (a replace run checks at least 5 frames of a video)."""
+import sys
+from pathlib import Path
 import json
 import math
 import shutil
@@ -13,6 +15,8 @@ from faceveil.config import AnonymizeConfig
 from faceveil.flows.anonymize import run_anonymize
 from faceveil.storage import manifests
 from faceveil.storage.paths import Location
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from private import private  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.shared_data]  # a flow over ../shared/data (~40 s)
 
@@ -30,15 +34,15 @@ def test_replace_keeps_one_identity_along_a_video_track(shared, prefect_server, 
     stability = summary["audit"]["privacy"]["identity_stability"]
     assert stability is not None and math.isfinite(stability), summary["audit"]["privacy"]
     assert stability >= 0.9
-    loc = Location(str(dest))
+    loc = Location(str(private(dest)))
     per_media = manifests.read_table(loc, "audit/media").to_pandas()
     assert len(per_media) == 1 and per_media.identity_stability.iloc[0] == pytest.approx(stability)
     faces = manifests.read_table(loc, "audit/faces").to_pandas()
     track = faces.groupby("track_id").frame_index.nunique().max()
     assert track >= 4  # consecutive checked faces of one track: at least 5 frames checked, most show the face
-    audit = json.loads((dest / summary["audit"]["report"]).with_suffix(".json").read_text())
+    audit = json.loads((private(dest) / summary["audit"]["report"]).with_suffix(".json").read_text())
     assert audit["privacy"]["identity_stability"] == pytest.approx(stability)
-    page = (dest / summary["audit"]["report"]).read_text()
+    page = (private(dest) / summary["audit"]["report"]).read_text()
     assert "identity stability" in page
     assert "non-commercial research" in page  # the generator's licence, in the report's models
     assert any(m["role"] == "generator" and "non-commercial" in m["licence"] for m in audit["models"])

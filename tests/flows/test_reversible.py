@@ -5,6 +5,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -19,6 +20,8 @@ from faceveil.storage.media import iter_frames, probe_video, read_image
 from faceveil.storage.paths import Location
 from faceveil.ops.forget import forget
 from faceveil.tasks.restore_media import RestoreConfig
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from private import private  # noqa: E402
 
 pytestmark = pytest.mark.slow  # end to end: Prefect flows on a Dask cluster, the CLI with its own server
 
@@ -67,22 +70,22 @@ def _frames(path):
 
 
 def _media(dest):
-    return pq.read_table(dest / "_faceveil/media").to_pandas().set_index("rel_path")
+    return pq.read_table(private(dest) / "media").to_pandas().set_index("rel_path")
 
 
 def _entries(dest, media_id):
-    return pq.read_table(dest / f"_faceveil/vault/entries/{media_id}.parquet").to_pandas()
+    return pq.read_table(private(dest) / f"vault/entries/{media_id}.parquet").to_pandas()
 
 
 def test_vault_has_a_region_for_every_face_frame_and_no_key(lossless_run, master):
     media = _media(lossless_run)
-    det = pq.read_table(lossless_run / "_faceveil/detections").to_pandas()
+    det = pq.read_table(private(lossless_run) / "detections").to_pandas()
     for rel, row in media.iterrows():
         e = _entries(lossless_run, row.media_id)
         assert len(e) == (det.media_id == row.media_id).sum() == row.vault_entries > 0, rel
         assert row.key_fingerprint == master.fingerprint
     raw, text = master._b, encode_key(master).split(":", 1)[1]
-    for f in lossless_run.rglob("*"):
+    for f in [*lossless_run.rglob("*"), *private(lossless_run).rglob("*")]:  # DEST and its state root
         if f.is_file():
             data = f.read_bytes()
             assert raw not in data and text.encode() not in data and raw.hex().encode() not in data, f
@@ -128,24 +131,31 @@ def test_wrong_key_is_refused_before_anything_is_written(lossy_run, clean_archiv
     with pytest.raises(BadKeyError, match="wrong key"):
         run_restore(RestoreConfig(str(lossy_run), str(out), all=True), MasterKey.generate())
     assert not out.exists()
-    before = sorted(p.stat().st_mtime_ns for p in lossy_run.rglob("*") if p.is_file())
+    files = lambda: [p for d in (lossy_run, private(lossy_run)) for p in d.rglob("*") if p.is_file()]  # noqa: E731
+    before = sorted(p.stat().st_mtime_ns for p in files())
     other = MasterKey.generate()
     with pytest.raises(BadKeyError, match="wrong key"):
         run_anonymize(AnonymizeConfig(src=str(clean_archive), dest=str(lossy_run), reversible=True,
                                       vault_lock=VaultLock.of(other), method="blur"), other)
-    assert sorted(p.stat().st_mtime_ns for p in lossy_run.rglob("*") if p.is_file()) == before
+    assert sorted(p.stat().st_mtime_ns for p in files()) == before
 
 
 def _copy(run, tmp_path):
+    """A copy of an archive: its public tree and its private state root."""
     dst = tmp_path / "archive"
     shutil.copytree(run, dst)
+    shutil.copytree(private(run), private(dst))
     return dst
+
+
+def _state(archive) -> Location:
+    return Location(str(private(archive)))
 
 
 def test_tampered_row_is_reported_and_the_rest_restores(lossless_run, master, tmp_path):
     archive = _copy(lossless_run, tmp_path)
     mid = _media(archive).loc[VIDEO].media_id
-    part = archive / f"_faceveil/vault/entries/{mid}.parquet"
+    part = private(archive) / f"vault/entries/{mid}.parquet"
     t = pq.read_table(part)
     sealed = t.column("sealed").to_pylist()
     sealed[5] = sealed[5][:-1] + bytes([sealed[5][-1] ^ 1])  # one flipped bit
@@ -169,9 +179,9 @@ def test_forgotten_track_stays_anonymized_and_the_rest_restores(clean_archive, l
     tracks = sorted(e.track_id.unique())
     assert len(tracks) >= 2, "the sample clip has two people"
     gone = int(tracks[0])
-    assert forget(str(archive), master, [f"{VIDEO}:{gone}"]) == {VIDEO: [gone]}
+    assert forget(_state(archive), master, [f"{VIDEO}:{gone}"]) == {VIDEO: [gone]}
     with pytest.raises(BadKeyError):
-        forget(str(archive), MasterKey.generate(), [f"{VIDEO}:{tracks[1]}"])
+        forget(_state(archive), MasterKey.generate(), [f"{VIDEO}:{tracks[1]}"])
     out = tmp_path / "restored"
     report = run_restore(RestoreConfig(str(archive), str(out), all=True, workers=2), master)
     m = next(x for x in report["media"] if x["path"] == VIDEO + ".mkv")
@@ -190,18 +200,18 @@ def test_forgotten_track_stays_anonymized_and_the_rest_restores(clean_archive, l
         if not ((e.track_id == gone) & (e.frame_index == r.frame_index)).any():
             assert np.array_equal(restored[r.frame_index][region], original[r.frame_index][region])
     with pytest.raises(ValueError, match="no anonymized media"):
-        forget(str(archive), master, ["nope.mp4:1"])
+        forget(_state(archive), master, ["nope.mp4:1"])
 
 
 def test_missing_vault_and_non_reversible_archive(lossy_run, master, tmp_path, sample_archive, prefect_server):
     archive = _copy(lossy_run, tmp_path)
     mid = _media(archive).loc[VIDEO].media_id
-    (archive / f"_faceveil/vault/entries/{mid}.parquet").unlink()
+    (private(archive) / f"vault/entries/{mid}.parquet").unlink()
     report = run_restore(RestoreConfig(str(archive), str(tmp_path / "out"), all=True, workers=1), master)
     m = next(x for x in report["media"] if x["path"] == VIDEO)
     assert m["status"] == "failed" and "vault entries missing" in m["reason"] and mid in m["reason"]
     assert report["ok"] == 2  # the images still restore
-    shutil.rmtree(archive / "_faceveil/vault")
+    shutil.rmtree(private(archive) / "vault")
     with pytest.raises(BadKeyError, match="no vault here"):
         run_restore(RestoreConfig(str(archive), str(tmp_path / "out2"), all=True), master)
 
@@ -238,7 +248,8 @@ def test_cli_keygen_passphrase_and_no_key_in_output(clean_archive, tmp_path, pre
     for r in (r, r1, r2, r3):
         for stream in (r.stdout, r.stderr):
             assert secret.split(":", 1)[1] not in stream and env["FACEVEIL_PASSPHRASE"] not in stream
-    files = [p.read_bytes() for d in ("dest", "dest_k", "out") for p in (tmp_path / d).rglob("*") if p.is_file()]
+    folders = ("dest", "dest_k", "out", "dest.faceveil-private", "dest_k.faceveil-private")
+    files = [p.read_bytes() for d in folders for p in (tmp_path / d).rglob("*") if p.is_file()]
     raw = base64.urlsafe_b64decode(secret.split(":", 1)[1])
     assert not any(raw in f or env["FACEVEIL_PASSPHRASE"].encode() in f for f in files)
 
@@ -249,8 +260,8 @@ def test_key_rotation_rewraps_and_the_old_key_no_longer_opens(lossless_run, mast
     archive = _copy(lossless_run, tmp_path)
     new = MasterKey.generate()
     with pytest.raises(BadKeyError):
-        rotate_key(Location(str(archive)), MasterKey.generate(), VaultLock.of(new))
-    assert rotate_key(Location(str(archive)), master, VaultLock.of(new)) >= 3
+        rotate_key(_state(archive), MasterKey.generate(), VaultLock.of(new))
+    assert rotate_key(_state(archive), master, VaultLock.of(new)) >= 3
     with pytest.raises(BadKeyError, match="wrong key"):
         run_restore(RestoreConfig(str(archive), str(tmp_path / "old"), all=True), master)
     report = run_restore(RestoreConfig(str(archive), str(tmp_path / "new"), media=list(IMAGES), workers=1), new)
@@ -264,18 +275,18 @@ def test_vault_parts_moved_from_another_archive_do_not_open(lossless_run, lossy_
     from faceveil.storage.vault import archive_id
 
     archive = _copy(lossless_run, tmp_path)
-    a, b = archive_id(Location(str(archive))), archive_id(Location(str(lossy_run)))
+    a, b = archive_id(_state(archive)), archive_id(_state(lossy_run))
     assert a and b and a != b
     mid = _media(archive).loc[VIDEO].media_id
     assert _media(lossy_run).loc[VIDEO].media_id == mid
     for part in ("entries", "keys"):
-        shutil.copy(lossy_run / f"_faceveil/vault/{part}/{mid}.parquet", archive / f"_faceveil/vault/{part}/{mid}.parquet")
+        shutil.copy(private(lossy_run) / f"vault/{part}/{mid}.parquet", private(archive) / f"vault/{part}/{mid}.parquet")
     out = tmp_path / "restored"
     with pytest.raises(SealError):
         run_restore(RestoreConfig(str(archive), str(out), media=[VIDEO], workers=1), master)
     assert not out.exists()
     # this archive's keys back, the other's sealed regions stay: refused region by region, nothing pasted
-    shutil.copy(lossless_run / f"_faceveil/vault/keys/{mid}.parquet", archive / f"_faceveil/vault/keys/{mid}.parquet")
+    shutil.copy(private(lossless_run) / f"vault/keys/{mid}.parquet", private(archive) / f"vault/keys/{mid}.parquet")
     report = run_restore(RestoreConfig(str(archive), str(out), media=[VIDEO], workers=1), master)
     m = report["media"][0]
     assert m["regions_restored"] == 0 and m["refused_regions"], m

@@ -1,5 +1,6 @@
 """The flow against real S3 semantics: moto's server on 127.0.0.1, s3:// source and destination."""
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -8,6 +9,8 @@ from faceveil.config import AnonymizeConfig
 from faceveil.flows.anonymize import run_anonymize
 from faceveil.storage import manifests
 from faceveil.storage.paths import Location
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from private import private  # noqa: E402
 
 pytestmark = pytest.mark.slow  # end to end: Prefect flows on a Dask cluster, the CLI with its own server
 
@@ -26,14 +29,14 @@ def test_s3_to_s3(s3_endpoint, sample_archive, prefect_server, tmp_path):
     assert summary["ok"] == 2 and summary["failed"] == 2
     assert summary["audit"]["contracts"] and summary["audit"]["privacy"]["leak"]["faces_found"] == 0
     assert not [p for p in scratch.rglob("*")], "downloaded originals or temporaries left in scratch"
-    dest = Location("s3://published/anonymized")
+    dest, state = Location("s3://published/anonymized"), Location("s3://published/anonymized.faceveil-private")
     files = dest.list_files()
-    assert {"cameras/parking/clip_002.mkv", "photos/astronaut.jpg", "_faceveil/summary.json",
-            summary["audit"]["report"]} <= set(files)
-    assert b"<html" in dest.read_bytes(summary["audit"]["report"])[:200].lower()
+    assert set(files) == {"cameras/parking/clip_002.mkv", "photos/astronaut.jpg"}  # the public tree: outputs only
+    assert {"summary.json", summary["audit"]["report"]} <= set(state.list_files())  # the rest in a sibling prefix
+    assert b"<html" in state.read_bytes(summary["audit"]["report"])[:200].lower()
     assert not Location("s3://archive/anonymized").fs.exists("archive/anonymized")  # nothing in the source bucket
     assert not any(".tmp-" in f for f in files)
-    media = manifests.read_table(dest, "media").to_pandas().set_index("rel_path")
+    media = manifests.read_table(state, "media").to_pandas().set_index("rel_path")
     assert media.loc["cameras/parking/clip_002.mkv", "frames_out"] == media.loc["cameras/parking/clip_002.mkv", "frames_in"] == 50
     assert media.loc["cameras/parking/clip_002.mkv", "has_audio_out"]
     assert "not a readable media file" in media.loc["bad/text.mp4", "reason"]
@@ -43,7 +46,7 @@ def test_s3_to_s3(s3_endpoint, sample_archive, prefect_server, tmp_path):
         assert probe_video(local).n_frames == 50
     again = run_anonymize(AnonymizeConfig(src="s3://archive/cams", dest="s3://published/anonymized", workers=2))
     assert again["already_done"] == 2
-    assert manifests.read_table(dest, "detections").num_rows == media.n_faces.sum()
+    assert manifests.read_table(state, "detections").num_rows == media.n_faces.sum()
 
 
 def test_reversible_on_s3_vault_index_restore(s3_endpoint, sample_archive, prefect_server, tmp_path):
@@ -64,11 +67,12 @@ def test_reversible_on_s3_vault_index_restore(s3_endpoint, sample_archive, prefe
     summary = run_anonymize(AnonymizeConfig(src="s3://vault/src", dest="s3://vault/dest", workers=1, reversible=True,
                                             vault_lock=VaultLock.of(key)), key)
     assert summary["ok"] == 1
-    dest = Location("s3://vault/dest")
+    dest = Location("s3://vault/dest.faceveil-private")  # the archive's state root
+    assert Location("s3://vault/dest").list_files() == ["photos/grace_hopper.png"]
     files = set(dest.list_files())
-    assert {"_faceveil/vault/keyinfo.json", "photos/grace_hopper.png"} <= files
-    assert any(f.startswith("_faceveil/vault/entries/") for f in files)
-    assert any(f.startswith("_faceveil/index/") for f in files)
+    assert "vault/keyinfo.json" in files
+    assert any(f.startswith("vault/entries/") for f in files)
+    assert any(f.startswith("index/") for f in files)
     v, _ = probe_vector(str(sample_archive / "photos/grace_hopper.png"), "dlib-resnet")
     matches, _ = search_tracks(dest, key, v)
     assert matches and matches[0].rel_path == "photos/grace_hopper.png"
@@ -94,9 +98,10 @@ def test_storage_credentials_never_reach_prefect_or_the_outputs(s3_endpoint, sam
                                             storage_options=opts, scratch_dir=str(scratch)))
     assert summary["ok"] == 1, summary["failures"]
     needle = secret.encode()
-    dest = Location("s3://creds/dest", opts)
-    for rel in dest.list_files():
-        assert needle not in dest.read_bytes(rel), f"s3://creds/dest/{rel} holds the secret"
+    for url in ("s3://creds/dest", "s3://creds/dest.faceveil-private"):  # DEST and its state root
+        loc = Location(url, opts)
+        for rel in loc.list_files():
+            assert needle not in loc.read_bytes(rel), f"{url}/{rel} holds the secret"
     places = [Path(os.environ["PREFECT_HOME"]), Path(os.environ["FACEVEIL_HOME"]), scratch]
     files = [p for root in places if root.exists() for p in root.rglob("*") if p.is_file()]
     assert any(p.name.startswith("prefect.db") for p in files), "Prefect's database was not found to scan"
@@ -171,7 +176,7 @@ def test_mlflow_artifacts_on_s3(s3_endpoint, sample_archive, prefect_server, tmp
 
     local = MlflowClient(tracking_uri=uri).download_artifacts(logged["run_id"], "audit_report.html", str(tmp_path))
     assert b"<html" in Path(local).read_bytes()[:200].lower()
-    assert not (dest / "_faceveil" / "mlflow").exists()  # the store is the one named, its artifacts on S3
+    assert not (private(dest) / "mlflow").exists()  # the store is the one named, its artifacts on S3
     # the same store, another root: a second experiment, never the first one's bucket
     _, exp_id, name = open_store(uri, "s3://mlflow-artifacts/other")
     assert name == "faceveil (s3://mlflow-artifacts/other)"

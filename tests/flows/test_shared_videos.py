@@ -13,6 +13,7 @@ from faceveil.storage.media import probe_video
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from leakcheck import boxes_many, leaks  # noqa: E402
+from private import private  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.shared_data]  # flows over ../shared/data
 
@@ -63,8 +64,8 @@ def test_all_clips_ok_and_video_stays_video(archive, outputs):
 
 def test_manifest_boxes_inside_frames(outputs):
     for dest, _ in outputs.values():
-        det = pq.read_table(dest / "_faceveil/detections").to_pandas()
-        media = pq.read_table(dest / "_faceveil/media").to_pandas().set_index("media_id")
+        det = pq.read_table(private(dest) / "detections").to_pandas()
+        media = pq.read_table(private(dest) / "media").to_pandas().set_index("media_id")
         det = det.join(media[["width", "height"]], on="media_id")
         assert len(det) > 1000
         assert ((det.x1 >= 0) & (det.y1 >= 0) & (det.x2 <= det.width) & (det.y2 <= det.height)).all()

@@ -1,8 +1,12 @@
+import sys
+from pathlib import Path
 import numpy as np
 
 from faceveil.models.anonymizers import Anonymizer, create_anonymizer
 from faceveil.models.detections import Detections
 from faceveil.pipeline.protect import protect_frame
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from private import private  # noqa: E402
 
 
 class Broken(Anonymizer):
@@ -70,23 +74,23 @@ def test_leak_verdict_withholds_above_max_leak_and_names_the_frames():
     assert leak_verdict(0.1, _Audit(leak, 0.05)) is None  # within --max-leak
     row = outcome("cam/a.mp4", why, _Audit(leak, 0.05))
     assert row["status"] == "leaked" and row["output_path"] is None and row["leak_frames"] == [12]
-    assert row["quarantine_path"] == "_faceveil/quarantine/cam/a.mp4"
+    assert row["quarantine_path"] == "quarantine/cam/a.mp4"  # in the state root
 
 
 def test_a_withheld_output_goes_to_quarantine_and_takes_an_earlier_one_down(tmp_path):
     from faceveil.pipeline.protect import commit_output
     from faceveil.storage.paths import Location
 
-    dest = Location(str(tmp_path / "dest"))
+    dest, state = Location(str(tmp_path / "dest")), Location(str(private(tmp_path / "dest")))
     src = tmp_path / "in.jpg"
     src.write_bytes(b"input")
     for withheld in (False, True):
         out = tmp_path / "out.jpg"
         out.write_bytes(b"output %d" % withheld)
-        commit_output(dest, str(out), "cam/x.jpg", str(src), None, withheld=withheld)
+        commit_output(dest, state, str(out), "cam/x.jpg", str(src), None, withheld=withheld)
     assert not (tmp_path / "dest/cam/x.jpg").exists()  # the earlier published output is taken down
-    assert (tmp_path / "dest/_faceveil/quarantine/cam/x.jpg").read_bytes() == b"output 1"
+    assert (private(tmp_path / "dest") / "quarantine/cam/x.jpg").read_bytes() == b"output 1"
     out.write_bytes(b"fixed")
-    commit_output(dest, str(out), "cam/x.jpg", str(src), None)
+    commit_output(dest, state, str(out), "cam/x.jpg", str(src), None)
     assert (tmp_path / "dest/cam/x.jpg").read_bytes() == b"fixed"
-    assert not (tmp_path / "dest/_faceveil/quarantine/cam/x.jpg").exists()
+    assert not (private(tmp_path / "dest") / "quarantine/cam/x.jpg").exists()

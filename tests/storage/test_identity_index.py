@@ -131,7 +131,7 @@ def test_meta_round_trip(index, tmp_path):
     index.write_meta({"embedder": "dlib-resnet"})  # merged into the stored keys
     again = IdentityIndex(Location(str(tmp_path)), dim=DIM)
     assert again.meta() == {"threshold": 0.62, "calibration": {"far": 1e-4, "n_pairs": 1000}, "embedder": "dlib-resnet"}
-    assert (tmp_path / "_faceveil" / "index" / "meta.json").is_file()
+    assert (tmp_path / "index" / "meta.json").is_file()
     index.write_meta({"threshold": 0.7}, merge=False)
     assert again.meta() == {"threshold": 0.7}
 

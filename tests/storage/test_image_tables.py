@@ -1,5 +1,7 @@
 """Parquet image tables: the image column found (binary or HuggingFace's struct {bytes, path}), the
 format told by the bytes, and a table written back with other image bytes and nothing else changed."""
+import sys
+from pathlib import Path
 import io
 
 import numpy as np
@@ -11,6 +13,8 @@ from PIL import Image
 from faceveil.storage.image_tables import (ImageTable, TableError, find_image_column, image_suffix, is_table, iter_images,
                                            rewrite, row_of, staged_rel)
 from faceveil.storage.paths import Location
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from private import private  # noqa: E402
 
 
 def _png(v: int) -> bytes:
@@ -82,5 +86,5 @@ def test_rewrite_replaces_only_the_image_bytes(tmp_path):
 
 def test_table_paths_under_dest(tmp_path):
     table = ImageTable(str(tmp_path / "src/train.parquet"), str(tmp_path / "pub"))
-    assert table.stem == "train" and table.work_url("in") == str(tmp_path / "pub/_faceveil/table/in")
-    assert Location(table.work_url("out")).root == str(tmp_path / "pub/_faceveil/table/out")
+    assert table.stem == "train" and table.work_url("in") == str(private(tmp_path / "pub") / "table/in")
+    assert Location(table.work_url("out")).root == str(private(tmp_path / "pub") / "table/out")

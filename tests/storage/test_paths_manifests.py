@@ -1,3 +1,5 @@
+import sys
+from pathlib import Path
 import os
 
 import numpy as np
@@ -6,7 +8,10 @@ import pytest
 
 from faceveil.models.detections import Detections
 from faceveil.storage import manifests
+from faceveil.storage.state import public_location, state_location
 from faceveil.storage.paths import Location, PathError, safe_relpath
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from private import private  # noqa: E402
 
 
 @pytest.mark.parametrize("bad", ["../etc/passwd", "/etc/passwd", "a/../../b", "..", "", "a\x00b", "x\ny", "x\x1b[2Jy", "x\x7fy"])
@@ -38,14 +43,20 @@ def test_listing_does_not_follow_links_out_of_root(tmp_path):
 
 
 def test_commit_is_atomic_and_leaves_no_temporaries(tmp_path):
-    loc = Location(str(tmp_path / "dest"))
+    state = state_location(str(private(tmp_path / "dest")))
+    loc = public_location(str(tmp_path / "dest"), state)
     src = tmp_path / "work.bin"
     src.write_bytes(b"payload")
     loc.commit_file(str(src), "a/b/out.bin")
     assert (tmp_path / "dest/a/b/out.bin").read_bytes() == b"payload"
     assert not src.exists()
     assert os.listdir(tmp_path / "dest/a/b") == ["out.bin"]
-    assert os.listdir(tmp_path / "dest/_faceveil/staging") == []  # staged out of the public tree, then renamed
+    assert os.listdir(tmp_path / "dest") == ["a"]  # nothing but the output in the public tree
+    assert os.listdir(private(tmp_path / "dest") / "staging") == []  # staged in the state root, then renamed
+    plain = Location(str(tmp_path / "other"))  # no state root: a hidden name beside the target, then renamed
+    src.write_bytes(b"payload")
+    plain.commit_file(str(src), "x/out.bin")
+    assert os.listdir(tmp_path / "other") == ["x"] and os.listdir(tmp_path / "other/x") == ["out.bin"]
 
 
 def test_parts_replace_instead_of_append(tmp_path):

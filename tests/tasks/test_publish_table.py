@@ -1,5 +1,7 @@
 """A Parquet table's staging for publication, without the flow: every row staged or recorded with its
 reason, a rerun reads nothing again, a changed table is staged anew (the old staging removed)."""
+import sys
+from pathlib import Path
 import io
 import json
 import os
@@ -11,6 +13,8 @@ from PIL import Image
 
 from faceveil.storage.image_tables import ImageTable
 from faceveil.tasks.publish_table import plan_table, unpack_rows
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from private import private  # noqa: E402
 
 
 def _png() -> bytes:
@@ -27,10 +31,10 @@ def test_rows_staged_once_and_again_when_the_table_changes(tmp_path):
     assert (plan["column"], plan["kind"], plan["rows"], plan["todo"]) == ("img", "binary", 4, [0, 1])
     assert unpack_rows(table, plan, 0) == {"staged": 1, "failed": 1, "no_image": 1}
     assert unpack_rows(table, plan, 1) == {"staged": 1}
-    staged = tmp_path / "pub/_faceveil/table/in/faces"
+    staged = private(tmp_path / "pub") / "table/in/faces"
     assert sorted(os.listdir(staged)) == ["000000000.png", "000000003.png"]
     assert (staged / "000000003.png").read_bytes() == _png()
-    rows = json.loads((tmp_path / "pub/_faceveil/table/unpacked/000000.json").read_text())["rows"]
+    rows = json.loads((private(tmp_path / "pub") / "table/unpacked/000000.json").read_text())["rows"]
     assert rows[1]["status"] == "failed" and "4 bytes starting 6a756e6b" in rows[1]["reason"]
     assert plan_table(table)["todo"] == []  # a rerun stages nothing again
     pq.write_table(pa.table({"img": [_png()], "n": [9]}), src)  # the table changed: published anew

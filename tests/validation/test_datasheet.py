@@ -1,9 +1,11 @@
 """The publication's datasheet and its contract, without models or a flow."""
+import json
 import os
 import re
 import shutil
 import subprocess
 
+import cv2
 import numpy as np
 import pandas as pd
 import pytest
@@ -45,15 +47,21 @@ def test_metrics_and_contract():
 
 
 def test_datasheet_written_and_escaped(tmp_path):
-    crops = [tuple(np.full((96, 96, 3), 40 * k, np.uint8) for k in range(3))] * 2
+    crops = [np.full((96, 96, 3), 20 * k, np.uint8) for k in range(8)]
     png = datasheet.contact_sheet(crops)
-    assert png.startswith(b"\x89PNG")
-    paths = datasheet.write_datasheet(Location(str(tmp_path)), _info(_faces()), png)
-    page = (tmp_path / paths["html"]).read_text()
-    md = (tmp_path / paths["markdown"]).read_text()
+    sheet = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
+    assert sheet.shape[:2] == (2 * 96 + 4, 6 * 96 + 5 * 4)  # 6 to a row, the last row padded
+    dest, state = tmp_path / "pub", tmp_path / "pub.faceveil-private"
+    info = {**_info(_faces()), "src": "/home/alice/private/faces", "dest": str(dest)}
+    paths = datasheet.write_datasheet(Location(str(dest)), Location(str(state)), info, png)
+    page = (dest / paths["html"]).read_text()
+    md = (dest / paths["markdown"]).read_text()
     assert "data:image/png;base64," in page and "&lt;research&gt;" in page and "<research>" not in page
     assert "non-commercial <research> only" in md and "sha256:abc" in md and "| Faces replaced | 20 |" in md
-    assert (tmp_path / datasheet.CONTACT_SHEET).exists()
+    assert sorted(p.name for p in dest.iterdir()) == sorted(datasheet.PUBLIC_FILES)  # the datasheet only
+    for text in (page, md):  # names, not the publisher's paths; no private file pointed at
+        assert "/home/alice" not in text and str(tmp_path) not in text and "faces.parquet" not in text
+    assert json.loads((state / paths["summary"]).read_text())["src"] == "/home/alice/private/faces"
 
 
 def test_publish_command_grammar():
@@ -68,8 +76,9 @@ def test_datasheet_renders_in_headless_chromium(tmp_path):
     exe = shutil.which("chromium") or shutil.which("chromium-browser")
     if not exe:
         pytest.skip("chromium not installed; datasheet rendering not checked")
-    crops = [tuple(np.full((96, 96, 3), 40 * k + 30, np.uint8) for k in range(3))]
-    paths = datasheet.write_datasheet(Location(str(tmp_path / "out")), _info(_faces()), datasheet.contact_sheet(crops))
+    crops = [np.full((96, 96, 3), 40 * k + 30, np.uint8) for k in range(3)]
+    paths = datasheet.write_datasheet(Location(str(tmp_path / "out")), Location(str(tmp_path / "state")), _info(_faces()),
+                                      datasheet.contact_sheet(crops))
     url = (tmp_path / "out" / paths["html"]).as_uri()
     base = [exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
             f"--user-data-dir={tmp_path / 'profile'}"]

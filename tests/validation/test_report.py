@@ -124,14 +124,14 @@ def test_write_and_load_round_trip(tmp_path):
     dest = Location(str(tmp_path / "out"))
     audit = make_audit()
     rels = write_report(dest, audit)
-    assert rels == {"html": f"_faceveil/reports/{RUN_ID}.html", "json": f"_faceveil/reports/{RUN_ID}.json"}
-    for rel in (*rels.values(), "_faceveil/reports/latest.html", "_faceveil/reports/latest.json"):
+    assert rels == {"html": f"reports/{RUN_ID}.html", "json": f"reports/{RUN_ID}.json"}
+    for rel in (*rels.values(), "reports/latest.html", "reports/latest.json"):
         assert dest.exists(rel), rel
     expected = json.loads(json.dumps(audit, default=str))
     for got in (load_audit(dest), load_audit(dest, RUN_ID)):
         assert got["run_id"] == RUN_ID and got["media"][2]["path"] == HOSTILE
         assert got["utility"]["background_psnr"] == "inf" and got["counts"] == expected["counts"]  # strict JSON
-    assert dest.read_bytes(rels["html"]) == dest.read_bytes("_faceveil/reports/latest.html")
+    assert dest.read_bytes(rels["html"]) == dest.read_bytes("reports/latest.html")
     second = {**copy.deepcopy(audit), "run_id": "20261124T000000Z-ffffff"}
     write_report(dest, second)
     assert load_audit(dest)["run_id"] == second["run_id"] and load_audit(dest, RUN_ID)["run_id"] == RUN_ID
@@ -147,7 +147,7 @@ def test_load_refuses_hostile_ids_and_names_the_missing_file(tmp_path):
     write_report(dest, make_audit())
     with pytest.raises(FileNotFoundError, match=rf"nope\.json.*runs with a report: {RUN_ID}") as err:
         load_audit(dest, "nope")
-    assert str(tmp_path / "out" / "_faceveil" / "reports" / "nope.json") in str(err.value)
+    assert str(tmp_path / "out" / "reports" / "nope.json") in str(err.value)
 
 
 def test_plots_are_small_pngs():
