@@ -8,10 +8,11 @@ contracts, report and MLflow still run) and, on the single-person clip, (d) --re
 sealed originals) with vault bytes per face-frame. Prints frames per second, c/a, c/b (target >= 3 on
 every clip) and how each default run ended (published, after the leak gate's second pass, withheld);
 deface's recall on the detection set beside ours; and peak memory of one worker processing the 139 s
-clip against a 10 s cut of it.
+clip against a 10 s cut of it. With --tls-cost only: the local Dask cluster's TLS against plain TCP
+(FACEVEIL_DASK_TLS=0) on the first clip (default 6 s), plain and --reversible, interleaved runs.
 
     .venv/bin/python benchmarks/throughput.py [--clips single,crowd,moving,mot20] [--seconds S] [--skip-deface]
-                                              [--skip-memory] [--repeat 3]
+                                              [--skip-memory] [--repeat 3] [--tls-cost]
 """
 from __future__ import annotations
 
@@ -226,6 +227,34 @@ def bench_clip(key: str, work: Path, args, env: dict, key_file: Path) -> dict:
     return res
 
 
+def tls_cost(key: str, work: Path, args, env: dict, key_file: Path) -> None:
+    """`faceveil anonymize` on one clip with the local cluster on tls:// (the default) and on plain
+    tcp:// (FACEVEIL_DASK_TLS=0), plain and --reversible (embeddings and sealed crops cross between
+    processes), interleaved in alternating order; medians of the wall time and the flow's own time."""
+    label, build, _ = CLIPS[key]
+    src = work / key / "src"
+    src.mkdir(parents=True)
+    n = build(src / f"{key}_720p.mp4", args.seconds or 6.0)
+    modes = {"defaults": [], "reversible": ["--reversible", "--key", str(key_file)]}
+    times = {(m, tls): ([], []) for m in modes for tls in ("tls", "tcp")}
+    for i in range(args.repeat):
+        for mode, flags in modes.items():
+            for tls in (("tls", "tcp") if i % 2 == 0 else ("tcp", "tls")):
+                out = work / key / f"{mode}-{tls}-{i}"
+                wall = timed([str(BIN / "faceveil"), "anonymize", str(src), str(out), "--quiet", *flags],
+                             {**env, "FACEVEIL_DASK_TLS": "1" if tls == "tls" else "0"}, ok=(0, 1))
+                times[mode, tls][0].append(wall)
+                times[mode, tls][1].append(json.loads((private(out) / "summary.json").read_text())["seconds"])
+    print(f"\n== the local Dask cluster's TLS cost: {label}, {n} frames, {args.repeat} runs each (medians, s) ==")
+    print(f"{'mode':11} {'wall tls':>9} {'wall tcp':>9} {'flow tls':>9} {'flow tcp':>9} {'flow tls/tcp':>13}")
+    for mode in modes:
+        (wt, ft), (wp, fp) = times[mode, "tls"], times[mode, "tcp"]
+        print(f"{mode:11} {np.median(wt):9.2f} {np.median(wp):9.2f} {np.median(ft):9.2f} {np.median(fp):9.2f} "
+              f"{np.median(ft) / np.median(fp):13.3f}")
+        print(f"{'':11} all runs: wall tls {[round(w, 1) for w in wt]}, tcp {[round(w, 1) for w in wp]}; "
+              f"flow tls {[round(f, 1) for f in ft]}, tcp {[round(f, 1) for f in fp]}")
+
+
 def report(key: str, r: dict) -> None:
     print(f"\n== throughput, {CLIPS[key][0]} (frames per second) ==")
     rows = [("(a) decode + encode only", "a"), ("(b) deface 1.5 (defaults)", "b"), ("(c) faceveil anonymize (defaults)", "c"),
@@ -252,6 +281,8 @@ def main() -> None:
     ap.add_argument("--skip-deface", action="store_true")
     ap.add_argument("--skip-memory", action="store_true")
     ap.add_argument("--repeat", type=int, default=3, help="faceveil runs of each kind (medians are printed)")
+    ap.add_argument("--tls-cost", action="store_true", help="only: the local cluster with TLS against without, "
+                    "on the first clip (default 6 s)")
     args = ap.parse_args()
     keys = [k.strip() for k in args.clips.split(",") if k.strip()]
     if unknown := [k for k in keys if k not in CLIPS]:
@@ -266,6 +297,9 @@ def main() -> None:
         print(f"cold start of an empty run (new Prefect database, cluster, server): {cold:.1f} s")
         key_file = work / "bench.key"
         timed([str(BIN / "faceveil"), "keygen", str(key_file)])
+        if args.tls_cost:
+            tls_cost(keys[0], work, args, env, key_file)
+            return
         results = {k: bench_clip(k, work, args, env, key_file) for k in keys}
         for k, r in results.items():
             report(k, r)

@@ -197,6 +197,17 @@ class AnonymizeConfig(ClusterOptions):
             raise ValueError(f"--pulse edits visible skin: use it with --method {' or '.join(PULSE_METHODS)}, "
                              f"not {self.method} (its mask already hides the pulse)")
 
+    def gate_off(self) -> str | None:
+        """Why the leak gate cannot withhold anything in this run (said in the summary and the report),
+        or None when it is on."""
+        if self.method == "keep":
+            return "--method keep: faces are left visible on purpose, nothing is checked"
+        if self.check_every_s <= 0:
+            return "no output frame is checked (--check-every 0)"
+        if self.max_leak >= 1.0:
+            return "--max-leak 100%: any share of unmasked faces is let through"
+        return None
+
     def check_settings(self):
         """The checks; the leak gate's CenterFace looks below the anonymizer's threshold, BlazeFace
         (another family) at its own. Identity replacement checks at least REPLACE_CHECKED_FRAMES

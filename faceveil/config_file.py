@@ -2,8 +2,10 @@
 flags override it) and by the scheduled deployments (faceveil/flows/scheduled.py). Its keys are
 AnonymizeConfig's field names and units; the key is named by a reference in a `[key]` table, never
 given: exactly one of `file = PATH` (a key file), `env = NAME` (an environment variable of the process
-that runs the flow) or `prefect_secret = NAME` (a Prefect Secret block). Relative paths are relative
-to the file. An unknown key, or a value of the wrong type, is an error naming the file and the key."""
+that runs the flow) or `prefect_secret = NAME` (a Prefect Secret block). A `[restore]` table allows
+the restore deployment: `deploy = true` registers it (default false) and `roots = [...]` lists the
+folders (or s3:// prefixes) its `out` must lie inside. Relative paths are relative to the file. An
+unknown key, or a value of the wrong type, is an error naming the file and the key."""
 from __future__ import annotations
 
 import dataclasses
@@ -15,6 +17,7 @@ from pathlib import Path
 from faceveil.config import AnonymizeConfig
 
 KEY_REF_KINDS = ("file", "env", "prefect_secret")
+RESTORE_KEYS = ("deploy", "roots")
 
 # AnonymizeConfig fields a file may not set: derived in the run (the vault's public lock from the key,
 # the index's template view, the second pass), or a place for credentials (use the AWS environment).
@@ -34,12 +37,15 @@ class ConfigFileError(ValueError):
 
 @dataclass(frozen=True)
 class ConfigFile:
-    """What a config file says: `settings` (AnonymizeConfig fields) and `key_ref` (a reference to
-    the master key, or None)."""
+    """What a config file says: `settings` (AnonymizeConfig fields), `key_ref` (a reference to
+    the master key, or None) and its [restore] table: whether the restore deployment is registered,
+    and the roots its `out` must lie inside."""
 
     path: str
     settings: dict = field(default_factory=dict)
     key_ref: dict | None = None
+    restore_deploy: bool = False
+    restore_roots: tuple[str, ...] = ()
 
     @property
     def needs_key(self) -> bool:
@@ -86,15 +92,18 @@ def parse_config(data: dict, path: str | os.PathLike) -> ConfigFile:
     path = Path(path)
     base = path.resolve().parent
     fields = settable_fields()
-    settings, key_ref = {}, None
+    settings, key_ref, restore = {}, None, (False, ())
     for name, value in data.items():
         if name == "key":
             key_ref = check_key_ref(value, f"{path}: [key]", base)
             continue
+        if name == "restore":
+            restore = check_restore_table(value, f"{path}: [restore]", base)
+            continue
         if name in NOT_IN_FILE:
             raise ConfigFileError(f"{path}: key {name!r} cannot be set in a config file ({NOT_IN_FILE[name]})")
         if name not in fields:
-            raise ConfigFileError(f"{path}: unknown key {name!r} (known: key, {', '.join(sorted(fields))})")
+            raise ConfigFileError(f"{path}: unknown key {name!r} (known: key, restore, {', '.join(sorted(fields))})")
         types = fields[name]
         if isinstance(value, bool) and bool not in types or not isinstance(value, types):
             wanted = " or ".join(t.__name__ for t in types if t is not type(None))
@@ -102,7 +111,7 @@ def parse_config(data: dict, path: str | os.PathLike) -> ConfigFile:
         if name in _PATH_FIELDS and isinstance(value, str):
             value = _local(value, base)
         settings[name] = float(value) if float in types and isinstance(value, int) and not isinstance(value, bool) else value
-    return ConfigFile(str(path), settings, key_ref)
+    return ConfigFile(str(path), settings, key_ref, *restore)
 
 
 def check_key_ref(ref, where: str, base: Path | None = None) -> dict:
@@ -122,6 +131,25 @@ def check_key_ref(ref, where: str, base: Path | None = None) -> dict:
     if kind == "file" and base is not None:
         value = _local(value, base)
     return {kind: value}
+
+
+def check_restore_table(table, where: str, base: Path) -> tuple[bool, tuple[str, ...]]:
+    """(deploy, roots) of a [restore] table: `deploy` a bool (default false), `roots` a list of
+    folders or s3:// prefixes (relative ones taken relative to `base`), required with deploy = true."""
+    if not isinstance(table, dict):
+        raise ConfigFileError(f"{where}: must be a table (deploy = true|false, roots = [FOLDER, ...])")
+    unknown = sorted(set(table) - set(RESTORE_KEYS))
+    if unknown:
+        raise ConfigFileError(f"{where}: unknown key {unknown[0]!r} (known: {', '.join(RESTORE_KEYS)})")
+    deploy, roots = table.get("deploy", False), table.get("roots", [])
+    if not isinstance(deploy, bool):
+        raise ConfigFileError(f"{where}: deploy must be true or false, not {deploy!r}")
+    if not isinstance(roots, list) or not all(isinstance(r, str) and r for r in roots):
+        raise ConfigFileError(f"{where}: roots must be a list of folders (or s3:// prefixes), not {roots!r}")
+    if deploy and not roots:
+        raise ConfigFileError(f"{where}: deploy = true needs roots = [FOLDER, ...], the folders a restore's out "
+                              "must lie inside")
+    return deploy, tuple(_local(r, base) for r in roots)
 
 
 def _local(value: str, base: Path) -> str:

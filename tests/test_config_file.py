@@ -120,3 +120,40 @@ def test_cli_reports_an_unknown_key_as_a_usage_error(tmp_path, capsys):
     assert main(["anonymize", "--config", str(path), "--dry-run"]) == 2
     err = capsys.readouterr().err
     assert str(path) in err and "unknown key 'methods'" in err
+
+
+def test_restore_table_allows_the_deployment_and_bounds_its_out(tmp_path):
+    from faceveil.storage.state import StateError, check_allowed_out
+
+    f = load_config_file(_write(tmp_path, 'src = "in"\ndest = "out"\n'))
+    assert (f.restore_deploy, f.restore_roots) == (False, ())  # off unless asked for
+    f = load_config_file(_write(tmp_path, 'src = "in"\ndest = "out"\n[restore]\ndeploy = true\n'
+                                          'roots = ["restored", "/srv/cases", "s3://bucket/restored"]\n'))
+    assert f.restore_deploy and f.restore_roots == (str(tmp_path / "restored"), "/srv/cases", "s3://bucket/restored")
+    assert "restore" not in f.settings and f.anonymize_config().dest == str(tmp_path / "out")
+    for out in (tmp_path / "restored/case-1", tmp_path / "restored", "/srv/cases/2026/114", "s3://bucket/restored/x"):
+        check_allowed_out(str(out), f.restore_roots)
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "restored").mkdir()
+    (tmp_path / "restored/link").symlink_to(tmp_path / "elsewhere")
+    for out in (tmp_path / "restored-2", tmp_path / "restored/../elsewhere", tmp_path / "restored/link/x", tmp_path,
+                "/srv", "s3://bucket/restored-2", "s3://other/restored/x"):
+        with pytest.raises(StateError, match="not inside an allowed restore root .*nothing was written"):
+            check_allowed_out(str(out), f.restore_roots)
+
+
+@pytest.mark.parametrize("table, message", [
+    ('deploy = true\n', "deploy = true needs roots"),
+    ('deploy = true\nroots = []\n', "deploy = true needs roots"),
+    ('deploy = "yes"\nroots = ["/r"]\n', "deploy must be true or false"),
+    ('roots = "/r"\n', "roots must be a list of folders"),
+    ('roots = ["/r", ""]\n', "roots must be a list of folders"),
+    ('deploy = true\nroots = ["/r"]\nout = "/r/x"\n', "[restore]: unknown key 'out'"),
+])
+def test_restore_table_errors(tmp_path, table, message):
+    path = _write(tmp_path, 'src = "in"\ndest = "out"\n[restore]\n' + table)
+    with pytest.raises(ConfigFileError) as e:
+        load_config_file(path)
+    assert str(path) in str(e.value) and message in str(e.value)
+    with pytest.raises(ConfigFileError, match=r"\[restore\]: must be a table"):
+        load_config_file(_write(tmp_path, 'restore = true\n'))

@@ -57,6 +57,7 @@ def test_example_config_is_accepted_by_the_loader():
     f = load_config_file(DEPLOYMENTS / "archive.example.toml")
     assert f.key_ref == {"file": "/etc/faceveil/archive.key"} and f.needs_key
     assert f.settings["src"] and f.settings["dest"] and f.settings["max_leak"] == 0.0
+    assert (f.restore_deploy, f.restore_roots) == (False, ("/srv/restored",))  # restores by deployment: off
 
 
 def _load_script(path: Path):

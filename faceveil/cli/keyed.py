@@ -1,5 +1,5 @@
-"""The commands that need the master key: keygen, search, calibrate, access-log, restore, rotate-key,
-forget; and reading the key from --key / $FACEVEIL_KEY or a passphrase."""
+"""The commands that need the master key: keygen, search, calibrate, access-log, log-key, restore,
+rotate-key, forget; and reading the key from --key / $FACEVEIL_KEY or a passphrase."""
 from __future__ import annotations
 
 import json
@@ -46,12 +46,12 @@ def _keygen(args) -> int:
 def _search(args) -> int:
     from faceveil.hashing import sha256_file
     from faceveil.ops.logged import logged
-    from faceveil.storage.vault import check_key
+    from faceveil.storage.vault import check_master
     from faceveil.ops.search import find_by_probe
 
     archive = archive_state(args)
     master, _ = _master(args, archive)
-    check_key(archive, master.fingerprint)  # a wrong key is refused before anything is logged
+    check_master(archive, master)  # a wrong key is refused before anything is logged
     with logged(archive, master, "search", args.reason, probe_sha256=sha256_file(args.probe),
                 details={"top": args.top, "thumbnails": args.thumbnails}) as outcome:
         matches, cut, _digest = find_by_probe(archive, master, args.probe, args.face, args.top)
@@ -79,20 +79,20 @@ def _search(args) -> int:
 
 
 def _calibrate(args) -> int:
-    from faceveil.storage.vault import check_key
+    from faceveil.storage.vault import check_master
     from faceveil.ops.calibrate import calibrate
 
     archive = archive_state(args)
     master, _ = _master(args, archive)
-    check_key(archive, master.fingerprint)
-    res = calibrate(archive, args.labelled, args.target_fmr)
+    check_master(archive, master)
+    res = calibrate(archive, master, args.labelled, args.target_fmr)
     print(f"threshold {res['threshold']:.3f}: false-match rate {res['fmr']:.4f} (target {args.target_fmr}), "
           f"true-match rate {res['tmr']:.3f} on {res['photos']} photos of {res['identities']} people")
     return EXIT_OK
 
 
 def _access_log(args) -> int:
-    from faceveil.storage import access_log
+    from faceveil.storage import access_log, log_anchors, log_seal
 
     archive = archive_state(args)
     for r in access_log.tail(archive, args.tail):
@@ -100,13 +100,54 @@ def _access_log(args) -> int:
         error = f"  ({details['error']})" if details.get("error") else ""
         print(f"{r['seq']:6d} {r['time']} {r['actor']:12} {r['action']:10} {details.get('outcome') or '':6} "
               f"{len(r['matched'] or [])} tracks  {r['reason']}{error}")
-    if args.verify:
-        master, _ = _master(args, archive)
-        problems = access_log.verify(archive, master)
+    if args.verify or args.log_key:
+        from faceveil.storage.keys import ENV_VAR
+
+        log_key = log_seal.load_log_key(args.log_key) if args.log_key else None
+        master = None  # the auditor may have the log key only
+        if log_key is None or args.key or args.passphrase or os.environ.get(ENV_VAR):
+            master, _ = _master(args, archive)
+        problems = access_log.verify(archive, master, log_key=log_key, anchors=log_anchors.gather(archive))
         for p in problems:
             print(f"TAMPERED {p}", file=sys.stderr)
         print("access log intact" if not problems else f"access log: {len(problems)} problem(s)")
+        if log_key is None:
+            print("note: whoever holds the master key can re-sign rows so that this check passes; the auditor's "
+                  "log key (--log-key) tells", file=sys.stderr)
+            if log_seal.read_state(archive) is None:
+                print(f"note: no log key is set up for this archive: `faceveil log-key {args.archive} FILE` "
+                      "makes one for the auditor", file=sys.stderr)
+        elif master is None:
+            print("note: rows' master-key MACs not checked (no --key)", file=sys.stderr)
         return EXIT_OK if not problems else EXIT_MEDIA_FAILED
+    return EXIT_OK
+
+
+def _log_key(args) -> int:
+    """`log-key ARCHIVE OUTFILE`: sets up the auditor's log key and writes it to OUTFILE (0600)."""
+    from faceveil.ops.logged import logged
+    from faceveil.storage import access_log, log_seal
+    from faceveil.storage.vault import check_master
+
+    archive = archive_state(args)
+    if os.path.lexists(args.out):
+        raise ValueError(f"{args.out}: a file already exists (not overwritten); nothing was written")
+    master, _ = _master(args, archive)
+    check_master(archive, master)  # a wrong key is refused before anything is logged
+    if log_seal.read_state(archive) is not None:
+        raise ValueError(f"{archive.display(log_seal.FOLDER)}: this archive has a log key set up already; "
+                         "nothing was written")
+    with logged(archive, master, "log-key", args.reason) as outcome:
+        key = access_log.set_up_seal(archive, master)
+        try:
+            log_seal.write_log_key_file(args.out, key)
+        except BaseException:
+            log_seal.undo_set_up(archive, key)
+            raise
+        outcome.details = {"log_key": key.id, "start": key.start}
+    print(f"log key {key.id} written to {args.out} (mode 0600): it seals the access log from seq {key.start} on")
+    print("give it to the auditor, apart from the master key and the archive: `faceveil access-log ARCHIVE "
+          "--log-key FILE` then tells rows re-signed or cut by a key holder")
     return EXIT_OK
 
 
@@ -114,7 +155,7 @@ def _restore(args) -> int:
     from faceveil.flows.restore import run_restore
     from faceveil.ops.logged import logged
     from faceveil.storage.state import check_restore_out
-    from faceveil.storage.vault import check_key
+    from faceveil.storage.vault import check_master
     from faceveil.tasks.restore_media import RestoreConfig
 
     archive, digest = archive_state(args), None
@@ -128,7 +169,7 @@ def _restore(args) -> int:
         if not args.reason:
             raise ValueError("restore --probe needs --reason (recorded in the access log)")
         digest = sha256_file(args.probe)
-    check_key(archive, master.fingerprint)  # a wrong key is refused before anything is logged
+    check_master(archive, master)  # a wrong key is refused before anything is logged
     with logged(archive, master, "restore", args.reason or "(not given)", targets=args.track, probe_sha256=digest,
                 details={"out": args.out, "media": args.media, "all": args.all}) as outcome:
         tracks = list(args.track)
@@ -171,19 +212,28 @@ def _restore_outcome(report: dict, outcome) -> None:
 
 
 def _rotate_key(args) -> int:
+    """Resumable: run again with both keys after an interruption, it finishes what is left (vault
+    parts, index templates, the access log's hand-over to the new key)."""
     from faceveil.ops.logged import logged
-    from faceveil.storage.keys import VaultLock, load_key
-    from faceveil.storage.vault import check_key, rotate_key
+    from faceveil.storage import access_log
+    from faceveil.storage.keys import load_key
+    from faceveil.storage.vault import check_master, read_keyinfo, rotate_key
     from faceveil.ops.reproject import reproject_index
 
     archive = archive_state(args)
     old, _ = _master(args, archive)
     new = load_key(args.new_key)
-    check_key(archive, old.fingerprint)
     if new.matches(old.fingerprint):
         raise ValueError("the new key is the archive's key already: nothing to rotate")
-    with logged(archive, old, "rotate-key", args.reason, details={"new_key": new.fingerprint}) as outcome:
-        n = rotate_key(archive, old, VaultLock.of(new))
+    moved = new.matches(str((read_keyinfo(archive) or {}).get("master_fingerprint")))
+    check_master(archive, new if moved else old)  # a wrong key is refused before anything is logged
+    last = access_log.tail(archive, 1)
+    if moved and (not last or new.matches(str(last[0]["key_fingerprint"]))):
+        print(f"{args.archive} is kept with {new.fingerprint} already: nothing to rotate")
+        return EXIT_OK
+    with logged(archive, old, "rotate-key", args.reason, details={"new_key": new.fingerprint,
+                                                                   "resumed": moved}) as outcome:
+        n = rotate_key(archive, old, new)
         outcome.hand_over_to = new  # the vault opens with the new key only now: so does the log, from its outcome row
         m = reproject_index(archive, old, new)
         outcome.details = {"data_keys": n, "templates": m}
@@ -194,12 +244,12 @@ def _rotate_key(args) -> int:
 
 def _forget(args) -> int:
     from faceveil.ops.logged import logged
-    from faceveil.storage.vault import check_key
+    from faceveil.storage.vault import check_master
     from faceveil.ops.forget import forget
 
     archive = archive_state(args)
     master, _ = _master(args, archive)
-    check_key(archive, master.fingerprint)
+    check_master(archive, master)
     with logged(archive, master, "forget", args.reason, targets=args.track) as outcome:
         done = forget(archive, master, args.track)
         outcome.matched, outcome.details = list(args.track), {"forgotten": done}

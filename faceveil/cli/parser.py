@@ -175,7 +175,17 @@ def _add_keys(sub) -> None:
     p.add_argument("archive")
     _add_state_arg(p)
     p.add_argument("--verify", action="store_true")
+    p.add_argument("--log-key", default=None, metavar="FILE",
+                   help="verify with the auditor's log key (from `faceveil log-key`; implies --verify): tells rows "
+                        "re-signed or cut by a key holder; the master key is then optional")
     p.add_argument("--tail", type=int, default=20)
+    _add_key_args(p)
+    p = sub.add_parser("log-key", help="set up the access log's auditor key (forward-secure tags a key holder cannot "
+                                       "forge) and write it to OUTFILE (0600; needs the master key)")
+    p.add_argument("archive")
+    p.add_argument("out", metavar="OUTFILE", help="where the log key goes (refused if it exists): give it to the auditor")
+    _add_state_arg(p)
+    p.add_argument("--reason", default="log key set up", help="why (recorded in the access log)")
     _add_key_args(p)
     p = sub.add_parser("rotate-key", help="move the vault and identity index to a new master key (needs both keys)")
     p.add_argument("archive")

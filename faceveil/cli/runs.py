@@ -111,6 +111,8 @@ def _anonymize(args) -> int:
         if skipped := summary.get("not_media"):
             shown = "; ".join(f"{_shown(s['path'])} ({s['reason']})" for s in skipped[:3])
             print(f"skipped:  {len(skipped)} file(s) that are not media, e.g. {shown}")
+    if (gate := summary.get("leak_gate") or {}).get("on") is False:
+        print(f"WARNING the leak gate was off: {gate['off_because']}", file=sys.stderr)
     for f in summary["failures"]:
         if f.get("status") == "leaked":
             print(f"WITHHELD {_shown(f['path'])} (in {state}/{f['quarantine']}): {f['reason']}", file=sys.stderr)

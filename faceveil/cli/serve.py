@@ -30,7 +30,8 @@ def _serve(args) -> int:
     prefect_file = Path(args.prefect_file) if args.prefect_file else DEFAULT_PREFECT_FILE
     if not prefect_file.is_file():
         raise FileNotFoundError(f"{prefect_file}: no deployments file (pass --prefect-file)")
-    service = Service(config_path, prefect_file, port=args.port, worker=args.worker, key_env=env_names(file.key_ref))
+    service = Service(config_path, prefect_file, port=args.port, worker=args.worker, key_env=env_names(file.key_ref),
+                      restore=file.restore_deploy)
 
     def say(line: str) -> None:
         print(f"faceveil serve: {line}", flush=True)
@@ -42,6 +43,8 @@ def _serve(args) -> int:
         if file.needs_key:  # checked once here (a Prefect secret block needs the API up); the runs read it themselves
             say(f"key: {describe(file.key_ref)}, fingerprint {resolve_key(file.key_ref).fingerprint}")
         say(f"config: {Path(config_path).resolve()} ({file.settings.get('src')} -> {file.settings.get('dest')})")
+        if file.restore_deploy:
+            say(f"restore deployment: out must lie inside {', '.join(file.restore_roots)}")
         say("ready; Ctrl-C or SIGTERM stops the worker and the server")
         while (why := service.exited()) is None:
             time.sleep(1)

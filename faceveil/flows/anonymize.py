@@ -17,7 +17,7 @@ from prefect.futures import as_completed
 from faceveil import progress
 from faceveil.config import AnonymizeConfig
 from faceveil.flows.handover import handed_over, options_handed_over, take, with_options
-from faceveil.flows.key_refs import withholding
+from faceveil.flows.key_refs import resolve_key, withholding
 from faceveil.flows.runtime import flow_runtime, preload_validation
 from faceveil.storage.keys import MasterKey
 from faceveil.tasks import wrappers as t
@@ -33,12 +33,13 @@ from faceveil.tasks.plan import segments_of
 @flow(name="anonymize_archive", log_prints=False)
 def anonymize_archive(config: AnonymizeConfig, run_id: str | None = None, index_token: str | None = None,
                       options_token: str | None = None, key_ref: dict | None = None, people_token: str | None = None) -> dict:
-    """An indexing run's key comes as `key_ref`, a reference ({"file": PATH}, {"env": NAME} or
-    {"prefect_secret": BLOCK}) resolved here, in the flow's own process, or from a caller in this
-    process by `index_token` (run_anonymize): never as a parameter's value. `people_token`: the
-    surrogates of people seen in several photos ({rel: [(box, Surrogate)]}, from publish_dataset)."""
+    """A reversible run's key comes as `key_ref`, a reference ({"file": PATH}, {"env": NAME} or
+    {"prefect_secret": BLOCK}) resolved here, in the flow's own process, or, derived (RunKeys), from a
+    caller in this process by `index_token` (run_anonymize): never as a parameter's value.
+    `people_token`: the surrogates of people seen in several photos ({rel: [(box, Surrogate)]}, from
+    publish_dataset)."""
     config = with_options(config, options_token)
-    index_keys = _index_keys(config, index_token, key_ref)  # a wrong key stops the run here
+    index_keys = _run_keys(config, index_token, key_ref)  # a wrong key stops the run here
     run_id = run_id or new_run_id()
     config = replace(config, scratch_dir=run_scratch(config, run_id))  # the run's own scratch (0700)
     try:
@@ -48,25 +49,25 @@ def anonymize_archive(config: AnonymizeConfig, run_id: str | None = None, index_
         t.remove_segments(config, run_id)
 
 
-def _index_keys(config: AnonymizeConfig, index_token: str | None, key_ref: dict | None):
-    """The identity index's template protection (an indexing run), from the key `key_ref` names or
-    the one handed over under `index_token`."""
-    if not config.index:
+def _run_keys(config: AnonymizeConfig, index_token: str | None, key_ref: dict | None):
+    """A reversible run's keys (tasks/vault_seals.RunKeys), from the key `key_ref` names or handed
+    over under `index_token`; None without either (a throwaway key: nothing is signed or indexed)."""
+    if not config.reversible:
         return None
     if key_ref is not None:
-        from faceveil.flows.key_refs import resolve_key
-
-        return t.index_secret(config, resolve_key(key_ref))
-    return take(index_token)
+        return t.run_keys(config, resolve_key(key_ref))
+    return take(index_token) if index_token else None
 
 
 def _anonymize(config: AnonymizeConfig, run_id: str, index_keys, people: dict) -> dict:
     started = datetime.now(timezone.utc)
     bars = progress.current()
     if config.reversible:
-        config = t.open_vault(config)  # a wrong key stops the run here, before anything is written
+        config = t.open_vault(config, index_keys)  # a wrong key stops the run here, before anything is written
     preload_validation(state_of(config), config.tracking_uri, config.mlflow_artifacts)
     items, unsupported = t.discover_media(config)
+    if index_keys is not None:  # forgotten people stay forgotten: their places travel with their media
+        t.mark_forgotten(config, items, index_keys)
     todo = [i for i in items if not i.done]
     bars.start(len(todo))
     kept: dict[str, list] = {}  # the first pass's detections of the media that leaked
@@ -84,8 +85,10 @@ def _anonymize(config: AnonymizeConfig, run_id: str, index_keys, people: dict) -
         for chunk in chunks:
             _release(chunk)
     bars.close()
-    if config.index:  # protected with the key here, in the flow's process, then stored
-        t.index_archive(config, results, index_keys)
+    if index_keys is not None:  # the vault's key parts sealed and the templates protected here, in this process
+        t.seal_vault_parts(config, results, index_keys)
+        if config.index:
+            t.index_archive(config, results, index_keys)
     summary = t.write_summary_task(config, run_id, started, items, results, unsupported)
     audit, contracts = t.validate_run_task(config, summary, results, scratch(config))
     t.publish_report_task(state_of(config), audit, contracts, config.tracking_uri, config.mlflow_artifacts)
@@ -231,13 +234,13 @@ def _release(fut) -> None:
         wrapped.release()
 
 
-def nothing_new(config: AnonymizeConfig) -> dict | None:
+def nothing_new(config: AnonymizeConfig, keys=None) -> dict | None:
     """The summary of a run with nothing to do (every media finished with these settings, version and
     weights, unchanged), done without starting a cluster or a Prefect server: a scheduled rerun of an
     unchanged archive takes seconds. It still proves what it did: the archive's contracts are checked
     (a broken one fails the run), the report written and the MLflow run logged. None when there is work."""
     if config.reversible:
-        config = t.open_vault(config)  # the key is still checked: a wrong one is refused
+        config = t.open_vault(config, keys)  # the key is still checked: a wrong one is refused
     started = datetime.now(timezone.utc)
     items, unsupported = discover(config)
     if not items or not all(i.done for i in items):
@@ -261,18 +264,20 @@ def move_legacy_state(config: AnonymizeConfig) -> None:
 
 
 def run_anonymize(config: AnonymizeConfig, key: MasterKey | None = None, key_ref: dict | None = None) -> dict:
-    """Runs the flow on a Dask cluster (local, or `config.dask_address`) with a Prefect API. An
-    indexing run needs the master key (its templates are protected with it): `key`, handed to the
-    flow in this process, or `key_ref`, a reference the flow resolves itself (flows/key_refs.py). An
-    old archive's private files in DEST/_faceveil/ move to the state root first."""
+    """Runs the flow on a Dask cluster (local, or `config.dask_address`) with a Prefect API. A
+    reversible run needs the master key (the vault's control files are signed with it, the index's
+    templates protected): `key`, handed to the flow in this process as RunKeys, or `key_ref`, a
+    reference the flow resolves itself (flows/key_refs.py). An old archive's private files in
+    DEST/_faceveil/ move to the state root first."""
     move_legacy_state(config)
+    secret = t.run_keys(config, key if key_ref is None else resolve_key(key_ref))
     if config.index:  # templates are embedded the way the archive's index already holds them
-        config = replace(config, template_view=index_view(state_of(config)))
+        config = replace(config, template_view=index_view(state_of(config), secret.control))
     t.prepare_models(config)
-    secret = t.index_secret(config, key) if config.index and key_ref is None else None
-    if (unchanged := nothing_new(config)) is not None:
+    if (unchanged := nothing_new(config, secret)) is not None:
         return unchanged
     warm = functools.partial(t.warm_worker, config)
+    secret = None if key_ref is not None else secret  # the flow resolves a reference itself
     with withholding(key_ref), handed_over(secret) as token, options_handed_over(config) as (public, options), \
             flow_runtime(config.n_workers, config.threads_per_worker, config.dask_address, warm, config.dask_tls) as runner:
         return anonymize_archive.with_options(task_runner=runner)(public, index_token=token, options_token=options,

@@ -1,5 +1,8 @@
 """Where flows run: telemetry off, one local Prefect API server per run unless one is configured,
-and the Dask task runner (a local cluster, or an existing scheduler's address, tcp:// or tls://)."""
+and the Dask task runner (a local cluster, or an existing scheduler's address, tcp:// or tls://).
+The local cluster talks tls:// with a throwaway in-memory certificate (Security.temporary), so task
+results (embeddings, restore's data keys) never cross a socket in clear; FACEVEIL_DASK_TLS=0 turns
+that off, for measuring its cost only (benchmarks/throughput.py --tls-cost)."""
 from __future__ import annotations
 
 import contextlib
@@ -15,6 +18,7 @@ def flow_runtime(n_workers: int, threads_per_worker: int = 1, address: str | Non
     """Yields a DaskTaskRunner on `address`, or on a local cluster of worker processes started here;
     a tls:// scheduler is reached with the client certificate `tls` (CA, certificate, key files)
     or Dask's configuration names (dask_tls_files; none: a ValueError before anything starts).
+    A local cluster talks TLS (`local_tls`) and keeps its workers' files in a 0700 folder of its own.
     Unless PREFECT_API_URL is set, one temporary Prefect API server on 127.0.0.1 serves the run (so
     workers do not each start their own); it boots while the cluster starts and `warm` runs once
     on every local worker (imports, model loading). While it runs, the key variables are out of this
@@ -55,13 +59,20 @@ def dask_tls_files(address: str | None, ca: str | None = None, cert: str | None 
     return ca, cert, key
 
 
+def local_tls() -> bool:
+    """Whether a local cluster talks TLS: yes, unless FACEVEIL_DASK_TLS is 0 / false / no / off (only
+    to measure what TLS costs)."""
+    return os.environ.get("FACEVEIL_DASK_TLS", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
 def _flow_runtime(n_workers: int, threads_per_worker: int, address: str | None, warm, tls_files):
     set_offline_env()
     server, booting, boot_error, warming, port = None, None, [], None, None
+    client_kwargs = _client_security(tls_files)
     if not os.environ.get("PREFECT_API_URL"):  # its address first: the workers inherit it
         port = _free_port()
         os.environ["PREFECT_API_URL"] = f"http://127.0.0.1:{port}/api"
-    cluster = client = None
+    cluster = client = workdir = None
     try:
         if port is not None:  # the server process boots (~4 s) while the cluster starts and warms up
             server = LocalPrefectServer(port)
@@ -75,8 +86,10 @@ def _flow_runtime(n_workers: int, threads_per_worker: int, address: str | None, 
             booting = threading.Thread(target=boot, name="prefect-server-boot", daemon=True)
             booting.start()
         if not address:  # worker processes start (and import) while the server boots
-            cluster, client = _local_cluster(n_workers, threads_per_worker)
+            cluster, client, workdir = _local_cluster(n_workers, threads_per_worker)
             address = cluster.scheduler_address
+            if cluster.security.require_encryption:
+                client_kwargs = {"security": cluster.security}
             if warm is not None:
                 warming = threading.Thread(target=_quietly, args=(client.run, warm), name="faceveil-warm", daemon=True)
                 warming.start()
@@ -90,11 +103,11 @@ def _flow_runtime(n_workers: int, threads_per_worker: int, address: str | None, 
         from prefect.settings import PREFECT_API_URL, temporary_settings
 
         with temporary_settings(updates={PREFECT_API_URL: os.environ["PREFECT_API_URL"]}):
-            yield DaskTaskRunner(address=address, client_kwargs=_client_security(tls_files))
+            yield DaskTaskRunner(address=address, client_kwargs=client_kwargs)
     finally:
         closing = None
         if client is not None:  # the cluster closes while the server drains and stops
-            closing = threading.Thread(target=_quietly, args=(_close, client, cluster), name="faceveil-close")
+            closing = threading.Thread(target=_quietly, args=(_close, client, cluster, workdir), name="faceveil-close")
             closing.start()
         if server is not None:
             _drain_prefect()  # send queued events and logs while the server is still up
@@ -242,9 +255,14 @@ def _quietly(fn, *args) -> None:
         fn(*args)
 
 
-def _close(client, cluster) -> None:
-    client.close()
-    cluster.close()
+def _close(client, cluster, workdir: str) -> None:
+    import shutil
+
+    try:
+        client.close()
+        cluster.close()
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def _drain_prefect() -> None:
@@ -257,16 +275,29 @@ def _drain_prefect() -> None:
 
 
 def _local_cluster(n_workers: int, threads_per_worker: int):
+    """(cluster, client, its workers' folder): tls:// unless `local_tls` says no; the workers' files
+    (spilled results, their work folders) in a new 0700 folder, not Dask's shared /tmp/dask-scratch-space."""
     import logging
+    import tempfile
 
     import dask
     from distributed import Client, LocalCluster
+    from distributed.security import Security
 
     if os.environ.get("PREFECT_LOGGING_LEVEL", "").upper() in ("WARNING", "ERROR", "CRITICAL"):
         logging.getLogger("distributed").setLevel(logging.WARNING)
     # Dask sets MALLOC_TRIM_THRESHOLD_ in its workers, which turns off glibc's adaptive mmap
     # threshold: every decoded frame is then mmapped, zeroed and unmapped (encoding ~35% slower).
     dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None})
-    cluster = LocalCluster(n_workers=n_workers, threads_per_worker=threads_per_worker, processes=True,
-                           dashboard_address=None, silence_logs=40)
-    return cluster, Client(cluster)
+    security = Security.temporary() if local_tls() else None  # in memory; the nannies hand it to their workers
+    workdir = tempfile.mkdtemp(prefix="faceveil-dask-")
+    try:
+        cluster = LocalCluster(n_workers=n_workers, threads_per_worker=threads_per_worker, processes=True,
+                               dashboard_address=None, silence_logs=40, security=security,
+                               protocol="tls://" if security else None, local_directory=workdir)
+    except BaseException:
+        import shutil
+
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise
+    return cluster, Client(cluster), workdir

@@ -41,25 +41,32 @@ def scheduled_anonymize(config_path: str) -> dict:
 def scheduled_restore(config_path: str, out: str, reason: str, tracks: list[str] | None = None,
                       media: list[str] | None = None, restore_all: bool = False) -> dict:
     """Restores chosen faces of the archive the config file names into `out` (as `faceveil restore`),
-    logged in the archive's access log before it acts, with `reason`."""
+    logged in the archive's access log before it acts, with `reason`. Only when the file's [restore]
+    table allows it (deploy = true) and `out` lies inside one of its roots, apart from DEST and the
+    state root: refused otherwise before the key is read, anything logged or written."""
     from faceveil.flows.restore import run_restore
     from faceveil.ops.logged import logged, restore_outcome
-    from faceveil.storage.state import find_state
-    from faceveil.storage.vault import check_key
+    from faceveil.storage.state import check_allowed_out, check_restore_out, find_state
+    from faceveil.storage.vault import check_master
     from faceveil.tasks.restore_media import RestoreConfig
 
     file = _load(config_path)
+    if not file.restore_deploy:
+        raise ConfigFileError(f"{file.path}: restores by deployment are off for this archive "
+                              "([restore] deploy = true and roots = [...] turn them on)")
     if not reason.strip():
         raise ValueError("a restore needs a reason (it is recorded in the access log)")
     dest = file.settings["dest"]
+    check_allowed_out(out, file.restore_roots)
     archive = find_state(dest, file.settings.get("state"))
+    check_restore_out(out, dest, archive.url)
     restore = RestoreConfig(dest, out, tracks=list(tracks or []), media=list(media or []), all=restore_all,
                             workers=file.settings.get("workers"), dask_address=file.settings.get("dask_address"),
                             state=archive.url,
                             **{k: file.settings.get(k) for k in ("dask_tls_ca", "dask_tls_cert", "dask_tls_key")})
     with withholding(file.key_ref):
         master = _key(file)
-        check_key(archive, master.fingerprint)  # a wrong key is refused before anything is logged
+        check_master(archive, master)  # a wrong key is refused before anything is logged
         with logged(archive, master, "restore", reason, targets=restore.tracks,
                     details={"out": out, "media": restore.media, "all": restore_all, "via": "prefect"}) as outcome:
             report = run_restore(restore, master)

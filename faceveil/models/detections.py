@@ -107,6 +107,19 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (inter / np.maximum(union, 1e-9)).astype(np.float32)
 
 
+def overlapping_tracks(per_frame: dict[int, Detections], marks: dict[int, list], min_iou: float = 0.3) -> set[int]:
+    """The track ids of `per_frame` (frame -> Detections) with a box on some frame that overlaps one of
+    `marks` (frame -> xyxy boxes) on that frame by `min_iou` or more."""
+    out: set[int] = set()
+    for f, boxes in marks.items():
+        d = per_frame.get(int(f))
+        if d is None or not len(d) or not len(boxes):
+            continue
+        hit = (iou_matrix(d.boxes, np.asarray(boxes, np.float32).reshape(-1, 4)) >= min_iou).any(axis=1)
+        out |= {int(t) for t in d.track_ids[hit] if t >= 0}
+    return out
+
+
 def merge(parts: list[Detections], iou_threshold: float = 0.3) -> Detections:
     """The faces of several detectors as one set: overlapping boxes merged, the best-scoring kept."""
     d = Detections.concat(parts)

@@ -36,10 +36,11 @@ class _Kept:
 
 
 class TrackFaces:
-    """Offer every frame's detected (not tracker-filled) faces; `templates` embeds the best ones."""
+    """Offer every frame's detected (not tracker-filled) faces; `templates` embeds the best ones.
+    Tracks in `skip` are left out."""
 
-    def __init__(self, keep: int = 5, min_quality: float = 0.02):
-        self.keep, self.min_quality = keep, min_quality
+    def __init__(self, keep: int = 5, min_quality: float = 0.02, skip=()):
+        self.keep, self.min_quality, self.skip = keep, min_quality, frozenset(skip)
         self._best: dict[int, list[_Kept]] = {}
 
     def offer(self, frame: int, rgb: np.ndarray, dets: Detections) -> None:
@@ -49,6 +50,8 @@ class TrackFaces:
         q = quality(rgb, real)
         h, w = rgb.shape[:2]
         for j in range(len(real)):
+            if int(real.track_ids[j]) in self.skip:  # a forgotten person: never indexed again
+                continue
             heap = self._best.setdefault(int(real.track_ids[j]), [])
             if q[j] < self.min_quality or (len(heap) >= self.keep and q[j] <= heap[0].quality):
                 continue

@@ -5,6 +5,7 @@ import numpy as np
 
 from faceveil.ops.search import ProbeError, probe_vector
 from faceveil.pipeline.sealed_index import index_view
+from faceveil.storage.keys import MasterKey
 from faceveil.storage.paths import Location
 
 
@@ -26,14 +27,16 @@ def search_threshold(vectors: np.ndarray, labels, target_fmr: float = 0.01) -> d
             "target_fmr": target_fmr, "photos": len(ids), "identities": len(set(ids)), "calibrated": True}
 
 
-def calibrate(dest: Location, labelled: str, target_fmr: float = 0.01, embedder_name: str = "dlib-resnet") -> dict:
+def calibrate(dest: Location, master: MasterKey, labelled: str, target_fmr: float = 0.01,
+              embedder_name: str = "dlib-resnet") -> dict:
     """Picks the match threshold from labelled photos (one folder per person: the largest face of
     each photo) so that at most `target_fmr` of searches (each photo as a probe against everyone
-    else's) return someone else; stores it with the index. Returns the figures (tmr: probes whose
-    best same-person match clears it)."""
+    else's) return someone else; stores it with the index (meta.json, signed with `master`'s
+    control-file key). Returns the figures (tmr: probes whose best same-person match clears it)."""
     from datetime import datetime, timezone
     from pathlib import Path
 
+    from faceveil.storage.control import control_key
     from faceveil.storage.identity_index import IdentityIndex
 
     if not 0 < target_fmr < 1:
@@ -42,7 +45,8 @@ def calibrate(dest: Location, labelled: str, target_fmr: float = 0.01, embedder_
     people = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
     if len(people) < 2:
         raise ValueError(f"{labelled}: needs a folder per person, at least two people")
-    view = index_view(dest)
+    control = control_key(master)
+    view = index_view(dest, control)
     vecs, ids = [], []
     for person in people:
         for photo in sorted(p for p in person.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".webp")):
@@ -57,6 +61,6 @@ def calibrate(dest: Location, labelled: str, target_fmr: float = 0.01, embedder_
         raise ValueError(f"{labelled}: needs several photos of several people with faces")
     res = {**search_threshold(v, ids, target_fmr), "template_view": view, "calibrated_on": str(root),
            "calibrated_at": datetime.now(timezone.utc).isoformat()}
-    index = IdentityIndex(dest, dim=v.shape[1])
+    index = IdentityIndex(dest, dim=v.shape[1], control=control)
     index.write_meta({**(index.meta() or {}), **res})
     return res

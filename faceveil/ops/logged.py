@@ -1,14 +1,17 @@
 """Accesses logged before they act: `logged` appends an intent row (action, reason, actor, targets),
 runs the action, then appends its outcome row ('done', or 'failed' with the reason). When the intent
-row cannot be written the action does not run. Outcome rows name their intent row's seq."""
+row cannot be written the action does not run. Outcome rows name their intent row's seq. The head
+the action left (its last row's seq and MAC) is printed on stderr and recorded outside the state
+root (storage/log_anchors), so a later cut or rewrite of those rows shows in `access-log --verify`."""
 from __future__ import annotations
 
 import contextlib
 import getpass
 import os
+import sys
 from dataclasses import dataclass, field
 
-from faceveil.storage import access_log
+from faceveil.storage import access_log, log_anchors
 from faceveil.storage.keys import MasterKey
 from faceveil.storage.paths import Location
 
@@ -50,16 +53,29 @@ def logged(archive: Location, master: MasterKey, action: str, reason: str, *, ta
         yield out
     except BaseException as e:
         out.error = "interrupted" if isinstance(e, KeyboardInterrupt) else _why(e)
+        last = intent
         try:
-            _finish(archive, master, action, reason, who, probe_sha256, intent["seq"], out)
+            last = _finish(archive, master, action, reason, who, probe_sha256, intent["seq"], out)
         except Exception as log_error:  # the action's own error is the one to raise
             e.add_note(f"its outcome row could not be written to the access log: {log_error}")
+        anchor(archive, last, action)
         raise
     try:
-        _finish(archive, master, action, reason, who, probe_sha256, intent["seq"], out)
+        done = _finish(archive, master, action, reason, who, probe_sha256, intent["seq"], out)
     except (access_log.AccessLogError, ValueError) as e:
+        anchor(archive, intent, action)
         raise access_log.AccessLogError(f"{action} was done (intent row seq {intent['seq']}), but its outcome row "
                                         f"could not be written: {e}") from None
+    anchor(archive, done, action)
+
+
+def anchor(archive: Location, row: dict, action: str) -> None:
+    """Prints the head `row` left on stderr and records it in $FACEVEIL_HOME/anchors (never fails the action)."""
+    head = f"access log: seq {row['seq']}, head mac {row['mac']}"
+    try:
+        print(f"{head} (anchored in {log_anchors.record(archive, row, action)})", file=sys.stderr)
+    except Exception as e:  # an anchor is extra evidence: the action stands without it
+        print(f"{head} (not anchored: {type(e).__name__}: {getattr(e, 'strerror', None) or e})", file=sys.stderr)
 
 
 def _finish(archive, master, action, reason, who, probe_sha256, intent_seq, out: Outcome) -> dict:

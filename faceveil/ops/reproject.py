@@ -11,10 +11,15 @@ def reproject_index(dest: Location, old: MasterKey, new: MasterKey, dim: int = 1
     """Key rotation for the index: every stored template is opened with the old key and sealed
     again with the new one (rows of an index written before as rotated vectors are sealed now);
     the plain vectors exist only in memory. A media already moved by an interrupted rotation is
-    left as it is. Returns the rows re-sealed."""
+    left as it is. meta.json is signed with the new key. Returns the rows re-sealed."""
+    from faceveil.storage.control import ControlFileError, control_key
     from faceveil.storage.identity_index import IdentityIndex
 
     index = IdentityIndex(dest, dim=dim)
+    try:  # signed with the old key, or with the new one by an interrupted rotation
+        meta = IdentityIndex(dest, dim=dim, control=control_key(old)).meta()
+    except ControlFileError:
+        meta = IdentityIndex(dest, dim=dim, control=control_key(new)).meta()
     if not index.count():
         return 0
     a, b = index_keys(old, dim), index_keys(new, dim)
@@ -31,5 +36,6 @@ def reproject_index(dest: Location, old: MasterKey, new: MasterKey, dim: int = 1
             continue
         index.replace_media(mid, with_sealed(t, b, plain, dim))
         n += t.num_rows
-    index.write_meta({"key_fingerprint": new.fingerprint, "template_transform": b.name, "score": b.score})
+    IdentityIndex(dest, dim=dim, control=control_key(new)).write_meta(
+        {**meta, "key_fingerprint": new.fingerprint, "template_transform": b.name, "score": b.score}, merge=False)
     return n

@@ -77,10 +77,12 @@ class Match:
 def search_tracks(dest: Location, master: MasterKey, vector: np.ndarray, top: int = 10,
                   threshold: float | None = None) -> tuple[list[Match], float]:
     """Tracks whose template or an exemplar scores at or above the threshold (calibrated one by
-    default), best first, one entry per track; never a best guess below it."""
+    default, from meta.json once its MAC holds), best first, one entry per track; never a best guess
+    below it."""
+    from faceveil.storage.control import control_key
     from faceveil.storage.identity_index import IdentityIndex
 
-    index = IdentityIndex(dest, dim=len(vector))
+    index = IdentityIndex(dest, dim=len(vector), control=control_key(master))
     meta = index.meta() or {}
     cut = float(threshold if threshold is not None else meta.get("threshold", 0.92))
     keys = index_keys(master, len(vector))
@@ -116,11 +118,13 @@ def find_by_probe(dest: Location, master: MasterKey, photo: str, face: int | Non
                   top: int = 10) -> tuple[list[Match], float, str]:
     """(matching tracks, threshold used, probe SHA-256) for one photo: the key checked first, the
     probe embedded with the embedder the index was built with."""
+    from faceveil.storage.control import control_key
     from faceveil.storage.identity_index import IdentityIndex
     from faceveil.storage.vault import check_key
 
-    check_key(dest, master.fingerprint)
-    name = (IdentityIndex(dest).meta() or {}).get("embedder", "dlib-resnet")
-    vector, digest = probe_vector(photo, name, face, index_view(dest))
+    control = control_key(master)
+    check_key(dest, master.fingerprint, control=control)
+    name = (IdentityIndex(dest, control=control).meta() or {}).get("embedder", "dlib-resnet")
+    vector, digest = probe_vector(photo, name, face, index_view(dest, control))
     matches, cut = search_tracks(dest, master, vector, top)
     return matches, cut, digest

@@ -28,6 +28,7 @@ class MediaItem:
     fingerprint: str
     done: bool = False
     error: str | None = None
+    forgotten: dict[int, list] | None = None  # frame -> boxes where forgotten people were (never sealed again)
 
     @property
     def media_id(self) -> str:
@@ -80,13 +81,14 @@ class PulseEdit:
 @dataclass
 class Tracked:
     """The faces of a whole video, frame index -> Detections (tracks filled), or why there are none;
-    with `--pulse`, the pulse edit to apply as the frames are encoded."""
+    with `--pulse`, the pulse edit to apply as the frames are encoded; the tracks of forgotten people."""
 
     per_frame: dict[int, Detections] = field(default_factory=dict)
     error: str | None = None
     seconds: float = 0.0  # detection and tracking
     device: str = "cpu"  # where its detection ran: "cuda" only when every chunk ran on CUDA
     pulse: PulseEdit | None = None
+    forgotten: set[int] = field(default_factory=set)  # tracks where a forgotten person is: not sealed, not indexed
 
 
 @dataclass

@@ -46,17 +46,20 @@ def streams_json(streams) -> str:
 def vault_fields(vault) -> dict:
     """The media row's vault columns (None when the run is not reversible)."""
     if vault is None:
-        return {"vault_entries": None, "vault_bytes": None, "key_fingerprint": None}
-    return {"vault_entries": vault.n_entries, "vault_bytes": vault.bytes_sealed, "key_fingerprint": vault.lock.fingerprint}
+        return {"vault_entries": None, "vault_bytes": None, "key_fingerprint": None, "vault_keys_sha256": None,
+                "faces_forgotten": None}
+    return {"vault_entries": vault.n_entries, "vault_bytes": vault.bytes_sealed, "key_fingerprint": vault.lock.fingerprint,
+            "vault_keys_sha256": vault.keys_sha256, "faces_forgotten": vault.n_skipped}
 
 
-def media_keepers(config: AnonymizeConfig, item: MediaItem) -> tuple:
-    """(vault writer, face collector) of one media: each None when the run does not keep it."""
+def media_keepers(config: AnonymizeConfig, item: MediaItem, forgotten=()) -> tuple:
+    """(vault writer, face collector) of one media: each None when the run does not keep it; the
+    `forgotten` tracks (forgotten people: tombstones) are kept by neither."""
     from faceveil.models.track_templates import TrackFaces
     from faceveil.storage.vault import VaultWriter
 
-    vault = VaultWriter(config.vault_lock, item.media_id, scratch(config)) if config.reversible else None
-    return vault, (TrackFaces() if config.index else None)
+    vault = VaultWriter(config.vault_lock, item.media_id, scratch(config), skip=forgotten) if config.reversible else None
+    return vault, (TrackFaces(skip=forgotten) if config.index else None)
 
 
 def track_templates(kit, faces, media_id: str, det_rows, frame_time) -> list[dict]:

@@ -10,13 +10,14 @@ from faceveil.storage.keys import MasterKey
 from faceveil.storage.paths import Location
 
 
-def index_view(dest: Location) -> str:
+def index_view(dest: Location, control: bytes | None = None) -> str:
     """How the archive's index embeds faces (models/track_templates): the one it was created with;
-    an index from before views were recorded is "plain"; a new one gets the default."""
+    an index from before views were recorded is "plain"; a new one gets the default. `control`:
+    meta.json's MAC is checked with it (storage/control.py)."""
     from faceveil.models.track_templates import DEFAULT_VIEW
     from faceveil.storage.identity_index import IdentityIndex
 
-    meta = IdentityIndex(dest).meta() or {}
+    meta = IdentityIndex(dest, control=control).meta() or {}
     return meta.get("template_view", "plain" if meta else DEFAULT_VIEW)
 
 

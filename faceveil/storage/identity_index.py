@@ -29,10 +29,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from faceveil.storage.control import signed, verified
 from faceveil.storage.paths import Location
 
 INDEX_DIR = "index"  # in the archive's state root
 META_FILE = f"{INDEX_DIR}/meta.json"
+META_LABEL = "index-meta"  # meta.json's control-file label (storage/control.py)
 KINDS = ("template", "exemplar")
 ANN_TYPES = ("IVF_PQ", "IVF_HNSW_SQ")
 NORM_TOLERANCE = 1e-3
@@ -120,14 +122,16 @@ class IdentityIndex:
 
     `ann_min_rows`: below it search is exact; at or above it `build_ann_index()` builds the ANN
     index (`index_type` IVF_PQ, the default, or IVF_HNSW_SQ) and search uses it. `nprobes`, `ef`
-    (HNSW) and `refine_factor` override the search-time ANN parameters."""
+    (HNSW) and `refine_factor` override the search-time ANN parameters. `control`: the archive's
+    control-file key; meta.json (its match threshold) is then signed when written and refused when
+    read unless its MAC holds (storage/control.py)."""
 
     def __init__(self, loc: Location, dim: int = 128, table: str = "templates", *,
                  ann_min_rows: int = 50_000, index_type: str = "IVF_PQ", nprobes: int | None = None,
-                 ef: int | None = None, refine_factor: int = 10):
+                 ef: int | None = None, refine_factor: int = 10, control: bytes | None = None):
         if index_type not in ANN_TYPES:
             raise ValueError(f"index_type {index_type!r}: expected one of {ANN_TYPES}")
-        self.loc, self.dim, self.table_name = loc, dim, table
+        self.loc, self.dim, self.table_name, self.control = loc, dim, table, control
         self.schema = templates_schema(dim)
         self.ann_min_rows, self.index_type = ann_min_rows, index_type
         self.nprobes, self.ef, self.refine_factor = nprobes, ef, refine_factor
@@ -251,6 +255,17 @@ class IdentityIndex:
                 return self.schema.empty_table().select(cols)
             q = q.where(f"kind IN ({', '.join(map(_quote, kinds))})")
         return q.select(cols).to_arrow().select(cols)
+
+    def forget_tracks(self, media_id: str, tracks) -> None:
+        """Deletes the rows of `tracks` of one media, then compacts the table and removes every old
+        version (LanceDB keeps deleted rows in older versions and files until then)."""
+        from datetime import timedelta
+
+        table = self._open()
+        if table is None or not tracks:
+            return
+        table.delete(f"media_id = {_quote(media_id)} AND track_id IN ({', '.join(str(int(t)) for t in sorted(tracks))})")
+        table.optimize(cleanup_older_than=timedelta(0), delete_unverified=True)
 
     def delete_media(self, media_id: str) -> None:
         table = self._open()
@@ -383,12 +398,19 @@ class IdentityIndex:
 
     # -- meta.json -------------------------------------------------------------------------------
     def meta(self) -> dict:
-        """meta.json beside the table ({} when missing)."""
-        return json.loads(self.loc.read_bytes(META_FILE)) if self.loc.exists(META_FILE) else {}
+        """meta.json beside the table ({} when missing), its MAC checked with `control` when given."""
+        if not self.loc.exists(META_FILE):
+            return {}
+        meta = json.loads(self.loc.read_bytes(META_FILE))
+        if self.control is not None:
+            verified(meta, self.control, META_LABEL, self.loc.display(META_FILE))
+        return {k: v for k, v in meta.items() if k != "mac"}
 
     def write_meta(self, meta: dict, merge: bool = True) -> None:
-        """Writes meta.json atomically; top-level keys are merged into the stored ones unless not `merge`."""
+        """Writes meta.json atomically (signed with `control` when given); top-level keys are merged
+        into the stored ones unless not `merge`."""
         data = {**self.meta(), **meta} if merge else dict(meta)
+        data = signed(data, self.control, META_LABEL) if self.control is not None else data
         self.loc.write_bytes(META_FILE, json.dumps(data, indent=2, sort_keys=True).encode())
 
     def disk_bytes(self) -> int:

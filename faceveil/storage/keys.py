@@ -68,6 +68,10 @@ class MasterKey:
         raise TypeError("master keys are not pickled")
 
 
+MIN_KDF = {"argon2id": {"iterations": 2, "memory_kib": 65536, "lanes": 1},  # OWASP's floor for Argon2id
+           "scrypt": {"n": 2**14, "r": 8, "p": 1}}
+
+
 @dataclass(frozen=True)
 class PassphraseKDF:
     """How a passphrase becomes a master key, stored in the archive's keyinfo: Argon2id for new
@@ -88,6 +92,9 @@ class PassphraseKDF:
             raise BadKeyError(f"unknown passphrase KDF {self.name!r}")
         if len(bytes.fromhex(self.salt_hex)) < 16:
             raise BadKeyError("a passphrase salt must be at least 16 bytes")
+        weak = [f"{k} {getattr(self, k)} < {v}" for k, v in MIN_KDF[self.name].items() if getattr(self, k) < v]
+        if weak:  # a keyinfo planted with cheap parameters would make every guess cheap
+            raise BadKeyError(f"passphrase KDF {self.name} with weak parameters ({', '.join(weak)}): refused")
 
     @classmethod
     def new(cls) -> "PassphraseKDF":

@@ -5,6 +5,7 @@ re-run overwrites its own part instead of appending: no row is ever duplicated, 
 committed atomically."""
 from __future__ import annotations
 
+import hashlib
 import io
 
 import numpy as np
@@ -36,6 +37,8 @@ MEDIA = pa.schema([
     ("n_faces", pa.int64()), ("n_tracks", pa.int64()), ("frames_with_faces", pa.int64()),
     ("frames_filled", pa.int64()), ("frames_redacted", pa.int64()), ("seconds", pa.float64()),
     ("vault_entries", pa.int64()), ("vault_bytes", pa.int64()), ("key_fingerprint", pa.string()),
+    ("vault_keys_sha256", pa.string()),  # the vault key part as its run wrote it (sealed: storage/vault.seal_part)
+    ("faces_forgotten", pa.int64()),  # faces of forgotten people (tombstones): anonymized, never sealed
     ("quarantine_path", pa.string()), ("leak_frames", pa.list_(pa.int64())),
 ])
 
@@ -73,6 +76,7 @@ ACCESS_LOG = pa.schema([
     ("action", pa.string()), ("reason", pa.string()), ("probe_sha256", pa.string()),
     ("matched", pa.list_(pa.string())), ("key_fingerprint", pa.string()), ("details_json", pa.string()),
     ("prev_mac", pa.string()), ("mac", pa.string()),
+    ("fs_tag", pa.string()),  # the forward-secure tag (access_log, log_seal); null before a log key, and in older logs
 ])
 
 # Privacy and utility checks of sampled output frames (faceveil.validation.privacy), per frame, per
@@ -118,14 +122,15 @@ def part_path(table: str, key: str) -> str:
     return f"{table}/{key}.parquet"
 
 
-def write_part(loc: Location, table: str, key: str, rows: pa.Table | list[dict]) -> None:
-    """Writes (replaces) one part of `table`, validated against its schema."""
+def write_part(loc: Location, table: str, key: str, rows: pa.Table | list[dict]) -> str:
+    """Writes (replaces) one part of `table`, validated against its schema; the SHA-256 of its bytes."""
     schema = TABLES[table]
     t = rows if isinstance(rows, pa.Table) else pa.Table.from_pylist(rows, schema=schema)
     t = t.select(schema.names).cast(schema)
     buf = io.BytesIO()
     pq.write_table(t, buf, compression="zstd")
     loc.write_bytes(part_path(table, key), buf.getvalue())
+    return hashlib.sha256(buf.getvalue()).hexdigest()
 
 
 def read_part(loc: Location, table: str, key: str) -> pa.Table | None:

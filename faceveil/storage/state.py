@@ -84,12 +84,12 @@ def check_restore_out(out_url: str, dest_url: str, state_url: str) -> None:
 
 
 def check_allowed_out(out_url: str, roots) -> None:
-    """StateError unless OUT lies inside one of the allow-listed `roots` (the restore deployment's
-    `restore_roots`: a caller of the deployment chooses OUT, so the archive's config bounds it)."""
+    """StateError unless OUT lies inside one of the allow-listed `roots` (the archive config's
+    [restore] roots: a caller of the restore deployment chooses OUT, so the config bounds it)."""
     o = _key(out_url)
     if not any(_inside(o, _key(r)) for r in roots or ()):
         raise StateError(f"restore: {out_url} is not inside an allowed restore root ({', '.join(roots or ()) or 'none set'}: "
-                         "the archive config's restore_roots); nothing was written")
+                         "the archive config's [restore] roots); nothing was written")
 
 
 def state_location(url: str, storage_options: dict | None = None) -> Location:

@@ -1,15 +1,13 @@
 """The key vault under the state root's vault/: original face regions sealed per track, data keys
-wrapped for the master key, and `keyinfo.json` (master fingerprint, public key, passphrase KDF
-parameters and salt when the key comes from a passphrase, and a random archive id). Sealed regions and wrapped keys are bound to
-their archive id (besides their media, frame, track and box), so vault parts moved from one archive
-to another under the same key do not open there. Anonymizing needs only the public `VaultLock`;
-opening needs the key."""
+wrapped for the master key (its control files, keyinfo.json and the key parts' seals, in
+vault_control.py). Sealed regions and wrapped keys are bound to their archive id (besides their
+media, frame, track and box), so vault parts moved from one archive to another under the same key do
+not open there. Anonymizing needs only the public `VaultLock`; opening needs the key."""
 from __future__ import annotations
 
 import hmac
 import json
 import os
-import secrets
 import uuid
 from datetime import datetime, timezone
 from typing import Iterator
@@ -17,15 +15,17 @@ from typing import Iterator
 import cv2
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from faceveil.storage import manifests
+from faceveil.storage.control import ControlFileError, control_key, verified
 from faceveil.storage.keys import BadKeyError, MasterKey, PassphraseKDF, VaultLock
+from faceveil.storage.vault_control import (KEYINFO, archive_id, check_key, check_master, key_part, passphrase_kdf,
+                                            read_keyinfo, seal_part, seal_path, write_keyinfo)
 from faceveil.storage.paths import Location
 from faceveil.storage.sealing import (SealError, associated_data, new_data_key, open_sealed, seal, unwrap_data_key,
                                       wrap_data_key)
-
-KEYINFO = "vault/keyinfo.json"
 
 
 def key_id(media_id: str, track_id: int) -> str:
@@ -39,58 +39,16 @@ def place(media_id: str, frame: int, track: int, box, kid: str, archive: str | N
     return associated_data(**where) if archive is None else associated_data(**where, archive=archive)
 
 
-# ---------------------------------------------------------------- keyinfo
-
-
-def read_keyinfo(dest: Location) -> dict | None:
-    if not dest.exists(KEYINFO):
-        return None
-    return json.loads(dest.read_bytes(KEYINFO))
-
-
-def archive_id(dest: Location) -> str | None:
-    """The vault's archive id (None for vaults made before archive ids, or no vault)."""
-    return (read_keyinfo(dest) or {}).get("archive_id")
-
-
-def passphrase_kdf(dest: Location) -> PassphraseKDF:
-    """How a passphrase becomes this archive's key: its stored parameters and salt (scrypt with its
-    salt for vaults made before they were stored), or new ones when the archive has no vault yet."""
-    info = read_keyinfo(dest)
-    if info and info.get("kdf"):
-        return PassphraseKDF.from_dict(info["kdf"])
-    if info and info.get("scrypt_salt"):
-        return PassphraseKDF("scrypt", info["scrypt_salt"])
-    return PassphraseKDF.new()
-
-
-def check_key(dest: Location, fingerprint: str, *, create: VaultLock | None = None) -> dict:
-    """Refuses a key that is not the vault's (constant-time fingerprint comparison) before anything
-    is written; with `create`, an archive without a vault gets its keyinfo from that lock."""
-    info = read_keyinfo(dest)
-    if info is None:
-        if create is None:
-            raise BadKeyError(f"{dest.display(KEYINFO)}: no vault here (was the archive anonymized with --reversible?)")
-        info = {"version": 2, "archive_id": secrets.token_hex(16), "master_fingerprint": create.fingerprint,
-                "public_key": create.public_hex, "kdf": create.kdf.as_dict() if create.kdf else None,
-                "created_at": datetime.now(timezone.utc).isoformat()}
-        dest.write_bytes(KEYINFO, json.dumps(info, indent=2).encode())
-        return info
-    if not hmac.compare_digest(str(info.get("master_fingerprint", "")).encode(), fingerprint.encode()):
-        raise BadKeyError(f"wrong key for the vault of {dest.url} (this key is {fingerprint}, "
-                          f"the vault's is {info.get('master_fingerprint')}); nothing was written")
-    return info
-
-
 # ---------------------------------------------------------------- sealing, on workers
 
 
 class VaultWriter:
     """Seals the original face regions of one media while it is encoded (streamed to a local
-    Parquet file, so memory stays flat), then commits entries and wrapped keys to the destination."""
+    Parquet file, so memory stays flat), then commits entries and wrapped keys to the destination.
+    Tracks in `skip` (forgotten people: storage/tombstones) are never sealed, only counted."""
 
-    def __init__(self, lock: VaultLock, media_id: str, scratch: str, batch_rows: int = 256):
-        self.lock, self.media_id = lock, media_id
+    def __init__(self, lock: VaultLock, media_id: str, scratch: str, batch_rows: int = 256, skip=()):
+        self.lock, self.media_id, self.skip, self.n_skipped = lock, media_id, frozenset(skip), 0
         self.public = bytes.fromhex(lock.public_hex)
         self.path = os.path.join(scratch, f"vault-{media_id}-{uuid.uuid4().hex}.parquet")
         self._keys: dict[int, bytes] = {}
@@ -99,6 +57,7 @@ class VaultWriter:
         self._writer: pq.ParquetWriter | None = None
         self.batch_rows = batch_rows
         self.bytes_sealed = 0
+        self.keys_sha256: str | None = None
 
     def data_key(self, track_id: int) -> bytes:
         """The track's random data key (made on first use)."""
@@ -108,6 +67,9 @@ class VaultWriter:
         return self._keys[track_id]
 
     def seal(self, frame: int, track_id: int, box, crop: np.ndarray) -> None:
+        if int(track_id) in self.skip:
+            self.n_skipped += 1
+            return
         ok, png = cv2.imencode(".png", np.ascontiguousarray(crop[:, :, ::-1]), [cv2.IMWRITE_PNG_COMPRESSION, 1])
         if not ok:
             raise RuntimeError(f"could not encode the face region of frame {frame}")
@@ -134,7 +96,8 @@ class VaultWriter:
         return sum(self._counts.values())
 
     def commit(self, dest: Location) -> None:
-        """Entries first, then the keys that open them (a crash in between leaves entries no key opens)."""
+        """Entries first, then the keys that open them (a crash in between leaves entries no key opens);
+        `keys_sha256` is then the key part's digest, for its seal (sealed by the key holder: `seal_part`)."""
         self._flush()
         self._writer.close()
         self._writer = None
@@ -144,7 +107,7 @@ class VaultWriter:
                  "wrapped": wrap_data_key(self.public, k, key_id(self.media_id, t), self.lock.archive_id),
                  "master_fingerprint": self.lock.fingerprint, "n_entries": self._counts.get(t, 0),
                  "created_at": now, "forgotten_at": None} for t, k in sorted(self._keys.items())]
-        manifests.write_part(dest, "vault/keys", self.media_id, rows)
+        self.keys_sha256 = manifests.write_part(dest, "vault/keys", self.media_id, rows)
 
     def discard(self) -> None:
         if self._writer is not None:
@@ -157,10 +120,9 @@ class VaultWriter:
 
 
 def track_keys(dest: Location, master: MasterKey, media_id: str, tracks=None) -> tuple[dict[int, bytes], list[int]]:
-    """(track -> data key for the chosen tracks, forgotten tracks among them). Wrong key: SealError."""
-    t = manifests.read_part(dest, "vault/keys", media_id)
-    if t is None:
-        raise FileNotFoundError(f"{dest.display(manifests.part_path('vault/keys', media_id))}: vault keys missing")
+    """(track -> data key for the chosen tracks, forgotten tracks among them), from the media's sealed
+    key part. Wrong key: SealError; a part its seal does not vouch for: ControlFileError."""
+    t = key_part(dest, {master.fingerprint: control_key(master)}, media_id)
     keys, forgotten, aid = {}, [], archive_id(dest)
     for r in t.to_pylist():
         if tracks is not None and r["track_id"] not in tracks:
@@ -203,47 +165,82 @@ def open_region(entry: dict, data_key: bytes, archive: str | None = None) -> np.
     return bgr[:, :, ::-1]
 
 
-def forget_tracks(dest: Location, master: MasterKey, media_id: str, tracks: set[int]) -> list[int]:
+def forget_tracks(dest: Location, master: MasterKey, media_id: str, tracks: set[int], scratch: str) -> list[int]:
     """Crypto-shredding: drops the wrapped data keys of `tracks` (their sealed regions can no longer be
-    opened by anyone); returns the tracks shredded now."""
-    t = manifests.read_part(dest, "vault/keys", media_id)
-    if t is None:
-        raise FileNotFoundError(f"{dest.display(manifests.part_path('vault/keys', media_id))}: vault keys missing")
-    rows, done, now, aid = t.to_pylist(), [], datetime.now(timezone.utc), archive_id(dest)
+    opened by anyone), then their sealed regions themselves; the key part is sealed anew. Returns the
+    tracks shredded now (a track forgotten before: its leftover regions, if any, go too)."""
+    control = control_key(master)
+    rows, done, now, aid = key_part(dest, {master.fingerprint: control}, media_id).to_pylist(), [], \
+        datetime.now(timezone.utc), archive_id(dest)
     for r in rows:
         if r["track_id"] in tracks and r["wrapped"] is not None:
             unwrap_data_key(master, r["wrapped"], r["key_id"], aid)  # proves the key before destroying anything
             r["wrapped"], r["forgotten_at"] = None, now
             done.append(r["track_id"])
     if done:
-        manifests.write_part(dest, "vault/keys", media_id, rows)
+        seal_part(dest, control, master.fingerprint, media_id, manifests.write_part(dest, "vault/keys", media_id, rows))
+    _drop_entries(dest, media_id, {r["track_id"] for r in rows if r["wrapped"] is None}, scratch)
     return done
 
 
-def rotate_key(dest: Location, old: MasterKey, new: VaultLock) -> int:
-    """Re-wraps every data key for a new master key (the sealed regions are not touched), then points
-    keyinfo at it. Returns the keys re-wrapped. The old key is checked first; nothing changes if wrong."""
-    check_key(dest, old.fingerprint)
-    public = bytes.fromhex(new.public_hex)
-    parts = [r for r in dest.list_files(under="vault/keys") if r.endswith(".parquet")]
-    rewrapped, aid = {}, archive_id(dest)
-    for rel in parts:  # unwrap everything before writing anything
-        mid = rel.rsplit("/", 1)[1][: -len(".parquet")]
-        rows = manifests.read_part(dest, "vault/keys", mid).to_pylist()
-        for r in rows:
-            if r["wrapped"] is not None:
-                r["wrapped"] = wrap_data_key(public, unwrap_data_key(old, r["wrapped"], r["key_id"], aid), r["key_id"], aid)
-                r["master_fingerprint"] = new.fingerprint
-        rewrapped[mid] = rows
-    for mid, rows in rewrapped.items():
-        manifests.write_part(dest, "vault/keys", mid, rows)
+def _drop_entries(dest: Location, media_id: str, tracks: set[int], scratch: str) -> None:
+    """The media's sealed regions less those of `tracks`, rewritten a row group at a time."""
+    rel = manifests.part_path("vault/entries", media_id)
+    if not tracks or not dest.exists(rel):
+        return
+    out = os.path.join(scratch, f"entries-{uuid.uuid4().hex}.parquet")
+    try:
+        with dest.local_file(rel, scratch) as path:
+            src = pq.ParquetFile(path)
+            keep = pa.array(sorted(tracks), pa.int64())
+            with pq.ParquetWriter(out, manifests.VAULT_ENTRIES, compression="none") as w:
+                for batch in src.iter_batches():
+                    t = pa.Table.from_batches([batch]).cast(manifests.VAULT_ENTRIES)
+                    w.write_table(t.filter(pc.invert(pc.is_in(t["track_id"], keep))))
+        dest.commit_file(out, rel)
+    finally:
+        if os.path.exists(out):
+            os.unlink(out)
+
+
+def rotate_key(dest: Location, old: MasterKey, new: MasterKey, kdf: PassphraseKDF | None = None) -> int:
+    """Re-wraps every data key for `new` (the sealed regions are not touched), part by part, each part
+    sealed anew with `new`, then points keyinfo at it. Returns the keys re-wrapped now. Resumable:
+    keyinfo names the rotation (`rotating_to`) before any part changes, so a second call with both keys
+    finishes an interrupted one (parts already moved are left); a finished one returns 0. The old key
+    is checked first; nothing changes if it is wrong."""
+    controls = {old.fingerprint: control_key(old), new.fingerprint: control_key(new)}
     info = read_keyinfo(dest)
-    info.update({"master_fingerprint": new.fingerprint, "public_key": new.public_hex,
-                 "kdf": new.kdf.as_dict() if new.kdf else None, "rotated_at": datetime.now(timezone.utc).isoformat()})
-    info.pop("scrypt_salt", None)
-    dest.write_bytes(KEYINFO, json.dumps(info, indent=2).encode())
-    return sum(r["wrapped"] is not None for rows in rewrapped.values() for r in rows)
+    if info is not None and hmac.compare_digest(str(info.get("master_fingerprint")).encode(), new.fingerprint.encode()):
+        verified(info, controls[new.fingerprint], "keyinfo", dest.display(KEYINFO))
+        return 0  # done before
+    info = check_key(dest, old.fingerprint, control=controls[old.fingerprint])
+    lock = VaultLock.of(new, kdf)
+    moving = {"fingerprint": new.fingerprint, "public_key": lock.public_hex, "kdf": kdf.as_dict() if kdf else None}
+    if info.get("rotating_to") not in (None, moving):
+        raise BadKeyError(f"{dest.url}: an interrupted rotation to key {info['rotating_to'].get('fingerprint')} must "
+                          "be finished with that key first")
+    write_keyinfo(dest, {**info, "rotating_to": moving}, controls[old.fingerprint])
+    public, aid, n = bytes.fromhex(lock.public_hex), archive_id(dest), 0
+    for rel in dest.list_files(under="vault/keys"):
+        mid = rel.rsplit("/", 1)[1][: -len(".parquet")]
+        rows = key_part(dest, controls, mid).to_pylist()
+        todo = [r for r in rows if r["wrapped"] is not None and r["master_fingerprint"] != new.fingerprint]
+        for r in todo:  # unwrapped and wrapped in memory; the part replaced whole
+            r["wrapped"] = wrap_data_key(public, unwrap_data_key(old, r["wrapped"], r["key_id"], aid), r["key_id"], aid)
+            r["master_fingerprint"] = new.fingerprint
+        if todo or json.loads(dest.read_bytes(seal_path(mid))).get("key") != new.fingerprint:
+            seal_part(dest, controls[new.fingerprint], new.fingerprint, mid,
+                      manifests.write_part(dest, "vault/keys", mid, rows))
+        n += len(todo)
+    info = {k: v for k, v in info.items() if k not in ("rotating_to", "scrypt_salt", "mac")}
+    info.update({"master_fingerprint": new.fingerprint, "public_key": lock.public_hex, "kdf": moving["kdf"],
+                 "rotated_from": old.fingerprint, "rotated_at": datetime.now(timezone.utc).isoformat()})
+    write_keyinfo(dest, info, controls[new.fingerprint])
+    return n
 
 
-__all__ = ["rotate_key", "VaultLock", "VaultWriter", "SealError", "BadKeyError", "check_key", "read_keyinfo", "passphrase_kdf",
-           "track_keys", "entry_frames", "open_region", "forget_tracks", "key_id", "archive_id"]
+__all__ = ["rotate_key", "VaultLock", "VaultWriter", "SealError", "BadKeyError", "check_key", "check_master",
+           "read_keyinfo", "passphrase_kdf",
+           "track_keys", "entry_frames", "open_region", "forget_tracks", "key_id", "archive_id", "seal_part", "seal_path",
+           "ControlFileError"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from faceveil.config import AnonymizeConfig
+from faceveil.models.detections import overlapping_tracks
 from faceveil.models.device import combine
 from faceveil.models.tracking import track_media
 from faceveil.pipeline.jobs import ChunkDetections, Chunk, MediaItem, Tracked
@@ -58,4 +59,5 @@ def track_video(config: AnonymizeConfig, item: MediaItem, info: VideoInfo, chunk
     else:
         per_frame = {f: d for f, d in _sampled(chunks) if len(d)}
     return Tracked(per_frame, seconds=time.perf_counter() - t0 + sum(c.seconds for c in chunks),
-                   device=combine(c.device for c in chunks))
+                   device=combine(c.device for c in chunks),
+                   forgotten=overlapping_tracks(per_frame, item.forgotten) if item.forgotten else set())

@@ -67,7 +67,7 @@ def finish_video(config: AnonymizeConfig, item: MediaItem, info: VideoInfo, trac
     if tracked.error:
         return record_failure(config, item, run_id, tracked.error)
     kit = toolkit(config.settings)
-    vault, faces = media_keepers(config, item)
+    vault, faces = media_keepers(config, item, tracked.forgotten)
     checks = BesideEncoder(frame_checks(kit, item.media_id, info.n_frames, info.fps), info.orientation)
     edit = _Anonymizing(kit, item, info, tracked, checks, vault, faces)
     out = out_rel(config, item.rel)

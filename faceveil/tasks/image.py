@@ -9,6 +9,7 @@ import uuid
 
 
 from faceveil.config import AnonymizeConfig
+from faceveil.models.detections import overlapping_tracks
 from faceveil.storage import manifests
 from faceveil.storage.media import MediaError, read_image, write_image
 from faceveil.pipeline.checks import frame_checks
@@ -35,7 +36,7 @@ def anonymize_image(config: AnonymizeConfig, item: MediaItem, run_id: str, peopl
             dets = kit.photo_faces(rgb)
             if people:
                 anon.expect(item.media_id, people)
-            vault, faces = media_keepers(config, item)
+            vault, faces = media_keepers(config, item, overlapping_tracks({0: dets}, item.forgotten or {}))
             if faces is not None:
                 faces.offer(0, rgb, dets)
             checks = frame_checks(kit, item.media_id, 1, 0.0)

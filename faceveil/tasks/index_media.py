@@ -10,22 +10,22 @@ import pyarrow as pa
 from faceveil.config import AnonymizeConfig
 from faceveil.models.cancelable import IndexTemplates
 from faceveil.pipeline.places import state_of
-from faceveil.pipeline.sealed_index import index_keys, seal_old_rows, with_sealed
+from faceveil.pipeline.sealed_index import seal_old_rows, with_sealed
 from faceveil.storage.paths import Location
 
 
 def index_templates(dest: Location, results, keys: IndexTemplates, embedder_name: str, key_fingerprint: str,
-                    view: str) -> int:
+                    view: str, control: bytes | None = None) -> int:
     """Writes the templates of every media in `results` (embedded the `view` way), sealed with the
     key (replacing that media's rows: re-runs never duplicate); returns the rows written. Rows of an
-    index written before with rotated templates are sealed too."""
+    index written before with rotated templates are sealed too. `control`: meta.json's MAC key."""
     from faceveil.storage.identity_index import IdentityIndex, templates_schema
     from faceveil.pipeline.toolkit import loaded_embedder
 
     emb = loaded_embedder(embedder_name)
     if keys.dim != emb.dim:
         raise ValueError(f"index keys are for dim {keys.dim}, the embedder gives {emb.dim}")
-    index = IdentityIndex(dest, dim=emb.dim)
+    index = IdentityIndex(dest, dim=emb.dim, control=control)
     seal_old_rows(index, keys)
     n = 0
     for res in results:
@@ -56,15 +56,7 @@ def index_templates(dest: Location, results, keys: IndexTemplates, embedder_name
     return n
 
 
-def index_secret(config: AnonymizeConfig, key) -> "object":
-    """The index's template protection for an indexing run (the key must be the vault's)."""
-    from faceveil.models.embedders import EMBEDDERS
-
-    if key is None or not key.matches(config.vault_lock.fingerprint):
-        raise ValueError("indexing identities needs the master key itself (the one the vault is locked with)")
-    return index_keys(key, EMBEDDERS.get(config.embedder).dim)
-
-
 def index_archive(config: AnonymizeConfig, results, keys) -> int:
-    return index_templates(state_of(config), results, keys, config.embedder, config.vault_lock.fingerprint,
-                           config.template_view)
+    """The run's templates into the archive's index (`keys`: the run's RunKeys, tasks/vault_seals)."""
+    return index_templates(state_of(config), results, keys.index, config.embedder, config.vault_lock.fingerprint,
+                           config.template_view, keys.control)

@@ -19,7 +19,7 @@ from faceveil.storage.media import MediaError, probe_video, read_image, transcod
 from faceveil.storage.paths import Location
 from faceveil.storage.state import check_restore_out, find_state, state_location
 from faceveil.storage.sealing import SealError
-from faceveil.storage.vault import archive_id, check_key, entry_frames, open_region, track_keys
+from faceveil.storage.vault import archive_id, check_master, entry_frames, open_region, track_keys
 
 
 @dataclass
@@ -56,6 +56,9 @@ class RestoreConfig(ClusterOptions):
             raise ValueError(f"restore sends the chosen tracks' data keys to the workers: {self.dask_address} would carry "
                              "them in clear; use a tls:// scheduler (with certificates), or the local cluster")
 
+    def state_location(self) -> Location:
+        return state_location(self.state, self.storage_options)
+
 
 class TrackKeys(dict):
     """track id -> data key of the tracks to restore in one media (and `archive`, the vault's archive
@@ -79,10 +82,6 @@ class RestoreJob:
     settings: dict
     keys: TrackKeys
     forgotten: list[int]
-
-
-    def state_location(self) -> Location:
-        return state_location(self.state, self.storage_options)
 
 
 def ok_media(archive: Location) -> dict[str, dict]:
@@ -110,7 +109,7 @@ def plan_restore(config: RestoreConfig, master: MasterKey) -> list[RestoreJob]:
     """The media to restore with the data keys of their chosen tracks. A wrong key is refused here,
     before anything is written."""
     archive = config.state_location()
-    check_key(archive, master.fingerprint)
+    check_master(archive, master)
     media = ok_media(archive)
     chosen: dict[str, set[int] | None] = {}
     if config.all:

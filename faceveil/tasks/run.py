@@ -38,7 +38,8 @@ def write_summary(config: AnonymizeConfig, run_id: str, started: datetime, items
     summary = {
         "run_id": run_id, "status": status, "src": config.src, "dest": config.dest, "state": config.state,
         "started_at": started.isoformat(), "finished_at": finished.isoformat(), "seconds": round(seconds, 3),
-        "settings": config.output_settings(), "media": len(items), "ok": len(ok), "failed": len(failed),
+        "settings": config.output_settings(), "leak_gate": {"on": config.gate_off() is None, "off_because": config.gate_off()},
+        "media": len(items), "ok": len(ok), "failed": len(failed),
         "leaked": sum(r["status"] == "leaked" for r in failed), "already_done": n_skipped, "frames": frames, "faces": sum(r.get("n_faces") or 0 for r in ok),
         "frames_per_second": round(frames / seconds, 2) if seconds > 0 else None,
         "failures": [{"path": r["rel_path"], "status": r["status"], "reason": r["reason"],

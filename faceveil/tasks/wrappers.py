@@ -14,7 +14,8 @@ from faceveil.tasks.detect import detect_chunk, track_video
 from faceveil.tasks.discover import discover
 from faceveil.tasks.finish_video import encode_segment, finish_video, join_video
 from faceveil.tasks.image import anonymize_image
-from faceveil.tasks.index_media import index_archive, index_secret
+from faceveil.tasks.index_media import index_archive
+from faceveil.tasks.vault_seals import RunKeys, mark_forgotten, run_keys, seal_vault_parts
 from faceveil.tasks.people import identify_faces, person_surrogate
 from faceveil.tasks.plan import plan_video, segments_of
 from faceveil.tasks.pulse import pulse_video
@@ -59,15 +60,17 @@ assemble_table_task = task(assemble_table, name="assemble-table", cache_policy=N
 write_restore_report_task = task(write_restore_report, name="write-restore-report", cache_policy=NO_CACHE)
 
 
-def open_vault(config: AnonymizeConfig) -> AnonymizeConfig:
-    """For a reversible run: the vault's key must be this run's (refused before anything is
-    written); a new archive gets its vault keyinfo. Returns the config whose lock seals for this
-    archive (its id)."""
+def open_vault(config: AnonymizeConfig, keys: RunKeys | None) -> AnonymizeConfig:
+    """For a reversible run: the vault's key must be this run's and its keyinfo's MAC hold (refused
+    before anything is written); a new archive gets its vault keyinfo. Returns the config whose lock
+    seals for this archive (its id). Without `keys` (a throwaway key nobody keeps, e.g. evaluate's
+    scramble) keyinfo is not signed."""
     from dataclasses import replace
 
     from faceveil.storage.vault import check_key
 
-    info = check_key(state_of(config), config.vault_lock.fingerprint, create=config.vault_lock)
+    info = check_key(state_of(config), config.vault_lock.fingerprint, create=config.vault_lock,
+                     control=keys.control if keys else None)
     return replace(config, vault_lock=replace(config.vault_lock, archive_id=info.get("archive_id")))
 
 
@@ -101,5 +104,6 @@ def warm_worker(config: AnonymizeConfig) -> None:
     toolkit(config.settings).warm()
 
 
-__all__ = ["open_vault", "prepare_models", "remove_segments", "warm_worker", "index_archive", "index_secret",
+__all__ = ["open_vault", "prepare_models", "remove_segments", "warm_worker", "index_archive", "run_keys",
+           "seal_vault_parts", "mark_forgotten", "RunKeys",
            "segments_of", "new_run_id", "RestoreConfig", "RestoreJob", "plan_restore"]

@@ -69,7 +69,7 @@ def manifest_frames(dest: Location, media_ids=None, embeddings: pd.DataFrame | N
         withheld["public_output"] = [public.exists(p.split("/", 1)[1]) for p in quarantined]
     withheld["quarantined"] = [dest.exists(p) for p in quarantined]
     rev = ok[ok.vault_entries.notna()].copy()
-    rev["faces_without_vault_entry"] = rev.n_faces - rev.vault_entries
+    rev["faces_without_vault_entry"] = rev.n_faces - rev.vault_entries - rev.faces_forgotten.fillna(0)
     emb = embeddings if embeddings is not None else pd.DataFrame(columns=["media_id", "norm", "dim", "expected_dim"])
     emb = emb.assign(norm_error=(emb.norm.astype(float) - 1).abs(), dim_error=emb.dim.astype(float) - emb.expected_dim.astype(float))
     return {"media": media, "detections": det, "tracks": tracked, "ok_media": ok, "vault": rev, "withheld": withheld,

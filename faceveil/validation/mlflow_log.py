@@ -98,8 +98,10 @@ def log_run(audit: dict, artifacts, uri: str, artifact_location: str | None = No
         entities = load_mlflow().entities
         Metric, Param, RunTag = entities.Metric, entities.Param, entities.RunTag
         client, exp_id, experiment = open_store(uri, artifact_location)
+        head = audit.get("access_log_head") or {}  # the access log's head, kept here outside the log too
         run = client.create_run(exp_id, run_name=audit["run_id"], tags={
-            "faceveil.run_id": audit["run_id"], "faceveil.flow": audit["flow"], "faceveil.status": audit["status"]})
+            "faceveil.run_id": audit["run_id"], "faceveil.flow": audit["flow"], "faceveil.status": audit["status"],
+            **({"faceveil.access_log_head": f"seq {head['seq']} mac {head['mac']}"} if head.get("mac") else {})})
         rid = run.info.run_id
         audit["mlflow"] = {"tracking_uri": uri, "experiment": experiment, "run_id": rid,
                            "artifacts": run.info.artifact_uri}

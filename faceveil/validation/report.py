@@ -21,7 +21,7 @@ _NA = '<p class="na">not measured</p>'
 _CSS = """body{font:14px/1.4 system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#222;padding:0 1em}
 h1{margin-bottom:.2em}h2{border-bottom:2px solid #ddd;padding-bottom:.2em;margin-top:1.6em}
 table{border-collapse:collapse;margin:.5em 0}th,td{border:1px solid #ccc;padding:3px 8px;text-align:left;
-vertical-align:top}th{background:#f2f2f2}tr.fail td{background:#fde2e2}code{font-size:12px;word-break:break-all}
+vertical-align:top}th{background:#f2f2f2}tr.fail td,p.fail{background:#fde2e2}code{font-size:12px;word-break:break-all}
 .badge{display:inline-block;padding:2px 10px;border-radius:10px;color:#fff;font-weight:bold}
 .ok{background:#2e7d32}.bad{background:#c62828}.warn{background:#ef6c00}.na{color:#888;font-style:italic}
 img.plot{max-width:100%;border:1px solid #eee}figure{display:inline-block;margin:.5em}
@@ -169,6 +169,13 @@ def _section(sid: str, title: str, body: str) -> str:
     return f'<section id="{sid}"><h2>{_e(title)}</h2>\n{body}\n</section>'
 
 
+def _gate(gate) -> str:
+    """A warning when the run's leak gate was off (nothing it let through was checked for faces)."""
+    if not isinstance(gate, dict) or gate.get("on", True):
+        return ""
+    return f'<p class="fail" id="gate-off">LEAK GATE OFF: {_e(gate.get("off_because"))}</p>'
+
+
 def render_html(audit: dict) -> str:
     """One self-contained HTML page for an audit dict (no scripts, no external URLs)."""
     a, figs, media = audit, plots(audit), audit.get("media") or []
@@ -177,6 +184,7 @@ def render_html(audit: dict) -> str:
                          "started": a.get("started_at"), "finished": a.get("finished_at"), "seconds": a.get("seconds"),
                          "faceveil version": a.get("faceveil_version"), "code version": a.get("code_version"),
                          "source": a.get("src"), "destination": a.get("dest")})
+                    + _gate(a.get("leak_gate"))
                     + ("<h3>Counts</h3>" + _table(list(counts), [list(counts.values())]) if counts else "")}
     c = a.get("contracts")
     if isinstance(c, dict):

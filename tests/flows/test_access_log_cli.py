@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from faceveil.ops.logged import pairs
-from faceveil.storage import access_log
+from faceveil.storage import access_log, log_anchors, log_chain
 from faceveil.storage.keys import MasterKey, load_key, write_key_file
 from faceveil.storage.paths import Location
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -25,9 +25,9 @@ PHOTOS = ("photos/astronaut.jpg", "photos/grace_hopper.png")
 LOG = "access_log"  # in the state root
 
 
-def _cli(*args):
+def _cli(*args, env=None):
     return subprocess.run([sys.executable, "-m", "faceveil.cli", *args], capture_output=True, text=True,
-                          env={**os.environ, "FACEVEIL_ACTOR": "dpo@example"}, timeout=600)
+                          env={**os.environ, "FACEVEIL_ACTOR": "dpo@example", **(env or {})}, timeout=600)
 
 
 def _ok(r):
@@ -71,7 +71,10 @@ def anonymized(sample_archive, tmp_path_factory, prefect_server):
 
 
 @pytest.fixture
-def archive(anonymized, tmp_path):
+def archive(anonymized, tmp_path, monkeypatch):
+    """A copy of the archive, with its own $FACEVEIL_HOME (copies share their archive id, so the log
+    heads anchored there)."""
+    monkeypatch.setenv("FACEVEIL_HOME", str(tmp_path / "home"))
     dest, key, probe = anonymized
     shutil.copytree(dest, tmp_path / "archive")
     shutil.copytree(private(dest), private(tmp_path / "archive"))
@@ -112,6 +115,8 @@ def test_rotations_keep_the_chain_and_verify_names_an_edited_or_removed_row(arch
         assert outcome["action"] == intent["action"] and outcome["reason"] == intent["reason"]
     assert all(r["actor"] == "dpo@example" for r in rows)
     assert rows[7]["matched"] == [found[0]["ref"]]  # the restore --probe's outcome names what it restored
+    heads = {a["seq"]: a["mac"] for a in log_anchors.gather(Location(str(private(dest)))) if "reports" in a["source"]}
+    assert heads == {7: rows[6]["mac"], 11: rows[10]["mac"]}  # each restore run's report: its intent row
 
     r = _ok(_cli("access-log", str(dest), "--verify", "--key", k3))
     assert "access log intact" in r.stdout and "erasure request" in r.stdout
@@ -170,3 +175,40 @@ def test_unwritable_access_log_stops_every_action(archive, tmp_path):
         assert "Traceback" not in r.stderr, (name, r.stderr)
     assert not (tmp_path / "out").exists() and not (tmp_path / "thumbs").exists()
     assert {p: p.read_bytes() for p in (private(dest) / "vault").rglob("*") if p.is_file()} == vault
+
+
+def test_a_cut_and_a_re_signed_row_are_named_with_the_auditor_log_key(archive, tmp_path):
+    """A key holder cuts the last 2 rows and re-signs one with the master key: the master-key chain
+    still verifies (and so would the anchors, were they wiped too), the auditor's log key names both."""
+    dest, key, probe = archive
+    log_key = tmp_path / "auditor.logkey"
+    r = _ok(_cli("log-key", str(dest), str(log_key), "--key", key))
+    assert "from seq 2 on" in r.stdout and log_key.stat().st_mode & 0o777 == 0o600
+    again = _cli("log-key", str(dest), str(tmp_path / "again.logkey"), "--key", key)
+    assert again.returncode == 2 and "set up already" in again.stderr and not (tmp_path / "again.logkey").exists()
+    r = _ok(_cli("search", str(dest), "--probe", probe, "--reason", "case 9", "--key", key))
+    rows = _rows(dest)
+    assert [(r["action"], r["fs_tag"] is not None) for r in rows] == [("log-key", False), ("log-key", True),
+                                                                     ("search", True), ("search", True)]
+    assert f"access log: seq 4, head mac {rows[3]['mac']}" in r.stderr
+    r = _ok(_cli("access-log", str(dest), "--log-key", str(log_key)))  # the auditor: no master key needed
+    assert "access log intact" in r.stdout and "master-key MACs not checked" in r.stderr
+
+    log = private(dest) / LOG
+    for seq in (3, 4):
+        (log / access_log.file_name(seq).split("/")[-1]).unlink()
+    row = {**rows[1], "reason": "nothing to see"}
+    row["mac"] = access_log._mac(log_chain.mac_key(load_key(key)), row)
+    pq.write_table(pa.Table.from_pylist([row], schema=access_log.ACCESS_LOG), log / "000000000002.parquet")
+
+    r = _cli("access-log", str(dest), "--verify", "--key", key)  # the anchors in this $FACEVEIL_HOME tell
+    assert r.returncode == 1 and "TAMPERED cut: the log ends at seq 2 but an anchor" in r.stderr, r.stderr
+    assert "TAMPERED rewritten: row seq 2's MAC differs from the anchored one" in r.stderr
+    wiped = {"FACEVEIL_HOME": str(tmp_path / "elsewhere")}
+    r = _cli("access-log", str(dest), "--verify", "--key", key, env=wiped)  # without them, the chain alone cannot
+    assert r.returncode == 0 and "access log intact" in r.stdout and "--log-key" in r.stderr, r.stderr
+    r = _cli("access-log", str(dest), "--verify", "--log-key", str(log_key), "--key", key, env=wiped)
+    assert r.returncode == 1, r.stdout + r.stderr
+    tampered = [line for line in r.stderr.splitlines() if line.startswith("TAMPERED")]
+    assert tampered == ["TAMPERED seq 2: forward-secure tag mismatch (edited, or re-signed by a key holder)",
+                        "TAMPERED rows after seq 2 were removed: the log's sealing state is at seq 5"], r.stderr

@@ -1,9 +1,13 @@
-"""Scheduled runs end to end: `faceveil serve --config` (a Prefect server on a free port, the work pool,
-`prefect deploy` of deployments/prefect.yaml, a process worker), three runs of the nightly deployment
-triggered by `run_deployment` (reversible, indexing, the key by file reference): all media, then none,
-then the one added; then the report and restore deployments. Afterwards no byte of the master key
-or of a track's data key is in Prefect's home (database, logs), and nothing serve started is left
-running."""
+"""Scheduled runs end to end: `faceveil serve --config` (a Prefect server on a free port with basic auth,
+the work pool, `prefect deploy` of deployments/prefect.yaml, a process worker): the API refuses a call
+without credentials, takes one with those of the 0600 file serve names; the restore deployment is not
+registered while the config does not allow it. Three runs of the nightly deployment triggered by
+`run_deployment` (reversible, indexing, the key by file reference): all media, then none, then the one
+added; then the report deployment; then the config's [restore] table is turned on and registered (a
+Service against the running server, as an external one), a restore into an `out` outside its roots
+fails with nothing logged or written and one inside works; turned off again, the restore deployment
+is deleted. Afterwards no byte of the master key, of a track's data key, of the API secret or of a
+Dask TLS key is in Prefect's home (database, logs), and nothing serve started is left running."""
 import base64
 import json
 import os
@@ -39,7 +43,8 @@ class _Serve:
     """`faceveil serve` in a subprocess, its output collected line by line."""
 
     def __init__(self, config: Path, home: Path):
-        env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL" and k not in SECRET_ENV}
+        env = {k: v for k, v in os.environ.items()
+               if k not in ("PREFECT_API_URL", "PREFECT_API_AUTH_STRING") and k not in SECRET_ENV}
         env |= {"PREFECT_HOME": str(home), "PREFECT_WORKER_QUERY_SECONDS": "1"}
         self.proc = subprocess.Popen([sys.executable, "-m", "faceveil.cli", "serve", "--config", str(config),
                                       "--port", str(_free_port())], env=env, stdout=subprocess.PIPE,
@@ -79,14 +84,14 @@ class _Serve:
         return self.proc.returncode
 
 
-def _trigger(name: str, config: Path, **parameters):
+def _trigger(name: str, config: Path, fails: bool = False, **parameters):
     """Runs deployment `name` and waits for it: (the flow run, wall seconds from trigger to its end)."""
     from prefect.deployments import run_deployment
 
     started = time.monotonic()
     run = run_deployment(name, parameters=parameters or None, timeout=900, poll_interval=1, as_subflow=False)
     wall = time.monotonic() - started
-    assert run.state is not None and run.state.is_completed(), f"{run.name}: {run.state}"
+    assert run.state is not None and (run.state.is_failed() if fails else run.state.is_completed()), f"{run.name}: {run.state}"
     assert run.parameters == {"config_path": str(config.resolve()), **parameters}  # the file's path, no secret
     return run, wall
 
@@ -104,8 +109,9 @@ def _key_forms(key: MasterKey) -> dict[str, bytes]:
             "encoded": encode_key(key).encode()}
 
 
-def test_nightly_deployment_runs_incrementally_and_prefect_never_holds_the_key(sample_archive, tmp_path, figures):
-    from prefect.settings import PREFECT_API_URL, temporary_settings
+def test_nightly_deployment_runs_incrementally_and_prefect_never_holds_the_key(sample_archive, tmp_path, figures,
+                                                                               monkeypatch):
+    from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, temporary_settings
 
     src, dest = tmp_path / "src", tmp_path / "dest"
     photos = sorted((sample_archive / "photos").iterdir())
@@ -120,12 +126,19 @@ def test_nightly_deployment_runs_incrementally_and_prefect_never_holds_the_key(s
     serve = _Serve(config, home)
     family: set[int] = set()
     try:
-        api = serve.wait_for(r"Prefect API: (http://127\.0\.0\.1:\d+/api)", 300).group(1)
+        api = serve.wait_for(r"Prefect API: (http://127\.0\.0\.1:\d+/api) \(server started here; .*basic auth\)", 300).group(1)
+        auth_file = Path(serve.wait_for(r"API credentials: (\S+) \(user:password, mode 0600", 10).group(1))
         serve.wait_for(r"ready;", 300)
-        assert NIGHTLY in serve.text and "scheduled_restore/restore" in serve.text and "scheduled_report/report" in serve.text
+        assert NIGHTLY in serve.text and "scheduled_report/report" in serve.text
+        assert "scheduled_restore/restore (" not in serve.text  # the config has no [restore] table
+        assert "deployment scheduled_restore/restore: not registered (the config's [restore] deploy is not true)" in serve.text
         assert "cron '0 2 * * *' UTC" in serve.text and f"fingerprint {key.fingerprint}" in serve.text
         assert re.search(r"UI: http://127\.0\.0\.1:\d+$", serve.text, re.M)
-        with temporary_settings(updates={PREFECT_API_URL: api}):
+        auth = _check_api_auth(api, auth_file, home)
+        assert auth.split(":", 1)[1] not in serve.text
+        monkeypatch.setenv("PREFECT_API_AUTH_STRING", auth)  # for the Service below (an external server to it)
+        monkeypatch.setenv("PREFECT_API_URL", api)
+        with temporary_settings(updates={PREFECT_API_URL: api, PREFECT_API_AUTH_STRING: auth}):
             first, wall1, own1 = _run(NIGHTLY, config, dest)
             family |= {p.pid for p in psutil.Process(serve.proc.pid).children(recursive=True)}
             assert (first["ok"], first["already_done"], first["failed"]) == (3, 0, 0), first
@@ -143,10 +156,23 @@ def test_nightly_deployment_runs_incrementally_and_prefect_never_holds_the_key(s
             (private(dest) / "reports/latest.html").unlink()
             _, wall_report = _trigger("scheduled_report/report", config)
             assert (private(dest) / "reports/latest.html").is_file()
+            # restores by deployment turned on in the config: [restore] deploy = true, roots = ["restored"]
+            config.write_text(config.read_text() + '\n[restore]\ndeploy = true\nroots = ["restored"]\n')
+            said = _register(config, tmp_path / "service-logs", restore=True)
+            assert "authenticated with $PREFECT_API_AUTH_STRING" in said and "WARNING" not in said, said
+            assert "deployment: scheduled_restore/restore (on demand" in said, said
+            logged_before = _access_log_files(dest)
+            refused, _ = _trigger("scheduled_restore/restore", config, fails=True, out=str(tmp_path / "elsewhere"),
+                                  reason="outside the roots", media=[f"photos/{photos[0].name}"])
+            assert "is not inside an allowed restore root" in refused.state.message, refused.state.message
+            assert _access_log_files(dest) == logged_before and not (tmp_path / "elsewhere").exists()
             _, wall_restore = _trigger("scheduled_restore/restore", config, out=str(tmp_path / "restored"),
                                        reason="deployment test", media=[f"photos/{photos[0].name}"])
             assert (tmp_path / "restored/photos" / photos[0].name).is_file()
             _check_restore_logged(dest, f"photos/{photos[0].name}")
+            said = _register(config, tmp_path / "service-logs", restore=False)  # turned off: the old one goes
+            assert "scheduled_restore/restore: not registered (the config's [restore] deploy is not true); the one " \
+                   "registered before was deleted" in said and "scheduled_restore/restore (" not in said, said
         family |= {p.pid for p in psutil.Process(serve.proc.pid).children(recursive=True)}
     finally:
         code = serve.stop()
@@ -159,12 +185,51 @@ def test_nightly_deployment_runs_incrementally_and_prefect_never_holds_the_key(s
     # Prefect's home: its database (flow run parameters, logs, states) and serve's logs of the server and worker
     files = [p for p in home.rglob("*") if p.is_file()]
     assert any(p.name.startswith("prefect.db") for p in files)
-    needles = {**_key_forms(key), **_data_key_forms(dest, key)}
+    assert not auth_file.exists()  # removed at stop: the secret died with the server
+    needles = {**_key_forms(key), **_data_key_forms(dest, key), "API secret": auth.split(":", 1)[1].encode(),
+               "API basic token": base64.b64encode(auth.encode()), "a Dask TLS key": b"PRIVATE KEY"}
     assert len(needles) > len(_key_forms(key))
     found = [(p.name, form) for p in files for form, needle in needles.items() if needle in p.read_bytes()]
     assert not found, f"the master key or a data key is in Prefect's files: {found}"
     db = b"".join(p.read_bytes() for p in files if p.name.startswith("prefect.db"))
     assert key.fingerprint.encode() in db  # the control: the runs' parameters are there (the vault's public lock)
+
+
+def _check_api_auth(api: str, auth_file: Path, home: Path) -> str:
+    """The started server refuses API calls without (or with wrong) credentials, takes those of
+    `auth_file` (0600, under PREFECT_HOME), and its UI asks for them; their "user:password"."""
+    import httpx
+
+    assert auth_file.parent == home / "faceveil-serve" and auth_file.stat().st_mode & 0o777 == 0o600
+    auth = auth_file.read_text().strip()
+    user, password = auth.split(":", 1)
+    assert len(password) >= 32
+    body = {"limit": 10}
+    assert httpx.get(f"{api}/health").status_code == 200  # the control: the server answers
+    assert httpx.post(f"{api}/deployments/filter", json=body).status_code == 401
+    assert httpx.post(f"{api}/flows/filter", json=body, auth=(user, password + "x")).status_code == 401
+    ok = httpx.post(f"{api}/deployments/filter", json=body, auth=(user, password))
+    assert ok.status_code == 200 and "archive-nightly" in {d["name"] for d in ok.json()}
+    assert httpx.get(api.removesuffix("/api") + "/ui-settings").json()["auth"] == "BASIC"  # the UI's login page
+    return auth
+
+
+def _register(config: Path, logs: Path, restore: bool) -> str:
+    """What a Service (no worker) registering `config`'s deployments on the server of $PREFECT_API_URL said."""
+    from faceveil.flows.service import Service
+
+    lines: list[str] = []
+    service = Service(str(config), worker=False, restore=restore, logs=logs)
+    try:
+        service.start(lines.append)
+    finally:
+        service.stop()
+    return "\n".join(lines)
+
+
+def _access_log_files(dest: Path) -> list[str]:
+    folder = private(dest) / "access_log"
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*")) if folder.is_dir() else []
 
 
 def _data_key_forms(dest: Path, key: MasterKey) -> dict[str, bytes]:

@@ -83,3 +83,43 @@ def test_hand_over_makes_the_outcome_row_the_rotation_row(tmp_path):
     last = access_log.read(loc)[-1]
     assert last["key_fingerprint"] == newer.fingerprint and access_log.details(last)["outcome"] == "failed"
     assert access_log.verify(loc, newer) == []
+
+
+def test_the_head_is_printed_and_anchored_outside_the_state_root(tmp_path, monkeypatch, capsys):
+    import json
+
+    from faceveil.storage import log_anchors
+
+    monkeypatch.setenv("FACEVEIL_HOME", str(tmp_path / "home"))
+    loc, key = Location(str(tmp_path / "state")), MasterKey.generate()
+    with logged(loc, key, "search", "case 5") as out:
+        out.matched = ["m1:2"]
+    with pytest.raises(RuntimeError):
+        with logged(loc, key, "restore", "case 6"):
+            raise RuntimeError("no space left")
+    rows = access_log.read(loc)
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith(f"access log: seq 2, head mac {rows[1]['mac']} (anchored in {tmp_path / 'home'}")
+    assert err[1].startswith(f"access log: seq 4, head mac {rows[3]['mac']}")
+    path = log_anchors.anchor_file(loc)
+    assert path.parent == tmp_path / "home" / "anchors" and path.stat().st_mode & 0o777 == 0o600
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [(a["seq"], a["mac"], a["action"]) for a in lines] == [(2, rows[1]["mac"], "search"),
+                                                                   (4, rows[3]["mac"], "restore")]
+    assert access_log.verify(loc, key, anchors=log_anchors.gather(loc)) == []
+    for seq in (3, 4):
+        (tmp_path / "state" / access_log.file_name(seq)).unlink()
+    problems = access_log.verify(loc, key, anchors=log_anchors.gather(loc))
+    assert len(problems) == 1 and problems[0].startswith("cut: the log ends at seq 2 but an anchor") and \
+        problems[0].endswith("by restore says seq 4")
+
+
+def test_an_unwritable_anchor_does_not_stop_the_action(tmp_path, monkeypatch, capsys):
+    (tmp_path / "home").write_text("a file where FACEVEIL_HOME should be")
+    monkeypatch.setenv("FACEVEIL_HOME", str(tmp_path / "home"))
+    loc, key = Location(str(tmp_path / "state")), MasterKey.generate()
+    with logged(loc, key, "forget", "erasure") as out:
+        out.matched = ["m1:1"]
+    assert _outcomes(loc) == [("forget", "intent"), ("forget", "done")]
+    err = capsys.readouterr().err
+    assert "access log: seq 2, head mac" in err and "(not anchored: " in err, err

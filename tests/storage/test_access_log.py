@@ -300,3 +300,194 @@ def test_unwritable_log_folder_is_an_access_log_error(tmp_path):
     loc.write_bytes(access_log.FOLDER, b"a file where the log folder should be")
     with pytest.raises(access_log.AccessLogError, match="not a folder"):
         access_log.append(loc, key, actor="a", action="search", reason="r")
+
+
+# ---------------------------------------------------------------- the auditor's log key, anchors
+
+
+def _resign(loc, master, seqs, **changes):
+    """What a restorer can do: edit rows and MAC them again with the master key (and tag them with
+    the one forward-secure key the state root gives a key holder, the next row's)."""
+    from faceveil.storage import log_chain, log_seal
+
+    state = log_seal.read_state(loc)
+    k_next = log_seal.open_key(loc, state, log_chain.mac_key(master))
+    prev = access_log.read(loc)[seqs[0] - 2]["mac"] if seqs[0] > 1 else access_log.GENESIS_MAC
+    for seq in seqs:
+        row = {**access_log.read(loc)[seq - 1], **(changes if seq == seqs[0] else {}), "prev_mac": prev}
+        row["mac"] = access_log._mac(log_chain.mac_key(master), row)
+        row["fs_tag"] = log_seal.tag(k_next, access_log._payload(row))
+        _rewrite(loc, seq, **{k: v for k, v in row.items() if k != "seq"})
+        prev = row["mac"]
+
+
+def test_tags_verify_with_the_log_key_alone(tmp_path):
+    from faceveil.storage import log_seal
+
+    loc, key = Location(str(tmp_path)), MasterKey.generate()
+    access_log.append(loc, key, actor="a", action="search", reason="before the log key")
+    log_key = access_log.set_up_seal(loc, key)
+    assert log_key.start == 2
+    _three(loc, key)
+    rows = access_log.read(loc)
+    assert rows[0]["fs_tag"] is None and all(len(r["fs_tag"]) == 64 for r in rows[1:])
+    assert access_log.verify(loc, None, log_key=log_key) == [] and access_log.verify(loc, key, log_key=log_key) == []
+    assert sorted(log_seal.states(loc)) == [5]  # the next row's key only: each append removed the one before
+    state = log_seal.read_state(loc)
+    assert (state.epoch, state.start, state.key_fingerprint) == (5, 2, key.fingerprint)
+    other = access_log.set_up_seal(Location(str(tmp_path / "other")), key)
+    problems = access_log.verify(loc, key, log_key=other)
+    assert len(problems) == 1 and "another log key" in problems[0] and log_key.id in problems[0]
+    with pytest.raises(ValueError, match="set up already"):
+        access_log.set_up_seal(loc, key)
+
+
+def test_a_row_re_signed_by_a_key_holder_is_caught_by_the_log_key_only(tmp_path):
+    loc, key = Location(str(tmp_path)), MasterKey.generate()
+    log_key = access_log.set_up_seal(loc, key)
+    _three(loc, key)
+    _resign(loc, key, [2, 3], reason="routine check", matched=[])
+    assert access_log.read(loc)[1]["reason"] == "routine check"
+    assert access_log.verify(loc, key) == []  # the master-key chain is whole again
+    problems = access_log.verify(loc, key, log_key=log_key)
+    assert [p.split(":")[0] for p in problems] == ["seq 2", "seq 3"], problems
+    assert all("forward-secure tag mismatch" in p for p in problems)
+    assert access_log.verify(loc, None, log_key=log_key) == problems
+
+
+def test_cutting_the_last_two_rows_shows_in_the_state_and_the_anchors(tmp_path, monkeypatch):
+    from faceveil.storage import log_anchors
+
+    monkeypatch.setenv("FACEVEIL_HOME", str(tmp_path / "home"))
+    loc, key = Location(str(tmp_path / "state")), MasterKey.generate()
+    log_key = access_log.set_up_seal(loc, key)
+    for i in range(5):
+        row = access_log.append(loc, key, actor="a", action="search", reason=f"case {i}")
+        log_anchors.record(loc, row, "search")
+    anchored = access_log.read(loc)
+    for seq in (4, 5):
+        os.unlink(loc.path(access_log.file_name(seq)))
+    assert access_log.verify(loc, key) == []  # the chain alone cannot tell
+    assert access_log.verify(loc, key, log_key=log_key) == [
+        "rows after seq 3 were removed: the log's sealing state is at seq 6"]
+    anchors = log_anchors.gather(loc)
+    assert [a["seq"] for a in anchors] == [1, 2, 3, 4, 5] and {a["action"] for a in anchors} == {"search"}
+    problems = access_log.verify(loc, key, anchors=anchors)
+    assert len(problems) == 1 and problems[0].startswith("cut: the log ends at seq 3 but an anchor recorded at ")
+    assert problems[0].endswith("by search says seq 5")
+    # a restorer who rewrites row 3 too is named by the anchor of row 3
+    _resign(loc, key, [3], reason="nothing")
+    problems = access_log.verify(loc, key, anchors=anchors)
+    assert any(p.startswith("rewritten: row seq 3's MAC differs from the anchored one") for p in problems), problems
+    # the next append keeps the gap: seq 6, where the sealing state is
+    row = access_log.append(loc, key, actor="b", action="search", reason="after the cut")
+    assert row["seq"] == 6 and row["prev_mac"] != anchored[4]["mac"]
+    problems = access_log.verify(loc, key, log_key=log_key, anchors=anchors)
+    assert "seq 4: missing (row removed)" in problems and "seq 5: missing (row removed)" in problems
+    assert any(p.startswith("removed: row seq 5, anchored at ") for p in problems)
+    assert any(p.startswith("seq 3: forward-secure tag mismatch") for p in problems)
+
+
+def test_concurrent_appenders_with_a_log_key_never_share_a_seq_and_tag_every_row(tmp_path):
+    from faceveil.storage import log_seal
+
+    key = MasterKey.generate()
+    log_key = access_log.set_up_seal(Location(str(tmp_path)), key)
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_appender, args=(str(tmp_path), encode_key(key), actor, 15)) for actor in ("p1", "p2")]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+    assert [p.exitcode for p in procs] == [0, 0]
+    loc = Location(str(tmp_path))
+    assert [r["seq"] for r in access_log.read(loc)] == list(range(1, 31))
+    assert access_log.verify(loc, None, log_key=log_key) == [] and access_log.verify(loc, key) == []
+    assert sorted(log_seal.states(loc)) == [31]
+
+
+def test_an_old_log_without_tags_reads_verifies_and_takes_a_log_key(tmp_path):
+    loc, key = Location(str(tmp_path)), MasterKey.generate()
+    _three(loc, key)
+    old = pa.schema([f for f in access_log.ACCESS_LOG if f.name != "fs_tag"])
+    for seq in (1, 2, 3):  # as logs were written before the column
+        rel = access_log.file_name(seq)
+        t = pq.read_table(io.BytesIO(loc.read_bytes(rel))).select(old.names)
+        buf = io.BytesIO()
+        pq.write_table(t, buf)
+        loc.write_bytes(rel, buf.getvalue())
+        assert "fs_tag" not in pq.read_schema(io.BytesIO(loc.read_bytes(rel))).names
+    assert [r["fs_tag"] for r in access_log.read(loc)] == [None] * 3 and access_log.verify(loc, key) == []
+    log_key = access_log.set_up_seal(loc, key)
+    access_log.append(loc, key, actor="a", action="search", reason="after")
+    assert log_key.start == 4 and access_log.verify(loc, key, log_key=log_key) == []
+
+
+def test_rotation_re_wraps_the_sealing_state_even_after_a_crash(tmp_path, monkeypatch):
+    from faceveil.storage import log_seal
+
+    loc, k1, k2 = Location(str(tmp_path)), MasterKey.generate(), MasterKey.generate()
+    log_key = access_log.set_up_seal(loc, k1)
+    _three(loc, k1)
+    access_log.hand_over(loc, k1, k2, actor="ops", reason="rotation")
+    assert log_seal.read_state(loc).key_fingerprint == k2.fingerprint
+    access_log.append(loc, k2, actor="a", action="search", reason="with k2")
+    with pytest.raises(BadKeyError):
+        access_log.append(loc, k1, actor="a", action="search", reason="with k1")
+    assert access_log.verify(loc, k2, log_key=log_key) == []
+    # the process stops after the rotation row, before the state moves on: it is left for k3's key
+    k3 = MasterKey.generate()
+    real = log_seal.write_state
+    monkeypatch.setattr(log_seal, "write_state", lambda *a, **k: (_ for _ in ()).throw(log_seal.SealStateError("disk full")))
+    with pytest.raises(access_log.AccessLogError, match="seq 6 was written, but disk full"):
+        access_log.hand_over(loc, k2, k3, actor="ops", reason="rotation")
+    monkeypatch.setattr(log_seal, "write_state", real)
+    assert log_seal.read_state(loc).key_fingerprint == k2.fingerprint
+    assert any("behind its last row 6" in p for p in access_log.verify(loc, k3, log_key=log_key))
+    access_log.append(loc, k3, actor="a", action="search", reason="with k3")  # opened through the rotation row
+    assert log_seal.read_state(loc).key_fingerprint == k3.fingerprint
+    assert access_log.verify(loc, k3, log_key=log_key) == []
+
+
+def test_rows_untagged_after_tagged_ones_show_without_the_log_key(tmp_path):
+    import shutil
+
+    from faceveil.storage import log_seal
+
+    loc, key = Location(str(tmp_path)), MasterKey.generate()
+    log_key = access_log.set_up_seal(loc, key)
+    _three(loc, key)
+    shutil.rmtree(loc.path(log_seal.FOLDER))
+    access_log.append(loc, key, actor="mallory", action="restore", reason="unsealed")
+    problems = access_log.verify(loc, key)
+    assert problems[0].startswith("seq 4: no forward-secure tag") and "sealing state is missing" in problems[1]
+    problems = access_log.verify(loc, key, log_key=log_key)
+    assert problems[0].startswith("seq 4: no forward-secure tag") and "sealing state is missing" in problems[1]
+
+
+def test_log_key_is_never_in_the_state_root_nor_shown(tmp_path):
+    import pickle
+
+    from faceveil.storage import log_seal
+
+    loc, key = Location(str(tmp_path / "state")), MasterKey.generate()
+    log_key = access_log.set_up_seal(loc, key)
+    _three(loc, key)
+    keys = [log_key.key_at(s) for s in range(1, 6)]  # K1..K5: every key the log has used or will use next
+    needles = [k for k in keys] + [k.hex().encode() for k in keys] + [base64.urlsafe_b64encode(k) for k in keys]
+    files = [p for p in (tmp_path / "state").rglob("*") if p.is_file()]
+    assert any(p.parent.name == log_seal.FOLDER for p in files)
+    assert not any(n in p.read_bytes() for p in files for n in needles)
+    assert log_key.id in repr(log_key) and not any(n.decode("latin-1") in repr(log_key) for n in needles[5:])
+    with pytest.raises(TypeError):
+        pickle.dumps(log_key)
+    path = tmp_path / "auditor.logkey"
+    log_seal.write_log_key_file(path, log_key)
+    assert path.stat().st_mode & 0o777 == 0o600
+    again = log_seal.load_log_key(path)
+    assert (again.id, again.start) == (log_key.id, log_key.start)
+    with pytest.raises(BadKeyError, match="already exists"):
+        log_seal.write_log_key_file(path, log_key)
+    os.chmod(path, 0o644)
+    with pytest.raises(BadKeyError, match="readable by others"):
+        log_seal.load_log_key(path)

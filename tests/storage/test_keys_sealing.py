@@ -35,13 +35,13 @@ def test_key_from_environment(monkeypatch):
 
 @pytest.mark.parametrize("name", ["argon2id", "scrypt"])
 def test_passphrase_derivation_is_deterministic_per_salt_and_parameters(name):
-    small = {"argon2id": {"memory_kib": 1024, "iterations": 1}, "scrypt": {"n": 2**10}}[name]
+    small = {"argon2id": {"memory_kib": 65536, "iterations": 2}, "scrypt": {"n": 2**14}}[name]  # the minimums
     kdf = PassphraseKDF(name, "73" * 16, **small)
     a = MasterKey.from_passphrase("correct horse", kdf)
     assert a.fingerprint == MasterKey.from_passphrase("correct horse", PassphraseKDF.from_dict(kdf.as_dict())).fingerprint
     assert a.fingerprint != MasterKey.from_passphrase("correct horse", PassphraseKDF(name, "74" * 16, **small)).fingerprint
     assert a.fingerprint != MasterKey.from_passphrase("wrong horse", kdf).fingerprint
-    other = {"argon2id": {"memory_kib": 2048, "iterations": 1}, "scrypt": {"n": 2**11}}[name]
+    other = {"argon2id": {"memory_kib": 65536, "iterations": 3}, "scrypt": {"n": 2**15}}[name]
     assert a.fingerprint != MasterKey.from_passphrase("correct horse", PassphraseKDF(name, "73" * 16, **other)).fingerprint
 
 
@@ -51,6 +51,22 @@ def test_new_archives_use_argon2id_at_a_cost_that_slows_guessing():
     assert len(bytes.fromhex(kdf.salt_hex)) >= 16 and PassphraseKDF.new().salt_hex != kdf.salt_hex
     with pytest.raises(BadKeyError):
         PassphraseKDF("md5", "73" * 16)
+
+
+@pytest.mark.parametrize("name,weak", [("argon2id", {"memory_kib": 1024}), ("argon2id", {"iterations": 1}),
+                                       ("scrypt", {"n": 2**10}), ("scrypt", {"r": 1})])
+def test_weak_kdf_parameters_are_refused_even_from_a_keyinfo(tmp_path, name, weak):
+    import json
+
+    from faceveil.storage.paths import Location
+    from faceveil.storage.vault import KEYINFO, passphrase_kdf
+
+    with pytest.raises(BadKeyError, match="weak parameters"):
+        PassphraseKDF(name, "73" * 16, **weak)
+    planted = Location(str(tmp_path))  # a keyinfo planted to make each passphrase guess cheap
+    planted.write_bytes(KEYINFO, json.dumps({"kdf": {**PassphraseKDF(name, "73" * 16).as_dict(), **weak}}).encode())
+    with pytest.raises(BadKeyError, match="weak parameters"):
+        passphrase_kdf(planted)
 
 
 def test_key_material_never_shown():
@@ -107,7 +123,7 @@ def test_an_archive_keeps_its_passphrase_kdf_and_older_vaults_keep_scrypt(tmp_pa
     fresh = Location(str(tmp_path / "new"))
     kdf = passphrase_kdf(fresh)
     assert kdf.name == "argon2id"
-    small = PassphraseKDF("argon2id", kdf.salt_hex, memory_kib=1024, iterations=1)
+    small = PassphraseKDF("argon2id", kdf.salt_hex, memory_kib=65536, iterations=2)
     key = MasterKey.from_passphrase("pw", small)
     check_key(fresh, key.fingerprint, create=VaultLock.of(key, small))
     assert passphrase_kdf(fresh) == small  # read back from keyinfo: the same key again

@@ -10,6 +10,7 @@ import pyarrow as pa
 import pytest
 
 from faceveil.models.cancelable import OrthogonalRotation, TemplateOpenError
+from faceveil.storage.control import ControlFileError, control_key
 from faceveil.storage.identity_index import IdentityIndex, placeholder, row_id, templates_schema
 from faceveil.storage.keys import MasterKey
 from faceveil.storage.paths import Location
@@ -61,7 +62,7 @@ def test_sealed_index_search_and_rotation(tmp_path):
     loc, key, new = Location(str(tmp_path)), MasterKey.generate(), MasterKey.generate()
     p = people()
     assert index_templates(loc, [result("m1", p[:3]), result("m2", p[3:])], index_keys(key, DIM),
-                           "dlib-resnet", key.fingerprint, "mirror-mean") == 6
+                           "dlib-resnet", key.fingerprint, "mirror-mean", control_key(key)) == 6
     index = IdentityIndex(loc, dim=DIM)
     assert index.sealed and index.meta()["template_transform"] == "aesgcm-v1" and index.meta()["threshold"] == 0.92
     stored = index.rows()
@@ -72,21 +73,24 @@ def test_sealed_index_search_and_rotation(tmp_path):
         assert matches and (matches[0].media_id, matches[0].track_id) == (("m1", i) if i < 3 else ("m2", i - 3))
         assert abs(matches[0].score - float(near(p[i], i) @ p[i])) < 1e-5 and matches[0].score >= cut
     assert search_tracks(loc, key, people(1, seed=9)[0])[0] == []  # nobody of the index: no guess
-    assert search_tracks(loc, new, p[0])[0] == []  # not this index's key: its rows open for nobody else
+    with pytest.raises(ControlFileError):  # not this index's key: its meta.json (threshold) is refused
+        search_tracks(loc, new, p[0])
     with pytest.raises(ValueError, match="NaN"):  # the plain vectors are checked before they are sealed
         index_templates(loc, [result("m3", np.full((1, DIM), np.nan, np.float32))], index_keys(key, DIM),
-                        "dlib-resnet", key.fingerprint, "mirror-mean")
+                           "dlib-resnet", key.fingerprint, "mirror-mean", control_key(key))
     from faceveil.tasks.validate import index_embeddings
 
     emb = index_embeddings(loc, ["m1", "m2"], DIM)  # what the run's data contract checks
     assert len(emb) == 6 and (emb.dim == DIM).all() and np.allclose(emb.norm, 1)
     # re-indexing a media replaces its rows, never duplicates
-    index_templates(loc, [result("m1", p[:3])], index_keys(key, DIM), "dlib-resnet", key.fingerprint, "mirror-mean")
+    index_templates(loc, [result("m1", p[:3])], index_keys(key, DIM),
+                           "dlib-resnet", key.fingerprint, "mirror-mean", control_key(key))
     assert index.count() == 6
     assert reproject_index(loc, key, new, DIM) == 6
     assert reproject_index(loc, key, new, DIM) == 0  # done already (an interrupted rotation resumes)
     assert search_tracks(loc, new, near(p[4], 4))[0][0].media_id == "m2"
-    assert search_tracks(loc, key, p[0])[0] == []  # the old key: nothing
+    with pytest.raises(ControlFileError):  # the old key: refused (meta.json is signed with the new one)
+        search_tracks(loc, key, p[0])
     assert index.meta()["key_fingerprint"] == new.fingerprint
     # a row edited or moved onto another row id does not open: it matches nothing, the rest still does
     t = index.media_rows("m2")
@@ -105,11 +109,13 @@ def test_index_written_before_is_read_then_sealed(tmp_path):
     p = people()
     old = IdentityIndex(loc, dim=DIM)
     old.replace_media("m1", old_rows("m1", p[:3], key))
+    old.control = control_key(key)  # as signed by the first key holder who opens it (storage/vault_control)
     old.write_meta({"threshold": 0.92, "dim": DIM})
     assert not old.sealed
     assert search_tracks(loc, key, near(p[1], 1))[0][0].track_id == 1  # rotated rows still searchable
     # the next indexing run seals them with the same key
-    index_templates(loc, [result("m2", p[3:])], index_keys(key, DIM), "dlib-resnet", key.fingerprint, "mirror-mean")
+    index_templates(loc, [result("m2", p[3:])], index_keys(key, DIM),
+                           "dlib-resnet", key.fingerprint, "mirror-mean", control_key(key))
     index = IdentityIndex(loc, dim=DIM)
     t = index.rows()
     assert index.sealed and t["sealed"].null_count == 0 and t.num_rows == 6
@@ -137,7 +143,8 @@ def test_index_keeps_the_template_view_it_was_created_with(tmp_path):
 
     loc, key = Location(str(tmp_path)), MasterKey.generate()
     assert index_view(loc) == "mirror-mean"  # a new archive gets the default
-    index_templates(loc, [result("m1", people()[:1])], index_keys(key, DIM), "dlib-resnet", key.fingerprint, "plain")
+    index_templates(loc, [result("m1", people()[:1])], index_keys(key, DIM),
+                           "dlib-resnet", key.fingerprint, "plain", control_key(key))
     assert index_view(loc) == "plain"  # kept: later runs and probes embed the way its rows were
     index_templates(loc, [result("m2", people()[1:2])], index_keys(key, DIM), "dlib-resnet", key.fingerprint,
                     "mirror-mean")

@@ -107,6 +107,9 @@ def test_html_has_every_section_and_escapes_user_data():
     coverage = _section(page, "coverage")
     assert "a/clip.mp4" in coverage and "alert" not in coverage, "images are left out of coverage"
     assert "<td>630</td><td>30</td><td>610</td><td>20</td><td>0</td><td>0</td>" in coverage
+    assert 'id="gate-off"' not in page  # the gate was on
+    off = render_html({**make_audit(), "leak_gate": {"on": False, "off_because": "--max-leak 100%: <all>"}})
+    assert 'id="gate-off">LEAK GATE OFF: --max-leak 100%: &lt;all&gt;' in _section(off, "summary")
 
 
 def test_missing_sections_say_not_measured():

@@ -1,0 +1,67 @@
+"""What a reversible run's flow process holds of the key (never a worker, never a flow parameter): the
+identity index's template protection and the control-file key; and what it does with the latter:
+reading the tombstones of forgotten people for the media to do, and sealing each media's vault key
+part from the part's digest its task reported (storage/vault_control.seal_part)."""
+from __future__ import annotations
+
+from faceveil.config import AnonymizeConfig
+from faceveil.pipeline.places import state_of
+from faceveil.storage.control import control_key
+from faceveil.storage.vault_control import seal_part
+
+
+class RunKeys:
+    """The run's keys derived from the master key: `index` (the index's template protection, when
+    the run indexes), `control` (the control-file MAC key) and the master key's fingerprint. Shown
+    and pickled never."""
+
+    __slots__ = ("index", "control", "fingerprint")
+
+    def __init__(self, index, control: bytes, fingerprint: str):
+        self.index, self.control, self.fingerprint = index, control, fingerprint
+
+    def __repr__(self) -> str:
+        return f"RunKeys({self.fingerprint})"
+
+    __str__ = __repr__
+
+    def __reduce__(self):
+        raise TypeError("run keys are not pickled")
+
+
+def run_keys(config: AnonymizeConfig, key) -> RunKeys | None:
+    """The keys of a reversible run (None for any other); the key must be the vault's."""
+    if not config.reversible:
+        return None
+    if key is None or not key.matches(config.vault_lock.fingerprint):
+        raise ValueError("a reversible run needs the master key itself (the one the vault is locked with)")
+    from faceveil.models.embedders import EMBEDDERS
+    from faceveil.pipeline.sealed_index import index_keys
+
+    index = index_keys(key, EMBEDDERS.get(config.embedder).dim) if config.index else None
+    return RunKeys(index, control_key(key), key.fingerprint)
+
+
+def mark_forgotten(config: AnonymizeConfig, items: list, keys: RunKeys) -> int:
+    """Gives each media still to do the places of its forgotten people (their tombstones, MACs
+    checked here), so its task seals and indexes no face found there; returns how many media have
+    some."""
+    from faceveil.storage import tombstones
+
+    state, n = state_of(config), 0
+    for item in items:
+        if not item.done and not item.error:
+            item.forgotten = tombstones.marks(state, keys.control, item.media_id)
+            n += item.forgotten is not None
+    return n
+
+
+def seal_vault_parts(config: AnonymizeConfig, results, keys: RunKeys) -> int:
+    """Seals the key part of every media the run published with a vault; returns how many. A media
+    whose seal is missing (the run stopped before this) counts as not done: the next run redoes it."""
+    state, n = state_of(config), 0
+    for res in results:
+        if res.row.get("status") == "ok" and res.row.get("vault_keys_sha256"):
+            seal_part(state, keys.control, keys.fingerprint, res.row["media_id"], res.row["vault_keys_sha256"])
+            n += 1
+    return n
