@@ -93,6 +93,7 @@ def _calibrate(args) -> int:
 
 def _access_log(args) -> int:
     from faceveil.storage import access_log, log_anchors, log_seal
+    from faceveil.storage.auditor_key import load_log_key
 
     archive = archive_state(args)
     for r in access_log.tail(archive, args.tail):
@@ -103,7 +104,7 @@ def _access_log(args) -> int:
     if args.verify or args.log_key:
         from faceveil.storage.keys import ENV_VAR
 
-        log_key = log_seal.load_log_key(args.log_key) if args.log_key else None
+        log_key = load_log_key(args.log_key) if args.log_key else None
         master = None  # the auditor may have the log key only
         if log_key is None or args.key or args.passphrase or os.environ.get(ENV_VAR):
             master, _ = _master(args, archive)
@@ -127,6 +128,7 @@ def _log_key(args) -> int:
     """`log-key ARCHIVE OUTFILE`: sets up the auditor's log key and writes it to OUTFILE (0600)."""
     from faceveil.ops.logged import logged
     from faceveil.storage import access_log, log_seal
+    from faceveil.storage.auditor_key import write_log_key_file
     from faceveil.storage.vault import check_master
 
     archive = archive_state(args)
@@ -140,7 +142,7 @@ def _log_key(args) -> int:
     with logged(archive, master, "log-key", args.reason) as outcome:
         key = access_log.set_up_seal(archive, master)
         try:
-            log_seal.write_log_key_file(args.out, key)
+            write_log_key_file(args.out, key)
         except BaseException:
             log_seal.undo_set_up(archive, key)
             raise

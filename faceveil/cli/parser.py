@@ -170,6 +170,23 @@ def _add_keys(sub) -> None:
     p.add_argument("--labelled", required=True, metavar="DIR")
     p.add_argument("--target-fmr", type=float, default=0.01, help="false-match rate to allow (default 0.01)")
     _add_key_args(p)
+    _add_access_log(sub)
+    p = sub.add_parser("rotate-key", help="move the vault and identity index to a new master key (needs both keys)")
+    p.add_argument("archive")
+    _add_state_arg(p)
+    p.add_argument("--new-key", required=True, help="the new key file (from `faceveil keygen`)")
+    p.add_argument("--reason", default="key rotation", help="why (recorded in the access log)")
+    _add_key_args(p)
+    p = sub.add_parser("forget", help="crypto-shred tracks: their originals become unrecoverable (needs the key)")
+    p.add_argument("archive")
+    _add_state_arg(p)
+    p.add_argument("--track", action="append", required=True, metavar="MEDIA:TRACK")
+    p.add_argument("--reason", required=True, help="why (recorded in the access log)")
+    _add_key_args(p)
+
+
+def _add_access_log(sub) -> None:
+    """`access-log` (show, verify) and `log-key` (the auditor's key that lets verify tell re-signed or cut rows)."""
     p = sub.add_parser("access-log", aliases=["audit-log"],
                        help="show or verify the archive's access log (needs the key to verify; audit-log: the old name)")
     p.add_argument("archive")
@@ -186,18 +203,6 @@ def _add_keys(sub) -> None:
     p.add_argument("out", metavar="OUTFILE", help="where the log key goes (refused if it exists): give it to the auditor")
     _add_state_arg(p)
     p.add_argument("--reason", default="log key set up", help="why (recorded in the access log)")
-    _add_key_args(p)
-    p = sub.add_parser("rotate-key", help="move the vault and identity index to a new master key (needs both keys)")
-    p.add_argument("archive")
-    _add_state_arg(p)
-    p.add_argument("--new-key", required=True, help="the new key file (from `faceveil keygen`)")
-    p.add_argument("--reason", default="key rotation", help="why (recorded in the access log)")
-    _add_key_args(p)
-    p = sub.add_parser("forget", help="crypto-shred tracks: their originals become unrecoverable (needs the key)")
-    p.add_argument("archive")
-    _add_state_arg(p)
-    p.add_argument("--track", action="append", required=True, metavar="MEDIA:TRACK")
-    p.add_argument("--reason", required=True, help="why (recorded in the access log)")
     _add_key_args(p)
 
 

@@ -20,10 +20,10 @@ import json
 import re
 from datetime import datetime, timezone
 
-from faceveil.storage import log_chain, log_seal
+from faceveil.storage import auditor_key, log_chain, log_seal
 from faceveil.storage.keys import BadKeyError, MasterKey
 from faceveil.storage.log_chain import ROTATION
-from faceveil.storage.log_rows import (FOLDER, GENESIS_MAC, AccessLogError, details, file_name,  # noqa: F401
+from faceveil.storage.log_rows import (FOLDER, GENESIS_MAC, AccessLogError, details, file_name,
                                        dumps as _dumps, encode as _encode, mac as _mac, payload as _payload,
                                        read_row as _read_row, seqs as _seqs)
 from faceveil.storage.log_verify import verify  # noqa: F401  (re-exported)
@@ -118,7 +118,7 @@ def _commit(loc: Location, current: MasterKey, row: dict, sign, successor: Maste
             raise AccessLogError(f"{loc.display(files[last])}: malformed MAC; run verify") from None
         key = _seal_key(loc, sealing, current, prev, seq) if sealing is not None else None
         if key is not None:
-            row["fs_tag"] = log_seal.tag(key, _payload(row))
+            row["fs_tag"] = auditor_key.tag(key, _payload(row))
         data, rel = _encode(row), file_name(seq)
         try:
             created = loc.create_bytes(rel, data)
@@ -129,7 +129,7 @@ def _commit(loc: Location, current: MasterKey, row: dict, sign, successor: Maste
             keeper = successor or current
             try:
                 log_seal.write_state(loc, log_chain.mac_key(keeper), keeper.fingerprint, seq + 1, sealing.start,
-                                     sealing.log_key_id, log_seal.next_key(key))
+                                     sealing.log_key_id, auditor_key.next_key(key))
             except log_seal.SealStateError as e:
                 raise AccessLogError(f"seq {seq} was written, but {e}") from None
         if created:
@@ -152,12 +152,12 @@ def _seal_key(loc: Location, sealing, current: MasterKey, prev: dict | None, seq
             raise AccessLogError(f"{loc.display(sealing.rel)}: the access log's sealing state is kept with key "
                                  f"{sealing.key_fingerprint}, this key is {current.fingerprint}; nothing was written")
     try:
-        return log_seal.evolve(log_seal.open_key(loc, sealing, mac_key), seq - sealing.epoch)
+        return auditor_key.evolve(log_seal.open_key(loc, sealing, mac_key), seq - sealing.epoch)
     except log_seal.SealStateError as e:
         raise AccessLogError(f"{e}; nothing was written") from None
 
 
-def set_up_seal(loc: Location, master: MasterKey) -> log_seal.LogKey:
+def set_up_seal(loc: Location, master: MasterKey) -> auditor_key.LogKey:
     """A new log key (for the auditor) from the log's next seq on; ValueError when it has one."""
     files, _other = _seqs(loc)
     try:
@@ -167,9 +167,14 @@ def set_up_seal(loc: Location, master: MasterKey) -> log_seal.LogKey:
 
 
 def head(loc: Location) -> dict | None:
-    """The newest row's seq and MAC (the head to record outside the log), None for an empty log."""
-    rows = tail(loc, 1)
-    return {"seq": int(rows[-1]["seq"]), "mac": rows[-1]["mac"]} if rows else None
+    """The newest row's seq and MAC, and when they were read: the head to record outside the log
+    (log_anchors); None when the log is empty or unreadable (`verify` says why)."""
+    try:
+        rows = tail(loc, 1)
+    except (AccessLogError, OSError):
+        return None
+    at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return {"seq": int(rows[-1]["seq"]), "mac": rows[-1]["mac"], "at": at} if rows else None
 
 
 def read(loc: Location) -> list[dict]:

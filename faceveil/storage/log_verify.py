@@ -6,6 +6,7 @@ from __future__ import annotations
 import hmac
 
 from faceveil.storage import log_anchors, log_chain, log_seal
+from faceveil.storage.auditor_key import LogKey
 from faceveil.storage.keys import MasterKey
 from faceveil.storage.log_chain import ROTATION
 from faceveil.storage.log_rows import (GENESIS_MAC, AccessLogError, details, dumps as _dumps, mac as _mac,
@@ -13,7 +14,7 @@ from faceveil.storage.log_rows import (GENESIS_MAC, AccessLogError, details, dum
 from faceveil.storage.paths import Location
 
 
-def verify(loc: Location, master: MasterKey | None, *, log_key: log_seal.LogKey | None = None,
+def verify(loc: Location, master: MasterKey | None, *, log_key: LogKey | None = None,
            anchors=()) -> list[str]:
     """Problems found in the log, each naming its seq or file; empty when it is intact. `master` is
     the newest key: rows before a rotation row are checked with the key it carries. Reports removed

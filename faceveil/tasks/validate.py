@@ -193,7 +193,7 @@ def anonymize_report(config, summary: dict, results: list, scratch: str) -> tupl
         "utility": figures["utility"],
         "keys": {"vault_key_fingerprint": config.vault_lock.fingerprint if config.vault_lock else None,
                  "reversible": config.reversible, "index": bool(config.index)},
-        "access_log": _access_log(dest), "access_log_head": access_log_head(dest),
+        "access_log": _access_log(dest), "access_log_head": access_log.head(dest),  # kept outside the log too
         "thumbnails": thumbnails(public, media, frames, scratch),
         "failures": summary["failures"], "not_media": summary["not_media"],
         "pulse": _pulse(dest, media, run_id),
@@ -233,8 +233,7 @@ def restore_report(config, report: dict, contracts: ContractReport) -> dict:
         "media": [{"path": m["path"], "kind": None, "status": m["status"], "reason": m["reason"],
                    "tracks": len(m.get("tracks") or [])} for m in media],
         "keys": {"vault_key_fingerprint": report["key_fingerprint"], "reversible": True},
-        "access_log": _access_log(config.state_location()),
-        "access_log_head": access_log_head(config.state_location()),
+        "access_log": _access_log(config.state_location()), "access_log_head": access_log.head(config.state_location()),
         "failures": [{"path": m["path"], "reason": m["reason"]} for m in media if m["status"] != "ok"],
     }
 
@@ -284,19 +283,6 @@ def _weights(emb_cls) -> str | None:
         return emb_cls().weights_id
     except Exception:
         return None
-
-
-def access_log_head(loc: Location) -> dict | None:
-    """The log's newest seq and MAC as this run saw them, recorded outside the log (this audit, its
-    MLflow run) so a later cut or rewrite shows in `access-log --verify`; None for an empty or
-    unreadable log (the tail shows why)."""
-    from datetime import datetime, timezone
-
-    try:
-        head = access_log.head(loc)
-    except Exception:
-        return None
-    return head and {**head, "at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
 
 
 def _access_log(loc: Location) -> list[dict]:

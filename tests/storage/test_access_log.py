@@ -158,9 +158,11 @@ def test_key_never_written_or_shown(tmp_path):
     assert not any(s.decode("latin-1") in shown for s in secrets)
 
 
-def _appender(root: str, key_text: str, actor: str, n: int) -> None:
+def _appender(root: str, key_text: str, actor: str, n: int, start=None) -> None:
     key = decode_key(key_text, "test")
     loc = Location(root)
+    if start is not None:
+        start.wait(60)
     for i in range(n):
         access_log.append(loc, key, actor=actor, action="search", reason=f"{actor} #{i}")
 
@@ -308,7 +310,7 @@ def test_unwritable_log_folder_is_an_access_log_error(tmp_path):
 def _resign(loc, master, seqs, **changes):
     """What a restorer can do: edit rows and MAC them again with the master key (and tag them with
     the one forward-secure key the state root gives a key holder, the next row's)."""
-    from faceveil.storage import log_chain, log_seal
+    from faceveil.storage import auditor_key, log_chain, log_seal
 
     state = log_seal.read_state(loc)
     k_next = log_seal.open_key(loc, state, log_chain.mac_key(master))
@@ -316,7 +318,7 @@ def _resign(loc, master, seqs, **changes):
     for seq in seqs:
         row = {**access_log.read(loc)[seq - 1], **(changes if seq == seqs[0] else {}), "prev_mac": prev}
         row["mac"] = access_log._mac(log_chain.mac_key(master), row)
-        row["fs_tag"] = log_seal.tag(k_next, access_log._payload(row))
+        row["fs_tag"] = auditor_key.tag(k_next, access_log._payload(row))
         _rewrite(loc, seq, **{k: v for k, v in row.items() if k != "seq"})
         prev = row["mac"]
 
@@ -394,7 +396,9 @@ def test_concurrent_appenders_with_a_log_key_never_share_a_seq_and_tag_every_row
     key = MasterKey.generate()
     log_key = access_log.set_up_seal(Location(str(tmp_path)), key)
     ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=_appender, args=(str(tmp_path), encode_key(key), actor, 15)) for actor in ("p1", "p2")]
+    start = ctx.Barrier(2)  # both appenders begin together
+    procs = [ctx.Process(target=_appender, args=(str(tmp_path), encode_key(key), actor, 15, start))
+             for actor in ("p1", "p2")]
     for p in procs:
         p.start()
     for p in procs:
@@ -468,7 +472,7 @@ def test_rows_untagged_after_tagged_ones_show_without_the_log_key(tmp_path):
 def test_log_key_is_never_in_the_state_root_nor_shown(tmp_path):
     import pickle
 
-    from faceveil.storage import log_seal
+    from faceveil.storage import auditor_key, log_seal
 
     loc, key = Location(str(tmp_path / "state")), MasterKey.generate()
     log_key = access_log.set_up_seal(loc, key)
@@ -482,12 +486,12 @@ def test_log_key_is_never_in_the_state_root_nor_shown(tmp_path):
     with pytest.raises(TypeError):
         pickle.dumps(log_key)
     path = tmp_path / "auditor.logkey"
-    log_seal.write_log_key_file(path, log_key)
+    auditor_key.write_log_key_file(path, log_key)
     assert path.stat().st_mode & 0o777 == 0o600
-    again = log_seal.load_log_key(path)
+    again = auditor_key.load_log_key(path)
     assert (again.id, again.start) == (log_key.id, log_key.start)
     with pytest.raises(BadKeyError, match="already exists"):
-        log_seal.write_log_key_file(path, log_key)
+        auditor_key.write_log_key_file(path, log_key)
     os.chmod(path, 0o644)
     with pytest.raises(BadKeyError, match="readable by others"):
-        log_seal.load_log_key(path)
+        auditor_key.load_log_key(path)
