@@ -214,7 +214,12 @@ def rotate_key(dest: Location, old: MasterKey, new: MasterKey, kdf: PassphraseKD
     if info is not None and hmac.compare_digest(str(info.get("master_fingerprint")).encode(), new.fingerprint.encode()):
         verified(info, controls[new.fingerprint], "keyinfo", dest.display(KEYINFO))
         return 0  # done before
-    info = check_key(dest, old.fingerprint, control=controls[old.fingerprint])
+    if info is None or not info.get("rotating_to"):
+        info = check_key(dest, old.fingerprint, control=controls[old.fingerprint])
+    else:  # resuming: keyinfo (still the old key's, signed with it) names the rotation
+        if not hmac.compare_digest(str(info.get("master_fingerprint")).encode(), old.fingerprint.encode()):
+            raise BadKeyError(f"wrong key for the vault of {dest.url}; nothing was written")
+        verified(info, controls[old.fingerprint], "keyinfo", dest.display(KEYINFO))
     lock = VaultLock.of(new, kdf)
     moving = {"fingerprint": new.fingerprint, "public_key": lock.public_hex, "kdf": kdf.as_dict() if kdf else None}
     if info.get("rotating_to") not in (None, moving):

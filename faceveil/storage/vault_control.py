@@ -76,7 +76,7 @@ def check_key(dest: Location, fingerprint: str, *, create: VaultLock | None = No
                 "created_at": datetime.now(timezone.utc).isoformat()}
         write_keyinfo(dest, info, control)
         return info
-    if info.get("rotating_to") and control is None:
+    if info.get("rotating_to"):  # parts under either key: nothing but rotate-key may use the vault now
         raise BadKeyError(f"{dest.url}: a key rotation was interrupted; finish it first (faceveil rotate-key with "
                           "both keys again)")
     _same_key(info, fingerprint, dest)
