@@ -219,7 +219,7 @@ def _rotate_key(args) -> int:
     from faceveil.ops.logged import logged
     from faceveil.storage import access_log
     from faceveil.storage.keys import load_key
-    from faceveil.storage.vault import check_master, read_keyinfo, rotate_key
+    from faceveil.storage.vault import rotate_key, rotation_checked
     from faceveil.ops.reproject import reproject_index
 
     archive = archive_state(args)
@@ -227,8 +227,7 @@ def _rotate_key(args) -> int:
     new = load_key(args.new_key)
     if new.matches(old.fingerprint):
         raise ValueError("the new key is the archive's key already: nothing to rotate")
-    moved = new.matches(str((read_keyinfo(archive) or {}).get("master_fingerprint")))
-    check_master(archive, new if moved else old)  # a wrong key is refused before anything is logged
+    moved = rotation_checked(archive, old, new)  # a wrong key is refused before anything is logged
     last = access_log.tail(archive, 1)
     if moved and (not last or new.matches(str(last[0]["key_fingerprint"]))):
         print(f"{args.archive} is kept with {new.fingerprint} already: nothing to rotate")

@@ -203,6 +203,26 @@ def _drop_entries(dest: Location, media_id: str, tracks: set[int], scratch: str)
             os.unlink(out)
 
 
+def rotation_checked(dest: Location, old: MasterKey, new: MasterKey) -> bool:
+    """Before a rotation from `old` to `new` starts or resumes: True when the vault is `new`'s already
+    (keyinfo signed with it), False when it is `old`'s (signed with it; an interrupted rotation it
+    names must be to `new`); BadKeyError, nothing written, otherwise."""
+    info = read_keyinfo(dest)
+    if info is not None and hmac.compare_digest(str(info.get("master_fingerprint")).encode(), new.fingerprint.encode()):
+        verified(info, control_key(new), "keyinfo", dest.display(KEYINFO))
+        return True
+    if info is None or not info.get("rotating_to"):
+        check_key(dest, old.fingerprint, control=control_key(old))
+        return False
+    if not hmac.compare_digest(str(info.get("master_fingerprint")).encode(), old.fingerprint.encode()):
+        raise BadKeyError(f"wrong key for the vault of {dest.url}; nothing was written")
+    verified(info, control_key(old), "keyinfo", dest.display(KEYINFO))  # resuming: still the old key's
+    if info["rotating_to"].get("fingerprint") != new.fingerprint:
+        raise BadKeyError(f"{dest.url}: an interrupted rotation to key {info['rotating_to'].get('fingerprint')} must "
+                          "be finished with that key first")
+    return False
+
+
 def rotate_key(dest: Location, old: MasterKey, new: MasterKey, kdf: PassphraseKDF | None = None) -> int:
     """Re-wraps every data key for `new` (the sealed regions are not touched), part by part, each part
     sealed anew with `new`, then points keyinfo at it. Returns the keys re-wrapped now. Resumable:
@@ -210,21 +230,11 @@ def rotate_key(dest: Location, old: MasterKey, new: MasterKey, kdf: PassphraseKD
     finishes an interrupted one (parts already moved are left); a finished one returns 0. The old key
     is checked first; nothing changes if it is wrong."""
     controls = {old.fingerprint: control_key(old), new.fingerprint: control_key(new)}
-    info = read_keyinfo(dest)
-    if info is not None and hmac.compare_digest(str(info.get("master_fingerprint")).encode(), new.fingerprint.encode()):
-        verified(info, controls[new.fingerprint], "keyinfo", dest.display(KEYINFO))
+    if rotation_checked(dest, old, new):
         return 0  # done before
-    if info is None or not info.get("rotating_to"):
-        info = check_key(dest, old.fingerprint, control=controls[old.fingerprint])
-    else:  # resuming: keyinfo (still the old key's, signed with it) names the rotation
-        if not hmac.compare_digest(str(info.get("master_fingerprint")).encode(), old.fingerprint.encode()):
-            raise BadKeyError(f"wrong key for the vault of {dest.url}; nothing was written")
-        verified(info, controls[old.fingerprint], "keyinfo", dest.display(KEYINFO))
+    info = read_keyinfo(dest)
     lock = VaultLock.of(new, kdf)
     moving = {"fingerprint": new.fingerprint, "public_key": lock.public_hex, "kdf": kdf.as_dict() if kdf else None}
-    if info.get("rotating_to") not in (None, moving):
-        raise BadKeyError(f"{dest.url}: an interrupted rotation to key {info['rotating_to'].get('fingerprint')} must "
-                          "be finished with that key first")
     write_keyinfo(dest, {**info, "rotating_to": moving}, controls[old.fingerprint])
     public, aid, n = bytes.fromhex(lock.public_hex), archive_id(dest), 0
     for rel in dest.list_files(under="vault/keys"):
@@ -245,7 +255,7 @@ def rotate_key(dest: Location, old: MasterKey, new: MasterKey, kdf: PassphraseKD
     return n
 
 
-__all__ = ["rotate_key", "VaultLock", "VaultWriter", "SealError", "BadKeyError", "check_key", "check_master",
+__all__ = ["rotate_key", "rotation_checked", "VaultLock", "VaultWriter", "SealError", "BadKeyError", "check_key", "check_master",
            "read_keyinfo", "passphrase_kdf",
            "track_keys", "entry_frames", "open_region", "forget_tracks", "key_id", "archive_id", "seal_part", "seal_path",
            "ControlFileError"]

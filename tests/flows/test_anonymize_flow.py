@@ -223,6 +223,8 @@ def test_cli_killed_midway_then_resumed(archive_copy, tmp_path):
     done_before = _media(dest)
     done_before = done_before[done_before.status == "ok"]
     assert killed and len(done_before) < len(GOOD), "the run finished before it could be killed"
+    public = {p.relative_to(dest).as_posix() for p in dest.rglob("*") if p.is_file()}
+    assert public <= GOOD, public - GOOD  # a crashed run leaves finished outputs in DEST, nothing else
     # never a half-written file under an output name: whatever is there opens whole
     from faceveil.storage.media import read_image
     for rel in GOOD:
