@@ -8,7 +8,7 @@ Runs: a plain PyAV re-encode (control: nothing covered), `faceveil anonymize` at
 with --detect-every 1, and `deface` at its defaults. Prints coverage overall and by face height (16-24,
 24-40, 40+ px; faces under 16 px are not counted), wall times, and the checks "default coverage >= 0.97"
 and "default >= deface per bin". faceveil's leak gate may withhold an output (exit 1): it is measured
-from DEST/_faceveil/quarantine/ then, and the line per run says whether it came from the gate's dense
+from the state root's quarantine/ then, and the line per run says whether it came from the gate's dense
 second pass (--no-recheck measures the first pass instead).
 
     .venv/bin/python benchmarks/coverage.py [--seconds 10] [--skip-deface] [--keep DIR] [--no-recheck]

@@ -2,7 +2,7 @@
 (`faceveil.flows.evaluate.run_evaluate`): one table for the labelled photos (faces/: leak, the run's
 re-identification check, an attacker's gallery search of the original photos and its "parrot"
 variant, background/face SSIM, speed) and one for the videos (video/, no labels: no attack column).
-Prints both tables and the MLflow run ids (store under OUT/<set>/_faceveil/mlflow).
+Prints both tables and the MLflow run ids (store under OUT/<set>/mlflow).
 
     .venv/bin/python benchmarks/privacy.py [--methods solid,blur,mosaic,scramble] [--out DIR] [--videos a.mp4,b.mp4]
                                            [--only faces|videos] [--workers N]

@@ -1,4 +1,4 @@
-"""Which certificates the Dask client takes to a tls:// scheduler (flows/runtime.dask_tls_files): the ones
+"""Which certificates the Dask client takes to a tls:// scheduler (flows/dask_cluster.dask_tls_files): the ones
 given, else Dask's configuration; clear errors for a tls:// address without them, for certificates
 with a tcp:// address, and for a missing file. No cluster here (tests/flows/test_dask_cluster.py
 runs one with TLS)."""
@@ -7,7 +7,7 @@ import pytest
 
 from faceveil.cli import EXIT_USAGE, main
 from faceveil.config import AnonymizeConfig
-from faceveil.flows.runtime import dask_tls_files
+from faceveil.flows.dask_cluster import dask_tls_files
 from faceveil.config_file import load_config_file
 
 

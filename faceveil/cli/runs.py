@@ -33,7 +33,7 @@ def _config(args):
 
 def _validate(config) -> None:
     """Fails fast on settings that name no registered model, or a tls:// scheduler without certificates."""
-    from faceveil.flows.runtime import dask_tls_files
+    from faceveil.flows.dask_cluster import dask_tls_files
     from faceveil.models.anonymizers import ANONYMIZERS
     from faceveil.models.detectors import DETECTORS
 

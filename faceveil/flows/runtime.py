@@ -1,6 +1,6 @@
 """Where flows run: telemetry off, one local Prefect API server per run unless one is configured,
-and the Dask task runner (a local cluster, or an existing scheduler's address, tcp:// or tls://).
-The local cluster talks tls:// with a throwaway in-memory certificate (Security.temporary), so task
+and the Dask task runner (a local cluster, or an existing scheduler's address, tcp:// or tls://;
+flows/dask_cluster.py). The local cluster talks tls:// with a throwaway in-memory certificate, so task
 results (embeddings, restore's data keys) never cross a socket in clear; FACEVEIL_DASK_TLS=0 turns
 that off, for measuring its cost only (benchmarks/throughput.py --tls-cost)."""
 from __future__ import annotations
@@ -9,6 +9,7 @@ import contextlib
 import os
 import threading
 
+from faceveil.flows.dask_cluster import client_security, close_cluster, dask_tls_files, local_cluster
 from faceveil.offline import set_offline_env
 
 
@@ -18,9 +19,10 @@ def flow_runtime(n_workers: int, threads_per_worker: int = 1, address: str | Non
     """Yields a DaskTaskRunner on `address`, or on a local cluster of worker processes started here;
     a tls:// scheduler is reached with the client certificate `tls` (CA, certificate, key files)
     or Dask's configuration names (dask_tls_files; none: a ValueError before anything starts).
-    A local cluster talks TLS (`local_tls`) and keeps its workers' files in a 0700 folder of its own.
+    A local cluster talks TLS (dask_cluster.local_tls) and keeps its workers' files in a 0700 folder of its own.
     Unless PREFECT_API_URL is set, one temporary Prefect API server on 127.0.0.1 serves the run (so
-    workers do not each start their own); it boots while the cluster starts and `warm` runs once
+    workers do not each start their own; it asks for a random password the run's processes alone
+    get, in PREFECT_API_AUTH_STRING); it boots while the cluster starts and `warm` runs once
     on every local worker (imports, model loading). While it runs, the key variables are out of this
     process's environment, so no process it starts (or a nanny restarts) inherits them."""
     files = dask_tls_files(address, *tls)
@@ -28,54 +30,20 @@ def flow_runtime(n_workers: int, threads_per_worker: int = 1, address: str | Non
         yield from _flow_runtime(n_workers, threads_per_worker, address, warm, files)
 
 
-def dask_tls_files(address: str | None, ca: str | None = None, cert: str | None = None,
-                   key: str | None = None) -> tuple[str, str, str | None] | None:
-    """The client's TLS files for the Dask scheduler at `address`: for a tls:// address the CA and
-    client certificate (and key, unless the certificate file holds it) given here (--dask-tls-ca,
-    --dask-tls-cert, --dask-tls-key; a config file's dask_tls_*), each missing one from Dask's own
-    configuration (distributed.comm.tls.ca-file, .client.cert, .client.key, e.g. the environment's
-    DASK_DISTRIBUTED__COMM__TLS__CA_FILE); None for any other address. A ValueError says what is
-    wrong: a tls:// address without a CA or certificate, files for a tcp:// or local cluster, a
-    file that is not there."""
-    given = {"--dask-tls-ca": ca, "--dask-tls-cert": cert, "--dask-tls-key": key}
-    if not (address or "").startswith("tls://"):
-        if any(given.values()):
-            raise ValueError(f"{', '.join(k for k, v in given.items() if v)} given, but the Dask scheduler is "
-                             f"{address or 'a local cluster'}: TLS certificates are for a tls:// scheduler address")
-        return None
-    import dask
-
-    configured = [dask.config.get(f"distributed.comm.tls.{k}", None) for k in ("ca-file", "client.cert", "client.key")]
-    ca, cert, key = (v or c or None for v, c in zip((ca, cert, key), configured))
-    missing = [name for name, v in (("CA file", ca), ("client certificate", cert)) if not v]
-    if missing:
-        raise ValueError(f"{address} is a TLS scheduler, and the client has no {' and no '.join(missing)}: give "
-                         "--dask-tls-ca FILE --dask-tls-cert FILE [--dask-tls-key FILE] (in a config file: dask_tls_ca, "
-                         "dask_tls_cert, dask_tls_key) or Dask's configuration (DASK_DISTRIBUTED__COMM__TLS__CA_FILE, "
-                         "DASK_DISTRIBUTED__COMM__TLS__CLIENT__CERT, DASK_DISTRIBUTED__COMM__TLS__CLIENT__KEY)")
-    for what, path in (("CA file", ca), ("client certificate", cert), ("client key", key)):
-        if path and not os.path.isfile(path):
-            raise ValueError(f"the Dask TLS {what} {path} is not a file")
-    return ca, cert, key
-
-
-def local_tls() -> bool:
-    """Whether a local cluster talks TLS: yes, unless FACEVEIL_DASK_TLS is 0 / false / no / off (only
-    to measure what TLS costs)."""
-    return os.environ.get("FACEVEIL_DASK_TLS", "1").strip().lower() not in ("0", "false", "no", "off")
-
-
 def _flow_runtime(n_workers: int, threads_per_worker: int, address: str | None, warm, tls_files):
     set_offline_env()
     server, booting, boot_error, warming, port = None, None, [], None, None
-    client_kwargs = _client_security(tls_files)
-    if not os.environ.get("PREFECT_API_URL"):  # its address first: the workers inherit it
+    client_kwargs = client_security(tls_files)
+    if not os.environ.get("PREFECT_API_URL"):  # its address and credentials first: the workers inherit them
+        import secrets
+
         port = _free_port()
         os.environ["PREFECT_API_URL"] = f"http://127.0.0.1:{port}/api"
+        os.environ["PREFECT_API_AUTH_STRING"] = f"faceveil:{secrets.token_urlsafe(32)}"
     cluster = client = workdir = None
     try:
         if port is not None:  # the server process boots (~4 s) while the cluster starts and warms up
-            server = LocalPrefectServer(port)
+            server = LocalPrefectServer(port, auth=os.environ["PREFECT_API_AUTH_STRING"])
 
             def boot():
                 try:
@@ -86,7 +54,7 @@ def _flow_runtime(n_workers: int, threads_per_worker: int, address: str | None, 
             booting = threading.Thread(target=boot, name="prefect-server-boot", daemon=True)
             booting.start()
         if not address:  # worker processes start (and import) while the server boots
-            cluster, client, workdir = _local_cluster(n_workers, threads_per_worker)
+            cluster, client, workdir = local_cluster(n_workers, threads_per_worker)
             address = cluster.scheduler_address
             if cluster.security.require_encryption:
                 client_kwargs = {"security": cluster.security}
@@ -100,14 +68,16 @@ def _flow_runtime(n_workers: int, threads_per_worker: int, address: str | None, 
                 thread.join()
         if boot_error:
             raise boot_error[0]
-        from prefect.settings import PREFECT_API_URL, temporary_settings
+        from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, temporary_settings
 
-        with temporary_settings(updates={PREFECT_API_URL: os.environ["PREFECT_API_URL"]}):
+        auth = os.environ.get("PREFECT_API_AUTH_STRING")
+        with temporary_settings(updates={PREFECT_API_URL: os.environ["PREFECT_API_URL"],
+                                         **({PREFECT_API_AUTH_STRING: auth} if auth else {})}):
             yield DaskTaskRunner(address=address, client_kwargs=client_kwargs)
     finally:
         closing = None
         if client is not None:  # the cluster closes while the server drains and stops
-            closing = threading.Thread(target=_quietly, args=(_close, client, cluster, workdir), name="faceveil-close")
+            closing = threading.Thread(target=_quietly, args=(close_cluster, client, cluster, workdir), name="faceveil-close")
             closing.start()
         if server is not None:
             _drain_prefect()  # send queued events and logs while the server is still up
@@ -116,6 +86,7 @@ def _flow_runtime(n_workers: int, threads_per_worker: int, address: str | None, 
             server.stop()
         if port is not None:
             os.environ.pop("PREFECT_API_URL", None)
+            os.environ.pop("PREFECT_API_AUTH_STRING", None)
         if closing is not None:
             closing.join()
 
@@ -150,9 +121,10 @@ class LocalPrefectServer:
     """A temporary Prefect API server (uvicorn, UI off) on 127.0.0.1:`port`, as Prefect's own
     SubprocessASGIServer runs it, started without importing the server's modules here (seconds of
     CPU the starting workers need). With `ui`, a server as `prefect server start` runs it: the UI at
-    its root, its API at /api."""
+    its root, its API at /api. `auth`: "user:password" the API then asks of every call (HTTP basic
+    auth; the run's own server gets a random one, in PREFECT_API_AUTH_STRING for its clients)."""
 
-    def __init__(self, port: int, ui: bool = False):
+    def __init__(self, port: int, ui: bool = False, auth: str | None = None):
         import subprocess
         import sys
 
@@ -161,6 +133,8 @@ class LocalPrefectServer:
         if ui:
             env = {**_public_env(), "PREFECT_UI_ENABLED": "1", "PREFECT_UI_API_URL": self.url}
             env.pop("PREFECT_API_URL", None)
+        if auth:
+            env["PREFECT_SERVER_API_AUTH_STRING"] = auth
         self.process = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "--factory", "prefect.server.api.server:create_app", "--host", "127.0.0.1",
              "--port", str(port), "--log-level", "error", "--lifespan", "on"], env=env, stdin=subprocess.DEVNULL)
@@ -240,29 +214,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _client_security(files: tuple | None) -> dict | None:
-    """The Dask client's keyword arguments for a tls:// scheduler: its Security (encryption required)."""
-    if files is None:
-        return None
-    from distributed.security import Security
-
-    ca, cert, key = files
-    return {"security": Security(tls_ca_file=ca, tls_client_cert=cert, tls_client_key=key, require_encryption=True)}
-
-
 def _quietly(fn, *args) -> None:
     with contextlib.suppress(Exception):  # a failure shows up again, reported, where it matters
         fn(*args)
-
-
-def _close(client, cluster, workdir: str) -> None:
-    import shutil
-
-    try:
-        client.close()
-        cluster.close()
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def _drain_prefect() -> None:
@@ -274,30 +228,3 @@ def _drain_prefect() -> None:
             service.drain_all(timeout=5)
 
 
-def _local_cluster(n_workers: int, threads_per_worker: int):
-    """(cluster, client, its workers' folder): tls:// unless `local_tls` says no; the workers' files
-    (spilled results, their work folders) in a new 0700 folder, not Dask's shared /tmp/dask-scratch-space."""
-    import logging
-    import tempfile
-
-    import dask
-    from distributed import Client, LocalCluster
-    from distributed.security import Security
-
-    if os.environ.get("PREFECT_LOGGING_LEVEL", "").upper() in ("WARNING", "ERROR", "CRITICAL"):
-        logging.getLogger("distributed").setLevel(logging.WARNING)
-    # Dask sets MALLOC_TRIM_THRESHOLD_ in its workers, which turns off glibc's adaptive mmap
-    # threshold: every decoded frame is then mmapped, zeroed and unmapped (encoding ~35% slower).
-    dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None})
-    security = Security.temporary() if local_tls() else None  # in memory; the nannies hand it to their workers
-    workdir = tempfile.mkdtemp(prefix="faceveil-dask-")
-    try:
-        cluster = LocalCluster(n_workers=n_workers, threads_per_worker=threads_per_worker, processes=True,
-                               dashboard_address=None, silence_logs=40, security=security,
-                               protocol="tls://" if security else None, local_directory=workdir)
-    except BaseException:
-        import shutil
-
-        shutil.rmtree(workdir, ignore_errors=True)
-        raise
-    return cluster, Client(cluster), workdir

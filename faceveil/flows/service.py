@@ -18,16 +18,15 @@ import os
 import secrets
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import faceveil
+from faceveil.flows.prefect_api import POOL_TYPE, delete_deployment, ensure_pool, external_auth, registered, wait_for_workers
 from faceveil.flows.runtime import wait_for_api
 
 REPO = Path(faceveil.__file__).resolve().parent.parent  # the code the deployments run
 DEFAULT_PREFECT_FILE = REPO / "deployments" / "prefect.yaml"
-POOL_TYPE = "process"
 RESTORE_FLOW = "scheduled_restore"  # its deployments are registered only when the config allows restores
 AUTH_USER = "faceveil"
 AUTH_FILE = "api-auth"  # in the logs folder, while serve runs: the UI's login asks for its line
@@ -85,7 +84,7 @@ class Service:
         if self.api_url:
             wait_for_api(self.api_url, None, 30, every=0.3)
             self._auth = os.environ.get("PREFECT_API_AUTH_STRING") or None
-            say(f"Prefect API: {self.api_url} (from $PREFECT_API_URL; {_external_auth(self.api_url, self._auth)})")
+            say(f"Prefect API: {self.api_url} (from $PREFECT_API_URL; {external_auth(self.api_url, self._auth)})")
         else:
             self._start_server()
             say(f"Prefect API: {self.api_url} (server started here; database {home / 'prefect.db'}; basic auth)")
@@ -99,14 +98,14 @@ class Service:
         self._settings.enter_context(temporary_settings(updates=updates))  # this process's client
         pools = pools_of(spec)
         for pool in pools:
-            say(f"work pool: {pool} ({_ensure_pool(pool)})")
+            say(f"work pool: {pool} ({ensure_pool(pool)})")
         self._deploy(say)
         for d in self.deployments:
             say(f"deployment: {d}")
         if self.worker:
             for pool in pools:
                 self._start_worker(pool)
-            _wait_for_workers(pools, self.processes, timeout=120)
+            wait_for_workers(pools, self.processes, timeout=120)
             say(f"worker: {', '.join(pools)} (logs in {self.logs})")
 
     def _start_server(self) -> None:
@@ -116,7 +115,8 @@ class Service:
         self.auth_file = self.logs / AUTH_FILE
         _write_private(self.auth_file, self._auth + "\n")
         env = {**_child_env(()), "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_SERVER_API_AUTH_STRING": self._auth}
-        env.pop("PREFECT_API_URL", None)
+        for name in ("PREFECT_API_URL", "PREFECT_API_AUTH_STRING"):  # another server's
+            env.pop(name, None)
         self._spawn("server", [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
                                "--port", str(self.port)], env)
         self.started_server = True
@@ -145,10 +145,10 @@ class Service:
         if done.returncode != 0:
             raise RuntimeError(f"prefect deploy failed (exit {done.returncode}):\n{done.stdout[-3000:]}")
         for name in skipped:
-            removed = _delete_deployment(f"{RESTORE_FLOW}/{name}")
+            removed = delete_deployment(f"{RESTORE_FLOW}/{name}")
             say(f"deployment {RESTORE_FLOW}/{name}: not registered (the config's [restore] deploy is not true)"
                 + ("; the one registered before was deleted" if removed else ""))
-        self.deployments = _registered()
+        self.deployments = registered()
         missing = sorted(w for w in wanted if not any(f"/{w} (" in d for d in self.deployments))
         if missing:
             raise RuntimeError(f"prefect deploy did not register {', '.join(missing)}:\n{done.stdout[-3000:]}")
@@ -206,20 +206,6 @@ def _write_private(path: Path, text: str) -> None:
         f.write(text)
 
 
-def _external_auth(api_url: str, auth: str | None) -> str:
-    """How this process reaches an external API, and a warning when it answers anyone."""
-    import httpx
-
-    how = "authenticated with $PREFECT_API_AUTH_STRING" if auth else "unauthenticated: $PREFECT_API_AUTH_STRING is not set"
-    try:
-        anonymous = httpx.post(f"{api_url.rstrip('/')}/flows/filter", json={"limit": 1}, timeout=10).status_code
-    except httpx.HTTPError:
-        return how
-    if anonymous < 400:
-        how += "; WARNING: the server answers API calls without credentials (start it with PREFECT_SERVER_API_AUTH_STRING)"
-    return how
-
-
 def _pythonpath() -> str:
     """The repository first: flow runs, and the Dask workers they start, import the served code."""
     rest = os.environ.get("PYTHONPATH")
@@ -235,73 +221,6 @@ def _port_free(port: int) -> None:
         except OSError:
             raise RuntimeError(f"port {port} on 127.0.0.1 is in use: choose another with --port, or set "
                                "PREFECT_API_URL to use the server that runs there") from None
-
-
-def _ensure_pool(name: str) -> str:
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.actions import WorkPoolCreate
-    from prefect.exceptions import ObjectAlreadyExists
-    from prefect.workers.process import ProcessWorker
-
-    with get_client(sync_client=True) as client:
-        try:
-            client.create_work_pool(WorkPoolCreate(name=name, type=POOL_TYPE,
-                                                   base_job_template=ProcessWorker.get_default_base_job_template()))
-            return f"created, type {POOL_TYPE}"
-        except ObjectAlreadyExists:
-            pool = client.read_work_pool(name)
-            if pool.type != POOL_TYPE:
-                raise RuntimeError(f"work pool {name!r} exists with type {pool.type!r}, not {POOL_TYPE!r}") from None
-            return f"exists, type {POOL_TYPE}"
-
-
-def _delete_deployment(name: str) -> bool:
-    """Deletes deployment `name` ('flow/deployment') from the server; whether there was one."""
-    from prefect.client.orchestration import get_client
-    from prefect.exceptions import ObjectNotFound
-
-    with get_client(sync_client=True) as client:
-        try:
-            client.delete_deployment(client.read_deployment_by_name(name).id)
-        except ObjectNotFound:
-            return False
-    return True
-
-
-def _registered() -> list[str]:
-    """'flow/deployment (schedule)' of every deployment on the server."""
-    from prefect.client.orchestration import get_client
-
-    out = []
-    with get_client(sync_client=True) as client:
-        for d in client.read_deployments():
-            flow = client.read_flow(d.flow_id).name
-            when = ", ".join(_schedule_text(s.schedule) for s in d.schedules if s.active) or "on demand"
-            out.append(f"{flow}/{d.name} ({when}; pool {d.work_pool_name})")
-    return sorted(out)
-
-
-def _schedule_text(schedule) -> str:
-    cron = getattr(schedule, "cron", None)
-    if cron:
-        return f"cron '{cron}' {getattr(schedule, 'timezone', None) or 'UTC'}"
-    return str(schedule)
-
-
-def _wait_for_workers(pools: list[str], processes, timeout: float) -> None:
-    """Until each pool's worker has said hello to the API (its first poll for runs)."""
-    from prefect.client.orchestration import get_client
-
-    deadline = time.monotonic() + timeout
-    with get_client(sync_client=True) as client:
-        while time.monotonic() < deadline:
-            for name, proc in processes:
-                if proc.poll() is not None:
-                    raise RuntimeError(f"the {name} exited with code {proc.returncode}")
-            if all(any(w.name == f"faceveil-{p}" for w in client.read_workers_for_work_pool(p)) for p in pools):
-                return
-            time.sleep(0.5)
-    raise RuntimeError(f"the workers did not reach the API within {timeout:.0f} s")
 
 
 def _stop_tree(proc: subprocess.Popen, timeout: float) -> None:

@@ -54,3 +54,19 @@ def test_tls_off_for_benchmarks(no_server, monkeypatch):
     with flow_runtime(1) as runner:
         assert runner.address.startswith("tcp://127.0.0.1:") and runner.client_kwargs == {"set_as_default": False}
         assert _connects(runner.address)
+
+
+def test_the_runs_own_prefect_server_asks_for_its_password(monkeypatch):
+    """Without PREFECT_API_URL a run starts its own API server on 127.0.0.1, with a random password its
+    processes get in PREFECT_API_AUTH_STRING: any other local user's call is refused."""
+    import httpx
+
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    monkeypatch.delenv("PREFECT_API_AUTH_STRING", raising=False)
+    with flow_runtime(1):
+        url, auth = os.environ["PREFECT_API_URL"], os.environ["PREFECT_API_AUTH_STRING"]
+        assert len(auth.split(":", 1)[1]) >= 32
+        assert httpx.post(f"{url}/flows/filter", json={"limit": 1}, timeout=10).status_code == 401
+        assert httpx.post(f"{url}/flows/filter", json={"limit": 1}, auth=tuple(auth.split(":", 1)),
+                          timeout=10).status_code == 200
+    assert "PREFECT_API_AUTH_STRING" not in os.environ and "PREFECT_API_URL" not in os.environ
