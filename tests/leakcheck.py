@@ -25,6 +25,23 @@ def boxes_many(paths: list[str], **kw) -> dict[str, dict[int, np.ndarray]]:
         return {p: f.result() for p, f in futs.items()}
 
 
+def inside_masks(after: dict[int, np.ndarray], masked: dict[int, np.ndarray], pad: float = 0.4) -> int:
+    """Output faces whose centre lies in a region the pipeline masked (`masked`: frame -> the boxes of its
+    detections manifest, grown by the mask's `pad`): the mask's own pattern taken for a face (a mosaic
+    of the back of a head, say), not a face left visible."""
+    n = 0
+    for f, boxes in after.items():
+        m = masked.get(f)
+        if not len(boxes) or m is None or not len(m):
+            continue
+        cx, cy = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
+        w, h = (m[:, 2] - m[:, 0]) * pad, (m[:, 3] - m[:, 1]) * pad
+        hit = ((cx[:, None] >= m[None, :, 0] - w) & (cx[:, None] <= m[None, :, 2] + w)
+               & (cy[:, None] >= m[None, :, 1] - h) & (cy[:, None] <= m[None, :, 3] + h))
+        n += int(hit.any(axis=1).sum())
+    return n
+
+
 def leaks(before: dict[int, np.ndarray], after: dict[int, np.ndarray], iou: float = 0.3) -> tuple[int, int, int]:
     """(faces in the input, faces in the output, output faces where the input had a face)."""
     from faceveil.models.detections import iou_matrix

@@ -271,6 +271,8 @@ def run_anonymize(config: AnonymizeConfig, key: MasterKey | None = None, key_ref
     DEST/_faceveil/ move to the state root first."""
     move_legacy_state(config)
     secret = t.run_keys(config, key if key_ref is None else resolve_key(key_ref))
+    if config.reversible:  # a wrong key, or a tampered keyinfo, stops here: before anything else is read or written
+        config = t.open_vault(config, secret)
     if config.index:  # templates are embedded the way the archive's index already holds them
         config = replace(config, template_view=index_view(state_of(config), secret.control))
     t.prepare_models(config)

@@ -125,7 +125,8 @@ def seal_path(media_id: str) -> str:
 def seal_part(dest: Location, control: bytes, fingerprint: str, media_id: str, keys_sha256: str) -> None:
     """Seals one media's key part: its SHA-256, as written by its run (or by forget, rotate-key), MACed
     with the control-file key of the master key `fingerprint` names."""
-    doc = signed({"media_id": media_id, "keys_sha256": keys_sha256, "key": fingerprint}, control, "vault-keys")
+    doc = signed({"media_id": media_id, "keys_sha256": keys_sha256, "key": fingerprint, "archive_id": archive_id(dest)},
+                 control, "vault-keys")
     dest.write_bytes(seal_path(media_id), json.dumps(doc, indent=2).encode())
 
 
@@ -143,6 +144,8 @@ def key_part(dest: Location, controls: dict[str, bytes], media_id: str) -> pa.Ta
     if control is None:
         raise ControlFileError(f"{where}: sealed by key {seal.get('key')}, not this one: refused")
     verified(seal, control, "vault-keys", where)
+    if seal.get("archive_id") != archive_id(dest):
+        raise ControlFileError(f"{where}: the seal of another archive's key part: refused")
     if seal.get("media_id") != media_id or not hmac.compare_digest(
             str(seal.get("keys_sha256")).encode(), hashlib.sha256(data).hexdigest().encode()):
         raise ControlFileError(f"{dest.display(rel)}: not the key part its seal names (edited or swapped): refused")

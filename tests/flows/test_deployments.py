@@ -121,7 +121,7 @@ def test_nightly_deployment_runs_incrementally_and_prefect_never_holds_the_key(s
     key = MasterKey.generate()
     write_key_file(tmp_path / "archive.key", key)
     config = tmp_path / "archive.toml"
-    config.write_text(f'src = "src"\ndest = "dest"\nreversible = true\nworkers = 1\n\n[key]\nfile = "archive.key"\n')
+    config.write_text('src = "src"\ndest = "dest"\nreversible = true\nworkers = 1\n\n[key]\nfile = "archive.key"\n')
     home = tmp_path / "prefect-home"
     serve = _Serve(config, home)
     family: set[int] = set()

@@ -60,8 +60,10 @@ def keyed(sample_archive, tmp_path_factory, prefect_server):
 
 
 @pytest.fixture
-def archive(keyed, tmp_path):
-    """A copy of the keyed archive (its public tree and its state root) for a test that changes it."""
+def archive(keyed, tmp_path, monkeypatch):
+    """A copy of the keyed archive (its public tree and its state root) for a test that changes it; the
+    copy's own FACEVEIL_HOME (copies share the archive id, so they would share its log anchors)."""
+    monkeypatch.setenv("FACEVEIL_HOME", str(tmp_path / "home"))
     src, dest, key = keyed
     shutil.copytree(dest, tmp_path / "dest")
     shutil.copytree(private(dest), private(tmp_path / "dest"))

@@ -6,7 +6,6 @@ from pathlib import Path
 import json
 import shutil
 
-import numpy as np
 import pandas as pd
 import pytest
 

@@ -15,6 +15,7 @@ import pytest
 from faceveil.config import AnonymizeConfig
 from faceveil.flows.anonymize import run_anonymize
 from faceveil.flows.restore import run_restore
+from faceveil.storage.control import ControlFileError
 from faceveil.storage.keys import BadKeyError, MasterKey, VaultLock, encode_key
 from faceveil.storage.media import iter_frames, probe_video, read_image
 from faceveil.storage.paths import Location
@@ -260,8 +261,8 @@ def test_key_rotation_rewraps_and_the_old_key_no_longer_opens(lossless_run, mast
     archive = _copy(lossless_run, tmp_path)
     new = MasterKey.generate()
     with pytest.raises(BadKeyError):
-        rotate_key(_state(archive), MasterKey.generate(), VaultLock.of(new))
-    assert rotate_key(_state(archive), master, VaultLock.of(new)) >= 3
+        rotate_key(_state(archive), MasterKey.generate(), new)
+    assert rotate_key(_state(archive), master, new) >= 3
     with pytest.raises(BadKeyError, match="wrong key"):
         run_restore(RestoreConfig(str(archive), str(tmp_path / "old"), all=True), master)
     report = run_restore(RestoreConfig(str(archive), str(tmp_path / "new"), media=list(IMAGES), workers=1), new)
@@ -271,7 +272,6 @@ def test_key_rotation_rewraps_and_the_old_key_no_longer_opens(lossless_run, mast
 def test_vault_parts_moved_from_another_archive_do_not_open(lossless_run, lossy_run, master, tmp_path):
     """Two archives of the same media under one key: the vault of one, copied into the other, is
     refused there (sealed regions and wrapped keys are bound to their archive's id)."""
-    from faceveil.storage.sealing import SealError
     from faceveil.storage.vault import archive_id
 
     archive = _copy(lossless_run, tmp_path)
@@ -282,11 +282,15 @@ def test_vault_parts_moved_from_another_archive_do_not_open(lossless_run, lossy_
     for part in ("entries", "keys"):
         shutil.copy(private(lossy_run) / f"vault/{part}/{mid}.parquet", private(archive) / f"vault/{part}/{mid}.parquet")
     out = tmp_path / "restored"
-    with pytest.raises(SealError):
+    with pytest.raises(ControlFileError, match="not the key part its seal names"):  # its seal names this archive's part
+        run_restore(RestoreConfig(str(archive), str(out), media=[VIDEO], workers=1), master)
+    shutil.copy(private(lossy_run) / f"vault/seals/{mid}.json", private(archive) / f"vault/seals/{mid}.json")
+    with pytest.raises(ControlFileError, match="another archive"):  # its seal too: bound to the other archive
         run_restore(RestoreConfig(str(archive), str(out), media=[VIDEO], workers=1), master)
     assert not out.exists()
     # this archive's keys back, the other's sealed regions stay: refused region by region, nothing pasted
-    shutil.copy(private(lossless_run) / f"vault/keys/{mid}.parquet", private(archive) / f"vault/keys/{mid}.parquet")
+    for part in ("keys/{}.parquet", "seals/{}.json"):
+        shutil.copy(private(lossless_run) / "vault" / part.format(mid), private(archive) / "vault" / part.format(mid))
     report = run_restore(RestoreConfig(str(archive), str(out), media=[VIDEO], workers=1), master)
     m = report["media"][0]
     assert m["regions_restored"] == 0 and m["refused_regions"], m
