@@ -279,6 +279,10 @@ class AnonymizeConfig(ClusterOptions):
         out = {k: d[k] for k in OUTPUT_SETTINGS}
         if self.method == "replace" and self.replace_options:  # only then: other runs keep their settings hash
             out["replace_options"] = dict(sorted(self.replace_options.items()))
+        if self.method == "replace":  # the fallback chain shapes the output: photos of runs before it are redone
+            from faceveil.models.fallback import FALLBACKS
+
+            out["fallbacks"] = list(FALLBACKS)
         if self.pulse:  # only then: runs without it keep their settings hash
             out["pulse"] = self.pulse
         return out

@@ -55,6 +55,8 @@ def publish(args) -> int:
             return "n/a" if v is None else f"{100 * v:.1f}%"
         print(f"{result['photos']} {'rows' if 'table' in result else 'photos'} published ({result['photos_without_faces']} without a face, copied unchanged; "
               f"{result['failed']} failed), {m['faces']} face(s) replaced")
+        print("methods:   " + ", ".join(f"{n} {k}" for k, n in m.get("faces_by_method", {}).items())
+              + " (fallback chain; solid: the region filled)")
         print(f"figures:   re-identified {pct(m['reid_rate'])} (dlib >= {m['reid_threshold']}), still detected "
               f"{pct(m['still_detected'])}, pose error {m['pose_error_deg'] or float('nan'):.1f} deg, "
               f"skin dE {m['skin_delta_e'] or float('nan'):.1f}, {m['seconds_per_face'] or float('nan'):.2f} s per face")

@@ -22,6 +22,7 @@ from faceveil.storage import manifests
 from faceveil.storage.image_tables import ImageTable, TableError, check_table, is_table
 from faceveil.tasks import wrappers as t
 from faceveil.tasks.run import new_run_id
+from faceveil.validation.datasheet import REFERENCE_FACES
 
 CROPS = 6  # faces on the datasheet's contact sheet
 
@@ -43,7 +44,10 @@ def publish_dataset(config: AnonymizeConfig, max_over_margin: float = 0.0, table
     photos = media[(media.kind == "image") & (media.status == "ok")].sort_values("rel_path")
     faceless = photos[photos.n_faces == 0].rel_path.tolist()
     with_faces = photos[photos.n_faces > 0]
-    futures = [t.measure_faces_task.submit(config, r.rel_path, r.media_id, float(r.seconds), CROPS if i < CROPS else 0)
+    before = (with_faces.n_faces.cumsum() - with_faces.n_faces).tolist()  # faces in the photos before each
+    refs = min(REFERENCE_FACES, int(with_faces.n_faces.sum()) // 2)  # realism's test faces; the others its reference
+    futures = [t.measure_faces_task.submit(config, r.rel_path, r.media_id, float(r.seconds), CROPS if i < CROPS else 0,
+                                           max(0, refs - int(before[i])))
                for i, r in enumerate(with_faces.itertuples())]
     measured = [f.result() for f in futures]
     assembled = t.assemble_table_task(table, plan, config) if table is not None else None

@@ -4,7 +4,8 @@ keep (faces left as they are: a run that only removes physiological signals, `--
 
 Strength scales with face size; the masked region grows with face size and motion so a moving
 head stays covered between detections.
-Just over 300 lines: one registry with each method's class beside the others.
+Over 300 lines: one registry with each method's class beside the others (replace's fallback chain
+is in models/fallback.py).
 """
 from __future__ import annotations
 
@@ -197,6 +198,9 @@ class Replace(Anonymizer):
     the same face back at the track's landmarks. Within a media, no two tracks get the same pool face
     and no surrogate comes within the identity margin of anyone seen there. Faces without a track are
     made one by one; `preview` (the second look) puts the paired pool face back without optimising.
+    Each new surrogate is judged in the whole frame once every face is in: a face still within the
+    margin of its person gets the next method of the fallback chain (models/fallback: stronger search,
+    a generated face, the region filled), and a face too small to judge is filled straight away.
 
     `generator`/`generator_kwargs`: models/generators (default the DCGAN that ships in
     gan-face-generate: non-commercial research only, see `licence`); `settings`: ReplaceSettings."""
@@ -211,7 +215,7 @@ class Replace(Anonymizer):
         self.settings = settings or ReplaceSettings()
         self.generator_name, self.generator_kwargs = generator, dict(generator_kwargs or {})
         self.keep_media = keep_media
-        self._replacer = None
+        self._replacer = self._chain = None
         self._media: OrderedDict[str, _MediaFaces] = OrderedDict()
         self._lock = threading.RLock()
 
@@ -219,7 +223,7 @@ class Replace(Anonymizer):
         raise NotImplementedError("replace works on whole frames: use apply")
 
     def __getstate__(self):  # models load again where the anonymizer is unpickled; surrogates stay behind
-        return {**self.__dict__, "_replacer": None, "_media": OrderedDict(), "_lock": None}
+        return {**self.__dict__, "_replacer": None, "_chain": None, "_media": OrderedDict(), "_lock": None}
 
     def __setstate__(self, state):
         self.__dict__.update(state, _lock=threading.RLock())
@@ -253,10 +257,12 @@ class Replace(Anonymizer):
         return faces
 
     def expect(self, media: str, people: list) -> None:
-        """The faces of `media` that belong to a person who already has a surrogate (made from another
-        photo of them): (box, Surrogate) pairs. A face found at such a box starts from that surrogate,
-        so one person keeps one fake identity across a dataset (Replacer.surrogate's `start`)."""
+        """A photo's look starts afresh (its surrogates of an earlier look dropped: the second pass numbers
+        its faces anew). `people`: its faces that belong to a person who already has a surrogate (made
+        from another photo of them), (box, Surrogate) pairs; a face found at such a box starts from that
+        surrogate, so one person keeps one fake identity across a dataset (Replacer.surrogate's `start`)."""
         with self._lock:
+            self._media.pop(media, None)
             self._faces_of(media).starts = list(people)
 
     def person_surrogate(self, rgb: np.ndarray, box, landmarks, identity: np.ndarray, others: np.ndarray, seed: int):
@@ -282,31 +288,61 @@ class Replace(Anonymizer):
         with self._lock:
             return dict(self._media[media].surrogates) if media in self._media else {}
 
-    def surrogate(self, rgb: np.ndarray, dets: Detections, j: int, media: str = "", region=None, preview: bool = False):
-        """Detection j's surrogate: its track's (made now if new), or one made for this face alone."""
+    @property
+    def chain(self):
+        """The fallback chain's steps (models/fallback) over this anonymizer's replacer."""
+        with self._lock:
+            if self._chain is None:
+                from faceveil.models.fallback import Chain
+
+                self._chain = Chain(self.replacer)
+            return self._chain
+
+    def _seed(self, media: str, dets: Detections, j: int) -> int:
+        from faceveil.models.replace import track_seed
+
+        track = int(dets.track_ids[j])
+        key = track if track >= 0 else ("untracked", *np.round(dets.boxes[j]).astype(int).tolist())
+        return track_seed(self.settings.pool_seed, media, key)
+
+    def surrogate(self, rgb: np.ndarray, dets: Detections, j: int, media: str = "", region=None, preview: bool = False,
+                  method: str = "replace", before=None):
+        """Detection j's surrogate: its track's (made now if new), or one made for this face alone, by
+        `method` of the fallback chain (`before`: the surrogate it replaces, whose pool face it avoids);
+        "solid" for a face too small to judge."""
         from faceveil.models.face_attributes import face_attributes
-        from faceveil.models.replace import Surrogate, track_seed
+        from faceveil.models.fallback import MIN_JUDGED_SIZE, Face, solid
+        from faceveil.models.replace import Surrogate
 
         rep = self.replacer
         lm = _landmarks(dets, j)
         track = int(dets.track_ids[j])
+        small = float(dets.sizes[j]) < MIN_JUDGED_SIZE
         with self._lock:
             if preview:
                 if track >= 0 and media in self._media and track in self._media[media].surrogates:
                     return self._media[media].surrogates[track]
+                if small:
+                    return solid(0)
                 idx = rep.pair(face_attributes(rgb, lm), np.zeros((0, 128), np.float32))
                 face = rep.pool[idx]
                 return Surrogate(face.latent, face.image, face.landmarks, idx, 0)
             faces = self._faces_of(media)
-            if track >= 0 and track in faces.surrogates:
+            if before is None and track >= 0 and track in faces.surrogates:
                 return faces.surrogates[track]
             box = dets.boxes[j]
-            ident = rep.embedder.embed(rgb, Detections(box[None], [1.0]))[0]
-            others = np.array(faces.identities, np.float32).reshape(-1, ident.shape[0])
-            key = track if track >= 0 else ("untracked", *np.round(box).astype(int).tolist())
-            s = rep.surrogate(rgb, lm, box, track_seed(self.settings.pool_seed, media, key), others=others,
-                              avoid=faces.used, original_id=ident, limit=region, start=self._start(faces, box))
-            faces.identities.append(ident)
+            if small:
+                s = solid(self._seed(media, dets, j))
+            else:
+                ident = rep.embedder.embed(rgb, Detections(box[None], [1.0]))[0]
+                others = np.array(faces.identities, np.float32).reshape(-1, ident.shape[0])
+                avoid = faces.used | ({before.pool_index} if before is not None else set())
+                s = self.chain.step(method, Face(rgb, lm, box, self._seed(media, dets, j), ident, others, avoid, region,
+                                                 self._start(faces, box) if before is None else None))
+                if before is None:
+                    faces.identities.append(ident)
+                else:
+                    s.seconds += before.seconds
             if track >= 0:
                 faces.surrogates[track] = s
                 faces.used.add(s.pool_index)
@@ -315,13 +351,25 @@ class Replace(Anonymizer):
     def apply(self, rgb: np.ndarray, dets: Detections, region_key=None, *, media: str = "", preview: bool = False) -> np.ndarray:
         h, w = rgb.shape[:2]
         regions = self.regions(dets, w, h)
-        original = rgb.copy() if len(dets) > 1 else rgb  # each face is judged as it was, not after a neighbour's change
-        for j, (x1, y1, x2, y2) in enumerate(regions):
-            if x2 <= x1 or y2 <= y1:
-                continue
-            s = self.surrogate(original, dets, j, media, regions[j], preview)
-            self.replacer.render(rgb, _landmarks(dets, j), s, limit=regions[j])
+        original = rgb.copy() if len(dets) else rgb  # each face is judged as it was, not after a neighbour's change
+        chosen = {j: self.surrogate(original, dets, j, media, regions[j], preview) for j, (x1, y1, x2, y2)
+                  in enumerate(regions) if x2 > x1 and y2 > y1}
+        self.render(rgb, dets, regions, chosen)
+        if not preview:
+            from faceveil.models.fallback import judge
+
+            judge(self, rgb, original, dets, regions, chosen, media)
         return rgb
+
+    def render(self, rgb: np.ndarray, dets: Detections, regions: np.ndarray, chosen: dict) -> None:
+        """Puts each chosen surrogate back; then fills the regions of the "solid" ones (over any
+        neighbour's face put back there)."""
+        for j, s in chosen.items():
+            if s.method != "solid":
+                self.replacer.render(rgb, _landmarks(dets, j), s, limit=regions[j])
+        filled = [j for j, s in chosen.items() if s.method == "solid"]
+        if filled:
+            Solid(self.mask).apply(rgb, dets[filled])
 
 
 @ANONYMIZERS.register("keep")

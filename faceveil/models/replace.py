@@ -94,6 +94,8 @@ class Surrogate:
     seconds: float = 0.0  # wall-clock time to make it
     cpu_seconds: float = 0.0  # CPU time of this process meanwhile (all its threads)
     history: list = field(default_factory=list)
+    method: str = "replace"  # its step of models/fallback.FALLBACKS ("solid": no face, the region filled)
+    judged: bool = False  # its identity cosine measured in the whole frame it was made for (fallback.judge)
 
 
 def track_seed(*parts) -> int:
@@ -384,6 +386,7 @@ class Replacer:
         return out, order
 
     def render(self, rgb: np.ndarray, landmarks: np.ndarray, surrogate: Surrogate, limit=None) -> np.ndarray:
-        """Puts the surrogate over the face with `landmarks` in `rgb` (in place); the changed-pixel mask."""
+        """Puts the surrogate over the face with `landmarks` in `rgb` (in place; a "generated" one, of the
+        fallback chain, without the landmark warp: its own face's geometry); the changed-pixel mask."""
         return put_back(rgb, landmarks, surrogate.image, surrogate.landmarks, limit=limit, feather=self.settings.feather,
-                        warp_landmarks=self.settings.warp_landmarks)
+                        warp_landmarks=self.settings.warp_landmarks and surrogate.method != "generated")

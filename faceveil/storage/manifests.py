@@ -98,9 +98,11 @@ AUDIT_MEDIA = pa.schema([
 ])
 
 # Identity replacement: which surrogate each track got (its seed names it; a person seen in several
-# photos shares one) and its identity cosine to the original as put back.
+# photos shares one), its identity cosine to the original as put back, and the step of the fallback
+# chain that made it (models/fallback.FALLBACKS; null in parts written before the chain).
 SURROGATES = pa.schema([
     ("media_id", pa.string()), ("track_id", pa.int64()), ("surrogate_id", pa.string()), ("identity_cosine", pa.float64()),
+    ("method", pa.string()),
 ])
 
 # The pulse edit (--pulse), per media and track: what the rPPG estimators read before and after (JSON:

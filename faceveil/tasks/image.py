@@ -34,8 +34,8 @@ def anonymize_image(config: AnonymizeConfig, item: MediaItem, run_id: str, peopl
             kit = toolkit(config.settings)
             anon = kit.anonymizer
             dets = kit.photo_faces(rgb)
-            if people:
-                anon.expect(item.media_id, people)
+            if config.method == "replace":  # a fresh look (the second pass numbers faces anew), with its people
+                anon.expect(item.media_id, people or [])
             vault, faces = media_keepers(config, item, overlapping_tracks({0: dets}, item.forgotten or {}))
             if faces is not None:
                 faces.offer(0, rgb, dets)
@@ -67,7 +67,8 @@ def anonymize_image(config: AnonymizeConfig, item: MediaItem, run_id: str, peopl
     }
     if config.method == "replace" and len(dets):  # which surrogate each face got (a person's own, or its own)
         manifests.write_part(state, "surrogates", item.media_id, [
-            {"media_id": item.media_id, "track_id": int(k), "surrogate_id": f"{s.seed:016x}", "identity_cosine": float(s.cosine)}
+            {"media_id": item.media_id, "track_id": int(k), "surrogate_id": f"{s.seed:016x}", "identity_cosine": float(s.cosine),
+             "method": s.method}
             for k, s in sorted(anon.surrogates(item.media_id).items())])
     templates = track_templates(kit, faces, item.media_id, det_rows, lambda f: 0.0) if not withheld else []
     return write_media_manifests(state, item, det_rows, row, templates, audit)

@@ -18,28 +18,40 @@ from faceveil.storage.state import public_location, state_location
 from faceveil.storage import manifests
 from faceveil.storage.media import read_image
 
-FACE_COLUMNS = ("media", "media_id", "face_index", "surrogate_id", "identity_cosine", "pose_error_deg",
-                "skin_delta_e", "detector_score", "face_size", "seconds")
+FACE_COLUMNS = ("media", "media_id", "face_index", "surrogate_id", "method", "identity_cosine", "pose_error_deg",
+                "skin_delta_e", "detector_score", "face_size", "sharpness", "seconds")
 DETECTED_AT = 0.2  # CenterFace's default threshold: the share of new faces it still finds at it
 CROP = 96  # side of a contact-sheet crop, pixels
 
 
 def _crop(rgb: np.ndarray, box) -> np.ndarray:
-    import cv2
+    from faceveil.validation.realism import face_crop
 
-    h, w = rgb.shape[:2]
-    x1, y1, x2, y2 = np.asarray(box, np.float64)
-    cx, cy, side = (x1 + x2) / 2, (y1 + y2) / 2, 1.3 * max(x2 - x1, y2 - y1)
-    a, b = int(max(0, cx - side / 2)), int(max(0, cy - side / 2))
-    c, d = int(min(w, cx + side / 2)), int(min(h, cy + side / 2))
-    return cv2.resize(np.ascontiguousarray(rgb[b:d, a:c]), (CROP, CROP), interpolation=cv2.INTER_AREA)
+    return face_crop(rgb, box, CROP)
 
 
-def measure_faces(config: AnonymizeConfig, rel: str, media_id: str, seconds: float, crops: int = 0) -> dict:
+def _references(config: AnonymizeConfig, orig: np.ndarray, dets: Detections, n: int) -> dict:
+    """{"blur": ..., "solid": ...}: dlib vectors of the first `n` faces of the original anonymized by
+    each of datasheet.REFERENCES instead (realism's references); {} when n is 0."""
+    from faceveil.models.anonymizers import create_anonymizer
+    from faceveil.validation.datasheet import REFERENCES
+
+    sub = dets[np.arange(min(n, len(dets)))]
+    if not len(sub):
+        return {}
+    embedder = loaded_embedder("dlib-resnet")
+    return {k: embedder.embed(create_anonymizer(k, config.settings.mask).apply(orig.copy(), sub), sub) for k in REFERENCES}
+
+
+def measure_faces(config: AnonymizeConfig, rel: str, media_id: str, seconds: float, crops: int = 0,
+                  references: int = 0) -> dict:
     """{"rows": one dict per face (FACE_COLUMNS), "crops": up to `crops` uint8 crops of replaced faces,
-    cut from the published output}. A photo without faces gives no rows."""
+    cut from the published output, "vectors": the faces' dlib vectors, "original" and "replaced", and
+    for the first `references` faces (`_references`) blurred and filled}. A photo without faces gives
+    no rows."""
     from faceveil.models.face_attributes import delta_e2000, head_pose, skin_lab
     from faceveil.models.replace import ReplaceSettings, track_seed
+    from faceveil.validation.realism import sharpness_ratio
 
     (src, dest), state = locations(config), state_of(config)
     det = manifests.read_part(state, "detections", media_id)
@@ -50,13 +62,14 @@ def measure_faces(config: AnonymizeConfig, rel: str, media_id: str, seconds: flo
     lms = np.stack([np.asarray(v, np.float32).reshape(5, 2) for v in d["landmarks"]])
     tracks = d["track_id"].to_numpy(np.int64)
     made = manifests.read_part(state, "surrogates", media_id)  # which surrogate each track got (the image task)
-    made = dict(zip(made.column("track_id").to_pylist(), made.column("surrogate_id").to_pylist())) if made is not None else {}
+    made = {r["track_id"]: r for r in made.to_pylist()} if made is not None else {}
     with src.local_file(rel, scratch(config)) as a, dest.local_file(rel, scratch(config)) as b:
         orig = read_image(a, max_pixels=config.max_pixels)[0]
         out = read_image(b, max_pixels=config.max_pixels)[0]
     dets = Detections(boxes, d["score"].to_numpy(np.float32), lms, tracks)
     embedder = loaded_embedder("dlib-resnet")
-    cos = np.sum(embedder.embed(orig, dets) * embedder.embed(out, dets), axis=1)
+    vectors = {"original": embedder.embed(orig, dets), "replaced": embedder.embed(out, dets)}
+    cos = np.sum(vectors["original"] * vectors["replaced"], axis=1)
     found = loaded_detector("centerface", DetectorSettings(threshold=0.05)).detect(out)
     iou = iou_matrix(boxes, found.boxes) if len(found) else np.zeros((len(boxes), 0))
     pool_seed = dict(config.replace_options).get("pool_seed") or ReplaceSettings().pool_seed
@@ -72,14 +85,36 @@ def measure_faces(config: AnonymizeConfig, rel: str, media_id: str, seconds: flo
             pose = float(np.abs(head_pose(found.landmarks[k]) - head_pose(lm)).mean())
         de = float(delta_e2000(skin_lab(out, lm), skin_lab(orig, lm))) if not np.isnan(lm).any() else float("nan")
         key = int(tracks[j]) if tracks[j] >= 0 else ("untracked", *np.round(boxes[j]).astype(int).tolist())
-        rows.append({"media": rel, "media_id": media_id, "face_index": j,
-                     "surrogate_id": made.get(int(tracks[j]), f"{track_seed(pool_seed, media_id, key):016x}"),
+        mine = made.get(int(tracks[j]), {})
+        rows.append({"media": rel, "media_id": media_id, "face_index": j, "method": mine.get("method"),
+                     "surrogate_id": mine.get("surrogate_id") or f"{track_seed(pool_seed, media_id, key):016x}",
                      "identity_cosine": float(cos[j]), "pose_error_deg": pose, "skin_delta_e": de,
                      "detector_score": score, "face_size": float(max(boxes[j, 2] - boxes[j, 0], boxes[j, 3] - boxes[j, 1])),
-                     "seconds": seconds / len(boxes)})
-        if len(sheet) < crops:
+                     "sharpness": sharpness_ratio(out, lm), "seconds": seconds / len(boxes)})
+        if len(sheet) < crops and mine.get("method") != "solid":  # replaced faces only
             sheet.append(_crop(out, boxes[j]))
-    return {"rows": rows, "crops": sheet}
+    return {"rows": rows, "crops": sheet, "vectors": {**vectors, **_references(config, orig, dets, references)}}
+
+
+def faces_by_method(faces) -> dict:
+    """{step of the fallback chain: faces it handled}, in the chain's order ("unrecorded": rows of runs
+    before the chain, only when there are any)."""
+    from faceveil.models.fallback import FALLBACKS
+
+    counts = {m: int((faces["method"] == m).sum()) for m in FALLBACKS}
+    missing = int(faces["method"].isna().sum())
+    return {**counts, **({"unrecorded": missing} if missing else {})}
+
+
+def face_figures(faces, margin: float) -> dict:
+    """datasheet.publication_metrics over the faces with a face put back (not "solid": those show no
+    face), and `faces_by_method` over every face."""
+    from faceveil.models.embedders.dlib_resnet import DlibResNet
+    from faceveil.validation.datasheet import publication_metrics
+
+    shown = faces[faces["method"] != "solid"]
+    metrics = publication_metrics(shown, DlibResNet.same_person_threshold, margin, DETECTED_AT)
+    return {**metrics, "faces_by_method": faces_by_method(faces)}
 
 
 def write_publication(config: AnonymizeConfig, run_id: str, summary: dict, measured: list[dict],
@@ -96,7 +131,6 @@ def write_publication(config: AnonymizeConfig, run_id: str, summary: dict, measu
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from faceveil.models.embedders.dlib_resnet import DlibResNet
     from faceveil.models.replace import ReplaceSettings
     from faceveil.validation import datasheet, mlflow_log
     from faceveil.validation.contracts import check_published_faces
@@ -109,7 +143,8 @@ def write_publication(config: AnonymizeConfig, run_id: str, summary: dict, measu
     pq.write_table(pa.Table.from_pandas(faces, preserve_index=False), buf)
     state.write_bytes(datasheet.FACES, buf.getvalue())
     margin = dict(config.replace_options).get("id_margin") or ReplaceSettings().id_margin
-    metrics = datasheet.publication_metrics(faces, DlibResNet.same_person_threshold, margin, DETECTED_AT)
+    metrics = face_figures(faces, margin)
+    metrics["realism"] = datasheet.realism_metrics(faces, measured)
     contracts = check_published_faces(faces, margin, max_over_margin) if len(faces) else None
     gen = loaded_anonymizer(config.method, config.settings.mask, config.settings.replace).replacer.generator
     unstaged = table["counts"]["no_image"] + table["unstaged_failed"] if table else 0
@@ -133,7 +168,8 @@ def write_publication(config: AnonymizeConfig, run_id: str, summary: dict, measu
              "faceveil_version": __version__, "src": info["src"], "dest": info["dest"],
              "privacy": {"reid_rate": metrics["reid_rate"], "over_margin_rate": metrics["over_margin_rate"]},
              "utility": {k: metrics[k] for k in ("still_detected", "pose_error_deg", "skin_delta_e")},
-             "counts": {"faces": metrics["faces"], "photos": info["photos"], "without_faces": len(faceless)},
+             "counts": {"faces": metrics["faces"], "photos": info["photos"], "without_faces": len(faceless),
+                        "faces_by_method": metrics["faces_by_method"]},
              "seconds": metrics["seconds_per_face"], "contracts": info["contracts"]}
     files = {"datasheet.html": dest.read_bytes(paths["html"]), "datasheet.md": dest.read_bytes(paths["markdown"]),
              "faces.parquet": buf.getvalue()}

@@ -192,20 +192,30 @@ def enforce(report: ContractReport) -> ContractReport:
 
 def check_published_faces(faces: pd.DataFrame, id_margin: float, max_over_margin: float = 0.0,
                           detected_at: float = 0.2, detected_share: float = 0.95) -> ContractReport:
-    """The publication's contract on its per-face table: identity cosine to the original below
-    `id_margin` for all but `max_over_margin` of the faces, CenterFace's score of the new face >=
-    `detected_at` for at least `detected_share` of them, every measure finite (pose error and ΔE may
-    be missing where the original had no landmarks, never infinite)."""
+    """The publication's contract on its per-face table: every face handled by a step of the fallback
+    chain (`method`, models/fallback.FALLBACKS); identity cosine to the original below `id_margin` for
+    all but `max_over_margin` of the faces with a face put back, and CenterFace's score of the new face
+    >= `detected_at` for at least `detected_share` of them ("solid" faces show no face: nothing of their
+    person is left, and dlib puts a region filled with one colour at cosine >= 0.85 to the face it hides
+    about as often as another person's face, so neither figure is theirs); every measure finite (pose
+    error and ΔE may be missing where the original had no landmarks, never infinite)."""
+    from faceveil.models.fallback import FALLBACKS
+
     gx = _gx()
     E = gx.expectations
     df = faces.copy()
     for c in ("identity_cosine", "pose_error_deg", "skin_delta_e", "detector_score", "seconds"):
         may_miss = c in ("pose_error_deg", "skin_delta_e")
         df[f"{c}_finite"] = ~np.isinf(df[c].astype(float)) & (df[c].notna() | may_miss)
+    shown = df["method"] != "solid"  # nulls count as shown
+    df["identity_cosine_of_faces_shown"] = df["identity_cosine"].astype(float).where(shown)
+    df["detector_score_of_faces_shown"] = df["detector_score"].astype(float).where(shown)
     return _validate({"published_faces": df}, {"published_faces": [
-        E.ExpectColumnValuesToBeBetween(column="identity_cosine", min_value=-1.0001, max_value=id_margin,
+        E.ExpectColumnValuesToNotBeNull(column="method"),
+        E.ExpectColumnValuesToBeInSet(column="method", value_set=list(FALLBACKS)),
+        E.ExpectColumnValuesToBeBetween(column="identity_cosine_of_faces_shown", min_value=-1.0001, max_value=id_margin,
                                         strict_max=True, mostly=1.0 - max_over_margin),
-        E.ExpectColumnValuesToBeBetween(column="detector_score", min_value=detected_at, max_value=1.0,
+        E.ExpectColumnValuesToBeBetween(column="detector_score_of_faces_shown", min_value=detected_at, max_value=1.0,
                                         mostly=detected_share),
         E.ExpectCompoundColumnsToBeUnique(column_list=["media_id", "face_index"]),
         *[E.ExpectColumnValuesToBeInSet(column=f"{c}_finite", value_set=[True])

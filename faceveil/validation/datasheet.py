@@ -22,6 +22,9 @@ FACES = "publish/faces.parquet"  # in the state root, with the publication's sum
 SUMMARY = "publish/summary.json"
 SHEET_FACES = 12  # replaced faces on the contact sheet
 SHEET_COLUMNS = 6
+REFERENCE_FACES = 48  # faces also blurred and filled (solid) as references for realism: embedding costs time
+REFERENCES = ("blur", "solid")
+FD_MIN_FACES = 5  # fewer test or reference faces than this: no Fréchet distance
 
 
 def _mean(s: pd.Series) -> float | None:
@@ -49,14 +52,41 @@ def publication_metrics(faces: pd.DataFrame, reid_threshold: float, id_margin: f
             "faces_sharing_a_surrogate": int(faces["surrogate_id"].duplicated(keep=False).sum())}
 
 
-def contact_sheet(crops: list) -> bytes | None:
-    """PNG of up to SHEET_FACES replaced faces (crops of one size), SHEET_COLUMNS to a row, with a gap
+def realism_metrics(faces: pd.DataFrame, measured: list[dict]) -> dict:
+    """The publication's realism (validation/realism.py), over every face as published (those the
+    fallback chain filled too: they show no face). Fréchet distances in dlib's 128-d space from the
+    test faces (the first REFERENCE_FACES, at most half of all, which measure_faces also blurred and
+    filled) as published, blurred, filled (solid) and as they were (the floor: real against real) to
+    the originals of every face of another surrogate (other people: against its own original a face's
+    distance would count its identity change); none with under FD_MIN_FACES on a side. Per-face
+    sharpness ratio: median and share below realism.SOFT_BELOW.
+    `faces` rows follow `measured`'s."""
+    from faceveil.validation.realism import SOFT_BELOW, disjoint_reference, frechet_distance, sharpness_summary
+
+    sharp = sharpness_summary(faces["sharpness"] if "sharpness" in faces else [])
+    out = {"space": "dlib-resnet 128-d", "faces": 0, "reference_faces": 0, "fd": {},
+           "sharpness_median": sharp["median"], "soft_share": sharp["soft_share"], "soft_below": SOFT_BELOW}
+    vecs = [m["vectors"] for m in measured if m["rows"]]
+    if not vecs:
+        return out
+    cat = lambda key: np.vstack([v[key] for v in vecs if len(v.get(key, ()))] or [np.zeros((0, 128))])  # noqa: E731
+    test = np.concatenate([np.arange(len(v["original"])) < len(v.get(REFERENCES[0], ())) for v in vecs])
+    ref = disjoint_reference(faces["surrogate_id"].to_numpy(), test)
+    out.update(faces=int(test.sum()), reference_faces=int(ref.sum()))
+    if min(test.sum(), ref.sum()) >= FD_MIN_FACES:
+        sets = {"replaced": cat("replaced")[test], "real": cat("original")[test], **{k: cat(k) for k in REFERENCES}}
+        out["fd"] = {k: frechet_distance(v, cat("original")[ref]) for k, v in sets.items()}
+    return out
+
+
+def contact_sheet(crops: list, faces: int = SHEET_FACES) -> bytes | None:
+    """PNG of up to `faces` replaced faces (crops of one size), SHEET_COLUMNS to a row, with a gap
     between."""
     import cv2
 
     if not crops:
         return None
-    crops = list(crops[:SHEET_FACES])
+    crops = list(crops[:faces])
     side, gap = crops[0].shape[0], 4
     blank = np.full((side, side, 3), 255, np.uint8)
     crops += [blank] * (-len(crops) % min(SHEET_COLUMNS, len(crops)))
@@ -87,6 +117,8 @@ def _rows(info: dict) -> list[tuple[str, str]]:
         ("Photos", f"{info['photos']} ({info['photos_without_faces']} without a face, copied unchanged; "
                    f"{info['failed']} failed)"),
         ("Faces replaced", str(m["faces"])),
+        ("Faces per method (fallback chain; solid: the region filled, no face shown)",
+         ", ".join(f"{k} {v}" for k, v in m.get("faces_by_method", {}).items()) or "-"),
         (f"Re-identified (dlib cosine >= {m['reid_threshold']:.3f})", _fmt(m["reid_rate"], pct=True)),
         (f"Identity cosine >= margin {m['id_margin']:.2f}", _fmt(m["over_margin_rate"], pct=True)),
         ("Mean identity cosine to the original", _fmt(m["mean_identity_cosine"], digits=3)),
@@ -101,6 +133,23 @@ def _rows(info: dict) -> list[tuple[str, str]]:
         ("Data contract", "passed" if info["contracts"]["success"] else
          "FAILED: " + "; ".join(info["contracts"]["failures"])),
     ]
+
+
+def _realism_rows(info: dict) -> list[tuple[str, str]]:
+    """The realism figures shown beside the contact sheet (`realism_metrics`; none before it existed)."""
+    r = info["metrics"].get("realism")
+    if not r:
+        return []
+    fd = r["fd"]
+    names = (("replaced", "as published"), ("blur", "blurred"), ("solid", "filled (solid)"), ("real", "the originals (floor)"))
+    dist = ("; ".join(f"{label} {_fmt(fd.get(k), digits=3)}" for k, label in names) if fd else
+            f"n/a (fewer than {FD_MIN_FACES} faces on a side)")
+    return [(f"Fréchet distance to real faces of other people ({r['space']}; lower: more like real faces)",
+             f"{dist}; on the first {r['faces']} faces (at most {REFERENCE_FACES} and half of all: blurring and "
+             f"filling them costs embedding time) against the originals of {r['reference_faces']} faces of other people"),
+            ("Sharpness: fine detail in the face over that of the photo around it (about 1: as sharp as its photo)",
+             f"median {_fmt(r['sharpness_median'])}; {_fmt(r['soft_share'], pct=True)} of the faces below "
+             f"{r['soft_below']} (soft)")]
 
 
 def _files(info: dict) -> list[str]:
@@ -130,8 +179,11 @@ def render_markdown(info: dict) -> str:
     lines += [f"| {k} | {v.replace('|', '/')} |" for k, v in _rows(info)]
     lines += ["", "## Licence", "", info["generator"]["licence"], "",
               "## Contact sheet", "", f"Replaced faces, as published (up to {SHEET_FACES}):", "",
-              f"![contact sheet]({CONTACT_SHEET})" if info.get("has_contact_sheet") else "(no faces)", "",
-              "## Files", ""] + [f"- {f}" for f in _files(info)] + [""]
+              f"![contact sheet]({CONTACT_SHEET})" if info.get("has_contact_sheet") else "(no faces)", ""]
+    if _realism_rows(info):
+        lines += ["Realism, measured:", "", "| | |", "|---|---|"]
+        lines += [f"| {k} | {v.replace('|', '/')} |" for k, v in _realism_rows(info)] + [""]
+    lines += ["## Files", ""] + [f"- {f}" for f in _files(info)] + [""]
     return "\n".join(lines)
 
 
@@ -142,6 +194,8 @@ def render_html(info: dict, png: bytes | None) -> str:
     img = (f'<img alt="contact sheet: replaced faces" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
            if png else "<p>(no faces)</p>")
     files = "".join(f"<li>{e(f).replace('`', '')}</li>" for f in _files(info))
+    realism = "".join(f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in _realism_rows(info))
+    realism = f"<p>Realism, measured:</p><table>{realism}</table>" if realism else ""
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>Datasheet: {e(info['dest'])}</title>
 <style>body{{font-family:sans-serif;max-width:960px;margin:2em auto;color:#222}}th{{text-align:left;padding-right:1em}}
@@ -153,7 +207,7 @@ img{{width:100%;max-width:600px}}</style></head><body>
 skin colour; pixels outside each face's mask unchanged.</p>
 <section id="figures"><h2>Figures</h2><table>{rows}</table></section>
 <section id="licence"><h2>Licence</h2><p class="licence">{e(info['generator']['licence'])}</p></section>
-<section id="contact-sheet"><h2>Contact sheet</h2><p>Replaced faces, as published (up to {SHEET_FACES}):</p>{img}</section>
+<section id="contact-sheet"><h2>Contact sheet</h2><p>Replaced faces, as published (up to {SHEET_FACES}):</p>{img}{realism}</section>
 <section id="files"><h2>Files</h2><ul>{files}</ul></section>
 </body></html>
 """

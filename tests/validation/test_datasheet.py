@@ -19,15 +19,33 @@ from faceveil.validation.contracts import check_published_faces
 def _faces(n=20, cos=0.6, score=0.9):
     rng = np.random.default_rng(0)
     return pd.DataFrame({"media": [f"p{i}.jpg" for i in range(n)], "media_id": [f"m{i}" for i in range(n)],
-                         "face_index": 0, "surrogate_id": [f"{i:016x}" for i in range(n)],
+                         "face_index": 0, "surrogate_id": [f"{i:016x}" for i in range(n)], "method": "replace",
                          "identity_cosine": cos + 0.05 * rng.standard_normal(n), "pose_error_deg": 3.0,
-                         "skin_delta_e": 1.5, "detector_score": score, "face_size": 80.0, "seconds": 2.0})
+                         "skin_delta_e": 1.5, "detector_score": score, "face_size": 80.0,
+                         "sharpness": np.linspace(0.1, 1.9, n), "seconds": 2.0})
+
+
+def _measured(n=20, refs=8):
+    """measure_faces's results for n photos of one face each (the first `refs` with blur and solid
+    references): originals spread in a few directions of dlib's space, replaced faces shifted, blurred
+    and filled faces collapsed to one point each."""
+    rng = np.random.default_rng(1)
+    unit = lambda v: v / np.linalg.norm(v, axis=-1, keepdims=True)  # noqa: E731
+    base, axes = unit(rng.standard_normal(128)), rng.standard_normal((6, 128)) * 0.15
+    orig = unit(base + rng.standard_normal((n, 6)) @ axes)
+    out = [{"rows": [{}], "vectors": {"original": orig[i:i + 1], "replaced": unit(orig[i:i + 1] + 0.1 * axes[0] + 0.05 * rng.standard_normal(128))}}
+           for i in range(n)]
+    for i in range(refs):
+        out[i]["vectors"].update(blur=unit(base + 0.4 * axes[1] + 0.01 * rng.standard_normal((1, 128))),
+                                 solid=unit(base - 0.8 * axes[2] + 0.001 * rng.standard_normal((1, 128))))
+    return out
 
 
 def _info(faces):
     return {"run_id": "r1", "src": "src", "dest": "<dest>", "faceveil_version": "0", "created_at": "now",
             "photos": 21, "failed": 0, "photos_without_faces": 1, "without_faces": ["empty.jpg"],
-            "metrics": datasheet.publication_metrics(faces, 0.92, 0.85),
+            "metrics": {**datasheet.publication_metrics(faces, 0.92, 0.85),
+                        "realism": datasheet.realism_metrics(faces, _measured(len(faces)))},
             "generator": {"name": "dcgan-digiface", "weights_id": "sha256:abc", "licence": "non-commercial <research> only"},
             "contracts": {"success": True, "failures": [], "results": []}}
 
@@ -46,6 +64,19 @@ def test_metrics_and_contract():
     assert datasheet.publication_metrics(faces.iloc[:0], 0.92, 0.85)["reid_rate"] is None
 
 
+def test_realism_against_other_peoples_faces():
+    faces = _faces()
+    faces.loc[[2, 15], "surrogate_id"] = "shared"  # one person in a test photo and a later one
+    r = datasheet.realism_metrics(faces, _measured())
+    assert r["space"].startswith("dlib") and r["faces"] == 8 and r["reference_faces"] == 11
+    fd = r["fd"]
+    assert set(fd) == {"replaced", "real", "blur", "solid"}
+    assert fd["real"] < fd["replaced"] < fd["blur"] and fd["real"] < fd["solid"]
+    assert r["sharpness_median"] == pytest.approx(1.0) and r["soft_share"] == pytest.approx(2 / 20)  # 0.1 and 0.195
+    few = datasheet.realism_metrics(faces.iloc[:1], _measured(1, 1))
+    assert few["fd"] == {} and few["faces"] == 1
+
+
 def test_datasheet_written_and_escaped(tmp_path):
     crops = [np.full((96, 96, 3), 20 * k, np.uint8) for k in range(8)]
     png = datasheet.contact_sheet(crops)
@@ -58,6 +89,12 @@ def test_datasheet_written_and_escaped(tmp_path):
     md = (dest / paths["markdown"]).read_text()
     assert "data:image/png;base64," in page and "&lt;research&gt;" in page and "<research>" not in page
     assert "non-commercial <research> only" in md and "sha256:abc" in md and "| Faces replaced | 20 |" in md
+    sheet_part = md.split("## Contact sheet")[1]  # the realism figures beside the replaced faces
+    assert "Fréchet distance to real faces of other people (dlib-resnet 128-d" in sheet_part
+    fd = info["metrics"]["realism"]["fd"]
+    assert all(f"{k} {fd[m]:.3f}" in sheet_part for k, m in (("as published", "replaced"), ("blurred", "blur"), ("(floor)", "real")))
+    assert "| Sharpness: fine detail in the face" in sheet_part and "of the faces below 0.25 (soft)" in sheet_part
+    assert "Fréchet distance" in page.split('id="contact-sheet"')[1]
     assert sorted(p.name for p in dest.iterdir()) == sorted(datasheet.PUBLIC_FILES)  # the datasheet only
     for text in (page, md):  # names, not the publisher's paths; no private file pointed at
         assert "/home/alice" not in text and str(tmp_path) not in text and "faces.parquet" not in text

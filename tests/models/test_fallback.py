@@ -1,0 +1,136 @@
+"""The per-face fallback chain of identity replacement (models/fallback): its order, the judging loop
+(with a stand-in anonymizer whose 'identity cosines' are a table), the small-face rule, and a real face
+forced through every step (slow: the generated-face pool)."""
+import time
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from skimage import data
+
+from faceveil.models.anonymizers import Replace
+from faceveil.models.detections import Detections
+from faceveil.models.fallback import (
+    FALLBACKS,
+    ID_GUARD,
+    MIN_JUDGED_SIZE,
+    judge,
+    next_method,
+    passes,
+    solid,
+    strong_settings,
+)
+from faceveil.models.replace import Replacer, ReplaceSettings, Surrogate
+
+
+def test_the_chain_ends_solid_and_the_strong_search_is_stronger():
+    assert FALLBACKS == ("replace", "replace-strong", "generated", "solid")
+    assert [next_method(m) for m in FALLBACKS] == ["replace-strong", "generated", "solid", "solid"]
+    s = ReplaceSettings()
+    st = strong_settings(s)
+    assert st.es_evals > s.es_evals and st.es_sigma > s.es_sigma and st.id_margin < s.id_margin
+    assert st.min_search_size == 0 and st.pool_seed == s.pool_seed
+    assert passes(s.id_margin - ID_GUARD - 1e-3, s) and not passes(s.id_margin - ID_GUARD / 2, s)  # headroom
+    assert not passes(s.id_margin, s)
+
+
+class _Stand:
+    """A stand-in for the Replace anonymizer: each surrogate is its method, rendered as a number in row 0
+    of the frame (column = face); its 'embedder' reads those back as identity cosines from `cosines`."""
+
+    def __init__(self, cosines: dict):
+        self.settings = ReplaceSettings()
+        self.cosines, self.made = cosines, []
+        self.replacer = SimpleNamespace(embedder=self)
+
+    def surrogate(self, rgb, dets, j, media, region, method="replace", before=None):
+        self.made.append((j, method))
+        return solid(j) if method == "solid" else Surrogate(None, None, None, j, j, method=method)
+
+    def render(self, rgb, dets, regions, chosen):
+        for j, s in chosen.items():
+            rgb[0, j] = FALLBACKS.index(s.method) + 1
+
+    def embed(self, rgb, dets):
+        c = [1.0 if rgb[0, j, 0] == 0 else self.cosines.get((j, FALLBACKS[rgb[0, j, 0] - 1]), 0.5)
+             for j in dets.track_ids]
+        return np.array([[v, np.sqrt(1 - v * v)] for v in c], np.float32)
+
+
+def test_each_face_walks_the_chain_until_it_passes_or_is_filled():
+    high = 0.9  # at or above the margin: the face still shows its person
+    stand = _Stand({(0, "replace"): 0.8, (1, "replace"): high, (1, "replace-strong"): 0.7,
+                    (2, "replace"): high, (2, "replace-strong"): high, (2, "generated"): high})
+    dets = Detections(np.tile(np.float32([10, 10, 60, 60]), (3, 1)), [0.9] * 3, track_ids=np.arange(3))
+    original = np.zeros((4, 8, 3), np.uint8)
+    rgb = original.copy()
+    chosen = {j: stand.surrogate(original, dets, j, "m", None) for j in range(3)}
+    stand.render(rgb, dets, None, chosen)
+    judge(stand, rgb, original, dets, np.zeros((3, 4)), chosen, "m")
+    assert [chosen[j].method for j in range(3)] == ["replace", "replace-strong", "solid"]
+    assert stand.made[3:] == [(1, "replace-strong"), (2, "replace-strong"), (2, "generated"), (2, "solid")]
+    assert chosen[0].cosine == pytest.approx(0.8) and chosen[1].cosine == pytest.approx(0.7)
+    assert all(s.judged for s in chosen.values())
+    assert rgb[0, :3, 0].tolist() == [1, 2, 4]  # the frame made again with each face's last method
+
+
+def _small_face_frame():
+    rgb = np.random.default_rng(0).integers(0, 256, (120, 160, 3), dtype=np.uint8)
+    side = MIN_JUDGED_SIZE - 4  # a bystander too small for dlib to judge
+    box = np.float32([[150 - side, 40, 150, 40 + side]])  # at the frame's edge
+    return rgb, Detections(box, [0.8], track_ids=np.array([0]))
+
+
+def test_a_face_too_small_to_judge_is_filled_without_a_model():
+    rgb, dets = _small_face_frame()
+    anon = Replace()
+    anon._replacer = SimpleNamespace()  # no generator, detector or embedder is needed (nor loaded)
+    out = anon.apply(rgb.copy(), dets, media="m")
+    s = anon.surrogates("m")[0]
+    assert s.method == "solid" and s.judged and s.seed != 0
+    x1, y1, x2, y2 = anon.regions(dets, rgb.shape[1], rgb.shape[0])[0]
+    inside = np.zeros(rgb.shape[:2], bool)
+    inside[y1:y2, x1:x2] = True
+    assert len(np.unique(out[inside], axis=0)) == 1  # one colour
+    assert (out[~inside] == rgb[~inside]).all()
+    assert anon.surrogates("m")[0] is s and (anon.apply(rgb.copy(), dets, media="m") == out).all()  # the track keeps it
+    preview = anon.apply(rgb.copy(), Detections(dets.boxes, dets.scores), preview=True)  # the second look sees it filled
+    assert (preview == out).all()
+
+
+@pytest.mark.slow  # the generated-face pool (~20 s) and three searches
+def test_a_face_that_fails_every_identity_check_ends_solid_and_says_so(figures):
+    """id_margin -1: no face can pass, so the astronaut's face walks replace, replace-strong, generated
+    and is filled; the generated step takes the pool face least like her of those not tried yet."""
+    from faceveil.models.detectors import create_detector
+    from faceveil.models.embedders import create_embedder
+    from faceveil.models.generators import create_generator
+
+    rgb = np.ascontiguousarray(data.astronaut())
+    d = create_detector("centerface").detect(rgb)
+    face = d[[int(np.argmax(d.scores))]]
+    face.track_ids[:] = 0
+    settings = ReplaceSettings(id_margin=-1.0)
+    anon = Replace(settings=settings)
+    anon._replacer = Replacer(create_generator("dcgan-digiface"), create_detector("centerface"),
+                              create_embedder("dlib-resnet"), settings)
+    steps, step = [], anon.chain.step
+    anon.chain.step = lambda method, f: (steps.append((method, f)), step(method, f))[1]
+    t0 = time.perf_counter()
+    _ = anon.replacer.pool
+    pool_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    out = anon.apply(rgb.copy(), face, media="m")
+    seconds = time.perf_counter() - t0
+    s = anon.surrogates("m")[0]
+    assert [m for m, _ in steps] == list(FALLBACKS) and s.method == "solid"
+    x1, y1, x2, y2 = anon.regions(face, rgb.shape[1], rgb.shape[0])[0]
+    assert len(np.unique(out[y1:y2, x1:x2].reshape(-1, 3), axis=0)) == 1
+    f = steps[2][1]
+    generated = anon.chain.generated(f)
+    sims = np.stack([p.identity for p in anon.replacer.pool]) @ f.identity
+    sims[list(f.avoid)] = np.inf  # the pool faces the searches before it used
+    assert generated.pool_index == int(np.argmin(sims)) and f.avoid  # the farthest pool face from her left
+    figures.append(f"fallback chain, every step forced to fail (astronaut): {' -> '.join(m for m, _ in steps)} in "
+                   f"{seconds:.1f} s (pool {pool_s:.1f} s); the generated step's pool face at identity cosine "
+                   f"{generated.cosine_start:.3f} to her")
