@@ -96,7 +96,7 @@ def load_photos(n_people, n_photos, ctx) -> list[dict]:
                 dets = dets[np.argsort(-(dets.boxes[:, 2] - dets.boxes[:, 0]))[:1]]  # the photo's person: its largest face
                 dets.track_ids = np.zeros(1, np.int64)
                 photos.append({"person": person.name, "path": path, "rgb": rgb, "dets": dets,
-                               "emb": ctx["embedder"].embed(rgb, dets)[0], "feat": ctx["features"].features(rgb, dets.boxes)[0],
+                               "emb": ctx["embedder"].embed(rgb, dets)[0].astype(np.float64), "feat": ctx["features"].features(rgb, dets.boxes)[0],
                                "sharp": sharpness_ratio(rgb, dets.landmarks[0])})
     return photos
 
@@ -106,7 +106,7 @@ def calibrate(photos, held) -> dict:
     the false-match rates they give on both halves."""
     from faceveil.ops.calibrate import search_threshold
 
-    v, labels = np.vstack([p["emb"] for p in photos]), np.array([p["person"] for p in photos])
+    v, labels = np.vstack([p["emb"] for p in photos]).astype(np.float64), np.array([p["person"] for p in photos])
     cal = ~held
     threshold = float(search_threshold(v[cal], labels[cal], 0.01)["threshold"])
     other = labels[:, None] != labels[None, :]
@@ -185,7 +185,7 @@ def measure(out, p, index, ctx, anon) -> dict:
     from faceveil.validation.realism import sharpness_ratio
 
     rgb, dets, lm = p["rgb"], p["dets"], p["dets"].landmarks[0]
-    e = ctx["embedder"].embed(out, dets)[0]
+    e = ctx["embedder"].embed(out, dets)[0].astype(np.float64)
     gallery, labels, thr = ctx["gallery"], ctx["labels"], ctx["threshold"]
     others = np.array([j for j in range(len(gallery)) if j != index])
     sims = gallery[others] @ e

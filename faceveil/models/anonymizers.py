@@ -271,8 +271,8 @@ class Replace(Anonymizer):
         box = np.asarray(box, np.float32)
         dets = Detections(box[None], [1.0], np.asarray(landmarks, np.float32)[None])
         region = self.regions(dets, rgb.shape[1], rgb.shape[0])[0]
-        return self.replacer.surrogate(rgb, _landmarks(dets, 0), box, seed, others=others, original_id=identity,
-                                       limit=region)
+        return self.chain.person.surrogate(rgb, _landmarks(dets, 0), box, seed, others=others, original_id=identity,
+                                           limit=region)
 
     def _start(self, faces: _MediaFaces, box: np.ndarray):
         from faceveil.models.detections import iou_matrix
@@ -337,8 +337,9 @@ class Replace(Anonymizer):
                 ident = rep.embedder.embed(rgb, Detections(box[None], [1.0]))[0]
                 others = np.array(faces.identities, np.float32).reshape(-1, ident.shape[0])
                 avoid = faces.used | ({before.pool_index} if before is not None else set())
+                start = self._start(faces, box) if method in ("replace", "replace-strong") else None
                 s = self.chain.step(method, Face(rgb, lm, box, self._seed(media, dets, j), ident, others, avoid, region,
-                                                 self._start(faces, box) if before is None else None))
+                                                 start))
                 if before is None:
                     faces.identities.append(ident)
                 else:

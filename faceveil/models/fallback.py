@@ -1,11 +1,12 @@
 """The per-face fallback chain of identity replacement. A face whose replacement still shows its person
 to dlib (identity cosine to the original, measured in the whole frame as put back, at or above
-`id_margin - ID_GUARD`) gets the next method of FALLBACKS, down to one that needs no identity judgement:
+`id_margin - id_guard`, ReplaceSettings) gets the next method of FALLBACKS, down to one that needs no identity judgement:
 
 - "replace": the search of models/replace.py (paired pool face, colour steps, black-box search);
 - "replace-strong": that search with stronger settings (`strong_settings`: 3x the evaluations, 1.5x the
-  step size, a target 2 guards below the margin, faces of any size searched), from the next partner (the
-  first step's pool face left out) and a seed of its own;
+  step size, a target one guard lower (passing 2 guards below the margin), faces of any size searched): from the person's surrogate
+  where the face has one (so a person keeps one fake identity where the stronger search can), else from
+  the next partner (the first step's pool face left out) with a seed of its own;
 - "generated": the pool face farthest in identity from this person and everyone seen with them, put
   back as it was generated (no attribute pairing, no colour steps, no landmark warp: its own face's
   geometry, aligned by a similarity only);
@@ -32,18 +33,17 @@ from faceveil.models.replace import Replacer, ReplaceSettings, Surrogate, track_
 
 FALLBACKS = ("replace", "replace-strong", "generated", "solid")
 MIN_JUDGED_SIZE = 24.0  # px (Detections.sizes): smaller faces go straight to "solid" (module docstring)
-ID_GUARD = 0.01  # a face passes below id_margin - ID_GUARD: headroom for the output's encoding (JPEG 95)
 
 
 def strong_settings(s: ReplaceSettings) -> ReplaceSettings:
     """The second search's settings: more evaluations, larger steps, a lower target, every face searched."""
-    return replace(s, es_evals=3 * s.es_evals, es_sigma=1.5 * s.es_sigma, id_margin=s.id_margin - 2 * ID_GUARD,
+    return replace(s, es_evals=3 * s.es_evals, es_sigma=1.5 * s.es_sigma, id_margin=s.id_margin - s.id_guard,
                    min_search_size=0.0)
 
 
 def passes(cosine: float, s: ReplaceSettings) -> bool:
     """Whether a face whose identity cosine to the original is `cosine` keeps its method."""
-    return bool(cosine < s.id_margin - ID_GUARD)
+    return bool(cosine < s.id_margin - s.id_guard)
 
 
 def next_method(method: str) -> str:
@@ -79,6 +79,7 @@ class Chain:
     def __init__(self, replacer: Replacer):
         self.replacer = replacer
         self._strong: Replacer | None = None
+        self._person: Replacer | None = None
 
     @property
     def strong(self) -> Replacer:
@@ -88,6 +89,17 @@ class Chain:
             self._strong._pool = r.pool
         return self._strong
 
+    @property
+    def person(self) -> Replacer:
+        """The search that makes a person's surrogate (shared by every photo of them): the first step's
+        settings with the stronger search's target, so it passes on their other photos as well."""
+        if self._person is None:
+            r = self.replacer
+            self._person = Replacer(r.generator, r.detector, r.embedder,
+                                    replace(r.settings, id_margin=strong_settings(r.settings).id_margin))
+            self._person._pool = r.pool
+        return self._person
+
     def step(self, method: str, face: Face) -> Surrogate:
         """The surrogate `method` makes for `face`, its method and seconds recorded."""
         t0 = time.perf_counter()
@@ -96,7 +108,8 @@ class Chain:
                                         avoid=face.avoid, original_id=face.identity, limit=face.limit, start=face.start)
         elif method == "replace-strong":
             s = self.strong.surrogate(face.rgb, face.landmarks, face.box, track_seed(face.seed, method),
-                                      others=face.others, avoid=face.avoid, original_id=face.identity, limit=face.limit)
+                                      others=face.others, avoid=face.avoid, original_id=face.identity, limit=face.limit,
+                                      start=face.start)
         elif method == "generated":
             s = self.generated(face)
         else:

@@ -45,7 +45,9 @@ class ReplaceSettings:
     deadline makes the result depend on the machine's speed and a re-run must match); min_search_size: faces with eyes closer
     than this (px) get the paired, colour-matched face without the search (dlib cannot judge them);
     feather: the blend's soft edge, in eye distances; warp_landmarks: bend the aligned face so its 5
-    landmarks land exactly on the original's (pose and expression at the landmarks)."""
+    landmarks land exactly on the original's (pose and expression at the landmarks); id_guard: a
+    surrogate passes below id_margin - id_guard (headroom for the output's encoding, and the margin the
+    whole frame is judged by in models/fallback)."""
 
     pool_size: int = 48
     pool_seed: int = 0
@@ -59,11 +61,13 @@ class ReplaceSettings:
     min_search_size: float = 14.0
     feather: float = 0.12
     warp_landmarks: bool = True
+    id_guard: float = 0.01
     max_pose_error: float = 10.0
     max_delta_e: float = 5.0
 
 
 START_EVALS = 3  # evaluations a person's surrogate gets on another face of them before that face gets its own
+# (at least: half the settings' es_evals where that is more, e.g. the fallback chain's stronger search)
 
 
 @dataclass
@@ -285,7 +289,7 @@ class Replacer:
         s = self.settings
         cost = (4.0 * max(0.0, cos - (s.id_margin - 0.05)) + pose_err / 10.0 + 2.0 * max(0.0, 0.5 - det_score)
                 + (0.0 if np.isnan(de) else de / 20.0))
-        ok = (cos < s.id_margin and det_score >= self.detector.threshold and pose_err <= s.max_pose_error
+        ok = (cos < s.id_margin - s.id_guard and det_score >= self.detector.threshold and pose_err <= s.max_pose_error
               and (np.isnan(de) or de <= s.max_delta_e))
         return {"cost": cost, "ok": ok, "cosine": cos, "pose_error": pose_err, "delta_e": de, "det_score": det_score,
                 "landmarks": found[0].astype(np.float32)}
@@ -328,7 +332,7 @@ class Replacer:
         best_z = out.latent.to(g.device).reshape(1, -1)
         rng = np.random.default_rng(seed)
         sigma, restarts, failed = s.es_sigma, iter(order[1:]), 0
-        evals = s.es_evals if start is None else min(s.es_evals, START_EVALS)
+        evals = s.es_evals if start is None else min(s.es_evals, max(START_EVALS, s.es_evals // 2))
         while out.evals < evals and (s.time_budget_s is None or time.perf_counter() - t0 < s.time_budget_s):
             if best["ok"] and out.evals >= s.es_min_evals:
                 break

@@ -33,12 +33,13 @@ def test_one_surrogate_per_person_across_photos(shared, tmp_path, prefect_server
     assert len(main_face) == 6
     ids = main_face.groupby("person").surrogate_id.agg(lambda s: set(s))
     shared_ids = [i for p in ("amy", "bernadette") for i in ids[p]]
-    # each person's photos share their surrogate (a face where it did not pass gets its own: at most one here)
-    assert sum(len(ids[p]) for p in ("amy", "bernadette")) <= 3, ids.to_dict()
+    # each person's photos share their surrogate (a face where it did not pass gets its own: at most one here,
+    # so at least 3 of these 5 faces share one)
+    assert sum(len(ids[p]) for p in ("amy", "bernadette")) <= 3, main_face[["media", "surrogate_id", "method", "identity_cosine"]].to_string()
     assert not (ids["amy"] & ids["bernadette"]) and not (ids["elon"] & set(shared_ids))
     assert (faces.identity_cosine < 0.92).all() and (faces.detector_score >= 0.2).all()
     info = json.loads((private(dest) / "publish/summary.json").read_text())
-    assert info["metrics"]["faces_sharing_a_surrogate"] >= 4 and info["metrics"]["surrogates"] < len(faces)
+    assert info["metrics"]["faces_sharing_a_surrogate"] >= 3 and info["metrics"]["surrogates"] < len(faces)
     assert "share theirs" in (dest / "datasheet.md").read_text()
 
     per_face = tmp_path / "per-face"

@@ -12,7 +12,6 @@ from faceveil.models.anonymizers import Replace
 from faceveil.models.detections import Detections
 from faceveil.models.fallback import (
     FALLBACKS,
-    ID_GUARD,
     MIN_JUDGED_SIZE,
     judge,
     next_method,
@@ -30,7 +29,8 @@ def test_the_chain_ends_solid_and_the_strong_search_is_stronger():
     st = strong_settings(s)
     assert st.es_evals > s.es_evals and st.es_sigma > s.es_sigma and st.id_margin < s.id_margin
     assert st.min_search_size == 0 and st.pool_seed == s.pool_seed
-    assert passes(s.id_margin - ID_GUARD - 1e-3, s) and not passes(s.id_margin - ID_GUARD / 2, s)  # headroom
+    g = s.id_guard
+    assert g > 0 and passes(s.id_margin - g - 1e-3, s) and not passes(s.id_margin - g / 2, s)  # headroom
     assert not passes(s.id_margin, s)
 
 
