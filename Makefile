@@ -8,12 +8,15 @@ DEMO := demo-out
 .PHONY: demo test venv clean benchmarks chromium
 
 # gan-face-generate ships the DCGAN face generator's weights (identity replacement): installed with --no-deps,
-# since it declares torchvision and wandb, which faceveil never imports (it reads only the weight file)
+# since it declares torchvision and wandb, which faceveil never imports (it reads only the weight file).
+# mediapipe is installed with --no-deps for its model files only (face_landmark.tflite for the dense face mesh,
+# selfie_segmentation.tflite), run offline with ai-edge-litert; its own dependencies conflict and it is never imported
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[test]'
 	$(BIN)/python -m pip install -q --no-deps 'gan-face-generate==1.1.1'
+	$(BIN)/python -m pip install -q --no-deps 'mediapipe==0.10.14'
 	touch $(STAMP)
 
 venv: $(STAMP)

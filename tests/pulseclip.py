@@ -1,7 +1,9 @@
 """A face clip with a known pulse, for the pulse-edit tests and benchmark: a real face photo, moved a
-few pixels slowly (whole-pixel steps), whose skin (the forehead/cheek/nose mask of its first frame's
-landmarks, moved with it, grown by `grow` pixels) carries a blood-volume pulse at `bpm`: `amp` grey
-levels in G, the PBV direction in R and B, stochastically rounded so the 8-bit frames keep it."""
+few pixels slowly (whole-pixel steps), whose skin carries a blood-volume pulse at `bpm`: `amp` grey
+levels in G, the PBV direction in R and B, stochastically rounded so the 8-bit frames keep it. The
+skin (`where`): "polygon", the forehead/cheek/nose mask of its first frame's landmarks (grown by `grow`
+pixels), for the edit of that polygon alone; or "skin", every skin-coloured pixel of the head and neck
+(`head_skin`, a YCrCb rule independent of faceveil's masks), as a real pulse is."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -38,8 +40,20 @@ class Clip:
         return np.stack([o[:h, :w] for o in out])
 
 
+def head_skin(rgb: np.ndarray, box) -> np.ndarray:
+    """Skin-coloured pixels (YCrCb: Y > 40, Cr 135-180, Cb 80-130) of the face box grown to the hair
+    and ears (0.3 of its height up, 0.2 of its width aside) and the neck (0.5 of its height down)."""
+    x1, y1, x2, y2 = box
+    w, h = x2 - x1, y2 - y1
+    head = np.zeros(rgb.shape[:2], bool)
+    head[max(0, int(y1 - 0.3 * h)):int(y2 + 0.5 * h), max(0, int(x1 - 0.2 * w)):int(x2 + 0.2 * w)] = True
+    ycc = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2YCrCb)
+    return head & (ycc[..., 0] > 40) & (ycc[..., 1] >= 135) & (ycc[..., 1] <= 180) & (ycc[..., 2] >= 80) & (ycc[..., 2] <= 130)
+
+
 def make_clip(photo: str, bpm: float = 72.0, seconds: float = 10.0, fps: float = 30.0, amp: float = 0.5,
-              size: tuple[int, int] = (320, 240), motion_px: int = 3, grow: int = 0, seed: int = 0) -> Clip:
+              size: tuple[int, int] = (320, 240), motion_px: int = 3, grow: int = 0, seed: int = 0,
+              where: str = "polygon") -> Clip:
     from faceveil.models.detectors import create_detector
     from faceveil.models.rppg.skin import skin_region
 
@@ -62,7 +76,10 @@ def make_clip(photo: str, bpm: float = 72.0, seconds: float = 10.0, fps: float =
         raise ValueError(f"{photo}: no face found")
     j = int(np.argmax(dets.scores))
     box0, lm0 = dets.boxes[j], dets.landmarks[j]
-    mask0 = skin_region(lm0, box0, w, h).full(h, w).astype(np.uint8)
+    if where == "skin":
+        mask0 = head_skin(first, box0).astype(np.uint8)
+    else:
+        mask0 = skin_region(lm0, box0, w, h).full(h, w).astype(np.uint8)
     if grow:
         mask0 = cv2.dilate(mask0, np.ones((2 * grow + 1, 2 * grow + 1), np.uint8))
     rng = np.random.default_rng(seed)
@@ -105,3 +122,23 @@ def read_video(path: str) -> np.ndarray:
 
     with av.open(path) as c:
         return np.stack([f.to_ndarray(format="rgb24") for f in c.decode(video=0)])
+
+
+def pipeline_masks(private_dest, frames: np.ndarray) -> np.ndarray:
+    """The skin masks faceveil edited: pipeline/pulse.skin_of on the faces of its detections manifest
+    (`private_dest`: the run's private folder) in `frames` (the input, as the pipeline saw it)."""
+    import pyarrow.parquet as pq
+
+    from faceveil.models.detections import Detections
+    from faceveil.pipeline.pulse import skin_of
+
+    t, h, w = frames.shape[:3]
+    masks = np.zeros((t, h, w), bool)
+    for r in pq.read_table(private_dest / "detections").to_pandas().itertuples():
+        if r.track_id < 0:
+            continue
+        d = Detections(np.float32([[r.x1, r.y1, r.x2, r.y2]]), [r.score], np.reshape(r.landmarks, (1, 5, 2)),
+                       np.int64([r.track_id]))
+        if (s := skin_of(d, 0, h, w, frames[r.frame_index])) is not None:
+            masks[r.frame_index] |= s.full(h, w)
+    return masks

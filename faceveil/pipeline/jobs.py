@@ -5,6 +5,8 @@ import hashlib
 import posixpath
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from faceveil.models.detections import Detections
 from faceveil.storage.media import IMAGE_EXTS, VIDEO_EXTS, VideoInfo
 
@@ -67,15 +69,36 @@ class ChunkDetections:
 
 @dataclass
 class PulseEdit:
-    """The pulse edit of one video (tasks/pulse.py): track id -> (first frame, offsets (n,3) float32
-    in grey levels, one row per frame from the first) to add to that face's skin mask, and per track
-    what the estimators read before and what the edit plans (rows of the report's pulse section).
-    12 bytes per face per frame."""
+    """The pulse edit of one video (tasks/pulse.py): per track the offsets, in grey levels, to add to
+    each skin cell (models/rppg/skin.label_cells) of that face in each frame from its first, kept as
+    the whole skin's (n,3) float32 and, for the cells whose own scrub differs, that difference (n,m,3)
+    float16 (at most MAX_CELL_SCRUB: 3 decimals); and per track what the estimators read before and
+    what the edit plans (rows of the report's pulse section)."""
 
     spec: str
-    offsets: dict[int, tuple[int, object]] = field(default_factory=dict)  # track -> (first frame, np.ndarray (n,3))
+    offsets: dict[int, tuple] = field(default_factory=dict)  # track -> (first frame, whole, cells, per cell)
     tracks: list[dict] = field(default_factory=list)
     seconds: float = 0.0
+
+    def set(self, track: int, first: int, delta: np.ndarray) -> None:
+        """Track `track`'s offsets `delta` (n, cells, 3) from frame `first`."""
+        whole = np.median(delta, axis=1)
+        extra = delta - whole[:, None]
+        cells = np.flatnonzero(np.abs(extra).max(axis=(0, 2)) > 1e-4)
+        self.offsets[track] = (first, whole.astype(np.float32), cells.astype(np.int16), extra[:, cells].astype(np.float16))
+
+    def frames(self, track: int) -> range:
+        first, whole, _, _ = self.offsets[track]
+        return range(first, first + len(whole))
+
+    def at(self, track: int, i: int, n_cells: int) -> np.ndarray | None:
+        """The offsets (n_cells, 3) of track `track` in frame `i`; None outside its frames."""
+        if track not in self.offsets or i not in self.frames(track):
+            return None
+        first, whole, cells, extra = self.offsets[track]
+        out = np.repeat(whole[i - first][None].astype(np.float64), n_cells, axis=0)
+        out[cells] += extra[i - first]
+        return out
 
 
 @dataclass

@@ -14,7 +14,7 @@ from faceveil.config import AnonymizeConfig
 from faceveil.pipeline.jobs import MediaItem, PulseEdit, Tracked
 from faceveil.pipeline.places import locations, scratch
 from faceveil.pipeline.protect import protect_frame
-from faceveil.pipeline.pulse import readings, skin_of
+from faceveil.pipeline.pulse import readings, region_readings, sample, skin_of
 from faceveil.pipeline.toolkit import toolkit
 from faceveil.storage.media import MediaError, VideoInfo, iter_frames
 
@@ -22,7 +22,8 @@ from faceveil.storage.media import MediaError, VideoInfo, iter_frames
 def pulse_video(config: AnonymizeConfig, item: MediaItem, info: VideoInfo, tracked: Tracked) -> Tracked:
     """`tracked` with its PulseEdit (unchanged without --pulse or after an error; a read error is the
     media's error)."""
-    from faceveil.models.rppg.edit import PulseSettings, pulse_offsets
+    from faceveil.models.rppg.edit import PulseSettings, cell_offsets, skin_trace
+    from faceveil.models.rppg.skin import N_CELLS
 
     settings = PulseSettings.parse(config.settings.pulse)
     if tracked.error or settings is None:
@@ -35,24 +36,30 @@ def pulse_video(config: AnonymizeConfig, item: MediaItem, info: VideoInfo, track
     edit = PulseEdit(settings.spec())
     for tid, per in sorted(traces.items()):
         first, last = min(per), max(per)
-        trace = np.full((last - first + 1, 3), np.nan)
-        for f, m in per.items():
-            trace[f - first] = m
-        delta = pulse_offsets(trace, info.fps, settings)
-        edit.offsets[tid] = (first, delta.astype(np.float32))
+        cells, counts = np.full((last - first + 1, N_CELLS, 3), np.nan), np.zeros((last - first + 1, N_CELLS))
+        for f, (means, n, _, _) in per.items():
+            cells[f - first], counts[f - first] = means, n
+        delta = cell_offsets(cells, counts, info.fps, settings)
+        trace = skin_trace(cells, counts)
+        planned = skin_trace(cells + delta, counts)
+        mesh = sum(src == "mesh" for _, _, _, src in per.values())
+        edit.set(tid, first, delta)
         edit.tracks.append({"track_id": tid, "first_frame": first, "last_frame": last, "n_frames": len(per),
                             "optimised": settings.estimator if settings.mode == "target" else "none (scrub)",
-                            "before": readings(trace, info.fps), "planned": readings(trace + delta, info.fps)})
+                            "before": readings(trace, info.fps), "planned": readings(planned, info.fps),
+                            "regions": region_readings({f: smp for f, (_, _, smp, _) in per.items()}, first, last, info.fps),
+                            "skin": f"face mesh in {mesh} of {len(per)} frames, landmark polygons in the rest"})
     edit.seconds = time.perf_counter() - t0
     return replace(tracked, pulse=edit, seconds=tracked.seconds + edit.seconds)
 
 
-def _traces(config: AnonymizeConfig, item: MediaItem, info: VideoInfo, tracked: Tracked) -> dict[int, dict[int, np.ndarray]]:
-    """track id -> frame -> the skin's mean RGB there, on the frames as the encoder will have them."""
+def _traces(config: AnonymizeConfig, item: MediaItem, info: VideoInfo, tracked: Tracked) -> dict[int, dict[int, tuple]]:
+    """track id -> frame -> (each skin cell's mean RGB (N_CELLS, 3), its pixel count (N_CELLS,), what the
+    checks read (pipeline/pulse.sample), the skin's source), on the frames as the encoder will have them."""
     kit = toolkit(config.settings)
     src, _ = locations(config)
     wanted = {f for f, d in tracked.per_frame.items() if (d.track_ids >= 0).any()}
-    out: dict[int, dict[int, np.ndarray]] = {}
+    out: dict[int, dict[int, tuple]] = {}
     if not wanted:
         return out
     with src.local_file(item.rel, scratch(config)) as local:
@@ -62,6 +69,6 @@ def _traces(config: AnonymizeConfig, item: MediaItem, info: VideoInfo, tracked: 
                 protect_frame(kit.anonymizer, rgb, dets, i, item.media_id)
             h, w = rgb.shape[:2]
             for j, tid in enumerate(dets.track_ids.tolist()):
-                if tid >= 0 and (r := skin_of(dets, j, h, w)) is not None:
-                    out.setdefault(tid, {})[i] = r.mean(rgb)
+                if tid >= 0 and (r := skin_of(dets, j, h, w, rgb)) is not None:
+                    out.setdefault(tid, {})[i] = (*r.cell_means(rgb), sample(rgb, dets, j, r), r.source)
     return out

@@ -3,6 +3,7 @@ an ephemeral context (nothing written, no telemetry). A failed expectation is na
 column and how many rows broke it."""
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -44,7 +45,7 @@ def manifest_frames(dest: Location, media_ids=None, embeddings: pd.DataFrame | N
     media = table("media")
     if media.empty:  # nothing to check (and pandas cannot join empty Arrow-backed columns)
         return {k: pd.DataFrame() for k in ("media", "detections", "tracks", "ok_media", "vault", "withheld",
-                                             "audit_frames", "audit_faces", "embeddings")} | {
+                                             "audit_frames", "audit_faces", "embeddings", "pulse")} | {
             "public_tree": public_tree(public, media)}
     det = table("detections").join(media.set_index("media_id")[["width", "height", "frames_in"]], on="media_id")
     det["right_room"], det["bottom_room"] = det.width - det.x2, det.height - det.y2
@@ -74,7 +75,15 @@ def manifest_frames(dest: Location, media_ids=None, embeddings: pd.DataFrame | N
     emb = emb.assign(norm_error=(emb.norm.astype(float) - 1).abs(), dim_error=emb.dim.astype(float) - emb.expected_dim.astype(float))
     return {"media": media, "detections": det, "tracks": tracked, "ok_media": ok, "vault": rev, "withheld": withheld,
             "audit_frames": frames, "audit_faces": table("audit/faces"), "embeddings": emb,
-            "public_tree": public_tree(public, media)}
+            "public_tree": public_tree(public, media), "pulse": pulse_verdicts(table("audit/pulse"))}
+
+
+def pulse_verdicts(rows: pd.DataFrame) -> pd.DataFrame:
+    """The pulse edit's tracks whose every attacker region was read after the edit, with the verdict
+    (pipeline/pulse.verdict) as `regions_pass`."""
+    got = [json.loads(j or "{}").get("regions_pass") for j in rows.get("readings_json", pd.Series(dtype=object))]
+    out = rows.assign(regions_pass=pd.Series(got, index=rows.index, dtype=object)) if len(rows) else pd.DataFrame()
+    return out[out.regions_pass.notna()].reset_index(drop=True) if len(out) else out
 
 
 def public_tree(public: Location | None, media: pd.DataFrame, extras=PUBLIC_FILES) -> pd.DataFrame:
@@ -122,6 +131,8 @@ def _suites(gx, audited: bool, max_leak: float = 0.0, public: bool = True) -> di
                         between(column="face_ssim", min_value=-1, max_value=1)],
         "embeddings": [between(column="norm_error", min_value=0, max_value=1e-3),
                        between(column="dim_error", min_value=0, max_value=0)],
+        # --pulse: no region (mask, face box, forehead, cheeks, neck) shows a heart rate the edit did not put there
+        "pulse": [E.ExpectColumnValuesToBeInSet(column="regions_pass", value_set=[True])],
     }
 
 

@@ -1,5 +1,5 @@
 """`faceveil pulse` end to end through the CLI (the real flow: Prefect, Dask, the pulse task, the
-encoder) on a 10 s face clip with a known 72 bpm pulse (tests/pulseclip.py), lossless in and out:
+encoder) on a 10 s face clip with a known 72 bpm pulse in its head's skin (tests/pulseclip.py), lossless in and out:
 target:100 makes CHROM, GREEN and PhysNet (not optimised through) read 100 +- 3, scrub leaves no
 peak above 3 dB, PSNR >= 50 dB, and no pixel outside the pipeline's own skin masks changes; the
 media row says method keep and ok (not a leak), the report has the pulse section. Plus the
@@ -18,7 +18,7 @@ from faceveil.config import AnonymizeConfig
 from faceveil.validation.image_quality import masked_psnr
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from pulseclip import Clip, make_clip, read_video, write_video  # noqa: E402
+from pulseclip import Clip, make_clip, pipeline_masks, read_video, write_video  # noqa: E402
 from private import private  # noqa: E402
 
 PHOTO = "faces/deepface_id29/2.jpg"
@@ -32,7 +32,7 @@ def _cli(*args):
 @pytest.fixture(scope="module")
 def runs(shared, tmp_path_factory, prefect_server):
     root = tmp_path_factory.mktemp("pulse")
-    clip = make_clip(str(shared / PHOTO), bpm=72.0, seconds=10.0, amp=0.5)
+    clip = make_clip(str(shared / PHOTO), bpm=72.0, seconds=10.0, amp=0.5, where="skin")
     (root / "src").mkdir()
     write_video(str(root / "src" / "face.mkv"), clip.frames, clip.fps)
     out = {}
@@ -41,17 +41,6 @@ def runs(shared, tmp_path_factory, prefect_server):
         assert p.returncode == 0, p.stderr[-3000:]
         out[name] = root / name
     return clip, out
-
-
-def _pipeline_masks(dest: Path, shape) -> np.ndarray:
-    """The skin masks of the faces the pipeline found (its detections manifest)."""
-    from faceveil.models.rppg.skin import skin_region
-
-    t, h, w = shape[:3]
-    masks = np.zeros((t, h, w), bool)
-    for r in pq.read_table(private(dest) / "detections").to_pandas().itertuples():
-        masks[r.frame_index] |= skin_region(np.reshape(r.landmarks, (5, 2)), [r.x1, r.y1, r.x2, r.y2], w, h).full(h, w)
-    return masks
 
 
 def _readings(clip: Clip, frames) -> dict:
@@ -78,7 +67,7 @@ def test_target_100(runs, figures):
         assert abs(r.bpm - 100) <= 3, (n, r)
     assert masked_psnr(clip.frames, out) >= 50
     changed = (out != clip.frames).any(-1)
-    assert changed.any() and not (changed & ~_pipeline_masks(dest["target"], out.shape)).any()
+    assert changed.any() and not (changed & ~pipeline_masks(private(dest["target"]), clip.frames)).any()
 
 
 @pytest.mark.slow
@@ -93,7 +82,7 @@ def test_scrub(runs, figures):
         assert r.snr_db <= 3, (n, r)
     assert masked_psnr(clip.frames, out) >= 50
     changed = (out != clip.frames).any(-1)
-    assert changed.any() and not (changed & ~_pipeline_masks(dest["scrub"], out.shape)).any()
+    assert changed.any() and not (changed & ~pipeline_masks(private(dest["scrub"]), clip.frames)).any()
 
 
 @pytest.mark.slow

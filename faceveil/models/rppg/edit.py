@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 PBV = np.array([0.33, 0.77, 0.53])
+MAX_CELL_SCRUB = 2.0  # grey levels: a cell's own scrub departs from the whole skin's by no more (cell_offsets)
 LR = 0.01  # Adam's step, as a share of the planted pulse's RMS: a refinement of the PBV pulse, not a new one
 
 
@@ -173,13 +174,45 @@ def pulse_offsets(trace: np.ndarray, fps: float, s: PulseSettings) -> np.ndarray
     return out / np.maximum(weight, 1e-9)[:, None]
 
 
+def skin_trace(cells: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """The whole skin's mean RGB (T,3) from its cells' means (T,K,3) and pixel counts (T,K); NaN rows
+    where no cell was seen."""
+    n = counts.sum(axis=1)
+    out = np.einsum("tk,tkc->tc", counts, np.nan_to_num(cells)) / np.maximum(n, 1)[:, None]
+    return np.where((n > 0)[:, None], out, np.nan)
+
+
+def cell_offsets(cells: np.ndarray, counts: np.ndarray, fps: float, s: PulseSettings) -> np.ndarray:
+    """The offsets (T,K,3) for each skin cell of one track (cells: (T,K,3) means, counts: (T,K) pixels,
+    skin.label_cells). The whole skin's edit (`pulse_offsets` of its mean: the scrub and, for target,
+    the planted pulse) is every cell's, with the scrub swapped for the cell's own (the heart-rate band
+    of that cell's mean removed) wherever the cell is seen for 2 s or more: so the band is gone from
+    every patch of skin an estimator may read, not only from the whole mask's mean, while the planted
+    pulse is one and the same everywhere. A cell's own scrub differs from the whole's by at most
+    MAX_CELL_SCRUB: beyond that its band is motion at the mask's edge (pixels coming and going), not a
+    pulse, and following it would make the edge flicker."""
+    whole = skin_trace(cells, counts)
+    delta = pulse_offsets(whole, fps, s)
+    out = np.repeat(delta[:, None], cells.shape[1], axis=1)
+    if not np.isfinite(whole).all(axis=1).any():
+        return out
+    scrub = PulseSettings("scrub", window_s=s.window_s, overlap_s=s.overlap_s)
+    own = pulse_offsets(whole, fps, scrub)
+    for k in np.flatnonzero((counts > 0).sum(axis=0) >= 2 * fps):
+        out[:, k] += np.clip(pulse_offsets(cells[:, k], fps, scrub) - own, -MAX_CELL_SCRUB, MAX_CELL_SCRUB)
+    return out
+
+
 def apply_offset(rgb: np.ndarray, region, delta: np.ndarray, rng: np.random.Generator) -> None:
-    """Adds `delta` (3,) to the skin pixels of `region` (a skin.SkinRegion) in place, with
-    stochastic rounding (seeded dither), so an offset below one grey level survives in the skin's
-    mean; no other pixel changes."""
+    """Adds `delta` to the skin pixels of `region` (a skin.SkinRegion) in place: (3,) to every pixel,
+    or (parts, 3), one row per part; with stochastic rounding (seeded dither), so an offset below one
+    grey level survives in the skin's mean; no other pixel changes."""
     if not region.n or not np.any(delta):
         return
     win = rgb[region.y0:region.y1, region.x0:region.x1]
-    px = win[region.mask].astype(np.float32) + np.asarray(delta, np.float32)
+    delta = np.asarray(delta, np.float32)
+    if delta.ndim == 2:
+        delta = delta[region.parts[region.mask].astype(np.int64) - 1]
+    px = win[region.mask].astype(np.float32) + delta
     px = np.floor(px + rng.random(px.shape, dtype=np.float32))
     win[region.mask] = np.clip(px, 0, 255).astype(np.uint8)
