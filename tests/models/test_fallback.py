@@ -11,6 +11,7 @@ from skimage import data
 from faceveil.models.anonymizers import Replace
 from faceveil.models.detections import Detections
 from faceveil.models.fallback import (
+    as_published,
     FALLBACKS,
     MIN_JUDGED_SIZE,
     judge,
@@ -66,7 +67,7 @@ def test_each_face_walks_the_chain_until_it_passes_or_is_filled():
     rgb = original.copy()
     chosen = {j: stand.surrogate(original, dets, j, "m", None) for j in range(3)}
     stand.render(rgb, dets, None, chosen)
-    judge(stand, rgb, original, dets, np.zeros((3, 4)), chosen, "m")
+    judge(stand, rgb, original, dets, np.zeros((3, 4)), chosen, "m", published=lambda x: x)  # the stand-in's pixels are codes
     assert [chosen[j].method for j in range(3)] == ["replace", "replace-strong", "solid"]
     assert stand.made[3:] == [(1, "replace-strong"), (2, "replace-strong"), (2, "generated"), (2, "solid")]
     assert chosen[0].cosine == pytest.approx(0.8) and chosen[1].cosine == pytest.approx(0.7)
@@ -134,3 +135,13 @@ def test_a_face_that_fails_every_identity_check_ends_solid_and_says_so(figures):
     figures.append(f"fallback chain, every step forced to fail (astronaut): {' -> '.join(m for m, _ in steps)} in "
                    f"{seconds:.1f} s (pool {pool_s:.1f} s); the generated step's pool face at identity cosine "
                    f"{generated.cosine_start:.3f} to her")
+
+
+def test_faces_are_judged_as_published():
+    rng = np.random.default_rng(0)
+    rgb = np.clip(rng.normal(128, 30, (64, 80, 3)), 0, 255).astype(np.uint8)
+    out = as_published(rgb)
+    assert out.shape == rgb.shape and out.dtype == np.uint8
+    diff = np.abs(out.astype(int) - rgb).mean()
+    assert 0 < diff < 20  # what JPEG at the published quality changes, and only that much
+    assert np.abs(as_published(out).astype(int) - out).mean() < diff  # a second round trip changes less
