@@ -61,7 +61,7 @@ def run(src_dir: Path, dest: Path, method_pulse: str | None):
 def traces(frames, tracked, fps):
     """track -> {region: mean RGB per frame} (pipeline/pulse.sample: the edit's mask, found on the
     clip as the pipeline saw it, and every attacker region) and face-box crops, where it was seen."""
-    from faceveil.pipeline.pulse import sample, skin_of
+    from faceveil.pipeline.pulse import skin_of
 
     out = {}
     h, w = frames.shape[1:3]

@@ -116,12 +116,17 @@ def skin_region(landmarks: np.ndarray, box, width: int, height: int) -> SkinRegi
     return SkinRegion(by0, by1, bx0, bx1, mask, label_cells(mask, bx0, by0, m))
 
 
+def _face_uv(xs: np.ndarray, ys: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """Image pixels (xs, ys) in the face frame `m` (face_frame): (n, 2) of (u, v)."""
+    inv = cv2.invertAffineTransform(m)
+    return np.column_stack([xs, ys]).astype(np.float64) @ inv[:, :2].T + inv[:, 2]
+
+
 def label_cells(mask: np.ndarray, x0: int, y0: int, m: np.ndarray) -> np.ndarray:
     """The cell label (1..N_CELLS) of each pixel of `mask` (a window at x0, y0) by its place in the
     face frame `m`; 0 outside the mask."""
     ys, xs = np.nonzero(mask)
-    inv = cv2.invertAffineTransform(m)
-    uv = np.column_stack([xs + x0, ys + y0]).astype(np.float64) @ inv[:, :2].T + inv[:, 2]
+    uv = _face_uv(xs + x0, ys + y0, m)
     col = np.clip(np.floor((uv[:, 0] - GRID_U[0]) / CELL), 0, COLS - 1).astype(np.int64)
     row = np.clip(np.floor((uv[:, 1] - GRID_V[0]) / CELL), 0, ROWS - 1).astype(np.int64)
     out = np.zeros(mask.shape, np.uint16)
@@ -164,8 +169,7 @@ def dense_skin_region(points: np.ndarray, landmarks: np.ndarray, box, rgb: np.nd
     win = rgb[y0:y1, x0:x1]
     ycc = cv2.cvtColor(np.ascontiguousarray(win), cv2.COLOR_RGB2YCrCb)[..., 1:].astype(np.float32)
     ys, xs = np.nonzero(face)
-    inv = cv2.invertAffineTransform(m)
-    u, v = (np.column_stack([xs + x0, ys + y0]).astype(np.float64) @ inv[:, :2].T + inv[:, 2]).T
+    u, v = _face_uv(xs + x0, ys + y0, m).T
     cheeks = (np.abs(u) > 0.2) & (v > 0.2) & (v < 0.8)  # the cheeks' colour is the face's skin colour
     ref = ycc[ys[cheeks], xs[cheeks]]
     if len(ref) < 20:
