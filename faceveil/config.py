@@ -115,6 +115,7 @@ class AnonymizeConfig(ClusterOptions):
     track: bool = True
     second_look: float = 0.5  # detector scale of the look at each anonymized frame with faces; 0 = off
     mask_shape: str = "box"
+    scope: str = "face"  # face | head | person: what the masking methods cover around a face (models/scope)
     pad: float = 0.4
     motion_pad: float = 1.5
     max_gap: int = 10
@@ -272,7 +273,7 @@ class AnonymizeConfig(ClusterOptions):
                         tuple(sorted(self.replace_options.items())) if self.method == "replace" else (), self.pulse)
 
     def mask_settings(self) -> MaskSettings:
-        return MaskSettings(self.mask_shape, self.pad, self.motion_pad)
+        return MaskSettings(self.mask_shape, self.pad, self.motion_pad, self.scope)
 
     def output_settings(self) -> dict:
         d = asdict(self)
@@ -285,6 +286,8 @@ class AnonymizeConfig(ClusterOptions):
             out["fallbacks"] = list(FALLBACKS)
         if self.pulse:  # only then: runs without it keep their settings hash
             out["pulse"] = self.pulse
+        if self.scope != "face":  # likewise
+            out["scope"] = self.scope
         return out
 
     def settings_hash(self) -> str:

@@ -43,6 +43,10 @@ def _add_anonymize(sub, paths: str | None = None, name: str = "anonymize") -> No
                    help="look again at each anonymized frame with faces, at this detector scale, and mask what is found then (0 = off; default 0.5)")
     p.add_argument("--no-track", dest="track", action="store_false", help="no tracking: detect on every frame, no gap filling")
     p.add_argument("--mask", dest="mask_shape", default="box", choices=["box", "ellipse"])
+    p.add_argument("--scope", default="face", choices=["face", "head", "person"],
+                   help="what solid, blur and mosaic cover: the face region (default), the head with its hair, or "
+                        "the person's silhouette (both segmented around each face; the whole extent if the "
+                        "segmentation model is missing)")
     p.add_argument("--pad", type=float, default=0.4, help="mask margin as a fraction of face size")
     p.add_argument("--max-gap", type=int, default=10, help="frames a face may be missed inside a track and still be covered")
     p.add_argument("--lossless", action="store_true", help="lossless output (FFV1 in MKV for video, lossless images)")

@@ -24,7 +24,7 @@ def _config(args):
         src=args.src, dest=args.dest, state=args.state, method=args.method, detector=args.detector, threshold=args.threshold,
         min_size=args.min_size, scale=args.scale, precision=args.precision, detect_every=args.detect_every, detect_fps=args.detect_fps,
         detect_mpx_per_s=args.detect_mpx_per_s, track=args.track, second_look=args.second_look,
-        mask_shape=args.mask_shape, pad=args.pad, max_gap=args.max_gap, lossless=args.lossless, crf=args.crf,
+        mask_shape=args.mask_shape, scope=args.scope, pad=args.pad, max_gap=args.max_gap, lossless=args.lossless, crf=args.crf,
         preset=args.preset, workers=args.workers, dask_address=args.dask_address, dask_tls_ca=args.dask_tls_ca,
         dask_tls_cert=args.dask_tls_cert, dask_tls_key=args.dask_tls_key, gpu_workers=args.gpu_workers, check_every_s=args.check_every,
         tracking_uri=args.mlflow_uri, mlflow_artifacts=args.mlflow_artifacts, max_leak=args.max_leak / 100, recheck=args.recheck,

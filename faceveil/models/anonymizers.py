@@ -31,10 +31,14 @@ class MaskSettings:
     shape: str = "box"
     pad: float = 0.4
     motion_pad: float = 1.5
+    scope: str = "face"  # face | head | person: what the masking methods cover around each face (models/scope)
 
     def __post_init__(self):
+        from faceveil.models.scope import check_scope
+
         if self.shape not in ("ellipse", "box"):
             raise ValueError(f"mask shape must be 'ellipse' or 'box', got {self.shape!r}")
+        check_scope(self.scope)
 
 
 def mask_regions(dets: Detections, width: int, height: int, mask: MaskSettings) -> np.ndarray:
@@ -59,8 +63,12 @@ class Anonymizer(ABC):
 
     name: str = ""
     needs_key: bool = False
+    scoped: bool = False  # covers a head or person scope (models/scope): the masking methods
 
     def __init__(self, mask: MaskSettings = MaskSettings()):
+        if mask.scope != "face" and not self.scoped:
+            raise ValueError(f"--scope {mask.scope} works with the masking methods (solid, blur, mosaic), "
+                             f"not with {self.name or type(self).__name__}")
         self.mask = mask
 
     @abstractmethod
@@ -68,8 +76,35 @@ class Anonymizer(ABC):
         """The anonymized version of `roi` (same shape)."""
 
     def regions(self, dets: Detections, width: int, height: int) -> np.ndarray:
-        """The integer xyxy regions `apply` replaces, one per detection."""
+        """The integer xyxy regions `apply` may change, one per detection (a head or person scope's
+        extent around the face region)."""
+        from faceveil.models.scope import scope_regions
+
+        faces = mask_regions(dets, width, height, self.mask)
+        return scope_regions(dets.boxes, dets.sizes, faces, self.mask.scope, width, height)
+
+    def face_regions(self, dets: Detections, width: int, height: int) -> np.ndarray:
+        """The face part of each region (the whole region under the face scope)."""
         return mask_regions(dets, width, height, self.mask)
+
+    def _masks(self, rgb: np.ndarray, dets: Detections, regions: np.ndarray) -> list:
+        """Per detection, the bool mask of its region's pixels to change (None: all of them; an ellipse
+        mask takes its inscribed ellipse), from the frame before any change."""
+        if self.mask.scope != "face":
+            from faceveil.models.scope import scope_mask
+
+            faces = mask_regions(dets, rgb.shape[1], rgb.shape[0], self.mask)
+            return [scope_mask(rgb, dets.boxes[j], float(dets.sizes[j]), faces[j], regions[j], self.mask.scope)
+                    for j in range(len(dets))]
+        if self.mask.shape != "ellipse":
+            return [None] * len(dets)
+        masks = []
+        for x1, y1, x2, y2 in regions:
+            rh, rw = max(0, int(y2 - y1)), max(0, int(x2 - x1))
+            m = np.zeros((rh, rw), np.uint8)
+            cv2.ellipse(m, (((rw - 1) / 2, (rh - 1) / 2), (rw, rh), 0), 1, -1)
+            masks.append(m.astype(bool))
+        return masks
 
     def apply(self, rgb: np.ndarray, dets: Detections, region_key: Callable[[int], bytes] | None = None, *,
               media: str = "", preview: bool = False) -> np.ndarray:
@@ -79,19 +114,17 @@ class Anonymizer(ABC):
         if self.needs_key and region_key is None:
             raise ValueError(f"the {self.name} method needs a key")
         h, w = rgb.shape[:2]
-        for j, ((x1, y1, x2, y2), size) in enumerate(zip(self.regions(dets, w, h), dets.sizes)):
+        regions = self.regions(dets, w, h)
+        masks = self._masks(rgb, dets, regions)
+        for j, ((x1, y1, x2, y2), size) in enumerate(zip(regions, dets.sizes)):
             if x2 <= x1 or y2 <= y1:
                 continue
             roi = rgb[y1:y2, x1:x2]
             new = self._replace(roi, float(size), region_key(j) if self.needs_key else None)
-            if self.mask.shape == "ellipse":
-                rh, rw = roi.shape[:2]
-                m = np.zeros((rh, rw), np.uint8)
-                cv2.ellipse(m, (((rw - 1) / 2, (rh - 1) / 2), (rw, rh), 0), 1, -1)
-                inside = m.astype(bool)
-                roi[inside] = new[inside]
-            else:
+            if masks[j] is None:
                 roi[:] = new
+            else:
+                roi[masks[j]] = new[masks[j]]
         return rgb
 
 
@@ -104,6 +137,7 @@ class Solid(Anonymizer):
     detectors and eyes alike), or a fixed colour."""
 
     name = "solid"
+    scoped = True
 
     def __init__(self, mask: MaskSettings = MaskSettings(), colour: tuple[int, int, int] | None = None):
         super().__init__(mask)
@@ -119,6 +153,7 @@ class Blur(Anonymizer):
     """Gaussian blur with sigma proportional to face size (blur alone is attackable: see the report)."""
 
     name = "blur"
+    scoped = True
 
     def __init__(self, mask: MaskSettings = MaskSettings(), strength: float = 0.25):
         super().__init__(mask)
@@ -143,6 +178,7 @@ class Mosaic(Anonymizer):
     face in them again."""
 
     name = "mosaic"
+    scoped = True
 
     def __init__(self, mask: MaskSettings = MaskSettings(), blocks: int = 3, min_block: int = 10,
                  contrast: float = 0.45):

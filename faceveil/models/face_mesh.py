@@ -1,5 +1,4 @@
-"""MediaPipe Face Mesh (468 dense landmarks) run offline with LiteRT: the .tflite file shipped inside the
-`mediapipe` package (installed with --no-deps for its model files only; never imported).
+"""MediaPipe Face Mesh (468 dense landmarks) run offline with LiteRT (models/litert).
 
 Index lists follow MediaPipe's canonical face mesh topology (face_mesh_connections.py), as ordered
 polygons. LEFT/RIGHT are the person's own: LEFT_EYE and LEFT_EYEBROW lie on the image-right side of a
@@ -7,16 +6,15 @@ polygons. LEFT/RIGHT are the person's own: LEFT_EYE and LEFT_EYEBROW lie on the 
 """
 from __future__ import annotations
 
-import importlib.util
 import threading
-from pathlib import Path
 
 import cv2
 import numpy as np
 
+from faceveil.models.litert import ModelUnavailable, interpreter, mediapipe_model
+
 INPUT = 192  # the model's input side
 ROI_SCALE = 1.5  # crop side over the face box's longer side (MediaPipe's detection-to-ROI scale)
-INSTALL = "pip install --no-deps mediapipe==0.10.14 ai-edge-litert"
 
 FACE_OVAL = [10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377,
              152, 148, 176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109]
@@ -29,17 +27,16 @@ CHIN = 152  # bottom of the chin, on the oval
 FOREHEAD_TOP = 10  # top of the forehead, on the oval
 
 
-class FaceMeshUnavailable(RuntimeError):
+class FaceMeshUnavailable(ModelUnavailable):
     """The face landmark model or its runtime (ai-edge-litert) is missing or does not load."""
 
 
 def default_model() -> str:
-    """face_landmark.tflite inside the installed mediapipe package, found without importing it (its
-    dependencies are not installed)."""
-    spec = importlib.util.find_spec("mediapipe")
-    if spec is None or not spec.submodule_search_locations:
-        raise FaceMeshUnavailable(f"face_landmark.tflite not found: the 'mediapipe' package is not installed ({INSTALL})")
-    return str(Path(next(iter(spec.submodule_search_locations))) / "modules" / "face_landmark" / "face_landmark.tflite")
+    """face_landmark.tflite inside the installed mediapipe package."""
+    try:
+        return mediapipe_model("modules/face_landmark/face_landmark.tflite")
+    except ModelUnavailable as e:
+        raise FaceMeshUnavailable(str(e)) from None
 
 
 def roi_transform(box, landmarks) -> np.ndarray:
@@ -72,17 +69,10 @@ class FaceMesh:
     def _interpreter(self):
         if self._interp is None:
             path = self.path or default_model()
-            if not Path(path).is_file():
-                raise FaceMeshUnavailable(f"face landmark model missing at {path} ({INSTALL})")
             try:
-                from ai_edge_litert.interpreter import Interpreter
-            except ImportError as e:
-                raise FaceMeshUnavailable(f"ai-edge-litert is not installed, cannot run {path} ({INSTALL})") from e
-            try:
-                interp = Interpreter(model_path=path, num_threads=max(1, self.threads))
-                interp.allocate_tensors()
-            except Exception as e:  # noqa: BLE001 - a corrupt or foreign file
-                raise FaceMeshUnavailable(f"face landmark model at {path} does not load: {e}") from e
+                interp = interpreter(path, self.threads, "face landmark model")
+            except ModelUnavailable as e:
+                raise FaceMeshUnavailable(str(e)) from None
             outs = interp.get_output_details()
             self._mesh = next(o["index"] for o in outs if int(np.prod(o["shape"])) == 468 * 3)
             self._score = next(o["index"] for o in outs if int(np.prod(o["shape"])) == 1)

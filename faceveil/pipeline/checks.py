@@ -45,7 +45,7 @@ class BesideEncoder:
         self._error: list[BaseException] = []
         self._thread: threading.Thread | None = None
 
-    def keep(self, i: int, original: np.ndarray, dets, regions) -> None:
+    def keep(self, i: int, original: np.ndarray, dets, regions, faces=None) -> None:
         if not self.audit.wants(i):
             return
         with self._changed:
@@ -53,7 +53,7 @@ class BesideEncoder:
                    and min(self._kept) - self.start + self.REORDER < self._emitted):
                 self._changed.wait(1.0)
             if not self._error:
-                self._kept[i] = (original.copy(), dets, regions)
+                self._kept[i] = (original.copy(), dets, regions, faces)
 
     def tap(self, packets, codec) -> None:
         if self._thread is None:
@@ -88,7 +88,7 @@ class BesideEncoder:
                     with self._changed:
                         kept = self._kept.get(n)
                     if kept is not None:
-                        self.audit.add(n, kept[0], decoder.rgb(frame), kept[1], kept[2])
+                        self.audit.add(n, kept[0], decoder.rgb(frame), kept[1], kept[2], kept[3])
                         with self._changed:
                             del self._kept[n]
                             self._changed.notify_all()

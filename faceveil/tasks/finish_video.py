@@ -44,7 +44,8 @@ class _Anonymizing:
         if dets is None:
             dets = Detections.empty()
         if self.checks.audit.wants(i):  # the original, before it is anonymized
-            self.checks.keep(i, rgb, dets, self.anon.regions(dets, self.info.width, self.info.height))
+            w, h = self.info.width, self.info.height
+            self.checks.keep(i, rgb, dets, self.anon.regions(dets, w, h), self.anon.face_regions(dets, w, h))
         if len(dets):
             if self.faces is not None:
                 self.faces.offer(i, rgb, dets)

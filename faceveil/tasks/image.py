@@ -47,8 +47,9 @@ def anonymize_image(config: AnonymizeConfig, item: MediaItem, run_id: str, peopl
             else:
                 write_image(tmp, rgb, meta, lossless=config.lossless)
             if original is not None:  # checked as written: the output file read back
+                w, h = rgb.shape[1], rgb.shape[0]
                 checks.add(0, original, read_image(tmp, max_pixels=config.max_pixels)[0], dets,
-                          anon.regions(dets, rgb.shape[1], rgb.shape[0]))
+                           anon.regions(dets, w, h), anon.face_regions(dets, w, h))
             audit = checks.result()
             withheld = leak_verdict(config.max_leak, audit)
             in_sha, out_sha = commit_output(dest, state, tmp, item.rel, local, vault, withheld=bool(withheld))

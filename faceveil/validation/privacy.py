@@ -96,17 +96,20 @@ class FrameChecks:
         return i in self.frames
 
 
-    def add(self, i: int, original: np.ndarray, anonymized: np.ndarray, dets: Detections, regions) -> None:
+    def add(self, i: int, original: np.ndarray, anonymized: np.ndarray, dets: Detections, regions, faces=None) -> None:
+        """`regions`: what the anonymizer may change per face; `faces`: the face part of each (default the
+        regions; smaller under a head or person scope), where SSIM says whether the face is hidden."""
         t0 = time.perf_counter()
         try:
-            self._add(i, original, anonymized, dets, regions)
+            self._add(i, original, anonymized, dets, regions, faces)
         finally:
             self.seconds += time.perf_counter() - t0
 
-    def _add(self, i: int, original: np.ndarray, anonymized: np.ndarray, dets: Detections, regions) -> None:
+    def _add(self, i: int, original: np.ndarray, anonymized: np.ndarray, dets: Detections, regions, faces) -> None:
         regions = np.asarray(regions, np.int64).reshape(-1, 4)
+        faces_at = regions if faces is None else np.asarray(faces, np.int64).reshape(-1, 4)
         found = [(name, d.detect(anonymized)) for name, d in self.gate]
-        ssim = np.array([region_ssim(original, anonymized, r) for r in regions])
+        ssim = np.array([region_ssim(original, anonymized, r) for r in faces_at])
         masked = region_mask(original.shape, regions[self._hidden(original, anonymized, dets, ssim)])
         candidates = unmasked_faces(found, masked, self.settings.min_leak_size)
         leaks = [c for c in candidates if found_at(self.confirm, original, c["box"])]

@@ -1,0 +1,38 @@
+"""MediaPipe model files run offline with LiteRT (ai-edge-litert): the .tflite files shipped inside the
+`mediapipe` package (installed with --no-deps for its model files only; mediapipe is never imported)."""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+INSTALL = "pip install --no-deps mediapipe==0.10.14 ai-edge-litert"
+
+
+class ModelUnavailable(RuntimeError):
+    """A MediaPipe model file or its runtime (ai-edge-litert) is missing or does not load."""
+
+
+def mediapipe_model(relpath: str) -> str:
+    """The path of `relpath` (e.g. "modules/face_landmark/face_landmark.tflite") inside the installed
+    mediapipe package, found without importing it (its dependencies are not installed)."""
+    spec = importlib.util.find_spec("mediapipe")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelUnavailable(f"{Path(relpath).name} not found: the 'mediapipe' package is not installed ({INSTALL})")
+    return str(Path(next(iter(spec.submodule_search_locations))) / relpath)
+
+
+def interpreter(path: str, threads: int = 1, what: str = "model"):
+    """A LiteRT interpreter for the .tflite file at `path`, tensors allocated; ModelUnavailable naming
+    `what` and the file when the file or the runtime is missing or the file does not load."""
+    if not Path(path).is_file():
+        raise ModelUnavailable(f"{what} missing at {path} ({INSTALL})")
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError as e:
+        raise ModelUnavailable(f"ai-edge-litert is not installed, cannot run {path} ({INSTALL})") from e
+    try:
+        interp = Interpreter(model_path=path, num_threads=max(1, threads))
+        interp.allocate_tensors()
+    except Exception as e:  # noqa: BLE001 - a corrupt or foreign file
+        raise ModelUnavailable(f"{what} at {path} does not load: {e}") from e
+    return interp

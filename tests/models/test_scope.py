@@ -1,0 +1,78 @@
+"""--scope: the head scope covers the hair above the face and not the background beside the head; the
+person scope covers the body; without the segmentation model the whole extent is masked (fail
+closed); scopes apply to the masking methods only."""
+import numpy as np
+import pytest
+import skimage.data
+
+from faceveil.models.anonymizers import MaskSettings, create_anonymizer, mask_regions
+from faceveil.models.detections import Detections
+from faceveil.models.litert import ModelUnavailable
+from faceveil.models.scope import scope_mask
+
+ASTRONAUT_FACE = np.array([[181.5, 58.2, 269.9, 177.8]], np.float32)  # CenterFace's box on skimage's astronaut
+
+
+def _dets():
+    return Detections(ASTRONAUT_FACE, np.array([0.9], np.float32))
+
+
+def _changed(scope: str, method: str = "solid") -> tuple[np.ndarray, np.ndarray]:
+    img = skimage.data.astronaut()
+    a = create_anonymizer(method, MaskSettings(scope=scope))
+    out = a.apply(img.copy(), _dets())
+    return np.any(out != img, axis=2), a.regions(_dets(), img.shape[1], img.shape[0])[0]
+
+
+def test_head_scope_covers_hair_not_background():
+    face, _ = _changed("face")
+    head, region = _changed("head")
+    assert head[face].all()  # the face scope's pixels are always in
+    assert not face[:17].any() and head[8:17, 190:260].mean() > 0.9  # the hair above the face region
+    assert not face[60:120, :140].any() and head[60:120, 124:140].mean() > 0.8  # and beside it
+    assert not head[:, :100].any() and not head[:, 360:].any()  # the flag, the shuttle
+    assert head.sum() > 1.1 * face.sum()
+    assert not head[region[3]:].any()  # nothing outside the region the vault seals
+
+
+def test_person_scope_covers_the_body():
+    head, _ = _changed("head")
+    person, _ = _changed("person")
+    assert person[300:400, 100:300].mean() > 0.8  # the orange suit
+    assert head[300:400, 100:300].mean() == 0
+    assert not person[:100, :60].any()  # the flag's top-left corner
+
+
+class _Missing:
+    def probability(self, rgb, window):
+        raise ModelUnavailable("person segmentation model missing at /nowhere")
+
+
+def test_without_the_model_the_whole_extent_is_masked():
+    img = skimage.data.astronaut()
+    dets = _dets()
+    a = create_anonymizer("solid", MaskSettings(scope="head"))
+    region = a.regions(dets, 512, 512)[0]
+    face = mask_regions(dets, 512, 512, a.mask)[0]
+    m = scope_mask(img, dets.boxes[0], float(dets.sizes[0]), face, region, "head", segmenter=_Missing())
+    assert m.all() and m.shape == (region[3] - region[1], region[2] - region[0])
+
+
+@pytest.mark.parametrize("method", ["replace", "scramble", "keep"])
+def test_scope_needs_a_masking_method(method):
+    with pytest.raises(ValueError, match="scope head works with the masking methods"):
+        create_anonymizer(method, MaskSettings(scope="head"))
+
+
+def test_unknown_scope_is_refused():
+    with pytest.raises(ValueError, match="scope must be one of face, head, person"):
+        MaskSettings(scope="hair")
+
+
+def test_scope_changes_the_work_hash_only_when_set(tmp_path):
+    from faceveil.config import AnonymizeConfig
+
+    base = AnonymizeConfig(src=str(tmp_path), dest=str(tmp_path / "o"))
+    assert "scope" not in base.output_settings()
+    head = AnonymizeConfig(src=str(tmp_path), dest=str(tmp_path / "o"), scope="head")
+    assert head.output_settings()["scope"] == "head" and head.settings.mask.scope == "head"
