@@ -123,7 +123,8 @@ def _add_report(sub) -> None:
     _add_state_arg(p)
     p = sub.add_parser("evaluate", help="compare anonymization methods on labelled data (folders of photos per person, videos)")
     p.add_argument("data", help="folder: faces/<person>/*.jpg and/or videos")
-    p.add_argument("--methods", default="solid,blur,mosaic,scramble", help="comma-separated (default: solid,blur,mosaic,scramble)")
+    p.add_argument("--methods", default="solid,blur,mosaic,scramble", help="comma-separated (default: solid,blur,mosaic,scramble); METHOD@SCOPE for a masking method "
+                        "at --scope head or person (e.g. solid,solid@head)")
     p.add_argument("--out", default=None, help="where the anonymized copies go (default: a temporary folder)")
     p.add_argument("--id-threshold", type=float, default=None, metavar="COSINE",
                    help="identity match threshold (default: calibrated on the labelled photos, else the embedder's)")

@@ -44,15 +44,35 @@ CALIBRATION_FMR = 0.01  # as `faceveil calibrate`'s default
 
 # ---------------------------------------------------------------------------------------- inputs
 
+def split_method(spec: str) -> tuple[str, str]:
+    """(method, scope) of a method spec: "mosaic" or "mosaic@head" (models/scope)."""
+    method, _, scope = str(spec).strip().partition("@")
+    return method, scope or "face"
+
+
+def method_folder(spec: str) -> str:
+    """OUT's folder of one method spec ("mosaic", "mosaic-head")."""
+    method, scope = split_method(spec)
+    return method if scope == "face" else f"{method}-{scope}"
+
+
 def check_methods(methods: list[str]) -> list[str]:
-    """The methods in order, duplicates dropped; ValueError naming the registered ones on a typo."""
+    """The method specs in order ("METHOD" or "METHOD@SCOPE"), duplicates dropped; ValueError naming
+    the registered methods or scopes on a typo, or a scope given to a method that takes none."""
     from faceveil.models.anonymizers import ANONYMIZERS
+    from faceveil.models.scope import SCOPES
 
     out: list[str] = []
     for m in methods:
         m = str(m).strip()
-        if m not in ANONYMIZERS.names():
-            raise ValueError(f"unknown anonymization method {m!r}; choose from: {', '.join(ANONYMIZERS.names())}")
+        method, scope = split_method(m)
+        if method not in ANONYMIZERS.names():
+            raise ValueError(f"unknown anonymization method {method!r}; choose from: {', '.join(ANONYMIZERS.names())}")
+        if scope not in SCOPES:
+            raise ValueError(f"{m}: unknown scope {scope!r}; choose from: {', '.join(SCOPES)}")
+        if scope != "face" and not ANONYMIZERS.get(method).scoped:
+            raise ValueError(f"{m}: a scope works with the masking methods (solid, blur, mosaic)")
+        m = method if scope == "face" else f"{method}@{scope}"
         if m not in out:
             out.append(m)
     if not out:
@@ -85,21 +105,22 @@ def check_inputs(data: str, out: str, methods: list[str]) -> tuple[list[str], li
         raise ValueError(f"{out}: the output folder must lie outside the evaluation data {data} "
                          "(each method's outputs would be read as the next method's inputs)")
     for m in methods:
-        d = Path(out).expanduser() / m
+        d = Path(out).expanduser() / method_folder(m)
         if d.exists() and any(d.iterdir()):
             raise FileExistsError(f"{d}: not empty (an earlier evaluation?); evaluate needs a fresh output folder "
                                   "so every method's run does all the work it is timed for")
     return methods, files
 
 
-def method_config(method: str, data: str, out: str, workers: int | None, check_every_s: float) -> AnonymizeConfig:
-    """The anonymize settings of one method's run into OUT/<method>/ (the defaults otherwise)."""
-    extra = {}
+def method_config(spec: str, data: str, out: str, workers: int | None, check_every_s: float) -> AnonymizeConfig:
+    """The anonymize settings of one method spec's run into OUT/<method_folder>/ (the defaults otherwise)."""
+    method, scope = split_method(spec)
+    extra = {"scope": scope} if scope != "face" else {}
     if method == "scramble":  # keyed: a throwaway key, in memory only (no index, nothing restorable later)
         from faceveil.storage.keys import MasterKey, VaultLock
 
         extra = {"vault_lock": VaultLock.of(MasterKey.generate()), "index": False}
-    return AnonymizeConfig(src=data, dest=str(Path(out).expanduser() / method), method=method, workers=workers,
+    return AnonymizeConfig(src=data, dest=str(Path(out).expanduser() / method_folder(spec)), method=method, workers=workers,
                            check_every_s=check_every_s, **extra)
 
 
@@ -177,7 +198,7 @@ log_task = task(log_evaluation, name="evaluate-mlflow", cache_policy=NO_CACHE)
 @flow(name="evaluate", log_prints=False)
 def evaluate_methods(data: str, out: str, methods: list[str], workers: int | None = None, check_every_s: float = 0.5,
                      tracking_uri: str | None = None, threshold: float | None = None) -> dict:
-    """Anonymizes DATA into OUT/<method>/ once per method and measures each (see the module doc).
+    """Anonymizes DATA into OUT/<method>/ (OUT/<method>-<scope>/ for "METHOD@SCOPE") once per method and measures each (see the module doc).
     Returns {'methods': {method: figures}, 'threshold', 'data', 'n_identities', 'n_probe_faces', ...}."""
     methods, files = check_inputs(data, out, methods)
     info = model_info_task.submit()
@@ -239,7 +260,7 @@ def _measure(runs: dict, gallery, threshold: float, embedder: str, stamp: str) -
     """{method: figures}: every method's figures and attack tasks side by side."""
     figs = {m: figures_task.submit(c.state, threshold, int(s.get("frames") or 0), wall, s.get("seconds"))
             for m, (s, wall, c) in runs.items()}
-    hits = {m: attack_task.submit(gallery, m, c.mask_settings(), c.dest, c.state, threshold, embedder)
+    hits = {m: attack_task.submit(gallery, c.method, c.mask_settings(), c.dest, c.state, threshold, embedder)
             for m, (s, wall, c) in runs.items()} if gallery is not None and len(gallery) else {}
     out = {}
     for m, (summary, _, _) in runs.items():

@@ -41,6 +41,9 @@ class MaskSettings:
         check_scope(self.scope)
 
 
+SCOPE_SIZE = {"head": 2.0, "person": 3.0}  # a scope's size over the face's: blur and mosaic strength follow it
+
+
 def mask_regions(dets: Detections, width: int, height: int, mask: MaskSettings) -> np.ndarray:
     """Integer xyxy regions to anonymize: boxes grown by size and motion, clipped to the frame.
     An ellipse inscribed in the region still covers the face box (factor sqrt(2) on the half-axes)."""
@@ -64,6 +67,7 @@ class Anonymizer(ABC):
     name: str = ""
     needs_key: bool = False
     scoped: bool = False  # covers a head or person scope (models/scope): the masking methods
+    shows_faces: bool = False  # its output shows a face where the original was (replace)
 
     def __init__(self, mask: MaskSettings = MaskSettings()):
         if mask.scope != "face" and not self.scoped:
@@ -120,12 +124,20 @@ class Anonymizer(ABC):
             if x2 <= x1 or y2 <= y1:
                 continue
             roi = rgb[y1:y2, x1:x2]
-            new = self._replace(roi, float(size), region_key(j) if self.needs_key else None)
+            if self.mask.scope != "face":
+                new = self._scoped(roi, masks[j], float(size) * SCOPE_SIZE[self.mask.scope])
+            else:
+                new = self._replace(roi, float(size), region_key(j) if self.needs_key else None)
             if masks[j] is None:
                 roi[:] = new
             else:
                 roi[masks[j]] = new[masks[j]]
         return rgb
+
+    def _scoped(self, roi: np.ndarray, mask: np.ndarray, size: float) -> np.ndarray:
+        """The anonymized `roi` under a head or person scope (`mask`: its pixels to change; `size`: the
+        scope's size, so that strength follows the head or person, not the face alone)."""
+        return self._replace(roi, size, None)
 
 
 ANONYMIZERS: Registry[Anonymizer] = Registry("anonymization method")
@@ -146,6 +158,14 @@ class Solid(Anonymizer):
     def _replace(self, roi, face_size, key):
         colour = roi.reshape(-1, 3).mean(0).round().astype(np.uint8) if self.colour is None else self.colour
         return np.broadcast_to(colour, roi.shape)
+
+    def _scoped(self, roi, mask, size):
+        """Filled with the colour around the head or person (the region's pixels outside `mask`), so the
+        fill carries none of their skin, hair or clothes."""
+        around = roi[~mask]
+        if self.colour is not None or not len(around):
+            return self._replace(roi, size, None)
+        return np.broadcast_to(around.mean(0).round().astype(np.uint8), roi.shape)
 
 
 @ANONYMIZERS.register("blur")
@@ -242,6 +262,7 @@ class Replace(Anonymizer):
     gan-face-generate: non-commercial research only, see `licence`); `settings`: ReplaceSettings."""
 
     name = "replace"
+    shows_faces = True
 
     def __init__(self, mask: MaskSettings = MaskSettings(), settings=None, generator: str = "dcgan-digiface",
                  generator_kwargs: dict | None = None, keep_media: int = 8):

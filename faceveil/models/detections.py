@@ -107,6 +107,16 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (inter / np.maximum(union, 1e-9)).astype(np.float32)
 
 
+def inside_share(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(N, M): the share of each xyxy box of a (N,4) that lies inside each box of b (M,4)."""
+    if len(a) == 0 or len(b) == 0:
+        return np.zeros((len(a), len(b)), np.float32)
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
+    return (inter / np.maximum(np.prod(np.clip(a[:, 2:] - a[:, :2], 0, None), axis=1)[:, None], 1e-9)).astype(np.float32)
+
+
 def overlapping_tracks(per_frame: dict[int, Detections], marks: dict[int, list], min_iou: float = 0.3) -> set[int]:
     """The track ids of `per_frame` (frame -> Detections) with a box on some frame that overlaps one of
     `marks` (frame -> xyxy boxes) on that frame by `min_iou` or more."""

@@ -148,26 +148,30 @@ def as_published(rgb: np.ndarray) -> np.ndarray:
 def judge(anon, rgb: np.ndarray, original: np.ndarray, dets, regions, chosen: dict, media: str,
           published=as_published) -> None:
     """The new surrogates of a frame (`chosen`: {detection: Surrogate} of the Replace anonymizer `anon`,
-    put back in `rgb`) judged in the whole frame as published (`as_published`): identity cosine to the original (dlib, as the
-    publication measures it); a face that does not pass gets the next method and the frame is made
-    again from `original`, until every new face passes or is filled."""
-    todo = [j for j, s in chosen.items() if not s.judged]
-    if not todo:
+    put back in `rgb`) judged in the whole frame as published (`as_published`): identity cosine to the
+    original (dlib, as the publication measures it); a face that does not pass gets the next method and
+    the frame is made again from `original`, and every new face is judged again in it (a neighbour's
+    new face or fill may cover part of one that had passed), until all pass or are filled."""
+    new = [j for j, s in chosen.items() if not s.judged]
+    if not new:
         return
     embed = anon.replacer.embedder.embed
-    before = dict(zip(todo, embed(original, dets[todo])))
-    for _ in FALLBACKS:
-        todo = [j for j in todo if not chosen[j].judged]
-        if not todo:
+    before = dict(zip(new, embed(original, dets[new])))
+    for _ in range(len(FALLBACKS) * len(new)):  # each round moves at least one face a step down the chain
+        shown = [j for j in new if chosen[j].method != "solid"]
+        if not shown:
             return
-        changed = False
-        for j, v in zip(todo, embed(published(rgb), dets[todo])):
+        failed = []
+        for j, v in zip(shown, embed(published(rgb), dets[shown])):
             s = chosen[j]
             s.cosine = float(v @ before[j])
             s.judged = passes(s.cosine, anon.settings)
             if not s.judged:
-                chosen[j] = anon.surrogate(original, dets, j, media, regions[j], method=next_method(s.method), before=s)
-                changed = True
-        if changed:
-            rgb[:] = original
-            anon.render(rgb, dets, regions, chosen)
+                failed.append(j)
+        if not failed:
+            return
+        for j in failed:
+            chosen[j] = anon.surrogate(original, dets, j, media, regions[j], method=next_method(chosen[j].method),
+                                       before=chosen[j])
+        rgb[:] = original
+        anon.render(rgb, dets, regions, chosen)

@@ -48,11 +48,22 @@ def disjoint_reference(groups, test) -> np.ndarray:
     return ~np.isin(groups, groups[test])
 
 
+MASK_EYES = 32.0  # the masks are drawn where the eye distance is this (pixels; from 1.5x this), then scaled up
+
+
 def _regions(shape: tuple[int, int], lm: np.ndarray, changed=None) -> tuple[np.ndarray, np.ndarray]:
     """(inside, ring) masks: the face ellipse (models/put_back's, where a new face goes) shrunk by
     0.15 eye distances, and the band 0.1 to 0.8 eye distances outside it and outside the xyxy box
-    `changed` (the region a method rewrote: a blur's or a fill's ring would be rewritten too)."""
+    `changed` (the region a method rewrote: a blur's or a fill's ring would be rewritten too). Drawn at
+    a scale where the eyes are MASK_EYES apart (a large face's dilations would take seconds) and resized."""
     d = eye_distance(lm)
+    if d > 1.5 * MASK_EYES:
+        f = MASK_EYES / d
+        small = (max(1, int(round(shape[0] * f))), max(1, int(round(shape[1] * f))))
+        c = None if changed is None else np.asarray(changed, np.float64) * f
+        masks = _regions(small, np.asarray(lm, np.float64) * f, c)
+        return tuple(cv2.resize(m.astype(np.uint8), (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST).astype(bool)
+                     for m in masks)
     disk = lambda r: cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))  # noqa: E731
     mask = face_mask(shape, lm).astype(np.uint8)
     inside = cv2.erode(mask, disk(max(1, int(0.15 * d)))).astype(bool)

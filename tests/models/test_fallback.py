@@ -75,6 +75,54 @@ def test_each_face_walks_the_chain_until_it_passes_or_is_filled():
     assert rgb[0, :3, 0].tolist() == [1, 2, 4]  # the frame made again with each face's last method
 
 
+class _Covering(_Stand):
+    """Face 0's first surrogate passes while face 1 is a face, but reads 0.9 once face 1's fill covers it."""
+
+    def embed(self, rgb, dets):
+        out = super().embed(rgb, dets)
+        if rgb[0, 1, 0] == FALLBACKS.index("solid") + 1 and rgb[0, 0, 0] == 1 and 0 in dets.track_ids:
+            out[list(dets.track_ids).index(0)] = [0.9, np.sqrt(1 - 0.81)]
+        return out
+
+
+def test_a_face_that_passed_is_judged_again_when_a_neighbour_changes():
+    stand = _Covering({(0, "replace"): 0.8, (1, "replace"): 0.9, (1, "replace-strong"): 0.9, (1, "generated"): 0.9,
+                       (0, "replace-strong"): 0.7})
+    dets = Detections(np.tile(np.float32([10, 10, 60, 60]), (2, 1)), [0.9] * 2, track_ids=np.arange(2))
+    original = np.zeros((4, 8, 3), np.uint8)
+    rgb = original.copy()
+    chosen = {j: stand.surrogate(original, dets, j, "m", None) for j in range(2)}
+    stand.render(rgb, dets, None, chosen)
+    judge(stand, rgb, original, dets, np.zeros((2, 4)), chosen, "m", published=lambda x: x)
+    assert chosen[1].method == "solid"
+    assert chosen[0].method == "replace-strong" and chosen[0].cosine == pytest.approx(0.7)  # judged in the final frame
+    assert (0, "replace-strong") in stand.made
+
+
+def test_the_second_look_keeps_a_new_face_inside_its_region_for_itself():
+    from faceveil.models.second_look import second_look
+
+    class _Finds:
+        def detect(self, rgb):  # a "face" inside the first one's region (the new face put there) and one apart
+            return Detections(np.float32([[30, 15, 50, 35], [100, 10, 130, 40]]), [0.8, 0.8])
+
+    class _Puts(Replace):
+        def apply(self, rgb, dets, region_key=None, *, media="", preview=False):
+            return rgb
+
+    dets = Detections(np.float32([[10, 10, 60, 60]]), [0.9])
+    rgb = np.zeros((80, 160, 3), np.uint8)
+    found = second_look(rgb, dets, _Puts(), _Finds())
+    assert found.boxes.tolist() == [[10, 10, 60, 60], [100, 10, 130, 40]]
+    from faceveil.models.anonymizers import Mosaic
+
+    class _Masks(Mosaic):
+        def apply(self, rgb, dets, region_key=None, *, media="", preview=False):
+            return rgb
+
+    assert len(second_look(rgb, dets, _Masks(), _Finds())) == 3  # a mask keeps every new look
+
+
 def _small_face_frame():
     rgb = np.random.default_rng(0).integers(0, 256, (120, 160, 3), dtype=np.uint8)
     side = MIN_JUDGED_SIZE - 4  # a bystander too small for dlib to judge

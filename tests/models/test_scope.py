@@ -17,11 +17,14 @@ def _dets():
     return Detections(ASTRONAUT_FACE, np.array([0.9], np.float32))
 
 
-def _changed(scope: str, method: str = "solid") -> tuple[np.ndarray, np.ndarray]:
+def _changed(scope: str) -> tuple[np.ndarray, np.ndarray]:
+    """(the pixels a pure green fill changed, the region) on skimage's astronaut."""
+    from faceveil.models.anonymizers import Solid
+
     img = skimage.data.astronaut()
-    a = create_anonymizer(method, MaskSettings(scope=scope))
+    a = Solid(MaskSettings(scope=scope), colour=(0, 255, 0))
     out = a.apply(img.copy(), _dets())
-    return np.any(out != img, axis=2), a.regions(_dets(), img.shape[1], img.shape[0])[0]
+    return np.all(out == (0, 255, 0), axis=2), a.regions(_dets(), img.shape[1], img.shape[0])[0]
 
 
 def test_head_scope_covers_hair_not_background():
@@ -67,6 +70,16 @@ def test_scope_needs_a_masking_method(method):
 def test_unknown_scope_is_refused():
     with pytest.raises(ValueError, match="scope must be one of face, head, person"):
         MaskSettings(scope="hair")
+
+
+def test_scoped_solid_fills_with_the_colour_around_the_head():
+    img = skimage.data.astronaut()
+    out = create_anonymizer("solid", MaskSettings(scope="head")).apply(img.copy(), _dets())
+    head, region = _changed("head")
+    x1, y1, x2, y2 = region
+    around = img[y1:y2, x1:x2][~head[y1:y2, x1:x2]].mean(0)
+    assert np.abs(out[100, 225].astype(float) - around).max() <= 1  # the face's centre
+    assert np.abs(around - img[58:178, 181:270].reshape(-1, 3).mean(0)).max() > 20  # not the face's own colour
 
 
 def test_scope_changes_the_work_hash_only_when_set(tmp_path):
