@@ -111,3 +111,16 @@ def test_bad_input_is_refused_before_any_run(tmp_path):
     with pytest.raises(ValueError, match="empty.*no images or videos"):
         run_evaluate(str(tmp_path / "empty"), str(out), ["solid"])
     assert not out.exists()
+
+
+def test_method_specs_with_a_scope(tmp_path):
+    from faceveil.flows.evaluate import check_methods, method_config, method_folder
+
+    assert check_methods(["solid", "solid@head", "mosaic@face", "solid@head"]) == ["solid", "solid@head", "mosaic"]
+    c = method_config("mosaic@head", str(tmp_path), str(tmp_path / "out"), 1, 0.5)
+    assert c.method == "mosaic" and c.scope == "head" and c.dest.endswith("/out/mosaic-head")
+    assert method_folder("solid") == "solid"
+    with pytest.raises(ValueError, match="unknown scope 'hair'"):
+        check_methods(["solid@hair"])
+    with pytest.raises(ValueError, match="scramble@head: a scope works with the masking methods"):
+        check_methods(["scramble@head"])
