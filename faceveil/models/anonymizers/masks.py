@@ -1,0 +1,113 @@
+"""The masking methods (solid, blur, mosaic: box or ellipse masks, any scope), keyed scrambling, and
+keep (faces left as they are: a run that only edits physiological signals, `--pulse`). Strength
+scales with face size."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from faceveil.models.anonymizers.base import ANONYMIZERS, Anonymizer, MaskSettings
+
+
+@ANONYMIZERS.register("solid")
+class Solid(Anonymizer):
+    """A flat fill: the region's own mean colour by default (a black oval reads as a head to
+    detectors and eyes alike), or a fixed colour."""
+
+    name = "solid"
+    scoped = True
+
+    def __init__(self, mask: MaskSettings = MaskSettings(), colour: tuple[int, int, int] | None = None):
+        super().__init__(mask)
+        self.colour = None if colour is None else np.array(colour, np.uint8)
+
+    def _replace(self, roi, face_size, key):
+        colour = roi.reshape(-1, 3).mean(0).round().astype(np.uint8) if self.colour is None else self.colour
+        return np.broadcast_to(colour, roi.shape)
+
+    def _scoped(self, roi, mask, size):
+        """Filled with the colour around the head or person (the region's pixels outside `mask`), so the
+        fill carries none of their skin, hair or clothes."""
+        around = roi[~mask]
+        if self.colour is not None or not len(around):
+            return self._replace(roi, size, None)
+        return np.broadcast_to(around.mean(0).round().astype(np.uint8), roi.shape)
+
+
+@ANONYMIZERS.register("blur")
+class Blur(Anonymizer):
+    """Gaussian blur with sigma proportional to face size (blur alone is attackable: see the report)."""
+
+    name = "blur"
+    scoped = True
+
+    def __init__(self, mask: MaskSettings = MaskSettings(), strength: float = 0.25):
+        super().__init__(mask)
+        self.strength = strength
+
+    def _replace(self, roi, face_size, key):
+        sigma = max(2.0, self.strength * face_size)
+        f = int(sigma // 8)  # a wide blur is the same at lower resolution, and far cheaper there
+        if f < 2:
+            return cv2.GaussianBlur(roi, (0, 0), sigmaX=sigma, sigmaY=sigma, borderType=cv2.BORDER_REPLICATE)
+        h, w = roi.shape[:2]
+        small = cv2.resize(roi, (max(1, w // f), max(1, h // f)), interpolation=cv2.INTER_AREA)
+        small = cv2.GaussianBlur(small, (0, 0), sigmaX=sigma / f, sigmaY=sigma / f, borderType=cv2.BORDER_REPLICATE)
+        return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+@ANONYMIZERS.register("mosaic")
+class Mosaic(Anonymizer):
+    """Pixelation with at most `blocks` blocks across the face, blocks of at least `min_block`
+    pixels, and block contrast scaled by `contrast` around the region's mean: finer or full-contrast
+    mosaics keep enough of a head's layout (dark hair over lighter skin) for a detector to find a
+    face in them again."""
+
+    name = "mosaic"
+    scoped = True
+
+    def __init__(self, mask: MaskSettings = MaskSettings(), blocks: int = 3, min_block: int = 10,
+                 contrast: float = 0.45):
+        super().__init__(mask)
+        self.blocks, self.min_block, self.contrast = blocks, min_block, contrast
+
+    def _replace(self, roi, face_size, key):
+        block = max(self.min_block, int(round(face_size / self.blocks)))
+        h, w = roi.shape[:2]
+        small = cv2.resize(roi, (max(1, w // block), max(1, h // block)), interpolation=cv2.INTER_AREA).astype(np.float32)
+        mean = small.reshape(-1, 3).mean(0)
+        small = np.clip(mean + self.contrast * (small - mean) + 0.5, 0, 255).astype(np.uint8)
+        return cv2.resize(small, (w, h), interpolation=cv2.INTER_NEAREST)
+
+
+@ANONYMIZERS.register("scramble")
+class Scramble(Anonymizer):
+    """Keyed block scrambling (see models/scramble.py): reveals no face without the key, inverts
+    exactly with it on lossless output. Box masks only (an ellipse would cut blocks apart)."""
+
+    name = "scramble"
+    needs_key = True
+
+    def __init__(self, mask: MaskSettings = MaskSettings(), block: int = 8):
+        if mask.shape != "box":
+            raise ValueError("the scramble method needs box masks")
+        super().__init__(mask)
+        self.block = block
+
+    def _replace(self, roi, face_size, key):
+        from faceveil.models.scramble import scramble
+
+        return scramble(roi, key, self.block)
+
+
+@ANONYMIZERS.register("keep")
+class Keep(Anonymizer):
+    """Leaves every face visible (`--method keep`): the run only edits physiological signals."""
+
+    name = "keep"
+
+    def _replace(self, roi, face_size, key):
+        return roi
+
+    def apply(self, rgb, dets, region_key=None, *, media: str = "", preview: bool = False):
+        return rgb
