@@ -9,7 +9,8 @@ import sys
 
 # command-line dests whose AnonymizeConfig field has another name or unit
 _RENAMED = {"check_every": ("check_every_s", lambda v: v), "mlflow_uri": ("tracking_uri", lambda v: v),
-            "no_index": ("index", lambda v: False if v else None), "max_leak": ("max_leak", lambda v: v / 100)}
+            "no_index": ("index", lambda v: False if v else None), "max_leak": ("max_leak", lambda v: v / 100),
+            "check_frames": ("check_max_frames", lambda v: v)}
 
 
 def cli_fields(args, dests) -> dict:

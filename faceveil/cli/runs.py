@@ -27,7 +27,7 @@ def _config(args):
         mask_shape=args.mask_shape, scope=args.scope, pad=args.pad, max_gap=args.max_gap, lossless=args.lossless, crf=args.crf,
         preset=args.preset, workers=args.workers, dask_address=args.dask_address, dask_tls_ca=args.dask_tls_ca,
         dask_tls_cert=args.dask_tls_cert, dask_tls_key=args.dask_tls_key, gpu_workers=args.gpu_workers, check_every_s=args.check_every,
-        tracking_uri=args.mlflow_uri, mlflow_artifacts=args.mlflow_artifacts, max_leak=args.max_leak / 100, recheck=args.recheck,
+        check_max_frames=args.check_frames, tracking_uri=args.mlflow_uri, mlflow_artifacts=args.mlflow_artifacts, max_leak=args.max_leak / 100, recheck=args.recheck,
         pulse=args.pulse)
 
 
@@ -137,8 +137,9 @@ def _print_audit(state: str, audit: dict) -> None:
     def pct(v):
         return "n/a" if v is None or v != v else f"{100 * v:.1f}%"
     print(f"report:   {state}/{audit['report']}  (MLflow run {audit['mlflow']['run_id']})")
-    print(f"checks:   leak {pct(p['leak']['rate'])} ({p['leak']['faces_found']} faces found in "
-          f"{p['leak']['frames_checked']} checked frames), re-identified {pct(p['reid']['rate'])} of "
+    lk = p["leak"]
+    print(f"checks:   leak {pct(lk['rate'])} ({lk['faces_found']} unmasked of {lk.get('faces_checked', 0)} faces in "
+          f"{lk['frames_checked']} checked frames; below {pct(lk.get('upper_95'))} at 95% confidence), re-identified {pct(p['reid']['rate'])} of "
           f"{p['reid']['faces_checked']} faces, background PSNR {u['background_psnr']:.1f} dB, "
           f"contracts {'passed' if audit['contracts'] else 'FAILED'}")
 

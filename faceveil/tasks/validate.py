@@ -124,6 +124,7 @@ def _media_figures(media: pd.DataFrame, frames: pd.DataFrame, faces: pd.DataFram
             "frames_filled": r.frames_filled, "frames_redacted": r.frames_redacted,
             "has_audio_in": r.has_audio_in, "has_audio_out": r.has_audio_out,
             "leak_rate": s["leak"]["rate"], "leak_faces": s["leak"]["faces_found"],
+            "leak_faces_checked": s["leak"]["faces_checked"], "leak_upper_95": s["leak"]["upper_95"],
             "reid_rate": s["reid"]["rate"], "reid_checked": s["reid"]["faces_checked"],
             "background_psnr": s["utility"]["background_psnr"], "background_ssim": s["utility"]["background_ssim"],
             "face_ssim": s["utility"]["face_ssim"]})

@@ -262,6 +262,23 @@ def nanmean(values) -> float:
     return float(finite.mean()) if len(finite) else float(v[0])  # all-equal (inf) stays inf
 
 
+LEAK_CONFIDENCE = 0.95
+
+
+def leak_upper_bound(leaks: int, faces: int, confidence: float = LEAK_CONFIDENCE) -> float:
+    """The one-sided Clopper-Pearson upper bound of the per-face leak rate that `leaks` unmasked faces
+    among `faces` checked support at `confidence` (1.0 when nothing was checked): with 0 of 100 faces,
+    1 - 0.05 ** (1 / 100) = 2.95 %. It holds for faces like the checked ones (the checked frames are
+    spread evenly over each media), not for faces the detectors of the gate never see."""
+    if faces <= 0:
+        return 1.0
+    if leaks >= faces:
+        return 1.0
+    from scipy.stats import beta
+
+    return float(beta.ppf(confidence, leaks + 1, faces - leaks))
+
+
 def summarize(frames: list[dict], faces: list[dict], threshold: float,
               leak_threshold: float = LEAK_THRESHOLD) -> dict:
     """Rates over the rows of any number of media. Leak: unmasked faces the leak gate found in the
@@ -279,7 +296,8 @@ def summarize(frames: list[dict], faces: list[dict], threshold: float,
     return {
         "leak": {"frames_checked": len(frames), "faces_found": found, "faces_anonymized": faces_in,
                  "frames_with_leak": sum(r["leak_faces"] > 0 for r in frames),
-                 "rate": found / (faces_in + found) if faces_in + found else 0.0, "threshold": leak_threshold},
+                 "rate": found / (faces_in + found) if faces_in + found else 0.0, "threshold": leak_threshold,
+                 "faces_checked": faces_in + found, "upper_95": leak_upper_bound(found, faces_in + found)},
         "reid": {"faces_checked": n, "matches": matches, "rate": matches / n if n else math.nan,
                  "similar_rate": float(similar.mean()) if n else math.nan,
                  "threshold": threshold, "mean_cosine": float(cos.mean()) if n else math.nan},

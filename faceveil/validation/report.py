@@ -201,8 +201,9 @@ def render_html(audit: dict) -> str:
         rows = [m for m in media if any(_num(m.get(f"{k}_rate")) is not None for k in ("leak", "reid"))]
         fails = {i for i, m in enumerate(rows) if any((_num(m.get(f"{k}_rate")) or 0) > 0 for k in ("leak", "reid"))}
         parts.append("<h3>per media</h3>" + _table(
-            ["path", "leak rate", "leaked faces", "re-id rate", "re-id checked"],
-            [[m.get("path"), m.get("leak_rate"), m.get("leak_faces"), m.get("reid_rate"), m.get("reid_checked")]
+            ["path", "leak rate", "leaked faces", "faces checked", "leak rate 95% bound", "re-id rate", "re-id checked"],
+            [[m.get("path"), m.get("leak_rate"), m.get("leak_faces"), m.get("leak_faces_checked"),
+              m.get("leak_upper_95"), m.get("reid_rate"), m.get("reid_checked")]
              for m in rows], fails) + _img(figs.get("privacy"), "privacy plot"))
         s["privacy"] = "".join(parts)
     if isinstance(a.get("utility"), dict):
