@@ -89,3 +89,25 @@ def test_scope_changes_the_work_hash_only_when_set(tmp_path):
     assert "scope" not in base.output_settings()
     head = AnonymizeConfig(src=str(tmp_path), dest=str(tmp_path / "o"), scope="head")
     assert head.output_settings()["scope"] == "head" and head.settings.mask.scope == "head"
+
+
+def test_the_vault_seals_everything_a_scope_changes():
+    """protect_frame seals each region before the method runs: pasting the sealed crops back gives the
+    original frame exactly (what `restore` does), for the head and person scopes alike."""
+    from faceveil.pipeline.protect import protect_frame
+
+    class _Vault:
+        def __init__(self):
+            self.sealed = []
+
+        def seal(self, frame, track, box, pixels):
+            self.sealed.append((box, pixels.copy()))
+
+    img = skimage.data.astronaut()
+    for scope in ("head", "person"):
+        vault, out = _Vault(), img.copy()
+        assert not protect_frame(create_anonymizer("mosaic", MaskSettings(scope=scope)), out, _dets(), 0, "m", vault)
+        assert (out != img).any()
+        for (x1, y1, x2, y2), pixels in vault.sealed:
+            out[y1:y2, x1:x2] = pixels
+        assert (out == img).all()
