@@ -66,6 +66,7 @@ class ReplaceSettings:
     max_delta_e: float = 5.0
 
 
+SEARCH_FACE = 256  # px: larger faces are searched in a context scaled to this face size (judged at full size later)
 START_EVALS = 3  # evaluations a person's surrogate gets on another face of them before that face gets its own
 # (at least: half the settings' es_evals where that is more, e.g. the fallback chain's stronger search)
 
@@ -324,6 +325,14 @@ class Replacer:
         off = np.float32([cx0, cy0])
         clm, cbox = lm - off, box - np.tile(off, 2)
         climit = None if limit is None else np.asarray(limit, np.float32) - np.tile(off, 2)
+        f = SEARCH_FACE / float(max(box[2] - box[0], box[3] - box[1]))
+        if f < 1:  # a large face is searched at SEARCH_FACE px: the 64 px generator carries no more detail
+            import cv2
+
+            context = cv2.resize(context, (max(1, round(context.shape[1] * f)), max(1, round(context.shape[0] * f))),
+                                 interpolation=cv2.INTER_AREA)
+            clm, cbox = clm * f, cbox * f
+            climit = None if climit is None else climit * f
         args = (context, clm, cbox)
         kw = dict(original_id=original_id, original_pose=attrs.pose, original_skin=skin_lab(context, clm), limit=climit)
         best = self.score(*args, out.image, **kw) or {"cost": np.inf, "ok": False, "cosine": 1.0}
