@@ -117,6 +117,17 @@ def inside_share(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (inter / np.maximum(np.prod(np.clip(a[:, 2:] - a[:, :2], 0, None), axis=1)[:, None], 1e-9)).astype(np.float32)
 
 
+def nested(dets: "Detections", share: float = 0.6) -> np.ndarray:
+    """(N,) bool: the detections that lie `share` or more inside a larger one (a detector's box on part of
+    a large face: its mouth and chin, one eye)."""
+    if len(dets) < 2:
+        return np.zeros(len(dets), bool)
+    inside = inside_share(dets.boxes, dets.boxes)
+    np.fill_diagonal(inside, 0)
+    area = np.prod(np.clip(dets.boxes[:, 2:] - dets.boxes[:, :2], 0, None), axis=1)
+    return ((inside >= share) & (area[:, None] < area[None, :])).any(axis=1)
+
+
 def overlapping_tracks(per_frame: dict[int, Detections], marks: dict[int, list], min_iou: float = 0.3) -> set[int]:
     """The track ids of `per_frame` (frame -> Detections) with a box on some frame that overlaps one of
     `marks` (frame -> xyxy boxes) on that frame by `min_iou` or more."""

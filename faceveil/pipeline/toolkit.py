@@ -69,11 +69,17 @@ class Toolkit:
 
     def photo_faces(self, rgb: np.ndarray) -> Detections:
         """The faces of a photo: `find`, held to the threshold (no tracker keeps weaker faces alive)
-        except on a second pass; with tracking, one track per face (restored or forgotten alone)."""
+        except on a second pass; with tracking, one track per face (restored or forgotten alone). Where a
+        new face is put in (replace), a box mostly inside a larger one is that face's part, not a face
+        (filled on its own, it covered the new face); the leak gate still checks the output."""
         s = self.settings
         dets = self.find(rgb)
         if not s.second_pass:
             dets = dets[dets.scores >= s.threshold]
+        if getattr(self.anonymizer, "shows_faces", False) and len(dets) > 1:  # a new face covers the parts inside it
+            from faceveil.models.detections import nested
+
+            dets = dets[~nested(dets)]
         if s.track:
             dets.track_ids = np.arange(len(dets), dtype=np.int64)
         return dets

@@ -193,3 +193,14 @@ def test_faces_are_judged_as_published():
     diff = np.abs(out.astype(int) - rgb).mean()
     assert 0 < diff < 20  # what JPEG at the published quality changes, and only that much
     assert np.abs(as_published(out).astype(int) - out).mean() < diff  # a second round trip changes less
+
+
+def test_a_box_inside_a_larger_face_is_its_part():
+    """CenterFace's boxes on a large face in a shared photo: one on its mouth and chin (inside), two apart."""
+    from faceveil.models.detections import nested
+
+    d = Detections(np.float32([[803, 294, 1463, 1120], [864, 791, 1339, 986], [1626, 865, 1982, 1345],
+                               [162, 948, 416, 1231]]), [0.9, 0.6, 0.5, 0.3])
+    assert nested(d).tolist() == [False, True, False, False]
+    side_by_side = Detections(np.float32([[0, 0, 100, 100], [60, 0, 160, 100]]), [0.9, 0.9])  # two heads touching
+    assert not nested(side_by_side).any()
