@@ -1,5 +1,9 @@
 """Search the identity index with a probe photo: the probe's face embedded the way the index holds
-faces, scored against the opened templates; tracks at or above the threshold, never a best guess."""
+faces, scored against the opened templates; tracks at or above the threshold, never a best guess.
+
+Which tracks match is decided on the cosine against the calibrated threshold (`faceveil calibrate`),
+as before; how the matches are ordered weighs face quality (`QualityRanking`), so a small blurred
+bystander whose cosine happens to be high does not come before a clear face of the person."""
 from __future__ import annotations
 
 import hashlib
@@ -57,17 +61,41 @@ def _inside(a: np.ndarray, b: np.ndarray) -> float:
     return w * h / max((a[2] - a[0]) * (a[3] - a[1]), 1e-6)
 
 
+@dataclass(frozen=True)
+class QualityRanking:
+    """The order of matches: rank = cosine - weight * max(0, reference - quality), `quality` the
+    stored face's `ranking_quality` (models/track_templates: size x sharpness x frontality, 0..1).
+    A face at or above the reference quality keeps its cosine; below it, it loses up to `weight`
+    (at quality 0). Unknown quality (an index written before quality was stored) costs nothing: such
+    rows rank by cosine, as before. weight 0 turns quality ranking off. The defaults were tuned by
+    benchmarks/search.py on calibration identities only (held-out identities: the figure reported)."""
+    weight: float = 0.1
+    reference: float = 0.4
+
+    def rank(self, cosine, quality) -> np.ndarray:
+        """Rank scores for cosines and qualities (arrays; NaN quality: unknown, no penalty)."""
+        q = np.asarray(quality, np.float64)
+        penalty = self.weight * np.clip(self.reference - np.nan_to_num(q, nan=self.reference), 0, None)
+        return np.asarray(cosine, np.float64) - penalty
+
+
+RANK_BY_COSINE = QualityRanking(weight=0.0)
+"""Quality ranking off: matches ordered by cosine alone (what search did before)."""
+
+
 @dataclass
 class Match:
     media_id: str
     rel_path: str
     camera: str
     track_id: int
-    score: float
+    score: float  # the best cosine of the track's template and exemplars: what the threshold decides on
     first_frame: int
     last_frame: int
     t_start_s: float
     t_end_s: float
+    rank: float = float("nan")  # the order of matches: QualityRanking.rank of the track's best row
+    quality: float | None = None  # that row's ranking_quality; None: unknown (indexed before it was stored)
 
     @property
     def ref(self) -> str:
@@ -75,10 +103,13 @@ class Match:
 
 
 def search_tracks(dest: Location, master: MasterKey, vector: np.ndarray, top: int = 10,
-                  threshold: float | None = None) -> tuple[list[Match], float]:
-    """Tracks whose template or an exemplar scores at or above the threshold (calibrated one by
-    default, from meta.json once its MAC holds), best first, one entry per track; never a best guess
-    below it."""
+                  threshold: float | None = None,
+                  ranking: QualityRanking | None = QualityRanking()) -> tuple[list[Match], float]:
+    """Tracks whose template or an exemplar scores (cosine) at or above the threshold (calibrated
+    one by default, from meta.json once its MAC holds), one entry per track, never a best guess
+    below it; best first by `ranking` (the best rank of the track's rows at or above the threshold;
+    None or RANK_BY_COSINE: by cosine alone)."""
+    from faceveil.models.track_templates import QUALITY_FIELDS
     from faceveil.storage.control import control_key
     from faceveil.storage.identity_index import IdentityIndex
 
@@ -88,7 +119,7 @@ def search_tracks(dest: Location, master: MasterKey, vector: np.ndarray, top: in
     keys = index_keys(master, len(vector))
     if index.sealed:  # sealed templates: opened here, in this process only, and scored exactly
         cols = ["row_id", "media_id", "rel_path", "camera", "track_id", "first_frame", "last_frame",
-                "t_start_s", "t_end_s", "vector", "sealed"]
+                "t_start_s", "t_end_s", *QUALITY_FIELDS, "vector", "sealed"]
         t = index.rows(columns=cols)
         plain = plain_vectors(t, keys, len(vector), skip_bad=True)
         bad = int(np.isnan(plain[:, 0]).sum()) if t.num_rows else 0
@@ -103,21 +134,40 @@ def search_tracks(dest: Location, master: MasterKey, vector: np.ndarray, top: in
             r["score"] = float(s)
     else:  # an index written before sealed templates, never indexed or rotated since: rotated vectors
         found = index.search(keys.legacy.protect(vector[None])[0], k=max(50, 8 * top))
+    return _ranked(found, cut, ranking or RANK_BY_COSINE)[:top], cut
+
+
+def _ranked(found: list[dict], cut: float, ranking: QualityRanking) -> list[Match]:
+    """One Match per track among rows scoring >= cut: its best cosine, its best rank (and that
+    row's quality); best rank first (ties: best cosine)."""
+    from faceveil.models.track_templates import QUALITY_FIELDS, ranking_quality
+
+    found = [r for r in found if r["score"] >= cut]
+    measures = [[np.nan if r.get(f) is None else r[f] for r in found] for f in QUALITY_FIELDS]
+    quality = ranking_quality(*measures) if found else np.zeros(0)
+    unknown = int(np.isnan(quality).sum())
+    if unknown and ranking.weight:
+        log.warning("%d of %d matching templates carry no face quality (indexed before it was stored): they "
+                    "rank by cosine alone; re-index their media to rank them by quality", unknown, len(found))
+    ranks = ranking.rank([r["score"] for r in found], quality)
     best: dict[tuple, Match] = {}
-    for r in found:
-        if r["score"] < cut:
-            continue
+    for r, rank, q in zip(found, ranks, quality):
         key = (r["media_id"], r["track_id"])
-        if key not in best or r["score"] > best[key].score:
-            best[key] = Match(r["media_id"], r["rel_path"], r["camera"], int(r["track_id"]), float(r["score"]),
-                              int(r["first_frame"]), int(r["last_frame"]), float(r["t_start_s"]), float(r["t_end_s"]))
-    return sorted(best.values(), key=lambda m: -m.score)[:top], cut
+        m = best.get(key)
+        if m is None:
+            m = best[key] = Match(r["media_id"], r["rel_path"], r["camera"], int(r["track_id"]),
+                                  float(r["score"]), int(r["first_frame"]), int(r["last_frame"]),
+                                  float(r["t_start_s"]), float(r["t_end_s"]))
+        m.score = max(m.score, float(r["score"]))
+        if not rank <= m.rank:  # the first row, or a better rank (NaN compares false)
+            m.rank, m.quality = float(rank), None if np.isnan(q) else float(q)
+    return sorted(best.values(), key=lambda m: (-m.rank, -m.score))
 
 
-def find_by_probe(dest: Location, master: MasterKey, photo: str, face: int | None = None,
-                  top: int = 10) -> tuple[list[Match], float, str]:
+def find_by_probe(dest: Location, master: MasterKey, photo: str, face: int | None = None, top: int = 10,
+                  ranking: QualityRanking | None = QualityRanking()) -> tuple[list[Match], float, str]:
     """(matching tracks, threshold used, probe SHA-256) for one photo: the key checked first, the
-    probe embedded with the embedder the index was built with."""
+    probe embedded with the embedder the index was built with; ordered by `ranking` (search_tracks)."""
     from faceveil.storage.control import control_key
     from faceveil.storage.identity_index import IdentityIndex
     from faceveil.storage.vault import check_key
@@ -126,5 +176,5 @@ def find_by_probe(dest: Location, master: MasterKey, photo: str, face: int | Non
     check_key(dest, master.fingerprint, control=control)
     name = (IdentityIndex(dest, control=control).meta() or {}).get("embedder", "dlib-resnet")
     vector, digest = probe_vector(photo, name, face, index_view(dest, control))
-    matches, cut = search_tracks(dest, master, vector, top)
+    matches, cut = search_tracks(dest, master, vector, top, ranking=ranking)
     return matches, cut, digest

@@ -7,7 +7,9 @@ Vectors are unit-norm, so cosine similarity is what is searched and returned as 
 archive's index holds its templates sealed (the `sealed` column, see faceveil.models.cancelable and
 pipeline/sealed_index.py): such a table's `vector` column is a constant placeholder, its rows are scanned and
 opened by the searching process, and no ANN index is built for it. `search` / the ANN index serve
-tables of plain (or, in indexes written before sealing, rotated) vectors.
+tables of plain (or, in indexes written before sealing, rotated) vectors. Rows carry their face's
+quality (storage/template_rows.py); a table written before that has no quality columns: its rows read
+as quality unknown (null), and the columns are added when the table is next written to.
 
 Search is exact (a brute-force scan) below `ann_min_rows`; above it, once `build_ann_index()` has
 run, an IVF_PQ index answers (2-d PQ sub-vectors, re-ranked on the stored float32 vectors with
@@ -31,63 +33,14 @@ import pyarrow.compute as pc
 
 from faceveil.storage.control import signed, verified
 from faceveil.storage.paths import Location
+from faceveil.storage.template_rows import (KINDS, NORM_TOLERANCE, QUALITY_COLUMNS, TEMPLATES,  # noqa: F401
+                                            check_vectors, placeholder, quality_fields, row_id, templates_schema,
+                                            with_columns)
 
 INDEX_DIR = "index"  # in the archive's state root
 META_FILE = f"{INDEX_DIR}/meta.json"
 META_LABEL = "index-meta"  # meta.json's control-file label (storage/control.py)
-KINDS = ("template", "exemplar")
 ANN_TYPES = ("IVF_PQ", "IVF_HNSW_SQ")
-NORM_TOLERANCE = 1e-3
-
-
-def templates_schema(dim: int, sealed: bool = False) -> pa.Schema:
-    """One row per track template or exemplar; `row_id` is '<media_id>:<track_id>:<kind><n>'.
-    `sealed`: the table also has the `sealed` column (binary: the template sealed with the index key,
-    see faceveil.models.cancelable); such rows hold `placeholder(dim)` in `vector`."""
-    if not isinstance(dim, int) or dim < 1:
-        raise ValueError(f"dim must be a positive integer, got {dim!r}")
-    return pa.schema([
-        ("row_id", pa.string()), ("media_id", pa.string()), ("rel_path", pa.string()),
-        ("camera", pa.string()), ("track_id", pa.int64()), ("kind", pa.string()),
-        ("first_frame", pa.int64()), ("last_frame", pa.int64()),
-        ("t_start_s", pa.float64()), ("t_end_s", pa.float64()), ("boxes_json", pa.string()),
-        ("vault_key_ids", pa.list_(pa.string())), ("embedder", pa.string()), ("quality", pa.float32()),
-        ("vector", pa.list_(pa.float32(), dim)),
-    ] + ([("sealed", pa.binary())] if sealed else []))
-
-
-TEMPLATES = templates_schema(128)
-"""The schema at the default dimension (128, the dlib descriptor)."""
-
-
-def placeholder(dim: int) -> np.ndarray:
-    """The constant unit vector a sealed row holds in `vector` (the same for every row: it carries
-    nothing; the template itself is in `sealed`)."""
-    return np.full(dim, 1 / math.sqrt(dim), np.float32)
-
-
-def row_id(media_id: str, track_id: int, kind: str, n: int = 0) -> str:
-    return f"{media_id}:{int(track_id)}:{kind}{int(n)}"
-
-
-def check_vectors(vectors, dim: int) -> np.ndarray:
-    """(n, dim) float32 finite unit-norm vectors, or ValueError naming the problem."""
-    v = np.asarray(vectors)
-    if v.ndim != 2 or v.shape[1] != dim:
-        raise ValueError(f"vectors have shape {v.shape}, expected (n, {dim})")
-    if not np.issubdtype(v.dtype, np.floating):
-        raise ValueError(f"vectors have dtype {v.dtype}, expected float32")
-    v = v.astype(np.float32, copy=False)
-    bad = ~np.isfinite(v).all(axis=1)
-    if bad.any():
-        raise ValueError(f"{int(bad.sum())} vector(s) contain NaN or inf (first at row {int(np.argmax(bad))})")
-    norms = np.linalg.norm(v.astype(np.float64), axis=1)
-    off = np.abs(norms - 1.0) > NORM_TOLERANCE
-    if off.any():
-        i = int(np.argmax(off))
-        raise ValueError(f"{int(off.sum())} vector(s) are not unit-norm (row {i} has norm {norms[i]:.4g}); "
-                         "L2-normalise them first")
-    return v
 
 
 def _quote(s: str) -> str:
@@ -139,6 +92,7 @@ class IdentityIndex:
         self.storage_options = lance_storage_options(loc)
         self._db = None
         self._table = None
+        self._stored: set[str] = set()  # the table's own columns (an old table lacks the quality ones)
         self._ann_cache: tuple | None = None  # (table version, ANN parameters or None)
 
     # -- connection ------------------------------------------------------------------------------
@@ -155,6 +109,7 @@ class IdentityIndex:
         """The table (checked out at its latest version), None when missing and not `create`."""
         if self._table is not None:
             self._table.checkout_latest()
+            self._stored = set(self._table.schema.names)
             return self._table
         db = self._connect()
         try:
@@ -171,6 +126,7 @@ class IdentityIndex:
                              f"this index expects dim {self.dim}")
         if "sealed" in self._table.schema.names and "sealed" not in self.schema.names:
             self.schema = templates_schema(self.dim, sealed=True)
+        self._stored = set(self._table.schema.names)
         return self._table
 
     @property
@@ -189,10 +145,30 @@ class IdentityIndex:
             table.add_columns(pa.field("sealed", pa.binary()))
             self.schema = templates_schema(self.dim, sealed=True)
 
+    @property
+    def has_quality(self) -> bool:
+        """Whether the table has the face-quality columns (False for a table written before them;
+        a new or missing table gets them). Single rows may still hold null: quality unknown."""
+        return self._open() is None or all(c in self._stored for c in QUALITY_COLUMNS)
+
+    def _add_quality_columns(self, table) -> None:
+        """Adds the face-quality columns a table written before them lacks (null in its old rows)."""
+        absent = [f for f in quality_fields() if f.name not in self._stored]
+        if absent:
+            table.add_columns(absent)
+            self._stored |= {f.name for f in absent}
+
+    def _read(self, query, cols: list[str]) -> pa.Table:
+        """`query`'s result with `cols`; a column the table lacks (the quality ones of an old table)
+        comes back all null."""
+        t = query.select([c for c in cols if c in self._stored]).to_arrow()
+        return with_columns(t, self.schema, cols).select(cols)
+
     # -- writing ---------------------------------------------------------------------------------
     def _conform(self, media_id: str, rows: pa.Table | list[dict]) -> pa.Table:
         self._open()  # an existing table with sealed templates: its schema
         t = rows if isinstance(rows, pa.Table) else pa.Table.from_pylist(rows, schema=self.schema)
+        t = with_columns(t, self.schema, QUALITY_COLUMNS)  # rows from before face quality: unknown
         missing = [n for n in self.schema.names if n not in t.column_names]
         if missing:
             raise ValueError(f"rows lack column(s) {missing}")
@@ -228,6 +204,7 @@ class IdentityIndex:
             self.delete_media(media_id)
             return 0
         table = self._open(create=True)
+        self._add_quality_columns(table)
         (table.merge_insert("row_id").when_matched_update_all().when_not_matched_insert_all()
          .when_not_matched_by_source_delete(f"media_id = {_quote(media_id)}").execute(t))
         return t.num_rows
@@ -237,7 +214,7 @@ class IdentityIndex:
         table = self._open()
         if table is None:
             return self.schema.empty_table()
-        return table.search().where(f"media_id = {_quote(media_id)}").limit(None).to_arrow().select(self.schema.names)
+        return self._read(table.search().where(f"media_id = {_quote(media_id)}").limit(None), self.schema.names)
 
     def rows(self, kinds: Iterable[str] | None = None, columns: list[str] | None = None) -> pa.Table:
         """Every row (of `kinds` when given), with `columns` (default all): what an in-process exact
@@ -254,7 +231,7 @@ class IdentityIndex:
             if not kinds:
                 return self.schema.empty_table().select(cols)
             q = q.where(f"kind IN ({', '.join(map(_quote, kinds))})")
-        return q.select(cols).to_arrow().select(cols)
+        return self._read(q, cols)
 
     def forget_tracks(self, media_id: str, tracks) -> None:
         """Deletes the rows of `tracks` of one media, then compacts the table and removes every old
@@ -318,7 +295,7 @@ class IdentityIndex:
             return [[] for _ in range(n)]
         cols = [c for c in self.schema.names if c not in ("vector", "sealed")]
         query = table.search(q if n > 1 else q[0]).distance_type("cosine").limit(k)
-        query = query.select(cols + ["_distance"])
+        query = query.select([c for c in cols if c in self._stored] + ["_distance"])
         if kinds is not None:
             kinds = list(kinds)
             unknown = set(kinds) - set(KINDS)
@@ -342,6 +319,7 @@ class IdentityIndex:
         qi = res["query_index"].to_pylist() if "query_index" in res.column_names else [0] * res.num_rows
         for i, row in zip(qi, res.drop_columns([c for c in ("query_index",) if c in res.column_names]).to_pylist()):
             row["score"] = 1.0 - float(row.pop("_distance"))
+            row.update({c: None for c in cols if c not in row})  # an old table's quality: unknown
             if min_score is None or row["score"] >= min_score:
                 out[i].append(row)
         for rows in out:

@@ -19,7 +19,7 @@ def index_templates(dest: Location, results, keys: IndexTemplates, embedder_name
     """Writes the templates of every media in `results` (embedded the `view` way), sealed with the
     key (replacing that media's rows: re-runs never duplicate); returns the rows written. Rows of an
     index written before with rotated templates are sealed too. `control`: meta.json's MAC key."""
-    from faceveil.storage.identity_index import IdentityIndex, templates_schema
+    from faceveil.storage.identity_index import QUALITY_COLUMNS, IdentityIndex, templates_schema
     from faceveil.pipeline.toolkit import loaded_embedder
 
     emb = loaded_embedder(embedder_name)
@@ -42,7 +42,7 @@ def index_templates(dest: Location, results, keys: IndexTemplates, embedder_name
                          "first_frame": t["first_frame"], "last_frame": t["last_frame"],
                          "t_start_s": t["t_start_s"], "t_end_s": t["t_end_s"], "boxes_json": t["boxes_json"],
                          "vault_key_ids": t["vault_key_ids"], "embedder": emb.name, "quality": t["quality"],
-                         "vector": v})
+                         **{c: t.get(c) for c in QUALITY_COLUMNS}, "vector": v})  # face quality: None unknown
         plain = pa.Table.from_pylist(rows, schema=templates_schema(emb.dim))
         index.replace_media(mid, with_sealed(plain, keys, vecs, emb.dim))
         n += len(rows)

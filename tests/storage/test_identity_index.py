@@ -34,7 +34,8 @@ def rows(media_id: str, vectors, kinds=None, camera: str = "cam1", dim: int = DI
         "first_frame": np.arange(n, dtype=np.int64) * 10, "last_frame": np.arange(n, dtype=np.int64) * 10 + 9,
         "t_start_s": np.arange(n) * 0.4, "t_end_s": np.arange(n) * 0.4 + 0.36,
         "boxes_json": ["[[0, 10, 10, 50, 60]]"] * n, "vault_key_ids": [[f"key-{media_id}-{i}"] for i in range(n)],
-        "embedder": ["test"] * n, "quality": np.full(n, 0.8, np.float32),
+        "embedder": ["test"] * n, "quality": np.full(n, 0.8, np.float32), "face_px": np.full(n, 50, np.float32),
+        "sharpness": np.full(n, 0.8, np.float32), "frontality": np.full(n, 0.9, np.float32),
         "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), dim),
     }, schema=templates_schema(dim))
 

@@ -45,7 +45,8 @@ def result(media_id: str, vectors) -> SimpleNamespace:
 
 
 def old_rows(media_id, vectors, key) -> pa.Table:
-    """Rows as indexes before sealed templates stored them: vectors rotated with the key's matrix."""
+    """Rows as indexes before sealed templates stored them: vectors rotated with the key's matrix (and
+    no face-quality columns: those came later still)."""
     rot = OrthogonalRotation.from_key(key, DIM).protect(vectors)
     n = len(vectors)
     return pa.table({
@@ -55,7 +56,7 @@ def old_rows(media_id, vectors, key) -> pa.Table:
         "t_start_s": np.zeros(n), "t_end_s": np.zeros(n), "boxes_json": ["[]"] * n,
         "vault_key_ids": [[f"k-{media_id}-{i}"] for i in range(n)], "embedder": ["dlib-resnet"] * n,
         "quality": np.full(n, 0.9, np.float32), "vector": pa.FixedSizeListArray.from_arrays(pa.array(rot.reshape(-1)), DIM),
-    }, schema=templates_schema(DIM))
+    }, schema=templates_schema(DIM, quality=False))
 
 
 def test_sealed_index_search_and_rotation(tmp_path):
