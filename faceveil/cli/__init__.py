@@ -25,7 +25,8 @@ def main(argv: list[str] | None = None) -> int:
 
     set_offline_env()
     handlers = {"anonymize": _anonymize, "pulse": _anonymize, "keygen": _keygen, "restore": _restore, "forget": _forget, "rotate-key": _rotate_key,
-                "search": _search, "calibrate": _calibrate, "access-log": _access_log, "audit-log": _access_log, "log-key": _log_key, "sample": _sample,
+                "search": _search, "calibrate": _calibrate, "access-log": _access_log, "audit-log": _access_log,
+                "log-key": _log_key, "sample": _sample,
                 "report": _report, "migrate-state": _migrate_state, "evaluate": _evaluate, "serve": _serve, "publish": _publish}
     from faceveil.validation.errors import ContractError
 

@@ -24,7 +24,8 @@ def _add_anonymize(sub, paths: str | None = None, name: str = "anonymize") -> No
                         "scrub = no periodic signal in 0.7-4 Hz; target:BPM = estimators read BPM instead"
                         + (" (default: scrub)" if pulse else ""))
     _add_state_arg(p)
-    p.add_argument("--reversible", action="store_true", help="seal every original face region in the state root's vault/ and index each track's identity (needs a key)")
+    p.add_argument("--reversible", action="store_true",
+                   help="seal every original face region in the state root's vault/ and index each track's identity (needs a key)")
     p.add_argument("--no-index", action="store_true", help="with --reversible: no identity index")
     _add_key_args(p)
     p.add_argument("--detector", default="centerface", help="centerface | dlib-hog (default: centerface)")
@@ -36,8 +37,10 @@ def _add_anonymize(sub, paths: str | None = None, name: str = "anonymize") -> No
                         "the faces fp32 finds in night footage)")
     p.add_argument("--min-size", type=float, default=0.0, help="ignore faces smaller than this many pixels")
     p.add_argument("--scale", type=float, default=1.0, help="detector inference scale (0.5 = half resolution)")
-    p.add_argument("--detect-fps", type=float, default=7.5, help="least video frames per second the detector looks at; the tracker covers the rest (default: 7.5)")
-    p.add_argument("--detect-mpx-per-s", type=float, default=6.0, help="detector budget: every frame is looked at while this costs at most N megapixels per second of video (default: 6)")
+    p.add_argument("--detect-fps", type=float, default=7.5,
+                   help="least video frames per second the detector looks at; the tracker covers the rest (default: 7.5)")
+    p.add_argument("--detect-mpx-per-s", type=float, default=6.0, help="detector budget: every frame is looked at while "
+                   "this costs at most N megapixels per second of video (default: 6)")
     p.add_argument("--detect-every", type=int, default=None, help="run the detector on every N-th video frame instead")
     p.add_argument("--second-look", type=float, default=0.5, metavar="SCALE",
                    help="look again at each anonymized frame with faces, at this detector scale, and mask what is found then (0 = off; default 0.5)")
@@ -79,7 +82,8 @@ def _add_key_args(p) -> None:
 def _add_cluster_args(p) -> None:
     g = p.add_mutually_exclusive_group()
     g.add_argument("--workers", type=int, default=None, help="local Dask workers (default: one per core)")
-    g.add_argument("--dask-address", default=None, help="an existing Dask scheduler, e.g. tls://host:8786 (restore refuses a plain tcp:// one: it sends data keys)")
+    g.add_argument("--dask-address", default=None, help="an existing Dask scheduler, e.g. tls://host:8786 (restore "
+                   "refuses a plain tcp:// one: it sends data keys)")
     p.add_argument("--dask-tls-ca", default=None, metavar="FILE", help="with a tls:// --dask-address: the cluster's CA "
                    "certificate (default: Dask's config distributed.comm.tls.ca-file)")
     p.add_argument("--dask-tls-cert", default=None, metavar="FILE", help="with a tls:// --dask-address: this client's "
@@ -126,7 +130,8 @@ def _add_report(sub) -> None:
     _add_state_arg(p)
     p = sub.add_parser("evaluate", help="compare anonymization methods on labelled data (folders of photos per person, videos)")
     p.add_argument("data", help="folder: faces/<person>/*.jpg and/or videos")
-    p.add_argument("--methods", default="solid,blur,mosaic,scramble", help="comma-separated (default: solid,blur,mosaic,scramble); METHOD@SCOPE for a masking method "
+    p.add_argument("--methods", default="solid,blur,mosaic,scramble",
+                   help="comma-separated (default: solid,blur,mosaic,scramble); METHOD@SCOPE for a masking method "
                         "at --scope head or person (e.g. solid,solid@head)")
     p.add_argument("--out", default=None, help="where the anonymized copies go (default: a temporary folder)")
     p.add_argument("--id-threshold", type=float, default=None, metavar="COSINE",

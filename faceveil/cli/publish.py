@@ -53,7 +53,8 @@ def publish(args) -> int:
 
         def pct(v):
             return "n/a" if v is None else f"{100 * v:.1f}%"
-        print(f"{result['photos']} {'rows' if 'table' in result else 'photos'} published ({result['photos_without_faces']} without a face, copied unchanged; "
+        print(f"{result['photos']} {'rows' if 'table' in result else 'photos'} published "
+              f"({result['photos_without_faces']} without a face, copied unchanged; "
               f"{result['failed']} failed), {m['faces']} face(s) replaced")
         print("methods:   " + ", ".join(f"{n} {k}" for k, n in m.get("faces_by_method", {}).items())
               + " (fallback chain; solid: the region filled)")

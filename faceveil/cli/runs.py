@@ -27,7 +27,8 @@ def _config(args):
         mask_shape=args.mask_shape, scope=args.scope, pad=args.pad, max_gap=args.max_gap, lossless=args.lossless, crf=args.crf,
         preset=args.preset, workers=args.workers, dask_address=args.dask_address, dask_tls_ca=args.dask_tls_ca,
         dask_tls_cert=args.dask_tls_cert, dask_tls_key=args.dask_tls_key, gpu_workers=args.gpu_workers, check_every_s=args.check_every,
-        check_max_frames=args.check_frames, tracking_uri=args.mlflow_uri, mlflow_artifacts=args.mlflow_artifacts, max_leak=args.max_leak / 100, recheck=args.recheck,
+        check_max_frames=args.check_frames, tracking_uri=args.mlflow_uri, mlflow_artifacts=args.mlflow_artifacts,
+        max_leak=args.max_leak / 100, recheck=args.recheck,
         pulse=args.pulse)
 
 

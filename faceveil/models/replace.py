@@ -13,9 +13,8 @@ CVPR 2023), adapted to weights that ship offline:
    cosine to the original above the margin, pose error (yaw/pitch/roll from the landmarks CenterFace
    finds on the result), skin colour difference (CIEDE2000), and whether CenterFace still finds a
    face there;
-4. the face is put back: similarity-aligned to the original's 5 landmarks (then bent so its landmarks
-   land on the original's), colour moved to the original's (Lab), blurred to the original's sharpness, alpha-blended with a feathered edge inside
-   an ellipse drawn from the landmarks. Every pixel outside that mask is left exactly as it was.
+4. the face is put back (models/put_back.py): aligned and bent onto the original's 5 landmarks, its colour
+   and sharpness matched, blended inside a landmark ellipse; every pixel outside it is left as it was.
 
 Pure compute: models are handed in (generator, detector, embedder); no file or network I/O. Over 300 lines
 (and `surrogate` over 60): steps 1-3 are one search whose state (pool, pairing order, step size,
@@ -259,15 +258,22 @@ class Replacer:
                     z.copy_(g.project(z))
         return z.detach()
 
-    def _context(self, rgb: np.ndarray, landmarks: np.ndarray, box) -> tuple[np.ndarray, int, int]:
+    def _context(self, rgb: np.ndarray, lm: np.ndarray, box: np.ndarray, limit) -> tuple:
+        """(crop, landmarks, box, limit in it): 0.7 face sizes around the box, scaled to a SEARCH_FACE px
+        face where larger (the 64 px generator carries no more detail)."""
         h, w = rgb.shape[:2]
         x1, y1, x2, y2 = np.asarray(box, np.float64)
-        size = max(x2 - x1, y2 - y1, 2.5 * eye_distance(landmarks))
+        size = max(x2 - x1, y2 - y1, 2.5 * eye_distance(lm))
         cx0, cy0 = int(max(0, x1 - 0.7 * size)), int(max(0, y1 - 0.7 * size))
         cx1, cy1 = int(min(w, x2 + 0.7 * size + 1)), int(min(h, y2 + 0.7 * size + 1))
-        return rgb[cy0:cy1, cx0:cx1], cx0, cy0
+        off, f, crop = np.float32([cx0, cy0, cx0, cy0]), min(1.0, SEARCH_FACE / max(x2 - x1, y2 - y1)), rgb[cy0:cy1, cx0:cx1]
+        if f < 1:
+            crop = cv2.resize(crop, (max(1, round(crop.shape[1] * f)), max(1, round(crop.shape[0] * f))),
+                              interpolation=cv2.INTER_AREA)
+        return crop, (lm - off[:2]) * f, (box - off) * f, None if limit is None else (np.asarray(limit, np.float32) - off) * f
 
-    def score(self, context: np.ndarray, lm: np.ndarray, box: np.ndarray, image: np.ndarray, original_id: np.ndarray, original_pose: np.ndarray, original_skin: np.ndarray, limit=None) -> dict | None:
+    def score(self, context: np.ndarray, lm: np.ndarray, box: np.ndarray, image: np.ndarray, original_id: np.ndarray,
+              original_pose: np.ndarray, original_skin: np.ndarray, limit=None) -> dict | None:
         """The full objective of one generated face put back into `context` (a crop around the real
         face, whose landmarks and box are `lm`, `box` in it): identity cosine to the original, pose
         error, skin colour difference, detector score; None when the generated face has no landmarks."""
@@ -321,18 +327,7 @@ class Replacer:
         if attrs.size < s.min_search_size or s.es_evals <= 0:
             out.seconds, out.cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
             return out
-        context, cx0, cy0 = self._context(rgb, lm, box)
-        off = np.float32([cx0, cy0])
-        clm, cbox = lm - off, box - np.tile(off, 2)
-        climit = None if limit is None else np.asarray(limit, np.float32) - np.tile(off, 2)
-        f = SEARCH_FACE / float(max(box[2] - box[0], box[3] - box[1]))
-        if f < 1:  # a large face is searched at SEARCH_FACE px: the 64 px generator carries no more detail
-            import cv2
-
-            context = cv2.resize(context, (max(1, round(context.shape[1] * f)), max(1, round(context.shape[0] * f))),
-                                 interpolation=cv2.INTER_AREA)
-            clm, cbox = clm * f, cbox * f
-            climit = None if climit is None else climit * f
+        context, clm, cbox, climit = self._context(rgb, lm, box, limit)
         args = (context, clm, cbox)
         kw = dict(original_id=original_id, original_pose=attrs.pose, original_skin=skin_lab(context, clm), limit=climit)
         best = self.score(*args, out.image, **kw) or {"cost": np.inf, "ok": False, "cosine": 1.0}

@@ -7,9 +7,9 @@ import numpy as np
 
 from faceveil.models.anonymizers import Anonymizer
 from faceveil.models.detections import Detections, inside_share, iou_matrix
+from faceveil.models.detectors.base import Detector
 
 OWN_FACE = 0.6  # a face the second look finds this much inside a region where a new face was put is that face
-from faceveil.models.detectors.base import Detector
 
 
 def second_look(rgb: np.ndarray, dets: Detections, anon: Anonymizer, detector: Detector, rounds: int = 1) -> Detections:

@@ -31,7 +31,8 @@ def frame_checks(kit: Toolkit, media_id: str, n_frames: int, fps: float, frames:
 class BesideEncoder:
     """Feeds a FrameChecks from a video transcode: `keep(i, original, dets, regions)` in `edit` before
     the frame is anonymized, `tap` as transcode_video's tap (re-decoded frames are turned upright with
-    `orientation`); `finish()` waits for the checks (and re-raises their error). Memory stays bounded: with `depth` originals waiting, `keep` waits for
+    `orientation`); `finish()` waits for the checks (and re-raises their error).
+    Memory stays bounded: with `depth` originals waiting, `keep` waits for
     the checks, but only for frames the encoder has already handed out (so it never waits on itself)."""
 
     REORDER = 16  # frames a decoder may hold back (H.264's largest picture buffer)

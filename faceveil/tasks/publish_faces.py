@@ -154,7 +154,8 @@ def write_publication(config: AnonymizeConfig, run_id: str, summary: dict, measu
             "failed": summary.get("failed", 0) + (table["unstaged_failed"] if table else 0),
             "photos_without_faces": len(faceless), "without_faces": faceless, "metrics": metrics,
             "generator": {"name": gen.name, "weights_id": gen.weights_id, "licence": gen.licence},
-            "settings": {"id_margin": margin, "max_over_margin": max_over_margin, **{k: v for k, v in config.replace_options.items() if v is not None}},
+            "settings": {"id_margin": margin, "max_over_margin": max_over_margin,
+                         **{k: v for k, v in config.replace_options.items() if v is not None}},
             "contracts": {"success": contracts is None or contracts.success,
                           "failures": [] if contracts is None else contracts.failures,
                           "results": [] if contracts is None else contracts.results}}

@@ -164,5 +164,6 @@ def assemble_table(table: ImageTable, plan: dict, config: AnonymizeConfig) -> di
     failures = [{"row": r["row"], "reason": r["reason"]} for r in rows if r["status"] in ("failed", "withheld")]
     return {"source": table.url, "dest": table.dest, "state": table.state, "output": name, "image_column": plan["column"], "rows": plan["rows"],
             "counts": counts,
-            "unstaged_failed": sum(r["status"] == "failed" and r["media"] is None for r in rows), "failures": failures[:SHOWN_FAILURES], "rewritten": written,
+            "unstaged_failed": sum(r["status"] == "failed" and r["media"] is None for r in rows),
+            "failures": failures[:SHOWN_FAILURES], "rewritten": written,
             "record": ROWS}

@@ -5,7 +5,8 @@ $FACEVEIL_HOME, default ~/.faceveil), or any tracking URI ($FACEVEIL_MLFLOW_URI 
 artifacts go beside a local store, or to an artifact root given (the mlflow_artifacts setting,
 $FACEVEIL_MLFLOW_ARTIFACTS), e.g. s3://bucket/prefix (boto3's credentials from the AWS environment;
 the endpoint $MLFLOW_S3_ENDPOINT_URL, else $FACEVEIL_S3_ENDPOINT). An experiment keeps the artifact
-root it was created with: runs for another root go to the experiment "faceveil (ROOT)". Only what the audit holds is logged: no face pixels but anonymized thumbnails, no key."""
+root it was created with: runs for another root go to the experiment "faceveil (ROOT)".
+Only what the audit holds is logged: no face pixels but anonymized thumbnails, no key."""
 from __future__ import annotations
 
 import json

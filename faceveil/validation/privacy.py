@@ -18,6 +18,7 @@ import numpy as np
 from faceveil.models.detections import Detections
 from faceveil.validation.identity import identity_stability, match_faces, pose_error, rowwise_cosine, surrogate_consistency
 from faceveil.validation.image_quality import masked_psnr, masked_ssim, region_mask, region_ssim
+from faceveil.validation.leak_bound import leak_upper_bound
 from faceveil.validation.leak_gate import found_at, unmasked_faces
 
 LEAK_THRESHOLD = 0.3  # CenterFace score at which an anonymized face still counts as a face
@@ -110,7 +111,8 @@ class FrameChecks:
         faces_at = regions if faces is None else np.asarray(faces, np.int64).reshape(-1, 4)
         found = [(name, d.detect(anonymized)) for name, d in self.gate]
         ssim = np.array([region_ssim(original, anonymized, r) for r in faces_at])
-        masked = region_mask(original.shape, regions[self._hidden(original, anonymized, dets, ssim)])
+        masked = region_mask(original.shape, faces_at[self._hidden(original, anonymized, dets, ssim)])  # a scope's window
+        # also holds pixels it left as they were (beside the head): a face there is no more masked than elsewhere
         candidates = unmasked_faces(found, masked, self.settings.min_leak_size)
         leaks = [c for c in candidates if found_at(self.confirm, original, c["box"])]
         outside = ~region_mask(original.shape, regions)
@@ -260,23 +262,6 @@ def nanmean(values) -> float:
         return math.nan
     finite = v[np.isfinite(v)]
     return float(finite.mean()) if len(finite) else float(v[0])  # all-equal (inf) stays inf
-
-
-LEAK_CONFIDENCE = 0.95
-
-
-def leak_upper_bound(leaks: int, faces: int, confidence: float = LEAK_CONFIDENCE) -> float:
-    """The one-sided Clopper-Pearson upper bound of the per-face leak rate that `leaks` unmasked faces
-    among `faces` checked support at `confidence` (1.0 when nothing was checked): with 0 of 100 faces,
-    1 - 0.05 ** (1 / 100) = 2.95 %. It holds for faces like the checked ones (the checked frames are
-    spread evenly over each media), not for faces the detectors of the gate never see."""
-    if faces <= 0:
-        return 1.0
-    if leaks >= faces:
-        return 1.0
-    from scipy.stats import beta
-
-    return float(beta.ppf(confidence, leaks + 1, faces - leaks))
 
 
 def summarize(frames: list[dict], faces: list[dict], threshold: float,

@@ -390,13 +390,15 @@ def test_worker_killed_mid_run(tmp_path, prefect_server, figures):
     tasks = {n: sum(c.values()) for n, c in work.items()}
     twice = sorted(rel for rel, n in Counter(key[0] for key in poller.seen).items() if n > 1)
     figures.append(f"worker SIGKILLed mid-run ({n_media} media: {copies} x 4 s + 2 s 640x360 videos and a photo, "
-                   f"scheduler + 2 workers x 1 thread): clean run {clean_s:.1f} s (tasks {dict((n, sum(c.values())) for n, c in clean_work.items())}), "
+                   f"scheduler + 2 workers x 1 thread): clean run {clean_s:.1f} s "
+                   f"(tasks {dict((n, sum(c.values())) for n, c in clean_work.items())}), "
                    f"with w1 killed {killer.killed_at - t1:.1f} s in (it was running "
                    f"{', '.join(k.rsplit('-', 1)[0] for k in killer.executing)}) {faulted_s:.1f} s (tasks {tasks}); "
                    f"every media once, ok; outputs as the clean run's ({len(same_bytes)} byte for byte, {len(differ)} MKV "
                    f"frame for frame); "
                    f"w1 had finished {', '.join(k.rsplit('-', 1)[0] for k in killer.finished)}; tasks computed twice: "
-                   f"{', '.join(k.rsplit('-', 1)[0] for k in again) or 'none'}; poller: {poller.polls} polls, {len(poller.seen)} file versions seen ({len(twice)} output(s) "
+                   f"{', '.join(k.rsplit('-', 1)[0] for k in again) or 'none'}; poller: {poller.polls} polls, "
+                   f"{len(poller.seen)} file versions seen ({len(twice)} output(s) "
                    f"replaced whole by a task run again: {', '.join(twice) or 'none'}), none partial or temporary")
 
 

@@ -69,7 +69,8 @@ def test_transcode_keeps_timing_and_copies_audio_packets(sample, tmp_path):
     assert seen == list(range(info.n_frames))
     out = probe_video(str(tmp_path / "out.mp4"))
     assert res.frames_out == out.n_frames == info.n_frames
-    assert np.array_equal((out.frame_pts - out.frame_pts[0]) * out.time_base == (info.frame_pts - info.frame_pts[0]) * info.time_base, np.ones(info.n_frames, bool))
+    same = (out.frame_pts - out.frame_pts[0]) * out.time_base == (info.frame_pts - info.frame_pts[0]) * info.time_base
+    assert np.array_equal(same, np.ones(info.n_frames, bool))
     assert out.duration_s == pytest.approx(info.duration_s, abs=1e-6)
     assert _packets(src, "audio") == _packets(tmp_path / "out.mp4", "audio")
     assert res.notes == []

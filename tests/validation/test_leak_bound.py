@@ -4,7 +4,8 @@ import math
 
 import pytest
 
-from faceveil.validation.privacy import leak_upper_bound, summarize
+from faceveil.validation.leak_bound import leak_upper_bound
+from faceveil.validation.privacy import summarize
 
 
 def _binomial_cdf(k: int, n: int, p: float) -> float:

@@ -32,7 +32,7 @@ class MaskSettings:
         check_scope(self.scope)
 
 
-SCOPE_SIZE = {"head": 2.0, "person": 3.0}  # a scope's size over the face's: blur and mosaic strength follow it
+SCOPE_SIZE = {"head": 3.0, "person": 4.0}  # a scope's size over the face's: blur and mosaic strength follow it
 
 
 def mask_regions(dets: Detections, width: int, height: int, mask: MaskSettings) -> np.ndarray:

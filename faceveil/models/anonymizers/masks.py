@@ -8,6 +8,8 @@ import numpy as np
 
 from faceveil.models.anonymizers.base import ANONYMIZERS, Anonymizer, MaskSettings
 
+SCOPED_FILL = np.array([128, 128, 128], np.uint8)  # solid's fill under a head or person scope
+
 
 @ANONYMIZERS.register("solid")
 class Solid(Anonymizer):
@@ -26,12 +28,9 @@ class Solid(Anonymizer):
         return np.broadcast_to(colour, roi.shape)
 
     def _scoped(self, roi, mask, size):
-        """Filled with the colour around the head or person (the region's pixels outside `mask`), so the
-        fill carries none of their skin, hair or clothes."""
-        around = roi[~mask]
-        if self.colour is not None or not len(around):
-            return self._replace(roi, size, None)
-        return np.broadcast_to(around.mean(0).round().astype(np.uint8), roi.shape)
+        """Filled with one neutral grey (SCOPED_FILL) or the given colour: the fill carries none of the
+        person's skin, hair or clothes, nor their surroundings' colour."""
+        return np.broadcast_to(self.colour if self.colour is not None else SCOPED_FILL, roi.shape)
 
 
 @ANONYMIZERS.register("blur")
