@@ -23,6 +23,7 @@ from faceveil.validation.leak_gate import found_at, unmasked_faces
 
 LEAK_THRESHOLD = 0.3  # CenterFace score at which an anonymized face still counts as a face
 UNCHANGED_SSIM = 0.9  # a mask region this similar to the original was not anonymized
+CHANGED_LEVEL = 12  # grey levels: a pixel that moved more than this (beyond the encoding's noise) was masked
 
 
 @dataclass(frozen=True)
@@ -111,8 +112,12 @@ class FrameChecks:
         faces_at = regions if faces is None else np.asarray(faces, np.int64).reshape(-1, 4)
         found = [(name, d.detect(anonymized)) for name, d in self.gate]
         ssim = np.array([region_ssim(original, anonymized, r) for r in faces_at])
-        masked = region_mask(original.shape, faces_at[self._hidden(original, anonymized, dets, ssim)])  # a scope's window
-        # also holds pixels it left as they were (beside the head): a face there is no more masked than elsewhere
+        hidden = self._hidden(original, anonymized, dets, ssim)
+        masked = region_mask(original.shape, faces_at[hidden])
+        if faces is not None and not np.array_equal(faces_at, regions):
+            # a scope's window also holds pixels it left as they were (beside the head): only changed ones are masked
+            changed = np.abs(anonymized.astype(np.int16) - original.astype(np.int16)).max(2) > CHANGED_LEVEL
+            masked |= region_mask(original.shape, regions[hidden]) & changed
         candidates = unmasked_faces(found, masked, self.settings.min_leak_size)
         leaks = [c for c in candidates if found_at(self.confirm, original, c["box"])]
         outside = ~region_mask(original.shape, regions)
