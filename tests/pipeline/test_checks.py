@@ -20,7 +20,7 @@ class Recorder:
     def wants(self, i):
         return i in self.frames
 
-    def add(self, i, original, anonymized, dets, regions):
+    def add(self, i, original, anonymized, dets, regions, faces=None):
         if i == self.fail_at:
             raise RuntimeError(f"check of frame {i} failed")
         self.seen[i] = (original, anonymized)
