@@ -82,7 +82,7 @@ def _anonymize(args) -> int:
     if args.dry_run:
         return _dry_run(config)
     from faceveil import progress
-    from faceveil.flows.anonymize import run_anonymize
+    from faceveil.flows.preflight import nothing_new, prepare_run
 
     if config.method == "replace" and not args.json:  # what the generated faces may be used for, before anything runs
         from faceveil.models.generators import GENERATORS
@@ -90,7 +90,12 @@ def _anonymize(args) -> int:
         print(f"licence: {GENERATORS.get(dict(config.replace_options).get('generator', 'dcgan-digiface')).licence}")
     if not args.quiet:
         progress.use(progress.TqdmProgress())
-    summary = run_anonymize(config, key)
+    run_config, secret = prepare_run(config, key)  # flows/anonymize.run_anonymize, in two steps:
+    summary = nothing_new(run_config, secret)  # a rerun with nothing new never imports Prefect or Dask
+    if summary is None:
+        from faceveil.flows.anonymize import run_prepared
+
+        summary = run_prepared(run_config, secret)
     dest, state = config.dest.rstrip("/"), config.state.rstrip("/")
     if args.json:
         print(json.dumps(summary, indent=2))

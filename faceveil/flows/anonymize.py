@@ -18,14 +18,12 @@ from faceveil import progress
 from faceveil.config import AnonymizeConfig
 from faceveil.flows.handover import handed_over, options_handed_over, take, with_options
 from faceveil.flows.key_refs import resolve_key, withholding
+from faceveil.flows.preflight import nothing_new, prepare_run
 from faceveil.flows.runtime import flow_runtime, preload_validation
 from faceveil.storage.keys import MasterKey
 from faceveil.tasks import wrappers as t
-from faceveil.tasks.discover import discover
-from faceveil.tasks.run import new_run_id, write_summary
-from faceveil.tasks.validate import anonymize_report, publish as publish_report
+from faceveil.tasks.run import new_run_id
 from faceveil.pipeline.places import run_scratch, scratch, state_of
-from faceveil.pipeline.sealed_index import index_view
 from faceveil.pipeline.jobs import MediaItem, MediaResult, VideoPlan
 from faceveil.tasks.plan import segments_of
 
@@ -234,50 +232,23 @@ def _release(fut) -> None:
         wrapped.release()
 
 
-def nothing_new(config: AnonymizeConfig, keys=None) -> dict | None:
-    """The summary of a run with nothing to do (every media finished with these settings, version and
-    weights, unchanged), done without starting a cluster or a Prefect server: a scheduled rerun of an
-    unchanged archive takes seconds. It still proves what it did: the archive's contracts are checked
-    (a broken one fails the run), the report written and the MLflow run logged. None when there is work."""
-    if config.reversible:
-        config = t.open_vault(config, keys)  # the key is still checked: a wrong one is refused
-    started = datetime.now(timezone.utc)
-    items, unsupported = discover(config)
-    if not items or not all(i.done for i in items):
-        return None
-    summary = write_summary(config, new_run_id(), started, items, [], unsupported)
-    audit, contracts = anonymize_report(config, summary, [], scratch(config))
-    publish_report(state_of(config), audit, contracts, config.tracking_uri, config.mlflow_artifacts)  # raises on a broken contract
-    return summary | {"audit": {"report": f"reports/{summary['run_id']}.html", "contracts": contracts.success,
-                                "mlflow": audit.get("mlflow"), "privacy": audit["privacy"], "utility": audit["utility"],
-                                "nothing_new": True}}
-
-
-def move_legacy_state(config: AnonymizeConfig) -> None:
-    """Moves an old archive's DEST/_faceveil/ to the run's state root (saying so on stderr)."""
-    import sys
-
-    from faceveil.storage.state import migrate
-
-    if (moved := migrate(config.dest, config.state, config.storage_options)) is not None:
-        print(f"faceveil: {moved}", file=sys.stderr)
-
-
 def run_anonymize(config: AnonymizeConfig, key: MasterKey | None = None, key_ref: dict | None = None) -> dict:
     """Runs the flow on a Dask cluster (local, or `config.dask_address`) with a Prefect API. A
     reversible run needs the master key (the vault's control files are signed with it, the index's
     templates protected): `key`, handed to the flow in this process as RunKeys, or `key_ref`, a
     reference the flow resolves itself (flows/key_refs.py). An old archive's private files in
-    DEST/_faceveil/ move to the state root first."""
-    move_legacy_state(config)
-    secret = t.run_keys(config, key if key_ref is None else resolve_key(key_ref))
-    if config.reversible:  # a wrong key, or a tampered keyinfo, stops here: before anything else is read or written
-        config = t.open_vault(config, secret)
-    if config.index:  # templates are embedded the way the archive's index already holds them
-        config = replace(config, template_view=index_view(state_of(config), secret.control))
-    t.prepare_models(config)
+    DEST/_faceveil/ move to the state root first. A run with nothing new is done without a cluster or
+    a server (preflight.nothing_new)."""
+    config, secret = prepare_run(config, key, key_ref)
     if (unchanged := nothing_new(config, secret)) is not None:
         return unchanged
+    return run_prepared(config, secret, key_ref)
+
+
+def run_prepared(config: AnonymizeConfig, secret, key_ref: dict | None = None) -> dict:
+    """The flow of a run that preflight.prepare_run prepared (`config`, `secret`: what it returned)
+    and nothing_new found work for, on its Dask cluster and Prefect API (run_anonymize's second half;
+    `faceveil anonymize` takes the two steps itself, so it imports this module only when there is work)."""
     warm = functools.partial(t.warm_worker, config)
     secret = None if key_ref is not None else secret  # the flow resolves a reference itself
     with withholding(key_ref), handed_over(secret) as token, options_handed_over(config) as (public, options), \

@@ -14,8 +14,9 @@ from prefect import flow
 from prefect.context import FlowRunContext
 
 from faceveil.config import AnonymizeConfig
-from faceveil.flows.anonymize import anonymize_archive, move_legacy_state
+from faceveil.flows.anonymize import anonymize_archive
 from faceveil.flows.handover import handed_over
+from faceveil.flows.preflight import move_legacy_state
 from faceveil.flows.runtime import flow_runtime
 from faceveil.pipeline.places import state_of
 from faceveil.storage import manifests

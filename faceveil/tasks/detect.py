@@ -1,5 +1,6 @@
 """Finding the faces of a video: the detector over one chunk's frames, then the chunks' detections
-linked into tracks across the whole video."""
+linked into tracks across the whole video; and the weights the detector derives (the int8 model) built once,
+before a run starts its workers (prepare_models)."""
 from __future__ import annotations
 
 import time
@@ -61,3 +62,11 @@ def track_video(config: AnonymizeConfig, item: MediaItem, info: VideoInfo, chunk
     return Tracked(per_frame, seconds=time.perf_counter() - t0 + sum(c.seconds for c in chunks),
                    device=combine(c.device for c in chunks),
                    forgotten=overlapping_tracks(per_frame, item.forgotten) if item.forgotten else set())
+
+
+def prepare_models(config: AnonymizeConfig) -> None:
+    """Builds derived weights (the int8 detector) once, in this process, before workers need them."""
+    if config.detector == "centerface":
+        from faceveil.models.detectors.centerface import prepare
+
+        prepare(config.settings.detector_settings)

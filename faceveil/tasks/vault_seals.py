@@ -1,7 +1,8 @@
 """What a reversible run's flow process holds of the key (never a worker, never a flow parameter): the
 identity index's template protection and the control-file key; and what it does with the latter:
 reading the tombstones of forgotten people for the media to do, and sealing each media's vault key
-part from the part's digest its task reported (storage/vault_control.seal_part)."""
+part from the part's digest its task reported (storage/vault_control.seal_part); and the vault's check
+before a run (open_vault)."""
 from __future__ import annotations
 
 from faceveil.config import AnonymizeConfig
@@ -65,3 +66,17 @@ def seal_vault_parts(config: AnonymizeConfig, results, keys: RunKeys) -> int:
             seal_part(state, keys.control, keys.fingerprint, res.row["media_id"], res.row["vault_keys_sha256"])
             n += 1
     return n
+
+
+def open_vault(config: AnonymizeConfig, keys: RunKeys | None) -> AnonymizeConfig:
+    """For a reversible run: the vault's key must be this run's and its keyinfo's MAC hold (refused
+    before anything is written); a new archive gets its vault keyinfo. Returns the config whose lock
+    seals for this archive (its id). Without `keys` (a throwaway key nobody keeps, e.g. evaluate's
+    scramble) keyinfo is not signed."""
+    from dataclasses import replace
+
+    from faceveil.storage.vault import check_key
+
+    info = check_key(state_of(config), config.vault_lock.fingerprint, create=config.vault_lock,
+                     control=keys.control if keys else None)
+    return replace(config, vault_lock=replace(config.vault_lock, archive_id=info.get("archive_id")))

@@ -10,12 +10,12 @@ from faceveil.config import AnonymizeConfig
 from faceveil.pipeline.places import state_of
 from faceveil.pipeline.records import record_failure
 from faceveil.pipeline.toolkit import toolkit
-from faceveil.tasks.detect import detect_chunk, track_video
+from faceveil.tasks.detect import detect_chunk, prepare_models, track_video
 from faceveil.tasks.discover import discover
 from faceveil.tasks.finish_video import encode_segment, finish_video, join_video
 from faceveil.tasks.image import anonymize_image
 from faceveil.tasks.index_media import index_archive
-from faceveil.tasks.vault_seals import RunKeys, mark_forgotten, run_keys, seal_vault_parts
+from faceveil.tasks.vault_seals import RunKeys, mark_forgotten, open_vault, run_keys, seal_vault_parts
 from faceveil.tasks.people import identify_faces, person_surrogate
 from faceveil.tasks.plan import plan_video, segments_of
 from faceveil.tasks.pulse import pulse_video
@@ -60,20 +60,6 @@ assemble_table_task = task(assemble_table, name="assemble-table", cache_policy=N
 write_restore_report_task = task(write_restore_report, name="write-restore-report", cache_policy=NO_CACHE)
 
 
-def open_vault(config: AnonymizeConfig, keys: RunKeys | None) -> AnonymizeConfig:
-    """For a reversible run: the vault's key must be this run's and its keyinfo's MAC hold (refused
-    before anything is written); a new archive gets its vault keyinfo. Returns the config whose lock
-    seals for this archive (its id). Without `keys` (a throwaway key nobody keeps, e.g. evaluate's
-    scramble) keyinfo is not signed."""
-    from dataclasses import replace
-
-    from faceveil.storage.vault import check_key
-
-    info = check_key(state_of(config), config.vault_lock.fingerprint, create=config.vault_lock,
-                     control=keys.control if keys else None)
-    return replace(config, vault_lock=replace(config.vault_lock, archive_id=info.get("archive_id")))
-
-
 def remove_segments(config: AnonymizeConfig, run_id: str, media_id: str | None = None) -> None:
     """Takes away the run's video segments in the state root's segments/: one media's, once its join
     is done (the flow's call: a join run again after its worker died still finds them), or all the
@@ -88,14 +74,6 @@ def remove_segments(config: AnonymizeConfig, run_id: str, media_id: str | None =
             dest.fs.rm(folder, recursive=True)
     except OSError:
         pass
-
-
-def prepare_models(config: AnonymizeConfig) -> None:
-    """Builds derived weights (the int8 detector) once, in this process, before workers need them."""
-    if config.detector == "centerface":
-        from faceveil.models.detectors.centerface import prepare
-
-        prepare(config.settings.detector_settings)
 
 
 def warm_worker(config: AnonymizeConfig) -> None:
