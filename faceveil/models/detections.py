@@ -95,15 +95,23 @@ class Detections:
 FIELDS = ("boxes", "scores", "landmarks", "track_ids", "filled", "motion")
 
 
+def _area(x: np.ndarray) -> np.ndarray:
+    return np.prod(np.clip(x[:, 2:] - x[:, :2], 0, None), axis=1)
+
+
+def _intersection(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(N, M) intersection areas of xyxy boxes a (N,4) and b (M,4)."""
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    return np.prod(np.clip(rb - lt, 0, None), axis=2)
+
+
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Pairwise IoU of xyxy boxes a (N,4) and b (M,4)."""
     if len(a) == 0 or len(b) == 0:
         return np.zeros((len(a), len(b)), np.float32)
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
-    area = lambda x: np.prod(np.clip(x[:, 2:] - x[:, :2], 0, None), axis=1)  # noqa: E731
-    union = area(a)[:, None] + area(b)[None, :] - inter
+    inter = _intersection(a, b)
+    union = _area(a)[:, None] + _area(b)[None, :] - inter
     return (inter / np.maximum(union, 1e-9)).astype(np.float32)
 
 
@@ -111,10 +119,7 @@ def inside_share(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """(N, M): the share of each xyxy box of a (N,4) that lies inside each box of b (M,4)."""
     if len(a) == 0 or len(b) == 0:
         return np.zeros((len(a), len(b)), np.float32)
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
-    return (inter / np.maximum(np.prod(np.clip(a[:, 2:] - a[:, :2], 0, None), axis=1)[:, None], 1e-9)).astype(np.float32)
+    return (_intersection(a, b) / np.maximum(_area(a)[:, None], 1e-9)).astype(np.float32)
 
 
 def nested(dets: "Detections", share: float = 0.6) -> np.ndarray:
@@ -124,7 +129,7 @@ def nested(dets: "Detections", share: float = 0.6) -> np.ndarray:
         return np.zeros(len(dets), bool)
     inside = inside_share(dets.boxes, dets.boxes)
     np.fill_diagonal(inside, 0)
-    area = np.prod(np.clip(dets.boxes[:, 2:] - dets.boxes[:, :2], 0, None), axis=1)
+    area = _area(dets.boxes)
     return ((inside >= share) & (area[:, None] < area[None, :])).any(axis=1)
 
 
