@@ -146,6 +146,19 @@ def overlapping_tracks(per_frame: dict[int, Detections], marks: dict[int, list],
     return out
 
 
+def with_forced(per_frame: dict[int, Detections], forced: dict[int, list] | None) -> dict[int, Detections]:
+    """`per_frame` with the `forced` boxes (frame -> [(track id, xyxy)]: faces a reviewer added) added
+    to their frames as detections of score 1, masked like any other face whatever the detector found."""
+    if not forced:
+        return per_frame
+    out = dict(per_frame)
+    for f, marks in forced.items():
+        extra = Detections(np.asarray([b for _, b in marks], np.float32).reshape(-1, 4), np.ones(len(marks)),
+                           track_ids=np.asarray([t for t, _ in marks], np.int64))
+        out[int(f)] = Detections.concat([out[int(f)], extra]) if int(f) in out else extra
+    return out
+
+
 def merge(parts: list[Detections], iou_threshold: float = 0.3) -> Detections:
     """The faces of several detectors as one set: overlapping boxes merged, the best-scoring kept."""
     d = Detections.concat(parts)

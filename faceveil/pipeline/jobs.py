@@ -31,6 +31,7 @@ class MediaItem:
     done: bool = False
     error: str | None = None
     forgotten: dict[int, list] | None = None  # frame -> boxes where forgotten people were (never sealed again)
+    manual: dict[int, list] | None = None  # frame -> [(track id, box)]: faces a reviewer added, always masked
 
     @property
     def media_id(self) -> str:

@@ -113,10 +113,20 @@ AUDIT_PULSE = pa.schema([
     ("readings_json", pa.string()), ("psnr_db", pa.float64()), ("measured", pa.bool_()),
 ])
 
+# Faces a reviewer added by hand (`faceveil review`): one row per box per frame of each confirmed track,
+# with who confirmed it, when and why; a re-run masks them always (forced tracks, storage/manual_tracks).
+MANUAL_TRACKS = pa.schema([
+    ("media_id", pa.string()), ("track_id", pa.int64()), ("frame_index", pa.int64()),
+    ("x1", pa.float32()), ("y1", pa.float32()), ("x2", pa.float32()), ("y2", pa.float32()),
+    ("seed_frame", pa.int64()), ("actor", pa.string()), ("created_at", pa.timestamp("us", tz="UTC")),
+    ("reason", pa.string()),
+])
+
 TABLES = {"runs": RUNS, "media": MEDIA, "detections": DETECTIONS, "tracks": TRACKS,
           "vault/entries": VAULT_ENTRIES, "vault/keys": VAULT_KEYS,
           "access_log": ACCESS_LOG, "audit/frames": AUDIT_FRAMES, "audit/faces": AUDIT_FACES,
-          "audit/media": AUDIT_MEDIA, "surrogates": SURROGATES, "audit/pulse": AUDIT_PULSE}
+          "audit/media": AUDIT_MEDIA, "surrogates": SURROGATES, "audit/pulse": AUDIT_PULSE,
+          "review/manual_tracks": MANUAL_TRACKS}
 
 
 def part_path(table: str, key: str) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 from faceveil.config import AnonymizeConfig
-from faceveil.models.detections import overlapping_tracks
+from faceveil.models.detections import overlapping_tracks, with_forced
 from faceveil.models.device import combine
 from faceveil.models.tracking import track_media
 from faceveil.pipeline.jobs import ChunkDetections, Chunk, MediaItem, Tracked
@@ -59,6 +59,7 @@ def track_video(config: AnonymizeConfig, item: MediaItem, info: VideoInfo, chunk
                                    config.settings.for_video(info.fps, info.width, info.height).tracker)
     else:
         per_frame = {f: d for f, d in _sampled(chunks) if len(d)}
+    per_frame = with_forced(per_frame, {f: m for f, m in (item.manual or {}).items() if f < info.n_frames})
     return Tracked(per_frame, seconds=time.perf_counter() - t0 + sum(c.seconds for c in chunks),
                    device=combine(c.device for c in chunks),
                    forgotten=overlapping_tracks(per_frame, item.forgotten) if item.forgotten else set())

@@ -6,6 +6,7 @@ import posixpath
 from faceveil.config import AnonymizeConfig
 from faceveil.hashing import sha256_file
 from faceveil.pipeline.identity import work_hash
+from faceveil.storage import manual_tracks
 from faceveil.storage.manifests import read_part, write_part
 from faceveil.storage.paths import META_DIR, Location, PathError
 from faceveil.pipeline.jobs import MediaItem, media_kind
@@ -33,7 +34,7 @@ def is_done(src: Location, dest: Location, state: Location, item: MediaItem, wor
     if part is None or part.num_rows != 1:
         return False
     row = part.to_pylist()[0]
-    if not (row["status"] == "ok" and row["settings_hash"] == work and row["output_path"] is not None
+    if not (row["status"] in ("ok", "released") and row["settings_hash"] == work and row["output_path"] is not None
             and dest.exists(row["output_path"])):
         return False
     if row["input_fingerprint"] == item.fingerprint:
@@ -69,4 +70,6 @@ def discover(config: AnonymizeConfig) -> tuple[list[MediaItem], list[tuple[str, 
     work = work_hash(config)
     for item in items:
         item.done = item.error is None and is_done(src, dest, state, item, work)
+        if not item.done and item.error is None:  # faces a reviewer added: masked always (faceveil review)
+            item.manual = manual_tracks.forced(state, item.media_id)
     return items, skipped

@@ -9,7 +9,7 @@ import uuid
 
 
 from faceveil.config import AnonymizeConfig
-from faceveil.models.detections import overlapping_tracks
+from faceveil.models.detections import overlapping_tracks, with_forced
 from faceveil.storage import manifests
 from faceveil.storage.media import MediaError, read_image, write_image
 from faceveil.pipeline.checks import frame_checks
@@ -33,7 +33,7 @@ def anonymize_image(config: AnonymizeConfig, item: MediaItem, run_id: str, peopl
             rgb, meta = read_image(local, max_pixels=config.max_pixels)
             kit = toolkit(config.settings)
             anon = kit.anonymizer
-            dets = kit.photo_faces(rgb)
+            dets = with_forced({0: kit.photo_faces(rgb)}, {0: (item.manual or {}).get(0, [])} if item.manual else None)[0]
             if config.method == "replace":  # a fresh look (the second pass numbers faces anew), with its people
                 anon.expect(item.media_id, people or [])
             vault, faces = media_keepers(config, item, overlapping_tracks({0: dets}, item.forgotten or {}))
