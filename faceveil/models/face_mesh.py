@@ -6,12 +6,10 @@ polygons. LEFT/RIGHT are the person's own: LEFT_EYE and LEFT_EYEBROW lie on the 
 """
 from __future__ import annotations
 
-import threading
-
 import cv2
 import numpy as np
 
-from faceveil.models.litert import ModelUnavailable, interpreter, mediapipe_model
+from faceveil.models.litert import LiteRTModel, ModelUnavailable, mediapipe_model
 
 INPUT = 192  # the model's input side
 ROI_SCALE = 1.5  # crop side over the face box's longer side (MediaPipe's detection-to-ROI scale)
@@ -56,43 +54,26 @@ def roi_transform(box, landmarks) -> np.ndarray:
     return m
 
 
-class FaceMesh:
-    """468 face landmarks in image pixels for one detected face. The LiteRT interpreter loads on first
-    use and is kept (one per instance; calls on it are serialised)."""
+class FaceMesh(LiteRTModel):
+    """468 face landmarks in image pixels for one detected face (models/litert.LiteRTModel: loaded on
+    first use; FaceMeshUnavailable without the model)."""
 
-    def __init__(self, path: str | None = None, threads: int = 1):
-        self.path = path
-        self.threads = threads
-        self._interp = None
-        self._lock = threading.Lock()
+    WHAT = "face landmark model"
+    UNAVAILABLE = FaceMeshUnavailable
 
-    def _interpreter(self):
-        if self._interp is None:
-            path = self.path or default_model()
-            try:
-                interp = interpreter(path, self.threads, "face landmark model")
-            except ModelUnavailable as e:
-                raise FaceMeshUnavailable(str(e)) from None
-            outs = interp.get_output_details()
-            self._mesh = next(o["index"] for o in outs if int(np.prod(o["shape"])) == 468 * 3)
-            self._score = next(o["index"] for o in outs if int(np.prod(o["shape"])) == 1)
-            self._input = interp.get_input_details()[0]["index"]
-            self._interp = interp
-        return self._interp
+    def default_path(self) -> str:
+        return default_model()
 
     def points(self, rgb: np.ndarray, box, landmarks=None) -> tuple[np.ndarray, float]:
         """(468, 2) float32 points in image pixels and the face-presence score in [0, 1] for the face in
         xyxy `box` with its (5, 2) landmarks (image-left eye first; NaN or None: from the box)."""
-        interp = self._interpreter()
         m = roi_transform(box, landmarks)
         crop = cv2.warpAffine(np.ascontiguousarray(rgb), m, (INPUT, INPUT), flags=cv2.INTER_LINEAR,
                               borderMode=cv2.BORDER_REPLICATE)
         x = (crop.astype(np.float32) / 255.0)[None]  # RGB in [0, 1]
-        with self._lock:
-            interp.set_tensor(self._input, x)
-            interp.invoke()
-            mesh = interp.get_tensor(self._mesh).reshape(468, 3)[:, :2].astype(np.float64)
-            logit = float(interp.get_tensor(self._score).ravel()[0])
+        outs = self.run(x)
+        mesh = next(o for o in outs if o.size == 468 * 3).reshape(468, 3)[:, :2].astype(np.float64)
+        logit = float(next(o for o in outs if o.size == 1).ravel()[0])
         inv = cv2.invertAffineTransform(m)
         pts = mesh @ inv[:, :2].T + inv[:, 2]
         return pts.astype(np.float32), float(1.0 / (1.0 + np.exp(-np.clip(logit, -60, 60))))

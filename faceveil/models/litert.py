@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import threading
 from pathlib import Path
 
 INSTALL = "pip install --no-deps mediapipe==0.10.14 ai-edge-litert"
@@ -36,3 +37,39 @@ def interpreter(path: str, threads: int = 1, what: str = "model"):
     except Exception as e:  # noqa: BLE001 - a corrupt or foreign file
         raise ModelUnavailable(f"{what} at {path} does not load: {e}") from e
     return interp
+
+
+class LiteRTModel:
+    """One .tflite model, its interpreter loaded on first use (`run`) and kept; calls are serialised.
+    Subclasses name the model (`WHAT`), its default file (`default_path`), the error they raise when it
+    is unavailable (`UNAVAILABLE`, a ModelUnavailable) and read its outputs."""
+
+    WHAT = "model"
+    UNAVAILABLE = ModelUnavailable
+
+    def __init__(self, path: str | None = None, threads: int = 1):
+        self.path = path
+        self.threads = threads
+        self._interp = None
+        self._lock = threading.Lock()
+
+    def default_path(self) -> str:
+        raise NotImplementedError
+
+    def _interpreter(self):
+        if self._interp is None:
+            try:
+                self._interp = interpreter(self.path or self.default_path(), self.threads, self.WHAT)
+            except ModelUnavailable as e:
+                if isinstance(e, self.UNAVAILABLE):
+                    raise
+                raise self.UNAVAILABLE(str(e)) from None
+        return self._interp
+
+    def run(self, x) -> list:
+        """Every output tensor (a copy, in the model's output order) for input `x`."""
+        interp = self._interpreter()
+        with self._lock:
+            interp.set_tensor(interp.get_input_details()[0]["index"], x)
+            interp.invoke()
+            return [interp.get_tensor(o["index"]) for o in interp.get_output_details()]
