@@ -16,7 +16,7 @@ LAYERS = [
     {"config", "config_file"},
     {"pipeline"},
     {"tasks"},
-    {"ops"},
+    {"ops", "review"},
     {"flows", "progress"},
     {"cli", "api", "sample"},
 ]

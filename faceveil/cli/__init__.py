@@ -9,6 +9,7 @@ from faceveil.cli.exits import EXIT_CONTRACT, EXIT_OK, EXIT_USAGE  # noqa: F401 
 from faceveil.cli.keyed import _access_log, _calibrate, _forget, _keygen, _log_key, _restore, _rotate_key, _search
 from faceveil.cli.parser import build_parser
 from faceveil.cli.publish import publish as _publish
+from faceveil.cli.review import review as _review
 from faceveil.cli.runs import _anonymize, _evaluate, _migrate_state, _report, _sample
 from faceveil.cli.serve import _serve
 
@@ -27,7 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     handlers = {"anonymize": _anonymize, "pulse": _anonymize, "keygen": _keygen, "restore": _restore, "forget": _forget, "rotate-key": _rotate_key,
                 "search": _search, "calibrate": _calibrate, "access-log": _access_log, "audit-log": _access_log,
                 "log-key": _log_key, "sample": _sample,
-                "report": _report, "migrate-state": _migrate_state, "evaluate": _evaluate, "serve": _serve, "publish": _publish}
+                "report": _report, "migrate-state": _migrate_state, "evaluate": _evaluate, "serve": _serve, "publish": _publish,
+                "review": _review}
     from faceveil.validation.errors import ContractError
 
     try:

@@ -225,6 +225,13 @@ def _add_publish(sub) -> None:
     add_arguments(sub.add_parser("publish", help="publish a face dataset with every identity replaced (folder or s3://)"))
 
 
+def _add_review(sub) -> None:
+    from faceveil.cli.review import add_arguments
+
+    add_arguments(sub.add_parser("review", help="review what the leak gate withheld on a local page (127.0.0.1, "
+                                                "one-time token): add a missed face, release or keep, all logged"))
+
+
 def _add_sample(sub) -> None:
     p = sub.add_parser("sample", help="write the built-in sample archive (videos with audio, photos)")
     p.add_argument("dest")
@@ -266,4 +273,5 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     _add_report(sub)
     _add_serve(sub)
     _add_publish(sub)
+    _add_review(sub)
     return parser
