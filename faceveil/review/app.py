@@ -1,7 +1,9 @@
 """The review page's web app (Starlette), for loopback only: every request must carry the one-time
 token (`?token=` or the X-Review-Token header), compared in constant time, else 403. Anonymized
 frames need only the token; an original frame, a confirmed face, a release or a keep need the key
-the server was started with and a reason, and are logged before they act (review/actions)."""
+the server was started with and a reason, and are logged before they act (review/actions).
+`create_app` is over 60 lines: its handlers are closures over the one Review, each a few lines,
+and read best beside the routes that name them."""
 from __future__ import annotations
 
 import hmac
