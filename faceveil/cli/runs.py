@@ -154,8 +154,12 @@ def _report(args) -> int:
     from faceveil.cli.keyed import archive_state
     from faceveil.validation.report import load_audit, write_report
 
+    from faceveil.validation.review_log import review_actions
+
     state = archive_state(args, args.dest)
-    paths = write_report(state, load_audit(state, args.run), latest=args.run is None)
+    audit = load_audit(state, args.run)
+    audit["review"] = review_actions(state)  # what reviewers did since (faceveil review)
+    paths = write_report(state, audit, latest=args.run is None)
     print(state.display(paths["html"]))
     return EXIT_OK
 

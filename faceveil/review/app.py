@@ -134,17 +134,20 @@ def create_app(review: Review, token: str) -> Starlette:
             raise ValueError(f"no proposed track {body.get('proposal')!r}: draw a box and track it first")
         tid = actions.add_face(a, review.master, p["media"], p["boxes"], p["seed"], body.get("reason"))
         review.proposals.pop(str(body["proposal"]))
+        actions.refresh_report(a.state)
         return JSONResponse({"track_id": tid, "frames": len(p["boxes"]),
                              "next": "run `faceveil anonymize SRC DEST` again: the media is anonymized with it"})
 
     async def release(request: Request):
         body = await _json(request)
         row = actions.release(a, review.master, str(body.get("media")), body.get("reason"))
+        actions.refresh_report(a.state)
         return JSONResponse({"status": row["status"], "reason": row["reason"], "output_path": row["output_path"]})
 
     async def keep(request: Request):
         body = await _json(request)
         row = actions.keep(a, review.master, str(body.get("media")), body.get("reason"))
+        actions.refresh_report(a.state)
         return JSONResponse({"status": row["status"], "notes": row["notes"]})
 
     routes = [Route("/", page), Route("/api/queue", _errors(the_queue)), Route("/api/media/{mid}", _errors(media)),

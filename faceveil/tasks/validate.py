@@ -18,6 +18,7 @@ from faceveil.storage.paths import Location
 from faceveil.validation import privacy
 from faceveil.validation.identity import identified
 from faceveil.validation.contracts import ContractError, ContractReport
+from faceveil.validation.review_log import review_actions
 
 ACCESS_LOG_ROWS = 20
 THUMBNAILS = 8
@@ -195,6 +196,7 @@ def anonymize_report(config, summary: dict, results: list, scratch: str) -> tupl
         "keys": {"vault_key_fingerprint": config.vault_lock.fingerprint if config.vault_lock else None,
                  "reversible": config.reversible, "index": bool(config.index)},
         "access_log": _access_log(dest), "access_log_head": access_log.head(dest),  # kept outside the log too
+        "review": review_actions(dest),
         "thumbnails": thumbnails(public, media, frames, scratch),
         "failures": summary["failures"], "not_media": summary["not_media"],
         "pulse": _pulse(dest, media, run_id),

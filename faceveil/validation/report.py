@@ -15,7 +15,7 @@ import re
 REPORTS = "reports"  # in the state root
 SECTIONS = [("summary", "Summary"), ("contracts", "Data contracts"), ("privacy", "Privacy"), ("utility", "Utility"),
             ("coverage", "Coverage"), ("pulse", "Pulse (rPPG)"), ("media", "Media"), ("models", "Models"), ("settings", "Settings"),
-            ("keys", "Keys"), ("access-log", "Access log"), ("thumbnails", "Thumbnails"), ("mlflow", "MLflow")]
+            ("keys", "Keys"), ("review", "Review (exemption log)"), ("access-log", "Access log"), ("thumbnails", "Thumbnails"), ("mlflow", "MLflow")]
 _RUN_ID = re.compile(r"[A-Za-z0-9T_-]{1,128}")
 _NA = '<p class="na">not measured</p>'
 _CSS = """body{font:14px/1.4 system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#222;padding:0 1em}
@@ -244,6 +244,11 @@ def render_html(audit: dict) -> str:
     if isinstance(a.get("keys"), dict):  # fingerprints and flags only, never key material
         s["keys"] = _kv({k: _code(v) if "fingerprint" in k else v for k, v in a["keys"].items()
                          if "fingerprint" in k or isinstance(v, bool) or v is None})
+    if a.get("review"):  # what reviewers did after the gate (faceveil review): every action, from the access log
+        s["review"] = _table(["seq", "time", "actor", "action", "targets", "reason", "outcome"],
+                             [[r.get("seq"), r.get("time"), r.get("actor"), r.get("action"),
+                               ", ".join(map(str, r.get("targets") or [])), r.get("reason"), r.get("outcome")]
+                              for r in a["review"]], {i for i, r in enumerate(a["review"]) if r.get("outcome") != "done"})
     if a.get("access_log"):
         s["access-log"] = _table(
             ["seq", "time", "actor", "action", "reason", "matched", "key fingerprint"],

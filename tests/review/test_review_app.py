@@ -158,3 +158,19 @@ def test_a_drawn_box_is_tracked_and_confirmed_into_the_manifest(archive, monkeyp
     forced = manual_tracks.forced(a.state, mid)
     assert sorted(forced) == list(range(12)) and forced[4][0][0] == manual_tracks.FIRST_ID
     assert [x["action"] for x in access_log.read(a.state)] == ["review-add-face"] * 2
+
+
+def test_the_report_lists_every_review_action(archive, monkeypatch):
+    from faceveil.validation.report import render_html
+    from faceveil.validation.review_log import review_actions
+
+    a, mid, _ = archive
+    monkeypatch.setenv("FACEVEIL_ACTOR", "carol")
+    master = MasterKey.generate()
+    actions.keep(a, master, mid, "looks like a real face: re-run after adding it")
+    actions.release(a, master, mid, "false alarm: a face on a poster")
+    got = review_actions(a.state)
+    assert [(r["action"], r["actor"], r["outcome"], r["targets"]) for r in got] == [
+        ("keep", "carol", "done", [mid]), ("release", "carol", "done", [mid])]
+    page = render_html({"run_id": "r1", "review": got})
+    assert "Review (exemption log)" in page and "false alarm: a face on a poster" in page
