@@ -13,7 +13,7 @@ body{font:14px/1.4 system-ui,sans-serif;margin:0;display:flex;color:#222;height:
 #queue div{padding:6px;border-radius:4px;cursor:pointer;margin-bottom:4px;word-break:break-all}
 #queue div.sel{background:#e3eefc}.leaked{color:#c62828}.failed{color:#ef6c00}.released{color:#2e7d32}
 #main{flex:1;padding:10px;overflow:auto}#stage{position:relative;display:inline-block;border:1px solid #999}
-#frame{display:block;max-width:900px;cursor:crosshair;user-select:none}
+#frame{display:block;width:720px;max-width:100%;cursor:crosshair;user-select:none}
 #draw{position:absolute;border:2px dashed #1565c0;pointer-events:none;display:none}
 #timeline{position:relative;height:18px;background:#eee;margin:6px 0;max-width:900px}
 #timeline span{position:absolute;top:0;height:18px}.g{background:#e53935}.m{background:#43a047;opacity:.6}
