@@ -91,6 +91,15 @@ def create_app(review: Review, token: str) -> Starlette:
     async def page(request: Request):
         return HTMLResponse(PAGE)
 
+    async def report(request: Request):
+        """A run's audit report (default: the latest), from the state root; it carries no scripts."""
+        from faceveil.validation.report import REPORTS, _check_run_id
+
+        rel = f"{REPORTS}/{_check_run_id(request.query_params.get('run') or 'latest')}.html"
+        if not a.state.exists(rel):
+            raise ValueError(f"{a.state.display(rel)}: no such report")
+        return HTMLResponse(a.state.read_bytes(rel).decode())
+
     async def the_queue(request: Request):
         return JSONResponse({"media": queue(a.state), "keyed": review.master is not None})
 
@@ -150,7 +159,7 @@ def create_app(review: Review, token: str) -> Starlette:
         actions.refresh_report(a.state)
         return JSONResponse({"status": row["status"], "notes": row["notes"]})
 
-    routes = [Route("/", page), Route("/api/queue", _errors(the_queue)), Route("/api/media/{mid}", _errors(media)),
+    routes = [Route("/", page), Route("/report", _errors(report)), Route("/api/queue", _errors(the_queue)), Route("/api/media/{mid}", _errors(media)),
               Route("/frame/{mid}/{i:int}", _errors(frame)),
               Route("/original/{mid}/{i:int}", _errors(original), methods=["POST"]),
               Route("/api/track", _errors(track), methods=["POST"]),

@@ -2,7 +2,7 @@
 failed media; for one media its frame with the gate's boxes (red), confirmed manual tracks (green)
 and a proposed track (yellow), a stepper and a timeline; draw a box on the frame to track a missed
 face, confirm it with a reason; release or keep a withheld media with a reason; an original frame
-on request, with a reason."""
+on request, with a reason; a link to the latest run's report."""
 
 PAGE = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>faceveil review</title>
@@ -20,7 +20,7 @@ body{font:14px/1.4 system-ui,sans-serif;margin:0;display:flex;color:#222;height:
 .p{background:#fbc02d;opacity:.6}input[type=text]{width:320px}button{margin:2px}
 #msg{margin:6px 0;font-weight:bold}#orig{max-width:900px;display:none;border:3px solid #c62828}
 </style></head><body>
-<div id="queue"><h3>To review</h3><div id="list"></div></div>
+<div id="queue"><h3>To review</h3><div id="list"></div><p><a id="report" href="#">the latest run's report</a></p></div>
 <div id="main"><h2 id="title">select a media</h2><p id="why"></p>
 <div id="stage"><img id="frame" alt="anonymized frame" draggable="false"><div id="draw"></div></div>
 <div id="timeline"></div>
@@ -128,6 +128,7 @@ $('original').onclick = () => act(async () => {
   const blob = await api('/original/' + media + '/' + frame, {reason: $('reason').value});
   $('orig').src = URL.createObjectURL(blob); $('orig').style.display = 'block'; say('original frame ' + frame + ' (logged)');
 });
+$('report').href = '/report?token=' + encodeURIComponent(token);
 loadQueue();
 </script></body></html>
 """

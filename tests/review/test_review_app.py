@@ -174,3 +174,16 @@ def test_the_report_lists_every_review_action(archive, monkeypatch):
         ("keep", "carol", "done", [mid]), ("release", "carol", "done", [mid])]
     page = render_html({"run_id": "r1", "review": got})
     assert "Review (exemption log)" in page and "false alarm: a face on a poster" in page
+
+
+def test_the_page_opens_the_latest_report(archive):
+    from faceveil.validation.report import write_report
+
+    a, _, _ = archive
+    c = _client(a)
+    assert c.get("/report", params={"token": TOKEN}).status_code == 400  # no report yet: said, not a crash
+    write_report(a.state, {"run_id": "r1", "status": "leaked"})
+    r = c.get("/report", params={"token": TOKEN})
+    assert r.status_code == 200 and "faceveil run r1" in r.text
+    assert c.get("/report", params={"token": TOKEN, "run": "../../etc/passwd"}).status_code == 400
+    assert c.get("/report").status_code == 403
