@@ -19,8 +19,16 @@ def base_row(config: AnonymizeConfig, item: MediaItem, run_id: str) -> dict:
         "input_fingerprint": item.fingerprint, "detector": config.detector, "method": config.method,
         "settings_json": json.dumps(config.output_settings(), sort_keys=True),
         "settings_hash": work_hash(config),
-        "notes": [second_pass_note(config)] if config.second_pass else [],
+        "notes": ([second_pass_note(config)] if config.second_pass else []) + _manual_note(item),
     }
+
+
+def _manual_note(item: MediaItem) -> list[str]:
+    """What the media row says about faces a reviewer added (faceveil review)."""
+    if not item.manual:
+        return []
+    tracks = {t for marks in item.manual.values() for t, _ in marks}
+    return [f"{len(tracks)} manual track(s) from review masked always ({len(item.manual)} frames)"]
 
 
 def second_pass_note(config: AnonymizeConfig) -> str:

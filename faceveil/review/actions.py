@@ -55,14 +55,19 @@ def original_frame(archive: Archive, master: MasterKey | None, media_id: str, fr
 
 def add_face(archive: Archive, master: MasterKey | None, media_id: str, boxes: dict[int, list[float]],
              seed_frame: int, reason: str | None) -> int:
-    """Stores a confirmed manual track of `media_id` (who, when, why); its track id. The next run of
-    the archive anonymizes the media again with it, masked always, through the same leak gate."""
+    """Stores a confirmed manual track of `media_id` (who, when, why); its track id. The media's row
+    stops counting as done (even a published or released one), so the next run of the archive
+    anonymizes it again with the track, masked always, through the same leak gate."""
     reason = _checked(master, reason, "adding a face")
     media_row(archive.state, media_id)
     with logged(archive.state, master, ADD_FACE, reason, targets=[media_id],
                 details={"frames": len(boxes), "seed_frame": int(seed_frame)}) as out:
         track = manual_tracks.add(archive.state, media_id, boxes, seed_frame, actor(), reason)
         out.matched, out.details = [f"{media_id}:{track}"], {"track_id": track, "frames": len(boxes)}
+        row = media_row(archive.state, media_id)  # no longer done as it was: the next run does it again
+        manifests.write_part(archive.state, "media", media_id, [{
+            **row, "settings_hash": None,
+            "notes": list(row.get("notes") or []) + [f"manual track {track} added in review: to be anonymized again"]}])
     return track
 
 

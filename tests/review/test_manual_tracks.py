@@ -57,3 +57,18 @@ def test_discovery_hands_manual_tracks_to_the_media_to_do(tmp_path):
     manual_tracks.add(state, media_id("a.jpg"), {0: [4, 4, 30, 30]}, 0, "ann", "a face on a badge")
     items, _ = discover(AnonymizeConfig(src=str(src), dest=str(dest)))
     assert items[0].manual == {0: [(manual_tracks.FIRST_ID, [4.0, 4.0, 30.0, 30.0])]}
+
+
+def test_a_face_added_to_a_published_media_makes_the_next_run_do_it_again(tmp_path):
+    from faceveil.review import actions
+    from faceveil.review.frames import Archive
+    from faceveil.storage import manifests
+    from faceveil.storage.keys import MasterKey
+
+    state, dest = Location(str(tmp_path / "state")), Location(str(tmp_path / "out"))
+    manifests.write_part(state, "media", "m1", [{"media_id": "m1", "rel_path": "a.jpg", "kind": "image", "status": "ok",
+                                                 "settings_hash": "abc", "output_path": "a.jpg", "notes": []}])
+    track = actions.add_face(Archive(dest, state, str(tmp_path)), MasterKey.generate(), "m1", {0: [1, 1, 9, 9]}, 0,
+                             "a badge photo the detector missed")
+    row = manifests.read_part(state, "media", "m1").to_pylist()[0]
+    assert row["status"] == "ok" and row["settings_hash"] is None and f"manual track {track}" in row["notes"][-1]

@@ -123,6 +123,7 @@ def test_add_a_missed_face_on_the_page_and_rerun(tmp_path, prefect_server, monke
     t_again = time.perf_counter() - t2
     row = _media_row(state)
     assert row["status"] == "ok", row["reason"]
+    assert any(n.startswith("1 manual track(s) from review masked always") for n in row["notes"]), row["notes"]
     assert again["ok"] == 1 and first["ok"] == 0
     found_in, found_out = faces_per_frame(clip), faces_per_frame(dest / REL)
     boxes = {r["frame_index"]: [r["x1"], r["y1"], r["x2"], r["y2"]] for r in tracks}
