@@ -54,7 +54,7 @@ async function loadQueue() {
     d.innerHTML = '<span class="' + m.status + '">' + m.status + '</span> ';
     d.appendChild(document.createTextNode(m.rel_path));
     d.dataset.mid = m.media_id;
-    d.onclick = () => openMedia(m.media_id);
+    d.onclick = () => act(() => { say(''); return openMedia(m.media_id); });  // a failed media has no frame: its reason is said
     $('list').appendChild(d);
   }
   if (!q.keyed) say('started without the key: looking only (no originals, no actions)', true);
@@ -62,7 +62,7 @@ async function loadQueue() {
 async function openMedia(mid) {
   media = mid; info = await api('/api/media/' + mid); proposal = null; $('confirm').disabled = true;
   $('title').textContent = info.row.rel_path + ' (' + info.row.status + ')';
-  $('why').textContent = info.row.reason || '';
+  $('why').textContent = info.row.reason || ''; $('frame').removeAttribute('src');
   $('n').textContent = Math.max(0, (info.row.frames_in || 1) - 1);
   const flagged = Object.keys(info.gate).map(Number).sort((a, b) => a - b);
   await show(flagged.length ? flagged[0] : 0); timeline(); loadQueue();
