@@ -12,18 +12,13 @@ quality (storage/template_rows.py); a table written before that has no quality c
 as quality unknown (null), and the columns are added when the table is next written to.
 
 Search is exact (a brute-force scan) below `ann_min_rows`; above it, once `build_ann_index()` has
-run, an IVF_PQ index answers (2-d PQ sub-vectors, re-ranked on the stored float32 vectors with
-`refine_factor` 10, so scores are exact cosines). Why IVF_PQ: on 60k random 128-d unit vectors (the
-hardest case) it kept recall@10 at 1.0 (~5 ms a query), where IVF_HNSW_SQ stopped at 0.89 even with
-ef 300 (refining cannot add candidates the graph missed); on clustered, face-like data both reach
-~1.0 (`benchmarks/index.py`), and the PQ index is ~5x smaller.
+run, an IVF_PQ index answers (storage/ann_index.py says which parameters, and why IVF_PQ).
 LanceDB starts native threads: never fork a process after using it (spawn workers instead).
 Longer than 300 lines: one class around one LanceDB table (rows, ANN index, meta.json), read top to bottom.
 """
 from __future__ import annotations
 
 import json
-import math
 import os
 from collections.abc import Iterable
 
@@ -31,7 +26,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from faceveil.storage.ann_index import ANN_TYPES, ann_config, ann_params  # noqa: F401  (ANN_TYPES re-exported)
 from faceveil.storage.control import signed, verified
+from faceveil.storage.lance_options import lance_storage_options, sql_quote  # noqa: F401  (re-exported)
 from faceveil.storage.paths import Location
 from faceveil.storage.template_rows import (KINDS, NORM_TOLERANCE, QUALITY_COLUMNS, TEMPLATES,  # noqa: F401
                                             check_vectors, placeholder, quality_fields, row_id, templates_schema,
@@ -40,34 +37,6 @@ from faceveil.storage.template_rows import (KINDS, NORM_TOLERANCE, QUALITY_COLUM
 INDEX_DIR = "index"  # in the archive's state root
 META_FILE = f"{INDEX_DIR}/meta.json"
 META_LABEL = "index-meta"  # meta.json's control-file label (storage/control.py)
-ANN_TYPES = ("IVF_PQ", "IVF_HNSW_SQ")
-
-
-def _quote(s: str) -> str:
-    return "'" + str(s).replace("'", "''") + "'"
-
-
-def lance_storage_options(loc: Location) -> dict[str, str]:
-    """LanceDB's object-store options for an s3:// Location: endpoint (FACEVEIL_S3_ENDPOINT or the
-    Location's endpoint_url), allow_http for http endpoints, region and keys when given."""
-    if loc.is_local:
-        return {}
-    so = loc.storage_options or {}
-    ck = so.get("client_kwargs") or {}
-    opts: dict[str, str] = {}
-    endpoint = so.get("endpoint_url") or ck.get("endpoint_url") or os.environ.get("FACEVEIL_S3_ENDPOINT")
-    if endpoint:
-        opts["aws_endpoint"] = endpoint
-        if endpoint.startswith("http://"):
-            opts["allow_http"] = "true"
-    region = ck.get("region_name") or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-    if region:
-        opts["region"] = region
-    if so.get("key") and so.get("secret"):
-        opts["aws_access_key_id"], opts["aws_secret_access_key"] = so["key"], so["secret"]
-        if so.get("token"):
-            opts["aws_session_token"] = so["token"]
-    return opts
 
 
 class IdentityIndex:
@@ -206,7 +175,7 @@ class IdentityIndex:
         table = self._open(create=True)
         self._add_quality_columns(table)
         (table.merge_insert("row_id").when_matched_update_all().when_not_matched_insert_all()
-         .when_not_matched_by_source_delete(f"media_id = {_quote(media_id)}").execute(t))
+         .when_not_matched_by_source_delete(f"media_id = {sql_quote(media_id)}").execute(t))
         return t.num_rows
 
     def media_rows(self, media_id: str) -> pa.Table:
@@ -214,7 +183,7 @@ class IdentityIndex:
         table = self._open()
         if table is None:
             return self.schema.empty_table()
-        return self._read(table.search().where(f"media_id = {_quote(media_id)}").limit(None), self.schema.names)
+        return self._read(table.search().where(f"media_id = {sql_quote(media_id)}").limit(None), self.schema.names)
 
     def rows(self, kinds: Iterable[str] | None = None, columns: list[str] | None = None) -> pa.Table:
         """Every row (of `kinds` when given), with `columns` (default all): what an in-process exact
@@ -230,7 +199,7 @@ class IdentityIndex:
                 raise ValueError(f"unknown kind(s) {sorted(set(kinds) - set(KINDS))}; expected {KINDS}")
             if not kinds:
                 return self.schema.empty_table().select(cols)
-            q = q.where(f"kind IN ({', '.join(map(_quote, kinds))})")
+            q = q.where(f"kind IN ({', '.join(map(sql_quote, kinds))})")
         return self._read(q, cols)
 
     def forget_tracks(self, media_id: str, tracks) -> None:
@@ -241,13 +210,13 @@ class IdentityIndex:
         table = self._open()
         if table is None or not tracks:
             return
-        table.delete(f"media_id = {_quote(media_id)} AND track_id IN ({', '.join(str(int(t)) for t in sorted(tracks))})")
+        table.delete(f"media_id = {sql_quote(media_id)} AND track_id IN ({', '.join(str(int(t)) for t in sorted(tracks))})")
         table.optimize(cleanup_older_than=timedelta(0), delete_unverified=True)
 
     def delete_media(self, media_id: str) -> None:
         table = self._open()
         if table is not None:
-            table.delete(f"media_id = {_quote(media_id)}")
+            table.delete(f"media_id = {sql_quote(media_id)}")
 
     # -- reading ---------------------------------------------------------------------------------
     def count(self) -> int:
@@ -303,7 +272,7 @@ class IdentityIndex:
                 raise ValueError(f"unknown kind(s) {sorted(unknown)}; expected {KINDS}")
             if not kinds:
                 return [[] for _ in range(n)]
-            query = query.where(f"kind IN ({', '.join(map(_quote, kinds))})", prefilter=True)
+            query = query.where(f"kind IN ({', '.join(map(sql_quote, kinds))})", prefilter=True)
         ann = self._ann(table)
         if ann is None:
             query = query.bypass_vector_index()
@@ -328,26 +297,13 @@ class IdentityIndex:
 
     # -- the ANN index ---------------------------------------------------------------------------
     def ann_params(self, n_rows: int) -> dict:
-        """Index parameters for a table of n_rows. IVF_PQ: ~4096 rows per partition, 2-d PQ
-        sub-vectors (4-d above 256 dims), nprobes ~25% of partitions (at least 20). IVF_HNSW_SQ: one
-        HNSW graph per ~1M rows, ef 100."""
-        if self.index_type == "IVF_HNSW_SQ":
-            parts = max(1, round(n_rows / 1_000_000))
-            return {"index_type": self.index_type, "num_partitions": parts, "nprobes": parts, "ef": 100,
-                    "m": 20, "ef_construction": 300, "refine_factor": self.refine_factor}
-        parts = max(1, min(4096, round(n_rows / 4096)))
-        sub = self.dim // 2 if self.dim <= 256 else self.dim // 4
-        while sub > 1 and self.dim % sub:
-            sub -= 1
-        return {"index_type": self.index_type, "num_partitions": parts, "num_sub_vectors": sub,
-                "nprobes": min(parts, max(20, math.ceil(parts / 4))), "refine_factor": self.refine_factor}
+        """Index parameters for a table of n_rows (storage/ann_index.ann_params)."""
+        return ann_params(self.index_type, self.dim, self.refine_factor, n_rows)
 
     def build_ann_index(self, force: bool = False) -> bool:
         """Builds (or refreshes) the ANN index once the table has `ann_min_rows` rows (any size with
         `force`). New rows since the last build are folded in by `optimize`; the index is retrained
         when the table has doubled since. Returns True when it built or refreshed an index."""
-        from lancedb.index import HnswSq, IvfPq
-
         table = self._open()
         if table is None or "sealed" in self.schema.names:  # sealed rows: searched in-process, not by ANN
             return False
@@ -362,13 +318,7 @@ class IdentityIndex:
             table.optimize()  # compacts files, adds unindexed rows to the index
             return True
         p = self.ann_params(n)
-        if self.index_type == "IVF_HNSW_SQ":
-            config = HnswSq(distance_type="cosine", num_partitions=p["num_partitions"], m=p["m"],
-                            ef_construction=p["ef_construction"])
-        else:
-            config = IvfPq(distance_type="cosine", num_partitions=p["num_partitions"],
-                           num_sub_vectors=p["num_sub_vectors"])
-        table.create_index("vector", config=config, replace=True)
+        table.create_index("vector", config=ann_config(p), replace=True)
         meta["ann"] = {**p, "built_rows": n}
         self.write_meta(meta, merge=False)
         self._ann_cache = None

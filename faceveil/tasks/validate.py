@@ -3,7 +3,6 @@
 fails the run, naming the expectation, after the audit is written."""
 from __future__ import annotations
 
-import base64
 import functools
 import math
 import os
@@ -18,10 +17,10 @@ from faceveil.storage.paths import Location
 from faceveil.validation import privacy
 from faceveil.validation.identity import identified
 from faceveil.validation.contracts import ContractError, ContractReport
+from faceveil.validation.report_thumbnails import thumbnails
 from faceveil.validation.review_log import review_actions
 
 ACCESS_LOG_ROWS = 20
-THUMBNAILS = 8
 
 
 @functools.lru_cache(maxsize=1)
@@ -76,40 +75,6 @@ def run_reidentification(embeddings: list[dict], threshold: float) -> dict:
     chance = float(np.mean([(labels == x).mean() for x in labels]))  # rank-1 by luck, before the threshold
     return {"faces_checked": len(hit), "matches": int(hit.sum()), "rate": float(hit.mean()), "threshold": threshold,
             "identities": len(set(labels)), "chance": chance}
-
-
-def _thumbnail(dest: Location, row, frame: int, scratch: str) -> str | None:
-    """Base64 PNG, 240 px wide, of the anonymized output (never an original)."""
-    import cv2
-
-    from faceveil.storage.media import iter_frames, probe_video, read_image
-
-    with dest.local_file(row.output_path, scratch) as local:
-        if row.kind == "image":
-            rgb = read_image(local)[0]
-        else:
-            info = probe_video(local)
-            rgb = next((f for _, f in iter_frames(local, info, frame, frame + 1)), None)
-    if rgb is None:
-        return None
-    h, w = rgb.shape[:2]
-    small = cv2.resize(rgb, (240, max(1, round(h * 240 / w))), interpolation=cv2.INTER_AREA)
-    ok, png = cv2.imencode(".png", cv2.cvtColor(small, cv2.COLOR_RGB2BGR))
-    return base64.b64encode(png.tobytes()).decode() if ok else None
-
-
-def thumbnails(dest: Location, media: pd.DataFrame, checked: pd.DataFrame, scratch: str) -> list[dict]:
-    out = []
-    for row in media[media.status == "ok"].head(THUMBNAILS).itertuples():
-        frames = checked[(checked.media_id == row.media_id) & (checked.faces_in > 0)].frame_index
-        frame = int(frames.iloc[len(frames) // 2]) if len(frames) else 0
-        try:
-            png = _thumbnail(dest, row, frame, scratch)
-        except Exception:  # a thumbnail is a courtesy: never fails the audit
-            png = None
-        if png:
-            out.append({"path": row.rel_path, "frame": frame, "png_base64": png})
-    return out
 
 
 def _media_figures(media: pd.DataFrame, frames: pd.DataFrame, faces: pd.DataFrame, threshold: float) -> list[dict]:
