@@ -16,14 +16,13 @@ CVPR 2023), adapted to weights that ship offline:
 4. the face is put back (models/put_back.py): aligned and bent onto the original's 5 landmarks, its colour
    and sharpness matched, blended inside a landmark ellipse; every pixel outside it is left as it was.
 
-Pure compute: models are handed in (generator, detector, embedder); no file or network I/O. Over 300 lines
-(and `surrogate` over 60): steps 1-3 are one search whose state (pool, pairing order, step size,
-best so far) reads best in one class and one loop; step 4 is in models/put_back.py."""
+Pure compute: models are handed in (generator, detector, embedder); no file or network I/O. Steps 1-2
+are in models/surrogate_pool.py, step 4 in models/put_back.py. `surrogate` is over 60 lines: step 3 is
+one search whose state (pairing order, step size, best so far) reads best in one loop."""
 from __future__ import annotations
 
-import hashlib
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -32,6 +31,8 @@ from faceveil.models.detections import Detections, iou_matrix
 from faceveil.models.face_attributes import (FaceAttributes, delta_e2000, eye_distance, face_attributes, head_pose,
                                              skin_lab, skin_mask)
 from faceveil.models.put_back import put_back
+from faceveil.models.surrogate_pool import (PoolFace, Surrogate, build_pool, generated_landmarks, ranking, to_uint8,
+                                             track_seed)  # noqa: F401  (track_seed, Surrogate: re-exported)
 
 
 @dataclass(frozen=True)
@@ -70,53 +71,7 @@ START_EVALS = 3  # evaluations a person's surrogate gets on another face of them
 # (at least: half the settings' es_evals where that is more, e.g. the fallback chain's stronger search)
 
 
-@dataclass
-class PoolFace:
-    latent: "object"  # torch tensor (latent_dim,) on the CPU
-    image: np.ndarray  # (R, R, 3) uint8
-    landmarks: np.ndarray  # (5, 2) in the image's pixels
-    attributes: FaceAttributes
-    identity: np.ndarray  # (128,) unit vector
-
-
-@dataclass
-class Surrogate:
-    """The face that replaces one person: its latent, image and landmarks, and how it scored put
-    back into the frame it was made for."""
-
-    latent: "object"
-    image: np.ndarray
-    landmarks: np.ndarray
-    pool_index: int
-    seed: int
-    cosine: float = float("nan")  # identity cosine to the original, as put back
-    cosine_start: float = float("nan")  # the paired pool face's, before optimisation
-    pose_error: float = float("nan")  # mean |yaw, pitch, roll| difference, degrees
-    delta_e: float = float("nan")  # skin colour difference, CIEDE2000
-    det_score: float = float("nan")  # CenterFace's score of the face put back
-    evals: int = 0
-    seconds: float = 0.0  # wall-clock time to make it
-    cpu_seconds: float = 0.0  # CPU time of this process meanwhile (all its threads)
-    history: list = field(default_factory=list)
-    method: str = "replace"  # its step of models/fallback.FALLBACKS ("solid": no face, the region filled)
-    judged: bool = False  # its identity cosine measured in the whole frame it was made for (fallback.judge)
-
-
-def track_seed(*parts) -> int:
-    """A 63-bit seed from the parts (pool seed, media, track): the same on every run and machine."""
-    return int.from_bytes(hashlib.sha256("|".join(map(str, parts)).encode()).digest()[:8], "big") >> 1
-
-
-# ---------------------------------------------------------------- put back
-
-
 # ---------------------------------------------------------------- the method
-
-
-def _to_uint8(images) -> np.ndarray:
-    """(N, R, R, 3) uint8 of (N, 3, R, R) float images in [0, 1]."""
-    a = images.detach().clamp(0, 1).mul(255).add(0.5).to("cpu").numpy().astype(np.uint8)
-    return np.ascontiguousarray(a.transpose(0, 2, 3, 1))
 
 
 def _lab_torch(rgb):
@@ -142,82 +97,25 @@ class Replacer:
         self._pool: list[PoolFace] | None = None
         self.pool_seconds = 0.0
 
-    # ---- generated faces
-
-    def _canvas(self, image: np.ndarray) -> tuple[np.ndarray, float, int]:
-        """A generated face resized to 128 px, in a replicated border (CenterFace needs context
-        around a face), with the scale and border it got."""
-        r = image.shape[0]
-        s = 128.0 / r
-        size = int(round(r * s))
-        big = cv2.resize(image, (size, size), interpolation=cv2.INTER_CUBIC if s > 1 else cv2.INTER_AREA)
-        pad = 64
-        return cv2.copyMakeBorder(big, pad, pad, pad, pad, cv2.BORDER_REPLICATE), size / r, pad
+    # ---- the pool of generated faces, and pairing (models/surrogate_pool)
 
     def face_landmarks(self, image: np.ndarray) -> tuple[np.ndarray, float, np.ndarray] | None:
-        """(landmarks (5, 2), detector score, box xyxy) of the face CenterFace finds in a generated
-        image (in its pixels), or None when it finds none."""
-        canvas, s, pad = self._canvas(image)
-        dets = self.detector.detect(canvas)
-        if not len(dets):
-            return None
-        c = np.array(canvas.shape[1::-1], np.float32) / 2
-        centres = (dets.boxes[:, :2] + dets.boxes[:, 2:]) / 2
-        j = int(np.argmax(dets.scores - 0.01 * np.linalg.norm(centres - c, axis=1) / s))
-        lm = dets.landmarks[j]
-        if np.isnan(lm).any():
-            return None
-        return (lm - pad) / s, float(dets.scores[j]), (dets.boxes[j] - pad) / s
-
-    def _pool_face(self, latent, image: np.ndarray, min_score: float = 0.4) -> PoolFace | None:
-        found = self.face_landmarks(image)
-        if found is None or found[1] < min_score:
-            return None
-        lm, _, box = found
-        canvas, s, pad = self._canvas(image)
-        lm_c = lm * s + pad
-        ident = self.embedder.embed(canvas, Detections((box * s + pad)[None], [1.0]))[0]  # as real faces are: in CenterFace's box
-        return PoolFace(latent.detach().cpu(), image, lm.astype(np.float32), face_attributes(canvas, lm_c), ident)
+        """(landmarks, score, box) of the face CenterFace finds in a generated image, or None."""
+        return generated_landmarks(self.detector, image)
 
     @property
     def pool(self) -> list[PoolFace]:
         """The seeded pool of generated faces CenterFace finds a face in (built on first use)."""
         if self._pool is None:
             t0 = time.perf_counter()
-            import torch
-
-            z = self.generator.sample_latents(self.settings.pool_size, self.settings.pool_seed)
-            faces = []
-            for i in range(0, len(z), 8):  # a few at a time: big generators are big
-                with torch.no_grad():
-                    images = _to_uint8(self.generator.generate(z[i:i + 8]))
-                faces += [self._pool_face(z[i + k], img) for k, img in enumerate(images)]
-            self._pool = [f for f in faces if f is not None]
-            if not self._pool:
-                raise RuntimeError(f"none of the {self.settings.pool_size} generated faces was found by the detector")
+            self._pool = build_pool(self.generator, self.detector, self.embedder, self.settings.pool_size,
+                                    self.settings.pool_seed)
             self.pool_seconds = time.perf_counter() - t0
         return self._pool
 
-    # ---- pairing
-
     def ranking(self, attributes: FaceAttributes, identities: np.ndarray, avoid=()) -> list[int]:
-        """Pool indices, best partner first: those whose identity cosine to every row of `identities`
-        (the real people: this one first) is below the margin and not in `avoid`, nearest in attribute
-        space first; then the rest of those not in `avoid`, least like the real people first."""
-        pool = self.pool
-        vec = np.stack([f.attributes.vector() for f in pool])
-        ids = np.stack([f.identity for f in pool])
-        reals = np.asarray(identities, np.float32).reshape(-1, ids.shape[1])
-        sims = (ids @ reals.T).max(1) if len(reals) else np.full(len(pool), -1.0, np.float32)
-        avoid = set(avoid)
-        free = np.array([i not in avoid for i in range(len(pool))])
-        if not free.any():
-            free[:] = True
-        ok = free & (sims < self.settings.id_margin)
-        dist = np.linalg.norm(np.nan_to_num(vec - attributes.vector()), axis=1)
-        near = np.flatnonzero(ok)[np.argsort(dist[ok], kind="stable")]
-        rest = np.flatnonzero(free & ~ok)[np.argsort(sims[free & ~ok], kind="stable")]
-        return [int(i) for i in np.concatenate([near, rest])]
+        """Pool indices, best partner first (surrogate_pool.ranking, at the settings' identity margin)."""
+        return ranking(self.pool, attributes, identities, self.settings.id_margin, avoid)
 
     def pair(self, attributes: FaceAttributes, identities: np.ndarray, avoid=()) -> int:
         """The pool face to start from (`ranking`'s first)."""
@@ -352,7 +250,7 @@ class Replacer:
                 if out.evals >= evals:
                     break
                 with torch.no_grad():
-                    img = _to_uint8(g.generate(cand))[0]
+                    img = to_uint8(g.generate(cand))[0]
                 r = self.score(*args, img, **kw)
                 out.evals += 1
                 if r is None:
@@ -384,7 +282,7 @@ class Replacer:
         face = self.pool[idx]
         z = self._refine(face, attrs.skin)
         with torch.no_grad():
-            image = _to_uint8(self.generator.generate(z))[0]
+            image = to_uint8(self.generator.generate(z))[0]
         out = Surrogate(z.cpu().reshape(-1), image, face.landmarks, idx, seed, cosine_start=float(face.identity @ original_id))
         found = self.face_landmarks(image)
         if found is None:  # the colour steps lost the face: the paired face as generated
