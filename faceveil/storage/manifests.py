@@ -122,11 +122,21 @@ MANUAL_TRACKS = pa.schema([
     ("reason", pa.string()),
 ])
 
+# The deep leak check of published media (`faceveil check`, the check-nightly deployment): one row per
+# media, in one part (checks/deep.parquet, replaced whole); a media is checked again once its output changes.
+DEEP_CHECKS = pa.schema([
+    ("media_id", pa.string()), ("rel_path", pa.string()), ("status", pa.string()), ("output_sha256", pa.string()),
+    ("checked_at", pa.timestamp("us", tz="UTC")), ("frames_asked", pa.int64()), ("frames_checked", pa.int64()),
+    ("faces_checked", pa.int64()), ("leaks", pa.int64()), ("upper_95", pa.float64()),
+    ("leak_frames", pa.list_(pa.int64())), ("leak_boxes", pa.string()), ("seconds", pa.float64()),
+    ("error", pa.string()),
+])
+
 TABLES = {"runs": RUNS, "media": MEDIA, "detections": DETECTIONS, "tracks": TRACKS,
           "vault/entries": VAULT_ENTRIES, "vault/keys": VAULT_KEYS,
           "access_log": ACCESS_LOG, "audit/frames": AUDIT_FRAMES, "audit/faces": AUDIT_FACES,
           "audit/media": AUDIT_MEDIA, "surrogates": SURROGATES, "audit/pulse": AUDIT_PULSE,
-          "review/manual_tracks": MANUAL_TRACKS}
+          "review/manual_tracks": MANUAL_TRACKS, "checks": DEEP_CHECKS}
 
 
 def part_path(table: str, key: str) -> str:
