@@ -42,12 +42,16 @@ def test_prefect_yaml_entrypoints_are_flows_with_those_parameters():
         assert not {"key", "master_key", "secret", "password"} & set(params)
         assert d["work_pool"]["name"] == "faceveil"
         names[flow.name] = d
-    assert set(names) == {"scheduled_anonymize", "scheduled_restore", "scheduled_report"}
+    assert set(names) == {"scheduled_anonymize", "scheduled_restore", "scheduled_report", "scheduled_check"}
     nightly = names["scheduled_anonymize"]
     assert nightly["schedules"] == [{"cron": "0 2 * * *", "timezone": "UTC"}] and nightly["concurrency_limit"] == 1
+    check = names["scheduled_check"]  # after the nightly run, one at a time
+    assert check["name"] == "check-nightly" and check["concurrency_limit"] == 1
+    assert check["schedules"] == [{"cron": "0 4 * * *", "timezone": "UTC"}]
     from prefect.client.schemas.schedules import CronSchedule
 
-    CronSchedule(cron=nightly["schedules"][0]["cron"], timezone="UTC")
+    for d in (nightly, check):
+        CronSchedule(cron=d["schedules"][0]["cron"], timezone="UTC")
     assert pools_of(spec) == ["faceveil"]
 
 
@@ -104,7 +108,7 @@ def test_jobqueue_spec_is_a_slurm_config_with_a_gpu_per_job():
     assert set(conf) <= set(known), set(conf) - set(known)
 
 
-@pytest.mark.parametrize("name", ["scheduled_anonymize", "scheduled_restore", "scheduled_report"])
+@pytest.mark.parametrize("name", ["scheduled_anonymize", "scheduled_restore", "scheduled_report", "scheduled_check"])
 def test_scheduled_flows_refuse_a_config_path_left_unfilled(name):
     from faceveil.config_file import ConfigFileError
     from faceveil.flows import scheduled

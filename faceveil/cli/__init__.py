@@ -6,6 +6,7 @@ import os
 import sys
 
 from faceveil.cli.exits import EXIT_CONTRACT, EXIT_OK, EXIT_USAGE  # noqa: F401  (EXIT_OK: for callers)
+from faceveil.cli.check import check as _check
 from faceveil.cli.keyed import _access_log, _calibrate, _forget, _keygen, _log_key, _restore, _rotate_key, _search
 from faceveil.cli.parser import build_parser
 from faceveil.cli.publish import publish as _publish
@@ -29,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
                 "search": _search, "calibrate": _calibrate, "access-log": _access_log, "audit-log": _access_log,
                 "log-key": _log_key, "sample": _sample,
                 "report": _report, "migrate-state": _migrate_state, "evaluate": _evaluate, "serve": _serve, "publish": _publish,
-                "review": _review}
+                "review": _review, "check": _check}
     from faceveil.validation.errors import ContractError
 
     try:

@@ -121,6 +121,13 @@ def _add_review(sub) -> None:
                                                 "one-time token): add a missed face, release or keep, all logged"))
 
 
+def _add_check(sub) -> None:
+    from faceveil.cli.check import add_arguments
+
+    add_arguments(sub.add_parser("check", help="deep leak check of the published and released media (many frames "
+                                               "each; only outputs changed since their last check): exit 1 on a leak"))
+
+
 def _add_sample(sub) -> None:
     p = sub.add_parser("sample", help="write the built-in sample archive (videos with audio, photos)")
     p.add_argument("dest")
@@ -163,4 +170,5 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     _add_serve(sub)
     _add_publish(sub)
     _add_review(sub)
+    _add_check(sub)
     return parser

@@ -2,7 +2,7 @@
 config file (faceveil/config_file.py) and nothing secret. The key is named in the file's [key] table
 and resolved here, in the flow run's own process (flows/key_refs.py); the anonymize run takes the
 reference along and resolves it again itself. Composition only: the work is run_anonymize's,
-run_restore's and the report's."""
+run_restore's, the report's and the deep check's (ops/deep_check; it needs no key)."""
 from __future__ import annotations
 
 from prefect import flow, get_run_logger
@@ -90,6 +90,28 @@ def scheduled_report(config_path: str, run: str | None = None) -> str:
     page = state.display(paths["html"])
     get_run_logger().info("report: %s", page)
     return page
+
+
+@flow(name="scheduled_check", log_prints=False)
+def scheduled_check(config_path: str, frames: int = 300) -> dict:
+    """The deep leak check of the archive the config file names (as `faceveil check`): every published
+    or released media whose output changed since its last check, `frames` frames each; results in the
+    state root's checks/deep.parquet. Fails naming the media when a leak was found (now or before, in an
+    output not changed since) or an output could not be checked."""
+    from faceveil.ops.deep_check import line, run_check, total_line
+    from faceveil.storage.paths import Location
+    from faceveil.storage.state import find_state
+
+    file = _load(config_path)
+    log = get_run_logger()
+    dest = file.settings["dest"]
+    state = find_state(dest, file.settings.get("state"))
+    result = run_check(Location(dest), state, frames, say=log.info)
+    log.info("%s; %d checked now in %.1f s", total_line(result), result["checked"], result["seconds"])
+    bad = [line(r) for r in result["rows"] if r["leaks"] or r.get("error")]
+    if bad:
+        raise RuntimeError(f"deep check: {len(bad)} media with a leak or not checked: " + "; ".join(bad[:5]))
+    return {k: result[k] for k in ("media", "checked", "frames_checked", "faces_checked", "leaks", "upper_95")}
 
 
 def _load(config_path: str) -> ConfigFile:

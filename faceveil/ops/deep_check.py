@@ -2,13 +2,16 @@
 deployment): every media published (ok) or released by a reviewer whose output changed since it was
 last checked is checked again (validation/deep_check), and the results replace the state root's
 checks/deep.parquet (atomically, after each media, so an interrupted check loses nothing). A media
-is keyed by its output's SHA-256 (the manifest's; a file fingerprint where the row has none)."""
+is keyed by its output's SHA-256 in the media manifest and its file's fingerprint (size and times,
+or ETag), so a file replaced in DEST behind the manifest is checked again; a checked file whose
+SHA-256 is not the manifest's is an error (the output changed after its run)."""
 from __future__ import annotations
 
 import shutil
 import tempfile
 from datetime import datetime, timezone
 
+from faceveil.hashing import sha256_file
 from faceveil.storage import manifests
 from faceveil.storage.media import MediaError
 from faceveil.storage.paths import Location
@@ -25,8 +28,16 @@ def read_results(state: Location) -> list[dict]:
     return part.to_pylist() if part is not None else []
 
 
-def _key(dest: Location, row: dict) -> str:
-    return row.get("output_sha256") or f"fingerprint:{dest.fingerprint(row['output_path'])}"
+def _unchanged(dest: Location, row: dict, before: dict | None, frames: int) -> bool:
+    """Whether the media's last check still stands: same output (SHA-256 and file), no error, as many frames."""
+    if before is None or before.get("error") or (before["frames_asked"] or 0) < frames:
+        return False
+    if row.get("output_sha256") and before["output_sha256"] != row["output_sha256"]:
+        return False
+    try:
+        return before["output_fingerprint"] == dest.fingerprint(row["output_path"])
+    except OSError:  # gone: checked again (an error naming it)
+        return False
 
 
 def _published(state: Location) -> list[dict]:
@@ -35,13 +46,17 @@ def _published(state: Location) -> list[dict]:
 
 
 def _check_one(dest: Location, state: Location, row: dict, frames: int, scratch: str) -> dict:
-    out = {"media_id": row["media_id"], "rel_path": row["rel_path"], "status": row["status"],
-           "output_sha256": _key(dest, row), "checked_at": datetime.now(timezone.utc), "frames_asked": frames}
+    out = {"media_id": row["media_id"], "rel_path": row["rel_path"], "status": row["status"], "output_sha256": None,
+           "output_fingerprint": None, "checked_at": datetime.now(timezone.utc), "frames_asked": frames, "error": None}
     try:
+        out["output_fingerprint"] = dest.fingerprint(row["output_path"])
         regions = recorded_regions(state, row)
         with dest.local_file(row["output_path"], scratch) as local:
+            out["output_sha256"] = sha256_file(local)
             out.update(check_output(local, row["kind"], regions, frames))
-        out["error"] = None
+        if row.get("output_sha256") and out["output_sha256"] != row["output_sha256"]:
+            out["error"] = (f"{dest.display(row['output_path'])}: its SHA-256 is not the media manifest's "
+                            "(the file changed after its run)")
     except (MediaError, OSError, ValueError) as e:  # recorded; the check as a whole then fails
         out.update(frames_checked=0, faces_checked=0, leaks=0, upper_95=1.0, leak_frames=[], leak_boxes=None,
                    seconds=0.0, error=f"{dest.display(row['output_path'])}: {e}")
@@ -72,8 +87,7 @@ def run_check(dest: Location, state: Location, frames: int = DEEP_FRAMES, say=No
     try:
         for row in published:
             before = previous.get(row["media_id"])
-            if (before is not None and before["output_sha256"] == _key(dest, row) and not before.get("error")
-                    and (before["frames_asked"] or 0) >= frames):
+            if _unchanged(dest, row, before, frames):
                 rows.append({**before, "fresh": False})
                 continue
             result = _check_one(dest, state, row, frames, scratch)
@@ -99,12 +113,12 @@ def _write(state: Location, rows: list[dict]) -> None:
 
 def line(r: dict) -> str:
     """One media's result as one line."""
-    if r.get("error"):
+    if r.get("error") and not r["frames_checked"]:
         return f"{r['rel_path']}: not checked: {r['error']}"
     when = "" if r.get("fresh", True) else f" (unchanged since {r['checked_at']:%Y-%m-%d %H:%M} UTC)"
     leaks = f"{r['leaks']} leak(s) in frame(s) {r['leak_frames']}" if r["leaks"] else "0 leaks"
     return (f"{r['rel_path']}: {r['frames_checked']} frames, {r['faces_checked']} faces checked, {leaks}, "
-            f"leak rate < {100 * r['upper_95']:.2f} % (95 %){when}")
+            f"leak rate < {100 * r['upper_95']:.2f} % (95 %){when}" + (f"; error: {r['error']}" if r.get("error") else ""))
 
 
 def total_line(t: dict) -> str:

@@ -123,10 +123,11 @@ MANUAL_TRACKS = pa.schema([
 ])
 
 # The deep leak check of published media (`faceveil check`, the check-nightly deployment): one row per
-# media, in one part (checks/deep.parquet, replaced whole); a media is checked again once its output changes.
+# media, in one part (checks/deep.parquet, replaced whole); a media is checked again once its output changes
+# (its manifest SHA-256 or its file's fingerprint); output_sha256 is the checked file's own.
 DEEP_CHECKS = pa.schema([
     ("media_id", pa.string()), ("rel_path", pa.string()), ("status", pa.string()), ("output_sha256", pa.string()),
-    ("checked_at", pa.timestamp("us", tz="UTC")), ("frames_asked", pa.int64()), ("frames_checked", pa.int64()),
+    ("output_fingerprint", pa.string()), ("checked_at", pa.timestamp("us", tz="UTC")), ("frames_asked", pa.int64()), ("frames_checked", pa.int64()),
     ("faces_checked", pa.int64()), ("leaks", pa.int64()), ("upper_95", pa.float64()),
     ("leak_frames", pa.list_(pa.int64())), ("leak_boxes", pa.string()), ("seconds", pa.float64()),
     ("error", pa.string()),

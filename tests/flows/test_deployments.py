@@ -130,6 +130,7 @@ def test_nightly_deployment_runs_incrementally_and_prefect_never_holds_the_key(s
         auth_file = Path(serve.wait_for(r"API credentials: (\S+) \(user:password, mode 0600", 10).group(1))
         serve.wait_for(r"ready;", 300)
         assert NIGHTLY in serve.text and "scheduled_report/report" in serve.text
+        assert "scheduled_check/check-nightly (cron '0 4 * * *' UTC" in serve.text  # the deep check, registered too
         assert "scheduled_restore/restore (" not in serve.text  # the config has no [restore] table
         assert "deployment scheduled_restore/restore: not registered (the config's [restore] deploy is not true)" in serve.text
         assert "cron '0 2 * * *' UTC" in serve.text and f"fingerprint {key.fingerprint}" in serve.text

@@ -12,6 +12,7 @@ import pytest
 import skimage.data
 from PIL import Image
 
+from faceveil.hashing import sha256_file
 from faceveil.models.detections import Detections
 from faceveil.models.detectors import DetectorSettings, create_detector
 from faceveil.ops.deep_check import read_results, run_check
@@ -89,9 +90,10 @@ def test_the_archive_check_is_keyed_by_output_and_idempotent(two_faces, tmp_path
     Image.fromarray(out).save(dest.path("leaky.png"))
     Image.fromarray(out[:, :512]).save(dest.path("masked.png"))
     common = {"kind": "image", "width": out.shape[1], "height": out.shape[0], "run_id": "r1"}
+    sha = {rel: sha256_file(dest.path(rel)) for rel in ("leaky.png", "masked.png")}
     for mid, rel, status in (("a", "leaky.png", "released"), ("b", "masked.png", "ok"), ("c", "held.png", "leaked")):
         manifests.write_part(state, "media", mid, [{**common, "media_id": mid, "rel_path": rel, "status": status,
-                                                    "output_path": rel, "output_sha256": f"sha-{mid}"}])
+                                                    "output_path": rel, "output_sha256": sha.get(rel)}])
         _detections(state, mid, {0: [list(box)]})
     first = run_check(dest, state)
     assert first["checked"] == 2 and [r["rel_path"] for r in first["rows"]] == ["leaky.png", "masked.png"]
@@ -104,10 +106,16 @@ def test_the_archive_check_is_keyed_by_output_and_idempotent(two_faces, tmp_path
     # the leaky output replaced by a masked one (a new SHA-256): only it is checked again
     Image.fromarray(out[:, :512]).save(dest.path("leaky.png"))
     row = manifests.read_part(state, "media", "a").to_pylist()[0]
-    manifests.write_part(state, "media", "a", [{**row, "output_sha256": "sha-a2", "width": 512}])
+    new = sha256_file(dest.path("leaky.png"))
+    manifests.write_part(state, "media", "a", [{**row, "output_sha256": new, "width": 512}])
     third = run_check(dest, state)
-    assert third["checked"] == 1 and third["leaks"] == 0 and third["faces_checked"] == 2
-    assert [r["output_sha256"] for r in read_results(state)] == ["sha-a2", "sha-b"]
+    assert third["checked"] == 1 and third["leaks"] == 0 and third["faces_checked"] == 2 and not third["errors"]
+    assert [r["output_sha256"] for r in read_results(state)] == [new, sha["masked.png"]]
+    # a file replaced in DEST behind the manifest: checked again, and its changed SHA-256 is an error
+    Image.fromarray(out).save(dest.path("masked.png"))
+    fourth = run_check(dest, state)
+    assert fourth["checked"] == 1 and fourth["leaked"] == ["masked.png"]
+    assert "masked.png: its SHA-256 is not the media manifest's" in fourth["errors"][0]
     assert run_check(dest, state, frames=600)["checked"] == 2  # more frames asked: checked again
     # the public tree holds no check results
     assert not any(p.startswith("checks") for p in dest.list_files())
