@@ -154,11 +154,13 @@ def _report(args) -> int:
     from faceveil.cli.keyed import archive_state
     from faceveil.validation.report import load_audit, write_report
 
+    from faceveil.validation.deep_check import report_rows
     from faceveil.validation.review_log import review_actions
 
     state = archive_state(args, args.dest)
     audit = load_audit(state, args.run)
     audit["review"] = review_actions(state)  # what reviewers did since (faceveil review)
+    audit["deep_check"] = report_rows(state)  # the latest deep check of published media (faceveil check)
     paths = write_report(state, audit, latest=args.run is None)
     print(state.display(paths["html"]))
     return EXIT_OK

@@ -82,11 +82,14 @@ def scheduled_restore(config_path: str, out: str, reason: str, tracks: list[str]
 def scheduled_report(config_path: str, run: str | None = None) -> str:
     """Renders a run's audit report again (default: the latest run) from its stored audit JSON."""
     from faceveil.storage.state import find_state
+    from faceveil.validation.deep_check import report_rows
     from faceveil.validation.report import load_audit, write_report
 
     file = _load(config_path)
     state = find_state(file.settings["dest"], file.settings.get("state"))
-    paths = write_report(state, load_audit(state, run), latest=run is None)
+    audit = load_audit(state, run)
+    audit["deep_check"] = report_rows(state)  # the latest deep check (check-nightly), when there is one
+    paths = write_report(state, audit, latest=run is None)
     page = state.display(paths["html"])
     get_run_logger().info("report: %s", page)
     return page

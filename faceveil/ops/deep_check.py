@@ -15,17 +15,12 @@ from faceveil.hashing import sha256_file
 from faceveil.storage import manifests
 from faceveil.storage.media import MediaError
 from faceveil.storage.paths import Location
-from faceveil.validation.deep_check import DEEP_FRAMES, check_output, recorded_regions
+from faceveil.validation.deep_check import DEEP_FRAMES, KEY, TABLE, check_output, recorded_regions
+from faceveil.validation.deep_check import stored_results as read_results
 from faceveil.validation.leak_bound import leak_upper_bound
 
-TABLE, KEY = "checks", "deep"
 CHECKED = ("ok", "released")  # the statuses whose output is public
-
-
-def read_results(state: Location) -> list[dict]:
-    """The latest deep-check rows (one per media), [] when the archive was never checked."""
-    part = manifests.read_part(state, TABLE, KEY)
-    return part.to_pylist() if part is not None else []
+__all__ = ["read_results", "run_check", "line", "total_line", "totals"]
 
 
 def _unchanged(dest: Location, row: dict, before: dict | None, frames: int) -> bool:

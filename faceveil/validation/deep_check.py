@@ -25,6 +25,7 @@ from faceveil.validation.leak_gate import found_at, unmasked_faces
 from faceveil.validation.privacy import CheckSettings
 
 DEEP_FRAMES = 300  # checked frames per video by default (every frame of a shorter one)
+TABLE, KEY = "checks", "deep"  # the results: checks/deep.parquet in the state root (ops/deep_check writes it)
 
 
 def spread_frames(n_frames: int, frames: int = DEEP_FRAMES) -> list[int]:
@@ -112,3 +113,17 @@ def check_output(path: str, kind: str, regions: dict[int, np.ndarray], frames: i
             "upper_95": leak_upper_bound(n_leaks, faces), "leak_frames": sorted(found),
             "leak_boxes": json.dumps({str(k): v for k, v in sorted(found.items())}) if found else None,
             "seconds": round(time.perf_counter() - t0, 3)}
+
+
+def stored_results(state: Location) -> list[dict]:
+    """The latest deep-check rows (one per media, in path order), [] when the archive was never checked."""
+    part = manifests.read_part(state, TABLE, KEY)
+    return part.to_pylist() if part is not None else []
+
+
+def report_rows(state: Location) -> list[dict]:
+    """The stored deep-check rows as the audit report shows them (JSON-safe)."""
+    keep = ("rel_path", "status", "checked_at", "frames_checked", "faces_checked", "leaks", "upper_95", "leak_frames",
+            "error")
+    return [{k: (r[k].isoformat(timespec="seconds") if k == "checked_at" and r[k] is not None else r[k]) for k in keep}
+            for r in stored_results(state)]

@@ -40,6 +40,19 @@ def _gate(gate) -> str:
     return f'<p class="fail" id="gate-off">LEAK GATE OFF: {esc(gate.get("off_because"))}</p>'
 
 
+def _deep_check(rows: list[dict]) -> str:
+    from faceveil.validation.leak_bound import leak_upper_bound
+
+    faces, leaks = sum(r.get("faces_checked") or 0 for r in rows), sum(r.get("leaks") or 0 for r in rows)
+    total = f"<p>all: {faces} faces checked, {leaks} leak(s), 95% bound {leak_upper_bound(leaks, faces):.4g}</p>"
+    return "<h3>deep check of published media (latest)</h3>" + total + table(
+        ["path", "status", "checked at", "frames checked", "faces checked", "leaks", "leak rate 95% bound",
+         "leak frames", "error"],
+        [[r.get("rel_path"), r.get("status"), r.get("checked_at"), r.get("frames_checked"), r.get("faces_checked"),
+          r.get("leaks"), r.get("upper_95"), ", ".join(map(str, r.get("leak_frames") or [])), r.get("error")]
+         for r in rows], {i for i, r in enumerate(rows) if r.get("leaks") or r.get("error")})
+
+
 def render_html(audit: dict) -> str:
     """One self-contained HTML page for an audit dict (no scripts, no external URLs)."""
     a, figs, media = audit, plots(audit), audit.get("media") or []
@@ -70,6 +83,8 @@ def render_html(audit: dict) -> str:
               m.get("leak_upper_95"), m.get("reid_rate"), m.get("reid_checked")]
              for m in rows], fails) + img(figs.get("privacy"), "privacy plot"))
         s["privacy"] = "".join(parts)
+    if a.get("deep_check"):  # the latest deep check of published media (faceveil check), whatever run it followed
+        s["privacy"] = s.get("privacy", "") + _deep_check(a["deep_check"])
     if isinstance(a.get("utility"), dict):
         rows = [m for m in media if any(m.get(k) is not None for k in ("background_psnr", "background_ssim", "face_ssim"))]
         s["utility"] = kv(a["utility"]) + "<h3>per media</h3>" + table(

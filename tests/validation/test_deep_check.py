@@ -18,7 +18,7 @@ from faceveil.models.detectors import DetectorSettings, create_detector
 from faceveil.ops.deep_check import read_results, run_check
 from faceveil.storage import manifests
 from faceveil.storage.paths import Location
-from faceveil.validation.deep_check import check_output, recorded_regions, spread_frames
+from faceveil.validation.deep_check import check_output, recorded_regions, report_rows, spread_frames
 from faceveil.validation.leak_bound import leak_upper_bound
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "review"))
@@ -117,6 +117,14 @@ def test_the_archive_check_is_keyed_by_output_and_idempotent(two_faces, tmp_path
     assert fourth["checked"] == 1 and fourth["leaked"] == ["masked.png"]
     assert "masked.png: its SHA-256 is not the media manifest's" in fourth["errors"][0]
     assert run_check(dest, state, frames=600)["checked"] == 2  # more frames asked: checked again
+    # the audit report shows the latest results, the leaking media marked
+    from faceveil.validation.report import render_html
+
+    shown = report_rows(state)
+    assert [r["leaks"] for r in shown] == [0, 1] and isinstance(shown[0]["checked_at"], str)
+    page = render_html({"run_id": "x", "deep_check": shown})
+    assert "deep check of published media (latest)" in page and "all: 3 faces checked, 1 leak(s)" in page
+    assert "<tr class=fail><td>masked.png</td>" in page
     # the public tree holds no check results
     assert not any(p.startswith("checks") for p in dest.list_files())
 
