@@ -5,14 +5,9 @@ from the state root's quarantine into DEST's bucket."""
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
 import sys
-import time
 from pathlib import Path
 
-import pytest
 from starlette.testclient import TestClient
 
 from faceveil.pipeline.jobs import media_id
@@ -30,38 +25,7 @@ TOKEN = "s3-review-token"
 REL = "cam/clip.mp4"
 
 
-@pytest.fixture(scope="module")
-def moto_s3():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    env = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1",
-           "FACEVEIL_S3_ENDPOINT": url}
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    import httpx
-
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            httpx.get(url, timeout=1)
-            break
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    yield url
-    proc.terminate()
-    proc.wait(10)
-    for k, v in old.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
-
-
-def test_review_an_s3_archive(moto_s3, tmp_path):
+def test_review_an_s3_archive(s3_endpoint, tmp_path):
     clip = write_clip(tmp_path / "clip.mp4")
     src, dest = Location("s3://review-src/archive"), Location("s3://review-out/archive")
     state = Location(default_state_url(dest.url))
