@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from faceveil.storage import manifests, manual_tracks
-from faceveil.storage.media import iter_frames, probe_video, read_image
+from faceveil.storage.media import read_frame as media_frame
 from faceveil.storage.paths import Location
 
 REVIEWED = ("leaked", "failed", "released")
@@ -80,14 +80,7 @@ def anonymized_place(archive: Archive, row: dict) -> tuple[Location, str]:
 def read_frame(loc: Location, rel: str, kind: str, index: int, scratch: str) -> np.ndarray:
     """Frame `index` (0 for a photo) of the media at `rel` in `loc`, RGB, upright."""
     with loc.local_file(rel, scratch) as local:
-        if kind == "image":
-            if index != 0:
-                raise ValueError(f"{rel}: a photo has only frame 0")
-            return read_image(local)[0]
-        info = probe_video(local)
-        if not 0 <= index < info.n_frames:
-            raise ValueError(f"{rel}: frame {index} is outside its {info.n_frames} frames")
-        return next(iter_frames(local, info, index, index + 1))[1]
+        return media_frame(local, kind, index, name=rel)
 
 
 def jpeg(rgb: np.ndarray, boxes: list[tuple[tuple, list[float]]] = (), quality: int = 90) -> bytes:

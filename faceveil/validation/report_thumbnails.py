@@ -15,16 +15,10 @@ def _thumbnail(dest: Location, row, frame: int, scratch: str) -> str | None:
     """Base64 PNG, 240 px wide, of the anonymized output (never an original)."""
     import cv2
 
-    from faceveil.storage.media import iter_frames, probe_video, read_image
+    from faceveil.storage.media import read_frame
 
     with dest.local_file(row.output_path, scratch) as local:
-        if row.kind == "image":
-            rgb = read_image(local)[0]
-        else:
-            info = probe_video(local)
-            rgb = next((f for _, f in iter_frames(local, info, frame, frame + 1)), None)
-    if rgb is None:
-        return None
+        rgb = read_frame(local, row.kind, frame if row.kind != "image" else 0)
     h, w = rgb.shape[:2]
     small = cv2.resize(rgb, (240, max(1, round(h * 240 / w))), interpolation=cv2.INTER_AREA)
     ok, png = cv2.imencode(".png", cv2.cvtColor(small, cv2.COLOR_RGB2BGR))

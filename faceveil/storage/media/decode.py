@@ -10,7 +10,8 @@ from typing import Callable, Iterator
 import av
 import numpy as np
 
-from faceveil.storage.media.probe import MediaError, VideoInfo, _open, _video_stream
+from faceveil.storage.media.images import read_image
+from faceveil.storage.media.probe import MediaError, VideoInfo, _open, _video_stream, probe_video
 from faceveil.storage.orientation import Orientation
 
 
@@ -200,3 +201,17 @@ class Redecoder:
 
     def rgb(self, frame) -> np.ndarray:
         return self.orientation.upright(_rgb(frame))
+
+
+def read_frame(path: str, kind: str, index: int = 0, name: str | None = None) -> np.ndarray:
+    """Frame `index` of the local media file at `path` ('image': only frame 0; else a video), RGB,
+    upright; a ValueError naming `name` (default the path) when there is no such frame."""
+    name = name or str(path)
+    if kind == "image":
+        if index != 0:
+            raise ValueError(f"{name}: a photo has only frame 0")
+        return read_image(path)[0]
+    info = probe_video(path)
+    if not 0 <= index < info.n_frames:
+        raise ValueError(f"{name}: frame {index} is outside its {info.n_frames} frames")
+    return next(iter_frames(path, info, index, index + 1))[1]
