@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+import shared_runtime
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
@@ -17,6 +18,7 @@ SHARED = REPO.parent / "shared" / "data"
 os.environ.update({
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "true", "MLFLOW_DISABLE_TELEMETRY": "true",
     "GX_ANALYTICS_ENABLED": "false", "AWS_EC2_METADATA_DISABLED": "true", "PREFECT_LOGGING_LEVEL": "WARNING",
+    "DASK_LOGGING__DISTRIBUTED": "error",  # as the CLI sets it: the shared runtime's workers see what a CLI run's would
 })
 os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="faceveil-prefect-home-"))
 os.environ["FACEVEIL_HOME"] = tempfile.mkdtemp(prefix="faceveil-home-")  # the MLflow store of s3:// archives
@@ -31,7 +33,26 @@ def figures():
     return FIGURES
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _shared_runtime():
+    """In-process runs share one Prefect API server and one TLS Dask cluster (tests/shared_runtime.py)."""
+    shared_runtime.install()
+    yield
+    shared_runtime.shutdown()
+
+
+@pytest.fixture(autouse=True)
+def _own_cluster(request):
+    """A test marked own_cluster runs with a cluster and server of its own, as a user's run would."""
+    with shared_runtime.own_cluster(request.node.get_closest_marker("own_cluster") is not None):
+        yield
+
+
 def pytest_terminal_summary(terminalreporter):
+    if shared_runtime.RUNS:
+        terminalreporter.section("flow runtimes")
+        for what, n in shared_runtime.RUNS.most_common():
+            terminalreporter.write_line(f"{n:4d}  {what}")
     if FIGURES:
         terminalreporter.section("measured figures")
         for line in FIGURES:

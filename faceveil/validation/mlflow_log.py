@@ -44,7 +44,41 @@ def store_for(state: Location, uri: str | None = None, artifacts: str | None = N
     home = Path(os.environ.get("FACEVEIL_HOME") or Path.home() / ".faceveil")
     root = Path(state.path("mlflow")) if state.is_local else home / "mlflow"
     root.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{root / 'mlflow.db'}", artifacts or (root / "artifacts").as_uri()
+    artifacts = artifacts or (root / "artifacts").as_uri()
+    seed_sqlite(root / "mlflow.db", home, artifacts)
+    return f"sqlite:///{root / 'mlflow.db'}", artifacts
+
+
+def seed_sqlite(db: Path, home: Path, artifacts: str) -> None:
+    """A new local store starts as a copy of an empty, migrated one kept per MLflow version under
+    $FACEVEIL_HOME/cache (creating the tables takes MLflow ~4 s; copying, milliseconds); its Default
+    experiment's artifacts point at `artifacts`. An existing `db` is never touched."""
+    if db.exists():
+        return
+    import contextlib
+    import shutil
+    import sqlite3
+    from importlib.metadata import version
+
+    template = home / "cache" / f"mlflow-{version('mlflow')}.db"
+    if not template.exists():
+        template.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=template.parent, suffix=".db")
+        os.close(fd)
+        os.unlink(tmp)
+        with _LOCK:
+            load_mlflow().MlflowClient(tracking_uri=f"sqlite:///{tmp}").search_experiments()
+        os.replace(tmp, template)  # atomic: a process beside this one sees the whole template or none
+    fd, tmp = tempfile.mkstemp(dir=db.parent, suffix=".db")
+    os.close(fd)
+    try:
+        shutil.copyfile(template, tmp)
+        with contextlib.closing(sqlite3.connect(tmp)) as con, con:
+            con.execute("UPDATE experiments SET artifact_location = ? WHERE experiment_id = 0", (f"{artifacts.rstrip('/')}/0",))
+        with contextlib.suppress(FileExistsError):  # created meanwhile by another process: that one stays
+            os.link(tmp, db)
+    finally:
+        os.unlink(tmp)
 
 
 def open_store(uri: str, artifacts: str | None, experiment: str = EXPERIMENT):

@@ -14,7 +14,7 @@ from distributed.security import Security
 
 from faceveil.flows.runtime import flow_runtime
 
-pytestmark = pytest.mark.slow  # a Dask cluster of worker processes
+pytestmark = [pytest.mark.slow, pytest.mark.own_cluster]  # a Dask cluster of worker processes, its own
 
 
 @pytest.fixture

@@ -1,0 +1,137 @@
+"""One Prefect API server and one TLS Dask cluster for the whole test session (CI time: each run
+otherwise boots a server and a 2-worker cluster, and warms the workers, ~12 s each).
+
+`install()` wraps `faceveil.flows.runtime._flow_runtime`: an in-process run that would start its own
+local cluster and server runs on the session's instead, which are made the same way
+(`dask_cluster.local_cluster`, `runtime.LocalPrefectServer` with a random password), so the flow,
+its task runner and the TLS between client and workers are the real ones. A run takes its own, as
+in production, when
+  - it names a Dask address or a Prefect API (the test is about those),
+  - the test is marked `own_cluster` (worker processes killed or counted, the run's own server),
+  - this process's environment differs from the one the shared workers were started with (a test's
+    S3 endpoint, home folder or TLS switch would not reach them), or
+  - FACEVEIL_TEST_OWN_CLUSTER=1 (debugging).
+After each run, work the run left on the shared workers (a failed run's other tasks) is waited for,
+and the workers are restarted if it does not end, so no test sees another's tasks."""
+from __future__ import annotations
+
+import collections
+import contextlib
+import os
+import secrets
+import time
+
+from faceveil.flows import runtime
+
+_OWN_ENV = ("PREFECT_API_URL", "PREFECT_API_AUTH_STRING")  # set around a run; workers get them from Prefect's context
+_state: dict = {"own": False, "started": None, "baseline": None}
+RUNS: collections.Counter = collections.Counter()  # "shared", or why a run took its own cluster
+
+
+# set in this process by pytest (the test's name) and by Dask's cluster start (its workers' own values): not a
+# difference in what a run's workers would be given
+_NOT_THE_RUNS = ("PYTEST_CURRENT_TEST", "__DASK_PARENT_PID", "PYTHONHASHSEED", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
+                 "OPENBLAS_NUM_THREADS")
+
+
+def _env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k not in _OWN_ENV + _NOT_THE_RUNS}
+
+
+def _own_reason(address) -> str | None:
+    if address:
+        return "a Dask address given"
+    if _state["own"]:
+        return "test marked own_cluster"
+    if os.environ.get("FACEVEIL_TEST_OWN_CLUSTER") == "1":
+        return "FACEVEIL_TEST_OWN_CLUSTER=1"
+    now, base = _env(), _state["baseline"]
+    changed = sorted(k for k in now.keys() | base.keys() if now.get(k) != base.get(k))
+    return f"environment differs ({', '.join(changed)})" if changed else None
+
+
+def _start() -> dict:
+    """The session's cluster, and a Prefect API server for runs that have none configured."""
+    from faceveil.flows.dask_cluster import local_cluster
+
+    port = runtime._free_port()
+    url, auth = f"http://127.0.0.1:{port}/api", f"faceveil:{secrets.token_urlsafe(32)}"
+    server = runtime.LocalPrefectServer(port, auth=auth)
+    cluster, client, workdir = local_cluster(2, 1)
+    server.wait_ready(timeout=180)
+    return {"server": server, "url": url, "auth": auth, "cluster": cluster, "client": client, "workdir": workdir}
+
+
+def _settle(client, timeout: float = 60.0) -> None:
+    """Waits for the scheduler to hold no task (a run's leftovers); restarts the workers if it still does."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks)):
+            return
+        time.sleep(0.2)
+    RUNS["workers restarted after a run"] += 1
+    client.restart()
+
+
+def _shared_flow_runtime(original):
+    def flow_runtime_(n_workers, threads_per_worker, address, warm, tls_files):
+        reason = _own_reason(address)
+        RUNS[reason or "shared"] += 1
+        if reason:
+            yield from original(n_workers, threads_per_worker, address, warm, tls_files)
+            return
+        from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, temporary_settings
+        from prefect_dask import DaskTaskRunner
+
+        if _state["started"] is None:
+            _state["started"] = _start()
+        s = _state["started"]
+        configured = os.environ.get("PREFECT_API_URL")  # the session's prefect_server fixture, when a test asked for it
+        if not configured:
+            os.environ.update({"PREFECT_API_URL": s["url"], "PREFECT_API_AUTH_STRING": s["auth"]})
+        url, auth = os.environ["PREFECT_API_URL"], os.environ.get("PREFECT_API_AUTH_STRING")
+        try:
+            if warm is not None:
+                with contextlib.suppress(Exception):
+                    s["client"].run(warm)
+            with temporary_settings(updates={PREFECT_API_URL: url, **({PREFECT_API_AUTH_STRING: auth} if auth else {})}):
+                yield DaskTaskRunner(address=s["cluster"].scheduler_address,
+                                     client_kwargs={"security": s["cluster"].security})
+        finally:
+            runtime._drain_prefect()
+            if not configured:
+                os.environ.pop("PREFECT_API_URL", None)
+                os.environ.pop("PREFECT_API_AUTH_STRING", None)
+            _settle(s["client"])
+
+    return flow_runtime_
+
+
+def install() -> None:
+    """Wraps the runtime; the environment now is what the shared workers will have."""
+    from faceveil.offline import set_offline_env
+
+    set_offline_env()
+    _state["baseline"] = _env()
+    runtime._flow_runtime = _shared_flow_runtime(runtime._flow_runtime)
+
+
+@contextlib.contextmanager
+def own_cluster(on: bool):
+    """While on, runs start their own cluster and server (a test marked own_cluster)."""
+    before, _state["own"] = _state["own"], on
+    try:
+        yield
+    finally:
+        _state["own"] = before
+
+
+def shutdown() -> None:
+    s, _state["started"] = _state["started"], None
+    if s is None:
+        return
+    from faceveil.flows.dask_cluster import close_cluster
+
+    with contextlib.suppress(Exception):
+        close_cluster(s["client"], s["cluster"], s["workdir"])
+    s["server"].stop()
