@@ -50,16 +50,25 @@ def _own_reason(address) -> str | None:
     return f"environment differs ({', '.join(changed)})" if changed else None
 
 
-def _start() -> dict:
-    """The session's cluster, and a Prefect API server for runs that have none configured."""
-    from faceveil.flows.dask_cluster import local_cluster
+def _cluster() -> dict:
+    """The session's cluster (started on first use)."""
+    if _state["started"] is None:
+        from faceveil.flows.dask_cluster import local_cluster
 
-    port = runtime._free_port()
-    url, auth = f"http://127.0.0.1:{port}/api", f"faceveil:{secrets.token_urlsafe(32)}"
-    server = runtime.LocalPrefectServer(port, auth=auth)
-    cluster, client, workdir = local_cluster(2, 1)
-    server.wait_ready(timeout=180)
-    return {"server": server, "url": url, "auth": auth, "cluster": cluster, "client": client, "workdir": workdir}
+        cluster, client, workdir = local_cluster(2, 1)
+        _state["started"] = {"cluster": cluster, "client": client, "workdir": workdir, "server": None}
+    return _state["started"]
+
+
+def _server(s: dict) -> tuple[str, str]:
+    """(URL, auth) of the session's Prefect API server for runs that have none configured (started on first use)."""
+    if s["server"] is None:
+        port = runtime._free_port()
+        url, auth = f"http://127.0.0.1:{port}/api", f"faceveil:{secrets.token_urlsafe(32)}"
+        server = runtime.LocalPrefectServer(port, auth=auth)
+        server.wait_ready(timeout=180)
+        s.update(server=server, url=url, auth=auth)
+    return s["url"], s["auth"]
 
 
 def _settle(client, timeout: float = 60.0) -> None:
@@ -83,12 +92,11 @@ def _shared_flow_runtime(original):
         from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, temporary_settings
         from prefect_dask import DaskTaskRunner
 
-        if _state["started"] is None:
-            _state["started"] = _start()
-        s = _state["started"]
+        s = _cluster()
         configured = os.environ.get("PREFECT_API_URL")  # the session's prefect_server fixture, when a test asked for it
         if not configured:
-            os.environ.update({"PREFECT_API_URL": s["url"], "PREFECT_API_AUTH_STRING": s["auth"]})
+            url, auth = _server(s)
+            os.environ.update({"PREFECT_API_URL": url, "PREFECT_API_AUTH_STRING": auth})
         url, auth = os.environ["PREFECT_API_URL"], os.environ.get("PREFECT_API_AUTH_STRING")
         try:
             if warm is not None:
@@ -134,4 +142,5 @@ def shutdown() -> None:
 
     with contextlib.suppress(Exception):
         close_cluster(s["client"], s["cluster"], s["workdir"])
-    s["server"].stop()
+    if s["server"] is not None:
+        s["server"].stop()

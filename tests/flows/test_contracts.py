@@ -126,3 +126,32 @@ def test_broken_manifest_fails_the_next_run_naming_the_expectations(run, tmp_pat
     assert failed == {("detections", "right_room"), ("ok_media", "audio_kept"), ("public_tree", "published")}
     _, r, _ = _mlflow_run(broken, audit["mlflow"]["run_id"])
     assert r.info.status == "FAILED" and r.data.metrics["contracts.failed"] == 3
+
+
+def test_unchanged_manifests_reuse_their_contract_results(run, tmp_path, monkeypatch):
+    """A second check of the same manifests reuses the first one's results (no Great Expectations);
+    any change (a stray file in DEST) is checked again, and fails."""
+    from faceveil.validation import contracts
+
+    _, dest, _ = run
+    state, public = Location(str(private(dest))), Location(str(dest))
+    first = check_manifests(state, public=public)
+    assert first.success and len(first.results) > 10
+
+    def no_gx():
+        raise RuntimeError("Great Expectations loaded")
+
+    monkeypatch.setattr(contracts, "_gx", no_gx)
+    again = check_manifests(state, public=public)
+    assert again.results == first.results
+    with pytest.raises(RuntimeError, match="Great Expectations loaded"):  # other suite arguments: not the same check
+        check_manifests(state, public=public, max_leak=0.5)
+    copy = tmp_path / "dest"
+    shutil.copytree(dest, copy)
+    shutil.copytree(private(dest), private(copy))
+    (copy / "stray.txt").write_text("not an output")
+    with pytest.raises(RuntimeError, match="Great Expectations loaded"):
+        check_manifests(Location(str(private(copy))), public=Location(str(copy)))
+    monkeypatch.undo()
+    report = check_manifests(Location(str(private(copy))), public=Location(str(copy)))
+    assert [(r["table"], r["column"]) for r in report.results if not r["success"]] == [("public_tree", "published")]
