@@ -208,7 +208,7 @@ def _fingerprint(frames: dict[str, pd.DataFrame], *suite_args) -> str | None:
         for name in sorted(frames):
             df = frames[name]
             h.update(json.dumps([name, [str(c) for c in df.columns], [str(t) for t in df.dtypes]]).encode())
-            flat = df.assign(**{str(c): df[c].map(_as_text) for c in df.columns[df.dtypes == object]})
+            flat = df.assign(**{str(c): df[c].map(_as_text) for c in df.select_dtypes(include="object").columns})
             h.update(pd.util.hash_pandas_object(flat, index=False).to_numpy().tobytes())
     except TypeError:
         return None
