@@ -23,6 +23,7 @@ def pulse_video(config: AnonymizeConfig, item: MediaItem, info: VideoInfo, track
     """`tracked` with its PulseEdit (unchanged without --pulse or after an error; a read error is the
     media's error)."""
     from faceveil.models.rppg.edit import PulseSettings, cell_offsets, skin_trace
+    from faceveil.models.rppg.regions import REGIONS
     from faceveil.models.rppg.skin import N_CELLS
 
     settings = PulseSettings.parse(config.settings.pulse)
@@ -36,18 +37,21 @@ def pulse_video(config: AnonymizeConfig, item: MediaItem, info: VideoInfo, track
     edit = PulseEdit(settings.spec())
     for tid, per in sorted(traces.items()):
         first, last = min(per), max(per)
-        cells, counts = np.full((last - first + 1, N_CELLS, 3), np.nan), np.zeros((last - first + 1, N_CELLS))
-        for f, (means, n, _, _) in per.items():
-            cells[f - first], counts[f - first] = means, n
-        delta = cell_offsets(cells, counts, info.fps, settings)
+        t = last - first + 1
+        cells, counts = np.full((t, N_CELLS, 3), np.nan), np.zeros((t, N_CELLS))
+        means, shares = np.full((t, len(REGIONS), 3), np.nan), np.zeros((t, len(REGIONS), N_CELLS), np.float32)
+        for f, (cm, n, smp, _, sh) in per.items():
+            cells[f - first], counts[f - first], shares[f - first] = cm, n, sh
+            means[f - first] = np.stack([smp[k] for k in REGIONS])
+        delta = cell_offsets(cells, counts, info.fps, settings, (means, shares))
         trace = skin_trace(cells, counts)
         planned = skin_trace(cells + delta, counts)
-        mesh = sum(src == "mesh" for _, _, _, src in per.values())
+        mesh = sum(v[3] == "mesh" for v in per.values())
         edit.set(tid, first, delta)
         edit.tracks.append({"track_id": tid, "first_frame": first, "last_frame": last, "n_frames": len(per),
                             "optimised": settings.estimator if settings.mode == "target" else "none (scrub)",
                             "before": readings(trace, info.fps), "planned": readings(planned, info.fps),
-                            "regions": region_readings({f: smp for f, (_, _, smp, _) in per.items()}, first, last, info.fps),
+                            "regions": region_readings({f: v[2] for f, v in per.items()}, first, last, info.fps),
                             "skin": f"face mesh in {mesh} of {len(per)} frames, landmark polygons in the rest"})
     edit.seconds = time.perf_counter() - t0
     return replace(tracked, pulse=edit, seconds=tracked.seconds + edit.seconds)
@@ -55,7 +59,10 @@ def pulse_video(config: AnonymizeConfig, item: MediaItem, info: VideoInfo, track
 
 def _traces(config: AnonymizeConfig, item: MediaItem, info: VideoInfo, tracked: Tracked) -> dict[int, dict[int, tuple]]:
     """track id -> frame -> (each skin cell's mean RGB (N_CELLS, 3), its pixel count (N_CELLS,), what the
-    checks read (pipeline/pulse.sample), the skin's source), on the frames as the encoder will have them."""
+    checks read (pipeline/pulse.sample), the skin's source, each attacker region's share of pixels in each
+    cell (regions.cell_shares)), on the frames as the encoder will have them."""
+    from faceveil.models.rppg.regions import cell_shares
+
     kit = toolkit(config.settings)
     src, _ = locations(config)
     wanted = {f for f, d in tracked.per_frame.items() if (d.track_ids >= 0).any()}
@@ -70,5 +77,6 @@ def _traces(config: AnonymizeConfig, item: MediaItem, info: VideoInfo, tracked: 
             h, w = rgb.shape[:2]
             for j, tid in enumerate(dets.track_ids.tolist()):
                 if tid >= 0 and (r := skin_of(dets, j, h, w, rgb)) is not None:
-                    out.setdefault(tid, {})[i] = (*r.cell_means(rgb), sample(rgb, dets, j, r), r.source)
+                    out.setdefault(tid, {})[i] = (*r.cell_means(rgb), sample(rgb, dets, j, r), r.source,
+                                                  cell_shares(r, h, w, dets.boxes[j], dets.landmarks[j]))
     return out

@@ -4,8 +4,11 @@ put into every skin-coloured pixel of his face, ears and neck (a YCrCb skin rule
 neck box, not faceveil's mask), then `faceveil pulse` runs through the CLI (Prefect, Dask, the encoder,
 lossless). Read in the mask faceveil edited, the whole face box, the forehead, each cheek and the neck
 (models/rppg/regions.py) with CHROM, GREEN and POS, and PhysNet on the face crops: after target:100
-every one reads 100 +- 3 bpm; after scrub none shows a peak above 3 dB; PSNR >= 50 dB and no pixel
-outside faceveil's own skin masks changes."""
+all four read 100 +- 3 bpm in every region at least half of whose pixels faceveil edits (the face box
+with its eyes and brows included), and none shows the real 72 bpm anywhere; after scrub none shows a
+peak above 3 dB; PSNR >= 50 dB and no pixel outside faceveil's own skin masks changes. This signer's
+neck is under his hood: the neck region is mostly hood (measured, printed with the figures), which no
+edit of skin can make read a pulse, so there it is held to showing nothing of the real one."""
 import os
 import subprocess
 import sys
@@ -54,12 +57,14 @@ def _clip(path: Path):
     rng = np.random.default_rng(0)
     boxes, lms, skins = np.zeros((n, 4)), np.zeros((n, 5, 2)), np.zeros(frames.shape[:3], bool)
     out = np.empty_like(frames)
-    for i, f in enumerate(frames):
-        d = det.detect(f)
-        assert len(d), f"frame {i}: no face"
-        j = int(np.argmax(d.scores))
-        boxes[i], lms[i] = d.boxes[j], d.landmarks[j]
-        skin = head_skin(f, d.boxes[j])
+    seen = {}  # the clip's own frames, each detected once (it plays forth and back)
+    for i, (k, f) in enumerate(zip(np.resize(order, n).tolist(), frames)):
+        if k not in seen:
+            d = det.detect(f)
+            assert len(d), f"frame {k}: no face"
+            j = int(np.argmax(d.scores))
+            seen[k] = (d.boxes[j], d.landmarks[j], head_skin(f, d.boxes[j]))
+        boxes[i], lms[i], skin = seen[k]
         g = f.astype(np.float32)
         mean = g[skin].mean(axis=0)
         g[skin] += pulse[i] * PBV * mean / mean[1]
@@ -102,6 +107,20 @@ def runs(shared, tmp_path_factory, prefect_server):
     return frames, fps, boxes, lms, skins, out
 
 
+def coverage(frames, boxes, lms, masks, skins) -> dict:
+    """{region: (share of its pixels in faceveil's mask, share of its pulsed pixels in that mask)},
+    over every 10th frame."""
+    from faceveil.models.rppg.regions import region_masks
+
+    got = {}
+    for i in range(0, len(frames), 10):
+        for name, win, m in region_masks(*frames.shape[1:3], boxes[i], lms[i]):
+            if win is not None and m.any():
+                edited, pulsed = (x[i][win[0]:win[1], win[2]:win[3]] & m for x in (masks, skins))
+                got.setdefault(name, []).append((edited.sum() / m.sum(), (edited & pulsed).sum() / max(pulsed.sum(), 1)))
+    return {k: tuple(np.mean(v, axis=0)) for k, v in got.items()}
+
+
 def _figure(label, got):
     return f"{label}: " + "; ".join(f"{region} " + ", ".join(f"{n} {r.bpm:.1f} bpm {r.snr_db:.1f} dB" for n, r in per.items())
                                    for region, per in got.items())
@@ -120,20 +139,23 @@ def test_before_the_injected_pulse_reads_in_the_skin(runs, figures):
 
 
 def test_target_100_reads_in_every_region(runs, figures):
-    frames, fps, boxes, lms, _, dest = runs
+    frames, fps, boxes, lms, skins, dest = runs
     masks = pipeline_masks(private(dest["target"]), frames)
     before = region_readings(frames, fps, boxes, lms, masks)
     out = read_video(str(dest["target"] / "signer.mkv"))
     after = region_readings(out, fps, boxes, lms, masks)
     figures.append(_figure("pulse regions, real clip, after target:100", after)
                    + f"; PSNR {masked_psnr(frames, out):.1f} dB")
+    cover = coverage(frames, boxes, lms, masks, skins)
+    figures.append("pulse regions, real clip: share of each region's pixels in faceveil's mask / of its pulsed "
+                   "pixels: " + "; ".join(f"{k} {a:.2f} / {b:.2f}" for k, (a, b) in cover.items()))
+    assert cover["face box"][0] >= 0.85 and min(cover[k][0] for k in ("forehead", "cheek image-left", "cheek image-right")) >= 0.95
+    assert min(b for _, b in cover.values()) >= 0.6  # most of the pulsed skin of every region is edited (neck: 0.73)
     for region, per in after.items():
         for n, r in per.items():
-            # every reading that found the real pulse before finds the target now; none finds the real
-            # pulse (a peak above 3 dB at 72 +- 3); CHROM, POS and PhysNet read the target wherever there
-            # is skin (the neck here is mostly under a hood; GREEN, which reads this clip's motion before
-            # the edit as well, is held to the other two rules)
-            if abs(before[region][n].bpm - BPM) <= 3 or (n != "green" and region != "neck"):
+            # every region that is mostly what faceveil edits reads the target with all four estimators
+            # (PhysNet: on the face crops); none, the hood under the chin included, shows the real pulse
+            if cover.get(region, (1.0,))[0] >= 0.5:
                 assert abs(r.bpm - 100) <= 3, (region, n, r, before[region][n])
             assert not (abs(r.bpm - BPM) <= 3 and r.snr_db > 3), (region, n, r)
     assert masked_psnr(frames, out) >= 50

@@ -1,5 +1,6 @@
 """The pulse edit cell by cell and the one pass/fail rule over attacker regions: a pulse stronger in
-one patch of skin than the mask's mean is removed from that patch too; `verdict` fails a region that
+one patch of skin than the mask's mean is removed from that patch too; a region whose pixels that are not
+skin swing with the head reads the target once the cells are fixed for it (region_fix); `verdict` fails a region that
 still shows a rate the edit did not put there; the data contract fails the run on such a track."""
 import json
 
@@ -48,6 +49,32 @@ def test_target_plants_one_pulse_everywhere_and_a_cell_departs_at_most_the_cap()
         assert abs(chrom.read_trace(cells[:, k] + delta[:, k], FPS).bpm - 100) <= 3, k
     mean = delta.mean(axis=1, keepdims=True)
     assert np.abs(delta - mean).max() <= 2 * MAX_CELL_SCRUB + 1e-9  # the flicker an edge cell may get is bounded
+
+
+def test_target_reads_in_a_region_whose_other_pixels_move():
+    """Ten skin cells: a face box holds eight (90 % of its pixels; 0-1 the forehead) and eyes and brows
+    (10 %) whose mean swings at 60 bpm with the head; two (ears, neck) lie outside it. The cell edit
+    alone leaves GREEN on the box reading the swing; with the regions (mask, box, forehead) it reads 100
+    in all three, every cell moved by at most region_fix.MAX_REGION_FIX."""
+    from faceveil.models.rppg.region_fix import MAX_REGION_FIX
+
+    cells = _cells([1.0] * 10)
+    counts = np.full((T, 10), 100.0)
+    other = np.array([60.0, 50.0, 45.0]) + 8 * np.sin(2 * np.pi * 1.0 * np.arange(T) / FPS)[:, None]
+    shares = np.zeros((T, 3, 10), np.float32)
+    shares[:, 0] = 0.1  # the mask
+    shares[:, 1, :8] = 0.9 / 8  # the face box
+    shares[:, 2, :2] = 0.5  # the forehead
+    means = np.stack([cells.mean(axis=1), np.einsum("tk,tkc->tc", shares[:, 1], cells) + 0.1 * other,
+                      cells[:, :2].mean(axis=1)], axis=1)
+    green = create_estimator("green")
+    plain = cell_offsets(cells, counts, FPS, PulseSettings("target", bpm=100))
+    fixed = cell_offsets(cells, counts, FPS, PulseSettings("target", bpm=100), (means, shares))
+    read = lambda r, d: green.read_trace(means[:, r] + np.einsum("tk,tkc->tc", shares[:, r], d), FPS).bpm  # noqa: E731
+    assert abs(read(1, plain) - 60) <= 3  # the swing wins in the box without the regions
+    for r in range(3):
+        assert abs(read(r, fixed) - 100) <= 3, r
+    assert np.abs(fixed - plain).max() <= MAX_REGION_FIX + 1e-6
 
 
 def test_verdict():

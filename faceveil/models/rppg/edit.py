@@ -182,7 +182,8 @@ def skin_trace(cells: np.ndarray, counts: np.ndarray) -> np.ndarray:
     return np.where((n > 0)[:, None], out, np.nan)
 
 
-def cell_offsets(cells: np.ndarray, counts: np.ndarray, fps: float, s: PulseSettings) -> np.ndarray:
+def cell_offsets(cells: np.ndarray, counts: np.ndarray, fps: float, s: PulseSettings,
+                 regions: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """The offsets (T,K,3) for each skin cell of one track (cells: (T,K,3) means, counts: (T,K) pixels,
     skin.label_cells). The whole skin's edit (`pulse_offsets` of its mean: the scrub and, for target,
     the planted pulse) is every cell's, with the scrub swapped for the cell's own (the heart-rate band
@@ -190,7 +191,10 @@ def cell_offsets(cells: np.ndarray, counts: np.ndarray, fps: float, s: PulseSett
     every patch of skin an estimator may read, not only from the whole mask's mean, while the planted
     pulse is one and the same everywhere. A cell's own scrub differs from the whole's by at most
     MAX_CELL_SCRUB: beyond that its band is motion at the mask's edge (pixels coming and going), not a
-    pulse, and following it would make the edge flicker."""
+    pulse, and following it would make the edge flicker. For target:BPM with `regions` ((T,R,3) each
+    attacker region's means, (T,R,K) its cells' shares: region_fix.region_fix) the cells are then moved
+    so that every region reads the planted pulse alone, not the band its pixels outside the skin (eyes,
+    brows, hair) bring as the head moves (a scrub leaves no peak there already: it adds none)."""
     whole = skin_trace(cells, counts)
     delta = pulse_offsets(whole, fps, s)
     out = np.repeat(delta[:, None], cells.shape[1], axis=1)
@@ -200,6 +204,11 @@ def cell_offsets(cells: np.ndarray, counts: np.ndarray, fps: float, s: PulseSett
     own = pulse_offsets(whole, fps, scrub)
     for k in np.flatnonzero((counts > 0).sum(axis=0) >= 2 * fps):
         out[:, k] += np.clip(pulse_offsets(cells[:, k], fps, scrub) - own, -MAX_CELL_SCRUB, MAX_CELL_SCRUB)
+    if regions is not None and s.mode == "target":
+        from faceveil.models.rppg.region_fix import region_fix
+
+        band = scrub_band(len(whole), fps)
+        out = region_fix(regions[0], regions[1], out, delta - own, fps, lambda x: band_of(fill_gaps(x), fps, band))
     return out
 
 
