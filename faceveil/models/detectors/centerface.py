@@ -3,7 +3,7 @@ or OpenVINO (bf16, bf16.py)."""
 from __future__ import annotations
 
 import importlib.util
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -111,12 +111,19 @@ class CenterFace(Detector):
             raise ValueError(f"CenterFace precision must be one of {', '.join(PRECISIONS)}, got {settings.precision!r}")
         self.weights = weights or default_weights()
         self.precision = resolve_precision(settings.precision)
-        self._sess = _session(self.weights, settings.threads, self.precision)
-        self._shift = 0.0
+
+    @cached_property
+    def _sess(self):
+        """The inference session, built on first use (a run with nothing new only hashes the weights)."""
+        return _session(self.weights, self.settings.threads, self.precision)
+
+    @cached_property
+    def _shift(self) -> float:
         if self.precision == "bf16" and self._sess.is_bf16:
             from faceveil.models.detectors.bf16 import SCORE_SHIFT
 
-            self._shift = SCORE_SHIFT
+            return SCORE_SHIFT
+        return 0.0
 
     @property
     def device(self) -> str:
