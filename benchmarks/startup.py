@@ -127,7 +127,7 @@ def probe(out: str, argv: list[str]) -> None:
             (runtime, "_drain_prefect", "  Prefect events/logs drain"), (runtime.LocalPrefectServer, "stop", "  Prefect server stop"),
             (an, "_anonymize", "flow body (_anonymize)"), (an, "_process", "  media work on Dask (_process)"),
             (t, "write_summary_task", "  write-summary task"), (t, "validate_run_task", "  validate-run task (contracts, checks)"),
-            (t, "publish_report_task", "  report-and-mlflow task"),
+            (t, "report_and_log_task", "  report-and-mlflow task"),
             (mlflow_log, "open_store", "  MLflow store open/create (also preloaded in a thread)"),
             (mlflow_log, "log_run", "  MLflow log_run (report, plots, artifacts)")]:
         wrap(owner, name, label)

@@ -2,7 +2,7 @@
 
 Every photo of faces/ (21 identities, 101 photos) is embedded as the index does it (CenterFace's
 largest face, dlib-resnet, unit-norm: `probe_vector`). For each template transform of
-`faceveil.models.cancelable.TRANSFORMS` it prints:
+`faceveil.models.template_protection.TRANSFORMS` it prints:
 
 (a) search top-1 with the key: each photo a probe (plain embedding, scored by the transform's own
     similarity, as the index search does) against the protected templates of all other photos
@@ -40,7 +40,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import shared_data  # noqa: E402
-from faceveil.models.cancelable import DEFAULT, TRANSFORMS, OrthogonalRotation  # noqa: E402
+from faceveil.models.template_protection import DEFAULT, TRANSFORMS, OrthogonalRotation  # noqa: E402
 from faceveil.storage.keys import MasterKey  # noqa: E402
 
 NS = (64, 128, 512)
@@ -211,7 +211,7 @@ def main() -> None:
     print(f"\nmeans over {args.repeats} keys. targets: search top-1 within 0.01 of rotation-v1's; attack and cross-key "
           f"at chance ({chance:.3f}; random scores {rand:.3f}, 95 % of single random-score runs at most "
           f"{np.quantile(rands, 0.95):.3f}).")
-    from faceveil.models.cancelable import IndexTemplates
+    from faceveil.models.template_protection import IndexTemplates
 
     keys = IndexTemplates(MasterKey.generate(), x.shape[1])
     many = np.resize(x, (100_000, x.shape[1]))

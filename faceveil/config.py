@@ -290,5 +290,5 @@ class AnonymizeConfig(ClusterOptions):
             out["scope"] = self.scope
         return out
 
-    def settings_hash(self) -> str:
+    def output_settings_hash(self) -> str:
         return hashlib.sha256(json.dumps(self.output_settings(), sort_keys=True).encode()).hexdigest()[:16]

@@ -89,7 +89,7 @@ def _anonymize(config: AnonymizeConfig, run_id: str, index_keys, people: dict) -
             t.index_archive(config, results, index_keys)
     summary = t.write_summary_task(config, run_id, started, items, results, unsupported)
     audit, contracts = t.validate_run_task(config, summary, results, scratch(config))
-    t.publish_report_task(state_of(config), audit, contracts, config.tracking_uri, config.mlflow_artifacts)
+    t.report_and_log_task(state_of(config), audit, contracts, config.tracking_uri, config.mlflow_artifacts)
     return summary | {"audit": {"report": f"reports/{run_id}.html", "contracts": contracts.success,
                                 "mlflow": audit.get("mlflow"), "privacy": audit["privacy"], "utility": audit["utility"]}}
 

@@ -16,7 +16,7 @@ from faceveil.storage.keys import MasterKey
 from faceveil.tasks.detect import prepare_models
 from faceveil.tasks.discover import discover
 from faceveil.tasks.run import new_run_id, write_summary
-from faceveil.tasks.validate import anonymize_report, publish as publish_report
+from faceveil.tasks.validate import anonymize_report, report_and_log
 from faceveil.tasks.vault_seals import RunKeys, open_vault, run_keys
 
 
@@ -49,7 +49,7 @@ def nothing_new(config: AnonymizeConfig, keys=None) -> dict | None:
         return None
     summary = write_summary(config, new_run_id(), started, items, [], unsupported)
     audit, contracts = anonymize_report(config, summary, [], scratch(config))
-    publish_report(state_of(config), audit, contracts, config.tracking_uri, config.mlflow_artifacts)  # raises on a broken contract
+    report_and_log(state_of(config), audit, contracts, config.tracking_uri, config.mlflow_artifacts)  # raises on a broken contract
     return summary | {"audit": {"report": f"reports/{summary['run_id']}.html", "contracts": contracts.success,
                                 "mlflow": audit.get("mlflow"), "privacy": audit["privacy"], "utility": audit["utility"],
                                 "nothing_new": True}}

@@ -38,7 +38,7 @@ def restore_archive(config: RestoreConfig, jobs_token: str, key_fingerprint: str
     t.write_restore_report_task(config, run_id, json.dumps(report, indent=2))
     contracts = t.check_restore_task(results)
     audit = t.restore_report_task(config, report, contracts)
-    report["audit"] = t.publish_report_task(config.state_location(), audit, contracts,
+    report["audit"] = t.report_and_log_task(config.state_location(), audit, contracts,
                                            config.tracking_uri, config.mlflow_artifacts).get("mlflow")
     return report
 

@@ -1,7 +1,7 @@
 """Key rotation for the identity index: every template re-sealed under the new key."""
 from __future__ import annotations
 
-from faceveil.models.cancelable import TemplateOpenError
+from faceveil.models.template_protection import TemplateOpenError
 from faceveil.pipeline.sealed_index import index_keys, plain_vectors, with_sealed
 from faceveil.storage.keys import MasterKey
 from faceveil.storage.paths import Location

@@ -6,7 +6,7 @@ import json
 from dataclasses import asdict
 
 from faceveil.config import AnonymizeConfig
-from faceveil.pipeline.identity import work_hash
+from faceveil.pipeline.work_hash import work_hash
 from faceveil.pipeline.jobs import MediaItem, MediaResult
 from faceveil.pipeline.places import scratch, state_of
 from faceveil.storage.paths import Location

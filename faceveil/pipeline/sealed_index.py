@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from faceveil.models.cancelable import IndexTemplates
+from faceveil.models.template_protection import IndexTemplates
 from faceveil.storage.keys import MasterKey
 from faceveil.storage.paths import Location
 
@@ -22,7 +22,7 @@ def index_view(dest: Location, control: bytes | None = None) -> str:
 
 
 def index_keys(master: MasterKey, dim: int) -> IndexTemplates:
-    """The archive's template protection under `master` (sealed templates; see models/cancelable)."""
+    """The archive's template protection under `master` (sealed templates; see models/template_protection)."""
     return IndexTemplates(master, dim)
 
 

@@ -4,7 +4,7 @@ where and when the track was seen, searchable by cosine similarity.
 Layout: the state root's index/ is the LanceDB database (table `templates`), and
 index/meta.json a small JSON beside it (calibrated threshold, ANN parameters).
 Vectors are unit-norm, so cosine similarity is what is searched and returned as `score`. An
-archive's index holds its templates sealed (the `sealed` column, see faceveil.models.cancelable and
+archive's index holds its templates sealed (the `sealed` column, see faceveil.models.template_protection and
 pipeline/sealed_index.py): such a table's `vector` column is a constant placeholder, its rows are scanned and
 opened by the searching process, and no ANN index is built for it. `search` / the ANN index serve
 tables of plain (or, in indexes written before sealing, rotated) vectors. Rows carry their face's

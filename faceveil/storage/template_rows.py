@@ -30,7 +30,7 @@ def quality_fields() -> list[pa.Field]:
 def templates_schema(dim: int, sealed: bool = False, quality: bool = True) -> pa.Schema:
     """One row per track template or exemplar; `row_id` is '<media_id>:<track_id>:<kind><n>'.
     `sealed`: the table also has the `sealed` column (binary: the template sealed with the index key,
-    see faceveil.models.cancelable); such rows hold `placeholder(dim)` in `vector`. `quality`: with
+    see faceveil.models.template_protection); such rows hold `placeholder(dim)` in `vector`. `quality`: with
     the face-quality columns (not quality=False: the schema of indexes written before them)."""
     if not isinstance(dim, int) or dim < 1:
         raise ValueError(f"dim must be a positive integer, got {dim!r}")

@@ -5,7 +5,7 @@ import posixpath
 
 from faceveil.config import AnonymizeConfig
 from faceveil.hashing import sha256_file
-from faceveil.pipeline.identity import work_hash
+from faceveil.pipeline.work_hash import work_hash
 from faceveil.storage import manual_tracks
 from faceveil.storage.manifests import read_part, write_part
 from faceveil.storage.paths import META_DIR, Location, PathError
@@ -27,7 +27,7 @@ def _prefix_inside_src(src: Location, dest: Location) -> str | None:
 
 def is_done(src: Location, dest: Location, state: Location, item: MediaItem, work: str) -> bool:
     """True when a manifest row says this input was anonymized with these settings, version and
-    weights (`work`, pipeline/identity) and its output is there. An input whose fingerprint moved
+    weights (`work`, pipeline/work_hash) and its output is there. An input whose fingerprint moved
     (touched, copied, restored from backup) counts as the same when its SHA-256 is the one the row
     recorded; the row then takes the new fingerprint, so the next run need not read it again."""
     part = read_part(state, "media", item.media_id)

@@ -8,7 +8,7 @@ import numpy as np
 import pyarrow as pa
 
 from faceveil.config import AnonymizeConfig
-from faceveil.models.cancelable import IndexTemplates
+from faceveil.models.template_protection import IndexTemplates
 from faceveil.pipeline.places import state_of
 from faceveil.pipeline.sealed_index import seal_old_rows, with_sealed
 from faceveil.storage.paths import Location

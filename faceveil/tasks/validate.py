@@ -100,7 +100,7 @@ def _media_figures(media: pd.DataFrame, frames: pd.DataFrame, faces: pd.DataFram
 def index_embeddings(dest: Location, media_ids, dim: int) -> pd.DataFrame:
     """Norm and dimension of every identity vector the index holds for `media_ids` (sealed rows:
     the dimension their sealed template's size gives, 0 when missing; the norm of the placeholder)."""
-    from faceveil.models.cancelable import SealedTemplates
+    from faceveil.models.template_protection import SealedTemplates
     from faceveil.storage.identity_index import IdentityIndex
 
     index = IdentityIndex(dest, dim=dim)
@@ -206,8 +206,8 @@ def restore_report(config, report: dict, contracts: ContractReport) -> dict:
     }
 
 
-def publish(dest: Location, audit: dict, contracts: ContractReport, tracking_uri: str | None = None,
-            mlflow_artifacts: str | None = None) -> dict:
+def report_and_log(dest: Location, audit: dict, contracts: ContractReport, tracking_uri: str | None = None,
+                   mlflow_artifacts: str | None = None) -> dict:
     """Writes the audit report into the state root `dest`, logs the MLflow run, then fails the run
     if a contract broke."""
     from faceveil.validation import mlflow_log, report

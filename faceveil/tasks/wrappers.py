@@ -23,7 +23,7 @@ from faceveil.tasks.publish_faces import measure_faces, write_publication
 from faceveil.tasks.publish_table import assemble_table, plan_table, unpack_rows
 from faceveil.tasks.restore_media import RestoreConfig, RestoreJob, plan_restore, restore_media, write_restore_report
 from faceveil.tasks.run import new_run_id, write_summary
-from faceveil.tasks.validate import anonymize_report, publish, restore_report
+from faceveil.tasks.validate import anonymize_report, report_and_log, restore_report
 from faceveil.validation.contracts import check_restore
 
 discover_media = task(discover, name="discover-media", cache_policy=NO_CACHE)
@@ -46,7 +46,7 @@ restore_media_task = task(restore_media, name="restore-media", cache_policy=NO_C
 validate_run_task = task(anonymize_report, name="validate-run", cache_policy=NO_CACHE)
 check_restore_task = task(check_restore, name="check-restore", cache_policy=NO_CACHE)
 restore_report_task = task(restore_report, name="restore-report", cache_policy=NO_CACHE)
-publish_report_task = task(publish, name="report-and-mlflow", cache_policy=NO_CACHE)
+report_and_log_task = task(report_and_log, name="report-and-mlflow", cache_policy=NO_CACHE)
 identify_faces_task = task(identify_faces, name="identify-faces", cache_policy=NO_CACHE, retries=1,
                            task_run_name="identify {item.rel}")
 person_surrogate_task = task(person_surrogate, name="person-surrogate", cache_policy=NO_CACHE, retries=1)

@@ -120,7 +120,7 @@ def test_incremental_by_content_settings_and_weights(sample_archive, tmp_path, p
     import numpy as np
     from PIL import Image
 
-    from faceveil.pipeline.identity import work_hash
+    from faceveil.pipeline.work_hash import work_hash
 
     src, dest = tmp_path / "src", tmp_path / "dest"
     (src / "photos").mkdir(parents=True)

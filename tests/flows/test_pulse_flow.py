@@ -112,7 +112,7 @@ def test_pulse_settings_are_checked_and_hashed():
     assert keep.settings.pulse == "target:100"
     plain = AnonymizeConfig(src="a", dest="b")
     assert "pulse" not in plain.output_settings()  # runs without it keep their hash
-    assert keep.settings_hash() != AnonymizeConfig(src="a", dest="b", method="keep", pulse="scrub").settings_hash()
+    assert keep.output_settings_hash() != AnonymizeConfig(src="a", dest="b", method="keep", pulse="scrub").output_settings_hash()
 
 
 def test_cli_pulse_shortcut_and_refusals(tmp_path, capsys):

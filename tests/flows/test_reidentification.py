@@ -1,5 +1,5 @@
 """Associative re-identification on real flow outputs: identity templates in LanceDB, search by one
-new photo, restore only that person, cancelable templates, the access log."""
+new photo, restore only that person, sealed templates, the access log."""
 import json
 import os
 import shutil

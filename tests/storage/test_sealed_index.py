@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from faceveil.models.cancelable import OrthogonalRotation, TemplateOpenError
+from faceveil.models.template_protection import OrthogonalRotation, TemplateOpenError
 from faceveil.storage.control import ControlFileError, control_key
 from faceveil.storage.identity_index import IdentityIndex, placeholder, row_id, templates_schema
 from faceveil.storage.keys import MasterKey

@@ -1,4 +1,4 @@
-"""Protected identity templates (models/cancelable.py): the sealed templates the index stores keep
+"""Protected identity templates (models/template_protection.py): the sealed templates the index stores keep
 search exact under one key, do not link across keys, and give a known-pair attacker nothing; the
 old rotation is shown to fall to the same attacker (so these checks can fail)."""
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from faceveil.models.cancelable import (TRANSFORMS, IndexTemplates, OrthogonalRotation, SealedTemplates,
+from faceveil.models.template_protection import (TRANSFORMS, IndexTemplates, OrthogonalRotation, SealedTemplates,
                                         TemplateOpenError)
 from faceveil.storage.keys import MasterKey
 
