@@ -31,7 +31,7 @@ def pulse_video(config: AnonymizeConfig, item: MediaItem, info: VideoInfo, track
         return tracked
     t0 = time.perf_counter()
     try:
-        traces = _traces(config, item, info, tracked)
+        traces = _traces(config, item, info, tracked, shares=settings.mode == "target")
     except MediaError as e:
         return replace(tracked, error=e.reason)
     edit = PulseEdit(settings.spec())
@@ -41,9 +41,11 @@ def pulse_video(config: AnonymizeConfig, item: MediaItem, info: VideoInfo, track
         cells, counts = np.full((t, N_CELLS, 3), np.nan), np.zeros((t, N_CELLS))
         means, shares = np.full((t, len(REGIONS), 3), np.nan), np.zeros((t, len(REGIONS), N_CELLS), np.float32)
         for f, (cm, n, smp, _, sh) in per.items():
-            cells[f - first], counts[f - first], shares[f - first] = cm, n, sh
+            cells[f - first], counts[f - first] = cm, n
             means[f - first] = np.stack([smp[k] for k in REGIONS])
-        delta = cell_offsets(cells, counts, info.fps, settings, (means, shares))
+            if sh is not None:
+                shares[f - first] = sh
+        delta = cell_offsets(cells, counts, info.fps, settings, (means, shares) if settings.mode == "target" else None)
         trace = skin_trace(cells, counts)
         planned = skin_trace(cells + delta, counts)
         mesh = sum(v[3] == "mesh" for v in per.values())
@@ -57,10 +59,12 @@ def pulse_video(config: AnonymizeConfig, item: MediaItem, info: VideoInfo, track
     return replace(tracked, pulse=edit, seconds=tracked.seconds + edit.seconds)
 
 
-def _traces(config: AnonymizeConfig, item: MediaItem, info: VideoInfo, tracked: Tracked) -> dict[int, dict[int, tuple]]:
+def _traces(config: AnonymizeConfig, item: MediaItem, info: VideoInfo, tracked: Tracked,
+            shares: bool = True) -> dict[int, dict[int, tuple]]:
     """track id -> frame -> (each skin cell's mean RGB (N_CELLS, 3), its pixel count (N_CELLS,), what the
     checks read (pipeline/pulse.sample), the skin's source, each attacker region's share of pixels in each
-    cell (regions.cell_shares)), on the frames as the encoder will have them."""
+    cell (regions.cell_shares; None without `shares`: a scrub does not use them)), on the frames as the
+    encoder will have them."""
     from faceveil.models.rppg.regions import cell_shares
 
     kit = toolkit(config.settings)
@@ -78,5 +82,5 @@ def _traces(config: AnonymizeConfig, item: MediaItem, info: VideoInfo, tracked: 
             for j, tid in enumerate(dets.track_ids.tolist()):
                 if tid >= 0 and (r := skin_of(dets, j, h, w, rgb)) is not None:
                     out.setdefault(tid, {})[i] = (*r.cell_means(rgb), sample(rgb, dets, j, r), r.source,
-                                                  cell_shares(r, h, w, dets.boxes[j], dets.landmarks[j]))
+                                                  cell_shares(r, h, w, dets.boxes[j], dets.landmarks[j]) if shares else None)
     return out

@@ -44,7 +44,11 @@ def region_means(rgb: np.ndarray, box, landmarks) -> dict[str, np.ndarray]:
     lies outside the frame or has under 4 pixels)."""
     out = {}
     for name, win, mask in region_masks(rgb.shape[0], rgb.shape[1], box, landmarks):
-        out[name] = np.full(3, np.nan) if win is None else _mean(rgb[win[0]:win[1], win[2]:win[3]][mask])
+        if win is None:
+            out[name] = np.full(3, np.nan)
+        else:  # the face box is its whole window: a slice's mean, no mask to index by
+            px = rgb[win[0]:win[1], win[2]:win[3]]
+            out[name] = _mean(px if name == "face box" else px[mask])
     return out
 
 
