@@ -30,12 +30,16 @@ def _rows(ax, labels) -> None:
 
 
 def plots(audit: dict, max_rows: int = 40) -> dict[str, bytes]:
-    """PNG bytes per plot name ('coverage', 'privacy'), only for plots that have data."""
+    """PNG bytes per plot name ('coverage', 'privacy'), only for plots that have data (matplotlib is
+    imported only then: a run with nothing new has none)."""
+    videos = videos_of(audit)[:max_rows]
+    media = [m for m in audit.get("media") or [] if any(num(m.get(f"{k}_rate")) is not None for k in ("leak", "reid"))]
+    if not videos and not media:
+        return {}
     from matplotlib.figure import Figure
     from matplotlib.patches import Patch
 
     out = {}
-    videos = videos_of(audit)[:max_rows]
     if videos:
         fig = Figure(figsize=(10, 1.3 + 0.35 * len(videos)), dpi=100, layout="constrained")
         ax = fig.add_subplot()
@@ -50,7 +54,6 @@ def plots(audit: dict, max_rows: int = 40) -> dict[str, bytes]:
         fig.legend(handles=[Patch(color=c, label=k) for k, c in colours.items()], loc="outside upper center",
                    ncols=4, fontsize=8, frameon=False, title="Face coverage per video", title_fontsize=10)
         out["coverage"] = _png(fig)
-    media = [m for m in audit.get("media") or [] if any(num(m.get(f"{k}_rate")) is not None for k in ("leak", "reid"))]
     if media:
         media = media[:max_rows]
         fig = Figure(figsize=(10, 1.5 + 0.45 * len(media)), dpi=100, layout="constrained")
