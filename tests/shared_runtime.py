@@ -31,11 +31,14 @@ RUNS: collections.Counter = collections.Counter()  # "shared", or why a run took
 # set in this process by pytest (the test's name) and by Dask's cluster start (its workers' own values): not a
 # difference in what a run's workers would be given
 _NOT_THE_RUNS = ("PYTEST_CURRENT_TEST", "__DASK_PARENT_PID", "PYTHONHASHSEED", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
-                 "OPENBLAS_NUM_THREADS")
+                 "OPENBLAS_NUM_THREADS", "KERAS_BACKEND", "ORT_LOGGING_LEVEL", "TPU_SKIP_MDS_QUERY")
+# and by ML libraries on import (LiteRT/TensorFlow's runtime, onnxruntime): a worker importing them sets the same
+_NOT_THE_RUNS_PREFIXES = ("KMP_", "TF_", "XLA_")
 
 
 def _env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if k not in _OWN_ENV + _NOT_THE_RUNS}
+    return {k: v for k, v in os.environ.items()
+            if k not in _OWN_ENV + _NOT_THE_RUNS and not k.startswith(_NOT_THE_RUNS_PREFIXES)}
 
 
 def _own_reason(address) -> str | None:
