@@ -45,7 +45,7 @@ def pulse_video(config: AnonymizeConfig, item: MediaItem, info: VideoInfo, track
             means[f - first] = np.stack([smp[k] for k in REGIONS])
             if sh is not None:
                 shares[f - first] = sh
-        delta = cell_offsets(cells, counts, info.fps, settings, (means, shares) if settings.mode == "target" else None)
+        delta = cell_offsets(cells, counts, info.fps, settings, (means, shares))  # used by target only
         trace = skin_trace(cells, counts)
         planned = skin_trace(cells + delta, counts)
         mesh = sum(v[3] == "mesh" for v in per.values())
