@@ -1,4 +1,6 @@
-"""Settings of an anonymization run: one object handed from the CLI to the flow and its tasks."""
+"""Settings of an anonymization run: one object handed from the CLI to the flow and its tasks. Over
+300 lines: the user's fields, their documented defaults and checks, and their resolution into what
+tasks read belong together (one place that says what a setting means in a run)."""
 from __future__ import annotations
 
 import hashlib
@@ -109,11 +111,11 @@ class AnonymizeConfig(ClusterOptions):
     threshold: float | None = None
     min_size: float = 0.0
     scale: float = 1.0
-    detect_every: int | None = None
+    detect_every: int | None = None  # default: from detect_fps and detect_mpx_per_s; 1 (every frame) with track off
     detect_fps: float = 7.5
     detect_mpx_per_s: float = 6.0
-    track: bool = True
-    second_look: float = 0.5  # detector scale of the look at each anonymized frame with faces; 0 = off
+    track: bool = True  # off: no tracker, every frame detected (detect_every None means 1; > 1 is refused)
+    second_look: float = 0.5  # detector scale of the look at each anonymized frame with faces; 0 = off (method keep: off)
     mask_shape: str = "box"
     scope: str = "face"  # face | head | person: what the masking methods cover around a face (models/scope)
     pad: float = 0.4
@@ -134,23 +136,26 @@ class AnonymizeConfig(ClusterOptions):
     gpu_workers: bool = False  # the GPU tasks ask Dask for a worker resource GPU=1 (`dask worker --resources GPU=1`)
     max_bytes: int = 64 * 2**30
     max_pixels: int = 8192 * 8192
-    storage_options: dict = field(default_factory=dict)
+    storage_options: dict = field(default_factory=dict)  # fsspec's, e.g. S3 credentials (never in a config file)
     scratch_dir: str | None = None
-    reversible: bool = False  # seal every original face region in the state root's vault/
-    vault_lock: VaultLock | None = None  # the master key's public part (never the key itself)
-    index: bool | None = None  # identity templates per track into the state root's index/ (default: when reversible)
+    # seal every original face region in the state root's vault/ (default: on for scramble, whose blocks are
+    # keyed by the vault's data keys, else off; scramble with reversible False is refused). Read `sealed`.
+    reversible: bool | None = None
+    vault_lock: VaultLock | None = None  # the master key's public part (never the key itself; a dict after Prefect)
+    index: bool | None = None  # identity templates per track into the state root's index/ (default: `sealed`)
     embedder: str = "dlib-resnet"
     template_view: str = "mirror-mean"  # how templates embed a face (models/track_templates); an index keeps its own
-    check_every_s: float = 4.0  # privacy/utility check of one output frame per this many seconds (0 = none)
+    check_every_s: float = 4.0  # privacy/utility check of one output frame per this many seconds (0 = none; keep: none)
     check_max_frames: int = 30  # at most this many checked frames per media
     max_leak: float = 0.0  # unmasked faces the leak gate may find, per face checked, before a media is withheld
-    recheck: bool = True  # a media that leaked is anonymized once more, denser (with the gate's detectors that found the leaks)
+    recheck: bool = True  # a media that leaked is anonymized once more, denser (with the gate's detectors that found
+    # the leaks; method keep: off)
     second_pass: bool | tuple = False  # this is that pass (a tuple: only these gate detectors beside the main one)
     tracking_uri: str | None = None  # MLflow; default: sqlite under the state root's mlflow/ (local state root)
     mlflow_artifacts: str | None = None  # MLflow's artifact root, e.g. s3://bucket/prefix (default: beside the store)
     # method "replace": generator (name), checkpoint, checkpoint_sha256, id_margin, pool_seed (all optional)
     replace_options: dict = field(default_factory=dict)
-    pulse: str | None = None  # "scrub" | "target:BPM": the rPPG pulse edit of visible faces (keep, replace)
+    pulse: str | None = None  # "scrub" | "target:BPM": the rPPG pulse edit of visible faces (keep, replace); normalised
 
     def __post_init__(self):
         from faceveil.storage.state import check_apart, default_state_url
@@ -163,18 +168,20 @@ class AnonymizeConfig(ClusterOptions):
         if not 0.0 <= self.max_leak <= 1.0:
             raise ValueError(f"max_leak is a fraction of the faces checked, from 0 to 1 (got {self.max_leak}; "
                              "the command line's --max-leak takes percent)")
-        if self.method == "scramble":
-            self.reversible = True  # scrambling is keyed by the vault's data keys
+        if self.method == "scramble" and self.reversible is False:
+            raise ValueError("--method scramble seals every face (its blocks are keyed by the vault's data keys): "
+                             "it cannot go with reversible = false; drop one of them")
         if self.index is None:
-            self.index = self.reversible
-        if self.index and not self.reversible:
+            self.index = self.sealed
+        if self.index and not self.sealed:
             raise ValueError("the identity index needs --reversible (its templates are keyed, and restore needs the vault)")
-        if self.reversible and self.vault_lock is None:
+        if self.sealed and self.vault_lock is None:
             raise ValueError(f"{'the scramble method' if self.method == 'scramble' else '--reversible'} needs a key")
-        if not self.track:
-            self.detect_every = 1  # without the tracker every frame must be looked at
         if self.detect_every is not None and self.detect_every < 1:
             raise ValueError("detect_every must be >= 1")
+        if not self.track and (self.detect_every or 1) > 1:
+            raise ValueError(f"--no-track detects on every frame: it cannot go with --detect-every {self.detect_every} "
+                             "(track = false, detect_every); drop one of them")
         if self.detect_fps <= 0:
             raise ValueError("detect_fps must be > 0")
         self._check_pulse()
@@ -184,8 +191,10 @@ class AnonymizeConfig(ClusterOptions):
 
     def _check_pulse(self) -> None:
         """`--method keep` shows faces on purpose: the leak gate's checks (which would call every face
-        a leak) and the second look are off, nothing is sealed; the media rows say method keep. A
-        pulse edit needs faces left visible (keep, replace): under a mask there is no pulse to edit."""
+        a leak), its recheck and the second look are off whatever check_every_s, second_look and
+        recheck say (`checks_on`; the fields stay as given), nothing is sealed; the media rows say
+        method keep. A pulse edit needs faces left visible (keep, replace): under a mask there is no
+        pulse to edit."""
         from faceveil.models.rppg.edit import PulseSettings
 
         parsed = PulseSettings.parse(self.pulse) if self.pulse is not None else None
@@ -193,17 +202,44 @@ class AnonymizeConfig(ClusterOptions):
         if self.method == "keep":
             if self.reversible:
                 raise ValueError("--method keep leaves faces visible: there is nothing to seal (drop --reversible)")
-            self.check_every_s, self.second_look, self.recheck = 0.0, 0.0, False
         if self.pulse and self.method not in PULSE_METHODS:
             raise ValueError(f"--pulse edits visible skin: use it with --method {' or '.join(PULSE_METHODS)}, "
                              f"not {self.method} (its mask already hides the pulse)")
+
+    @property
+    def sealed(self) -> bool:
+        """Whether original faces are sealed into the vault: `reversible`, by default on for scramble."""
+        return self.method == "scramble" if self.reversible is None else self.reversible
+
+    @property
+    def checks_on(self) -> bool:
+        """False for method keep (see _check_pulse): no checks, second look or recheck, whatever the fields say."""
+        return self.method != "keep"
+
+    # The run's values of the settings above (the fields stay as the user gave them); every reader uses these.
+    @property
+    def run_check_every_s(self) -> float:
+        return self.check_every_s if self.checks_on else 0.0
+
+    @property
+    def run_second_look(self) -> float:
+        return self.second_look if self.checks_on else 0.0
+
+    @property
+    def run_recheck(self) -> bool:
+        return self.recheck and self.checks_on
+
+    @property
+    def run_detect_every(self) -> int | None:
+        """`detect_every`; 1 with track off (the default then: every frame)."""
+        return self.detect_every if self.track else 1
 
     def gate_off(self) -> str | None:
         """Why the leak gate cannot withhold anything in this run (said in the summary and the report),
         or None when it is on."""
         if self.method == "keep":
             return "--method keep: faces are left visible on purpose, nothing is checked"
-        if self.check_every_s <= 0:
+        if self.run_check_every_s <= 0:
             return "no output frame is checked (--check-every 0)"
         if self.max_leak >= 1.0:
             return "--max-leak 100%: any share of unmasked faces is let through"
@@ -219,7 +255,7 @@ class AnonymizeConfig(ClusterOptions):
         if self.detector == "centerface":
             gate["centerface"] = min(gate["centerface"], 0.75 * self.detector_threshold())
             confirm["centerface"] = min(confirm["centerface"], self.detector_threshold())
-        return CheckSettings(self.check_every_s, self.check_max_frames, gate=tuple(gate.items()),
+        return CheckSettings(self.run_check_every_s, self.check_max_frames, gate=tuple(gate.items()),
                              confirm=tuple(confirm.items()), min_frames=REPLACE_CHECKED_FRAMES if self.method == "replace" else 1,
                              replaced=self.method == "replace")
 
@@ -257,10 +293,10 @@ class AnonymizeConfig(ClusterOptions):
         return DetectorSettings(floor, self.min_size, self.scale, threads, precision)
 
     def second_look_settings(self) -> DetectorSettings | None:
-        if not self.second_look:
+        if not self.run_second_look:
             return None
         d = self.detector_settings()
-        return DetectorSettings(self.threshold, d.min_size, d.scale * self.second_look, d.threads, d.precision)
+        return DetectorSettings(self.threshold, d.min_size, d.scale * self.run_second_look, d.threads, d.precision)
 
     @cached_property
     def settings(self) -> Resolved:
@@ -268,7 +304,7 @@ class AnonymizeConfig(ClusterOptions):
         `dataclasses.replace`)."""
         return Resolved(self.detector, self.detector_settings(), self.second_look_settings(), self.extra_detectors(),
                         self.detector_threshold(), self.method, self.mask_settings(), self.embedder,
-                        self.template_view, self.check_settings(), self.detect_every, self.detect_fps,
+                        self.template_view, self.check_settings(), self.run_detect_every, self.detect_fps,
                         self.detect_mpx_per_s, self.second_pass, self.track, self.max_gap, self.extend,
                         tuple(sorted(self.replace_options.items())) if self.method == "replace" else (), self.pulse)
 
@@ -276,7 +312,10 @@ class AnonymizeConfig(ClusterOptions):
         return MaskSettings(self.mask_shape, self.pad, self.motion_pad, self.scope)
 
     def output_settings(self) -> dict:
-        d = asdict(self)
+        """The settings that shape the output, with the values the run uses (those hashed before the
+        defaults became explicit: a changed dict would redo every archive)."""
+        d = asdict(self) | {"reversible": self.sealed, "detect_every": self.run_detect_every,
+                            "second_look": self.run_second_look}
         out = {k: d[k] for k in OUTPUT_SETTINGS}
         if self.method == "replace" and self.replace_options:  # only then: other runs keep their settings hash
             out["replace_options"] = dict(sorted(self.replace_options.items()))

@@ -3,41 +3,21 @@ gives; the key from --key / --passphrase when given, else from the file's [key] 
 $FACEVEIL_KEY (as without a file)."""
 from __future__ import annotations
 
-import dataclasses
 import os
 import sys
-
-# command-line dests whose AnonymizeConfig field has another name or unit
-_RENAMED = {"check_every": ("check_every_s", lambda v: v), "mlflow_uri": ("tracking_uri", lambda v: v),
-            "no_index": ("index", lambda v: False if v else None), "max_leak": ("max_leak", lambda v: v / 100),
-            "check_frames": ("check_max_frames", lambda v: v)}
-
-
-def cli_fields(args, dests) -> dict:
-    """AnonymizeConfig fields from the command-line options `dests`."""
-    from faceveil.config import AnonymizeConfig
-
-    fields = {f.name for f in dataclasses.fields(AnonymizeConfig)}
-    out = {}
-    for dest in dests:
-        if dest in _RENAMED:
-            name, convert = _RENAMED[dest]
-            out[name] = convert(getattr(args, dest))
-        elif dest in fields and hasattr(args, dest):
-            out[dest] = getattr(args, dest)
-    return out
 
 
 def configured(args, argv: list[str] | None = None):
     """(master key or None, AnonymizeConfig) of an anonymize command line with --config."""
     from faceveil.cli.keyed import _master, archive_state
     from faceveil.cli.parser import given_options
+    from faceveil.cli.settings_map import cli_settings
     from faceveil.config_file import load_config_file
     from faceveil.storage.keys import VaultLock
 
     file = load_config_file(args.config)
     given = given_options(sys.argv[1:] if argv is None else argv)
-    values = {**cli_fields(args, vars(args)), **file.settings, **cli_fields(args, given)}
+    values = {**cli_settings(args, vars(args)), **file.settings, **cli_settings(args, given)}
     key = lock = None
     if values.get("reversible") or values.get("method") == "scramble":
         if given & {"key", "passphrase"} or file.key_ref is None:

@@ -10,26 +10,20 @@ from faceveil.cli.keyed import _master
 
 
 def _config(args):
+    """(master key or None, AnonymizeConfig) of an anonymize command line without --config."""
+    from faceveil.cli.settings_map import cli_settings
     from faceveil.config import AnonymizeConfig
 
+    values = cli_settings(args, vars(args))
     lock = key = None
-    if args.reversible or args.method == "scramble":
+    if values["reversible"] or values["method"] == "scramble":
         from faceveil.storage.keys import VaultLock
 
         from faceveil.cli.keyed import archive_state
 
         key, kdf = _master(args, archive_state(args, args.dest))
         lock = VaultLock.of(key, kdf)
-    return key, AnonymizeConfig(reversible=args.reversible, vault_lock=lock, index=False if args.no_index else None,
-        src=args.src, dest=args.dest, state=args.state, method=args.method, detector=args.detector, threshold=args.threshold,
-        min_size=args.min_size, scale=args.scale, precision=args.precision, detect_every=args.detect_every, detect_fps=args.detect_fps,
-        detect_mpx_per_s=args.detect_mpx_per_s, track=args.track, second_look=args.second_look,
-        mask_shape=args.mask_shape, scope=args.scope, pad=args.pad, max_gap=args.max_gap, lossless=args.lossless, crf=args.crf,
-        preset=args.preset, workers=args.workers, dask_address=args.dask_address, dask_tls_ca=args.dask_tls_ca,
-        dask_tls_cert=args.dask_tls_cert, dask_tls_key=args.dask_tls_key, gpu_workers=args.gpu_workers, check_every_s=args.check_every,
-        check_max_frames=args.check_frames, tracking_uri=args.mlflow_uri, mlflow_artifacts=args.mlflow_artifacts,
-        max_leak=args.max_leak / 100, recheck=args.recheck,
-        pulse=args.pulse)
+    return key, AnonymizeConfig(**values, vault_lock=lock)
 
 
 def _validate(config) -> None:

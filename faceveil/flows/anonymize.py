@@ -50,7 +50,7 @@ def anonymize_archive(config: AnonymizeConfig, run_id: str | None = None, index_
 def _run_keys(config: AnonymizeConfig, index_token: str | None, key_ref: dict | None):
     """A reversible run's keys (tasks/vault_seals.RunKeys), from the key `key_ref` names or handed
     over under `index_token`; None without either (a throwaway key: nothing is signed or indexed)."""
-    if not config.reversible:
+    if not config.sealed:
         return None
     if key_ref is not None:
         return t.run_keys(config, resolve_key(key_ref))
@@ -60,7 +60,7 @@ def _run_keys(config: AnonymizeConfig, index_token: str | None, key_ref: dict | 
 def _anonymize(config: AnonymizeConfig, run_id: str, index_keys, people: dict) -> dict:
     started = datetime.now(timezone.utc)
     bars = progress.current()
-    if config.reversible:
+    if config.sealed:
         config = t.open_vault(config, index_keys)  # a wrong key stops the run here, before anything is written
     preload_validation(state_of(config), config.tracking_uri, config.mlflow_artifacts)
     items, unsupported = t.discover_media(config)
@@ -69,9 +69,9 @@ def _anonymize(config: AnonymizeConfig, run_id: str, index_keys, people: dict) -
     todo = [i for i in items if not i.done]
     bars.start(len(todo))
     kept: dict[str, list] = {}  # the first pass's detections of the media that leaked
-    results = _process(config, todo, run_id, bars, people, keep=kept if config.recheck else None)
+    results = _process(config, todo, run_id, bars, people, keep=kept if config.run_recheck else None)
     leaked = {r.row["rel_path"] for r in results if r.row["status"] == "leaked"}
-    if leaked and config.recheck:  # once more, denser, before the leak gate's verdict stands
+    if leaked and config.run_recheck:  # once more, denser, before the leak gate's verdict stands
         bars.more(len(leaked))
         families = tuple(sorted({f for r in results if r.row["status"] == "leaked" for f in r.leak_families}))
         again_config = replace(config, second_pass=families or True)

@@ -28,7 +28,7 @@ def prepare_run(config: AnonymizeConfig, key: MasterKey | None = None,
     anything else is read or written); the index's template view; the derived weights built."""
     move_legacy_state(config)
     secret = run_keys(config, key if key_ref is None else resolve_key(key_ref))
-    if config.reversible:
+    if config.sealed:
         config = open_vault(config, secret)
     if config.index:  # templates are embedded the way the archive's index already holds them
         config = replace(config, template_view=index_view(state_of(config), secret.control))
@@ -41,7 +41,7 @@ def nothing_new(config: AnonymizeConfig, keys=None) -> dict | None:
     weights, unchanged), done without starting a cluster or a Prefect server: a scheduled rerun of an
     unchanged archive takes seconds. It still proves what it did: the archive's contracts are checked
     (a broken one fails the run), the report written and the MLflow run logged. None when there is work."""
-    if config.reversible:
+    if config.sealed:
         config = open_vault(config, keys)  # the key is still checked: a wrong one is refused
     started = datetime.now(timezone.utc)
     items, unsupported = discover(config)

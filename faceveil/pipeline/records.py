@@ -66,7 +66,7 @@ def media_keepers(config: AnonymizeConfig, item: MediaItem, forgotten=()) -> tup
     from faceveil.models.track_templates import TrackFaces
     from faceveil.storage.vault import VaultWriter
 
-    vault = VaultWriter(config.vault_lock, item.media_id, scratch(config), skip=forgotten) if config.reversible else None
+    vault = VaultWriter(config.vault_lock, item.media_id, scratch(config), skip=forgotten) if config.sealed else None
     return vault, (TrackFaces(skip=forgotten) if config.index else None)
 
 

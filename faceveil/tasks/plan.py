@@ -37,7 +37,7 @@ def segments_of(config: AnonymizeConfig, item: MediaItem, info: VideoInfo, chunk
     one piece when one writer must see every frame (a vault, the identity index; identity replacement,
     whose one surrogate per track is made from the track's first face) or avi cannot be joined by
     timestamps."""
-    one_writer = config.reversible or config.index or config.method == "replace"
+    one_writer = config.sealed or config.index or config.method == "replace"
     if one_writer or len(chunks) < 2 or out_rel(config, item.rel).lower().endswith(".avi"):
         return [Chunk(0, 0, info.n_frames)]
     return chunks

@@ -133,7 +133,7 @@ def anonymize_report(config, summary: dict, results: list, scratch: str) -> tupl
     emb_cls = EMBEDDERS.get(config.embedder)
     threshold = _threshold(dest, config, emb_cls)
     embeddings = index_embeddings(dest, [m for m in ids if config.index], emb_cls.dim) if config.index else None
-    contracts = check_manifests(dest, None, embeddings, audited=config.check_every_s > 0,  # the whole archive
+    contracts = check_manifests(dest, None, embeddings, audited=config.run_check_every_s > 0,  # the whole archive
                                 max_leak=config.max_leak, public=public)
     figures = privacy.summarize(frames.to_dict("records"), faces.to_dict("records"), threshold)
     figures["reid_attack"] = run_reidentification([getattr(r, "audit_embeddings", None) for r in results], threshold)
@@ -142,7 +142,7 @@ def anonymize_report(config, summary: dict, results: list, scratch: str) -> tupl
     weights = media.detector_weights.dropna()
     audit = {
         **_header(summary, "anonymize_archive", contracts),
-        "settings": summary["settings"] | {"check_every_s": config.check_every_s, "check_max_frames": config.check_max_frames,
+        "settings": summary["settings"] | {"check_every_s": config.run_check_every_s, "check_max_frames": config.check_max_frames,
                                            "max_leak": config.max_leak},
         "leak_gate": summary["leak_gate"],
         "models": [{"role": "detector", "name": config.detector, "weights": weights.iloc[0] if len(weights) else None},
@@ -159,7 +159,7 @@ def anonymize_report(config, summary: dict, results: list, scratch: str) -> tupl
                     "surrogate_consistency": privacy.nanmean(stats.surrogate_consistency)},
         "utility": figures["utility"],
         "keys": {"vault_key_fingerprint": config.vault_lock.fingerprint if config.vault_lock else None,
-                 "reversible": config.reversible, "index": bool(config.index)},
+                 "reversible": config.sealed, "index": bool(config.index)},
         "access_log": _access_log(dest), "access_log_head": access_log.head(dest),  # kept outside the log too
         "review": review_actions(dest),
         "thumbnails": thumbnails(public, media, frames, scratch),

@@ -32,7 +32,7 @@ class RunKeys:
 
 def run_keys(config: AnonymizeConfig, key) -> RunKeys | None:
     """The keys of a reversible run (None for any other); the key must be the vault's."""
-    if not config.reversible:
+    if not config.sealed:
         return None
     if key is None or not key.matches(config.vault_lock.fingerprint):
         raise ValueError("a reversible run needs the master key itself (the one the vault is locked with)")

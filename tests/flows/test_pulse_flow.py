@@ -108,7 +108,8 @@ def test_pulse_settings_are_checked_and_hashed():
     with pytest.raises(ValueError, match="target:BPM"):
         AnonymizeConfig(src="a", dest="b", method="keep", pulse="slower")
     keep = AnonymizeConfig(src="a", dest="b", method="keep", pulse="target:100.0")
-    assert keep.pulse == "target:100" and keep.check_every_s == 0 and not keep.second_look
+    assert keep.pulse == "target:100" and keep.run_check_every_s == 0 and not keep.settings.second_look
+    assert (keep.check_every_s, keep.second_look) == (4.0, 0.5)  # the fields stay as given (defaults here)
     assert keep.settings.pulse == "target:100"
     plain = AnonymizeConfig(src="a", dest="b")
     assert "pulse" not in plain.output_settings()  # runs without it keep their hash
