@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import cached_property
 
 from faceveil.models.anonymizers import MaskSettings
@@ -36,7 +36,7 @@ class VideoSettings:
 
 @dataclass(frozen=True)
 class Resolved:
-    """The run's derived settings, resolved once from an AnonymizeConfig (`config.settings`, cached
+    """The run's derived settings, resolved once from an AnonymizeConfig and its RunState (`config.settings`, cached
     on it, so it travels with the config to the workers); hashable, so each worker builds its models
     once per run (pipeline/toolkit). Tasks read these, never `AnonymizeConfig`'s methods."""
 
@@ -81,6 +81,16 @@ class Resolved:
     def for_video(self, fps: float, width: int, height: int) -> VideoSettings:
         step = self.frame_step(fps, width, height)
         return VideoSettings(step, self.tracker(step))
+
+
+@dataclass(frozen=True)
+class RunState:
+    """What the run sets, never the user (no flag or config key; AnonymizeConfig.for_run): the leak
+    gate's second pass (True, or the gate's detector families that found the leaks, run beside the
+    main one) and how identity templates are embedded (the archive's index keeps its own view)."""
+
+    second_pass: bool | tuple = False
+    template_view: str = "mirror-mean"  # models/track_templates
 
 
 class ClusterOptions:
@@ -144,24 +154,26 @@ class AnonymizeConfig(ClusterOptions):
     vault_lock: VaultLock | None = None  # the master key's public part (never the key itself; a dict after Prefect)
     index: bool | None = None  # identity templates per track into the state root's index/ (default: `sealed`)
     embedder: str = "dlib-resnet"
-    template_view: str = "mirror-mean"  # how templates embed a face (models/track_templates); an index keeps its own
     check_every_s: float = 4.0  # privacy/utility check of one output frame per this many seconds (0 = none; keep: none)
     check_max_frames: int = 30  # at most this many checked frames per media
     max_leak: float = 0.0  # unmasked faces the leak gate may find, per face checked, before a media is withheld
     recheck: bool = True  # a media that leaked is anonymized once more, denser (with the gate's detectors that found
     # the leaks; method keep: off)
-    second_pass: bool | tuple = False  # this is that pass (a tuple: only these gate detectors beside the main one)
     tracking_uri: str | None = None  # MLflow; default: sqlite under the state root's mlflow/ (local state root)
     mlflow_artifacts: str | None = None  # MLflow's artifact root, e.g. s3://bucket/prefix (default: beside the store)
     # method "replace": generator (name), checkpoint, checkpoint_sha256, id_margin, pool_seed (all optional)
     replace_options: dict = field(default_factory=dict)
     pulse: str | None = None  # "scrub" | "target:BPM": the rPPG pulse edit of visible faces (keep, replace); normalised
+    run_state: RunState = field(default_factory=RunState)  # the run's own state, not a setting: see for_run (a dict after Prefect)
 
     def __post_init__(self):
         from faceveil.storage.state import check_apart, default_state_url
 
         if isinstance(self.vault_lock, dict):  # after a round trip through Prefect's parameters
             self.vault_lock = VaultLock(**self.vault_lock)
+        if isinstance(self.run_state, dict):  # likewise (a tuple comes back a list)
+            sp = self.run_state.get("second_pass", False)
+            self.run_state = RunState(**self.run_state | {"second_pass": tuple(sp) if isinstance(sp, list) else sp})
         if self.state is None:
             self.state = default_state_url(self.dest)
         check_apart(self.dest, self.state, self.src)
@@ -205,6 +217,10 @@ class AnonymizeConfig(ClusterOptions):
         if self.pulse and self.method not in PULSE_METHODS:
             raise ValueError(f"--pulse edits visible skin: use it with --method {' or '.join(PULSE_METHODS)}, "
                              f"not {self.method} (its mask already hides the pulse)")
+
+    def for_run(self, **state) -> AnonymizeConfig:
+        """A copy whose run state (RunState's fields) is changed; the user's settings stay as they are."""
+        return replace(self, run_state=replace(self.run_state, **state))
 
     @property
     def sealed(self) -> bool:
@@ -262,15 +278,16 @@ class AnonymizeConfig(ClusterOptions):
     def extra_detectors(self) -> tuple[tuple[str, DetectorSettings], ...]:
         """Detectors that find faces beside the main one: on the second pass, the leak gate's other
         families at SECOND_PASS_MARGIN of the thresholds it confirms a leak at (those that found
-        the leaks, when `second_pass` names them), so whatever the gate would call a face is masked
-        (compression moves a borderline score a little), at the cost of masking a few non-faces. The
-        main detector's family is not run twice: its floor drops instead (detector_settings)."""
-        if not self.second_pass:
+        the leaks, when RunState.second_pass names them), so whatever the gate would call a face is
+        masked (compression moves a borderline score a little), at the cost of masking a few
+        non-faces. The main detector's family is not run twice: its floor drops instead (detector_settings)."""
+        second = self.run_state.second_pass
+        if not second:
             return ()
         threads = self.detector_settings().threads
         return tuple((name, DetectorSettings(threshold=SECOND_PASS_MARGIN * t, threads=threads))
                      for name, t in self.check_settings().confirm
-                     if name != self.detector and (self.second_pass is True or name in self.second_pass))
+                     if name != self.detector and (second is True or name in second))
 
     def detector_threshold(self) -> float:
         from faceveil.models.detectors import DETECTORS
@@ -285,7 +302,7 @@ class AnonymizeConfig(ClusterOptions):
         generator is fitted to the detector's landmarks, and detection is not its cost."""
         threads = max(1, (os.cpu_count() or 1) // self.n_workers) if not self.dask_address else 0
         floor = TRACK_FLOOR * self.detector_threshold() if self.track else self.threshold
-        if self.second_pass:  # down to where the gate's own use of this family would see a face
+        if self.run_state.second_pass:  # down to where the gate's own use of this family would see a face
             own = dict(self.check_settings().confirm).get(self.detector)
             if own is not None:
                 floor = min(floor if floor is not None else self.detector_threshold(), SECOND_PASS_MARGIN * own)
@@ -300,12 +317,12 @@ class AnonymizeConfig(ClusterOptions):
 
     @cached_property
     def settings(self) -> Resolved:
-        """Every derived setting of the run, computed once (a changed config is a new object:
-        `dataclasses.replace`)."""
+        """Every derived setting of the run, from the user's settings and the run state, computed once
+        (a changed config is a new object: `dataclasses.replace`, `for_run`)."""
         return Resolved(self.detector, self.detector_settings(), self.second_look_settings(), self.extra_detectors(),
                         self.detector_threshold(), self.method, self.mask_settings(), self.embedder,
-                        self.template_view, self.check_settings(), self.run_detect_every, self.detect_fps,
-                        self.detect_mpx_per_s, self.second_pass, self.track, self.max_gap, self.extend,
+                        self.run_state.template_view, self.check_settings(), self.run_detect_every, self.detect_fps,
+                        self.detect_mpx_per_s, self.run_state.second_pass, self.track, self.max_gap, self.extend,
                         tuple(sorted(self.replace_options.items())) if self.method == "replace" else (), self.pulse)
 
     def mask_settings(self) -> MaskSettings:

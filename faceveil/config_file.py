@@ -19,13 +19,12 @@ from faceveil.config import AnonymizeConfig
 KEY_REF_KINDS = ("file", "env", "prefect_secret")
 RESTORE_KEYS = ("deploy", "roots")
 
-# AnonymizeConfig fields a file may not set: derived in the run (the vault's public lock from the key,
-# the index's template view, the second pass), or a place for credentials (use the AWS environment).
+# AnonymizeConfig fields a file may not set: derived in the run (the vault's public lock from the key;
+# the run state: the index's template view, the second pass), or a place for credentials (use the AWS environment).
 NOT_IN_FILE = {
     "vault_lock": "the vault's lock is derived from the key: name the key in the [key] table",
     "storage_options": "storage credentials never go in a config file: use the AWS environment or an instance role",
-    "second_pass": "set by the run itself (the leak gate's second pass)",
-    "template_view": "an index keeps the view it was created with",
+    "run_state": "set by the run itself (the leak gate's second pass; the template view an index was created with)",
 }
 _PATH_FIELDS = ("src", "dest", "state", "scratch_dir", "dask_tls_ca", "dask_tls_cert", "dask_tls_key", "mlflow_artifacts")
 _TYPES = {"str": str, "int": int, "float": float, "bool": bool, "None": type(None)}

@@ -62,3 +62,24 @@ def test_keep_turns_checks_off_without_rewriting_them():
     blur = _config(method="blur", check_every_s=2.0, second_look=0.7)
     assert blur.checks_on and blur.run_recheck and blur.settings.checks.every_s == 2.0
     assert blur.settings.second_look is not None and blur.gate_off() is None
+
+
+def test_run_state_is_apart_from_the_settings():
+    from faceveil.config import RunState
+
+    config = _config(method="blur")
+    again = config.for_run(second_pass=("blazeface",))
+    assert config.run_state == RunState() and again.run_state.second_pass == ("blazeface",)
+    assert again.settings.second_pass and [n for n, _ in again.settings.extra_detectors] == ["blazeface"]
+    assert not config.settings.second_pass and config.settings.extra_detectors == ()
+    assert again.output_settings() == config.output_settings()  # the same settings: the same outputs' hash
+    viewed = again.for_run(template_view="plain")
+    assert viewed.settings.template_view == "plain" and viewed.run_state.second_pass == ("blazeface",)
+    # after Prefect's JSON round trip the state comes back as a dict, a tuple as a list
+    back = _config(method="blur", run_state={"second_pass": ["blazeface"], "template_view": "plain"})
+    assert back.run_state == viewed.run_state
+    from faceveil.config_file import ConfigFileError, parse_config
+
+    for key in ("run_state", "second_pass", "template_view"):  # never from a config file
+        with pytest.raises(ConfigFileError, match=f"'{key}'"):
+            parse_config({key: "plain"}, "archive.toml")

@@ -17,8 +17,7 @@ UNREACHABLE = {
     "vault_lock": "derived from the key (--key, --passphrase, the file's [key] table)",
     "storage_options": "credentials: the AWS environment, or the Python API",
     "replace_options": "a table of the replace generator's options: the Python API (faceveil publish sets it)",
-    "second_pass": "run state: set by the leak gate's recheck",
-    "template_view": "run state: taken from the archive's index",
+    "run_state": "not a setting: the leak gate's second pass and the index's template view (for_run)",
 }
 
 

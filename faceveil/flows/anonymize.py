@@ -74,7 +74,7 @@ def _anonymize(config: AnonymizeConfig, run_id: str, index_keys, people: dict) -
     if leaked and config.run_recheck:  # once more, denser, before the leak gate's verdict stands
         bars.more(len(leaked))
         families = tuple(sorted({f for r in results if r.row["status"] == "leaked" for f in r.leak_families}))
-        again_config = replace(config, second_pass=families or True)
+        again_config = config.for_run(second_pass=families or True)
         again = _process(again_config, [i for i in todo if i.rel in leaked], run_id, bars, people,
                          known=kept if _finds_alike(config, again_config) else None)
         redone = {r.row["rel_path"]: r for r in again}

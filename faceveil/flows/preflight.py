@@ -5,7 +5,6 @@ nothing new done right here (nothing_new). So `faceveil anonymize` on an unchang
 Prefect or Dask; flows/anonymize.run_anonymize runs the same two steps before its flow."""
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import datetime, timezone
 
 from faceveil.config import AnonymizeConfig
@@ -31,7 +30,7 @@ def prepare_run(config: AnonymizeConfig, key: MasterKey | None = None,
     if config.sealed:
         config = open_vault(config, secret)
     if config.index:  # templates are embedded the way the archive's index already holds them
-        config = replace(config, template_view=index_view(state_of(config), secret.control))
+        config = config.for_run(template_view=index_view(state_of(config), secret.control))
     prepare_models(config)
     return config, secret
 

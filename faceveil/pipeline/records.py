@@ -19,7 +19,7 @@ def base_row(config: AnonymizeConfig, item: MediaItem, run_id: str) -> dict:
         "input_fingerprint": item.fingerprint, "detector": config.detector, "method": config.method,
         "settings_json": json.dumps(config.output_settings(), sort_keys=True),
         "settings_hash": work_hash(config),
-        "notes": ([second_pass_note(config)] if config.second_pass else []) + _manual_note(item),
+        "notes": ([second_pass_note(config)] if config.settings.second_pass else []) + _manual_note(item),
     }
 
 

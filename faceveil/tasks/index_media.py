@@ -59,4 +59,4 @@ def index_templates(dest: Location, results, keys: IndexTemplates, embedder_name
 def index_archive(config: AnonymizeConfig, results, keys) -> int:
     """The run's templates into the archive's index (`keys`: the run's RunKeys, tasks/vault_seals)."""
     return index_templates(state_of(config), results, keys.index, config.embedder, config.vault_lock.fingerprint,
-                           config.template_view, keys.control)
+                           config.settings.template_view, keys.control)

@@ -14,7 +14,7 @@ def test_settings_are_resolved_once_and_travel_with_the_config():
     assert config.settings is s  # computed once
     assert pickle.loads(pickle.dumps(config)).settings == s  # what a worker receives
     assert s.threshold == 0.4 and s.detector_settings.threshold == 0.2  # tracking floor: half the threshold
-    assert replace(config, second_pass=True).settings.frame_step(30, 1280, 720) == max(1, s.frame_step(30, 1280, 720) // 2)
+    assert config.for_run(second_pass=True).settings.frame_step(30, 1280, 720) == max(1, s.frame_step(30, 1280, 720) // 2)
     v = s.for_video(30, 1280, 720)
     assert v.step == s.frame_step(30, 1280, 720) and v.tracker.max_gap >= 2 * v.step
 
@@ -40,13 +40,13 @@ def test_second_pass_adds_only_the_gate_families_that_found_leaks():
     config = AnonymizeConfig(src="a", dest="b")
     names = lambda c: [n for n, _ in c.extra_detectors()]  # noqa: E731
     assert names(config) == []
-    assert names(replace(config, second_pass=True)) == ["blazeface"]
-    assert names(replace(config, second_pass=("blazeface",))) == ["blazeface"]
-    own = replace(config, second_pass=("centerface",))
+    assert names(config.for_run(second_pass=True)) == ["blazeface"]
+    assert names(config.for_run(second_pass=("blazeface",))) == ["blazeface"]
+    own = config.for_run(second_pass=("centerface",))
     assert names(own) == [] and own.settings.second_look is not None
     assert own.detector_settings().threshold <= SECOND_PASS_MARGIN * 0.2 + 1e-9
-    assert own.settings.frame_step(30, 1280, 720) == replace(config, second_pass=True).settings.frame_step(30, 1280, 720)
-    assert "blazeface" not in second_pass_note(own) and "blazeface" in second_pass_note(replace(config, second_pass=True))
+    assert own.settings.frame_step(30, 1280, 720) == config.for_run(second_pass=True).settings.frame_step(30, 1280, 720)
+    assert "blazeface" not in second_pass_note(own) and "blazeface" in second_pass_note(config.for_run(second_pass=True))
 
 
 def test_leak_families_are_the_detectors_that_found_leaks():

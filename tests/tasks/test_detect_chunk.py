@@ -29,7 +29,7 @@ def test_second_pass_reuses_the_first_pass_frames(tmp_path):
     (chunk,) = plan.chunks
     first = detect_chunk(config, item, plan.info, chunk)
     assert first.frames == [0, 4, 8, 12, 16, 20, 23] and all(len(d) for d in first.dets)
-    again = replace(config, second_pass=("centerface",))  # every 2nd frame, same detectors
+    again = config.for_run(second_pass=("centerface",))  # every 2nd frame, same detectors
     fresh = detect_chunk(again, item, plan.info, chunk)
     reused = detect_chunk(again, item, plan.info, chunk, first)
     assert reused.frames == fresh.frames == list(range(0, 24, 2)) + [23]
