@@ -36,9 +36,10 @@ class VideoSettings:
 
 @dataclass(frozen=True)
 class Resolved:
-    """The run's derived settings, resolved once from an AnonymizeConfig and its RunState (`config.settings`, cached
-    on it, so it travels with the config to the workers); hashable, so each worker builds its models
-    once per run (pipeline/toolkit). Tasks read these, never `AnonymizeConfig`'s methods."""
+    """The run's derived settings, resolved once from an AnonymizeConfig and its RunState
+    (`config.settings`, cached on it, so it travels with the config to the workers); hashable, so each
+    worker builds its models once per run (pipeline/toolkit). Tasks read these, never
+    `AnonymizeConfig`'s methods."""
 
     detector: str
     detector_settings: DetectorSettings
@@ -125,7 +126,7 @@ class AnonymizeConfig(ClusterOptions):
     detect_fps: float = 7.5
     detect_mpx_per_s: float = 6.0
     track: bool = True  # off: no tracker, every frame detected (detect_every None means 1; > 1 is refused)
-    second_look: float = 0.5  # detector scale of the look at each anonymized frame with faces; 0 = off (method keep: off)
+    second_look: float = 0.5  # detector scale of the look at each anonymized frame with faces; 0 = off (keep: off)
     mask_shape: str = "box"
     scope: str = "face"  # face | head | person: what the masking methods cover around a face (models/scope)
     pad: float = 0.4
@@ -164,7 +165,7 @@ class AnonymizeConfig(ClusterOptions):
     # method "replace": generator (name), checkpoint, checkpoint_sha256, id_margin, pool_seed (all optional)
     replace_options: dict = field(default_factory=dict)
     pulse: str | None = None  # "scrub" | "target:BPM": the rPPG pulse edit of visible faces (keep, replace); normalised
-    run_state: RunState = field(default_factory=RunState)  # the run's own state, not a setting: see for_run (a dict after Prefect)
+    run_state: RunState = field(default_factory=RunState)  # not a setting: the run's own (for_run; a dict after Prefect)
 
     def __post_init__(self):
         from faceveil.storage.state import check_apart, default_state_url

@@ -25,7 +25,8 @@ def _config(**kw) -> AnonymizeConfig:
     ({"track": False}, "6914c358b0a33138"),
     ({"track": False, "detect_every": 1}, "6914c358b0a33138"),
     ({"method": "keep", "pulse": "target:100"}, "68ea9387f378f902"),
-    ({"method": "keep", "pulse": "scrub", "check_every_s": 2.0, "second_look": 0.7, "recheck": True}, "d16ac7bf057ef892"),
+    ({"method": "keep", "pulse": "scrub", "check_every_s": 2.0, "second_look": 0.7, "recheck": True},
+     "d16ac7bf057ef892"),
 ])
 def test_output_settings_hash_is_unchanged(settings, hashed):
     assert _config(**settings).output_settings_hash() == hashed
