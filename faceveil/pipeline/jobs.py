@@ -1,12 +1,12 @@
 """The records that travel between tasks: what to process, and what came of it."""
 from __future__ import annotations
 
-import hashlib
 import posixpath
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from faceveil.hashing import media_id
 from faceveil.models.detections import Detections
 from faceveil.storage.media import IMAGE_EXTS, VIDEO_EXTS, VideoInfo
 
@@ -14,10 +14,6 @@ from faceveil.storage.media import IMAGE_EXTS, VIDEO_EXTS, VideoInfo
 def media_kind(rel: str) -> str | None:
     ext = posixpath.splitext(rel)[1].lower()
     return "video" if ext in VIDEO_EXTS else "image" if ext in IMAGE_EXTS else None
-
-
-def media_id(rel: str) -> str:
-    return hashlib.sha256(rel.encode()).hexdigest()[:16]
 
 
 @dataclass

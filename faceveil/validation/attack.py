@@ -113,8 +113,10 @@ class Gallery:
 
 def parrot_vectors(gallery: Gallery, method: str, mask, embedder) -> np.ndarray:
     """The gallery anonymized by the attacker with the same method (keyed: the attacker's own
-    random keys), embedded at the labelled face."""
+    random keys) and, as the flow does, each photo as the media its published name gives
+    (hashing.media_id), embedded at the labelled face."""
     from faceveil.models.anonymizers import create_anonymizer
+    from faceveil.hashing import media_id
     from faceveil.storage.media import read_image
 
     anon = create_anonymizer(method, mask)
@@ -122,7 +124,7 @@ def parrot_vectors(gallery: Gallery, method: str, mask, embedder) -> np.ndarray:
     vecs = []
     for rel, faces, primary in zip(gallery.rels, gallery.faces, gallery.primary):
         rgb, _ = read_image(str(Path(gallery.data) / rel))
-        anon.apply(rgb, faces, keys)
+        anon.apply(rgb, faces, keys, media=media_id(rel))
         vecs.append(embedder.embed(rgb, primary)[0])
     return np.asarray(vecs, np.float32).reshape(gallery.vectors.shape)
 

@@ -82,6 +82,28 @@ def test_scoped_solid_fills_with_a_neutral_grey():
     assert (out[head] == SCOPED_FILL).all() and (out[~head] == img[~head]).all()
 
 
+def test_scoped_mosaic_shows_blocks_that_carry_nothing_of_the_person():
+    """Under the head scope a mosaic's blocks are grey and the same whoever is under them: the head's
+    colours and lightness re-identified people across photos (colour 11.9 %, lightness 8.9 % against a
+    4.8 % chance); the output still reads as a mosaic (blocks of several greys); its pattern is the
+    media's, so photos of one session (same size and framing) do not share it."""
+    img = skimage.data.astronaut()
+    other = np.ascontiguousarray(255 - img[:, ::-1])  # another "person": every pixel different
+    head, region = _changed("head")
+    a = create_anonymizer("mosaic", MaskSettings(scope="head"))
+    out = a.apply(img.copy(), _dets())
+    out_other = a.apply(other.copy(), _dets())
+    inside = head & np.all(out_other != other, axis=2)  # masked in both (the silhouettes differ a little)
+    assert inside.sum() > 0.5 * head.sum()
+    assert (out[inside] == out_other[inside]).all()
+    assert (out[inside][:, 0] == out[inside][:, 1]).all() and (out[inside][:, 1] == out[inside][:, 2]).all()
+    assert len(np.unique(out[inside][:, 0])) >= 3
+    assert (out[~head] == img[~head]).all()
+    again = a.apply(img.copy(), _dets(), media="m1")  # the pattern follows the media, and only the media:
+    assert (again == a.apply(img.copy(), _dets(), media="m1")).all()  # the same on a rerun,
+    assert (again[head] != a.apply(img.copy(), _dets(), media="m2")[head]).mean() > 0.5  # unrelated between media
+
+
 def test_scope_changes_the_work_hash_only_when_set(tmp_path):
     from faceveil.config import AnonymizeConfig
 

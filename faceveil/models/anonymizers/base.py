@@ -35,6 +35,18 @@ class MaskSettings:
 SCOPE_SIZE = {"head": 3.0, "person": 4.0}  # a scope's size over the face's: blur and mosaic strength follow it
 
 
+@dataclass(frozen=True)
+class Placement:
+    """Where a scoped region lies: its top-left corner (x, y) in the frame, the frame's size, and the
+    media the frame belongs to."""
+
+    x: int
+    y: int
+    frame_width: int
+    frame_height: int
+    media: str
+
+
 def mask_regions(dets: Detections, width: int, height: int, mask: MaskSettings) -> np.ndarray:
     """Integer xyxy regions to anonymize: boxes grown by size and motion, clipped to the frame.
     An ellipse inscribed in the region still covers the face box (factor sqrt(2) on the half-axes)."""
@@ -116,7 +128,8 @@ class Anonymizer(ABC):
                 continue
             roi = rgb[y1:y2, x1:x2]
             if self.mask.scope != "face":
-                new = self._scoped(roi, masks[j], float(size) * SCOPE_SIZE[self.mask.scope])
+                new = self._scoped(roi, masks[j], float(size) * SCOPE_SIZE[self.mask.scope],
+                                   Placement(int(x1), int(y1), w, h, media))
             else:
                 new = self._replace(roi, float(size), region_key(j) if self.needs_key else None)
             if masks[j] is None:
@@ -125,9 +138,10 @@ class Anonymizer(ABC):
                 roi[masks[j]] = new[masks[j]]
         return rgb
 
-    def _scoped(self, roi: np.ndarray, mask: np.ndarray, size: float) -> np.ndarray:
+    def _scoped(self, roi: np.ndarray, mask: np.ndarray, size: float, where: Placement) -> np.ndarray:
         """The anonymized `roi` under a head or person scope (`mask`: its pixels to change; `size`: the
-        scope's size, so that strength follows the head or person, not the face alone)."""
+        scope's size, so that strength follows the head or person, not the face alone; `where`: the
+        roi's place in the frame and media)."""
         return self._replace(roi, size, None)
 
 

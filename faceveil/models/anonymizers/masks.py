@@ -3,12 +3,16 @@ keep (faces left as they are: a run that only edits physiological signals, `--pu
 scales with face size."""
 from __future__ import annotations
 
+import functools
+import hashlib
+
 import cv2
 import numpy as np
 
 from faceveil.models.anonymizers.base import ANONYMIZERS, Anonymizer, MaskSettings
 
 SCOPED_FILL = np.array([128, 128, 128], np.uint8)  # solid's fill under a head or person scope
+SCOPED_BLOCK_SHARE = 1 / 48  # mosaic's blocks under a head or person scope: their side over the frame's longer side
 
 
 @ANONYMIZERS.register("solid")
@@ -27,7 +31,7 @@ class Solid(Anonymizer):
         colour = roi.reshape(-1, 3).mean(0).round().astype(np.uint8) if self.colour is None else self.colour
         return np.broadcast_to(colour, roi.shape)
 
-    def _scoped(self, roi, mask, size):
+    def _scoped(self, roi, mask, size, where):
         """Filled with one neutral grey (SCOPED_FILL) or the given colour: the fill carries none of the
         person's skin, hair or clothes, nor their surroundings' colour."""
         return np.broadcast_to(self.colour if self.colour is not None else SCOPED_FILL, roi.shape)
@@ -77,6 +81,28 @@ class Mosaic(Anonymizer):
         mean = small.reshape(-1, 3).mean(0)
         small = np.clip(mean + self.contrast * (small - mean) + 0.5, 0, 255).astype(np.uint8)
         return cv2.resize(small, (w, h), interpolation=cv2.INTER_NEAREST)
+
+    def _scoped(self, roi, mask, size, where):
+        """Under a head or person scope: grey blocks around solid's neutral grey whose lightness is a
+        pattern drawn from the media's name (scoped_pattern), nothing of the person's; it is laid on the
+        frame, so it stays put along a video. Measured with the parrot attack on ../shared's labelled
+        photos (chance 4.8 %): the head's block colours re-identified 11.9 %, their lightness alone
+        8.9 %, one fixed pattern on the head's own grid 11.9 % and on the frame's 17.8 % (photos of
+        one session share their size and framing, so they share the pattern's phase and scale)."""
+        h, w = roi.shape[:2]
+        block = max(self.min_block, int(round(SCOPED_BLOCK_SHARE * max(where.frame_width, where.frame_height))))
+        pattern = scoped_pattern(where.media)
+        ys = (np.arange(where.y, where.y + h) // block) % pattern.shape[0]
+        xs = (np.arange(where.x, where.x + w) // block) % pattern.shape[1]
+        return np.repeat(pattern[ys[:, None], xs[None, :]][..., None], 3, axis=2)
+
+
+@functools.lru_cache(maxsize=64)
+def scoped_pattern(media: str) -> np.ndarray:
+    """The scoped mosaic's block lightness for one media: 16x16 greys within 14 levels of
+    SCOPED_FILL's, seeded by the media's name (the same on a rerun; unrelated between media)."""
+    seed = int.from_bytes(hashlib.sha256(media.encode("utf-8", "surrogatepass")).digest()[:8], "big")
+    return (int(SCOPED_FILL[0]) + np.random.default_rng(seed).integers(-14, 15, (16, 16))).astype(np.uint8)
 
 
 @ANONYMIZERS.register("scramble")
