@@ -1,4 +1,5 @@
 """Shared helpers for the benchmarks: where the evaluation data is, ground truth, recall."""
+
 from __future__ import annotations
 
 import csv

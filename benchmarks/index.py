@@ -6,6 +6,7 @@ full table, rows and bytes on disk. Queries are fresh samples of stored identiti
 
     .venv/bin/python benchmarks/index.py [--n 1000000] [--dim 128] [--queries 200] [--index-type IVF_PQ]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,16 +42,26 @@ def batch_rows(media_id: str, start: int, vectors: np.ndarray, schema: pa.Schema
     n, d = vectors.shape
     ids = np.arange(start, start + n, dtype=np.int64)
     frames = ids * 10
-    return pa.table({
-        "row_id": pa.array([f"{media_id}:{i}:template0" for i in ids]),
-        "media_id": pa.array([media_id] * n), "rel_path": pa.array([f"cam{start % 7}/{media_id}.mp4"] * n),
-        "camera": pa.array([f"cam{start % 7}"] * n), "track_id": ids, "kind": pa.array(["template"] * n),
-        "first_frame": frames, "last_frame": frames + 50, "t_start_s": frames / 25.0, "t_end_s": (frames + 50) / 25.0,
-        "boxes_json": pa.array(['[[0,100,100,220,240]]'] * n),
-        "vault_key_ids": pa.array([[f"k{i}"] for i in ids], pa.list_(pa.string())),
-        "embedder": pa.array(["synthetic"] * n), "quality": np.full(n, 0.9, np.float32),
-        "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), d),
-    }, schema=schema)
+    return pa.table(
+        {
+            "row_id": pa.array([f"{media_id}:{i}:template0" for i in ids]),
+            "media_id": pa.array([media_id] * n),
+            "rel_path": pa.array([f"cam{start % 7}/{media_id}.mp4"] * n),
+            "camera": pa.array([f"cam{start % 7}"] * n),
+            "track_id": ids,
+            "kind": pa.array(["template"] * n),
+            "first_frame": frames,
+            "last_frame": frames + 50,
+            "t_start_s": frames / 25.0,
+            "t_end_s": (frames + 50) / 25.0,
+            "boxes_json": pa.array(["[[0,100,100,220,240]]"] * n),
+            "vault_key_ids": pa.array([[f"k{i}"] for i in ids], pa.list_(pa.string())),
+            "embedder": pa.array(["synthetic"] * n),
+            "quality": np.full(n, 0.9, np.float32),
+            "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), d),
+        },
+        schema=schema,
+    )
 
 
 def timed(fn, *args, **kw):
@@ -113,15 +124,21 @@ def main(args) -> None:
 
         print(f"ANN index: {params}")
         print(f"build time: {t_build:.1f} s")
-        print(f"exact search:   p50 {pct(t_exact, 50):.1f} ms  p95 {pct(t_exact, 95):.1f} ms  "
-              f"top-1 identity {top1_exact / args.queries:.3f}")
-        print(f"indexed search: p50 {pct(t_ann, 50):.1f} ms  p95 {pct(t_ann, 95):.1f} ms  "
-              f"top-1 identity {top1_ann / args.queries:.3f}")
+        print(
+            f"exact search:   p50 {pct(t_exact, 50):.1f} ms  p95 {pct(t_exact, 95):.1f} ms  "
+            f"top-1 identity {top1_exact / args.queries:.3f}"
+        )
+        print(
+            f"indexed search: p50 {pct(t_ann, 50):.1f} ms  p95 {pct(t_ann, 95):.1f} ms  "
+            f"top-1 identity {top1_ann / args.queries:.3f}"
+        )
         print(f"recall@10 (index vs exact, {args.queries} queries): {np.mean(recall):.3f} (min {np.min(recall):.1f})")
         print(f"search_many ({args.queries} queries, indexed): {t_batch * 1e3:.0f} ms")
         print(f"replace_media (20 rows into the full table): p50 {pct(t_replace, 50):.0f} ms")
-        print(f"bytes on disk: {bytes_before / 1e6:.1f} MB before the index, {ann.disk_bytes() / 1e6:.1f} MB after"
-              + (f" (index {idx_info[0].size_bytes / 1e6:.1f} MB)" if idx_info and idx_info[0].size_bytes else ""))
+        print(
+            f"bytes on disk: {bytes_before / 1e6:.1f} MB before the index, {ann.disk_bytes() / 1e6:.1f} MB after"
+            + (f" (index {idx_info[0].size_bytes / 1e6:.1f} MB)" if idx_info and idx_info[0].size_bytes else "")
+        )
     finally:
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)

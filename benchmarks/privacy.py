@@ -7,6 +7,7 @@ Prints both tables and the MLflow run ids (store under OUT/<set>/mlflow).
     .venv/bin/python benchmarks/privacy.py [--methods solid,blur,mosaic,scramble] [--out DIR] [--videos a.mp4,b.mp4]
                                            [--only faces|videos] [--workers N]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -73,12 +74,17 @@ def main() -> None:
             if args.only and name != args.only:
                 continue
             t0 = time.perf_counter()
-            result = run_evaluate(str(data), str(out / name), methods,
-                                  workers=args.workers, check_every_s=args.check_every)
+            result = run_evaluate(
+                str(data), str(out / name), methods, workers=args.workers, check_every_s=args.check_every
+            )
             print(f"\n== {title}: {data} ({time.perf_counter() - t0:.0f} s) ==")
             print(format_table(result))
-            print("MLflow (" + result["mlflow"]["tracking_uri"] + "): "
-                  + ", ".join(f"{m} {f['mlflow_run_id']}" for m, f in result["methods"].items()))
+            print(
+                "MLflow ("
+                + result["mlflow"]["tracking_uri"]
+                + "): "
+                + ", ".join(f"{m} {f['mlflow_run_id']}" for m, f in result["methods"].items())
+            )
             failed = {m: f["failures"] for m, f in result["methods"].items() if f["failed"]}
             if failed:
                 print(f"FAILED media: {failed}")

@@ -27,6 +27,7 @@ sheet of replaced held-out faces (never an original) goes to `--sheet`.
     .venv/bin/python benchmarks/publish.py [--people N] [--methods replace,blur,mosaic,solid]
                                            [--margins 0.85,0.80] [--sheet OUT.png]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,13 +51,22 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--people", type=int, default=None, help="only the first N people (sorted by name)")
     ap.add_argument("--photos", type=int, default=None, help="at most N photos per person")
-    ap.add_argument("--methods", default="replace,blur,mosaic,solid",
-                    help="of: replace (one surrogate per person, as `faceveil publish` does), replace-per-face "
-                         "(`--per-face`), blur, mosaic, solid")
-    ap.add_argument("--margins", default="0.85,0.80",
-                    help="identity margins replace's is calibrated from: the largest that passes on the calibration half")
-    ap.add_argument("--sheet", default=str(Path(tempfile.gettempdir()) / "faceveil-publish-sheet.png"),
-                    help="contact sheet of replaced held-out faces (PNG)")
+    ap.add_argument(
+        "--methods",
+        default="replace,blur,mosaic,solid",
+        help="of: replace (one surrogate per person, as `faceveil publish` does), replace-per-face "
+        "(`--per-face`), blur, mosaic, solid",
+    )
+    ap.add_argument(
+        "--margins",
+        default="0.85,0.80",
+        help="identity margins replace's is calibrated from: the largest that passes on the calibration half",
+    )
+    ap.add_argument(
+        "--sheet",
+        default=str(Path(tempfile.gettempdir()) / "faceveil-publish-sheet.png"),
+        help="contact sheet of replaced held-out faces (PNG)",
+    )
     args = ap.parse_args()
     from faceveil.models.detectors import DetectorSettings, create_detector
     from faceveil.validation.realism import DetectorFeatures
@@ -93,11 +103,21 @@ def load_photos(n_people, n_photos, ctx) -> list[dict]:
             rgb = read_image(str(path))[0]
             dets = detector.detect(rgb)
             if len(dets):
-                dets = dets[np.argsort(-(dets.boxes[:, 2] - dets.boxes[:, 0]))[:1]]  # the photo's person: its largest face
+                dets = dets[
+                    np.argsort(-(dets.boxes[:, 2] - dets.boxes[:, 0]))[:1]
+                ]  # the photo's person: its largest face
                 dets.track_ids = np.zeros(1, np.int64)
-                photos.append({"person": person.name, "path": path, "rgb": rgb, "dets": dets,
-                               "emb": ctx["embedder"].embed(rgb, dets)[0].astype(np.float64), "feat": ctx["features"].features(rgb, dets.boxes)[0],
-                               "sharp": sharpness_ratio(rgb, dets.landmarks[0])})
+                photos.append(
+                    {
+                        "person": person.name,
+                        "path": path,
+                        "rgb": rgb,
+                        "dets": dets,
+                        "emb": ctx["embedder"].embed(rgb, dets)[0].astype(np.float64),
+                        "feat": ctx["features"].features(rgb, dets.boxes)[0],
+                        "sharp": sharpness_ratio(rgb, dets.landmarks[0]),
+                    }
+                )
     return photos
 
 
@@ -117,12 +137,18 @@ def calibrate(photos, held) -> dict:
     def search_fmr(m):  # probes of half m whose best wrong match among half m clears the threshold
         return float((np.where(other[np.ix_(m, m)], sims[np.ix_(m, m)], -1).max(1) >= threshold).mean())
 
-    print(f"{len(set(labels))} people, {len(photos)} photos with a face; calibration half {len(set(labels[cal]))} people "
-          f"({cal.sum()} photos), held-out half {len(set(labels[held]))} people ({held.sum()} photos)")
-    print(f"re-identification threshold (dlib cosine, calibrated): {threshold:.3f}; search false-match rate "
-          f"{search_fmr(cal):.1%} on the calibration originals, {search_fmr(held):.1%} on the held-out ones")
-    print(f"grouping threshold (calibrated, {GROUP_FMR:.1%} of different-person pairs): {grouping:.3f} (dlib's default "
-          f"0.92); pair false-match rate on the held-out originals {(pairs(held) >= grouping).mean():.2%}")
+    print(
+        f"{len(set(labels))} people, {len(photos)} photos with a face; calibration half {len(set(labels[cal]))} people "
+        f"({cal.sum()} photos), held-out half {len(set(labels[held]))} people ({held.sum()} photos)"
+    )
+    print(
+        f"re-identification threshold (dlib cosine, calibrated): {threshold:.3f}; search false-match rate "
+        f"{search_fmr(cal):.1%} on the calibration originals, {search_fmr(held):.1%} on the held-out ones"
+    )
+    print(
+        f"grouping threshold (calibrated, {GROUP_FMR:.1%} of different-person pairs): {grouping:.3f} (dlib's default "
+        f"0.92); pair false-match rate on the held-out originals {(pairs(held) >= grouping).mean():.2%}"
+    )
     return {"threshold": threshold, "grouping": grouping, "gallery": v, "labels": labels}
 
 
@@ -169,12 +195,25 @@ def run_method(method, photos, ctx, margin=None, offset=None) -> list[dict]:
             anon.apply(out, p["dets"], media=media)
         else:
             anon.apply(out, p["dets"])
-        seconds = time.perf_counter() - t0 + charged.get(i, (0.0, 0.0))[0]  # a person's surrogate: charged to their best face
-        cpu = time.process_time() - c0 + charged.get(i, (0.0, 0.0))[1]  # CPU time of all threads: less moved by others' load
-        crop = face_crop(out, p["dets"].boxes[0], 128) if method.startswith("replace") else None  # for the contact sheet
+        seconds = (
+            time.perf_counter() - t0 + charged.get(i, (0.0, 0.0))[0]
+        )  # a person's surrogate: charged to their best face
+        cpu = (
+            time.process_time() - c0 + charged.get(i, (0.0, 0.0))[1]
+        )  # CPU time of all threads: less moved by others' load
+        crop = (
+            face_crop(out, p["dets"].boxes[0], 128) if method.startswith("replace") else None
+        )  # for the contact sheet
         made = anon.surrogates(media).get(0) if method.startswith("replace") else None
-        rows.append({**measure(out, p, offset[i], ctx, anon), "seconds": seconds, "cpu": cpu, "crop": crop,
-                     "method": getattr(made, "method", method)})  # the fallback chain's step that made it
+        rows.append(
+            {
+                **measure(out, p, offset[i], ctx, anon),
+                "seconds": seconds,
+                "cpu": cpu,
+                "crop": crop,
+                "method": getattr(made, "method", method),
+            }
+        )  # the fallback chain's step that made it
     return rows
 
 
@@ -203,11 +242,17 @@ def measure(out, p, index, ctx, anon) -> dict:
     mask, regions = np.ones(rgb.shape[:2], bool), anon.regions(dets, rgb.shape[1], rgb.shape[0])
     for x1, y1, x2, y2 in regions:
         mask[y1:y2, x1:x2] = False
-    return {"own": float(e @ p["emb"]) >= thr, "search": labels[others[k]] == p["person"] and sims[k] >= thr,
-            "found": bool(hit and f.scores[j] >= 0.2), "pose": pose, "de": de, "emb": e,
-            "psnr": min(99.0, masked_psnr(out, rgb, mask)) if mask.any() else 99.0,
-            "feat": ctx["features"].features(out, dets.boxes)[0],
-            "sharp": sharpness_ratio(out, lm, None if anon.name == "replace" else regions[0])}  # replace keeps the ring
+    return {
+        "own": float(e @ p["emb"]) >= thr,
+        "search": labels[others[k]] == p["person"] and sims[k] >= thr,
+        "found": bool(hit and f.scores[j] >= 0.2),
+        "pose": pose,
+        "de": de,
+        "emb": e,
+        "psnr": min(99.0, masked_psnr(out, rgb, mask)) if mask.any() else 99.0,
+        "feat": ctx["features"].features(out, dets.boxes)[0],
+        "sharp": sharpness_ratio(out, lm, None if anon.name == "replace" else regions[0]),
+    }  # replace keeps the ring
 
 
 def _window_detect(detector, rgb, box, context: float = 3.0):
@@ -218,7 +263,7 @@ def _window_detect(detector, rgb, box, context: float = 3.0):
     r = context * max(x2 - x1, y2 - y1) / 2
     cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
     x0, y0 = int(max(0, cx - r)), int(max(0, cy - r))
-    return detector.detect(np.ascontiguousarray(rgb[y0:int(min(h, cy + r)), x0:int(min(w, cx + r))])), (x0, y0)
+    return detector.detect(np.ascontiguousarray(rgb[y0 : int(min(h, cy + r)), x0 : int(min(w, cx + r))])), (x0, y0)
 
 
 def person_surrogates(anon, photos, grouping: float) -> tuple[dict, dict]:
@@ -236,12 +281,15 @@ def person_surrogates(anon, photos, grouping: float) -> tuple[dict, dict]:
     for person, i in best.items():
         t0, c0 = time.perf_counter(), time.process_time()
         dets = photos[i]["dets"]
-        s = anon.person_surrogate(photos[i]["rgb"], dets.boxes[0], dets.landmarks[0], vectors[i], means,
-                                  track_seed(0, "person", i))
+        s = anon.person_surrogate(
+            photos[i]["rgb"], dets.boxes[0], dets.landmarks[0], vectors[i], means, track_seed(0, "person", i)
+        )
         charged[i] = (time.perf_counter() - t0, time.process_time() - c0)
         out.update({j: s for j in np.flatnonzero(labels == person)})
-    print(f"replace: {labels.max() + 1} people among {len(photos)} faces (labels agree with the folders on "
-          f"{agreement(labels, [p['person'] for p in photos]):.1%} of face pairs); {len(best)} people share a surrogate")
+    print(
+        f"replace: {labels.max() + 1} people among {len(photos)} faces (labels agree with the folders on "
+        f"{agreement(labels, [p['person'] for p in photos]):.1%} of face pairs); {len(best)} people share a surrogate"
+    )
     return out, charged
 
 
@@ -277,33 +325,49 @@ def print_tables(photos, held, results, margin, ctx) -> None:
     """The privacy/utility table (re-identification on both halves), the realism table (held-out) and
     replace against the targets."""
     labels, cal = ctx["labels"], ~held
-    print("\n| method | margin | re-id own, calibration | re-id own, held-out | re-id search, calibration | re-id search, "
-          "held-out | still detected (0.2) | background PSNR dB | pose error deg | skin dE2000 | s per face | surrogate consistency |")
+    print(
+        "\n| method | margin | re-id own, calibration | re-id own, held-out | re-id search, calibration | re-id search, "
+        "held-out | still detected (0.2) | background PSNR dB | pose error deg | skin dE2000 | s per face | surrogate consistency |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for m, rows in results.items():
         c = consistency(rows, labels) if m.startswith("replace") else float("nan")
-        print(f"| {m} | {f'{margin:.2f}' if m.startswith('replace') else '-'} | {_mean(rows, 'own', cal):.1%} | "
-              f"{_mean(rows, 'own', held):.1%} | {_mean(rows, 'search', cal):.1%} | {_mean(rows, 'search', held):.1%} | "
-              f"{_mean(rows, 'found'):.1%} | {_mean(rows, 'psnr'):.1f} | {_mean(rows, 'pose'):.1f} | {_mean(rows, 'de'):.1f} | "
-              f"{_mean(rows, 'seconds'):.2f} | {'-' if np.isnan(c) else f'{c:.1%}'} |")
+        print(
+            f"| {m} | {f'{margin:.2f}' if m.startswith('replace') else '-'} | {_mean(rows, 'own', cal):.1%} | "
+            f"{_mean(rows, 'own', held):.1%} | {_mean(rows, 'search', cal):.1%} | {_mean(rows, 'search', held):.1%} | "
+            f"{_mean(rows, 'found'):.1%} | {_mean(rows, 'psnr'):.1f} | {_mean(rows, 'pose'):.1f} | {_mean(rows, 'de'):.1f} | "
+            f"{_mean(rows, 'seconds'):.2f} | {'-' if np.isnan(c) else f'{c:.1%}'} |"
+        )
     for m, rows in results.items():
         if m.startswith("replace"):
             for half, idx in (("calibration", cal), ("held-out", held)):
                 steps = [r["method"] for r, h in zip(rows, idx) if h]
-                print(f"{m}, {half} half: faces per step of the fallback chain: "
-                      + ", ".join(f"{k} {steps.count(k)}" for k in dict.fromkeys(steps))
-                      + f"; {_mean(rows, 'seconds', idx):.2f} s ({_mean(rows, 'cpu', idx):.2f} CPU s) per face")
+                print(
+                    f"{m}, {half} half: faces per step of the fallback chain: "
+                    + ", ".join(f"{k} {steps.count(k)}" for k in dict.fromkeys(steps))
+                    + f"; {_mean(rows, 'seconds', idx):.2f} s ({_mean(rows, 'cpu', idx):.2f} CPU s) per face"
+                )
     print_realism(photos, held, results)
     if "replace" in results:
         r = results["replace"]
         shown = np.array([x["method"] != "solid" for x in r])
-        got = {"reid": max(_mean(r, "own", held), _mean(r, "search", held)), "seconds": _mean(r, "seconds"),
-               "detected": _mean(r, "found", shown), "pose": _mean(r, "pose", shown), "delta_e": _mean(r, "de", shown),
-               "filled": float(1 - shown[held].mean())}
+        got = {
+            "reid": max(_mean(r, "own", held), _mean(r, "search", held)),
+            "seconds": _mean(r, "seconds"),
+            "detected": _mean(r, "found", shown),
+            "pose": _mean(r, "pose", shown),
+            "delta_e": _mean(r, "de", shown),
+            "filled": float(1 - shown[held].mean()),
+        }
         ok = {k: got[k] >= v if k == "detected" else got[k] <= v for k, v in TARGETS.items()}
-        print("\nreplace against the targets: " + "; ".join(
-            f"{k} {got[k]:.3g} ({'>=' if k == 'detected' else '<='} {TARGETS[k]}: {'ok' if ok[k] else 'MISSED'})" for k in TARGETS)
-            + " (re-identification and the filled share on the held-out people)")
+        print(
+            "\nreplace against the targets: "
+            + "; ".join(
+                f"{k} {got[k]:.3g} ({'>=' if k == 'detected' else '<='} {TARGETS[k]}: {'ok' if ok[k] else 'MISSED'})"
+                for k in TARGETS
+            )
+            + " (re-identification and the filled share on the held-out people)"
+        )
 
 
 def print_realism(photos, held, results) -> None:
@@ -314,7 +378,9 @@ def print_realism(photos, held, results) -> None:
     ref = lambda key: np.vstack([p[key] for p, h in zip(photos, held) if not h])  # noqa: E731  calibration originals
     sets = {"real (held-out originals)": [p for p, h in zip(photos, held) if h]}
     sets.update({m: [r for r, h in zip(rows, held) if h] for m, rows in results.items()})
-    print(f"\nRealism of the {held.sum()} held-out faces against the {(~held).sum()} calibration originals (other people):")
+    print(
+        f"\nRealism of the {held.sum()} held-out faces against the {(~held).sum()} calibration originals (other people):"
+    )
     print(f"| faces | FD, dlib 128-d | FD, CenterFace 320-d | sharpness ratio, median | sharpness < {SOFT_BELOW} |")
     print("|---|---|---|---|---|")
     for name, rows in sets.items():

@@ -16,6 +16,7 @@ reads nothing on clips shorter than its 128-frame window at 30 fps (the ASL clip
 
     .venv/bin/python benchmarks/pulse.py [--clips a.mp4,b.mp4] [--no-physnet] [--no-720p]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,8 +33,7 @@ from common import REPO, shared_data
 sys.path.insert(0, str(REPO / "tests"))
 from pulseclip import PBV, head_skin, read_video, write_video  # noqa: E402
 
-CLIPS = ["intel_asl_book.mp4", "intel_asl_again.mp4",
-         "intel_head_pose_male.mp4", "intel_head_pose_female_and_male.mp4"]
+CLIPS = ["intel_asl_book.mp4", "intel_asl_again.mp4", "intel_head_pose_male.mp4", "intel_head_pose_female_and_male.mp4"]
 
 
 def run(src_dir: Path, dest: Path, method_pulse: str | None):
@@ -45,7 +45,9 @@ def run(src_dir: Path, dest: Path, method_pulse: str | None):
     from faceveil.tasks.plan import plan_video
     from faceveil.tasks.pulse import pulse_video
 
-    config = AnonymizeConfig(src=str(src_dir), dest=str(dest), method="keep", pulse=method_pulse, lossless=True, workers=1)
+    config = AnonymizeConfig(
+        src=str(src_dir), dest=str(dest), method="keep", pulse=method_pulse, lossless=True, workers=1
+    )
     (item,), _ = discover(config)
     plan = plan_video(config, item)
     tracked = track_video(config, item, plan.info, [detect_chunk(config, item, plan.info, c) for c in plan.chunks])
@@ -73,7 +75,7 @@ def traces(frames, tracked, fps):
             o = out.setdefault(tid, {"regions": [], "crop": [], "box0": d.boxes[j], "masks": []})
             o["masks"].append((i, r))
             bx = [int(round(v)) for v in o["box0"]]
-            o["crop"].append(frames[i, max(0, bx[1]):bx[3], max(0, bx[0]):bx[2]])
+            o["crop"].append(frames[i, max(0, bx[1]) : bx[3], max(0, bx[0]) : bx[2]])
     return out
 
 
@@ -141,13 +143,15 @@ def clip_figures(path: Path, tmp: Path, physnet: bool) -> None:
             dest = tmp / name / f"{label}-{spec.replace(':', '')}"
             tr, _, _, _ = run(src, dest, spec)
             out = read_video(str(dest / "clip.mkv"))
-            psnr = 10 * np.log10(255 ** 2 / max(((out.astype(float) - clip) ** 2).mean(), 1e-12))
+            psnr = 10 * np.log10(255**2 / max(((out.astype(float) - clip) ** 2).mean(), 1e-12))
             verdicts = {t["track_id"]: t for t in tr.pulse.tracks}
             for tid, b in before.items():
                 after = read(found[tid], out, tracked, fps, physnet)
                 ok = _ok(spec, after)
-                print(f"{name:26s} {label:7s} {spec:10s} track {tid} ({len(found[tid]['masks'])} fr, skin: "
-                      f"{verdicts.get(tid, {}).get('skin', '?')}) PSNR {psnr:5.1f} dB, every region {'PASS' if ok else 'FAIL'}")
+                print(
+                    f"{name:26s} {label:7s} {spec:10s} track {tid} ({len(found[tid]['masks'])} fr, skin: "
+                    f"{verdicts.get(tid, {}).get('skin', '?')}) PSNR {psnr:5.1f} dB, every region {'PASS' if ok else 'FAIL'}"
+                )
                 for k, v in after.items():
                     print(f"    {k:24s} {fmt(b[k]) if k in b else '   -  '} -> {fmt(v)}")
 
@@ -181,9 +185,11 @@ def speed_720p(path: Path, tmp: Path) -> None:
     _, _, _, t_plain = run(src, tmp / "720p" / "plain", None)
     for spec in ("scrub", "target:100"):
         _, _, t_pulse, t_finish = run(src, tmp / "720p" / spec.replace(":", ""), spec)
-        print(f"720p {spec:10s}: pulse task {t_pulse / seconds:.2f} s/s of video, encoder's extra "
-              f"{(t_finish - t_plain) / seconds:+.2f} s/s (finish-video {t_finish / seconds:.2f} vs {t_plain / seconds:.2f} "
-              f"without the edit; lossless FFV1), {len(big)} frames, {seconds:.1f} s")
+        print(
+            f"720p {spec:10s}: pulse task {t_pulse / seconds:.2f} s/s of video, encoder's extra "
+            f"{(t_finish - t_plain) / seconds:+.2f} s/s (finish-video {t_finish / seconds:.2f} vs {t_plain / seconds:.2f} "
+            f"without the edit; lossless FFV1), {len(big)} frames, {seconds:.1f} s"
+        )
 
 
 def main() -> None:
@@ -194,8 +200,10 @@ def main() -> None:
     args = ap.parse_args()
     data = shared_data() / "video"
     tmp = Path(tempfile.mkdtemp(prefix="faceveil-pulse-bench-"))
-    print("readings: bpm/peak-SNR dB, before -> after, per region/estimator (mask = the edit's skin mask; "
-          "crop = face-box crops); mask/pos is the estimator optimised through")
+    print(
+        "readings: bpm/peak-SNR dB, before -> after, per region/estimator (mask = the edit's skin mask; "
+        "crop = face-box crops); mask/pos is the estimator optimised through"
+    )
     try:
         for name in args.clips.split(","):
             clip_figures(data / name, tmp, not args.no_physnet)

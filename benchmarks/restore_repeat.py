@@ -5,6 +5,7 @@ own Prefect server and Dask cluster. Prints every exit status, the access-log ro
 
     .venv/bin/python benchmarks/restore_repeat.py [--probes 20] [--alls 5]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,8 +35,12 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="faceveil-restore-repeat-"))
     try:
-        env = {**os.environ, "PREFECT_HOME": str(work / "prefect"), "FACEVEIL_HOME": str(work / "home"),
-               "PREFECT_LOGGING_LEVEL": "WARNING"}
+        env = {
+            **os.environ,
+            "PREFECT_HOME": str(work / "prefect"),
+            "FACEVEIL_HOME": str(work / "home"),
+            "PREFECT_LOGGING_LEVEL": "WARNING",
+        }
         sample = work / "sample"
         make_sample_archive(sample, seconds=1.0, fps=10, size=(320, 180))
         src = work / "src"
@@ -54,8 +59,18 @@ def main() -> None:
         codes = {"probe": [], "all": []}
         t0 = time.perf_counter()
         for i in range(args.probes):
-            r = cli("restore", str(work / "archive"), str(work / f"probe{i}"), "--probe", str(probe), "--reason",
-                    f"repeat {i}", "--key", str(key), env=env)
+            r = cli(
+                "restore",
+                str(work / "archive"),
+                str(work / f"probe{i}"),
+                "--probe",
+                str(probe),
+                "--reason",
+                f"repeat {i}",
+                "--key",
+                str(key),
+                env=env,
+            )
             codes["probe"].append(r.returncode)
             if r.returncode != 0:
                 print(f"restore --probe #{i}: exit {r.returncode}; stderr ends:\n{r.stderr[-1500:]}")
@@ -70,9 +85,13 @@ def main() -> None:
         rows = access_log.read(Location(str(work / "archive")))
         print(f"restore --probe x{args.probes}: exit codes {codes['probe']}")
         print(f"restore --all   x{args.alls}: exit codes {codes['all']}")
-        print(f"access-log rows left by the probe runs: {probe_rows} (expected {2 * args.probes}); "
-              f"all rows now {len(rows)}")
-        print(f"access-log --verify: exit {v.returncode}: {v.stdout.strip().splitlines()[-1] if v.stdout.strip() else v.stderr.strip()[-300:]}")
+        print(
+            f"access-log rows left by the probe runs: {probe_rows} (expected {2 * args.probes}); "
+            f"all rows now {len(rows)}"
+        )
+        print(
+            f"access-log --verify: exit {v.returncode}: {v.stdout.strip().splitlines()[-1] if v.stdout.strip() else v.stderr.strip()[-300:]}"
+        )
         print(f"{args.probes + args.alls} restores in {wall:.0f} s")
         ok = all(c == 0 for c in codes["probe"] + codes["all"]) and probe_rows == 2 * args.probes and v.returncode == 0
         print("PASS" if ok else "FAIL")

@@ -15,6 +15,7 @@ threads = cores / workers), so the 2/1 ratio compares processes with threads on 
 
     .venv/bin/python benchmarks/scaling.py [--clips N]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,14 +48,23 @@ def build_archive(dst: Path, clips: int | None) -> int:
 
 def run(src: Path, dest: Path, workers: int) -> dict:
     t0 = time.perf_counter()
-    r = subprocess.run([str(BIN / "faceveil"), "anonymize", str(src), str(dest), "--workers", str(workers),
-                        "--json", "--quiet"], capture_output=True, text=True)
+    r = subprocess.run(
+        [str(BIN / "faceveil"), "anonymize", str(src), str(dest), "--workers", str(workers), "--json", "--quiet"],
+        capture_output=True,
+        text=True,
+    )
     wall = time.perf_counter() - t0
     if r.returncode not in (0, 1):
         sys.exit(f"faceveil failed ({r.returncode}): {r.stderr[-2000:]}")
-    summary = json.loads(r.stdout[r.stdout.index("{"):])
-    return {"wall": wall, "flow": float(summary["seconds"]), "ok": summary["ok"], "done": summary["already_done"],
-            "failed": summary["failed"], "frames": summary["frames"]}
+    summary = json.loads(r.stdout[r.stdout.index("{") :])
+    return {
+        "wall": wall,
+        "flow": float(summary["seconds"]),
+        "ok": summary["ok"],
+        "done": summary["already_done"],
+        "failed": summary["failed"],
+        "frames": summary["frames"],
+    }
 
 
 def main() -> None:
@@ -71,19 +81,27 @@ def main() -> None:
         two = run(src, work / "out2", 2)
         again = run(src, work / "out2", 2)
         for name, r in (("1 worker", one), ("2 workers", two)):
-            print(f"{name:10} wall {r['wall']:7.1f} s   flow {r['flow']:7.1f} s   {frames / r['wall']:6.1f} fps "
-                  f"(flow only {frames / r['flow']:6.1f} fps)   ok {r['ok']}, failed {r['failed']}")
+            print(
+                f"{name:10} wall {r['wall']:7.1f} s   flow {r['flow']:7.1f} s   {frames / r['wall']:6.1f} fps "
+                f"(flow only {frames / r['flow']:6.1f} fps)   ok {r['ok']}, failed {r['failed']}"
+            )
         print(f"2/1 workers: {one['wall'] / two['wall']:.2f}x wall, {one['flow'] / two['flow']:.2f}x flow only")
-        print(f"rerun over the unchanged archive: {again['wall']:.1f} s wall ({again['done']} already done, "
-              f"{again['ok']} redone) = {100 * again['wall'] / two['wall']:.1f}% of the first 2-worker run")
+        print(
+            f"rerun over the unchanged archive: {again['wall']:.1f} s wall ({again['done']} already done, "
+            f"{again['ok']} redone) = {100 * again['wall'] / two['wall']:.1f}% of the first 2-worker run"
+        )
         start = (one["wall"] - one["flow"] + two["wall"] - two["flow"]) / 2
         cores = os.cpu_count() or 1
         per_core = frames / (cores * two["flow"])  # the whole flow's time, its serial parts included
-        print(f"\nhere one worker already runs its detector on every core (threads = cores / workers), so 2/1 "
-              f"measures processes against threads on the same {cores} cores, not more machines")
-        print(f"model: T = start {start:.1f} s + F / (cores x {per_core:.1f} fps per core), from the 2-worker run "
-              f"(serial parts - tracking a video, contracts, report - inside; Dask's per-task overhead, a few ms "
-              f"for ~10 tasks per media, left out)")
+        print(
+            f"\nhere one worker already runs its detector on every core (threads = cores / workers), so 2/1 "
+            f"measures processes against threads on the same {cores} cores, not more machines"
+        )
+        print(
+            f"model: T = start {start:.1f} s + F / (cores x {per_core:.1f} fps per core), from the 2-worker run "
+            f"(serial parts - tracking a video, contracts, report - inside; Dask's per-task overhead, a few ms "
+            f"for ~10 tasks per media, left out)"
+        )
         for machines, c in ((1, cores), (4, 8), (16, 8), (64, 8)):
             t = start + 108000 / (machines * c * per_core)
             print(f"  {machines:3d} machine(s) x {c} cores: an hour of 30 fps video in {t / 60:6.1f} min")

@@ -23,6 +23,7 @@ still scores at or above the threshold (decided on the cosine: ranking does not 
 
     nice -n 10 .venv/bin/python benchmarks/search.py [--folds 2] [--seed 0] [--faces DIR]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -71,9 +72,14 @@ def leave_one_out(v: np.ndarray, ids: np.ndarray, threshold: float, probes: np.n
     top1 = float((ids[best] == ids[p]).mean()) if len(p) else float("nan")
     wrong_best = np.where(same[probes], -np.inf, sims[probes]).max(1)
     right_best = np.where(same[p] & ~np.eye(len(ids), dtype=bool)[p], sims[p], -np.inf).max(1)
-    return {"probes": len(p), "searches": len(probes), "top1": top1, "fmr": float((wrong_best >= threshold).mean()),
-            "tmr": float((right_best >= threshold).mean()), "top1_above": float(((ids[best] == ids[p]) &
-                                                                                  (sims[p].max(1) >= threshold)).mean())}
+    return {
+        "probes": len(p),
+        "searches": len(probes),
+        "top1": top1,
+        "fmr": float((wrong_best >= threshold).mean()),
+        "tmr": float((right_best >= threshold).mean()),
+        "top1_above": float(((ids[best] == ids[p]) & (sims[p].max(1) >= threshold)).mean()),
+    }
 
 
 def evaluate(v: np.ndarray, ids: np.ndarray, folds: int, seed: int) -> dict:
@@ -90,10 +96,14 @@ def evaluate(v: np.ndarray, ids: np.ndarray, folds: int, seed: int) -> dict:
         t = search_threshold(v[train], ids[train], TARGET_FMR)["threshold"]
         cv.append((t, leave_one_out(v, ids, t, everyone[~train])))  # held-out people against everyone else
     n = sum(r["probes"] for _, r in cv)
-    return {"default": leave_one_out(v, ids, 0.92, everyone), "threshold": cal["threshold"],
-            "whole": leave_one_out(v, ids, cal["threshold"], everyone), "cv": cv,
-            "cv_top1": sum(r["top1"] * r["probes"] for _, r in cv) / max(n, 1),
-            "cv_fmr": sum(r["fmr"] * r["searches"] for _, r in cv) / max(sum(r["searches"] for _, r in cv), 1)}
+    return {
+        "default": leave_one_out(v, ids, 0.92, everyone),
+        "threshold": cal["threshold"],
+        "whole": leave_one_out(v, ids, cal["threshold"], everyone),
+        "cv": cv,
+        "cv_top1": sum(r["top1"] * r["probes"] for _, r in cv) / max(n, 1),
+        "cv_fmr": sum(r["fmr"] * r["searches"] for _, r in cv) / max(sum(r["searches"] for _, r in cv), 1),
+    }
 
 
 SCENES = ("astronaut", "camera", "coffee", "chelsea", "rocket")  # skimage.data photos (no download)
@@ -132,8 +142,9 @@ def paste(host: np.ndarray, crop: np.ndarray, face: np.ndarray, taken: list, rng
 
     size = rng.uniform(*SIZES)
     f = size / np.sqrt((face[2] - face[0]) * (face[3] - face[1]))
-    small = cv2.resize(crop, (max(2, round(crop.shape[1] * f)), max(2, round(crop.shape[0] * f))),
-                       interpolation=cv2.INTER_AREA)
+    small = cv2.resize(
+        crop, (max(2, round(crop.shape[1] * f)), max(2, round(crop.shape[0] * f))), interpolation=cv2.INTER_AREA
+    )
     sigma = rng.uniform(*BLUR)
     if sigma > 0.3:
         small = cv2.GaussianBlur(small, (0, 0), sigma)
@@ -149,7 +160,7 @@ def paste(host: np.ndarray, crop: np.ndarray, face: np.ndarray, taken: list, rng
     yy, xx = np.mgrid[:h, :w]
     r = ((xx - (w - 1) / 2) / (w / 2)) ** 2 + ((yy - (h - 1) / 2) / (h / 2)) ** 2
     alpha = np.clip((1 - r) / 0.3, 0, 1)[..., None]  # opaque inside, fading over the ellipse's rim
-    host[y:y + h, x:x + w] = (alpha * small + (1 - alpha) * host[y:y + h, x:x + w]).astype(np.uint8)
+    host[y : y + h, x : x + w] = (alpha * small + (1 - alpha) * host[y : y + h, x : x + w]).astype(np.uint8)
     taken.append([x, y, x + w, y + h])
     return face * f + [x, y, x, y]
 
@@ -173,8 +184,12 @@ def crowded_photos(paths, ids, crops, boxes, seed: int):
         b = boxes[i]
         m = 0.3 * (b[2] - b[0])
         others = [j for j in range(len(paths)) if ids[j] != ids[i]]
-        yield f"{ids[i]}/{p.name}", *crowd(read_image(str(p))[0].copy(), [[b[0] - m, b[1] - m, b[2] + m, b[3] + m]],
-                                           [(b, ids[i], i)], others, 1, 3)
+        yield (
+            f"{ids[i]}/{p.name}",
+            *crowd(
+                read_image(str(p))[0].copy(), [[b[0] - m, b[1] - m, b[2] + m, b[3] + m]], [(b, ids[i], i)], others, 1, 3
+            ),
+        )
     for name in SCENES:
         img = getattr(data, name)()
         img = (color.gray2rgb(img) if img.ndim == 2 else img[..., :3]).astype(np.uint8)
@@ -258,13 +273,22 @@ def crowded_figures(found: list[list], labels: dict, ids, which, cuts: dict) -> 
             own = [k for k, (_, lab) in enumerate(mine) if lab[0] == ids[i] and lab[1] == lab[2]]
             others = [k for k, (_, lab) in enumerate(mine) if lab[0] != ids[i]]
             first += bool(own) and (not others or max(own) < min(others))
-            above += sum(k < max(own, default=-1) for k, (_, lab) in enumerate(mine)
-                         if lab[0] != ids[i] and lab[1] != lab[2] and lab[1] >= 0)
+            above += sum(
+                k < max(own, default=-1)
+                for k, (_, lab) in enumerate(mine)
+                if lab[0] != ids[i] and lab[1] != lab[2] and lab[1] >= 0
+            )
         rest = [m for m, lab in tracks if lab[0] != ids[i] and (lab[2] < 0 or ids[lab[2]] != ids[i])]
         for name, c in cuts.items():
             false[name] += any(m.score >= c for m in rest)
-    return {"probes": n, "top1": hits / max(n, 1), "own_first": first / max(n, 1), "bystanders_above": above,
-            "top1_cut": at_cut / max(n, 1), **{f"fmr {k}": v / max(len(which), 1) for k, v in false.items()}}
+    return {
+        "probes": n,
+        "top1": hits / max(n, 1),
+        "own_first": first / max(n, 1),
+        "bystanders_above": above,
+        "top1_cut": at_cut / max(n, 1),
+        **{f"fmr {k}": v / max(len(which), 1) for k, v in false.items()},
+    }
 
 
 def archive_threshold(found: list[list], labels: dict, ids, cal, people: set) -> float:
@@ -273,8 +297,11 @@ def archive_threshold(found: list[list], labels: dict, ids, cal, people: set) ->
     unknown faces, never a held-out identity's (the rule of ops/calibrate.search_threshold)."""
     worst = []
     for i in cal:
-        rest = [m.score for m, lab in _tracks(found[i], labels)
-                if lab[0] != ids[i] and (lab[0] == "?" or lab[0] in people) and (lab[2] < 0 or ids[lab[2]] != ids[i])]
+        rest = [
+            m.score
+            for m, lab in _tracks(found[i], labels)
+            if lab[0] != ids[i] and (lab[0] == "?" or lab[0] in people) and (lab[2] < 0 or ids[lab[2]] != ids[i])
+        ]
         worst.append(max(rest, default=-1.0))
     worst = np.sort(worst)[::-1]
     return float(np.nextafter(np.float32(worst[int(np.floor(TARGET_FMR * len(worst)))]), np.float32(2)))
@@ -283,8 +310,10 @@ def archive_threshold(found: list[list], labels: dict, ids, cal, people: set) ->
 def reranked(found: list[list], ranking) -> list[list]:
     """Each probe's tracks re-ordered by `ranking` (from their best cosine and its row's quality:
     exact for photos, where a track is one face)."""
+
     def rank(m):
         return ranking.rank(m.score, np.nan if m.quality is None else m.quality)
+
     return [sorted(f, key=lambda m: (-rank(m), -m.score)) for f in found]
 
 
@@ -326,35 +355,52 @@ def crowded(paths, ids, probes: np.ndarray, seed: int) -> None:
         labels, n = index_crowded(loc, key, crowded_photos(paths, ids, crops, boxes, seed))
         built = time.perf_counter() - t0
         off = crowded_results(loc, key, probes, RANK_BY_COSINE)
-        cuts = {"archive": archive_threshold(off, labels, ids, cal, cal_people),
-                "photos": search_threshold(probes[cal], ids[cal], TARGET_FMR)["threshold"]}
+        cuts = {
+            "archive": archive_threshold(off, labels, ids, cal, cal_people),
+            "photos": search_threshold(probes[cal], ids[cal], TARGET_FMR)["threshold"],
+        }
         _, tuned = tune(off, labels, ids, cal, cuts)
         on = crowded_results(loc, key, probes, tuned)
-    print(f"\ncrowded archive: {n['photos']} photos ({n['photos'] - len(ids)} scenes), {n['bystanders']} bystanders "
-          f"pasted; indexed {n['tracks']} tracks ({n['bystander tracks']} bystanders, {n['unlabelled']} unlabelled "
-          f"faces); built in {built:.0f} s, searched in {time.perf_counter() - t0 - built:.0f} s")
+    print(
+        f"\ncrowded archive: {n['photos']} photos ({n['photos'] - len(ids)} scenes), {n['bystanders']} bystanders "
+        f"pasted; indexed {n['tracks']} tracks ({n['bystander tracks']} bystanders, {n['unlabelled']} unlabelled "
+        f"faces); built in {built:.0f} s, searched in {time.perf_counter() - t0 - built:.0f} s"
+    )
     print(f"calibration identities ({len(cal_people)}): {', '.join(sorted(cal_people))}")
-    print(f"thresholds, from the calibration identities only (1% FMR): archive {cuts['archive']:.3f} (their probes "
-          f"searched in the crowded archive, held-out identities' faces left out), photos {cuts['photos']:.3f} (their "
-          f"clean photos against each other, as `faceveil calibrate`)")
-    print(f"quality ranking tuned on them: weight {tuned.weight}, reference quality {tuned.reference} "
-          f"(ops/search default: {QualityRanking().weight}, {QualityRanking().reference})")
-    print(f"\n{'split':24}{'ranking':9}{'probes':>7}{'top-1':>7}{'own first':>10}{'bystanders>own':>15}"
-          f"{'top-1@cut':>10}{'FMR@archive':>12}{'FMR@photos':>11}")
+    print(
+        f"thresholds, from the calibration identities only (1% FMR): archive {cuts['archive']:.3f} (their probes "
+        f"searched in the crowded archive, held-out identities' faces left out), photos {cuts['photos']:.3f} (their "
+        f"clean photos against each other, as `faceveil calibrate`)"
+    )
+    print(
+        f"quality ranking tuned on them: weight {tuned.weight}, reference quality {tuned.reference} "
+        f"(ops/search default: {QualityRanking().weight}, {QualityRanking().reference})"
+    )
+    print(
+        f"\n{'split':24}{'ranking':9}{'probes':>7}{'top-1':>7}{'own first':>10}{'bystanders>own':>15}"
+        f"{'top-1@cut':>10}{'FMR@archive':>12}{'FMR@photos':>11}"
+    )
     final = {}
     for split, which in (("calibration identities", cal), ("held-out identities", held)):
         for name, found in (("off", off), ("on", on)):
             f = final[(split, name)] = crowded_figures(found, labels, ids, which, cuts)
-            print(f"{split:24}{name:9}{f['probes']:>7}{f['top1']:>7.3f}{f['own_first']:>10.3f}"
-                  f"{f['bystanders_above']:>15}{f['top1_cut']:>10.3f}{f['fmr archive']:>12.3f}{f['fmr photos']:>11.3f}")
+            print(
+                f"{split:24}{name:9}{f['probes']:>7}{f['top1']:>7.3f}{f['own_first']:>10.3f}"
+                f"{f['bystanders_above']:>15}{f['top1_cut']:>10.3f}{f['fmr archive']:>12.3f}{f['fmr photos']:>11.3f}"
+            )
     print()
     for split in ("calibration identities", "held-out identities"):
         f, before = final[(split, "on")], final[(split, "off")]
-        print(f"{'PASS' if f['top1'] >= CROWDED_TOP1 else 'FAIL'}  crowded, {split}, quality ranking on: "
-              f"top-1 >= {CROWDED_TOP1}: {f['top1']:.3f} (off: {before['top1']:.3f}); every photo of the person "
-              f"first: {f['own_first']:.3f} (off: {before['own_first']:.3f})")
-        print(f"{'PASS' if f['fmr archive'] <= TARGET_FMR else 'FAIL'}  crowded, {split}: false-match rate <= "
-              f"{TARGET_FMR} at the archive-calibrated threshold: {f['fmr archive']:.3f}")
+        print(
+            f"{'PASS' if f['top1'] >= CROWDED_TOP1 else 'FAIL'}  crowded, {split}, quality ranking on: "
+            f"top-1 >= {CROWDED_TOP1}: {f['top1']:.3f} (off: {before['top1']:.3f}); every photo of the person "
+            f"first: {f['own_first']:.3f} (off: {before['own_first']:.3f})"
+        )
+        print(
+            f"{'PASS' if f['fmr archive'] <= TARGET_FMR else 'FAIL'}  crowded, {split}: false-match rate <= "
+            f"{TARGET_FMR} at the archive-calibrated threshold: {f['fmr archive']:.3f}"
+        )
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -367,26 +413,35 @@ def main() -> None:
     root = args.faces or shared_data() / "faces"
     t0 = time.perf_counter()
     views, ids, missing, paths = embed_all(root)
-    print(f"{len(ids)} photos with a face of {len(set(ids))} people embedded in {time.perf_counter() - t0:.1f} s "
-          f"(dlib-resnet, both template views); no face found in {len(missing)}: {', '.join(missing) or '-'}")
+    print(
+        f"{len(ids)} photos with a face of {len(set(ids))} people embedded in {time.perf_counter() - t0:.1f} s "
+        f"(dlib-resnet, both template views); no face found in {len(missing)}: {', '.join(missing) or '-'}"
+    )
     print(f"\n{'view':13}{'threshold':36}{'value':>8}{'probes':>8}{'top-1':>8}{'FMR':>8}{'TMR':>8}")
     res = {}
     for view, v in views.items():
         r = res[view] = evaluate(v, ids, args.folds, args.seed)
-        rows = [("dlib same-person cut", 0.92, r["default"]), ("calibrated on the whole set (1% FMR)",
-                r["threshold"], r["whole"])] + [(f"cross-validated, fold {k + 1} (held out)", t, f)
-                                                for k, (t, f) in enumerate(r["cv"])]
+        rows = [
+            ("dlib same-person cut", 0.92, r["default"]),
+            ("calibrated on the whole set (1% FMR)", r["threshold"], r["whole"]),
+        ] + [(f"cross-validated, fold {k + 1} (held out)", t, f) for k, (t, f) in enumerate(r["cv"])]
         for name, t, f in rows:
             print(f"{view:13}{name:36}{t:>8.3f}{f['probes']:>8}{f['top1']:>8.3f}{f['fmr']:>8.3f}{f['tmr']:>8.3f}")
         print(f"{view:13}{'cross-validated, both folds':36}{'':>8}{'':>8}{r['cv_top1']:>8.3f}{r['cv_fmr']:>8.3f}")
     print()
     for view, r in res.items():
         w = r["whole"]
-        print(f"{'PASS' if w['top1'] >= TARGET_TOP1 else 'FAIL'}  {view}: leave-one-out top-1 >= {TARGET_TOP1}: {w['top1']:.3f}")
-        print(f"{'PASS' if w['fmr'] <= TARGET_FMR else 'FAIL'}  {view}: false-match rate <= {TARGET_FMR} at the "
-              f"calibrated threshold: {w['fmr']:.3f} (calibrated on the same photos)")
-        print(f"{'PASS' if r['cv_fmr'] <= TARGET_FMR else 'FAIL'}  {view}: cross-validated false-match rate <= "
-              f"{TARGET_FMR}: {r['cv_fmr']:.3f} (top-1 {r['cv_top1']:.3f})")
+        print(
+            f"{'PASS' if w['top1'] >= TARGET_TOP1 else 'FAIL'}  {view}: leave-one-out top-1 >= {TARGET_TOP1}: {w['top1']:.3f}"
+        )
+        print(
+            f"{'PASS' if w['fmr'] <= TARGET_FMR else 'FAIL'}  {view}: false-match rate <= {TARGET_FMR} at the "
+            f"calibrated threshold: {w['fmr']:.3f} (calibrated on the same photos)"
+        )
+        print(
+            f"{'PASS' if r['cv_fmr'] <= TARGET_FMR else 'FAIL'}  {view}: cross-validated false-match rate <= "
+            f"{TARGET_FMR}: {r['cv_fmr']:.3f} (top-1 {r['cv_top1']:.3f})"
+        )
     if not args.clean_only:
         crowded(paths, ids, views["mirror-mean"], args.seed)
     print(f"\nbenchmark ran {time.perf_counter() - t0:.0f} s")

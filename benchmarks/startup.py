@@ -22,6 +22,7 @@ first on PYTHONPATH) in the same interleaved rounds.
 
     .venv/bin/python benchmarks/startup.py [--runs 3] [--top 12] [--no-probe] [--no-importtime] [--code DIR,DIR]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,8 +41,25 @@ from datetime import datetime
 from pathlib import Path
 
 BIN = Path(sys.executable).parent
-HEAVY = ("torch", "prefect", "prefect_dask", "dask", "distributed", "mlflow", "lancedb", "great_expectations",
-         "pandas", "pyarrow", "cv2", "onnxruntime", "openvino", "av", "scipy", "matplotlib", "sqlalchemy")
+HEAVY = (
+    "torch",
+    "prefect",
+    "prefect_dask",
+    "dask",
+    "distributed",
+    "mlflow",
+    "lancedb",
+    "great_expectations",
+    "pandas",
+    "pyarrow",
+    "cv2",
+    "onnxruntime",
+    "openvino",
+    "av",
+    "scipy",
+    "matplotlib",
+    "sqlalchemy",
+)
 
 
 def env(prefect_home: str, code: str = "") -> dict:
@@ -70,11 +88,14 @@ def run_marks(dest: Path, t0: float, t1: float) -> dict[str, float]:
     with contextlib.closing(sqlite3.connect(state / "mlflow" / "mlflow.db")) as db:
         ms = db.execute("select start_time, end_time from runs where name = ?", (summary["run_id"],)).fetchone()
     m0, m1 = (ms[0] / 1000, ms[1] / 1000) if ms else (finished, finished)
-    return {"start -> summary.started_at (imports, key, models; full run: + Prefect API, Dask cluster, warm-up)":
-            started - t0, "summary.started_at -> finished_at (discover, work, summary)": finished - started,
-            "summary -> MLflow run created (contracts, checks, MLflow store)": m0 - finished,
-            "MLflow run (params, report, plots, artifacts)": m1 - m0,
-            "MLflow run end -> exit (teardown: Prefect, Dask, process)": t1 - m1}
+    return {
+        "start -> summary.started_at (imports, key, models; full run: + Prefect API, Dask cluster, warm-up)": started
+        - t0,
+        "summary.started_at -> finished_at (discover, work, summary)": finished - started,
+        "summary -> MLflow run created (contracts, checks, MLflow store)": m0 - finished,
+        "MLflow run (params, report, plots, artifacts)": m1 - m0,
+        "MLflow run end -> exit (teardown: Prefect, Dask, process)": t1 - m1,
+    }
 
 
 def probe(out: str, argv: list[str]) -> None:
@@ -92,6 +113,7 @@ def probe(out: str, argv: list[str]) -> None:
             finally:
                 lab = label(a) if callable(label) else label
                 events.append((lab, s, time.time()))
+
         setattr(owner, name, timed)
 
     import importlib
@@ -112,24 +134,36 @@ def probe(out: str, argv: list[str]) -> None:
             yield runner
             s = time.time()
         events.append(("flow_runtime teardown (Prefect drain + stop, cluster close)", s, time.time()))
+
     an.flow_runtime = flow_runtime
     try:  # where the CLI finds the steps before the flow (flows/preflight.py, or, before it, flows/anonymize.py)
         pre = importlib.import_module("faceveil.flows.preflight")
     except ImportError:
         pre = an
     for owner, name, label in [
-            (pre, "nothing_new", "  nothing-new check (discover)"),
-            (pre if hasattr(pre, "prepare_models") else t, "prepare_models", "  prepare models"),
-            (runtime.LocalPrefectServer, "wait_ready", "  Prefect API server boot (wait_ready)"),
-            (runtime, "local_cluster", "  Dask local cluster start"),
-            (runtime, "_quietly", lambda a: "  Dask workers warm-up (imports, models)" if getattr(a[0], "__name__", "") == "run"
-             else "  Dask cluster close"),
-            (runtime, "_drain_prefect", "  Prefect events/logs drain"), (runtime.LocalPrefectServer, "stop", "  Prefect server stop"),
-            (an, "_anonymize", "flow body (_anonymize)"), (an, "_process", "  media work on Dask (_process)"),
-            (t, "write_summary_task", "  write-summary task"), (t, "validate_run_task", "  validate-run task (contracts, checks)"),
-            (t, "report_and_log_task", "  report-and-mlflow task"),
-            (mlflow_log, "open_store", "  MLflow store open/create (also preloaded in a thread)"),
-            (mlflow_log, "log_run", "  MLflow log_run (report, plots, artifacts)")]:
+        (pre, "nothing_new", "  nothing-new check (discover)"),
+        (pre if hasattr(pre, "prepare_models") else t, "prepare_models", "  prepare models"),
+        (runtime.LocalPrefectServer, "wait_ready", "  Prefect API server boot (wait_ready)"),
+        (runtime, "local_cluster", "  Dask local cluster start"),
+        (
+            runtime,
+            "_quietly",
+            lambda a: (
+                "  Dask workers warm-up (imports, models)"
+                if getattr(a[0], "__name__", "") == "run"
+                else "  Dask cluster close"
+            ),
+        ),
+        (runtime, "_drain_prefect", "  Prefect events/logs drain"),
+        (runtime.LocalPrefectServer, "stop", "  Prefect server stop"),
+        (an, "_anonymize", "flow body (_anonymize)"),
+        (an, "_process", "  media work on Dask (_process)"),
+        (t, "write_summary_task", "  write-summary task"),
+        (t, "validate_run_task", "  validate-run task (contracts, checks)"),
+        (t, "report_and_log_task", "  report-and-mlflow task"),
+        (mlflow_log, "open_store", "  MLflow store open/create (also preloaded in a thread)"),
+        (mlflow_log, "log_run", "  MLflow log_run (report, plots, artifacts)"),
+    ]:
         wrap(owner, name, label)
     from faceveil.cli import main
 
@@ -141,11 +175,13 @@ def probe(out: str, argv: list[str]) -> None:
 
 def importtime(args: list[str], prefect_home: str, code: str) -> list[tuple[int, int, str]]:
     """(self µs, cumulative µs, name with its nesting) of every import `python -X importtime ARGS` makes."""
-    p = subprocess.run([sys.executable, "-P", "-X", "importtime", *args], env=env(prefect_home, code), capture_output=True, text=True)
+    p = subprocess.run(
+        [sys.executable, "-P", "-X", "importtime", *args], env=env(prefect_home, code), capture_output=True, text=True
+    )
     rows = []
     for line in p.stderr.splitlines():
         if line.startswith("import time:") and "|" in line and "self [us]" not in line:
-            s, c, name = line[len("import time:"):].split("|", 2)
+            s, c, name = line[len("import time:") :].split("|", 2)
             rows.append((int(s), int(c), name.rstrip()))
     return rows
 
@@ -169,8 +205,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--top", type=int, default=12)
-    ap.add_argument("--code", default="", help="checkouts to compare (DIR,DIR: e.g. git worktrees before and after a "
-                    "change), each put first on PYTHONPATH, measured in the same interleaved rounds; default: the installed one")
+    ap.add_argument(
+        "--code",
+        default="",
+        help="checkouts to compare (DIR,DIR: e.g. git worktrees before and after a "
+        "change), each put first on PYTHONPATH, measured in the same interleaved rounds; default: the installed one",
+    )
     ap.add_argument("--no-probe", action="store_true", help="skip the instrumented photo run of each round")
     ap.add_argument("--no-importtime", action="store_true")
     args = ap.parse_args()
@@ -182,9 +222,15 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="faceveil-startup-"))
     home = str(root / "prefect-home")
     (src := root / "src").mkdir()
-    cv2.imwrite(str(src / "astronaut.jpg"), cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
-    print(f"faceveil start-up benchmark in {root}; NOTE: the machine may be loaded (shared cores), so figures are "
-          f"medians of {args.runs} interleaved rounds; load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    cv2.imwrite(
+        str(src / "astronaut.jpg"),
+        cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR),
+        [cv2.IMWRITE_JPEG_QUALITY, 95],
+    )
+    print(
+        f"faceveil start-up benchmark in {root}; NOTE: the machine may be loaded (shared cores), so figures are "
+        f"medians of {args.runs} interleaved rounds; load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
+    )
     times = {c: {"help": [], "photo": [], "no-op": []} for c in trees}
     marks = {c: {"photo": [], "no-op": []} for c in trees}
     phases: dict[str, list[dict[str, float]]] = {c: [] for c in trees}
@@ -201,8 +247,20 @@ def main() -> None:
             if not args.no_probe:
                 out = root / f"probe{i}-{n}.json"
                 t0 = time.time()
-                timed_run([sys.executable, __file__, "--probe", str(out), "anonymize", str(src), str(root / f"probe{i}-{n}"), "--quiet"],
-                          home, code)
+                timed_run(
+                    [
+                        sys.executable,
+                        __file__,
+                        "--probe",
+                        str(out),
+                        "anonymize",
+                        str(src),
+                        str(root / f"probe{i}-{n}"),
+                        "--quiet",
+                    ],
+                    home,
+                    code,
+                )
                 row: dict[str, float] = {}
                 for label, s, e in json.loads(out.read_text()):
                     row[label] = row.get(label, 0.0) + e - s  # a phase run more than once: its calls summed
@@ -214,29 +272,43 @@ def main() -> None:
         report(code, times[code], marks[code], phases[code])
         if not args.no_importtime:
             dest = str(root / f"dest0-{trees.index(code)}")
-            for title, a in (("import faceveil.cli", ["-c", "import faceveil.cli"]),
-                             ("faceveil anonymize --help", ["-m", "faceveil.cli", "anonymize", "--help"]),
-                             ("faceveil anonymize, no-op run (its main process)", ["-m", "faceveil.cli", "anonymize", str(src), dest, "--quiet"]),
-                             ("import faceveil.flows.anonymize (a run with work)", ["-c", "import faceveil.flows.anonymize"])):
+            for title, a in (
+                ("import faceveil.cli", ["-c", "import faceveil.cli"]),
+                ("faceveil anonymize --help", ["-m", "faceveil.cli", "anonymize", "--help"]),
+                (
+                    "faceveil anonymize, no-op run (its main process)",
+                    ["-m", "faceveil.cli", "anonymize", str(src), dest, "--quiet"],
+                ),
+                ("import faceveil.flows.anonymize (a run with work)", ["-c", "import faceveil.flows.anonymize"]),
+            ):
                 show_imports(title, importtime(a, home, code), args.top)
     shutil.rmtree(root, ignore_errors=True)
 
 
 def report(code: str, times: dict, marks: dict, phases: list[dict]) -> None:
     med = {k: statistics.median(w for w, _ in v) for k, v in times.items()}
-    print(f"\n=== code: {code or 'installed'}\n{'command':<42}{'median s':>9}  {'runs (s)':<20}{'CPU s':>6}  {'target':<10}result")
-    for what, cmd, target in (("help", "faceveil --help", None), ("photo", "faceveil anonymize (1 photo, new DEST)", 10.0),
-                              ("no-op", "faceveil anonymize (same, nothing new)", 3.0)):
+    print(
+        f"\n=== code: {code or 'installed'}\n{'command':<42}{'median s':>9}  {'runs (s)':<20}{'CPU s':>6}  {'target':<10}result"
+    )
+    for what, cmd, target in (
+        ("help", "faceveil --help", None),
+        ("photo", "faceveil anonymize (1 photo, new DEST)", 10.0),
+        ("no-op", "faceveil anonymize (same, nothing new)", 3.0),
+    ):
         runs = ", ".join(f"{w:.1f}" for w, _ in times[what])
         cpu = statistics.median(c for _, c in times[what])
         verdict = "-" if target is None else ("met" if med[what] <= target else f"MISSED by {med[what] - target:.1f} s")
-        print(f"{cmd:<42}{med[what]:>9.2f}  {runs:<20}{cpu:>6.1f}  {'<= %g s' % target if target else '-':<10}{verdict}")
+        print(
+            f"{cmd:<42}{med[what]:>9.2f}  {runs:<20}{cpu:>6.1f}  {'<= %g s' % target if target else '-':<10}{verdict}"
+        )
     table("photo run, from its own timestamps", marks["photo"])
     table("no-op run, from its own timestamps", marks["no-op"])
     if phases:
         labels = [k for k in phases[0] if not k.endswith(" @")]
-        print(f"\nphases of an instrumented photo run (--probe; median over {len(phases)} runs; indented: inside the line above; "
-              "the Prefect server boots while the cluster starts)\n  {:>7}  {:>7}".format("from s", "took s"))
+        print(
+            f"\nphases of an instrumented photo run (--probe; median over {len(phases)} runs; indented: inside the line above; "
+            "the Prefect server boots while the cluster starts)\n  {:>7}  {:>7}".format("from s", "took s")
+        )
         for k in sorted(labels, key=lambda k: statistics.median(r.get(f"{k} @", 0) for r in phases)):
             at = statistics.median(r.get(f"{k} @", 0) for r in phases)
             print(f"  {at:7.2f}  {statistics.median(r.get(k, 0) for r in phases):7.2f}  {k}")

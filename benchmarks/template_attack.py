@@ -28,6 +28,7 @@ largest face, dlib-resnet, unit-norm: `probe_vector`). For each template transfo
 
   .venv/bin/python benchmarks/template_attack.py [--cache /tmp/template_attack.npz]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -174,15 +175,20 @@ def main() -> None:
     rng = np.random.default_rng(args.seed)
     rands = [top1(rng.standard_normal((len(x), len(x))), labels) for _ in range(200)]
     rand = float(np.mean(rands))
-    print(f"faces/: {len(x)} photos of {len(people)} people; known-pair pool: {len(known)} faces of other people "
-          f"(detection/ boxes, as is + mirrored + grown/shifted); embedded in {time.time() - t0:.0f} s")
+    print(
+        f"faces/: {len(x)} photos of {len(people)} people; known-pair pool: {len(known)} faces of other people "
+        f"(detection/ boxes, as is + mirrored + grown/shifted); embedded in {time.time() - t0:.0f} s"
+    )
     print(f"chance: 1/{len(people)} = {chance:.3f} (random scores, leave-one-out: {rand:.3f})")
     plain = top1(x @ x.T, labels)
     print(f"plain embeddings (no protection): search top-1 {plain:.3f}\n")
     ctx = [f"faces:{i}:template0".encode() for i in range(len(x))]
     res: dict[str, float] = {}
-    head = f"{'transform':14s} {'search top-1':>12s} " + " ".join(f"{'attack N=' + str(n):>16s}" for n in NS) + \
-        f" {'cross-key':>10s} {'same-key':>9s}"
+    head = (
+        f"{'transform':14s} {'search top-1':>12s} "
+        + " ".join(f"{'attack N=' + str(n):>16s}" for n in NS)
+        + f" {'cross-key':>10s} {'same-key':>9s}"
+    )
     print(head)
     for name in args.transforms:
         cls = TRANSFORMS[name]
@@ -206,11 +212,16 @@ def main() -> None:
         methods = [max(set(col), key=col.count) for col in zip(*[r[4] for r in runs])]
         cross, same = float(np.mean([r[2] for r in runs])), float(np.mean([r[3] for r in runs]))
         res[name] = search
-        print(f"{name:14s} {search:12.3f} " + " ".join(f"{a:6.3f} ({m[:7]:>7s})" for a, m in zip(atk, methods))
-              + f" {cross:10.3f} {same:9.3f}")
-    print(f"\nmeans over {args.repeats} keys. targets: search top-1 within 0.01 of rotation-v1's; attack and cross-key "
-          f"at chance ({chance:.3f}; random scores {rand:.3f}, 95 % of single random-score runs at most "
-          f"{np.quantile(rands, 0.95):.3f}).")
+        print(
+            f"{name:14s} {search:12.3f} "
+            + " ".join(f"{a:6.3f} ({m[:7]:>7s})" for a, m in zip(atk, methods))
+            + f" {cross:10.3f} {same:9.3f}"
+        )
+    print(
+        f"\nmeans over {args.repeats} keys. targets: search top-1 within 0.01 of rotation-v1's; attack and cross-key "
+        f"at chance ({chance:.3f}; random scores {rand:.3f}, 95 % of single random-score runs at most "
+        f"{np.quantile(rands, 0.95):.3f})."
+    )
     from faceveil.models.template_protection import IndexTemplates
 
     keys = IndexTemplates(MasterKey.generate(), x.shape[1])
@@ -223,8 +234,10 @@ def main() -> None:
     t2 = time.perf_counter()
     print(f"sealed templates, 100,000 rows: sealed in {t1 - t0:.2f} s, opened (what a search does) in {t2 - t1:.2f} s")
     if "rotation-v1" in res and DEFAULT in res:
-        print(f"the index uses {DEFAULT}: search top-1 {res[DEFAULT]:.3f} against {res['rotation-v1']:.3f} with the old "
-              f"templates (change {100 * (res[DEFAULT] - res['rotation-v1']):+.1f} points)")
+        print(
+            f"the index uses {DEFAULT}: search top-1 {res[DEFAULT]:.3f} against {res['rotation-v1']:.3f} with the old "
+            f"templates (change {100 * (res[DEFAULT] - res['rotation-v1']):+.1f} points)"
+        )
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ With --tls-cost only: the local Dask cluster's TLS against plain TCP
     .venv/bin/python benchmarks/throughput.py [--clips single,crowd,moving,mot20] [--seconds S] [--skip-deface]
                                               [--skip-memory] [--repeat 3] [--scope head] [--tls-cost]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,6 +36,7 @@ from PIL import Image
 
 from common import ground_truth, matched, shared_data
 from crowd import crowd_clip, moving_crowd, mot20_720p
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from private import private  # noqa: E402
 
@@ -127,7 +129,7 @@ def vault_figures(dest: Path) -> dict:
     return {"entries": len(t), "bytes": files, "mean_region_px": float(np.sqrt(area))}
 
 
-PEAK_RSS = r'''
+PEAK_RSS = r"""
 import resource, sys, json
 from faceveil.config import AnonymizeConfig
 from faceveil.pipeline.jobs import MediaItem
@@ -143,7 +145,7 @@ chunks = [detect_chunk(cfg, item, plan.info, c) for c in plan.chunks]
 res = finish_video(cfg, item, plan.info, track_video(cfg, item, plan.info, chunks), "bench")
 print(json.dumps({"frames": plan.info.n_frames, "seconds": plan.info.duration_s, "chunks": len(plan.chunks),
                   "status": res.row["status"], "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
-'''
+"""
 
 
 def peak_memory(work: Path) -> None:
@@ -163,14 +165,20 @@ def peak_memory(work: Path) -> None:
         out.mux(o.encode(None))
     figures = {}
     for label, src, rel in (("10 s cut", short_dir, "cut.mp4"), ("139 s clip", long.parent, long.name)):
-        r = subprocess.run([sys.executable, "-c", PEAK_RSS, str(src), rel, str(work / f"mem_out_{len(figures)}")],
-                           capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "2"})
+        r = subprocess.run(
+            [sys.executable, "-c", PEAK_RSS, str(src), rel, str(work / f"mem_out_{len(figures)}")],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "OMP_NUM_THREADS": "2"},
+        )
         if r.returncode != 0:
             sys.exit(f"memory run failed: {r.stderr[-3000:]}")
         figures[label] = json.loads(r.stdout.strip().splitlines()[-1])
     print("\n== peak memory of one worker (plan + detect + track + encode, one process) ==")
     for label, f in figures.items():
-        print(f"{label:11} {f['frames']:5d} frames {f['seconds']:7.1f} s  peak RSS {f['peak_rss_mb']:7.1f} MB  ({f['status']})")
+        print(
+            f"{label:11} {f['frames']:5d} frames {f['seconds']:7.1f} s  peak RSS {f['peak_rss_mb']:7.1f} MB  ({f['status']})"
+        )
     ratio = figures["139 s clip"]["peak_rss_mb"] / figures["10 s cut"]["peak_rss_mb"]
     print(f"ratio 139 s / 10 s: {ratio:.2f}x (target <= 1.2x)")
 
@@ -188,7 +196,11 @@ def outcome(dest: Path) -> str:
 CLIPS = {
     "single": ("single person, ASL clips in 720p", lambda dst, s: build_720p(dst, s), 21.0),
     "crowd": ("crowd: the detection set panned and zoomed, then the MOT20-05 night crowd", crowd_clip, 20.0),
-    "moving": ("moving crowd alone (detection set panned and zoomed)", lambda dst, s: moving_crowd(dst, seconds=s)["frames"], 10.0),
+    "moving": (
+        "moving crowd alone (detection set panned and zoomed)",
+        lambda dst, s: moving_crowd(dst, seconds=s)["frames"],
+        10.0,
+    ),
     "mot20": ("MOT20-05 night crowd alone, in 720p", lambda dst, s: mot20_720p(dst, seconds=s), 10.0),
 }
 
@@ -212,17 +224,58 @@ def bench_clip(key: str, work: Path, args, env: dict, key_file: Path) -> dict:
         walls.append(timed([str(BIN / "faceveil"), "anonymize", str(src), str(out), "--quiet"], env, ok=(0, 1)))
         flows.append(json.loads((private(out) / "summary.json").read_text())["seconds"])
         ends.append(outcome(out))
-        walls_off.append(timed([str(BIN / "faceveil"), "anonymize", str(src), str(work / key / f"fv_off{i}"), "--quiet",
-                                "--check-every", "0"], env))
+        walls_off.append(
+            timed(
+                [
+                    str(BIN / "faceveil"),
+                    "anonymize",
+                    str(src),
+                    str(work / key / f"fv_off{i}"),
+                    "--quiet",
+                    "--check-every",
+                    "0",
+                ],
+                env,
+            )
+        )
         if args.scope:
-            walls_scope.append(timed([str(BIN / "faceveil"), "anonymize", str(src), str(work / key / f"fv_scope{i}"),
-                                      "--quiet", "--scope", args.scope], env, ok=(0, 1)))
+            walls_scope.append(
+                timed(
+                    [
+                        str(BIN / "faceveil"),
+                        "anonymize",
+                        str(src),
+                        str(work / key / f"fv_scope{i}"),
+                        "--quiet",
+                        "--scope",
+                        args.scope,
+                    ],
+                    env,
+                    ok=(0, 1),
+                )
+            )
         if key == "single":
-            walls_rev.append(timed([str(BIN / "faceveil"), "anonymize", str(src), str(work / key / f"fv_rev{i}"),
-                                    "--quiet", "--reversible", "--key", str(key_file)], env))
-    print(f"faceveil wall times (s): defaults {[round(w, 1) for w in walls]} ({'; '.join(ends)}), "
-          f"checks off {[round(w, 1) for w in walls_off]}" + (f", reversible {[round(w, 1) for w in walls_rev]}" if walls_rev else "")
-          + (f", --scope {args.scope} {[round(w, 1) for w in walls_scope]}" if walls_scope else ""))
+            walls_rev.append(
+                timed(
+                    [
+                        str(BIN / "faceveil"),
+                        "anonymize",
+                        str(src),
+                        str(work / key / f"fv_rev{i}"),
+                        "--quiet",
+                        "--reversible",
+                        "--key",
+                        str(key_file),
+                    ],
+                    env,
+                )
+            )
+    print(
+        f"faceveil wall times (s): defaults {[round(w, 1) for w in walls]} ({'; '.join(ends)}), "
+        f"checks off {[round(w, 1) for w in walls_off]}"
+        + (f", reversible {[round(w, 1) for w in walls_rev]}" if walls_rev else "")
+        + (f", --scope {args.scope} {[round(w, 1) for w in walls_scope]}" if walls_scope else "")
+    )
     res["c"], res["flow"] = n / float(np.median(walls)), n / float(np.median(flows))
     res["e"] = n / float(np.median(walls_off))
     if walls_rev:
@@ -246,27 +299,40 @@ def tls_cost(key: str, work: Path, args, env: dict, key_file: Path) -> None:
     times = {(m, tls): ([], []) for m in modes for tls in ("tls", "tcp")}
     for i in range(args.repeat):
         for mode, flags in modes.items():
-            for tls in (("tls", "tcp") if i % 2 == 0 else ("tcp", "tls")):
+            for tls in ("tls", "tcp") if i % 2 == 0 else ("tcp", "tls"):
                 out = work / key / f"{mode}-{tls}-{i}"
-                wall = timed([str(BIN / "faceveil"), "anonymize", str(src), str(out), "--quiet", *flags],
-                             {**env, "FACEVEIL_DASK_TLS": "1" if tls == "tls" else "0"}, ok=(0, 1))
+                wall = timed(
+                    [str(BIN / "faceveil"), "anonymize", str(src), str(out), "--quiet", *flags],
+                    {**env, "FACEVEIL_DASK_TLS": "1" if tls == "tls" else "0"},
+                    ok=(0, 1),
+                )
                 times[mode, tls][0].append(wall)
                 times[mode, tls][1].append(json.loads((private(out) / "summary.json").read_text())["seconds"])
     print(f"\n== the local Dask cluster's TLS cost: {label}, {n} frames, {args.repeat} runs each (medians, s) ==")
     print(f"{'mode':11} {'wall tls':>9} {'wall tcp':>9} {'flow tls':>9} {'flow tcp':>9} {'flow tls/tcp':>13}")
     for mode in modes:
         (wt, ft), (wp, fp) = times[mode, "tls"], times[mode, "tcp"]
-        print(f"{mode:11} {np.median(wt):9.2f} {np.median(wp):9.2f} {np.median(ft):9.2f} {np.median(fp):9.2f} "
-              f"{np.median(ft) / np.median(fp):13.3f}")
-        print(f"{'':11} all runs: wall tls {[round(w, 1) for w in wt]}, tcp {[round(w, 1) for w in wp]}; "
-              f"flow tls {[round(f, 1) for f in ft]}, tcp {[round(f, 1) for f in fp]}")
+        print(
+            f"{mode:11} {np.median(wt):9.2f} {np.median(wp):9.2f} {np.median(ft):9.2f} {np.median(fp):9.2f} "
+            f"{np.median(ft) / np.median(fp):13.3f}"
+        )
+        print(
+            f"{'':11} all runs: wall tls {[round(w, 1) for w in wt]}, tcp {[round(w, 1) for w in wp]}; "
+            f"flow tls {[round(f, 1) for f in ft]}, tcp {[round(f, 1) for f in fp]}"
+        )
 
 
 def report(key: str, r: dict) -> None:
     print(f"\n== throughput, {CLIPS[key][0]} (frames per second) ==")
-    rows = [("(a) decode + encode only", "a"), ("(b) deface 1.5 (defaults)", "b"), ("(c) faceveil anonymize (defaults)", "c"),
-            ("    flow only (no server/cluster start)", "flow"), ("(d) faceveil anonymize --reversible", "d"),
-            ("(e) faceveil anonymize --check-every 0", "e"), ("(f) faceveil anonymize --scope (given)", "f")]
+    rows = [
+        ("(a) decode + encode only", "a"),
+        ("(b) deface 1.5 (defaults)", "b"),
+        ("(c) faceveil anonymize (defaults)", "c"),
+        ("    flow only (no server/cluster start)", "flow"),
+        ("(d) faceveil anonymize --reversible", "d"),
+        ("(e) faceveil anonymize --check-every 0", "e"),
+        ("(f) faceveil anonymize --scope (given)", "f"),
+    ]
     for label, k in rows:
         if k in r:
             print(f"{label:42} {r[k]:8.2f}")
@@ -279,20 +345,29 @@ def report(key: str, r: dict) -> None:
     if "d" in r:
         v = r["vault"]
         print(f"d/c = {r['d'] / r['c']:.3f}  (--reversible against plain, same clip)")
-        print(f"vault: {v['entries']} face-frames sealed, {v['bytes'] / 2**20:.1f} MiB, "
-              f"{v['bytes'] / max(v['entries'], 1) / 1024:.1f} KiB per face-frame (mean region {v['mean_region_px']:.0f} px)")
+        print(
+            f"vault: {v['entries']} face-frames sealed, {v['bytes'] / 2**20:.1f} MiB, "
+            f"{v['bytes'] / max(v['entries'], 1) / 1024:.1f} KiB per face-frame (mean region {v['mean_region_px']:.0f} px)"
+        )
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--clips", default="single,crowd", help=f"comma-separated, of: {', '.join(CLIPS)} (default: single,crowd)")
-    ap.add_argument("--seconds", type=float, default=None, help="clip length (default: 21 s single, 20 s crowd, 10 s the others)")
+    ap.add_argument(
+        "--clips", default="single,crowd", help=f"comma-separated, of: {', '.join(CLIPS)} (default: single,crowd)"
+    )
+    ap.add_argument(
+        "--seconds", type=float, default=None, help="clip length (default: 21 s single, 20 s crowd, 10 s the others)"
+    )
     ap.add_argument("--skip-deface", action="store_true")
     ap.add_argument("--skip-memory", action="store_true")
     ap.add_argument("--repeat", type=int, default=3, help="faceveil runs of each kind (medians are printed)")
     ap.add_argument("--scope", choices=["head", "person"], default=None, help="also time runs at this --scope (f)")
-    ap.add_argument("--tls-cost", action="store_true", help="only: the local cluster with TLS against without, "
-                    "on the first clip (default 6 s)")
+    ap.add_argument(
+        "--tls-cost",
+        action="store_true",
+        help="only: the local cluster with TLS against without, on the first clip (default 6 s)",
+    )
     args = ap.parse_args()
     keys = [k.strip() for k in args.clips.split(",") if k.strip()]
     if unknown := [k for k in keys if k not in CLIPS]:
@@ -314,7 +389,9 @@ def main() -> None:
         for k, r in results.items():
             report(k, r)
         if not args.skip_deface:
-            print(f"\nrecall at IoU 0.5 on the detection set: faceveil {faceveil_recall():.3f}, deface {deface_recall():.3f}")
+            print(
+                f"\nrecall at IoU 0.5 on the detection set: faceveil {faceveil_recall():.3f}, deface {deface_recall():.3f}"
+            )
         if not args.skip_memory:
             peak_memory(work)
     finally:

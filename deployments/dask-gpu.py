@@ -15,6 +15,7 @@ hand, on each GPU machine:
 A plain tcp:// scheduler carries data unencrypted: anonymizing sends only the vault's public key, but
 `faceveil restore` sends data keys and refuses one (use tls:// with certificates there).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,10 +42,26 @@ def scheduler_command(host: str, port: int) -> list[str]:
 
 def worker_specs(address: str, gpus: list[str]) -> list[tuple[list[str], dict[str, str]]]:
     """(command, environment) of one worker per GPU: one process, one thread, GPU=1, that GPU alone."""
-    return [([sys.executable, "-m", "distributed.cli.dask_worker", address, "--nworkers", "1", "--nthreads", "1",
-              "--resources", "GPU=1", "--name", f"gpu{gpu}"],
-             {**os.environ, "CUDA_VISIBLE_DEVICES": gpu})
-            for gpu in gpus]
+    return [
+        (
+            [
+                sys.executable,
+                "-m",
+                "distributed.cli.dask_worker",
+                address,
+                "--nworkers",
+                "1",
+                "--nthreads",
+                "1",
+                "--resources",
+                "GPU=1",
+                "--name",
+                f"gpu{gpu}",
+            ],
+            {**os.environ, "CUDA_VISIBLE_DEVICES": gpu},
+        )
+        for gpu in gpus
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     procs = [subprocess.Popen(scheduler_command(args.host, args.port))]
     time.sleep(2)
     procs += [subprocess.Popen(cmd, env=env) for cmd, env in worker_specs(address, gpus)]
-    print(f"scheduler {address}, {len(gpus)} GPU worker(s): set dask_address = \"{address}\"", flush=True)
+    print(f'scheduler {address}, {len(gpus)} GPU worker(s): set dask_address = "{address}"', flush=True)
     try:
         while all(proc.poll() is None for proc in procs):
             time.sleep(1)

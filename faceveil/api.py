@@ -1,4 +1,5 @@
 """The Python entry points: what the command line does, callable from a program."""
+
 from __future__ import annotations
 
 

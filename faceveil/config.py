@@ -1,6 +1,7 @@
 """Settings of an anonymization run: one object handed from the CLI to the flow and its tasks. Over
 300 lines: the user's fields, their documented defaults and checks, and their resolution into what
 tasks read belong together (one place that says what a setting means in a run)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -14,15 +15,38 @@ from faceveil.models.detectors.base import DetectorSettings
 from faceveil.models.tracking import TrackerSettings
 from faceveil.storage.keys import VaultLock
 
-TRACK_FLOOR = 0.5  # with tracking, detections down to this share of the threshold continue tracks (or make one, seen often)
+TRACK_FLOOR = (
+    0.5  # with tracking, detections down to this share of the threshold continue tracks (or make one, seen often)
+)
 PULSE_METHODS = ("keep", "replace")  # the methods that leave a face's skin visible
 SECOND_PASS_MARGIN = 0.7  # the second pass's gate detectors look this far below the gate's thresholds
 REPLACE_CHECKED_FRAMES = 5  # method "replace": at least this many checked frames per video (identity stability)
 
 # Settings that change the output; a finished media is redone only when one of these changes.
-OUTPUT_SETTINGS = ("method", "detector", "precision", "threshold", "min_size", "scale", "detect_every", "detect_fps",
-                   "detect_mpx_per_s", "mask_shape", "pad", "motion_pad", "max_gap", "extend", "lossless", "crf", "preset",
-                   "track", "reversible", "second_look", "index", "embedder")
+OUTPUT_SETTINGS = (
+    "method",
+    "detector",
+    "precision",
+    "threshold",
+    "min_size",
+    "scale",
+    "detect_every",
+    "detect_fps",
+    "detect_mpx_per_s",
+    "mask_shape",
+    "pad",
+    "motion_pad",
+    "max_gap",
+    "extend",
+    "lossless",
+    "crf",
+    "preset",
+    "track",
+    "reversible",
+    "second_look",
+    "index",
+    "embedder",
+)
 
 
 @dataclass(frozen=True)
@@ -76,8 +100,11 @@ class Resolved:
         """For detections `step` frames apart: gaps and end extension grow with the step; a track
         needs a face at the threshold or repeated weaker ones (every face, on the second pass)."""
         extend = self.extend if self.extend is not None else 2 * step + 2
-        return TrackerSettings(max_gap=max(self.max_gap, 2 * step), extend=extend if self.track else 0,
-                               start_score=0.0 if self.second_pass else self.threshold)
+        return TrackerSettings(
+            max_gap=max(self.max_gap, 2 * step),
+            extend=extend if self.track else 0,
+            start_score=0.0 if self.second_pass else self.threshold,
+        )
 
     def for_video(self, fps: float, width: int, height: int) -> VideoSettings:
         step = self.frame_step(fps, width, height)
@@ -165,7 +192,9 @@ class AnonymizeConfig(ClusterOptions):
     # method "replace": generator (name), checkpoint, checkpoint_sha256, id_margin, pool_seed (all optional)
     replace_options: dict = field(default_factory=dict)
     pulse: str | None = None  # "scrub" | "target:BPM": the rPPG pulse edit of visible faces (keep, replace); normalised
-    run_state: RunState = field(default_factory=RunState)  # not a setting: the run's own (for_run; a dict after Prefect)
+    run_state: RunState = field(
+        default_factory=RunState
+    )  # not a setting: the run's own (for_run; a dict after Prefect)
 
     def __post_init__(self):
         from faceveil.storage.state import check_apart, default_state_url
@@ -179,28 +208,38 @@ class AnonymizeConfig(ClusterOptions):
             self.state = default_state_url(self.dest)
         check_apart(self.dest, self.state, self.src)
         if not 0.0 <= self.max_leak <= 1.0:
-            raise ValueError(f"max_leak is a fraction of the faces checked, from 0 to 1 (got {self.max_leak}; "
-                             "the command line's --max-leak takes percent)")
+            raise ValueError(
+                f"max_leak is a fraction of the faces checked, from 0 to 1 (got {self.max_leak}; "
+                "the command line's --max-leak takes percent)"
+            )
         if self.method == "scramble" and self.reversible is False:
-            raise ValueError("--method scramble seals every face (its blocks are keyed by the vault's data keys): "
-                             "it cannot go with reversible = false; drop one of them")
+            raise ValueError(
+                "--method scramble seals every face (its blocks are keyed by the vault's data keys): "
+                "it cannot go with reversible = false; drop one of them"
+            )
         if self.index is None:
             self.index = self.sealed
         if self.index and not self.sealed:
-            raise ValueError("the identity index needs --reversible (its templates are keyed, and restore needs the vault)")
+            raise ValueError(
+                "the identity index needs --reversible (its templates are keyed, and restore needs the vault)"
+            )
         if self.sealed and self.vault_lock is None:
             raise ValueError(f"{'the scramble method' if self.method == 'scramble' else '--reversible'} needs a key")
         if self.detect_every is not None and self.detect_every < 1:
             raise ValueError("detect_every must be >= 1")
         if not self.track and (self.detect_every or 1) > 1:
-            raise ValueError(f"--no-track detects on every frame: it cannot go with --detect-every {self.detect_every} "
-                             "(track = false, detect_every); drop one of them")
+            raise ValueError(
+                f"--no-track detects on every frame: it cannot go with --detect-every {self.detect_every} "
+                "(track = false, detect_every); drop one of them"
+            )
         if self.detect_fps <= 0:
             raise ValueError("detect_fps must be > 0")
         self._check_pulse()
         if self.gpu_workers and not self.dask_address:
-            raise ValueError("--gpu-workers needs --dask-address: the GPU tasks only run on workers started with "
-                             "`dask worker --resources GPU=1`, and a local cluster has none")
+            raise ValueError(
+                "--gpu-workers needs --dask-address: the GPU tasks only run on workers started with "
+                "`dask worker --resources GPU=1`, and a local cluster has none"
+            )
 
     def _check_pulse(self) -> None:
         """`--method keep` shows faces on purpose: the leak gate's checks (which would call every face
@@ -216,8 +255,10 @@ class AnonymizeConfig(ClusterOptions):
             if self.reversible:
                 raise ValueError("--method keep leaves faces visible: there is nothing to seal (drop --reversible)")
         if self.pulse and self.method not in PULSE_METHODS:
-            raise ValueError(f"--pulse edits visible skin: use it with --method {' or '.join(PULSE_METHODS)}, "
-                             f"not {self.method} (its mask already hides the pulse)")
+            raise ValueError(
+                f"--pulse edits visible skin: use it with --method {' or '.join(PULSE_METHODS)}, "
+                f"not {self.method} (its mask already hides the pulse)"
+            )
 
     def for_run(self, **state) -> AnonymizeConfig:
         """A copy whose run state (RunState's fields) is changed; the user's settings stay as they are."""
@@ -272,9 +313,14 @@ class AnonymizeConfig(ClusterOptions):
         if self.detector == "centerface":
             gate["centerface"] = min(gate["centerface"], 0.75 * self.detector_threshold())
             confirm["centerface"] = min(confirm["centerface"], self.detector_threshold())
-        return CheckSettings(self.run_check_every_s, self.check_max_frames, gate=tuple(gate.items()),
-                             confirm=tuple(confirm.items()), min_frames=REPLACE_CHECKED_FRAMES if self.method == "replace" else 1,
-                             replaced=self.method == "replace")
+        return CheckSettings(
+            self.run_check_every_s,
+            self.check_max_frames,
+            gate=tuple(gate.items()),
+            confirm=tuple(confirm.items()),
+            min_frames=REPLACE_CHECKED_FRAMES if self.method == "replace" else 1,
+            replaced=self.method == "replace",
+        )
 
     def extra_detectors(self) -> tuple[tuple[str, DetectorSettings], ...]:
         """Detectors that find faces beside the main one: on the second pass, the leak gate's other
@@ -286,9 +332,11 @@ class AnonymizeConfig(ClusterOptions):
         if not second:
             return ()
         threads = self.detector_settings().threads
-        return tuple((name, DetectorSettings(threshold=SECOND_PASS_MARGIN * t, threads=threads))
-                     for name, t in self.check_settings().confirm
-                     if name != self.detector and (second is True or name in second))
+        return tuple(
+            (name, DetectorSettings(threshold=SECOND_PASS_MARGIN * t, threads=threads))
+            for name, t in self.check_settings().confirm
+            if name != self.detector and (second is True or name in second)
+        )
 
     def detector_threshold(self) -> float:
         from faceveil.models.detectors import DETECTORS
@@ -307,7 +355,9 @@ class AnonymizeConfig(ClusterOptions):
             own = dict(self.check_settings().confirm).get(self.detector)
             if own is not None:
                 floor = min(floor if floor is not None else self.detector_threshold(), SECOND_PASS_MARGIN * own)
-        precision = "fp32" if self.precision == "auto" and self.method == "replace" else self.precision  # see the docstring
+        precision = (
+            "fp32" if self.precision == "auto" and self.method == "replace" else self.precision
+        )  # see the docstring
         return DetectorSettings(floor, self.min_size, self.scale, threads, precision)
 
     def second_look_settings(self) -> DetectorSettings | None:
@@ -320,11 +370,27 @@ class AnonymizeConfig(ClusterOptions):
     def settings(self) -> Resolved:
         """Every derived setting of the run, from the user's settings and the run state, computed once
         (a changed config is a new object: `dataclasses.replace`, `for_run`)."""
-        return Resolved(self.detector, self.detector_settings(), self.second_look_settings(), self.extra_detectors(),
-                        self.detector_threshold(), self.method, self.mask_settings(), self.embedder,
-                        self.run_state.template_view, self.check_settings(), self.run_detect_every, self.detect_fps,
-                        self.detect_mpx_per_s, self.run_state.second_pass, self.track, self.max_gap, self.extend,
-                        tuple(sorted(self.replace_options.items())) if self.method == "replace" else (), self.pulse)
+        return Resolved(
+            self.detector,
+            self.detector_settings(),
+            self.second_look_settings(),
+            self.extra_detectors(),
+            self.detector_threshold(),
+            self.method,
+            self.mask_settings(),
+            self.embedder,
+            self.run_state.template_view,
+            self.check_settings(),
+            self.run_detect_every,
+            self.detect_fps,
+            self.detect_mpx_per_s,
+            self.run_state.second_pass,
+            self.track,
+            self.max_gap,
+            self.extend,
+            tuple(sorted(self.replace_options.items())) if self.method == "replace" else (),
+            self.pulse,
+        )
 
     def mask_settings(self) -> MaskSettings:
         return MaskSettings(self.mask_shape, self.pad, self.motion_pad, self.scope)
@@ -332,8 +398,11 @@ class AnonymizeConfig(ClusterOptions):
     def output_settings(self) -> dict:
         """The settings that shape the output, with the values the run uses (those hashed before the
         defaults became explicit: a changed dict would redo every archive)."""
-        d = asdict(self) | {"reversible": self.sealed, "detect_every": self.run_detect_every,
-                            "second_look": self.run_second_look}
+        d = asdict(self) | {
+            "reversible": self.sealed,
+            "detect_every": self.run_detect_every,
+            "second_look": self.run_second_look,
+        }
         out = {k: d[k] for k in OUTPUT_SETTINGS}
         if self.method == "replace" and self.replace_options:  # only then: other runs keep their settings hash
             out["replace_options"] = dict(sorted(self.replace_options.items()))

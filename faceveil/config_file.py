@@ -6,6 +6,7 @@ that runs the flow) or `prefect_secret = NAME` (a Prefect Secret block). A `[res
 the restore deployment: `deploy = true` registers it (default false) and `roots = [...]` lists the
 folders (or s3:// prefixes) its `out` must lie inside. Relative paths are relative to the file. An
 unknown key, or a value of the wrong type, is an error naming the file and the key."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -26,7 +27,16 @@ NOT_IN_FILE = {
     "storage_options": "storage credentials never go in a config file: use the AWS environment or an instance role",
     "run_state": "set by the run itself (the leak gate's second pass; the template view an index was created with)",
 }
-_PATH_FIELDS = ("src", "dest", "state", "scratch_dir", "dask_tls_ca", "dask_tls_cert", "dask_tls_key", "mlflow_artifacts")
+_PATH_FIELDS = (
+    "src",
+    "dest",
+    "state",
+    "scratch_dir",
+    "dask_tls_ca",
+    "dask_tls_cert",
+    "dask_tls_key",
+    "mlflow_artifacts",
+)
 _TYPES = {"str": str, "int": int, "float": float, "bool": bool, "None": type(None)}
 
 
@@ -109,7 +119,9 @@ def parse_config(data: dict, path: str | os.PathLike) -> ConfigFile:
             raise ConfigFileError(f"{path}: key {name!r} must be {wanted}, not {type(value).__name__} ({value!r})")
         if name in _PATH_FIELDS and isinstance(value, str):
             value = _local(value, base)
-        settings[name] = float(value) if float in types and isinstance(value, int) and not isinstance(value, bool) else value
+        settings[name] = (
+            float(value) if float in types and isinstance(value, int) and not isinstance(value, bool) else value
+        )
     return ConfigFile(str(path), settings, key_ref, *restore)
 
 
@@ -120,11 +132,13 @@ def check_key_ref(ref, where: str, base: Path | None = None) -> dict:
         raise ConfigFileError(f"{where}: must be a table naming the key: one of {', '.join(KEY_REF_KINDS)}")
     unknown = sorted(set(ref) - set(KEY_REF_KINDS))
     if unknown:
-        raise ConfigFileError(f"{where}: unknown key {unknown[0]!r} (a reference is one of: {', '.join(KEY_REF_KINDS)}; "
-                              "the key itself never goes in a config file)")
+        raise ConfigFileError(
+            f"{where}: unknown key {unknown[0]!r} (a reference is one of: {', '.join(KEY_REF_KINDS)}; "
+            "the key itself never goes in a config file)"
+        )
     if len(ref) != 1:
         raise ConfigFileError(f"{where}: give exactly one of {', '.join(KEY_REF_KINDS)}")
-    (kind, value), = ref.items()
+    ((kind, value),) = ref.items()
     if not isinstance(value, str) or not value:
         raise ConfigFileError(f"{where}: {kind} must be a non-empty string")
     if kind == "file" and base is not None:
@@ -146,8 +160,9 @@ def check_restore_table(table, where: str, base: Path) -> tuple[bool, tuple[str,
     if not isinstance(roots, list) or not all(isinstance(r, str) and r for r in roots):
         raise ConfigFileError(f"{where}: roots must be a list of folders (or s3:// prefixes), not {roots!r}")
     if deploy and not roots:
-        raise ConfigFileError(f"{where}: deploy = true needs roots = [FOLDER, ...], the folders a restore's out "
-                              "must lie inside")
+        raise ConfigFileError(
+            f"{where}: deploy = true needs roots = [FOLDER, ...], the folders a restore's out must lie inside"
+        )
     return deploy, tuple(_local(r, base) for r in roots)
 
 

@@ -1,4 +1,5 @@
 """SHA-256 of a file, streamed (weights, inputs, outputs), and the id a media gets from its name."""
+
 import hashlib
 
 

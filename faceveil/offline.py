@@ -1,4 +1,5 @@
 """Telemetry off for every library that would phone home (the machines are offline; archives are private)."""
+
 from __future__ import annotations
 
 import os

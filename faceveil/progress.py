@@ -1,4 +1,5 @@
 """Progress bars for the CLI: one for the archive, one per media while it is being processed."""
+
 from __future__ import annotations
 
 import sys
@@ -34,8 +35,14 @@ class TqdmProgress(Progress):
     def media_started(self, rel: str, n_frames: int) -> None:
         from tqdm import tqdm
 
-        self.bars[rel] = tqdm(total=n_frames, desc=_printable(rel)[-40:], unit="frame", file=self.file, leave=False,
-                              position=len(self.bars) + 1)
+        self.bars[rel] = tqdm(
+            total=n_frames,
+            desc=_printable(rel)[-40:],
+            unit="frame",
+            file=self.file,
+            leave=False,
+            position=len(self.bars) + 1,
+        )
 
     def frames_done(self, rel: str, n: int) -> None:
         if rel in self.bars:

@@ -1,6 +1,7 @@
 """The built-in sample archive: short videos of moving real faces with an audio track, and photos,
 made only from images that ship inside packages (scikit-image's astronaut and camera, matplotlib's
 Grace Hopper). No network, deterministic for a given seed."""
+
 from __future__ import annotations
 
 import argparse
@@ -23,8 +24,13 @@ def _sources() -> dict[str, np.ndarray]:
     with Image.open(cbook.get_sample_data("grace_hopper.jpg")) as im:
         hopper = np.asarray(im.convert("RGB"))
     # face crops with some hair and chin (CenterFace boxes: astronaut x181-270 y58-178, hopper x173-358 y128-334)
-    return {"astronaut": astronaut, "hopper": hopper, "camera": data.camera(),
-            "astronaut_face": astronaut[20:215, 150:300], "hopper_face": hopper[85:385, 135:395]}
+    return {
+        "astronaut": astronaut,
+        "hopper": hopper,
+        "camera": data.camera(),
+        "astronaut_face": astronaut[20:215, 150:300],
+        "hopper_face": hopper[85:385, 135:395],
+    }
 
 
 def _sprite(face: np.ndarray, height: int) -> tuple[np.ndarray, np.ndarray]:
@@ -46,7 +52,7 @@ def _paste(frame: np.ndarray, sprite: tuple[np.ndarray, np.ndarray], cx: float, 
     fx1, fy1 = min(x0 + w, frame.shape[1]), min(y0 + h, frame.shape[0])
     if fx1 <= fx0 or fy1 <= fy0:
         return
-    sl = np.s_[fy0 - y0:fy1 - y0, fx0 - x0:fx1 - x0]
+    sl = np.s_[fy0 - y0 : fy1 - y0, fx0 - x0 : fx1 - x0]
     roi = frame[fy0:fy1, fx0:fx1]
     roi += alpha[sl] * (img[sl] - roi)
 
@@ -69,8 +75,17 @@ def _audio(seconds: float, rng: np.random.Generator) -> np.ndarray:
     return np.stack([left, 0.7 * tone + 0.005 * rng.standard_normal(t.size)]).astype(np.float32)
 
 
-def _write_clip(path: Path, faces: dict, actors: list, seconds: float, fps: int, size: tuple[int, int],
-                bg: np.ndarray, occluder: tuple[int, int] | None, seed: int) -> None:
+def _write_clip(
+    path: Path,
+    faces: dict,
+    actors: list,
+    seconds: float,
+    fps: int,
+    size: tuple[int, int],
+    bg: np.ndarray,
+    occluder: tuple[int, int] | None,
+    seed: int,
+) -> None:
     """actors: (face key, height, start as a fraction of the clip, (x, y) from, (x, y) to, growth); eased paths."""
     rng = np.random.default_rng(seed)
     n, (w, h) = round(seconds * fps), size
@@ -94,13 +109,13 @@ def _write_clip(path: Path, faces: dict, actors: list, seconds: float, fps: int,
                 _paste(frame, _sprite(faces[key], round(height * (1 + growth * u))), cx, cy)
             if occluder and occluder[0] <= i < occluder[0] + 8:  # a bar sweeps past, briefly hiding a face
                 x = occluder[1] + 14 * (i - occluder[0])
-                frame[:, max(0, x):x + 70] = (70, 64, 58)
+                frame[:, max(0, x) : x + 70] = (70, 64, 58)
             vf = av.VideoFrame.from_ndarray(np.clip(frame, 0, 255).astype(np.uint8), format="rgb24")
             vf.pts, vf.time_base = i, Fraction(1, fps)
             out.mux(vs.encode(vf))
             until = audio.shape[1] if i == n - 1 else round((i + 1) * AUDIO_RATE / fps)
             while sample < until:  # interleave: audio up to the end of this video frame
-                chunk = np.ascontiguousarray(audio[:, sample:sample + frame_size])
+                chunk = np.ascontiguousarray(audio[:, sample : sample + frame_size])
                 af = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="stereo")
                 af.sample_rate, af.pts, af.time_base = AUDIO_RATE, sample, Fraction(1, AUDIO_RATE)
                 out.mux(aus.encode(af))
@@ -109,20 +124,35 @@ def _write_clip(path: Path, faces: dict, actors: list, seconds: float, fps: int,
         out.mux(aus.encode(None))
 
 
-def make_sample_archive(dest: str | Path, *, seconds: float = 4.0, fps: int = 25, size: tuple[int, int] = (640, 360),
-                        seed: int = 0) -> list[Path]:
+def make_sample_archive(
+    dest: str | Path, *, seconds: float = 4.0, fps: int = 25, size: tuple[int, int] = (640, 360), seed: int = 0
+) -> list[Path]:
     """Writes cameras/lobby/clip_001.mp4, cameras/parking/clip_002.mkv and photos/* under `dest`."""
     dest, src, (w, h) = Path(dest), _sources(), size
-    lobby = [("astronaut_face", 120, 0.0, (0.12 * w, 0.32 * h), (0.55 * w, 0.45 * h), 0.15),
-             ("hopper_face", 110, 0.25, (w + 40, 0.62 * h), (0.72 * w, 0.38 * h), -0.1),  # enters from the right
-             ("astronaut_face", 90, 0.0, (0.45 * w, 0.78 * h), (0.2 * w, 0.7 * h), 0.2)]
-    parking = [("hopper_face", 130, 0.0, (0.7 * w, 0.35 * h), (0.35 * w, 0.45 * h), 0.12),
-               ("astronaut_face", 100, 0.15, (-40, 0.6 * h), (0.25 * w, 0.55 * h), 0.1)]
+    lobby = [
+        ("astronaut_face", 120, 0.0, (0.12 * w, 0.32 * h), (0.55 * w, 0.45 * h), 0.15),
+        ("hopper_face", 110, 0.25, (w + 40, 0.62 * h), (0.72 * w, 0.38 * h), -0.1),  # enters from the right
+        ("astronaut_face", 90, 0.0, (0.45 * w, 0.78 * h), (0.2 * w, 0.7 * h), 0.2),
+    ]
+    parking = [
+        ("hopper_face", 130, 0.0, (0.7 * w, 0.35 * h), (0.35 * w, 0.45 * h), 0.12),
+        ("astronaut_face", 100, 0.15, (-40, 0.6 * h), (0.25 * w, 0.55 * h), 0.1),
+    ]
     out = [dest / "cameras/lobby/clip_001.mp4", dest / "cameras/parking/clip_002.mkv"]
-    _write_clip(out[0], src, lobby, seconds, fps, size, _background(src["camera"], size),
-                (round(0.6 * seconds * fps), round(0.3 * w)), seed)
-    _write_clip(out[1], src, parking, min(2.0, seconds), fps, size, _background(src["camera"], size, flip=True),
-                None, seed + 1)
+    _write_clip(
+        out[0],
+        src,
+        lobby,
+        seconds,
+        fps,
+        size,
+        _background(src["camera"], size),
+        (round(0.6 * seconds * fps), round(0.3 * w)),
+        seed,
+    )
+    _write_clip(
+        out[1], src, parking, min(2.0, seconds), fps, size, _background(src["camera"], size, flip=True), None, seed + 1
+    )
     photos = dest / "photos"
     photos.mkdir(parents=True, exist_ok=True)
     Image.fromarray(src["astronaut"]).save(photos / "astronaut.jpg", quality=92)

@@ -1,4 +1,5 @@
 """Shared fixtures: the ../shared/data location, a Prefect API server per test session."""
+
 from __future__ import annotations
 
 import os
@@ -15,11 +16,17 @@ import shared_runtime
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
 
-os.environ.update({
-    "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "true", "MLFLOW_DISABLE_TELEMETRY": "true",
-    "GX_ANALYTICS_ENABLED": "false", "AWS_EC2_METADATA_DISABLED": "true", "PREFECT_LOGGING_LEVEL": "WARNING",
-    "DASK_LOGGING__DISTRIBUTED": "error",  # as the CLI sets it: the shared runtime's workers see what a CLI run's would
-})
+os.environ.update(
+    {
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "DO_NOT_TRACK": "true",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "GX_ANALYTICS_ENABLED": "false",
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "PREFECT_LOGGING_LEVEL": "WARNING",
+        "DASK_LOGGING__DISTRIBUTED": "error",  # as the CLI sets it: the shared runtime's workers see what a CLI run's would
+    }
+)
 os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="faceveil-prefect-home-"))
 os.environ["FACEVEIL_HOME"] = tempfile.mkdtemp(prefix="faceveil-home-")  # the MLflow store of s3:// archives
 
@@ -59,8 +66,10 @@ def pytest_terminal_summary(terminalreporter):
             terminalreporter.write_line(line)
 
 
-SHARED_ABSENT = (f"needs the evaluation data ../shared/data, not present at {SHARED} "
-                 "(it lives beside the repo in CI; deselect with -m 'not shared_data')")
+SHARED_ABSENT = (
+    f"needs the evaluation data ../shared/data, not present at {SHARED} "
+    "(it lives beside the repo in CI; deselect with -m 'not shared_data')"
+)
 
 
 def shared_data() -> Path:
@@ -86,10 +95,12 @@ def pytest_collection_modifyitems(config, items):
     """Keeps the markers honest: a test that reads ../shared/data (the `shared` fixture) must be
     marked shared_data, and one that starts the Prefect API server (`prefect_server`) slow, so that
     -m "not shared_data" and -m "not slow" select what they say."""
-    unmarked = [f"{item.nodeid} (uses `{fixture}`, not marked {marker})"
-                for item in items
-                for fixture, marker in (("shared", "shared_data"), ("prefect_server", "slow"))
-                if fixture in getattr(item, "fixturenames", ()) and item.get_closest_marker(marker) is None]
+    unmarked = [
+        f"{item.nodeid} (uses `{fixture}`, not marked {marker})"
+        for item in items
+        for fixture, marker in (("shared", "shared_data"), ("prefect_server", "slow"))
+        if fixture in getattr(item, "fixturenames", ()) and item.get_closest_marker(marker) is None
+    ]
     if unmarked:
         raise pytest.UsageError("tests missing their marker:\n  " + "\n  ".join(unmarked))
 
@@ -103,11 +114,37 @@ def prefect_server():
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = {**os.environ, "PREFECT_UI_ENABLED": "false", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
-    proc = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
-                             "--port", str(port), "--no-services"] if False else
-                            [sys.executable, "-m", "uvicorn", "--factory", "prefect.server.api.server:create_app",
-                             "--host", "127.0.0.1", "--port", str(port), "--log-level", "error"],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "prefect",
+            "server",
+            "start",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--no-services",
+        ]
+        if False
+        else [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            "prefect.server.api.server:create_app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "error",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     url = f"http://127.0.0.1:{port}/api"
     import httpx
 
@@ -144,11 +181,18 @@ def s3_endpoint():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
-    env = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1",
-           "FACEVEIL_S3_ENDPOINT": url}
+    env = {
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "FACEVEIL_S3_ENDPOINT": url,
+    }
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     import httpx

@@ -1,4 +1,5 @@
 """Faces a detector finds in videos, for leak tests and the privacy benchmark."""
+
 from __future__ import annotations
 
 import os
@@ -15,7 +16,9 @@ def face_boxes(path: str, threshold: float = 0.3, every: int = 3, offset: int = 
 
     det = create_detector("centerface", DetectorSettings(threshold=threshold, threads=1))
     info = probe_video(path)
-    return {i: det.detect(rgb).boxes for i, rgb in iter_frames(path, info, select=lambda i: i % every == offset % every)}
+    return {
+        i: det.detect(rgb).boxes for i, rgb in iter_frames(path, info, select=lambda i: i % every == offset % every)
+    }
 
 
 def boxes_many(paths: list[str], **kw) -> dict[str, dict[int, np.ndarray]]:
@@ -36,8 +39,12 @@ def inside_masks(after: dict[int, np.ndarray], masked: dict[int, np.ndarray], pa
             continue
         cx, cy = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
         w, h = (m[:, 2] - m[:, 0]) * pad, (m[:, 3] - m[:, 1]) * pad
-        hit = ((cx[:, None] >= m[None, :, 0] - w) & (cx[:, None] <= m[None, :, 2] + w)
-               & (cy[:, None] >= m[None, :, 1] - h) & (cy[:, None] <= m[None, :, 3] + h))
+        hit = (
+            (cx[:, None] >= m[None, :, 0] - w)
+            & (cx[:, None] <= m[None, :, 2] + w)
+            & (cy[:, None] >= m[None, :, 1] - h)
+            & (cy[:, None] <= m[None, :, 3] + h)
+        )
         n += int(hit.any(axis=1).sum())
     return n
 
@@ -48,6 +55,9 @@ def leaks(before: dict[int, np.ndarray], after: dict[int, np.ndarray], iou: floa
 
     n_in = sum(len(b) for b in before.values())
     n_out = sum(len(b) for b in after.values())
-    same = sum(int((iou_matrix(b, before.get(f, np.zeros((0, 4), np.float32))).max(1, initial=0) >= iou).sum())
-               for f, b in after.items() if len(b))
+    same = sum(
+        int((iou_matrix(b, before.get(f, np.zeros((0, 4), np.float32))).max(1, initial=0) >= iou).sum())
+        for f, b in after.items()
+        if len(b)
+    )
     return n_in, n_out, same

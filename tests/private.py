@@ -1,4 +1,5 @@
 """Where a test archive keeps its private state: the default state root beside DEST."""
+
 from pathlib import Path
 
 from faceveil.storage.state import default_state_url

@@ -4,6 +4,7 @@ levels in G, the PBV direction in R and B, stochastically rounded so the 8-bit f
 skin (`where`): "polygon", the forehead/cheek/nose mask of its first frame's landmarks (grown by `grow`
 pixels), for the edit of that polygon alone; or "skin", every skin-coloured pixel of the head and neck
 (`head_skin`, a YCrCb rule independent of faceveil's masks), as a real pulse is."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -34,7 +35,7 @@ class Clip:
         out = []
         for f, b in zip(frames, self.boxes):
             dx, dy = np.round(b[:2] - self.boxes[0][:2]).astype(int)
-            out.append(f[max(0, y1 + dy):y2 + dy, max(0, x1 + dx):x2 + dx])
+            out.append(f[max(0, y1 + dy) : y2 + dy, max(0, x1 + dx) : x2 + dx])
         h = min(o.shape[0] for o in out)
         w = min(o.shape[1] for o in out)
         return np.stack([o[:h, :w] for o in out])
@@ -46,14 +47,30 @@ def head_skin(rgb: np.ndarray, box) -> np.ndarray:
     x1, y1, x2, y2 = box
     w, h = x2 - x1, y2 - y1
     head = np.zeros(rgb.shape[:2], bool)
-    head[max(0, int(y1 - 0.3 * h)):int(y2 + 0.5 * h), max(0, int(x1 - 0.2 * w)):int(x2 + 0.2 * w)] = True
+    head[max(0, int(y1 - 0.3 * h)) : int(y2 + 0.5 * h), max(0, int(x1 - 0.2 * w)) : int(x2 + 0.2 * w)] = True
     ycc = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2YCrCb)
-    return head & (ycc[..., 0] > 40) & (ycc[..., 1] >= 135) & (ycc[..., 1] <= 180) & (ycc[..., 2] >= 80) & (ycc[..., 2] <= 130)
+    return (
+        head
+        & (ycc[..., 0] > 40)
+        & (ycc[..., 1] >= 135)
+        & (ycc[..., 1] <= 180)
+        & (ycc[..., 2] >= 80)
+        & (ycc[..., 2] <= 130)
+    )
 
 
-def make_clip(photo: str, bpm: float = 72.0, seconds: float = 10.0, fps: float = 30.0, amp: float = 0.5,
-              size: tuple[int, int] = (320, 240), motion_px: int = 3, grow: int = 0, seed: int = 0,
-              where: str = "polygon") -> Clip:
+def make_clip(
+    photo: str,
+    bpm: float = 72.0,
+    seconds: float = 10.0,
+    fps: float = 30.0,
+    amp: float = 0.5,
+    size: tuple[int, int] = (320, 240),
+    motion_px: int = 3,
+    grow: int = 0,
+    seed: int = 0,
+    where: str = "polygon",
+) -> Clip:
     from faceveil.models.detectors import create_detector
     from faceveil.models.rppg.skin import skin_region
 
@@ -61,16 +78,19 @@ def make_clip(photo: str, bpm: float = 72.0, seconds: float = 10.0, fps: float =
     w, h = size
     pad = motion_px + 1
     scale = min((w + 2 * pad) / rgb.shape[1], (h + 2 * pad) / rgb.shape[0]) * 1.0
-    canvas = cv2.resize(rgb, (int(np.ceil(rgb.shape[1] * scale)), int(np.ceil(rgb.shape[0] * scale))),
-                        interpolation=cv2.INTER_AREA)
+    canvas = cv2.resize(
+        rgb, (int(np.ceil(rgb.shape[1] * scale)), int(np.ceil(rgb.shape[0] * scale))), interpolation=cv2.INTER_AREA
+    )
     big = np.zeros((h + 2 * pad, w + 2 * pad, 3), np.uint8)
     ch, cw = min(canvas.shape[0], big.shape[0]), min(canvas.shape[1], big.shape[1])
     big[:ch, :cw] = canvas[:ch, :cw]
     n = int(round(seconds * fps))
     t = np.arange(n) / fps
-    shift = np.stack([np.round(motion_px * np.sin(2 * np.pi * 0.08 * t)),
-                      np.round(motion_px * np.sin(2 * np.pi * 0.05 * t + 1))], axis=1).astype(int)  # (dx, dy)
-    first = big[pad:pad + h, pad:pad + w]
+    shift = np.stack(
+        [np.round(motion_px * np.sin(2 * np.pi * 0.08 * t)), np.round(motion_px * np.sin(2 * np.pi * 0.05 * t + 1))],
+        axis=1,
+    ).astype(int)  # (dx, dy)
+    first = big[pad : pad + h, pad : pad + w]
     dets = create_detector().detect(np.ascontiguousarray(first))
     if not len(dets):
         raise ValueError(f"{photo}: no face found")
@@ -88,7 +108,7 @@ def make_clip(photo: str, bpm: float = 72.0, seconds: float = 10.0, fps: float =
     skins = np.zeros((n, h, w), bool)
     boxes, lms = np.zeros((n, 4), np.float32), np.zeros((n, 5, 2), np.float32)
     for i, (dx, dy) in enumerate(shift):
-        f = big[pad - dy:pad - dy + h, pad - dx:pad - dx + w].astype(np.float32)
+        f = big[pad - dy : pad - dy + h, pad - dx : pad - dx + w].astype(np.float32)
         m = np.zeros((h, w), bool)
         ys, xs = np.nonzero(mask0)
         ys, xs = ys + dy, xs + dx
@@ -137,8 +157,12 @@ def pipeline_masks(private_dest, frames: np.ndarray) -> np.ndarray:
     for r in pq.read_table(private_dest / "detections").to_pandas().itertuples():
         if r.track_id < 0:
             continue
-        d = Detections(np.float32([[r.x1, r.y1, r.x2, r.y2]]), [r.score], np.reshape(r.landmarks, (1, 5, 2)),
-                       np.int64([r.track_id]))
+        d = Detections(
+            np.float32([[r.x1, r.y1, r.x2, r.y2]]),
+            [r.score],
+            np.reshape(r.landmarks, (1, 5, 2)),
+            np.int64([r.track_id]),
+        )
         if (s := skin_of(d, 0, h, w, frames[r.frame_index])) is not None:
             masks[r.frame_index] |= s.full(h, w)
     return masks

@@ -13,6 +13,7 @@ in production, when
   - FACEVEIL_TEST_OWN_CLUSTER=1 (debugging).
 After each run, work the run left on the shared workers (a failed run's other tasks) is waited for,
 and the workers are restarted if it does not end, so no test sees another's tasks."""
+
 from __future__ import annotations
 
 import collections
@@ -30,15 +31,27 @@ RUNS: collections.Counter = collections.Counter()  # "shared", or why a run took
 
 # set in this process by pytest (the test's name) and by Dask's cluster start (its workers' own values): not a
 # difference in what a run's workers would be given
-_NOT_THE_RUNS = ("PYTEST_CURRENT_TEST", "__DASK_PARENT_PID", "PYTHONHASHSEED", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
-                 "OPENBLAS_NUM_THREADS", "KERAS_BACKEND", "ORT_LOGGING_LEVEL", "TPU_SKIP_MDS_QUERY")
+_NOT_THE_RUNS = (
+    "PYTEST_CURRENT_TEST",
+    "__DASK_PARENT_PID",
+    "PYTHONHASHSEED",
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "KERAS_BACKEND",
+    "ORT_LOGGING_LEVEL",
+    "TPU_SKIP_MDS_QUERY",
+)
 # and by ML libraries on import (LiteRT/TensorFlow's runtime, onnxruntime): a worker importing them sets the same
 _NOT_THE_RUNS_PREFIXES = ("KMP_", "TF_", "XLA_")
 
 
 def _env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items()
-            if k not in _OWN_ENV + _NOT_THE_RUNS and not k.startswith(_NOT_THE_RUNS_PREFIXES)}
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if k not in _OWN_ENV + _NOT_THE_RUNS and not k.startswith(_NOT_THE_RUNS_PREFIXES)
+    }
 
 
 def _own_reason(address) -> str | None:
@@ -105,9 +118,12 @@ def _shared_flow_runtime(original):
             if warm is not None:
                 with contextlib.suppress(Exception):
                     s["client"].run(warm)
-            with temporary_settings(updates={PREFECT_API_URL: url, **({PREFECT_API_AUTH_STRING: auth} if auth else {})}):
-                yield DaskTaskRunner(address=s["cluster"].scheduler_address,
-                                     client_kwargs={"security": s["cluster"].security})
+            with temporary_settings(
+                updates={PREFECT_API_URL: url, **({PREFECT_API_AUTH_STRING: auth} if auth else {})}
+            ):
+                yield DaskTaskRunner(
+                    address=s["cluster"].scheduler_address, client_kwargs={"security": s["cluster"].security}
+                )
         finally:
             runtime._drain_prefect()
             if not configured:

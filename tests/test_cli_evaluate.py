@@ -1,5 +1,6 @@
 """`faceveil evaluate`'s identity-match threshold is --id-threshold (--threshold means a detector score
 in `anonymize`); the old name is a hidden alias for one release."""
+
 import json
 
 import pytest
@@ -34,8 +35,19 @@ def test_evaluate_command_hands_the_id_threshold_to_the_run(monkeypatch, tmp_pat
         return {"methods": {}}
 
     monkeypatch.setattr(evaluate, "run_evaluate", fake_run)
-    args = cli.build_parser().parse_args(["evaluate", str(tmp_path), "--methods", "solid,blur", "--out",
-                                          str(tmp_path / "out"), "--id-threshold", "0.85", "--json"])
+    args = cli.build_parser().parse_args(
+        [
+            "evaluate",
+            str(tmp_path),
+            "--methods",
+            "solid,blur",
+            "--out",
+            str(tmp_path / "out"),
+            "--id-threshold",
+            "0.85",
+            "--json",
+        ]
+    )
     code = cli._evaluate(args)
     assert code == cli.EXIT_OK and json.loads(capsys.readouterr().out) == {"methods": {}}
     assert seen["threshold"] == pytest.approx(0.85) and seen["methods"] == ["solid", "blur"]

@@ -1,4 +1,5 @@
 """`faceveil publish` on a Parquet table: what it refuses before anything starts (usage errors)."""
+
 import pyarrow as pa
 import pyarrow.parquet as pq
 

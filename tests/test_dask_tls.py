@@ -2,6 +2,7 @@
 given, else Dask's configuration; clear errors for a tls:// address without them, for certificates
 with a tcp:// address, and for a missing file. No cluster here (tests/flows/test_dask_cluster.py
 runs one with TLS)."""
+
 import dask
 import pytest
 
@@ -25,18 +26,34 @@ def test_given_files_or_dask_config(files):
     assert dask_tls_files(None) is None and dask_tls_files("tcp://h:8786") is None
     assert dask_tls_files("tls://h:8786", ca, cert, key) == (ca, cert, key)
     assert dask_tls_files("tls://h:8786", ca, cert) == (ca, cert, None)  # the key inside the certificate file
-    with dask.config.set({"distributed.comm.tls.ca-file": ca, "distributed.comm.tls.client.cert": cert,
-                          "distributed.comm.tls.client.key": key}):
+    with dask.config.set(
+        {
+            "distributed.comm.tls.ca-file": ca,
+            "distributed.comm.tls.client.cert": cert,
+            "distributed.comm.tls.client.key": key,
+        }
+    ):
         assert dask_tls_files("tls://h:8786") == (ca, cert, key)
         assert dask_tls_files("tls://h:8786", cert=key) == (ca, key, key)  # a given file wins
 
 
-@pytest.mark.parametrize("address, given, message", [
-    ("tls://h:8786", (None, None, None), "tls://h:8786 is a TLS scheduler, and the client has no CA file and no client certificate"),
-    ("tls://h:8786", ("ca", None, None), "the client has no client certificate: give --dask-tls-ca"),
-    ("tcp://h:8786", ("ca", None, None), "--dask-tls-ca given, but the Dask scheduler is tcp://h:8786"),
-    (None, (None, "cert", "key"), "--dask-tls-cert, --dask-tls-key given, but the Dask scheduler is a local cluster"),
-])
+@pytest.mark.parametrize(
+    "address, given, message",
+    [
+        (
+            "tls://h:8786",
+            (None, None, None),
+            "tls://h:8786 is a TLS scheduler, and the client has no CA file and no client certificate",
+        ),
+        ("tls://h:8786", ("ca", None, None), "the client has no client certificate: give --dask-tls-ca"),
+        ("tcp://h:8786", ("ca", None, None), "--dask-tls-ca given, but the Dask scheduler is tcp://h:8786"),
+        (
+            None,
+            (None, "cert", "key"),
+            "--dask-tls-cert, --dask-tls-key given, but the Dask scheduler is a local cluster",
+        ),
+    ],
+)
 def test_clear_errors(files, address, given, message):
     paths = dict(zip(("ca", "cert", "key"), files))
     with pytest.raises(ValueError, match=message.replace("(", r"\(")):
@@ -49,8 +66,10 @@ def test_missing_file(files, tmp_path):
 
 
 def test_config_file_keys_are_paths_relative_to_the_file(tmp_path):
-    (tmp_path / "archive.toml").write_text('src = "in"\ndest = "out"\ndask_address = "tls://h:8786"\n'
-                                           'dask_tls_ca = "tls/ca.pem"\ndask_tls_cert = "/etc/c.pem"\n')
+    (tmp_path / "archive.toml").write_text(
+        'src = "in"\ndest = "out"\ndask_address = "tls://h:8786"\n'
+        'dask_tls_ca = "tls/ca.pem"\ndask_tls_cert = "/etc/c.pem"\n'
+    )
     config = load_config_file(tmp_path / "archive.toml").anonymize_config()
     assert config.dask_tls == (str(tmp_path / "tls/ca.pem"), "/etc/c.pem", None)
 

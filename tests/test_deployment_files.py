@@ -1,6 +1,7 @@
 """Every file in deployments/ loads: YAML and TOML parse, prefect.yaml is what `prefect deploy` reads
 (its own model) and its entrypoints import and name real flows taking the parameters given, the
 example config is accepted by the config loader, the Dask specs ask for one GPU per worker."""
+
 import importlib.util
 import inspect
 import tomllib
@@ -15,7 +16,13 @@ DEPLOYMENTS = REPO / "deployments"
 
 def test_every_file_is_known_and_parses():
     files = sorted(p.name for p in DEPLOYMENTS.iterdir() if p.is_file())
-    assert files == ["archive.example.toml", "dask-gpu.py", "dask-jobqueue.yaml", "dask-kubernetes.yaml", "prefect.yaml"]
+    assert files == [
+        "archive.example.toml",
+        "dask-gpu.py",
+        "dask-jobqueue.yaml",
+        "dask-kubernetes.yaml",
+        "prefect.yaml",
+    ]
     for p in DEPLOYMENTS.iterdir():
         if p.suffix == ".yaml":
             assert isinstance(yaml.safe_load(p.read_text()), dict), p

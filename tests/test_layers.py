@@ -1,6 +1,7 @@
 """The package's import graph stays a layered DAG: no import loop, no arrow from a lower layer to a
 higher one, and task modules that do not import each other (only the Prefect wrappers import them
 all). Imports inside functions count too."""
+
 import ast
 from pathlib import Path
 
@@ -71,7 +72,7 @@ def test_no_import_loop():
         state[m] = 1
         for n in sorted(edges[m]):
             if state.get(n) == 1:
-                loops.append(" -> ".join(path[path.index(n):] + [n]))
+                loops.append(" -> ".join(path[path.index(n) :] + [n]))
             elif n not in state:
                 visit(n, path + [n])
         state[m] = 2
@@ -84,8 +85,13 @@ def test_no_import_loop():
 
 def test_task_modules_do_not_import_each_other():
     tasks = {m for m in _modules() if m.startswith("faceveil.tasks.")}
-    crossing = [f"{a} -> {b}" for a, bs in _graph().items() if a in tasks and a != "faceveil.tasks.wrappers"
-                for b in bs if b in tasks]
+    crossing = [
+        f"{a} -> {b}"
+        for a, bs in _graph().items()
+        if a in tasks and a != "faceveil.tasks.wrappers"
+        for b in bs
+        if b in tasks
+    ]
     assert not crossing, "task modules importing task modules:\n" + "\n".join(sorted(crossing))
 
 
@@ -122,8 +128,11 @@ def test_long_modules_and_functions_say_why():
         if text.count("\n") > 300 and "300 lines" not in doc:
             unexplained.append(f"{name}: {text.count(chr(10))} lines")
         for f in ast.walk(tree):
-            if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef)) and f.end_lineno - f.lineno + 1 > 60 \
-                    and f.name not in doc:
+            if (
+                isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))
+                and f.end_lineno - f.lineno + 1 > 60
+                and f.name not in doc
+            ):
                 unexplained.append(f"{name}.{f.name}: {f.end_lineno - f.lineno + 1} lines")
     assert not unexplained, "too long, with no reason in the module docstring:\n" + "\n".join(unexplained)
 

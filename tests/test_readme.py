@@ -4,6 +4,7 @@ used with (or, where no command is named beside it, by some command), and every 
 (and every link between the docs/ pages, anchors included) points at something that exists.
 
 The grammar is read from faceveil/cli/parser.py's build_parser (no subprocess: fast)."""
+
 from __future__ import annotations
 
 import argparse
@@ -126,7 +127,9 @@ def test_readme_is_short():
 def test_readme_keeps_the_two_commands():
     text = README.read_text(encoding="utf-8")
     for command in ("make demo", "make test"):
-        assert re.search(rf"^{command}\b.*creates \.venv", text, re.M), f"README.md: `{command}` and that it creates .venv"
+        assert re.search(rf"^{command}\b.*creates \.venv", text, re.M), (
+            f"README.md: `{command}` and that it creates .venv"
+        )
 
 
 def test_readme_commands_and_flags_exist(grammar):
@@ -156,9 +159,19 @@ def test_docs_links_exist():
 
 def test_checker_catches_what_is_wrong(grammar):
     """The checks can fail: a made-up command, a flag a command does not take, a flag nobody takes."""
-    bad = "\n".join(["```sh", ".venv/bin/faceveil anonymise SRC DEST", "faceveil search DEST --probe P --all",
-                     "  --bogus-flag", "```", "and `--made-up` inline, `faceveil restore DEST OUT --all` fine"])
-    assert problems(bad, grammar) == ["line 2: `faceveil anonymise` is not a command",
-                                      "line 3: `faceveil search` takes no --all",
-                                      "line 4: `faceveil search` takes no --bogus-flag",
-                                      "line 6: no command takes --made-up"]
+    bad = "\n".join(
+        [
+            "```sh",
+            ".venv/bin/faceveil anonymise SRC DEST",
+            "faceveil search DEST --probe P --all",
+            "  --bogus-flag",
+            "```",
+            "and `--made-up` inline, `faceveil restore DEST OUT --all` fine",
+        ]
+    )
+    assert problems(bad, grammar) == [
+        "line 2: `faceveil anonymise` is not a command",
+        "line 3: `faceveil search` takes no --all",
+        "line 4: `faceveil search` takes no --bogus-flag",
+        "line 6: no command takes --made-up",
+    ]

@@ -1,4 +1,5 @@
 """The built-in sample archive: layout, streams, and real faces that a detector finds."""
+
 from __future__ import annotations
 
 import av
@@ -8,8 +9,13 @@ from PIL import Image
 
 from faceveil.sample import make_sample_archive
 
-NAMES = ["cameras/lobby/clip_001.mp4", "cameras/parking/clip_002.mkv",
-         "photos/astronaut.jpg", "photos/grace_hopper.png", "photos/camera.webp"]
+NAMES = [
+    "cameras/lobby/clip_001.mp4",
+    "cameras/parking/clip_002.mkv",
+    "photos/astronaut.jpg",
+    "photos/grace_hopper.png",
+    "photos/camera.webp",
+]
 
 
 @pytest.fixture(scope="module")

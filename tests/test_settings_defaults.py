@@ -1,6 +1,7 @@
 """AnonymizeConfig keeps the user's settings as given: a combination that needs another setting is
 an error naming both, a default that depends on another setting is read through one property, and
 the output settings hash stays what it was before (a changed hash redoes every archive)."""
+
 import dataclasses
 
 import pytest
@@ -16,18 +17,23 @@ def _config(**kw) -> AnonymizeConfig:
 
 
 # computed on 7899ce2, before the defaults became explicit: the same user settings must hash the same
-@pytest.mark.parametrize("settings, hashed", [
-    ({}, "33138bcd407f6e93"),
-    ({"method": "scramble", "vault_lock": LOCK}, "542d3fd9bd00771b"),
-    ({"method": "scramble", "vault_lock": LOCK, "reversible": True}, "542d3fd9bd00771b"),
-    ({"method": "scramble", "vault_lock": LOCK, "index": False}, "4734dbd3a7e00c19"),
-    ({"method": "blur", "reversible": True, "vault_lock": LOCK}, "0fe91e9fef4d49cf"),
-    ({"track": False}, "6914c358b0a33138"),
-    ({"track": False, "detect_every": 1}, "6914c358b0a33138"),
-    ({"method": "keep", "pulse": "target:100"}, "68ea9387f378f902"),
-    ({"method": "keep", "pulse": "scrub", "check_every_s": 2.0, "second_look": 0.7, "recheck": True},
-     "d16ac7bf057ef892"),
-])
+@pytest.mark.parametrize(
+    "settings, hashed",
+    [
+        ({}, "33138bcd407f6e93"),
+        ({"method": "scramble", "vault_lock": LOCK}, "542d3fd9bd00771b"),
+        ({"method": "scramble", "vault_lock": LOCK, "reversible": True}, "542d3fd9bd00771b"),
+        ({"method": "scramble", "vault_lock": LOCK, "index": False}, "4734dbd3a7e00c19"),
+        ({"method": "blur", "reversible": True, "vault_lock": LOCK}, "0fe91e9fef4d49cf"),
+        ({"track": False}, "6914c358b0a33138"),
+        ({"track": False, "detect_every": 1}, "6914c358b0a33138"),
+        ({"method": "keep", "pulse": "target:100"}, "68ea9387f378f902"),
+        (
+            {"method": "keep", "pulse": "scrub", "check_every_s": 2.0, "second_look": 0.7, "recheck": True},
+            "d16ac7bf057ef892",
+        ),
+    ],
+)
 def test_output_settings_hash_is_unchanged(settings, hashed):
     assert _config(**settings).output_settings_hash() == hashed
 

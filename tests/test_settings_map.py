@@ -1,6 +1,7 @@
 """One mapping from `anonymize`'s flags and the config file's keys to AnonymizeConfig, checked both
 ways: every setting a user may give is reachable, every flag is a setting or named as none, and a
 command line and the equivalent config file give the same config."""
+
 import argparse
 import dataclasses
 
@@ -54,17 +55,39 @@ def test_plain_command_line_defaults_are_the_config_defaults(tmp_path):
     assert _config(args) == (None, AnonymizeConfig(src=str(tmp_path / "in"), dest=str(tmp_path / "out")))
 
 
-@pytest.mark.parametrize("flags, toml", [
-    (["--check-every", "2.5", "--check-frames", "12", "--max-leak", "5", "--mlflow-uri", "sqlite:///m.db"],
-     'check_every_s = 2.5\ncheck_max_frames = 12\nmax_leak = 0.05\ntracking_uri = "sqlite:///m.db"\n'),
-    (["--method", "blur", "--no-track", "--no-recheck", "--second-look", "0", "--mask", "ellipse", "--crf", "20"],
-     'method = "blur"\ntrack = false\nrecheck = false\nsecond_look = 0\nmask_shape = "ellipse"\ncrf = 20\n'),
-    (["--reversible", "--no-index", "--detect-every", "3", "--scope", "head"],
-     'reversible = true\nindex = false\ndetect_every = 3\nscope = "head"\n'),
-    (["--method", "scramble"], 'method = "scramble"\n'),
-    (["--method", "keep", "--pulse", "target:90", "--check-every", "3"],
-     'method = "keep"\npulse = "target:90"\ncheck_every_s = 3\n'),
-])
+@pytest.mark.parametrize(
+    "flags, toml",
+    [
+        (
+            ["--check-every", "2.5", "--check-frames", "12", "--max-leak", "5", "--mlflow-uri", "sqlite:///m.db"],
+            'check_every_s = 2.5\ncheck_max_frames = 12\nmax_leak = 0.05\ntracking_uri = "sqlite:///m.db"\n',
+        ),
+        (
+            [
+                "--method",
+                "blur",
+                "--no-track",
+                "--no-recheck",
+                "--second-look",
+                "0",
+                "--mask",
+                "ellipse",
+                "--crf",
+                "20",
+            ],
+            'method = "blur"\ntrack = false\nrecheck = false\nsecond_look = 0\nmask_shape = "ellipse"\ncrf = 20\n',
+        ),
+        (
+            ["--reversible", "--no-index", "--detect-every", "3", "--scope", "head"],
+            'reversible = true\nindex = false\ndetect_every = 3\nscope = "head"\n',
+        ),
+        (["--method", "scramble"], 'method = "scramble"\n'),
+        (
+            ["--method", "keep", "--pulse", "target:90", "--check-every", "3"],
+            'method = "keep"\npulse = "target:90"\ncheck_every_s = 3\n',
+        ),
+    ],
+)
 def test_a_command_line_and_its_config_file_give_the_same_config(tmp_path, flags, toml):
     from faceveil.cli.configured import configured
     from faceveil.cli.runs import _config

@@ -1,5 +1,6 @@
 """The `faceveil` command: one subcommand per job (grammar in parser.py; the commands in runs.py
 and keyed.py)."""
+
 from __future__ import annotations
 
 import os
@@ -26,11 +27,27 @@ def main(argv: list[str] | None = None) -> int:
     from faceveil.offline import set_offline_env
 
     set_offline_env()
-    handlers = {"anonymize": _anonymize, "pulse": _anonymize, "keygen": _keygen, "restore": _restore, "forget": _forget, "rotate-key": _rotate_key,
-                "search": _search, "calibrate": _calibrate, "access-log": _access_log, "audit-log": _access_log,
-                "log-key": _log_key, "sample": _sample,
-                "report": _report, "migrate-state": _migrate_state, "evaluate": _evaluate, "serve": _serve, "publish": _publish,
-                "review": _review, "check": _check}
+    handlers = {
+        "anonymize": _anonymize,
+        "pulse": _anonymize,
+        "keygen": _keygen,
+        "restore": _restore,
+        "forget": _forget,
+        "rotate-key": _rotate_key,
+        "search": _search,
+        "calibrate": _calibrate,
+        "access-log": _access_log,
+        "audit-log": _access_log,
+        "log-key": _log_key,
+        "sample": _sample,
+        "report": _report,
+        "migrate-state": _migrate_state,
+        "evaluate": _evaluate,
+        "serve": _serve,
+        "publish": _publish,
+        "review": _review,
+        "check": _check,
+    }
     from faceveil.validation.errors import ContractError
 
     try:

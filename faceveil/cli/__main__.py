@@ -1,4 +1,5 @@
 """`python -m faceveil.cli`."""
+
 from faceveil.cli import run
 
 run()

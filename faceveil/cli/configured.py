@@ -1,6 +1,7 @@
 """`faceveil anonymize --config FILE`: the file's settings, overridden by the flags the command line
 gives; the key from --key / --passphrase when given, else from the file's [key] reference, else
 $FACEVEIL_KEY (as without a file)."""
+
 from __future__ import annotations
 
 import os

@@ -1,5 +1,6 @@
 """The commands that need the master key: keygen, search, calibrate, access-log, log-key, restore,
 rotate-key, forget; and reading the key from --key / $FACEVEIL_KEY or a passphrase."""
+
 from __future__ import annotations
 
 import json
@@ -52,8 +53,14 @@ def _search(args) -> int:
     archive = archive_state(args)
     master, _ = _master(args, archive)
     check_master(archive, master)  # a wrong key is refused before anything is logged
-    with logged(archive, master, "search", args.reason, probe_sha256=sha256_file(args.probe),
-                details={"top": args.top, "thumbnails": args.thumbnails}) as outcome:
+    with logged(
+        archive,
+        master,
+        "search",
+        args.reason,
+        probe_sha256=sha256_file(args.probe),
+        details={"top": args.top, "thumbnails": args.thumbnails},
+    ) as outcome:
         matches, cut, _digest = find_by_probe(archive, master, args.probe, args.face, args.top)
         thumbs = {}
         if args.thumbnails:
@@ -64,17 +71,28 @@ def _search(args) -> int:
             from faceveil.storage.paths import Location
 
             public = Location(args.archive)
-            thumbs = {m.ref: thumbnail(public, archive, m, args.thumbnails, i, tempfile.gettempdir())
-                      for i, m in enumerate(matches)}
+            thumbs = {
+                m.ref: thumbnail(public, archive, m, args.thumbnails, i, tempfile.gettempdir())
+                for i, m in enumerate(matches)
+            }
         outcome.matched, outcome.details = [m.ref for m in matches], {"threshold": cut}
     if args.json:
-        print(json.dumps({"threshold": cut, "matches": [{**m.__dict__, "ref": m.ref, "thumbnail": thumbs.get(m.ref)}
-                                                        for m in matches]}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "threshold": cut,
+                    "matches": [{**m.__dict__, "ref": m.ref, "thumbnail": thumbs.get(m.ref)} for m in matches],
+                },
+                indent=2,
+            )
+        )
     elif not matches:
         print(f"no match (no track scores >= {cut:.3f})")
-    for m in ([] if args.json else matches):
-        print(f"{m.score:.3f}  {m.rel_path}  track {m.track_id}  frames {m.first_frame}-{m.last_frame}  "
-              f"{m.t_start_s:.2f}-{m.t_end_s:.2f} s  ({m.ref})" + (f"  {thumbs[m.ref]}" if m.ref in thumbs else ""))
+    for m in [] if args.json else matches:
+        print(
+            f"{m.score:.3f}  {m.rel_path}  track {m.track_id}  frames {m.first_frame}-{m.last_frame}  "
+            f"{m.t_start_s:.2f}-{m.t_end_s:.2f} s  ({m.ref})" + (f"  {thumbs[m.ref]}" if m.ref in thumbs else "")
+        )
     return EXIT_OK
 
 
@@ -86,8 +104,10 @@ def _calibrate(args) -> int:
     master, _ = _master(args, archive)
     check_master(archive, master)
     res = calibrate(archive, master, args.labelled, args.target_fmr)
-    print(f"threshold {res['threshold']:.3f}: false-match rate {res['fmr']:.4f} (target {args.target_fmr}), "
-          f"true-match rate {res['tmr']:.3f} on {res['photos']} photos of {res['identities']} people")
+    print(
+        f"threshold {res['threshold']:.3f}: false-match rate {res['fmr']:.4f} (target {args.target_fmr}), "
+        f"true-match rate {res['tmr']:.3f} on {res['photos']} photos of {res['identities']} people"
+    )
     return EXIT_OK
 
 
@@ -99,8 +119,10 @@ def _access_log(args) -> int:
     for r in access_log.tail(archive, args.tail):
         details = access_log.details(r)
         error = f"  ({details['error']})" if details.get("error") else ""
-        print(f"{r['seq']:6d} {r['time']} {r['actor']:12} {r['action']:10} {details.get('outcome') or '':6} "
-              f"{len(r['matched'] or [])} tracks  {r['reason']}{error}")
+        print(
+            f"{r['seq']:6d} {r['time']} {r['actor']:12} {r['action']:10} {details.get('outcome') or '':6} "
+            f"{len(r['matched'] or [])} tracks  {r['reason']}{error}"
+        )
     if args.verify or args.log_key:
         from faceveil.storage.keys import ENV_VAR
 
@@ -113,11 +135,17 @@ def _access_log(args) -> int:
             print(f"TAMPERED {p}", file=sys.stderr)
         print("access log intact" if not problems else f"access log: {len(problems)} problem(s)")
         if log_key is None:
-            print("note: whoever holds the master key can re-sign rows so that this check passes; the auditor's "
-                  "log key (--log-key) tells", file=sys.stderr)
+            print(
+                "note: whoever holds the master key can re-sign rows so that this check passes; the auditor's "
+                "log key (--log-key) tells",
+                file=sys.stderr,
+            )
             if log_seal.read_state(archive) is None:
-                print(f"note: no log key is set up for this archive: `faceveil log-key {args.archive} FILE` "
-                      "makes one for the auditor", file=sys.stderr)
+                print(
+                    f"note: no log key is set up for this archive: `faceveil log-key {args.archive} FILE` "
+                    "makes one for the auditor",
+                    file=sys.stderr,
+                )
         elif master is None:
             print("note: rows' master-key MACs not checked (no --key)", file=sys.stderr)
         return EXIT_OK if not problems else EXIT_MEDIA_FAILED
@@ -137,8 +165,9 @@ def _log_key(args) -> int:
     master, _ = _master(args, archive)
     check_master(archive, master)  # a wrong key is refused before anything is logged
     if log_seal.read_state(archive) is not None:
-        raise ValueError(f"{archive.display(log_seal.FOLDER)}: this archive has a log key set up already; "
-                         "nothing was written")
+        raise ValueError(
+            f"{archive.display(log_seal.FOLDER)}: this archive has a log key set up already; nothing was written"
+        )
     with logged(archive, master, "log-key", args.reason) as outcome:
         key = access_log.set_up_seal(archive, master)
         try:
@@ -148,8 +177,10 @@ def _log_key(args) -> int:
             raise
         outcome.details = {"log_key": key.id, "start": key.start}
     print(f"log key {key.id} written to {args.out} (mode 0600): it seals the access log from seq {key.start} on")
-    print("give it to the auditor, apart from the master key and the archive: `faceveil access-log ARCHIVE "
-          "--log-key FILE` then tells rows re-signed or cut by a key holder")
+    print(
+        "give it to the auditor, apart from the master key and the archive: `faceveil access-log ARCHIVE "
+        "--log-key FILE` then tells rows re-signed or cut by a key holder"
+    )
     return EXIT_OK
 
 
@@ -172,8 +203,15 @@ def _restore(args) -> int:
             raise ValueError("restore --probe needs --reason (recorded in the access log)")
         digest = sha256_file(args.probe)
     check_master(archive, master)  # a wrong key is refused before anything is logged
-    with logged(archive, master, "restore", args.reason or "(not given)", targets=args.track, probe_sha256=digest,
-                details={"out": args.out, "media": args.media, "all": args.all}) as outcome:
+    with logged(
+        archive,
+        master,
+        "restore",
+        args.reason or "(not given)",
+        targets=args.track,
+        probe_sha256=digest,
+        details={"out": args.out, "media": args.media, "all": args.all},
+    ) as outcome:
         tracks = list(args.track)
         if args.probe:
             from faceveil.ops.search import find_by_probe
@@ -184,10 +222,22 @@ def _restore(args) -> int:
         if args.probe and not matches:
             report = None
         else:
-            report = run_restore(RestoreConfig(args.archive, args.out, tracks=tracks, media=args.media, all=args.all,
-                                               workers=args.workers, dask_address=args.dask_address,
-                                               dask_tls_ca=args.dask_tls_ca, dask_tls_cert=args.dask_tls_cert,
-                                               dask_tls_key=args.dask_tls_key, state=archive.url), master)
+            report = run_restore(
+                RestoreConfig(
+                    args.archive,
+                    args.out,
+                    tracks=tracks,
+                    media=args.media,
+                    all=args.all,
+                    workers=args.workers,
+                    dask_address=args.dask_address,
+                    dask_tls_ca=args.dask_tls_ca,
+                    dask_tls_cert=args.dask_tls_cert,
+                    dask_tls_key=args.dask_tls_key,
+                    state=archive.url,
+                ),
+                master,
+            )
             _restore_outcome(report, outcome)
     if report is None:
         print(f"no match (no track scores >= {cut:.3f}): nothing restored")
@@ -196,9 +246,13 @@ def _restore(args) -> int:
         print(json.dumps(report, indent=2))
     else:
         for m in report["media"]:
-            print(f"{m['status']:8} {m['path']}: {m.get('regions_restored', 0)} face regions restored"
-                  + (f", tracks {m['forgotten_tracks']} forgotten" if m.get("forgotten_tracks") else ""))
-        print(f"restored media: {args.out.rstrip('/')}/  report: {archive.display('restore/' + report['run_id'] + '.json')}")
+            print(
+                f"{m['status']:8} {m['path']}: {m.get('regions_restored', 0)} face regions restored"
+                + (f", tracks {m['forgotten_tracks']} forgotten" if m.get("forgotten_tracks") else "")
+            )
+        print(
+            f"restored media: {args.out.rstrip('/')}/  report: {archive.display('restore/' + report['run_id'] + '.json')}"
+        )
     for m in report["media"]:
         for why in m.get("refused_regions", []):
             print(f"REFUSED {why}", file=sys.stderr)
@@ -232,14 +286,17 @@ def _rotate_key(args) -> int:
     if moved and (not last or new.matches(str(last[0]["key_fingerprint"]))):
         print(f"{args.archive} is kept with {new.fingerprint} already: nothing to rotate")
         return EXIT_OK
-    with logged(archive, old, "rotate-key", args.reason, details={"new_key": new.fingerprint,
-                                                                   "resumed": moved}) as outcome:
+    with logged(
+        archive, old, "rotate-key", args.reason, details={"new_key": new.fingerprint, "resumed": moved}
+    ) as outcome:
         n = rotate_key(archive, old, new)
         outcome.hand_over_to = new  # the vault opens with the new key only now: so does the log, from its outcome row
         m = reproject_index(archive, old, new)
         outcome.details = {"data_keys": n, "templates": m}
-    print(f"{n} data keys re-wrapped and {m} identity templates re-sealed: {args.archive} now opens "
-          f"and searches with {new.fingerprint} only; the access log goes on with it")
+    print(
+        f"{n} data keys re-wrapped and {m} identity templates re-sealed: {args.archive} now opens "
+        f"and searches with {new.fingerprint} only; the access log goes on with it"
+    )
     return EXIT_OK
 
 

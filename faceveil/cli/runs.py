@@ -1,5 +1,6 @@
 """The commands that run or show a job without the key's secret part: anonymize (its key comes
 through keyed._master), report, evaluate, sample."""
+
 from __future__ import annotations
 
 import json
@@ -42,9 +43,11 @@ def _dry_run(config) -> int:
     from faceveil.tasks.plan import plan_video
 
     items, unsupported = discover(config)
-    print(f"plan: {len(items)} media in {config.src} -> {config.dest} "
-          f"(method {config.method}{', pulse ' + config.pulse if config.pulse else ''}, detector {config.detector}, "
-          f"{config.n_workers} workers)")
+    print(
+        f"plan: {len(items)} media in {config.src} -> {config.dest} "
+        f"(method {config.method}{', pulse ' + config.pulse if config.pulse else ''}, detector {config.detector}, "
+        f"{config.n_workers} workers)"
+    )
     for item in items:
         if item.error:
             print(f"  FAILS    {item.rel!r}: {item.error}")
@@ -58,8 +61,10 @@ def _dry_run(config) -> int:
                 print(f"  FAILS    {item.rel}: {plan.error}")
             else:
                 info = plan.info
-                print(f"  video    {item.rel}: {info.n_frames} frames, {info.duration_s:.1f} s, "
-                      f"{info.width}x{info.height}, audio {'yes' if info.has_audio else 'no'}, {len(plan.chunks)} chunk(s)")
+                print(
+                    f"  video    {item.rel}: {info.n_frames} frames, {info.duration_s:.1f} s, "
+                    f"{info.width}x{info.height}, audio {'yes' if info.has_audio else 'no'}, {len(plan.chunks)} chunk(s)"
+                )
     for rel, why in unsupported:
         print(f"  skip     {rel}: {why}")
     return EXIT_OK
@@ -94,19 +99,26 @@ def _anonymize(args) -> int:
     if args.json:
         print(json.dumps(summary, indent=2))
     elif summary["audit"].get("nothing_new"):
-        print(f"0 new: all {summary['media']} media already done with these settings, "
-              f"{summary['seconds']:.1f} s (no cluster started)")
+        print(
+            f"0 new: all {summary['media']} media already done with these settings, "
+            f"{summary['seconds']:.1f} s (no cluster started)"
+        )
         _print_audit(state, summary["audit"])
     else:
         done = "processed (faces kept visible)" if config.method == "keep" else "anonymized"
-        print(f"{summary['ok']} of {summary['media']} media {done}"
-              + (f", pulse {config.pulse}" if config.pulse else "") + " "
-              f"({summary['already_done']} already done, {summary['failed']} failed"
-              f"{', of them ' + str(summary['leaked']) + ' withheld by the leak gate' if summary['leaked'] else ''}), "
-              f"{summary['faces']} face boxes, {summary['seconds']:.1f} s")
+        print(
+            f"{summary['ok']} of {summary['media']} media {done}"
+            + (f", pulse {config.pulse}" if config.pulse else "")
+            + " "
+            f"({summary['already_done']} already done, {summary['failed']} failed"
+            f"{', of them ' + str(summary['leaked']) + ' withheld by the leak gate' if summary['leaked'] else ''}), "
+            f"{summary['faces']} face boxes, {summary['seconds']:.1f} s"
+        )
         print(f"outputs:  {dest}/ (anonymized media only: what may be published)")
-        print(f"private:  {state}/ (summary.json, manifests, vault, index, access log, quarantine, reports: "
-              "keep it apart from DEST)")
+        print(
+            f"private:  {state}/ (summary.json, manifests, vault, index, access log, quarantine, reports: "
+            "keep it apart from DEST)"
+        )
         _print_audit(state, summary["audit"])
         if skipped := summary.get("not_media"):
             shown = "; ".join(f"{_shown(s['path'])} ({s['reason']})" for s in skipped[:3])
@@ -129,19 +141,24 @@ def _shown(path: str) -> str:
 def _print_audit(state: str, audit: dict) -> None:
     if audit.get("nothing_new"):
         print(f"report:   {state}/{audit['report']}  (MLflow run {audit['mlflow']['run_id']})")
-        print(f"checks:   nothing new since the last run (no cluster started); contracts over the whole archive "
-              f"{'passed' if audit['contracts'] else 'FAILED'}")
+        print(
+            f"checks:   nothing new since the last run (no cluster started); contracts over the whole archive "
+            f"{'passed' if audit['contracts'] else 'FAILED'}"
+        )
         return
     p, u = audit["privacy"], audit["utility"]
 
     def pct(v):
         return "n/a" if v is None or v != v else f"{100 * v:.1f}%"
+
     print(f"report:   {state}/{audit['report']}  (MLflow run {audit['mlflow']['run_id']})")
     lk = p["leak"]
-    print(f"checks:   leak {pct(lk['rate'])} ({lk['faces_found']} unmasked of {lk.get('faces_checked', 0)} faces in "
-          f"{lk['frames_checked']} checked frames; below {pct(lk.get('upper_95'))} at 95% confidence), re-identified {pct(p['reid']['rate'])} of "
-          f"{p['reid']['faces_checked']} faces, background PSNR {u['background_psnr']:.1f} dB, "
-          f"contracts {'passed' if audit['contracts'] else 'FAILED'}")
+    print(
+        f"checks:   leak {pct(lk['rate'])} ({lk['faces_found']} unmasked of {lk.get('faces_checked', 0)} faces in "
+        f"{lk['frames_checked']} checked frames; below {pct(lk.get('upper_95'))} at 95% confidence), re-identified {pct(p['reid']['rate'])} of "
+        f"{p['reid']['faces_checked']} faces, background PSNR {u['background_psnr']:.1f} dB, "
+        f"contracts {'passed' if audit['contracts'] else 'FAILED'}"
+    )
 
 
 def _report(args) -> int:
@@ -176,9 +193,15 @@ def _evaluate(args) -> int:
     from faceveil.validation.evaluation_table import format_table
 
     out = args.out or tempfile.mkdtemp(prefix="faceveil-evaluate-")
-    result = run_evaluate(args.data, out, [m.strip() for m in args.methods.split(",") if m.strip()],
-                          workers=args.workers, check_every_s=args.check_every, tracking_uri=args.mlflow_uri,
-                          threshold=args.id_threshold)
+    result = run_evaluate(
+        args.data,
+        out,
+        [m.strip() for m in args.methods.split(",") if m.strip()],
+        workers=args.workers,
+        check_every_s=args.check_every,
+        tracking_uri=args.mlflow_uri,
+        threshold=args.id_threshold,
+    )
     print(json.dumps(result, indent=2, default=str) if args.json else format_table(result))
     return EXIT_OK
 

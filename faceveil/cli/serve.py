@@ -1,5 +1,6 @@
 """`faceveil serve [--config FILE]`: the scheduled runs of one archive (flows/service.py), until
 Ctrl-C or SIGTERM; then everything it started is stopped."""
+
 from __future__ import annotations
 
 import os
@@ -30,8 +31,14 @@ def _serve(args) -> int:
     prefect_file = Path(args.prefect_file) if args.prefect_file else DEFAULT_PREFECT_FILE
     if not prefect_file.is_file():
         raise FileNotFoundError(f"{prefect_file}: no deployments file (pass --prefect-file)")
-    service = Service(config_path, prefect_file, port=args.port, worker=args.worker, key_env=env_names(file.key_ref),
-                      restore=file.restore_deploy)
+    service = Service(
+        config_path,
+        prefect_file,
+        port=args.port,
+        worker=args.worker,
+        key_env=env_names(file.key_ref),
+        restore=file.restore_deploy,
+    )
 
     def say(line: str) -> None:
         print(f"faceveil serve: {line}", flush=True)

@@ -1,6 +1,7 @@
 """The one mapping from `anonymize`'s (and `pulse`'s) command-line options, by argparse dest, to
 AnonymizeConfig's fields, which are also the config file's keys (faceveil/config_file.py): the
 plain command line (runs._config) and `--config FILE` (configured.py) both build settings with it."""
+
 from __future__ import annotations
 
 
@@ -9,10 +10,38 @@ def _same(v):
 
 
 # options whose dest is their field's name, in its unit
-_AS_IS = ("src", "dest", "state", "method", "pulse", "detector", "threshold", "precision", "min_size", "scale",
-          "detect_fps", "detect_mpx_per_s", "detect_every", "second_look", "track", "mask_shape", "scope", "pad",
-          "max_gap", "lossless", "crf", "preset", "workers", "dask_address", "dask_tls_ca", "dask_tls_cert",
-          "dask_tls_key", "gpu_workers", "mlflow_artifacts", "recheck")
+_AS_IS = (
+    "src",
+    "dest",
+    "state",
+    "method",
+    "pulse",
+    "detector",
+    "threshold",
+    "precision",
+    "min_size",
+    "scale",
+    "detect_fps",
+    "detect_mpx_per_s",
+    "detect_every",
+    "second_look",
+    "track",
+    "mask_shape",
+    "scope",
+    "pad",
+    "max_gap",
+    "lossless",
+    "crf",
+    "preset",
+    "workers",
+    "dask_address",
+    "dask_tls_ca",
+    "dask_tls_cert",
+    "dask_tls_key",
+    "gpu_workers",
+    "mlflow_artifacts",
+    "recheck",
+)
 
 # dest -> (AnonymizeConfig field, conversion of the parsed value)
 SETTING_FLAGS = {d: (d, _same) for d in _AS_IS} | {

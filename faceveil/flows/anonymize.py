@@ -2,6 +2,7 @@
 encode, check (leak gate) -> media that leaked once more, denser and with the gate's detectors -> index -> run summary -> contracts,
 report, MLflow. Composition only. `_process` is longer than 60 lines: one loop over the futures as
 they complete (plan, detect, track, encode, join) reads best whole."""
+
 from __future__ import annotations
 
 import contextlib
@@ -29,8 +30,14 @@ from faceveil.tasks.plan import segments_of
 
 
 @flow(name="anonymize_archive", log_prints=False)
-def anonymize_archive(config: AnonymizeConfig, run_id: str | None = None, index_token: str | None = None,
-                      options_token: str | None = None, key_ref: dict | None = None, people_token: str | None = None) -> dict:
+def anonymize_archive(
+    config: AnonymizeConfig,
+    run_id: str | None = None,
+    index_token: str | None = None,
+    options_token: str | None = None,
+    key_ref: dict | None = None,
+    people_token: str | None = None,
+) -> dict:
     """A reversible run's key comes as `key_ref`, a reference ({"file": PATH}, {"env": NAME} or
     {"prefect_secret": BLOCK}) resolved here, in the flow's own process, or, derived (RunKeys), from a
     caller in this process by `index_token` (run_anonymize): never as a parameter's value.
@@ -75,8 +82,14 @@ def _anonymize(config: AnonymizeConfig, run_id: str, index_keys, people: dict) -
         bars.more(len(leaked))
         families = tuple(sorted({f for r in results if r.row["status"] == "leaked" for f in r.leak_families}))
         again_config = config.for_run(second_pass=families or True)
-        again = _process(again_config, [i for i in todo if i.rel in leaked], run_id, bars, people,
-                         known=kept if _finds_alike(config, again_config) else None)
+        again = _process(
+            again_config,
+            [i for i in todo if i.rel in leaked],
+            run_id,
+            bars,
+            people,
+            known=kept if _finds_alike(config, again_config) else None,
+        )
         redone = {r.row["rel_path"]: r for r in again}
         results = [redone.get(r.row["rel_path"], r) for r in results]
     for chunks in kept.values():
@@ -90,8 +103,15 @@ def _anonymize(config: AnonymizeConfig, run_id: str, index_keys, people: dict) -
     summary = t.write_summary_task(config, run_id, started, items, results, unsupported)
     audit, contracts = t.validate_run_task(config, summary, results, scratch(config))
     t.report_and_log_task(state_of(config), audit, contracts, config.tracking_uri, config.mlflow_artifacts)
-    return summary | {"audit": {"report": f"reports/{run_id}.html", "contracts": contracts.success,
-                                "mlflow": audit.get("mlflow"), "privacy": audit["privacy"], "utility": audit["utility"]}}
+    return summary | {
+        "audit": {
+            "report": f"reports/{run_id}.html",
+            "contracts": contracts.success,
+            "mlflow": audit.get("mlflow"),
+            "privacy": audit["privacy"],
+            "utility": audit["utility"],
+        }
+    }
 
 
 def _finds_alike(a: AnonymizeConfig, b: AnonymizeConfig) -> bool:
@@ -100,8 +120,15 @@ def _finds_alike(a: AnonymizeConfig, b: AnonymizeConfig) -> bool:
     return look(a.settings) == look(b.settings)
 
 
-def _process(config: AnonymizeConfig, todo: list[MediaItem], run_id: str, bars, people: dict,
-             keep: dict | None = None, known: dict | None = None) -> list[MediaResult]:
+def _process(
+    config: AnonymizeConfig,
+    todo: list[MediaItem],
+    run_id: str,
+    bars,
+    people: dict,
+    keep: dict | None = None,
+    known: dict | None = None,
+) -> list[MediaResult]:
     """plan -> detect chunks -> track -> finish, per media, on the workers; bad input is recorded and
     the archive goes on. Every task of a video is submitted at once (tracks and segments as futures:
     a segment starts the moment its tracks exist, on whichever worker is free, with no round trip
@@ -137,7 +164,9 @@ def _process(config: AnonymizeConfig, todo: list[MediaItem], run_id: str, bars, 
         before = (known or {}).get(item.rel) or []
         before = before if len(before) == len(plan.chunks) else [None] * len(plan.chunks)
         with gpu():
-            detections = [t.detect_chunk_task.submit(config, item, plan.info, c, b) for c, b in zip(plan.chunks, before)]
+            detections = [
+                t.detect_chunk_task.submit(config, item, plan.info, c, b) for c, b in zip(plan.chunks, before)
+            ]
         chunk_of.update({f: (item.rel, c.stop - c.start) for f, c in zip(detections, plan.chunks)})
         tracked = t.track_video_task.submit(config, item, plan.info, detections)
         upstream = [*detections, tracked]
@@ -146,8 +175,11 @@ def _process(config: AnonymizeConfig, todo: list[MediaItem], run_id: str, bars, 
             upstream.append(tracked)
         segments = segments_of(config, item, plan.info, plan.chunks)
         with gpu():  # one piece encoded and finished, or pieces encoded side by side, then joined
-            parts = [t.encode_segment_task.submit(config, item, plan.info, tracked, s, run_id) for s in segments] \
-                if len(segments) > 1 else []
+            parts = (
+                [t.encode_segment_task.submit(config, item, plan.info, tracked, s, run_id) for s in segments]
+                if len(segments) > 1
+                else []
+            )
             finish = None if parts else t.finish_video_task.submit(config, item, plan.info, tracked, run_id)
         if parts:
             finish = t.join_video_task.submit(config, item, plan.info, tracked, parts, run_id)
@@ -251,7 +283,12 @@ def run_prepared(config: AnonymizeConfig, secret, key_ref: dict | None = None) -
     `faceveil anonymize` takes the two steps itself, so it imports this module only when there is work)."""
     warm = functools.partial(t.warm_worker, config)
     secret = None if key_ref is not None else secret  # the flow resolves a reference itself
-    with withholding(key_ref), handed_over(secret) as token, options_handed_over(config) as (public, options), \
-            flow_runtime(config.n_workers, config.threads_per_worker, config.dask_address, warm, config.dask_tls) as runner:
-        return anonymize_archive.with_options(task_runner=runner)(public, index_token=token, options_token=options,
-                                                                  key_ref=key_ref)
+    with (
+        withholding(key_ref),
+        handed_over(secret) as token,
+        options_handed_over(config) as (public, options),
+        flow_runtime(config.n_workers, config.threads_per_worker, config.dask_address, warm, config.dask_tls) as runner,
+    ):
+        return anonymize_archive.with_options(task_runner=runner)(
+            public, index_token=token, options_token=options, key_ref=key_ref
+        )

@@ -1,13 +1,15 @@
 """Dask for a run: the local cluster of worker processes (tls:// with a throwaway in-memory
 certificate, Security.temporary, so embeddings and restore's data keys travel encrypted; its workers'
 files in a new 0700 folder), and the client certificates of an existing tls:// scheduler."""
+
 from __future__ import annotations
 
 import os
 
 
-def dask_tls_files(address: str | None, ca: str | None = None, cert: str | None = None,
-                   key: str | None = None) -> tuple[str, str, str | None] | None:
+def dask_tls_files(
+    address: str | None, ca: str | None = None, cert: str | None = None, key: str | None = None
+) -> tuple[str, str, str | None] | None:
     """The client's TLS files for the Dask scheduler at `address`: for a tls:// address the CA and
     client certificate (and key, unless the certificate file holds it) given here (--dask-tls-ca,
     --dask-tls-cert, --dask-tls-key; a config file's dask_tls_*), each missing one from Dask's own
@@ -18,8 +20,10 @@ def dask_tls_files(address: str | None, ca: str | None = None, cert: str | None 
     given = {"--dask-tls-ca": ca, "--dask-tls-cert": cert, "--dask-tls-key": key}
     if not (address or "").startswith("tls://"):
         if any(given.values()):
-            raise ValueError(f"{', '.join(k for k, v in given.items() if v)} given, but the Dask scheduler is "
-                             f"{address or 'a local cluster'}: TLS certificates are for a tls:// scheduler address")
+            raise ValueError(
+                f"{', '.join(k for k, v in given.items() if v)} given, but the Dask scheduler is "
+                f"{address or 'a local cluster'}: TLS certificates are for a tls:// scheduler address"
+            )
         return None
     import dask
 
@@ -27,10 +31,12 @@ def dask_tls_files(address: str | None, ca: str | None = None, cert: str | None 
     ca, cert, key = (v or c or None for v, c in zip((ca, cert, key), configured))
     missing = [name for name, v in (("CA file", ca), ("client certificate", cert)) if not v]
     if missing:
-        raise ValueError(f"{address} is a TLS scheduler, and the client has no {' and no '.join(missing)}: give "
-                         "--dask-tls-ca FILE --dask-tls-cert FILE [--dask-tls-key FILE] (in a config file: dask_tls_ca, "
-                         "dask_tls_cert, dask_tls_key) or Dask's configuration (DASK_DISTRIBUTED__COMM__TLS__CA_FILE, "
-                         "DASK_DISTRIBUTED__COMM__TLS__CLIENT__CERT, DASK_DISTRIBUTED__COMM__TLS__CLIENT__KEY)")
+        raise ValueError(
+            f"{address} is a TLS scheduler, and the client has no {' and no '.join(missing)}: give "
+            "--dask-tls-ca FILE --dask-tls-cert FILE [--dask-tls-key FILE] (in a config file: dask_tls_ca, "
+            "dask_tls_cert, dask_tls_key) or Dask's configuration (DASK_DISTRIBUTED__COMM__TLS__CA_FILE, "
+            "DASK_DISTRIBUTED__COMM__TLS__CLIENT__CERT, DASK_DISTRIBUTED__COMM__TLS__CLIENT__KEY)"
+        )
     for what, path in (("CA file", ca), ("client certificate", cert), ("client key", key)):
         if path and not os.path.isfile(path):
             raise ValueError(f"the Dask TLS {what} {path} is not a file")
@@ -71,9 +77,16 @@ def local_cluster(n_workers: int, threads_per_worker: int):
     security = Security.temporary() if local_tls() else None  # in memory; the nannies hand it to their workers
     workdir = tempfile.mkdtemp(prefix="faceveil-dask-")
     try:
-        cluster = LocalCluster(n_workers=n_workers, threads_per_worker=threads_per_worker, processes=True,
-                               dashboard_address=None, silence_logs=40, security=security,
-                               protocol="tls://" if security else None, local_directory=workdir)
+        cluster = LocalCluster(
+            n_workers=n_workers,
+            threads_per_worker=threads_per_worker,
+            processes=True,
+            dashboard_address=None,
+            silence_logs=40,
+            security=security,
+            protocol="tls://" if security else None,
+            local_directory=workdir,
+        )
     except BaseException:
         import shutil
 

@@ -17,6 +17,7 @@ One Dask cluster and Prefect API (`flow_runtime`) serve the whole evaluation:
 
 Speed: frames (an image counts 1) per wall second of the method's anonymize run on the already
 started cluster."""
+
 from __future__ import annotations
 
 import functools
@@ -43,6 +44,7 @@ CALIBRATION_FMR = 0.01  # as `faceveil calibrate`'s default
 
 
 # ---------------------------------------------------------------------------------------- inputs
+
 
 def split_method(spec: str) -> tuple[str, str]:
     """(method, scope) of a method spec: "mosaic" or "mosaic@head" (models/scope)."""
@@ -102,13 +104,17 @@ def check_inputs(data: str, out: str, methods: list[str]) -> tuple[list[str], li
     files = media_files(data)
     d, o = Path(data).expanduser().resolve(), Path(out).expanduser().resolve()
     if o == d or d in o.parents:
-        raise ValueError(f"{out}: the output folder must lie outside the evaluation data {data} "
-                         "(each method's outputs would be read as the next method's inputs)")
+        raise ValueError(
+            f"{out}: the output folder must lie outside the evaluation data {data} "
+            "(each method's outputs would be read as the next method's inputs)"
+        )
     for m in methods:
         d = Path(out).expanduser() / method_folder(m)
         if d.exists() and any(d.iterdir()):
-            raise FileExistsError(f"{d}: not empty (an earlier evaluation?); evaluate needs a fresh output folder "
-                                  "so every method's run does all the work it is timed for")
+            raise FileExistsError(
+                f"{d}: not empty (an earlier evaluation?); evaluate needs a fresh output folder "
+                "so every method's run does all the work it is timed for"
+            )
     return methods, files
 
 
@@ -120,12 +126,19 @@ def method_config(spec: str, data: str, out: str, workers: int | None, check_eve
         from faceveil.storage.keys import MasterKey, VaultLock
 
         extra = {"vault_lock": VaultLock.of(MasterKey.generate()), "index": False}
-    return AnonymizeConfig(src=data, dest=str(Path(out).expanduser() / method_folder(spec)), method=method, workers=workers,
-                           check_every_s=check_every_s, **extra)
+    return AnonymizeConfig(
+        src=data,
+        dest=str(Path(out).expanduser() / method_folder(spec)),
+        method=method,
+        workers=workers,
+        check_every_s=check_every_s,
+        **extra,
+    )
 
 
-def calibrated_threshold(gallery, embedder: dict, given: float | None,
-                         target_fmr: float = CALIBRATION_FMR) -> tuple[float, str]:
+def calibrated_threshold(
+    gallery, embedder: dict, given: float | None, target_fmr: float = CALIBRATION_FMR
+) -> tuple[float, str]:
     """(threshold, where it came from): the one given; else calibrated on the original labelled photos
     as `faceveil calibrate` does (at most `target_fmr` of searches return someone else); else the
     embedder's default (`embedder`: its 'name' and 'same_person_threshold')."""
@@ -141,6 +154,7 @@ def calibrated_threshold(gallery, embedder: dict, given: float | None,
 
 # ----------------------------------------------------------------- units of work (on the workers)
 
+
 def _attacker_models(embedder_name: str | None = None):
     """The attacker's detector and embedder, loaded once per worker process."""
     from faceveil.models.detectors import DEFAULT_DETECTOR, DetectorSettings
@@ -153,8 +167,10 @@ def _attacker_models(embedder_name: str | None = None):
 def model_info() -> dict:
     """The attacker's models by role: name, weights and (embedder) the same-person threshold."""
     det, emb = _attacker_models()
-    return {"detector": {"name": det.name, "weights": det.weights_id},
-            "embedder": {"name": emb.name, "weights": emb.weights_id, "same_person_threshold": emb.same_person_threshold}}
+    return {
+        "detector": {"name": det.name, "weights": det.weights_id},
+        "embedder": {"name": emb.name, "weights": emb.weights_id, "same_person_threshold": emb.same_person_threshold},
+    }
 
 
 def embed_photo(data: str, rel: str, label: str) -> attacks.LabelledFace | None:
@@ -164,12 +180,18 @@ def embed_photo(data: str, rel: str, label: str) -> attacks.LabelledFace | None:
 
 def figures(state: str, threshold: float, frames: int, wall: float, flow_seconds: float | None) -> dict:
     """Leak, the run's re-identification check, utility and speed of the run whose state root is `state`."""
-    return method_figures(run_tables(state_location(state), ("media", "audit/frames", "audit/faces")), threshold,
-                          frames, wall, flow_seconds)
+    return method_figures(
+        run_tables(state_location(state), ("media", "audit/frames", "audit/faces")),
+        threshold,
+        frames,
+        wall,
+        flow_seconds,
+    )
 
 
-def attack(gallery: attacks.Gallery, method: str, mask, dest: str, state: str, threshold: float,
-           embedder_name: str) -> dict:
+def attack(
+    gallery: attacks.Gallery, method: str, mask, dest: str, state: str, threshold: float, embedder_name: str
+) -> dict:
     """The direct and parrot attacks on the outputs of `method`'s run into `dest` (its manifests in `state`)."""
     t = run_tables(state_location(state), ("media", "detections"))
     _, emb = _attacker_models(embedder_name)
@@ -186,8 +208,9 @@ def _warm(configs: list[AnonymizeConfig]) -> None:
 
 
 model_info_task = task(model_info, name="attacker-models", cache_policy=NO_CACHE)
-embed_photo_task = task(embed_photo, name="attacker-gallery", cache_policy=NO_CACHE, retries=1,
-                        task_run_name="gallery {rel}")
+embed_photo_task = task(
+    embed_photo, name="attacker-gallery", cache_policy=NO_CACHE, retries=1, task_run_name="gallery {rel}"
+)
 figures_task = task(figures, name="method-figures", cache_policy=NO_CACHE, task_run_name="figures {state}")
 attack_task = task(attack, name="reid-attack", cache_policy=NO_CACHE, task_run_name="attack {method}")
 log_task = task(log_evaluation, name="evaluate-mlflow", cache_policy=NO_CACHE)
@@ -195,9 +218,17 @@ log_task = task(log_evaluation, name="evaluate-mlflow", cache_policy=NO_CACHE)
 
 # ------------------------------------------------------------------------------------------ flow
 
+
 @flow(name="evaluate", log_prints=False)
-def evaluate_methods(data: str, out: str, methods: list[str], workers: int | None = None, check_every_s: float = 0.5,
-                     tracking_uri: str | None = None, threshold: float | None = None) -> dict:
+def evaluate_methods(
+    data: str,
+    out: str,
+    methods: list[str],
+    workers: int | None = None,
+    check_every_s: float = 0.5,
+    tracking_uri: str | None = None,
+    threshold: float | None = None,
+) -> dict:
     """Anonymizes DATA into OUT/<method>/ (OUT/<method>-<scope>/ for "METHOD@SCOPE") once per method and measures each (see the module doc).
     Returns {'methods': {method: figures}, 'threshold', 'data', 'n_identities', 'n_probe_faces', ...}."""
     methods, files = check_inputs(data, out, methods)
@@ -209,8 +240,13 @@ def evaluate_methods(data: str, out: str, methods: list[str], workers: int | Non
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     runs = {m: _anonymize(method_config(m, data, out, workers, check_every_s)) for m in methods}  # one at a time
     result["methods"] = _measure(runs, gallery, threshold, result["embedder"], stamp)
-    logged = log_task(result, out, tracking_uri, [{"role": r, **{k: models[r][k] for k in ("name", "weights")}}
-                                                  for r in ("detector", "embedder")], format_table(result))
+    logged = log_task(
+        result,
+        out,
+        tracking_uri,
+        [{"role": r, **{k: models[r][k] for k in ("name", "weights")}} for r in ("detector", "embedder")],
+        format_table(result),
+    )
     for m, run_id in logged["runs"].items():
         result["methods"][m]["mlflow_run_id"] = run_id
     result["mlflow"] = {"tracking_uri": logged["tracking_uri"], "experiment": logged["experiment"]}
@@ -225,18 +261,28 @@ def _gallery(data: str, files: list[tuple[str, str]]) -> attacks.Gallery | None:
     if not photos:
         return None
     entries = [f.result() for f in [embed_photo_task.submit(data, rel, label) for rel, label in photos]]
-    return attacks.Gallery(data, [e for e in entries if e is not None],
-                           [rel for (rel, _), e in zip(photos, entries) if e is None], {label for _, label in photos})
+    return attacks.Gallery(
+        data,
+        [e for e in entries if e is not None],
+        [rel for (rel, _), e in zip(photos, entries) if e is None],
+        {label for _, label in photos},
+    )
 
 
 def _head(data: str, out: str, files, gallery, threshold: float, source: str, embedder: str) -> dict:
     """The result's data-set part (before any method ran)."""
     n_ids = len(gallery.identities) if gallery else 0
     result = {
-        "data": str(data), "out": str(out), "threshold": threshold, "threshold_source": source, "embedder": embedder,
-        "n_media": len(files), "n_images": sum(k == "image" for _, k in files),
+        "data": str(data),
+        "out": str(out),
+        "threshold": threshold,
+        "threshold_source": source,
+        "embedder": embedder,
+        "n_media": len(files),
+        "n_images": sum(k == "image" for _, k in files),
         "n_videos": sum(k == "video" for _, k in files),
-        "n_labelled_photos": len(gallery.rels) + len(gallery.no_face) if gallery else 0, "n_identities": n_ids,
+        "n_labelled_photos": len(gallery.rels) + len(gallery.no_face) if gallery else 0,
+        "n_identities": n_ids,
         "n_probe_faces": int(gallery.eligible.sum()) if gallery else 0,
         "labelled_without_face": list(gallery.no_face) if gallery else [],
         "chance_rank1": 1 / n_ids if n_ids else math.nan,
@@ -258,10 +304,18 @@ def _anonymize(config: AnonymizeConfig) -> tuple[dict, float, AnonymizeConfig]:
 
 def _measure(runs: dict, gallery, threshold: float, embedder: str, stamp: str) -> dict:
     """{method: figures}: every method's figures and attack tasks side by side."""
-    figs = {m: figures_task.submit(c.state, threshold, int(s.get("frames") or 0), wall, s.get("seconds"))
-            for m, (s, wall, c) in runs.items()}
-    hits = {m: attack_task.submit(gallery, c.method, c.mask_settings(), c.dest, c.state, threshold, embedder)
-            for m, (s, wall, c) in runs.items()} if gallery is not None and len(gallery) else {}
+    figs = {
+        m: figures_task.submit(c.state, threshold, int(s.get("frames") or 0), wall, s.get("seconds"))
+        for m, (s, wall, c) in runs.items()
+    }
+    hits = (
+        {
+            m: attack_task.submit(gallery, c.method, c.mask_settings(), c.dest, c.state, threshold, embedder)
+            for m, (s, wall, c) in runs.items()
+        }
+        if gallery is not None and len(gallery)
+        else {}
+    )
     out = {}
     for m, (summary, _, _) in runs.items():
         fig = figs[m].result()
@@ -274,8 +328,16 @@ def _measure(runs: dict, gallery, threshold: float, embedder: str, stamp: str) -
     return out
 
 
-def run_evaluate(data: str, out: str, methods: list[str], *, workers: int | None = None, check_every_s: float = 0.5,
-                 tracking_uri: str | None = None, threshold: float | None = None) -> dict:
+def run_evaluate(
+    data: str,
+    out: str,
+    methods: list[str],
+    *,
+    workers: int | None = None,
+    check_every_s: float = 0.5,
+    tracking_uri: str | None = None,
+    threshold: float | None = None,
+) -> dict:
     """Checks the inputs, then runs the `evaluate` flow on a local Dask cluster with a Prefect API
     (`flow_runtime`, as `run_anonymize` does). Returns the flow's result (see `evaluate_methods`)."""
     from faceveil.tasks.wrappers import prepare_models
@@ -284,7 +346,9 @@ def run_evaluate(data: str, out: str, methods: list[str], *, workers: int | None
     configs = [method_config(m, data, out, workers, check_every_s) for m in methods]
     for config in configs:
         prepare_models(config)
-    with flow_runtime(configs[0].n_workers, configs[0].threads_per_worker, None,
-                      functools.partial(_warm, configs)) as runner:
-        return evaluate_methods.with_options(task_runner=runner)(data, out, methods, workers, check_every_s,
-                                                                 tracking_uri, threshold)
+    with flow_runtime(
+        configs[0].n_workers, configs[0].threads_per_worker, None, functools.partial(_warm, configs)
+    ) as runner:
+        return evaluate_methods.with_options(task_runner=runner)(
+            data, out, methods, workers, check_every_s, tracking_uri, threshold
+        )

@@ -1,5 +1,6 @@
 """Secrets handed from the caller to a flow running in the same process, by an opaque token: Prefect
 records flow parameters in its database, so keys and data keys never become parameters."""
+
 from __future__ import annotations
 
 import contextlib
@@ -22,7 +23,9 @@ def handed_over(obj):
 
 def take(token: str | None):
     if token is None or token not in _HELD:
-        raise ValueError("this flow needs secrets handed over by its caller (run it through faceveil's run_* functions)")
+        raise ValueError(
+            "this flow needs secrets handed over by its caller (run it through faceveil's run_* functions)"
+        )
     return _HELD[token]
 
 

@@ -1,6 +1,7 @@
 """Keys by reference: a flow is given where its key is ({"file": PATH}, {"env": NAME} or
 {"prefect_secret": BLOCK}), never the key, and resolves it in its own process. Prefect records flow
 parameters in its database, so a reference is what a deployment (or any flow run) may carry."""
+
 from __future__ import annotations
 
 import contextlib
@@ -12,7 +13,7 @@ from faceveil.storage.keys import BadKeyError, MasterKey, decode_key, load_key
 
 def resolve_key(ref: dict) -> MasterKey:
     """The master key `ref` names, read here. Errors name the reference, never key material."""
-    (kind, name), = check_key_ref(ref, "key reference").items()
+    ((kind, name),) = check_key_ref(ref, "key reference").items()
     if kind == "file":
         return load_key(name)
     if kind == "env":
@@ -31,8 +32,10 @@ def _prefect_secret(name: str) -> str:
     try:
         block = Secret.load(name, _sync=True)
     except Exception as e:  # not found, no API: the error names the block only
-        raise BadKeyError(f"Prefect secret block {name!r} could not be loaded from the Prefect API "
-                          f"({type(e).__name__}: {str(e)[:200]})") from None
+        raise BadKeyError(
+            f"Prefect secret block {name!r} could not be loaded from the Prefect API "
+            f"({type(e).__name__}: {str(e)[:200]})"
+        ) from None
     value = block.get()
     if not isinstance(value, str):
         raise BadKeyError(f"Prefect secret block {name!r}: expected a faceveil key as text")
@@ -57,5 +60,5 @@ def describe(ref: dict | None) -> str:
     """A reference as it may be printed (it holds no secret)."""
     if not ref:
         return "none"
-    (kind, name), = ref.items()
+    ((kind, name),) = ref.items()
     return {"file": f"key file {name}", "env": f"${name}", "prefect_secret": f"Prefect secret block {name!r}"}[kind]

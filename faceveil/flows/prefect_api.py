@@ -1,5 +1,6 @@
 """Talking to a Prefect API for `faceveil serve` (flows/service.py): work pools, deployments, the
 workers' first poll, and whether an external server answers without credentials."""
+
 from __future__ import annotations
 
 import time
@@ -11,13 +12,19 @@ def external_auth(api_url: str, auth: str | None) -> str:
     """How this process reaches an external API, and a warning when it answers anyone."""
     import httpx
 
-    how = "authenticated with $PREFECT_API_AUTH_STRING" if auth else "unauthenticated: $PREFECT_API_AUTH_STRING is not set"
+    how = (
+        "authenticated with $PREFECT_API_AUTH_STRING"
+        if auth
+        else "unauthenticated: $PREFECT_API_AUTH_STRING is not set"
+    )
     try:
         anonymous = httpx.post(f"{api_url.rstrip('/')}/flows/filter", json={"limit": 1}, timeout=10).status_code
     except httpx.HTTPError:
         return how
     if anonymous < 400:
-        how += "; WARNING: the server answers API calls without credentials (start it with PREFECT_SERVER_API_AUTH_STRING)"
+        how += (
+            "; WARNING: the server answers API calls without credentials (start it with PREFECT_SERVER_API_AUTH_STRING)"
+        )
     return how
 
 
@@ -29,8 +36,11 @@ def ensure_pool(name: str) -> str:
 
     with get_client(sync_client=True) as client:
         try:
-            client.create_work_pool(WorkPoolCreate(name=name, type=POOL_TYPE,
-                                                   base_job_template=ProcessWorker.get_default_base_job_template()))
+            client.create_work_pool(
+                WorkPoolCreate(
+                    name=name, type=POOL_TYPE, base_job_template=ProcessWorker.get_default_base_job_template()
+                )
+            )
             return f"created, type {POOL_TYPE}"
         except ObjectAlreadyExists:
             pool = client.read_work_pool(name)

@@ -3,6 +3,7 @@ without importing Prefect, Dask or the tasks' Prefect wrappers: an old archive's
 checked and the vault opened, the detector's derived weights built (prepare_run), and a run with
 nothing new done right here (nothing_new). So `faceveil anonymize` on an unchanged archive never loads
 Prefect or Dask; flows/anonymize.run_anonymize runs the same two steps before its flow."""
+
 from __future__ import annotations
 
 from datetime import datetime, timezone
@@ -19,8 +20,9 @@ from faceveil.tasks.validate import anonymize_report, report_and_log
 from faceveil.tasks.vault_seals import RunKeys, open_vault, run_keys
 
 
-def prepare_run(config: AnonymizeConfig, key: MasterKey | None = None,
-                key_ref: dict | None = None) -> tuple[AnonymizeConfig, RunKeys | None]:
+def prepare_run(
+    config: AnonymizeConfig, key: MasterKey | None = None, key_ref: dict | None = None
+) -> tuple[AnonymizeConfig, RunKeys | None]:
     """(the run's config, its keys): an old archive's private files in DEST/_faceveil/ moved to the
     state root; the master key (`key`, or the reference `key_ref` resolved) turned into the run's keys;
     for a reversible run the vault checked (a wrong key, or a tampered keyinfo, stops here: before
@@ -48,10 +50,19 @@ def nothing_new(config: AnonymizeConfig, keys=None) -> dict | None:
         return None
     summary = write_summary(config, new_run_id(), started, items, [], unsupported)
     audit, contracts = anonymize_report(config, summary, [], scratch(config))
-    report_and_log(state_of(config), audit, contracts, config.tracking_uri, config.mlflow_artifacts)  # raises on a broken contract
-    return summary | {"audit": {"report": f"reports/{summary['run_id']}.html", "contracts": contracts.success,
-                                "mlflow": audit.get("mlflow"), "privacy": audit["privacy"], "utility": audit["utility"],
-                                "nothing_new": True}}
+    report_and_log(
+        state_of(config), audit, contracts, config.tracking_uri, config.mlflow_artifacts
+    )  # raises on a broken contract
+    return summary | {
+        "audit": {
+            "report": f"reports/{summary['run_id']}.html",
+            "contracts": contracts.success,
+            "mlflow": audit.get("mlflow"),
+            "privacy": audit["privacy"],
+            "utility": audit["utility"],
+            "nothing_new": True,
+        }
+    }
 
 
 def move_legacy_state(config: AnonymizeConfig) -> None:

@@ -5,6 +5,7 @@ unpack-rows per row group (each row's image staged as a file)] -> the anonymize 
 more than one photo, so each of them keeps one fake identity across the dataset] ->
 measure-faces per photo (original against output at the recorded boxes) -> [assemble-table: the
 output table] -> write-publication (faces.parquet, contract, datasheet, MLflow). Composition only."""
+
 from __future__ import annotations
 
 import functools
@@ -29,8 +30,9 @@ CROPS = 6  # faces on the datasheet's contact sheet
 
 
 @flow(name="publish_dataset", log_prints=False)
-def publish_dataset(config: AnonymizeConfig, max_over_margin: float = 0.0, table: ImageTable | None = None,
-                    per_person: bool = True) -> dict:
+def publish_dataset(
+    config: AnonymizeConfig, max_over_margin: float = 0.0, table: ImageTable | None = None, per_person: bool = True
+) -> dict:
     """`table`: SRC is this Parquet table; `config` then runs on its staged rows (`staged_config`).
     `per_person`: one surrogate per person seen in several photos (else one per face)."""
     run_id = new_run_id()
@@ -47,13 +49,18 @@ def publish_dataset(config: AnonymizeConfig, max_over_margin: float = 0.0, table
     with_faces = photos[photos.n_faces > 0]
     before = (with_faces.n_faces.cumsum() - with_faces.n_faces).tolist()  # faces in the photos before each
     refs = min(REFERENCE_FACES, int(with_faces.n_faces.sum()) // 2)  # realism's test faces; the others its reference
-    futures = [t.measure_faces_task.submit(config, r.rel_path, r.media_id, float(r.seconds), CROPS if i < CROPS else 0,
-                                           max(0, refs - int(before[i])))
-               for i, r in enumerate(with_faces.itertuples())]
+    futures = [
+        t.measure_faces_task.submit(
+            config, r.rel_path, r.media_id, float(r.seconds), CROPS if i < CROPS else 0, max(0, refs - int(before[i]))
+        )
+        for i, r in enumerate(with_faces.itertuples())
+    ]
     measured = [f.result() for f in futures]
     assembled = t.assemble_table_task(table, plan, config) if table is not None else None
-    return {"anonymize": summary,
-            **t.write_publication_task(config, run_id, summary, measured, faceless, max_over_margin, assembled)}
+    return {
+        "anonymize": summary,
+        **t.write_publication_task(config, run_id, summary, measured, faceless, max_over_margin, assembled),
+    }
 
 
 def _people(config: AnonymizeConfig) -> dict:
@@ -73,9 +80,15 @@ def _people(config: AnonymizeConfig) -> dict:
     vectors, quality = np.stack([f["vector"] for f in faces]), np.array([f["quality"] for f in faces])
     labels, means, best = shared_people(vectors, quality, EMBEDDERS.get("dlib-resnet").same_person_threshold)
     seed = dict(config.replace_options).get("pool_seed", 0)
-    made = {p: t.person_surrogate_task.submit(config, faces[i], means, track_seed(
-                seed, "person", faces[i]["rel"], *np.round(faces[i]["box"]).astype(int).tolist()))
-            for p, i in best.items()}
+    made = {
+        p: t.person_surrogate_task.submit(
+            config,
+            faces[i],
+            means,
+            track_seed(seed, "person", faces[i]["rel"], *np.round(faces[i]["box"]).astype(int).tolist()),
+        )
+        for p, i in best.items()
+    }
     book: dict[str, list] = {}
     for p, fut in made.items():
         surrogate = fut.result()
@@ -91,22 +104,52 @@ def staged_config(table: ImageTable, config: AnonymizeConfig) -> AnonymizeConfig
     from faceveil.validation.mlflow_log import store_for
 
     uri, artifacts = store_for(table.state_root(), config.tracking_uri, config.mlflow_artifacts)
-    return replace(config, src=table.work_url("in"), dest=table.work_url("out"), state=None, tracking_uri=uri,
-                   mlflow_artifacts=artifacts)
+    return replace(
+        config,
+        src=table.work_url("in"),
+        dest=table.work_url("out"),
+        state=None,
+        tracking_uri=uri,
+        mlflow_artifacts=artifacts,
+    )
 
 
-def run_publish(src: str, dest: str, *, generator: str = "dcgan-digiface", checkpoint: str | None = None,
-                checkpoint_sha256: str | None = None, id_margin: float | None = None, seed: int | None = None,
-                workers: int | None = None, tracking_uri: str | None = None, max_over_margin: float = 0.0,
-                image_column: str | None = None, per_person: bool = True, **settings) -> dict:
+def run_publish(
+    src: str,
+    dest: str,
+    *,
+    generator: str = "dcgan-digiface",
+    checkpoint: str | None = None,
+    checkpoint_sha256: str | None = None,
+    id_margin: float | None = None,
+    seed: int | None = None,
+    workers: int | None = None,
+    tracking_uri: str | None = None,
+    max_over_margin: float = 0.0,
+    image_column: str | None = None,
+    per_person: bool = True,
+    **settings,
+) -> dict:
     """Runs `publish_dataset` on a local Dask cluster with a Prefect API. `max_over_margin`: the share
     of faces the contract lets keep an identity cosine at or above the margin (default none). SRC a
     `.parquet` file (local or s3://): a table of images (`image_column`, default the one column of
     image bytes), published as DEST/<its name>."""
-    options = {"generator": generator, "checkpoint": checkpoint, "checkpoint_sha256": checkpoint_sha256,
-               "id_margin": id_margin, "pool_seed": seed}
-    config = AnonymizeConfig(src=src, dest=dest, method="replace", workers=workers, tracking_uri=tracking_uri,
-                             replace_options={k: v for k, v in options.items() if v is not None and v != ""}, **settings)
+    options = {
+        "generator": generator,
+        "checkpoint": checkpoint,
+        "checkpoint_sha256": checkpoint_sha256,
+        "id_margin": id_margin,
+        "pool_seed": seed,
+    }
+    config = AnonymizeConfig(
+        src=src,
+        dest=dest,
+        method="replace",
+        workers=workers,
+        tracking_uri=tracking_uri,
+        replace_options={k: v for k, v in options.items() if v is not None and v != ""},
+        **settings,
+    )
     move_legacy_state(config)
     table = None
     if is_table(src):
@@ -117,5 +160,7 @@ def run_publish(src: str, dest: str, *, generator: str = "dcgan-digiface", check
         raise TableError(f"--image-column is for a Parquet table; {src} is a folder")
     t.prepare_models(config)
     warm = functools.partial(t.warm_worker, config)
-    with flow_runtime(config.n_workers, config.threads_per_worker, config.dask_address, warm, config.dask_tls) as runner:
+    with flow_runtime(
+        config.n_workers, config.threads_per_worker, config.dask_address, warm, config.dask_tls
+    ) as runner:
         return publish_dataset.with_options(task_runner=runner)(replace(config), max_over_margin, table, per_person)

@@ -1,6 +1,7 @@
 """`restore_archive`: key check and track choice (in this process) -> per media, open the vault and
 paste the chosen originals back (Dask) -> restore report. Keys and storage credentials never become
 flow parameters."""
+
 from __future__ import annotations
 
 import json
@@ -17,7 +18,9 @@ from faceveil.tasks.restore_media import RestoreConfig, RestoreJob, plan_restore
 
 
 @flow(name="restore_archive", log_prints=False)
-def restore_archive(config: RestoreConfig, jobs_token: str, key_fingerprint: str, options_token: str | None = None) -> dict:
+def restore_archive(
+    config: RestoreConfig, jobs_token: str, key_fingerprint: str, options_token: str | None = None
+) -> dict:
     config = with_options(config, options_token)
     jobs: list[RestoreJob] = take(jobs_token)
     run_id, started = new_run_id(), datetime.now(timezone.utc)
@@ -29,17 +32,27 @@ def restore_archive(config: RestoreConfig, jobs_token: str, key_fingerprint: str
             results.append(fut.result())
         except Exception as e:  # recorded, never silently lost
             results.append({"path": job.rel, "status": "failed", "reason": f"internal error: {e!r}"})
-    report = {"run_id": run_id, "archive": config.archive, "out": config.out, "key_fingerprint": key_fingerprint,
-              "finished_at": datetime.now(timezone.utc).isoformat(), "media": results,
-              "ok": sum(r["status"] == "ok" for r in results),
-              "partial": sum(r["status"] == "partial" for r in results),
-              "failed": sum(r["status"] == "failed" for r in results)}
-    report["started_at"], report["seconds"] = started.isoformat(), (datetime.now(timezone.utc) - started).total_seconds()
+    report = {
+        "run_id": run_id,
+        "archive": config.archive,
+        "out": config.out,
+        "key_fingerprint": key_fingerprint,
+        "finished_at": datetime.now(timezone.utc).isoformat(),
+        "media": results,
+        "ok": sum(r["status"] == "ok" for r in results),
+        "partial": sum(r["status"] == "partial" for r in results),
+        "failed": sum(r["status"] == "failed" for r in results),
+    }
+    report["started_at"], report["seconds"] = (
+        started.isoformat(),
+        (datetime.now(timezone.utc) - started).total_seconds(),
+    )
     t.write_restore_report_task(config, run_id, json.dumps(report, indent=2))
     contracts = t.check_restore_task(results)
     audit = t.restore_report_task(config, report, contracts)
-    report["audit"] = t.report_and_log_task(config.state_location(), audit, contracts,
-                                           config.tracking_uri, config.mlflow_artifacts).get("mlflow")
+    report["audit"] = t.report_and_log_task(
+        config.state_location(), audit, contracts, config.tracking_uri, config.mlflow_artifacts
+    ).get("mlflow")
     return report
 
 
@@ -48,7 +61,11 @@ def run_restore(config: RestoreConfig, master: MasterKey) -> dict:
     jobs = plan_restore(config, master)
     if not jobs:
         raise ValueError(f"nothing to restore in {config.archive}")
-    with handed_over(jobs) as token, options_handed_over(config) as (public, options), \
-            flow_runtime(min(config.n_workers, len(jobs)), config.threads_per_worker, config.dask_address,
-                         tls=config.dask_tls) as runner:
+    with (
+        handed_over(jobs) as token,
+        options_handed_over(config) as (public, options),
+        flow_runtime(
+            min(config.n_workers, len(jobs)), config.threads_per_worker, config.dask_address, tls=config.dask_tls
+        ) as runner,
+    ):
         return restore_archive.with_options(task_runner=runner)(public, token, master.fingerprint, options)

@@ -3,6 +3,7 @@ and the Dask task runner (a local cluster, or an existing scheduler's address, t
 flows/dask_cluster.py). The local cluster talks tls:// with a throwaway in-memory certificate, so task
 results (embeddings, restore's data keys) never cross a socket in clear; FACEVEIL_DASK_TLS=0 turns
 that off, for measuring its cost only (benchmarks/throughput.py --tls-cost)."""
+
 from __future__ import annotations
 
 import contextlib
@@ -14,8 +15,9 @@ from faceveil.offline import set_offline_env
 
 
 @contextlib.contextmanager
-def flow_runtime(n_workers: int, threads_per_worker: int = 1, address: str | None = None, warm=None,
-                 tls: tuple = (None, None, None)):
+def flow_runtime(
+    n_workers: int, threads_per_worker: int = 1, address: str | None = None, warm=None, tls: tuple = (None, None, None)
+):
     """Yields a DaskTaskRunner on `address`, or on a local cluster of worker processes started here;
     a tls:// scheduler is reached with the client certificate `tls` (CA, certificate, key files)
     or Dask's configuration names (dask_tls_files; none: a ValueError before anything starts).
@@ -71,13 +73,19 @@ def _flow_runtime(n_workers: int, threads_per_worker: int, address: str | None, 
         from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, temporary_settings
 
         auth = os.environ.get("PREFECT_API_AUTH_STRING")
-        with temporary_settings(updates={PREFECT_API_URL: os.environ["PREFECT_API_URL"],
-                                         **({PREFECT_API_AUTH_STRING: auth} if auth else {})}):
+        with temporary_settings(
+            updates={
+                PREFECT_API_URL: os.environ["PREFECT_API_URL"],
+                **({PREFECT_API_AUTH_STRING: auth} if auth else {}),
+            }
+        ):
             yield DaskTaskRunner(address=address, client_kwargs=client_kwargs)
     finally:
         closing = None
         if client is not None:  # the cluster closes while the server drains and stops
-            closing = threading.Thread(target=_quietly, args=(close_cluster, client, cluster, workdir), name="faceveil-close")
+            closing = threading.Thread(
+                target=_quietly, args=(close_cluster, client, cluster, workdir), name="faceveil-close"
+            )
             closing.start()
         if server is not None:
             _drain_prefect()  # send queued events and logs while the server is still up
@@ -94,6 +102,7 @@ def _flow_runtime(n_workers: int, threads_per_worker: int, address: str | None, 
 def preload(*steps) -> threading.Thread:
     """Runs `steps` in a background thread at the lowest CPU priority (Linux nices threads one by
     one), so slow imports for the run's last steps use idle cores instead of the workers' time."""
+
     def run():
         with contextlib.suppress(Exception):
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
@@ -109,12 +118,15 @@ def preload(*steps) -> threading.Thread:
 def preload_validation(state, tracking_uri: str | None, artifacts: str | None = None) -> threading.Thread:
     """Imports Great Expectations, MLflow and matplotlib and opens the run's MLflow store in the
     state root `state` (creating its database takes seconds) while the workers work."""
+
     def store():
         from faceveil.validation import mlflow_log
 
         mlflow_log.open_store(*mlflow_log.store_for(state, tracking_uri, artifacts))
 
-    return preload(lambda: __import__("great_expectations"), store, lambda: __import__("matplotlib.backends.backend_agg"))
+    return preload(
+        lambda: __import__("great_expectations"), store, lambda: __import__("matplotlib.backends.backend_agg")
+    )
 
 
 class LocalPrefectServer:
@@ -129,15 +141,36 @@ class LocalPrefectServer:
         import sys
 
         self.url = f"http://127.0.0.1:{port}/api"
-        env = {**_public_env(), "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"}
+        env = {
+            **_public_env(),
+            "PREFECT_UI_ENABLED": "0",
+            "PREFECT__SERVER_EPHEMERAL": "1",
+            "PREFECT__SERVER_FINAL": "1",
+        }
         if ui:
             env = {**_public_env(), "PREFECT_UI_ENABLED": "1", "PREFECT_UI_API_URL": self.url}
             env.pop("PREFECT_API_URL", None)
         if auth:
             env["PREFECT_SERVER_API_AUTH_STRING"] = auth
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "--factory", "prefect.server.api.server:create_app", "--host", "127.0.0.1",
-             "--port", str(port), "--log-level", "error", "--lifespan", "on"], env=env, stdin=subprocess.DEVNULL)
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "--factory",
+                "prefect.server.api.server:create_app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--log-level",
+                "error",
+                "--lifespan",
+                "on",
+            ],
+            env=env,
+            stdin=subprocess.DEVNULL,
+        )
 
     def wait_ready(self, timeout: float) -> None:
         wait_for_api(self.url, self.process, timeout)
@@ -226,5 +259,3 @@ def _drain_prefect() -> None:
     for service in (EventsWorker, APILogWorker):
         with contextlib.suppress(Exception):
             service.drain_all(timeout=5)
-
-

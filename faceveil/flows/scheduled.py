@@ -3,6 +3,7 @@ config file (faceveil/config_file.py) and nothing secret. The key is named in th
 and resolved here, in the flow run's own process (flows/key_refs.py); the anonymize run takes the
 reference along and resolves it again itself. Composition only: the work is run_anonymize's,
 run_restore's, the report's and the deep check's (ops/deep_check; it needs no key)."""
+
 from __future__ import annotations
 
 from prefect import flow, get_run_logger
@@ -28,9 +29,16 @@ def scheduled_anonymize(config_path: str) -> dict:
         config = file.anonymize_config(vault_lock=lock)
         log.info("anonymizing %s -> %s (key: %s)", config.src, config.dest, describe(file.key_ref))
         summary = run_anonymize(config, key_ref=file.key_ref if file.needs_key else None)
-    log.info("%d of %d media anonymized (%d already done, %d failed), %.1f s; report %s/%s", summary["ok"],
-             summary["media"], summary["already_done"], summary["failed"], summary["seconds"],
-             config.state.rstrip("/"), summary["audit"]["report"])
+    log.info(
+        "%d of %d media anonymized (%d already done, %d failed), %.1f s; report %s/%s",
+        summary["ok"],
+        summary["media"],
+        summary["already_done"],
+        summary["failed"],
+        summary["seconds"],
+        config.state.rstrip("/"),
+        summary["audit"]["report"],
+    )
     if summary["failed"]:
         why = "; ".join(f"{f['path']}: {f['reason']}" for f in summary["failures"][:5])
         raise RuntimeError(f"{summary['failed']} of {summary['media']} media failed or were withheld: {why}")
@@ -38,8 +46,14 @@ def scheduled_anonymize(config_path: str) -> dict:
 
 
 @flow(name="scheduled_restore", log_prints=False)
-def scheduled_restore(config_path: str, out: str, reason: str, tracks: list[str] | None = None,
-                      media: list[str] | None = None, restore_all: bool = False) -> dict:
+def scheduled_restore(
+    config_path: str,
+    out: str,
+    reason: str,
+    tracks: list[str] | None = None,
+    media: list[str] | None = None,
+    restore_all: bool = False,
+) -> dict:
     """Restores chosen faces of the archive the config file names into `out` (as `faceveil restore`),
     logged in the archive's access log before it acts, with `reason`. Only when the file's [restore]
     table allows it (deploy = true) and `out` lies inside one of its roots, apart from DEST and the
@@ -52,27 +66,48 @@ def scheduled_restore(config_path: str, out: str, reason: str, tracks: list[str]
 
     file = _load(config_path)
     if not file.restore_deploy:
-        raise ConfigFileError(f"{file.path}: restores by deployment are off for this archive "
-                              "([restore] deploy = true and roots = [...] turn them on)")
+        raise ConfigFileError(
+            f"{file.path}: restores by deployment are off for this archive "
+            "([restore] deploy = true and roots = [...] turn them on)"
+        )
     if not reason.strip():
         raise ValueError("a restore needs a reason (it is recorded in the access log)")
     dest = file.settings["dest"]
     check_allowed_out(out, file.restore_roots)
     archive = find_state(dest, file.settings.get("state"))
     check_restore_out(out, dest, archive.url)
-    restore = RestoreConfig(dest, out, tracks=list(tracks or []), media=list(media or []), all=restore_all,
-                            workers=file.settings.get("workers"), dask_address=file.settings.get("dask_address"),
-                            state=archive.url,
-                            **{k: file.settings.get(k) for k in ("dask_tls_ca", "dask_tls_cert", "dask_tls_key")})
+    restore = RestoreConfig(
+        dest,
+        out,
+        tracks=list(tracks or []),
+        media=list(media or []),
+        all=restore_all,
+        workers=file.settings.get("workers"),
+        dask_address=file.settings.get("dask_address"),
+        state=archive.url,
+        **{k: file.settings.get(k) for k in ("dask_tls_ca", "dask_tls_cert", "dask_tls_key")},
+    )
     with withholding(file.key_ref):
         master = _key(file)
         check_master(archive, master)  # a wrong key is refused before anything is logged
-        with logged(archive, master, "restore", reason, targets=restore.tracks,
-                    details={"out": out, "media": restore.media, "all": restore_all, "via": "prefect"}) as outcome:
+        with logged(
+            archive,
+            master,
+            "restore",
+            reason,
+            targets=restore.tracks,
+            details={"out": out, "media": restore.media, "all": restore_all, "via": "prefect"},
+        ) as outcome:
             report = run_restore(restore, master)
             restore_outcome(report, outcome)
-    get_run_logger().info("%d restored, %d partial, %d failed into %s: %s", report["ok"], report["partial"],
-                          report["failed"], out.rstrip("/"), archive.display(f"restore/{report['run_id']}.json"))
+    get_run_logger().info(
+        "%d restored, %d partial, %d failed into %s: %s",
+        report["ok"],
+        report["partial"],
+        report["failed"],
+        out.rstrip("/"),
+        archive.display(f"restore/{report['run_id']}.json"),
+    )
     if outcome.error:
         raise RuntimeError(outcome.error)
     return {k: report[k] for k in ("run_id", "ok", "partial", "failed")}
@@ -119,8 +154,10 @@ def scheduled_check(config_path: str, frames: int = 300) -> dict:
 
 def _load(config_path: str) -> ConfigFile:
     if not config_path or "{{" in config_path:
-        raise ConfigFileError(f"no config file given ({config_path!r}): deploy with FACEVEIL_CONFIG set, "
-                              "or `faceveil serve --config FILE`")
+        raise ConfigFileError(
+            f"no config file given ({config_path!r}): deploy with FACEVEIL_CONFIG set, "
+            "or `faceveil serve --config FILE`"
+        )
     file = load_config_file(config_path)
     if not file.settings.get("dest"):
         raise ConfigFileError(f"{config_path}: 'dest' is not set")
@@ -129,8 +166,10 @@ def _load(config_path: str) -> ConfigFile:
 
 def _key(file: ConfigFile):
     if file.key_ref is None:
-        raise ConfigFileError(f"{file.path}: this run needs the key: name it in a [key] table "
-                              "(file = PATH, env = NAME or prefect_secret = BLOCK)")
+        raise ConfigFileError(
+            f"{file.path}: this run needs the key: name it in a [key] table "
+            "(file = PATH, env = NAME or prefect_secret = BLOCK)"
+        )
     return resolve_key(file.key_ref)
 
 

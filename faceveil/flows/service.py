@@ -11,6 +11,7 @@ are $PREFECT_API_AUTH_STRING's.
 What crosses to the server and the deployments: the config file's path (a flow parameter) and, in
 the file, a reference to the key. No key variable reaches the server; the worker gets one only when
 the file's key reference names that variable (its flow runs read it there)."""
+
 from __future__ import annotations
 
 import contextlib
@@ -22,7 +23,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import faceveil
-from faceveil.flows.prefect_api import POOL_TYPE, delete_deployment, ensure_pool, external_auth, registered, wait_for_workers
+from faceveil.flows.prefect_api import (
+    POOL_TYPE,
+    delete_deployment,
+    ensure_pool,
+    external_auth,
+    registered,
+    wait_for_workers,
+)
 from faceveil.flows.runtime import wait_for_api
 
 REPO = Path(faceveil.__file__).resolve().parent.parent  # the code the deployments run
@@ -114,11 +122,18 @@ class Service:
         self._auth = f"{AUTH_USER}:{secrets.token_urlsafe(32)}"
         self.auth_file = self.logs / AUTH_FILE
         _write_private(self.auth_file, self._auth + "\n")
-        env = {**_child_env(()), "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_SERVER_API_AUTH_STRING": self._auth}
+        env = {
+            **_child_env(()),
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PREFECT_SERVER_API_AUTH_STRING": self._auth,
+        }
         for name in ("PREFECT_API_URL", "PREFECT_API_AUTH_STRING"):  # another server's
             env.pop(name, None)
-        self._spawn("server", [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
-                               "--port", str(self.port)], env)
+        self._spawn(
+            "server",
+            [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(self.port)],
+            env,
+        )
         self.started_server = True
         wait_for_api(self.api_url, self.processes[-1][1], 180, every=0.3)
 
@@ -135,19 +150,41 @@ class Service:
         wanted = [d["name"] for d in specs if d["name"] not in skipped]
         if not wanted:
             raise RuntimeError(f"{self.prefect_file}: no deployment to register ([restore] deploy is not true)")
-        env = {**_child_env(()), **self._client_env(), "PREFECT_CLI_PROMPT": "false",
-               "FACEVEIL_CONFIG": str(Path(self.config_path).resolve()), "PYTHONPATH": _pythonpath()}
+        env = {
+            **_child_env(()),
+            **self._client_env(),
+            "PREFECT_CLI_PROMPT": "false",
+            "FACEVEIL_CONFIG": str(Path(self.config_path).resolve()),
+            "PYTHONPATH": _pythonpath(),
+        }
         names = [a for w in wanted for a in ("--name", w)]
-        done = subprocess.run([sys.executable, "-m", "prefect", "deploy", *names, "--prefect-file",
-                               str(Path(self.prefect_file).resolve())], cwd=REPO, env=env, stdin=subprocess.DEVNULL,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=300)
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "prefect",
+                "deploy",
+                *names,
+                "--prefect-file",
+                str(Path(self.prefect_file).resolve()),
+            ],
+            cwd=REPO,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=300,
+        )
         (self.logs / "deploy.log").write_text(done.stdout)
         if done.returncode != 0:
             raise RuntimeError(f"prefect deploy failed (exit {done.returncode}):\n{done.stdout[-3000:]}")
         for name in skipped:
             removed = delete_deployment(f"{RESTORE_FLOW}/{name}")
-            say(f"deployment {RESTORE_FLOW}/{name}: not registered (the config's [restore] deploy is not true)"
-                + ("; the one registered before was deleted" if removed else ""))
+            say(
+                f"deployment {RESTORE_FLOW}/{name}: not registered (the config's [restore] deploy is not true)"
+                + ("; the one registered before was deleted" if removed else "")
+            )
         self.deployments = registered()
         missing = sorted(w for w in wanted if not any(f"/{w} (" in d for d in self.deployments))
         if missing:
@@ -155,14 +192,36 @@ class Service:
 
     def _start_worker(self, pool: str) -> None:
         env = {**_child_env(self.key_env), **self._client_env(), "PYTHONPATH": _pythonpath()}
-        self._spawn(f"worker {pool}", [sys.executable, "-m", "prefect", "worker", "start", "--pool", pool,
-                                       "--type", POOL_TYPE, "--name", f"faceveil-{pool}"], env)
+        self._spawn(
+            f"worker {pool}",
+            [
+                sys.executable,
+                "-m",
+                "prefect",
+                "worker",
+                "start",
+                "--pool",
+                pool,
+                "--type",
+                POOL_TYPE,
+                "--name",
+                f"faceveil-{pool}",
+            ],
+            env,
+        )
 
     def _spawn(self, name: str, cmd: list[str], env: dict) -> None:
         log = open(self.logs / f"{name.replace(' ', '-')}.log", "ab")
         try:  # a session of its own: a Ctrl-C at the terminal reaches `faceveil serve`, which stops it
-            proc = subprocess.Popen(cmd, env=env, cwd=REPO, stdin=subprocess.DEVNULL, stdout=log,
-                                    stderr=subprocess.STDOUT, start_new_session=True)
+            proc = subprocess.Popen(
+                cmd,
+                env=env,
+                cwd=REPO,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         finally:
             log.close()
         self.processes.append((name, proc))
@@ -219,8 +278,10 @@ def _port_free(port: int) -> None:
         try:
             s.bind(("127.0.0.1", port))
         except OSError:
-            raise RuntimeError(f"port {port} on 127.0.0.1 is in use: choose another with --port, or set "
-                               "PREFECT_API_URL to use the server that runs there") from None
+            raise RuntimeError(
+                f"port {port} on 127.0.0.1 is in use: choose another with --port, or set "
+                "PREFECT_API_URL to use the server that runs there"
+            ) from None
 
 
 def _stop_tree(proc: subprocess.Popen, timeout: float) -> None:

@@ -1,4 +1,5 @@
 """`Detections`: the one data type every detector, tracker, anonymizer and writer exchanges."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -27,12 +28,13 @@ class Detections:
         self.boxes = _f32(self.boxes, (-1, 4))
         n = len(self.boxes)
         self.scores = _f32(self.scores, (n,))
-        self.landmarks = (np.full((n, 5, 2), np.nan, np.float32) if self.landmarks is None
-                          else _f32(self.landmarks, (n, 5, 2)))
-        self.track_ids = (np.full(n, -1, np.int64) if self.track_ids is None
-                          else np.asarray(self.track_ids, np.int64).reshape(n))
-        self.filled = (np.zeros(n, bool) if self.filled is None
-                       else np.asarray(self.filled, bool).reshape(n))
+        self.landmarks = (
+            np.full((n, 5, 2), np.nan, np.float32) if self.landmarks is None else _f32(self.landmarks, (n, 5, 2))
+        )
+        self.track_ids = (
+            np.full(n, -1, np.int64) if self.track_ids is None else np.asarray(self.track_ids, np.int64).reshape(n)
+        )
+        self.filled = np.zeros(n, bool) if self.filled is None else np.asarray(self.filled, bool).reshape(n)
         self.motion = np.zeros((n, 2), np.float32) if self.motion is None else _f32(self.motion, (n, 2))
 
     @classmethod
@@ -65,14 +67,16 @@ class Detections:
     def scale(self, sx: float, sy: float) -> "Detections":
         """Coordinates multiplied by (sx, sy)."""
         f = np.array([sx, sy], np.float32)
-        return Detections(self.boxes * np.tile(f, 2), self.scores, self.landmarks * f,
-                          self.track_ids, self.filled, self.motion * f)
+        return Detections(
+            self.boxes * np.tile(f, 2), self.scores, self.landmarks * f, self.track_ids, self.filled, self.motion * f
+        )
 
     def translate(self, dx: float, dy: float) -> "Detections":
         """Coordinates shifted by (dx, dy) (into a crop's frame, say)."""
         f = np.array([dx, dy], np.float32)
-        return Detections(self.boxes + np.tile(f, 2), self.scores, self.landmarks + f,
-                          self.track_ids, self.filled, self.motion)
+        return Detections(
+            self.boxes + np.tile(f, 2), self.scores, self.landmarks + f, self.track_ids, self.filled, self.motion
+        )
 
     def mirrored(self, width: int) -> "Detections":
         """The same faces in the frame mirrored left-right (`rgb[:, ::-1]` of a frame `width` wide):
@@ -153,8 +157,11 @@ def with_forced(per_frame: dict[int, Detections], forced: dict[int, list] | None
         return per_frame
     out = dict(per_frame)
     for f, marks in forced.items():
-        extra = Detections(np.asarray([b for _, b in marks], np.float32).reshape(-1, 4), np.ones(len(marks)),
-                           track_ids=np.asarray([t for t, _ in marks], np.int64))
+        extra = Detections(
+            np.asarray([b for _, b in marks], np.float32).reshape(-1, 4),
+            np.ones(len(marks)),
+            track_ids=np.asarray([t for t, _ in marks], np.int64),
+        )
         out[int(f)] = Detections.concat([out[int(f)], extra]) if int(f) in out else extra
     return out
 
@@ -174,6 +181,6 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarr
         keep.append(int(i))
         if len(order) == 1:
             break
-        ious = iou_matrix(boxes[i:i + 1], boxes[order[1:]])[0]
+        ious = iou_matrix(boxes[i : i + 1], boxes[order[1:]])[0]
         order = order[1:][ious < iou_threshold]
     return np.asarray(keep, np.int64)

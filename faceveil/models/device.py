@@ -2,6 +2,7 @@
 `FACEVEIL_DEVICE` overrides it: `cpu` keeps everything on the CPU (a GPU box sharing its card),
 `cuda` insists on CUDA (an error where onnxruntime cannot use it), `auto` (or unset) chooses.
 Every onnxruntime session of the detectors takes its providers from `onnx_providers`."""
+
 from __future__ import annotations
 
 import os

@@ -4,6 +4,7 @@ roll, from the landmarks), landmark geometry once position, scale and roll are t
 expression: how far the nose sits off-centre, how wide the mouth is), skin colour (CIE Lab mean over
 cheeks and forehead), face size and blur. The attribute space identity replacement pairs faces in,
 and what it is measured by."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -12,13 +13,15 @@ import cv2
 import numpy as np
 
 # The 5-point template of 112x112 aligned face crops (ArcFace's), the canonical frame for geometry.
-TEMPLATE_112 = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366],
-                         [41.5493, 92.3655], [70.7299, 92.2041]], np.float32)
+TEMPLATE_112 = np.array(
+    [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041]], np.float32
+)
 # A generic 3D face for the same 5 points (mm; x to the image's right, y down, z away from the camera;
 # eyes 62 mm apart, seen from the front it projects onto the template above), for head pose by PnP.
 # Only differences of poses estimated the same way are used as errors.
-MODEL_3D = np.array([[-31.0, -35.4, 27.0], [31.0, -35.4, 27.0], [0.0, 0.0, 0.0],
-                     [-25.7, 36.1, 20.0], [25.7, 36.1, 20.0]], np.float64)
+MODEL_3D = np.array(
+    [[-31.0, -35.4, 27.0], [31.0, -35.4, 27.0], [0.0, 0.0, 0.0], [-25.7, 36.1, 20.0], [25.7, 36.1, 20.0]], np.float64
+)
 # Where the 5 landmarks sit in a CenterFace box, as fractions of its width and height (for boxes
 # from a detector that gives no landmarks).
 BOX_LANDMARKS = np.array([[0.32, 0.42], [0.68, 0.42], [0.50, 0.58], [0.36, 0.76], [0.64, 0.76]], np.float32)
@@ -38,15 +41,21 @@ def eye_distance(landmarks: np.ndarray) -> float:
 def similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     """The 2x3 similarity (rotation, uniform scale, shift) taking points `src` to `dst` by least
     squares over all of them (cv2.estimateAffinePartial2D, every point an inlier)."""
-    m, _ = cv2.estimateAffinePartial2D(np.asarray(src, np.float32).reshape(-1, 1, 2),
-                                       np.asarray(dst, np.float32).reshape(-1, 1, 2),
-                                       method=cv2.RANSAC, ransacReprojThreshold=1e6, refineIters=20)
+    m, _ = cv2.estimateAffinePartial2D(
+        np.asarray(src, np.float32).reshape(-1, 1, 2),
+        np.asarray(dst, np.float32).reshape(-1, 1, 2),
+        method=cv2.RANSAC,
+        ransacReprojThreshold=1e6,
+        refineIters=20,
+    )
     if m is None:
         raise ValueError("no similarity between these landmarks")
     return m
 
 
-def head_pose(landmarks: np.ndarray, focal: float | None = None, centre: tuple[float, float] | None = None) -> np.ndarray:
+def head_pose(
+    landmarks: np.ndarray, focal: float | None = None, centre: tuple[float, float] | None = None
+) -> np.ndarray:
     """(yaw, pitch, roll) in degrees of one face from its 5 landmarks: the generic 3D face fitted by
     PnP. The camera defaults to one that sees every face alike whatever its size and place in the
     frame (focal length 12 eye distances, about 75 cm away; principal point at the face), so poses of
@@ -126,7 +135,7 @@ def sharpness(rgb: np.ndarray, landmarks: np.ndarray, size: int = 48) -> float:
     m = similarity(lm, dst)
     crop = cv2.warpAffine(rgb, m, (size, size), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE)
     grey = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY).astype(np.float32)
-    inner = grey[size // 4: size - size // 8, size // 6: size - size // 6]
+    inner = grey[size // 4 : size - size // 8, size // 6 : size - size // 6]
     return float(np.log1p(cv2.Laplacian(inner, cv2.CV_32F).var()))
 
 
@@ -145,8 +154,9 @@ class FaceAttributes:
         """The point in attribute space faces are paired in: yaw and pitch (per 10 degrees), geometry
         (per 0.05 eye distances), skin Lab (per 5 units of L, a, b), sharpness (per 0.5). Roll, size
         and position are not in it: the similarity alignment that puts a face back reproduces them."""
-        return np.concatenate([self.pose[:2] / 10.0, self.geometry / 0.05, self.skin / 5.0,
-                               [self.sharpness / 0.5]]).astype(np.float32)
+        return np.concatenate(
+            [self.pose[:2] / 10.0, self.geometry / 0.05, self.skin / 5.0, [self.sharpness / 0.5]]
+        ).astype(np.float32)
 
 
 def face_attributes(rgb: np.ndarray, landmarks: np.ndarray) -> FaceAttributes:

@@ -4,6 +4,7 @@ Index lists follow MediaPipe's canonical face mesh topology (face_mesh_connectio
 polygons. LEFT/RIGHT are the person's own: LEFT_EYE and LEFT_EYEBROW lie on the image-right side of a
 (non-mirrored) frontal photo, RIGHT_* on the image-left side.
 """
+
 from __future__ import annotations
 
 import cv2
@@ -14,8 +15,44 @@ from faceveil.models.litert import LiteRTModel, ModelUnavailable, mediapipe_mode
 INPUT = 192  # the model's input side
 ROI_SCALE = 1.5  # crop side over the face box's longer side (MediaPipe's detection-to-ROI scale)
 
-FACE_OVAL = [10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377,
-             152, 148, 176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109]
+FACE_OVAL = [
+    10,
+    338,
+    297,
+    332,
+    284,
+    251,
+    389,
+    356,
+    454,
+    323,
+    361,
+    288,
+    397,
+    365,
+    379,
+    378,
+    400,
+    377,
+    152,
+    148,
+    176,
+    149,
+    150,
+    136,
+    172,
+    58,
+    132,
+    93,
+    234,
+    127,
+    162,
+    21,
+    54,
+    103,
+    67,
+    109,
+]
 LEFT_EYE = [263, 249, 390, 373, 374, 380, 381, 382, 362, 398, 384, 385, 386, 387, 388, 466]
 RIGHT_EYE = [33, 7, 163, 144, 145, 153, 154, 155, 133, 173, 157, 158, 159, 160, 161, 246]
 LEFT_EYEBROW = [276, 283, 282, 295, 285, 336, 296, 334, 293, 300]  # lower edge outer->inner, upper back
@@ -45,6 +82,7 @@ def roi_transform(box, landmarks) -> np.ndarray:
     lm = np.asarray(landmarks, np.float64).reshape(5, 2) if landmarks is not None else np.full((5, 2), np.nan)
     if not np.isfinite(lm[:2]).all():
         from faceveil.models.face_attributes import landmarks_from_box
+
         lm = landmarks_from_box(box).astype(np.float64)
     dx, dy = lm[1] - lm[0]
     side = ROI_SCALE * max(x2 - x1, y2 - y1, 1.0)
@@ -68,8 +106,9 @@ class FaceMesh(LiteRTModel):
         """(468, 2) float32 points in image pixels and the face-presence score in [0, 1] for the face in
         xyxy `box` with its (5, 2) landmarks (image-left eye first; NaN or None: from the box)."""
         m = roi_transform(box, landmarks)
-        crop = cv2.warpAffine(np.ascontiguousarray(rgb), m, (INPUT, INPUT), flags=cv2.INTER_LINEAR,
-                              borderMode=cv2.BORDER_REPLICATE)
+        crop = cv2.warpAffine(
+            np.ascontiguousarray(rgb), m, (INPUT, INPUT), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+        )
         x = (crop.astype(np.float32) / 255.0)[None]  # RGB in [0, 1]
         outs = self.run(x)
         mesh = next(o for o in outs if o.size == 468 * 3).reshape(468, 3)[:, :2].astype(np.float64)

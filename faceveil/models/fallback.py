@@ -22,6 +22,7 @@ heavy blur: it hides everything with no judgement needed, and a blur is attackab
 detector still finding a face for the gate to weigh).
 
 Pure compute: the Replacer (and its models) is handed in."""
+
 from __future__ import annotations
 
 import time
@@ -37,8 +38,9 @@ MIN_JUDGED_SIZE = 24.0  # px (Detections.sizes): smaller faces go straight to "s
 
 def strong_settings(s: ReplaceSettings) -> ReplaceSettings:
     """The second search's settings: more evaluations, larger steps, a lower target, every face searched."""
-    return replace(s, es_evals=3 * s.es_evals, es_sigma=1.5 * s.es_sigma, id_margin=s.id_margin - s.id_guard,
-                   min_search_size=0.0)
+    return replace(
+        s, es_evals=3 * s.es_evals, es_sigma=1.5 * s.es_sigma, id_margin=s.id_margin - s.id_guard, min_search_size=0.0
+    )
 
 
 def passes(cosine: float, s: ReplaceSettings) -> bool:
@@ -95,8 +97,12 @@ class Chain:
         settings with the stronger search's target, so it passes on their other photos as well."""
         if self._person is None:
             r = self.replacer
-            self._person = Replacer(r.generator, r.detector, r.embedder,
-                                    replace(r.settings, id_margin=strong_settings(r.settings).id_margin))
+            self._person = Replacer(
+                r.generator,
+                r.detector,
+                r.embedder,
+                replace(r.settings, id_margin=strong_settings(r.settings).id_margin),
+            )
             self._person._pool = r.pool
         return self._person
 
@@ -104,12 +110,29 @@ class Chain:
         """The surrogate `method` makes for `face`, its method and seconds recorded."""
         t0 = time.perf_counter()
         if method == "replace":
-            s = self.replacer.surrogate(face.rgb, face.landmarks, face.box, face.seed, others=face.others,
-                                        avoid=face.avoid, original_id=face.identity, limit=face.limit, start=face.start)
+            s = self.replacer.surrogate(
+                face.rgb,
+                face.landmarks,
+                face.box,
+                face.seed,
+                others=face.others,
+                avoid=face.avoid,
+                original_id=face.identity,
+                limit=face.limit,
+                start=face.start,
+            )
         elif method == "replace-strong":
-            s = self.strong.surrogate(face.rgb, face.landmarks, face.box, track_seed(face.seed, method),
-                                      others=face.others, avoid=face.avoid, original_id=face.identity, limit=face.limit,
-                                      start=face.start)
+            s = self.strong.surrogate(
+                face.rgb,
+                face.landmarks,
+                face.box,
+                track_seed(face.seed, method),
+                others=face.others,
+                avoid=face.avoid,
+                original_id=face.identity,
+                limit=face.limit,
+                start=face.start,
+            )
         elif method == "generated":
             s = self.generated(face)
         else:
@@ -128,8 +151,14 @@ class Chain:
         sims[~free if free.any() else np.zeros(len(pool), bool)] = np.inf
         idx = int(np.argmin(sims))
         f = pool[idx]
-        return Surrogate(f.latent, f.image, f.landmarks, idx, track_seed(face.seed, "generated"),
-                         cosine_start=float(f.identity @ face.identity))
+        return Surrogate(
+            f.latent,
+            f.image,
+            f.landmarks,
+            idx,
+            track_seed(face.seed, "generated"),
+            cosine_start=float(f.identity @ face.identity),
+        )
 
 
 PUBLISHED_QUALITY = 95  # storage/media/images.write_image's JPEG quality (4:2:0), the lossiest output it writes
@@ -145,8 +174,9 @@ def as_published(rgb: np.ndarray) -> np.ndarray:
     return cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1] if ok else rgb
 
 
-def judge(anon, rgb: np.ndarray, original: np.ndarray, dets, regions, chosen: dict, media: str,
-          published=as_published) -> None:
+def judge(
+    anon, rgb: np.ndarray, original: np.ndarray, dets, regions, chosen: dict, media: str, published=as_published
+) -> None:
     """The new surrogates of a frame (`chosen`: {detection: Surrogate} of the Replace anonymizer `anon`,
     put back in `rgb`) judged in the whole frame as published (`as_published`): identity cosine to the
     original (dlib, as the publication measures it); a face that does not pass gets the next method and
@@ -171,7 +201,8 @@ def judge(anon, rgb: np.ndarray, original: np.ndarray, dets, regions, chosen: di
         if not failed:
             return
         for j in failed:
-            chosen[j] = anon.surrogate(original, dets, j, media, regions[j], method=next_method(chosen[j].method),
-                                       before=chosen[j])
+            chosen[j] = anon.surrogate(
+                original, dets, j, media, regions[j], method=next_method(chosen[j].method), before=chosen[j]
+            )
         rgb[:] = original
         anon.render(rgb, dets, regions, chosen)

@@ -1,5 +1,6 @@
 """MediaPipe model files run offline with LiteRT (ai-edge-litert): the .tflite files shipped inside the
 `mediapipe` package (installed with --no-deps for its model files only; mediapipe is never imported)."""
+
 from __future__ import annotations
 
 import importlib.util

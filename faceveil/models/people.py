@@ -1,5 +1,6 @@
 """Who is who among a dataset's faces: identity vectors grouped into people, so each person can get
 one surrogate (identity replacement that stays consistent across photos)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -39,7 +40,9 @@ def representatives(labels: np.ndarray, quality: np.ndarray) -> dict[int, int]:
     return best
 
 
-def shared_people(vectors: np.ndarray, quality: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray, dict[int, int]]:
+def shared_people(
+    vectors: np.ndarray, quality: np.ndarray, threshold: float
+) -> tuple[np.ndarray, np.ndarray, dict[int, int]]:
     """(labels, each person's mean unit vector, {person: best face} of the people with two or more
     faces): who needs one surrogate for several faces."""
     labels = group_people(vectors, threshold, quality)

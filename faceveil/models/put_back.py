@@ -2,6 +2,7 @@
 bent so its landmarks land on the original's), colour moved to the original's (Lab), blurred to the
 original's sharpness, alpha-blended with a feathered edge inside an ellipse drawn from the landmarks.
 Every pixel outside that mask is left exactly as it was."""
+
 from __future__ import annotations
 
 import cv2
@@ -34,14 +35,28 @@ def face_mask(shape: tuple[int, int], landmarks: np.ndarray) -> np.ndarray:
 def _bounds(landmarks: np.ndarray) -> tuple[int, int, int, int]:
     """The face ellipse's xyxy bounding box (integers, not clipped)."""
     (cx, cy), (ax, ay), angle = _ellipse(landmarks)
-    pts = cv2.ellipse2Poly((int(round(cx)), int(round(cy))), (int(np.ceil(ax / 2)) + 1, int(np.ceil(ay / 2)) + 1),
-                           int(round(angle)), 0, 360, 5)
+    pts = cv2.ellipse2Poly(
+        (int(round(cx)), int(round(cy))),
+        (int(np.ceil(ax / 2)) + 1, int(np.ceil(ay / 2)) + 1),
+        int(round(angle)),
+        0,
+        360,
+        5,
+    )
     x, y, w, h = cv2.boundingRect(pts)
     return x, y, x + w, y + h
 
 
-def put_back(rgb: np.ndarray, landmarks: np.ndarray, face: np.ndarray, face_landmarks: np.ndarray,
-             limit=None, feather: float = 0.12, match_blur: bool = True, warp_landmarks: bool = True) -> np.ndarray:
+def put_back(
+    rgb: np.ndarray,
+    landmarks: np.ndarray,
+    face: np.ndarray,
+    face_landmarks: np.ndarray,
+    limit=None,
+    feather: float = 0.12,
+    match_blur: bool = True,
+    warp_landmarks: bool = True,
+) -> np.ndarray:
     """Puts `face` (an RGB image whose 5 landmarks are `face_landmarks`) over the face with
     `landmarks` in `rgb`, in place, and returns the (H, W) bool mask it changed pixels within:
     similarity-aligned (cv2.estimateAffinePartial2D over the 5 points), then, with `warp_landmarks`, bent
@@ -81,8 +96,9 @@ def put_back(rgb: np.ndarray, landmarks: np.ndarray, face: np.ndarray, face_land
     return full
 
 
-def _warp(face: np.ndarray, m: np.ndarray, size: tuple[int, int], dst: np.ndarray, src: np.ndarray | None,
-          d: float) -> tuple[np.ndarray, np.ndarray]:
+def _warp(
+    face: np.ndarray, m: np.ndarray, size: tuple[int, int], dst: np.ndarray, src: np.ndarray | None, d: float
+) -> tuple[np.ndarray, np.ndarray]:
     """`face` resampled into a (w, h) = `size` crop by the similarity `m`; with landmarks `src` (in
     `face`) and `dst` (in the crop), also displaced so the aligned landmarks land on `dst`: a Gaussian
     radial-basis field (width 0.7 eye distances) through the 5 residuals. Returns (image, valid mask)."""

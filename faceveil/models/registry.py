@@ -1,4 +1,5 @@
 """A registry by name, one per kind of model (detectors, anonymizers, ...)."""
+
 from __future__ import annotations
 
 from typing import Callable, Generic, TypeVar
@@ -17,6 +18,7 @@ class Registry(Generic[T]):
         def deco(factory: Callable[..., T]) -> Callable[..., T]:
             self._factories[name] = factory
             return factory
+
         return deco
 
     def names(self) -> list[str]:

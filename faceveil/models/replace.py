@@ -19,6 +19,7 @@ CVPR 2023), adapted to weights that ship offline:
 Pure compute: models are handed in (generator, detector, embedder); no file or network I/O. Steps 1-2
 are in models/surrogate_pool.py, step 4 in models/put_back.py. `surrogate` is over 60 lines: step 3 is
 one search whose state (pairing order, step size, best so far) reads best in one loop."""
+
 from __future__ import annotations
 
 import time
@@ -28,11 +29,25 @@ import cv2
 import numpy as np
 
 from faceveil.models.detections import Detections, iou_matrix
-from faceveil.models.face_attributes import (FaceAttributes, delta_e2000, eye_distance, face_attributes, head_pose,
-                                             skin_lab, skin_mask)
+from faceveil.models.face_attributes import (
+    FaceAttributes,
+    delta_e2000,
+    eye_distance,
+    face_attributes,
+    head_pose,
+    skin_lab,
+    skin_mask,
+)
 from faceveil.models.put_back import put_back
-from faceveil.models.surrogate_pool import (PoolFace, Surrogate, build_pool, generated_landmarks, ranking, to_uint8,
-                                             track_seed)  # noqa: F401  (track_seed, Surrogate: re-exported)
+from faceveil.models.surrogate_pool import (
+    PoolFace,
+    Surrogate,
+    build_pool,
+    generated_landmarks,
+    ranking,
+    to_uint8,
+    track_seed,  # noqa: F401  (re-exported, like Surrogate)
+)
 
 
 @dataclass(frozen=True)
@@ -79,8 +94,11 @@ def _lab_torch(rgb):
     import torch
 
     lin = torch.where(rgb <= 0.04045, rgb / 12.92, ((rgb.clamp_min(0) + 0.055) / 1.055) ** 2.4)
-    mat = torch.tensor([[0.412453, 0.357580, 0.180423], [0.212671, 0.715160, 0.072169],
-                        [0.019334, 0.119193, 0.950227]], dtype=rgb.dtype, device=rgb.device)
+    mat = torch.tensor(
+        [[0.412453, 0.357580, 0.180423], [0.212671, 0.715160, 0.072169], [0.019334, 0.119193, 0.950227]],
+        dtype=rgb.dtype,
+        device=rgb.device,
+    )
     xyz = torch.einsum("ij,njhw->nihw", mat, lin)
     xyz = xyz / torch.tensor([0.950456, 1.0, 1.088754], dtype=rgb.dtype, device=rgb.device).reshape(1, 3, 1, 1)
     e = (6 / 29) ** 3
@@ -108,8 +126,9 @@ class Replacer:
         """The seeded pool of generated faces CenterFace finds a face in (built on first use)."""
         if self._pool is None:
             t0 = time.perf_counter()
-            self._pool = build_pool(self.generator, self.detector, self.embedder, self.settings.pool_size,
-                                    self.settings.pool_seed)
+            self._pool = build_pool(
+                self.generator, self.detector, self.embedder, self.settings.pool_size, self.settings.pool_seed
+            )
             self.pool_seconds = time.perf_counter() - t0
         return self._pool
 
@@ -142,7 +161,10 @@ class Replacer:
         with torch.no_grad():
             layout = lowpass(g.generate(z))
         z = z.clone().requires_grad_(True)
-        m, v = torch.zeros_like(z), torch.zeros_like(z)  # Adam by hand: torch.optim's first use imports torch._dynamo (seconds)
+        m, v = (
+            torch.zeros_like(z),
+            torch.zeros_like(z),
+        )  # Adam by hand: torch.optim's first use imports torch._dynamo (seconds)
         with torch.enable_grad():
             for t in range(1, s.grad_steps + 1):
                 img = g.generate(z)
@@ -152,7 +174,7 @@ class Replacer:
                 with torch.no_grad():
                     m.mul_(0.9).add_(grad, alpha=0.1)
                     v.mul_(0.999).addcmul_(grad, grad, value=0.001)
-                    z -= s.lr * (m / (1 - 0.9 ** t)) / ((v / (1 - 0.999 ** t)).sqrt() + 1e-8)
+                    z -= s.lr * (m / (1 - 0.9**t)) / ((v / (1 - 0.999**t)).sqrt() + 1e-8)
                     z.copy_(g.project(z))
         return z.detach()
 
@@ -164,14 +186,33 @@ class Replacer:
         size = max(x2 - x1, y2 - y1, 2.5 * eye_distance(lm))
         cx0, cy0 = int(max(0, x1 - 0.7 * size)), int(max(0, y1 - 0.7 * size))
         cx1, cy1 = int(min(w, x2 + 0.7 * size + 1)), int(min(h, y2 + 0.7 * size + 1))
-        off, f, crop = np.float32([cx0, cy0, cx0, cy0]), min(1.0, SEARCH_FACE / max(x2 - x1, y2 - y1)), rgb[cy0:cy1, cx0:cx1]
+        off, f, crop = (
+            np.float32([cx0, cy0, cx0, cy0]),
+            min(1.0, SEARCH_FACE / max(x2 - x1, y2 - y1)),
+            rgb[cy0:cy1, cx0:cx1],
+        )
         if f < 1:
-            crop = cv2.resize(crop, (max(1, round(crop.shape[1] * f)), max(1, round(crop.shape[0] * f))),
-                              interpolation=cv2.INTER_AREA)
-        return crop, (lm - off[:2]) * f, (box - off) * f, None if limit is None else (np.asarray(limit, np.float32) - off) * f
+            crop = cv2.resize(
+                crop, (max(1, round(crop.shape[1] * f)), max(1, round(crop.shape[0] * f))), interpolation=cv2.INTER_AREA
+            )
+        return (
+            crop,
+            (lm - off[:2]) * f,
+            (box - off) * f,
+            None if limit is None else (np.asarray(limit, np.float32) - off) * f,
+        )
 
-    def score(self, context: np.ndarray, lm: np.ndarray, box: np.ndarray, image: np.ndarray, original_id: np.ndarray,
-              original_pose: np.ndarray, original_skin: np.ndarray, limit=None) -> dict | None:
+    def score(
+        self,
+        context: np.ndarray,
+        lm: np.ndarray,
+        box: np.ndarray,
+        image: np.ndarray,
+        original_id: np.ndarray,
+        original_pose: np.ndarray,
+        original_skin: np.ndarray,
+        limit=None,
+    ) -> dict | None:
         """The full objective of one generated face put back into `context` (a crop around the real
         face, whose landmarks and box are `lm`, `box` in it): identity cosine to the original, pose
         error, skin colour difference, detector score; None when the generated face has no landmarks."""
@@ -179,11 +220,18 @@ class Replacer:
         if found is None:
             return None
         comp = context.copy()
-        put_back(comp, lm, image, found[0], limit=limit, feather=self.settings.feather,
-                 warp_landmarks=self.settings.warp_landmarks)
+        put_back(
+            comp,
+            lm,
+            image,
+            found[0],
+            limit=limit,
+            feather=self.settings.feather,
+            warp_landmarks=self.settings.warp_landmarks,
+        )
         dets = self.detector.detect(comp)
         j = int(np.argmax(iou_matrix(box[None], dets.boxes)[0])) if len(dets) else -1
-        hit = j >= 0 and iou_matrix(box[None], dets.boxes[j:j + 1])[0, 0] >= 0.3
+        hit = j >= 0 and iou_matrix(box[None], dets.boxes[j : j + 1])[0, 0] >= 0.3
         det_score = float(dets.scores[j]) if hit else 0.0
         if hit and not np.isnan(dets.landmarks[j]).any():
             pose_err = float(np.abs(head_pose(dets.landmarks[j]) - original_pose).mean())
@@ -192,15 +240,40 @@ class Replacer:
         cos = float(self.embedder.embed(comp, Detections(box[None], [1.0]))[0] @ original_id)
         de = float(delta_e2000(skin_lab(comp, lm), original_skin))
         s = self.settings
-        cost = (4.0 * max(0.0, cos - (s.id_margin - 0.05)) + pose_err / 10.0 + 2.0 * max(0.0, 0.5 - det_score)
-                + (0.0 if np.isnan(de) else de / 20.0))
-        ok = (cos < s.id_margin - s.id_guard and det_score >= self.detector.threshold and pose_err <= s.max_pose_error
-              and (np.isnan(de) or de <= s.max_delta_e))
-        return {"cost": cost, "ok": ok, "cosine": cos, "pose_error": pose_err, "delta_e": de, "det_score": det_score,
-                "landmarks": found[0].astype(np.float32)}
+        cost = (
+            4.0 * max(0.0, cos - (s.id_margin - 0.05))
+            + pose_err / 10.0
+            + 2.0 * max(0.0, 0.5 - det_score)
+            + (0.0 if np.isnan(de) else de / 20.0)
+        )
+        ok = (
+            cos < s.id_margin - s.id_guard
+            and det_score >= self.detector.threshold
+            and pose_err <= s.max_pose_error
+            and (np.isnan(de) or de <= s.max_delta_e)
+        )
+        return {
+            "cost": cost,
+            "ok": ok,
+            "cosine": cos,
+            "pose_error": pose_err,
+            "delta_e": de,
+            "det_score": det_score,
+            "landmarks": found[0].astype(np.float32),
+        }
 
-    def surrogate(self, rgb: np.ndarray, landmarks: np.ndarray, box, seed: int, others: np.ndarray | None = None,
-                  avoid=(), original_id: np.ndarray | None = None, limit=None, start: Surrogate | None = None) -> Surrogate:
+    def surrogate(
+        self,
+        rgb: np.ndarray,
+        landmarks: np.ndarray,
+        box,
+        seed: int,
+        others: np.ndarray | None = None,
+        avoid=(),
+        original_id: np.ndarray | None = None,
+        limit=None,
+        start: Surrogate | None = None,
+    ) -> Surrogate:
         """The surrogate for the face with `landmarks` and `box` in `rgb`: paired (leaving out pool faces
         within the margin of this identity and of `others`, and the pool faces in `avoid`), refined by
         gradient steps, then searched (seeded by `seed`) against the full objective as put back. With
@@ -218,8 +291,14 @@ class Replacer:
             original_id = self.embedder.embed(rgb, Detections(box[None], [1.0]))[0]
         if start is not None:
             order = [start.pool_index]
-            out = Surrogate(start.latent.clone(), start.image, start.landmarks, start.pool_index, start.seed,
-                            cosine_start=float("nan"))  # the person's surrogate: its seed names it
+            out = Surrogate(
+                start.latent.clone(),
+                start.image,
+                start.landmarks,
+                start.pool_index,
+                start.seed,
+                cosine_start=float("nan"),
+            )  # the person's surrogate: its seed names it
         else:
             out, order = self._paired(attrs, original_id, others, avoid, seed)
         if attrs.size < s.min_search_size or s.es_evals <= 0:
@@ -243,7 +322,7 @@ class Replacer:
                 cands = [(nxt, self.pool[nxt].latent.to(g.device).reshape(1, -1))]
             else:  # an antithetic pair of steps around the best latent
                 eps = torch.from_numpy(rng.standard_normal(best_z.shape[1]).astype(np.float32)).to(g.device)
-                step = sigma * eps * (g.latent_dim ** -0.5) * best_z.norm()
+                step = sigma * eps * (g.latent_dim**-0.5) * best_z.norm()
                 cands = [(None, g.project(best_z + step)), (None, g.project(best_z - step))]
             improved = False
             for pool_idx, cand in cands:
@@ -267,12 +346,18 @@ class Replacer:
         if start is not None and not best["ok"]:  # this person's surrogate will not do for this face: its own
             return self.surrogate(rgb, lm, box, seed, others, avoid, original_id, limit)
         if np.isfinite(best["cost"]):
-            out.cosine, out.pose_error, out.delta_e, out.det_score = (best["cosine"], best["pose_error"], best["delta_e"],
-                                                                      best["det_score"])
+            out.cosine, out.pose_error, out.delta_e, out.det_score = (
+                best["cosine"],
+                best["pose_error"],
+                best["delta_e"],
+                best["det_score"],
+            )
         out.seconds, out.cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
         return out
 
-    def _paired(self, attrs: FaceAttributes, original_id: np.ndarray, others, avoid, seed: int) -> tuple[Surrogate, list]:
+    def _paired(
+        self, attrs: FaceAttributes, original_id: np.ndarray, others, avoid, seed: int
+    ) -> tuple[Surrogate, list]:
         """The paired pool face, refined by the colour steps; and the pairing order (for restarts)."""
         import torch
 
@@ -283,7 +368,9 @@ class Replacer:
         z = self._refine(face, attrs.skin)
         with torch.no_grad():
             image = to_uint8(self.generator.generate(z))[0]
-        out = Surrogate(z.cpu().reshape(-1), image, face.landmarks, idx, seed, cosine_start=float(face.identity @ original_id))
+        out = Surrogate(
+            z.cpu().reshape(-1), image, face.landmarks, idx, seed, cosine_start=float(face.identity @ original_id)
+        )
         found = self.face_landmarks(image)
         if found is None:  # the colour steps lost the face: the paired face as generated
             out.latent, out.image = face.latent.clone(), face.image
@@ -294,5 +381,12 @@ class Replacer:
     def render(self, rgb: np.ndarray, landmarks: np.ndarray, surrogate: Surrogate, limit=None) -> np.ndarray:
         """Puts the surrogate over the face with `landmarks` in `rgb` (in place; a "generated" one, of the
         fallback chain, without the landmark warp: its own face's geometry); the changed-pixel mask."""
-        return put_back(rgb, landmarks, surrogate.image, surrogate.landmarks, limit=limit, feather=self.settings.feather,
-                        warp_landmarks=self.settings.warp_landmarks and surrogate.method != "generated")
+        return put_back(
+            rgb,
+            landmarks,
+            surrogate.image,
+            surrogate.landmarks,
+            limit=limit,
+            feather=self.settings.feather,
+            warp_landmarks=self.settings.warp_landmarks and surrogate.method != "generated",
+        )

@@ -5,6 +5,7 @@ the head with its hair ("head") or the person's whole silhouette ("person").
 the silhouette connected to the face, inside the scope's extent (in face sizes), made coarse so that it
 does not trace a hairstyle (head: its convex hull; both grown by a margin), always with the face region
 itself. Fail closed: without the segmentation model the whole extent is masked."""
+
 from __future__ import annotations
 
 import logging
@@ -43,16 +44,18 @@ def check_scope(scope: str) -> None:
         raise ValueError(f"scope must be one of {', '.join(SCOPES)}, got {scope!r}")
 
 
-def scope_regions(boxes: np.ndarray, sizes: np.ndarray, face_regions: np.ndarray, scope: str, width: int,
-                  height: int) -> np.ndarray:
+def scope_regions(
+    boxes: np.ndarray, sizes: np.ndarray, face_regions: np.ndarray, scope: str, width: int, height: int
+) -> np.ndarray:
     """Integer xyxy regions a scope may change, one per face: its extent around the face box joined with
     the face region (`face_regions`, already grown for motion), clipped to the frame."""
     if scope == "face" or not len(boxes):
         return face_regions
     e, s = EXTENTS[scope], sizes[:, None]
     r = np.concatenate([boxes[:, :2] - s * [e.side, e.up], boxes[:, 2:] + s * [e.side, e.down]], 1)
-    r = np.concatenate([np.minimum(np.floor(r[:, :2]), face_regions[:, :2]),
-                        np.maximum(np.ceil(r[:, 2:]), face_regions[:, 2:])], 1)
+    r = np.concatenate(
+        [np.minimum(np.floor(r[:, :2]), face_regions[:, :2]), np.maximum(np.ceil(r[:, 2:]), face_regions[:, 2:])], 1
+    )
     r[:, [0, 2]] = r[:, [0, 2]].clip(0, width)
     r[:, [1, 3]] = r[:, [1, 3]].clip(0, height)
     return r.astype(np.int32)
@@ -79,7 +82,7 @@ def scope_mask(rgb: np.ndarray, box, size: float, face_region, region, scope: st
     x1, y1, x2, y2 = (int(v) for v in region)
     out = np.zeros((y2 - y1, x2 - x1), bool)
     fx1, fy1, fx2, fy2 = (int(v) for v in face_region)
-    out[max(fy1 - y1, 0):max(fy2 - y1, 0), max(fx1 - x1, 0):max(fx2 - x1, 0)] = True
+    out[max(fy1 - y1, 0) : max(fy2 - y1, 0), max(fx1 - x1, 0) : max(fx2 - x1, 0)] = True
     if scope == "face" or not out.size:
         return out
     e = EXTENTS[scope]
@@ -95,7 +98,7 @@ def scope_mask(rgb: np.ndarray, box, size: float, face_region, region, scope: st
     person = np.zeros_like(out)  # the window's mask inside the region
     ix1, iy1, ix2, iy2 = max(x1, w[0]), max(y1, w[1]), min(x2, w[2]), min(y2, w[3])
     if ix2 > ix1 and iy2 > iy1:
-        person[iy1 - y1:iy2 - y1, ix1 - x1:ix2 - x1] = p[iy1 - w[1]:iy2 - w[1], ix1 - w[0]:ix2 - w[0]]
+        person[iy1 - y1 : iy2 - y1, ix1 - x1 : ix2 - x1] = p[iy1 - w[1] : iy2 - w[1], ix1 - w[0] : ix2 - w[0]]
     n, labels = cv2.connectedComponents((person | out).astype(np.uint8), connectivity=8)
     keep = np.unique(labels[out])  # the components that touch the face region
     mask = np.isin(labels, keep[keep > 0])

@@ -2,6 +2,7 @@
 surveillance video): blocks are permuted, each is rotated/flipped and has its colour channels
 permuted, and every pixel is XOR-masked, all driven by an AES-CTR keystream of a per-region key.
 `unscramble` with the same key inverts it exactly (on lossless storage)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -39,9 +40,9 @@ def _plan(key: bytes, shape: tuple[int, int, int], block: int):
     nb = gh * gw
     ks = keystream(key, nb * 8 + nb * 2 + h * w * 3)
     order = np.argsort(ks[: nb * 8].view(np.uint64), kind="stable")
-    rest = ks[nb * 8:]
-    orient, chans = rest[:nb] % 8, rest[nb:2 * nb] % 6
-    mask = rest[2 * nb:].reshape(h, w, 3)
+    rest = ks[nb * 8 :]
+    orient, chans = rest[:nb] % 8, rest[nb : 2 * nb] % 6
+    mask = rest[2 * nb :].reshape(h, w, 3)
     return gh, gw, order, orient, chans, mask
 
 

@@ -1,6 +1,7 @@
 """A second look at each frame with its faces anonymized: a detector's idea of "the face" moves
 once the real one is masked (clasped hands, a face printed on a shirt, a head it had missed beside
 the masked one); whatever it now finds is masked too, so the output holds nothing it calls a face."""
+
 from __future__ import annotations
 
 import numpy as np

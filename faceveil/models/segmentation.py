@@ -1,5 +1,6 @@
 """Person segmentation: MediaPipe's selfie segmentation model (256x256, the person's probability per
 pixel) run offline with LiteRT (models/litert), on a square window around one person's face."""
+
 from __future__ import annotations
 
 import cv2
@@ -24,8 +25,9 @@ class PersonSegmenter(LiteRTModel):
         x1, y1, x2, y2 = (int(v) for v in window)
         w, h = max(1, x2 - x1), max(1, y2 - y1)
         m = np.float32([[INPUT / w, 0, -x1 * INPUT / w], [0, INPUT / h, -y1 * INPUT / h]])
-        crop = cv2.warpAffine(np.ascontiguousarray(rgb), m, (INPUT, INPUT), flags=cv2.INTER_AREA,
-                              borderMode=cv2.BORDER_REPLICATE)
+        crop = cv2.warpAffine(
+            np.ascontiguousarray(rgb), m, (INPUT, INPUT), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE
+        )
         p = self.run((crop.astype(np.float32) / 255.0)[None])[0]
         p = p.reshape(INPUT, INPUT).astype(np.float32)
         return cv2.resize(p, (w, h), interpolation=cv2.INTER_LINEAR)

@@ -1,6 +1,7 @@
 """The replacement's pool of generated faces (seeded: the same on every run), how a real face is paired
 with one of them (nearest in attribute space among those unlike every real person), and the record of
 the surrogate made from it (models/replace)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -75,7 +76,7 @@ def build_pool(generator, detector, embedder, size: int, seed: int) -> list[Pool
     faces = []
     for i in range(0, len(z), 8):  # a few at a time: big generators are big
         with torch.no_grad():
-            images = to_uint8(generator.generate(z[i:i + 8]))
+            images = to_uint8(generator.generate(z[i : i + 8]))
         faces += [pool_face(detector, embedder, z[i + k], img) for k, img in enumerate(images)]
     pool = [f for f in faces if f is not None]
     if not pool:
@@ -83,8 +84,9 @@ def build_pool(generator, detector, embedder, size: int, seed: int) -> list[Pool
     return pool
 
 
-def ranking(pool: list[PoolFace], attributes: FaceAttributes, identities: np.ndarray, margin: float,
-            avoid=()) -> list[int]:
+def ranking(
+    pool: list[PoolFace], attributes: FaceAttributes, identities: np.ndarray, margin: float, avoid=()
+) -> list[int]:
     """Pool indices, best partner first: those whose identity cosine to every row of `identities` (the
     real people: this one first) is below `margin` and not in `avoid`, nearest in attribute space
     first; then the rest of those not in `avoid`, least like the real people first."""

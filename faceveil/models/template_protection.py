@@ -20,6 +20,7 @@ Secrets are derived from the master key by HKDF (`MasterKey.derive`) and never s
 Longer than 300 lines: the measured alternatives (rotation, BioHash, index-of-max) stay beside the
 sealed templates they lost to, in one registry, so benchmarks/template_attack.py can replay the choice.
 """
+
 from __future__ import annotations
 
 import os
@@ -243,8 +244,10 @@ class SealedTemplates(TemplateTransform):
             try:
                 out[i] = np.frombuffer(self._aead.decrypt(blob[:12], blob[12:], self._aad(c)), "<f4")
             except InvalidTag:
-                raise TemplateOpenError(f"sealed template {c.decode(errors='replace')!r} does not open with this key "
-                                        "(wrong key, or the row was moved or edited)") from None
+                raise TemplateOpenError(
+                    f"sealed template {c.decode(errors='replace')!r} does not open with this key "
+                    "(wrong key, or the row was moved or edited)"
+                ) from None
         return out
 
     def scores(self, query, stored, contexts=None) -> np.ndarray:
@@ -293,8 +296,9 @@ class IndexTemplates:
         """Sealed templates of (n, dim) plain unit vectors, each bound to its row id."""
         return self.sealed.protect(vectors, [r.encode() for r in row_ids])
 
-    def open_rows(self, row_ids: Sequence[str], sealed: Sequence[bytes | None], vectors=None,
-                  skip_bad: bool = False) -> np.ndarray:
+    def open_rows(
+        self, row_ids: Sequence[str], sealed: Sequence[bytes | None], vectors=None, skip_bad: bool = False
+    ) -> np.ndarray:
         """(n, dim) plain unit vectors of stored rows: sealed ones opened, old rotated ones (sealed
         None) rotated back. A sealed row that does not open with this key: TemplateOpenError, or
         with `skip_bad` a row of NaN (it scores nothing)."""

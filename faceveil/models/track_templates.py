@@ -7,6 +7,7 @@ steadier by benchmarks/search.py) or "plain" (one view; indexes written before).
 Every template and exemplar carries its face's quality (`face_quality`: size in pixels, sharpness,
 frontality), stored in the index so search can rank a small blurred bystander below a clear face of
 the person (`ranking_quality` folds the three into one number in [0, 1]; ops/search.py ranks)."""
+
 from __future__ import annotations
 
 import heapq
@@ -49,8 +50,11 @@ def face_quality(rgb: np.ndarray, dets: Detections) -> dict[str, np.ndarray]:
         grey = cv2.resize(grey, (SHARP_PX, SHARP_PX), interpolation=cv2.INTER_LINEAR if up else cv2.INTER_AREA)
         r = cv2.Laplacian(grey, cv2.CV_64F).var() / max(float(grey.var()), 1e-6)
         sharp[i] = r / (r + SHARP_HALF)
-    return {"face_px": dets.sizes.astype(np.float32), "sharpness": sharp,
-            "frontality": frontality(dets.landmarks).astype(np.float32) if n else np.zeros(0, np.float32)}
+    return {
+        "face_px": dets.sizes.astype(np.float32),
+        "sharpness": sharp,
+        "frontality": frontality(dets.landmarks).astype(np.float32) if n else np.zeros(0, np.float32),
+    }
 
 
 def ranking_quality(face_px, sharpness, frontal) -> np.ndarray:
@@ -108,8 +112,9 @@ class TrackFaces:
             cx1, cy1 = int(max(0, x1 - m)), int(max(0, y1 - m))
             cx2, cy2 = int(min(w, x2 + m)), int(min(h, y2 + m))
             crop = rgb[cy1:cy2, cx1:cx2].copy()
-            kept = _Kept(float(q[j]), frame, crop, real[[j]].translate(-cx1, -cy1),
-                         {k: float(v[j]) for k, v in fq.items()})
+            kept = _Kept(
+                float(q[j]), frame, crop, real[[j]].translate(-cx1, -cy1), {k: float(v[j]) for k, v in fq.items()}
+            )
             (heapq.heapreplace if len(heap) >= self.keep else heapq.heappush)(heap, kept)
 
     def templates(self, embedder: Embedder, view: str = DEFAULT_VIEW) -> list[dict]:
@@ -122,9 +127,25 @@ class TrackFaces:
             kept = sorted(heap, reverse=True)
             vecs = np.concatenate([identity_vectors(embedder, k.crop, k.det, view) for k in kept])
             mean = vecs.mean(0)
-            out.append({"track_id": track, "kind": "template", "vector": mean / max(np.linalg.norm(mean), 1e-12),
-                        "quality": float(np.mean([k.quality for k in kept])), "frame": kept[0].frame,
-                        **{f: float(np.mean([k.measures[f] for k in kept])) for f in QUALITY_FIELDS}})
-            out.extend({"track_id": track, "kind": "exemplar", "vector": v, "quality": k.quality, "frame": k.frame,
-                        **k.measures} for v, k in zip(vecs, kept))
+            out.append(
+                {
+                    "track_id": track,
+                    "kind": "template",
+                    "vector": mean / max(np.linalg.norm(mean), 1e-12),
+                    "quality": float(np.mean([k.quality for k in kept])),
+                    "frame": kept[0].frame,
+                    **{f: float(np.mean([k.measures[f] for k in kept])) for f in QUALITY_FIELDS},
+                }
+            )
+            out.extend(
+                {
+                    "track_id": track,
+                    "kind": "exemplar",
+                    "vector": v,
+                    "quality": k.quality,
+                    "frame": k.frame,
+                    **k.measures,
+                }
+                for v, k in zip(vecs, kept)
+            )
         return out

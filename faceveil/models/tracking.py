@@ -5,6 +5,7 @@ ways: gaps inside a track are interpolated and every track is extended `extend` 
 first and after its last detection along its motion. Detections may come from every frame or from
 every k-th frame (`extend` and `max_gap` are in frames and should exceed k).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -80,8 +81,10 @@ def associate(sampled: Iterable[tuple[int, Detections]], settings: TrackerSettin
         preds = np.array([t.predict(frame) for t in active], np.float32).reshape(-1, 4)
         free_tracks = list(range(len(active)))
         free_dets = list(range(len(dets)))
-        for stage_dets in ([i for i in free_dets if dets.scores[i] >= settings.high_score],
-                           [i for i in free_dets if dets.scores[i] < settings.high_score]):
+        for stage_dets in (
+            [i for i in free_dets if dets.scores[i] >= settings.high_score],
+            [i for i in free_dets if dets.scores[i] < settings.high_score],
+        ):
             pairs = _match(_similarity(preds[free_tracks], dets.boxes[stage_dets], settings.iou_threshold))
             for r, c in pairs:
                 active[free_tracks[r]].add(frame, dets[[stage_dets[c]]], settings.velocity_smoothing)
@@ -128,17 +131,26 @@ def _filled(track: _Track, n_frames: int, width: int, height: int, extend: int) 
     det = Detections.concat(track.dets)
     det.track_ids[:] = track.id
     det.motion = _centre_motion(found, det.boxes)
-    velocity = np.vstack([np.gradient(det.boxes[:, k], found) for k in range(4)]).T.astype(np.float32) \
-        if len(found) > 1 else np.zeros((1, 4), np.float32)
+    velocity = (
+        np.vstack([np.gradient(det.boxes[:, k], found) for k in range(4)]).T.astype(np.float32)
+        if len(found) > 1
+        else np.zeros((1, 4), np.float32)
+    )
     inside = np.arange(found[0], found[-1] + 1)
     j = np.searchsorted(found, inside, side="right") - 1  # the detection at or before each frame
     nxt = np.minimum(j + 1, len(found) - 1)
     span = np.maximum(found[nxt] - found[j], 1)
     a = ((inside - found[j]) / span).astype(np.float32)
-    mix = lambda x: ((1 - a).reshape(-1, *[1] * (x.ndim - 1)) * x[j] + a.reshape(-1, *[1] * (x.ndim - 1)) * x[nxt])  # noqa: E731
+    mix = lambda x: (1 - a).reshape(-1, *[1] * (x.ndim - 1)) * x[j] + a.reshape(-1, *[1] * (x.ndim - 1)) * x[nxt]  # noqa: E731
     gap = inside != found[j]
-    body = Detections(mix(det.boxes), np.where(gap, np.minimum(det.scores[j], det.scores[nxt]), det.scores[j]),
-                      mix(det.landmarks), det.track_ids[j], gap, mix(det.motion))
+    body = Detections(
+        mix(det.boxes),
+        np.where(gap, np.minimum(det.scores[j], det.scores[nxt]), det.scores[j]),
+        mix(det.landmarks),
+        det.track_ids[j],
+        gap,
+        mix(det.motion),
+    )
     parts, frames = [], []
     for end, step in ((0, -1), (len(found) - 1, 1)):  # extend along the motion at each end
         d = np.arange(1, extend + 1)
@@ -159,8 +171,13 @@ def _filled(track: _Track, n_frames: int, width: int, height: int, extend: int) 
     return (np.concatenate([frames[0], inside, frames[1]]), Detections.concat([parts[0], body, parts[1]]))
 
 
-def track_media(sampled: Iterable[tuple[int, Detections]], n_frames: int, width: int, height: int,
-                settings: TrackerSettings = TrackerSettings()) -> tuple[dict[int, Detections], list[_Track]]:
+def track_media(
+    sampled: Iterable[tuple[int, Detections]],
+    n_frames: int,
+    width: int,
+    height: int,
+    settings: TrackerSettings = TrackerSettings(),
+) -> tuple[dict[int, Detections], list[_Track]]:
     """Frame index -> all faces to anonymize in that frame (track ids set), and the tracks."""
     tracks = associate(sampled, settings)
     if not tracks:

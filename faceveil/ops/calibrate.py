@@ -1,4 +1,5 @@
 """Calibration of the match threshold on labelled photos (one folder per person), stored with the index."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -22,13 +23,21 @@ def search_threshold(vectors: np.ndarray, labels, target_fmr: float = 0.01) -> d
     k = int(np.floor(target_fmr * len(worst)))
     threshold = float(np.nextafter(np.float32(worst[k]), np.float32(2))) if k < len(worst) else float(worst[-1])
     best_same = np.where(same, sims, -1).max(1)[same.any(1)]
-    return {"threshold": threshold, "fmr": float((worst >= threshold).mean()),
-            "pair_fmr": float((sims[other] >= threshold).mean()), "tmr": float((best_same >= threshold).mean()),
-            "target_fmr": target_fmr, "photos": len(ids), "identities": len(set(ids)), "calibrated": True}
+    return {
+        "threshold": threshold,
+        "fmr": float((worst >= threshold).mean()),
+        "pair_fmr": float((sims[other] >= threshold).mean()),
+        "tmr": float((best_same >= threshold).mean()),
+        "target_fmr": target_fmr,
+        "photos": len(ids),
+        "identities": len(set(ids)),
+        "calibrated": True,
+    }
 
 
-def calibrate(dest: Location, master: MasterKey, labelled: str, target_fmr: float = 0.01,
-              embedder_name: str = "dlib-resnet") -> dict:
+def calibrate(
+    dest: Location, master: MasterKey, labelled: str, target_fmr: float = 0.01, embedder_name: str = "dlib-resnet"
+) -> dict:
     """Picks the match threshold from labelled photos (one folder per person: the largest face of
     each photo) so that at most `target_fmr` of searches (each photo as a probe against everyone
     else's) return someone else; stores it with the index (meta.json, signed with `master`'s
@@ -59,8 +68,12 @@ def calibrate(dest: Location, master: MasterKey, labelled: str, target_fmr: floa
     v, ids = np.array(vecs), np.array(ids)
     if len(set(ids)) < 2 or len(ids) <= len(set(ids)):
         raise ValueError(f"{labelled}: needs several photos of several people with faces")
-    res = {**search_threshold(v, ids, target_fmr), "template_view": view, "calibrated_on": str(root),
-           "calibrated_at": datetime.now(timezone.utc).isoformat()}
+    res = {
+        **search_threshold(v, ids, target_fmr),
+        "template_view": view,
+        "calibrated_on": str(root),
+        "calibrated_at": datetime.now(timezone.utc).isoformat(),
+    }
     index = IdentityIndex(dest, dim=v.shape[1], control=control)
     index.write_meta({**(index.meta() or {}), **res})
     return res

@@ -5,6 +5,7 @@ checks/deep.parquet (atomically, after each media, so an interrupted check loses
 is keyed by its output's SHA-256 in the media manifest and its file's fingerprint (size and times,
 or ETag), so a file replaced in DEST behind the manifest is checked again; a checked file whose
 SHA-256 is not the manifest's is an error (the output changed after its run)."""
+
 from __future__ import annotations
 
 import shutil
@@ -41,8 +42,16 @@ def _published(state: Location) -> list[dict]:
 
 
 def _check_one(dest: Location, state: Location, row: dict, frames: int, scratch: str) -> dict:
-    out = {"media_id": row["media_id"], "rel_path": row["rel_path"], "status": row["status"], "output_sha256": None,
-           "output_fingerprint": None, "checked_at": datetime.now(timezone.utc), "frames_asked": frames, "error": None}
+    out = {
+        "media_id": row["media_id"],
+        "rel_path": row["rel_path"],
+        "status": row["status"],
+        "output_sha256": None,
+        "output_fingerprint": None,
+        "checked_at": datetime.now(timezone.utc),
+        "frames_asked": frames,
+        "error": None,
+    }
     try:
         out["output_fingerprint"] = dest.fingerprint(row["output_path"])
         regions = recorded_regions(state, row)
@@ -50,21 +59,36 @@ def _check_one(dest: Location, state: Location, row: dict, frames: int, scratch:
             out["output_sha256"] = sha256_file(local)
             out.update(check_output(local, row["kind"], regions, frames))
         if row.get("output_sha256") and out["output_sha256"] != row["output_sha256"]:
-            out["error"] = (f"{dest.display(row['output_path'])}: its SHA-256 is not the media manifest's "
-                            "(the file changed after its run)")
+            out["error"] = (
+                f"{dest.display(row['output_path'])}: its SHA-256 is not the media manifest's "
+                "(the file changed after its run)"
+            )
     except (MediaError, OSError, ValueError) as e:  # recorded; the check as a whole then fails
-        out.update(frames_checked=0, faces_checked=0, leaks=0, upper_95=1.0, leak_frames=[], leak_boxes=None,
-                   seconds=0.0, error=f"{dest.display(row['output_path'])}: {e}")
+        out.update(
+            frames_checked=0,
+            faces_checked=0,
+            leaks=0,
+            upper_95=1.0,
+            leak_frames=[],
+            leak_boxes=None,
+            seconds=0.0,
+            error=f"{dest.display(row['output_path'])}: {e}",
+        )
     return out
 
 
 def totals(rows: list[dict]) -> dict:
     """The run-level figures over deep-check rows: faces checked, leaks, their 95 % upper bound."""
     faces, leaks = sum(r["faces_checked"] or 0 for r in rows), sum(r["leaks"] or 0 for r in rows)
-    return {"media": len(rows), "frames_checked": sum(r["frames_checked"] or 0 for r in rows), "faces_checked": faces,
-            "leaks": leaks, "upper_95": leak_upper_bound(leaks, faces),
-            "leaked": [r["rel_path"] for r in rows if r["leaks"]],
-            "errors": [r["error"] for r in rows if r.get("error")]}
+    return {
+        "media": len(rows),
+        "frames_checked": sum(r["frames_checked"] or 0 for r in rows),
+        "faces_checked": faces,
+        "leaks": leaks,
+        "upper_95": leak_upper_bound(leaks, faces),
+        "leaked": [r["rel_path"] for r in rows if r["leaks"]],
+        "errors": [r["error"] for r in rows if r.get("error")],
+    }
 
 
 def run_check(dest: Location, state: Location, frames: int = DEEP_FRAMES, say=None) -> dict:
@@ -92,7 +116,9 @@ def run_check(dest: Location, state: Location, frames: int = DEEP_FRAMES, say=No
             if say is not None:
                 say(line(rows[-1]))
             done = {r["media_id"] for r in rows}
-            kept = [previous[p["media_id"]] for p in published if p["media_id"] in previous and p["media_id"] not in done]
+            kept = [
+                previous[p["media_id"]] for p in published if p["media_id"] in previous and p["media_id"] not in done
+            ]
             _write(state, kept + rows)
         if not checked and set(previous) - {r["media_id"] for r in published}:
             _write(state, rows)  # media no longer published leave the table
@@ -112,10 +138,14 @@ def line(r: dict) -> str:
         return f"{r['rel_path']}: not checked: {r['error']}"
     when = "" if r.get("fresh", True) else f" (unchanged since {r['checked_at']:%Y-%m-%d %H:%M} UTC)"
     leaks = f"{r['leaks']} leak(s) in frame(s) {r['leak_frames']}" if r["leaks"] else "0 leaks"
-    return (f"{r['rel_path']}: {r['frames_checked']} frames, {r['faces_checked']} faces checked, {leaks}, "
-            f"leak rate < {100 * r['upper_95']:.2f} % (95 %){when}" + (f"; error: {r['error']}" if r.get("error") else ""))
+    return (
+        f"{r['rel_path']}: {r['frames_checked']} frames, {r['faces_checked']} faces checked, {leaks}, "
+        f"leak rate < {100 * r['upper_95']:.2f} % (95 %){when}" + (f"; error: {r['error']}" if r.get("error") else "")
+    )
 
 
 def total_line(t: dict) -> str:
-    return (f"total: {t['media']} media, {t['frames_checked']} frames, {t['faces_checked']} faces checked, "
-            f"{t['leaks']} leak(s), leak rate < {100 * t['upper_95']:.2f} % (95 % upper bound)")
+    return (
+        f"total: {t['media']} media, {t['frames_checked']} frames, {t['faces_checked']} faces checked, "
+        f"{t['leaks']} leak(s), leak rate < {100 * t['upper_95']:.2f} % (95 % upper bound)"
+    )

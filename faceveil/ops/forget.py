@@ -3,6 +3,7 @@
 versions are cleaned up; a tombstone (storage/tombstones) keeps later runs of the media from sealing
 or indexing them again. What it cannot reach: backups and snapshots of the state root, versions kept
 by an S3 bucket's versioning, copies restored earlier."""
+
 from __future__ import annotations
 
 import tempfile
@@ -32,7 +33,7 @@ def _where(archive: Location, media_id: str, tracks: set[int]) -> dict[int, list
     """track -> [(frame, box)] of the tracks, from the media's detections manifest."""
     det = manifests.read_part(archive, "detections", media_id)
     out: dict[int, list[tuple]] = {int(t): [] for t in tracks}
-    for r in (det.to_pylist() if det is not None else []):
+    for r in det.to_pylist() if det is not None else []:
         if r["track_id"] in out:
             out[r["track_id"]].append((r["frame_index"], [r["x1"], r["y1"], r["x2"], r["y2"]]))
     return out

@@ -3,6 +3,7 @@ runs the action, then appends its outcome row ('done', or 'failed' with the reas
 row cannot be written the action does not run. Outcome rows name their intent row's seq. The head
 the action left (its last row's seq and MAC) is printed on stderr and recorded outside the state
 root (storage/log_anchors), so a later cut or rewrite of those rows shows in `access-log --verify`."""
+
 from __future__ import annotations
 
 import contextlib
@@ -37,17 +38,33 @@ class Outcome:
 
 def _why(e: BaseException) -> str:
     text = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
-    return text if len(text) <= _MAX_REASON else text[:_MAX_REASON - 3] + "..."
+    return text if len(text) <= _MAX_REASON else text[: _MAX_REASON - 3] + "..."
 
 
 @contextlib.contextmanager
-def logged(archive: Location, master: MasterKey, action: str, reason: str, *, targets=(),
-           probe_sha256: str | None = None, details: dict | None = None):
+def logged(
+    archive: Location,
+    master: MasterKey,
+    action: str,
+    reason: str,
+    *,
+    targets=(),
+    probe_sha256: str | None = None,
+    details: dict | None = None,
+):
     """Yields an `Outcome` to fill in once the intent row is written (an error there stops here:
     AccessLogError, BadKeyError). An exception inside is logged as 'failed' and re-raised."""
     who = actor()
-    intent = access_log.append(archive, master, actor=who, action=action, reason=reason, probe_sha256=probe_sha256,
-                               matched=targets, details={**(details or {}), "outcome": INTENT})
+    intent = access_log.append(
+        archive,
+        master,
+        actor=who,
+        action=action,
+        reason=reason,
+        probe_sha256=probe_sha256,
+        matched=targets,
+        details={**(details or {}), "outcome": INTENT},
+    )
     out = Outcome()
     try:
         yield out
@@ -64,8 +81,9 @@ def logged(archive: Location, master: MasterKey, action: str, reason: str, *, ta
         done = _finish(archive, master, action, reason, who, probe_sha256, intent["seq"], out)
     except (access_log.AccessLogError, ValueError) as e:
         anchor(archive, intent, action)
-        raise access_log.AccessLogError(f"{action} was done (intent row seq {intent['seq']}), but its outcome row "
-                                        f"could not be written: {e}") from None
+        raise access_log.AccessLogError(
+            f"{action} was done (intent row seq {intent['seq']}), but its outcome row could not be written: {e}"
+        ) from None
     anchor(archive, done, action)
 
 
@@ -83,10 +101,19 @@ def _finish(archive, master, action, reason, who, probe_sha256, intent_seq, out:
     if out.error:
         details["error"] = out.error
     if out.hand_over_to is not None:
-        return access_log.hand_over(archive, master, out.hand_over_to, actor=who, reason=reason,
-                                    matched=out.matched, details=details)
-    return access_log.append(archive, master, actor=who, action=action, reason=reason, probe_sha256=probe_sha256,
-                             matched=out.matched, details=details)
+        return access_log.hand_over(
+            archive, master, out.hand_over_to, actor=who, reason=reason, matched=out.matched, details=details
+        )
+    return access_log.append(
+        archive,
+        master,
+        actor=who,
+        action=action,
+        reason=reason,
+        probe_sha256=probe_sha256,
+        matched=out.matched,
+        details=details,
+    )
 
 
 def restore_outcome(report: dict, out: Outcome) -> None:
@@ -94,14 +121,20 @@ def restore_outcome(report: dict, out: Outcome) -> None:
     media = report["media"]
     out.matched = sorted({f"{m['media_id']}:{t}" for m in media if m.get("media_id") for t in m.get("tracks", [])})
     out.details.update(report=report["run_id"], ok=report["ok"], partial=report["partial"], failed=report["failed"])
-    bad = [f"{m['path']}: {m['status']} ({m.get('reason') or str(len(m.get('refused_regions') or [])) + ' regions refused'})"
-           for m in media if m["status"] != "ok"]
+    bad = [
+        f"{m['path']}: {m['status']} ({m.get('reason') or str(len(m.get('refused_regions') or [])) + ' regions refused'})"
+        for m in media
+        if m["status"] != "ok"
+    ]
     if bad:
         out.error = f"{len(bad)} of {len(media)} media not restored whole: " + "; ".join(bad)
 
 
 def pairs(rows: list[dict]) -> list[tuple[dict, dict | None]]:
     """(intent row, its outcome row or None) for every intent row, in seq order."""
-    outcomes = {access_log.details(r).get("intent_seq"): r for r in rows
-                if access_log.details(r).get("outcome") in (DONE, FAILED)}
+    outcomes = {
+        access_log.details(r).get("intent_seq"): r
+        for r in rows
+        if access_log.details(r).get("outcome") in (DONE, FAILED)
+    }
     return [(r, outcomes.get(r["seq"])) for r in rows if access_log.details(r).get("outcome") == INTENT]

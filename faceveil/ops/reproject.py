@@ -1,4 +1,5 @@
 """Key rotation for the identity index: every template re-sealed under the new key."""
+
 from __future__ import annotations
 
 from faceveil.models.template_protection import TemplateOpenError
@@ -37,5 +38,6 @@ def reproject_index(dest: Location, old: MasterKey, new: MasterKey, dim: int = 1
         index.replace_media(mid, with_sealed(t, b, plain, dim))
         n += t.num_rows
     IdentityIndex(dest, dim=dim, control=control_key(new)).write_meta(
-        {**meta, "key_fingerprint": new.fingerprint, "template_transform": b.name, "score": b.score}, merge=False)
+        {**meta, "key_fingerprint": new.fingerprint, "template_transform": b.name, "score": b.score}, merge=False
+    )
     return n

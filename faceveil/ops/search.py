@@ -4,6 +4,7 @@ faces, scored against the opened templates; tracks at or above the threshold, ne
 Which tracks match is decided on the cosine against the calibrated threshold (`faceveil calibrate`),
 as before; how the matches are ordered weighs face quality (`QualityRanking`), so a small blurred
 bystander whose cosine happens to be high does not come before a clear face of the person."""
+
 from __future__ import annotations
 
 import hashlib
@@ -24,8 +25,9 @@ class ProbeError(ValueError):
     """A probe photo that cannot be searched with: no face, several faces, unreadable."""
 
 
-def probe_vector(path: str, embedder_name: str, face: int | None = None,
-                 view: str = "mirror-mean") -> tuple[np.ndarray, str]:
+def probe_vector(
+    path: str, embedder_name: str, face: int | None = None, view: str = "mirror-mean"
+) -> tuple[np.ndarray, str]:
     """(plain unit embedding of the probe's face, the `view` way; SHA-256 of the photo). Several
     faces need `face`."""
     from faceveil.models.track_templates import identity_vectors
@@ -41,8 +43,11 @@ def probe_vector(path: str, embedder_name: str, face: int | None = None,
     if not len(dets):
         raise ProbeError(f"{path}: no face found in the probe photo")
     order = [int(j) for j in np.argsort(-dets.sizes)]
-    order = [j for n, j in enumerate(order)  # a box mostly inside a larger one is the same face found twice
-             if all(_inside(dets.boxes[j], dets.boxes[i]) < 0.4 for i in order[:n])]
+    order = [
+        j
+        for n, j in enumerate(order)  # a box mostly inside a larger one is the same face found twice
+        if all(_inside(dets.boxes[j], dets.boxes[i]) < 0.4 for i in order[:n])
+    ]
     if face is None and len(order) > 1:
         listed = "; ".join(f"{i}: box {[int(v) for v in dets.boxes[j]]}" for i, j in enumerate(order))
         raise ProbeError(f"{path}: {len(order)} faces in the probe photo; choose one with --face N ({listed})")
@@ -69,6 +74,7 @@ class QualityRanking:
     (at quality 0). Unknown quality (an index written before quality was stored) costs nothing: such
     rows rank by cosine, as before. weight 0 turns quality ranking off. The defaults were tuned by
     benchmarks/search.py on calibration identities only (held-out identities: the figure reported)."""
+
     weight: float = 0.1
     reference: float = 0.4
 
@@ -102,9 +108,14 @@ class Match:
         return f"{self.media_id}:{self.track_id}"
 
 
-def search_tracks(dest: Location, master: MasterKey, vector: np.ndarray, top: int = 10,
-                  threshold: float | None = None,
-                  ranking: QualityRanking | None = QualityRanking()) -> tuple[list[Match], float]:
+def search_tracks(
+    dest: Location,
+    master: MasterKey,
+    vector: np.ndarray,
+    top: int = 10,
+    threshold: float | None = None,
+    ranking: QualityRanking | None = QualityRanking(),
+) -> tuple[list[Match], float]:
     """Tracks whose template or an exemplar scores (cosine) at or above the threshold (calibrated
     one by default, from meta.json once its MAC holds), one entry per track, never a best guess
     below it; best first by `ranking` (the best rank of the track's rows at or above the threshold;
@@ -118,14 +129,30 @@ def search_tracks(dest: Location, master: MasterKey, vector: np.ndarray, top: in
     cut = float(threshold if threshold is not None else meta.get("threshold", 0.92))
     keys = index_keys(master, len(vector))
     if index.sealed:  # sealed templates: opened here, in this process only, and scored exactly
-        cols = ["row_id", "media_id", "rel_path", "camera", "track_id", "first_frame", "last_frame",
-                "t_start_s", "t_end_s", *QUALITY_FIELDS, "vector", "sealed"]
+        cols = [
+            "row_id",
+            "media_id",
+            "rel_path",
+            "camera",
+            "track_id",
+            "first_frame",
+            "last_frame",
+            "t_start_s",
+            "t_end_s",
+            *QUALITY_FIELDS,
+            "vector",
+            "sealed",
+        ]
         t = index.rows(columns=cols)
         plain = plain_vectors(t, keys, len(vector), skip_bad=True)
         bad = int(np.isnan(plain[:, 0]).sum()) if t.num_rows else 0
         if bad:  # another key's rows, or rows moved or edited: they match nothing (never a guess)
-            log.warning("%d of %d identity templates do not open with this key (another key's, or moved "
-                        "or edited rows): they cannot match", bad, t.num_rows)
+            log.warning(
+                "%d of %d identity templates do not open with this key (another key's, or moved "
+                "or edited rows): they cannot match",
+                bad,
+                t.num_rows,
+            )
         with np.errstate(invalid="ignore"):
             scores = plain @ (vector / max(float(np.linalg.norm(vector)), 1e-12)) if t.num_rows else np.zeros(0)
             keep = np.flatnonzero(scores >= cut)
@@ -147,25 +174,43 @@ def _ranked(found: list[dict], cut: float, ranking: QualityRanking) -> list[Matc
     quality = ranking_quality(*measures) if found else np.zeros(0)
     unknown = int(np.isnan(quality).sum())
     if unknown and ranking.weight:
-        log.warning("%d of %d matching templates carry no face quality (indexed before it was stored): they "
-                    "rank by cosine alone; re-index their media to rank them by quality", unknown, len(found))
+        log.warning(
+            "%d of %d matching templates carry no face quality (indexed before it was stored): they "
+            "rank by cosine alone; re-index their media to rank them by quality",
+            unknown,
+            len(found),
+        )
     ranks = ranking.rank([r["score"] for r in found], quality)
     best: dict[tuple, Match] = {}
     for r, rank, q in zip(found, ranks, quality):
         key = (r["media_id"], r["track_id"])
         m = best.get(key)
         if m is None:
-            m = best[key] = Match(r["media_id"], r["rel_path"], r["camera"], int(r["track_id"]),
-                                  float(r["score"]), int(r["first_frame"]), int(r["last_frame"]),
-                                  float(r["t_start_s"]), float(r["t_end_s"]))
+            m = best[key] = Match(
+                r["media_id"],
+                r["rel_path"],
+                r["camera"],
+                int(r["track_id"]),
+                float(r["score"]),
+                int(r["first_frame"]),
+                int(r["last_frame"]),
+                float(r["t_start_s"]),
+                float(r["t_end_s"]),
+            )
         m.score = max(m.score, float(r["score"]))
         if not rank <= m.rank:  # the first row, or a better rank (NaN compares false)
             m.rank, m.quality = float(rank), None if np.isnan(q) else float(q)
     return sorted(best.values(), key=lambda m: (-m.rank, -m.score))
 
 
-def find_by_probe(dest: Location, master: MasterKey, photo: str, face: int | None = None, top: int = 10,
-                  ranking: QualityRanking | None = QualityRanking()) -> tuple[list[Match], float, str]:
+def find_by_probe(
+    dest: Location,
+    master: MasterKey,
+    photo: str,
+    face: int | None = None,
+    top: int = 10,
+    ranking: QualityRanking | None = QualityRanking(),
+) -> tuple[list[Match], float, str]:
     """(matching tracks, threshold used, probe SHA-256) for one photo: the key checked first, the
     probe embedded with the embedder the index was built with; ordered by `ranking` (search_tracks)."""
     from faceveil.storage.control import control_key

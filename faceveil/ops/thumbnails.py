@@ -1,4 +1,5 @@
 """Thumbnails of search matches, cut from the anonymized output (what a searcher may see)."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,6 +1,7 @@
 """The output checks of one media (privacy, utility and the leak gate), run on the output as
 written: sampled originals are kept as they are anonymized, and the encoded output is decoded again
 beside the encoder (a background thread), so each checked frame is what a viewer of the output sees."""
+
 from __future__ import annotations
 
 import queue
@@ -15,8 +16,14 @@ from faceveil.storage.orientation import Orientation
 from faceveil.validation.privacy import FrameChecks, sample_frames
 
 
-def frame_checks(kit: Toolkit, media_id: str, n_frames: int, fps: float, frames: range | None = None,
-                 identity_faces: int | None = None) -> FrameChecks:
+def frame_checks(
+    kit: Toolkit,
+    media_id: str,
+    n_frames: int,
+    fps: float,
+    frames: range | None = None,
+    identity_faces: int | None = None,
+) -> FrameChecks:
     """The checks of one media (or of its `frames` only, with `identity_faces` of its identity
     checks): the leak gate's detectors at full scale; the run's embedder."""
     s = kit.settings.checks
@@ -50,17 +57,24 @@ class BesideEncoder:
         if not self.audit.wants(i):
             return
         with self._changed:
-            while (len(self._kept) >= self.depth and not self._error and self._thread is not None
-                   and min(self._kept) - self.start + self.REORDER < self._emitted):
+            while (
+                len(self._kept) >= self.depth
+                and not self._error
+                and self._thread is not None
+                and min(self._kept) - self.start + self.REORDER < self._emitted
+            ):
                 self._changed.wait(1.0)
             if not self._error:
                 self._kept[i] = (original.copy(), dets, regions, faces)
 
     def tap(self, packets, codec) -> None:
         if self._thread is None:
-            self._thread = threading.Thread(target=self._run, args=(codec.codec.canonical_name, codec.extradata,
-                                                                    codec.width, codec.height),
-                                            name="faceveil-audit", daemon=True)
+            self._thread = threading.Thread(
+                target=self._run,
+                args=(codec.codec.canonical_name, codec.extradata, codec.width, codec.height),
+                name="faceveil-audit",
+                daemon=True,
+            )
             self._thread.start()
         self._packets.put(Redecoder.copy_packets(packets))
         with self._changed:

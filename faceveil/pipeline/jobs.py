@@ -1,4 +1,5 @@
 """The records that travel between tasks: what to process, and what came of it."""
+
 from __future__ import annotations
 
 import posixpath
@@ -82,7 +83,12 @@ class PulseEdit:
         whole = np.median(delta, axis=1)
         extra = delta - whole[:, None]
         cells = np.flatnonzero(np.abs(extra).max(axis=(0, 2)) > 1e-4)
-        self.offsets[track] = (first, whole.astype(np.float32), cells.astype(np.int16), extra[:, cells].astype(np.float16))
+        self.offsets[track] = (
+            first,
+            whole.astype(np.float32),
+            cells.astype(np.int16),
+            extra[:, cells].astype(np.float16),
+        )
 
     def frames(self, track: int) -> range:
         first, whole, _, _ = self.offsets[track]

@@ -1,6 +1,7 @@
 """Where a media's work happens: the archive's locations (the source, DEST, the public tree, and the
 private state root), the worker's scratch space, the input size check, the output's path, and
 cleaning up what a task leaves behind."""
+
 from __future__ import annotations
 
 import os
@@ -16,8 +17,9 @@ from faceveil.storage.state import public_location, state_location
 
 def locations(config: AnonymizeConfig) -> tuple[Location, Location]:
     """(the source, DEST): DEST takes anonymized media only; its commits stage in the state root."""
-    return Location(config.src, config.storage_options), public_location(config.dest, state_of(config),
-                                                                         config.storage_options)
+    return Location(config.src, config.storage_options), public_location(
+        config.dest, state_of(config), config.storage_options
+    )
 
 
 def state_of(config) -> Location:

@@ -1,6 +1,7 @@
 """The fail-closed core: what stands between a face and a viewer. `protect_frame` seals then masks
 a frame, blacking it out when masking fails; the leak gate's verdict withholds an output in which
 the checks still find a face; `commit_output` publishes (vault first) or quarantines."""
+
 from __future__ import annotations
 
 import functools
@@ -43,19 +44,29 @@ def leak_verdict(max_leak: float, audit) -> str | None:
     leaks = audit.leaks() if audit is not None else []
     if not leaks or audit.leak_rate() <= max_leak:
         return None
-    shown = "; ".join(f"frame {x['frame_index']}: " + ", ".join(
-        f"{f['detector']} {f['score']:.2f} at {[round(v) for v in f['box']]}" for f in x["faces"][:3]) for x in leaks[:5])
+    shown = "; ".join(
+        f"frame {x['frame_index']}: "
+        + ", ".join(f"{f['detector']} {f['score']:.2f} at {[round(v) for v in f['box']]}" for f in x["faces"][:3])
+        for x in leaks[:5]
+    )
     n = sum(len(x["faces"]) for x in leaks)
-    return (f"leak gate: {n} unmasked face(s) in checked frame(s) {[x['frame_index'] for x in leaks]} "
-            f"({100 * audit.leak_rate():.1f}% of the faces there, --max-leak {100 * max_leak:g}%): {shown}")
+    return (
+        f"leak gate: {n} unmasked face(s) in checked frame(s) {[x['frame_index'] for x in leaks]} "
+        f"({100 * audit.leak_rate():.1f}% of the faces there, --max-leak {100 * max_leak:g}%): {shown}"
+    )
 
 
 def outcome(out_rel: str, withheld: str | None, audit) -> dict:
     """The media row's verdict: published at `out_rel`, or withheld by the leak gate (in quarantine)."""
     frames = [x["frame_index"] for x in audit.leaks()] if audit is not None else []
     if withheld:
-        return {"status": "leaked", "reason": withheld, "output_path": None, "quarantine_path": quarantine_path(out_rel),
-                "leak_frames": frames}
+        return {
+            "status": "leaked",
+            "reason": withheld,
+            "output_path": None,
+            "quarantine_path": quarantine_path(out_rel),
+            "leak_frames": frames,
+        }
     return {"status": "ok", "reason": None, "output_path": out_rel, "quarantine_path": None, "leak_frames": frames}
 
 
@@ -64,8 +75,9 @@ def quarantine_path(rel: str) -> str:
     return f"quarantine/{rel}"
 
 
-def commit_output(dest: Location, state: Location, tmp: str, rel: str, local: str, vault,
-                  withheld: bool = False) -> tuple[str, str]:
+def commit_output(
+    dest: Location, state: Location, tmp: str, rel: str, local: str, vault, withheld: bool = False
+) -> tuple[str, str]:
     """(input SHA-256, output SHA-256) after committing: the vault first (into the state root), so
     the originals are safe before the anonymized output appears in DEST. A `withheld` output goes to
     the state root's quarantine/ instead, never into the public tree (an earlier output there is

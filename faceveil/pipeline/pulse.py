@@ -4,6 +4,7 @@ every attacker region's means on the edited frames, the squared error for PSNR) 
 report's rows. `skin_of` is the one way a face's skin is found (the face mesh where it sees a face,
 the landmark polygons otherwise), `sample` the one way a face is read, `readings` the one way the
 before/after figures are read and `verdict` the one pass/fail rule."""
+
 from __future__ import annotations
 
 import json
@@ -32,8 +33,10 @@ def readings(trace: np.ndarray, fps: float) -> dict:
     out = {}
     for name in CHECKERS:
         r = create_estimator(name).read_trace(x, fps)
-        out[name] = {"bpm": None if r.bpm is None else round(r.bpm, 2),
-                     "snr_db": None if not math.isfinite(r.snr_db) else round(r.snr_db, 2)}
+        out[name] = {
+            "bpm": None if r.bpm is None else round(r.bpm, 2),
+            "snr_db": None if not math.isfinite(r.snr_db) else round(r.snr_db, 2),
+        }
     return out
 
 
@@ -45,8 +48,11 @@ def verdict(spec: str, regions: dict, optimised: str = "pos") -> bool | None:
     reading that shows a rate gives BPM (within TARGET_TOLERANCE_BPM): none still shows the rate it
     read before (a region without skin, a collar where the neck would be, shows nothing and gives
     nothing away). None: nothing was read."""
-    pairs = [(name, n, (per.get("before") or {}).get(n), r) for name, per in regions.items()
-             for n, r in ((per or {}).get("after") or {}).items()]
+    pairs = [
+        (name, n, (per.get("before") or {}).get(n), r)
+        for name, per in regions.items()
+        for n, r in ((per or {}).get("after") or {}).items()
+    ]
     if not pairs:
         return None
     shows = lambda r: bool(r) and r["bpm"] is not None and r["snr_db"] is not None and r["snr_db"] > SCRUB_MAX_SNR_DB  # noqa: E731
@@ -143,7 +149,7 @@ class PulseApplier:
         for j, tid in enumerate(dets.track_ids.tolist()):
             if (delta := self._offset(tid, i)) is None or (r := skin_of(dets, j, h, w, rgb)) is None:
                 continue
-            win = rgb[r.y0:r.y1, r.x0:r.x1]
+            win = rgb[r.y0 : r.y1, r.x0 : r.x1]
             before = win[r.mask].astype(np.float64)
             apply_offset(rgb, r, np.asarray(delta, np.float64), np.random.default_rng((self.seed, i, tid)))
             self.sse[tid] = self.sse.get(tid, 0.0) + float(((win[r.mask].astype(np.float64) - before) ** 2).sum())
@@ -166,11 +172,26 @@ class PulseApplier:
                 regions = {k: {"before": t["regions"].get(k), "after": v} for k, v in got.items()}
             mse = self.sse.get(tid, 0.0) / max(self.pixels * n, 1)
             optimised = t["optimised"] if t["optimised"] in CHECKERS else "pos"
-            found = {"before": t["before"], "after": after, "regions": regions, "skin": t["skin"],
-                     "regions_pass": verdict(self.edit.spec, regions, optimised)}
-            out.append({"media_id": media_id, "run_id": run_id, "track_id": tid, "first_frame": first,
-                        "last_frame": t["last_frame"], "n_frames": n, "spec": self.edit.spec,
-                        "optimised": t["optimised"], "readings_json": json.dumps(found),
-                        "psnr_db": psnr_from_mse(mse) if measured else None,
-                        "measured": bool(measured and self.after.get(tid))})
+            found = {
+                "before": t["before"],
+                "after": after,
+                "regions": regions,
+                "skin": t["skin"],
+                "regions_pass": verdict(self.edit.spec, regions, optimised),
+            }
+            out.append(
+                {
+                    "media_id": media_id,
+                    "run_id": run_id,
+                    "track_id": tid,
+                    "first_frame": first,
+                    "last_frame": t["last_frame"],
+                    "n_frames": n,
+                    "spec": self.edit.spec,
+                    "optimised": t["optimised"],
+                    "readings_json": json.dumps(found),
+                    "psnr_db": psnr_from_mse(mse) if measured else None,
+                    "measured": bool(measured and self.after.get(tid)),
+                }
+            )
         return out

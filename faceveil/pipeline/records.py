@@ -1,5 +1,6 @@
 """A media's manifest rows: the fields every outcome has, a failure, the vault columns, the
 identity templates of its tracks, and the manifests written with the media row last."""
+
 from __future__ import annotations
 
 import json
@@ -15,8 +16,13 @@ from faceveil.storage.paths import Location
 def base_row(config: AnonymizeConfig, item: MediaItem, run_id: str) -> dict:
     """A media manifest row with the fields every outcome has."""
     return {
-        "media_id": item.media_id, "rel_path": item.rel, "kind": item.kind, "run_id": run_id,
-        "input_fingerprint": item.fingerprint, "detector": config.detector, "method": config.method,
+        "media_id": item.media_id,
+        "rel_path": item.rel,
+        "kind": item.kind,
+        "run_id": run_id,
+        "input_fingerprint": item.fingerprint,
+        "detector": config.detector,
+        "method": config.method,
         "settings_json": json.dumps(config.output_settings(), sort_keys=True),
         "settings_hash": work_hash(config),
         "notes": ([second_pass_note(config)] if config.settings.second_pass else []) + _manual_note(item),
@@ -34,8 +40,9 @@ def _manual_note(item: MediaItem) -> list[str]:
 def second_pass_note(config: AnonymizeConfig) -> str:
     """What the leak gate's second pass did, for the media row."""
     extra = [name for name, _ in config.settings.extra_detectors]
-    return ("second pass after the leak gate: twice the detections, the main detector down to the gate's "
-            "scores" + (f", with {' and '.join(extra)} too" if extra else ""))
+    return "second pass after the leak gate: twice the detections, the main detector down to the gate's scores" + (
+        f", with {' and '.join(extra)} too" if extra else ""
+    )
 
 
 def record_failure(config: AnonymizeConfig, item: MediaItem, run_id: str, reason: str) -> MediaResult:
@@ -54,10 +61,20 @@ def streams_json(streams) -> str:
 def vault_fields(vault) -> dict:
     """The media row's vault columns (None when the run is not reversible)."""
     if vault is None:
-        return {"vault_entries": None, "vault_bytes": None, "key_fingerprint": None, "vault_keys_sha256": None,
-                "faces_forgotten": None}
-    return {"vault_entries": vault.n_entries, "vault_bytes": vault.bytes_sealed, "key_fingerprint": vault.lock.fingerprint,
-            "vault_keys_sha256": vault.keys_sha256, "faces_forgotten": vault.n_skipped}
+        return {
+            "vault_entries": None,
+            "vault_bytes": None,
+            "key_fingerprint": None,
+            "vault_keys_sha256": None,
+            "faces_forgotten": None,
+        }
+    return {
+        "vault_entries": vault.n_entries,
+        "vault_bytes": vault.bytes_sealed,
+        "key_fingerprint": vault.lock.fingerprint,
+        "vault_keys_sha256": vault.keys_sha256,
+        "faces_forgotten": vault.n_skipped,
+    }
 
 
 def media_keepers(config: AnonymizeConfig, item: MediaItem, forgotten=()) -> tuple:
@@ -83,17 +100,28 @@ def track_templates(kit, faces, media_id: str, det_rows, frame_time) -> list[dic
     out = []
     for t in tpl:
         d = df[df.track_id == t["track_id"]].sort_values("frame_index")
-        boxes = [[int(f), round(float(a), 1), round(float(b), 1), round(float(c), 1), round(float(e), 1)]
-                 for f, a, b, c, e in zip(d.frame_index, d.x1, d.y1, d.x2, d.y2)]
+        boxes = [
+            [int(f), round(float(a), 1), round(float(b), 1), round(float(c), 1), round(float(e), 1)]
+            for f, a, b, c, e in zip(d.frame_index, d.x1, d.y1, d.x2, d.y2)
+        ]
         first, last = int(d.frame_index.min()), int(d.frame_index.max())
-        out.append({**t, "first_frame": first, "last_frame": last, "t_start_s": frame_time(first),
-                    "t_end_s": frame_time(last), "boxes_json": json.dumps(boxes),
-                    "vault_key_ids": [key_id(media_id, t["track_id"])]})
+        out.append(
+            {
+                **t,
+                "first_frame": first,
+                "last_frame": last,
+                "t_start_s": frame_time(first),
+                "t_end_s": frame_time(last),
+                "boxes_json": json.dumps(boxes),
+                "vault_key_ids": [key_id(media_id, t["track_id"])],
+            }
+        )
     return out
 
 
-def write_media_manifests(dest: Location, item: MediaItem, detection_rows, row: dict,
-                          templates: list[dict] | None = None, audit=None) -> MediaResult:
+def write_media_manifests(
+    dest: Location, item: MediaItem, detection_rows, row: dict, templates: list[dict] | None = None, audit=None
+) -> MediaResult:
     """Detections, tracks, the audit's checks, then the media row last, into the state root `dest`:
     the row is what marks the media finished."""
     from faceveil.storage import manifests
@@ -103,9 +131,20 @@ def write_media_manifests(dest: Location, item: MediaItem, detection_rows, row: 
     if audit is not None:
         manifests.write_part(dest, "audit/frames", item.media_id, audit.frame_rows())
         manifests.write_part(dest, "audit/faces", item.media_id, audit.face_rows())
-        manifests.write_part(dest, "audit/media", item.media_id, [{
-            "media_id": item.media_id, "run_id": row["run_id"], "frames_checked": len(audit.frame_rows()),
-            "seconds": audit.seconds, **audit.media_metrics()}])
+        manifests.write_part(
+            dest,
+            "audit/media",
+            item.media_id,
+            [
+                {
+                    "media_id": item.media_id,
+                    "run_id": row["run_id"],
+                    "frames_checked": len(audit.frame_rows()),
+                    "seconds": audit.seconds,
+                    **audit.media_metrics(),
+                }
+            ],
+        )
     manifests.write_part(dest, "media", item.media_id, [row])
     return MediaResult(row, templates or [], audit.embeddings() if audit is not None else None, leak_families(audit))
 

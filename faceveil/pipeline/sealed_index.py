@@ -1,5 +1,6 @@
 """Rows of the identity index as stored: templates sealed with the archive's key (bound to each row
 id) and opened again in memory only; the index's template view; old rotated rows sealed."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -34,8 +35,11 @@ def with_sealed(t: pa.Table, keys: IndexTemplates, plain: np.ndarray, dim: int) 
     sealed = pa.array(keys.seal(check_vectors(plain, dim), ids), pa.binary())  # finite unit vectors only
     hold = pa.FixedSizeListArray.from_arrays(pa.array(np.tile(placeholder(dim), len(ids)), pa.float32()), dim)
     t = t.set_column(t.schema.get_field_index("vector"), "vector", hold)
-    t = t.set_column(t.schema.get_field_index("sealed"), "sealed", sealed) if "sealed" in t.column_names \
+    t = (
+        t.set_column(t.schema.get_field_index("sealed"), "sealed", sealed)
+        if "sealed" in t.column_names
         else t.append_column("sealed", sealed)
+    )
     return t.select(templates_schema(dim, sealed=True).names).cast(templates_schema(dim, sealed=True))
 
 

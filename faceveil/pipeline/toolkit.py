@@ -1,6 +1,7 @@
 """The per-worker toolkit: the models one run's tasks use (detectors, the face finder with its
 second look, anonymizer, embedder, the leak gate's detectors), built once per worker process from
 the run's resolved settings and cached by them; weights load once per process."""
+
 from __future__ import annotations
 
 from functools import cached_property, lru_cache
@@ -41,8 +42,9 @@ def loaded_anonymizer(name: str, mask: MaskSettings, options: tuple = ()) -> Ano
     settings = ReplaceSettings()
     settings = changed(settings, **{k: o[k] for k in ("id_margin", "pool_seed") if o.get(k) is not None})
     kwargs = {"checkpoint": o["checkpoint"], "sha256": o.get("checkpoint_sha256")} if o.get("checkpoint") else {}
-    return ANONYMIZERS.create(name, mask=mask, settings=settings, generator=o.get("generator") or "dcgan-digiface",
-                              generator_kwargs=kwargs)
+    return ANONYMIZERS.create(
+        name, mask=mask, settings=settings, generator=o.get("generator") or "dcgan-digiface", generator_kwargs=kwargs
+    )
 
 
 class Toolkit:
@@ -58,8 +60,11 @@ class Toolkit:
         self.anonymizer = loaded_anonymizer(s.method, s.mask, s.replace)
         extra = [loaded_detector(name, d) for name, d in s.extra_detectors]
         self._first = Ensemble([self.detector, *extra])
-        self._again = (Ensemble([loaded_detector(s.detector, s.second_look), *extra]) if s.second_look
-                       else (self._first if extra else None))
+        self._again = (
+            Ensemble([loaded_detector(s.detector, s.second_look), *extra])
+            if s.second_look
+            else (self._first if extra else None)
+        )
 
     def find(self, rgb: np.ndarray) -> Detections:
         from faceveil.models.second_look import second_look

@@ -1,6 +1,7 @@
 """What makes an output what it is, as one hash: the output settings, the faceveil version and the
 weights of the models that shape it (the detector; the embedder when identities are indexed). A
 finished media whose row carries another hash is done again."""
+
 from __future__ import annotations
 
 import hashlib
@@ -16,6 +17,7 @@ def work_hash(config: AnonymizeConfig) -> str:
     weights = {"detector": toolkit(config.settings).detector.weights_id}
     if config.index:
         weights["embedder"] = loaded_embedder(config.embedder).weights_id
-    blob = json.dumps({"settings": config.output_settings(), "version": __version__, "weights": weights},
-                      sort_keys=True)
+    blob = json.dumps(
+        {"settings": config.output_settings(), "version": __version__, "weights": weights}, sort_keys=True
+    )
     return hashlib.sha256(blob.encode()).hexdigest()[:16]

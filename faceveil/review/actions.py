@@ -3,6 +3,7 @@ then the outcome): look at an original frame, add a face the machine missed (a c
 track), release a withheld media as a false alarm, or keep it withheld. Every one needs the key
 (the log's rows are MACed with it) and a non-empty reason; nothing is done when the row cannot be
 written."""
+
 from __future__ import annotations
 
 import os
@@ -48,26 +49,56 @@ def original_frame(archive: Archive, master: MasterKey | None, media_id: str, fr
     """The original frame (RGB) from the source, read only once its access-log row is written."""
     reason = _checked(master, reason, "showing an original frame")
     row = media_row(archive.state, media_id)
-    with logged(archive.state, master, ORIGINAL, reason, targets=[f"{media_id}@{int(frame)}"],
-                details={"path": row["rel_path"], "frame": int(frame)}):
-        return read_frame(source(archive.state, row["run_id"]), row["rel_path"], row["kind"], int(frame), archive.scratch)
+    with logged(
+        archive.state,
+        master,
+        ORIGINAL,
+        reason,
+        targets=[f"{media_id}@{int(frame)}"],
+        details={"path": row["rel_path"], "frame": int(frame)},
+    ):
+        return read_frame(
+            source(archive.state, row["run_id"]), row["rel_path"], row["kind"], int(frame), archive.scratch
+        )
 
 
-def add_face(archive: Archive, master: MasterKey | None, media_id: str, boxes: dict[int, list[float]],
-             seed_frame: int, reason: str | None) -> int:
+def add_face(
+    archive: Archive,
+    master: MasterKey | None,
+    media_id: str,
+    boxes: dict[int, list[float]],
+    seed_frame: int,
+    reason: str | None,
+) -> int:
     """Stores a confirmed manual track of `media_id` (who, when, why); its track id. The media's row
     stops counting as done (even a published or released one), so the next run of the archive
     anonymizes it again with the track, masked always, through the same leak gate."""
     reason = _checked(master, reason, "adding a face")
     media_row(archive.state, media_id)
-    with logged(archive.state, master, ADD_FACE, reason, targets=[media_id],
-                details={"frames": len(boxes), "seed_frame": int(seed_frame)}) as out:
+    with logged(
+        archive.state,
+        master,
+        ADD_FACE,
+        reason,
+        targets=[media_id],
+        details={"frames": len(boxes), "seed_frame": int(seed_frame)},
+    ) as out:
         track = manual_tracks.add(archive.state, media_id, boxes, seed_frame, actor(), reason)
         out.matched, out.details = [f"{media_id}:{track}"], {"track_id": track, "frames": len(boxes)}
         row = media_row(archive.state, media_id)  # no longer done as it was: the next run does it again
-        manifests.write_part(archive.state, "media", media_id, [{
-            **row, "settings_hash": None,
-            "notes": list(row.get("notes") or []) + [f"manual track {track} added in review: to be anonymized again"]}])
+        manifests.write_part(
+            archive.state,
+            "media",
+            media_id,
+            [
+                {
+                    **row,
+                    "settings_hash": None,
+                    "notes": list(row.get("notes") or [])
+                    + [f"manual track {track} added in review: to be anonymized again"],
+                }
+            ],
+        )
     return track
 
 
@@ -80,22 +111,37 @@ def release(archive: Archive, master: MasterKey | None, media_id: str, reason: s
     if row["status"] != "leaked" or not row.get("quarantine_path") or not archive.state.exists(row["quarantine_path"]):
         raise ValueError(f"{row['rel_path']}: not withheld (status {row['status']}): nothing to release")
     who = actor()
-    with logged(archive.state, master, RELEASE, reason, targets=[media_id],
-                details={"path": row["rel_path"], "gate": row["reason"]}):
+    with logged(
+        archive.state,
+        master,
+        RELEASE,
+        reason,
+        targets=[media_id],
+        details={"path": row["rel_path"], "gate": row["reason"]},
+    ):
         out_rel = row["quarantine_path"].removeprefix("quarantine/")
         fd, tmp = tempfile.mkstemp(dir=archive.scratch, suffix=os.path.splitext(out_rel)[1])
         os.close(fd)
         try:
-            with archive.state.local_file(row["quarantine_path"], archive.scratch) as local, \
-                    open(local, "rb") as f, open(tmp, "wb") as g:
+            with (
+                archive.state.local_file(row["quarantine_path"], archive.scratch) as local,
+                open(local, "rb") as f,
+                open(tmp, "wb") as g,
+            ):
                 g.write(f.read())
             archive.dest.commit_file(tmp, out_rel)
         finally:
             if os.path.exists(tmp):
                 os.remove(tmp)
         when = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        new = {**row, "status": "released", "reason": f"released by {who} at {when}: {reason}", "output_path": out_rel,
-               "quarantine_path": None, "notes": list(row.get("notes") or []) + [f"withheld before release: {row['reason']}"]}
+        new = {
+            **row,
+            "status": "released",
+            "reason": f"released by {who} at {when}: {reason}",
+            "output_path": out_rel,
+            "quarantine_path": None,
+            "notes": list(row.get("notes") or []) + [f"withheld before release: {row['reason']}"],
+        }
         manifests.write_part(archive.state, "media", media_id, [new])
         archive.state.remove(row["quarantine_path"])
     return new

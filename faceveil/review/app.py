@@ -4,6 +4,7 @@ frames need only the token; an original frame, a confirmed face, a release or a 
 the server was started with and a reason, and are logged before they act (review/actions).
 `create_app` is over 60 lines: its handlers are closures over the one Review, each a few lines,
 and read best beside the routes that name them."""
+
 from __future__ import annotations
 
 import hmac
@@ -17,8 +18,19 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from faceveil.review import actions
-from faceveil.review.frames import (GATE, MANUAL, PROPOSED, Archive, anonymized_place, gate_boxes, jpeg, manual_boxes,
-                                    media_row, queue, read_frame)
+from faceveil.review.frames import (
+    GATE,
+    MANUAL,
+    PROPOSED,
+    Archive,
+    anonymized_place,
+    gate_boxes,
+    jpeg,
+    manual_boxes,
+    media_row,
+    queue,
+    read_frame,
+)
 from faceveil.review.page import PAGE
 from faceveil.storage.keys import MasterKey
 
@@ -64,6 +76,7 @@ class _TokenCheck(BaseHTTPMiddleware):
 
 def _errors(handler):
     """ValueError -> 400, no key -> 403, each with its message as JSON."""
+
     async def wrapped(request: Request):
         try:
             return await handler(request)
@@ -71,6 +84,7 @@ def _errors(handler):
             return JSONResponse({"error": str(e)}, status_code=403)
         except (ValueError, KeyError, TypeError) as e:
             return JSONResponse({"error": str(e)}, status_code=400)
+
     return wrapped
 
 
@@ -107,11 +121,29 @@ def create_app(review: Review, token: str) -> Starlette:
         mid = request.path_params["mid"]
         row = media_row(a.state, mid)
         mine = {k: v for k, v in review.proposals.items() if v["media"] == mid}
-        return JSONResponse({
-            "row": {k: row.get(k) for k in ("media_id", "rel_path", "kind", "status", "reason", "leak_frames",
-                                             "frames_in", "width", "height", "fps", "notes")},
-            "gate": gate_boxes(a.state, mid), "manual": manual_boxes(a.state, mid),
-            "proposals": {k: v["boxes"] for k, v in mine.items()}})
+        return JSONResponse(
+            {
+                "row": {
+                    k: row.get(k)
+                    for k in (
+                        "media_id",
+                        "rel_path",
+                        "kind",
+                        "status",
+                        "reason",
+                        "leak_frames",
+                        "frames_in",
+                        "width",
+                        "height",
+                        "fps",
+                        "notes",
+                    )
+                },
+                "gate": gate_boxes(a.state, mid),
+                "manual": manual_boxes(a.state, mid),
+                "proposals": {k: v["boxes"] for k, v in mine.items()},
+            }
+        )
 
     async def frame(request: Request):
         mid, i = request.path_params["mid"], int(request.path_params["i"])
@@ -144,8 +176,13 @@ def create_app(review: Review, token: str) -> Starlette:
         tid = actions.add_face(a, review.master, p["media"], p["boxes"], p["seed"], body.get("reason"))
         review.proposals.pop(str(body["proposal"]))
         actions.refresh_report(a.state)
-        return JSONResponse({"track_id": tid, "frames": len(p["boxes"]),
-                             "next": "run `faceveil anonymize SRC DEST` again: the media is anonymized with it"})
+        return JSONResponse(
+            {
+                "track_id": tid,
+                "frames": len(p["boxes"]),
+                "next": "run `faceveil anonymize SRC DEST` again: the media is anonymized with it",
+            }
+        )
 
     async def release(request: Request):
         body = await _json(request)
@@ -159,13 +196,18 @@ def create_app(review: Review, token: str) -> Starlette:
         actions.refresh_report(a.state)
         return JSONResponse({"status": row["status"], "notes": row["notes"]})
 
-    routes = [Route("/", page), Route("/report", _errors(report)), Route("/api/queue", _errors(the_queue)), Route("/api/media/{mid}", _errors(media)),
-              Route("/frame/{mid}/{i:int}", _errors(frame)),
-              Route("/original/{mid}/{i:int}", _errors(original), methods=["POST"]),
-              Route("/api/track", _errors(track), methods=["POST"]),
-              Route("/api/confirm", _errors(confirm), methods=["POST"]),
-              Route("/api/release", _errors(release), methods=["POST"]),
-              Route("/api/keep", _errors(keep), methods=["POST"])]
+    routes = [
+        Route("/", page),
+        Route("/report", _errors(report)),
+        Route("/api/queue", _errors(the_queue)),
+        Route("/api/media/{mid}", _errors(media)),
+        Route("/frame/{mid}/{i:int}", _errors(frame)),
+        Route("/original/{mid}/{i:int}", _errors(original), methods=["POST"]),
+        Route("/api/track", _errors(track), methods=["POST"]),
+        Route("/api/confirm", _errors(confirm), methods=["POST"]),
+        Route("/api/release", _errors(release), methods=["POST"]),
+        Route("/api/keep", _errors(keep), methods=["POST"]),
+    ]
     app = Starlette(routes=routes)
     app.add_middleware(_TokenCheck, token=token)
     return app

@@ -1,6 +1,7 @@
 """What the review page reads: the media to review (withheld, failed, reviewed), the gate's flagged
 boxes per frame, one frame of a media (its anonymized output, withheld or published, or the
 original from the source) and a JPEG of it with boxes drawn."""
+
 from __future__ import annotations
 
 import json
@@ -29,8 +30,22 @@ def queue(state: Location) -> list[dict]:
     """The media a reviewer looks at (withheld, failed, released), in path order, with what the page shows."""
     t = manifests.read_table(state, "media")
     rows = [r for r in t.to_pylist() if r["status"] in REVIEWED]
-    keep = ("media_id", "rel_path", "kind", "status", "reason", "leak_frames", "quarantine_path", "output_path",
-            "frames_in", "width", "height", "fps", "run_id", "notes")
+    keep = (
+        "media_id",
+        "rel_path",
+        "kind",
+        "status",
+        "reason",
+        "leak_frames",
+        "quarantine_path",
+        "output_path",
+        "frames_in",
+        "width",
+        "height",
+        "fps",
+        "run_id",
+        "notes",
+    )
     return sorted(({k: r.get(k) for k in keep} for r in rows), key=lambda r: r["rel_path"])
 
 

@@ -2,6 +2,7 @@
 frame, the detector re-run at a low threshold in a window around the last box; the drawn box's
 size and offset kept relative to the face found. A frame where nothing is found keeps the last box
 (masking too much is safe); after `max_gap` such frames in a row the track ends there."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -68,13 +69,18 @@ class _Follower:
                 last_face, misses = face, 0
             h, w = rgb.shape[:2]
             b = self.place(last_face)
-            out[i] = [float(np.clip(b[0], 0, w)), float(np.clip(b[1], 0, h)), float(np.clip(b[2], 0, w)),
-                      float(np.clip(b[3], 0, h))]
+            out[i] = [
+                float(np.clip(b[0], 0, w)),
+                float(np.clip(b[1], 0, h)),
+                float(np.clip(b[2], 0, w)),
+                float(np.clip(b[3], 0, h)),
+            ]
         return out
 
 
-def track_box(path: str, info: VideoInfo, frame: int, box, detector, max_gap: int = 10,
-              span: int = 300) -> dict[int, list[float]]:
+def track_box(
+    path: str, info: VideoInfo, frame: int, box, detector, max_gap: int = 10, span: int = 300
+) -> dict[int, list[float]]:
     """frame -> box of the face drawn as `box` (x1, y1, x2, y2) on `frame` of the video at `path`,
     followed at most `span` frames each way (the frames before are held in memory to be walked back)."""
     x1, y1, x2, y2 = (float(v) for v in box)

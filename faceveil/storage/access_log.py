@@ -13,6 +13,7 @@ Every key holder can re-sign that chain, and cut its newest rows. Against both: 
 log key is set up (`set_up_seal`), rows also carry a forward-secure tag that key holders cannot
 forge for a row already written (`log_seal`), and the log's heads are recorded outside the state
 root (`log_anchors`); `verify` checks both when given them."""
+
 from __future__ import annotations
 
 import hmac
@@ -23,9 +24,19 @@ from datetime import datetime, timezone
 from faceveil.storage import auditor_key, log_chain, log_seal
 from faceveil.storage.keys import BadKeyError, MasterKey
 from faceveil.storage.log_chain import ROTATION
-from faceveil.storage.log_rows import (FOLDER, GENESIS_MAC, AccessLogError, details, file_name,
-                                       dumps as _dumps, encode as _encode, mac as _mac, payload as _payload,
-                                       read_row as _read_row, seqs as _seqs)
+from faceveil.storage.log_rows import (
+    FOLDER,
+    GENESIS_MAC,
+    AccessLogError,
+    details,
+    file_name,
+    dumps as _dumps,
+    encode as _encode,
+    mac as _mac,
+    payload as _payload,
+    read_row as _read_row,
+    seqs as _seqs,
+)
 from faceveil.storage.log_verify import verify  # noqa: F401  (re-exported)
 from faceveil.storage.manifests import ACCESS_LOG  # noqa: F401  (re-exported)
 from faceveil.storage.paths import Location
@@ -47,12 +58,28 @@ def _new_row(fingerprint: str, actor: str, action: str, reason: str, probe_sha25
         details_json = _dumps(details if details is not None else {})
     except (TypeError, ValueError) as e:
         raise ValueError(f"access log: details must be JSON-serialisable ({e})") from None
-    return {"actor": actor, "action": action, "reason": reason, "probe_sha256": probe_sha256,
-            "matched": [str(m) for m in matched], "key_fingerprint": fingerprint, "details_json": details_json}
+    return {
+        "actor": actor,
+        "action": action,
+        "reason": reason,
+        "probe_sha256": probe_sha256,
+        "matched": [str(m) for m in matched],
+        "key_fingerprint": fingerprint,
+        "details_json": details_json,
+    }
 
 
-def append(loc: Location, master: MasterKey, *, actor: str, action: str, reason: str,
-           probe_sha256: str | None = None, matched=(), details: dict | None = None) -> dict:
+def append(
+    loc: Location,
+    master: MasterKey,
+    *,
+    actor: str,
+    action: str,
+    reason: str,
+    probe_sha256: str | None = None,
+    matched=(),
+    details: dict | None = None,
+) -> dict:
     """Adds one row (seq = last seq + 1, chained to the last row's MAC) and returns it.
     The row's file is created exclusively (locally, or by a conditional write on S3), so concurrent
     appenders never share a seq: the loser tries the next one. Refuses an empty reason, actor or action, a key other than the log's, and
@@ -66,8 +93,9 @@ def append(loc: Location, master: MasterKey, *, actor: str, action: str, reason:
     return _commit(loc, master, row, sign)
 
 
-def hand_over(loc: Location, old: MasterKey, new: MasterKey, *, actor: str, reason: str, matched=(),
-              details: dict | None = None) -> dict:
+def hand_over(
+    loc: Location, old: MasterKey, new: MasterKey, *, actor: str, reason: str, matched=(), details: dict | None = None
+) -> dict:
     """Appends the rotation row (action 'rotate-key') from which the log is kept with `new`. Its
     details' 'rotation' names both fingerprints, holds the old span's MAC key sealed for the new span
     and the row's MAC under the old key ('old_mac'); the row's own MAC is under the new key."""
@@ -104,9 +132,11 @@ def _commit(loc: Location, current: MasterKey, row: dict, sign, successor: Maste
             last = max(files)
             prev = _read_row(loc, files[last])
             if not hmac.compare_digest(str(prev.get("key_fingerprint") or "").encode(), current.fingerprint.encode()):
-                raise BadKeyError(f"{loc.display(FOLDER)}: the access log is kept with key "
-                                  f"{prev.get('key_fingerprint')}, this key is {current.fingerprint}; "
-                                  "nothing was written")
+                raise BadKeyError(
+                    f"{loc.display(FOLDER)}: the access log is kept with key "
+                    f"{prev.get('key_fingerprint')}, this key is {current.fingerprint}; "
+                    "nothing was written"
+                )
             seq, prev_mac = last + 1, prev["mac"]
         else:
             seq, prev_mac = 1, GENESIS_MAC
@@ -123,13 +153,22 @@ def _commit(loc: Location, current: MasterKey, row: dict, sign, successor: Maste
         try:
             created = loc.create_bytes(rel, data)
         except OSError as e:
-            raise AccessLogError(f"{loc.display(FOLDER)}: cannot write the access log "
-                                 f"({type(e).__name__}: {e.strerror or e}); nothing was written") from None
+            raise AccessLogError(
+                f"{loc.display(FOLDER)}: cannot write the access log "
+                f"({type(e).__name__}: {e.strerror or e}); nothing was written"
+            ) from None
         if created and key is not None:
             keeper = successor or current
             try:
-                log_seal.write_state(loc, log_chain.mac_key(keeper), keeper.fingerprint, seq + 1, sealing.start,
-                                     sealing.log_key_id, auditor_key.next_key(key))
+                log_seal.write_state(
+                    loc,
+                    log_chain.mac_key(keeper),
+                    keeper.fingerprint,
+                    seq + 1,
+                    sealing.start,
+                    sealing.log_key_id,
+                    auditor_key.next_key(key),
+                )
             except log_seal.SealStateError as e:
                 raise AccessLogError(f"seq {seq} was written, but {e}") from None
         if created:
@@ -145,12 +184,20 @@ def _seal_key(loc: Location, sealing, current: MasterKey, prev: dict | None, seq
         rotation = details(prev).get(ROTATION) if prev and prev.get("action") == "rotate-key" else None
         mac_key = None
         if isinstance(rotation, dict) and (rotation.get("old_key"), rotation.get("new_key")) == (
-                sealing.key_fingerprint, current.fingerprint):
-            mac_key = log_chain.open_previous(log_chain.mac_key(current), rotation.get("previous_key_sealed"),
-                                              sealing.key_fingerprint, current.fingerprint)
+            sealing.key_fingerprint,
+            current.fingerprint,
+        ):
+            mac_key = log_chain.open_previous(
+                log_chain.mac_key(current),
+                rotation.get("previous_key_sealed"),
+                sealing.key_fingerprint,
+                current.fingerprint,
+            )
         if mac_key is None:
-            raise AccessLogError(f"{loc.display(sealing.rel)}: the access log's sealing state is kept with key "
-                                 f"{sealing.key_fingerprint}, this key is {current.fingerprint}; nothing was written")
+            raise AccessLogError(
+                f"{loc.display(sealing.rel)}: the access log's sealing state is kept with key "
+                f"{sealing.key_fingerprint}, this key is {current.fingerprint}; nothing was written"
+            )
     try:
         return auditor_key.evolve(log_seal.open_key(loc, sealing, mac_key), seq - sealing.epoch)
     except log_seal.SealStateError as e:

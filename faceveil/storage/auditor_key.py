@@ -2,6 +2,7 @@
 log's row at seq `start`, row i's key is K_i = HMAC(K_{i-1}, "next"), and a row's forward-secure tag
 is HMAC(K_seq, what it covers). Knowing K_i gives every later key and no earlier one (log_seal keeps
 the next row's key in the state root). Kept in a 0600 file; never in repr(), logs or exceptions."""
+
 from __future__ import annotations
 
 import base64
@@ -99,7 +100,7 @@ def load_log_key(path: str | Path) -> LogKey:
     if not text.startswith(_PREFIX):
         raise BadKeyError(f"{path}: not a faceveil log key (expected the {_PREFIX} prefix)")
     try:
-        b64, start = text[len(_PREFIX):].rsplit(":", 1)
+        b64, start = text[len(_PREFIX) :].rsplit(":", 1)
         return LogKey(base64.urlsafe_b64decode(b64.encode()), int(start))
     except (ValueError, TypeError):
         raise BadKeyError(f"{path}: malformed log key") from None

@@ -5,6 +5,7 @@ master key for this purpose alone, checked (in constant time) before the file is
 only the vault's public lock (a worker) or write access to the state root cannot change them
 unnoticed: a planted threshold, a forged key part or a replaced keyinfo is refused. A key holder can
 sign (that is what the access log is for)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -25,8 +26,13 @@ def control_key(master: MasterKey) -> bytes:
 
 
 def _canonical(doc: dict) -> bytes:
-    return json.dumps({k: v for k, v in doc.items() if k != "mac"}, sort_keys=True, separators=(",", ":"),
-                      ensure_ascii=False, default=str).encode()
+    return json.dumps(
+        {k: v for k, v in doc.items() if k != "mac"},
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+        default=str,
+    ).encode()
 
 
 def _mac(key: bytes, label: str, doc: dict) -> str:
@@ -42,8 +48,9 @@ def verified(doc: dict, key: bytes, label: str, where: str) -> dict:
     """`doc` when its MAC is the one `key` makes for `label`; ControlFileError naming `where` otherwise."""
     mac = doc.get("mac")
     if not isinstance(mac, str):
-        raise ControlFileError(f"{where}: not authenticated (no MAC): refused; it was written without the key, "
-                               "or its MAC was removed")
+        raise ControlFileError(
+            f"{where}: not authenticated (no MAC): refused; it was written without the key, or its MAC was removed"
+        )
     if not hmac.compare_digest(mac.encode(), _mac(key, label, doc).encode()):
         raise ControlFileError(f"{where}: MAC mismatch (edited, or signed by another key): refused")
     return doc

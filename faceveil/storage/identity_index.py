@@ -16,6 +16,7 @@ run, an IVF_PQ index answers (storage/ann_index.py says which parameters, and wh
 LanceDB starts native threads: never fork a process after using it (spawn workers instead).
 Longer than 300 lines: one class around one LanceDB table (rows, ANN index, meta.json), read top to bottom.
 """
+
 from __future__ import annotations
 
 import json
@@ -30,9 +31,18 @@ from faceveil.storage.ann_index import ANN_TYPES, ann_config, ann_params  # noqa
 from faceveil.storage.control import signed, verified
 from faceveil.storage.lance_options import lance_storage_options, sql_quote  # noqa: F401  (re-exported)
 from faceveil.storage.paths import Location
-from faceveil.storage.template_rows import (KINDS, NORM_TOLERANCE, QUALITY_COLUMNS, TEMPLATES,  # noqa: F401
-                                            check_vectors, placeholder, quality_fields, row_id, templates_schema,
-                                            with_columns)
+from faceveil.storage.template_rows import (
+    KINDS,
+    NORM_TOLERANCE,  # noqa: F401
+    QUALITY_COLUMNS,
+    TEMPLATES,  # noqa: F401
+    check_vectors,
+    placeholder,  # noqa: F401
+    quality_fields,
+    row_id,  # noqa: F401
+    templates_schema,
+    with_columns,
+)
 
 INDEX_DIR = "index"  # in the archive's state root
 META_FILE = f"{INDEX_DIR}/meta.json"
@@ -48,9 +58,19 @@ class IdentityIndex:
     control-file key; meta.json (its match threshold) is then signed when written and refused when
     read unless its MAC holds (storage/control.py)."""
 
-    def __init__(self, loc: Location, dim: int = 128, table: str = "templates", *,
-                 ann_min_rows: int = 50_000, index_type: str = "IVF_PQ", nprobes: int | None = None,
-                 ef: int | None = None, refine_factor: int = 10, control: bytes | None = None):
+    def __init__(
+        self,
+        loc: Location,
+        dim: int = 128,
+        table: str = "templates",
+        *,
+        ann_min_rows: int = 50_000,
+        index_type: str = "IVF_PQ",
+        nprobes: int | None = None,
+        ef: int | None = None,
+        refine_factor: int = 10,
+        control: bytes | None = None,
+    ):
         if index_type not in ANN_TYPES:
             raise ValueError(f"index_type {index_type!r}: expected one of {ANN_TYPES}")
         self.loc, self.dim, self.table_name, self.control = loc, dim, table, control
@@ -91,8 +111,9 @@ class IdentityIndex:
             self._table = db.create_table(self.table_name, schema=self.schema, exist_ok=True)
         got = self._table.schema.field("vector").type
         if got != self.schema.field("vector").type:
-            raise ValueError(f"{self.uri}/{self.table_name}: stored vectors are {got}, "
-                             f"this index expects dim {self.dim}")
+            raise ValueError(
+                f"{self.uri}/{self.table_name}: stored vectors are {got}, this index expects dim {self.dim}"
+            )
         if "sealed" in self._table.schema.names and "sealed" not in self.schema.names:
             self.schema = templates_schema(self.dim, sealed=True)
         self._stored = set(self._table.schema.names)
@@ -174,8 +195,13 @@ class IdentityIndex:
             return 0
         table = self._open(create=True)
         self._add_quality_columns(table)
-        (table.merge_insert("row_id").when_matched_update_all().when_not_matched_insert_all()
-         .when_not_matched_by_source_delete(f"media_id = {sql_quote(media_id)}").execute(t))
+        (
+            table.merge_insert("row_id")
+            .when_matched_update_all()
+            .when_not_matched_insert_all()
+            .when_not_matched_by_source_delete(f"media_id = {sql_quote(media_id)}")
+            .execute(t)
+        )
         return t.num_rows
 
     def media_rows(self, media_id: str) -> pa.Table:
@@ -210,7 +236,9 @@ class IdentityIndex:
         table = self._open()
         if table is None or not tracks:
             return
-        table.delete(f"media_id = {sql_quote(media_id)} AND track_id IN ({', '.join(str(int(t)) for t in sorted(tracks))})")
+        table.delete(
+            f"media_id = {sql_quote(media_id)} AND track_id IN ({', '.join(str(int(t)) for t in sorted(tracks))})"
+        )
         table.optimize(cleanup_older_than=timedelta(0), delete_unverified=True)
 
     def delete_media(self, media_id: str) -> None:
@@ -238,13 +266,13 @@ class IdentityIndex:
         """The ANN parameters when an index exists and the table is big enough to use it."""
         version = table.version
         if self._ann_cache is None or self._ann_cache[0] != version:
-            use = (table.count_rows() >= self.ann_min_rows
-                   and any(i.columns == ["vector"] for i in table.list_indices()))
+            use = table.count_rows() >= self.ann_min_rows and any(i.columns == ["vector"] for i in table.list_indices())
             self._ann_cache = (version, (self.meta().get("ann") or {}) if use else None)
         return self._ann_cache[1]
 
-    def search(self, vector: np.ndarray, k: int = 10, kinds: Iterable[str] | None = None,
-               min_score: float | None = None) -> list[dict]:
+    def search(
+        self, vector: np.ndarray, k: int = 10, kinds: Iterable[str] | None = None, min_score: float | None = None
+    ) -> list[dict]:
         """Rows nearest to `vector` (unit-norm, shape (dim,)), best first, each with `score`
         (cosine similarity) and without the vector; only scores >= `min_score` when given."""
         v = np.asarray(vector)
@@ -252,8 +280,9 @@ class IdentityIndex:
             raise ValueError(f"vector has shape {v.shape}, expected ({self.dim},)")
         return self.search_many(v[None, :], k, kinds=kinds, min_score=min_score)[0]
 
-    def search_many(self, vectors: np.ndarray, k: int = 10, kinds: Iterable[str] | None = None,
-                    min_score: float | None = None) -> list[list[dict]]:
+    def search_many(
+        self, vectors: np.ndarray, k: int = 10, kinds: Iterable[str] | None = None, min_score: float | None = None
+    ) -> list[list[dict]]:
         """`search` for each row of `vectors` (n, dim), in one query."""
         q = check_vectors(vectors, self.dim)
         if k < 1:
@@ -345,4 +374,3 @@ class IdentityIndex:
         """Bytes stored under index/ (all table versions, the index, meta.json)."""
         fs, root = self.loc.fs, self.loc.path(INDEX_DIR)
         return sum(fs.du(root, total=False).values()) if fs.exists(root) else 0
-

@@ -6,6 +6,7 @@ with other image bytes (same schema, metadata and row order; every other column 
 How a table is published (flows/publish.py): each row's bytes are staged as one file under the
 publication's state root, table/in/ (`staged_rel`), the folder flow runs on them with its destination
 table/out/ there, and the output table is assembled from the originals, batch by batch, into DEST."""
+
 from __future__ import annotations
 
 import contextlib
@@ -117,15 +118,20 @@ def find_image_column(schema: pa.Schema, name: str | None = None) -> tuple[str, 
             raise TableError(f"no column {name!r} in the table (columns: {', '.join(schema.names)})")
         kind = _kind(schema.field(name))
         if kind is None:
-            raise TableError(f"column {name!r} holds {schema.field(name).type}, not image bytes "
-                             "(binary, or a struct with a binary field 'bytes')")
+            raise TableError(
+                f"column {name!r} holds {schema.field(name).type}, not image bytes "
+                "(binary, or a struct with a binary field 'bytes')"
+            )
         return name, kind
     if not candidates:
-        raise TableError(f"no column of image bytes in the table (columns: {', '.join(schema.names)}); "
-                         "expected a binary column or a struct {bytes, path}")
+        raise TableError(
+            f"no column of image bytes in the table (columns: {', '.join(schema.names)}); "
+            "expected a binary column or a struct {bytes, path}"
+        )
     if len(candidates) > 1:
-        raise TableError(f"several columns of image bytes ({', '.join(n for n, _ in candidates)}): "
-                         "choose one with --image-column")
+        raise TableError(
+            f"several columns of image bytes ({', '.join(n for n, _ in candidates)}): choose one with --image-column"
+        )
     return candidates[0]
 
 
@@ -160,8 +166,9 @@ def _bytes_and_paths(col: pa.Array, kind: str) -> tuple[list, list]:
     return [d if v else None for d, v in zip(data, valid)], [p if v else None for p, v in zip(paths, valid)]
 
 
-def iter_images(pf: pq.ParquetFile, column: str, kind: str, row_group: int,
-                batch_rows: int = BATCH_ROWS) -> Iterator[tuple[int, bytes | None, str | None]]:
+def iter_images(
+    pf: pq.ParquetFile, column: str, kind: str, row_group: int, batch_rows: int = BATCH_ROWS
+) -> Iterator[tuple[int, bytes | None, str | None]]:
     """(row, image bytes or None, the struct's path or None) for every row of one row group, read
     `batch_rows` at a time (only the image column)."""
     row = sum(pf.metadata.row_group(g).num_rows for g in range(row_group))
@@ -180,14 +187,17 @@ def with_images(batch: pa.RecordBatch, column: str, kind: str, images: list[byte
     if kind == "binary":
         new = pa.array(images, type=col.type)
     else:
-        children = [pa.array(images, type=col.type.field(j).type) if col.type.field(j).name == "bytes"
-                    else col.field(j) for j in range(col.type.num_fields)]
+        children = [
+            pa.array(images, type=col.type.field(j).type) if col.type.field(j).name == "bytes" else col.field(j)
+            for j in range(col.type.num_fields)
+        ]
         new = pa.StructArray.from_arrays(children, fields=list(col.type), mask=col.is_null())
     return batch.set_column(i, batch.schema.field(i), new)
 
 
-def rewrite(pf: pq.ParquetFile, column: str, kind: str, images_of, local_path: str,
-            batch_rows: int = BATCH_ROWS) -> int:
+def rewrite(
+    pf: pq.ParquetFile, column: str, kind: str, images_of, local_path: str, batch_rows: int = BATCH_ROWS
+) -> int:
     """Writes the table of `pf` to `local_path` with each batch's image bytes from `images_of(first
     row, n rows)` (a list of bytes or None); the schema, its metadata and the row order kept. Rows."""
     row = 0

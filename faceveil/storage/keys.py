@@ -2,6 +2,7 @@
 passphrase (Argon2id, parameters stored with the archive); sub-keys by HKDF; the vault's X25519 key
 pair derived from it (sealing wraps data keys with it); fingerprints that identify a key without
 revealing it. A key never appears in repr(), logs or exceptions."""
+
 from __future__ import annotations
 
 import base64
@@ -68,8 +69,10 @@ class MasterKey:
         raise TypeError("master keys are not pickled")
 
 
-MIN_KDF = {"argon2id": {"iterations": 2, "memory_kib": 65536, "lanes": 1},  # OWASP's floor for Argon2id
-           "scrypt": {"n": 2**14, "r": 8, "p": 1}}
+MIN_KDF = {
+    "argon2id": {"iterations": 2, "memory_kib": 65536, "lanes": 1},  # OWASP's floor for Argon2id
+    "scrypt": {"n": 2**14, "r": 8, "p": 1},
+}
 
 
 @dataclass(frozen=True)
@@ -102,14 +105,22 @@ class PassphraseKDF:
 
     @classmethod
     def from_dict(cls, d: dict) -> "PassphraseKDF":
-        fields = ("name", "salt_hex", "iterations", "memory_kib", "lanes") if d.get("name") == "argon2id" else \
-            ("name", "salt_hex", "n", "r", "p")
+        fields = (
+            ("name", "salt_hex", "iterations", "memory_kib", "lanes")
+            if d.get("name") == "argon2id"
+            else ("name", "salt_hex", "n", "r", "p")
+        )
         return cls(**{k: d[k] for k in fields if k in d})
 
     def as_dict(self) -> dict:
         if self.name == "argon2id":
-            return {"name": self.name, "salt_hex": self.salt_hex, "iterations": self.iterations,
-                    "memory_kib": self.memory_kib, "lanes": self.lanes}
+            return {
+                "name": self.name,
+                "salt_hex": self.salt_hex,
+                "iterations": self.iterations,
+                "memory_kib": self.memory_kib,
+                "lanes": self.lanes,
+            }
         return {"name": self.name, "salt_hex": self.salt_hex, "n": self.n, "r": self.r, "p": self.p}
 
     def derive(self, secret: bytes) -> bytes:
@@ -118,8 +129,9 @@ class PassphraseKDF:
             return hashlib.scrypt(secret, salt=salt, n=self.n, r=self.r, p=self.p, maxmem=2**26, dklen=KEY_BYTES)
         from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 
-        return Argon2id(salt=salt, length=KEY_BYTES, iterations=self.iterations, lanes=self.lanes,
-                        memory_cost=self.memory_kib).derive(secret)
+        return Argon2id(
+            salt=salt, length=KEY_BYTES, iterations=self.iterations, lanes=self.lanes, memory_cost=self.memory_kib
+        ).derive(secret)
 
 
 def vault_public_key(master: MasterKey) -> bytes:
@@ -158,7 +170,7 @@ def decode_key(text: str, source: str) -> MasterKey:
     if not text.startswith(_PREFIX):
         raise BadKeyError(f"{source}: not a faceveil key (expected the {_PREFIX} prefix)")
     try:
-        raw = base64.urlsafe_b64decode(text[len(_PREFIX):].encode())
+        raw = base64.urlsafe_b64decode(text[len(_PREFIX) :].encode())
     except (ValueError, TypeError):
         raise BadKeyError(f"{source}: malformed key") from None
     if len(raw) != KEY_BYTES:

@@ -1,5 +1,6 @@
 """What LanceDB needs beside a Location: the object-store options of an s3:// one, and SQL string quoting
 for its filters."""
+
 from __future__ import annotations
 
 import os

@@ -8,6 +8,7 @@ than an anchor was cut, a row whose MAC is not the anchored one was rewritten.
 Anchors are plain records, no secret: they help only as far as they live out of reach of whoever
 would cut the log. Someone who controls the state root, this $FACEVEIL_HOME and the MLflow store
 can rewrite them too; anchors in the state root's own reports/ only catch someone who forgot them."""
+
 from __future__ import annotations
 
 import hashlib
@@ -52,8 +53,15 @@ def record(loc: Location, row: dict, action: str) -> Path:
     """Appends the head `row` (its seq and mac) to the archive's anchors file; OSError when it cannot."""
     path = anchor_file(loc)
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    line = json.dumps({"seq": int(row["seq"]), "mac": str(row["mac"]), "action": action,
-                       "time": datetime.now(timezone.utc).isoformat(timespec="seconds")}, sort_keys=True)
+    line = json.dumps(
+        {
+            "seq": int(row["seq"]),
+            "mac": str(row["mac"]),
+            "action": action,
+            "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        },
+        sort_keys=True,
+    )
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     with os.fdopen(fd, "a") as f:
         f.write(line + "\n")
@@ -67,8 +75,13 @@ def _anchor(d, source: str, action: str | None = None, time=None) -> dict | None
     mac = d.get("mac")
     if d["seq"] < 1 or not isinstance(mac, str) or not _MAC.match(mac):
         return None
-    return {"seq": d["seq"], "mac": mac, "action": str(action or d.get("action") or "?"),
-            "time": str(time or d.get("time") or "?"), "source": source}
+    return {
+        "seq": d["seq"],
+        "mac": mac,
+        "action": str(action or d.get("action") or "?"),
+        "time": str(time or d.get("time") or "?"),
+        "source": source,
+    }
 
 
 def gather(loc: Location) -> list[dict]:
@@ -97,8 +110,12 @@ def gather(loc: Location) -> list[dict]:
         except (OSError, ValueError):
             continue
         head = audit.get("access_log_head") if isinstance(audit, dict) else None
-        a = _anchor(head, loc.display(rel), f"{audit.get('flow', 'run')} {audit.get('run_id')}",
-                    head.get("at") if isinstance(head, dict) else None)
+        a = _anchor(
+            head,
+            loc.display(rel),
+            f"{audit.get('flow', 'run')} {audit.get('run_id')}",
+            head.get("at") if isinstance(head, dict) else None,
+        )
         out += [a] if a else []
     return out
 
@@ -111,8 +128,13 @@ def check(rows: dict[int, dict], last: int, anchors, unreadable=()) -> list[tupl
         return found
     newest = max(anchors, key=lambda a: a["seq"])
     if newest["seq"] > last:
-        found.append((last + 1, f"cut: the log ends at seq {last} but an anchor recorded at {newest['time']} by "
-                                f"{newest['action']} says seq {newest['seq']}"))
+        found.append(
+            (
+                last + 1,
+                f"cut: the log ends at seq {last} but an anchor recorded at {newest['time']} by "
+                f"{newest['action']} says seq {newest['seq']}",
+            )
+        )
     seen = set()
     for a in sorted(anchors, key=lambda a: a["seq"]):
         if a["seq"] > last or a["seq"] in unreadable or (a["seq"], a["mac"]) in seen:
@@ -120,9 +142,15 @@ def check(rows: dict[int, dict], last: int, anchors, unreadable=()) -> list[tupl
         seen.add((a["seq"], a["mac"]))
         row = rows.get(a["seq"])
         if row is None:
-            found.append((a["seq"], f"removed: row seq {a['seq']}, anchored at {a['time']} by {a['action']}, "
-                                    "is missing"))
+            found.append(
+                (a["seq"], f"removed: row seq {a['seq']}, anchored at {a['time']} by {a['action']}, is missing")
+            )
         elif not hmac.compare_digest(str(row.get("mac")).encode(), a["mac"].encode()):
-            found.append((a["seq"], f"rewritten: row seq {a['seq']}'s MAC differs from the anchored one "
-                                    f"(recorded at {a['time']} by {a['action']})"))
+            found.append(
+                (
+                    a["seq"],
+                    f"rewritten: row seq {a['seq']}'s MAC differs from the anchored one "
+                    f"(recorded at {a['time']} by {a['action']})",
+                )
+            )
     return found

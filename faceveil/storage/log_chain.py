@@ -3,6 +3,7 @@
 previous epoch's MAC key sealed (AES-256-GCM, bound to both fingerprints) under a key derived from
 the next epoch's MAC key. So the newest master key opens every earlier epoch's MAC key in turn,
 while a retired master key can MAC no row after its epoch. No key is ever stored in clear."""
+
 from __future__ import annotations
 
 from faceveil.storage.keys import MasterKey
@@ -32,8 +33,12 @@ def seal_previous(new_epoch_key: bytes, old_epoch_key: bytes, old_fp: str, new_f
 def open_previous(epoch_key: bytes, sealed_hex: str, old_fp: str, new_fp: str) -> bytes | None:
     """The previous epoch's MAC key, or None when the sealed value was edited or is for another key."""
     try:
-        key = open_sealed(_wrapping_key(epoch_key), bytes.fromhex(sealed_hex), _aad(str(old_fp), str(new_fp)),
-                          "previous access-log key")
+        key = open_sealed(
+            _wrapping_key(epoch_key),
+            bytes.fromhex(sealed_hex),
+            _aad(str(old_fp), str(new_fp)),
+            "previous access-log key",
+        )
     except (SealError, ValueError, TypeError):
         return None
     return key if len(key) == 32 else None

@@ -1,6 +1,7 @@
 """The access log's rows (storage/access_log) as stored: one Parquet file per row under the state
 root's access_log/, `<seq, 12 digits>.parquet`; each row's canonical fields, its MAC (HMAC-SHA256
 over the previous row's MAC and them) and what its forward-secure tag covers (log_seal)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -34,10 +35,15 @@ def canonical(row: dict) -> bytes:
     """The row's fields other than prev_mac and mac, as sorted compact JSON (time in UTC, microseconds)."""
     t = row["time"]
     fields = {
-        "seq": int(row["seq"]), "time": t.astimezone(timezone.utc).isoformat(timespec="microseconds"),
-        "actor": row["actor"], "action": row["action"], "reason": row["reason"],
-        "probe_sha256": row["probe_sha256"], "matched": list(row["matched"] or []),
-        "key_fingerprint": row["key_fingerprint"], "details_json": row["details_json"],
+        "seq": int(row["seq"]),
+        "time": t.astimezone(timezone.utc).isoformat(timespec="microseconds"),
+        "actor": row["actor"],
+        "action": row["action"],
+        "reason": row["reason"],
+        "probe_sha256": row["probe_sha256"],
+        "matched": list(row["matched"] or []),
+        "key_fingerprint": row["key_fingerprint"],
+        "details_json": row["details_json"],
     }
     return json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 

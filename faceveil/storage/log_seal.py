@@ -14,6 +14,7 @@ can still rewrite rows from n on, or cut the log back to n-1; so can anyone who 
 state root back to a copy. Old states deleted from a versioned bucket, a snapshot or a backup stay
 readable there. The log's heads recorded elsewhere (log_anchors) catch these only as far as they
 live out of that person's reach."""
+
 from __future__ import annotations
 
 import hmac
@@ -57,8 +58,14 @@ def _wrapping_key(mac_key: bytes) -> bytes:
 
 
 def _aad(epoch: int, start: int, log_key_id: str, commit: str, fingerprint: str) -> bytes:
-    return associated_data(purpose="access-log seal", epoch=int(epoch), start=int(start), log_key=str(log_key_id),
-                           commitment=str(commit), key=str(fingerprint))
+    return associated_data(
+        purpose="access-log seal",
+        epoch=int(epoch),
+        start=int(start),
+        log_key=str(log_key_id),
+        commitment=str(commit),
+        key=str(fingerprint),
+    )
 
 
 def states(loc: Location) -> dict[int, str]:
@@ -89,8 +96,15 @@ def read_state(loc: Location) -> State | None:
         except (OSError, ValueError) as e:
             raise SealStateError(f"{loc.display(rel)}: unreadable sealing state ({type(e).__name__})") from None
         try:
-            state = State(int(d["epoch"]), int(d["start"]), str(d["log_key_id"]), str(d["commitment"]),
-                          str(d["key_fingerprint"]), str(d["sealed"]), rel)
+            state = State(
+                int(d["epoch"]),
+                int(d["start"]),
+                str(d["log_key_id"]),
+                str(d["commitment"]),
+                str(d["key_fingerprint"]),
+                str(d["sealed"]),
+                rel,
+            )
         except (KeyError, TypeError, ValueError):
             raise SealStateError(f"{loc.display(rel)}: malformed sealing state") from None
         if state.epoch != max(found):
@@ -102,9 +116,12 @@ def read_state(loc: Location) -> State | None:
 def open_key(loc: Location, state: State, mac_key: bytes) -> bytes:
     """K_epoch of `state`, opened with the access-log MAC key of its master key."""
     try:
-        k = open_sealed(_wrapping_key(mac_key), bytes.fromhex(state.sealed),
-                        _aad(state.epoch, state.start, state.log_key_id, state.commitment, state.key_fingerprint),
-                        "the access log's sealing state")
+        k = open_sealed(
+            _wrapping_key(mac_key),
+            bytes.fromhex(state.sealed),
+            _aad(state.epoch, state.start, state.log_key_id, state.commitment, state.key_fingerprint),
+            "the access log's sealing state",
+        )
     except (SealError, ValueError) as e:
         raise SealStateError(f"{loc.display(state.rel)}: {e}") from None
     if len(k) != KEY_BYTES or not hmac.compare_digest(commitment(k).encode(), state.commitment.encode()):
@@ -112,20 +129,30 @@ def open_key(loc: Location, state: State, mac_key: bytes) -> bytes:
     return k
 
 
-def write_state(loc: Location, mac_key: bytes, fingerprint: str, epoch: int, start: int, log_key_id: str,
-                k: bytes) -> bool:
+def write_state(
+    loc: Location, mac_key: bytes, fingerprint: str, epoch: int, start: int, log_key_id: str, k: bytes
+) -> bool:
     """Writes the state of `epoch` (K_epoch = k) unless one is there already, then removes every older
     one (their keys could tag rows written since). False when that epoch's state existed."""
     commit = commitment(k)
     sealed = seal(_wrapping_key(mac_key), k, _aad(epoch, start, log_key_id, commit, fingerprint)).hex()
-    body = {"version": 1, "epoch": int(epoch), "start": int(start), "log_key_id": log_key_id,
-            "commitment": commit, "key_fingerprint": fingerprint, "sealed": sealed}
+    body = {
+        "version": 1,
+        "epoch": int(epoch),
+        "start": int(start),
+        "log_key_id": log_key_id,
+        "commitment": commit,
+        "key_fingerprint": fingerprint,
+        "sealed": sealed,
+    }
     try:
         created = loc.create_bytes(f"{FOLDER}/{int(epoch):012d}.json", json.dumps(body, sort_keys=True).encode())
         prune(loc)
     except OSError as e:
-        raise SealStateError(f"{loc.display(FOLDER)}: cannot write the access log's sealing state "
-                             f"({type(e).__name__}: {e.strerror or e})") from None
+        raise SealStateError(
+            f"{loc.display(FOLDER)}: cannot write the access log's sealing state "
+            f"({type(e).__name__}: {e.strerror or e})"
+        ) from None
     return created
 
 
@@ -173,19 +200,28 @@ def check(loc: Location, rows: dict[int, dict], last: int, key: LogKey, payload)
     log's last row `last`: rows cut) and its key commitment. `payload(row)` gives what a tag covers."""
     found: list[tuple[int, str]] = []
     files = states(loc)
-    found += [(e, f"{loc.display(rel)}: a stale sealing state for seq {e} (its key could re-sign the rows "
-                  f"from seq {e} on)") for e, rel in sorted(files.items()) if e < max(files)]
+    found += [
+        (e, f"{loc.display(rel)}: a stale sealing state for seq {e} (its key could re-sign the rows from seq {e} on)")
+        for e, rel in sorted(files.items())
+        if e < max(files)
+    ]
     try:
         state = read_state(loc)
     except SealStateError as e:
         state = None
         found.append((last + 1, str(e)))
     if state is not None and not hmac.compare_digest(state.log_key_id.encode(), key.id.encode()):
-        return found + [(0, f"the log is sealed with another log key ({state.log_key_id}, from seq {state.start}); "
-                            f"this one is {key.id}")]
+        return found + [
+            (
+                0,
+                f"the log is sealed with another log key ({state.log_key_id}, from seq {state.start}); "
+                f"this one is {key.id}",
+            )
+        ]
     if state is not None and state.start != key.start:
-        found.append((0, f"the sealing state says the log key starts at seq {state.start}, the key file at "
-                         f"seq {key.start}"))
+        found.append(
+            (0, f"the sealing state says the log key starts at seq {state.start}, the key file at seq {key.start}")
+        )
     k, at = key._b, key.start
     for seq in sorted(s for s in rows if s >= key.start):
         k, at = evolve(k, seq - at), seq
@@ -196,19 +232,32 @@ def check(loc: Location, rows: dict[int, dict], last: int, key: LogKey, payload)
             found.append((seq, f"seq {seq}: forward-secure tag mismatch (edited, or re-signed by a key holder)"))
     if state is None:
         if not files:
-            found.append((last + 1, f"{loc.display(FOLDER)}: the log's sealing state is missing (removed?): "
-                                    "a cut of the newest rows cannot be seen"))
+            found.append(
+                (
+                    last + 1,
+                    f"{loc.display(FOLDER)}: the log's sealing state is missing (removed?): "
+                    "a cut of the newest rows cannot be seen",
+                )
+            )
         return found
     if state.epoch > last + 1:
         found.append((last + 1, f"rows after seq {last} were removed: the log's sealing state is at seq {state.epoch}"))
     elif state.epoch < last + 1:
-        found.append((state.epoch, f"the log's sealing state is at seq {state.epoch}, behind its last row {last}: "
-                                   f"rows from seq {state.epoch} on could be re-signed by a key holder (an append "
-                                   "that stopped half-way, or the state was rolled back)"))
+        found.append(
+            (
+                state.epoch,
+                f"the log's sealing state is at seq {state.epoch}, behind its last row {last}: "
+                f"rows from seq {state.epoch} on could be re-signed by a key holder (an append "
+                "that stopped half-way, or the state was rolled back)",
+            )
+        )
     if state.epoch < key.start or state.epoch - at > MAX_AHEAD:
         found.append((state.epoch, f"{loc.display(state.rel)}: the sealing state's seq {state.epoch} is out of range"))
-    elif not hmac.compare_digest(commitment(evolve(k, state.epoch - at) if state.epoch >= at else
-                                            key.key_at(state.epoch)).encode(), state.commitment.encode()):
-        found.append((state.epoch, f"{loc.display(state.rel)}: the sealing state's key is not the log key's "
-                                   "(replaced)"))
+    elif not hmac.compare_digest(
+        commitment(evolve(k, state.epoch - at) if state.epoch >= at else key.key_at(state.epoch)).encode(),
+        state.commitment.encode(),
+    ):
+        found.append(
+            (state.epoch, f"{loc.display(state.rel)}: the sealing state's key is not the log key's (replaced)")
+        )
     return found

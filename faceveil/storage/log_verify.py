@@ -1,6 +1,7 @@
 """Checking the access log (storage/access_log): the MAC chain with the newest master key, walking
 back through key rotations (log_chain); with the auditor's log key, the rows' forward-secure tags
 and the sealing state (log_seal); the heads recorded outside the log (log_anchors)."""
+
 from __future__ import annotations
 
 import hmac
@@ -9,13 +10,20 @@ from faceveil.storage import log_anchors, log_chain, log_seal
 from faceveil.storage.auditor_key import LogKey
 from faceveil.storage.keys import MasterKey
 from faceveil.storage.log_chain import ROTATION
-from faceveil.storage.log_rows import (GENESIS_MAC, AccessLogError, details, dumps as _dumps, mac as _mac,
-                                       payload as _payload, read_row as _read_row, seqs as _seqs)
+from faceveil.storage.log_rows import (
+    GENESIS_MAC,
+    AccessLogError,
+    details,
+    dumps as _dumps,
+    mac as _mac,
+    payload as _payload,
+    read_row as _read_row,
+    seqs as _seqs,
+)
 from faceveil.storage.paths import Location
 
 
-def verify(loc: Location, master: MasterKey | None, *, log_key: LogKey | None = None,
-           anchors=()) -> list[str]:
+def verify(loc: Location, master: MasterKey | None, *, log_key: LogKey | None = None, anchors=()) -> list[str]:
     """Problems found in the log, each naming its seq or file; empty when it is intact. `master` is
     the newest key: rows before a rotation row are checked with the key it carries. Reports removed
     rows (a gap in seq, a prev_mac that is not the previous row's MAC), edited rows and rows written
@@ -64,11 +72,23 @@ def _untagged(loc: Location, rows: dict) -> list[tuple[int, str]]:
     tagged = [s for s in sorted(rows) if rows[s].get("fs_tag")]
     if not tagged:
         return []
-    found = [(s, f"seq {s}: no forward-secure tag, though the rows before it have one (the log's sealing "
-                 "state was removed?)") for s in sorted(rows) if s > tagged[0] and not rows[s].get("fs_tag")]
+    found = [
+        (
+            s,
+            f"seq {s}: no forward-secure tag, though the rows before it have one (the log's sealing "
+            "state was removed?)",
+        )
+        for s in sorted(rows)
+        if s > tagged[0] and not rows[s].get("fs_tag")
+    ]
     if not log_seal.states(loc):
-        found.append((max(rows) + 1, f"{loc.display(log_seal.FOLDER)}: the log's sealing state is missing, though "
-                                     "its rows are tagged (removed?)"))
+        found.append(
+            (
+                max(rows) + 1,
+                f"{loc.display(log_seal.FOLDER)}: the log's sealing state is missing, though "
+                "its rows are tagged (removed?)",
+            )
+        )
     return found
 
 
@@ -87,30 +107,44 @@ def _check_macs(loc: Location, files: dict, rows: dict, master: MasterKey) -> li
     for seq in sorted(rows, reverse=True):
         row = rows[seq]
         if key is None:
-            found.append((seq, f"seq {seq}: cannot be checked (the rotation row after it that holds its key "
-                               "does not open)"))
+            found.append(
+                (seq, f"seq {seq}: cannot be checked (the rotation row after it that holds its key does not open)")
+            )
             continue
         if not _mac_ok(key, row, row["mac"]):
             kept = row.get("key_fingerprint")
-            why = (f"written with key {kept}, the chain is kept with key {fp} here" if kept != fp
-                   else "row edited, or MAC forged")
+            why = (
+                f"written with key {kept}, the chain is kept with key {fp} here"
+                if kept != fp
+                else "row edited, or MAC forged"
+            )
             found.append((seq, f"seq {seq}: MAC mismatch in {loc.display(files[seq])} ({why})"))
         rotation = details(row).get(ROTATION) if row.get("action") == "rotate-key" else None
         if not isinstance(rotation, dict):
             continue
         if rotation.get("new_key") != fp:
-            found.append((seq, f"seq {seq}: rotation row to key {rotation.get('new_key')}, but the rows after "
-                               f"it are kept with key {fp}"))
+            found.append(
+                (
+                    seq,
+                    f"seq {seq}: rotation row to key {rotation.get('new_key')}, but the rows after "
+                    f"it are kept with key {fp}",
+                )
+            )
             continue
-        old_key, old_fp = log_chain.open_previous(key, rotation.get("previous_key_sealed"),
-                                                   rotation.get("old_key"), fp), rotation.get("old_key")
+        old_key, old_fp = (
+            log_chain.open_previous(key, rotation.get("previous_key_sealed"), rotation.get("old_key"), fp),
+            rotation.get("old_key"),
+        )
         if old_key is None:
-            found.append((seq, f"seq {seq}: the rotation row's sealed key of the span before it does not open "
-                               "(edited)"))
+            found.append(
+                (seq, f"seq {seq}: the rotation row's sealed key of the span before it does not open (edited)")
+            )
             key = None
             continue
-        unsigned = {**row, "details_json": _dumps({**details(row), ROTATION: {
-            k: v for k, v in rotation.items() if k != "old_mac"}})}
+        unsigned = {
+            **row,
+            "details_json": _dumps({**details(row), ROTATION: {k: v for k, v in rotation.items() if k != "old_mac"}}),
+        }
         if not _mac_ok(old_key, unsigned, rotation.get("old_mac")):
             found.append((seq, f"seq {seq}: the rotation row's MAC under the old key {old_fp} does not match"))
         key, fp = old_key, old_fp

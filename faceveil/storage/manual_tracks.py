@@ -1,6 +1,7 @@
 """Faces a reviewer added by hand: confirmed manual tracks in the state root's review/manual_tracks/,
 one Parquet part per media (replaced whole, atomically, like every manifest part). A re-run masks
 them always, as forced tracks (`forced`), whatever the detector finds."""
+
 from __future__ import annotations
 
 from datetime import datetime, timezone
@@ -18,8 +19,7 @@ def read(state: Location, media_id: str) -> list[dict]:
     return part.to_pylist() if part is not None else []
 
 
-def add(state: Location, media_id: str, boxes: dict[int, list[float]], seed_frame: int, actor: str,
-        reason: str) -> int:
+def add(state: Location, media_id: str, boxes: dict[int, list[float]], seed_frame: int, actor: str, reason: str) -> int:
     """Stores one confirmed track (frame -> [x1, y1, x2, y2]) of `media_id`; its new track id.
     ValueError when there is no box, no actor or no reason, or a box is not a box."""
     if not boxes:
@@ -33,8 +33,21 @@ def add(state: Location, media_id: str, boxes: dict[int, list[float]], seed_fram
         x1, y1, x2, y2 = (float(v) for v in b)
         if not (x2 > x1 and y2 > y1 and int(f) >= 0):
             raise ValueError(f"{TABLE}/{media_id}: frame {f}: not a box: {b}")
-        rows.append({"media_id": media_id, "track_id": track, "frame_index": int(f), "x1": x1, "y1": y1, "x2": x2,
-                     "y2": y2, "seed_frame": int(seed_frame), "actor": actor, "created_at": now, "reason": reason})
+        rows.append(
+            {
+                "media_id": media_id,
+                "track_id": track,
+                "frame_index": int(f),
+                "x1": x1,
+                "y1": y1,
+                "x2": x2,
+                "y2": y2,
+                "seed_frame": int(seed_frame),
+                "actor": actor,
+                "created_at": now,
+                "reason": reason,
+            }
+        )
     write_part(state, TABLE, media_id, rows)
     return track
 

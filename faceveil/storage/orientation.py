@@ -1,5 +1,6 @@
 """Display orientation of coded video frames: a display matrix (rotation by multiples of 90 degrees,
 mirroring) as array operations, so every stage sees frames the way a player shows them."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

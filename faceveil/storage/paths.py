@@ -1,5 +1,6 @@
 """Archive locations on any fsspec filesystem (local folders, s3://): listing, safe relative
 paths, local working copies and atomic commits."""
+
 from __future__ import annotations
 
 import contextlib

@@ -2,6 +2,7 @@
 only its public key), payloads sealed with AES-256-GCM and
 bound to their place (media, frame, track, box) through the associated data. The vault's X25519 key
 pair comes from keys (vault_public_key stays importable from here)."""
+
 from __future__ import annotations
 
 import json

@@ -2,6 +2,7 @@
 input edited and encoded alone (video only, the original timestamps), and `join_segments` muxes
 their packets in order with every other stream of the input, as `transcode_video` keeps them. The
 joined video is the one a single pass would write, frame for frame and timestamp for timestamp."""
+
 from __future__ import annotations
 
 import heapq
@@ -12,9 +13,24 @@ from typing import Callable, Container, Iterator
 import av
 import numpy as np
 
-from faceveil.storage.media import (MediaError, TranscodeResult, VideoInfo, _check_output, _decode_frames, _Encoder,
-                                    _first_frame, _flush_audio, _no_partial, _open, _plan_streams, _read_ahead,
-                                    _SeekMiss, _video_stream, open_output, probe_video)
+from faceveil.storage.media import (
+    MediaError,
+    TranscodeResult,
+    VideoInfo,
+    _check_output,
+    _decode_frames,
+    _Encoder,
+    _first_frame,
+    _flush_audio,
+    _no_partial,
+    _open,
+    _plan_streams,
+    _read_ahead,
+    _SeekMiss,
+    _video_stream,
+    open_output,
+    probe_video,
+)
 from faceveil.storage.orientation import IDENTITY_MATRIX
 
 
@@ -26,10 +42,20 @@ def segment_suffix(output_suffix: str, lossless: bool = False) -> str:
     return s if lossless or s in (".webm", ".avi") else ".mp4"
 
 
-def encode_segment(src: str, dst: str, info: VideoInfo, start: int, stop: int,
-                   edit: Callable[[int, np.ndarray], np.ndarray], *, only: Container[int] | None = None,
-                   lossless: bool = False, crf: int = 18, preset: str = "veryfast",
-                   tap: Callable[[list, object], None] | None = None) -> int:
+def encode_segment(
+    src: str,
+    dst: str,
+    info: VideoInfo,
+    start: int,
+    stop: int,
+    edit: Callable[[int, np.ndarray], np.ndarray],
+    *,
+    only: Container[int] | None = None,
+    lossless: bool = False,
+    crf: int = 18,
+    preset: str = "veryfast",
+    tap: Callable[[list, object], None] | None = None,
+) -> int:
     """Frames [start, stop) of `src`, edit(index, upright rgb) -> upright rgb (frames not in `only`
     re-encoded as decoded), encoded into `dst` (video only; its extension is the final output's).
     Returns the number of frames written (`segment_suffix` says which container)."""

@@ -6,6 +6,7 @@ anywhere else, s3:// too), never inside DEST, nor DEST inside it.
 
 Archives made before kept that state inside DEST, as `DEST/_faceveil/`: the keyed commands read it
 there in place; the next run (or `faceveil migrate-state`) moves it to the state root."""
+
 from __future__ import annotations
 
 import os
@@ -40,8 +41,10 @@ def default_state_url(dest_url: str) -> str:
     if fs == "s3":
         bucket, _, prefix = path.partition("/")
         if not prefix:
-            raise StateError(f"{dest_url}: a bucket's root has no sibling to keep the private state in: "
-                             "give --state s3://BUCKET/PREFIX (or a local folder)")
+            raise StateError(
+                f"{dest_url}: a bucket's root has no sibling to keep the private state in: "
+                "give --state s3://BUCKET/PREFIX (or a local folder)"
+            )
         return f"s3://{bucket}/{prefix}{SUFFIX}"
     if Path(path).parent == Path(path):
         raise StateError(f"{dest_url}: a filesystem root has no sibling to keep the private state in: give --state DIR")
@@ -63,13 +66,17 @@ def check_apart(dest_url: str, state_url: str, src_url: str | None = None) -> No
     media, as DEST is)."""
     d, s = _key(dest_url), _key(state_url)
     if _inside(s, d) or _inside(d, s):
-        raise StateError(f"the private state root {state_url} and the public tree {dest_url} overlap: everything "
-                         "in DEST may be published, so the state (vault, index, logs, quarantine) must live apart "
-                         "(--state DIR outside DEST)")
+        raise StateError(
+            f"the private state root {state_url} and the public tree {dest_url} overlap: everything "
+            "in DEST may be published, so the state (vault, index, logs, quarantine) must live apart "
+            "(--state DIR outside DEST)"
+        )
     if src_url is not None:
         if _inside(_key(src_url), s):
-            raise StateError(f"the private state root {state_url} and the source {src_url} overlap: "
-                             "keep the state outside the source (--state DIR)")
+            raise StateError(
+                f"the private state root {state_url} and the source {src_url} overlap: "
+                "keep the state outside the source (--state DIR)"
+            )
 
 
 def check_restore_out(out_url: str, dest_url: str, state_url: str) -> None:
@@ -79,8 +86,10 @@ def check_restore_out(out_url: str, dest_url: str, state_url: str) -> None:
     for name, url in (("the archive's public tree", dest_url), ("the archive's private state root", state_url)):
         k = _key(url)
         if _inside(o, k) or _inside(k, o):
-            raise StateError(f"restore: {out_url} overlaps {name} {url}: restored originals must go to a folder "
-                             "apart from both; nothing was written")
+            raise StateError(
+                f"restore: {out_url} overlaps {name} {url}: restored originals must go to a folder "
+                "apart from both; nothing was written"
+            )
 
 
 def check_allowed_out(out_url: str, roots) -> None:
@@ -88,8 +97,10 @@ def check_allowed_out(out_url: str, roots) -> None:
     [restore] roots: a caller of the restore deployment chooses OUT, so the config bounds it)."""
     o = _key(out_url)
     if not any(_inside(o, _key(r)) for r in roots or ()):
-        raise StateError(f"restore: {out_url} is not inside an allowed restore root ({', '.join(roots or ()) or 'none set'}: "
-                         "the archive config's [restore] roots); nothing was written")
+        raise StateError(
+            f"restore: {out_url} is not inside an allowed restore root ({', '.join(roots or ()) or 'none set'}: "
+            "the archive config's [restore] roots); nothing was written"
+        )
 
 
 def state_location(url: str, storage_options: dict | None = None) -> Location:
@@ -138,8 +149,10 @@ def migrate(dest_url: str, state_url: str, storage_options: dict | None = None) 
         return None
     target = state_location(state_url, storage_options)
     if _has_files(target):
-        raise StateError(f"{legacy.url} (an old archive's private state, inside DEST) and {state_url} (its state "
-                         "root) both hold files: merge or remove one by hand, then run again")
+        raise StateError(
+            f"{legacy.url} (an old archive's private state, inside DEST) and {state_url} (its state "
+            "root) both hold files: merge or remove one by hand, then run again"
+        )
     if legacy.is_local and target.is_local:
         os.makedirs(os.path.dirname(target.root), exist_ok=True)
         if os.path.isdir(target.root):
@@ -167,8 +180,10 @@ def _repoint_mlflow(root: str, old_root: str) -> None:
     with sqlite3.connect(db) as con:
         for table, column in (("experiments", "artifact_location"), ("runs", "artifact_uri")):
             try:
-                con.execute(f"UPDATE {table} SET {column} = REPLACE({column}, ?, ?) WHERE {column} LIKE ?",
-                            (old, new, old + "%"))
+                con.execute(
+                    f"UPDATE {table} SET {column} = REPLACE({column}, ?, ?) WHERE {column} LIKE ?",
+                    (old, new, old + "%"),
+                )
             except sqlite3.OperationalError:  # not an MLflow store after all
                 return
 
@@ -176,4 +191,4 @@ def _repoint_mlflow(root: str, old_root: str) -> None:
 def relative_to_state(rel: str) -> str:
     """A state root's relative path as old outputs named it inside DEST (`_faceveil/...`) made plain."""
     prefix = META_DIR + "/"
-    return rel[len(prefix):] if rel.startswith(prefix) else posixpath.normpath(rel)
+    return rel[len(prefix) :] if rel.startswith(prefix) else posixpath.normpath(rel)

@@ -7,6 +7,7 @@ ranks by it (ops/search.py). Indexes written before it was stored have no such c
 read as null there, which means "quality unknown" (never an error), and the columns are added (null
 in the old rows) the first time such an index is written to again.
 """
+
 from __future__ import annotations
 
 import math
@@ -34,15 +35,27 @@ def templates_schema(dim: int, sealed: bool = False, quality: bool = True) -> pa
     the face-quality columns (not quality=False: the schema of indexes written before them)."""
     if not isinstance(dim, int) or dim < 1:
         raise ValueError(f"dim must be a positive integer, got {dim!r}")
-    return pa.schema([
-        ("row_id", pa.string()), ("media_id", pa.string()), ("rel_path", pa.string()),
-        ("camera", pa.string()), ("track_id", pa.int64()), ("kind", pa.string()),
-        ("first_frame", pa.int64()), ("last_frame", pa.int64()),
-        ("t_start_s", pa.float64()), ("t_end_s", pa.float64()), ("boxes_json", pa.string()),
-        ("vault_key_ids", pa.list_(pa.string())), ("embedder", pa.string()), ("quality", pa.float32()),
-        *(quality_fields() if quality else []),
-        ("vector", pa.list_(pa.float32(), dim)),
-    ] + ([("sealed", pa.binary())] if sealed else []))
+    return pa.schema(
+        [
+            ("row_id", pa.string()),
+            ("media_id", pa.string()),
+            ("rel_path", pa.string()),
+            ("camera", pa.string()),
+            ("track_id", pa.int64()),
+            ("kind", pa.string()),
+            ("first_frame", pa.int64()),
+            ("last_frame", pa.int64()),
+            ("t_start_s", pa.float64()),
+            ("t_end_s", pa.float64()),
+            ("boxes_json", pa.string()),
+            ("vault_key_ids", pa.list_(pa.string())),
+            ("embedder", pa.string()),
+            ("quality", pa.float32()),
+            *(quality_fields() if quality else []),
+            ("vector", pa.list_(pa.float32(), dim)),
+        ]
+        + ([("sealed", pa.binary())] if sealed else [])
+    )
 
 
 TEMPLATES = templates_schema(128)
@@ -83,6 +96,7 @@ def check_vectors(vectors, dim: int) -> np.ndarray:
     off = np.abs(norms - 1.0) > NORM_TOLERANCE
     if off.any():
         i = int(np.argmax(off))
-        raise ValueError(f"{int(off.sum())} vector(s) are not unit-norm (row {i} has norm {norms[i]:.4g}); "
-                         "L2-normalise them first")
+        raise ValueError(
+            f"{int(off.sum())} vector(s) are not unit-norm (row {i} has norm {norms[i]:.4g}); L2-normalise them first"
+        )
     return v

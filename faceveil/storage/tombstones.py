@@ -4,6 +4,7 @@ signed with the control-file key (storage/control.py). A later run of that media
 new version) reads them in the flow's process and seals and indexes no face found there again: a
 forgotten track stays forgotten. Deleting a tombstone file needs write access to the state root
 (which can also delete the vault); it is not detected."""
+
 from __future__ import annotations
 
 import json
@@ -33,8 +34,11 @@ def add(state: Location, control: bytes, media_id: str, rel_path: str, tracks: d
     doc = read(state, control, media_id) or {"media_id": media_id, "rel_path": rel_path, "tracks": {}}
     now = datetime.now(timezone.utc).isoformat()
     for t, seen in tracks.items():
-        doc["tracks"][str(int(t))] = {"frames": [int(f) for f, _ in seen],
-                                      "boxes": [[round(float(v), 1) for v in b] for _, b in seen], "forgotten_at": now}
+        doc["tracks"][str(int(t))] = {
+            "frames": [int(f) for f, _ in seen],
+            "boxes": [[round(float(v), 1) for v in b] for _, b in seen],
+            "forgotten_at": now,
+        }
     state.write_bytes(_rel(media_id), json.dumps(signed(doc, control, LABEL)).encode())
 
 

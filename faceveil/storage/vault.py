@@ -3,6 +3,7 @@ wrapped for the master key (its control files, keyinfo.json and the key parts' s
 vault_control.py). Sealed regions and wrapped keys are bound to their archive id (besides their
 media, frame, track and box), so vault parts moved from one archive to another under the same key do
 not open there. Anonymizing needs only the public `VaultLock`; opening needs the key."""
+
 from __future__ import annotations
 
 import hmac
@@ -21,11 +22,28 @@ import pyarrow.parquet as pq
 from faceveil.storage import manifests
 from faceveil.storage.control import ControlFileError, control_key, verified
 from faceveil.storage.keys import BadKeyError, MasterKey, PassphraseKDF, VaultLock
-from faceveil.storage.vault_control import (KEYINFO, archive_id, check_key, check_master, key_part, passphrase_kdf,
-                                            read_keyinfo, seal_part, seal_path, write_keyinfo)
+from faceveil.storage.vault_control import (
+    KEYINFO,
+    archive_id,
+    check_key,
+    check_master,
+    key_part,
+    passphrase_kdf,
+    read_keyinfo,
+    seal_part,
+    seal_path,
+    write_keyinfo,
+)
 from faceveil.storage.paths import Location
-from faceveil.storage.sealing import (SealError, associated_data, new_data_key, open_sealed, seal, unwrap_data_key,
-                                      wrap_data_key)
+from faceveil.storage.sealing import (
+    SealError,
+    associated_data,
+    new_data_key,
+    open_sealed,
+    seal,
+    unwrap_data_key,
+    wrap_data_key,
+)
 
 
 def key_id(media_id: str, track_id: int) -> str:
@@ -74,11 +92,25 @@ class VaultWriter:
         if not ok:
             raise RuntimeError(f"could not encode the face region of frame {frame}")
         kid = key_id(self.media_id, track_id)
-        sealed = seal(self.data_key(track_id), png.tobytes(),
-                      place(self.media_id, frame, track_id, box, kid, self.lock.archive_id))
+        sealed = seal(
+            self.data_key(track_id),
+            png.tobytes(),
+            place(self.media_id, frame, track_id, box, kid, self.lock.archive_id),
+        )
         x1, y1, x2, y2 = (int(v) for v in box)
-        self._rows.append({"media_id": self.media_id, "frame_index": int(frame), "track_id": int(track_id),
-                           "x1": x1, "y1": y1, "x2": x2, "y2": y2, "key_id": kid, "sealed": sealed})
+        self._rows.append(
+            {
+                "media_id": self.media_id,
+                "frame_index": int(frame),
+                "track_id": int(track_id),
+                "x1": x1,
+                "y1": y1,
+                "x2": x2,
+                "y2": y2,
+                "key_id": kid,
+                "sealed": sealed,
+            }
+        )
         self._counts[int(track_id)] = self._counts.get(int(track_id), 0) + 1
         self.bytes_sealed += len(sealed)
         if len(self._rows) >= self.batch_rows:
@@ -103,10 +135,19 @@ class VaultWriter:
         self._writer = None
         dest.commit_file(self.path, manifests.part_path("vault/entries", self.media_id))
         now = datetime.now(timezone.utc)
-        rows = [{"key_id": key_id(self.media_id, t), "media_id": self.media_id, "track_id": t,
-                 "wrapped": wrap_data_key(self.public, k, key_id(self.media_id, t), self.lock.archive_id),
-                 "master_fingerprint": self.lock.fingerprint, "n_entries": self._counts.get(t, 0),
-                 "created_at": now, "forgotten_at": None} for t, k in sorted(self._keys.items())]
+        rows = [
+            {
+                "key_id": key_id(self.media_id, t),
+                "media_id": self.media_id,
+                "track_id": t,
+                "wrapped": wrap_data_key(self.public, k, key_id(self.media_id, t), self.lock.archive_id),
+                "master_fingerprint": self.lock.fingerprint,
+                "n_entries": self._counts.get(t, 0),
+                "created_at": now,
+                "forgotten_at": None,
+            }
+            for t, k in sorted(self._keys.items())
+        ]
         self.keys_sha256 = manifests.write_part(dest, "vault/keys", self.media_id, rows)
 
     def discard(self) -> None:
@@ -157,8 +198,12 @@ def open_region(entry: dict, data_key: bytes, archive: str | None = None) -> np.
     modified, moved (within or between archives) or the key is wrong."""
     box = (entry["x1"], entry["y1"], entry["x2"], entry["y2"])
     what = f"vault entry media {entry['media_id']} frame {entry['frame_index']} track {entry['track_id']}"
-    png = open_sealed(data_key, entry["sealed"], place(entry["media_id"], entry["frame_index"], entry["track_id"],
-                                                       box, entry["key_id"], archive), what)
+    png = open_sealed(
+        data_key,
+        entry["sealed"],
+        place(entry["media_id"], entry["frame_index"], entry["track_id"], box, entry["key_id"], archive),
+        what,
+    )
     bgr = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
     if bgr is None or bgr.shape[:2] != (box[3] - box[1], box[2] - box[0]):
         raise SealError(f"{what}: region does not match its box")
@@ -170,8 +215,12 @@ def forget_tracks(dest: Location, master: MasterKey, media_id: str, tracks: set[
     opened by anyone), then their sealed regions themselves; the key part is sealed anew. Returns the
     tracks shredded now (a track forgotten before: its leftover regions, if any, go too)."""
     control = control_key(master)
-    rows, done, now, aid = key_part(dest, {master.fingerprint: control}, media_id).to_pylist(), [], \
-        datetime.now(timezone.utc), archive_id(dest)
+    rows, done, now, aid = (
+        key_part(dest, {master.fingerprint: control}, media_id).to_pylist(),
+        [],
+        datetime.now(timezone.utc),
+        archive_id(dest),
+    )
     for r in rows:
         if r["track_id"] in tracks and r["wrapped"] is not None:
             unwrap_data_key(master, r["wrapped"], r["key_id"], aid)  # proves the key before destroying anything
@@ -218,8 +267,10 @@ def rotation_checked(dest: Location, old: MasterKey, new: MasterKey) -> bool:
         raise BadKeyError(f"wrong key for the vault of {dest.url}; nothing was written")
     verified(info, control_key(old), "keyinfo", dest.display(KEYINFO))  # resuming: still the old key's
     if info["rotating_to"].get("fingerprint") != new.fingerprint:
-        raise BadKeyError(f"{dest.url}: an interrupted rotation to key {info['rotating_to'].get('fingerprint')} must "
-                          "be finished with that key first")
+        raise BadKeyError(
+            f"{dest.url}: an interrupted rotation to key {info['rotating_to'].get('fingerprint')} must "
+            "be finished with that key first"
+        )
     return False
 
 
@@ -245,17 +296,46 @@ def rotate_key(dest: Location, old: MasterKey, new: MasterKey, kdf: PassphraseKD
             r["wrapped"] = wrap_data_key(public, unwrap_data_key(old, r["wrapped"], r["key_id"], aid), r["key_id"], aid)
             r["master_fingerprint"] = new.fingerprint
         if todo or json.loads(dest.read_bytes(seal_path(mid))).get("key") != new.fingerprint:
-            seal_part(dest, controls[new.fingerprint], new.fingerprint, mid,
-                      manifests.write_part(dest, "vault/keys", mid, rows))
+            seal_part(
+                dest,
+                controls[new.fingerprint],
+                new.fingerprint,
+                mid,
+                manifests.write_part(dest, "vault/keys", mid, rows),
+            )
         n += len(todo)
     info = {k: v for k, v in info.items() if k not in ("rotating_to", "scrypt_salt", "mac")}
-    info.update({"master_fingerprint": new.fingerprint, "public_key": lock.public_hex, "kdf": moving["kdf"],
-                 "rotated_from": old.fingerprint, "rotated_at": datetime.now(timezone.utc).isoformat()})
+    info.update(
+        {
+            "master_fingerprint": new.fingerprint,
+            "public_key": lock.public_hex,
+            "kdf": moving["kdf"],
+            "rotated_from": old.fingerprint,
+            "rotated_at": datetime.now(timezone.utc).isoformat(),
+        }
+    )
     write_keyinfo(dest, info, controls[new.fingerprint])
     return n
 
 
-__all__ = ["rotate_key", "rotation_checked", "VaultLock", "VaultWriter", "SealError", "BadKeyError", "check_key", "check_master",
-           "read_keyinfo", "passphrase_kdf",
-           "track_keys", "entry_frames", "open_region", "forget_tracks", "key_id", "archive_id", "seal_part", "seal_path",
-           "ControlFileError"]
+__all__ = [
+    "rotate_key",
+    "rotation_checked",
+    "VaultLock",
+    "VaultWriter",
+    "SealError",
+    "BadKeyError",
+    "check_key",
+    "check_master",
+    "read_keyinfo",
+    "passphrase_kdf",
+    "track_keys",
+    "entry_frames",
+    "open_region",
+    "forget_tracks",
+    "key_id",
+    "archive_id",
+    "seal_part",
+    "seal_path",
+    "ControlFileError",
+]

@@ -2,6 +2,7 @@
 passphrase KDF parameters and salt, a random archive id; MACed by the key holder) and the seal of
 each media's key part (its SHA-256 as its run, forget or rotate-key wrote it, MACed): checked before
 a key part is opened, so neither a part forged with the public lock nor a replaced keyinfo is used."""
+
 from __future__ import annotations
 
 import hashlib
@@ -53,11 +54,15 @@ def _has_vault_parts(dest: Location) -> bool:
 
 def _same_key(info: dict, fingerprint: str, dest: Location) -> None:
     if not hmac.compare_digest(str(info.get("master_fingerprint", "")).encode(), fingerprint.encode()):
-        raise BadKeyError(f"wrong key for the vault of {dest.url} (this key is {fingerprint}, "
-                          f"the vault's is {info.get('master_fingerprint')}); nothing was written")
+        raise BadKeyError(
+            f"wrong key for the vault of {dest.url} (this key is {fingerprint}, "
+            f"the vault's is {info.get('master_fingerprint')}); nothing was written"
+        )
 
 
-def check_key(dest: Location, fingerprint: str, *, create: VaultLock | None = None, control: bytes | None = None) -> dict:
+def check_key(
+    dest: Location, fingerprint: str, *, create: VaultLock | None = None, control: bytes | None = None
+) -> dict:
     """Refuses a key that is not the vault's (constant-time fingerprint comparison) before anything
     is written. With `control` (the key holder's control-file key, storage/control.py) keyinfo's MAC
     must hold too; a vault from before keyinfo was signed (and no part of it sealed) is signed now,
@@ -69,16 +74,24 @@ def check_key(dest: Location, fingerprint: str, *, create: VaultLock | None = No
         if create is None:
             raise BadKeyError(f"{dest.display(KEYINFO)}: no vault here (was the archive anonymized with --reversible?)")
         if _has_vault_parts(dest):
-            raise ControlFileError(f"{dest.display(KEYINFO)} is missing beside existing vault parts: refusing to "
-                                   "start a new vault over them (restore keyinfo.json from a backup)")
-        info = {"version": 3, "archive_id": secrets.token_hex(16), "master_fingerprint": create.fingerprint,
-                "public_key": create.public_hex, "kdf": create.kdf.as_dict() if create.kdf else None,
-                "created_at": datetime.now(timezone.utc).isoformat()}
+            raise ControlFileError(
+                f"{dest.display(KEYINFO)} is missing beside existing vault parts: refusing to "
+                "start a new vault over them (restore keyinfo.json from a backup)"
+            )
+        info = {
+            "version": 3,
+            "archive_id": secrets.token_hex(16),
+            "master_fingerprint": create.fingerprint,
+            "public_key": create.public_hex,
+            "kdf": create.kdf.as_dict() if create.kdf else None,
+            "created_at": datetime.now(timezone.utc).isoformat(),
+        }
         write_keyinfo(dest, info, control)
         return info
     if info.get("rotating_to"):  # parts under either key: nothing but rotate-key may use the vault now
-        raise BadKeyError(f"{dest.url}: a key rotation was interrupted; finish it first (faceveil rotate-key with "
-                          "both keys again)")
+        raise BadKeyError(
+            f"{dest.url}: a key rotation was interrupted; finish it first (faceveil rotate-key with both keys again)"
+        )
     _same_key(info, fingerprint, dest)
     if control is not None:
         if "mac" in info or dest.list_files(under=SEALS):  # signed once: it stays signed
@@ -125,8 +138,11 @@ def seal_path(media_id: str) -> str:
 def seal_part(dest: Location, control: bytes, fingerprint: str, media_id: str, keys_sha256: str) -> None:
     """Seals one media's key part: its SHA-256, as written by its run (or by forget, rotate-key), MACed
     with the control-file key of the master key `fingerprint` names."""
-    doc = signed({"media_id": media_id, "keys_sha256": keys_sha256, "key": fingerprint, "archive_id": archive_id(dest)},
-                 control, "vault-keys")
+    doc = signed(
+        {"media_id": media_id, "keys_sha256": keys_sha256, "key": fingerprint, "archive_id": archive_id(dest)},
+        control,
+        "vault-keys",
+    )
     dest.write_bytes(seal_path(media_id), json.dumps(doc, indent=2).encode())
 
 
@@ -147,6 +163,7 @@ def key_part(dest: Location, controls: dict[str, bytes], media_id: str) -> pa.Ta
     if seal.get("archive_id") != archive_id(dest):
         raise ControlFileError(f"{where}: the seal of another archive's key part: refused")
     if seal.get("media_id") != media_id or not hmac.compare_digest(
-            str(seal.get("keys_sha256")).encode(), hashlib.sha256(data).hexdigest().encode()):
+        str(seal.get("keys_sha256")).encode(), hashlib.sha256(data).hexdigest().encode()
+    ):
         raise ControlFileError(f"{dest.display(rel)}: not the key part its seal names (edited or swapped): refused")
     return pq.read_table(io.BytesIO(data), schema=manifests.VAULT_KEYS)

@@ -1,4 +1,5 @@
 """Discover the media of an archive and which of them a previous run already finished."""
+
 from __future__ import annotations
 
 import posixpath
@@ -34,8 +35,12 @@ def is_done(src: Location, dest: Location, state: Location, item: MediaItem, wor
     if part is None or part.num_rows != 1:
         return False
     row = part.to_pylist()[0]
-    if not (row["status"] in ("ok", "released") and row["settings_hash"] == work and row["output_path"] is not None
-            and dest.exists(row["output_path"])):
+    if not (
+        row["status"] in ("ok", "released")
+        and row["settings_hash"] == work
+        and row["output_path"] is not None
+        and dest.exists(row["output_path"])
+    ):
         return False
     if row["input_fingerprint"] == item.fingerprint:
         return True

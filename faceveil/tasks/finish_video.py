@@ -1,6 +1,7 @@
 """Anonymizing and encoding a video from its tracks: in one pass (`finish_video`), or in segments
 side by side (`encode_segment`) that are joined (`join_video`); the output is committed unless the
 leak gate withholds it, and the media's manifests are written."""
+
 from __future__ import annotations
 
 import contextlib
@@ -19,8 +20,15 @@ from faceveil.pipeline.jobs import Chunk, MediaItem, MediaResult, Segment, Track
 from faceveil.pipeline.places import clean_up, locations, out_rel, scratch, state_of
 from faceveil.pipeline.protect import commit_output, leak_verdict, outcome, protect_frame
 from faceveil.pipeline.pulse import PulseApplier
-from faceveil.pipeline.records import (base_row, media_keepers, record_failure, streams_json, track_templates,
-                                       vault_fields, write_media_manifests)
+from faceveil.pipeline.records import (
+    base_row,
+    media_keepers,
+    record_failure,
+    streams_json,
+    track_templates,
+    vault_fields,
+    write_media_manifests,
+)
 from faceveil.pipeline.toolkit import Toolkit, toolkit
 from faceveil.storage import manifests
 from faceveil.storage.media import MediaError, VideoInfo, transcode_video
@@ -33,8 +41,17 @@ class _Anonymizing:
     when the run keeps them), then the faces anonymized in place (fails closed per frame), then the
     pulse edit (`--pulse`) inside the skin of the faces left visible."""
 
-    def __init__(self, kit: Toolkit, item: MediaItem, info: VideoInfo, tracked: Tracked, checks, vault=None, faces=None):
-        self.item, self.info, self.per_frame, self.checks, self.vault, self.faces = item, info, tracked.per_frame, checks, vault, faces
+    def __init__(
+        self, kit: Toolkit, item: MediaItem, info: VideoInfo, tracked: Tracked, checks, vault=None, faces=None
+    ):
+        self.item, self.info, self.per_frame, self.checks, self.vault, self.faces = (
+            item,
+            info,
+            tracked.per_frame,
+            checks,
+            vault,
+            faces,
+        )
         self.anon = kit.anonymizer
         self.pulse = PulseApplier(tracked.pulse)
         self.redacted = 0
@@ -60,7 +77,9 @@ class _Anonymizing:
         return self.per_frame.keys() | self.checks.audit.frames | self.pulse.frames()
 
 
-def finish_video(config: AnonymizeConfig, item: MediaItem, info: VideoInfo, tracked: Tracked, run_id: str) -> MediaResult:
+def finish_video(
+    config: AnonymizeConfig, item: MediaItem, info: VideoInfo, tracked: Tracked, run_id: str
+) -> MediaResult:
     """Anonymizes and encodes the whole video in one pass (audio and other streams passed through),
     commits the output atomically, unless the leak gate withholds it, and writes its manifests."""
     t0 = time.perf_counter()
@@ -75,8 +94,17 @@ def finish_video(config: AnonymizeConfig, item: MediaItem, info: VideoInfo, trac
     tmp = os.path.join(scratch(config), f"{uuid.uuid4().hex}{posixpath.splitext(out)[1]}")
     try:
         with src.local_file(item.rel, scratch(config)) as local:
-            res = transcode_video(local, tmp, info, edit, only=edit.touched(), lossless=config.lossless, crf=config.crf,
-                                  preset=config.preset, tap=checks.tap)
+            res = transcode_video(
+                local,
+                tmp,
+                info,
+                edit,
+                only=edit.touched(),
+                lossless=config.lossless,
+                crf=config.crf,
+                preset=config.preset,
+                tap=checks.tap,
+            )
             if res.frames_out != info.n_frames:
                 raise MediaError(item.rel, f"encoded {res.frames_out} of {info.n_frames} frames")
             audit = checks.finish().result()
@@ -88,13 +116,30 @@ def finish_video(config: AnonymizeConfig, item: MediaItem, info: VideoInfo, trac
         checks.close()
         clean_up(tmp, vault)
     if tracked.pulse is not None:
-        manifests.write_part(state_of(config), "audit/pulse", item.media_id, edit.pulse.rows(item.media_id, run_id, info.fps))
-    return _finished(config, kit, item, info, tracked, run_id, res, audit, withheld, shas, edit.redacted,
-                     time.perf_counter() - t0, vault, faces)
+        manifests.write_part(
+            state_of(config), "audit/pulse", item.media_id, edit.pulse.rows(item.media_id, run_id, info.fps)
+        )
+    return _finished(
+        config,
+        kit,
+        item,
+        info,
+        tracked,
+        run_id,
+        res,
+        audit,
+        withheld,
+        shas,
+        edit.redacted,
+        time.perf_counter() - t0,
+        vault,
+        faces,
+    )
 
 
-def encode_segment(config: AnonymizeConfig, item: MediaItem, info: VideoInfo, tracked: Tracked, seg: Chunk,
-                   run_id: str) -> Segment:
+def encode_segment(
+    config: AnonymizeConfig, item: MediaItem, info: VideoInfo, tracked: Tracked, seg: Chunk, run_id: str
+) -> Segment:
     """Frames [seg.start, seg.stop) anonymized and encoded alone, with their checks; the piece goes to
     the state root's segments/<run>/ (where any worker can read it) for `join_video`."""
     t0 = time.perf_counter()
@@ -105,8 +150,9 @@ def encode_segment(config: AnonymizeConfig, item: MediaItem, info: VideoInfo, tr
     src, state = locations(config)[0], state_of(config)
     kit = toolkit(config.settings)
     share = math.ceil(kit.settings.checks.identity_faces * (seg.stop - seg.start) / max(info.n_frames, 1))
-    audit = frame_checks(kit, item.media_id, info.n_frames, info.fps, frames=range(seg.start, seg.stop),
-                         identity_faces=share)
+    audit = frame_checks(
+        kit, item.media_id, info.n_frames, info.fps, frames=range(seg.start, seg.stop), identity_faces=share
+    )
     checks = BesideEncoder(audit, info.orientation, start=seg.start)
     edit = _Anonymizing(kit, item, info, tracked, checks)
     ext = segment_suffix(posixpath.splitext(out_rel(config, item.rel))[1], config.lossless)
@@ -114,8 +160,19 @@ def encode_segment(config: AnonymizeConfig, item: MediaItem, info: VideoInfo, tr
     try:
         with src.local_file(item.rel, scratch(config)) as local:
             only = {f for f in edit.touched() if seg.start <= f < seg.stop}
-            encode_segment_file(local, tmp, info, seg.start, seg.stop, edit, only=only, lossless=config.lossless,
-                                crf=config.crf, preset=config.preset, tap=checks.tap)
+            encode_segment_file(
+                local,
+                tmp,
+                info,
+                seg.start,
+                seg.stop,
+                edit,
+                only=only,
+                lossless=config.lossless,
+                crf=config.crf,
+                preset=config.preset,
+                tap=checks.tap,
+            )
         out.audit = checks.finish().result()
         out.path = f"segments/{run_id}/{item.media_id}-{seg.index:04d}{ext}"
         state.commit_file(tmp, out.path)
@@ -128,8 +185,9 @@ def encode_segment(config: AnonymizeConfig, item: MediaItem, info: VideoInfo, tr
     return out
 
 
-def join_video(config: AnonymizeConfig, item: MediaItem, info: VideoInfo, tracked: Tracked, segments: list[Segment],
-               run_id: str) -> MediaResult:
+def join_video(
+    config: AnonymizeConfig, item: MediaItem, info: VideoInfo, tracked: Tracked, segments: list[Segment], run_id: str
+) -> MediaResult:
     """The segments put together with the input's other streams, committed (unless the leak gate
     withholds the video), and its manifests written. Any failed segment fails the media. The
     segments stay where they are (the flow removes them once this task's result is in): run again,
@@ -155,29 +213,69 @@ def join_video(config: AnonymizeConfig, item: MediaItem, info: VideoInfo, tracke
     if tracked.pulse is not None:  # segments edit apart: the report gives the planned figures
         rows = PulseApplier(tracked.pulse).rows(item.media_id, run_id, info.fps, measured=False)
         manifests.write_part(state, "audit/pulse", item.media_id, rows)
-    return _finished(config, toolkit(config.settings), item, info, tracked, run_id, res, audit, withheld, shas,
-                     sum(s.redacted for s in segments), time.perf_counter() - t0 + sum(s.seconds for s in segments))
+    return _finished(
+        config,
+        toolkit(config.settings),
+        item,
+        info,
+        tracked,
+        run_id,
+        res,
+        audit,
+        withheld,
+        shas,
+        sum(s.redacted for s in segments),
+        time.perf_counter() - t0 + sum(s.seconds for s in segments),
+    )
 
 
-def _finished(config: AnonymizeConfig, kit: Toolkit, item: MediaItem, info: VideoInfo, tracked: Tracked, run_id: str, res, audit,
-              withheld: str | None, shas: tuple[str, str], redacted: int, seconds: float, vault=None, faces=None) -> MediaResult:
+def _finished(
+    config: AnonymizeConfig,
+    kit: Toolkit,
+    item: MediaItem,
+    info: VideoInfo,
+    tracked: Tracked,
+    run_id: str,
+    res,
+    audit,
+    withheld: str | None,
+    shas: tuple[str, str],
+    redacted: int,
+    seconds: float,
+    vault=None,
+    faces=None,
+) -> MediaResult:
     """The media row and manifests of an encoded video (published or withheld)."""
     per_frame = tracked.per_frame
     det_rows = manifests.detection_rows(item.media_id, per_frame, lambda f: int(info.frame_pts[f]), info.frame_time)
     filled = det_rows.filter(det_rows["filled"])["frame_index"].to_numpy() if det_rows.num_rows else np.zeros(0)
     base = base_row(config, item, run_id)
     row = {
-        **base, **outcome(out_rel(config, item.rel), withheld, audit),
-        "frames_in": info.n_frames, "frames_out": res.frames_out,
-        "duration_in_s": res.duration_in_s, "duration_out_s": res.duration_out_s,
-        "width": info.width, "height": info.height, "fps": info.fps, "rotation": info.rotation,
-        "has_audio_in": info.has_audio, "has_audio_out": any(s.type == "audio" for s in res.streams_out),
-        "streams_in": streams_json(info.streams), "streams_out": streams_json(res.streams_out),
-        "notes": base["notes"] + res.notes + _kept_notes(config, tracked), "input_sha256": shas[0], "output_sha256": shas[1],
-        "detector_weights": kit.detector.weights_id, "device": tracked.device,
-        "n_faces": det_rows.num_rows, "n_tracks": len(set(det_rows["track_id"].to_pylist()) - {-1}),
-        "frames_with_faces": len(per_frame), "frames_filled": len(np.unique(filled)),
-        "frames_redacted": redacted, "seconds": seconds + tracked.seconds,
+        **base,
+        **outcome(out_rel(config, item.rel), withheld, audit),
+        "frames_in": info.n_frames,
+        "frames_out": res.frames_out,
+        "duration_in_s": res.duration_in_s,
+        "duration_out_s": res.duration_out_s,
+        "width": info.width,
+        "height": info.height,
+        "fps": info.fps,
+        "rotation": info.rotation,
+        "has_audio_in": info.has_audio,
+        "has_audio_out": any(s.type == "audio" for s in res.streams_out),
+        "streams_in": streams_json(info.streams),
+        "streams_out": streams_json(res.streams_out),
+        "notes": base["notes"] + res.notes + _kept_notes(config, tracked),
+        "input_sha256": shas[0],
+        "output_sha256": shas[1],
+        "detector_weights": kit.detector.weights_id,
+        "device": tracked.device,
+        "n_faces": det_rows.num_rows,
+        "n_tracks": len(set(det_rows["track_id"].to_pylist()) - {-1}),
+        "frames_with_faces": len(per_frame),
+        "frames_filled": len(np.unique(filled)),
+        "frames_redacted": redacted,
+        "seconds": seconds + tracked.seconds,
         **vault_fields(vault if not withheld else None),
     }
     templates = track_templates(kit, faces, item.media_id, det_rows, info.frame_time) if not withheld else []

@@ -1,4 +1,5 @@
 """Per-image work: detect, anonymize, write in the same format and orientation."""
+
 from __future__ import annotations
 
 import os
@@ -16,8 +17,14 @@ from faceveil.pipeline.checks import frame_checks
 from faceveil.pipeline.jobs import MediaItem, MediaResult
 from faceveil.pipeline.places import check_size, clean_up, locations, scratch, state_of
 from faceveil.pipeline.protect import commit_output, leak_verdict, outcome, protect_frame
-from faceveil.pipeline.records import (base_row, media_keepers, record_failure, track_templates, vault_fields,
-                                       write_media_manifests)
+from faceveil.pipeline.records import (
+    base_row,
+    media_keepers,
+    record_failure,
+    track_templates,
+    vault_fields,
+    write_media_manifests,
+)
 from faceveil.pipeline.toolkit import toolkit
 
 
@@ -33,7 +40,9 @@ def anonymize_image(config: AnonymizeConfig, item: MediaItem, run_id: str, peopl
             rgb, meta = read_image(local, max_pixels=config.max_pixels)
             kit = toolkit(config.settings)
             anon = kit.anonymizer
-            dets = with_forced({0: kit.photo_faces(rgb)}, {0: (item.manual or {}).get(0, [])} if item.manual else None)[0]
+            dets = with_forced({0: kit.photo_faces(rgb)}, {0: (item.manual or {}).get(0, [])} if item.manual else None)[
+                0
+            ]
             if config.method == "replace":  # a fresh look (the second pass numbers faces anew), with its people
                 anon.expect(item.media_id, people or [])
             vault, faces = media_keepers(config, item, overlapping_tracks({0: dets}, item.forgotten or {}))
@@ -48,8 +57,14 @@ def anonymize_image(config: AnonymizeConfig, item: MediaItem, run_id: str, peopl
                 write_image(tmp, rgb, meta, lossless=config.lossless)
             if original is not None:  # checked as written: the output file read back
                 w, h = rgb.shape[1], rgb.shape[0]
-                checks.add(0, original, read_image(tmp, max_pixels=config.max_pixels)[0], dets,
-                           anon.regions(dets, w, h), anon.face_regions(dets, w, h))
+                checks.add(
+                    0,
+                    original,
+                    read_image(tmp, max_pixels=config.max_pixels)[0],
+                    dets,
+                    anon.regions(dets, w, h),
+                    anon.face_regions(dets, w, h),
+                )
             audit = checks.result()
             withheld = leak_verdict(config.max_leak, audit)
             in_sha, out_sha = commit_output(dest, state, tmp, item.rel, local, vault, withheld=bool(withheld))
@@ -59,17 +74,42 @@ def anonymize_image(config: AnonymizeConfig, item: MediaItem, run_id: str, peopl
         clean_up(tmp, vault)
     det_rows = manifests.detection_rows(item.media_id, {0: dets}, lambda f: 0, lambda f: 0.0)
     row = {
-        **base_row(config, item, run_id), **outcome(item.rel, withheld, audit), "frames_in": 1, "frames_out": 1,
-        "width": rgb.shape[1], "height": rgb.shape[0], "rotation": 0, "has_audio_in": False, "has_audio_out": False,
-        "input_sha256": in_sha, "output_sha256": out_sha,
-        "detector_weights": kit.detector.weights_id, "device": kit.device, "n_faces": len(dets), "n_tracks": int((dets.track_ids >= 0).sum()),
-        "frames_with_faces": int(len(dets) > 0), "frames_filled": 0, "frames_redacted": redacted,
-        "seconds": time.perf_counter() - t0, **vault_fields(vault if not withheld else None),
+        **base_row(config, item, run_id),
+        **outcome(item.rel, withheld, audit),
+        "frames_in": 1,
+        "frames_out": 1,
+        "width": rgb.shape[1],
+        "height": rgb.shape[0],
+        "rotation": 0,
+        "has_audio_in": False,
+        "has_audio_out": False,
+        "input_sha256": in_sha,
+        "output_sha256": out_sha,
+        "detector_weights": kit.detector.weights_id,
+        "device": kit.device,
+        "n_faces": len(dets),
+        "n_tracks": int((dets.track_ids >= 0).sum()),
+        "frames_with_faces": int(len(dets) > 0),
+        "frames_filled": 0,
+        "frames_redacted": redacted,
+        "seconds": time.perf_counter() - t0,
+        **vault_fields(vault if not withheld else None),
     }
     if config.method == "replace" and len(dets):  # which surrogate each face got (a person's own, or its own)
-        manifests.write_part(state, "surrogates", item.media_id, [
-            {"media_id": item.media_id, "track_id": int(k), "surrogate_id": f"{s.seed:016x}", "identity_cosine": float(s.cosine),
-             "method": s.method}
-            for k, s in sorted(anon.surrogates(item.media_id).items())])
+        manifests.write_part(
+            state,
+            "surrogates",
+            item.media_id,
+            [
+                {
+                    "media_id": item.media_id,
+                    "track_id": int(k),
+                    "surrogate_id": f"{s.seed:016x}",
+                    "identity_cosine": float(s.cosine),
+                    "method": s.method,
+                }
+                for k, s in sorted(anon.surrogates(item.media_id).items())
+            ],
+        )
     templates = track_templates(kit, faces, item.media_id, det_rows, lambda f: 0.0) if not withheld else []
     return write_media_manifests(state, item, det_rows, row, templates, audit)

@@ -1,6 +1,7 @@
 """Per photo of a dataset published by identity replacement: its faces' identity vectors
 (`identify_faces`), so the flow can group them into people; per person, one surrogate made from
 their best face (`person_surrogate`), which every other photo of them starts from."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -35,9 +36,17 @@ def identify_faces(config: AnonymizeConfig, item: MediaItem) -> list[dict]:
         return []
     vectors = kit.anonymizer.replacer.embedder.embed(rgb, dets)
     q = quality(rgb, dets)
-    return [{"rel": item.rel, "box": dets.boxes[j].astype(np.float32), "landmarks": dets.landmarks[j].astype(np.float32),
-             "score": float(dets.scores[j]), "vector": vectors[j].astype(np.float32), "quality": float(q[j])}
-            for j in range(len(dets))]
+    return [
+        {
+            "rel": item.rel,
+            "box": dets.boxes[j].astype(np.float32),
+            "landmarks": dets.landmarks[j].astype(np.float32),
+            "score": float(dets.scores[j]),
+            "vector": vectors[j].astype(np.float32),
+            "quality": float(q[j]),
+        }
+        for j in range(len(dets))
+    ]
 
 
 def person_surrogate(config: AnonymizeConfig, face: dict, others: np.ndarray, seed: int):
@@ -47,5 +56,6 @@ def person_surrogate(config: AnonymizeConfig, face: dict, others: np.ndarray, se
         rgb = _photo(config, face["rel"])
     except MediaError:
         return None
-    return toolkit(config.settings).anonymizer.person_surrogate(rgb, face["box"], face["landmarks"], face["vector"],
-                                                                others, seed)
+    return toolkit(config.settings).anonymizer.person_surrogate(
+        rgb, face["box"], face["landmarks"], face["vector"], others, seed
+    )

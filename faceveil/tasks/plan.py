@@ -1,5 +1,6 @@
 """Planning a video: probe it (demux only), cut it into detection chunks so every worker has work,
 and choose the pieces it is encoded in."""
+
 from __future__ import annotations
 
 import math

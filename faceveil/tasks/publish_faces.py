@@ -3,6 +3,7 @@ anonymize run recorded (its detections manifest): identity cosine (dlib), pose e
 landmarks on the output against the original's), skin colour difference (CIEDE2000), CenterFace's
 score of the new face. Also small crops of the replaced faces (never an original) for the datasheet's
 contact sheet."""
+
 from __future__ import annotations
 
 import io
@@ -18,8 +19,20 @@ from faceveil.storage.state import public_location, state_location
 from faceveil.storage import manifests
 from faceveil.storage.media import read_image
 
-FACE_COLUMNS = ("media", "media_id", "face_index", "surrogate_id", "method", "identity_cosine", "pose_error_deg",
-                "skin_delta_e", "detector_score", "face_size", "sharpness", "seconds")
+FACE_COLUMNS = (
+    "media",
+    "media_id",
+    "face_index",
+    "surrogate_id",
+    "method",
+    "identity_cosine",
+    "pose_error_deg",
+    "skin_delta_e",
+    "detector_score",
+    "face_size",
+    "sharpness",
+    "seconds",
+)
 DETECTED_AT = 0.2  # CenterFace's default threshold: the share of new faces it still finds at it
 CROP = 96  # side of a contact-sheet crop, pixels
 
@@ -40,11 +53,14 @@ def _references(config: AnonymizeConfig, orig: np.ndarray, dets: Detections, n: 
     if not len(sub):
         return {}
     embedder = loaded_embedder("dlib-resnet")
-    return {k: embedder.embed(create_anonymizer(k, config.settings.mask).apply(orig.copy(), sub), sub) for k in REFERENCES}
+    return {
+        k: embedder.embed(create_anonymizer(k, config.settings.mask).apply(orig.copy(), sub), sub) for k in REFERENCES
+    }
 
 
-def measure_faces(config: AnonymizeConfig, rel: str, media_id: str, seconds: float, crops: int = 0,
-                  references: int = 0) -> dict:
+def measure_faces(
+    config: AnonymizeConfig, rel: str, media_id: str, seconds: float, crops: int = 0, references: int = 0
+) -> dict:
     """{"rows": one dict per face (FACE_COLUMNS), "crops": up to `crops` uint8 crops of replaced faces,
     cut from the published output, "vectors": the faces' dlib vectors, "original" and "replaced", and
     for the first `references` faces (`_references`) blurred and filled}. A photo without faces gives
@@ -86,11 +102,22 @@ def measure_faces(config: AnonymizeConfig, rel: str, media_id: str, seconds: flo
         de = float(delta_e2000(skin_lab(out, lm), skin_lab(orig, lm))) if not np.isnan(lm).any() else float("nan")
         key = int(tracks[j]) if tracks[j] >= 0 else ("untracked", *np.round(boxes[j]).astype(int).tolist())
         mine = made.get(int(tracks[j]), {})
-        rows.append({"media": rel, "media_id": media_id, "face_index": j, "method": mine.get("method"),
-                     "surrogate_id": mine.get("surrogate_id") or f"{track_seed(pool_seed, media_id, key):016x}",
-                     "identity_cosine": float(cos[j]), "pose_error_deg": pose, "skin_delta_e": de,
-                     "detector_score": score, "face_size": float(max(boxes[j, 2] - boxes[j, 0], boxes[j, 3] - boxes[j, 1])),
-                     "sharpness": sharpness_ratio(out, lm), "seconds": seconds / len(boxes)})
+        rows.append(
+            {
+                "media": rel,
+                "media_id": media_id,
+                "face_index": j,
+                "method": mine.get("method"),
+                "surrogate_id": mine.get("surrogate_id") or f"{track_seed(pool_seed, media_id, key):016x}",
+                "identity_cosine": float(cos[j]),
+                "pose_error_deg": pose,
+                "skin_delta_e": de,
+                "detector_score": score,
+                "face_size": float(max(boxes[j, 2] - boxes[j, 0], boxes[j, 3] - boxes[j, 1])),
+                "sharpness": sharpness_ratio(out, lm),
+                "seconds": seconds / len(boxes),
+            }
+        )
         if len(sheet) < crops and mine.get("method") != "solid":  # replaced faces only
             sheet.append(_crop(out, boxes[j]))
     return {"rows": rows, "crops": sheet, "vectors": {**vectors, **_references(config, orig, dets, references)}}
@@ -117,8 +144,15 @@ def face_figures(faces, margin: float) -> dict:
     return {**metrics, "faces_by_method": faces_by_method(faces)}
 
 
-def write_publication(config: AnonymizeConfig, run_id: str, summary: dict, measured: list[dict],
-                      faceless: list[str], max_over_margin: float = 0.0, table: dict | None = None) -> dict:
+def write_publication(
+    config: AnonymizeConfig,
+    run_id: str,
+    summary: dict,
+    measured: list[dict],
+    faceless: list[str],
+    max_over_margin: float = 0.0,
+    table: dict | None = None,
+) -> dict:
     """faces.parquet, the data contract on it, the datasheet (Markdown and HTML) and an MLflow run;
     the datasheet's figures and where everything went. `table`: a Parquet table's publication
     (tasks/publish_table.assemble_table's figures): the datasheet then goes to the table's DEST and the
@@ -148,32 +182,66 @@ def write_publication(config: AnonymizeConfig, run_id: str, summary: dict, measu
     contracts = check_published_faces(faces, margin, max_over_margin) if len(faces) else None
     gen = loaded_anonymizer(config.method, config.settings.mask, config.settings.replace).replacer.generator
     unstaged = table["counts"]["no_image"] + table["unstaged_failed"] if table else 0
-    info = {"run_id": run_id, "src": table["source"] if table else config.src, "dest": dest.url, "state": state.url,
-            "faceveil_version": __version__, "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "photos": summary.get("media", 0) + unstaged,
-            "failed": summary.get("failed", 0) + (table["unstaged_failed"] if table else 0),
-            "photos_without_faces": len(faceless), "without_faces": faceless, "metrics": metrics,
-            "generator": {"name": gen.name, "weights_id": gen.weights_id, "licence": gen.licence},
-            "settings": {"id_margin": margin, "max_over_margin": max_over_margin,
-                         **{k: v for k, v in config.replace_options.items() if v is not None}},
-            "contracts": {"success": contracts is None or contracts.success,
-                          "failures": [] if contracts is None else contracts.failures,
-                          "results": [] if contracts is None else contracts.results}}
+    info = {
+        "run_id": run_id,
+        "src": table["source"] if table else config.src,
+        "dest": dest.url,
+        "state": state.url,
+        "faceveil_version": __version__,
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "photos": summary.get("media", 0) + unstaged,
+        "failed": summary.get("failed", 0) + (table["unstaged_failed"] if table else 0),
+        "photos_without_faces": len(faceless),
+        "without_faces": faceless,
+        "metrics": metrics,
+        "generator": {"name": gen.name, "weights_id": gen.weights_id, "licence": gen.licence},
+        "settings": {
+            "id_margin": margin,
+            "max_over_margin": max_over_margin,
+            **{k: v for k, v in config.replace_options.items() if v is not None},
+        },
+        "contracts": {
+            "success": contracts is None or contracts.success,
+            "failures": [] if contracts is None else contracts.failures,
+            "results": [] if contracts is None else contracts.results,
+        },
+    }
     if table:
         info["table"] = table
-    png = datasheet.contact_sheet([c for m in measured for c in m["crops"]][:datasheet.SHEET_FACES])
+    png = datasheet.contact_sheet([c for m in measured for c in m["crops"]][: datasheet.SHEET_FACES])
     paths = datasheet.write_datasheet(dest, state, info, png)
     uri, artifacts = mlflow_log.store_for(state, config.tracking_uri, config.mlflow_artifacts)
-    audit = {"run_id": f"publish-{run_id}", "flow": "publish_dataset", "status": "ok" if info["contracts"]["success"] else "failed",
-             "settings": info["settings"], "models": [{"role": "generator", "name": gen.name, "weights": gen.weights_id}],
-             "faceveil_version": __version__, "src": info["src"], "dest": info["dest"],
-             "privacy": {"reid_rate": metrics["reid_rate"], "over_margin_rate": metrics["over_margin_rate"]},
-             "utility": {k: metrics[k] for k in ("still_detected", "pose_error_deg", "skin_delta_e")},
-             "counts": {"faces": metrics["faces"], "photos": info["photos"], "without_faces": len(faceless),
-                        "faces_by_method": metrics["faces_by_method"]},
-             "seconds": metrics["seconds_per_face"], "contracts": info["contracts"]}
-    files = {"datasheet.html": dest.read_bytes(paths["html"]), "datasheet.md": dest.read_bytes(paths["markdown"]),
-             "faces.parquet": buf.getvalue()}
+    audit = {
+        "run_id": f"publish-{run_id}",
+        "flow": "publish_dataset",
+        "status": "ok" if info["contracts"]["success"] else "failed",
+        "settings": info["settings"],
+        "models": [{"role": "generator", "name": gen.name, "weights": gen.weights_id}],
+        "faceveil_version": __version__,
+        "src": info["src"],
+        "dest": info["dest"],
+        "privacy": {"reid_rate": metrics["reid_rate"], "over_margin_rate": metrics["over_margin_rate"]},
+        "utility": {k: metrics[k] for k in ("still_detected", "pose_error_deg", "skin_delta_e")},
+        "counts": {
+            "faces": metrics["faces"],
+            "photos": info["photos"],
+            "without_faces": len(faceless),
+            "faces_by_method": metrics["faces_by_method"],
+        },
+        "seconds": metrics["seconds_per_face"],
+        "contracts": info["contracts"],
+    }
+    files = {
+        "datasheet.html": dest.read_bytes(paths["html"]),
+        "datasheet.md": dest.read_bytes(paths["markdown"]),
+        "faces.parquet": buf.getvalue(),
+    }
     info["mlflow"] = mlflow_log.log_run(audit, files, uri, artifacts)
-    return {**info, "paths": {**paths, "faces": datasheet.FACES,
-                              **({"table": table["output"], "rows": table["record"]} if table else {})}}
+    return {
+        **info,
+        "paths": {
+            **paths,
+            "faces": datasheet.FACES,
+            **({"table": table["output"], "rows": table["record"]} if table else {}),
+        },
+    }

@@ -4,6 +4,7 @@ row's image bytes staged as a file; rows without bytes or with bytes of no known
 recorded there) -> [the folder flow on the staged files] -> assemble the output table batch by batch,
 each row's bytes from the run's output (a failed or withheld row's bytes become null: nothing
 unchecked is published), and the per-row record publish/rows.parquet in the publication's state root."""
+
 from __future__ import annotations
 
 import hashlib
@@ -15,8 +16,16 @@ import tempfile
 from faceveil.config import AnonymizeConfig
 from faceveil.pipeline.places import state_of
 from faceveil.storage import manifests
-from faceveil.storage.image_tables import (WORK, ImageTable, find_image_column, image_suffix, iter_images, open_table,
-                                           rewrite, staged_rel)
+from faceveil.storage.image_tables import (
+    WORK,
+    ImageTable,
+    find_image_column,
+    image_suffix,
+    iter_images,
+    open_table,
+    rewrite,
+    staged_rel,
+)
 from faceveil.storage.paths import META_DIR, Location
 
 PLAN = f"{WORK}/plan.json"
@@ -46,8 +55,14 @@ def plan_table(table: ImageTable) -> dict:
         n_rows, n_groups = pf.metadata.num_rows, pf.metadata.num_row_groups
     table.destination().ensure_root()
     dest = table.state_root()
-    plan = {"source": table.url, "column": column, "kind": kind, "rows": n_rows, "row_groups": n_groups,
-            "fingerprint": src.fingerprint(name)}
+    plan = {
+        "source": table.url,
+        "column": column,
+        "kind": kind,
+        "rows": n_rows,
+        "row_groups": n_groups,
+        "fingerprint": src.fingerprint(name),
+    }
     old = _read_json(dest, PLAN)
     if old is not None and {k: old.get(k) for k in plan} != plan:
         for part in ("in", "out", "unpacked"):
@@ -71,7 +86,10 @@ def unpack_rows(table: ImageTable, plan: dict, row_group: int) -> dict:
     src, name = table.source()
     dest, staged = table.state_root(), Location(table.work_url("in"), table.storage_options)
     with open_table(src, name) as pf:
-        rows = [_stage(table, staged, row, data, path) for row, data, path in iter_images(pf, plan["column"], plan["kind"], row_group)]
+        rows = [
+            _stage(table, staged, row, data, path)
+            for row, data, path in iter_images(pf, plan["column"], plan["kind"], row_group)
+        ]
     dest.write_bytes(_marker(row_group), json.dumps({"fingerprint": plan["fingerprint"], "rows": rows}).encode())
     counts: dict = {}
     for r in rows:
@@ -82,12 +100,18 @@ def unpack_rows(table: ImageTable, plan: dict, row_group: int) -> dict:
 def _stage(table: ImageTable, staged: Location, row: int, data: bytes | None, path: str | None) -> dict:
     """One row's record; its image bytes written to the staging when they are an image."""
     if data is None:
-        status, reason = ("failed", f"image not embedded in the table (path only: {path})") if path else ("no_image", None)
+        status, reason = (
+            ("failed", f"image not embedded in the table (path only: {path})") if path else ("no_image", None)
+        )
         return {"row": row, "media": None, "status": status, "reason": reason}
     suffix = image_suffix(data)
     if suffix is None:
-        return {"row": row, "media": None, "status": "failed",
-                "reason": f"not a JPEG, PNG or WebP image ({len(data)} bytes starting {data[:8].hex()})"}
+        return {
+            "row": row,
+            "media": None,
+            "status": "failed",
+            "reason": f"not a JPEG, PNG or WebP image ({len(data)} bytes starting {data[:8].hex()})",
+        }
     rel = staged_rel(table.stem, row, suffix)
     staged.write_bytes(rel, data)
     return {"row": row, "media": rel, "status": "staged", "reason": None}
@@ -113,8 +137,12 @@ def _row_records(table: ImageTable, plan: dict, config: AnonymizeConfig) -> list
             continue
         m = media.loc[r["media"]]
         if m.status == "ok":
-            r.update(status="replaced" if m.n_faces else "no_face", faces=int(m.n_faces), output_path=m.output_path,
-                     output_sha256=m.output_sha256)
+            r.update(
+                status="replaced" if m.n_faces else "no_face",
+                faces=int(m.n_faces),
+                output_path=m.output_path,
+                output_sha256=m.output_sha256,
+            )
         else:
             r.update(status="withheld" if m.status == "leaked" else "failed", reason=m.reason)
     return sorted(rows, key=lambda r: r["row"])
@@ -131,8 +159,11 @@ def assemble_table(table: ImageTable, plan: dict, config: AnonymizeConfig) -> di
     src, name = table.source()
     dest, state, out = table.destination(), table.state_root(), Location(config.dest, config.storage_options)
     rows = _row_records(table, plan, config)
-    digest = hashlib.sha256(json.dumps([plan["fingerprint"], plan["column"]] + [
-        [r["row"], r["status"], r["output_sha256"]] for r in rows]).encode()).hexdigest()
+    digest = hashlib.sha256(
+        json.dumps(
+            [plan["fingerprint"], plan["column"]] + [[r["row"], r["status"], r["output_sha256"]] for r in rows]
+        ).encode()
+    ).hexdigest()
     done = _read_json(state, ASSEMBLED)
     written = not (done is not None and done.get("digest") == digest and dest.exists(name))
     if written:
@@ -154,16 +185,33 @@ def assemble_table(table: ImageTable, plan: dict, config: AnonymizeConfig) -> di
             if os.path.exists(tmp):
                 os.unlink(tmp)
         state.write_bytes(ASSEMBLED, json.dumps({"digest": digest}).encode())
-    record = pa.Table.from_pylist([{k: r[k] for k in ("row", "media", "status", "reason", "faces")} for r in rows],
-                                  schema=pa.schema([("row", pa.int64()), ("media", pa.string()), ("status", pa.string()),
-                                                    ("reason", pa.string()), ("faces", pa.int64())]))
+    record = pa.Table.from_pylist(
+        [{k: r[k] for k in ("row", "media", "status", "reason", "faces")} for r in rows],
+        schema=pa.schema(
+            [
+                ("row", pa.int64()),
+                ("media", pa.string()),
+                ("status", pa.string()),
+                ("reason", pa.string()),
+                ("faces", pa.int64()),
+            ]
+        ),
+    )
     buf = io.BytesIO()
     pq.write_table(record, buf)
     state.write_bytes(ROWS, buf.getvalue())
     counts = {s: sum(r["status"] == s for r in rows) for s in ("replaced", "no_face", "failed", "withheld", "no_image")}
     failures = [{"row": r["row"], "reason": r["reason"]} for r in rows if r["status"] in ("failed", "withheld")]
-    return {"source": table.url, "dest": table.dest, "state": table.state, "output": name, "image_column": plan["column"], "rows": plan["rows"],
-            "counts": counts,
-            "unstaged_failed": sum(r["status"] == "failed" and r["media"] is None for r in rows),
-            "failures": failures[:SHOWN_FAILURES], "rewritten": written,
-            "record": ROWS}
+    return {
+        "source": table.url,
+        "dest": table.dest,
+        "state": table.state,
+        "output": name,
+        "image_column": plan["column"],
+        "rows": plan["rows"],
+        "counts": counts,
+        "unstaged_failed": sum(r["status"] == "failed" and r["media"] is None for r in rows),
+        "failures": failures[:SHOWN_FAILURES],
+        "rewritten": written,
+        "record": ROWS,
+    }

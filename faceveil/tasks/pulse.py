@@ -3,6 +3,7 @@ frames once, anonymizes them as the encoder will (a replaced face carries its ow
 each track's skin-mean RGB trace, plans the per-frame offsets that scrub or retarget its pulse
 (models/rppg/edit.py), and hands them on with the tracks; the encoder applies them inside the skin
 masks (pipeline/pulse.PulseApplier). What it carries is small: 3 float32 per face per frame."""
+
 from __future__ import annotations
 
 import time
@@ -50,17 +51,26 @@ def pulse_video(config: AnonymizeConfig, item: MediaItem, info: VideoInfo, track
         planned = skin_trace(cells + delta, counts)
         mesh = sum(v[3] == "mesh" for v in per.values())
         edit.set(tid, first, delta)
-        edit.tracks.append({"track_id": tid, "first_frame": first, "last_frame": last, "n_frames": len(per),
-                            "optimised": settings.estimator if settings.mode == "target" else "none (scrub)",
-                            "before": readings(trace, info.fps), "planned": readings(planned, info.fps),
-                            "regions": region_readings({f: v[2] for f, v in per.items()}, first, last, info.fps),
-                            "skin": f"face mesh in {mesh} of {len(per)} frames, landmark polygons in the rest"})
+        edit.tracks.append(
+            {
+                "track_id": tid,
+                "first_frame": first,
+                "last_frame": last,
+                "n_frames": len(per),
+                "optimised": settings.estimator if settings.mode == "target" else "none (scrub)",
+                "before": readings(trace, info.fps),
+                "planned": readings(planned, info.fps),
+                "regions": region_readings({f: v[2] for f, v in per.items()}, first, last, info.fps),
+                "skin": f"face mesh in {mesh} of {len(per)} frames, landmark polygons in the rest",
+            }
+        )
     edit.seconds = time.perf_counter() - t0
     return replace(tracked, pulse=edit, seconds=tracked.seconds + edit.seconds)
 
 
-def _traces(config: AnonymizeConfig, item: MediaItem, info: VideoInfo, tracked: Tracked,
-            shares: bool = True) -> dict[int, dict[int, tuple]]:
+def _traces(
+    config: AnonymizeConfig, item: MediaItem, info: VideoInfo, tracked: Tracked, shares: bool = True
+) -> dict[int, dict[int, tuple]]:
     """track id -> frame -> (each skin cell's mean RGB (N_CELLS, 3), its pixel count (N_CELLS,), what the
     checks read (pipeline/pulse.sample), the skin's source, each attacker region's share of pixels in each
     cell (regions.cell_shares; None without `shares`: a scrub does not use them)), on the frames as the
@@ -81,6 +91,10 @@ def _traces(config: AnonymizeConfig, item: MediaItem, info: VideoInfo, tracked: 
             h, w = rgb.shape[:2]
             for j, tid in enumerate(dets.track_ids.tolist()):
                 if tid >= 0 and (r := skin_of(dets, j, h, w, rgb)) is not None:
-                    out.setdefault(tid, {})[i] = (*r.cell_means(rgb), sample(rgb, dets, j, r), r.source,
-                                                  cell_shares(r, h, w, dets.boxes[j], dets.landmarks[j]) if shares else None)
+                    out.setdefault(tid, {})[i] = (
+                        *r.cell_means(rgb),
+                        sample(rgb, dets, j, r),
+                        r.source,
+                        cell_shares(r, h, w, dets.boxes[j], dets.landmarks[j]) if shares else None,
+                    )
     return out

@@ -1,5 +1,6 @@
 """Restore: choose tracks of an anonymized archive, open their sealed originals with the key and
 paste them back into each media (everyone else stays anonymized); one media per task."""
+
 from __future__ import annotations
 
 import json
@@ -53,8 +54,10 @@ class RestoreConfig(ClusterOptions):
         if not (self.tracks or self.media or self.all):
             raise ValueError("choose what to restore: --track MEDIA:TRACK, --media PATH or --all")
         if self.dask_address and not self.dask_address.startswith("tls://"):
-            raise ValueError(f"restore sends the chosen tracks' data keys to the workers: {self.dask_address} would carry "
-                             "them in clear; use a tls:// scheduler (with certificates), or the local cluster")
+            raise ValueError(
+                f"restore sends the chosen tracks' data keys to the workers: {self.dask_address} would carry "
+                "them in clear; use a tls:// scheduler (with certificates), or the local cluster"
+            )
 
     def state_location(self) -> Location:
         return state_location(self.state, self.storage_options)
@@ -130,7 +133,16 @@ def plan_restore(config: RestoreConfig, master: MasterKey) -> list[RestoreJob]:
         keys, forgotten = track_keys(archive, master, mid, tracks)
         if tracks is not None and (missing := tracks - set(keys) - set(forgotten)):
             raise ValueError(f"{r['rel_path']}: no track {sorted(missing)} in the vault")
-        jobs.append(RestoreJob(mid, r["output_path"], r["kind"], json.loads(r["settings_json"]), TrackKeys(keys, archive_id(archive)), forgotten))
+        jobs.append(
+            RestoreJob(
+                mid,
+                r["output_path"],
+                r["kind"],
+                json.loads(r["settings_json"]),
+                TrackKeys(keys, archive_id(archive)),
+                forgotten,
+            )
+        )
     return jobs
 
 
@@ -152,7 +164,7 @@ def paste_originals(rgb: np.ndarray, entries: list[dict], keys: TrackKeys, probl
         for o in others:  # someone else's face overlapping this one stays anonymized
             ox1, oy1, ox2, oy2 = max(o["x1"], x1), max(o["y1"], y1), min(o["x2"], x2), min(o["y2"], y2)
             if ox2 > ox1 and oy2 > oy1:
-                keep[oy1 - y1:oy2 - y1, ox1 - x1:ox2 - x1] = False
+                keep[oy1 - y1 : oy2 - y1, ox1 - x1 : ox2 - x1] = False
         rgb[y1:y2, x1:x2][keep] = region[keep]
         n += 1
     return n
@@ -178,8 +190,11 @@ def restore_media(config: RestoreConfig, job: RestoreJob) -> dict:
                 write_image(tmp, rgb, meta, lossless=lossless)
             else:
                 info = probe_video(local)
-                touched = {f for f, es in entry_frames(archive, job.media_id, work, columns=["frame_index", "track_id"])
-                           if any(e["track_id"] in job.keys for e in es)}
+                touched = {
+                    f
+                    for f, es in entry_frames(archive, job.media_id, work, columns=["frame_index", "track_id"])
+                    if any(e["track_id"] in job.keys for e in es)
+                }
                 pending = iter(frames)
                 current = next(pending, None)
 
@@ -191,9 +206,16 @@ def restore_media(config: RestoreConfig, job: RestoreJob) -> dict:
                         restored += paste_originals(rgb, current[1], job.keys, problems)
                     return rgb
 
-                transcode_video(local, tmp, info, edit, only=touched, lossless=lossless,
-                                crf=min(config.crf, int(job.settings.get("crf", 18))),
-                                preset=job.settings.get("preset", "veryfast"))
+                transcode_video(
+                    local,
+                    tmp,
+                    info,
+                    edit,
+                    only=touched,
+                    lossless=lossless,
+                    crf=min(config.crf, int(job.settings.get("crf", 18))),
+                    preset=job.settings.get("preset", "veryfast"),
+                )
             frames.close()  # its downloaded copy goes now
         out.commit_file(tmp, job.rel)
         status, reason = ("ok" if not problems else "partial"), None
@@ -202,9 +224,17 @@ def restore_media(config: RestoreConfig, job: RestoreJob) -> dict:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-    return {"media_id": job.media_id, "path": job.rel, "status": status, "reason": reason,
-            "tracks": sorted(job.keys), "forgotten_tracks": job.forgotten, "regions_restored": restored,
-            "refused_regions": problems, "seconds": round(time.perf_counter() - t0, 3)}
+    return {
+        "media_id": job.media_id,
+        "path": job.rel,
+        "status": status,
+        "reason": reason,
+        "tracks": sorted(job.keys),
+        "forgotten_tracks": job.forgotten,
+        "regions_restored": restored,
+        "refused_regions": problems,
+        "seconds": round(time.perf_counter() - t0, 3),
+    }
 
 
 def write_restore_report(config: RestoreConfig, run_id: str, report_json: str) -> str:

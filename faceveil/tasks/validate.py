@@ -1,6 +1,7 @@
 """The last steps of every flow: data contracts, the run's privacy and utility figures, the audit
 (JSON + self-contained HTML under the state root's reports/) and its MLflow run. A broken contract
 fails the run, naming the expectation, after the audit is written."""
+
 from __future__ import annotations
 
 import functools
@@ -28,10 +29,15 @@ def code_version() -> str | None:
     """'git <commit>[+changes]' of the faceveil checkout, or None outside one."""
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     try:
-        sha = subprocess.run(["git", "-C", root, "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                             timeout=5, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", root, "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                               text=True, timeout=5).stdout.strip()
+        sha = subprocess.run(
+            ["git", "-C", root, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", root, "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
     return f"git {sha}{'+changes' if dirty else ''}"
@@ -55,8 +61,13 @@ def coverage(media: pd.DataFrame, det: pd.DataFrame, step_of) -> dict:
         step = step_of(row)
         looked = (d.frame_index % step == 0) | (d.frame_index == row.frames_in - 1)
         missed = set(d.frame_index[d.filled & looked]) - set(d.frame_index[~d.filled])
-        out[row.rel_path] = {"n_frames": int(row.frames_in), "fps": float(row.fps or 0),
-                             "detected": _intervals(d.frame_index), "filled": _intervals(missed), "redacted": []}
+        out[row.rel_path] = {
+            "n_frames": int(row.frames_in),
+            "fps": float(row.fps or 0),
+            "detected": _intervals(d.frame_index),
+            "filled": _intervals(missed),
+            "redacted": [],
+        }
     return out
 
 
@@ -67,33 +78,65 @@ def run_reidentification(embeddings: list[dict], threshold: float) -> dict:
     parts = [e for e in embeddings if e and len(e["anonymized"])]
     if not parts:
         return {"faces_checked": 0, "matches": 0, "rate": math.nan, "threshold": threshold}
-    labels = np.concatenate([[f"{e['media_id']}:{t}" if t >= 0 else f"{e['media_id']}:face{i}"
-                              for i, t in enumerate(e["track_ids"])] for e in parts])
+    labels = np.concatenate(
+        [
+            [f"{e['media_id']}:{t}" if t >= 0 else f"{e['media_id']}:face{i}" for i, t in enumerate(e["track_ids"])]
+            for e in parts
+        ]
+    )
     orig = np.concatenate([e["original"] for e in parts])
     anon = np.concatenate([e["anonymized"] for e in parts])
     hit = identified(anon, labels, orig, labels, threshold)
     chance = float(np.mean([(labels == x).mean() for x in labels]))  # rank-1 by luck, before the threshold
-    return {"faces_checked": len(hit), "matches": int(hit.sum()), "rate": float(hit.mean()), "threshold": threshold,
-            "identities": len(set(labels)), "chance": chance}
+    return {
+        "faces_checked": len(hit),
+        "matches": int(hit.sum()),
+        "rate": float(hit.mean()),
+        "threshold": threshold,
+        "identities": len(set(labels)),
+        "chance": chance,
+    }
 
 
 def _media_figures(media: pd.DataFrame, frames: pd.DataFrame, faces: pd.DataFrame, threshold: float) -> list[dict]:
     rows = []
     for r in media.itertuples():
-        s = privacy.summarize(frames[frames.media_id == r.media_id].to_dict("records"),
-                              faces[faces.media_id == r.media_id].to_dict("records"), threshold)
-        rows.append({
-            "path": r.rel_path, "kind": r.kind, "method": r.method, "status": r.status, "reason": r.reason,
-            "input_sha256": r.input_sha256, "output_path": r.output_path, "output_sha256": r.output_sha256,
-            "quarantine_path": r.quarantine_path, "leak_frames": [int(f) for f in r.leak_frames] if r.leak_frames is not None else [],
-            "frames": r.frames_in, "faces": r.n_faces, "tracks": r.n_tracks, "frames_with_faces": r.frames_with_faces,
-            "frames_filled": r.frames_filled, "frames_redacted": r.frames_redacted,
-            "has_audio_in": r.has_audio_in, "has_audio_out": r.has_audio_out,
-            "leak_rate": s["leak"]["rate"], "leak_faces": s["leak"]["faces_found"],
-            "leak_faces_checked": s["leak"]["faces_checked"], "leak_upper_95": s["leak"]["upper_95"],
-            "reid_rate": s["reid"]["rate"], "reid_checked": s["reid"]["faces_checked"],
-            "background_psnr": s["utility"]["background_psnr"], "background_ssim": s["utility"]["background_ssim"],
-            "face_ssim": s["utility"]["face_ssim"]})
+        s = privacy.summarize(
+            frames[frames.media_id == r.media_id].to_dict("records"),
+            faces[faces.media_id == r.media_id].to_dict("records"),
+            threshold,
+        )
+        rows.append(
+            {
+                "path": r.rel_path,
+                "kind": r.kind,
+                "method": r.method,
+                "status": r.status,
+                "reason": r.reason,
+                "input_sha256": r.input_sha256,
+                "output_path": r.output_path,
+                "output_sha256": r.output_sha256,
+                "quarantine_path": r.quarantine_path,
+                "leak_frames": [int(f) for f in r.leak_frames] if r.leak_frames is not None else [],
+                "frames": r.frames_in,
+                "faces": r.n_faces,
+                "tracks": r.n_tracks,
+                "frames_with_faces": r.frames_with_faces,
+                "frames_filled": r.frames_filled,
+                "frames_redacted": r.frames_redacted,
+                "has_audio_in": r.has_audio_in,
+                "has_audio_out": r.has_audio_out,
+                "leak_rate": s["leak"]["rate"],
+                "leak_faces": s["leak"]["faces_found"],
+                "leak_faces_checked": s["leak"]["faces_checked"],
+                "leak_upper_95": s["leak"]["upper_95"],
+                "reid_rate": s["reid"]["rate"],
+                "reid_checked": s["reid"]["faces_checked"],
+                "background_psnr": s["utility"]["background_psnr"],
+                "background_ssim": s["utility"]["background_ssim"],
+                "face_ssim": s["utility"]["face_ssim"],
+            }
+        )
     return rows
 
 
@@ -133,8 +176,14 @@ def anonymize_report(config, summary: dict, results: list, scratch: str) -> tupl
     emb_cls = EMBEDDERS.get(config.embedder)
     threshold = _threshold(dest, config, emb_cls)
     embeddings = index_embeddings(dest, [m for m in ids if config.index], emb_cls.dim) if config.index else None
-    contracts = check_manifests(dest, None, embeddings, audited=config.run_check_every_s > 0,  # the whole archive
-                                max_leak=config.max_leak, public=public)
+    contracts = check_manifests(
+        dest,
+        None,
+        embeddings,
+        audited=config.run_check_every_s > 0,  # the whole archive
+        max_leak=config.max_leak,
+        public=public,
+    )
     figures = privacy.summarize(frames.to_dict("records"), faces.to_dict("records"), threshold)
     figures["reid_attack"] = run_reidentification([getattr(r, "audit_embeddings", None) for r in results], threshold)
     stats = manifests.read_table(dest, "audit/media").to_pandas()
@@ -142,28 +191,50 @@ def anonymize_report(config, summary: dict, results: list, scratch: str) -> tupl
     weights = media.detector_weights.dropna()
     audit = {
         **_header(summary, "anonymize_archive", contracts),
-        "settings": summary["settings"] | {"check_every_s": config.run_check_every_s, "check_max_frames": config.check_max_frames,
-                                           "max_leak": config.max_leak},
+        "settings": summary["settings"]
+        | {
+            "check_every_s": config.run_check_every_s,
+            "check_max_frames": config.check_max_frames,
+            "max_leak": config.max_leak,
+        },
         "leak_gate": summary["leak_gate"],
-        "models": [{"role": "detector", "name": config.detector, "weights": weights.iloc[0] if len(weights) else None},
-                   {"role": "embedder", "name": config.embedder, "weights": _weights(emb_cls)},
-                   *_generator(config)],
-        "counts": {"media": summary["media"], "ok": summary["ok"], "failed": summary["failed"],
-                   "already_done": summary["already_done"], "frames": summary["frames"], "faces": summary["faces"],
-                   "tracks": int(media.n_tracks.fillna(0).sum()), "frames_checked": len(frames),
-                   "faces_checked": len(faces)},
+        "models": [
+            {"role": "detector", "name": config.detector, "weights": weights.iloc[0] if len(weights) else None},
+            {"role": "embedder", "name": config.embedder, "weights": _weights(emb_cls)},
+            *_generator(config),
+        ],
+        "counts": {
+            "media": summary["media"],
+            "ok": summary["ok"],
+            "failed": summary["failed"],
+            "already_done": summary["already_done"],
+            "frames": summary["frames"],
+            "faces": summary["faces"],
+            "tracks": int(media.n_tracks.fillna(0).sum()),
+            "frames_checked": len(frames),
+            "faces_checked": len(faces),
+        },
         "media": _media_figures(media, frames, faces, threshold),
         "coverage": coverage(media, det, lambda r: config.settings.frame_step(r.fps, r.width, r.height)),
-        "privacy": {"leak": figures["leak"], "reid": figures["reid"], "reid_attack": figures["reid_attack"],
-                    "identity_stability": privacy.nanmean(stats.identity_stability),
-                    "surrogate_consistency": privacy.nanmean(stats.surrogate_consistency)},
+        "privacy": {
+            "leak": figures["leak"],
+            "reid": figures["reid"],
+            "reid_attack": figures["reid_attack"],
+            "identity_stability": privacy.nanmean(stats.identity_stability),
+            "surrogate_consistency": privacy.nanmean(stats.surrogate_consistency),
+        },
         "utility": figures["utility"],
-        "keys": {"vault_key_fingerprint": config.vault_lock.fingerprint if config.vault_lock else None,
-                 "reversible": config.sealed, "index": bool(config.index)},
-        "access_log": _access_log(dest), "access_log_head": access_log.head(dest),  # kept outside the log too
+        "keys": {
+            "vault_key_fingerprint": config.vault_lock.fingerprint if config.vault_lock else None,
+            "reversible": config.sealed,
+            "index": bool(config.index),
+        },
+        "access_log": _access_log(dest),
+        "access_log_head": access_log.head(dest),  # kept outside the log too
         "review": review_actions(dest),
         "thumbnails": thumbnails(public, media, frames, scratch),
-        "failures": summary["failures"], "not_media": summary["not_media"],
+        "failures": summary["failures"],
+        "not_media": summary["not_media"],
         "pulse": _pulse(dest, media, run_id),
     }
     return audit, contracts
@@ -176,8 +247,14 @@ def _generator(config) -> list[dict]:
     from faceveil.models.generators import GENERATORS
 
     name = dict(config.replace_options).get("generator", "dcgan-digiface")
-    return [{"role": "generator", "name": name, "weights": dict(config.replace_options).get("checkpoint_sha256"),
-             "licence": getattr(GENERATORS.get(name), "licence", "")}]
+    return [
+        {
+            "role": "generator",
+            "name": name,
+            "weights": dict(config.replace_options).get("checkpoint_sha256"),
+            "licence": getattr(GENERATORS.get(name), "licence", ""),
+        }
+    ]
 
 
 def _pulse(dest: Location, media: pd.DataFrame, run_id: str) -> list[dict]:
@@ -193,21 +270,42 @@ def restore_report(config, report: dict, contracts: ContractReport) -> dict:
     """The audit of a restore run: what was restored or refused, with the key's fingerprint only."""
     media = report["media"]
     return {
-        **_header(report, "restore_archive", contracts), "src": config.archive, "dest": config.out,
+        **_header(report, "restore_archive", contracts),
+        "src": config.archive,
+        "dest": config.out,
         "settings": {"tracks": config.tracks, "media": config.media, "all": config.all, "crf": config.crf},
         "models": [],
-        "counts": {"media": len(media), "ok": report["ok"], "partial": report["partial"], "failed": report["failed"],
-                   "regions_restored": sum(m.get("regions_restored") or 0 for m in media)},
-        "media": [{"path": m["path"], "kind": None, "status": m["status"], "reason": m["reason"],
-                   "tracks": len(m.get("tracks") or [])} for m in media],
+        "counts": {
+            "media": len(media),
+            "ok": report["ok"],
+            "partial": report["partial"],
+            "failed": report["failed"],
+            "regions_restored": sum(m.get("regions_restored") or 0 for m in media),
+        },
+        "media": [
+            {
+                "path": m["path"],
+                "kind": None,
+                "status": m["status"],
+                "reason": m["reason"],
+                "tracks": len(m.get("tracks") or []),
+            }
+            for m in media
+        ],
         "keys": {"vault_key_fingerprint": report["key_fingerprint"], "reversible": True},
-        "access_log": _access_log(config.state_location()), "access_log_head": access_log.head(config.state_location()),
+        "access_log": _access_log(config.state_location()),
+        "access_log_head": access_log.head(config.state_location()),
         "failures": [{"path": m["path"], "reason": m["reason"]} for m in media if m["status"] != "ok"],
     }
 
 
-def report_and_log(dest: Location, audit: dict, contracts: ContractReport, tracking_uri: str | None = None,
-                   mlflow_artifacts: str | None = None) -> dict:
+def report_and_log(
+    dest: Location,
+    audit: dict,
+    contracts: ContractReport,
+    tracking_uri: str | None = None,
+    mlflow_artifacts: str | None = None,
+) -> dict:
     """Writes the audit report into the state root `dest`, logs the MLflow run, then fails the run
     if a contract broke."""
     from faceveil.validation import mlflow_log, report
@@ -228,11 +326,19 @@ def report_and_log(dest: Location, audit: dict, contracts: ContractReport, track
 
 def _header(summary: dict, flow: str, contracts: ContractReport) -> dict:
     status = "failed" if not contracts.success or summary.get("failed") else "ok"
-    return {"run_id": summary["run_id"], "flow": flow, "status": status,
-            "started_at": summary.get("started_at"), "finished_at": summary.get("finished_at"),
-            "seconds": summary.get("seconds"), "faceveil_version": __version__, "code_version": code_version(),
-            "src": summary.get("src"), "dest": summary.get("dest"),
-            "contracts": {"success": contracts.success, "results": contracts.results}}
+    return {
+        "run_id": summary["run_id"],
+        "flow": flow,
+        "status": status,
+        "started_at": summary.get("started_at"),
+        "finished_at": summary.get("finished_at"),
+        "seconds": summary.get("seconds"),
+        "faceveil_version": __version__,
+        "code_version": code_version(),
+        "src": summary.get("src"),
+        "dest": summary.get("dest"),
+        "contracts": {"success": contracts.success, "results": contracts.results},
+    }
 
 
 def _threshold(dest: Location, config, emb_cls) -> float:

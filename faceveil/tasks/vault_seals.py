@@ -3,6 +3,7 @@ identity index's template protection and the control-file key; and what it does 
 reading the tombstones of forgotten people for the media to do, and sealing each media's vault key
 part from the part's digest its task reported (storage/vault_control.seal_part); and the vault's check
 before a run (open_vault)."""
+
 from __future__ import annotations
 
 from faceveil.config import AnonymizeConfig
@@ -77,6 +78,10 @@ def open_vault(config: AnonymizeConfig, keys: RunKeys | None) -> AnonymizeConfig
 
     from faceveil.storage.vault import check_key
 
-    info = check_key(state_of(config), config.vault_lock.fingerprint, create=config.vault_lock,
-                     control=keys.control if keys else None)
+    info = check_key(
+        state_of(config),
+        config.vault_lock.fingerprint,
+        create=config.vault_lock,
+        control=keys.control if keys else None,
+    )
     return replace(config, vault_lock=replace(config.vault_lock, archive_id=info.get("archive_id")))

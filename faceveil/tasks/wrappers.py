@@ -1,6 +1,7 @@
 """The task functions wrapped as Prefect tasks (one unit of distributed work each), and the plain
 functions flows run in their own process or once on each worker. The one module that imports the
 other task modules."""
+
 from __future__ import annotations
 
 from prefect import task
@@ -28,34 +29,52 @@ from faceveil.validation.contracts import check_restore
 
 discover_media = task(discover, name="discover-media", cache_policy=NO_CACHE)
 probe_video_task = task(plan_video, name="plan-video", cache_policy=NO_CACHE, retries=1)
-detect_chunk_task = task(detect_chunk, name="detect-chunk", cache_policy=NO_CACHE, retries=1,
-                         task_run_name="detect {item.rel} [{chunk.start}:{chunk.stop}]")
+detect_chunk_task = task(
+    detect_chunk,
+    name="detect-chunk",
+    cache_policy=NO_CACHE,
+    retries=1,
+    task_run_name="detect {item.rel} [{chunk.start}:{chunk.stop}]",
+)
 track_video_task = task(track_video, name="track-video", cache_policy=NO_CACHE, task_run_name="track {item.rel}")
-pulse_video_task = task(pulse_video, name="pulse-video", cache_policy=NO_CACHE, retries=1, task_run_name="pulse {item.rel}")
-finish_video_task = task(finish_video, name="finish-video", cache_policy=NO_CACHE, retries=1,
-                         task_run_name="anonymize {item.rel}")
-encode_segment_task = task(encode_segment, name="encode-segment", cache_policy=NO_CACHE, retries=1,
-                           task_run_name="anonymize {item.rel} [{seg.start}:{seg.stop}]")
+pulse_video_task = task(
+    pulse_video, name="pulse-video", cache_policy=NO_CACHE, retries=1, task_run_name="pulse {item.rel}"
+)
+finish_video_task = task(
+    finish_video, name="finish-video", cache_policy=NO_CACHE, retries=1, task_run_name="anonymize {item.rel}"
+)
+encode_segment_task = task(
+    encode_segment,
+    name="encode-segment",
+    cache_policy=NO_CACHE,
+    retries=1,
+    task_run_name="anonymize {item.rel} [{seg.start}:{seg.stop}]",
+)
 join_video_task = task(join_video, name="join-video", cache_policy=NO_CACHE, retries=1, task_run_name="join {item.rel}")
-anonymize_image_task = task(anonymize_image, name="anonymize-image", cache_policy=NO_CACHE, retries=1,
-                            task_run_name="anonymize {item.rel}")
+anonymize_image_task = task(
+    anonymize_image, name="anonymize-image", cache_policy=NO_CACHE, retries=1, task_run_name="anonymize {item.rel}"
+)
 record_failure_task = task(record_failure, name="record-failure", cache_policy=NO_CACHE)
 write_summary_task = task(write_summary, name="write-summary", cache_policy=NO_CACHE)
-restore_media_task = task(restore_media, name="restore-media", cache_policy=NO_CACHE, retries=1,
-                          task_run_name="restore {job.rel}")
+restore_media_task = task(
+    restore_media, name="restore-media", cache_policy=NO_CACHE, retries=1, task_run_name="restore {job.rel}"
+)
 validate_run_task = task(anonymize_report, name="validate-run", cache_policy=NO_CACHE)
 check_restore_task = task(check_restore, name="check-restore", cache_policy=NO_CACHE)
 restore_report_task = task(restore_report, name="restore-report", cache_policy=NO_CACHE)
 report_and_log_task = task(report_and_log, name="report-and-mlflow", cache_policy=NO_CACHE)
-identify_faces_task = task(identify_faces, name="identify-faces", cache_policy=NO_CACHE, retries=1,
-                           task_run_name="identify {item.rel}")
+identify_faces_task = task(
+    identify_faces, name="identify-faces", cache_policy=NO_CACHE, retries=1, task_run_name="identify {item.rel}"
+)
 person_surrogate_task = task(person_surrogate, name="person-surrogate", cache_policy=NO_CACHE, retries=1)
-measure_faces_task = task(measure_faces, name="measure-faces", cache_policy=NO_CACHE, retries=1,
-                          task_run_name="measure {rel}")
+measure_faces_task = task(
+    measure_faces, name="measure-faces", cache_policy=NO_CACHE, retries=1, task_run_name="measure {rel}"
+)
 write_publication_task = task(write_publication, name="write-publication", cache_policy=NO_CACHE)
 plan_table_task = task(plan_table, name="plan-table", cache_policy=NO_CACHE)
-unpack_rows_task = task(unpack_rows, name="unpack-rows", cache_policy=NO_CACHE, retries=1,
-                        task_run_name="unpack row group {row_group}")
+unpack_rows_task = task(
+    unpack_rows, name="unpack-rows", cache_policy=NO_CACHE, retries=1, task_run_name="unpack row group {row_group}"
+)
 assemble_table_task = task(assemble_table, name="assemble-table", cache_policy=NO_CACHE, retries=1)
 write_restore_report_task = task(write_restore_report, name="write-restore-report", cache_policy=NO_CACHE)
 
@@ -82,6 +101,19 @@ def warm_worker(config: AnonymizeConfig) -> None:
     toolkit(config.settings).warm()
 
 
-__all__ = ["open_vault", "prepare_models", "remove_segments", "warm_worker", "index_archive", "run_keys",
-           "seal_vault_parts", "mark_forgotten", "RunKeys",
-           "segments_of", "new_run_id", "RestoreConfig", "RestoreJob", "plan_restore"]
+__all__ = [
+    "open_vault",
+    "prepare_models",
+    "remove_segments",
+    "warm_worker",
+    "index_archive",
+    "run_keys",
+    "seal_vault_parts",
+    "mark_forgotten",
+    "RunKeys",
+    "segments_of",
+    "new_run_id",
+    "RestoreConfig",
+    "RestoreJob",
+    "plan_restore",
+]

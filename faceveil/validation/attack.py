@@ -7,6 +7,7 @@ identity at or above the threshold. "direct" searches the original gallery; "par
 attack on blur and pixelation) searches a gallery the attacker anonymized with the same method
 (keyed methods: the attacker's own random keys). Plain functions: the detector and embedder are
 passed in."""
+
 from __future__ import annotations
 
 import math
@@ -32,7 +33,7 @@ def labelled_photos(data: str, files: list[tuple[str, str]]) -> list[tuple[str, 
     out = []
     for rel, kind in files:
         parts = tuple(rel.split("/"))
-        if kind == "image" and len(parts) == len(prefix) + 2 and parts[:len(prefix)] == prefix:
+        if kind == "image" and len(parts) == len(prefix) + 2 and parts[: len(prefix)] == prefix:
             out.append((rel, parts[-2]))
     return out
 
@@ -84,8 +85,12 @@ class Gallery:
     def build(cls, data: str, photos: list[tuple[str, str]], detector, embedder) -> "Gallery":
         """The gallery of `photos` [(rel, identity)], embedded one after the other here."""
         found = [(rel, embed_labelled(data, rel, label, detector, embedder)) for rel, label in photos]
-        return cls(data, [e for _, e in found if e is not None], [rel for rel, e in found if e is None],
-                   {label for _, label in photos})
+        return cls(
+            data,
+            [e for _, e in found if e is not None],
+            [rel for rel, e in found if e is None],
+            {label for _, label in photos},
+        )
 
     def __len__(self) -> int:
         return len(self.rels)
@@ -159,14 +164,16 @@ def manifest_box(rows, primary: Detections) -> Detections:
 
     if rows is None or not len(rows):
         return primary
-    found = Detections(rows[["x1", "y1", "x2", "y2"]].to_numpy(np.float32), rows["score"].to_numpy(np.float32),
-                       np.stack(rows["landmarks"].to_numpy()).astype(np.float32))
+    found = Detections(
+        rows[["x1", "y1", "x2", "y2"]].to_numpy(np.float32),
+        rows["score"].to_numpy(np.float32),
+        np.stack(rows["landmarks"].to_numpy()).astype(np.float32),
+    )
     j = int(match_faces(found, primary, PROBE_IOU)[0])
     return found[[j]] if j >= 0 else primary
 
 
-def attack(gallery: Gallery, method: str, mask, dest: Location, media, detections, threshold: float,
-           embedder) -> dict:
+def attack(gallery: Gallery, method: str, mask, dest: Location, media, detections, threshold: float, embedder) -> dict:
     """Both attacks on one method's outputs: rates over the eligible probes ('direct', 'parrot',
     'either', and 'rate', the larger of the two); `<name>_answered`: share of probes whose rank-1
     match reaches the threshold at all (the rest of those answers name the wrong person)."""
@@ -180,8 +187,13 @@ def attack(gallery: Gallery, method: str, mask, dest: Location, media, detection
         hits[name] = gallery.rate(probes, against, threshold)[0] & valid
         out[name] = gallery.share(hits[name])
         out[f"{name}_answered"] = gallery.share(gallery.answered(probes, against, threshold) & valid)
-    out.update({"either": gallery.share(hits["direct"] | hits["parrot"]),
-                "rate": max(out["direct"], out["parrot"]) if n else math.nan,
-                "parrot_keys": "attacker's own random keys" if method == "scramble" else None,
-                "probe_boxes": counts, "seconds": time.perf_counter() - t0})
+    out.update(
+        {
+            "either": gallery.share(hits["direct"] | hits["parrot"]),
+            "rate": max(out["direct"], out["parrot"]) if n else math.nan,
+            "parrot_keys": "attacker's own random keys" if method == "scramble" else None,
+            "probe_boxes": counts,
+            "seconds": time.perf_counter() - t0,
+        }
+    )
     return out

@@ -1,6 +1,7 @@
 """Data contracts on an archive's manifests: Great Expectations suites defined here in code, run in
 an ephemeral context (nothing written, no telemetry). A failed expectation is named with its table,
 column and how many rows broke it."""
+
 from __future__ import annotations
 
 import json
@@ -26,27 +27,44 @@ class ContractReport:
 
     @property
     def failures(self) -> list[str]:
-        return [f"{r['table']}: {r['expectation']}({r['column']}) failed for {r['unexpected']} row(s)"
-                for r in self.results if not r["success"]]
+        return [
+            f"{r['table']}: {r['expectation']}({r['column']}) failed for {r['unexpected']} row(s)"
+            for r in self.results
+            if not r["success"]
+        ]
 
 
 from faceveil.validation.errors import ContractError  # noqa: E402,F401  (raised by enforce)
 
 
-def manifest_frames(dest: Location, media_ids=None, embeddings: pd.DataFrame | None = None,
-                    public: Location | None = None) -> dict[str, pd.DataFrame]:
+def manifest_frames(
+    dest: Location, media_ids=None, embeddings: pd.DataFrame | None = None, public: Location | None = None
+) -> dict[str, pd.DataFrame]:
     """The manifests in the state root `dest` (of `media_ids`, default all) as data frames, with the
     derived columns the expectations check. `embeddings`: one row per stored identity vector (media_id,
     norm, dim, expected_dim). `public`: DEST, whose every file must be a published output."""
+
     def table(name):
         df = manifests.read_table(dest, name).to_pandas()
         return df if media_ids is None else df[df.media_id.isin(media_ids)]
 
     media = table("media")
     if media.empty:  # nothing to check (and pandas cannot join empty Arrow-backed columns)
-        return {k: pd.DataFrame() for k in ("media", "detections", "tracks", "ok_media", "vault", "withheld",
-                                             "audit_frames", "audit_faces", "embeddings", "pulse")} | {
-            "public_tree": public_tree(public, media)}
+        return {
+            k: pd.DataFrame()
+            for k in (
+                "media",
+                "detections",
+                "tracks",
+                "ok_media",
+                "vault",
+                "withheld",
+                "audit_frames",
+                "audit_faces",
+                "embeddings",
+                "pulse",
+            )
+        } | {"public_tree": public_tree(public, media)}
     det = table("detections").join(media.set_index("media_id")[["width", "height", "frames_in"]], on="media_id")
     det["right_room"], det["bottom_room"] = det.width - det.x2, det.height - det.y2
     det["box_width"], det["box_height"] = det.x2 - det.x1, det.y2 - det.y1
@@ -72,10 +90,22 @@ def manifest_frames(dest: Location, media_ids=None, embeddings: pd.DataFrame | N
     rev = ok[ok.vault_entries.notna()].copy()
     rev["faces_without_vault_entry"] = rev.n_faces - rev.vault_entries - rev.faces_forgotten.fillna(0)
     emb = embeddings if embeddings is not None else pd.DataFrame(columns=["media_id", "norm", "dim", "expected_dim"])
-    emb = emb.assign(norm_error=(emb.norm.astype(float) - 1).abs(), dim_error=emb.dim.astype(float) - emb.expected_dim.astype(float))
-    return {"media": media, "detections": det, "tracks": tracked, "ok_media": ok, "vault": rev, "withheld": withheld,
-            "audit_frames": frames, "audit_faces": table("audit/faces"), "embeddings": emb,
-            "public_tree": public_tree(public, media), "pulse": pulse_verdicts(table("audit/pulse"))}
+    emb = emb.assign(
+        norm_error=(emb.norm.astype(float) - 1).abs(), dim_error=emb.dim.astype(float) - emb.expected_dim.astype(float)
+    )
+    return {
+        "media": media,
+        "detections": det,
+        "tracks": tracked,
+        "ok_media": ok,
+        "vault": rev,
+        "withheld": withheld,
+        "audit_frames": frames,
+        "audit_faces": table("audit/faces"),
+        "embeddings": emb,
+        "public_tree": public_tree(public, media),
+        "pulse": pulse_verdicts(table("audit/pulse")),
+    }
 
 
 def pulse_verdicts(rows: pd.DataFrame) -> pd.DataFrame:
@@ -105,32 +135,55 @@ def _suites(gx, audited: bool, max_leak: float = 0.0, public: bool = True) -> di
     E = gx.expectations
     between = E.ExpectColumnValuesToBeBetween
     return {
-        "media": [E.ExpectColumnValuesToBeUnique(column="media_id"),  # one final status per media
-                  E.ExpectColumnValuesToBeInSet(column="status", value_set=["ok", "failed", "leaked"]),
-                  E.ExpectColumnValuesToBeInSet(column="device", value_set=list(DEVICES))],  # where detection ran (null: never ran)
+        "media": [
+            E.ExpectColumnValuesToBeUnique(column="media_id"),  # one final status per media
+            E.ExpectColumnValuesToBeInSet(column="status", value_set=["ok", "failed", "leaked"]),
+            E.ExpectColumnValuesToBeInSet(column="device", value_set=list(DEVICES)),
+        ],  # where detection ran (null: never ran)
         "detections": [between(column=c, min_value=0) for c in ("x1", "y1", "right_room", "bottom_room")]
-        + [between(column="score", min_value=0, max_value=1), between(column="box_width", min_value=0, strict_min=True),
-           between(column="box_height", min_value=0, strict_min=True), between(column="frame_index", min_value=0),
-           between(column="frames_after", min_value=1)],
+        + [
+            between(column="score", min_value=0, max_value=1),
+            between(column="box_width", min_value=0, strict_min=True),
+            between(column="box_height", min_value=0, strict_min=True),
+            between(column="frame_index", min_value=0),
+            between(column="frames_after", min_value=1),
+        ],
         # a track holds one box per frame, on contiguous frames (the tracker fills its gaps)
-        "tracks": [E.ExpectCompoundColumnsToBeUnique(column_list=["media_id", "track_id", "frame_index"]),
-                   between(column="frame_step", min_value=1, max_value=1)],
-        "ok_media": [between(column="frame_difference", min_value=0, max_value=0),
-                     between(column="duration_error_frames", min_value=0, max_value=1.001),
-                     E.ExpectColumnValuesToBeInSet(column="audio_kept", value_set=[True])]
-        + ([between(column="frames_checked", min_value=1),  # checked, and the leak gate let it through
-            between(column="leak_rate", min_value=0, max_value=max_leak)] if audited else []),
+        "tracks": [
+            E.ExpectCompoundColumnsToBeUnique(column_list=["media_id", "track_id", "frame_index"]),
+            between(column="frame_step", min_value=1, max_value=1),
+        ],
+        "ok_media": [
+            between(column="frame_difference", min_value=0, max_value=0),
+            between(column="duration_error_frames", min_value=0, max_value=1.001),
+            E.ExpectColumnValuesToBeInSet(column="audio_kept", value_set=[True]),
+        ]
+        + (
+            [
+                between(column="frames_checked", min_value=1),  # checked, and the leak gate let it through
+                between(column="leak_rate", min_value=0, max_value=max_leak),
+            ]
+            if audited
+            else []
+        ),
         "withheld": [E.ExpectColumnValuesToBeInSet(column="quarantined", value_set=[True])]
         + ([E.ExpectColumnValuesToBeInSet(column="public_output", value_set=[False])] if public else []),
         "public_tree": [E.ExpectColumnValuesToBeInSet(column="published", value_set=[True])],
         "vault": [between(column="faces_without_vault_entry", min_value=0, max_value=0)],
-        "audit_frames": [between(column="leak_faces", min_value=0), between(column="faces_in", min_value=0),
-                         between(column="leak_max_score", min_value=0, max_value=1),
-                         between(column="background_ssim", min_value=-1, max_value=1, mostly=1.0)],
-        "audit_faces": [between(column="reid_cosine", min_value=-1.0001, max_value=1.0001),
-                        between(column="face_ssim", min_value=-1, max_value=1)],
-        "embeddings": [between(column="norm_error", min_value=0, max_value=1e-3),
-                       between(column="dim_error", min_value=0, max_value=0)],
+        "audit_frames": [
+            between(column="leak_faces", min_value=0),
+            between(column="faces_in", min_value=0),
+            between(column="leak_max_score", min_value=0, max_value=1),
+            between(column="background_ssim", min_value=-1, max_value=1, mostly=1.0),
+        ],
+        "audit_faces": [
+            between(column="reid_cosine", min_value=-1.0001, max_value=1.0001),
+            between(column="face_ssim", min_value=-1, max_value=1),
+        ],
+        "embeddings": [
+            between(column="norm_error", min_value=0, max_value=1e-3),
+            between(column="dim_error", min_value=0, max_value=0),
+        ],
         # --pulse: no region (mask, face box, forehead, cheeks, neck) shows a heart rate the edit did not put there
         "pulse": [E.ExpectColumnValuesToBeInSet(column="regions_pass", value_set=[True])],
     }
@@ -153,8 +206,15 @@ def _validate(frames: dict[str, pd.DataFrame], suites: dict[str, list], gx) -> C
         for r in res.results:
             cfg = r.expectation_config
             column = cfg.kwargs.get("column") or ",".join(cfg.kwargs.get("column_list") or [])
-            report.results.append({"table": table, "expectation": cfg.type, "column": column,
-                                   "success": bool(r.success), "unexpected": int(r.result.get("unexpected_count") or 0)})
+            report.results.append(
+                {
+                    "table": table,
+                    "expectation": cfg.type,
+                    "column": column,
+                    "success": bool(r.success),
+                    "unexpected": int(r.result.get("unexpected_count") or 0),
+                }
+            )
     return report
 
 
@@ -171,8 +231,14 @@ def _gx():
     return gx
 
 
-def check_manifests(dest: Location, media_ids=None, embeddings: pd.DataFrame | None = None,
-                    audited: bool = True, max_leak: float = 0.0, public: Location | None = None) -> ContractReport:
+def check_manifests(
+    dest: Location,
+    media_ids=None,
+    embeddings: pd.DataFrame | None = None,
+    audited: bool = True,
+    max_leak: float = 0.0,
+    public: Location | None = None,
+) -> ContractReport:
     """Runs every suite on the archive's manifests in the state root `dest` (of `media_ids`, default
     all). `audited`: every finished media must have privacy checks, and its leak gate rate be at most
     `max_leak`. `public`: DEST, which must hold published outputs only. The same manifests checked
@@ -226,11 +292,18 @@ def check_restore(results: list[dict]) -> ContractReport:
     E = gx.expectations
     df = pd.DataFrame(results, columns=["media_id", "path", "status", "reason", "regions_restored"])
     df["has_reason"] = (df.status != "failed") | df.reason.notna()
-    return _validate({"restore": df}, {"restore": [
-        E.ExpectColumnValuesToBeUnique(column="media_id"),
-        E.ExpectColumnValuesToBeInSet(column="status", value_set=["ok", "partial", "failed"]),
-        E.ExpectColumnValuesToBeInSet(column="has_reason", value_set=[True]),
-        E.ExpectColumnValuesToBeBetween(column="regions_restored", min_value=0)]}, gx)
+    return _validate(
+        {"restore": df},
+        {
+            "restore": [
+                E.ExpectColumnValuesToBeUnique(column="media_id"),
+                E.ExpectColumnValuesToBeInSet(column="status", value_set=["ok", "partial", "failed"]),
+                E.ExpectColumnValuesToBeInSet(column="has_reason", value_set=[True]),
+                E.ExpectColumnValuesToBeBetween(column="regions_restored", min_value=0),
+            ]
+        },
+        gx,
+    )
 
 
 def enforce(report: ContractReport) -> ContractReport:
@@ -240,8 +313,13 @@ def enforce(report: ContractReport) -> ContractReport:
     return report
 
 
-def check_published_faces(faces: pd.DataFrame, id_margin: float, max_over_margin: float = 0.0,
-                          detected_at: float = 0.2, detected_share: float = 0.95) -> ContractReport:
+def check_published_faces(
+    faces: pd.DataFrame,
+    id_margin: float,
+    max_over_margin: float = 0.0,
+    detected_at: float = 0.2,
+    detected_share: float = 0.95,
+) -> ContractReport:
     """The publication's contract on its per-face table: every face handled by a step of the fallback
     chain (`method`, models/fallback.FALLBACKS); identity cosine to the original below `id_margin` for
     all but `max_over_margin` of the faces with a face put back, and CenterFace's score of the new face
@@ -260,13 +338,28 @@ def check_published_faces(faces: pd.DataFrame, id_margin: float, max_over_margin
     shown = df["method"] != "solid"  # nulls count as shown
     df["identity_cosine_of_faces_shown"] = df["identity_cosine"].astype(float).where(shown)
     df["detector_score_of_faces_shown"] = df["detector_score"].astype(float).where(shown)
-    return _validate({"published_faces": df}, {"published_faces": [
-        E.ExpectColumnValuesToNotBeNull(column="method"),
-        E.ExpectColumnValuesToBeInSet(column="method", value_set=list(FALLBACKS)),
-        E.ExpectColumnValuesToBeBetween(column="identity_cosine_of_faces_shown", min_value=-1.0001, max_value=id_margin,
-                                        strict_max=True, mostly=1.0 - max_over_margin),
-        E.ExpectColumnValuesToBeBetween(column="detector_score_of_faces_shown", min_value=detected_at, max_value=1.0,
-                                        mostly=detected_share),
-        E.ExpectCompoundColumnsToBeUnique(column_list=["media_id", "face_index"]),
-        *[E.ExpectColumnValuesToBeInSet(column=f"{c}_finite", value_set=[True])
-          for c in ("identity_cosine", "pose_error_deg", "skin_delta_e", "detector_score", "seconds")]]}, gx)
+    return _validate(
+        {"published_faces": df},
+        {
+            "published_faces": [
+                E.ExpectColumnValuesToNotBeNull(column="method"),
+                E.ExpectColumnValuesToBeInSet(column="method", value_set=list(FALLBACKS)),
+                E.ExpectColumnValuesToBeBetween(
+                    column="identity_cosine_of_faces_shown",
+                    min_value=-1.0001,
+                    max_value=id_margin,
+                    strict_max=True,
+                    mostly=1.0 - max_over_margin,
+                ),
+                E.ExpectColumnValuesToBeBetween(
+                    column="detector_score_of_faces_shown", min_value=detected_at, max_value=1.0, mostly=detected_share
+                ),
+                E.ExpectCompoundColumnsToBeUnique(column_list=["media_id", "face_index"]),
+                *[
+                    E.ExpectColumnValuesToBeInSet(column=f"{c}_finite", value_set=[True])
+                    for c in ("identity_cosine", "pose_error_deg", "skin_delta_e", "detector_score", "seconds")
+                ],
+            ]
+        },
+        gx,
+    )

@@ -3,6 +3,7 @@ a contact sheet of replaced faces (cut from the published photos: never an origi
 its weights and licence, the data contract's result; as Markdown and as one self-contained HTML page
 (images inline, no scripts). It is published with the dataset, in DEST: it names the source and
 destination by their last path element only, and points at no private file."""
+
 from __future__ import annotations
 
 import base64
@@ -40,16 +41,35 @@ def publication_metrics(faces: pd.DataFrame, reid_threshold: float, id_margin: f
     surrogates there are and how many faces share one (one per person seen in several photos)."""
     n = len(faces)
     if not n:
-        return {"faces": 0, "reid_threshold": reid_threshold, "id_margin": id_margin, "reid_rate": None,
-                "over_margin_rate": None, "still_detected": None, "pose_error_deg": None, "skin_delta_e": None,
-                "seconds_per_face": None, "mean_identity_cosine": None, "surrogates": 0, "faces_sharing_a_surrogate": 0}
+        return {
+            "faces": 0,
+            "reid_threshold": reid_threshold,
+            "id_margin": id_margin,
+            "reid_rate": None,
+            "over_margin_rate": None,
+            "still_detected": None,
+            "pose_error_deg": None,
+            "skin_delta_e": None,
+            "seconds_per_face": None,
+            "mean_identity_cosine": None,
+            "surrogates": 0,
+            "faces_sharing_a_surrogate": 0,
+        }
     cos = faces["identity_cosine"].astype(float)
-    return {"faces": n, "reid_threshold": reid_threshold, "id_margin": id_margin,
-            "reid_rate": float((cos >= reid_threshold).mean()), "over_margin_rate": float((cos >= id_margin).mean()),
-            "mean_identity_cosine": _mean(cos), "still_detected": float((faces["detector_score"] >= detected_at).mean()),
-            "pose_error_deg": _mean(faces["pose_error_deg"]), "skin_delta_e": _mean(faces["skin_delta_e"]),
-            "seconds_per_face": _mean(faces["seconds"]), "surrogates": int(faces["surrogate_id"].nunique()),
-            "faces_sharing_a_surrogate": int(faces["surrogate_id"].duplicated(keep=False).sum())}
+    return {
+        "faces": n,
+        "reid_threshold": reid_threshold,
+        "id_margin": id_margin,
+        "reid_rate": float((cos >= reid_threshold).mean()),
+        "over_margin_rate": float((cos >= id_margin).mean()),
+        "mean_identity_cosine": _mean(cos),
+        "still_detected": float((faces["detector_score"] >= detected_at).mean()),
+        "pose_error_deg": _mean(faces["pose_error_deg"]),
+        "skin_delta_e": _mean(faces["skin_delta_e"]),
+        "seconds_per_face": _mean(faces["seconds"]),
+        "surrogates": int(faces["surrogate_id"].nunique()),
+        "faces_sharing_a_surrogate": int(faces["surrogate_id"].duplicated(keep=False).sum()),
+    }
 
 
 def realism_metrics(faces: pd.DataFrame, measured: list[dict]) -> dict:
@@ -64,8 +84,15 @@ def realism_metrics(faces: pd.DataFrame, measured: list[dict]) -> dict:
     from faceveil.validation.realism import SOFT_BELOW, disjoint_reference, frechet_distance, sharpness_summary
 
     sharp = sharpness_summary(faces["sharpness"] if "sharpness" in faces else [])
-    out = {"space": "dlib-resnet 128-d", "faces": 0, "reference_faces": 0, "fd": {},
-           "sharpness_median": sharp["median"], "soft_share": sharp["soft_share"], "soft_below": SOFT_BELOW}
+    out = {
+        "space": "dlib-resnet 128-d",
+        "faces": 0,
+        "reference_faces": 0,
+        "fd": {},
+        "sharpness_median": sharp["median"],
+        "soft_share": sharp["soft_share"],
+        "soft_below": SOFT_BELOW,
+    }
     vecs = [m["vectors"] for m in measured if m["rows"]]
     if not vecs:
         return out
@@ -92,7 +119,9 @@ def contact_sheet(crops: list, faces: int = SHEET_FACES) -> bytes | None:
     crops += [blank] * (-len(crops) % min(SHEET_COLUMNS, len(crops)))
     cols = min(SHEET_COLUMNS, len(crops))
     vgap, hgap = np.full((side, gap, 3), 255, np.uint8), None
-    rows = [np.hstack([c for crop in crops[i:i + cols] for c in (crop, vgap)][:-1]) for i in range(0, len(crops), cols)]
+    rows = [
+        np.hstack([c for crop in crops[i : i + cols] for c in (crop, vgap)][:-1]) for i in range(0, len(crops), cols)
+    ]
     hgap = np.full((gap, rows[0].shape[1], 3), 255, np.uint8)
     sheet = np.vstack([r for row in rows for r in (row, hgap)][:-1])
     ok, buf = cv2.imencode(".png", cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
@@ -110,15 +139,25 @@ def _rows(info: dict) -> list[tuple[str, str]]:
     table = []
     if info.get("table"):
         t, c = info["table"], info["table"]["counts"]
-        table = [("Table", f"{t['output']}: {t['rows']} rows, images in column {t['image_column']} ({c['replaced']} with "
-                           f"faces replaced, {c['no_face']} without a face, {c['no_image']} without an image, "
-                           f"{c['failed'] + c['withheld']} failed: image bytes null)")]
+        table = [
+            (
+                "Table",
+                f"{t['output']}: {t['rows']} rows, images in column {t['image_column']} ({c['replaced']} with "
+                f"faces replaced, {c['no_face']} without a face, {c['no_image']} without an image, "
+                f"{c['failed'] + c['withheld']} failed: image bytes null)",
+            )
+        ]
     return table + [
-        ("Photos", f"{info['photos']} ({info['photos_without_faces']} without a face, copied unchanged; "
-                   f"{info['failed']} failed)"),
+        (
+            "Photos",
+            f"{info['photos']} ({info['photos_without_faces']} without a face, copied unchanged; "
+            f"{info['failed']} failed)",
+        ),
         ("Faces replaced", str(m["faces"])),
-        ("Faces per method (fallback chain; solid: the region filled, no face shown)",
-         ", ".join(f"{k} {v}" for k, v in m.get("faces_by_method", {}).items()) or "-"),
+        (
+            "Faces per method (fallback chain; solid: the region filled, no face shown)",
+            ", ".join(f"{k} {v}" for k, v in m.get("faces_by_method", {}).items()) or "-",
+        ),
         (f"Re-identified (dlib cosine >= {m['reid_threshold']:.3f})", _fmt(m["reid_rate"], pct=True)),
         (f"Identity cosine >= margin {m['id_margin']:.2f}", _fmt(m["over_margin_rate"], pct=True)),
         ("Mean identity cosine to the original", _fmt(m["mean_identity_cosine"], digits=3)),
@@ -126,12 +165,16 @@ def _rows(info: dict) -> list[tuple[str, str]]:
         ("Mean pose error (degrees)", _fmt(m["pose_error_deg"], digits=1)),
         ("Mean skin ΔE2000", _fmt(m["skin_delta_e"], digits=1)),
         ("Seconds per face", _fmt(m["seconds_per_face"], digits=2)),
-        ("Surrogates (faces of one person in several photos share one)",
-         f"{m.get('surrogates', 0)} for {m['faces']} faces; {m.get('faces_sharing_a_surrogate', 0)} faces share theirs"),
+        (
+            "Surrogates (faces of one person in several photos share one)",
+            f"{m.get('surrogates', 0)} for {m['faces']} faces; {m.get('faces_sharing_a_surrogate', 0)} faces share theirs",
+        ),
         ("Generator", g["name"]),
         ("Generator weights", g["weights_id"]),
-        ("Data contract", "passed" if info["contracts"]["success"] else
-         "FAILED: " + "; ".join(info["contracts"]["failures"])),
+        (
+            "Data contract",
+            "passed" if info["contracts"]["success"] else "FAILED: " + "; ".join(info["contracts"]["failures"]),
+        ),
     ]
 
 
@@ -141,15 +184,29 @@ def _realism_rows(info: dict) -> list[tuple[str, str]]:
     if not r:
         return []
     fd = r["fd"]
-    names = (("replaced", "as published"), ("blur", "blurred"), ("solid", "filled (solid)"), ("real", "the originals (floor)"))
-    dist = ("; ".join(f"{label} {_fmt(fd.get(k), digits=3)}" for k, label in names) if fd else
-            f"n/a (fewer than {FD_MIN_FACES} faces on a side)")
-    return [(f"Fréchet distance to real faces of other people ({r['space']}; lower: more like real faces)",
-             f"{dist}; on the first {r['faces']} faces (at most {REFERENCE_FACES} and half of all: blurring and "
-             f"filling them costs embedding time) against the originals of {r['reference_faces']} faces of other people"),
-            ("Sharpness: fine detail in the face over that of the photo around it (about 1: as sharp as its photo)",
-             f"median {_fmt(r['sharpness_median'])}; {_fmt(r['soft_share'], pct=True)} of the faces below "
-             f"{r['soft_below']} (soft)")]
+    names = (
+        ("replaced", "as published"),
+        ("blur", "blurred"),
+        ("solid", "filled (solid)"),
+        ("real", "the originals (floor)"),
+    )
+    dist = (
+        "; ".join(f"{label} {_fmt(fd.get(k), digits=3)}" for k, label in names)
+        if fd
+        else f"n/a (fewer than {FD_MIN_FACES} faces on a side)"
+    )
+    return [
+        (
+            f"Fréchet distance to real faces of other people ({r['space']}; lower: more like real faces)",
+            f"{dist}; on the first {r['faces']} faces (at most {REFERENCE_FACES} and half of all: blurring and "
+            f"filling them costs embedding time) against the originals of {r['reference_faces']} faces of other people",
+        ),
+        (
+            "Sharpness: fine detail in the face over that of the photo around it (about 1: as sharp as its photo)",
+            f"median {_fmt(r['sharpness_median'])}; {_fmt(r['soft_share'], pct=True)} of the faces below "
+            f"{r['soft_below']} (soft)",
+        ),
+    ]
 
 
 def _files(info: dict) -> list[str]:
@@ -158,9 +215,11 @@ def _files(info: dict) -> list[str]:
     files = ["the photos, in the source's folder tree: every face replaced (photos without a face unchanged)"]
     if info.get("table"):
         files = [f"`{info['table']['output']}`: the published table (same schema and row order; image bytes replaced)"]
-    return files + [f"`{DATASHEET_MD}`, `{DATASHEET_HTML}`, `{CONTACT_SHEET}`: this datasheet and its contact sheet",
-                    "not published: the per-face figures, the per-row record and the run's report, kept by the "
-                    "publisher apart from the dataset"]
+    return files + [
+        f"`{DATASHEET_MD}`, `{DATASHEET_HTML}`, `{CONTACT_SHEET}`: this datasheet and its contact sheet",
+        "not published: the per-face figures, the per-row record and the run's report, kept by the "
+        "publisher apart from the dataset",
+    ]
 
 
 def _public(info: dict) -> dict:
@@ -172,14 +231,32 @@ def _public(info: dict) -> dict:
 
 def render_markdown(info: dict) -> str:
     info = _public(info)
-    lines = [f"# Datasheet: {info['dest']}", "", f"Published from `{info['src']}` by faceveil {info['faceveil_version']} "
-             f"(run {info['run_id']}, {info['created_at']}): every face replaced by a generated face of another identity "
-             "that keeps its pose, expression and skin colour; pixels outside each face's mask unchanged.", "",
-             "## Figures", "", "| | |", "|---|---|"]
+    lines = [
+        f"# Datasheet: {info['dest']}",
+        "",
+        f"Published from `{info['src']}` by faceveil {info['faceveil_version']} "
+        f"(run {info['run_id']}, {info['created_at']}): every face replaced by a generated face of another identity "
+        "that keeps its pose, expression and skin colour; pixels outside each face's mask unchanged.",
+        "",
+        "## Figures",
+        "",
+        "| | |",
+        "|---|---|",
+    ]
     lines += [f"| {k} | {v.replace('|', '/')} |" for k, v in _rows(info)]
-    lines += ["", "## Licence", "", info["generator"]["licence"], "",
-              "## Contact sheet", "", f"Replaced faces, as published (up to {SHEET_FACES}):", "",
-              f"![contact sheet]({CONTACT_SHEET})" if info.get("has_contact_sheet") else "(no faces)", ""]
+    lines += [
+        "",
+        "## Licence",
+        "",
+        info["generator"]["licence"],
+        "",
+        "## Contact sheet",
+        "",
+        f"Replaced faces, as published (up to {SHEET_FACES}):",
+        "",
+        f"![contact sheet]({CONTACT_SHEET})" if info.get("has_contact_sheet") else "(no faces)",
+        "",
+    ]
     if _realism_rows(info):
         lines += ["Realism, measured:", "", "| | |", "|---|---|"]
         lines += [f"| {k} | {v.replace('|', '/')} |" for k, v in _realism_rows(info)] + [""]
@@ -191,22 +268,25 @@ def render_html(info: dict, png: bytes | None) -> str:
     e = html.escape
     info = _public(info)
     rows = "".join(f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in _rows(info))
-    img = (f'<img alt="contact sheet: replaced faces" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
-           if png else "<p>(no faces)</p>")
+    img = (
+        f'<img alt="contact sheet: replaced faces" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
+        if png
+        else "<p>(no faces)</p>"
+    )
     files = "".join(f"<li>{e(f).replace('`', '')}</li>" for f in _files(info))
     realism = "".join(f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in _realism_rows(info))
     realism = f"<p>Realism, measured:</p><table>{realism}</table>" if realism else ""
     return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>Datasheet: {e(info['dest'])}</title>
+<html lang="en"><head><meta charset="utf-8"><title>Datasheet: {e(info["dest"])}</title>
 <style>body{{font-family:sans-serif;max-width:960px;margin:2em auto;color:#222}}th{{text-align:left;padding-right:1em}}
 td,th{{border-bottom:1px solid #ddd;padding:4px}}.licence{{background:#fff4d6;border:1px solid #e0b000;padding:1em}}
 img{{width:100%;max-width:600px}}</style></head><body>
-<h1>Datasheet: {e(info['dest'])}</h1>
-<p>Published from <code>{e(info['src'])}</code> by faceveil {e(info['faceveil_version'])} (run {e(info['run_id'])},
-{e(info['created_at'])}): every face replaced by a generated face of another identity that keeps its pose, expression and
+<h1>Datasheet: {e(info["dest"])}</h1>
+<p>Published from <code>{e(info["src"])}</code> by faceveil {e(info["faceveil_version"])} (run {e(info["run_id"])},
+{e(info["created_at"])}): every face replaced by a generated face of another identity that keeps its pose, expression and
 skin colour; pixels outside each face's mask unchanged.</p>
 <section id="figures"><h2>Figures</h2><table>{rows}</table></section>
-<section id="licence"><h2>Licence</h2><p class="licence">{e(info['generator']['licence'])}</p></section>
+<section id="licence"><h2>Licence</h2><p class="licence">{e(info["generator"]["licence"])}</p></section>
 <section id="contact-sheet"><h2>Contact sheet</h2><p>Replaced faces, as published (up to {SHEET_FACES}):</p>{img}{realism}</section>
 <section id="files"><h2>Files</h2><ul>{files}</ul></section>
 </body></html>

@@ -5,6 +5,7 @@ the reviewers' manual tracks, grown as the run's mask settings grow them, withou
 the check assumes no more was masked than that); a face found mostly outside them, and found again
 in a window around it, is a leak. Faces checked: the recorded faces of the checked frames, plus the
 leaks. No originals are needed (no key): what the output shows is what is checked."""
+
 from __future__ import annotations
 
 import json
@@ -53,8 +54,12 @@ def mask_settings(settings_json: str | None) -> MaskSettings:
     """The mask settings a media's run used (its manifest row's settings_json; defaults where unset)."""
     s = json.loads(settings_json) if settings_json else {}
     d = MaskSettings()
-    return MaskSettings(s.get("mask_shape") or d.shape, float(s.get("pad", d.pad)), float(s.get("motion_pad", d.motion_pad)),
-                        s.get("scope") or d.scope)
+    return MaskSettings(
+        s.get("mask_shape") or d.shape,
+        float(s.get("pad", d.pad)),
+        float(s.get("motion_pad", d.motion_pad)),
+        s.get("scope") or d.scope,
+    )
 
 
 def recorded_regions(state: Location, row: dict) -> dict[int, np.ndarray]:
@@ -85,8 +90,13 @@ def check_frame(rgb: np.ndarray, regions: np.ndarray, gate: list, confirm: list,
     return [c for c in candidates if found_at(confirm, rgb, c["box"])]
 
 
-def check_output(path: str, kind: str, regions: dict[int, np.ndarray], frames: int = DEEP_FRAMES,
-                 settings: CheckSettings = CheckSettings()) -> dict:
+def check_output(
+    path: str,
+    kind: str,
+    regions: dict[int, np.ndarray],
+    frames: int = DEEP_FRAMES,
+    settings: CheckSettings = CheckSettings(),
+) -> dict:
     """The deep check of one media's output at the local `path` ('image' or 'video') against the
     `regions` its run recorded per frame: {frames_checked, faces_checked, leaks, upper_95, leak_frames,
     leak_boxes (JSON: frame -> boxes), seconds}. MediaError (naming the file) when it cannot be read."""
@@ -109,10 +119,15 @@ def check_output(path: str, kind: str, regions: dict[int, np.ndarray], frames: i
         if leaks:
             found[i] = leaks
     n_leaks = sum(len(v) for v in found.values())
-    return {"frames_checked": len(chosen), "faces_checked": faces, "leaks": n_leaks,
-            "upper_95": leak_upper_bound(n_leaks, faces), "leak_frames": sorted(found),
-            "leak_boxes": json.dumps({str(k): v for k, v in sorted(found.items())}) if found else None,
-            "seconds": round(time.perf_counter() - t0, 3)}
+    return {
+        "frames_checked": len(chosen),
+        "faces_checked": faces,
+        "leaks": n_leaks,
+        "upper_95": leak_upper_bound(n_leaks, faces),
+        "leak_frames": sorted(found),
+        "leak_boxes": json.dumps({str(k): v for k, v in sorted(found.items())}) if found else None,
+        "seconds": round(time.perf_counter() - t0, 3),
+    }
 
 
 def stored_results(state: Location) -> list[dict]:
@@ -123,7 +138,18 @@ def stored_results(state: Location) -> list[dict]:
 
 def report_rows(state: Location) -> list[dict]:
     """The stored deep-check rows as the audit report shows them (JSON-safe)."""
-    keep = ("rel_path", "status", "checked_at", "frames_checked", "faces_checked", "leaks", "upper_95", "leak_frames",
-            "error")
-    return [{k: (r[k].isoformat(timespec="seconds") if k == "checked_at" and r[k] is not None else r[k]) for k in keep}
-            for r in stored_results(state)]
+    keep = (
+        "rel_path",
+        "status",
+        "checked_at",
+        "frames_checked",
+        "faces_checked",
+        "leaks",
+        "upper_95",
+        "leak_frames",
+        "error",
+    )
+    return [
+        {k: (r[k].isoformat(timespec="seconds") if k == "checked_at" and r[k] is not None else r[k]) for k in keep}
+        for r in stored_results(state)
+    ]

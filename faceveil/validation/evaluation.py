@@ -1,5 +1,6 @@
 """`faceveil evaluate`'s per-method figures from a run's own manifest and audit tables, the results
 as JSON, and one MLflow run per method (through `mlflow_log`)."""
+
 from __future__ import annotations
 
 import json
@@ -29,9 +30,16 @@ def method_figures(t: dict, threshold: float, frames: int, wall: float, flow_sec
     fr, fa = t["audit/frames"], t["audit/faces"]
     s = summarize(fr.to_dict("records"), fa.to_dict("records"), threshold)
     kinds = dict(zip(t["media"].media_id, t["media"].kind))
-    out = {"leak": s["leak"], "reid_run": s["reid"], "utility": s["utility"],
-           "frames": frames, "seconds": wall, "fps": frames / wall if wall > 0 else math.nan,
-           "flow_seconds": flow_seconds, "fps_flow": frames / flow_seconds if flow_seconds else math.nan}
+    out = {
+        "leak": s["leak"],
+        "reid_run": s["reid"],
+        "utility": s["utility"],
+        "frames": frames,
+        "seconds": wall,
+        "fps": frames / wall if wall > 0 else math.nan,
+        "flow_seconds": flow_seconds,
+        "fps_flow": frames / flow_seconds if flow_seconds else math.nan,
+    }
     present = sorted(set(kinds.values()))
     if len(present) > 1:
         for kind in present:
@@ -61,22 +69,43 @@ def method_audit(result: dict, method: str, out: str, models: list[dict]) -> dic
     """What `mlflow_log.log_run` logs for one method: settings, models, counts, privacy, utility."""
     f = result["methods"][method]
     attack = f.get("reid_attack") or {}
-    privacy = {"leak_rate": f["leak"]["rate"], "leak_threshold": f["leak"]["threshold"],
-               "reid_run_rate": f["reid_run"]["rate"], "reid_run_mean_cosine": f["reid_run"]["mean_cosine"],
-               "reid_attack_rate": attack.get("rate"), "reid_attack_direct_rate": attack.get("direct"),
-               "reid_attack_parrot_rate": attack.get("parrot"), "threshold": result["threshold"]}
+    privacy = {
+        "leak_rate": f["leak"]["rate"],
+        "leak_threshold": f["leak"]["threshold"],
+        "reid_run_rate": f["reid_run"]["rate"],
+        "reid_run_mean_cosine": f["reid_run"]["mean_cosine"],
+        "reid_attack_rate": attack.get("rate"),
+        "reid_attack_direct_rate": attack.get("direct"),
+        "reid_attack_parrot_rate": attack.get("parrot"),
+        "threshold": result["threshold"],
+    }
     for kind in ("images", "videos"):
         if f"leak_{kind}" in f:
             privacy[f"leak_{kind}_rate"] = f[f"leak_{kind}"]["rate"]
     return {
-        "run_id": f["evaluate_run_id"], "flow": "evaluate", "status": "ok" if not f["failed"] else "failed",
-        "src": result["data"], "dest": str(Path(out) / method),
-        "settings": {"method": method, "data": result["data"], "threshold": result["threshold"],
-                     "anonymize_run_id": f["run_id"]},
+        "run_id": f["evaluate_run_id"],
+        "flow": "evaluate",
+        "status": "ok" if not f["failed"] else "failed",
+        "src": result["data"],
+        "dest": str(Path(out) / method),
+        "settings": {
+            "method": method,
+            "data": result["data"],
+            "threshold": result["threshold"],
+            "anonymize_run_id": f["run_id"],
+        },
         "models": models,
-        "counts": {"media": f["media"], "ok": f["ok"], "failed": f["failed"], "frames": f["frames"],
-                   "faces": f["faces"], "identities": result["n_identities"], "probe_faces": result["n_probe_faces"],
-                   "frames_checked": f["leak"]["frames_checked"], "faces_checked": f["reid_run"]["faces_checked"]},
+        "counts": {
+            "media": f["media"],
+            "ok": f["ok"],
+            "failed": f["failed"],
+            "frames": f["frames"],
+            "faces": f["faces"],
+            "identities": result["n_identities"],
+            "probe_faces": result["n_probe_faces"],
+            "frames_checked": f["leak"]["frames_checked"],
+            "faces_checked": f["reid_run"]["faces_checked"],
+        },
         "privacy": {k: _finite(v) for k, v in privacy.items()},
         "utility": {k: _finite(v) for k, v in {**f["utility"], "fps": f["fps"]}.items()},
         "seconds": f["seconds"],

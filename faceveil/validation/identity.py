@@ -1,6 +1,7 @@
 """Identity measures between original and anonymized faces: cosines, matching found faces to the
 originals, landmark (pose) error, re-identification at a threshold, and, along tracks, identity
 stability and one surrogate per person."""
+
 from __future__ import annotations
 
 import math
@@ -28,12 +29,20 @@ def match_faces(found: Detections, faces: Detections, iou: float = 0.3) -> np.nd
 
 def pose_error(a: np.ndarray, b: np.ndarray, sizes: np.ndarray) -> np.ndarray:
     """Mean distance between two faces' 5 landmarks, in face sizes (NaN where either is unknown)."""
-    d = np.linalg.norm(np.asarray(a, np.float64).reshape(-1, 5, 2) - np.asarray(b, np.float64).reshape(-1, 5, 2), axis=2)
+    d = np.linalg.norm(
+        np.asarray(a, np.float64).reshape(-1, 5, 2) - np.asarray(b, np.float64).reshape(-1, 5, 2), axis=2
+    )
     return d.mean(1) / np.maximum(np.asarray(sizes, np.float64), 1e-6)
 
 
-def identified(probes: np.ndarray, probe_labels, gallery: np.ndarray, gallery_labels, threshold: float,
-               exclude: np.ndarray | None = None) -> np.ndarray:
+def identified(
+    probes: np.ndarray,
+    probe_labels,
+    gallery: np.ndarray,
+    gallery_labels,
+    threshold: float,
+    exclude: np.ndarray | None = None,
+) -> np.ndarray:
     """Re-identification as an attacker runs it: each anonymized face (probe) is compared with a
     gallery of original faces; it is re-identified when its best match carries its own label and
     scores at least `threshold`. `exclude[i, j]` True leaves gallery face j out for probe i (the

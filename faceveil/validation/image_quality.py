@@ -1,6 +1,7 @@
 """Utility metrics of an anonymized frame against its original (numpy and scikit-image, no torch):
 PSNR and SSIM outside the face regions (the background must come through near-lossless) and SSIM
 inside them (how much of the face survived)."""
+
 from __future__ import annotations
 
 import math
@@ -12,7 +13,7 @@ def region_mask(shape: tuple[int, ...], regions) -> np.ndarray:
     """(H, W) bool: True inside any integer xyxy region."""
     mask = np.zeros(shape[:2], bool)
     for x1, y1, x2, y2 in np.asarray(regions, np.int64).reshape(-1, 4):
-        mask[max(y1, 0):max(y2, 0), max(x1, 0):max(x2, 0)] = True
+        mask[max(y1, 0) : max(y2, 0), max(x1, 0) : max(x2, 0)] = True
     return mask
 
 
@@ -42,8 +43,16 @@ def ssim_map(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     if min(a.shape[:2]) < SSIM_WINDOW:
         return np.full(a.shape[:2], np.nan, np.float32)
 
-    _, full = structural_similarity(a.astype(np.float32), b.astype(np.float32), channel_axis=2, gaussian_weights=True,
-                                    sigma=1.5, use_sample_covariance=False, data_range=255.0, full=True)
+    _, full = structural_similarity(
+        a.astype(np.float32),
+        b.astype(np.float32),
+        channel_axis=2,
+        gaussian_weights=True,
+        sigma=1.5,
+        use_sample_covariance=False,
+        data_range=255.0,
+        full=True,
+    )
     return full.mean(2)
 
 
@@ -76,7 +85,7 @@ def region_ssim(a: np.ndarray, b: np.ndarray, region, margin: int = 5) -> float:
     margin *= f
     cx1, cy1, cx2, cy2 = max(x1 - margin, 0), max(y1 - margin, 0), min(x2 + margin, w), min(y2 + margin, h)
     inside = np.zeros((cy2 - cy1, cx2 - cx1), np.float32)
-    inside[y1 - cy1:y2 - cy1, x1 - cx1:x2 - cx1] = 1
+    inside[y1 - cy1 : y2 - cy1, x1 - cx1 : x2 - cx1] = 1
     small = _downsample(inside, f) >= 1.0 - 1e-6
     full = ssim_map(_downsample(a[cy1:cy2, cx1:cx2], f), _downsample(b[cy1:cy2, cx1:cx2], f))
     return float(full[small].mean()) if small.any() else math.nan
@@ -90,6 +99,8 @@ def frame_quality(original: np.ndarray, anonymized: np.ndarray, regions) -> dict
     outside = ~region_mask(original.shape, regions)
     faces = [region_ssim(original, anonymized, r) for r in regions]
     faces = [v for v in faces if not math.isnan(v)]
-    return {"background_psnr": masked_psnr(original, anonymized, outside),
-            "background_ssim": masked_ssim(original, anonymized, outside),
-            "face_ssim": float(np.mean(faces)) if faces else math.nan}
+    return {
+        "background_psnr": masked_psnr(original, anonymized, outside),
+        "background_ssim": masked_ssim(original, anonymized, outside),
+        "face_ssim": float(np.mean(faces)) if faces else math.nan,
+    }

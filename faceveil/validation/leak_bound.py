@@ -1,4 +1,5 @@
 """What a sample of checked faces says about the leak rate: its one-sided upper confidence bound."""
+
 from __future__ import annotations
 
 LEAK_CONFIDENCE = 0.95

@@ -1,5 +1,6 @@
 """The leak gate's geometry: how much of each found face the masks cover, which found faces are
 unmasked (a leak), and whether a face is found again in a zoomed window around a box."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -22,8 +23,9 @@ def covered_fraction(boxes: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return np.where(area > 0, inside / np.maximum(area, 1), 1.0)
 
 
-def unmasked_faces(found: list[tuple[str, Detections]], masked: np.ndarray, min_size: float,
-                   min_cover: float = 0.5) -> list[dict]:
+def unmasked_faces(
+    found: list[tuple[str, Detections]], masked: np.ndarray, min_size: float, min_cover: float = 0.5
+) -> list[dict]:
     """The leak gate's verdict on one output frame: faces any detector found that lie less than
     `min_cover` inside the masked pixels (duplicates across detectors merged, best score kept)."""
     from faceveil.models.detections import nms
@@ -38,8 +40,10 @@ def unmasked_faces(found: list[tuple[str, Detections]], masked: np.ndarray, min_
     if not names:
         return []
     b, sc = np.concatenate(boxes), np.concatenate(scores)
-    return [{"detector": names[k], "score": round(float(sc[k]), 3), "box": [round(float(v), 1) for v in b[k]]}
-            for k in nms(b, sc, 0.3)]
+    return [
+        {"detector": names[k], "score": round(float(sc[k]), 3), "box": [round(float(v), 1) for v in b[k]]}
+        for k in nms(b, sc, 0.3)
+    ]
 
 
 def found_at(detectors: list, rgb: np.ndarray, box, iou: float = 0.3, window: int = 320) -> bool:

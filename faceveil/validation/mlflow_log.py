@@ -7,6 +7,7 @@ $FACEVEIL_MLFLOW_ARTIFACTS), e.g. s3://bucket/prefix (boto3's credentials from t
 the endpoint $MLFLOW_S3_ENDPOINT_URL, else $FACEVEIL_S3_ENDPOINT). An experiment keeps the artifact
 root it was created with: runs for another root go to the experiment "faceveil (ROOT)".
 Only what the audit holds is logged: no face pixels but anonymized thumbnails, no key."""
+
 from __future__ import annotations
 
 import json
@@ -74,7 +75,9 @@ def seed_sqlite(db: Path, home: Path, artifacts: str) -> None:
     try:
         shutil.copyfile(template, tmp)
         with contextlib.closing(sqlite3.connect(tmp)) as con, con:
-            con.execute("UPDATE experiments SET artifact_location = ? WHERE experiment_id = 0", (f"{artifacts.rstrip('/')}/0",))
+            con.execute(
+                "UPDATE experiments SET artifact_location = ? WHERE experiment_id = 0", (f"{artifacts.rstrip('/')}/0",)
+            )
         with contextlib.suppress(FileExistsError):  # created meanwhile by another process: that one stays
             os.link(tmp, db)
     finally:
@@ -107,7 +110,9 @@ def open_store(uri: str, artifacts: str | None, experiment: str = EXPERIMENT):
                         raise
             if artifacts is None or exp.artifact_location.rstrip("/") == artifacts.rstrip("/"):
                 return client, exp.experiment_id, name
-        raise ValueError(f"MLflow experiment {name!r} in {uri} keeps its artifacts at {exp.artifact_location}, not {artifacts}")
+        raise ValueError(
+            f"MLflow experiment {name!r} in {uri} keeps its artifacts at {exp.artifact_location}, not {artifacts}"
+        )
 
 
 def flatten(prefix: str, value, out: dict) -> dict:
@@ -134,24 +139,58 @@ def log_run(audit: dict, artifacts, uri: str, artifact_location: str | None = No
         Metric, Param, RunTag = entities.Metric, entities.Param, entities.RunTag
         client, exp_id, experiment = open_store(uri, artifact_location)
         head = audit.get("access_log_head") or {}  # the access log's head, kept here outside the log too
-        run = client.create_run(exp_id, run_name=audit["run_id"], tags={
-            "faceveil.run_id": audit["run_id"], "faceveil.flow": audit["flow"], "faceveil.status": audit["status"],
-            **({"faceveil.access_log_head": f"seq {head['seq']} mac {head['mac']}"} if head.get("mac") else {})})
+        run = client.create_run(
+            exp_id,
+            run_name=audit["run_id"],
+            tags={
+                "faceveil.run_id": audit["run_id"],
+                "faceveil.flow": audit["flow"],
+                "faceveil.status": audit["status"],
+                **({"faceveil.access_log_head": f"seq {head['seq']} mac {head['mac']}"} if head.get("mac") else {}),
+            },
+        )
         rid = run.info.run_id
-        audit["mlflow"] = {"tracking_uri": uri, "experiment": experiment, "run_id": rid,
-                           "artifacts": run.info.artifact_uri}
-        params = flatten("", {"settings": audit.get("settings", {}),
-                              "models": {m["role"]: f"{m['name']} {m.get('weights') or ''}".strip() for m in audit.get("models", [])},
-                              "code_version": audit.get("code_version"), "faceveil_version": audit.get("faceveil_version"),
-                              "src": audit.get("src"), "dest": audit.get("dest")}, {})
-        metrics = flatten("", {"counts": audit.get("counts", {}), "privacy": audit.get("privacy", {}),
-                               "utility": audit.get("utility", {}), "seconds": audit.get("seconds"),
-                               "contracts": {"failed": sum(not r["success"] for r in audit.get("contracts", {}).get("results", []))}}, {})
-        metric_rows = [Metric(k, v, 0, 0) for k, v in ((k, _metric_value(v)) for k, v in metrics.items()) if v is not None]
-        param_rows = [Param(k, json.dumps(v) if not isinstance(v, str) else v) for k, v in params.items() if v is not None]
+        audit["mlflow"] = {
+            "tracking_uri": uri,
+            "experiment": experiment,
+            "run_id": rid,
+            "artifacts": run.info.artifact_uri,
+        }
+        params = flatten(
+            "",
+            {
+                "settings": audit.get("settings", {}),
+                "models": {m["role"]: f"{m['name']} {m.get('weights') or ''}".strip() for m in audit.get("models", [])},
+                "code_version": audit.get("code_version"),
+                "faceveil_version": audit.get("faceveil_version"),
+                "src": audit.get("src"),
+                "dest": audit.get("dest"),
+            },
+            {},
+        )
+        metrics = flatten(
+            "",
+            {
+                "counts": audit.get("counts", {}),
+                "privacy": audit.get("privacy", {}),
+                "utility": audit.get("utility", {}),
+                "seconds": audit.get("seconds"),
+                "contracts": {"failed": sum(not r["success"] for r in audit.get("contracts", {}).get("results", []))},
+            },
+            {},
+        )
+        metric_rows = [
+            Metric(k, v, 0, 0) for k, v in ((k, _metric_value(v)) for k, v in metrics.items()) if v is not None
+        ]
+        param_rows = [
+            Param(k, json.dumps(v) if not isinstance(v, str) else v) for k, v in params.items() if v is not None
+        ]
         for i in range(0, max(len(param_rows), len(metric_rows)), 100):  # mlflow takes at most 100 params per batch
-            client.log_batch(rid, metrics=metric_rows[i:i + 100], params=param_rows[i:i + 100])
-        client.log_batch(rid, tags=[RunTag("faceveil.contracts", "passed" if audit.get("contracts", {}).get("success") else "failed")])
+            client.log_batch(rid, metrics=metric_rows[i : i + 100], params=param_rows[i : i + 100])
+        client.log_batch(
+            rid,
+            tags=[RunTag("faceveil.contracts", "passed" if audit.get("contracts", {}).get("success") else "failed")],
+        )
         files = artifacts(audit) if callable(artifacts) else artifacts
         with tempfile.TemporaryDirectory(prefix="faceveil-mlflow-") as tmp:
             for name, data in files.items():

@@ -6,6 +6,7 @@ anonymized face (re-identification at a threshold), SSIM inside its region, whet
 detected as a face and how far its landmarks moved (pose). Along tracks, for identity-replacing
 methods: identity stability and one surrogate per person. `FrameChecks` collects the rows of one
 media; `summarize` turns rows of many media into rates."""
+
 from __future__ import annotations
 
 import json
@@ -16,7 +17,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from faceveil.models.detections import Detections
-from faceveil.validation.identity import identity_stability, match_faces, pose_error, rowwise_cosine, surrogate_consistency
+from faceveil.validation.identity import (
+    identity_stability,
+    match_faces,
+    pose_error,
+    rowwise_cosine,
+    surrogate_consistency,
+)
 from faceveil.validation.image_quality import masked_psnr, masked_ssim, region_mask, region_ssim
 from faceveil.validation.leak_bound import leak_upper_bound
 from faceveil.validation.leak_gate import found_at, unmasked_faces
@@ -82,8 +89,16 @@ class FrameChecks:
     anonymized face is still a face. `embedder` gives identity vectors (None: no re-identification
     check) for at most `settings.identity_faces` faces of the media."""
 
-    def __init__(self, media_id: str, frames: set[int], gate: list, embedder=None, threshold: float | None = None,
-                 settings: CheckSettings = CheckSettings(), confirm: list | None = None):
+    def __init__(
+        self,
+        media_id: str,
+        frames: set[int],
+        gate: list,
+        embedder=None,
+        threshold: float | None = None,
+        settings: CheckSettings = CheckSettings(),
+        confirm: list | None = None,
+    ):
         self.media_id, self.frames, self.gate, self.settings = media_id, frames, list(gate), settings
         self.confirm = [d for _, d in (confirm if confirm is not None else gate)]
         self.embedder = embedder
@@ -96,7 +111,6 @@ class FrameChecks:
 
     def wants(self, i: int) -> bool:
         return i in self.frames
-
 
     def add(self, i: int, original: np.ndarray, anonymized: np.ndarray, dets: Detections, regions, faces=None) -> None:
         """`regions`: what the anonymizer may change per face; `faces`: the face part of each (default the
@@ -121,19 +135,28 @@ class FrameChecks:
         candidates = unmasked_faces(found, masked, self.settings.min_leak_size)
         leaks = [c for c in candidates if found_at(self.confirm, original, c["box"])]
         outside = ~region_mask(original.shape, regions)
-        self._frames.append({
-            "media_id": self.media_id, "frame_index": i, "faces_in": len(dets), "leak_faces": len(leaks),
-            "leak_max_score": max((x["score"] for x in leaks), default=0.0),
-            "leak_boxes": json.dumps(leaks) if leaks else None,
-            "background_psnr": masked_psnr(original, anonymized, outside),
-            "background_ssim": masked_ssim(original, anonymized, outside)})
+        self._frames.append(
+            {
+                "media_id": self.media_id,
+                "frame_index": i,
+                "faces_in": len(dets),
+                "leak_faces": len(leaks),
+                "leak_max_score": max((x["score"] for x in leaks), default=0.0),
+                "leak_boxes": json.dumps(leaks) if leaks else None,
+                "background_psnr": masked_psnr(original, anonymized, outside),
+                "background_ssim": masked_ssim(original, anonymized, outside),
+            }
+        )
         if not len(dets):
             return
         faces = found[0][1] if found else Detections.empty()
         faces = faces[faces.scores >= self.settings.leak_threshold] if len(faces) else faces
         match = match_faces(faces, dets)
-        pose = pose_error(dets.landmarks, faces.landmarks[np.maximum(match, 0)], dets.sizes) if len(faces) else \
-            np.full(len(dets), np.nan)
+        pose = (
+            pose_error(dets.landmarks, faces.landmarks[np.maximum(match, 0)], dets.sizes)
+            if len(faces)
+            else np.full(len(dets), np.nan)
+        )
         cos = np.full(len(dets), np.nan)
         chosen = self._identity_sample(dets)
         if self.embedder is not None and len(chosen):
@@ -142,11 +165,18 @@ class FrameChecks:
             cos[chosen] = rowwise_cosine(e_orig, e_anon)
             self._emb.extend(zip(e_orig, e_anon))
         for j in range(len(regions)):
-            self._faces.append({
-                "media_id": self.media_id, "frame_index": i, "track_id": int(dets.track_ids[j]),
-                "size": float(dets.sizes[j]), "reid_cosine": float(cos[j]), "face_ssim": float(ssim[j]),
-                "still_face": bool(match[j] >= 0),
-                "pose_error": float(pose[j]) if match[j] >= 0 else math.nan})
+            self._faces.append(
+                {
+                    "media_id": self.media_id,
+                    "frame_index": i,
+                    "track_id": int(dets.track_ids[j]),
+                    "size": float(dets.sizes[j]),
+                    "reid_cosine": float(cos[j]),
+                    "face_ssim": float(ssim[j]),
+                    "still_face": bool(match[j] >= 0),
+                    "pose_error": float(pose[j]) if match[j] >= 0 else math.nan,
+                }
+            )
 
     def _hidden(self, original: np.ndarray, anonymized: np.ndarray, dets: Detections, ssim: np.ndarray) -> np.ndarray:
         """(N,) which regions hide their face: changed (SSIM below UNCHANGED_SSIM; a region left as it
@@ -179,10 +209,15 @@ class FrameChecks:
     def result(self) -> "CheckResult":
         """What was found, as plain data (picklable: it travels between workers)."""
         dim = self._emb[0][0].shape[0] if self._emb else getattr(self.embedder, "dim", 0)
-        return CheckResult(self.media_id, list(self._frames), list(self._faces),
-                           np.array([e[0] for e in self._emb], np.float32).reshape(len(self._emb), dim),
-                           np.array([e[1] for e in self._emb], np.float32).reshape(len(self._emb), dim),
-                           self.seconds, float(self.threshold))
+        return CheckResult(
+            self.media_id,
+            list(self._frames),
+            list(self._faces),
+            np.array([e[0] for e in self._emb], np.float32).reshape(len(self._emb), dim),
+            np.array([e[1] for e in self._emb], np.float32).reshape(len(self._emb), dim),
+            self.seconds,
+            float(self.threshold),
+        )
 
     def frame_rows(self) -> list[dict]:
         return self.result().frame_rows()
@@ -217,10 +252,23 @@ class CheckResult:
     def merge(cls, parts: list["CheckResult"]) -> "CheckResult":
         parts = [p for p in parts if p is not None]
         dim = max((p.original.shape[1] for p in parts), default=0)
-        cat = lambda k: np.concatenate([getattr(p, k).reshape(-1, dim) for p in parts]) if parts else np.zeros((0, 0), np.float32)  # noqa: E731
-        return cls(parts[0].media_id if parts else "", [r for p in parts for r in p.frames],
-                   [r for p in parts for r in p.faces], cat("original"), cat("anonymized"),
-                   sum(p.seconds for p in parts), parts[0].threshold if parts else math.nan)
+
+        def cat(k):
+            return (
+                np.concatenate([getattr(p, k).reshape(-1, dim) for p in parts])
+                if parts
+                else np.zeros((0, 0), np.float32)
+            )
+
+        return cls(
+            parts[0].media_id if parts else "",
+            [r for p in parts for r in p.frames],
+            [r for p in parts for r in p.faces],
+            cat("original"),
+            cat("anonymized"),
+            sum(p.seconds for p in parts),
+            parts[0].threshold if parts else math.nan,
+        )
 
     def frame_rows(self) -> list[dict]:
         return sorted(self.frames, key=lambda r: r["frame_index"])
@@ -230,8 +278,11 @@ class CheckResult:
 
     def leaks(self) -> list[dict]:
         """The checked frames with unmasked faces: [{frame_index, faces: [{detector, score, box}]}]."""
-        return [{"frame_index": r["frame_index"], "faces": json.loads(r["leak_boxes"])}
-                for r in self.frame_rows() if r["leak_faces"]]
+        return [
+            {"frame_index": r["frame_index"], "faces": json.loads(r["leak_boxes"])}
+            for r in self.frame_rows()
+            if r["leak_faces"]
+        ]
 
     def leak_rate(self) -> float:
         """Unmasked faces per face the checked frames held (masked or found unmasked)."""
@@ -245,8 +296,12 @@ class CheckResult:
     def embeddings(self) -> dict:
         """In memory only (never stored): the checked faces' track ids and their original and
         anonymized embeddings, for the run-level re-identification test."""
-        return {"media_id": self.media_id, "track_ids": np.array([r["track_id"] for r in self._scored()], np.int64),
-                "original": self.original, "anonymized": self.anonymized}
+        return {
+            "media_id": self.media_id,
+            "track_ids": np.array([r["track_id"] for r in self._scored()], np.int64),
+            "original": self.original,
+            "anonymized": self.anonymized,
+        }
 
     def media_metrics(self) -> dict:
         """Identity stability and surrogate consistency of this media's anonymized faces (NaN without pairs)."""
@@ -255,8 +310,10 @@ class CheckResult:
         rows = self._scored()
         tracks = np.array([r["track_id"] for r in rows])
         frames = np.array([r["frame_index"] for r in rows])
-        return {"identity_stability": identity_stability(tracks, frames, self.anonymized),
-                "surrogate_consistency": surrogate_consistency(tracks, self.original, self.anonymized, self.threshold)}
+        return {
+            "identity_stability": identity_stability(tracks, frames, self.anonymized),
+            "surrogate_consistency": surrogate_consistency(tracks, self.original, self.anonymized, self.threshold),
+        }
 
 
 def nanmean(values) -> float:
@@ -269,8 +326,7 @@ def nanmean(values) -> float:
     return float(finite.mean()) if len(finite) else float(v[0])  # all-equal (inf) stays inf
 
 
-def summarize(frames: list[dict], faces: list[dict], threshold: float,
-              leak_threshold: float = LEAK_THRESHOLD) -> dict:
+def summarize(frames: list[dict], faces: list[dict], threshold: float, leak_threshold: float = LEAK_THRESHOLD) -> dict:
     """Rates over the rows of any number of media. Leak: unmasked faces the leak gate found in the
     checked frames, per face those frames held (masked, or found unmasked). Re-identification: share of checked faces an automatic attacker
     re-identifies: still found as a face, and its embedding matches the original's at `threshold`
@@ -284,16 +340,29 @@ def summarize(frames: list[dict], faces: list[dict], threshold: float,
     matches = int((similar & np.array([bool(r["still_face"]) for r in scored], bool)).sum())
     n = len(scored)
     return {
-        "leak": {"frames_checked": len(frames), "faces_found": found, "faces_anonymized": faces_in,
-                 "frames_with_leak": sum(r["leak_faces"] > 0 for r in frames),
-                 "rate": found / (faces_in + found) if faces_in + found else 0.0, "threshold": leak_threshold,
-                 "faces_checked": faces_in + found, "upper_95": leak_upper_bound(found, faces_in + found)},
-        "reid": {"faces_checked": n, "matches": matches, "rate": matches / n if n else math.nan,
-                 "similar_rate": float(similar.mean()) if n else math.nan,
-                 "threshold": threshold, "mean_cosine": float(cos.mean()) if n else math.nan},
-        "utility": {"background_psnr": nanmean(r["background_psnr"] for r in frames),
-                    "background_ssim": nanmean(r["background_ssim"] for r in frames),
-                    "face_ssim": nanmean(r["face_ssim"] for r in faces),
-                    "still_face_rate": float(np.mean([r["still_face"] for r in faces])) if faces else math.nan,
-                    "pose_error": nanmean(r["pose_error"] for r in faces)},
+        "leak": {
+            "frames_checked": len(frames),
+            "faces_found": found,
+            "faces_anonymized": faces_in,
+            "frames_with_leak": sum(r["leak_faces"] > 0 for r in frames),
+            "rate": found / (faces_in + found) if faces_in + found else 0.0,
+            "threshold": leak_threshold,
+            "faces_checked": faces_in + found,
+            "upper_95": leak_upper_bound(found, faces_in + found),
+        },
+        "reid": {
+            "faces_checked": n,
+            "matches": matches,
+            "rate": matches / n if n else math.nan,
+            "similar_rate": float(similar.mean()) if n else math.nan,
+            "threshold": threshold,
+            "mean_cosine": float(cos.mean()) if n else math.nan,
+        },
+        "utility": {
+            "background_psnr": nanmean(r["background_psnr"] for r in frames),
+            "background_ssim": nanmean(r["background_ssim"] for r in frames),
+            "face_ssim": nanmean(r["face_ssim"] for r in faces),
+            "still_face_rate": float(np.mean([r["still_face"] for r in faces])) if faces else math.nan,
+            "pose_error": nanmean(r["pose_error"] for r in faces),
+        },
     }

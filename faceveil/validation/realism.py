@@ -13,6 +13,7 @@
   sensor noise, JPEG grain) inside the face ellipse over that in a ring of the surrounding photo, at
   the photo's own pixel scale. About 1 for a real face (0.3-6 on ../shared/data/faces, median 1.1);
   far below for a face blurred or upscaled from a small generator (median 0.01-0.04 there)."""
+
 from __future__ import annotations
 
 import cv2
@@ -62,15 +63,19 @@ def _regions(shape: tuple[int, int], lm: np.ndarray, changed=None) -> tuple[np.n
         small = (max(1, int(round(shape[0] * f))), max(1, int(round(shape[1] * f))))
         c = None if changed is None else np.asarray(changed, np.float64) * f
         masks = _regions(small, np.asarray(lm, np.float64) * f, c)
-        return tuple(cv2.resize(m.astype(np.uint8), (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST).astype(bool)
-                     for m in masks)
+        return tuple(
+            cv2.resize(m.astype(np.uint8), (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST).astype(bool)
+            for m in masks
+        )
     disk = lambda r: cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))  # noqa: E731
     mask = face_mask(shape, lm).astype(np.uint8)
     inside = cv2.erode(mask, disk(max(1, int(0.15 * d)))).astype(bool)
     if changed is not None:
         x1, y1, x2, y2 = (int(round(v)) for v in changed)
-        mask[max(0, y1):max(0, y2), max(0, x1):max(0, x2)] = 1
-    ring = cv2.dilate(mask, disk(max(2, int(0.8 * d)))).astype(bool) & ~cv2.dilate(mask, disk(max(1, int(0.1 * d)))).astype(bool)
+        mask[max(0, y1) : max(0, y2), max(0, x1) : max(0, x2)] = 1
+    ring = cv2.dilate(mask, disk(max(2, int(0.8 * d)))).astype(bool) & ~cv2.dilate(
+        mask, disk(max(1, int(0.1 * d)))
+    ).astype(bool)
     return inside, ring
 
 
@@ -92,7 +97,9 @@ def sharpness_ratio(rgb: np.ndarray, landmarks: np.ndarray, changed=None, min_pi
     if x1 - x0 < 3 or y1 - y0 < 3:
         return float("nan")
     grey = cv2.cvtColor(np.ascontiguousarray(rgb[y0:y1, x0:x1]), cv2.COLOR_RGB2GRAY).astype(np.float32)
-    inside, ring = _regions(grey.shape, lm - [x0, y0], None if changed is None else np.asarray(changed, float) - [x0, y0, x0, y0])
+    inside, ring = _regions(
+        grey.shape, lm - [x0, y0], None if changed is None else np.asarray(changed, float) - [x0, y0, x0, y0]
+    )
     lap = cv2.Laplacian(grey, cv2.CV_32F)
     edge = np.zeros_like(inside)  # the Laplacian at the crop's border sees a reflected frame: left out
     edge[1:-1, 1:-1] = True

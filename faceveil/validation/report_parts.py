@@ -1,5 +1,6 @@
 """The report's HTML pieces: values formatted and escaped (anything not marked `Html` is escaped),
 tables, badges, inline images."""
+
 from __future__ import annotations
 
 import base64
@@ -49,8 +50,10 @@ def table(headers, rows, fails=()) -> str:
     if not rows:
         return NA
     head = "".join(f"<th>{esc(h)}</th>" for h in headers)
-    body = "".join(f'<tr{" class=fail" if i in fails else ""}>' + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>"
-                   for i, r in enumerate(rows))
+    body = "".join(
+        f"<tr{' class=fail' if i in fails else ''}>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>"
+        for i, r in enumerate(rows)
+    )
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
@@ -68,7 +71,11 @@ def badge(status) -> Html:
 
 
 def img(png: bytes | None, alt: str) -> str:
-    return NA if not png else f'<img class="plot" alt="{esc(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
+    return (
+        NA
+        if not png
+        else f'<img class="plot" alt="{esc(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
+    )
 
 
 def covered(intervals) -> int:

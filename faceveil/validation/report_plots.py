@@ -1,5 +1,6 @@
 """The report's plots (matplotlib, rendered off-screen to PNG bytes): face coverage per video, and the
 leak and re-identification rate per media."""
+
 from __future__ import annotations
 
 import io
@@ -11,8 +12,11 @@ from faceveil.validation.report_parts import dig, fmt, num
 def videos_of(audit: dict) -> list[tuple[str, dict]]:
     """(path, coverage) of every video in the audit with more than one frame."""
     kinds = {m.get("path"): m.get("kind") for m in audit.get("media") or []}
-    return [(p, c) for p, c in (audit.get("coverage") or {}).items()
-            if isinstance(c, dict) and kinds.get(p) != "image" and (c.get("n_frames") or 0) > 1]
+    return [
+        (p, c)
+        for p, c in (audit.get("coverage") or {}).items()
+        if isinstance(c, dict) and kinds.get(p) != "image" and (c.get("n_frames") or 0) > 1
+    ]
 
 
 def _png(fig) -> bytes:
@@ -51,8 +55,15 @@ def plots(audit: dict, max_rows: int = 40) -> dict[str, bytes]:
         _rows(ax, [p for p, _ in videos])
         ax.set_xlim(0, max(c["n_frames"] for _, c in videos))
         ax.set_xlabel("frame")
-        fig.legend(handles=[Patch(color=c, label=k) for k, c in colours.items()], loc="outside upper center",
-                   ncols=4, fontsize=8, frameon=False, title="Face coverage per video", title_fontsize=10)
+        fig.legend(
+            handles=[Patch(color=c, label=k) for k, c in colours.items()],
+            loc="outside upper center",
+            ncols=4,
+            fontsize=8,
+            frameon=False,
+            title="Face coverage per video",
+            title_fontsize=10,
+        )
         out["coverage"] = _png(fig)
     if media:
         media = media[:max_rows]
@@ -60,18 +71,31 @@ def plots(audit: dict, max_rows: int = 40) -> dict[str, bytes]:
         ax = fig.add_subplot()
         rates = {k: [num(m.get(f"{k}_rate")) for m in media] for k in ("leak", "reid")}
         top = max([1.0] + [v for vs in rates.values() for v in vs if v is not None and math.isfinite(v)]) * 1.1
-        for off, key, colour, name, what in ((-0.2, "leak", "#1565c0", "leak rate", "unmasked faces the leak gate confirmed"),
-                                             (0.2, "reid", "#8e24aa", "re-id rate", "original/anonymized cosine")):
+        for off, key, colour, name, what in (
+            (-0.2, "leak", "#1565c0", "leak rate", "unmasked faces the leak gate confirmed"),
+            (0.2, "reid", "#8e24aa", "re-id rate", "original/anonymized cosine"),
+        ):
             thr = num(dig(audit, "privacy", key, "threshold"))
             for y, v in enumerate(rates[key]):
                 if v is not None:
                     ax.text(min(v, top), y + off, f" {fmt(v)}", va="center", fontsize=7)
-            ax.barh([y + off for y in range(len(media))], [math.nan if v is None else min(v, top) for v in rates[key]],
-                    0.4, color=colour, label=f"{name} ({what} ≥ {fmt(thr)})")
+            ax.barh(
+                [y + off for y in range(len(media))],
+                [math.nan if v is None else min(v, top) for v in rates[key]],
+                0.4,
+                color=colour,
+                label=f"{name} ({what} ≥ {fmt(thr)})",
+            )
         _rows(ax, [m.get("path") or "?" for m in media])
         ax.set_xlim(0, top)
         ax.set_xlabel("rate")
-        fig.legend(loc="outside upper center", ncols=2, fontsize=8, frameon=False,
-                   title="Leak and re-identification rate per media", title_fontsize=10)
+        fig.legend(
+            loc="outside upper center",
+            ncols=2,
+            fontsize=8,
+            frameon=False,
+            title="Leak and re-identification rate per media",
+            title_fontsize=10,
+        )
         out["privacy"] = _png(fig)
     return out

@@ -1,5 +1,6 @@
 """The report's thumbnails: 240 px PNGs of the anonymized output in DEST (never an original), a courtesy
 that never fails the audit."""
+
 from __future__ import annotations
 
 import base64

@@ -1,5 +1,6 @@
 """The review actions of an archive (`faceveil review`) as the report lists them: its exemption log,
 read from the access log (every action there is logged before it acts)."""
+
 from __future__ import annotations
 
 from faceveil.storage import access_log
@@ -24,7 +25,16 @@ def review_actions(state: Location) -> list[dict]:
             continue
         done = outcome.get(r["seq"])
         result = access_log.details(done) if done is not None else {}
-        out.append({"seq": r["seq"], "time": str(r["time"]), "actor": r["actor"], "action": r["action"][len(PREFIX):],
-                    "targets": list((done or {}).get("matched") or r["matched"] or []), "reason": r["reason"],
-                    "outcome": result.get("outcome") or "no outcome row", "error": result.get("error")})
+        out.append(
+            {
+                "seq": r["seq"],
+                "time": str(r["time"]),
+                "actor": r["actor"],
+                "action": r["action"][len(PREFIX) :],
+                "targets": list((done or {}).get("matched") or r["matched"] or []),
+                "reason": r["reason"],
+                "outcome": result.get("outcome") or "no outcome row",
+                "error": result.get("error"),
+            }
+        )
     return out

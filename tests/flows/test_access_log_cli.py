@@ -1,6 +1,7 @@
 """The access log through the real CLI: every search, restore, forget and rotate-key writes an intent
 row before it acts and an outcome row after; key rotations keep the chain verifiable with the newest
 key; an action whose intent row cannot be written does not happen."""
+
 import json
 import os
 import shutil
@@ -16,6 +17,7 @@ from faceveil.ops.logged import pairs
 from faceveil.storage import access_log, log_anchors, log_chain
 from faceveil.storage.keys import MasterKey, load_key, write_key_file
 from faceveil.storage.paths import Location
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from private import private  # noqa: E402
 
@@ -26,8 +28,13 @@ LOG = "access_log"  # in the state root
 
 
 def _cli(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "faceveil.cli", *args], capture_output=True, text=True,
-                          env={**os.environ, "FACEVEIL_ACTOR": "dpo@example", **(env or {})}, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "faceveil.cli", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "FACEVEIL_ACTOR": "dpo@example", **(env or {})},
+        timeout=600,
+    )
 
 
 def _ok(r):
@@ -84,21 +91,49 @@ def archive(anonymized, tmp_path, monkeypatch):
 def test_rotations_keep_the_chain_and_verify_names_an_edited_or_removed_row(archive, tmp_path):
     dest, k1, probe = archive
     k2, k3 = _keys(tmp_path, 3)[1:]
-    found = json.loads(_ok(_cli("search", str(dest), "--probe", probe, "--reason", "case 1", "--json",
-                                "--key", k1)).stdout)["matches"]
+    found = json.loads(
+        _ok(_cli("search", str(dest), "--probe", probe, "--reason", "case 1", "--json", "--key", k1)).stdout
+    )["matches"]
     assert [m["rel_path"] for m in found] == [PHOTOS[1]]
     _ok(_cli("rotate-key", str(dest), "--key", k1, "--new-key", k2))
     refused = _cli("search", str(dest), "--probe", probe, "--reason", "case 1", "--key", k1)
     assert refused.returncode == 2 and "wrong key" in refused.stderr
-    found = json.loads(_ok(_cli("search", str(dest), "--probe", probe, "--reason", "case 1", "--json",
-                                "--key", k2)).stdout)["matches"]
+    found = json.loads(
+        _ok(_cli("search", str(dest), "--probe", probe, "--reason", "case 1", "--json", "--key", k2)).stdout
+    )["matches"]
     assert [m["rel_path"] for m in found] == [PHOTOS[1]]
-    _ok(_cli("restore", str(dest), str(tmp_path / "out1"), "--probe", probe, "--reason", "case 1",
-             "--workers", "1", "--key", k2))
+    _ok(
+        _cli(
+            "restore",
+            str(dest),
+            str(tmp_path / "out1"),
+            "--probe",
+            probe,
+            "--reason",
+            "case 1",
+            "--workers",
+            "1",
+            "--key",
+            k2,
+        )
+    )
     assert _restored(tmp_path / "out1") == [PHOTOS[1]]  # that person's photo only
     _ok(_cli("rotate-key", str(dest), "--key", k2, "--new-key", k3, "--reason", "k2 lost"))
-    _ok(_cli("restore", str(dest), str(tmp_path / "out2"), "--media", PHOTOS[0], "--reason", "case 2",
-             "--workers", "1", "--key", k3))
+    _ok(
+        _cli(
+            "restore",
+            str(dest),
+            str(tmp_path / "out2"),
+            "--media",
+            PHOTOS[0],
+            "--reason",
+            "case 2",
+            "--workers",
+            "1",
+            "--key",
+            k3,
+        )
+    )
     assert _restored(tmp_path / "out2") == [PHOTOS[0]]
     _ok(_cli("forget", str(dest), "--track", found[0]["ref"], "--reason", "erasure request", "--key", k3))
 
@@ -125,8 +160,9 @@ def test_rotations_keep_the_chain_and_verify_names_an_edited_or_removed_row(arch
     log = private(dest) / LOG
     original = (log / "000000000002.parquet").read_bytes()
     t = pq.read_table(log / "000000000002.parquet")
-    pq.write_table(t.set_column(t.schema.get_field_index("reason"), "reason", pa.array(["routine"])),
-                   log / "000000000002.parquet")
+    pq.write_table(
+        t.set_column(t.schema.get_field_index("reason"), "reason", pa.array(["routine"])), log / "000000000002.parquet"
+    )
     r = _cli("access-log", str(dest), "--verify", "--key", k3)
     assert r.returncode == 1 and "TAMPERED seq 2: MAC mismatch" in r.stderr, r.stderr
     assert all(line.startswith("TAMPERED seq 2:") for line in r.stderr.splitlines() if line.startswith("TAMPERED"))
@@ -143,8 +179,7 @@ def test_failed_restore_output_is_logged_after_its_intent(archive, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     (out / "photos").write_text("a file where the restored photos' folder should be")
-    r = _cli("restore", str(dest), str(out), "--media", PHOTOS[0], "--reason", "case 3", "--workers", "1",
-             "--key", key)
+    r = _cli("restore", str(dest), str(out), "--media", PHOTOS[0], "--reason", "case 3", "--workers", "1", "--key", key)
     assert r.returncode != 0
     assert (out / "photos").read_text().startswith("a file")
     assert _outcomes(dest) == [("restore", "intent"), ("restore", "failed")]
@@ -161,12 +196,34 @@ def test_unwritable_access_log_stops_every_action(archive, tmp_path):
     (private(dest) / LOG).write_text("a file where the access log folder should be")
     vault = {p: p.read_bytes() for p in (private(dest) / "vault").rglob("*") if p.is_file()}
     runs = {
-        "restore": _cli("restore", str(dest), str(tmp_path / "out"), "--all", "--reason", "case 4",
-                        "--workers", "1", "--key", key),
-        "restore --probe": _cli("restore", str(dest), str(tmp_path / "out"), "--probe", probe, "--reason", "case 4",
-                                "--workers", "1", "--key", key),
-        "search": _cli("search", str(dest), "--probe", probe, "--reason", "case 4", "--thumbnails",
-                       str(tmp_path / "thumbs"), "--key", key),
+        "restore": _cli(
+            "restore", str(dest), str(tmp_path / "out"), "--all", "--reason", "case 4", "--workers", "1", "--key", key
+        ),
+        "restore --probe": _cli(
+            "restore",
+            str(dest),
+            str(tmp_path / "out"),
+            "--probe",
+            probe,
+            "--reason",
+            "case 4",
+            "--workers",
+            "1",
+            "--key",
+            key,
+        ),
+        "search": _cli(
+            "search",
+            str(dest),
+            "--probe",
+            probe,
+            "--reason",
+            "case 4",
+            "--thumbnails",
+            str(tmp_path / "thumbs"),
+            "--key",
+            key,
+        ),
         "forget": _cli("forget", str(dest), "--track", f"{PHOTOS[1]}:0", "--reason", "erasure", "--key", key),
         "rotate-key": _cli("rotate-key", str(dest), "--key", key, "--new-key", _keys(tmp_path, 1)[0]),
     }
@@ -188,8 +245,12 @@ def test_a_cut_and_a_re_signed_row_are_named_with_the_auditor_log_key(archive, t
     assert again.returncode == 2 and "set up already" in again.stderr and not (tmp_path / "again.logkey").exists()
     r = _ok(_cli("search", str(dest), "--probe", probe, "--reason", "case 9", "--key", key))
     rows = _rows(dest)
-    assert [(r["action"], r["fs_tag"] is not None) for r in rows] == [("log-key", False), ("log-key", True),
-                                                                     ("search", True), ("search", True)]
+    assert [(r["action"], r["fs_tag"] is not None) for r in rows] == [
+        ("log-key", False),
+        ("log-key", True),
+        ("search", True),
+        ("search", True),
+    ]
     assert f"access log: seq 4, head mac {rows[3]['mac']}" in r.stderr
     r = _ok(_cli("access-log", str(dest), "--log-key", str(log_key)))  # the auditor: no master key needed
     assert "access log intact" in r.stdout and "master-key MACs not checked" in r.stderr
@@ -210,5 +271,7 @@ def test_a_cut_and_a_re_signed_row_are_named_with_the_auditor_log_key(archive, t
     r = _cli("access-log", str(dest), "--verify", "--log-key", str(log_key), "--key", key, env=wiped)
     assert r.returncode == 1, r.stdout + r.stderr
     tampered = [line for line in r.stderr.splitlines() if line.startswith("TAMPERED")]
-    assert tampered == ["TAMPERED seq 2: forward-secure tag mismatch (edited, or re-signed by a key holder)",
-                        "TAMPERED rows after seq 2 were removed: the log's sealing state is at seq 5"], r.stderr
+    assert tampered == [
+        "TAMPERED seq 2: forward-secure tag mismatch (edited, or re-signed by a key holder)",
+        "TAMPERED rows after seq 2 were removed: the log's sealing state is at seq 5",
+    ], r.stderr

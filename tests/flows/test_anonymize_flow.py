@@ -1,4 +1,5 @@
 """End to end: the real Prefect flow on a real Dask cluster over real video files with audio."""
+
 import os
 import signal
 import subprocess
@@ -16,20 +17,28 @@ from faceveil.config import AnonymizeConfig
 from faceveil.flows.anonymize import run_anonymize
 from faceveil.models.detectors import DetectorSettings, create_detector
 from faceveil.storage.media import iter_frames, probe_video
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from private import private  # noqa: E402
 
 pytestmark = pytest.mark.slow  # end to end: Prefect flows on a Dask cluster, the CLI with its own server
 
-GOOD = {"cameras/lobby/clip_001.mp4", "cameras/parking/clip_002.mkv", "photos/astronaut.jpg",
-        "photos/grace_hopper.png", "photos/camera.webp"}
+GOOD = {
+    "cameras/lobby/clip_001.mp4",
+    "cameras/parking/clip_002.mkv",
+    "photos/astronaut.jpg",
+    "photos/grace_hopper.png",
+    "photos/camera.webp",
+}
 # each bad file's reason starts with the text storage/media.py gives it (what follows in brackets is
 # the decoder's own message). The sample's mp4 keeps its moov atom at the end, so the truncated copy
 # (its first third) has no header at all, and the garbage JPEG has a valid marker and nothing after.
-BAD = {"bad/empty.mp4": "empty file",
-       "bad/text.mp4": "not a readable media file or corrupt header (",
-       "bad/truncated.mp4": "not a readable media file or corrupt header (",
-       "bad/garbage.jpg": "corrupt or truncated image ("}
+BAD = {
+    "bad/empty.mp4": "empty file",
+    "bad/text.mp4": "not a readable media file or corrupt header (",
+    "bad/truncated.mp4": "not a readable media file or corrupt header (",
+    "bad/garbage.jpg": "corrupt or truncated image (",
+}
 
 
 def _media(dest):
@@ -157,7 +166,9 @@ def test_existing_dask_scheduler(sample_archive, tmp_path, prefect_server):
     (src / "x").mkdir(parents=True)
     (src / "x" / "a.jpg").write_bytes((sample_archive / "photos/astronaut.jpg").read_bytes())
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
-        summary = run_anonymize(AnonymizeConfig(src=str(src), dest=str(tmp_path / "out"), dask_address=cluster.scheduler_address))
+        summary = run_anonymize(
+            AnonymizeConfig(src=str(src), dest=str(tmp_path / "out"), dask_address=cluster.scheduler_address)
+        )
         workers = list(cluster.scheduler.workers)
     assert summary["ok"] == 1 and workers
     assert (tmp_path / "out" / "x" / "a.jpg").exists()
@@ -186,11 +197,14 @@ def test_a_failed_segment_is_reported_with_its_own_error(sample_archive, tmp_pat
         fv.encode_segment_file = broken
 
     dest = tmp_path / "out"
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
-            Client(cluster) as client:
+    with (
+        LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
+        Client(cluster) as client,
+    ):
         client.run(break_later_segments)
-        summary = run_anonymize(AnonymizeConfig(src=str(src), dest=str(dest), dask_address=cluster.scheduler_address,
-                                                min_chunk_seconds=2.0))
+        summary = run_anonymize(
+            AnonymizeConfig(src=str(src), dest=str(dest), dask_address=cluster.scheduler_address, min_chunk_seconds=2.0)
+        )
     media = _media(dest)
     lobby = media.loc["cameras/lobby/clip_001.mp4"]  # 4 s: two segments, the second broken
     assert lobby.status == "failed", lobby.reason
@@ -203,8 +217,15 @@ def test_a_failed_segment_is_reported_with_its_own_error(sample_archive, tmp_pat
 def _cli(*args, env=None, **kw):
     env = {**os.environ, **(env or {})}
     env.pop("PREFECT_API_URL", None)  # the CLI starts its own temporary server
-    return subprocess.Popen([sys.executable, "-m", "faceveil.cli", *args], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True, **kw)
+    return subprocess.Popen(
+        [sys.executable, "-m", "faceveil.cli", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        **kw,
+    )
 
 
 def test_cli_killed_midway_then_resumed(archive_copy, tmp_path):
@@ -227,6 +248,7 @@ def test_cli_killed_midway_then_resumed(archive_copy, tmp_path):
     assert public <= GOOD, public - GOOD  # a crashed run leaves finished outputs in DEST, nothing else
     # never a half-written file under an output name: whatever is there opens whole
     from faceveil.storage.media import read_image
+
     for rel in GOOD:
         if (dest / rel).exists():
             if rel.endswith((".mp4", ".mkv")):

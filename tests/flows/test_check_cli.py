@@ -3,6 +3,7 @@
 does nothing, and a published photo replaced by one with a face where the run recorded none is
 checked again, found leaking and named (exit 1; the flow run fails). A face left showing inside a
 recorded region is not what this check sees (it has no originals); the changed file's SHA-256 is."""
+
 from __future__ import annotations
 
 import shutil
@@ -79,16 +80,21 @@ def test_check_cli_end_to_end(archive, capsys, figures):
     assert code == 0, lines
     n = _recorded(state, CLIP, spread_frames(12, 6))  # the moving face in each, and a weak face the run masked too
     assert spread_frames(12, 6) == [0, 2, 4, 7, 9, 11] and n >= 6
-    assert lines[0].startswith(f"{CLIP}: 6 frames, {n} faces checked, 0 leaks, "
-                               f"leak rate < {100 * leak_upper_bound(0, n):.2f} %"), lines
+    assert lines[0].startswith(
+        f"{CLIP}: 6 frames, {n} faces checked, 0 leaks, leak rate < {100 * leak_upper_bound(0, n):.2f} %"
+    ), lines
     assert lines[1].startswith(f"{PHOTO}: 1 frames, 1 faces checked, 0 leaks, leak rate < 95.00 %"), lines
-    assert lines[2].startswith(f"total: 2 media, 7 frames, {n + 1} faces checked, 0 leak(s), "
-                               f"leak rate < {100 * (1 - 0.05 ** (1 / (n + 1))):.2f} %"), lines
+    assert lines[2].startswith(
+        f"total: 2 media, 7 frames, {n + 1} faces checked, 0 leak(s), "
+        f"leak rate < {100 * (1 - 0.05 ** (1 / (n + 1))):.2f} %"
+    ), lines
     rows = read_results(state)
     assert [r["rel_path"] for r in rows] == [CLIP, PHOTO] and all(r["error"] is None for r in rows)
     clip = rows[0]
-    figures.append(f"deep check: {clip['frames_checked'] / clip['seconds']:.1f} frames/s "
-                   f"({clip['frames_checked']} frames of a 320x180 clip, gate detectors on CPU)")
+    figures.append(
+        f"deep check: {clip['frames_checked'] / clip['seconds']:.1f} frames/s "
+        f"({clip['frames_checked']} frames of a 320x180 clip, gate detectors on CPU)"
+    )
     code, lines = _check(capsys, dest, "--frames", 6)
     assert code == 0 and all("unchanged since" in x for x in lines[:2]) and "0 checked now" in lines[2], lines
     _paste_a_face(src, dest)

@@ -1,6 +1,7 @@
 """Every anonymize run ends with its data contracts, privacy checks, audit report and MLflow run:
 a real run passes and proves it; a manifest broken on purpose makes the next run fail, naming the
 expectations, with the failure recorded in its report and MLflow run."""
+
 import sys
 from pathlib import Path
 import base64
@@ -18,6 +19,7 @@ from faceveil.config import AnonymizeConfig
 from faceveil.flows.anonymize import run_anonymize
 from faceveil.storage.paths import Location
 from faceveil.validation.contracts import ContractError, check_manifests, enforce
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from private import private  # noqa: E402
 
@@ -109,8 +111,9 @@ def test_broken_manifest_fails_the_next_run_naming_the_expectations(run, tmp_pat
     pq.write_table(t.set_column(t.schema.get_field_index("x2"), "x2", pa.array(x2, pa.float32())), part)
     mpart = private(broken) / f"media/{mid}.parquet"
     m = pq.read_table(mpart)
-    pq.write_table(m.set_column(m.schema.get_field_index("has_audio_out"), "has_audio_out",
-                                pa.array([False], pa.bool_())), mpart)  # audio lost
+    pq.write_table(
+        m.set_column(m.schema.get_field_index("has_audio_out"), "has_audio_out", pa.array([False], pa.bool_())), mpart
+    )  # audio lost
     with pytest.raises(ContractError) as e:
         enforce(check_manifests(Location(str(private(broken))), public=Location(str(broken))))
     # the flow itself: a re-run (nothing left to do) checks the archive and fails

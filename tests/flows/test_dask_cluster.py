@@ -4,6 +4,7 @@ SIGKILLed mid-run costs only its work in flight (the archive completes, every me
 a clean run's, nothing partial ever visible in the public tree); `gpu_workers` sends the GPU tasks
 only to workers with the GPU resource; a tls:// scheduler (certificates from a throwaway CA) runs
 `faceveil anonymize --dask-address tls://...`."""
+
 from __future__ import annotations
 
 import contextlib
@@ -27,6 +28,7 @@ from faceveil.config import AnonymizeConfig
 from faceveil.flows.anonymize import run_anonymize
 from faceveil.storage.media import iter_frames, probe_video, read_image
 from faceveil.tasks.wrappers import warm_worker
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from private import private  # noqa: E402
 
@@ -66,8 +68,14 @@ class ExternalCluster:
 
     def _start(self, name: str, args: list[str]) -> None:
         log = open(self.tmp / f"{name}.log", "wb")
-        self.procs[name] = subprocess.Popen([sys.executable, "-m", *args], env=self._env(), stdin=subprocess.DEVNULL,
-                                            stdout=log, stderr=subprocess.STDOUT, cwd=self.tmp)
+        self.procs[name] = subprocess.Popen(
+            [sys.executable, "-m", *args],
+            env=self._env(),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=self.tmp,
+        )
         log.close()
 
     def __enter__(self):
@@ -75,13 +83,42 @@ class ExternalCluster:
 
         try:
             # idle/death timeouts: should a teardown ever be skipped, nothing outlives the test for long
-            self._start("scheduler", ["distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", str(self.port),
-                                      "--no-dashboard", "--no-show", "--idle-timeout", "900",
-                                      *(["--protocol", "tls"] if self.tls else []), *self.tls_args])
+            self._start(
+                "scheduler",
+                [
+                    "distributed.cli.dask_scheduler",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                    "--no-dashboard",
+                    "--no-show",
+                    "--idle-timeout",
+                    "900",
+                    *(["--protocol", "tls"] if self.tls else []),
+                    *self.tls_args,
+                ],
+            )
             for spec in self.specs:
-                args = ["distributed.cli.dask_worker", self.address, "--name", spec["name"], "--nthreads", "1",
-                        "--no-nanny", "--no-dashboard", "--host", "127.0.0.1", "--death-timeout", "60",
-                        "--memory-limit", "0", "--local-directory", str(self.tmp / spec["name"]), *self.tls_args]
+                args = [
+                    "distributed.cli.dask_worker",
+                    self.address,
+                    "--name",
+                    spec["name"],
+                    "--nthreads",
+                    "1",
+                    "--no-nanny",
+                    "--no-dashboard",
+                    "--host",
+                    "127.0.0.1",
+                    "--death-timeout",
+                    "60",
+                    "--memory-limit",
+                    "0",
+                    "--local-directory",
+                    str(self.tmp / spec["name"]),
+                    *self.tls_args,
+                ]
                 if spec.get("resources"):
                     args += ["--resources", spec["resources"]]
                 self._start(spec["name"], args)
@@ -108,8 +145,9 @@ class ExternalCluster:
             return None
         from distributed.security import Security
 
-        return Security(tls_ca_file=self.tls[0], tls_client_cert=self.tls[1], tls_client_key=self.tls[2],
-                        require_encryption=True)
+        return Security(
+            tls_ca_file=self.tls[0], tls_client_cert=self.tls[1], tls_client_key=self.tls[2], require_encryption=True
+        )
 
     def stream(self, since: float) -> list[dict]:
         return self.client.get_task_stream(start=since)
@@ -148,8 +186,11 @@ def _media(dest: Path):
 
 def _outputs(dest: Path) -> dict[str, str]:
     """rel path -> SHA-256 of every file in the public tree."""
-    return {p.relative_to(dest).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(dest.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(dest).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(dest.rglob("*"))
+        if p.is_file()
+    }
 
 
 def _frames(path: Path) -> int:
@@ -195,9 +236,10 @@ def test_external_cluster_both_workers_run_tasks(sample_archive, tmp_path, prefe
     assert os.listdir(private(dest) / "staging") == []  # every output staged there, then renamed into place
     tasks = {name: sum(c.values()) for name, c in work.items()}
     assert set(work) == {"w0", "w1"} and all(n > 0 for n in tasks.values()), work  # both workers ran tasks
-    figures.append(f"external Dask cluster (scheduler + 2 worker processes, 1 thread each): sample archive in "
-                   f"{seconds:.1f} s; tasks per worker {dict(tasks)}; "
-                   + "; ".join(f"{n}: {dict(c)}" for n, c in work.items()))
+    figures.append(
+        f"external Dask cluster (scheduler + 2 worker processes, 1 thread each): sample archive in "
+        f"{seconds:.1f} s; tasks per worker {dict(tasks)}; " + "; ".join(f"{n}: {dict(c)}" for n, c in work.items())
+    )
 
 
 # ------------------------------------------------------------------------ a worker killed mid-run
@@ -290,9 +332,11 @@ class Killer(threading.Thread):
             since = time.time()
             while not self.stop.is_set():
                 if time.time() >= self.not_before:
-                    finals = {str(e["key"]): max(s["stop"] for s in e["startstops"])
-                              for e in client.get_task_stream(start=since)
-                              if e["worker"] == addr and str(e["key"]).startswith(FINAL_TASKS)}
+                    finals = {
+                        str(e["key"]): max(s["stop"] for s in e["startstops"])
+                        for e in client.get_task_stream(start=since)
+                        if e["worker"] == addr and str(e["key"]).startswith(FINAL_TASKS)
+                    }
                     held = set(client.run_on_scheduler(known, keys=list(finals)))
                     read = [k for k, stop in finals.items() if k not in held or stop < time.time() - 3]
                     running = client.run(executing, workers=[addr])[addr] if read else []
@@ -311,10 +355,12 @@ def test_worker_killed_mid_run(tmp_path, prefect_server, figures):
     src = _archive(tmp_path, copies)
     n_media = 3 * copies
     clean = tmp_path / "clean"
+
     # 2 s chunks: the 4 s videos are detected in two chunks, encoded in two segments and joined; the
     # 2 s ones in one chunk, finished in one pass (both paths of the DAG meet the kill)
-    config = lambda out: AnonymizeConfig(src=str(src), dest=str(out), dask_address=cluster.address,  # noqa: E731
-                                         min_chunk_seconds=2.0)
+    def config(out):
+        return AnonymizeConfig(src=str(src), dest=str(out), dask_address=cluster.address, min_chunk_seconds=2.0)
+
     with ExternalCluster(tmp_path, [{"name": "w0"}, {"name": "w1"}]) as cluster:
         cluster.client.run(functools.partial(warm_worker, config(clean)))  # both runs on warm workers
         t0 = time.time()
@@ -398,18 +444,20 @@ def test_worker_killed_mid_run(tmp_path, prefect_server, figures):
 
     tasks = {n: sum(c.values()) for n, c in work.items()}
     twice = sorted(rel for rel, n in Counter(key[0] for key in poller.seen).items() if n > 1)
-    figures.append(f"worker SIGKILLed mid-run ({n_media} media: {copies} x 4 s + 2 s 640x360 videos and a photo, "
-                   f"scheduler + 2 workers x 1 thread): clean run {clean_s:.1f} s "
-                   f"(tasks {dict((n, sum(c.values())) for n, c in clean_work.items())}), "
-                   f"with w1 killed {killer.killed_at - t1:.1f} s in (try {attempt + 1}; it was running "
-                   f"{', '.join(k.rsplit('-', 1)[0] for k in killer.executing)}) {faulted_s:.1f} s (tasks {tasks}); "
-                   f"every media once, ok; outputs as the clean run's ({len(same_bytes)} byte for byte, {len(differ)} MKV "
-                   f"frame for frame); "
-                   f"w1 had finished {', '.join(k.rsplit('-', 1)[0] for k in killer.finished)} "
-                   f"({len(killer.unread)} not yet read by the flow); tasks computed twice: "
-                   f"{', '.join(k.rsplit('-', 1)[0] for k in again) or 'none'}; poller: {poller.polls} polls, "
-                   f"{len(poller.seen)} file versions seen ({len(twice)} output(s) "
-                   f"replaced whole by a task run again: {', '.join(twice) or 'none'}), none partial or temporary")
+    figures.append(
+        f"worker SIGKILLed mid-run ({n_media} media: {copies} x 4 s + 2 s 640x360 videos and a photo, "
+        f"scheduler + 2 workers x 1 thread): clean run {clean_s:.1f} s "
+        f"(tasks {dict((n, sum(c.values())) for n, c in clean_work.items())}), "
+        f"with w1 killed {killer.killed_at - t1:.1f} s in (try {attempt + 1}; it was running "
+        f"{', '.join(k.rsplit('-', 1)[0] for k in killer.executing)}) {faulted_s:.1f} s (tasks {tasks}); "
+        f"every media once, ok; outputs as the clean run's ({len(same_bytes)} byte for byte, {len(differ)} MKV "
+        f"frame for frame); "
+        f"w1 had finished {', '.join(k.rsplit('-', 1)[0] for k in killer.finished)} "
+        f"({len(killer.unread)} not yet read by the flow); tasks computed twice: "
+        f"{', '.join(k.rsplit('-', 1)[0] for k in again) or 'none'}; poller: {poller.polls} polls, "
+        f"{len(poller.seen)} file versions seen ({len(twice)} output(s) "
+        f"replaced whole by a task run again: {', '.join(twice) or 'none'}), none partial or temporary"
+    )
 
 
 # ------------------------------------------------------------------------- GPU resource annotation
@@ -425,14 +473,17 @@ def test_gpu_workers_only_take_gpu_tasks(sample_archive, tmp_path, prefect_serve
     dest = tmp_path / "out"
     with ExternalCluster(tmp_path, [{"name": "w0", "resources": "GPU=1"}, {"name": "w1"}]) as cluster:
         t0 = time.time()
-        summary = run_anonymize(AnonymizeConfig(src=str(src), dest=str(dest), dask_address=cluster.address,
-                                                gpu_workers=True))
+        summary = run_anonymize(
+            AnonymizeConfig(src=str(src), dest=str(dest), dask_address=cluster.address, gpu_workers=True)
+        )
         work = _by_worker(cluster.stream(t0), cluster.addresses)
     assert summary["ok"] == 2 and summary["failed"] == 0, summary
     gpu = {name: sum(c[p] for p in GPU_TASKS) for name, c in work.items()}
     assert gpu["w0"] >= 3 and gpu["w1"] == 0, work  # detect-chunk, finish-video, anonymize-image: all on w0
-    figures.append(f"gpu_workers on a cluster where only w0 has GPU=1: model/encoding tasks per worker {gpu}; "
-                   + "; ".join(f"{n}: {dict(c)}" for n, c in work.items()))
+    figures.append(
+        f"gpu_workers on a cluster where only w0 has GPU=1: model/encoding tasks per worker {gpu}; "
+        + "; ".join(f"{n}: {dict(c)}" for n, c in work.items())
+    )
 
 
 # ---------------------------------------------------------------------------------- a tls:// scheduler
@@ -452,20 +503,41 @@ def _throwaway_tls(tmp: Path) -> tuple[str, str, str]:
     now = datetime.datetime.now(datetime.timezone.utc)
 
     def cert(subject, key, issuer, issuer_key, ca: bool):
-        b = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
-             .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)])).public_key(key.public_key())
-             .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
-             .not_valid_after(now + datetime.timedelta(days=1))
-             .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+        b = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+            .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        )
         if ca:
-            b = b.add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True, content_commitment=False,
-                                              key_encipherment=False, data_encipherment=False, key_agreement=False,
-                                              encipher_only=False, decipher_only=False), critical=True)
+            b = b.add_extension(
+                x509.KeyUsage(
+                    digital_signature=True,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
         else:
-            b = (b.add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-                                                              x509.DNSName("localhost")]), critical=False)
-                 .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
-                                critical=False))
+            b = b.add_extension(
+                x509.SubjectAlternativeName(
+                    [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
+                ),
+                critical=False,
+            ).add_extension(
+                x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
+                critical=False,
+            )
         return b.sign(issuer_key, hashes.SHA256())
 
     ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
@@ -474,8 +546,9 @@ def _throwaway_tls(tmp: Path) -> tuple[str, str, str]:
     paths = tmp / "ca.pem", tmp / "dask.pem", tmp / "dask.key"
     paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     paths[1].write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
-    paths[2].write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    paths[2].write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     paths[2].chmod(0o600)
     return tuple(str(p) for p in paths)
 
@@ -503,8 +576,22 @@ def test_tls_scheduler(sample_archive, tmp_path, prefect_server, capsys, figures
         assert "is a TLS scheduler" in err and "--dask-tls-ca" in err and "DASK_DISTRIBUTED__COMM__TLS__CA_FILE" in err
         assert not dest.exists()
         t0 = time.time()
-        code = main(["anonymize", str(src), str(dest), "--dask-address", cluster.address, "--dask-tls-ca", ca,
-                     "--dask-tls-cert", cert, "--dask-tls-key", key, "--quiet"])
+        code = main(
+            [
+                "anonymize",
+                str(src),
+                str(dest),
+                "--dask-address",
+                cluster.address,
+                "--dask-tls-ca",
+                ca,
+                "--dask-tls-cert",
+                cert,
+                "--dask-tls-key",
+                key,
+                "--quiet",
+            ]
+        )
         seconds = time.time() - t0
         work = _by_worker(cluster.stream(t0), cluster.addresses)
     assert code == 0, capsys.readouterr()
@@ -513,5 +600,7 @@ def test_tls_scheduler(sample_archive, tmp_path, prefect_server, capsys, figures
     assert _faces(src / "a/lobby.mp4") > 0 and _faces(dest / "a/lobby.mp4") == 0
     tasks = {name: sum(c.values()) for name, c in work.items()}
     assert sum(tasks.values()) >= 3, work
-    figures.append(f"tls:// Dask scheduler + 2 workers (throwaway CA): 2 media anonymized in {seconds:.1f} s; "
-                   f"tasks per worker {tasks}")
+    figures.append(
+        f"tls:// Dask scheduler + 2 workers (throwaway CA): 2 media anonymized in {seconds:.1f} s; "
+        f"tasks per worker {tasks}"
+    )

@@ -8,6 +8,7 @@ Service against the running server, as an external one), a restore into an `out`
 fails with nothing logged or written and one inside works; turned off again, the restore deployment
 is deleted. Afterwards no byte of the master key, of a track's data key, of the API secret or of a
 Dask TLS key is in Prefect's home (database, logs), and nothing serve started is left running."""
+
 import base64
 import json
 import os
@@ -25,6 +26,7 @@ import psutil
 import pytest
 
 from faceveil.storage.keys import SECRET_ENV, MasterKey, encode_key, write_key_file
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from private import private  # noqa: E402
 
@@ -43,12 +45,19 @@ class _Serve:
     """`faceveil serve` in a subprocess, its output collected line by line."""
 
     def __init__(self, config: Path, home: Path):
-        env = {k: v for k, v in os.environ.items()
-               if k not in ("PREFECT_API_URL", "PREFECT_API_AUTH_STRING") and k not in SECRET_ENV}
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if k not in ("PREFECT_API_URL", "PREFECT_API_AUTH_STRING") and k not in SECRET_ENV
+        }
         env |= {"PREFECT_HOME": str(home), "PREFECT_WORKER_QUERY_SECONDS": "1"}
-        self.proc = subprocess.Popen([sys.executable, "-m", "faceveil.cli", "serve", "--config", str(config),
-                                      "--port", str(_free_port())], env=env, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "faceveil.cli", "serve", "--config", str(config), "--port", str(_free_port())],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         self.lines: list[str] = []
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
@@ -91,7 +100,9 @@ def _trigger(name: str, config: Path, fails: bool = False, **parameters):
     started = time.monotonic()
     run = run_deployment(name, parameters=parameters or None, timeout=900, poll_interval=1, as_subflow=False)
     wall = time.monotonic() - started
-    assert run.state is not None and (run.state.is_failed() if fails else run.state.is_completed()), f"{run.name}: {run.state}"
+    assert run.state is not None and (run.state.is_failed() if fails else run.state.is_completed()), (
+        f"{run.name}: {run.state}"
+    )
     assert run.parameters == {"config_path": str(config.resolve()), **parameters}  # the file's path, no secret
     return run, wall
 
@@ -99,18 +110,28 @@ def _trigger(name: str, config: Path, fails: bool = False, **parameters):
 def _run(name: str, config: Path, dest: Path) -> tuple[dict, float, float]:
     """(summary.json, wall seconds from trigger to completion, the flow run's own seconds)."""
     run, wall = _trigger(name, config)
-    return json.loads((private(dest) / "summary.json").read_text()), wall, (run.end_time - run.start_time).total_seconds()
+    return (
+        json.loads((private(dest) / "summary.json").read_text()),
+        wall,
+        (run.end_time - run.start_time).total_seconds(),
+    )
 
 
 def _key_forms(key: MasterKey) -> dict[str, bytes]:
     raw = key._b
-    return {"raw": raw, "hex": raw.hex().encode(), "HEX": raw.hex().upper().encode(),
-            "base64": base64.b64encode(raw).rstrip(b"="), "base64url": base64.urlsafe_b64encode(raw).rstrip(b"="),
-            "encoded": encode_key(key).encode()}
+    return {
+        "raw": raw,
+        "hex": raw.hex().encode(),
+        "HEX": raw.hex().upper().encode(),
+        "base64": base64.b64encode(raw).rstrip(b"="),
+        "base64url": base64.urlsafe_b64encode(raw).rstrip(b"="),
+        "encoded": encode_key(key).encode(),
+    }
 
 
-def test_nightly_deployment_runs_incrementally_and_prefect_never_holds_the_key(sample_archive, tmp_path, figures,
-                                                                               monkeypatch):
+def test_nightly_deployment_runs_incrementally_and_prefect_never_holds_the_key(
+    sample_archive, tmp_path, figures, monkeypatch
+):
     from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, temporary_settings
 
     src, dest = tmp_path / "src", tmp_path / "dest"
@@ -126,13 +147,18 @@ def test_nightly_deployment_runs_incrementally_and_prefect_never_holds_the_key(s
     serve = _Serve(config, home)
     family: set[int] = set()
     try:
-        api = serve.wait_for(r"Prefect API: (http://127\.0\.0\.1:\d+/api) \(server started here; .*basic auth\)", 300).group(1)
+        api = serve.wait_for(
+            r"Prefect API: (http://127\.0\.0\.1:\d+/api) \(server started here; .*basic auth\)", 300
+        ).group(1)
         auth_file = Path(serve.wait_for(r"API credentials: (\S+) \(user:password, mode 0600", 10).group(1))
         serve.wait_for(r"ready;", 300)
         assert NIGHTLY in serve.text and "scheduled_report/report" in serve.text
         assert "scheduled_check/check-nightly (cron '0 4 * * *' UTC" in serve.text  # the deep check, registered too
         assert "scheduled_restore/restore (" not in serve.text  # the config has no [restore] table
-        assert "deployment scheduled_restore/restore: not registered (the config's [restore] deploy is not true)" in serve.text
+        assert (
+            "deployment scheduled_restore/restore: not registered (the config's [restore] deploy is not true)"
+            in serve.text
+        )
         assert "cron '0 2 * * *' UTC" in serve.text and f"fingerprint {key.fingerprint}" in serve.text
         assert re.search(r"UI: http://127\.0\.0\.1:\d+$", serve.text, re.M)
         auth = _check_api_auth(api, auth_file, home)
@@ -163,32 +189,54 @@ def test_nightly_deployment_runs_incrementally_and_prefect_never_holds_the_key(s
             assert "authenticated with $PREFECT_API_AUTH_STRING" in said and "WARNING" not in said, said
             assert "deployment: scheduled_restore/restore (on demand" in said, said
             logged_before = _access_log_files(dest)
-            refused, _ = _trigger("scheduled_restore/restore", config, fails=True, out=str(tmp_path / "elsewhere"),
-                                  reason="outside the roots", media=[f"photos/{photos[0].name}"])
+            refused, _ = _trigger(
+                "scheduled_restore/restore",
+                config,
+                fails=True,
+                out=str(tmp_path / "elsewhere"),
+                reason="outside the roots",
+                media=[f"photos/{photos[0].name}"],
+            )
             assert "is not inside an allowed restore root" in refused.state.message, refused.state.message
             assert _access_log_files(dest) == logged_before and not (tmp_path / "elsewhere").exists()
-            _, wall_restore = _trigger("scheduled_restore/restore", config, out=str(tmp_path / "restored"),
-                                       reason="deployment test", media=[f"photos/{photos[0].name}"])
+            _, wall_restore = _trigger(
+                "scheduled_restore/restore",
+                config,
+                out=str(tmp_path / "restored"),
+                reason="deployment test",
+                media=[f"photos/{photos[0].name}"],
+            )
             assert (tmp_path / "restored/photos" / photos[0].name).is_file()
             _check_restore_logged(dest, f"photos/{photos[0].name}")
             said = _register(config, tmp_path / "service-logs", restore=False)  # turned off: the old one goes
-            assert "scheduled_restore/restore: not registered (the config's [restore] deploy is not true); the one " \
-                   "registered before was deleted" in said and "scheduled_restore/restore (" not in said, said
+            assert (
+                "scheduled_restore/restore: not registered (the config's [restore] deploy is not true); the one "
+                "registered before was deleted"
+                in said
+                and "scheduled_restore/restore (" not in said
+            ), said
         family |= {p.pid for p in psutil.Process(serve.proc.pid).children(recursive=True)}
     finally:
         code = serve.stop()
     assert code == 0 and "stopped" in serve.lines[-1], serve.text[-3000:]
     assert not [p for p in family if _running(p)], "serve left processes running"
-    figures.append(f"scheduled runs (faceveil serve, 2 photos + 1 video, reversible + index, 1 Dask worker): "
-                   f"run 1 {first['ok']} media in {wall1:.1f} s (flow run {own1:.1f} s), run 2 {again['ok']} media "
-                   f"({again['already_done']} already done) in {wall2:.1f} s ({own2:.1f} s), run 3 {third['ok']} "
-                   f"added in {wall3:.1f} s ({own3:.1f} s); report {wall_report:.1f} s, restore of a photo {wall_restore:.1f} s")
+    figures.append(
+        f"scheduled runs (faceveil serve, 2 photos + 1 video, reversible + index, 1 Dask worker): "
+        f"run 1 {first['ok']} media in {wall1:.1f} s (flow run {own1:.1f} s), run 2 {again['ok']} media "
+        f"({again['already_done']} already done) in {wall2:.1f} s ({own2:.1f} s), run 3 {third['ok']} "
+        f"added in {wall3:.1f} s ({own3:.1f} s); report {wall_report:.1f} s, restore of a photo {wall_restore:.1f} s"
+    )
     # Prefect's home: its database (flow run parameters, logs, states) and serve's logs of the server and worker
     files = [p for p in home.rglob("*") if p.is_file()]
     assert any(p.name.startswith("prefect.db") for p in files)
     assert not auth_file.exists()  # removed at stop: the secret died with the server
-    needles = {**_key_forms(key), **_data_key_forms(dest, key), "API secret": auth.split(":", 1)[1].encode(),
-               "API basic token": base64.b64encode(auth.encode()), "a Dask TLS key": b"PRIVATE KEY"}
+    needles = {
+        **_key_forms(key),
+        **_data_key_forms(dest, key),
+        "API secret": auth.split(":", 1)[1].encode(),
+        "API basic token": base64.b64encode(auth.encode()),
+        "a Dask TLS key": b"PRIVATE KEY",
+    }
     assert len(needles) > len(_key_forms(key))
     found = [(p.name, form) for p in files for form, needle in needles.items() if needle in p.read_bytes()]
     assert not found, f"the master key or a data key is in Prefect's files: {found}"
@@ -241,8 +289,11 @@ def _data_key_forms(dest: Path, key: MasterKey) -> dict[str, bytes]:
     archive = Location(str(private(dest)))
     media = [p.stem for p in (private(dest) / "vault/keys").glob("*.parquet")]
     keys = [k for mid in media for k in track_keys(archive, key, mid)[0].values()]
-    return {f"data key {i} {form}": needle for i, k in enumerate(keys)
-            for form, needle in (("raw", k), ("hex", k.hex().encode()), ("base64", base64.b64encode(k).rstrip(b"=")))}
+    return {
+        f"data key {i} {form}": needle
+        for i, k in enumerate(keys)
+        for form, needle in (("raw", k), ("hex", k.hex().encode()), ("base64", base64.b64encode(k).rstrip(b"=")))
+    }
 
 
 def _check_restore_logged(dest: Path, media: str) -> None:

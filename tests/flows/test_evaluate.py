@@ -1,6 +1,7 @@
 """`run_evaluate` end to end on a tiny labelled set built from photos that ship in packages
 (skimage's astronaut, matplotlib's Grace Hopper; each with a second, altered photo): two methods
 through the real flow, the run's audit, the attacker's gallery search and MLflow."""
+
 import json
 import math
 from pathlib import Path
@@ -18,7 +19,7 @@ def _second_photo(rgb: np.ndarray) -> np.ndarray:
     h, w = rgb.shape[:2]
     small = np.asarray(Image.fromarray(rgb[:, ::-1]).resize((int(w * 0.8), int(h * 0.8)), Image.BILINEAR))
     canvas = np.full_like(rgb, 110)
-    canvas[h // 10: h // 10 + small.shape[0], w // 20: w // 20 + small.shape[1]] = small
+    canvas[h // 10 : h // 10 + small.shape[0], w // 20 : w // 20 + small.shape[1]] = small
     return (255 * (canvas / 255.0) ** 1.3).astype(np.uint8)
 
 

@@ -1,5 +1,6 @@
 """`--gpu-workers`: the tasks that run models or encode ask Dask for a worker resource GPU=1, and
 only on a run configured for it (on a cluster without that resource they would never start)."""
+
 import time
 
 import pytest
@@ -29,8 +30,9 @@ def test_annotation_only_when_configured(tmp_path):
 def test_cli_flag(tmp_path):
     from faceveil.cli.runs import _config
 
-    args = build_parser().parse_args(["anonymize", str(tmp_path), str(tmp_path / "o"), "--dask-address", ADDRESS,
-                                      "--gpu-workers"])
+    args = build_parser().parse_args(
+        ["anonymize", str(tmp_path), str(tmp_path / "o"), "--dask-address", ADDRESS, "--gpu-workers"]
+    )
     assert _config(args)[1].gpu_workers is True
     args = build_parser().parse_args(["anonymize", str(tmp_path), str(tmp_path / "o")])
     assert _config(args)[1].gpu_workers is False
@@ -47,8 +49,10 @@ def test_annotated_submit_waits_for_a_gpu_worker(tmp_path):
     from distributed import Client, LocalCluster
 
     on = AnonymizeConfig(src=str(tmp_path), dest=str(tmp_path / "o"), dask_address=ADDRESS, gpu_workers=True)
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, \
-            Client(cluster) as client:
+    with (
+        LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster,
+        Client(cluster) as client,
+    ):
         with gpu_tasks(on):
             gpu = client.submit(_inc, 1, key="gpu-task")
         cpu = client.submit(_inc, 2, key="cpu-task")

@@ -1,5 +1,6 @@
 """Keys by reference: a file, a variable (also while a run holds the key variables out of its
 environment), never the key in an error message."""
+
 import os
 
 import pytest
@@ -26,8 +27,9 @@ def test_an_env_reference_resolves_while_withheld_from_child_processes(monkeypat
     monkeypatch.setenv("FACEVEIL_KEY", encode_key(MasterKey.generate()))
     with withholding({"env": "ARCHIVE_KEY"}):
         assert "ARCHIVE_KEY" not in os.environ and "FACEVEIL_KEY" not in os.environ
-        child = subprocess.run([sys.executable, "-c", "import os; print(sorted(os.environ))"], capture_output=True,
-                               text=True).stdout
+        child = subprocess.run(
+            [sys.executable, "-c", "import os; print(sorted(os.environ))"], capture_output=True, text=True
+        ).stdout
         assert "ARCHIVE_KEY" not in child and "FACEVEIL_KEY" not in child
         assert resolve_key({"env": "ARCHIVE_KEY"}).fingerprint == key.fingerprint  # this process still reads it
     assert os.environ["ARCHIVE_KEY"] == encode_key(key)
@@ -40,12 +42,14 @@ def test_errors_never_carry_key_material(tmp_path, monkeypatch):
     bad.write_text(text)
     bad.chmod(0o644)
     monkeypatch.setenv("BROKEN_KEY", text[:-4])
-    for ref, message in (({"file": str(tmp_path / "none.key")}, "key file not found"),
-                         ({"file": str(bad)}, "readable by others"),
-                         ({"env": "UNSET_KEY_VARIABLE"}, "$UNSET_KEY_VARIABLE is not set"),
-                         ({"env": "BROKEN_KEY"}, "$BROKEN_KEY: malformed key")):
+    for ref, message in (
+        ({"file": str(tmp_path / "none.key")}, "key file not found"),
+        ({"file": str(bad)}, "readable by others"),
+        ({"env": "UNSET_KEY_VARIABLE"}, "$UNSET_KEY_VARIABLE is not set"),
+        ({"env": "BROKEN_KEY"}, "$BROKEN_KEY: malformed key"),
+    ):
         with pytest.raises(BadKeyError) as e:
             resolve_key(ref)
-        assert message in str(e.value) and text[len("faceveil-key-v1:"):][:12] not in str(e.value)
+        assert message in str(e.value) and text[len("faceveil-key-v1:") :][:12] not in str(e.value)
     with pytest.raises(ValueError, match="exactly one of"):
         resolve_key({"file": "a", "env": "B"})

@@ -4,6 +4,7 @@ by the gate's detectors in the output as written; the media is withheld (quarant
 public tree), its row says `leaked` with the frames, and the run exits 1 naming them. With the
 default second pass the same media is anonymized again, denser and with the gate's detectors, and
 published. And bad file names are bad input, not a crashed run."""
+
 import json
 import os
 import shutil
@@ -41,9 +42,29 @@ def _media(dest: Path):
 @pytest.mark.shared_data
 def test_a_face_left_unmasked_withholds_the_media(classroom, tmp_path, prefect_server):
     dest = tmp_path / "out"
-    p = subprocess.run([sys.executable, "-m", "faceveil.cli", "anonymize", str(classroom), str(dest), "--threshold",
-                        "0.99", "--no-track", "--no-recheck", "--check-every", "1", "--workers", "2", "--quiet"],
-                       capture_output=True, text=True, timeout=600, env=os.environ.copy())
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "faceveil.cli",
+            "anonymize",
+            str(classroom),
+            str(dest),
+            "--threshold",
+            "0.99",
+            "--no-track",
+            "--no-recheck",
+            "--check-every",
+            "1",
+            "--workers",
+            "2",
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=os.environ.copy(),
+    )
     assert p.returncode == 1, p.stderr  # not 0 (it leaked), not 3 (the contracts hold: nothing leaked was published)
     assert f"WITHHELD {CLIP}" in p.stderr and "unmasked face" in p.stderr and "frame" in p.stderr
     row = _media(dest).loc[CLIP]
@@ -59,15 +80,18 @@ def test_a_face_left_unmasked_withholds_the_media(classroom, tmp_path, prefect_s
 @pytest.mark.shared_data
 def test_the_second_pass_masks_what_the_gate_sees(classroom, tmp_path, prefect_server, figures):
     dest = tmp_path / "out"
-    summary = run_anonymize(AnonymizeConfig(src=str(classroom), dest=str(dest), threshold=0.99, track=False,
-                                            check_every_s=1.0, workers=2))
+    summary = run_anonymize(
+        AnonymizeConfig(src=str(classroom), dest=str(dest), threshold=0.99, track=False, check_every_s=1.0, workers=2)
+    )
     row = _media(dest).loc[CLIP]
     assert summary["ok"] == 1 and row.status == "ok", row.reason
     assert any("second pass" in n for n in row.notes)
     found = boxes_many([str(classroom / CLIP), str(dest / CLIP)], every=1)
     n_in, n_out, _ = leaks(found[str(classroom / CLIP)], found[str(dest / CLIP)])
-    figures.append(f"leak gate, {CLIP} with the detector at 0.99: withheld without a second pass; after it, "
-                   f"centerface at 0.3 finds {n_out} faces in the output of {n_in} in the input")
+    figures.append(
+        f"leak gate, {CLIP} with the detector at 0.99: withheld without a second pass; after it, "
+        f"centerface at 0.3 finds {n_out} faces in the output of {n_in} in the input"
+    )
     assert n_in >= 50 and n_out <= 0.01 * n_in
 
 

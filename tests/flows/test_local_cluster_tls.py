@@ -2,6 +2,7 @@
 in-memory certificate that the task runner's client gets too: a plain tcp:// client, and a TLS client
 with a certificate of its own, are turned away. Its workers keep their files in a new 0700 folder,
 removed with the cluster. FACEVEIL_DASK_TLS=0 (for benchmarks only) gives a plain tcp:// cluster."""
+
 import operator
 import os
 import stat
@@ -67,6 +68,8 @@ def test_the_runs_own_prefect_server_asks_for_its_password(monkeypatch):
         url, auth = os.environ["PREFECT_API_URL"], os.environ["PREFECT_API_AUTH_STRING"]
         assert len(auth.split(":", 1)[1]) >= 32
         assert httpx.post(f"{url}/flows/filter", json={"limit": 1}, timeout=10).status_code == 401
-        assert httpx.post(f"{url}/flows/filter", json={"limit": 1}, auth=tuple(auth.split(":", 1)),
-                          timeout=10).status_code == 200
+        assert (
+            httpx.post(f"{url}/flows/filter", json={"limit": 1}, auth=tuple(auth.split(":", 1)), timeout=10).status_code
+            == 200
+        )
     assert "PREFECT_API_AUTH_STRING" not in os.environ and "PREFECT_API_URL" not in os.environ

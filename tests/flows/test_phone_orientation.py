@@ -1,6 +1,7 @@
 """Phone-style video (coded frames sideways or upside down, a display matrix that turns them upright)
 from the real clips of ../shared/data/video: watched as a player shows it, no face gets through, and
 the manifests' boxes lie on the faces in display coordinates."""
+
 import sys
 from fractions import Fraction
 from pathlib import Path
@@ -51,8 +52,12 @@ def phone_archive(shared, tmp_path_factory):
     root = tmp_path_factory.mktemp("phone")
     for clip in CLIPS:
         for degrees, hflip in TURNS:
-            stored_sideways(shared / "video" / clip, root / f"{Path(clip).stem}_r{degrees}{'m' if hflip else ''}.mp4",
-                            degrees, hflip)
+            stored_sideways(
+                shared / "video" / clip,
+                root / f"{Path(clip).stem}_r{degrees}{'m' if hflip else ''}.mp4",
+                degrees,
+                hflip,
+            )
     return root
 
 
@@ -84,9 +89,11 @@ def test_no_face_shows_when_watched_upright(shared, phone_archive, anonymized, f
     after = boxes_many([str(dest / n) for n in names], every=2)
     per = {n: leaks(before[str(phone_archive / n)], after[str(dest / n)]) for n in names}
     n_in, n_out, n_same = (sum(v[k] for v in per.values()) for k in range(3))
-    figures.append(f"phone-style clips ({len(names)}: 90/180/270 and mirrored): centerface at 0.3 upright finds "
-                   f"{n_out} faces in the outputs of {n_in} in the inputs ({100 * n_out / max(n_in, 1):.2f}%), "
-                   f"{n_same} where the input had one")
+    figures.append(
+        f"phone-style clips ({len(names)}: 90/180/270 and mirrored): centerface at 0.3 upright finds "
+        f"{n_out} faces in the outputs of {n_in} in the inputs ({100 * n_out / max(n_in, 1):.2f}%), "
+        f"{n_same} where the input had one"
+    )
     assert n_in > 300
     assert n_same <= 0.01 * n_in and n_out <= 0.01 * n_in, per
     for n in names:  # still stored sideways, with the same display matrix

@@ -3,6 +3,7 @@ small anonymize run against it, and the run's page (/runs/flow-run/ID) in headle
 page must show that run (its name and state in the rendered DOM) and the screenshot must not be
 blank. With FACEVEIL_SCREENSHOT_DIR set, a copy shrunk for the README (Pillow: 1000 px wide, 256
 colours) is written there as prefect-ui.png; docs/prefect-ui.png is one such copy."""
+
 from __future__ import annotations
 
 import os
@@ -25,8 +26,9 @@ pytestmark = pytest.mark.slow  # a Prefect server with its UI, a flow run, Chrom
 def _chromium() -> str:
     exe = shutil.which("chromium") or shutil.which("chromium-browser")
     if not exe:
-        pytest.skip("chromium not installed (`make test` installs Debian's chromium); the Prefect UI screenshot "
-                    "is not taken")
+        pytest.skip(
+            "chromium not installed (`make test` installs Debian's chromium); the Prefect UI screenshot is not taken"
+        )
     return exe
 
 
@@ -43,8 +45,9 @@ def _latest_run(api_url: str, flow_name: str):
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     with temporary_settings(updates={PREFECT_API_URL: api_url}), get_client(sync_client=True) as client:
-        runs = client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=[flow_name])),
-                                     sort=FlowRunSort.START_TIME_DESC, limit=1)
+        runs = client.read_flow_runs(
+            flow_filter=FlowFilter(name=FlowFilterName(any_=[flow_name])), sort=FlowRunSort.START_TIME_DESC, limit=1
+        )
     assert runs, f"no {flow_name} run on the server"
     return runs[0]
 
@@ -80,13 +83,23 @@ def test_flow_run_page_in_the_prefect_ui(sample_archive, tmp_path, monkeypatch, 
         assert run.state.is_completed()
         url, shot = f"http://127.0.0.1:{port}/runs/flow-run/{run.id}", tmp_path / "prefect-ui.png"
         t1 = time.perf_counter()
-        base = [exe, "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-                "--hide-scrollbars", f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1400,900",
-                "--virtual-time-budget=15000"]
+        base = [
+            exe,
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--no-first-run",
+            "--hide-scrollbars",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--window-size=1400,900",
+            "--virtual-time-budget=15000",
+        ]
         env = {**os.environ, "HOME": str(tmp_path)}
         subprocess.run([*base, f"--screenshot={shot}", url], env=env, timeout=90, check=True, capture_output=True)
-        dom = subprocess.run([*base, "--dump-dom", url], env=env, timeout=90, check=True, capture_output=True,
-                             text=True).stdout
+        dom = subprocess.run(
+            [*base, "--dump-dom", url], env=env, timeout=90, check=True, capture_output=True, text=True
+        ).stdout
         chromium_s = time.perf_counter() - t1
     finally:
         server.stop()
@@ -105,5 +118,7 @@ def test_flow_run_page_in_the_prefect_ui(sample_archive, tmp_path, monkeypatch, 
         size = shrink(shot, out / "prefect-ui.png")
         assert size < 300_000, size
         kept = f"; kept as {out / 'prefect-ui.png'} ({size // 1000} kB)"
-    figures.append(f"Prefect UI screenshot of flow run {run.name}: {time.perf_counter() - t0:.1f} s in all "
-                   f"(Chromium {chromium_s:.1f} s for the screenshot and the DOM){kept}")
+    figures.append(
+        f"Prefect UI screenshot of flow run {run.name}: {time.perf_counter() - t0:.1f} s in all "
+        f"(Chromium {chromium_s:.1f} s for the screenshot and the DOM){kept}"
+    )

@@ -8,6 +8,7 @@ turned against the archive (issue 23), end to end through the command line:
   restores nothing of it, the index holds no row of it;
 - a tampered meta.json, keyinfo or vault key part is refused;
 - rotate-key interrupted half-way finishes on a second call."""
+
 import base64
 import json
 import re
@@ -34,8 +35,11 @@ HOPPER = "photos/grace_hopper.png"
 
 def _files(root: Path) -> dict[str, float]:
     """rel path -> mtime of every file below `root` (what "nothing written" compares)."""
-    return {p.relative_to(root).as_posix(): p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()} \
-        if root.exists() else {}
+    return (
+        {p.relative_to(root).as_posix(): p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()}
+        if root.exists()
+        else {}
+    )
 
 
 def _run(capsys, *args) -> tuple[int, str, str]:
@@ -54,8 +58,12 @@ def keyed(sample_archive, tmp_path_factory, prefect_server):
         shutil.copy(sample_archive / rel, src / rel)
     key = root / "k.key"
     write_key_file(key, MasterKey.generate())
-    assert main(["anonymize", str(src), str(root / "dest"), "--reversible", "--key", str(key), "--workers", "1",
-                 "--quiet"]) == 0
+    assert (
+        main(
+            ["anonymize", str(src), str(root / "dest"), "--reversible", "--key", str(key), "--workers", "1", "--quiet"]
+        )
+        == 0
+    )
     return src, root / "dest", key
 
 
@@ -83,7 +91,11 @@ def _images_in(path: Path):
     import cv2
 
     data = path.read_bytes()
-    blobs = [data] if data[:4] in (b"\x89PNG", b"\xff\xd8\xff\xe0", b"\xff\xd8\xff\xe1") or data[:3] == b"\xff\xd8\xff" else []
+    blobs = (
+        [data]
+        if data[:4] in (b"\x89PNG", b"\xff\xd8\xff\xe0", b"\xff\xd8\xff\xe1") or data[:3] == b"\xff\xd8\xff"
+        else []
+    )
     blobs += [base64.b64decode(b) for b in re.findall(rb"data:image/(?:png|jpeg);base64,([A-Za-z0-9+/=]+)", data)]
     for blob in blobs:
         bgr = cv2.imdecode(np.frombuffer(blob, np.uint8), cv2.IMREAD_COLOR)
@@ -98,14 +110,22 @@ def test_dest_publishes_only_anonymized_media_and_no_original_face(keyed, sample
     assert sorted(_files(dest)) == sorted(PHOTOS)  # the anonymized photos, nothing else
     state = private(dest)
     assert {"vault/keyinfo.json", "summary.json"} <= set(_files(state))
-    assert any(r.startswith("index/") for r in _files(state)) and any(r.startswith("vault/seals/") for r in _files(state))
+    assert any(r.startswith("index/") for r in _files(state)) and any(
+        r.startswith("vault/seals/") for r in _files(state)
+    )
     code, out, _ = _run(capsys, "publish", src, tmp_path / "pub", "--workers", "1", "--seed", "0")
     assert code == 0, out
-    assert sorted(_files(tmp_path / "pub")) == sorted([*PHOTOS, "datasheet-faces.png", "datasheet.html", "datasheet.md"])
+    assert sorted(_files(tmp_path / "pub")) == sorted(
+        [*PHOTOS, "datasheet-faces.png", "datasheet.html", "datasheet.md"]
+    )
     originals = np.concatenate([_faces(read_image(str(src / rel))[0]) for rel in PHOTOS])
     assert len(originals) >= 2
-    scanned = [p for root in (dest, tmp_path / "pub", private(dest), private(tmp_path / "pub"))
-               for p in root.rglob("*") if p.is_file() and p.suffix.lower() in (".png", ".jpg", ".jpeg", ".html", ".webp")]
+    scanned = [
+        p
+        for root in (dest, tmp_path / "pub", private(dest), private(tmp_path / "pub"))
+        for p in root.rglob("*")
+        if p.is_file() and p.suffix.lower() in (".png", ".jpg", ".jpeg", ".html", ".webp")
+    ]
     assert any(p.name == "datasheet.html" for p in scanned) and any(p.parent.name == "reports" for p in scanned)
     images = worst = 0
     for p in scanned:
@@ -119,8 +139,10 @@ def test_dest_publishes_only_anonymized_media_and_no_original_face(keyed, sample
     assert images >= 6, images  # the photos, the datasheet's contact sheet, the reports' thumbnails and plots
     control = _faces(read_image(str(sample_archive / HOPPER))[0])  # the scan does find an input face
     assert float((control @ originals.T).max()) >= DlibResNet.same_person_threshold
-    print(f"scanned {images} images in {len(scanned)} files: closest face to an input {worst:.3f} "
-          f"(same person at >= {DlibResNet.same_person_threshold})")
+    print(
+        f"scanned {images} images in {len(scanned)} files: closest face to an input {worst:.3f} "
+        f"(same person at >= {DlibResNet.same_person_threshold})"
+    )
 
 
 def test_restore_into_dest_or_the_state_root_is_refused(keyed, tmp_path, capsys):
@@ -148,16 +170,32 @@ def test_a_forgotten_track_stays_forgotten_after_a_rerun(archive, tmp_path, caps
     versions = index._open().list_versions()
     assert len(versions) == 1, versions  # older versions (which held the rows) cleaned up
     # a re-run with other settings redoes the photo: the forgotten face is found again, never sealed again
-    code, out, err = _run(capsys, "anonymize", src, dest, "--reversible", "--key", key, "--workers", "1", "--quiet",
-                          "--pad", "0.5", "--json")
+    code, out, err = _run(
+        capsys,
+        "anonymize",
+        src,
+        dest,
+        "--reversible",
+        "--key",
+        key,
+        "--workers",
+        "1",
+        "--quiet",
+        "--pad",
+        "0.5",
+        "--json",
+    )
     assert code == 0, err
     summary = json.loads(out)
     assert summary["ok"] == 2 and summary["already_done"] == 0
-    code, out, _ = _run(capsys, "search", dest, "--probe", src / HOPPER, "--reason", "case 7 again", "--json",
-                        "--key", key)
+    code, out, _ = _run(
+        capsys, "search", dest, "--probe", src / HOPPER, "--reason", "case 7 again", "--json", "--key", key
+    )
     assert code == 0 and json.loads(out)["matches"] == [], out
     restored = tmp_path / "restored"
-    code, out, err = _run(capsys, "restore", dest, restored, "--all", "--key", key, "--reason", "audit", "--workers", "1")
+    code, out, err = _run(
+        capsys, "restore", dest, restored, "--all", "--key", key, "--reason", "audit", "--workers", "1"
+    )
     assert code == 0, err
     a, anon, back = (read_image(str(p / HOPPER))[0] for p in (src, dest, restored))
     assert np.array_equal(back, anon) and not np.array_equal(back, a)  # nothing of her restored
@@ -213,8 +251,9 @@ def test_rotate_key_interrupted_half_way_finishes_on_a_second_call(archive, tmp_
     assert code == 2 and "interrupted" in err, err  # neither key restores while it is half-way
     code, out, err = _run(capsys, "rotate-key", dest, "--key", key, "--new-key", new)
     assert code == 0, err
-    code, out, err = _run(capsys, "restore", dest, tmp_path / "after", "--all", "--key", new, "--reason", "after",
-                          "--workers", "1")
+    code, out, err = _run(
+        capsys, "restore", dest, tmp_path / "after", "--all", "--key", new, "--reason", "after", "--workers", "1"
+    )
     assert code == 0 and (tmp_path / "after" / HOPPER).exists(), err
     code, out, err = _run(capsys, "access-log", dest, "--verify", "--key", new)
     assert code == 0 and "intact" in out, out + err

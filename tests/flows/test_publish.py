@@ -1,5 +1,6 @@
 """`faceveil publish` end to end on two photos: one face (replaced, measured, in the datasheet) and
 one without a face (copied byte for byte, recorded)."""
+
 import sys
 from pathlib import Path
 import json
@@ -11,6 +12,7 @@ from PIL import Image
 from skimage import data
 
 from faceveil.cli import main
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from private import private  # noqa: E402
 
@@ -28,12 +30,20 @@ def test_publish_replaces_faces_copies_faceless_photos_and_writes_a_datasheet(tm
     assert rc == 0, out
     assert "non-commercial research" in out.split("\n")[0]  # the licence first, before anything runs
     assert (dest / "coffee.jpg").read_bytes() == (src / "coffee.jpg").read_bytes()
-    orig, pub = np.asarray(Image.open(src / "people/astronaut.png")), np.asarray(Image.open(dest / "people/astronaut.png"))
+    orig, pub = (
+        np.asarray(Image.open(src / "people/astronaut.png")),
+        np.asarray(Image.open(dest / "people/astronaut.png")),
+    )
     assert orig.shape == pub.shape and (orig != pub).any()
     faces = pd.read_parquet(private(dest) / "publish/faces.parquet")
     assert list(faces.media) == ["people/astronaut.png"]
     f = faces.iloc[0]
-    assert f.identity_cosine < 0.92 and f.detector_score >= 0.2 and np.isfinite(f.pose_error_deg) and len(f.surrogate_id) == 16
+    assert (
+        f.identity_cosine < 0.92
+        and f.detector_score >= 0.2
+        and np.isfinite(f.pose_error_deg)
+        and len(f.surrogate_id) == 16
+    )
     info = json.loads((private(dest) / "publish/summary.json").read_text())
     assert info["without_faces"] == ["coffee.jpg"] and info["photos"] == 2 and info["metrics"]["faces"] == 1
     assert info["generator"]["weights_id"].startswith("sha256:") and info["contracts"]["success"]
@@ -66,11 +76,23 @@ def image_table(path, struct: bool = True):
 
     face = np.asarray(Image.fromarray(data.astronaut()).resize((256, 256)))
     coffee = _encoded(data.coffee(), "JPEG", quality=90)
-    images = [_encoded(face, "PNG"), coffee, coffee[: len(coffee) // 4], b"not an image at all" * 4, None,
-              _encoded(face[:, ::-1], "JPEG", quality=92)]
+    images = [
+        _encoded(face, "PNG"),
+        coffee,
+        coffee[: len(coffee) // 4],
+        b"not an image at all" * 4,
+        None,
+        _encoded(face[:, ::-1], "JPEG", quality=92),
+    ]
     paths = ["astronaut.png", "coffee.jpg", "cut.jpg", "text.bin", None, "astronaut_flipped.jpg"]
-    column = (pa.array([{"bytes": b, "path": p} if p else None for b, p in zip(images, paths)],
-                       pa.struct([("bytes", pa.binary()), ("path", pa.string())])) if struct else pa.array(images, pa.binary()))
+    column = (
+        pa.array(
+            [{"bytes": b, "path": p} if p else None for b, p in zip(images, paths)],
+            pa.struct([("bytes", pa.binary()), ("path", pa.string())]),
+        )
+        if struct
+        else pa.array(images, pa.binary())
+    )
     t = pa.table({"id": [10, 11, 12, 13, 14, 15], "image": column, "label": list("abcdef")})
     pq.write_table(t.replace_schema_metadata({"huggingface": '{"info": {"features": {}}}'}), path, row_group_size=2)
     return t, images
@@ -81,7 +103,9 @@ def check_table_publication(t, images, out, rows, faces, info):
     import io
 
     assert out.schema.equals(t.schema) and out.schema.metadata[b"huggingface"] == b'{"info": {"features": {}}}'
-    assert out.column("id").to_pylist() == [10, 11, 12, 13, 14, 15] and out.column("label").to_pylist() == list("abcdef")
+    assert out.column("id").to_pylist() == [10, 11, 12, 13, 14, 15] and out.column("label").to_pylist() == list(
+        "abcdef"
+    )
     got = out.column("image").to_pylist()
     get = (lambda v: v and v["bytes"]) if isinstance(got[0], dict) else (lambda v: v)
     assert get(got[1]) == images[1]  # no face: the same bytes
@@ -99,7 +123,13 @@ def check_table_publication(t, images, out, rows, faces, info):
     assert r.faces[0] == 1 and r.faces[1] == 0
     assert sorted(faces.media) == [r.media[0], r.media[5]] and (faces.identity_cosine < 0.92).all()
     tab = info["table"]
-    assert tab["rows"] == 6 and tab["counts"] == {"replaced": 2, "no_face": 1, "failed": 2, "withheld": 0, "no_image": 1}
+    assert tab["rows"] == 6 and tab["counts"] == {
+        "replaced": 2,
+        "no_face": 1,
+        "failed": 2,
+        "withheld": 0,
+        "no_image": 1,
+    }
     assert {f["row"] for f in tab["failures"]} == {2, 3} and info["failed"] == 2 and info["photos"] == 6
     assert info["without_faces"] == [r.media[1]] and info["metrics"]["faces"] == 2
 
@@ -122,23 +152,37 @@ def test_publish_parquet_table_in_and_out(tmp_path, prefect_server, capsys):
     assert "table:" in out and "row 3: not a JPEG, PNG or WebP image" in out
     info = json.loads((private(dest) / "publish/summary.json").read_text())
     published = dest / "train.parquet"
-    check_table_publication(t, images, pq.read_table(published), pd.read_parquet(private(dest) / "publish/rows.parquet"),
-                            pd.read_parquet(private(dest) / "publish/faces.parquet"), info)
+    check_table_publication(
+        t,
+        images,
+        pq.read_table(published),
+        pd.read_parquet(private(dest) / "publish/rows.parquet"),
+        pd.read_parquet(private(dest) / "publish/faces.parquet"),
+        info,
+    )
     assert info["table"]["rewritten"] and info["contracts"]["success"]
     assert "train.parquet: 6 rows" in (dest / "datasheet.md").read_text()
     assert pq.ParquetFile(published).metadata.num_rows == 6
-    assert sorted(p.name for p in dest.iterdir()) == ["datasheet-faces.png", "datasheet.html", "datasheet.md",
-                                                      "train.parquet"]  # staged rows and records stay private
+    assert sorted(p.name for p in dest.iterdir()) == [
+        "datasheet-faces.png",
+        "datasheet.html",
+        "datasheet.md",
+        "train.parquet",
+    ]  # staged rows and records stay private
     stamp = published.stat().st_mtime_ns
     t0 = time.perf_counter()
     rc = main(["publish", str(tmp_path / "train.parquet"), str(dest), "--workers", "1", "--seed", "0", "--json"])
     out = capsys.readouterr().out
-    again = json.loads(out[out.index("\n{") + 1:])  # after the licence line
+    again = json.loads(out[out.index("\n{") + 1 :])  # after the licence line
     print(f"parquet publish: first run {first:.1f} s, rerun {time.perf_counter() - t0:.1f} s")
-    assert rc == 1 and again["anonymize"]["already_done"] == 3 and again["anonymize"]["failed"] == 1 and not again["table"]["rewritten"]
+    assert (
+        rc == 1
+        and again["anonymize"]["already_done"] == 3
+        and again["anonymize"]["failed"] == 1
+        and not again["table"]["rewritten"]
+    )
     assert published.stat().st_mtime_ns == stamp
     assert again["table"]["counts"] == info["table"]["counts"]
-
 
 
 def test_publish_s3_folder_and_table(s3_endpoint, prefect_server, tmp_path, capsys):
@@ -169,8 +213,13 @@ def test_publish_s3_folder_and_table(s3_endpoint, prefect_server, tmp_path, caps
     new = pub.read_bytes("people/astronaut.png")
     assert new != png and Image.open(io.BytesIO(new)).size == (256, 256)
     state = Location("s3://faces-pub/photos.faceveil-private")  # the publication's private records
-    assert pub.list_files() == ["coffee.jpg", "datasheet-faces.png", "datasheet.html", "datasheet.md",
-                                "people/astronaut.png"]  # the public tree: the dataset and its datasheet
+    assert pub.list_files() == [
+        "coffee.jpg",
+        "datasheet-faces.png",
+        "datasheet.html",
+        "datasheet.md",
+        "people/astronaut.png",
+    ]  # the public tree: the dataset and its datasheet
     faces = pd.read_parquet(io.BytesIO(state.read_bytes("publish/faces.parquet")))
     assert list(faces.media) == ["people/astronaut.png"] and faces.identity_cosine.iloc[0] < 0.92
     info = json.loads(state.read_bytes("publish/summary.json"))
@@ -178,16 +227,26 @@ def test_publish_s3_folder_and_table(s3_endpoint, prefect_server, tmp_path, caps
     assert info["src"] == "s3://faces-src/data/photos" and info["dest"] == "s3://faces-pub/photos"
     assert b"data:image/png;base64," in pub.read_bytes("datasheet.html")
 
-    rc = main(["publish", "s3://faces-src/data/tables/train.parquet", "s3://faces-pub/table", "--workers", "1", "--seed", "0"])
+    rc = main(
+        ["publish", "s3://faces-src/data/tables/train.parquet", "s3://faces-pub/table", "--workers", "1", "--seed", "0"]
+    )
     out = capsys.readouterr().out
     assert rc == 1, out  # two rows failed
     tab, tab_state = Location("s3://faces-pub/table"), Location("s3://faces-pub/table.faceveil-private")
     assert tab.list_files() == ["datasheet-faces.png", "datasheet.html", "datasheet.md", "train.parquet"]
     info = json.loads(tab_state.read_bytes("publish/summary.json"))
     read = lambda loc, rel: pq.read_table(io.BytesIO(loc.read_bytes(rel)))  # noqa: E731
-    check_table_publication(t, images, read(tab, "train.parquet"), read(tab_state, "publish/rows.parquet").to_pandas(),
-                            read(tab_state, "publish/faces.parquet").to_pandas(), info)
-    assert info["src"] == "s3://faces-src/data/tables/train.parquet" and b"train.parquet: 6 rows" in tab.read_bytes("datasheet.md")
+    check_table_publication(
+        t,
+        images,
+        read(tab, "train.parquet"),
+        read(tab_state, "publish/rows.parquet").to_pandas(),
+        read(tab_state, "publish/faces.parquet").to_pandas(),
+        info,
+    )
+    assert info["src"] == "s3://faces-src/data/tables/train.parquet" and b"train.parquet: 6 rows" in tab.read_bytes(
+        "datasheet.md"
+    )
     assert src.list_files() == ["photos/coffee.jpg", "photos/people/astronaut.png", "tables/train.parquet"]
 
 

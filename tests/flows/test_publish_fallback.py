@@ -2,6 +2,7 @@
 at its edge is published (the bystander filled, not the photo withheld), every face's method is in
 faces.parquet and the contract passes; with every identity check failing (`--id-margin=-1`) the faces
 end solid and the dataset is still published."""
+
 import json
 import sys
 from pathlib import Path
@@ -37,12 +38,15 @@ def with_bystander(person: np.ndarray, size: float) -> np.ndarray:
     s = size / float(face.sizes[0])
     half = 1.2 * max(x2 - x1, y2 - y1)
     cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
-    head = person[int(max(0, cy - half)):int(cy + half), int(max(0, cx - half)):int(cx + half)]
-    small = np.asarray(Image.fromarray(head).resize((max(1, round(head.shape[1] * s)), max(1, round(head.shape[0] * s))),
-                                                    Image.LANCZOS))
+    head = person[int(max(0, cy - half)) : int(cy + half), int(max(0, cx - half)) : int(cx + half)]
+    small = np.asarray(
+        Image.fromarray(head).resize(
+            (max(1, round(head.shape[1] * s)), max(1, round(head.shape[0] * s))), Image.LANCZOS
+        )
+    )
     out = np.ascontiguousarray(data.astronaut())
     h, w = small.shape[:2]
-    out[300:300 + h, out.shape[1] - w:] = small
+    out[300 : 300 + h, out.shape[1] - w :] = small
     return out
 
 
@@ -73,7 +77,10 @@ def test_a_small_bystander_is_filled_and_every_face_has_its_method(shared, tmp_p
     assert "methods:" in out
     pub, orig = np.asarray(Image.open(dest / "bystander.png")), np.asarray(Image.open(src / "bystander.png"))
     x1, y1, x2, y2 = _bystander_box(dest, "bystander.png")
-    assert len(np.unique(pub[y1:y2, x1:x2].reshape(-1, 3), axis=0)) == 1 and (orig[y1:y2, x1:x2] != pub[y1:y2, x1:x2]).any()
+    assert (
+        len(np.unique(pub[y1:y2, x1:x2].reshape(-1, 3), axis=0)) == 1
+        and (orig[y1:y2, x1:x2] != pub[y1:y2, x1:x2]).any()
+    )
 
 
 def _bystander_box(dest, rel):
@@ -85,8 +92,9 @@ def _bystander_box(dest, rel):
     return int(np.ceil(b[0])), int(np.ceil(b[1])), int(b[2]), int(b[3])
 
 
-def test_faces_that_fail_every_identity_check_end_solid_and_the_dataset_is_published(shared, tmp_path, prefect_server,
-                                                                                   capsys):
+def test_faces_that_fail_every_identity_check_end_solid_and_the_dataset_is_published(
+    shared, tmp_path, prefect_server, capsys
+):
     src, dest = tmp_path / "src", tmp_path / "dest"
     src.mkdir()
     elon = Image.open(shared / "faces/elon/1.jpg").convert("RGB").resize((300, 300), Image.LANCZOS)

@@ -1,6 +1,7 @@
 """`faceveil publish` keeps one fake identity per person: the faces of a dataset are grouped by
 identity, each person seen in several photos gets one surrogate (made from their best face), and
 every photo of them starts from it; `--per-face` gives each face its own."""
+
 import sys
 from pathlib import Path
 import json
@@ -10,6 +11,7 @@ import pandas as pd
 import pytest
 
 from faceveil.cli import main
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from private import private  # noqa: E402
 
@@ -35,7 +37,9 @@ def test_one_surrogate_per_person_across_photos(shared, tmp_path, prefect_server
     shared_ids = [i for p in ("amy", "bernadette") for i in ids[p]]
     # each person's photos share their surrogate (a face where it did not pass gets its own: at most one here,
     # so at least 3 of these 5 faces share one)
-    assert sum(len(ids[p]) for p in ("amy", "bernadette")) <= 3, main_face[["media", "surrogate_id", "method", "identity_cosine"]].to_string()
+    assert sum(len(ids[p]) for p in ("amy", "bernadette")) <= 3, main_face[
+        ["media", "surrogate_id", "method", "identity_cosine"]
+    ].to_string()
     assert not (ids["amy"] & ids["bernadette"]) and not (ids["elon"] & set(shared_ids))
     assert (faces.identity_cosine < 0.92).all() and (faces.detector_score >= 0.2).all()
     info = json.loads((private(dest) / "publish/summary.json").read_text())

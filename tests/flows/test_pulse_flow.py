@@ -4,6 +4,7 @@ target:100 makes CHROM, GREEN and PhysNet (not optimised through) read 100 +- 3,
 peak above 3 dB, PSNR >= 50 dB, and no pixel outside the pipeline's own skin masks changes; the
 media row says method keep and ok (not a leak), the report has the pulse section. Plus the
 settings' refusals (no data needed)."""
+
 import json
 import os
 import subprocess
@@ -24,8 +25,9 @@ PHOTO = "faces/deepface_id29/2.jpg"
 
 
 def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "faceveil.cli", *args], env=dict(os.environ), capture_output=True,
-                          text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "faceveil.cli", *args], env=dict(os.environ), capture_output=True, text=True, timeout=600
+    )
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +38,9 @@ def runs(shared, tmp_path_factory, prefect_server):
     write_video(str(root / "src" / "face.mkv"), clip.frames, clip.fps)
     out = {}
     for name, extra in (("target", ["--pulse", "target:100"]), ("scrub", [])):  # `faceveil pulse` scrubs by default
-        p = _cli("pulse", str(root / "src"), str(root / name), "--lossless", "--workers", "1", "--quiet", "--json", *extra)
+        p = _cli(
+            "pulse", str(root / "src"), str(root / name), "--lossless", "--workers", "1", "--quiet", "--json", *extra
+        )
         assert p.returncode == 0, p.stderr[-3000:]
         out[name] = root / name
     return clip, out
@@ -50,16 +54,17 @@ def _readings(clip: Clip, frames) -> dict:
     return out
 
 
-
 @pytest.mark.slow
 @pytest.mark.shared_data
 def test_target_100(runs, figures):
     clip, dest = runs
     out = read_video(str(dest["target"] / "face.mkv"))
     before, after = _readings(clip, clip.frames), _readings(clip, out)
-    figures.append("faceveil pulse --pulse target:100: " + ", ".join(
-        f"{n} {before[n].bpm:.1f} -> {after[n].bpm:.1f} bpm ({after[n].snr_db:.1f} dB)" for n in after)
-        + f"; PSNR {masked_psnr(clip.frames, out):.1f} dB")
+    figures.append(
+        "faceveil pulse --pulse target:100: "
+        + ", ".join(f"{n} {before[n].bpm:.1f} -> {after[n].bpm:.1f} bpm ({after[n].snr_db:.1f} dB)" for n in after)
+        + f"; PSNR {masked_psnr(clip.frames, out):.1f} dB"
+    )
     for n in ("pos", "chrom", "green"):
         assert abs(before[n].bpm - 72) <= 3, (n, before[n])
     for n, r in after.items():
@@ -75,8 +80,11 @@ def test_scrub(runs, figures):
     clip, dest = runs
     out = read_video(str(dest["scrub"] / "face.mkv"))
     after = _readings(clip, out)
-    figures.append("faceveil pulse (scrub): " + ", ".join(f"{n} peak SNR {r.snr_db:.1f} dB" for n, r in after.items())
-                   + f"; PSNR {masked_psnr(clip.frames, out):.1f} dB")
+    figures.append(
+        "faceveil pulse (scrub): "
+        + ", ".join(f"{n} peak SNR {r.snr_db:.1f} dB" for n, r in after.items())
+        + f"; PSNR {masked_psnr(clip.frames, out):.1f} dB"
+    )
     for n, r in after.items():
         assert r.snr_db <= 3, (n, r)
     assert masked_psnr(clip.frames, out) >= 50
@@ -113,7 +121,10 @@ def test_pulse_settings_are_checked_and_hashed():
     assert keep.settings.pulse == "target:100"
     plain = AnonymizeConfig(src="a", dest="b")
     assert "pulse" not in plain.output_settings()  # runs without it keep their hash
-    assert keep.output_settings_hash() != AnonymizeConfig(src="a", dest="b", method="keep", pulse="scrub").output_settings_hash()
+    assert (
+        keep.output_settings_hash()
+        != AnonymizeConfig(src="a", dest="b", method="keep", pulse="scrub").output_settings_hash()
+    )
 
 
 def test_cli_pulse_shortcut_and_refusals(tmp_path, capsys):
@@ -122,8 +133,21 @@ def test_cli_pulse_shortcut_and_refusals(tmp_path, capsys):
     (tmp_path / "src").mkdir()
     assert main(["pulse", str(tmp_path / "src"), str(tmp_path / "out"), "--dry-run"]) == 0
     assert "method keep, pulse scrub" in capsys.readouterr().out
-    assert main(["anonymize", str(tmp_path / "src"), str(tmp_path / "out"), "--method", "keep", "--pulse", "target:90",
-                 "--dry-run"]) == 0
+    assert (
+        main(
+            [
+                "anonymize",
+                str(tmp_path / "src"),
+                str(tmp_path / "out"),
+                "--method",
+                "keep",
+                "--pulse",
+                "target:90",
+                "--dry-run",
+            ]
+        )
+        == 0
+    )
     assert "method keep, pulse target:90" in capsys.readouterr().out
     assert main(["anonymize", str(tmp_path / "src"), str(tmp_path / "out"), "--pulse", "scrub", "--dry-run"]) == 2
     assert "use it with --method keep or replace, not mosaic" in capsys.readouterr().err

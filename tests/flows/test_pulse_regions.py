@@ -9,6 +9,7 @@ with its eyes and brows included), and none shows the real 72 bpm anywhere; afte
 peak above 3 dB; PSNR >= 50 dB and no pixel outside faceveil's own skin masks changes. This signer's
 neck is under his hood: the neck region is mostly hood (measured, printed with the figures), which no
 edit of skin can make read a pulse, so there it is held to showing nothing of the real one."""
+
 import os
 import subprocess
 import sys
@@ -32,8 +33,9 @@ ESTIMATORS = ("chrom", "green", "pos")
 
 
 def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "faceveil.cli", *args], env=dict(os.environ), capture_output=True,
-                          text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "faceveil.cli", *args], env=dict(os.environ), capture_output=True, text=True, timeout=600
+    )
 
 
 def _clip(path: Path):
@@ -48,7 +50,7 @@ def _clip(path: Path):
     cx, cy = (first.boxes[0][:2] + first.boxes[0][2:]) / 2
     x0 = int(np.clip(cx - 160, 0, frames.shape[2] - 320))
     y0 = int(np.clip(cy - 110, 0, frames.shape[1] - 320))
-    frames = frames[:, y0:y0 + 320, x0:x0 + 320]
+    frames = frames[:, y0 : y0 + 320, x0 : x0 + 320]
     n = int(SECONDS * fps)
     order = np.concatenate([np.arange(len(frames)), np.arange(len(frames) - 2, 0, -1)])
     frames = np.ascontiguousarray(frames[np.resize(order, n)])
@@ -88,7 +90,7 @@ def region_readings(frames, fps, boxes, lms, masks) -> dict:
     for f, b in zip(frames, boxes):
         x, y = np.round((b[:2] + b[2:]) / 2 - size / 2).astype(int)
         x, y = np.clip(x, 0, f.shape[1] - size[0]), np.clip(y, 0, f.shape[0] - size[1])
-        crops.append(f[y:y + size[1], x:x + size[0]])
+        crops.append(f[y : y + size[1], x : x + size[0]])
     out["face crops"] = {"physnet": create_estimator("physnet").read_clip(np.stack(crops), fps)}
     return out
 
@@ -101,7 +103,9 @@ def runs(shared, tmp_path_factory, prefect_server):
     write_video(str(root / "src" / "signer.mkv"), frames, fps)
     out = {}
     for name, extra in (("target", ["--pulse", "target:100"]), ("scrub", [])):
-        p = _cli("pulse", str(root / "src"), str(root / name), "--lossless", "--workers", "1", "--quiet", "--json", *extra)
+        p = _cli(
+            "pulse", str(root / "src"), str(root / name), "--lossless", "--workers", "1", "--quiet", "--json", *extra
+        )
         assert p.returncode == 0, p.stderr[-3000:]
         out[name] = root / name
     return frames, fps, boxes, lms, skins, out
@@ -116,14 +120,18 @@ def coverage(frames, boxes, lms, masks, skins) -> dict:
     for i in range(0, len(frames), 10):
         for name, win, m in region_masks(*frames.shape[1:3], boxes[i], lms[i]):
             if win is not None and m.any():
-                edited, pulsed = (x[i][win[0]:win[1], win[2]:win[3]] & m for x in (masks, skins))
-                got.setdefault(name, []).append((edited.sum() / m.sum(), (edited & pulsed).sum() / max(pulsed.sum(), 1)))
+                edited, pulsed = (x[i][win[0] : win[1], win[2] : win[3]] & m for x in (masks, skins))
+                got.setdefault(name, []).append(
+                    (edited.sum() / m.sum(), (edited & pulsed).sum() / max(pulsed.sum(), 1))
+                )
     return {k: tuple(np.mean(v, axis=0)) for k, v in got.items()}
 
 
 def _figure(label, got):
-    return f"{label}: " + "; ".join(f"{region} " + ", ".join(f"{n} {r.bpm:.1f} bpm {r.snr_db:.1f} dB" for n, r in per.items())
-                                   for region, per in got.items())
+    return f"{label}: " + "; ".join(
+        f"{region} " + ", ".join(f"{n} {r.bpm:.1f} bpm {r.snr_db:.1f} dB" for n, r in per.items())
+        for region, per in got.items()
+    )
 
 
 def test_before_the_injected_pulse_reads_in_the_skin(runs, figures):
@@ -144,12 +152,18 @@ def test_target_100_reads_in_every_region(runs, figures):
     before = region_readings(frames, fps, boxes, lms, masks)
     out = read_video(str(dest["target"] / "signer.mkv"))
     after = region_readings(out, fps, boxes, lms, masks)
-    figures.append(_figure("pulse regions, real clip, after target:100", after)
-                   + f"; PSNR {masked_psnr(frames, out):.1f} dB")
+    figures.append(
+        _figure("pulse regions, real clip, after target:100", after) + f"; PSNR {masked_psnr(frames, out):.1f} dB"
+    )
     cover = coverage(frames, boxes, lms, masks, skins)
-    figures.append("pulse regions, real clip: share of each region's pixels in faceveil's mask / of its pulsed "
-                   "pixels: " + "; ".join(f"{k} {a:.2f} / {b:.2f}" for k, (a, b) in cover.items()))
-    assert cover["face box"][0] >= 0.85 and min(cover[k][0] for k in ("forehead", "cheek image-left", "cheek image-right")) >= 0.95
+    figures.append(
+        "pulse regions, real clip: share of each region's pixels in faceveil's mask / of its pulsed "
+        "pixels: " + "; ".join(f"{k} {a:.2f} / {b:.2f}" for k, (a, b) in cover.items())
+    )
+    assert (
+        cover["face box"][0] >= 0.85
+        and min(cover[k][0] for k in ("forehead", "cheek image-left", "cheek image-right")) >= 0.95
+    )
     assert min(b for _, b in cover.values()) >= 0.6  # most of the pulsed skin of every region is edited (neck: 0.73)
     for region, per in after.items():
         for n, r in per.items():
@@ -172,7 +186,9 @@ def test_scrub_leaves_no_peak_in_any_region(runs, figures):
     out = read_video(str(dest["scrub"] / "signer.mkv"))
     masks = pipeline_masks(private(dest["scrub"]), frames)
     after = region_readings(out, fps, boxes, lms, masks)
-    figures.append(_figure("pulse regions, real clip, after scrub", after) + f"; PSNR {masked_psnr(frames, out):.1f} dB")
+    figures.append(
+        _figure("pulse regions, real clip, after scrub", after) + f"; PSNR {masked_psnr(frames, out):.1f} dB"
+    )
     for region, per in after.items():
         for n, r in per.items():
             assert r.snr_db <= 3, (region, n, r)

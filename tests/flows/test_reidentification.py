@@ -1,5 +1,6 @@
 """Associative re-identification on real flow outputs: identity templates in LanceDB, search by one
 new photo, restore only that person, sealed templates, the access log."""
+
 import json
 import os
 import shutil
@@ -19,6 +20,7 @@ from faceveil.models.detectors import DetectorSettings, create_detector
 from faceveil.storage.media import iter_frames, probe_video, read_image
 from faceveil.storage.paths import Location
 from faceveil.ops.search import ProbeError, probe_vector, search_tracks
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from private import private  # noqa: E402
 
@@ -51,14 +53,17 @@ def faces_archive(shared, key, tmp_path_factory, prefect_server):
         for p in photos:
             shutil.copy(p, src / person / p.name)
     dest = tmp_path_factory.mktemp("reid_dest")
-    summary = run_anonymize(AnonymizeConfig(src=str(src), dest=str(dest), workers=2, reversible=True,
-                                            vault_lock=VaultLock.of(key)), key)
+    summary = run_anonymize(
+        AnonymizeConfig(src=str(src), dest=str(dest), workers=2, reversible=True, vault_lock=VaultLock.of(key)), key
+    )
     assert summary["failed"] == 0
     # the operator calibrates on labelled photos they hold: here the archive's own (never the probes)
-    r = _cli("calibrate", str(dest), "--labelled", str(src), "--target-fmr", "0.01",
-             env={"FACEVEIL_KEY": encode_key(key)})
+    r = _cli(
+        "calibrate", str(dest), "--labelled", str(src), "--target-fmr", "0.01", env={"FACEVEIL_KEY": encode_key(key)}
+    )
     assert r.returncode == 0 and "threshold" in r.stdout, r.stderr
     from faceveil.storage.identity_index import IdentityIndex
+
     # templates and the calibration both embed faces averaged with their mirror image, as probes are
     assert IdentityIndex(Location(str(private(dest)))).meta()["template_view"] == "mirror-mean"
     return dest, held
@@ -75,10 +80,12 @@ def test_probe_finds_the_person_and_nobody_else(faces_archive, key, figures):
         # the same probe with this person left out of the archive: any match is a false match
         false += any(m.rel_path.split("/")[0] != person for m in matches)
     n = len(held)
-    figures.append(f"re-identification on faces/ ({n} identities, one held-back probe each, threshold {cut:.3f} "
-                   f"calibrated on the archive's photos): "
-                   f"top-1 accuracy {hits / n:.3f} (target >= 0.95); false-match rate with the person left out "
-                   f"{false / n:.3f} (target <= 0.01)")
+    figures.append(
+        f"re-identification on faces/ ({n} identities, one held-back probe each, threshold {cut:.3f} "
+        f"calibrated on the archive's photos): "
+        f"top-1 accuracy {hits / n:.3f} (target >= 0.95); false-match rate with the person left out "
+        f"{false / n:.3f} (target <= 0.01)"
+    )
     assert hits / n >= 0.95
     assert false / n <= 0.01
 
@@ -97,8 +104,10 @@ def test_stolen_index_is_useless_against_plain_embeddings(faces_archive, figures
         v, _ = probe_vector(str(probe), "dlib-resnet")  # a public model's plain embedding
         hits += owners[int(np.argmax(stored @ v))] == person
     chance = 1 / len(held)
-    figures.append(f"stolen index: plain probe embeddings against the stored (protected) templates: "
-                   f"top-1 {hits / len(held):.3f} (chance {chance:.3f}; with the key: see above)")
+    figures.append(
+        f"stolen index: plain probe embeddings against the stored (protected) templates: "
+        f"top-1 {hits / len(held):.3f} (chance {chance:.3f}; with the key: see above)"
+    )
     assert hits / len(held) <= 3 * chance
 
 
@@ -121,13 +130,26 @@ def test_probe_errors_unknown_person_and_wrong_key(faces_archive, key, tmp_path)
     Image.fromarray(face).save(stranger)
     v, _ = probe_vector(str(stranger), "dlib-resnet")
     assert search_tracks(Location(str(private(dest))), key, v)[0] == []  # not in the archive: no match, no guess
-    r = _cli("search", str(dest), "--probe", str(stranger), "--reason", "test", env={"FACEVEIL_KEY": encode_key(MasterKey.generate())})
+    r = _cli(
+        "search",
+        str(dest),
+        "--probe",
+        str(stranger),
+        "--reason",
+        "test",
+        env={"FACEVEIL_KEY": encode_key(MasterKey.generate())},
+    )
     assert r.returncode == 2 and "wrong key" in r.stderr
 
 
 def _cli(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "faceveil.cli", *args], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "faceveil.cli", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=600,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -136,8 +158,12 @@ def video_archive(shared, key, tmp_path_factory, prefect_server):
     for name in (ELON, *OTHERS):
         shutil.copy(shared / "video" / name, src / name)
     dest = tmp_path_factory.mktemp("reid_video_dest")
-    summary = run_anonymize(AnonymizeConfig(src=str(src), dest=str(dest), workers=2, reversible=True, lossless=True,
-                                            vault_lock=VaultLock.of(key)), key)
+    summary = run_anonymize(
+        AnonymizeConfig(
+            src=str(src), dest=str(dest), workers=2, reversible=True, lossless=True, vault_lock=VaultLock.of(key)
+        ),
+        key,
+    )
     assert summary["failed"] == 0
     return src, dest
 
@@ -150,13 +176,26 @@ def test_video_search_and_restore_only_that_person(shared, video_archive, key, t
     src, dest = video_archive
     env = {"FACEVEIL_KEY": encode_key(key), "FACEVEIL_ACTOR": "dpo@example"}
     probe = str(shared / "faces" / "elon" / "1.jpg")
-    r = _cli("search", str(dest), "--probe", probe, "--reason", "case 42", "--json",
-             "--thumbnails", str(tmp_path / "thumbs"), env=env)
+    r = _cli(
+        "search",
+        str(dest),
+        "--probe",
+        probe,
+        "--reason",
+        "case 42",
+        "--json",
+        "--thumbnails",
+        str(tmp_path / "thumbs"),
+        env=env,
+    )
     assert r.returncode == 0, r.stderr
     found = json.loads(r.stdout)["matches"]
     assert found and found[0]["rel_path"] == ELON
     thumb = read_image(found[0]["thumbnail"])[0]
-    assert thumb.shape[0] > 20 and create_detector("centerface", DetectorSettings(threshold=0.5)).detect(thumb).scores.size == 0
+    assert (
+        thumb.shape[0] > 20
+        and create_detector("centerface", DetectorSettings(threshold=0.5)).detect(thumb).scores.size == 0
+    )
     out = tmp_path / "restored"
     r = _cli("restore", str(dest), str(out), "--probe", probe, "--reason", "case 42", "--workers", "1", env=env)
     assert r.returncode == 0, r.stderr
@@ -167,9 +206,15 @@ def test_video_search_and_restore_only_that_person(shared, video_archive, key, t
     original, anon, restored = _frames(src / ELON), _frames(dest / (ELON + ".mkv")), _frames(out / (ELON + ".mkv"))
     n_in = n_out = 0
     for e in entries.itertuples():
-        region = np.s_[e.y1:e.y2, e.x1:e.x2]
-        others = entries[(entries.frame_index == e.frame_index) & (entries.track_id != e.track_id)
-                         & (entries.x1 < e.x2) & (entries.x2 > e.x1) & (entries.y1 < e.y2) & (entries.y2 > e.y1)]
+        region = np.s_[e.y1 : e.y2, e.x1 : e.x2]
+        others = entries[
+            (entries.frame_index == e.frame_index)
+            & (entries.track_id != e.track_id)
+            & (entries.x1 < e.x2)
+            & (entries.x2 > e.x1)
+            & (entries.y1 < e.y2)
+            & (entries.y2 > e.y1)
+        ]
         if len(others):
             continue  # overlapping faces: checked by the restore tests
         if e.track_id in chosen:
@@ -186,8 +231,10 @@ def test_video_search_and_restore_only_that_person(shared, video_archive, key, t
     assert len(log) == 4  # search and restore: an intent row each, then its outcome
     t = pq.read_table(log[1])
     assert t.column("actor")[0].as_py() == "dpo@example" and t.column("matched")[0].as_py()
-    pq.write_table(t.set_column(t.schema.get_field_index("reason"), "reason",
-                                __import__("pyarrow").array(["nothing to see"])), log[1])
+    pq.write_table(
+        t.set_column(t.schema.get_field_index("reason"), "reason", __import__("pyarrow").array(["nothing to see"])),
+        log[1],
+    )
     r = _cli("access-log", str(dest), "--verify", env=env)
     assert r.returncode == 1 and "TAMPERED" in r.stderr
 

@@ -2,6 +2,7 @@
 face keeps one identity from frame to frame. The audit's identity stability (mean cosine of the dlib
 embeddings of consecutive checked surrogate faces along a track) is measured and reported, even on a
 clip shorter than the checks' default spacing (a replace run checks at least 5 frames of a video)."""
+
 import sys
 from pathlib import Path
 import json
@@ -15,6 +16,7 @@ from faceveil.config import AnonymizeConfig
 from faceveil.flows.anonymize import run_anonymize
 from faceveil.storage import manifests
 from faceveil.storage.paths import Location
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from private import private  # noqa: E402
 
@@ -51,8 +53,10 @@ def test_replace_keeps_one_identity_along_a_video_track(shared, prefect_server, 
     assert media.status == "ok", media.reason
     assert summary["audit"]["privacy"]["leak"]["faces_found"] == 0 and (dest / CLIP).is_file()
     assert summary["audit"]["privacy"]["reid"]["mean_cosine"] < 0.92
-    figures.append(f"replace on {CLIP}: identity stability {stability:.3f} over {len(faces)} checked faces "
-                   f"({track} frames of the longest track), mean identity cosine to the original "
-                   f"{summary['audit']['privacy']['reid']['mean_cosine']:.3f}, leak gate: {media.status} "
-                   f"({summary['audit']['privacy']['leak']['faces_found']} face(s) it counts as unmasked), "
-                   f"{seconds:.0f} s")
+    figures.append(
+        f"replace on {CLIP}: identity stability {stability:.3f} over {len(faces)} checked faces "
+        f"({track} frames of the longest track), mean identity cosine to the original "
+        f"{summary['audit']['privacy']['reid']['mean_cosine']:.3f}, leak gate: {media.status} "
+        f"({summary['audit']['privacy']['leak']['faces_found']} face(s) it counts as unmasked), "
+        f"{seconds:.0f} s"
+    )

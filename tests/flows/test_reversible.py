@@ -1,5 +1,6 @@
 """Keyed, reversible anonymization on real flow outputs: vault, exact restore, scramble, forget,
 wrong key, tampering, missing vault, passphrase keys, no key material anywhere."""
+
 import base64
 import os
 import shutil
@@ -21,6 +22,7 @@ from faceveil.storage.media import iter_frames, probe_video, read_image
 from faceveil.storage.paths import Location
 from faceveil.ops.forget import forget
 from faceveil.tasks.restore_media import RestoreConfig
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from private import private  # noqa: E402
 
@@ -45,8 +47,12 @@ def master():
 
 
 def _anonymize(src, dest, master, **kw):
-    summary = run_anonymize(AnonymizeConfig(src=str(src), dest=str(dest), workers=2, reversible=True,
-                                            vault_lock=VaultLock.of(master), **kw), master)
+    summary = run_anonymize(
+        AnonymizeConfig(
+            src=str(src), dest=str(dest), workers=2, reversible=True, vault_lock=VaultLock.of(master), **kw
+        ),
+        master,
+    )
     assert summary["failed"] == 0, summary["failures"]
     return summary
 
@@ -96,8 +102,11 @@ def test_round_trip_is_bit_exact_on_lossless_video_and_images(clean_archive, los
     out = tmp_path / "restored"
     report = run_restore(RestoreConfig(str(lossless_run), str(out), all=True, workers=2), master)
     assert report["ok"] == 3 and report["failed"] == report["partial"] == 0, report
-    original, anonymized, restored = (_frames(clean_archive / VIDEO), _frames(lossless_run / (VIDEO + ".mkv")),
-                                      _frames(out / (VIDEO + ".mkv")))
+    original, anonymized, restored = (
+        _frames(clean_archive / VIDEO),
+        _frames(lossless_run / (VIDEO + ".mkv")),
+        _frames(out / (VIDEO + ".mkv")),
+    )
     assert len(original) == len(restored) == len(anonymized)
     changed = sum(not np.array_equal(original[i], anonymized[i]) for i in original)
     assert changed > 0.8 * len(original)  # faces really were anonymized ...
@@ -117,13 +126,15 @@ def test_lossy_restore_psnr_on_face_regions(clean_archive, lossy_run, master, tm
     e = _entries(lossy_run, _media(lossy_run).loc[VIDEO].media_id)
     se = n = 0
     for r in e.itertuples():
-        a = original[r.frame_index][r.y1:r.y2, r.x1:r.x2].astype(np.float64)
-        b = restored[r.frame_index][r.y1:r.y2, r.x1:r.x2].astype(np.float64)
+        a = original[r.frame_index][r.y1 : r.y2, r.x1 : r.x2].astype(np.float64)
+        b = restored[r.frame_index][r.y1 : r.y2, r.x1 : r.x2].astype(np.float64)
         se += ((a - b) ** 2).sum()
         n += a.size
-    psnr = 10 * np.log10(255 ** 2 / (se / n))
-    figures.append(f"reversible, lossy H.264 archive (crf 18), restored at crf 10: face regions PSNR {psnr:.1f} dB "
-                   f"against the decoded input over {len(e)} face-frames (target >= 40)")
+    psnr = 10 * np.log10(255**2 / (se / n))
+    figures.append(
+        f"reversible, lossy H.264 archive (crf 18), restored at crf 10: face regions PSNR {psnr:.1f} dB "
+        f"against the decoded input over {len(e)} face-frames (target >= 40)"
+    )
     assert psnr >= 40
 
 
@@ -136,8 +147,16 @@ def test_wrong_key_is_refused_before_anything_is_written(lossy_run, clean_archiv
     before = sorted(p.stat().st_mtime_ns for p in files())
     other = MasterKey.generate()
     with pytest.raises(BadKeyError, match="wrong key"):
-        run_anonymize(AnonymizeConfig(src=str(clean_archive), dest=str(lossy_run), reversible=True,
-                                      vault_lock=VaultLock.of(other), method="blur"), other)
+        run_anonymize(
+            AnonymizeConfig(
+                src=str(clean_archive),
+                dest=str(lossy_run),
+                reversible=True,
+                vault_lock=VaultLock.of(other),
+                method="blur",
+            ),
+            other,
+        )
     assert sorted(p.stat().st_mtime_ns for p in files()) == before
 
 
@@ -187,17 +206,25 @@ def test_forgotten_track_stays_anonymized_and_the_rest_restores(clean_archive, l
     report = run_restore(RestoreConfig(str(archive), str(out), all=True, workers=2), master)
     m = next(x for x in report["media"] if x["path"] == VIDEO + ".mkv")
     assert m["forgotten_tracks"] == [gone] and gone not in m["tracks"]
-    original, anon, restored = (_frames(clean_archive / VIDEO), _frames(archive / (VIDEO + ".mkv")),
-                                _frames(out / (VIDEO + ".mkv")))
+    original, anon, restored = (
+        _frames(clean_archive / VIDEO),
+        _frames(archive / (VIDEO + ".mkv")),
+        _frames(out / (VIDEO + ".mkv")),
+    )
     others = e[e.track_id != gone]
     for r in e[e.track_id == gone].itertuples():
-        region = np.s_[r.y1:r.y2, r.x1:r.x2]
-        overlap = others[(others.frame_index == r.frame_index) & (others.x1 < r.x2) & (others.x2 > r.x1)
-                         & (others.y1 < r.y2) & (others.y2 > r.y1)]
+        region = np.s_[r.y1 : r.y2, r.x1 : r.x2]
+        overlap = others[
+            (others.frame_index == r.frame_index)
+            & (others.x1 < r.x2)
+            & (others.x2 > r.x1)
+            & (others.y1 < r.y2)
+            & (others.y2 > r.y1)
+        ]
         if overlap.empty:  # (where another, restored, face overlaps it, that face wins)
             assert np.array_equal(restored[r.frame_index][region], anon[r.frame_index][region])
     for r in others.itertuples():
-        region = np.s_[r.y1:r.y2, r.x1:r.x2]
+        region = np.s_[r.y1 : r.y2, r.x1 : r.x2]
         if not ((e.track_id == gone) & (e.frame_index == r.frame_index)).any():
             assert np.array_equal(restored[r.frame_index][region], original[r.frame_index][region])
     with pytest.raises(ValueError, match="no anonymized media"):
@@ -218,8 +245,13 @@ def test_missing_vault_and_non_reversible_archive(lossy_run, master, tmp_path, s
 
 
 def _cli(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "faceveil.cli", *args], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "faceveil.cli", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=600,
+    )
 
 
 def test_cli_keygen_passphrase_and_no_key_in_output(clean_archive, tmp_path, prefect_server):
@@ -232,19 +264,35 @@ def test_cli_keygen_passphrase_and_no_key_in_output(clean_archive, tmp_path, pre
     (src / "photos").mkdir(parents=True)
     shutil.copy(clean_archive / IMAGES[0], src / IMAGES[0])
     env = {"FACEVEIL_PASSPHRASE": "correct horse battery staple"}
-    r1 = _cli("anonymize", str(src), str(tmp_path / "dest"), "--reversible", "--passphrase", "--quiet",
-              "--workers", "1", env=env)
+    r1 = _cli(
+        "anonymize",
+        str(src),
+        str(tmp_path / "dest"),
+        "--reversible",
+        "--passphrase",
+        "--quiet",
+        "--workers",
+        "1",
+        env=env,
+    )
     assert r1.returncode == 0, r1.stderr
-    bad = _cli("restore", str(tmp_path / "dest"), str(tmp_path / "bad"), "--all", "--passphrase",
-               env={"FACEVEIL_PASSPHRASE": "wrong"})
+    bad = _cli(
+        "restore",
+        str(tmp_path / "dest"),
+        str(tmp_path / "bad"),
+        "--all",
+        "--passphrase",
+        env={"FACEVEIL_PASSPHRASE": "wrong"},
+    )
     assert bad.returncode == 2 and "wrong key" in bad.stderr and not (tmp_path / "bad").exists()
     r2 = _cli("restore", str(tmp_path / "dest"), str(tmp_path / "out"), "--all", "--passphrase", "--json", env=env)
     assert r2.returncode == 0, r2.stderr
     a, _ = read_image(str(src / IMAGES[0]))
     b, _ = read_image(str(tmp_path / "out" / IMAGES[0]))
     assert np.array_equal(a, b)
-    r3 = _cli("anonymize", str(src), str(tmp_path / "dest_k"), "--reversible", "--key", str(key), "--quiet",
-              "--workers", "1")
+    r3 = _cli(
+        "anonymize", str(src), str(tmp_path / "dest_k"), "--reversible", "--key", str(key), "--quiet", "--workers", "1"
+    )
     assert r3.returncode == 0, r3.stderr
     for r in (r, r1, r2, r3):
         for stream in (r.stdout, r.stderr):
@@ -280,7 +328,9 @@ def test_vault_parts_moved_from_another_archive_do_not_open(lossless_run, lossy_
     mid = _media(archive).loc[VIDEO].media_id
     assert _media(lossy_run).loc[VIDEO].media_id == mid
     for part in ("entries", "keys"):
-        shutil.copy(private(lossy_run) / f"vault/{part}/{mid}.parquet", private(archive) / f"vault/{part}/{mid}.parquet")
+        shutil.copy(
+            private(lossy_run) / f"vault/{part}/{mid}.parquet", private(archive) / f"vault/{part}/{mid}.parquet"
+        )
     out = tmp_path / "restored"
     with pytest.raises(ControlFileError, match="not the key part its seal names"):  # its seal names this archive's part
         run_restore(RestoreConfig(str(archive), str(out), media=[VIDEO], workers=1), master)

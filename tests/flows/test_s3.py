@@ -1,4 +1,5 @@
 """The flow against real S3 semantics: moto's server on 127.0.0.1, s3:// source and destination."""
+
 import os
 import sys
 from pathlib import Path
@@ -9,6 +10,7 @@ from faceveil.config import AnonymizeConfig
 from faceveil.flows.anonymize import run_anonymize
 from faceveil.storage import manifests
 from faceveil.storage.paths import Location
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from private import private  # noqa: E402
 
@@ -24,8 +26,9 @@ def test_s3_to_s3(s3_endpoint, sample_archive, prefect_server, tmp_path):
     for rel in ("cameras/parking/clip_002.mkv", "photos/astronaut.jpg", "bad/text.mp4", "bad/truncated.mp4"):
         src.fs.put_file(str(sample_archive / rel), src.path(rel))
     scratch = tmp_path / "scratch"
-    summary = run_anonymize(AnonymizeConfig(src="s3://archive/cams", dest="s3://published/anonymized", workers=2,
-                                            scratch_dir=str(scratch)))
+    summary = run_anonymize(
+        AnonymizeConfig(src="s3://archive/cams", dest="s3://published/anonymized", workers=2, scratch_dir=str(scratch))
+    )
     assert summary["ok"] == 2 and summary["failed"] == 2
     assert summary["audit"]["contracts"] and summary["audit"]["privacy"]["leak"]["faces_found"] == 0
     assert not [p for p in scratch.rglob("*")], "downloaded originals or temporaries left in scratch"
@@ -37,11 +40,16 @@ def test_s3_to_s3(s3_endpoint, sample_archive, prefect_server, tmp_path):
     assert not Location("s3://archive/anonymized").fs.exists("archive/anonymized")  # nothing in the source bucket
     assert not any(".tmp-" in f for f in files)
     media = manifests.read_table(state, "media").to_pandas().set_index("rel_path")
-    assert media.loc["cameras/parking/clip_002.mkv", "frames_out"] == media.loc["cameras/parking/clip_002.mkv", "frames_in"] == 50
+    assert (
+        media.loc["cameras/parking/clip_002.mkv", "frames_out"]
+        == media.loc["cameras/parking/clip_002.mkv", "frames_in"]
+        == 50
+    )
     assert media.loc["cameras/parking/clip_002.mkv", "has_audio_out"]
     assert "not a readable media file" in media.loc["bad/text.mp4", "reason"]
     # the committed output is a real video
     from faceveil.storage.media import probe_video
+
     with dest.local_file("cameras/parking/clip_002.mkv", str(tmp_path)) as local:
         assert probe_video(local).n_frames == 50
     again = run_anonymize(AnonymizeConfig(src="s3://archive/cams", dest="s3://published/anonymized", workers=2))
@@ -64,8 +72,12 @@ def test_reversible_on_s3_vault_index_restore(s3_endpoint, sample_archive, prefe
     src.fs.mkdir("vault")
     src.fs.put_file(str(sample_archive / "photos/grace_hopper.png"), src.path("photos/grace_hopper.png"))
     key = MasterKey.generate()
-    summary = run_anonymize(AnonymizeConfig(src="s3://vault/src", dest="s3://vault/dest", workers=1, reversible=True,
-                                            vault_lock=VaultLock.of(key)), key)
+    summary = run_anonymize(
+        AnonymizeConfig(
+            src="s3://vault/src", dest="s3://vault/dest", workers=1, reversible=True, vault_lock=VaultLock.of(key)
+        ),
+        key,
+    )
     assert summary["ok"] == 1
     dest = Location("s3://vault/dest.faceveil-private")  # the archive's state root
     assert Location("s3://vault/dest").list_files() == ["photos/grace_hopper.png"]
@@ -94,8 +106,11 @@ def test_storage_credentials_never_reach_prefect_or_the_outputs(s3_endpoint, sam
     src.fs.mkdir("creds")
     src.fs.put_file(str(sample_archive / "photos/astronaut.jpg"), src.path("photos/astronaut.jpg"))
     scratch = tmp_path / "scratch"
-    summary = run_anonymize(AnonymizeConfig(src="s3://creds/src", dest="s3://creds/dest", workers=1,
-                                            storage_options=opts, scratch_dir=str(scratch)))
+    summary = run_anonymize(
+        AnonymizeConfig(
+            src="s3://creds/src", dest="s3://creds/dest", workers=1, storage_options=opts, scratch_dir=str(scratch)
+        )
+    )
     assert summary["ok"] == 1, summary["failures"]
     needle = secret.encode()
     for url in ("s3://creds/dest", "s3://creds/dest.faceveil-private"):  # DEST and its state root
@@ -161,8 +176,21 @@ def test_mlflow_artifacts_on_s3(s3_endpoint, sample_archive, prefect_server, tmp
     (src / "photos").mkdir(parents=True)
     (src / "photos/astronaut.jpg").write_bytes((sample_archive / "photos/astronaut.jpg").read_bytes())
     capsys.readouterr()
-    code = main(["anonymize", str(src), str(dest), "--workers", "1", "--mlflow-uri", uri,
-                 "--mlflow-artifacts", "s3://mlflow-artifacts/faceveil", "--json", "--quiet"])
+    code = main(
+        [
+            "anonymize",
+            str(src),
+            str(dest),
+            "--workers",
+            "1",
+            "--mlflow-uri",
+            uri,
+            "--mlflow-artifacts",
+            "s3://mlflow-artifacts/faceveil",
+            "--json",
+            "--quiet",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0, out
     logged = json.loads(out)["audit"]["mlflow"]

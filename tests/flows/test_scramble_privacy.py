@@ -1,6 +1,7 @@
 """Without the key, scrambled faces are neither found by the detector nor recognisable: the flow's
 `scramble` output over ../shared/data/faces, checked with the detector at 0.3 and the identity
 embedder (the original face's box, since the scrambled one is not found)."""
+
 import shutil
 
 import numpy as np
@@ -26,8 +27,12 @@ def scrambled(shared, tmp_path_factory, prefect_server):
         shutil.copy(p, src / p.parent.name / p.name)
     dest = tmp_path_factory.mktemp("faces_scrambled")
     key = MasterKey.generate()
-    summary = run_anonymize(AnonymizeConfig(src=str(src), dest=str(dest), method="scramble", workers=2,
-                                            vault_lock=VaultLock.of(key), index=False), key)
+    summary = run_anonymize(
+        AnonymizeConfig(
+            src=str(src), dest=str(dest), method="scramble", workers=2, vault_lock=VaultLock.of(key), index=False
+        ),
+        key,
+    )
     assert summary["failed"] == 0 and summary["ok"] == len(photos)
     return src, dest, [p.relative_to(shared / "faces").as_posix() for p in photos]
 
@@ -62,11 +67,13 @@ def test_scrambled_faces_are_not_found_or_recognised(scrambled, figures):
     clean_top1 = float((ids[np.where(same_photo, -np.inf, clean).argmax(1)] == ids).mean())
     chance = float(np.mean([same_id[i].sum() / (len(o) - 1) for i in range(len(o))]))
     matched = float((np.where(same_id, attack, -1) >= emb.same_person_threshold).any(1).mean())
-    figures.append(f"scramble on faces/ ({len(rels)} photos, {len(set(ids))} identities): detector at 0.3 finds "
-                   f"{n_out} faces in the outputs of {n_in} in the inputs ({100 * n_out / n_in:.2f}%, target <= 1%); "
-                   f"scrambled face vs other photos of the same person: cosine {genuine.mean():.3f}, vs other "
-                   f"identities {impostor.mean():.3f}; rank-1 identification {top1:.3f} (chance {chance:.3f}, "
-                   f"unscrambled {clean_top1:.3f}); matched at {emb.same_person_threshold}: {100 * matched:.1f}%")
+    figures.append(
+        f"scramble on faces/ ({len(rels)} photos, {len(set(ids))} identities): detector at 0.3 finds "
+        f"{n_out} faces in the outputs of {n_in} in the inputs ({100 * n_out / n_in:.2f}%, target <= 1%); "
+        f"scrambled face vs other photos of the same person: cosine {genuine.mean():.3f}, vs other "
+        f"identities {impostor.mean():.3f}; rank-1 identification {top1:.3f} (chance {chance:.3f}, "
+        f"unscrambled {clean_top1:.3f}); matched at {emb.same_person_threshold}: {100 * matched:.1f}%"
+    )
     assert n_in >= 100 and n_out <= 0.01 * n_in
     assert genuine.mean() <= impostor.mean() + 0.005
     assert top1 <= 2 * chance and clean_top1 >= 0.9

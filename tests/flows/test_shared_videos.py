@@ -1,5 +1,6 @@
 """End to end on the real evaluation clips of ../shared/data/video plus a generated clip with audio:
 video stays video, manifests are sane, and the leak test (detector at 0.3 on the outputs)."""
+
 import shutil
 import sys
 from pathlib import Path
@@ -20,8 +21,14 @@ pytestmark = [pytest.mark.slow, pytest.mark.shared_data]  # flows over ../shared
 # mosaic runs on every clip (its mask's pattern is the one a detector can take for a face); solid on a
 # spread of them (a crowd, a classroom, people walking, two heads, one signer, the clip with audio): the
 # detection and tracking are the same, only the fill differs, so the other clips would repeat ~3 min of CI
-SOLID_CLIPS = ("dlib_MOT20-05_crowd.mp4", "intel_classroom.mp4", "intel_face_demographics_walking.mp4",
-               "intel_head_pose_female_and_male.mp4", "intel_asl_again.mp4", "generated/with_audio.mp4")
+SOLID_CLIPS = (
+    "dlib_MOT20-05_crowd.mp4",
+    "intel_classroom.mp4",
+    "intel_face_demographics_walking.mp4",
+    "intel_head_pose_female_and_male.mp4",
+    "intel_asl_again.mp4",
+    "generated/with_audio.mp4",
+)
 
 
 @pytest.fixture(scope="module")
@@ -106,18 +113,25 @@ def test_leak_rate_at_threshold_0_3(outputs, figures):
     for method, (src, dest, _) in outputs.items():
         clips = sorted(str(p.relative_to(src)) for p in src.rglob("*.mp4"))
         n_in = sum(len(b) for c in clips for b in before[str(archive / c)].values())
-        figures.append(f"leak test ({method}, {len(clips)} clips): centerface at threshold 0.3 on every 3rd frame; "
-                       f"{n_in} faces in the inputs")
+        figures.append(
+            f"leak test ({method}, {len(clips)} clips): centerface at threshold 0.3 on every 3rd frame; "
+            f"{n_in} faces in the inputs"
+        )
         after = boxes_many([str(dest / c) for c in clips])
         per = {c: leaks(before[str(archive / c)], after[str(dest / c)]) for c in clips}  # the same clips, same inputs
         masks = {c: inside_masks(after[str(dest / c)], _masked(dest, c)) for c, (_, o, _) in per.items() if o}
         n_out = sum(v[1] for v in per.values())
         n_same = sum(v[2] for v in per.values())
         n_outside = n_out - sum(masks.values())
-        figures.append(f"  {method:7}: {n_out} faces found in the outputs ({100 * n_out / n_in:.2f}%); {n_same} where the "
-                       f"input had a face ({100 * n_same / n_in:.2f}%, target <= 1%), {n_outside} outside every mask "
-                       f"({100 * n_outside / n_in:.2f}%, target <= 1%)")
-        figures.extend(f"    {c}: {o} found ({s} where the input had one, {masks[c]} inside a mask) of {i}"
-                       for c, (i, o, s) in per.items() if o)
+        figures.append(
+            f"  {method:7}: {n_out} faces found in the outputs ({100 * n_out / n_in:.2f}%); {n_same} where the "
+            f"input had a face ({100 * n_same / n_in:.2f}%, target <= 1%), {n_outside} outside every mask "
+            f"({100 * n_outside / n_in:.2f}%, target <= 1%)"
+        )
+        figures.extend(
+            f"    {c}: {o} found ({s} where the input had one, {masks[c]} inside a mask) of {i}"
+            for c, (i, o, s) in per.items()
+            if o
+        )
         assert n_same <= 0.01 * n_in, (method, n_same, n_in)
         assert n_outside <= 0.01 * n_in, (method, n_outside, n_in)

@@ -33,8 +33,12 @@ def test_face_box_fully_changed_and_outside_untouched(frame, name, shape):
 
 
 def test_mosaic_block_size_scales_with_face_and_has_a_floor(frame):
-    big = create_anonymizer("mosaic", MaskSettings(shape="box", pad=0)).apply(frame.copy(), Detections([[0, 0, 96, 96]], [1]))
-    small = create_anonymizer("mosaic", MaskSettings(shape="box", pad=0)).apply(frame.copy(), Detections([[0, 0, 20, 20]], [1]))
+    big = create_anonymizer("mosaic", MaskSettings(shape="box", pad=0)).apply(
+        frame.copy(), Detections([[0, 0, 96, 96]], [1])
+    )
+    small = create_anonymizer("mosaic", MaskSettings(shape="box", pad=0)).apply(
+        frame.copy(), Detections([[0, 0, 20, 20]], [1])
+    )
     n_big = len(np.unique(big[:96, :96].reshape(-1, 3), axis=0))
     n_small = len(np.unique(small[:20, :20].reshape(-1, 3), axis=0))
     assert 4 <= n_big <= 16  # 3 blocks across a large face (its padded region takes a few more)
@@ -42,7 +46,9 @@ def test_mosaic_block_size_scales_with_face_and_has_a_floor(frame):
 
 
 def test_solid_uses_region_mean_colour(frame):
-    out = create_anonymizer("solid", MaskSettings(shape="box", pad=0)).apply(frame.copy(), Detections([[10, 10, 50, 50]], [1]))
+    out = create_anonymizer("solid", MaskSettings(shape="box", pad=0)).apply(
+        frame.copy(), Detections([[10, 10, 50, 50]], [1])
+    )
     patch = out[10:50, 10:50].reshape(-1, 3)
     assert (patch == patch[0]).all()
     assert np.abs(patch[0].astype(int) - frame[10:50, 10:50].reshape(-1, 3).mean(0)).max() <= 1

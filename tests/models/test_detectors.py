@@ -99,7 +99,9 @@ def test_native_bf16_reads_the_cpu_flags(monkeypatch, tmp_path):
         cpuinfo = tmp_path / "cpuinfo"
         cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
         real_open = open
-        monkeypatch.setattr("builtins.open", lambda p, *a, **k: real_open(cpuinfo if p == "/proc/cpuinfo" else p, *a, **k))
+        monkeypatch.setattr(
+            "builtins.open", lambda p, *a, **k: real_open(cpuinfo if p == "/proc/cpuinfo" else p, *a, **k)
+        )
         bf16.native_bf16.cache_clear()
         try:
             assert bf16.native_bf16() is want, flags
@@ -165,12 +167,14 @@ def test_tiles_cover_the_frame_with_overlap(w, h):
     for x, y, tw, th in ts:
         assert tw * th <= TILE_PIXELS and 0 <= x and x + tw <= w and 0 <= y and y + th <= h
         assert (tw % 32 == 0 or tw == w) and (th % 32 == 0 or th == h)
-        covered[y:y + th, x:x + tw] += 1
+        covered[y : y + th, x : x + tw] += 1
     assert covered.min() >= 1  # every pixel in some tile
     assert (len(ts) == 1) == (w * h <= TILE_PIXELS)  # 1080p and 1440p whole, 4K and up in tiles
     xs, ys = sorted({x for x, _, _, _ in ts}), sorted({y for _, y, _, _ in ts})
     tw, th = ts[0][2], ts[0][3]
-    assert all(b - a <= tw - OVERLAP for a, b in zip(xs, xs[1:])) and all(b - a <= th - OVERLAP for a, b in zip(ys, ys[1:]))
+    assert all(b - a <= tw - OVERLAP for a, b in zip(xs, xs[1:])) and all(
+        b - a <= th - OVERLAP for a, b in zip(ys, ys[1:])
+    )
     assert sum(t[2] * t[3] for t in ts) <= 1.25 * w * h  # the overlap costs at most a quarter more
 
 
@@ -190,11 +194,13 @@ def test_4k_frame_detected_in_tiles_finds_what_the_whole_frame_finds(astronaut):
     for k in range(60):
         size = int(rng.choice([24, 32, 48, 80, 120, 180]))
         fw = int(size * face.shape[1] / face.shape[0])
-        y = seams[k % len(seams)] - size // 2 if k % 3 == 0 else int(rng.integers(0, 2160 - size))  # a third across a seam
+        y = (
+            seams[k % len(seams)] - size // 2 if k % 3 == 0 else int(rng.integers(0, 2160 - size))
+        )  # a third across a seam
         x = int(rng.integers(0, 3840 - fw))
         if any(abs(x - px) < max(fw, pw) + 8 and abs(y - py) < max(size, ps) + 8 for px, py, pw, ps in placed):
             continue
-        frame[y:y + size, x:x + fw] = cv2.resize(face, (fw, size), interpolation=cv2.INTER_AREA)
+        frame[y : y + size, x : x + fw] = cv2.resize(face, (fw, size), interpolation=cv2.INTER_AREA)
         placed.append((x, y, fw, size))
     frame[300:1100, 2600:3215] = cv2.resize(face, (615, 800))  # bigger than the overlap, across no seam
     det = create_detector("centerface", DetectorSettings(threshold=0.1, precision="fp32"))

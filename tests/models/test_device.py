@@ -1,5 +1,6 @@
 """Where the models run: onnxruntime providers chosen in one place, CUDA first when there, the CPU
 otherwise, $FACEVEIL_DEVICE to force one; and what a session or a media row says it ran on."""
+
 import pytest
 
 from faceveil.models import device
@@ -15,8 +16,14 @@ def _no_override(monkeypatch):
 
 
 def test_cuda_first_when_onnxruntime_has_it():
-    assert onnx_providers(["CUDAExecutionProvider", "CPUExecutionProvider"]) == ["CUDAExecutionProvider", "CPUExecutionProvider"]
-    assert onnx_providers(list(reversed(GPU_BUILD))) == ["CUDAExecutionProvider", "CPUExecutionProvider"]  # order is ours
+    assert onnx_providers(["CUDAExecutionProvider", "CPUExecutionProvider"]) == [
+        "CUDAExecutionProvider",
+        "CPUExecutionProvider",
+    ]
+    assert onnx_providers(list(reversed(GPU_BUILD))) == [
+        "CUDAExecutionProvider",
+        "CPUExecutionProvider",
+    ]  # order is ours
     assert device_name(GPU_BUILD) == "cuda"
 
 
@@ -56,7 +63,9 @@ def test_this_machine_and_its_sessions_agree():
     assert wanted == onnx_providers(ort.get_available_providers()) and wanted[-1] == "CPUExecutionProvider"
     det = create_detector("centerface", DetectorSettings(threads=1))
     got = det._sess.get_providers()
-    assert got[0] in wanted and det.device == session_device(det._sess) == ("cuda" if got[0] == "CUDAExecutionProvider" else "cpu")
+    assert got[0] in wanted and det.device == session_device(det._sess) == (
+        "cuda" if got[0] == "CUDAExecutionProvider" else "cpu"
+    )
 
 
 class _Session:

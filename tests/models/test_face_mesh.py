@@ -1,5 +1,6 @@
 """MediaPipe Face Mesh on real photos: the dense points agree with CenterFace's 5 landmarks, the face
 oval holds the nose, and a non-face crop scores low."""
+
 import cv2
 import numpy as np
 import pytest
@@ -11,8 +12,15 @@ from faceveil.storage.media import read_image
 
 # different people, sizes 150 px to 1600 px; photos on which CenterFace's own landmarks are good
 # (on some others, e.g. angelina/1.jpg, CenterFace's eye and mouth points are off while the mesh is right)
-PHOTOS = ["deepface_id38/1.jpg", "elon/1.jpg", "jack/1.jpg", "jeff/1.jpg", "leonard/1.jpg", "marissa/1.jpg",
-          "scarlett/1.jpg"]
+PHOTOS = [
+    "deepface_id38/1.jpg",
+    "elon/1.jpg",
+    "jack/1.jpg",
+    "jeff/1.jpg",
+    "leonard/1.jpg",
+    "marissa/1.jpg",
+    "scarlett/1.jpg",
+]
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +60,9 @@ def test_mesh_agrees_with_centerface(faces):
         err = np.linalg.norm(pts[fm.LIPS_OUTER].mean(0) - (lm[3] + lm[4]) / 2) / ed
         assert err < 0.3, f"{name}: lips off by {err:.2f} eye distances"
         oval = pts[fm.FACE_OVAL].reshape(-1, 1, 2)
-        assert cv2.pointPolygonTest(oval, (float(lm[2][0]), float(lm[2][1])), False) > 0, f"{name}: nose outside the oval"
+        assert cv2.pointPolygonTest(oval, (float(lm[2][0]), float(lm[2][1])), False) > 0, (
+            f"{name}: nose outside the oval"
+        )
         assert pts[fm.FOREHEAD_TOP][1] < lm[:2, 1].min() and pts[fm.CHIN][1] > lm[3:, 1].max(), name
 
 

@@ -1,6 +1,7 @@
 """The per-face fallback chain of identity replacement (models/fallback): its order, the judging loop
 (with a stand-in anonymizer whose 'identity cosines' are a table), the small-face rule, and a real face
 forced through every step (slow: the generated-face pool)."""
+
 import time
 from types import SimpleNamespace
 
@@ -53,21 +54,33 @@ class _Stand:
             rgb[0, j] = FALLBACKS.index(s.method) + 1
 
     def embed(self, rgb, dets):
-        c = [1.0 if rgb[0, j, 0] == 0 else self.cosines.get((j, FALLBACKS[rgb[0, j, 0] - 1]), 0.5)
-             for j in dets.track_ids]
+        c = [
+            1.0 if rgb[0, j, 0] == 0 else self.cosines.get((j, FALLBACKS[rgb[0, j, 0] - 1]), 0.5)
+            for j in dets.track_ids
+        ]
         return np.array([[v, np.sqrt(1 - v * v)] for v in c], np.float32)
 
 
 def test_each_face_walks_the_chain_until_it_passes_or_is_filled():
     high = 0.9  # at or above the margin: the face still shows its person
-    stand = _Stand({(0, "replace"): 0.8, (1, "replace"): high, (1, "replace-strong"): 0.7,
-                    (2, "replace"): high, (2, "replace-strong"): high, (2, "generated"): high})
+    stand = _Stand(
+        {
+            (0, "replace"): 0.8,
+            (1, "replace"): high,
+            (1, "replace-strong"): 0.7,
+            (2, "replace"): high,
+            (2, "replace-strong"): high,
+            (2, "generated"): high,
+        }
+    )
     dets = Detections(np.tile(np.float32([10, 10, 60, 60]), (3, 1)), [0.9] * 3, track_ids=np.arange(3))
     original = np.zeros((4, 8, 3), np.uint8)
     rgb = original.copy()
     chosen = {j: stand.surrogate(original, dets, j, "m", None) for j in range(3)}
     stand.render(rgb, dets, None, chosen)
-    judge(stand, rgb, original, dets, np.zeros((3, 4)), chosen, "m", published=lambda x: x)  # the stand-in's pixels are codes
+    judge(
+        stand, rgb, original, dets, np.zeros((3, 4)), chosen, "m", published=lambda x: x
+    )  # the stand-in's pixels are codes
     assert [chosen[j].method for j in range(3)] == ["replace", "replace-strong", "solid"]
     assert stand.made[3:] == [(1, "replace-strong"), (2, "replace-strong"), (2, "generated"), (2, "solid")]
     assert chosen[0].cosine == pytest.approx(0.8) and chosen[1].cosine == pytest.approx(0.7)
@@ -86,8 +99,15 @@ class _Covering(_Stand):
 
 
 def test_a_face_that_passed_is_judged_again_when_a_neighbour_changes():
-    stand = _Covering({(0, "replace"): 0.8, (1, "replace"): 0.9, (1, "replace-strong"): 0.9, (1, "generated"): 0.9,
-                       (0, "replace-strong"): 0.7})
+    stand = _Covering(
+        {
+            (0, "replace"): 0.8,
+            (1, "replace"): 0.9,
+            (1, "replace-strong"): 0.9,
+            (1, "generated"): 0.9,
+            (0, "replace-strong"): 0.7,
+        }
+    )
     dets = Detections(np.tile(np.float32([10, 10, 60, 60]), (2, 1)), [0.9] * 2, track_ids=np.arange(2))
     original = np.zeros((4, 8, 3), np.uint8)
     rgb = original.copy()
@@ -143,7 +163,9 @@ def test_a_face_too_small_to_judge_is_filled_without_a_model():
     assert len(np.unique(out[inside], axis=0)) == 1  # one colour
     assert (out[~inside] == rgb[~inside]).all()
     assert anon.surrogates("m")[0] is s and (anon.apply(rgb.copy(), dets, media="m") == out).all()  # the track keeps it
-    preview = anon.apply(rgb.copy(), Detections(dets.boxes, dets.scores), preview=True)  # the second look sees it filled
+    preview = anon.apply(
+        rgb.copy(), Detections(dets.boxes, dets.scores), preview=True
+    )  # the second look sees it filled
     assert (preview == out).all()
 
 
@@ -161,8 +183,9 @@ def test_a_face_that_fails_every_identity_check_ends_solid_and_says_so(figures):
     face.track_ids[:] = 0
     settings = ReplaceSettings(id_margin=-1.0)
     anon = Replace(settings=settings)
-    anon._replacer = Replacer(create_generator("dcgan-digiface"), create_detector("centerface"),
-                              create_embedder("dlib-resnet"), settings)
+    anon._replacer = Replacer(
+        create_generator("dcgan-digiface"), create_detector("centerface"), create_embedder("dlib-resnet"), settings
+    )
     steps, step = [], anon.chain.step
     anon.chain.step = lambda method, f: (steps.append((method, f)), step(method, f))[1]
     t0 = time.perf_counter()
@@ -180,9 +203,11 @@ def test_a_face_that_fails_every_identity_check_ends_solid_and_says_so(figures):
     sims = np.stack([p.identity for p in anon.replacer.pool]) @ f.identity
     sims[list(f.avoid)] = np.inf  # the pool faces the searches before it used
     assert generated.pool_index == int(np.argmin(sims)) and f.avoid  # the farthest pool face from her left
-    figures.append(f"fallback chain, every step forced to fail (astronaut): {' -> '.join(m for m, _ in steps)} in "
-                   f"{seconds:.1f} s (pool {pool_s:.1f} s); the generated step's pool face at identity cosine "
-                   f"{generated.cosine_start:.3f} to her")
+    figures.append(
+        f"fallback chain, every step forced to fail (astronaut): {' -> '.join(m for m, _ in steps)} in "
+        f"{seconds:.1f} s (pool {pool_s:.1f} s); the generated step's pool face at identity cosine "
+        f"{generated.cosine_start:.3f} to her"
+    )
 
 
 def test_faces_are_judged_as_published():
@@ -199,8 +224,10 @@ def test_a_box_inside_a_larger_face_is_its_part():
     """CenterFace's boxes on a large face in a shared photo: one on its mouth and chin (inside), two apart."""
     from faceveil.models.detections import nested
 
-    d = Detections(np.float32([[803, 294, 1463, 1120], [864, 791, 1339, 986], [1626, 865, 1982, 1345],
-                               [162, 948, 416, 1231]]), [0.9, 0.6, 0.5, 0.3])
+    d = Detections(
+        np.float32([[803, 294, 1463, 1120], [864, 791, 1339, 986], [1626, 865, 1982, 1345], [162, 948, 416, 1231]]),
+        [0.9, 0.6, 0.5, 0.3],
+    )
     assert nested(d).tolist() == [False, True, False, False]
     side_by_side = Detections(np.float32([[0, 0, 100, 100], [60, 0, 160, 100]]), [0.9, 0.9])  # two heads touching
     assert not nested(side_by_side).any()

@@ -54,8 +54,11 @@ def _tiny_stylegan2(seed=0):
     """A 32x32 StyleGAN2 of the real architecture with tiny channel counts, every weight random
     (noise strengths and biases too, so a weight loaded into the wrong place shows)."""
     torch.manual_seed(seed)
-    net = build_network(default_config(z_dim=16, w_dim=16, img_resolution=32, mapping_layers=2,
-                                       channel_base=128, channel_max=16, conv_clamp=256))
+    net = build_network(
+        default_config(
+            z_dim=16, w_dim=16, img_resolution=32, mapping_layers=2, channel_base=128, channel_max=16, conv_clamp=256
+        )
+    )
     with torch.no_grad():
         for name, p in net.named_parameters():
             if name.endswith(("noise_strength", "bias")):
@@ -76,9 +79,19 @@ def test_stylegan2_checkpoint_round_trip_gives_identical_outputs(checkpoint):
     net, path, sha = checkpoint
     names = set(net.state_dict())
     # the official implementation's names, so converted official checkpoints load
-    assert {"mapping.fc0.weight", "mapping.fc1.bias", "mapping.w_avg", "synthesis.b4.const", "synthesis.b4.conv1.affine.weight",
-            "synthesis.b8.conv0.weight", "synthesis.b8.conv0.noise_const", "synthesis.b8.conv0.noise_strength",
-            "synthesis.b8.resample_filter", "synthesis.b32.torgb.affine.bias", "synthesis.b32.torgb.weight"} <= names
+    assert {
+        "mapping.fc0.weight",
+        "mapping.fc1.bias",
+        "mapping.w_avg",
+        "synthesis.b4.const",
+        "synthesis.b4.conv1.affine.weight",
+        "synthesis.b8.conv0.weight",
+        "synthesis.b8.conv0.noise_const",
+        "synthesis.b8.conv0.noise_strength",
+        "synthesis.b8.resample_filter",
+        "synthesis.b32.torgb.affine.bias",
+        "synthesis.b32.torgb.weight",
+    } <= names
     assert net.num_ws == 8  # 1 + 2 per block after the first + the last torgb: 1 + 2*3 + 1
     g = create_generator("stylegan2", checkpoint=path, sha256=sha, device="cpu", truncation_psi=0.7)
     assert (g.latent_dim, g.resolution, g.weights_id) == (16, 32, "sha256:" + sha)

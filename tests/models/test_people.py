@@ -1,4 +1,5 @@
 """Grouping a dataset's faces into people (one surrogate per person)."""
+
 import numpy as np
 
 from faceveil.models.people import group_people, representatives, shared_people

@@ -3,6 +3,7 @@ moved a few pixels): target:100 optimised through POS makes CHROM, GREEN (and Ph
 100 +- 3; scrub leaves no 0.7-4 Hz peak above 3 dB; PSNR >= 50 dB; no pixel outside the skin masks
 changes. The estimators read the clip's own pulse skin, not the edit's traces. Also: the settings'
 grammar, windows and the skin mask's geometry (no data needed)."""
+
 import sys
 from pathlib import Path
 
@@ -41,7 +42,6 @@ def _read(clip, frames, names=("pos", "chrom", "green")):
     return {n: create_estimator(n).read_trace(clip.trace(frames), clip.fps) for n in names}
 
 
-
 @pytest.mark.shared_data
 def test_before_the_edit_the_estimators_read_72(clip):
     for name, r in _read(clip, clip.frames).items():
@@ -52,8 +52,11 @@ def test_before_the_edit_the_estimators_read_72(clip):
 def test_target_100_through_pos_fools_chrom_and_green(clip, figures):
     out, masks = _edited(clip, "target:100")
     got = _read(clip, out)
-    figures.append("pulse target:100 (model level): " + ", ".join(f"{n} {r.bpm:.1f} bpm {r.snr_db:.1f} dB" for n, r in got.items())
-                   + f", PSNR {masked_psnr(clip.frames, out):.1f} dB")
+    figures.append(
+        "pulse target:100 (model level): "
+        + ", ".join(f"{n} {r.bpm:.1f} bpm {r.snr_db:.1f} dB" for n, r in got.items())
+        + f", PSNR {masked_psnr(clip.frames, out):.1f} dB"
+    )
     for name, r in got.items():
         assert abs(r.bpm - 100) <= 3, (name, r)
     assert masked_psnr(clip.frames, out) >= 50
@@ -64,8 +67,11 @@ def test_target_100_through_pos_fools_chrom_and_green(clip, figures):
 def test_scrub_leaves_no_peak(clip, figures):
     out, masks = _edited(clip, "scrub")
     got = _read(clip, out)
-    figures.append("pulse scrub (model level): " + ", ".join(f"{n} peak SNR {r.snr_db:.1f} dB" for n, r in got.items())
-                   + f", PSNR {masked_psnr(clip.frames, out):.1f} dB")
+    figures.append(
+        "pulse scrub (model level): "
+        + ", ".join(f"{n} peak SNR {r.snr_db:.1f} dB" for n, r in got.items())
+        + f", PSNR {masked_psnr(clip.frames, out):.1f} dB"
+    )
     for name, r in got.items():
         assert r.snr_db <= 3, (name, r)
     assert masked_psnr(clip.frames, out) >= 50
@@ -82,8 +88,10 @@ def test_physnet_is_fooled_too(clip, figures):
     target, _ = _edited(clip, "target:100")
     scrub, _ = _edited(clip, "scrub")
     after, scrubbed = net.read_clip(clip.crops(target), clip.fps), net.read_clip(clip.crops(scrub), clip.fps)
-    figures.append(f"physnet: before {before.bpm:.1f} bpm ({before.snr_db:.1f} dB), after target:100 {after.bpm:.1f} "
-                   f"({after.snr_db:.1f} dB), after scrub peak SNR {scrubbed.snr_db:.1f} dB")
+    figures.append(
+        f"physnet: before {before.bpm:.1f} bpm ({before.snr_db:.1f} dB), after target:100 {after.bpm:.1f} "
+        f"({after.snr_db:.1f} dB), after scrub peak SNR {scrubbed.snr_db:.1f} dB"
+    )
     assert abs(before.bpm - 72) <= 3
     assert abs(after.bpm - 100) <= 3
     assert scrubbed.snr_db <= 3
@@ -124,7 +132,7 @@ def test_skin_mask_avoids_eyes_mouth_and_the_box_outside():
     m = skin_region(lm, box, 160, 160).full(160, 160)
     assert m.sum() > 1000
     for x, y in lm[[0, 1, 3, 4]]:  # eyes and mouth corners, with a margin
-        assert not m[int(y) - 3:int(y) + 4, int(x) - 3:int(x) + 4].any()
+        assert not m[int(y) - 3 : int(y) + 4, int(x) - 3 : int(x) + 4].any()
     assert not m[:, :20].any() and not m[:, 100:].any() and not m[:10].any() and not m[120:].any()
     assert m[65, 60]  # the nose (between the eyes and its tip) is skin
     nan = skin_region(np.full((5, 2), np.nan), box, 160, 160)  # no landmarks: from the box

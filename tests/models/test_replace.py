@@ -10,8 +10,14 @@ from faceveil.models.anonymizers import ANONYMIZERS, Replace, create_anonymizer
 from faceveil.models.detections import Detections, iou_matrix
 from faceveil.models.detectors import create_detector
 from faceveil.models.embedders import create_embedder
-from faceveil.models.face_attributes import (TEMPLATE_112, FaceAttributes, delta_e2000, face_attributes, head_pose,
-                                             skin_lab)
+from faceveil.models.face_attributes import (
+    TEMPLATE_112,
+    FaceAttributes,
+    delta_e2000,
+    face_attributes,
+    head_pose,
+    skin_lab,
+)
 from faceveil.models.put_back import face_mask, put_back
 from faceveil.models.replace import PoolFace, Replacer, ReplaceSettings, track_seed
 
@@ -135,13 +141,15 @@ def test_replaced_face_is_still_a_face_of_another_identity(astronaut, replaced, 
     j = int(np.argmax(hit))
     pose_err = np.abs(face_attributes(out, again.landmarks[j]).pose - f_orig.pose)
     de = float(delta_e2000(skin_lab(out, face.landmarks[0]), f_orig.skin))
-    figures.append(f"replace (astronaut, {anon.replacer.generator.name}): identity cosine to the original "
-                   f"{s.cosine_start:.3f} (paired pool face) -> {cos:.3f} (replaced; dlib same-person 0.92, margin "
-                   f"{anon.settings.id_margin}); CenterFace score {float(face.scores[0]):.2f} -> {score:.2f}; "
-                   f"|yaw,pitch,roll| error {pose_err.round(1).tolist()} deg; skin dE2000 {de:.1f}; "
-                   f"{seconds:.2f} s for the face ({s.cpu_seconds:.2f} s CPU, {s.evals} evaluations; load average "
-                   f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores), pool of {len(anon.replacer.pool)} faces built "
-                   f"in {pool_s:.1f} s")
+    figures.append(
+        f"replace (astronaut, {anon.replacer.generator.name}): identity cosine to the original "
+        f"{s.cosine_start:.3f} (paired pool face) -> {cos:.3f} (replaced; dlib same-person 0.92, margin "
+        f"{anon.settings.id_margin}); CenterFace score {float(face.scores[0]):.2f} -> {score:.2f}; "
+        f"|yaw,pitch,roll| error {pose_err.round(1).tolist()} deg; skin dE2000 {de:.1f}; "
+        f"{seconds:.2f} s for the face ({s.cpu_seconds:.2f} s CPU, {s.evals} evaluations; load average "
+        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores), pool of {len(anon.replacer.pool)} faces built "
+        f"in {pool_s:.1f} s"
+    )
     assert seconds < 30  # target <= 3 s on an idle 2-core machine; generous for a shared one
 
 
@@ -177,8 +185,10 @@ def test_same_track_same_surrogate_on_a_second_frame(astronaut, replaced, models
     e1, e2 = embedder.embed(out1, face)[0], embedder.embed(out2, d2)[0]
     stability = float(e1 @ e2)
     assert stability >= 0.9
-    figures.append(f"replace: the same track on a second frame reuses its surrogate ({seconds * 1000:.0f} ms), "
-                   f"identity cosine between the two replaced faces {stability:.3f}")
+    figures.append(
+        f"replace: the same track on a second frame reuses its surrogate ({seconds * 1000:.0f} ms), "
+        f"identity cosine between the two replaced faces {stability:.3f}"
+    )
     # another media's track 0 is another person: a surrogate of its own
     other = rgb.copy()
     anon.apply(other, face, media="photos/another.png")
@@ -234,9 +244,11 @@ def test_a_person_keeps_one_surrogate_across_photos(astronaut, replaced, models,
     assert got.seed == person.seed and got.evals <= 3 and drift >= 0.85
     cos = float(embedder.embed(out2, d2)[0] @ embedder.embed(photo2, d2)[0])
     assert cos < anon.settings.id_margin
-    figures.append(f"replace: a person's surrogate made in {made_s:.1f} s, reused on a second photo of them in "
-                   f"{reuse_s:.2f} s ({got.evals} evaluations, latent cosine to the person's {drift:.3f}; identity cosine to "
-                   f"the original there {cos:.3f})")
+    figures.append(
+        f"replace: a person's surrogate made in {made_s:.1f} s, reused on a second photo of them in "
+        f"{reuse_s:.2f} s ({got.evals} evaluations, latent cosine to the person's {drift:.3f}; identity cosine to "
+        f"the original there {cos:.3f})"
+    )
     # a face that overlaps no expected box gets its own
     anon.expect("photos/third.png", [(np.float32([0, 0, 10, 10]), person)])
     anon.apply(photo2.copy(), d2, media="photos/third.png")

@@ -1,5 +1,6 @@
 """rPPG estimators on synthetic traces: POS, CHROM and GREEN find a known rate, the measurement's
 resolution and SNR, differentiability, the registry's errors."""
+
 import numpy as np
 import pytest
 import torch

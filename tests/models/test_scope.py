@@ -1,6 +1,7 @@
 """--scope: the head scope covers the hair above the face and not the background beside the head; the
 person scope covers the body; without the segmentation model the whole extent is masked (fail
 closed); scopes apply to the masking methods only."""
+
 import numpy as np
 import pytest
 import skimage.data
@@ -35,7 +36,7 @@ def test_head_scope_covers_hair_not_background():
     assert not face[60:120, :140].any() and head[60:120, 124:140].mean() > 0.8  # and beside it
     assert not head[:, :100].any() and not head[:, 360:].any()  # the flag, the shuttle
     assert head.sum() > 1.1 * face.sum()
-    assert not head[region[3]:].any()  # nothing outside the region the vault seals
+    assert not head[region[3] :].any()  # nothing outside the region the vault seals
 
 
 def test_person_scope_covers_the_body():

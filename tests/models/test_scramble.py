@@ -53,11 +53,11 @@ def test_every_untracked_face_has_its_own_keystream(tmp_path):
     out = frame.copy()
     assert not protect_frame(anon, out, dets, 7, "m", vault)
     (a, b) = anon.regions(dets, 400, 200)
-    assert np.array_equal(frame[a[1]:a[3], a[0]:a[2]], frame[b[1]:b[3], b[0]:b[2]])  # the same face twice
-    sa, sb = out[a[1]:a[3], a[0]:a[2]], out[b[1]:b[3], b[0]:b[2]]
+    assert np.array_equal(frame[a[1] : a[3], a[0] : a[2]], frame[b[1] : b[3], b[0] : b[2]])  # the same face twice
+    sa, sb = out[a[1] : a[3], a[0] : a[2]], out[b[1] : b[3], b[0] : b[2]]
     assert np.mean(sa == sb) < 0.05, "two faces of one frame got the same keystream"
     for r in (b, a):  # each face inverts with its own region key (the reverse of the order they were scrambled in)
         key = region_key(vault.data_key(-1), "m", 7, -1, tuple(int(v) for v in r))
-        out[r[1]:r[3], r[0]:r[2]] = unscramble(out[r[1]:r[3], r[0]:r[2]], key)
+        out[r[1] : r[3], r[0] : r[2]] = unscramble(out[r[1] : r[3], r[0] : r[2]], key)
     assert np.array_equal(out, frame)
     vault.discard()

@@ -1,13 +1,19 @@
 """Protected identity templates (models/template_protection.py): the sealed templates the index stores keep
 search exact under one key, do not link across keys, and give a known-pair attacker nothing; the
 old rotation is shown to fall to the same attacker (so these checks can fail)."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from faceveil.models.template_protection import (TRANSFORMS, IndexTemplates, OrthogonalRotation, SealedTemplates,
-                                        TemplateOpenError)
+from faceveil.models.template_protection import (
+    TRANSFORMS,
+    IndexTemplates,
+    OrthogonalRotation,
+    SealedTemplates,
+    TemplateOpenError,
+)
 from faceveil.storage.keys import MasterKey
 
 DIM, PEOPLE, SHOTS = 128, 21, 5

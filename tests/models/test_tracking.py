@@ -9,7 +9,13 @@ def face(x, y, s=20, score=0.9):
 
 
 def test_gap_inside_track_is_interpolated_and_flagged():
-    sampled = [(0, face(10, 10)), (1, face(12, 10)), (2, Detections.empty()), (3, Detections.empty()), (4, face(18, 10))]
+    sampled = [
+        (0, face(10, 10)),
+        (1, face(12, 10)),
+        (2, Detections.empty()),
+        (3, Detections.empty()),
+        (4, face(18, 10)),
+    ]
     per_frame, tracks = track_media(sampled, 10, 200, 100, TrackerSettings(max_gap=5, extend=0))
     assert len(tracks) == 1
     assert per_frame[2].filled.all() and per_frame[3].filled.all()
@@ -90,8 +96,10 @@ def test_filled_rows_scores_order_and_where_extension_stops():
     row of zero area, none after it); in a frame, rows come in track order; fill_track agrees."""
     from faceveil.models.tracking import associate, fill_track
 
-    sampled = [(0, Detections.concat([face(30, 10, score=0.9), face(100, 50, score=0.8)])),
-               (3, Detections.concat([face(18, 10, score=0.4), face(100, 50, score=0.7)]))]
+    sampled = [
+        (0, Detections.concat([face(30, 10, score=0.9), face(100, 50, score=0.8)])),
+        (3, Detections.concat([face(18, 10, score=0.4), face(100, 50, score=0.7)])),
+    ]
     settings = TrackerSettings(extend=6)
     per_frame, tracks = track_media(sampled, 20, 200, 100, settings)
     assert [int(t) for t in per_frame[1].track_ids] == [1, 2]

@@ -1,4 +1,5 @@
 """Accesses logged before they act: intent row, action, outcome row; no intent row, no action."""
+
 import hashlib
 
 import pytest
@@ -104,14 +105,19 @@ def test_the_head_is_printed_and_anchored_outside_the_state_root(tmp_path, monke
     path = log_anchors.anchor_file(loc)
     assert path.parent == tmp_path / "home" / "anchors" and path.stat().st_mode & 0o777 == 0o600
     lines = [json.loads(line) for line in path.read_text().splitlines()]
-    assert [(a["seq"], a["mac"], a["action"]) for a in lines] == [(2, rows[1]["mac"], "search"),
-                                                                   (4, rows[3]["mac"], "restore")]
+    assert [(a["seq"], a["mac"], a["action"]) for a in lines] == [
+        (2, rows[1]["mac"], "search"),
+        (4, rows[3]["mac"], "restore"),
+    ]
     assert access_log.verify(loc, key, anchors=log_anchors.gather(loc)) == []
     for seq in (3, 4):
         (tmp_path / "state" / access_log.file_name(seq)).unlink()
     problems = access_log.verify(loc, key, anchors=log_anchors.gather(loc))
-    assert len(problems) == 1 and problems[0].startswith("cut: the log ends at seq 2 but an anchor") and \
-        problems[0].endswith("by restore says seq 4")
+    assert (
+        len(problems) == 1
+        and problems[0].startswith("cut: the log ends at seq 2 but an anchor")
+        and problems[0].endswith("by restore says seq 4")
+    )
 
 
 def test_an_unwritable_anchor_does_not_stop_the_action(tmp_path, monkeypatch, capsys):

@@ -1,6 +1,7 @@
 """Face quality in search: measured on a real face (the astronaut photo), stored with the templates
 in a real sealed LanceDB index, and weighed in the order of matches so a small blurred bystander
 with a higher cosine does not come before a clear face of the person."""
+
 from __future__ import annotations
 
 from types import SimpleNamespace
@@ -9,11 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from faceveil.models.track_templates import (
-    QUALITY_FIELDS,
-    face_quality,
-    ranking_quality,
-)
+from faceveil.models.track_templates import QUALITY_FIELDS, face_quality, ranking_quality
 from faceveil.ops.search import RANK_BY_COSINE, QualityRanking, search_tracks
 from faceveil.pipeline.sealed_index import index_keys
 from faceveil.storage.control import control_key
@@ -71,10 +68,25 @@ def test_quality_ranking_rule():
 
 
 def _photo(media_id: str, vector, quality: dict) -> SimpleNamespace:
-    return SimpleNamespace(row={"media_id": media_id, "rel_path": f"cam/{media_id}.jpg"}, templates=[
-        {"track_id": 0, "kind": kind, "vector": vector, "first_frame": 0, "last_frame": 0, "t_start_s": 0.0,
-         "t_end_s": 0.0, "boxes_json": "[]", "vault_key_ids": [f"k-{media_id}"], "quality": 0.5, **quality}
-        for kind in ("template", "exemplar")])
+    return SimpleNamespace(
+        row={"media_id": media_id, "rel_path": f"cam/{media_id}.jpg"},
+        templates=[
+            {
+                "track_id": 0,
+                "kind": kind,
+                "vector": vector,
+                "first_frame": 0,
+                "last_frame": 0,
+                "t_start_s": 0.0,
+                "t_end_s": 0.0,
+                "boxes_json": "[]",
+                "vault_key_ids": [f"k-{media_id}"],
+                "quality": 0.5,
+                **quality,
+            }
+            for kind in ("template", "exemplar")
+        ],
+    )
 
 
 def _unit(x):
@@ -85,12 +97,21 @@ def test_clear_own_face_ranks_above_a_higher_cosine_blurred_bystander(tmp_path):
     rng = np.random.default_rng(0)
     probe = _unit(rng.standard_normal(DIM))
     noise = [_unit(g - (g @ probe) * probe) for g in rng.standard_normal((2, DIM))]  # orthogonal to the probe
-    own = _unit(0.93 * probe + np.sqrt(1 - 0.93 ** 2) * noise[0])  # the person, in a clear photo: cosine 0.93
-    other = _unit(0.95 * probe + np.sqrt(1 - 0.95 ** 2) * noise[1])  # somebody else, tiny and blurred: 0.95
+    own = _unit(0.93 * probe + np.sqrt(1 - 0.93**2) * noise[0])  # the person, in a clear photo: cosine 0.93
+    other = _unit(0.95 * probe + np.sqrt(1 - 0.95**2) * noise[1])  # somebody else, tiny and blurred: 0.95
     loc, key = Location(str(tmp_path)), MasterKey.generate()
-    index_templates(loc, [_photo("own", own, {"face_px": 180.0, "sharpness": 0.85, "frontality": 0.9}),
-                          _photo("crowd", other, {"face_px": 16.0, "sharpness": 0.1, "frontality": 0.7})],
-                    index_keys(key, DIM), "dlib-resnet", key.fingerprint, "mirror-mean", control_key(key))
+    index_templates(
+        loc,
+        [
+            _photo("own", own, {"face_px": 180.0, "sharpness": 0.85, "frontality": 0.9}),
+            _photo("crowd", other, {"face_px": 16.0, "sharpness": 0.1, "frontality": 0.7}),
+        ],
+        index_keys(key, DIM),
+        "dlib-resnet",
+        key.fingerprint,
+        "mirror-mean",
+        control_key(key),
+    )
     by_cosine, _ = search_tracks(loc, key, probe, threshold=0.9, ranking=RANK_BY_COSINE)
     assert [m.media_id for m in by_cosine] == ["crowd", "own"]  # what search did before
     ranked, _ = search_tracks(loc, key, probe, threshold=0.9)  # quality ranking: on by default

@@ -1,5 +1,6 @@
 """The checks beside the encoder see exactly the frames a player of the output shows, and a check
 that fails is reported without ever stalling the encoder."""
+
 from pathlib import Path
 
 import numpy as np

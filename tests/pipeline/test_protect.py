@@ -5,6 +5,7 @@ import numpy as np
 from faceveil.models.anonymizers import Anonymizer, create_anonymizer
 from faceveil.models.detections import Detections
 from faceveil.pipeline.protect import protect_frame
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from private import private  # noqa: E402
 
@@ -46,7 +47,7 @@ def test_originals_are_sealed_before_masking_and_a_vault_failure_stops_the_frame
     before = rgb.copy()
     vault = _Sealing()
     protect_frame(create_anonymizer("solid"), rgb, Detections([[5, 5, 20, 20]], [0.9], track_ids=[3]), 7, "m", vault)
-    (frame, track, (x1, y1, x2, y2), pixels), = vault.sealed
+    ((frame, track, (x1, y1, x2, y2), pixels),) = vault.sealed
     assert (frame, track) == (7, 3) and (pixels == before[y1:y2, x1:x2]).all()  # the original, not the mask
     rgb = before.copy()
     with pytest.raises(OSError):  # no output frame exists without its originals

@@ -2,6 +2,7 @@
 one patch of skin than the mask's mean is removed from that patch too; a region whose pixels that are not
 skin swing with the head reads the target once the cells are fixed for it (region_fix); `verdict` fails a region that
 still shows a rate the edit did not put there; the data contract fails the run on such a track."""
+
 import json
 
 import numpy as np
@@ -65,8 +66,10 @@ def test_target_reads_in_a_region_whose_other_pixels_move():
     shares[:, 0] = 0.1  # the mask
     shares[:, 1, :8] = 0.9 / 8  # the face box
     shares[:, 2, :2] = 0.5  # the forehead
-    means = np.stack([cells.mean(axis=1), np.einsum("tk,tkc->tc", shares[:, 1], cells) + 0.1 * other,
-                      cells[:, :2].mean(axis=1)], axis=1)
+    means = np.stack(
+        [cells.mean(axis=1), np.einsum("tk,tkc->tc", shares[:, 1], cells) + 0.1 * other, cells[:, :2].mean(axis=1)],
+        axis=1,
+    )
     green = create_estimator("green")
     plain = cell_offsets(cells, counts, FPS, PulseSettings("target", bpm=100))
     fixed = cell_offsets(cells, counts, FPS, PulseSettings("target", bpm=100), (means, shares))
@@ -78,10 +81,14 @@ def test_target_reads_in_a_region_whose_other_pixels_move():
 
 
 def test_verdict():
-    ok = {"mask": {"before": {"pos": {"bpm": 72, "snr_db": 8}}, "after": {"pos": {"bpm": 100.5, "snr_db": 9},
-                                                                           "green": {"bpm": 48, "snr_db": -1}}},
-          "face box": {"before": {"chrom": {"bpm": 72, "snr_db": 5}}, "after": {"chrom": {"bpm": 99, "snr_db": 4}}},
-          "neck": {"before": {"chrom": {"bpm": None, "snr_db": None}}, "after": {"chrom": {"bpm": None, "snr_db": None}}}}
+    ok = {
+        "mask": {
+            "before": {"pos": {"bpm": 72, "snr_db": 8}},
+            "after": {"pos": {"bpm": 100.5, "snr_db": 9}, "green": {"bpm": 48, "snr_db": -1}},
+        },
+        "face box": {"before": {"chrom": {"bpm": 72, "snr_db": 5}}, "after": {"chrom": {"bpm": 99, "snr_db": 4}}},
+        "neck": {"before": {"chrom": {"bpm": None, "snr_db": None}}, "after": {"chrom": {"bpm": None, "snr_db": None}}},
+    }
     assert verdict("target:100", ok) is True
     leak = json.loads(json.dumps(ok))
     leak["face box"]["after"]["chrom"] = {"bpm": 72.5, "snr_db": 4.0}  # the real rate still shows in the box
@@ -89,7 +96,10 @@ def test_verdict():
     weak = json.loads(json.dumps(ok))
     weak["mask"]["after"]["pos"] = {"bpm": 80, "snr_db": 1.0}  # the edit did not take in its own mask
     assert verdict("target:100", weak) is False
-    scrub = {"mask": {"after": {"pos": {"bpm": 70, "snr_db": 1.0}}}, "forehead": {"after": {"green": {"bpm": 72, "snr_db": 2.9}}}}
+    scrub = {
+        "mask": {"after": {"pos": {"bpm": 70, "snr_db": 1.0}}},
+        "forehead": {"after": {"green": {"bpm": 72, "snr_db": 2.9}}},
+    }
     assert verdict("scrub", scrub) is True
     scrub["forehead"]["after"]["green"]["snr_db"] = 3.5
     assert verdict("scrub", scrub) is False
@@ -97,9 +107,17 @@ def test_verdict():
 
 
 def test_the_contract_fails_a_track_whose_region_shows_a_rate():
-    rows = pd.DataFrame({"media_id": ["a", "a", "b"], "track_id": [0, 1, 0],
-                         "readings_json": [json.dumps({"regions_pass": True}), json.dumps({"regions_pass": None}),
-                                           json.dumps({"regions_pass": False})]})
+    rows = pd.DataFrame(
+        {
+            "media_id": ["a", "a", "b"],
+            "track_id": [0, 1, 0],
+            "readings_json": [
+                json.dumps({"regions_pass": True}),
+                json.dumps({"regions_pass": None}),
+                json.dumps({"regions_pass": False}),
+            ],
+        }
+    )
     got = pulse_verdicts(rows)
     assert got.media_id.tolist() == ["a", "b"]  # the track with nothing read is not judged
     gx = _gx()

@@ -14,7 +14,9 @@ def test_settings_are_resolved_once_and_travel_with_the_config():
     assert config.settings is s  # computed once
     assert pickle.loads(pickle.dumps(config)).settings == s  # what a worker receives
     assert s.threshold == 0.4 and s.detector_settings.threshold == 0.2  # tracking floor: half the threshold
-    assert config.for_run(second_pass=True).settings.frame_step(30, 1280, 720) == max(1, s.frame_step(30, 1280, 720) // 2)
+    assert config.for_run(second_pass=True).settings.frame_step(30, 1280, 720) == max(
+        1, s.frame_step(30, 1280, 720) // 2
+    )
     v = s.for_video(30, 1280, 720)
     assert v.step == s.frame_step(30, 1280, 720) and v.tracker.max_gap >= 2 * v.step
 
@@ -46,7 +48,9 @@ def test_second_pass_adds_only_the_gate_families_that_found_leaks():
     assert names(own) == [] and own.settings.second_look is not None
     assert own.detector_settings().threshold <= SECOND_PASS_MARGIN * 0.2 + 1e-9
     assert own.settings.frame_step(30, 1280, 720) == config.for_run(second_pass=True).settings.frame_step(30, 1280, 720)
-    assert "blazeface" not in second_pass_note(own) and "blazeface" in second_pass_note(config.for_run(second_pass=True))
+    assert "blazeface" not in second_pass_note(own) and "blazeface" in second_pass_note(
+        config.for_run(second_pass=True)
+    )
 
 
 def test_leak_families_are_the_detectors_that_found_leaks():
@@ -56,9 +60,16 @@ def test_leak_families_are_the_detectors_that_found_leaks():
         def __init__(self, leaks):
             self.leaks = lambda: leaks
 
-    leaks = [{"frame_index": 3, "faces": [{"detector": "centerface", "score": 0.2, "box": [0, 0, 9, 9]}]},
-             {"frame_index": 9, "faces": [{"detector": "blazeface", "score": 0.7, "box": [0, 0, 9, 9]},
-                                          {"detector": "centerface", "score": 0.3, "box": [5, 5, 9, 9]}]}]
+    leaks = [
+        {"frame_index": 3, "faces": [{"detector": "centerface", "score": 0.2, "box": [0, 0, 9, 9]}]},
+        {
+            "frame_index": 9,
+            "faces": [
+                {"detector": "blazeface", "score": 0.7, "box": [0, 0, 9, 9]},
+                {"detector": "centerface", "score": 0.3, "box": [5, 5, 9, 9]},
+            ],
+        },
+    ]
     assert leak_families(Audit(leaks)) == ("blazeface", "centerface")
     assert leak_families(Audit(leaks[:1])) == ("centerface",)
     assert leak_families(Audit([])) == () and leak_families(None) == ()
@@ -70,4 +81,7 @@ def test_identity_replacement_detects_in_fp32_under_auto():
     assert AnonymizeConfig(src="a", dest="b").settings.detector_settings.precision == "auto"
     assert AnonymizeConfig(src="a", dest="b", method="replace").settings.detector_settings.precision == "fp32"
     assert AnonymizeConfig(src="a", dest="b", method="replace").settings.second_look.precision == "fp32"
-    assert AnonymizeConfig(src="a", dest="b", method="replace", precision="bf16").settings.detector_settings.precision == "bf16"
+    assert (
+        AnonymizeConfig(src="a", dest="b", method="replace", precision="bf16").settings.detector_settings.precision
+        == "bf16"
+    )

@@ -1,6 +1,7 @@
 """A minimal Chrome DevTools Protocol driver for Debian's headless Chromium (no Playwright browser
 download): start Chromium with a remote-debugging port, attach to its page over a websocket, send
 commands, evaluate JavaScript, dispatch mouse and key input, take screenshots."""
+
 from __future__ import annotations
 
 import base64
@@ -27,10 +28,23 @@ class Browser:
         from websockets.sync.client import connect
 
         self.proc = subprocess.Popen(
-            [chromium(), "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-             "--hide-scrollbars", "--remote-debugging-port=0", f"--user-data-dir={profile}",
-             f"--window-size={width},{height}", "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={"HOME": str(profile), "PATH": "/usr/bin:/bin"})
+            [
+                chromium(),
+                "--headless=new",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--no-first-run",
+                "--hide-scrollbars",
+                "--remote-debugging-port=0",
+                f"--user-data-dir={profile}",
+                f"--window-size={width},{height}",
+                "about:blank",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env={"HOME": str(profile), "PATH": "/usr/bin:/bin"},
+        )
         port_file, deadline = profile / "DevToolsActivePort", time.time() + 60
         while not port_file.exists() or not port_file.read_text().strip():
             if time.time() > deadline or self.proc.poll() is not None:
@@ -86,14 +100,22 @@ class Browser:
         self.call("Input.dispatchMouseEvent", type="mouseMoved", x=x0, y=y0)
         self.call("Input.dispatchMouseEvent", type="mousePressed", x=x0, y=y0, button="left", clickCount=1)
         for k in range(1, steps + 1):
-            self.call("Input.dispatchMouseEvent", type="mouseMoved", x=x0 + (x1 - x0) * k / steps,
-                      y=y0 + (y1 - y0) * k / steps, button="left", buttons=1)
+            self.call(
+                "Input.dispatchMouseEvent",
+                type="mouseMoved",
+                x=x0 + (x1 - x0) * k / steps,
+                y=y0 + (y1 - y0) * k / steps,
+                button="left",
+                buttons=1,
+            )
         self.call("Input.dispatchMouseEvent", type="mouseReleased", x=x1, y=y1, button="left", clickCount=1)
 
     def click(self, selector: str) -> None:
         """A real mouse click at the centre of the element `selector` names."""
-        r = self.eval(f"(() => {{ const b = document.querySelector({json.dumps(selector)}).getBoundingClientRect();"
-                      " return [b.left + b.width / 2, b.top + b.height / 2]; })()")
+        r = self.eval(
+            f"(() => {{ const b = document.querySelector({json.dumps(selector)}).getBoundingClientRect();"
+            " return [b.left + b.width / 2, b.top + b.height / 2]; })()"
+        )
         for kind in ("mousePressed", "mouseReleased"):
             self.call("Input.dispatchMouseEvent", type=kind, x=r[0], y=r[1], button="left", clickCount=1)
 

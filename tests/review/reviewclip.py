@@ -1,5 +1,6 @@
 """A tiny clip for the review tests: one real face (scikit-image's astronaut) moving across a
 320x180 background, 1.2 s at 10 fps, with audio; and the detector-on-output check of its masking."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,6 +1,7 @@
 """Manual tracks: stored with who, when and why, refused with a clear error when they are not
 boxes; forced into a media's faces (score 1, their own track ids) whatever the detector found; and a
 re-run's discovery hands them to the media still to do."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -24,9 +25,15 @@ def test_add_read_and_forced(tmp_path):
     assert state.exists("review/manual_tracks/m1.parquet")
 
 
-@pytest.mark.parametrize("boxes, actor, reason, says", [
-    ({}, "ann", "why", "at least one box"), ({0: [5, 5, 1, 1]}, "ann", "why", "frame 0: not a box"),
-    ({0: [1, 1, 5, 5]}, "ann", " ", "who added it and why"), ({0: [1, 1, 5, 5]}, "", "why", "who added it and why")])
+@pytest.mark.parametrize(
+    "boxes, actor, reason, says",
+    [
+        ({}, "ann", "why", "at least one box"),
+        ({0: [5, 5, 1, 1]}, "ann", "why", "frame 0: not a box"),
+        ({0: [1, 1, 5, 5]}, "ann", " ", "who added it and why"),
+        ({0: [1, 1, 5, 5]}, "", "why", "who added it and why"),
+    ],
+)
 def test_bad_tracks_are_refused_naming_the_part(tmp_path, boxes, actor, reason, says):
     state = Location(str(tmp_path))
     with pytest.raises(ValueError, match=says) as e:
@@ -66,9 +73,29 @@ def test_a_face_added_to_a_published_media_makes_the_next_run_do_it_again(tmp_pa
     from faceveil.storage.keys import MasterKey
 
     state, dest = Location(str(tmp_path / "state")), Location(str(tmp_path / "out"))
-    manifests.write_part(state, "media", "m1", [{"media_id": "m1", "rel_path": "a.jpg", "kind": "image", "status": "ok",
-                                                 "settings_hash": "abc", "output_path": "a.jpg", "notes": []}])
-    track = actions.add_face(Archive(dest, state, str(tmp_path)), MasterKey.generate(), "m1", {0: [1, 1, 9, 9]}, 0,
-                             "a badge photo the detector missed")
+    manifests.write_part(
+        state,
+        "media",
+        "m1",
+        [
+            {
+                "media_id": "m1",
+                "rel_path": "a.jpg",
+                "kind": "image",
+                "status": "ok",
+                "settings_hash": "abc",
+                "output_path": "a.jpg",
+                "notes": [],
+            }
+        ],
+    )
+    track = actions.add_face(
+        Archive(dest, state, str(tmp_path)),
+        MasterKey.generate(),
+        "m1",
+        {0: [1, 1, 9, 9]},
+        0,
+        "a badge photo the detector missed",
+    )
     row = manifests.read_part(state, "media", "m1").to_pylist()[0]
     assert row["status"] == "ok" and row["settings_hash"] is None and f"manual track {track}" in row["notes"][-1]

@@ -2,6 +2,7 @@
 every request; an original frame is never served without the key, and with it only once its
 access-log row is written; a release without a reason is refused and writes nothing; a drawn box is
 tracked, confirmed into the manual-tracks manifest, and a release moves the output out of quarantine."""
+
 from __future__ import annotations
 
 import json
@@ -44,13 +45,42 @@ def archive(clip, tmp_path):
     shutil.copy(clip, state.path(f"quarantine/{REL}"))
     box = [float(v) for v in faces_per_frame(clip)[4][0]]
     manifests.write_part(state, "runs", "r1", [{"run_id": "r1", "src": str(src), "dest": dest.url, "status": "leaked"}])
-    manifests.write_part(state, "media", mid, [{
-        "media_id": mid, "rel_path": REL, "kind": "video", "run_id": "r1", "status": "leaked",
-        "reason": "leak gate: 1 unmasked face(s) in checked frame(s) [4]", "quarantine_path": f"quarantine/{REL}",
-        "leak_frames": [4], "frames_in": 12, "width": 320, "height": 180, "fps": 10.0, "notes": []}])
-    manifests.write_part(state, "audit/frames", mid, [{
-        "media_id": mid, "frame_index": 4, "faces_in": 0, "leak_faces": 1,
-        "leak_boxes": json.dumps([{"detector": "blazeface", "score": 0.9, "box": box}])}])
+    manifests.write_part(
+        state,
+        "media",
+        mid,
+        [
+            {
+                "media_id": mid,
+                "rel_path": REL,
+                "kind": "video",
+                "run_id": "r1",
+                "status": "leaked",
+                "reason": "leak gate: 1 unmasked face(s) in checked frame(s) [4]",
+                "quarantine_path": f"quarantine/{REL}",
+                "leak_frames": [4],
+                "frames_in": 12,
+                "width": 320,
+                "height": 180,
+                "fps": 10.0,
+                "notes": [],
+            }
+        ],
+    )
+    manifests.write_part(
+        state,
+        "audit/frames",
+        mid,
+        [
+            {
+                "media_id": mid,
+                "frame_index": 4,
+                "faces_in": 0,
+                "leak_faces": 1,
+                "leak_boxes": json.dumps([{"detector": "blazeface", "score": 0.9, "box": box}]),
+            }
+        ],
+    )
     return Archive(dest, state, str(tmp_path)), mid, box
 
 
@@ -107,8 +137,10 @@ def test_an_original_frame_needs_the_key_and_a_reason_and_is_logged_first(archiv
     assert r.status_code == 200 and r.content[:2] == b"\xff\xd8"
     assert seen == [[("review-original", "intent")]]
     rows = access_log.read(a.state)
-    assert [(x["action"], access_log.details(x)["outcome"]) for x in rows] == [("review-original", "intent"),
-                                                                               ("review-original", "done")]
+    assert [(x["action"], access_log.details(x)["outcome"]) for x in rows] == [
+        ("review-original", "intent"),
+        ("review-original", "done"),
+    ]
     assert rows[0]["matched"] == [f"{mid}@4"] and rows[0]["reason"] == "check the gate's verdict"
     assert access_log.verify(a.state, master) == []
 
@@ -171,7 +203,9 @@ def test_the_report_lists_every_review_action(archive, monkeypatch):
     actions.release(a, master, mid, "false alarm: a face on a poster")
     got = review_actions(a.state)
     assert [(r["action"], r["actor"], r["outcome"], r["targets"]) for r in got] == [
-        ("keep", "carol", "done", [mid]), ("release", "carol", "done", [mid])]
+        ("keep", "carol", "done", [mid]),
+        ("release", "carol", "done", [mid]),
+    ]
     page = render_html({"run_id": "r1", "review": got})
     assert "Review (exemption log)" in page and "false alarm: a face on a poster" in page
 

@@ -6,6 +6,7 @@ the media ends `ok`, with the face masked in every frame of the confirmed track 
 output), the manual track in its manifest and the review rows in the access log. A screenshot of
 the page with the gate's box and the proposed track is kept (docs/review.png is one; with
 FACEVEIL_SCREENSHOT_DIR set, a fresh copy goes there)."""
+
 from __future__ import annotations
 
 import os
@@ -86,24 +87,34 @@ def test_add_a_missed_face_on_the_page_and_rerun(tmp_path, prefect_server, monke
         browser.goto(f"http://127.0.0.1:{server.port}/?token={token}")
         browser.wait("document.querySelectorAll('#list div').length === 1")
         browser.click("#list div")
-        browser.wait(f"document.getElementById('frame').dataset.frame === '{flagged}' && "
-                     "document.getElementById('frame').complete && document.getElementById('frame').naturalWidth > 0")
+        browser.wait(
+            f"document.getElementById('frame').dataset.frame === '{flagged}' && "
+            "document.getElementById('frame').complete && document.getElementById('frame').naturalWidth > 0"
+        )
         gate = browser.eval("info.gate")[str(flagged)][0]["box"]
-        rect = browser.eval("(() => { const b = document.getElementById('frame').getBoundingClientRect();"
-                            " return [b.left, b.top, b.width / document.getElementById('frame').naturalWidth]; })()")
+        rect = browser.eval(
+            "(() => { const b = document.getElementById('frame').getBoundingClientRect();"
+            " return [b.left, b.top, b.width / document.getElementById('frame').naturalWidth]; })()"
+        )
         x0, y0, k = rect
         pad = 6
-        browser.drag(x0 + (gate[0] - pad) * k, y0 + (gate[1] - pad) * k, x0 + (gate[2] + pad) * k, y0 + (gate[3] + pad) * k)
+        browser.drag(
+            x0 + (gate[0] - pad) * k, y0 + (gate[1] - pad) * k, x0 + (gate[2] + pad) * k, y0 + (gate[3] + pad) * k
+        )
         assert f"on frame {flagged}" in browser.eval("document.getElementById('box').textContent")
         browser.click("#track")
-        msg = browser.wait("(() => { const t = document.getElementById('msg').textContent;"
-                           " return t.startsWith('tracked') ? t : null; })()")
+        msg = browser.wait(
+            "(() => { const t = document.getElementById('msg').textContent;"
+            " return t.startsWith('tracked') ? t : null; })()"
+        )
         browser.wait("document.getElementById('frame').complete")
         browser.screenshot(shot)
         browser.type("#reason", "missed face: the detector's size limit skipped it")
         browser.click("#confirm")
-        done = browser.wait("(() => { const t = document.getElementById('msg').textContent;"
-                            " return t.startsWith('manual track') ? t : null; })()")
+        done = browser.wait(
+            "(() => { const t = document.getElementById('msg').textContent;"
+            " return t.startsWith('manual track') ? t : null; })()"
+        )
         t_page = time.perf_counter() - t1
     finally:
         browser.close()
@@ -115,7 +126,9 @@ def test_add_a_missed_face_on_the_page_and_rerun(tmp_path, prefect_server, monke
     assert tracks and {r["actor"] for r in tracks} == {"reviewer-1"} and flagged in frames, msg
     rows = access_log.read(state)
     assert [(r["action"], access_log.details(r)["outcome"]) for r in rows] == [
-        ("review-add-face", "intent"), ("review-add-face", "done")]
+        ("review-add-face", "intent"),
+        ("review-add-face", "done"),
+    ]
     assert access_log.verify(state, master) == []
 
     t2 = time.perf_counter()
@@ -140,7 +153,9 @@ def test_add_a_missed_face_on_the_page_and_rerun(tmp_path, prefect_server, monke
         out.mkdir(parents=True, exist_ok=True)
         img.convert("RGB").quantize(colors=256).save(out / "review.png", optimize=True)
         kept = f"; screenshot kept as {out / 'review.png'}"
-    figures.append(f"review page: withheld clip ({t_first:.1f} s first run), box drawn and tracked over {len(frames)} "
-                   f"frames, confirmed in the page ({t_page:.1f} s in Chromium), re-run {t_again:.1f} s: ok, face "
-                   f"masked in {len(frames)}/{len(frames)} frames of the track (CenterFace on the output), "
-                   f"{time.perf_counter() - t0:.1f} s in all{kept}")
+    figures.append(
+        f"review page: withheld clip ({t_first:.1f} s first run), box drawn and tracked over {len(frames)} "
+        f"frames, confirmed in the page ({t_page:.1f} s in Chromium), re-run {t_again:.1f} s: ok, face "
+        f"masked in {len(frames)}/{len(frames)} frames of the track (CenterFace on the output), "
+        f"{time.perf_counter() - t0:.1f} s in all{kept}"
+    )

@@ -1,5 +1,6 @@
 """`faceveil review DEST`: a bad archive is a clear error naming the file; a good one is served on
 127.0.0.1 only, at a URL with a fresh token, and answers 403 without it."""
+
 from __future__ import annotations
 
 import os
@@ -23,8 +24,13 @@ def test_an_archive_without_a_media_manifest_is_a_clear_error(tmp_path, capsys):
 
 
 def _serve(dest, env) -> tuple[subprocess.Popen, str]:
-    p = subprocess.Popen([sys.executable, "-m", "faceveil.cli", "review", str(dest)], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True, env=env)
+    p = subprocess.Popen(
+        [sys.executable, "-m", "faceveil.cli", "review", str(dest)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     line = p.stdout.readline()
     assert line.startswith("review page: http://127.0.0.1:"), (line, p.stderr.read() if p.poll() is not None else "")
     return p, line.split(": ", 1)[1].strip()
@@ -33,8 +39,20 @@ def _serve(dest, env) -> tuple[subprocess.Popen, str]:
 def test_served_on_loopback_with_a_fresh_token(tmp_path):
     dest = tmp_path / "out"
     state = Location(default_state_url(str(dest)))
-    manifests.write_part(state, "media", "m1", [{"media_id": "m1", "rel_path": "a.jpg", "kind": "image",
-                                                 "status": "failed", "reason": "cannot be read: truncated"}])
+    manifests.write_part(
+        state,
+        "media",
+        "m1",
+        [
+            {
+                "media_id": "m1",
+                "rel_path": "a.jpg",
+                "kind": "image",
+                "status": "failed",
+                "reason": "cannot be read: truncated",
+            }
+        ],
+    )
     env = {k: v for k, v in os.environ.items() if k != "FACEVEIL_KEY"}
     urls = []
     for _ in range(2):

@@ -2,6 +2,7 @@
 withheld media is read through the state root like every command reads it, its flagged frame is
 served, an original frame comes from the s3:// source once logged, and a release moves the output
 from the state root's quarantine into DEST's bucket."""
+
 from __future__ import annotations
 
 import json
@@ -36,12 +37,37 @@ def test_review_an_s3_archive(s3_endpoint, tmp_path):
     state.write_bytes(f"quarantine/{REL}", clip.read_bytes())
     mid = media_id(REL)
     manifests.write_part(state, "runs", "r1", [{"run_id": "r1", "src": src.url, "dest": dest.url}])
-    manifests.write_part(state, "media", mid, [{
-        "media_id": mid, "rel_path": REL, "kind": "video", "run_id": "r1", "status": "leaked",
-        "reason": "leak gate: frame 4", "quarantine_path": f"quarantine/{REL}", "leak_frames": [4], "frames_in": 12}])
-    manifests.write_part(state, "audit/frames", mid, [{"media_id": mid, "frame_index": 4, "leak_faces": 1,
-                                                       "leak_boxes": json.dumps([{"detector": "centerface", "score": 0.8,
-                                                                                  "box": [100, 50, 140, 100]}])}])
+    manifests.write_part(
+        state,
+        "media",
+        mid,
+        [
+            {
+                "media_id": mid,
+                "rel_path": REL,
+                "kind": "video",
+                "run_id": "r1",
+                "status": "leaked",
+                "reason": "leak gate: frame 4",
+                "quarantine_path": f"quarantine/{REL}",
+                "leak_frames": [4],
+                "frames_in": 12,
+            }
+        ],
+    )
+    manifests.write_part(
+        state,
+        "audit/frames",
+        mid,
+        [
+            {
+                "media_id": mid,
+                "frame_index": 4,
+                "leak_faces": 1,
+                "leak_boxes": json.dumps([{"detector": "centerface", "score": 0.8, "box": [100, 50, 140, 100]}]),
+            }
+        ],
+    )
     c = TestClient(create_app(Review(Archive(dest, state, str(tmp_path)), MasterKey.generate()), TOKEN))
     q = c.get("/api/queue", params={"token": TOKEN}).json()["media"]
     assert [m["status"] for m in q] == ["leaked"]

@@ -16,8 +16,16 @@ PROBE = hashlib.sha256(b"probe image").hexdigest()
 
 
 def _three(loc, key):
-    access_log.append(loc, key, actor="alice", action="search", reason="case 17", probe_sha256=PROBE,
-                      matched=["m1:3", "m2:0"], details={"threshold": 0.42})
+    access_log.append(
+        loc,
+        key,
+        actor="alice",
+        action="search",
+        reason="case 17",
+        probe_sha256=PROBE,
+        matched=["m1:3", "m2:0"],
+        details={"threshold": 0.42},
+    )
     access_log.append(loc, key, actor="alice", action="restore", reason="court order 5", matched=["m1:3"])
     access_log.append(loc, key, actor="bob", action="forget", reason="erasure request", details={"n": 1})
 
@@ -147,8 +155,14 @@ def test_key_never_written_or_shown(tmp_path):
     loc, key = Location(str(tmp_path)), MasterKey.generate()
     _three(loc, key)
     mac_key = key.derive("access-log")
-    secrets = [key._b, key._b.hex().encode(), base64.urlsafe_b64encode(key._b), encode_key(key).encode(),
-               mac_key, mac_key.hex().encode()]
+    secrets = [
+        key._b,
+        key._b.hex().encode(),
+        base64.urlsafe_b64encode(key._b),
+        encode_key(key).encode(),
+        mac_key,
+        mac_key.hex().encode(),
+    ]
     for name in _log_files(loc):
         data = open(os.path.join(loc.path(access_log.FOLDER), name), "rb").read()
         plain = pq.read_table(io.BytesIO(data)).to_pylist()[0]
@@ -371,7 +385,8 @@ def test_cutting_the_last_two_rows_shows_in_the_state_and_the_anchors(tmp_path, 
         os.unlink(loc.path(access_log.file_name(seq)))
     assert access_log.verify(loc, key) == []  # the chain alone cannot tell
     assert access_log.verify(loc, key, log_key=log_key) == [
-        "rows after seq 3 were removed: the log's sealing state is at seq 6"]
+        "rows after seq 3 were removed: the log's sealing state is at seq 6"
+    ]
     anchors = log_anchors.gather(loc)
     assert [a["seq"] for a in anchors] == [1, 2, 3, 4, 5] and {a["action"] for a in anchors} == {"search"}
     problems = access_log.verify(loc, key, anchors=anchors)
@@ -397,8 +412,9 @@ def test_concurrent_appenders_with_a_log_key_never_share_a_seq_and_tag_every_row
     log_key = access_log.set_up_seal(Location(str(tmp_path)), key)
     ctx = multiprocessing.get_context("spawn")
     start = ctx.Barrier(2)  # both appenders begin together
-    procs = [ctx.Process(target=_appender, args=(str(tmp_path), encode_key(key), actor, 15, start))
-             for actor in ("p1", "p2")]
+    procs = [
+        ctx.Process(target=_appender, args=(str(tmp_path), encode_key(key), actor, 15, start)) for actor in ("p1", "p2")
+    ]
     for p in procs:
         p.start()
     for p in procs:
@@ -442,7 +458,9 @@ def test_rotation_re_wraps_the_sealing_state_even_after_a_crash(tmp_path, monkey
     # the process stops after the rotation row, before the state moves on: it is left for k3's key
     k3 = MasterKey.generate()
     real = log_seal.write_state
-    monkeypatch.setattr(log_seal, "write_state", lambda *a, **k: (_ for _ in ()).throw(log_seal.SealStateError("disk full")))
+    monkeypatch.setattr(
+        log_seal, "write_state", lambda *a, **k: (_ for _ in ()).throw(log_seal.SealStateError("disk full"))
+    )
     with pytest.raises(access_log.AccessLogError, match="seq 6 was written, but disk full"):
         access_log.hand_over(loc, k2, k3, actor="ops", reason="rotation")
     monkeypatch.setattr(log_seal, "write_state", real)

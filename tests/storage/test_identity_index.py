@@ -1,4 +1,5 @@
 """The identity index on a real LanceDB database in tmp_path (no mocks)."""
+
 from __future__ import annotations
 
 import time
@@ -28,16 +29,29 @@ def rows(media_id: str, vectors, kinds=None, camera: str = "cam1", dim: int = DI
     for i, k in enumerate(kinds):
         ids.append(row_id(media_id, i, k, counts.get((i, k), 0)))
         counts[(i, k)] = counts.get((i, k), 0) + 1
-    return pa.table({
-        "row_id": ids, "media_id": [media_id] * n, "rel_path": [f"{camera}/{media_id}.mp4"] * n,
-        "camera": [camera] * n, "track_id": np.arange(n, dtype=np.int64), "kind": kinds,
-        "first_frame": np.arange(n, dtype=np.int64) * 10, "last_frame": np.arange(n, dtype=np.int64) * 10 + 9,
-        "t_start_s": np.arange(n) * 0.4, "t_end_s": np.arange(n) * 0.4 + 0.36,
-        "boxes_json": ["[[0, 10, 10, 50, 60]]"] * n, "vault_key_ids": [[f"key-{media_id}-{i}"] for i in range(n)],
-        "embedder": ["test"] * n, "quality": np.full(n, 0.8, np.float32), "face_px": np.full(n, 50, np.float32),
-        "sharpness": np.full(n, 0.8, np.float32), "frontality": np.full(n, 0.9, np.float32),
-        "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), dim),
-    }, schema=templates_schema(dim))
+    return pa.table(
+        {
+            "row_id": ids,
+            "media_id": [media_id] * n,
+            "rel_path": [f"{camera}/{media_id}.mp4"] * n,
+            "camera": [camera] * n,
+            "track_id": np.arange(n, dtype=np.int64),
+            "kind": kinds,
+            "first_frame": np.arange(n, dtype=np.int64) * 10,
+            "last_frame": np.arange(n, dtype=np.int64) * 10 + 9,
+            "t_start_s": np.arange(n) * 0.4,
+            "t_end_s": np.arange(n) * 0.4 + 0.36,
+            "boxes_json": ["[[0, 10, 10, 50, 60]]"] * n,
+            "vault_key_ids": [[f"key-{media_id}-{i}"] for i in range(n)],
+            "embedder": ["test"] * n,
+            "quality": np.full(n, 0.8, np.float32),
+            "face_px": np.full(n, 50, np.float32),
+            "sharpness": np.full(n, 0.8, np.float32),
+            "frontality": np.full(n, 0.9, np.float32),
+            "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), dim),
+        },
+        schema=templates_schema(dim),
+    )
 
 
 @pytest.fixture
@@ -79,7 +93,7 @@ def test_search_returns_planted_vector_first(index):
     rng = np.random.default_rng(1)
     base = unit(rng.standard_normal((200, DIM)))
     for m in range(4):
-        index.replace_media(f"m{m}", rows(f"m{m}", base[m * 50:(m + 1) * 50], camera=f"cam{m % 2}"))
+        index.replace_media(f"m{m}", rows(f"m{m}", base[m * 50 : (m + 1) * 50], camera=f"cam{m % 2}"))
     target = 137
     probe = unit(base[target] + 0.01 * rng.standard_normal(DIM))
     hits = index.search(probe, k=10)
@@ -173,7 +187,7 @@ def test_ann_index_keeps_recall(tmp_path, figures):
     data = unit(rng.standard_normal((n, dim), dtype=np.float32))
     ix = IdentityIndex(Location(str(tmp_path)), dim=dim, ann_min_rows=50_000)
     for m in range(n // per_media):
-        ix.replace_media(f"m{m}", rows(f"m{m}", data[m * per_media:(m + 1) * per_media], dim=dim))
+        ix.replace_media(f"m{m}", rows(f"m{m}", data[m * per_media : (m + 1) * per_media], dim=dim))
     assert ix.count() == n
 
     queries = unit(data[rng.choice(n, 50, replace=False)] + 0.05 * rng.standard_normal((50, dim), dtype=np.float32))
@@ -197,11 +211,13 @@ def test_ann_index_keeps_recall(tmp_path, figures):
     results = ix.search_many(queries, k=10)
     search_ms = (time.perf_counter() - t0) * 1e3 / len(queries)
     recall = float(np.mean([len(ids(r) & t) / 10 for r, t in zip(results, truth)]))
-    figures.append(f"identity index: IVF_PQ on {n} random 128-d vectors: built in {build_s:.1f} s, "
-                   f"recall@10 {recall:.3f}, {search_ms:.1f} ms/query (batch of 50)")
+    figures.append(
+        f"identity index: IVF_PQ on {n} random 128-d vectors: built in {build_s:.1f} s, "
+        f"recall@10 {recall:.3f}, {search_ms:.1f} ms/query (batch of 50)"
+    )
     assert recall >= 0.9, recall
     for r, s in zip(results[:5], sims[:5]):  # refined scores are exact cosines
-        np.testing.assert_allclose([h["score"] for h in r], np.sort(s)[::-1][:len(r)], atol=1e-4)
+        np.testing.assert_allclose([h["score"] for h in r], np.sort(s)[::-1][: len(r)], atol=1e-4)
 
     # below ann_min_rows the same table is searched exactly even though an index exists
     small = IdentityIndex(Location(str(tmp_path)), dim=dim, ann_min_rows=10 * n)

@@ -1,5 +1,6 @@
 """Parquet image tables: the image column found (binary or HuggingFace's struct {bytes, path}), the
 format told by the bytes, and a table written back with other image bytes and nothing else changed."""
+
 import sys
 from pathlib import Path
 import io
@@ -10,9 +11,19 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from faceveil.storage.image_tables import (ImageTable, TableError, find_image_column, image_suffix, is_table, iter_images,
-                                           rewrite, row_of, staged_rel)
+from faceveil.storage.image_tables import (
+    ImageTable,
+    TableError,
+    find_image_column,
+    image_suffix,
+    is_table,
+    iter_images,
+    rewrite,
+    row_of,
+    staged_rel,
+)
 from faceveil.storage.paths import Location
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from private import private  # noqa: E402
 
@@ -70,17 +81,31 @@ def test_rewrite_replaces_only_the_image_bytes(tmp_path):
     pf = pq.ParquetFile(tmp_path / "in.parquet")
     assert pf.metadata.num_row_groups == 3
     seen = list(iter_images(pf, "image", "struct", 1, batch_rows=2))
-    assert [r for r, _, _ in seen] == [3, 4, 5] and seen[0][1] is None and seen[0][2] == "p3.png" and seen[2] == (5, None, None)
+    assert (
+        [r for r, _, _ in seen] == [3, 4, 5]
+        and seen[0][1] is None
+        and seen[0][2] == "p3.png"
+        and seen[2] == (5, None, None)
+    )
     new = [_png(100 + i) for i in range(7)]
-    n = rewrite(pf, "image", "struct", lambda first, k: new[first:first + k], str(tmp_path / "out.parquet"), batch_rows=2)
+    n = rewrite(
+        pf, "image", "struct", lambda first, k: new[first : first + k], str(tmp_path / "out.parquet"), batch_rows=2
+    )
     out = pq.read_table(tmp_path / "out.parquet")
     assert n == 7 and out.schema.metadata[b"huggingface"] == b"{}" and out.schema.equals(t.schema)
     assert out.column("id").to_pylist() == list(range(7)) and out.column("raw").to_pylist() == images
     got = out.column("image").to_pylist()
-    assert got[5] is None and [g["bytes"] for i, g in enumerate(got) if i != 5] == [b for i, b in enumerate(new) if i != 5]
+    assert got[5] is None and [g["bytes"] for i, g in enumerate(got) if i != 5] == [
+        b for i, b in enumerate(new) if i != 5
+    ]
     assert [g["path"] for i, g in enumerate(got) if i != 5] == [f"p{i}.png" for i in range(7) if i != 5]
-    n = rewrite(pq.ParquetFile(tmp_path / "in.parquet"), "raw", "binary", lambda first, k: [None] * k,
-                str(tmp_path / "nulls.parquet"))
+    n = rewrite(
+        pq.ParquetFile(tmp_path / "in.parquet"),
+        "raw",
+        "binary",
+        lambda first, k: [None] * k,
+        str(tmp_path / "nulls.parquet"),
+    )
     assert pq.read_table(tmp_path / "nulls.parquet").column("raw").null_count == 7
 
 

@@ -1,6 +1,7 @@
 """An identity index written before face quality was stored (no quality columns) on a real LanceDB
 database: it still searches (quality unknown: ranked by cosine, said in the log, never an error),
 and the next indexing run adds the columns, null in the old rows."""
+
 from __future__ import annotations
 
 import logging
@@ -12,12 +13,7 @@ import pyarrow as pa
 from faceveil.ops.search import search_tracks
 from faceveil.pipeline.sealed_index import index_keys, with_sealed
 from faceveil.storage.control import control_key
-from faceveil.storage.identity_index import (
-    QUALITY_COLUMNS,
-    IdentityIndex,
-    row_id,
-    templates_schema,
-)
+from faceveil.storage.identity_index import QUALITY_COLUMNS, IdentityIndex, row_id, templates_schema
 from faceveil.storage.keys import MasterKey
 from faceveil.storage.paths import Location
 from faceveil.storage.template_rows import with_columns
@@ -36,15 +32,26 @@ def old_index(loc: Location, key: MasterKey, vectors) -> None:
     import lancedb
 
     n = len(vectors)
-    plain = pa.table({
-        "row_id": [row_id("old", i, "template") for i in range(n)], "media_id": ["old"] * n,
-        "rel_path": ["cam/old.jpg"] * n, "camera": ["cam"] * n, "track_id": np.arange(n, dtype=np.int64),
-        "kind": ["template"] * n, "first_frame": np.zeros(n, np.int64), "last_frame": np.zeros(n, np.int64),
-        "t_start_s": np.zeros(n), "t_end_s": np.zeros(n), "boxes_json": ["[]"] * n,
-        "vault_key_ids": [[f"k-old-{i}"] for i in range(n)], "embedder": ["dlib-resnet"] * n,
-        "quality": np.full(n, 0.9, np.float32),
-        "vector": pa.FixedSizeListArray.from_arrays(pa.array(np.asarray(vectors, np.float32).reshape(-1)), DIM),
-    }, schema=templates_schema(DIM, quality=False))
+    plain = pa.table(
+        {
+            "row_id": [row_id("old", i, "template") for i in range(n)],
+            "media_id": ["old"] * n,
+            "rel_path": ["cam/old.jpg"] * n,
+            "camera": ["cam"] * n,
+            "track_id": np.arange(n, dtype=np.int64),
+            "kind": ["template"] * n,
+            "first_frame": np.zeros(n, np.int64),
+            "last_frame": np.zeros(n, np.int64),
+            "t_start_s": np.zeros(n),
+            "t_end_s": np.zeros(n),
+            "boxes_json": ["[]"] * n,
+            "vault_key_ids": [[f"k-old-{i}"] for i in range(n)],
+            "embedder": ["dlib-resnet"] * n,
+            "quality": np.full(n, 0.9, np.float32),
+            "vector": pa.FixedSizeListArray.from_arrays(pa.array(np.asarray(vectors, np.float32).reshape(-1)), DIM),
+        },
+        schema=templates_schema(DIM, quality=False),
+    )
     plain = with_columns(plain, templates_schema(DIM), QUALITY_COLUMNS)  # what with_sealed reads
     sealed = with_sealed(plain, index_keys(key, DIM), vectors, DIM)
     sealed = sealed.drop_columns(list(QUALITY_COLUMNS))
@@ -70,10 +77,27 @@ def test_old_schema_index_still_searches_then_gains_quality_columns(tmp_path, ca
     assert search_tracks(loc, key, unit(rng.standard_normal(DIM)))[0] == []  # still no best guess
 
     # the next run indexes new media: the columns are added, old rows stay unknown, new rows carry quality
-    new = SimpleNamespace(row={"media_id": "new", "rel_path": "cam/new.jpg"}, templates=[
-        {"track_id": i, "kind": "template", "vector": v, "first_frame": 0, "last_frame": 0, "t_start_s": 0.0,
-         "t_end_s": 0.0, "boxes_json": "[]", "vault_key_ids": [f"k-new-{i}"], "quality": 0.9,
-         "face_px": 120.0, "sharpness": 0.8, "frontality": 0.9} for i, v in enumerate(p[2:])])
+    new = SimpleNamespace(
+        row={"media_id": "new", "rel_path": "cam/new.jpg"},
+        templates=[
+            {
+                "track_id": i,
+                "kind": "template",
+                "vector": v,
+                "first_frame": 0,
+                "last_frame": 0,
+                "t_start_s": 0.0,
+                "t_end_s": 0.0,
+                "boxes_json": "[]",
+                "vault_key_ids": [f"k-new-{i}"],
+                "quality": 0.9,
+                "face_px": 120.0,
+                "sharpness": 0.8,
+                "frontality": 0.9,
+            }
+            for i, v in enumerate(p[2:])
+        ],
+    )
     index_templates(loc, [new], index_keys(key, DIM), "dlib-resnet", key.fingerprint, "mirror-mean", control_key(key))
     index = IdentityIndex(loc, dim=DIM)
     assert index.has_quality and index.count() == 4

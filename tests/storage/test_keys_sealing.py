@@ -3,9 +3,26 @@ import pickle
 
 import pytest
 
-from faceveil.storage.keys import PassphraseKDF, BadKeyError, MasterKey, VaultLock, decode_key, encode_key, load_key, write_key_file
-from faceveil.storage.sealing import (SealError, associated_data, new_data_key, open_sealed, seal, unwrap_data_key,
-                                      vault_public_key, wrap_data_key)
+from faceveil.storage.keys import (
+    PassphraseKDF,
+    BadKeyError,
+    MasterKey,
+    VaultLock,
+    decode_key,
+    encode_key,
+    load_key,
+    write_key_file,
+)
+from faceveil.storage.sealing import (
+    SealError,
+    associated_data,
+    new_data_key,
+    open_sealed,
+    seal,
+    unwrap_data_key,
+    vault_public_key,
+    wrap_data_key,
+)
 
 
 def test_key_file_is_0600_and_round_trips(tmp_path):
@@ -38,11 +55,17 @@ def test_passphrase_derivation_is_deterministic_per_salt_and_parameters(name):
     small = {"argon2id": {"memory_kib": 65536, "iterations": 2}, "scrypt": {"n": 2**14}}[name]  # the minimums
     kdf = PassphraseKDF(name, "73" * 16, **small)
     a = MasterKey.from_passphrase("correct horse", kdf)
-    assert a.fingerprint == MasterKey.from_passphrase("correct horse", PassphraseKDF.from_dict(kdf.as_dict())).fingerprint
-    assert a.fingerprint != MasterKey.from_passphrase("correct horse", PassphraseKDF(name, "74" * 16, **small)).fingerprint
+    assert (
+        a.fingerprint == MasterKey.from_passphrase("correct horse", PassphraseKDF.from_dict(kdf.as_dict())).fingerprint
+    )
+    assert (
+        a.fingerprint != MasterKey.from_passphrase("correct horse", PassphraseKDF(name, "74" * 16, **small)).fingerprint
+    )
     assert a.fingerprint != MasterKey.from_passphrase("wrong horse", kdf).fingerprint
     other = {"argon2id": {"memory_kib": 65536, "iterations": 3}, "scrypt": {"n": 2**15}}[name]
-    assert a.fingerprint != MasterKey.from_passphrase("correct horse", PassphraseKDF(name, "73" * 16, **other)).fingerprint
+    assert (
+        a.fingerprint != MasterKey.from_passphrase("correct horse", PassphraseKDF(name, "73" * 16, **other)).fingerprint
+    )
 
 
 def test_new_archives_use_argon2id_at_a_cost_that_slows_guessing():
@@ -53,8 +76,15 @@ def test_new_archives_use_argon2id_at_a_cost_that_slows_guessing():
         PassphraseKDF("md5", "73" * 16)
 
 
-@pytest.mark.parametrize("name,weak", [("argon2id", {"memory_kib": 1024}), ("argon2id", {"iterations": 1}),
-                                       ("scrypt", {"n": 2**10}), ("scrypt", {"r": 1})])
+@pytest.mark.parametrize(
+    "name,weak",
+    [
+        ("argon2id", {"memory_kib": 1024}),
+        ("argon2id", {"iterations": 1}),
+        ("scrypt", {"n": 2**10}),
+        ("scrypt", {"r": 1}),
+    ],
+)
 def test_weak_kdf_parameters_are_refused_even_from_a_keyinfo(tmp_path, name, weak):
     import json
 
@@ -128,5 +158,7 @@ def test_an_archive_keeps_its_passphrase_kdf_and_older_vaults_keep_scrypt(tmp_pa
     check_key(fresh, key.fingerprint, create=VaultLock.of(key, small))
     assert passphrase_kdf(fresh) == small  # read back from keyinfo: the same key again
     old = Location(str(tmp_path / "old"))
-    old.write_bytes(KEYINFO, json.dumps({"version": 1, "master_fingerprint": "fv1:0", "scrypt_salt": "ab" * 16}).encode())
+    old.write_bytes(
+        KEYINFO, json.dumps({"version": 1, "master_fingerprint": "fv1:0", "scrypt_salt": "ab" * 16}).encode()
+    )
     assert passphrase_kdf(old) == PassphraseKDF("scrypt", "ab" * 16)

@@ -7,8 +7,7 @@ import pytest
 from PIL import Image
 
 from faceveil.sample import make_sample_archive
-from faceveil.storage.media import (MediaError, iter_frames, probe_video, read_image, transcode_video,
-                                    write_image)
+from faceveil.storage.media import MediaError, iter_frames, probe_video, read_image, transcode_video, write_image
 
 
 @pytest.fixture(scope="module")
@@ -119,11 +118,14 @@ def test_audio_reencoded_when_container_cannot_hold_it(sample, tmp_path):
     assert out.n_frames == info.n_frames and [s.codec for s in out.streams] == ["vp9", "opus"]
 
 
-@pytest.mark.parametrize("content,reason", [
-    (b"", "empty file"),
-    (b"hello, I am a text file\n" * 10, "not a readable media file"),
-    (np.random.default_rng(0).integers(0, 256, 5000, dtype=np.uint8).tobytes(), "not a readable media file"),
-])
+@pytest.mark.parametrize(
+    "content,reason",
+    [
+        (b"", "empty file"),
+        (b"hello, I am a text file\n" * 10, "not a readable media file"),
+        (np.random.default_rng(0).integers(0, 256, 5000, dtype=np.uint8).tobytes(), "not a readable media file"),
+    ],
+)
 def test_bad_files_raise_media_error_naming_file(tmp_path, content, reason):
     p = tmp_path / "bad.mp4"
     p.write_bytes(content)
@@ -201,8 +203,9 @@ def test_shared_clip_transcodes_frame_exact(shared, tmp_path):
 # ---------------------------------------------------------------- synthetic clips made here
 
 
-def _clip(path, n=50, size=(64, 48), codec="libx264", audio="aac", rotation=0, pts=None, tb=None,
-          audio_start=0, options=None):
+def _clip(
+    path, n=50, size=(64, 48), codec="libx264", audio="aac", rotation=0, pts=None, tb=None, audio_start=0, options=None
+):
     """A small clip: a moving gradient (every frame different), optionally a sine audio track."""
     w, h = size
     with av.open(str(path), "w", options=options or {}) as out:
@@ -256,15 +259,24 @@ def test_probe_values(tmp_path):
     assert info.has_audio and isinstance(info.time_base, Fraction)
 
 
-@pytest.mark.parametrize("name,kw", [
-    ("vfr.mp4", {"pts": [0, 40, 80, 200, 240, 250, 400, 440, 480, 700] + [740 + 40 * k for k in range(30)],
-                 "tb": Fraction(1, 1000), "n": 40}),
-    ("b.avi", {"audio": "mp3"}),  # avi: no stored pts, B-frames come out with guessed ones
-    ("c.mkv", {}),
-    ("d.webm", {"codec": "libvpx-vp9", "audio": "libopus"}),
-    ("e.ts", {}),  # MPEG-TS, one keyframe: a seek to a later frame lands nowhere, decoding starts over
-    ("f.m2ts", {"audio": "ac3"}),
-])
+@pytest.mark.parametrize(
+    "name,kw",
+    [
+        (
+            "vfr.mp4",
+            {
+                "pts": [0, 40, 80, 200, 240, 250, 400, 440, 480, 700] + [740 + 40 * k for k in range(30)],
+                "tb": Fraction(1, 1000),
+                "n": 40,
+            },
+        ),
+        ("b.avi", {"audio": "mp3"}),  # avi: no stored pts, B-frames come out with guessed ones
+        ("c.mkv", {}),
+        ("d.webm", {"codec": "libvpx-vp9", "audio": "libopus"}),
+        ("e.ts", {}),  # MPEG-TS, one keyframe: a seek to a later frame lands nowhere, decoding starts over
+        ("f.m2ts", {"audio": "ac3"}),
+    ],
+)
 def test_chunks_with_seek_equal_full_decode(tmp_path, name, kw):
     p = _clip(tmp_path / name, **kw)
     info = probe_video(p)
@@ -274,23 +286,27 @@ def test_chunks_with_seek_equal_full_decode(tmp_path, name, kw):
     joined = [fr for a, b in zip(cuts, cuts[1:]) for fr in iter_frames(p, info, a, b)]
     assert [i for i, _ in joined] == list(range(info.n_frames))
     assert all(np.array_equal(x, y) for (_, x), (_, y) in zip(full, joined))
-    assert all(x.flags.c_contiguous and x.flags.writeable and x.shape == (48, 64, 3) and x.dtype == np.uint8
-               for _, x in full)
+    assert all(
+        x.flags.c_contiguous and x.flags.writeable and x.shape == (48, 64, 3) and x.dtype == np.uint8 for _, x in full
+    )
     assert len({x.tobytes() for _, x in full}) == info.n_frames  # distinct frames, none repeated
 
 
-@pytest.mark.parametrize("src_name,src_kw,dst,note", [
-    ("a.mp4", {}, "o.mkv", None),
-    ("a.mp4", {}, "o.mov", None),
-    ("a.mp4", {}, "o.avi", None),
-    ("w.webm", {"codec": "libvpx-vp9", "audio": "libopus"}, "o.webm", None),
-    ("w.webm", {"codec": "libvpx-vp9", "audio": "libopus"}, "o.mp4", None),
-    ("a.mp4", {}, "o.webm", "re-encoded to libopus"),
-    ("t.ts", {}, "o.ts", None),  # MPEG-TS: AAC copied, not re-encoded
-    ("t.mts", {"audio": "ac3"}, "o.mts", None),
-    ("a.mp4", {}, "o.m4v", None),
-    ("a.mp4", {}, "o.3gp", None),
-])
+@pytest.mark.parametrize(
+    "src_name,src_kw,dst,note",
+    [
+        ("a.mp4", {}, "o.mkv", None),
+        ("a.mp4", {}, "o.mov", None),
+        ("a.mp4", {}, "o.avi", None),
+        ("w.webm", {"codec": "libvpx-vp9", "audio": "libopus"}, "o.webm", None),
+        ("w.webm", {"codec": "libvpx-vp9", "audio": "libopus"}, "o.mp4", None),
+        ("a.mp4", {}, "o.webm", "re-encoded to libopus"),
+        ("t.ts", {}, "o.ts", None),  # MPEG-TS: AAC copied, not re-encoded
+        ("t.mts", {"audio": "ac3"}, "o.mts", None),
+        ("a.mp4", {}, "o.m4v", None),
+        ("a.mp4", {}, "o.3gp", None),
+    ],
+)
 def test_transcode_across_containers(tmp_path, src_name, src_kw, dst, note):
     src = _clip(tmp_path / src_name, **src_kw)
     info = probe_video(src)
@@ -299,7 +315,8 @@ def test_transcode_across_containers(tmp_path, src_name, src_kw, dst, note):
     assert res.frames_in == res.frames_out == out.n_frames == info.n_frames
     assert (out.width, out.height) == (info.width, info.height)
     assert [out.frame_time(i) for i in range(out.n_frames)] == pytest.approx(
-        [info.frame_time(i) for i in range(info.n_frames)], abs=1e-6)
+        [info.frame_time(i) for i in range(info.n_frames)], abs=1e-6
+    )
     assert out.duration_s == pytest.approx(info.duration_s, abs=1e-3)
     assert [s.type for s in res.streams_out] == ["video", "audio"]
     if note is None:
@@ -374,10 +391,15 @@ def test_other_streams_kept_or_dropped_with_notes(tmp_path):
     assert any("subrip dropped: mp4 cannot hold subrip" in x for x in res.notes)
 
 
-@pytest.mark.parametrize("name,kw", [
-    ("a.mkv", {}), ("a.webm", {"codec": "libvpx-vp9", "audio": "libopus"}), ("a.avi", {"audio": "mp3"}),
-    ("fast.mp4", {"options": {"movflags": "faststart"}}),  # index first: header reads, samples are missing
-])
+@pytest.mark.parametrize(
+    "name,kw",
+    [
+        ("a.mkv", {}),
+        ("a.webm", {"codec": "libvpx-vp9", "audio": "libopus"}),
+        ("a.avi", {"audio": "mp3"}),
+        ("fast.mp4", {"options": {"movflags": "faststart"}}),  # index first: header reads, samples are missing
+    ],
+)
 @pytest.mark.parametrize("keep", [0.5, 0.9])
 def test_truncated_containers_refused(tmp_path, name, kw, keep):
     data = open(_clip(tmp_path / name, n=100, size=(160, 120), **kw), "rb").read()
@@ -403,7 +425,7 @@ def test_stream_cut_mid_gop_starts_at_its_first_keyframe(tmp_path):
         out.mux(vs.encode(None))
     data = whole.read_bytes()
     cut = tmp_path / "cut.ts"
-    cut.write_bytes(data[(len(data) // 188 // 6) * 188:])  # whole 188-byte TS packets, about 1/6 in
+    cut.write_bytes(data[(len(data) // 188 // 6) * 188 :])  # whole 188-byte TS packets, about 1/6 in
     with av.open(str(cut)) as c:
         decodable = [f.pts for f in c.decode(video=0)]
     with av.open(str(cut)) as c:
@@ -456,18 +478,22 @@ def test_detection_looks_at_the_first_field_of_interlaced_video():
         fw = int(size * face.shape[1] / face.shape[0])
         x, y = 40 + (k % 8) * 150, 40 + (k // 8) * 170
         f = cv2.resize(face, (fw, size), interpolation=cv2.INTER_AREA)
-        top[y:y + size, x:x + fw] = f
-        bottom[y:y + size, x + 14:x + 14 + fw] = f  # 14 px further in the second field
+        top[y : y + size, x : x + fw] = f
+        bottom[y : y + size, x + 14 : x + 14 + fw] = f  # 14 px further in the second field
     woven = top.copy()
     woven[1::2] = bottom[1::2]
-    info = lambda order, o=Orientation(): VideoInfo("x", 1280, 720, 25.0, Fraction(1, 25), np.arange(2), 0.08, 0, [],  # noqa: E731
-                                                    o, interlaced=order)
+
+    def info(order, o=Orientation()):
+        return VideoInfo("x", 1280, 720, 25.0, Fraction(1, 25), np.arange(2), 0.08, 0, [], o, interlaced=order)
+
     det = create_detector("centerface", DetectorSettings(threshold=0.2, precision="fp32"))
     assert len(det.detect(first_field(woven, info("tff")))) >= 30
     assert len(det.detect(woven)) <= 16  # the combs hide at least half of them
     assert first_field(woven, info("")) is woven  # progressive: untouched
     gap = lambda a, b: np.abs(a.astype(np.int16) - b).mean()  # noqa: E731
-    assert gap(first_field(woven, info("bff")), bottom) < gap(first_field(woven, info("bff")), top)  # bottom field first
+    assert gap(first_field(woven, info("bff")), bottom) < gap(
+        first_field(woven, info("bff")), top
+    )  # bottom field first
     assert gap(first_field(woven, info("tff")), top) < gap(first_field(woven, info("tff")), bottom)
     turned = Orientation(transpose=True)
     upright = np.ascontiguousarray(woven.swapaxes(0, 1))  # shown turned: the fields are its columns
@@ -477,7 +503,7 @@ def test_detection_looks_at_the_first_field_of_interlaced_video():
 def test_corrupt_data_in_the_middle_fails_closed(tmp_path):
     data = bytearray(open(_clip(tmp_path / "a.mp4", n=100, size=(160, 120), audio=None), "rb").read())
     k = len(data) // 3
-    data[k:k + 2000] = np.random.default_rng(5).integers(0, 256, 2000, dtype=np.uint8).tobytes()
+    data[k : k + 2000] = np.random.default_rng(5).integers(0, 256, 2000, dtype=np.uint8).tobytes()
     p = tmp_path / "bad.mp4"
     p.write_bytes(bytes(data))
     with pytest.raises(MediaError, match="bad.mp4"):

@@ -2,6 +2,7 @@
 
 The expected upright frames are built independently of faceveil's matrix code, from PyAV's documented
 meaning of `set_display_rotation(degrees, hflip, vflip)`: a counter-clockwise rotation, mirrored after it."""
+
 from fractions import Fraction
 
 import av
@@ -64,7 +65,12 @@ def test_frames_are_upright_and_written_back_coded(tmp_path, degrees, hflip):
     transcode_video(str(src), str(out), info, edit, lossless=True)
     assert all(np.array_equal(seen[i], want[i]) for i in range(4))
     oi = probe_video(str(out))
-    assert (oi.rotation, oi.orientation, oi.width, oi.height) == (info.rotation, info.orientation, info.width, info.height)
+    assert (oi.rotation, oi.orientation, oi.width, oi.height) == (
+        info.rotation,
+        info.orientation,
+        info.width,
+        info.height,
+    )
     with av.open(str(out)) as c:  # stored in the coded orientation, as the input was
         stored = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
     assert stored[0].shape == coded[0].shape

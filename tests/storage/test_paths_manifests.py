@@ -10,11 +10,14 @@ from faceveil.models.detections import Detections
 from faceveil.storage import manifests
 from faceveil.storage.state import public_location, state_location
 from faceveil.storage.paths import Location, PathError, safe_relpath
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from private import private  # noqa: E402
 
 
-@pytest.mark.parametrize("bad", ["../etc/passwd", "/etc/passwd", "a/../../b", "..", "", "a\x00b", "x\ny", "x\x1b[2Jy", "x\x7fy"])
+@pytest.mark.parametrize(
+    "bad", ["../etc/passwd", "/etc/passwd", "a/../../b", "..", "", "a\x00b", "x\ny", "x\x1b[2Jy", "x\x7fy"]
+)
 def test_hostile_relative_paths_refused(bad):
     with pytest.raises(PathError):
         safe_relpath(bad)
@@ -61,7 +64,10 @@ def test_commit_is_atomic_and_leaves_no_temporaries(tmp_path):
 
 def test_parts_replace_instead_of_append(tmp_path):
     loc = Location(str(tmp_path))
-    d = {0: Detections([[1, 2, 3, 4]], [0.5], track_ids=[1]), 3: Detections([[1, 2, 3, 4], [5, 6, 9, 9]], [0.5, 0.7], track_ids=[1, 2])}
+    d = {
+        0: Detections([[1, 2, 3, 4]], [0.5], track_ids=[1]),
+        3: Detections([[1, 2, 3, 4], [5, 6, 9, 9]], [0.5, 0.7], track_ids=[1, 2]),
+    }
     rows = manifests.detection_rows("m1", d, lambda f: f * 100, lambda f: f / 25)
     assert rows.num_rows == 3 and rows["pts"].to_pylist() == [0, 300, 300]
     for _ in range(2):

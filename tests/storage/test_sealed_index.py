@@ -1,6 +1,7 @@
 """The identity index with sealed templates, on a real LanceDB database in tmp_path: indexing seals,
 search opens them in-process and scores exact cosines, an index written before (rotated vectors)
 is read and then sealed, key rotation re-seals, and the stored table gives nothing away."""
+
 from __future__ import annotations
 
 from types import SimpleNamespace
@@ -38,10 +39,24 @@ def near(v, seed):
 
 def result(media_id: str, vectors) -> SimpleNamespace:
     """What an anonymize run hands to indexing for one photo: one track per vector."""
-    return SimpleNamespace(row={"media_id": media_id, "rel_path": f"cam/{media_id}.jpg"}, templates=[
-        {"track_id": i, "kind": "template", "vector": v, "first_frame": 0, "last_frame": 0, "t_start_s": 0.0,
-         "t_end_s": 0.0, "boxes_json": "[]", "vault_key_ids": [f"k-{media_id}-{i}"], "quality": 0.9}
-        for i, v in enumerate(vectors)])
+    return SimpleNamespace(
+        row={"media_id": media_id, "rel_path": f"cam/{media_id}.jpg"},
+        templates=[
+            {
+                "track_id": i,
+                "kind": "template",
+                "vector": v,
+                "first_frame": 0,
+                "last_frame": 0,
+                "t_start_s": 0.0,
+                "t_end_s": 0.0,
+                "boxes_json": "[]",
+                "vault_key_ids": [f"k-{media_id}-{i}"],
+                "quality": 0.9,
+            }
+            for i, v in enumerate(vectors)
+        ],
+    )
 
 
 def old_rows(media_id, vectors, key) -> pa.Table:
@@ -49,21 +64,43 @@ def old_rows(media_id, vectors, key) -> pa.Table:
     no face-quality columns: those came later still)."""
     rot = OrthogonalRotation.from_key(key, DIM).protect(vectors)
     n = len(vectors)
-    return pa.table({
-        "row_id": [row_id(media_id, i, "template") for i in range(n)], "media_id": [media_id] * n,
-        "rel_path": [f"cam/{media_id}.jpg"] * n, "camera": ["cam"] * n, "track_id": np.arange(n, dtype=np.int64),
-        "kind": ["template"] * n, "first_frame": np.zeros(n, np.int64), "last_frame": np.zeros(n, np.int64),
-        "t_start_s": np.zeros(n), "t_end_s": np.zeros(n), "boxes_json": ["[]"] * n,
-        "vault_key_ids": [[f"k-{media_id}-{i}"] for i in range(n)], "embedder": ["dlib-resnet"] * n,
-        "quality": np.full(n, 0.9, np.float32), "vector": pa.FixedSizeListArray.from_arrays(pa.array(rot.reshape(-1)), DIM),
-    }, schema=templates_schema(DIM, quality=False))
+    return pa.table(
+        {
+            "row_id": [row_id(media_id, i, "template") for i in range(n)],
+            "media_id": [media_id] * n,
+            "rel_path": [f"cam/{media_id}.jpg"] * n,
+            "camera": ["cam"] * n,
+            "track_id": np.arange(n, dtype=np.int64),
+            "kind": ["template"] * n,
+            "first_frame": np.zeros(n, np.int64),
+            "last_frame": np.zeros(n, np.int64),
+            "t_start_s": np.zeros(n),
+            "t_end_s": np.zeros(n),
+            "boxes_json": ["[]"] * n,
+            "vault_key_ids": [[f"k-{media_id}-{i}"] for i in range(n)],
+            "embedder": ["dlib-resnet"] * n,
+            "quality": np.full(n, 0.9, np.float32),
+            "vector": pa.FixedSizeListArray.from_arrays(pa.array(rot.reshape(-1)), DIM),
+        },
+        schema=templates_schema(DIM, quality=False),
+    )
 
 
 def test_sealed_index_search_and_rotation(tmp_path):
     loc, key, new = Location(str(tmp_path)), MasterKey.generate(), MasterKey.generate()
     p = people()
-    assert index_templates(loc, [result("m1", p[:3]), result("m2", p[3:])], index_keys(key, DIM),
-                           "dlib-resnet", key.fingerprint, "mirror-mean", control_key(key)) == 6
+    assert (
+        index_templates(
+            loc,
+            [result("m1", p[:3]), result("m2", p[3:])],
+            index_keys(key, DIM),
+            "dlib-resnet",
+            key.fingerprint,
+            "mirror-mean",
+            control_key(key),
+        )
+        == 6
+    )
     index = IdentityIndex(loc, dim=DIM)
     assert index.sealed and index.meta()["template_transform"] == "aesgcm-v1" and index.meta()["threshold"] == 0.92
     stored = index.rows()
@@ -77,15 +114,29 @@ def test_sealed_index_search_and_rotation(tmp_path):
     with pytest.raises(ControlFileError):  # not this index's key: its meta.json (threshold) is refused
         search_tracks(loc, new, p[0])
     with pytest.raises(ValueError, match="NaN"):  # the plain vectors are checked before they are sealed
-        index_templates(loc, [result("m3", np.full((1, DIM), np.nan, np.float32))], index_keys(key, DIM),
-                           "dlib-resnet", key.fingerprint, "mirror-mean", control_key(key))
+        index_templates(
+            loc,
+            [result("m3", np.full((1, DIM), np.nan, np.float32))],
+            index_keys(key, DIM),
+            "dlib-resnet",
+            key.fingerprint,
+            "mirror-mean",
+            control_key(key),
+        )
     from faceveil.tasks.validate import index_embeddings
 
     emb = index_embeddings(loc, ["m1", "m2"], DIM)  # what the run's data contract checks
     assert len(emb) == 6 and (emb.dim == DIM).all() and np.allclose(emb.norm, 1)
     # re-indexing a media replaces its rows, never duplicates
-    index_templates(loc, [result("m1", p[:3])], index_keys(key, DIM),
-                           "dlib-resnet", key.fingerprint, "mirror-mean", control_key(key))
+    index_templates(
+        loc,
+        [result("m1", p[:3])],
+        index_keys(key, DIM),
+        "dlib-resnet",
+        key.fingerprint,
+        "mirror-mean",
+        control_key(key),
+    )
     assert index.count() == 6
     assert reproject_index(loc, key, new, DIM) == 6
     assert reproject_index(loc, key, new, DIM) == 0  # done already (an interrupted rotation resumes)
@@ -115,8 +166,15 @@ def test_index_written_before_is_read_then_sealed(tmp_path):
     assert not old.sealed
     assert search_tracks(loc, key, near(p[1], 1))[0][0].track_id == 1  # rotated rows still searchable
     # the next indexing run seals them with the same key
-    index_templates(loc, [result("m2", p[3:])], index_keys(key, DIM),
-                           "dlib-resnet", key.fingerprint, "mirror-mean", control_key(key))
+    index_templates(
+        loc,
+        [result("m2", p[3:])],
+        index_keys(key, DIM),
+        "dlib-resnet",
+        key.fingerprint,
+        "mirror-mean",
+        control_key(key),
+    )
     index = IdentityIndex(loc, dim=DIM)
     t = index.rows()
     assert index.sealed and t["sealed"].null_count == 0 and t.num_rows == 6
@@ -144,11 +202,19 @@ def test_index_keeps_the_template_view_it_was_created_with(tmp_path):
 
     loc, key = Location(str(tmp_path)), MasterKey.generate()
     assert index_view(loc) == "mirror-mean"  # a new archive gets the default
-    index_templates(loc, [result("m1", people()[:1])], index_keys(key, DIM),
-                           "dlib-resnet", key.fingerprint, "plain", control_key(key))
+    index_templates(
+        loc,
+        [result("m1", people()[:1])],
+        index_keys(key, DIM),
+        "dlib-resnet",
+        key.fingerprint,
+        "plain",
+        control_key(key),
+    )
     assert index_view(loc) == "plain"  # kept: later runs and probes embed the way its rows were
-    index_templates(loc, [result("m2", people()[1:2])], index_keys(key, DIM), "dlib-resnet", key.fingerprint,
-                    "mirror-mean")
+    index_templates(
+        loc, [result("m2", people()[1:2])], index_keys(key, DIM), "dlib-resnet", key.fingerprint, "mirror-mean"
+    )
     assert index_view(loc) == "plain"
     IdentityIndex(loc, dim=DIM).write_meta({"template_view": None}, merge=True)
     meta = IdentityIndex(loc, dim=DIM).meta()

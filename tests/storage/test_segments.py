@@ -1,6 +1,7 @@
 """A video encoded in segments side by side and joined is the video one pass writes: every frame, the
 same timestamps and duration, the audio packet for packet, the display matrix; pieces that do not
 fit together are refused."""
+
 import sys
 from pathlib import Path
 
@@ -30,10 +31,15 @@ def _audio_packets(path):
         return [(bytes(p), p.pts) for p in c.demux(c.streams.audio[0]) if p.size] if c.streams.audio else []
 
 
-@pytest.mark.parametrize("rel,ext,lossless", [("cameras/lobby/clip_001.mp4", ".mp4", False),
-                                              ("cameras/parking/clip_002.mkv", ".mkv", False),
-                                              ("cameras/lobby/clip_001.mp4", ".mkv", True),
-                                              ("cameras/lobby/clip_001.mp4", ".ts", False)])  # MP4 pieces into MPEG-TS
+@pytest.mark.parametrize(
+    "rel,ext,lossless",
+    [
+        ("cameras/lobby/clip_001.mp4", ".mp4", False),
+        ("cameras/parking/clip_002.mkv", ".mkv", False),
+        ("cameras/lobby/clip_001.mp4", ".mkv", True),
+        ("cameras/lobby/clip_001.mp4", ".ts", False),
+    ],
+)  # MP4 pieces into MPEG-TS
 def test_joined_segments_are_the_one_pass_video(sample, tmp_path, rel, ext, lossless):
     src = str(sample / rel)
     info = probe_video(src)
@@ -73,7 +79,12 @@ def test_display_matrix_is_kept(tmp_path):
     encode_segment(src_mp4, parts[1], info, 6, 12, _mark)
     join_segments(src_mp4, str(tmp_path / "j.mkv"), info, parts)
     out = probe_video(str(tmp_path / "j.mkv"))
-    assert (out.rotation, out.orientation, out.width, out.height) == (info.rotation, info.orientation, info.width, info.height)
+    assert (out.rotation, out.orientation, out.width, out.height) == (
+        info.rotation,
+        info.orientation,
+        info.width,
+        info.height,
+    )
 
 
 def test_segments_that_do_not_fit_are_refused(sample, tmp_path):

@@ -1,13 +1,21 @@
 """Where an archive's private state lives (storage/state.py): beside DEST by default, never inside it,
 old archives' DEST/_faceveil read in place and moved out; restore's OUT kept apart; the settings that
 refuse an overlap or a leak share outside [0, 1]."""
+
 import sqlite3
 
 import pytest
 
 from faceveil.config import AnonymizeConfig
-from faceveil.storage.state import (StateError, check_allowed_out, check_apart, check_restore_out, default_state_url,
-                                    find_state, migrate)
+from faceveil.storage.state import (
+    StateError,
+    check_allowed_out,
+    check_apart,
+    check_restore_out,
+    default_state_url,
+    find_state,
+    migrate,
+)
 
 
 def test_default_is_a_sibling_of_dest(tmp_path):
@@ -69,7 +77,10 @@ def test_old_archives_are_read_in_place_then_moved(tmp_path):
     assert not legacy.exists() and (state / "media" / "m1.parquet").read_bytes() == b"part"
     assert find_state(str(dest)).root == str(state)
     with sqlite3.connect(state / "mlflow" / "mlflow.db") as con:
-        assert con.execute("SELECT artifact_location FROM experiments").fetchone()[0] == state.as_uri() + "/mlflow/artifacts"
+        assert (
+            con.execute("SELECT artifact_location FROM experiments").fetchone()[0]
+            == state.as_uri() + "/mlflow/artifacts"
+        )
         assert con.execute("SELECT artifact_uri FROM runs").fetchone()[0].startswith(state.as_uri() + "/mlflow/")
     assert migrate(str(dest), str(state)) is None  # nothing left to move
     (legacy / "media").mkdir(parents=True)

@@ -2,6 +2,7 @@
 holder, each key part sealed by its digest, tampering of either refused before use; a vault made
 before control files were signed is signed on first use, once; a keyinfo missing beside vault parts
 never starts a new vault; rotate-key, interrupted half-way, finishes on a second call."""
+
 import dataclasses
 import json
 
@@ -13,8 +14,19 @@ from faceveil.storage.control import ControlFileError, control_key
 from faceveil.storage.keys import BadKeyError, MasterKey, VaultLock
 from faceveil.storage.paths import Location
 from faceveil.storage.sealing import wrap_data_key
-from faceveil.storage.vault import (KEYINFO, VaultWriter, archive_id, check_key, check_master, entry_frames, open_region,
-                                    rotate_key, seal_part, seal_path, track_keys)
+from faceveil.storage.vault import (
+    KEYINFO,
+    VaultWriter,
+    archive_id,
+    check_key,
+    check_master,
+    entry_frames,
+    open_region,
+    rotate_key,
+    seal_part,
+    seal_path,
+    track_keys,
+)
 
 
 def _archive(tmp_path, key: MasterKey, media=("m1", "m2"), sign: bool = True) -> Location:
@@ -37,8 +49,11 @@ def _archive(tmp_path, key: MasterKey, media=("m1", "m2"), sign: bool = True) ->
 
 def _regions(state, key, mid, tmp_path):
     keys, _ = track_keys(state, key, mid)
-    return [open_region(e, keys[e["track_id"]], archive_id(state)) for _, es in entry_frames(state, mid, str(tmp_path))
-            for e in es]
+    return [
+        open_region(e, keys[e["track_id"]], archive_id(state))
+        for _, es in entry_frames(state, mid, str(tmp_path))
+        for e in es
+    ]
 
 
 def test_signed_vault_opens_and_tampering_is_refused(tmp_path):
@@ -49,8 +64,12 @@ def test_signed_vault_opens_and_tampering_is_refused(tmp_path):
     # a key part forged with the public lock alone (what a worker or a reader of keyinfo holds)
     rows = manifests.read_part(state, "vault/keys", "m1").to_pylist()
     lock = VaultLock.of(key)
-    rows[0]["wrapped"] = wrap_data_key(bytes.fromhex(lock.public_hex), b"\x00" * 32, rows[0]["key_id"],
-                                       json.loads(state.read_bytes(KEYINFO))["archive_id"])
+    rows[0]["wrapped"] = wrap_data_key(
+        bytes.fromhex(lock.public_hex),
+        b"\x00" * 32,
+        rows[0]["key_id"],
+        json.loads(state.read_bytes(KEYINFO))["archive_id"],
+    )
     manifests.write_part(state, "vault/keys", "m1", rows)
     with pytest.raises(ControlFileError, match="not the key part its seal names"):
         track_keys(state, key, "m1")

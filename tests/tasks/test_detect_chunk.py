@@ -1,5 +1,6 @@
 """detect-chunk with the detections of an earlier pass: the leak gate's second pass looks only at
 the frames the first pass did not, and what it reuses is exactly what it would have found."""
+
 from dataclasses import replace
 
 import numpy as np
@@ -42,4 +43,7 @@ def test_second_pass_reuses_the_first_pass_frames(tmp_path):
     assert taken.dets[taken.frames.index(8)] is marker
     # another chunk's or a failed pass's detections are not used
     other = replace(first, chunk=replace(chunk, start=chunk.start + 1))
-    assert detect_chunk(again, item, plan.info, chunk, replace(other, dets=[marker] * len(first.frames))).dets[4] is not marker
+    assert (
+        detect_chunk(again, item, plan.info, chunk, replace(other, dets=[marker] * len(first.frames))).dets[4]
+        is not marker
+    )

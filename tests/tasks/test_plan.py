@@ -1,4 +1,5 @@
 """Which videos are encoded in pieces side by side, and which by one writer."""
+
 from __future__ import annotations
 
 import pytest
@@ -14,12 +15,15 @@ class _Info:
     n_frames = 750
 
 
-@pytest.mark.parametrize("options, rel, pieces", [
-    ({"method": "blur"}, "cam/a.mp4", 3),
-    ({"method": "replace"}, "cam/a.mp4", 1),  # one surrogate per track: made from the track's first face
-    ({"method": "blur", "reversible": True}, "cam/a.mp4", 1),  # one vault writer
-    ({"method": "blur"}, "cam/a.avi", 1),
-])
+@pytest.mark.parametrize(
+    "options, rel, pieces",
+    [
+        ({"method": "blur"}, "cam/a.mp4", 3),
+        ({"method": "replace"}, "cam/a.mp4", 1),  # one surrogate per track: made from the track's first face
+        ({"method": "blur", "reversible": True}, "cam/a.mp4", 1),  # one vault writer
+        ({"method": "blur"}, "cam/a.avi", 1),
+    ],
+)
 def test_segments_side_by_side_or_one_writer(options, rel, pieces, tmp_path):
     config = AnonymizeConfig(src=str(tmp_path), dest=str(tmp_path / "out"), method=options["method"])
     config.reversible = options.get("reversible", False)  # (its key is not what is tested here)

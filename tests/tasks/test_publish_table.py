@@ -1,5 +1,6 @@
 """A Parquet table's staging for publication, without the flow: every row staged or recorded with its
 reason, a rerun reads nothing again, a changed table is staged anew (the old staging removed)."""
+
 import sys
 from pathlib import Path
 import io
@@ -13,6 +14,7 @@ from PIL import Image
 
 from faceveil.storage.image_tables import ImageTable
 from faceveil.tasks.publish_table import plan_table, unpack_rows
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from private import private  # noqa: E402
 

@@ -2,6 +2,7 @@
 workers): the replaced face still carries the original's 72 bpm pulse (replace keeps the skin's
 colour changes), and --pulse edits it on the replaced face; frames are anonymized the same way in
 the pulse task and the encoder, so only skin-mask pixels differ from a replace run without it."""
+
 import sys
 from pathlib import Path
 
@@ -22,8 +23,9 @@ from pulseclip import make_clip, read_video, write_video  # noqa: E402
 
 
 def _run(src: Path, dest: Path, pulse: str | None):
-    config = AnonymizeConfig(src=str(src), dest=str(dest), method="replace", pulse=pulse, lossless=True, workers=1,
-                             check_every_s=0)
+    config = AnonymizeConfig(
+        src=str(src), dest=str(dest), method="replace", pulse=pulse, lossless=True, workers=1, check_every_s=0
+    )
     (item,), _ = discover(config)
     plan = plan_video(config, item)
     tracked = track_video(config, item, plan.info, [detect_chunk(config, item, plan.info, c) for c in plan.chunks])
@@ -35,7 +37,9 @@ def _run(src: Path, dest: Path, pulse: str | None):
 def _trace(tracked, frames, plain):
     """The skin-mean trace of `frames` in the pipeline's skin masks (found on the replaced frames `plain`)."""
     h, w = frames.shape[1:3]
-    return np.stack([skin_of(tracked.per_frame[i], 0, h, w, plain[i]).mean(frames[i]) for i in sorted(tracked.per_frame)])
+    return np.stack(
+        [skin_of(tracked.per_frame[i], 0, h, w, plain[i]).mean(frames[i]) for i in sorted(tracked.per_frame)]
+    )
 
 
 @pytest.mark.slow

@@ -1,4 +1,5 @@
 """RestoreConfig refuses what would expose data keys."""
+
 import pytest
 
 from faceveil.tasks.restore_media import RestoreConfig

@@ -1,6 +1,7 @@
 """The re-identification attacks of `faceveil evaluate` (validation/attack.py) on synthetic data: a
 gallery search on embeddings chosen here, and the whole attack on images written to disk with a
 stand-in detector (one fixed face box) and embedder (the face's pixels, downsampled)."""
+
 import math
 
 import numpy as np
@@ -18,7 +19,9 @@ BOX = (24.0, 24.0, 72.0, 72.0)
 
 def _gallery(vectors: np.ndarray, labels: list[str], data: str = ".") -> Gallery:
     one = Detections(np.array([BOX]), np.ones(1))
-    entries = [LabelledFace(f"faces/{lab}/{i}.png", lab, one, one, v) for i, (v, lab) in enumerate(zip(vectors, labels))]
+    entries = [
+        LabelledFace(f"faces/{lab}/{i}.png", lab, one, one, v) for i, (v, lab) in enumerate(zip(vectors, labels))
+    ]
     return Gallery(data, entries)
 
 
@@ -70,15 +73,27 @@ def test_a_probe_without_another_photo_of_its_identity_does_not_count():
 
 
 def test_labelled_photos_under_faces_or_in_a_folder_named_faces(tmp_path):
-    files = [("faces/ann/1.jpg", "image"), ("faces/ann/2.jpg", "image"), ("faces/bob/1.png", "image"),
-             ("faces/bob/clip.mp4", "video"), ("faces/loose.jpg", "image"), ("other/ann/1.jpg", "image")]
+    files = [
+        ("faces/ann/1.jpg", "image"),
+        ("faces/ann/2.jpg", "image"),
+        ("faces/bob/1.png", "image"),
+        ("faces/bob/clip.mp4", "video"),
+        ("faces/loose.jpg", "image"),
+        ("other/ann/1.jpg", "image"),
+    ]
     (tmp_path / "set" / "faces").mkdir(parents=True)
-    assert labelled_photos(str(tmp_path / "set"), files) == [("faces/ann/1.jpg", "ann"), ("faces/ann/2.jpg", "ann"),
-                                                             ("faces/bob/1.png", "bob")]
+    assert labelled_photos(str(tmp_path / "set"), files) == [
+        ("faces/ann/1.jpg", "ann"),
+        ("faces/ann/2.jpg", "ann"),
+        ("faces/bob/1.png", "bob"),
+    ]
     (tmp_path / "faces").mkdir(exist_ok=True)
     inside = [(rel.split("/", 1)[1], kind) for rel, kind in files if rel.startswith("faces/")]
-    assert labelled_photos(str(tmp_path / "faces"), inside) == [("ann/1.jpg", "ann"), ("ann/2.jpg", "ann"),
-                                                                ("bob/1.png", "bob")]
+    assert labelled_photos(str(tmp_path / "faces"), inside) == [
+        ("ann/1.jpg", "ann"),
+        ("ann/2.jpg", "ann"),
+        ("bob/1.png", "bob"),
+    ]
 
 
 class OneBox:
@@ -119,15 +134,30 @@ def archive(tmp_path):
                 (tmp_path / root / f"faces/{person}").mkdir(parents=True, exist_ok=True)
                 Image.fromarray(rgb.astype(np.uint8)).save(tmp_path / root / rel)
             photos.append((rel, person))
-    media = pd.DataFrame({"rel_path": [r for r, _ in photos], "status": "ok", "output_path": [r for r, _ in photos],
-                          "media_id": [f"m{i}" for i in range(len(photos))]})
+    media = pd.DataFrame(
+        {
+            "rel_path": [r for r, _ in photos],
+            "status": "ok",
+            "output_path": [r for r, _ in photos],
+            "media_id": [f"m{i}" for i in range(len(photos))],
+        }
+    )
     gallery = Gallery.build(str(tmp_path / "data"), photos, OneBox(), Pixels())
     return gallery, Location(str(tmp_path / "dest")), media
 
 
 def _detections(media, box=BOX) -> pd.DataFrame:
-    return pd.DataFrame({"media_id": media.media_id, "x1": box[0], "y1": box[1], "x2": box[2], "y2": box[3],
-                         "score": 0.9, "landmarks": [np.full(10, np.nan)] * len(media)})
+    return pd.DataFrame(
+        {
+            "media_id": media.media_id,
+            "x1": box[0],
+            "y1": box[1],
+            "x2": box[2],
+            "y2": box[3],
+            "score": 0.9,
+            "landmarks": [np.full(10, np.nan)] * len(media),
+        }
+    )
 
 
 def test_unanonymized_outputs_are_reidentified_and_a_solid_mask_is_not(archive):

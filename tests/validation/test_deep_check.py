@@ -2,6 +2,7 @@
 recorded region and one left unmasked outside every region (1 leak of 2 faces); a video whose face
 lies inside its recorded region in every frame (0 leaks, the bound computed by hand); and the
 archive-level check: keyed by the output's SHA-256, a second check of unchanged outputs does nothing."""
+
 from __future__ import annotations
 
 import sys
@@ -38,13 +39,15 @@ def two_faces():
     box = _face_box(one)
     out = np.concatenate([one, one], 1)
     x1, y1, x2, y2 = (int(v) for v in box)
-    out[max(0, y1 - 40):y2 + 40, max(0, x1 - 40):x2 + 40] = 0
+    out[max(0, y1 - 40) : y2 + 40, max(0, x1 - 40) : x2 + 40] = 0
     return out, box
 
 
 def _detections(state: Location, mid: str, per_frame: dict[int, list]) -> None:
-    frames = {f: Detections(np.asarray(b, np.float32).reshape(-1, 4), np.ones(len(b), np.float32))
-              for f, b in per_frame.items()}
+    frames = {
+        f: Detections(np.asarray(b, np.float32).reshape(-1, 4), np.ones(len(b), np.float32))
+        for f, b in per_frame.items()
+    }
     manifests.write_part(state, "detections", mid, manifests.detection_rows(mid, frames, lambda f: f, lambda f: f / 10))
 
 
@@ -92,8 +95,21 @@ def test_the_archive_check_is_keyed_by_output_and_idempotent(two_faces, tmp_path
     common = {"kind": "image", "width": out.shape[1], "height": out.shape[0], "run_id": "r1"}
     sha = {rel: sha256_file(dest.path(rel)) for rel in ("leaky.png", "masked.png")}
     for mid, rel, status in (("a", "leaky.png", "released"), ("b", "masked.png", "ok"), ("c", "held.png", "leaked")):
-        manifests.write_part(state, "media", mid, [{**common, "media_id": mid, "rel_path": rel, "status": status,
-                                                    "output_path": rel, "output_sha256": sha.get(rel)}])
+        manifests.write_part(
+            state,
+            "media",
+            mid,
+            [
+                {
+                    **common,
+                    "media_id": mid,
+                    "rel_path": rel,
+                    "status": status,
+                    "output_path": rel,
+                    "output_sha256": sha.get(rel),
+                }
+            ],
+        )
         _detections(state, mid, {0: [list(box)]})
     first = run_check(dest, state)
     assert first["checked"] == 2 and [r["rel_path"] for r in first["rows"]] == ["leaky.png", "masked.png"]
@@ -132,8 +148,21 @@ def test_the_archive_check_is_keyed_by_output_and_idempotent(two_faces, tmp_path
 def test_a_missing_output_is_an_error_naming_the_file(tmp_path):
     dest, state = Location(str(tmp_path / "out")), Location(str(tmp_path / "state"))
     dest.ensure_root()
-    manifests.write_part(state, "media", "a", [{"media_id": "a", "rel_path": "gone.mp4", "kind": "video",
-                                                "status": "ok", "output_path": "gone.mp4", "output_sha256": "x"}])
+    manifests.write_part(
+        state,
+        "media",
+        "a",
+        [
+            {
+                "media_id": "a",
+                "rel_path": "gone.mp4",
+                "kind": "video",
+                "status": "ok",
+                "output_path": "gone.mp4",
+                "output_sha256": "x",
+            }
+        ],
+    )
     r = run_check(dest, state)
     assert r["errors"] and "gone.mp4" in r["errors"][0]
     with pytest.raises(FileNotFoundError, match="no media manifest"):

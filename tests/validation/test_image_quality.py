@@ -31,7 +31,7 @@ def test_psnr_matches_its_definition_and_ssim_orders_damage(astronaut):
     noisy = np.clip(rgb.astype(int) + rng.normal(0, 5, rgb.shape).round(), 0, 255).astype(np.uint8)
     mask = region_mask(rgb.shape, [[0, 0, 256, 512]])
     mse = ((rgb.astype(float) - noisy.astype(float))[mask] ** 2).mean()
-    assert masked_psnr(rgb, noisy, mask) == pytest.approx(10 * math.log10(255 ** 2 / mse), abs=1e-4)
+    assert masked_psnr(rgb, noisy, mask) == pytest.approx(10 * math.log10(255**2 / mse), abs=1e-4)
     worse = np.clip(rgb.astype(int) + rng.normal(0, 25, rgb.shape).round(), 0, 255).astype(np.uint8)
     assert 1 > masked_ssim(rgb, noisy, mask) > masked_ssim(rgb, worse, mask)
     assert masked_ssim(rgb, rgb, mask) == pytest.approx(1.0)

@@ -1,5 +1,6 @@
 """The leak rate's 95 % upper bound that a sample of checked faces supports (Clopper-Pearson, one-sided),
 against values computed by hand, and carried into the run's per-media figures."""
+
 import math
 
 import pytest
@@ -9,7 +10,7 @@ from faceveil.validation.privacy import summarize
 
 
 def _binomial_cdf(k: int, n: int, p: float) -> float:
-    return sum(math.comb(n, i) * p ** i * (1 - p) ** (n - i) for i in range(k + 1))
+    return sum(math.comb(n, i) * p**i * (1 - p) ** (n - i) for i in range(k + 1))
 
 
 def _by_hand(k: int, n: int) -> float:
@@ -32,8 +33,19 @@ def test_bound_matches_the_hand_computation():
 
 def test_a_synthetic_media_carries_its_bound():
     """Three checked frames of a media, 10 faces each, one unmasked face found in the second."""
-    frames = [{"media_id": "m", "frame_index": i, "faces_in": 10, "leak_faces": int(i == 1), "leak_max_score": 0.0,
-               "leak_boxes": None, "background_psnr": 40.0, "background_ssim": 0.99} for i in range(3)]
+    frames = [
+        {
+            "media_id": "m",
+            "frame_index": i,
+            "faces_in": 10,
+            "leak_faces": int(i == 1),
+            "leak_max_score": 0.0,
+            "leak_boxes": None,
+            "background_psnr": 40.0,
+            "background_ssim": 0.99,
+        }
+        for i in range(3)
+    ]
     leak = summarize(frames, [], 0.9)["leak"]
     assert leak["faces_checked"] == 31 and leak["faces_found"] == 1
     assert leak["rate"] == pytest.approx(1 / 31)

@@ -1,5 +1,6 @@
 """A new local MLflow store is a copy of an empty migrated one (per MLflow version, under
 $FACEVEIL_HOME/cache), usable at once, with its own artifact root; an existing store is untouched."""
+
 import sqlite3
 
 from faceveil.storage.paths import Location
@@ -23,7 +24,9 @@ def test_new_stores_are_seeded_from_one_template_and_existing_ones_kept(tmp_path
     for (uri, artifacts, client), name in zip(stores, "ab"):
         assert artifacts == (tmp_path / name / "mlflow" / "artifacts").as_uri()
         assert client.get_experiment("0").artifact_location == f"{artifacts}/0"  # not the template's
-        assert [r.info.run_name for r in client.search_runs([client.get_experiment_by_name("faceveil").experiment_id])] == [name]
+        assert [
+            r.info.run_name for r in client.search_runs([client.get_experiment_by_name("faceveil").experiment_id])
+        ] == [name]
     with sqlite3.connect(templates[0]) as con:  # the template holds no run of either store
         assert con.execute("select count(*) from runs").fetchone() == (0,)
     db = tmp_path / "a" / "mlflow" / "mlflow.db"

@@ -1,5 +1,6 @@
 """Privacy metrics on real photos: an output that still shows the face leaks and is re-identified,
 a masked one is not; the attacker's identification, stability and consistency measures."""
+
 import math
 
 import numpy as np
@@ -110,8 +111,10 @@ def test_the_leak_gate_sees_faces_outside_the_masks_with_either_family(astronaut
     from faceveil.models.detections import Detections
 
     rgb, dets = astronaut
-    gate = [("centerface", create_detector("centerface", DetectorSettings(threshold=0.1))),
-            ("blazeface", create_detector("blazeface", DetectorSettings(threshold=0.5)))]
+    gate = [
+        ("centerface", create_detector("centerface", DetectorSettings(threshold=0.1))),
+        ("blazeface", create_detector("blazeface", DetectorSettings(threshold=0.5))),
+    ]
     anon = create_anonymizer("mosaic")
     for name, d in gate:  # each family alone finds the astronaut's face
         assert len(d.detect(rgb)) >= 1, name
@@ -144,7 +147,9 @@ def test_identity_checks_are_bounded_and_cover_tracks_first():
     y = np.arange(40) // 20 * 150.0
     size = np.where(np.arange(40) < 36, 30.0, 10.0)  # four faces too small for an identity check
     boxes = np.stack([x, y, x + size, y + size], 1)
-    audit = FrameChecks("m", set(range(5)), [("none", NoFaces())], Counting(), settings=CheckSettings(identity_faces=24))
+    audit = FrameChecks(
+        "m", set(range(5)), [("none", NoFaces())], Counting(), settings=CheckSettings(identity_faces=24)
+    )
     for f in range(5):
         order = np.random.default_rng(f).permutation(40)
         dets = Detections(boxes[order], np.ones(40), track_ids=order)
@@ -190,11 +195,14 @@ class _CropHashEmbedder:
         return np.array(out, np.float32)
 
 
-@pytest.mark.parametrize("replaced, embedder, leaks", [
-    (False, _CropHashEmbedder(), True),  # masking methods: a region this similar hides nothing
-    (True, _CropHashEmbedder(), False),  # replace: it shows someone else, by the embedder
-    (True, None, True),  # no embedder to tell: judged by SSIM, fail closed
-])
+@pytest.mark.parametrize(
+    "replaced, embedder, leaks",
+    [
+        (False, _CropHashEmbedder(), True),  # masking methods: a region this similar hides nothing
+        (True, _CropHashEmbedder(), False),  # replace: it shows someone else, by the embedder
+        (True, None, True),  # no embedder to tell: judged by SSIM, fail closed
+    ],
+)
 def test_a_replaced_face_is_judged_by_identity_not_by_change(astronaut, replaced, embedder, leaks):
     """A replaced face may keep most of the original's look (high SSIM) yet be another person; where
     faces are replaced the gate asks the embedder whether the region still shows the same person."""

@@ -1,5 +1,6 @@
 """The publication's contract with the fallback chain (models/fallback): every face has a method, and
 only faces with a face put back are held to the identity margin and to being still detected."""
+
 import pandas as pd
 
 from faceveil.tasks.publish_faces import faces_by_method
@@ -8,10 +9,21 @@ from faceveil.validation.contracts import check_published_faces
 
 def _faces(methods, cos=0.7, score=0.9):
     n = len(methods)
-    return pd.DataFrame({"media": [f"p{i}.jpg" for i in range(n)], "media_id": [f"m{i}" for i in range(n)],
-                         "face_index": 0, "surrogate_id": [f"{i:016x}" for i in range(n)], "method": methods,
-                         "identity_cosine": cos, "pose_error_deg": 3.0, "skin_delta_e": 1.5, "detector_score": score,
-                         "face_size": 80.0, "seconds": 2.0})
+    return pd.DataFrame(
+        {
+            "media": [f"p{i}.jpg" for i in range(n)],
+            "media_id": [f"m{i}" for i in range(n)],
+            "face_index": 0,
+            "surrogate_id": [f"{i:016x}" for i in range(n)],
+            "method": methods,
+            "identity_cosine": cos,
+            "pose_error_deg": 3.0,
+            "skin_delta_e": 1.5,
+            "detector_score": score,
+            "face_size": 80.0,
+            "seconds": 2.0,
+        }
+    )
 
 
 def test_solid_faces_are_not_held_to_the_margin_nor_to_being_detected():
@@ -30,8 +42,13 @@ def test_a_shown_face_within_the_margin_or_without_a_method_breaks_the_contract(
     assert check_published_faces(faces, 0.85, max_over_margin=0.5).success  # --max-over-margin still lets some through
     unknown = _faces(["replace", None, "blur"])
     failed = " ".join(check_published_faces(unknown, 0.85).failures)
-    assert "expect_column_values_to_not_be_null(method)" in failed and "expect_column_values_to_be_in_set(method)" in failed
-    assert not check_published_faces(unknown.iloc[[0, 1]].reset_index(drop=True), 0.85).success  # a null alone fails too
+    assert (
+        "expect_column_values_to_not_be_null(method)" in failed
+        and "expect_column_values_to_be_in_set(method)" in failed
+    )
+    assert not check_published_faces(
+        unknown.iloc[[0, 1]].reset_index(drop=True), 0.85
+    ).success  # a null alone fails too
 
 
 def test_faces_by_method_counts_in_chain_order():

@@ -1,4 +1,5 @@
 """Realism figures: the Fréchet distance between embedding sets and the per-face sharpness ratio."""
+
 import cv2
 import numpy as np
 import pytest
@@ -6,8 +7,13 @@ from skimage import data
 
 from faceveil.models.anonymizers import create_anonymizer
 from faceveil.models.detectors import create_detector
-from faceveil.validation.realism import (DetectorFeatures, disjoint_reference, frechet_distance, sharpness_ratio,
-                                         sharpness_summary)
+from faceveil.validation.realism import (
+    DetectorFeatures,
+    disjoint_reference,
+    frechet_distance,
+    sharpness_ratio,
+    sharpness_summary,
+)
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +27,9 @@ def test_frechet_distance_zero_symmetric_and_grows_with_a_shift():
     a, b = rng.standard_normal((40, 128)), rng.standard_normal((40, 128))  # fewer rows than dimensions
     assert frechet_distance(a, a) == pytest.approx(0, abs=1e-4)
     shift = np.full(128, 0.1)
-    assert frechet_distance(a, a + shift) == pytest.approx(shift @ shift, abs=1e-4)  # one covariance: the mean term only
+    assert frechet_distance(a, a + shift) == pytest.approx(
+        shift @ shift, abs=1e-4
+    )  # one covariance: the mean term only
     assert frechet_distance(a, b) == pytest.approx(frechet_distance(b, a), rel=1e-6)
     assert frechet_distance(a, b + 0.5) > frechet_distance(a, b) > 0
     axes = rng.standard_normal((6, 128))  # face embeddings spread in a few directions, as dlib's do

@@ -1,4 +1,5 @@
 """The HTML audit report: escaping, missing sections, storage round trip, plots, and a headless-Chromium render."""
+
 from __future__ import annotations
 
 import base64
@@ -32,48 +33,145 @@ def _png_b64(colour=(200, 80, 40)) -> str:
 
 
 def make_audit() -> dict:
-    video = {"path": "a/clip.mp4", "kind": "video", "status": "ok", "reason": None, "input_sha256": "1" * 64,
-             "output_path": "a/clip.mp4", "output_sha256": "2" * 64, "frames": 630, "faces": 868, "tracks": 7,
-             "frames_with_faces": 600, "frames_filled": 20, "frames_redacted": 0, "has_audio_in": True,
-             "has_audio_out": True, "leak_rate": 0.0, "leak_faces": 0, "reid_rate": 0.0, "reid_checked": 21,
-             "background_psnr": math.inf, "background_ssim": 0.99, "face_ssim": 0.3}
-    video2 = {**video, "path": "b/talk.mp4", "output_path": "b/talk.mp4", "frames": 300, "leak_rate": 0.5,
-              "leak_faces": 3, "reid_rate": float("nan"), "background_psnr": 48.2}
-    image = {"path": HOSTILE, "kind": "image", "status": "failed", "reason": "truncated or corrupt",
-             "input_sha256": "3" * 64, "output_path": None, "output_sha256": None, "frames": None, "faces": None,
-             "tracks": None, "has_audio_in": None, "has_audio_out": None, "leak_rate": None, "reid_rate": None}
+    video = {
+        "path": "a/clip.mp4",
+        "kind": "video",
+        "status": "ok",
+        "reason": None,
+        "input_sha256": "1" * 64,
+        "output_path": "a/clip.mp4",
+        "output_sha256": "2" * 64,
+        "frames": 630,
+        "faces": 868,
+        "tracks": 7,
+        "frames_with_faces": 600,
+        "frames_filled": 20,
+        "frames_redacted": 0,
+        "has_audio_in": True,
+        "has_audio_out": True,
+        "leak_rate": 0.0,
+        "leak_faces": 0,
+        "reid_rate": 0.0,
+        "reid_checked": 21,
+        "background_psnr": math.inf,
+        "background_ssim": 0.99,
+        "face_ssim": 0.3,
+    }
+    video2 = {
+        **video,
+        "path": "b/talk.mp4",
+        "output_path": "b/talk.mp4",
+        "frames": 300,
+        "leak_rate": 0.5,
+        "leak_faces": 3,
+        "reid_rate": float("nan"),
+        "background_psnr": 48.2,
+    }
+    image = {
+        "path": HOSTILE,
+        "kind": "image",
+        "status": "failed",
+        "reason": "truncated or corrupt",
+        "input_sha256": "3" * 64,
+        "output_path": None,
+        "output_sha256": None,
+        "frames": None,
+        "faces": None,
+        "tracks": None,
+        "has_audio_in": None,
+        "has_audio_out": None,
+        "leak_rate": None,
+        "reid_rate": None,
+    }
     return {
-        "run_id": RUN_ID, "flow": "anonymize_archive", "status": "partial",
-        "started_at": "2026-11-23T14:30:00+00:00", "finished_at": "2026-11-23T14:30:12+00:00", "seconds": 12.3,
-        "faceveil_version": "0.1.0", "code_version": None, "src": "/path/in", "dest": "/path/out",
+        "run_id": RUN_ID,
+        "flow": "anonymize_archive",
+        "status": "partial",
+        "started_at": "2026-11-23T14:30:00+00:00",
+        "finished_at": "2026-11-23T14:30:12+00:00",
+        "seconds": 12.3,
+        "faceveil_version": "0.1.0",
+        "code_version": None,
+        "src": "/path/in",
+        "dest": "/path/out",
         "settings": {"method": "mosaic", "threshold": 0.5, "note": "<b>bold</b>"},
-        "models": [{"role": "detector", "name": "centerface", "weights": "sha256:" + "a" * 64},
-                   {"role": "embedder", "name": "dlib-resnet", "weights": "sha256:" + "b" * 64}],
+        "models": [
+            {"role": "detector", "name": "centerface", "weights": "sha256:" + "a" * 64},
+            {"role": "embedder", "name": "dlib-resnet", "weights": "sha256:" + "b" * 64},
+        ],
         "counts": {"media": 3, "ok": 2, "failed": 1, "already_done": 0, "frames": 930, "faces": 1200, "tracks": 14},
         "media": [video, video2, image],
-        "coverage": {"a/clip.mp4": {"n_frames": 630, "fps": 30.0, "detected": [[0, 300], [320, 630]],
-                                    "filled": [[300, 320]], "redacted": []},
-                     "b/talk.mp4": {"n_frames": 300, "fps": 25.0, "detected": [[10, 200]], "filled": [],
-                                    "redacted": [[200, 240]]},
-                     HOSTILE: {"n_frames": 1, "fps": None, "detected": [[0, 1]], "filled": [], "redacted": []}},
-        "privacy": {"leak": {"frames_checked": 21, "faces_found": 3, "faces_anonymized": 30, "rate": 0.1,
-                             "threshold": 0.3},
-                    "reid": {"faces_checked": 25, "matches": 1, "rate": 0.04, "threshold": 0.92, "mean_cosine": 0.41},
-                    "identity_stability": None, "surrogate_consistency": None},
-        "utility": {"background_psnr": math.inf, "background_ssim": 0.995, "face_ssim": 0.31,
-                    "still_face_rate": 0.0, "pose_error": None},
-        "contracts": {"success": False, "results": [
-            {"table": "detections", "expectation": "expect_column_values_to_be_between", "column": "score",
-             "success": True, "unexpected": 0},
-            {"table": "tracks", "expectation": "expect_column_values_to_not_be_null", "column": "track_id",
-             "success": False, "unexpected": 4}]},
-        "keys": {"vault_key_fingerprint": "ab12cd34ef56", "reversible": True, "index": True,
-                 "secret": "MUST-NOT-APPEAR"},
-        "access_log": [{"seq": 1, "time": "2026-11-24T09:00:00+00:00", "actor": "alice", "action": "restore",
-                        "reason": "court order 17", "matched": ["clip.mp4#3"], "key_fingerprint": "ab12cd34ef56"}],
-        "thumbnails": [{"path": "a/clip.mp4", "frame": 300, "png_base64": _png_b64()},
-                       {"path": HOSTILE, "frame": 0, "png_base64": _png_b64((40, 90, 200))},
-                       {"path": "x", "frame": 0, "png_base64": '"><script>alert(2)</script>'}],
+        "coverage": {
+            "a/clip.mp4": {
+                "n_frames": 630,
+                "fps": 30.0,
+                "detected": [[0, 300], [320, 630]],
+                "filled": [[300, 320]],
+                "redacted": [],
+            },
+            "b/talk.mp4": {
+                "n_frames": 300,
+                "fps": 25.0,
+                "detected": [[10, 200]],
+                "filled": [],
+                "redacted": [[200, 240]],
+            },
+            HOSTILE: {"n_frames": 1, "fps": None, "detected": [[0, 1]], "filled": [], "redacted": []},
+        },
+        "privacy": {
+            "leak": {"frames_checked": 21, "faces_found": 3, "faces_anonymized": 30, "rate": 0.1, "threshold": 0.3},
+            "reid": {"faces_checked": 25, "matches": 1, "rate": 0.04, "threshold": 0.92, "mean_cosine": 0.41},
+            "identity_stability": None,
+            "surrogate_consistency": None,
+        },
+        "utility": {
+            "background_psnr": math.inf,
+            "background_ssim": 0.995,
+            "face_ssim": 0.31,
+            "still_face_rate": 0.0,
+            "pose_error": None,
+        },
+        "contracts": {
+            "success": False,
+            "results": [
+                {
+                    "table": "detections",
+                    "expectation": "expect_column_values_to_be_between",
+                    "column": "score",
+                    "success": True,
+                    "unexpected": 0,
+                },
+                {
+                    "table": "tracks",
+                    "expectation": "expect_column_values_to_not_be_null",
+                    "column": "track_id",
+                    "success": False,
+                    "unexpected": 4,
+                },
+            ],
+        },
+        "keys": {
+            "vault_key_fingerprint": "ab12cd34ef56",
+            "reversible": True,
+            "index": True,
+            "secret": "MUST-NOT-APPEAR",
+        },
+        "access_log": [
+            {
+                "seq": 1,
+                "time": "2026-11-24T09:00:00+00:00",
+                "actor": "alice",
+                "action": "restore",
+                "reason": "court order 17",
+                "matched": ["clip.mp4#3"],
+                "key_fingerprint": "ab12cd34ef56",
+            }
+        ],
+        "thumbnails": [
+            {"path": "a/clip.mp4", "frame": 300, "png_base64": _png_b64()},
+            {"path": HOSTILE, "frame": 0, "png_base64": _png_b64((40, 90, 200))},
+            {"path": "x", "frame": 0, "png_base64": '"><script>alert(2)</script>'},
+        ],
         "mlflow": {"tracking_uri": "sqlite:///tmp/mlflow.db", "experiment": "faceveil", "run_id": "abc123"},
         "failures": [{"path": HOSTILE, "reason": "truncated or corrupt"}],
         "not_media": [{"path": "notes.txt", "reason": "not a media file"}],
@@ -116,8 +214,7 @@ def test_missing_sections_say_not_measured():
     audit = {k: v for k, v in make_audit().items() if k not in ("utility", "thumbnails", "access_log")}
     audit.update(contracts=None, mlflow=None, privacy=None, coverage={}, media=[], models=None, keys=None)
     page = render_html(audit)
-    for sid in ("contracts", "privacy", "utility", "coverage", "models", "keys", "access-log", "thumbnails",
-                "mlflow"):
+    for sid in ("contracts", "privacy", "utility", "coverage", "models", "keys", "access-log", "thumbnails", "mlflow"):
         assert "not measured" in _section(page, sid), sid
     assert "not measured" in render_html({"run_id": "x"})  # a bare dict renders too
     assert plots({"run_id": "x"}) == {}
@@ -175,13 +272,27 @@ def test_report_renders_in_headless_chromium(tmp_path):
     html_file = tmp_path / "out" / write_report(dest, make_audit())["html"]
     url, shot = html_file.as_uri(), tmp_path / "report.png"
     env = {**os.environ, "HOME": str(tmp_path)}
-    base = [exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-            "--hide-scrollbars", f"--user-data-dir={tmp_path / 'profile'}"]
+    base = [
+        exe,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--no-first-run",
+        "--hide-scrollbars",
+        f"--user-data-dir={tmp_path / 'profile'}",
+    ]
     t0 = time.perf_counter()
-    subprocess.run([*base, f"--screenshot={shot}", "--window-size=1280,4000", url], env=env, timeout=60,
-                   check=True, capture_output=True)
-    dom = subprocess.run([*base, "--dump-dom", url], env=env, timeout=60, check=True, capture_output=True,
-                         text=True).stdout
+    subprocess.run(
+        [*base, f"--screenshot={shot}", "--window-size=1280,4000", url],
+        env=env,
+        timeout=60,
+        check=True,
+        capture_output=True,
+    )
+    dom = subprocess.run(
+        [*base, "--dump-dom", url], env=env, timeout=60, check=True, capture_output=True, text=True
+    ).stdout
     seconds = time.perf_counter() - t0
     print(f"chromium screenshot of the report: {shot} ({seconds:.1f} s for both renders)")
     for sid, title in SECTIONS:

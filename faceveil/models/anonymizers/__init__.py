@@ -1,6 +1,7 @@
 """Anonymizers behind one interface (`create_anonymizer(name, mask)` picks one by name): masks (solid,
 blur, mosaic), keyed scrambling, identity replacement and keep. The masked region grows with face size
 and motion so a moving head stays covered between detections; `--scope` grows it to the head or person."""
+
 from faceveil.models.anonymizers.base import ANONYMIZERS, SCOPE_SIZE, Anonymizer, MaskSettings, mask_regions
 from faceveil.models.anonymizers.masks import Blur, Keep, Mosaic, Scramble, Solid
 from faceveil.models.anonymizers.replace import Replace
@@ -10,5 +11,17 @@ def create_anonymizer(name: str, mask: MaskSettings = MaskSettings()) -> Anonymi
     return ANONYMIZERS.create(name, mask=mask)
 
 
-__all__ = ["ANONYMIZERS", "SCOPE_SIZE", "Anonymizer", "Blur", "Keep", "MaskSettings", "Mosaic", "Replace", "Scramble",
-           "Solid", "create_anonymizer", "mask_regions"]
+__all__ = [
+    "ANONYMIZERS",
+    "SCOPE_SIZE",
+    "Anonymizer",
+    "Blur",
+    "Keep",
+    "MaskSettings",
+    "Mosaic",
+    "Replace",
+    "Scramble",
+    "Solid",
+    "create_anonymizer",
+    "mask_regions",
+]

@@ -1,5 +1,6 @@
 """The anonymizer interface: mask settings (shape, margins, scope), the regions a method may change,
 the `Anonymizer` base class and its registry."""
+
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
@@ -74,8 +75,10 @@ class Anonymizer(ABC):
 
     def __init__(self, mask: MaskSettings = MaskSettings()):
         if mask.scope != "face" and not self.scoped:
-            raise ValueError(f"--scope {mask.scope} works with the masking methods (solid, blur, mosaic), "
-                             f"not with {self.name or type(self).__name__}")
+            raise ValueError(
+                f"--scope {mask.scope} works with the masking methods (solid, blur, mosaic), "
+                f"not with {self.name or type(self).__name__}"
+            )
         self.mask = mask
 
     @abstractmethod
@@ -101,8 +104,10 @@ class Anonymizer(ABC):
             from faceveil.models.scope import scope_mask
 
             faces = mask_regions(dets, rgb.shape[1], rgb.shape[0], self.mask)
-            return [scope_mask(rgb, dets.boxes[j], float(dets.sizes[j]), faces[j], regions[j], self.mask.scope)
-                    for j in range(len(dets))]
+            return [
+                scope_mask(rgb, dets.boxes[j], float(dets.sizes[j]), faces[j], regions[j], self.mask.scope)
+                for j in range(len(dets))
+            ]
         if self.mask.shape != "ellipse":
             return [None] * len(dets)
         masks = []
@@ -113,8 +118,15 @@ class Anonymizer(ABC):
             masks.append(m.astype(bool))
         return masks
 
-    def apply(self, rgb: np.ndarray, dets: Detections, region_key: Callable[[int], bytes] | None = None, *,
-              media: str = "", preview: bool = False) -> np.ndarray:
+    def apply(
+        self,
+        rgb: np.ndarray,
+        dets: Detections,
+        region_key: Callable[[int], bytes] | None = None,
+        *,
+        media: str = "",
+        preview: bool = False,
+    ) -> np.ndarray:
         """`media`: the media the frame belongs to (methods that keep one surrogate per track scope
         their tracks by it); `preview`: a look at the frame as it will be (the second look), where
         such methods may take a cheaper path. Masks ignore both."""
@@ -128,8 +140,9 @@ class Anonymizer(ABC):
                 continue
             roi = rgb[y1:y2, x1:x2]
             if self.mask.scope != "face":
-                new = self._scoped(roi, masks[j], float(size) * SCOPE_SIZE[self.mask.scope],
-                                   Placement(int(x1), int(y1), w, h, media))
+                new = self._scoped(
+                    roi, masks[j], float(size) * SCOPE_SIZE[self.mask.scope], Placement(int(x1), int(y1), w, h, media)
+                )
             else:
                 new = self._replace(roi, float(size), region_key(j) if self.needs_key else None)
             if masks[j] is None:

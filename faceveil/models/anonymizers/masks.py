@@ -1,6 +1,7 @@
 """The masking methods (solid, blur, mosaic: box or ellipse masks, any scope), keyed scrambling, and
 keep (faces left as they are: a run that only edits physiological signals, `--pulse`). Strength
 scales with face size."""
+
 from __future__ import annotations
 
 import functools
@@ -69,15 +70,18 @@ class Mosaic(Anonymizer):
     name = "mosaic"
     scoped = True
 
-    def __init__(self, mask: MaskSettings = MaskSettings(), blocks: int = 3, min_block: int = 10,
-                 contrast: float = 0.45):
+    def __init__(
+        self, mask: MaskSettings = MaskSettings(), blocks: int = 3, min_block: int = 10, contrast: float = 0.45
+    ):
         super().__init__(mask)
         self.blocks, self.min_block, self.contrast = blocks, min_block, contrast
 
     def _replace(self, roi, face_size, key):
         block = max(self.min_block, int(round(face_size / self.blocks)))
         h, w = roi.shape[:2]
-        small = cv2.resize(roi, (max(1, w // block), max(1, h // block)), interpolation=cv2.INTER_AREA).astype(np.float32)
+        small = cv2.resize(roi, (max(1, w // block), max(1, h // block)), interpolation=cv2.INTER_AREA).astype(
+            np.float32
+        )
         mean = small.reshape(-1, 3).mean(0)
         small = np.clip(mean + self.contrast * (small - mean) + 0.5, 0, 255).astype(np.uint8)
         return cv2.resize(small, (w, h), interpolation=cv2.INTER_NEAREST)

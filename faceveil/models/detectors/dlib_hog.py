@@ -1,4 +1,5 @@
 """dlib's HOG + linear SVM frontal face detector (compiled into dlib-bin): the fast frontal path."""
+
 from __future__ import annotations
 
 import numpy as np

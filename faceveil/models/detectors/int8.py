@@ -6,6 +6,7 @@ but per-tensor activation ranges do not fit dark frames: on the night-time MOT20
 about half the faces the float model finds at 0.2 (darker calibration frames did not help), so it is
 not the default. Built once per weights and onnxruntime version, cached under $FACEVEIL_HOME/models
 (default ~/.faceveil/models), never downloaded."""
+
 from __future__ import annotations
 
 import fcntl
@@ -45,7 +46,7 @@ def calibration_frames(seed: int = 0, size=(1280, 720)) -> list[np.ndarray]:
             h = int(rng.choice([12, 16, 20, 28, 40, 64, 100, 160]))
             w = max(2, int(h * face.shape[1] / face.shape[0]))
             y, x = rng.integers(0, size[1] - h), rng.integers(0, size[0] - w)
-            f[y:y + h, x:x + w] = cv2.resize(face, (w, h), interpolation=cv2.INTER_AREA)
+            f[y : y + h, x : x + w] = cv2.resize(face, (w, h), interpolation=cv2.INTER_AREA)
         frames.append(f)
     return frames
 
@@ -78,8 +79,15 @@ def quantize(float_model: bytes, frames: list[np.ndarray]) -> bytes:
         quant_pre_process(f"{tmp}/float.onnx", f"{tmp}/pre.onnx", skip_symbolic_shape=True)
         # calibrated on the CPU (onnxruntime's default here) wherever it is built, so the cached model is
         # the same on a GPU machine
-        quantize_static(f"{tmp}/pre.onnx", f"{tmp}/int8.onnx", Frames(), quant_format=QuantFormat.QDQ,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True)
+        quantize_static(
+            f"{tmp}/pre.onnx",
+            f"{tmp}/int8.onnx",
+            Frames(),
+            quant_format=QuantFormat.QDQ,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+        )
         return Path(f"{tmp}/int8.onnx").read_bytes()
 
 

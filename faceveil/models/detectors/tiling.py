@@ -5,6 +5,7 @@ in bf16, 4 GB in fp32), a tile's does not; the tiles cost about 1.2x the whole f
 
 A face no larger than the overlap lies whole inside some tile, so a box that touches a tile's inner
 edge (a face the tile cuts) is dropped there: the neighbouring tile or the whole-frame pass has it."""
+
 from __future__ import annotations
 
 import math
@@ -19,7 +20,9 @@ OVERLAP = 192  # px: faces up to this size are found whole in a tile
 WHOLE_FACE_PX = 48  # the whole-frame pass is scaled so a face of OVERLAP px is this big
 
 
-def tiles(width: int, height: int, max_pixels: int, overlap: int = OVERLAP, align: int = 32) -> list[tuple[int, int, int, int]]:
+def tiles(
+    width: int, height: int, max_pixels: int, overlap: int = OVERLAP, align: int = 32
+) -> list[tuple[int, int, int, int]]:
     """(x0, y0, w, h) of the fewest overlapping tiles (sides multiples of `align`, each at most
     `max_pixels`) that cover the frame; a frame within the cap is one tile."""
     if width * height <= max_pixels:
@@ -60,11 +63,15 @@ def detect_tiled(detect: Callable[[np.ndarray], Detections], rgb: np.ndarray, ma
     h, w = rgb.shape[:2]
     parts = []
     for x0, y0, tw, th in tiles(w, h, max_pixels):
-        d = detect(np.ascontiguousarray(rgb[y0:y0 + th, x0:x0 + tw]))
+        d = detect(np.ascontiguousarray(rgb[y0 : y0 + th, x0 : x0 + tw]))
         if len(d):
             b = d.boxes
-            cut = (((b[:, 0] <= 1) & (x0 > 0)) | ((b[:, 2] >= tw - 1) & (x0 + tw < w))
-                   | ((b[:, 1] <= 1) & (y0 > 0)) | ((b[:, 3] >= th - 1) & (y0 + th < h)))
+            cut = (
+                ((b[:, 0] <= 1) & (x0 > 0))
+                | ((b[:, 2] >= tw - 1) & (x0 + tw < w))
+                | ((b[:, 1] <= 1) & (y0 > 0))
+                | ((b[:, 3] >= th - 1) & (y0 + th < h))
+            )
             parts.append(d[~cut].translate(x0, y0))
     s = min(WHOLE_FACE_PX / OVERLAP, math.sqrt(max_pixels / (w * h)))
     small = cv2.resize(rgb, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)

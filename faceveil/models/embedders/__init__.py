@@ -1,4 +1,5 @@
 """Identity embedders behind one interface; `create_embedder(name, **kw)` picks one by name."""
+
 from faceveil.models.embedders.base import EMBEDDERS, Embedder, frontality, quality
 from faceveil.models.embedders import dlib_resnet  # noqa: F401  (registers)
 

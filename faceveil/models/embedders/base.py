@@ -1,4 +1,5 @@
 """The identity-embedder interface, its registry and a per-face quality score for best-frame picking."""
+
 from __future__ import annotations
 
 import hashlib

@@ -1,5 +1,6 @@
 """dlib's 128-d ResNet face descriptor (weights shipped in `face_recognition_models`), aligned by
 dlib's 5-point shape predictor run inside each detection box."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -52,8 +53,11 @@ class DlibResNet(Embedder):
             if self._models is None:
                 import dlib
 
-                self._models = (dlib, dlib.shape_predictor(self.weight_files[0]),
-                                dlib.face_recognition_model_v1(self.weight_files[1]))
+                self._models = (
+                    dlib,
+                    dlib.shape_predictor(self.weight_files[0]),
+                    dlib.face_recognition_model_v1(self.weight_files[1]),
+                )
         return self._models
 
     def load(self) -> None:

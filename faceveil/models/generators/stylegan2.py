@@ -16,6 +16,7 @@ mapping network with truncation; optimisation works in W, as FALCO does.
 `build_network` is longer than 60 lines: it defines the mapping and synthesis modules together, in
 the reference implementation's order and parameter names, so a converted checkpoint's keys line up.
 """
+
 from __future__ import annotations
 
 import math
@@ -24,18 +25,39 @@ from pathlib import Path
 from faceveil.models.generators.base import GENERATORS, Generator, verified_sha256
 
 FORMAT = "faceveil-stylegan2/1"
-DEFAULT_LICENCE = ("stylegan2: a user-supplied checkpoint; its terms are those of the checkpoint and of its training "
-                   "data (NVIDIA's official StyleGAN2 weights are under the NVIDIA Source Code License-NC, non-commercial "
-                   "use; FFHQ images are CC BY-NC-SA 4.0).")
-CONFIG_KEYS = ("z_dim", "w_dim", "img_resolution", "img_channels", "mapping_layers", "mapping_lr_multiplier",
-               "channel_base", "channel_max", "conv_clamp", "architecture")
+DEFAULT_LICENCE = (
+    "stylegan2: a user-supplied checkpoint; its terms are those of the checkpoint and of its training "
+    "data (NVIDIA's official StyleGAN2 weights are under the NVIDIA Source Code License-NC, non-commercial "
+    "use; FFHQ images are CC BY-NC-SA 4.0)."
+)
+CONFIG_KEYS = (
+    "z_dim",
+    "w_dim",
+    "img_resolution",
+    "img_channels",
+    "mapping_layers",
+    "mapping_lr_multiplier",
+    "channel_base",
+    "channel_max",
+    "conv_clamp",
+    "architecture",
+)
 
 
 def default_config(**overrides) -> dict:
     """The official FFHQ StyleGAN2 configuration (1024 px), with `overrides` (e.g. a small test net)."""
-    cfg = {"z_dim": 512, "w_dim": 512, "img_resolution": 1024, "img_channels": 3, "mapping_layers": 8,
-           "mapping_lr_multiplier": 0.01, "channel_base": 32768, "channel_max": 512, "conv_clamp": 256,
-           "architecture": "skip"}
+    cfg = {
+        "z_dim": 512,
+        "w_dim": 512,
+        "img_resolution": 1024,
+        "img_channels": 3,
+        "mapping_layers": 8,
+        "mapping_lr_multiplier": 0.01,
+        "channel_base": 32768,
+        "channel_max": 512,
+        "conv_clamp": 256,
+        "architecture": "skip",
+    }
     unknown = set(overrides) - set(cfg)
     if unknown:
         raise ValueError(f"unknown StyleGAN2 config keys: {sorted(unknown)}")
@@ -53,7 +75,7 @@ def build_network(config: dict):
     if cfg["architecture"] != "skip":
         raise ValueError(f"only the 'skip' StyleGAN2 generator architecture is supported, got {cfg['architecture']!r}")
     res_log2 = int(math.log2(cfg["img_resolution"]))
-    if cfg["img_resolution"] < 4 or 2 ** res_log2 != cfg["img_resolution"]:
+    if cfg["img_resolution"] < 4 or 2**res_log2 != cfg["img_resolution"]:
         raise ValueError(f"StyleGAN2 resolution must be a power of two >= 4, got {cfg['img_resolution']}")
     clamp = cfg["conv_clamp"]
     sqrt2 = float(np.sqrt(2))
@@ -160,7 +182,7 @@ def build_network(config: dict):
     class Synthesis(nn.Module):
         def __init__(self):
             super().__init__()
-            self.resolutions = [2 ** i for i in range(2, res_log2 + 1)]
+            self.resolutions = [2**i for i in range(2, res_log2 + 1)]
             ch = {r: min(cfg["channel_base"] // r, cfg["channel_max"]) for r in self.resolutions}
             self.num_ws = 0
             for r in self.resolutions:
@@ -174,7 +196,7 @@ def build_network(config: dict):
             i = 0
             for r in self.resolutions:
                 block = getattr(self, f"b{r}")
-                x, img = block(x, img, ws[:, i:i + block.n_ws])
+                x, img = block(x, img, ws[:, i : i + block.n_ws])
                 i += block.n_ws - 1
             return img
 
@@ -224,10 +246,18 @@ def export_checkpoint(G, path: str) -> None:
     mk, sk = dict(kw.get("mapping_kwargs", {})), dict(kw.get("synthesis_kwargs", {}))
     if kw.get("c_dim", 0):
         raise ValueError("conditional generators (c_dim > 0) are not supported")
-    config = default_config(z_dim=G.z_dim, w_dim=G.w_dim, img_resolution=G.img_resolution, img_channels=G.img_channels,
-                            mapping_layers=mk.get("num_layers", 8), mapping_lr_multiplier=mk.get("lr_multiplier", 0.01),
-                            channel_base=sk.get("channel_base", 32768), channel_max=sk.get("channel_max", 512),
-                            conv_clamp=sk.get("conv_clamp"), architecture=sk.get("architecture", "skip"))
+    config = default_config(
+        z_dim=G.z_dim,
+        w_dim=G.w_dim,
+        img_resolution=G.img_resolution,
+        img_channels=G.img_channels,
+        mapping_layers=mk.get("num_layers", 8),
+        mapping_lr_multiplier=mk.get("lr_multiplier", 0.01),
+        channel_base=sk.get("channel_base", 32768),
+        channel_max=sk.get("channel_max", 512),
+        conv_clamp=sk.get("conv_clamp"),
+        architecture=sk.get("architecture", "skip"),
+    )
     state = {k: v.detach().float().cpu() for k, v in G.state_dict().items()}
     torch.save({"format": FORMAT, "config": config, "state_dict": state}, path)
 
@@ -238,13 +268,17 @@ def load_network(path: str, device: str = "cpu"):
     import torch
 
     if Path(path).suffix.lower() == ".pkl":
-        raise ValueError(f"{path}: official StyleGAN2 .pkl files are pickles that run code when loaded and are refused; "
-                         "convert it once with faceveil.models.generators.stylegan2.export_checkpoint(G_ema, 'g.pt') "
-                         "in an environment you trust, and pass the .pt")
+        raise ValueError(
+            f"{path}: official StyleGAN2 .pkl files are pickles that run code when loaded and are refused; "
+            "convert it once with faceveil.models.generators.stylegan2.export_checkpoint(G_ema, 'g.pt') "
+            "in an environment you trust, and pass the .pt"
+        )
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - an unreadable or code-carrying file
-        raise ValueError(f"{path}: not a converted StyleGAN2 checkpoint that loads without running code ({e})") from None
+        raise ValueError(
+            f"{path}: not a converted StyleGAN2 checkpoint that loads without running code ({e})"
+        ) from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise ValueError(f"{path}: not a converted StyleGAN2 checkpoint (expected a dict with format {FORMAT!r})")
     net = build_network(ckpt["config"])
@@ -267,13 +301,21 @@ class StyleGAN2(Generator):
 
     name = "stylegan2"
 
-    def __init__(self, checkpoint: str | None = None, sha256: str | None = None, device: str | None = None,
-                 truncation_psi: float = 0.7, licence: str = DEFAULT_LICENCE):
+    def __init__(
+        self,
+        checkpoint: str | None = None,
+        sha256: str | None = None,
+        device: str | None = None,
+        truncation_psi: float = 0.7,
+        licence: str = DEFAULT_LICENCE,
+    ):
         super().__init__(device)
         if not checkpoint:
             raise ValueError("the stylegan2 generator needs a checkpoint path (--checkpoint PATH) and its SHA-256")
         if not sha256:
-            raise ValueError(f"the stylegan2 checkpoint {checkpoint} needs its expected SHA-256 (it is verified before loading)")
+            raise ValueError(
+                f"the stylegan2 checkpoint {checkpoint} needs its expected SHA-256 (it is verified before loading)"
+            )
         self.checkpoint, self.truncation_psi, self.licence = str(checkpoint), truncation_psi, licence
         self._sha = verified_sha256(self.checkpoint, sha256)
         self.net = load_network(self.checkpoint, self.device)

@@ -7,6 +7,7 @@ the pulse edit (Privacy-Phys) that removes or replaces what they find.
 - `skin`: forehead and cheek polygons from the 5 landmarks.
 - `edit`: the per-track offsets that scrub or retarget the pulse; `apply`: adds them to 8-bit frames.
 """
+
 from faceveil.models.rppg.base import ESTIMATORS, Estimator, Reading, measure
 from faceveil.models.rppg import signals, networks  # noqa: F401  (registers)
 

@@ -1,5 +1,6 @@
 """The rPPG estimator interface, its registry, and the one measurement every estimator's signal goes
 through: heart rate = the spectral peak in 0.7-4 Hz (42-240 bpm), peak SNR after de Haan."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -73,7 +74,7 @@ def measure(signal: np.ndarray, fps: float) -> Reading:
     k = idx[np.argmax(p[idx])]
     peak = f[k]
     if 0 < k < len(p) - 1:
-        a, b, c = np.log(p[k - 1:k + 2] + 1e-300)
+        a, b, c = np.log(p[k - 1 : k + 2] + 1e-300)
         den = a - 2 * b + c
         if den < 0:
             peak = f[k] + 0.5 * (a - c) / den * (f[1] - f[0])

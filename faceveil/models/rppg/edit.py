@@ -20,6 +20,7 @@ parts (`pulse_offsets`):
 Long tracks go in windows (`window_s`, crossfaded over `overlap_s`), so memory and the optimisation
 stay bounded.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -100,9 +101,9 @@ def band_of(x: np.ndarray, fps: float, band: tuple[float, float] = SCRUB_BAND) -
     fit = np.polynomial.polynomial.polyfit(t, x, 1)
     r = x - (fit[0] + np.outer(t, fit[1]))
     pad = min(len(r) - 1, int(2 * fps))
-    ext = np.concatenate([r[pad:0:-1], r, r[-2:-pad - 2:-1]]) if pad > 0 else r
+    ext = np.concatenate([r[pad:0:-1], r, r[-2 : -pad - 2 : -1]]) if pad > 0 else r
     out = bandpass(torch.as_tensor(ext), fps, band).numpy()
-    return out[pad:pad + len(r)]
+    return out[pad : pad + len(r)]
 
 
 def _window_offsets(z: np.ndarray, t0: int, fps: float, s: PulseSettings) -> np.ndarray:
@@ -121,7 +122,7 @@ def _window_offsets(z: np.ndarray, t0: int, fps: float, s: PulseSettings) -> np.
     mean = z.mean(axis=0)
     direction = PBV * mean / (PBV[1] * mean[1])
     init = amp * np.outer(y.numpy(), direction)
-    energy = float(np.sqrt((init ** 2).mean()))
+    energy = float(np.sqrt((init**2).mean()))
     base = torch.as_tensor(z + d0)
     zt = torch.as_tensor(z)
     v = torch.tensor(init, requires_grad=True)
@@ -182,8 +183,13 @@ def skin_trace(cells: np.ndarray, counts: np.ndarray) -> np.ndarray:
     return np.where((n > 0)[:, None], out, np.nan)
 
 
-def cell_offsets(cells: np.ndarray, counts: np.ndarray, fps: float, s: PulseSettings,
-                 regions: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+def cell_offsets(
+    cells: np.ndarray,
+    counts: np.ndarray,
+    fps: float,
+    s: PulseSettings,
+    regions: tuple[np.ndarray, np.ndarray] | None = None,
+) -> np.ndarray:
     """The offsets (T,K,3) for each skin cell of one track (cells: (T,K,3) means, counts: (T,K) pixels,
     skin.label_cells). The whole skin's edit (`pulse_offsets` of its mean: the scrub and, for target,
     the planted pulse) is every cell's, with the scrub swapped for the cell's own (the heart-rate band
@@ -218,7 +224,7 @@ def apply_offset(rgb: np.ndarray, region, delta: np.ndarray, rng: np.random.Gene
     grey level survives in the skin's mean; no other pixel changes."""
     if not region.n or not np.any(delta):
         return
-    win = rgb[region.y0:region.y1, region.x0:region.x1]
+    win = rgb[region.y0 : region.y1, region.x0 : region.x1]
     delta = np.asarray(delta, np.float32)
     if delta.ndim == 2:
         delta = delta[region.parts[region.mask].astype(np.int64) - 1]

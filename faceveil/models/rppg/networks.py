@@ -1,6 +1,7 @@
 """The pretrained rPPG networks that ship inside the `open-rppg` package (Keras 3 on JAX; weights
 under their papers' terms), as measurement-only estimators of face-crop clips. Loaded lazily, once
 per process and model; a missing package is a clear error, not an import failure at start-up."""
+
 from __future__ import annotations
 
 import functools
@@ -11,9 +12,16 @@ import numpy as np
 
 from faceveil.models.rppg.base import ESTIMATORS, Estimator
 
-NETWORKS = {"physnet": "PhysNet.pure", "physnet-rlap": "PhysNet.rlap", "physformer": "PhysFormer.pure",
-            "physmamba": "PhysMamba.pure", "rhythmmamba": "RhythmMamba.pure", "efficientphys": "EfficientPhys.pure",
-            "tscan": "TSCAN.pure", "facephys": "FacePhys.rlap"}
+NETWORKS = {
+    "physnet": "PhysNet.pure",
+    "physnet-rlap": "PhysNet.rlap",
+    "physformer": "PhysFormer.pure",
+    "physmamba": "PhysMamba.pure",
+    "rhythmmamba": "RhythmMamba.pure",
+    "efficientphys": "EfficientPhys.pure",
+    "tscan": "TSCAN.pure",
+    "facephys": "FacePhys.rlap",
+}
 
 
 class MissingRppgPackage(RuntimeError):
@@ -28,7 +36,9 @@ def _model(name: str):
     try:
         rppg = _import_rppg()
     except ImportError as e:
-        raise MissingRppgPackage(f"the rPPG network {name} needs the open-rppg package (pip install open-rppg): {e}") from e
+        raise MissingRppgPackage(
+            f"the rPPG network {name} needs the open-rppg package (pip install open-rppg): {e}"
+        ) from e
     logging.getLogger("open-rppg").setLevel(logging.ERROR)
     return rppg.Model(name)
 
@@ -42,6 +52,7 @@ def _import_rppg():
 
     try:
         import pkg_resources  # noqa: F401
+
         shim = None
     except ImportError:
         shim = types.ModuleType("pkg_resources")

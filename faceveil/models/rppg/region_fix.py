@@ -6,6 +6,7 @@ put a heart-rate band into the region's mean that no cell's own scrub removes. `
 that band in each region after the cell edit (less the planted pulse) and moves the cells, frame by
 frame, by the least offsets that cancel it in all regions at once (a ridge-regularised least-norm
 solve over the cells, MAX_REGION_FIX grey levels at most per cell in all), a few rounds."""
+
 from __future__ import annotations
 
 from typing import Callable
@@ -19,8 +20,14 @@ MIN_SKIN_SHARE = 0.5  # a region less than this much skin (a collar, a hood) is 
 # touch of it is too little to cancel what moves in the rest
 
 
-def region_fix(traces: np.ndarray, shares: np.ndarray, delta: np.ndarray, planted: np.ndarray, fps: float,
-               band: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+def region_fix(
+    traces: np.ndarray,
+    shares: np.ndarray,
+    delta: np.ndarray,
+    planted: np.ndarray,
+    fps: float,
+    band: Callable[[np.ndarray], np.ndarray],
+) -> np.ndarray:
     """The cell offsets (T,K,3) `delta` corrected so that no region's mean keeps a band the edit did
     not plant. traces: (T,R,3) each region's mean RGB before the edit (NaN where unread); shares: (T,R,K)
     the share of each region's pixels in each cell (regions.cell_shares); planted: (T,3) the pulse the

@@ -2,6 +2,7 @@
 forehead, each cheek and the neck, every pixel of each (skin or not), placed by the face frame of the
 5 landmarks (skin.face_frame: x in eye distances, y from the eyes, 0, to the mouth, 1). The pulse
 checks read all of them before and after the edit."""
+
 from __future__ import annotations
 
 import cv2
@@ -47,7 +48,7 @@ def region_means(rgb: np.ndarray, box, landmarks) -> dict[str, np.ndarray]:
         if win is None:
             out[name] = np.full(3, np.nan)
         else:  # the face box is its whole window: a slice's mean, no mask to index by
-            px = rgb[win[0]:win[1], win[2]:win[3]]
+            px = rgb[win[0] : win[1], win[2] : win[3]]
             out[name] = _mean(px if name == "face box" else px[mask])
     return out
 
@@ -68,8 +69,11 @@ def cell_shares(skin, height: int, width: int, box, landmarks) -> np.ndarray:
         y0, y1, x0, x1 = max(win[0], skin.y0), min(win[1], skin.y1), max(win[2], skin.x0), min(win[3], skin.x1)
         if y1 <= y0 or x1 <= x0:
             continue
-        sel = mask[y0 - win[0]:y1 - win[0], x0 - win[2]:x1 - win[2]] & skin.mask[y0 - skin.y0:y1 - skin.y0, x0 - skin.x0:x1 - skin.x0]
-        labels = skin.parts[y0 - skin.y0:y1 - skin.y0, x0 - skin.x0:x1 - skin.x0][sel]
+        sel = (
+            mask[y0 - win[0] : y1 - win[0], x0 - win[2] : x1 - win[2]]
+            & skin.mask[y0 - skin.y0 : y1 - skin.y0, x0 - skin.x0 : x1 - skin.x0]
+        )
+        labels = skin.parts[y0 - skin.y0 : y1 - skin.y0, x0 - skin.x0 : x1 - skin.x0][sel]
         out[i] = np.bincount(labels, minlength=N_CELLS + 1)[1:] / mask.sum()
     return out
 

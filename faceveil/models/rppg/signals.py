@@ -8,6 +8,7 @@ which is what makes the edit cheap (models/rppg/edit.py).
 - POS (Wang et al. 2017): per 1.6 s window, the trace over its window mean projected on
   (G - B, G + B - 2R), h = S1 + (std S1 / std S2) S2, overlap-added; then band-passed.
 """
+
 from __future__ import annotations
 
 import math
@@ -30,7 +31,7 @@ def bandpass(x, fps: float, band: tuple[float, float] = BAND_HZ):
     x = x - x.mean(dim=0, keepdim=True) - t * ((t * x).sum(dim=0, keepdim=True) / (t * t).sum().clamp_min(1e-12))
     f = torch.fft.rfftfreq(n, 1.0 / fps, dtype=torch.float64)
     lo, hi, edge = band[0], band[1], 0.1
-    gain = (torch.clamp((f - (lo - edge)) / edge, 0, 1) * torch.clamp(((hi + edge) - f) / edge, 0, 1))
+    gain = torch.clamp((f - (lo - edge)) / edge, 0, 1) * torch.clamp(((hi + edge) - f) / edge, 0, 1)
     gain = 0.5 - 0.5 * torch.cos(math.pi * gain)
     shape = (-1,) + (1,) * (x.dim() - 1)
     return torch.fft.irfft(torch.fft.rfft(x, dim=0) * gain.reshape(shape).to(x.dtype), n=n, dim=0)
@@ -61,7 +62,7 @@ def _frames(x, fps: float):
         starts.append(n - w)
     import torch
 
-    return torch.stack([x[s:s + w] for s in starts]), starts
+    return torch.stack([x[s : s + w] for s in starts]), starts
 
 
 def pos(trace, fps: float):
@@ -86,7 +87,9 @@ def chrom(trace, fps: float):
     xs = bandpass(3 * cn[:, 0] - 2 * cn[:, 1], fps)
     ys = bandpass(1.5 * cn[:, 0] + cn[:, 1] - 1.5 * cn[:, 2], fps)
     both, starts = _frames(torch.stack([xs, ys], dim=1), fps)  # (K,w,2)
-    s = both[..., 0] - both[..., 1] * (both[..., 0].std(dim=1, keepdim=True) / (both[..., 1].std(dim=1, keepdim=True) + EPS))
+    s = both[..., 0] - both[..., 1] * (
+        both[..., 0].std(dim=1, keepdim=True) / (both[..., 1].std(dim=1, keepdim=True) + EPS)
+    )
     tri = torch.hann_window(both.shape[1] + 2, periodic=False, dtype=torch.float64)[1:-1]
     return _overlap_add(s, starts, x.shape[0], tri)
 

@@ -15,6 +15,7 @@ Either way the skin is split into cells of a grid fixed in the face frame (CELL 
 N_CELLS in all), which move with the face, so the pulse edit works cell by cell: an estimator that
 reads any patch of the skin (the forehead, one cheek, the neck) finds the edit there too, not only in
 the mean of the whole mask."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -24,12 +25,29 @@ import numpy as np
 
 from faceveil.models.face_attributes import landmarks_from_box
 
-FOREHEAD = [(-0.6, -0.85), (0.6, -0.85), (0.6, -0.45), (0.17, -0.45), (0.17, -0.25), (-0.17, -0.25),
-            (-0.17, -0.45), (-0.6, -0.45)]  # with the skin between the eyebrows
+FOREHEAD = [
+    (-0.6, -0.85),
+    (0.6, -0.85),
+    (0.6, -0.45),
+    (0.17, -0.45),
+    (0.17, -0.25),
+    (-0.17, -0.25),
+    (-0.17, -0.45),
+    (-0.6, -0.45),
+]  # with the skin between the eyebrows
 # the image-right cheek, from the nose's midline (the nose is skin) out towards the jaw, its inner lower
 # corner cut away from the mouth; mirrored for the other
-CHEEK = [(0.0, -0.25), (0.17, -0.25), (0.17, 0.25), (0.8, 0.25), (0.8, 0.95), (0.64, 0.95), (0.56, 0.72),
-         (0.17, 0.64), (0.0, 0.64)]
+CHEEK = [
+    (0.0, -0.25),
+    (0.17, -0.25),
+    (0.17, 0.25),
+    (0.8, 0.25),
+    (0.8, 0.95),
+    (0.64, 0.95),
+    (0.56, 0.72),
+    (0.17, 0.64),
+    (0.0, 0.64),
+]
 POLYGONS = (FOREHEAD, CHEEK, [(-x, y) for x, y in CHEEK])
 BOX_INSET = 0.06  # polygons are clipped to the box shrunk by this share of its size on every side
 CELL = 0.2  # a cell's side in the face frame (about 5 px for a face 65 px wide)
@@ -63,7 +81,7 @@ class SkinRegion:
         """The skin's mean RGB (3,) in this frame (NaN when the region is empty)."""
         if not self.n:
             return np.full(3, np.nan)
-        return rgb[self.y0:self.y1, self.x0:self.x1][self.mask].mean(axis=0, dtype=np.float64)
+        return rgb[self.y0 : self.y1, self.x0 : self.x1][self.mask].mean(axis=0, dtype=np.float64)
 
     def cell_means(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The mean RGB of each cell (N_CELLS, 3), NaN rows for cells with no pixel here, and each
@@ -72,7 +90,7 @@ class SkinRegion:
         if not self.n:
             return out, np.zeros(N_CELLS)
         labels = self.parts[self.mask]
-        px = rgb[self.y0:self.y1, self.x0:self.x1][self.mask].astype(np.float64)
+        px = rgb[self.y0 : self.y1, self.x0 : self.x1][self.mask].astype(np.float64)
         counts = np.bincount(labels, minlength=N_CELLS + 1)[1:].astype(np.float64)
         for c in range(3):
             sums = np.bincount(labels, weights=px[:, c], minlength=N_CELLS + 1)[1:]
@@ -81,7 +99,7 @@ class SkinRegion:
 
     def full(self, height: int, width: int) -> np.ndarray:
         out = np.zeros((height, width), bool)
-        out[self.y0:self.y1, self.x0:self.x1] = self.mask
+        out[self.y0 : self.y1, self.x0 : self.x1] = self.mask
         return out
 
 
@@ -155,7 +173,9 @@ def dense_skin_region(points: np.ndarray, landmarks: np.ndarray, box, rgb: np.nd
 
     def fill(poly, shape=(y1 - y0, x1 - x0)) -> np.ndarray:
         out = np.zeros(shape, np.uint8)
-        cv2.fillPoly(out, [np.round((np.asarray(poly) - (x0, y0)) * 16).astype(np.int32)], 1, lineType=cv2.LINE_8, shift=4)
+        cv2.fillPoly(
+            out, [np.round((np.asarray(poly) - (x0, y0)) * 16).astype(np.int32)], 1, lineType=cv2.LINE_8, shift=4
+        )
         return out
 
     face = fill(halo)

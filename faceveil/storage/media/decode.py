@@ -1,6 +1,7 @@
 """Decoding video to upright RGB frames: iter_frames for a range of a file (seeking, with a fallback
 to decoding from the start), the first frame, a background read-ahead that overlaps decoding with
 the consumer, and Redecoder for an encoder's own packets."""
+
 from __future__ import annotations
 
 import queue
@@ -83,8 +84,9 @@ def _decode_frames(path: str, info: VideoInfo, start: int, stop: int, seek: bool
     raise MediaError(path, f"truncated: decoded frames {start}..{nxt - 1}, expected up to {stop - 1}")
 
 
-def iter_frames(path: str, info: VideoInfo, start: int = 0, stop: int | None = None,
-                select: Callable[[int], bool] | None = None) -> Iterator[tuple[int, np.ndarray]]:
+def iter_frames(
+    path: str, info: VideoInfo, start: int = 0, stop: int | None = None, select: Callable[[int], bool] | None = None
+) -> Iterator[tuple[int, np.ndarray]]:
     """Yield (index, RGB HxWx3 uint8) for start <= index < stop, upright, seeking to start.
     With `select`, only the frames it accepts are converted and yielded (all are still decoded)."""
     path = str(path)
@@ -177,8 +179,14 @@ class Redecoder:
     display order (`copy_packets` in the encoding thread, `decode` anywhere, `decode(None)` to flush,
     `rgb(frame)` upright as the player shows it)."""
 
-    def __init__(self, codec_name: str, extradata: bytes | None, width: int, height: int,
-                 orientation: Orientation = Orientation()):
+    def __init__(
+        self,
+        codec_name: str,
+        extradata: bytes | None,
+        width: int,
+        height: int,
+        orientation: Orientation = Orientation(),
+    ):
         self.orientation = orientation
         self.ctx = av.CodecContext.create(codec_name, "r")
         self.ctx.width, self.ctx.height = width, height  # FFV1 will not open without them

@@ -1,6 +1,7 @@
 """Re-encoding video: transcode_video (decode, edit upright RGB, encode in the coded orientation with
 the original timestamps and display matrix, remux the other streams), the encoder writer it and
 segments use, and _no_partial, which removes a half-written output."""
+
 from __future__ import annotations
 
 import contextlib
@@ -14,8 +15,15 @@ import av
 import numpy as np
 
 from faceveil.storage.media.decode import _first_frame, _read_ahead, _sequential
-from faceveil.storage.media.probe import (VIDEO_EXTS, MediaError, StreamInfo, VideoInfo, _open, _video_stream,
-                                          probe_video)
+from faceveil.storage.media.probe import (
+    VIDEO_EXTS,
+    MediaError,
+    StreamInfo,
+    VideoInfo,
+    _open,
+    _video_stream,
+    probe_video,
+)
 from faceveil.storage.media.streams import _demuxed, _flush_audio, _plan_streams
 from faceveil.storage.orientation import IDENTITY_MATRIX
 
@@ -36,8 +44,11 @@ def _add_video(out, ext: str, info: VideoInfo, first, lossless: bool, crf: int, 
         s = out.add_stream("ffv1", rate=rate, options={"level": "3", "slicecrc": "1"})
         s.pix_fmt = "bgr0"
     elif ext == ".webm":
-        s = out.add_stream("libvpx-vp9", rate=rate, options={
-            "deadline": "realtime", "cpu-used": "8", "crf": str(crf), "b": "0", "row-mt": "1"})
+        s = out.add_stream(
+            "libvpx-vp9",
+            rate=rate,
+            options={"deadline": "realtime", "cpu-used": "8", "crf": str(crf), "b": "0", "row-mt": "1"},
+        )
         s.pix_fmt = "yuv420p"
     else:  # interlaced stays interlaced (coded as fields, same order): progressive flags make players show combs
         fields = {"flags": "+ildct+ilme", "x264-params": f"{info.interlaced}=1"} if info.interlaced else {}
@@ -68,9 +79,15 @@ class _Encoder:
     def __init__(self, out, ext: str, info: VideoInfo, first, lossless: bool, crf: int, preset: str, tap, notes: list):
         self.out, self.info, self.tap, self.notes, self.ext = out, info, tap, notes, ext
         self.vout = _add_video(out, ext, info, first, lossless, crf, preset)
-        self.conv = {"format": "bgr0"} if lossless else {  # RGB -> YUV with the source's matrix and range
-            "dst_colorspace": int(first.colorspace) if int(first.colorspace) in (1, 4, 5, 7, 9) else None,
-            "dst_color_range": int(first.color_range) or None, "format": self.vout.pix_fmt}
+        self.conv = (
+            {"format": "bgr0"}
+            if lossless
+            else {  # RGB -> YUV with the source's matrix and range
+                "dst_colorspace": int(first.colorspace) if int(first.colorspace) in (1, 4, 5, 7, 9) else None,
+                "dst_color_range": int(first.color_range) or None,
+                "format": self.vout.pix_fmt,
+            }
+        )
         self.tb = self.vout.codec_context.time_base
         self.shape = (info.height, info.width, 3)
         self.end = info.frame_pts[0] + round(Fraction(info.duration_s) / info.time_base)
@@ -81,8 +98,10 @@ class _Encoder:
         info = self.info
         if rgb is not None:
             if not (isinstance(rgb, np.ndarray) and rgb.shape == self.shape and rgb.dtype == np.uint8):
-                raise ValueError(f"edit must return uint8 {self.shape}, got "
-                                 f"{getattr(rgb, 'dtype', type(rgb))} {getattr(rgb, 'shape', '')}")
+                raise ValueError(
+                    f"edit must return uint8 {self.shape}, got "
+                    f"{getattr(rgb, 'dtype', type(rgb))} {getattr(rgb, 'shape', '')}"
+                )
             coded = info.orientation.coded(rgb)
             of = av.VideoFrame.from_ndarray(np.ascontiguousarray(coded), format="rgb24").reformat(**self.conv)
         else:
@@ -133,9 +152,18 @@ def _no_partial(dst: str) -> Iterator[None]:
         raise
 
 
-def transcode_video(src: str, dst: str, info: VideoInfo, edit: Callable[[int, np.ndarray], np.ndarray], *,
-                    only: Container[int] | None = None, lossless: bool = False, crf: int = 18,
-                    preset: str = "veryfast", tap: Callable[[list, object], None] | None = None) -> TranscodeResult:
+def transcode_video(
+    src: str,
+    dst: str,
+    info: VideoInfo,
+    edit: Callable[[int, np.ndarray], np.ndarray],
+    *,
+    only: Container[int] | None = None,
+    lossless: bool = False,
+    crf: int = 18,
+    preset: str = "veryfast",
+    tap: Callable[[list, object], None] | None = None,
+) -> TranscodeResult:
     """One pass: decode video, edit(index, upright rgb) -> upright rgb, re-encode in the coded orientation
     with the original pts and display matrix; copy other streams. With `only`, frames not in it skip the
     RGB round trip and are re-encoded as decoded. `tap(packets, codec_context)` sees each batch of

@@ -1,5 +1,6 @@
 """Images with Pillow: read_image hands out RGB in display orientation (EXIF transpose applied),
 write_image stores it back in the original orientation, format, mode and colour profile."""
+
 from __future__ import annotations
 
 import warnings
@@ -40,8 +41,9 @@ def read_image(path: str, *, max_pixels: int = 16384 * 16384) -> tuple[np.ndarra
                 if getattr(img, "n_frames", 1) > 1:
                     raise MediaError(path, "animated images are not supported")
                 orientation = int(img.getexif().get(_ORIENTATION, 1) or 1)
-                meta = ImageMeta(img.format, orientation if 1 <= orientation <= 8 else 1, img.mode,
-                                 img.info.get("icc_profile"))
+                meta = ImageMeta(
+                    img.format, orientation if 1 <= orientation <= 8 else 1, img.mode, img.info.get("icc_profile")
+                )
                 img.load()
                 if img.mode in ("I;16", "I;16B", "I;16L", "I"):
                     a = np.asarray(img, dtype=np.uint32)
@@ -60,8 +62,15 @@ def read_image(path: str, *, max_pixels: int = 16384 * 16384) -> tuple[np.ndarra
 
 
 # inverse of ImageOps.exif_transpose: display orientation back to storage orientation
-_UNDO = {2: "FLIP_LEFT_RIGHT", 3: "ROTATE_180", 4: "FLIP_TOP_BOTTOM", 5: "TRANSPOSE",
-         6: "ROTATE_90", 7: "TRANSVERSE", 8: "ROTATE_270"}
+_UNDO = {
+    2: "FLIP_LEFT_RIGHT",
+    3: "ROTATE_180",
+    4: "FLIP_TOP_BOTTOM",
+    5: "TRANSPOSE",
+    6: "ROTATE_90",
+    7: "TRANSVERSE",
+    8: "ROTATE_270",
+}
 
 
 def write_image(path: str, rgb: np.ndarray, meta: ImageMeta, *, lossless: bool = False) -> None:

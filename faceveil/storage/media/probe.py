@@ -2,6 +2,7 @@
 that refuse bad input (MediaError naming the file and the reason); which extensions are video
 and which images. probe_video stays one 64-line function: one demux pass whose truncation and
 corruption checks share its running state."""
+
 from __future__ import annotations
 
 import os
@@ -150,7 +151,7 @@ def probe_video(path: str, *, max_pixels: int = 8192 * 8192) -> VideoInfo:
             raise MediaError(path, f"truncated or corrupt data ({e})") from None
         if not keyed:  # no packet flagged a keyframe (intra refresh): every packet is a frame
             pts, lead = lead, []
-        dts = dts[len(lead):]  # what comes before the first keyframe decodes to nothing: not a frame
+        dts = dts[len(lead) :]  # what comes before the first keyframe decodes to nothing: not a frame
         if not pts:
             raise MediaError(path, "no video packets")
         if first is None:
@@ -180,12 +181,23 @@ def probe_video(path: str, *, max_pixels: int = 8192 * 8192) -> VideoInfo:
         fps = float(rate) if rate else (len(fp) / duration if duration else 0.0)
         orientation = Orientation.from_side_data(first)
         dw, dh = orientation.display_size(w, h)
-        return VideoInfo(path, dw, dh, fps, tb, fp, duration, round(first.rotation) % 360, _stream_infos(c), orientation,
-                         _interlacing(vs, first))
+        return VideoInfo(
+            path,
+            dw,
+            dh,
+            fps,
+            tb,
+            fp,
+            duration,
+            round(first.rotation) % 360,
+            _stream_infos(c),
+            orientation,
+            _interlacing(vs, first),
+        )
 
 
 def _interlacing(vs, first) -> str:
-    """"tff" or "bff" for interlaced video (the stream's field order; top first when it names none)."""
+    """ "tff" or "bff" for interlaced video (the stream's field order; top first when it names none)."""
     if not first.interlaced_frame:
         return ""
     order = int(getattr(vs.codec_context, "field_order", 0) or 0)  # AVFieldOrder: 3 BB and 5 BT show bottom first

@@ -1,6 +1,7 @@
 """The streams of a transcode other than the main video: which are copied, re-encoded (audio the
 output container cannot hold) or dropped, the input in demux order for that plan, and the
 re-encoded audio's last packets."""
+
 from __future__ import annotations
 
 import contextlib
