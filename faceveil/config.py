@@ -1,6 +1,7 @@
 """Settings of an anonymization run: one object handed from the CLI to the flow and its tasks. Over
 300 lines: the user's fields, their documented defaults and checks, and their resolution into what
-tasks read belong together (one place that says what a setting means in a run)."""
+tasks read (`AnonymizeConfig.settings`) belong together (one place that says what a setting means in a
+run); the resolved values' type, `Resolved`, is in faceveil/resolved_settings.py."""
 
 from __future__ import annotations
 
@@ -12,12 +13,11 @@ from functools import cached_property
 
 from faceveil.models.anonymizers import MaskSettings
 from faceveil.models.detectors.base import DetectorSettings
-from faceveil.models.tracking import TrackerSettings
+from faceveil.resolved_settings import Resolved
 from faceveil.storage.keys import VaultLock
 
-TRACK_FLOOR = (
-    0.5  # with tracking, detections down to this share of the threshold continue tracks (or make one, seen often)
-)
+# with tracking, detections down to this share of the threshold continue tracks (or make one, seen often)
+TRACK_FLOOR = 0.5
 PULSE_METHODS = ("keep", "replace")  # the methods that leave a face's skin visible
 SECOND_PASS_MARGIN = 0.7  # the second pass's gate detectors look this far below the gate's thresholds
 REPLACE_CHECKED_FRAMES = 5  # method "replace": at least this many checked frames per video (identity stability)
@@ -47,68 +47,6 @@ OUTPUT_SETTINGS = (
     "index",
     "embedder",
 )
-
-
-@dataclass(frozen=True)
-class VideoSettings:
-    """What one video's tasks need beyond the run's models: frames from one detection to the next,
-    and the tracker for detections that far apart."""
-
-    step: int
-    tracker: TrackerSettings
-
-
-@dataclass(frozen=True)
-class Resolved:
-    """The run's derived settings, resolved once from an AnonymizeConfig and its RunState
-    (`config.settings`, cached on it, so it travels with the config to the workers); hashable, so each
-    worker builds its models once per run (pipeline/toolkit). Tasks read these, never
-    `AnonymizeConfig`'s methods."""
-
-    detector: str
-    detector_settings: DetectorSettings
-    second_look: DetectorSettings | None
-    extra_detectors: tuple[tuple[str, DetectorSettings], ...]
-    threshold: float
-    method: str
-    mask: MaskSettings
-    embedder: str
-    template_view: str
-    checks: "object"  # validation.privacy.CheckSettings (frozen)
-    detect_every: int | None
-    detect_fps: float
-    detect_mpx_per_s: float
-    second_pass: bool
-    track: bool
-    max_gap: int
-    extend: int | None
-    replace: tuple = ()  # the replace anonymizer's options, sorted (key, value) pairs (AnonymizeConfig.replace_options)
-    pulse: str | None = None  # the pulse edit: "scrub" | "target:BPM" (None: none)
-
-    def frame_step(self, fps: float, width: int = 0, height: int = 0) -> int:
-        """Frames from one detection to the next for a video of this rate and size."""
-        if self.detect_every:
-            step = self.detect_every
-        elif fps <= 0:
-            step = 1
-        else:
-            by_budget = int(fps * width * height / 1e6 / self.detect_mpx_per_s + 1e-6)
-            step = max(1, min(int(fps / self.detect_fps + 1e-6), by_budget))
-        return max(1, step // 2) if self.second_pass else step
-
-    def tracker(self, step: int = 1) -> TrackerSettings:
-        """For detections `step` frames apart: gaps and end extension grow with the step; a track
-        needs a face at the threshold or repeated weaker ones (every face, on the second pass)."""
-        extend = self.extend if self.extend is not None else 2 * step + 2
-        return TrackerSettings(
-            max_gap=max(self.max_gap, 2 * step),
-            extend=extend if self.track else 0,
-            start_score=0.0 if self.second_pass else self.threshold,
-        )
-
-    def for_video(self, fps: float, width: int, height: int) -> VideoSettings:
-        step = self.frame_step(fps, width, height)
-        return VideoSettings(step, self.tracker(step))
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ LAYERS = [
     {"models"},
     {"storage"},
     {"validation"},
-    {"config", "config_file"},
+    {"config", "config_file", "resolved_settings"},
     {"pipeline"},
     {"tasks"},
     {"ops", "review"},

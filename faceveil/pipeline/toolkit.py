@@ -8,7 +8,7 @@ from functools import cached_property, lru_cache
 
 import numpy as np
 
-from faceveil.config import Resolved
+from faceveil.resolved_settings import Resolved
 from faceveil.models.anonymizers import Anonymizer, MaskSettings, create_anonymizer
 from faceveil.models.detections import Detections
 from faceveil.models.detectors import Detector, DetectorSettings, create_detector
