@@ -17,13 +17,14 @@ CVPR 2023), adapted to weights that ship offline:
    and sharpness matched, blended inside a landmark ellipse; every pixel outside it is left as it was.
 
 Pure compute: models are handed in (generator, detector, embedder); no file or network I/O. Steps 1-2
-are in models/surrogate_pool.py, step 4 in models/put_back.py. `surrogate` is over 60 lines: step 3 is
-one search whose state (pairing order, step size, best so far) reads best in one loop."""
+are in models/surrogate_pool.py, step 4 in models/put_back.py, the settings (`ReplaceSettings`) in
+models/replace_settings.py. `surrogate` is over 60 lines: step 3 is one search whose state (pairing
+order, step size, best so far) reads best in one loop. Over 300 lines: `Replacer` is most of it, steps
+3 and 4 sharing its models and the surrogates each person already got."""
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -39,6 +40,7 @@ from faceveil.models.face_attributes import (
     skin_mask,
 )
 from faceveil.models.put_back import put_back
+from faceveil.models.replace_settings import ReplaceSettings  # noqa: F401  (re-exported)
 from faceveil.models.surrogate_pool import (
     PoolFace,
     Surrogate,
@@ -48,37 +50,6 @@ from faceveil.models.surrogate_pool import (
     to_uint8,
     track_seed,  # noqa: F401  (re-exported, like Surrogate)
 )
-
-
-@dataclass(frozen=True)
-class ReplaceSettings:
-    """pool_size/pool_seed: the generated faces to pair with; id_margin: the identity cosine to the
-    original a surrogate must stay below (dlib's same-person threshold is 0.92); grad_steps, lr:
-    gradient steps on the latent (colour and layout); es_evals: black-box evaluations at most per face
-    (each one puts the candidate back and runs CenterFace and dlib on it), es_sigma: its step size;
-    time_budget_s: stop searching after this long per face (None: off, the default, since a
-    deadline makes the result depend on the machine's speed and a re-run must match); min_search_size: faces with eyes closer
-    than this (px) get the paired, colour-matched face without the search (dlib cannot judge them);
-    feather: the blend's soft edge, in eye distances; warp_landmarks: bend the aligned face so its 5
-    landmarks land exactly on the original's (pose and expression at the landmarks); id_guard: a
-    surrogate passes below id_margin - id_guard (headroom for the output's encoding, and the margin the
-    whole frame is judged by in models/fallback)."""
-
-    pool_size: int = 48
-    pool_seed: int = 0
-    id_margin: float = 0.85
-    grad_steps: int = 6
-    lr: float = 0.08
-    es_evals: int = 6
-    es_min_evals: int = 1
-    es_sigma: float = 0.4
-    time_budget_s: float | None = None
-    min_search_size: float = 14.0
-    feather: float = 0.12
-    warp_landmarks: bool = True
-    id_guard: float = 0.01
-    max_pose_error: float = 10.0
-    max_delta_e: float = 5.0
 
 
 SEARCH_FACE = 256  # px: larger faces are searched in a context scaled to this face size (judged at full size later)

@@ -36,7 +36,7 @@ def loaded_anonymizer(name: str, mask: MaskSettings, options: tuple = ()) -> Ano
     from dataclasses import replace as changed
 
     from faceveil.models.anonymizers import ANONYMIZERS
-    from faceveil.models.replace import ReplaceSettings
+    from faceveil.models.replace_settings import ReplaceSettings
 
     o = dict(options)
     settings = ReplaceSettings()
