@@ -1,5 +1,8 @@
 """The commands that need the master key: keygen, search, calibrate, access-log, log-key, restore,
-rotate-key, forget; and reading the key from --key / $FACEVEIL_KEY or a passphrase."""
+rotate-key, forget; and reading the key from --key / $FACEVEIL_KEY or a passphrase.
+Over 300 lines: one short handler per keyed command, sharing how the key is read (`_master`); `_restore`
+is over 60 lines: the refusals before the key is read, the logged restore (by tracks or by a probe
+photo) and its report, in the order the access log needs."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """The options several commands share (state root, keys, cluster, checks, leak gate) and those of
-`anonymize` and `pulse`."""
+`anonymize` and `pulse`.
+`add_anonymize` is over 60 lines: anonymize's flags, one add_argument each, with their help."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """The commands that run or show a job without the key's secret part: anonymize (its key comes
-through keyed._master), report, evaluate, sample."""
+through keyed._master), report, evaluate, sample.
+`_anonymize` is over 60 lines: the run and what it prints, each outcome its own message."""
 
 from __future__ import annotations
 

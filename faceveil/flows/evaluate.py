@@ -16,7 +16,8 @@ One Dask cluster and Prefect API (`flow_runtime`) serve the whole evaluation:
    is also written to OUT/evaluate.json.
 
 Speed: frames (an image counts 1) per wall second of the method's anonymize run on the already
-started cluster."""
+started cluster.
+Over 300 lines: the flow's steps 1-4 above and the tasks and input checks only it uses."""
 
 from __future__ import annotations
 

@@ -2,7 +2,9 @@
 and the Dask task runner (a local cluster, or an existing scheduler's address, tcp:// or tls://;
 flows/dask_cluster.py). The local cluster talks tls:// with a throwaway in-memory certificate, so task
 results (embeddings, restore's data keys) never cross a socket in clear; FACEVEIL_DASK_TLS=0 turns
-that off, for measuring its cost only (benchmarks/throughput.py --tls-cost)."""
+that off, for measuring its cost only (benchmarks/throughput.py --tls-cost).
+`_flow_runtime` is over 60 lines: one context manager starts the Prefect server and the Dask cluster
+side by side and stops them in reverse, their threads in one scope."""
 
 from __future__ import annotations
 

@@ -2,7 +2,9 @@
 config file (faceveil/config_file.py) and nothing secret. The key is named in the file's [key] table
 and resolved here, in the flow run's own process (flows/key_refs.py); the anonymize run takes the
 reference along and resolves it again itself. Composition only: the work is run_anonymize's,
-run_restore's, the report's and the deep check's (ops/deep_check; it needs no key)."""
+run_restore's, the report's and the deep check's (ops/deep_check; it needs no key).
+`scheduled_restore` is over 60 lines: the refusals before the key is read, the key, and the logged
+restore, in this order in one place (as `faceveil restore`)."""
 
 from __future__ import annotations
 

@@ -10,7 +10,9 @@ are $PREFECT_API_AUTH_STRING's.
 
 What crosses to the server and the deployments: the config file's path (a flow parameter) and, in
 the file, a reference to the key. No key variable reaches the server; the worker gets one only when
-the file's key reference names that variable (its flow runs read it there)."""
+the file's key reference names that variable (its flow runs read it there).
+Over 300 lines: one `Service` that starts the server, pools, deployments and workers and stops them
+together, with the process helpers only it uses."""
 
 from __future__ import annotations
 

@@ -13,7 +13,9 @@ Limits: a key holder who kept K_n (in memory, or a copy of the state file as it 
 can still rewrite rows from n on, or cut the log back to n-1; so can anyone who rolls the whole
 state root back to a copy. Old states deleted from a versioned bucket, a snapshot or a backup stay
 readable there. The log's heads recorded elsewhere (log_anchors) catch these only as far as they
-live out of that person's reach."""
+live out of that person's reach.
+`check` is over 60 lines: one walk over the sealing state and the rows, each problem with a message of
+its own."""
 
 from __future__ import annotations
 

@@ -2,7 +2,9 @@
 wrapped for the master key (its control files, keyinfo.json and the key parts' seals, in
 vault_control.py). Sealed regions and wrapped keys are bound to their archive id (besides their
 media, frame, track and box), so vault parts moved from one archive to another under the same key do
-not open there. Anonymizing needs only the public `VaultLock`; opening needs the key."""
+not open there. Anonymizing needs only the public `VaultLock`; opening needs the key.
+Over 300 lines: `VaultWriter` (sealing) and the functions that open, forget and re-key its entries share
+the entry format and its binding to the archive."""
 
 from __future__ import annotations
 

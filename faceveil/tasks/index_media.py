@@ -1,5 +1,7 @@
 """Indexing the identities of a run's media: each media's track templates, sealed with the key,
-into the archive's LanceDB table (run in the flow's process, which alone holds the key)."""
+into the archive's LanceDB table (run in the flow's process, which alone holds the key).
+`index_templates` is over 60 lines: each template's index row and the index's meta are dict literals
+listed one column a line."""
 
 from __future__ import annotations
 

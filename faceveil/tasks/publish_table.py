@@ -3,7 +3,9 @@ whether an earlier run's staging still holds for this table) -> unpack one row g
 row's image bytes staged as a file; rows without bytes or with bytes of no known image format
 recorded there) -> [the folder flow on the staged files] -> assemble the output table batch by batch,
 each row's bytes from the run's output (a failed or withheld row's bytes become null: nothing
-unchecked is published), and the per-row record publish/rows.parquet in the publication's state root."""
+unchecked is published), and the per-row record publish/rows.parquet in the publication's state root.
+`assemble_table` is over 60 lines: the rewritten table, the per-row record and the figures come from one
+list of row records; the record's schema and the figures are listed one column a line."""
 
 from __future__ import annotations
 

@@ -2,7 +2,9 @@
 a contact sheet of replaced faces (cut from the published photos: never an original), the generator,
 its weights and licence, the data contract's result; as Markdown and as one self-contained HTML page
 (images inline, no scripts). It is published with the dataset, in DEST: it names the source and
-destination by their last path element only, and points at no private file."""
+destination by their last path element only, and points at no private file.
+Over 300 lines: the Markdown and the HTML page render the same rows (`_rows`, `_realism_rows`) from the
+same figures."""
 
 from __future__ import annotations
 

@@ -6,7 +6,9 @@ artifacts go beside a local store, or to an artifact root given (the mlflow_arti
 $FACEVEIL_MLFLOW_ARTIFACTS), e.g. s3://bucket/prefix (boto3's credentials from the AWS environment;
 the endpoint $MLFLOW_S3_ENDPOINT_URL, else $FACEVEIL_S3_ENDPOINT). An experiment keeps the artifact
 root it was created with: runs for another root go to the experiment "faceveil (ROOT)".
-Only what the audit holds is logged: no face pixels but anonymized thumbnails, no key."""
+Only what the audit holds is logged: no face pixels but anonymized thumbnails, no key.
+`log_run` is over 60 lines: one MLflow run created, filled (tags, params, metrics, artifacts) and
+terminated under one lock."""
 
 from __future__ import annotations
 

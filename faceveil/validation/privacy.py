@@ -5,7 +5,9 @@ anonymized region), background PSNR/SSIM outside the face regions. Per face: cos
 anonymized face (re-identification at a threshold), SSIM inside its region, whether it is still
 detected as a face and how far its landmarks moved (pose). Along tracks, for identity-replacing
 methods: identity stability and one surrogate per person. `FrameChecks` collects the rows of one
-media; `summarize` turns rows of many media into rates."""
+media; `summarize` turns rows of many media into rates.
+Over 300 lines: `FrameChecks` (one media's rows), `CheckResult` (their merge across chunks) and
+`summarize` (their rates) share the row fields and read side by side."""
 
 from __future__ import annotations
 

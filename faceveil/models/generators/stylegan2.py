@@ -15,6 +15,8 @@ Latents are W codes (w_dim; or W+ codes (num_ws, w_dim)): `sample` maps seeded Z
 mapping network with truncation; optimisation works in W, as FALCO does.
 `build_network` is longer than 60 lines: it defines the mapping and synthesis modules together, in
 the reference implementation's order and parameter names, so a converted checkpoint's keys line up.
+Over 300 lines: the architecture (`build_network`) and the checkpoint format loaded into it (save,
+export, load) must agree on every parameter name, so they stay in one file.
 """
 
 from __future__ import annotations
