@@ -14,6 +14,7 @@ from faceveil.models.anonymizers.base import ANONYMIZERS, Anonymizer, MaskSettin
 
 SCOPED_FILL = np.array([128, 128, 128], np.uint8)  # solid's fill under a head or person scope
 SCOPED_BLOCK_SHARE = 1 / 48  # mosaic's blocks under a head or person scope: their side over the frame's longer side
+SCOPED_LEVELS = 14  # and their lightness: within this many grey levels of SCOPED_FILL's
 
 
 @ANONYMIZERS.register("solid")
@@ -103,10 +104,11 @@ class Mosaic(Anonymizer):
 
 @functools.lru_cache(maxsize=64)
 def scoped_pattern(media: str) -> np.ndarray:
-    """The scoped mosaic's block lightness for one media: 16x16 greys within 14 levels of
+    """The scoped mosaic's block lightness for one media: 16x16 greys within SCOPED_LEVELS of
     SCOPED_FILL's, seeded by the media's name (the same on a rerun; unrelated between media)."""
     seed = int.from_bytes(hashlib.sha256(media.encode("utf-8", "surrogatepass")).digest()[:8], "big")
-    return (int(SCOPED_FILL[0]) + np.random.default_rng(seed).integers(-14, 15, (16, 16))).astype(np.uint8)
+    levels = np.random.default_rng(seed).integers(-SCOPED_LEVELS, SCOPED_LEVELS + 1, (16, 16))
+    return (int(SCOPED_FILL[0]) + levels).astype(np.uint8)
 
 
 @ANONYMIZERS.register("scramble")
