@@ -18,13 +18,14 @@ CVPR 2023), adapted to weights that ship offline:
 
 Pure compute: models are handed in (generator, detector, embedder); no file or network I/O. Steps 1-2
 are in models/surrogate_pool.py, step 4 in models/put_back.py, the settings (`ReplaceSettings`) in
-models/replace_settings.py. `surrogate` is over 60 lines: step 3 is one search whose state (pairing
+models/replace_settings.py. `_surrogate` is over 60 lines: step 3 is one search whose state (pairing
 order, step size, best so far) reads best in one loop. Over 300 lines: `Replacer` is most of it, steps
 3 and 4 sharing its models and the surrogates each person already got."""
 
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 
 import cv2
 import numpy as np
@@ -58,6 +59,24 @@ START_EVALS = 3  # evaluations a person's surrogate gets on another face of them
 
 
 # ---------------------------------------------------------------- the method
+
+
+@contextmanager
+def one_torch_thread():
+    """torch on one intra-op thread for the duration (restored after): the 64 px generator's batch-1
+    ops are too small to split, and split over a busy 2-core machine's threads each waits on the other
+    (a DCGAN generate measured 177 ms CPU on two threads, 19 ms on one). The count is process-wide:
+    torch work in another thread meanwhile runs on one thread too (the anonymizer searches under its lock)."""
+    import torch
+
+    n = torch.get_num_threads()
+    if n > 1:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        if n > 1:
+            torch.set_num_threads(n)
 
 
 def _lab_torch(rgb):
@@ -97,9 +116,10 @@ class Replacer:
         """The seeded pool of generated faces CenterFace finds a face in (built on first use)."""
         if self._pool is None:
             t0 = time.perf_counter()
-            self._pool = build_pool(
-                self.generator, self.detector, self.embedder, self.settings.pool_size, self.settings.pool_seed
-            )
+            with one_torch_thread():
+                self._pool = build_pool(
+                    self.generator, self.detector, self.embedder, self.settings.pool_size, self.settings.pool_seed
+                )
             self.pool_seconds = time.perf_counter() - t0
         return self._pool
 
@@ -250,7 +270,12 @@ class Replacer:
         gradient steps, then searched (seeded by `seed`) against the full objective as put back. With
         `start` (the surrogate this person already has, made from another photo of them) no pairing:
         `start` itself when it passes here as put back, else the search goes on from its latent, and
-        where that does not pass either, this face gets a surrogate of its own."""
+        where that does not pass either, this face gets a surrogate of its own. torch on one thread
+        (`one_torch_thread`)."""
+        with one_torch_thread():
+            return self._surrogate(rgb, landmarks, box, seed, others, avoid, original_id, limit, start)
+
+    def _surrogate(self, rgb, landmarks, box, seed, others, avoid, original_id, limit, start) -> Surrogate:
         import torch
 
         t0, c0 = time.perf_counter(), time.process_time()

@@ -19,7 +19,7 @@ from faceveil.models.face_attributes import (
     skin_lab,
 )
 from faceveil.models.put_back import face_mask, put_back
-from faceveil.models.replace import PoolFace, Replacer, ReplaceSettings, track_seed
+from faceveil.models.replace import PoolFace, Replacer, ReplaceSettings, one_torch_thread, track_seed
 
 pytestmark = pytest.mark.slow  # builds the generated-face pool (~20 s) and optimises a face
 
@@ -85,6 +85,18 @@ def test_pairing_takes_the_nearest_fake_not_within_the_margin_of_any_real_identi
 def test_track_seeds_are_stable_and_distinct():
     assert track_seed(0, MEDIA, 3) == track_seed(0, MEDIA, 3)
     assert len({track_seed(0, MEDIA, t) for t in range(50)} | {track_seed(0, "other", 3)}) == 51
+
+
+def test_the_search_runs_torch_on_one_thread_and_gives_the_count_back():
+    import torch
+
+    n = torch.get_num_threads()
+    with one_torch_thread():
+        assert torch.get_num_threads() == 1
+        with one_torch_thread():  # nested (a person's surrogate that falls back to the face's own)
+            assert torch.get_num_threads() == 1
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == n
 
 
 # ---------------------------------------------------------------- the method on a real face
