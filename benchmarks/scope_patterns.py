@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -27,11 +26,10 @@ def main() -> None:
 
     import faceveil.models.anonymizers.masks as masks
     from faceveil.hashing import media_id
-    from faceveil.models.anonymizers import MaskSettings, create_anonymizer
+    from faceveil.models.anonymizers import MaskSettings
     from faceveil.models.detectors import create_detector
     from faceveil.models.embedders import create_embedder
-    from faceveil.storage.media import read_image
-    from faceveil.validation.attack import Gallery, labelled_photos
+    from faceveil.validation.attack import Gallery, labelled_photos, parrot_vectors
 
     if args.levels is not None:
         masks.SCOPED_LEVELS = args.levels
@@ -40,7 +38,6 @@ def main() -> None:
     files = [(str(p.relative_to(data)), "image") for p in sorted(data.rglob("*")) if p.is_file()]
     embedder = create_embedder("dlib-resnet")
     gallery = Gallery.build(str(data), labelled_photos(str(data), files), create_detector(), embedder)
-    images = [read_image(str(Path(data) / rel))[0] for rel in gallery.rels]
     people = sorted(set(gallery.labels))
     first = np.isin(gallery.labels, people[: len(people) // 2])
     chance = 1 / len(people)
@@ -50,17 +47,9 @@ def main() -> None:
     )
 
     def rank1(method: str, salt: str) -> np.ndarray:
-        anon = create_anonymizer(method, MaskSettings(scope="head"))
-        vecs = []
-        for rel, rgb, faces, primary in zip(gallery.rels, images, gallery.faces, gallery.primary):
-            out = rgb.copy()
-            anon.apply(out, faces, None, media=media_id(rel) + salt)
-            vecs.append(embedder.embed(out, primary)[0])
-        v = np.asarray(vecs, np.float32)
-        v /= np.linalg.norm(v, axis=1, keepdims=True)
-        sims = v @ v.T
-        np.fill_diagonal(sims, -np.inf)
-        return (gallery.labels[sims.argmax(1)] == gallery.labels) & gallery.eligible
+        """Per photo: its rank-1 match among the others, anonymized alike, names its person (any cosine)."""
+        v = parrot_vectors(gallery, method, MaskSettings(scope="head"), embedder, lambda rel: media_id(rel) + salt)
+        return gallery.rate(v, v, -np.inf)[0] & gallery.eligible
 
     rows = {"solid@head": [""], "mosaic@head": [""] + [f"#{k}" for k in range(1, args.draws)]}
     for name, salts in rows.items():

@@ -116,20 +116,22 @@ class Gallery:
         return sims.max(1) >= threshold
 
 
-def parrot_vectors(gallery: Gallery, method: str, mask, embedder) -> np.ndarray:
+def parrot_vectors(gallery: Gallery, method: str, mask, embedder, media_of=None) -> np.ndarray:
     """The gallery anonymized by the attacker with the same method (keyed: the attacker's own
     random keys) and, as the flow does, each photo as the media its published name gives
-    (hashing.media_id), embedded at the labelled face."""
-    from faceveil.models.anonymizers import create_anonymizer
+    (`media_of(rel)`, default hashing.media_id), embedded at the labelled face."""
     from faceveil.hashing import media_id
+    from faceveil.models.anonymizers import create_anonymizer
     from faceveil.storage.media import read_image
+
+    media_of = media_of or media_id
 
     anon = create_anonymizer(method, mask)
     keys = (lambda j: secrets.token_bytes(32)) if anon.needs_key else None
     vecs = []
     for rel, faces, primary in zip(gallery.rels, gallery.faces, gallery.primary):
         rgb, _ = read_image(str(Path(gallery.data) / rel))
-        anon.apply(rgb, faces, keys, media=media_id(rel))
+        anon.apply(rgb, faces, keys, media=media_of(rel))
         vecs.append(embedder.embed(rgb, primary)[0])
     return np.asarray(vecs, np.float32).reshape(gallery.vectors.shape)
 
