@@ -24,7 +24,7 @@ def base_row(config: AnonymizeConfig, item: MediaItem, run_id: str) -> dict:
         "detector": config.detector,
         "method": config.method,
         "settings_json": json.dumps(config.output_settings(), sort_keys=True),
-        "settings_hash": work_hash(config),
+        "work_hash": work_hash(config),
         "notes": ([second_pass_note(config)] if config.settings.second_pass else []) + _manual_note(item),
     }
 

@@ -13,7 +13,7 @@ from faceveil.version import __version__
 
 
 def work_hash(config: AnonymizeConfig) -> str:
-    """16 hex digits over settings, version and weights (stored as the media row's settings_hash)."""
+    """16 hex digits over settings, version and weights (stored as the media row's work_hash)."""
     weights = {"detector": toolkit(config.settings).detector.weights_id}
     if config.index:
         weights["embedder"] = loaded_embedder(config.embedder).weights_id

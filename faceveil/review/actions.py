@@ -93,7 +93,7 @@ def add_face(
             [
                 {
                     **row,
-                    "settings_hash": None,
+                    "work_hash": None,
                     "notes": list(row.get("notes") or [])
                     + [f"manual track {track} added in review: to be anonymized again"],
                 }

@@ -68,7 +68,7 @@ MEDIA = pa.schema(
         ),  # where the media's detection ran: "cuda" or "cpu" (null: failed before, or older rows)
         ("method", pa.string()),
         ("settings_json", pa.string()),
-        ("settings_hash", pa.string()),
+        ("work_hash", pa.string()),  # pipeline/work_hash: settings, version and weights (was "settings_hash")
         ("n_faces", pa.int64()),
         ("n_tracks", pa.int64()),
         ("frames_with_faces", pa.int64()),
@@ -312,17 +312,30 @@ def write_part(loc: Location, table: str, key: str, rows: pa.Table | list[dict])
     return hashlib.sha256(buf.getvalue()).hexdigest()
 
 
+# table -> {old column name: its name now}: parts written before a rename read under the new name
+RENAMED = {"media": {"settings_hash": "work_hash"}}
+
+
+def _read(blob: bytes, table: str) -> pa.Table:
+    """One part in its table's schema: renamed columns under their new names, columns it predates null."""
+    schema, renamed = TABLES[table], RENAMED.get(table, {})
+    t = pq.read_table(io.BytesIO(blob))
+    t = t.rename_columns([renamed.get(n, n) for n in t.column_names])
+    cols = [t[n] if n in t.column_names else pa.nulls(t.num_rows, schema.field(n).type) for n in schema.names]
+    return pa.Table.from_arrays(cols, schema=schema)
+
+
 def read_part(loc: Location, table: str, key: str) -> pa.Table | None:
     rel = part_path(table, key)
     if not loc.exists(rel):
         return None
-    return pq.read_table(io.BytesIO(loc.read_bytes(rel)), schema=TABLES[table])
+    return _read(loc.read_bytes(rel), table)
 
 
 def read_table(loc: Location, table: str) -> pa.Table:
     """Every part of a table (empty table with the schema when there is none)."""
     parts = [r for r in loc.list_files(under=table) if r.count("/") == table.count("/") + 1 and r.endswith(".parquet")]
-    tables = [pq.read_table(io.BytesIO(loc.read_bytes(r)), schema=TABLES[table]) for r in parts]
+    tables = [_read(loc.read_bytes(r), table) for r in parts]
     return pa.concat_tables(tables) if tables else TABLES[table].empty_table()
 
 

@@ -37,7 +37,7 @@ def is_done(src: Location, dest: Location, state: Location, item: MediaItem, wor
     row = part.to_pylist()[0]
     if not (
         row["status"] in ("ok", "released")
-        and row["settings_hash"] == work
+        and row["work_hash"] == work
         and row["output_path"] is not None
         and dest.exists(row["output_path"])
     ):

@@ -154,7 +154,7 @@ def test_incremental_by_content_settings_and_weights(sample_archive, tmp_path, p
     assert unchanged["already_done"] == 2 and unchanged["ok"] == 0
     assert unchanged["audit"]["nothing_new"]  # recorded without starting a cluster or a server
     assert pq.read_table(private(dest) / "runs").num_rows == 3
-    assert rows.settings_hash.nunique() == 1 and rows.settings_hash.iloc[0] == work_hash(config)
+    assert rows.work_hash.nunique() == 1 and rows.work_hash.iloc[0] == work_hash(config)
     stricter = run_anonymize(replace(config, threshold=0.3))
     assert stricter["ok"] == 2 and stricter["already_done"] == 0  # other settings: everything again
 

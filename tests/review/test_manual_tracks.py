@@ -83,7 +83,7 @@ def test_a_face_added_to_a_published_media_makes_the_next_run_do_it_again(tmp_pa
                 "rel_path": "a.jpg",
                 "kind": "image",
                 "status": "ok",
-                "settings_hash": "abc",
+                "work_hash": "abc",
                 "output_path": "a.jpg",
                 "notes": [],
             }
@@ -98,4 +98,4 @@ def test_a_face_added_to_a_published_media_makes_the_next_run_do_it_again(tmp_pa
         "a badge photo the detector missed",
     )
     row = manifests.read_part(state, "media", "m1").to_pylist()[0]
-    assert row["status"] == "ok" and row["settings_hash"] is None and f"manual track {track}" in row["notes"][-1]
+    assert row["status"] == "ok" and row["work_hash"] is None and f"manual track {track}" in row["notes"][-1]

@@ -98,3 +98,23 @@ def test_the_aws_credential_chain_is_left_alone(monkeypatch):
     set_offline_env()
     Location("s3://some-bucket/prefix")
     assert "AWS_EC2_METADATA_DISABLED" not in os.environ
+
+
+def test_a_media_part_written_before_the_rename_reads_its_work_hash(tmp_path):
+    """Rows of archives finished before `settings_hash` became `work_hash` keep their hash (else
+    every such media would be done again), and columns a part predates read as null."""
+    import io
+
+    import pyarrow.parquet as pq
+
+    loc = Location(str(tmp_path))
+    old = pa.table({"media_id": ["m"], "status": ["ok"], "settings_hash": ["0123456789abcdef"]})
+    buf = io.BytesIO()
+    pq.write_table(old, buf)
+    loc.write_bytes(manifests.part_path("media", "m"), buf.getvalue())
+    for t in (manifests.read_part(loc, "media", "m"), manifests.read_table(loc, "media")):
+        assert t.schema == manifests.MEDIA
+        row = t.to_pylist()[0]
+        assert row["work_hash"] == "0123456789abcdef" and row["status"] == "ok" and row["n_faces"] is None
+    manifests.write_part(loc, "media", "m", t.to_pylist())  # rewritten under the new name
+    assert "settings_hash" not in pq.read_table(io.BytesIO(loc.read_bytes("media/m.parquet"))).column_names
