@@ -4,7 +4,7 @@ finds at its default threshold in each photo), calibrated on some people and rep
 
 The split: people sorted by name, alternately into a calibration half and a held-out half. Every number
 tuned here is tuned on the calibration half only: the re-identification threshold (dlib cosine;
-`faceveil.ops.calibrate.search_threshold`, search false-match rate <= 1 % over the calibration
+`faceveil.ops.calibrate.empirical_threshold`, search false-match rate <= 1 % over the calibration
 originals), the grouping threshold that makes one person of several photos (the cosine at which 0.2 %
 of different-person pairs match, how dlib's 0.92 was derived) and the replace identity margin (of
 `--margins`, the largest whose replaced calibration faces are re-identified at most 1 %, tried largest
@@ -124,11 +124,11 @@ def load_photos(n_people, n_photos, ctx) -> list[dict]:
 def calibrate(photos, held) -> dict:
     """The re-identification and grouping thresholds from the calibration half's originals, printed with
     the false-match rates they give on both halves."""
-    from faceveil.ops.calibrate import search_threshold
+    from faceveil.ops.calibrate import empirical_threshold
 
     v, labels = np.vstack([p["emb"] for p in photos]).astype(np.float64), np.array([p["person"] for p in photos])
     cal = ~held
-    threshold = float(search_threshold(v[cal], labels[cal], 0.01)["threshold"])
+    threshold = empirical_threshold(v[cal], labels[cal], 0.01)  # the attacker's: no margin for unseen people
     other = labels[:, None] != labels[None, :]
     sims = v @ v.T
     pairs = lambda m: sims[np.ix_(m, m)][np.triu(other[np.ix_(m, m)], 1)]  # noqa: E731  different-person pairs

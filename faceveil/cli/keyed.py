@@ -106,10 +106,14 @@ def _calibrate(args) -> int:
     archive = archive_state(args)
     master, _ = _master(args, archive)
     check_master(archive, master)
-    res = calibrate(archive, master, args.labelled, args.target_fmr)
+    if args.people is not None and args.people < 2:
+        raise ValueError(f"--people {args.people}: a search needs at least two people to go wrong")
+    res = calibrate(archive, master, args.labelled, args.target_fmr, people=args.people)
     print(
-        f"threshold {res['threshold']:.3f}: false-match rate {res['fmr']:.4f} (target {args.target_fmr}), "
-        f"true-match rate {res['tmr']:.3f} on {res['photos']} photos of {res['identities']} people"
+        f"threshold {res['threshold']:.3f} (the labelled photos alone: {res['empirical_threshold']:.3f}; for "
+        f"{res['people']} people, {res['confidence']:.0%} sure): false-match rate {res['fmr']:.4f} "
+        f"(target {args.target_fmr}), true-match rate {res['tmr']:.3f} on {res['photos']} photos of "
+        f"{res['identities']} people"
     )
     return EXIT_OK
 

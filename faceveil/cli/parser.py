@@ -93,6 +93,13 @@ def _add_keys(sub) -> None:
     add_state_arg(p)
     p.add_argument("--labelled", required=True, metavar="DIR")
     p.add_argument("--target-fmr", type=float, default=0.01, help="false-match rate to allow (default 0.01)")
+    p.add_argument(
+        "--people",
+        type=int,
+        default=None,
+        metavar="N",
+        help="about how many people the archive holds: a search competes with each (default: the labelled ones)",
+    )
     add_key_args(p)
     _add_access_log(sub)
     p = sub.add_parser("rotate-key", help="move the vault and identity index to a new master key (needs both keys)")

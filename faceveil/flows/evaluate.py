@@ -141,14 +141,15 @@ def calibrated_threshold(
     gallery, embedder: dict, given: float | None, target_fmr: float = CALIBRATION_FMR
 ) -> tuple[float, str]:
     """(threshold, where it came from): the one given; else calibrated on the original labelled photos
-    as `faceveil calibrate` does (at most `target_fmr` of searches return someone else); else the
-    embedder's default (`embedder`: its 'name' and 'same_person_threshold')."""
+    (at most `target_fmr` of their searches return someone else: the attacker's own threshold, with no
+    margin for unseen people as `faceveil calibrate` adds, the cautious side for a privacy figure);
+    else the embedder's default (`embedder`: its 'name' and 'same_person_threshold')."""
     if given is not None:
         return float(given), "given"
     if gallery is not None and len(gallery) and gallery.eligible.any() and len(gallery.identities) >= 2:
-        from faceveil.ops.calibrate import search_threshold
+        from faceveil.ops.calibrate import empirical_threshold
 
-        t = search_threshold(gallery.vectors, gallery.labels, target_fmr)["threshold"]
+        t = empirical_threshold(gallery.vectors, gallery.labels, target_fmr)
         return float(t), f"calibrated on the original labelled photos (search false-match rate <= {target_fmr:.0%})"
     return float(embedder["same_person_threshold"]), f"{embedder['name']}'s default"
 

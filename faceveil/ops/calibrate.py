@@ -10,38 +10,87 @@ from faceveil.storage.keys import MasterKey
 from faceveil.storage.paths import Location
 
 
-def search_threshold(vectors: np.ndarray, labels, target_fmr: float = 0.01) -> dict:
-    """The match threshold at which at most `target_fmr` of searches (each unit vector as a probe
-    against everyone else's) return someone else, with the figures at it (tmr: probes whose best
-    same-person match clears it)."""
+CONFIDENCE = 0.9  # how sure the threshold holds on people the calibration has not seen (search_threshold)
+
+
+def empirical_threshold(vectors: np.ndarray, labels, target_fmr: float = 0.01) -> float:
+    """The lowest cosine at which at most `target_fmr` of these searches (each unit vector as a probe
+    against everyone else's) return someone else: what the labelled photos themselves show. An
+    attacker's threshold (flows/evaluate), where a lower one is the cautious side."""
     v, ids = np.asarray(vectors, np.float64), np.asarray(labels)
     sims = v @ v.T
     other = ids[:, None] != ids[None, :]
-    same = ~other & ~np.eye(len(ids), dtype=bool)
-    # a search is a false match when the probe's best wrong match clears the threshold: calibrate on that
-    worst = np.sort(np.where(other, sims, -1).max(1))[::-1]
+    worst = np.sort(np.where(other, sims, -1).max(1))[::-1]  # a search is false when its best wrong match clears it
     k = int(np.floor(target_fmr * len(worst)))
-    threshold = float(np.nextafter(np.float32(worst[k]), np.float32(2))) if k < len(worst) else float(worst[-1])
+    return float(np.nextafter(np.float32(worst[k]), np.float32(2))) if k < len(worst) else float(worst[-1])
+
+
+def look_alike_bound(vectors: np.ndarray, labels, target_fmr: float, people: int, confidence: float) -> float:
+    """The cosine that, with `confidence`, at most `target_fmr` of searches in an archive of `people`
+    people clear against someone else, on people the calibration has not seen. A search goes wrong on
+    its person's closest look-alike: per pair of labelled people, their best cross match (Fisher z,
+    modelled as normal); a probe competes with `people` - 1 others, so each pair may clear it with at
+    most 1 - (1 - target)^(1 / (people - 1)); the quantile is a one-sided tolerance bound (non-central
+    t), as a few pairs of people give only a rough estimate of their spread."""
+    from scipy import stats
+
+    v, ids = np.asarray(vectors, np.float64), np.asarray(labels)
+    names = sorted(set(ids.tolist()))
+    if len(names) < 3:
+        raise ValueError("calibration needs photos of at least three people (a spread of look-alike pairs)")
+    sims = v @ v.T
+    best = [sims[np.ix_(ids == a, ids == b)].max() for i, a in enumerate(names) for b in names[i + 1 :]]
+    z = np.arctanh(np.clip(best, -0.999999, 0.999999))
+    n = len(z)
+    pair = 1 - (1 - target_fmr) ** (1 / max(people - 1, 1))
+    k = stats.nct.ppf(confidence, df=n - 1, nc=stats.norm.isf(pair) * np.sqrt(n)) / np.sqrt(n)
+    return float(np.tanh(z.mean() + k * z.std(ddof=1)))
+
+
+def search_threshold(
+    vectors: np.ndarray, labels, target_fmr: float = 0.01, people: int | None = None, confidence: float = CONFIDENCE
+) -> dict:
+    """The match threshold for search: the higher of what the labelled photos show
+    (empirical_threshold) and the look-alike bound for an archive of `people` people (default: as
+    many as are labelled), with the figures at it on the labelled photos (tmr: probes whose best
+    same-person match clears it)."""
+    v, ids = np.asarray(vectors, np.float64), np.asarray(labels)
+    identities = len(set(ids.tolist()))
+    people = max(people or identities, identities)
+    shown = empirical_threshold(v, ids, target_fmr)
+    threshold = max(shown, look_alike_bound(v, ids, target_fmr, people, confidence))
+    sims = v @ v.T
+    other = ids[:, None] != ids[None, :]
+    same = ~other & ~np.eye(len(ids), dtype=bool)
     best_same = np.where(same, sims, -1).max(1)[same.any(1)]
     return {
         "threshold": threshold,
-        "fmr": float((worst >= threshold).mean()),
+        "empirical_threshold": shown,
+        "fmr": float((np.where(other, sims, -1).max(1) >= threshold).mean()),
         "pair_fmr": float((sims[other] >= threshold).mean()),
         "tmr": float((best_same >= threshold).mean()),
         "target_fmr": target_fmr,
+        "people": people,
+        "confidence": confidence,
         "photos": len(ids),
-        "identities": len(set(ids)),
+        "identities": identities,
         "calibrated": True,
     }
 
 
 def calibrate(
-    dest: Location, master: MasterKey, labelled: str, target_fmr: float = 0.01, embedder_name: str = "dlib-resnet"
+    dest: Location,
+    master: MasterKey,
+    labelled: str,
+    target_fmr: float = 0.01,
+    embedder_name: str = "dlib-resnet",
+    people: int | None = None,
 ) -> dict:
     """Picks the match threshold from labelled photos (one folder per person: the largest face of
-    each photo) so that at most `target_fmr` of searches (each photo as a probe against everyone
-    else's) return someone else; stores it with the index (meta.json, signed with `master`'s
-    control-file key). Returns the figures (tmr: probes whose best same-person match clears it)."""
+    each photo) so that at most `target_fmr` of searches in an archive of `people` people (default:
+    the labelled ones) return someone else, on people beyond the labelled ones too (search_threshold);
+    stores it with the index (meta.json, signed with `master`'s control-file key). Returns the
+    figures (tmr: probes whose best same-person match clears it)."""
     from datetime import datetime, timezone
     from pathlib import Path
 
@@ -51,13 +100,13 @@ def calibrate(
     if not 0 < target_fmr < 1:
         raise ValueError("target false-match rate must be in (0, 1)")
     root = Path(labelled)
-    people = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
-    if len(people) < 2:
-        raise ValueError(f"{labelled}: needs a folder per person, at least two people")
+    folders = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+    if len(folders) < 3:
+        raise ValueError(f"{labelled}: needs a folder per person, at least three people")
     control = control_key(master)
     view = index_view(dest, control)
     vecs, ids = [], []
-    for person in people:
+    for person in folders:
         for photo in sorted(p for p in person.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".webp")):
             try:
                 v, _ = probe_vector(str(photo), embedder_name, face=0, view=view)
@@ -66,10 +115,10 @@ def calibrate(
             vecs.append(v)
             ids.append(person.name)
     v, ids = np.array(vecs), np.array(ids)
-    if len(set(ids)) < 2 or len(ids) <= len(set(ids)):
-        raise ValueError(f"{labelled}: needs several photos of several people with faces")
+    if len(set(ids)) < 3 or len(ids) <= len(set(ids)):
+        raise ValueError(f"{labelled}: needs several photos of at least three people with faces")
     res = {
-        **search_threshold(v, ids, target_fmr),
+        **search_threshold(v, ids, target_fmr, people),
         "template_view": view,
         "calibrated_on": str(root),
         "calibrated_at": datetime.now(timezone.utc).isoformat(),
