@@ -79,7 +79,7 @@ def _cluster() -> dict:
 def _server(s: dict) -> tuple[str, str]:
     """(URL, auth) of the session's Prefect API server for runs that have none configured (started on first use)."""
     if s["server"] is None:
-        port = runtime._free_port()
+        port = runtime.free_port()
         url, auth = f"http://127.0.0.1:{port}/api", f"faceveil:{secrets.token_urlsafe(32)}"
         server = runtime.LocalPrefectServer(port, auth=auth)
         server.wait_ready(timeout=180)

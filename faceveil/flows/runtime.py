@@ -41,7 +41,7 @@ def _flow_runtime(n_workers: int, threads_per_worker: int, address: str | None, 
     if not os.environ.get("PREFECT_API_URL"):  # its address and credentials first: the workers inherit them
         import secrets
 
-        port = _free_port()
+        port = free_port()
         os.environ["PREFECT_API_URL"] = f"http://127.0.0.1:{port}/api"
         os.environ["PREFECT_API_AUTH_STRING"] = f"faceveil:{secrets.token_urlsafe(32)}"
     cluster = client = workdir = None
@@ -241,7 +241,8 @@ def withheld(name: str) -> str | None:
     return _WITHHELD.get(name)
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 free just now (for a server this process starts)."""
     import socket
 
     with socket.socket() as s:

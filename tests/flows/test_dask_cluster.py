@@ -13,7 +13,6 @@ import hashlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -23,6 +22,8 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+
+from faceveil.flows.runtime import free_port
 
 from faceveil.config import AnonymizeConfig
 from faceveil.flows.anonymize import run_anonymize
@@ -40,12 +41,6 @@ VIDEO = (".mp4", ".mkv")
 GPU_TASKS = ("detect_chunk", "finish_video", "anonymize_image", "encode_segment")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class ExternalCluster:
     """`python -m distributed.cli.dask_scheduler` and one `dask_worker` per entry of `workers` (a dict of
     worker options: name, resources), each its own process on 127.0.0.1, one thread, no nanny (a
@@ -54,7 +49,7 @@ class ExternalCluster:
 
     def __init__(self, tmp: Path, workers: list[dict], tls: tuple[str, str, str] | None = None):
         self.tmp, self.specs, self.tls = tmp, workers, tls
-        self.port = _free_port()
+        self.port = free_port()
         self.address = f"{'tls' if tls else 'tcp'}://127.0.0.1:{self.port}"
         self.tls_args = ["--tls-ca-file", tls[0], "--tls-cert", tls[1], "--tls-key", tls[2]] if tls else []
         self.procs: dict[str, subprocess.Popen] = {}

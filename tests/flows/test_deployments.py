@@ -15,7 +15,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -25,6 +24,8 @@ from pathlib import Path
 import psutil
 import pytest
 
+from faceveil.flows.runtime import free_port
+
 from faceveil.storage.keys import SECRET_ENV, MasterKey, encode_key, write_key_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -33,12 +34,6 @@ from private import private  # noqa: E402
 pytestmark = pytest.mark.slow  # a Prefect server, a worker, flow runs with Dask clusters
 
 NIGHTLY = "scheduled_anonymize/archive-nightly"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class _Serve:
@@ -52,7 +47,7 @@ class _Serve:
         }
         env |= {"PREFECT_HOME": str(home), "PREFECT_WORKER_QUERY_SECONDS": "1"}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "faceveil.cli", "serve", "--config", str(config), "--port", str(_free_port())],
+            [sys.executable, "-m", "faceveil.cli", "serve", "--config", str(config), "--port", str(free_port())],
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

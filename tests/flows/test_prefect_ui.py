@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -18,7 +17,7 @@ import pytest
 
 from faceveil.config import AnonymizeConfig
 from faceveil.flows.anonymize import run_anonymize
-from faceveil.flows.runtime import LocalPrefectServer
+from faceveil.flows.runtime import LocalPrefectServer, free_port
 
 pytestmark = pytest.mark.slow  # a Prefect server with its UI, a flow run, Chromium
 
@@ -30,12 +29,6 @@ def _chromium() -> str:
             "chromium not installed (`make test` installs Debian's chromium); the Prefect UI screenshot is not taken"
         )
     return exe
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _latest_run(api_url: str, flow_name: str):
@@ -70,7 +63,7 @@ def test_flow_run_page_in_the_prefect_ui(sample_archive, tmp_path, monkeypatch, 
     (src / "lobby").mkdir(parents=True)
     shutil.copy(sample_archive / "cameras/lobby/clip_001.mp4", src / "lobby/clip_001.mp4")
     shutil.copy(sample_archive / "photos/astronaut.jpg", src / "lobby/astronaut.jpg")
-    port = _free_port()
+    port = free_port()
     monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect"))  # the server's own database
     t0 = time.perf_counter()
     server = LocalPrefectServer(port, ui=True)
