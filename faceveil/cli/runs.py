@@ -44,10 +44,11 @@ def _dry_run(config) -> int:
     from faceveil.tasks.plan import plan_video
 
     items, unsupported = discover(config)
+    masking = config.masking
     print(
         f"plan: {len(items)} media in {config.src} -> {config.dest} "
-        f"(method {config.masking.method}{', pulse ' + config.masking.pulse if config.masking.pulse else ''}, detector {config.detection.detector}, "
-        f"{config.cluster.n_workers} workers)"
+        f"(method {masking.method}{', pulse ' + masking.pulse if masking.pulse else ''}, "
+        f"detector {config.detection.detector}, {config.cluster.n_workers} workers)"
     )
     for item in items:
         if item.error:
