@@ -98,7 +98,7 @@ class AnonymizeConfig:
     )  # not a setting: the run's own (for_run; a dict after Prefect)
 
     @classmethod
-    def of(cls, src: str | None = None, dest: str | None = None, **flat) -> AnonymizeConfig:
+    def of(cls, src: str, dest: str, **flat) -> AnonymizeConfig:
         """The config of flat keys (field names of the parts, and src, dest, state, storage_options,
         tracking_uri, mlflow_artifacts); an unknown key is an error naming it."""
         own, parts = split_flat(flat, OWN_KEYS)

@@ -312,3 +312,14 @@ def test_restore_table_errors(tmp_path, table, message):
     assert str(path) in str(e.value) and message in str(e.value)
     with pytest.raises(ConfigFileError, match=r"\[restore\]: must be a table"):
         load_config_file(_write(tmp_path, "restore = true\n"))
+
+
+def test_the_documented_file_is_accepted():
+    import tomllib
+
+    from faceveil.config_file import parse_config
+
+    doc = (Path(__file__).parents[1] / "docs/scheduled.md").read_text()
+    block = doc.split("```toml\n", 1)[1].split("```", 1)[0]
+    f = parse_config(tomllib.loads(block), "archive.toml")
+    assert (f.settings["method"], f.settings["workers"], f.settings["reversible"]) == ("mosaic", 4, True)
