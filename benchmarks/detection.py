@@ -72,7 +72,7 @@ def pan_sequence(rgb, boxes, n, step):
 
 
 def tracking(gt, n_frames, step):
-    cfg = AnonymizeConfig(src=".", dest=".")
+    cfg = AnonymizeConfig.of(src=".", dest=".")
     det = create_detector(DEFAULT_DETECTOR)
     print(f"\n== {DEFAULT_DETECTOR} on pan sequences ({n_frames} frames/image, {step} px/frame): tracking off vs on ==")
     print(f"{'mode':34} {'WIDER':>7} {'dlib':>7} {'all':>7} {'frames/s':>9}")

@@ -45,7 +45,7 @@ def run(src_dir: Path, dest: Path, method_pulse: str | None):
     from faceveil.tasks.plan import plan_video
     from faceveil.tasks.pulse import pulse_video
 
-    config = AnonymizeConfig(
+    config = AnonymizeConfig.of(
         src=str(src_dir), dest=str(dest), method="keep", pulse=method_pulse, lossless=True, workers=1
     )
     (item,), _ = discover(config)

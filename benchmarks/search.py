@@ -227,7 +227,7 @@ def index_crowded(loc, key, photos) -> tuple[dict, dict]:
     from faceveil.storage.control import control_key
     from faceveil.tasks.index_media import index_templates
 
-    kit = toolkit(AnonymizeConfig(src=loc.root, dest=loc.root).settings)
+    kit = toolkit(AnonymizeConfig.of(src=loc.root, dest=loc.root).settings)
     labels, results, n = {}, [], {"photos": 0, "bystanders": 0, "tracks": 0, "bystander tracks": 0, "unlabelled": 0}
     for k, (rel, rgb, faces) in enumerate(photos):
         mid = f"m{k:04d}"

@@ -138,7 +138,7 @@ from faceveil.tasks.detect import detect_chunk, track_video
 from faceveil.tasks.finish_video import finish_video
 from faceveil.storage.paths import Location
 src, rel, dest = sys.argv[1], sys.argv[2], sys.argv[3]
-cfg = AnonymizeConfig(src=src, dest=dest, workers=1)
+cfg = AnonymizeConfig.of(src=src, dest=dest, workers=1)
 item = MediaItem(rel, "video", Location(src).fingerprint(rel))
 plan = plan_video(cfg, item)
 chunks = [detect_chunk(cfg, item, plan.info, c) for c in plan.chunks]

@@ -15,4 +15,4 @@ def anonymize(src: str, dest: str, key=None, **settings) -> dict:
         from faceveil.storage.keys import VaultLock
 
         settings["vault_lock"] = VaultLock.of(key)
-    return run_anonymize(AnonymizeConfig(src=src, dest=dest, **settings), key)
+    return run_anonymize(AnonymizeConfig.of(src=src, dest=dest, **settings), key)

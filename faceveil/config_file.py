@@ -1,6 +1,9 @@
 """One archive's settings in a TOML file, read by `faceveil anonymize --config FILE` (command-line
 flags override it) and by the scheduled deployments (faceveil/flows/scheduled.py). Its keys are
-AnonymizeConfig's field names and units; the key is named by a reference in a `[key]` table, never
+AnonymizeConfig's settings by their flat names and units, at the top level or in the table of their
+part (`[detection] threshold = 0.4`, `[masking] method = "blur"`; faceveil/settings_parts.py), the
+one table PART_OF deciding which part a key belongs to (a key in another part's table is an error
+naming its part); the key is named by a reference in a `[key]` table, never
 given: exactly one of `file = PATH` (a key file), `env = NAME` (an environment variable of the process
 that runs the flow) or `prefect_secret = NAME` (a Prefect Secret block). A `[restore]` table allows
 the restore deployment: `deploy = true` registers it (default false) and `roots = [...]` lists the
@@ -15,7 +18,8 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from faceveil.config import AnonymizeConfig
+from faceveil.config import OWN_KEYS, AnonymizeConfig
+from faceveil.settings_parts import PART_OF, PARTS
 
 KEY_REF_KINDS = ("file", "env", "prefect_secret")
 RESTORE_KEYS = ("deploy", "roots")
@@ -67,19 +71,21 @@ class ConfigFile:
         for name in ("src", "dest"):
             if not values.get(name):
                 raise ConfigFileError(f"{self.path}: {name!r} is not set (in the file or on the command line)")
-        return AnonymizeConfig(**values, vault_lock=vault_lock)
+        return AnonymizeConfig.of(**values, vault_lock=vault_lock)
 
 
 def settable_fields() -> dict[str, tuple[type, ...]]:
-    """AnonymizeConfig's fields a config file may set -> the types a value may have."""
+    """The flat keys a config file may set (the parts' fields, and src, dest and the config's own
+    locations) -> the types a value may have."""
     out = {}
-    for f in dataclasses.fields(AnonymizeConfig):
+    own = [f for f in dataclasses.fields(AnonymizeConfig) if f.name in ("src", "dest", *OWN_KEYS)]
+    for f in own + [f for cls in PARTS.values() for f in dataclasses.fields(cls)]:
         if f.name in NOT_IN_FILE:
             continue
         types = tuple(_TYPES[t.strip()] for t in str(f.type).split("|") if t.strip() in _TYPES)
         if float in types:
             types += (int,)  # 30 means 30.0
-        if types:  # a field of another type (none yet) is not for files
+        if types:  # a field of another type (replace_options, a table) is not for files
             out[f.name] = types
     return out
 
@@ -105,24 +111,43 @@ def parse_config(data: dict, path: str | os.PathLike) -> ConfigFile:
     for name, value in data.items():
         if name == "key":
             key_ref = check_key_ref(value, f"{path}: [key]", base)
-            continue
-        if name == "restore":
+        elif name == "restore":
             restore = check_restore_table(value, f"{path}: [restore]", base)
-            continue
-        if name in NOT_IN_FILE:
-            raise ConfigFileError(f"{path}: key {name!r} cannot be set in a config file ({NOT_IN_FILE[name]})")
-        if name not in fields:
-            raise ConfigFileError(f"{path}: unknown key {name!r} (known: key, restore, {', '.join(sorted(fields))})")
-        types = fields[name]
-        if isinstance(value, bool) and bool not in types or not isinstance(value, types):
-            wanted = " or ".join(t.__name__ for t in types if t is not type(None))
-            raise ConfigFileError(f"{path}: key {name!r} must be {wanted}, not {type(value).__name__} ({value!r})")
-        if name in _PATH_FIELDS and isinstance(value, str):
-            value = _local(value, base)
-        settings[name] = (
-            float(value) if float in types and isinstance(value, int) and not isinstance(value, bool) else value
-        )
+        elif name in PARTS and isinstance(value, dict):
+            for key, v in value.items():
+                if PART_OF.get(key) != name and key not in NOT_IN_FILE:
+                    where = f"it belongs in [{PART_OF[key]}]" if key in PART_OF else f"known: {', '.join(_in(name))}"
+                    raise ConfigFileError(f"{path}: unknown key {key!r} in [{name}] ({where})")
+                _set(settings, key, v, (path, f" in [{name}]"), fields, base)
+        else:
+            _set(settings, name, value, (path, ""), fields, base)
     return ConfigFile(str(path), settings, key_ref, *restore)
+
+
+def _in(part: str) -> list[str]:
+    return sorted(k for k, p in PART_OF.items() if p == part and k not in NOT_IN_FILE)
+
+
+def _set(settings: dict, name: str, value, at: tuple[Path, str], fields: dict, base: Path) -> None:
+    """settings[name] = the checked value (a path made absolute, an int made a float where one is meant);
+    `at`: the file and the table the key is in (" in [detection]", or "" at the top level)."""
+    where = f"{at[0]}: key {name!r}{at[1]}"
+    if name in NOT_IN_FILE:
+        raise ConfigFileError(f"{where} cannot be set in a config file ({NOT_IN_FILE[name]})")
+    if name not in fields:
+        known = ", ".join(["key", "restore", *[f"[{p}]" for p in PARTS], *sorted(fields)])
+        raise ConfigFileError(f"{at[0]}: unknown key {name!r}{at[1]} (known: {known})")
+    if name in settings:
+        raise ConfigFileError(f"{where} is set twice (at the top level and in [{PART_OF[name]}])")
+    types = fields[name]
+    if isinstance(value, bool) and bool not in types or not isinstance(value, types):
+        wanted = " or ".join(t.__name__ for t in types if t is not type(None))
+        raise ConfigFileError(f"{where} must be {wanted}, not {type(value).__name__} ({value!r})")
+    if name in _PATH_FIELDS and isinstance(value, str):
+        value = _local(value, base)
+    settings[name] = (
+        float(value) if float in types and isinstance(value, int) and not isinstance(value, bool) else value
+    )
 
 
 def check_key_ref(ref, where: str, base: Path | None = None) -> dict:

@@ -44,7 +44,7 @@ class Resolved:
     track: bool
     max_gap: int
     extend: int | None
-    replace: tuple = ()  # the replace anonymizer's options, sorted (key, value) pairs (AnonymizeConfig.replace_options)
+    replace: tuple = ()  # the replace anonymizer's options, sorted (key, value) pairs (AnonymizeConfig.masking.replace_options)
     pulse: str | None = None  # the pulse edit: "scrub" | "target:BPM" (None: none)
 
     def frame_step(self, fps: float, width: int = 0, height: int = 0) -> int:

@@ -1,7 +1,7 @@
-"""The archive config file (TOML): AnonymizeConfig's fields, the key by reference only, clear errors
-naming the file and the key; `faceveil anonymize --config` with flags that override it."""
+"""The archive config file (TOML): AnonymizeConfig's settings (in their parts' tables or flat, one
+table deciding where a key goes), the key by reference only, clear errors naming the file and the
+key; `faceveil anonymize --config` with flags that override it."""
 
-import dataclasses
 from pathlib import Path
 
 import pytest
@@ -38,12 +38,12 @@ def test_settings_key_reference_and_relative_paths(tmp_path):
     assert f.needs_key
     key = MasterKey.generate()
     config = f.anonymize_config(overrides={"workers": 1}, vault_lock=VaultLock.of(key))
-    assert (config.method, config.workers, config.index, config.vault_lock.fingerprint) == (
-        "blur",
-        1,
-        True,
-        key.fingerprint,
-    )
+    assert (
+        config.masking.method,
+        config.cluster.workers,
+        config.sealing.index,
+        config.sealing.vault_lock.fingerprint,
+    ) == ("blur", 1, True, key.fingerprint)
 
 
 @pytest.mark.parametrize(
@@ -78,7 +78,7 @@ def test_missing_file_and_missing_paths(tmp_path):
 
 
 def test_every_settable_key_is_a_field_and_internal_ones_are_not_settable():
-    fields = {f.name for f in dataclasses.fields(AnonymizeConfig)}
+    fields = set(AnonymizeConfig.of("/in", "/out").flat())
     settable = settable_fields()
     assert set(settable) <= fields and not set(settable) & set(NOT_IN_FILE)
     assert {
@@ -97,6 +97,100 @@ def test_every_settable_key_is_a_field_and_internal_ones_are_not_settable():
     } <= set(settable)
 
 
+SECTIONED = """src = "in"
+dest = "out"
+tracking_uri = "sqlite:///m.db"
+
+[detection]
+detector = "centerface"
+threshold = 0.4
+detect_every = 2
+max_gap = 8
+
+[masking]
+method = "blur"
+scope = "head"
+pad = 0.5
+
+[encoding]
+crf = 20
+lossless = true
+
+[cluster]
+workers = 2
+scratch_dir = "scratch"
+
+[sealing]
+reversible = true
+embedder = "dlib-resnet"
+
+[checks]
+check_every_s = 2
+max_leak = 0.01
+recheck = false
+
+[key]
+file = "archive.key"
+"""
+
+FLAT = """src = "in"
+dest = "out"
+tracking_uri = "sqlite:///m.db"
+detector = "centerface"
+threshold = 0.4
+detect_every = 2
+max_gap = 8
+method = "blur"
+scope = "head"
+pad = 0.5
+crf = 20
+lossless = true
+workers = 2
+scratch_dir = "scratch"
+reversible = true
+embedder = "dlib-resnet"
+check_every_s = 2
+max_leak = 0.01
+recheck = false
+
+[key]
+file = "archive.key"
+"""
+
+
+def test_sectioned_and_flat_files_give_the_same_config(tmp_path):
+    lock = VaultLock.of(MasterKey.generate())
+    sectioned = load_config_file(_write(tmp_path, SECTIONED, "sectioned.toml"))
+    flat = load_config_file(_write(tmp_path, FLAT, "flat.toml"))
+    assert sectioned.settings == flat.settings and sectioned.key_ref == flat.key_ref
+    config = sectioned.anonymize_config(vault_lock=lock)
+    assert config == flat.anonymize_config(vault_lock=lock)
+    assert (config.detection.threshold, config.masking.scope, config.encoding.crf, config.checks.max_leak) == (
+        0.4,
+        "head",
+        20,
+        0.01,
+    )
+    assert config.cluster.scratch_dir == str(tmp_path / "scratch") and config.sealing.index
+    mixed = 'src = "in"\ndest = "out"\nmethod = "blur"\n[detection]\nthreshold = 0.4\n'  # both forms in one file
+    assert load_config_file(_write(tmp_path, mixed)).settings["threshold"] == 0.4
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ('[detection]\nmethod = "blur"\n', r"unknown key 'method' in \[detection\] \(it belongs in \[masking\]\)"),
+        ("[masking]\nthresholds = 0.4\n", r"unknown key 'thresholds' in \[masking\] \(known: "),
+        ('[detection]\nthreshold = "high"\n', r"key 'threshold' in \[detection\] must be float"),
+        ("threshold = 0.3\n[detection]\nthreshold = 0.4\n", r"'threshold' in \[detection\] is set twice"),
+        ('[sealing]\nvault_lock = "x"\n', r"'vault_lock' in \[sealing\] cannot be set in a config file"),
+    ],
+)
+def test_section_errors_name_the_key_and_its_part(tmp_path, text, message):
+    with pytest.raises(ConfigFileError, match=message):
+        load_config_file(_write(tmp_path, text))
+
+
 def _cli(tmp_path, toml: str, *flags):
     """(key, config) of `faceveil anonymize --config FILE FLAGS`, through the parser."""
     from faceveil.cli.configured import configured
@@ -109,24 +203,24 @@ def _cli(tmp_path, toml: str, *flags):
 def test_cli_flags_override_the_file_and_defaults_do_not(tmp_path):
     toml = 'src = "/in"\ndest = "/out"\nmethod = "blur"\nmax_leak = 0.02\ncheck_every_s = 2.0\nworkers = 3\n'
     _, config = _cli(tmp_path, toml)
-    assert (config.method, config.max_leak, config.check_every_s, config.workers, config.crf) == (
-        "blur",
-        0.02,
-        2.0,
-        3,
-        18,
-    )
+    assert (
+        config.masking.method,
+        config.checks.max_leak,
+        config.checks.check_every_s,
+        config.cluster.workers,
+        config.encoding.crf,
+    ) == ("blur", 0.02, 2.0, 3, 18)
     _, config = _cli(
         tmp_path, toml, "--method", "mosaic", "--max-leak", "5", "--check-every", "8", "--crf", "20", "/other-in"
     )
     assert (
         config.src,
         config.dest,
-        config.method,
-        config.max_leak,
-        config.check_every_s,
-        config.workers,
-        config.crf,
+        config.masking.method,
+        config.checks.max_leak,
+        config.checks.check_every_s,
+        config.cluster.workers,
+        config.encoding.crf,
     ) == ("/other-in", "/out", "mosaic", 0.05, 8.0, 3, 20)
 
 
@@ -136,9 +230,9 @@ def test_cli_key_from_the_file_reference_or_from_key(tmp_path, monkeypatch):
     write_key_file(tmp_path / "other.key", other)
     toml = 'src = "/in"\ndest = "/out"\nreversible = true\n[key]\nfile = "archive.key"\n'
     got, config = _cli(tmp_path, toml)
-    assert got.fingerprint == key.fingerprint == config.vault_lock.fingerprint and config.index
+    assert got.fingerprint == key.fingerprint == config.sealing.vault_lock.fingerprint and config.sealing.index
     got, config = _cli(tmp_path, toml, "--key", str(tmp_path / "other.key"))
-    assert got.fingerprint == other.fingerprint == config.vault_lock.fingerprint
+    assert got.fingerprint == other.fingerprint == config.sealing.vault_lock.fingerprint
     monkeypatch.setenv("ARCHIVE_KEY", encode_key(other))
     got, _ = _cli(tmp_path, 'src = "/in"\ndest = "/out"\nreversible = true\n[key]\nenv = "ARCHIVE_KEY"\n')
     assert got.fingerprint == other.fingerprint
@@ -218,3 +312,14 @@ def test_restore_table_errors(tmp_path, table, message):
     assert str(path) in str(e.value) and message in str(e.value)
     with pytest.raises(ConfigFileError, match=r"\[restore\]: must be a table"):
         load_config_file(_write(tmp_path, "restore = true\n"))
+
+
+def test_the_documented_file_is_accepted():
+    import tomllib
+
+    from faceveil.config_file import parse_config
+
+    doc = (Path(__file__).parents[1] / "docs/scheduled.md").read_text()
+    block = doc.split("```toml\n", 1)[1].split("```", 1)[0]
+    f = parse_config(tomllib.loads(block), "archive.toml")
+    assert (f.settings["method"], f.settings["workers"], f.settings["reversible"]) == ("mosaic", 4, True)

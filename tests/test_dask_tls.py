@@ -71,7 +71,7 @@ def test_config_file_keys_are_paths_relative_to_the_file(tmp_path):
         'dask_tls_ca = "tls/ca.pem"\ndask_tls_cert = "/etc/c.pem"\n'
     )
     config = load_config_file(tmp_path / "archive.toml").anonymize_config()
-    assert config.dask_tls == (str(tmp_path / "tls/ca.pem"), "/etc/c.pem", None)
+    assert config.cluster.dask_tls == (str(tmp_path / "tls/ca.pem"), "/etc/c.pem", None)
 
 
 def test_cli_without_certificates_is_a_usage_error(tmp_path, capsys):
@@ -81,4 +81,4 @@ def test_cli_without_certificates_is_a_usage_error(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "faceveil: error: tls://127.0.0.1:1 is a TLS scheduler" in err and "--dask-tls-cert FILE" in err
     assert not (tmp_path / "out").exists()
-    assert AnonymizeConfig(src="a", dest="b").dask_tls == (None, None, None)
+    assert AnonymizeConfig.of(src="a", dest="b").cluster.dask_tls == (None, None, None)

@@ -14,7 +14,7 @@ LAYERS = [
     {"models"},
     {"storage"},
     {"validation"},
-    {"config", "config_file", "resolved_settings"},
+    {"config", "config_file", "resolved_settings", "settings_parts"},
     {"pipeline"},
     {"tasks"},
     {"ops", "review"},

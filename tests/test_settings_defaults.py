@@ -13,7 +13,7 @@ LOCK = VaultLock("00" * 32, "fp")
 
 
 def _config(**kw) -> AnonymizeConfig:
-    return AnonymizeConfig(src="/in", dest="/out", **kw)
+    return AnonymizeConfig.of(src="/in", dest="/out", **kw)
 
 
 # computed on 7899ce2, before the defaults became explicit: the same user settings must hash the same
@@ -40,19 +40,20 @@ def test_output_settings_hash_is_unchanged(settings, hashed):
 
 def test_scramble_seals_by_default_and_refuses_reversible_false():
     scramble = _config(method="scramble", vault_lock=LOCK)
-    assert scramble.reversible is None and scramble.sealed and scramble.index
-    assert not _config().sealed and _config().reversible is None
+    assert scramble.sealing.reversible is None and scramble.sealed and scramble.sealing.index
+    assert not _config().sealed and _config().sealing.reversible is None
     with pytest.raises(ValueError, match="--method scramble.*reversible = false"):
         _config(method="scramble", vault_lock=LOCK, reversible=False)
     with pytest.raises(ValueError, match="the scramble method needs a key"):
         _config(method="scramble")
-    # a round trip (dataclasses.replace, Prefect's parameters) keeps the field as given
-    assert dataclasses.replace(scramble, workers=1).reversible is None
+    # a round trip (a changed copy, Prefect's parameters) keeps the field as given
+    assert scramble.changed(workers=1).sealing.reversible is None
+    assert AnonymizeConfig(**dataclasses.asdict(scramble)).sealing.reversible is None
 
 
 def test_no_track_detects_every_frame_and_refuses_a_coarser_step():
     off = _config(track=False)
-    assert off.detect_every is None and off.run_detect_every == 1
+    assert off.detection.detect_every is None and off.run_detect_every == 1
     assert off.settings.frame_step(30, 1920, 1080) == 1
     assert _config().settings.frame_step(30, 1920, 1080) > 1  # the same video with the tracker
     with pytest.raises(ValueError, match="--no-track.*--detect-every 3"):
@@ -61,7 +62,7 @@ def test_no_track_detects_every_frame_and_refuses_a_coarser_step():
 
 def test_keep_turns_checks_off_without_rewriting_them():
     keep = _config(method="keep", pulse="scrub", check_every_s=2.0, second_look=0.7, recheck=True)
-    assert (keep.check_every_s, keep.second_look, keep.recheck) == (2.0, 0.7, True)  # as given
+    assert (keep.checks.check_every_s, keep.detection.second_look, keep.checks.recheck) == (2.0, 0.7, True)  # as given
     assert not keep.checks_on and (keep.run_check_every_s, keep.run_second_look, keep.run_recheck) == (0.0, 0.0, False)
     s = keep.settings
     assert s.second_look is None and s.checks.every_s == 0.0
@@ -83,7 +84,8 @@ def test_run_state_is_apart_from_the_settings():
     viewed = again.for_run(template_view="plain")
     assert viewed.settings.template_view == "plain" and viewed.run_state.second_pass == ("blazeface",)
     # after Prefect's JSON round trip the state comes back as a dict, a tuple as a list
-    back = _config(method="blur", run_state={"second_pass": ["blazeface"], "template_view": "plain"})
+    as_dict = dataclasses.asdict(_config(method="blur"))
+    back = AnonymizeConfig(**as_dict | {"run_state": {"second_pass": ["blazeface"], "template_view": "plain"}})
     assert back.run_state == viewed.run_state
     from faceveil.config_file import ConfigFileError, parse_config
 

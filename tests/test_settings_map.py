@@ -1,9 +1,11 @@
 """One mapping from `anonymize`'s flags and the config file's keys to AnonymizeConfig, checked both
-ways: every setting a user may give is reachable, every flag is a setting or named as none, and a
-command line and the equivalent config file give the same config."""
+ways: every setting a user may give is reachable, every flag is a setting (a field path in a part,
+e.g. detection.threshold) or named as none, and a command line and the equivalent config file give
+the same config."""
 
 import argparse
 import dataclasses
+import operator
 
 import pytest
 
@@ -11,6 +13,7 @@ from faceveil.cli.parser import build_parser
 from faceveil.cli.settings_map import NOT_SETTINGS, SETTING_FLAGS, cli_settings
 from faceveil.config import AnonymizeConfig
 from faceveil.config_file import settable_fields
+from faceveil.settings_parts import PARTS, setting_path
 from faceveil.storage.keys import MasterKey, write_key_file
 
 # fields neither a flag nor a config key sets, and why
@@ -18,8 +21,13 @@ UNREACHABLE = {
     "vault_lock": "derived from the key (--key, --passphrase, the file's [key] table)",
     "storage_options": "credentials: the AWS environment, or the Python API",
     "replace_options": "a table of the replace generator's options: the Python API (faceveil publish sets it)",
-    "run_state": "not a setting: the leak gate's second pass and the index's template view (for_run)",
 }
+
+
+def _field_paths() -> set[str]:
+    """Every user setting's place on AnonymizeConfig: its own fields (but the run state) and the parts' fields."""
+    own = {f.name for f in dataclasses.fields(AnonymizeConfig) if f.name not in PARTS and f.name != "run_state"}
+    return own | {f"{p}.{f.name}" for p, cls in PARTS.items() for f in dataclasses.fields(cls)}
 
 
 def _dests(command: str) -> set[str]:
@@ -32,15 +40,17 @@ def test_every_flag_is_a_setting_or_named_as_none(command):
     dests = _dests(command)
     assert dests - set(SETTING_FLAGS) - set(NOT_SETTINGS) == set()
     assert set(SETTING_FLAGS) <= dests  # no stale entry
-    fields = {f.name for f in dataclasses.fields(AnonymizeConfig)}
-    assert {name for name, _ in SETTING_FLAGS.values()} <= set(settable_fields()) <= fields  # a flag's field is a key
+    flag_paths = {setting_path(name) for name, _ in SETTING_FLAGS.values()}
+    assert flag_paths <= {setting_path(k) for k in settable_fields()} <= _field_paths()  # a flag's field is a key
     assert not set(SETTING_FLAGS) & set(NOT_SETTINGS)
+    config = AnonymizeConfig.of("/in", "/out")
+    for path in flag_paths:  # each one read where it is
+        operator.attrgetter(path)(config)
 
 
 def test_every_user_setting_is_a_flag_or_a_key():
-    reachable = set(settable_fields()) | {name for name, _ in SETTING_FLAGS.values()}
-    fields = {f.name for f in dataclasses.fields(AnonymizeConfig)}
-    assert fields - reachable == set(UNREACHABLE)
+    reachable = {setting_path(k) for k in set(settable_fields()) | {name for name, _ in SETTING_FLAGS.values()}}
+    assert _field_paths() - reachable == {setting_path(k) for k in UNREACHABLE}
 
 
 def test_an_unmapped_option_is_an_error():
@@ -52,7 +62,7 @@ def test_plain_command_line_defaults_are_the_config_defaults(tmp_path):
     from faceveil.cli.runs import _config
 
     args = build_parser().parse_args(["anonymize", str(tmp_path / "in"), str(tmp_path / "out")])
-    assert _config(args) == (None, AnonymizeConfig(src=str(tmp_path / "in"), dest=str(tmp_path / "out")))
+    assert _config(args) == (None, AnonymizeConfig.of(src=str(tmp_path / "in"), dest=str(tmp_path / "out")))
 
 
 @pytest.mark.parametrize(

@@ -25,7 +25,7 @@ def _config(args):
 
         key, kdf = _master(args, archive_state(args, args.dest))
         lock = VaultLock.of(key, kdf)
-    return key, AnonymizeConfig(**values, vault_lock=lock)
+    return key, AnonymizeConfig.of(**values, vault_lock=lock)
 
 
 def _validate(config) -> None:
@@ -34,9 +34,9 @@ def _validate(config) -> None:
     from faceveil.models.anonymizers import ANONYMIZERS
     from faceveil.models.detectors import DETECTORS
 
-    ANONYMIZERS.get(config.method)
-    DETECTORS.get(config.detector)
-    dask_tls_files(config.dask_address, *config.dask_tls)
+    ANONYMIZERS.get(config.masking.method)
+    DETECTORS.get(config.detection.detector)
+    dask_tls_files(config.cluster.dask_address, *config.cluster.dask_tls)
 
 
 def _dry_run(config) -> int:
@@ -44,10 +44,11 @@ def _dry_run(config) -> int:
     from faceveil.tasks.plan import plan_video
 
     items, unsupported = discover(config)
+    masking = config.masking
     print(
         f"plan: {len(items)} media in {config.src} -> {config.dest} "
-        f"(method {config.method}{', pulse ' + config.pulse if config.pulse else ''}, detector {config.detector}, "
-        f"{config.n_workers} workers)"
+        f"(method {masking.method}{', pulse ' + masking.pulse if masking.pulse else ''}, "
+        f"detector {config.detection.detector}, {config.cluster.n_workers} workers)"
     )
     for item in items:
         if item.error:
@@ -84,10 +85,14 @@ def _anonymize(args) -> int:
     from faceveil import progress
     from faceveil.flows.preflight import nothing_new, prepare_run
 
-    if config.method == "replace" and not args.json:  # what the generated faces may be used for, before anything runs
+    if (
+        config.masking.method == "replace" and not args.json
+    ):  # what the generated faces may be used for, before anything runs
         from faceveil.models.generators import GENERATORS
 
-        print(f"licence: {GENERATORS.get(dict(config.replace_options).get('generator', 'dcgan-digiface')).licence}")
+        print(
+            f"licence: {GENERATORS.get(dict(config.masking.replace_options).get('generator', 'dcgan-digiface')).licence}"
+        )
     if not args.quiet:
         progress.use(progress.TqdmProgress())
     run_config, secret = prepare_run(config, key)  # flows/anonymize.run_anonymize, in two steps:
@@ -106,10 +111,10 @@ def _anonymize(args) -> int:
         )
         _print_audit(state, summary["audit"])
     else:
-        done = "processed (faces kept visible)" if config.method == "keep" else "anonymized"
+        done = "processed (faces kept visible)" if config.masking.method == "keep" else "anonymized"
         print(
             f"{summary['ok']} of {summary['media']} media {done}"
-            + (f", pulse {config.pulse}" if config.pulse else "")
+            + (f", pulse {config.masking.pulse}" if config.masking.pulse else "")
             + " "
             f"({summary['already_done']} already done, {summary['failed']} failed"
             f"{', of them ' + str(summary['leaked']) + ' withheld by the leak gate' if summary['leaked'] else ''}), "

@@ -1,6 +1,8 @@
 """The one mapping from `anonymize`'s (and `pulse`'s) command-line options, by argparse dest, to
-AnonymizeConfig's fields, which are also the config file's keys (faceveil/config_file.py): the
-plain command line (runs._config) and `--config FILE` (configured.py) both build settings with it."""
+AnonymizeConfig's settings by their flat keys, which are also the config file's keys
+(faceveil/config_file.py) and go to their part by settings_parts.PART_OF (`setting_path`: where one
+is read, e.g. "detection.threshold"): the plain command line (runs._config) and `--config FILE`
+(configured.py) both build settings with it, through AnonymizeConfig.of."""
 
 from __future__ import annotations
 
@@ -43,7 +45,7 @@ _AS_IS = (
     "recheck",
 )
 
-# dest -> (AnonymizeConfig field, conversion of the parsed value)
+# dest -> (AnonymizeConfig's flat key, conversion of the parsed value)
 SETTING_FLAGS = {d: (d, _same) for d in _AS_IS} | {
     "reversible": ("reversible", lambda v: True if v else None),  # a switch that only turns on: off = the default
     "no_index": ("index", lambda v: False if v else None),
@@ -68,7 +70,7 @@ NOT_SETTINGS = {
 
 
 def cli_settings(args, dests) -> dict:
-    """AnonymizeConfig fields from the parsed options `dests` (a dest in neither table is an error:
+    """AnonymizeConfig's flat keys from the parsed options `dests` (a dest in neither table is an error:
     a new option must be mapped here or named as no setting)."""
     out = {}
     for dest in dests:

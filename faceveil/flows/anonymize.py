@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import shutil
-from dataclasses import replace
 from datetime import datetime, timezone
 
 from prefect import flow, get_client
@@ -46,11 +45,11 @@ def anonymize_archive(
     config = with_options(config, options_token)
     index_keys = _run_keys(config, index_token, key_ref)  # a wrong key stops the run here
     run_id = run_id or new_run_id()
-    config = replace(config, scratch_dir=run_scratch(config, run_id))  # the run's own scratch (0700)
+    config = config.changed(scratch_dir=run_scratch(config, run_id))  # the run's own scratch (0700)
     try:
         return _anonymize(config, run_id, index_keys, take(people_token) if people_token else {})
     finally:  # whatever a crashed task left there (each task removes its own files on the way out)
-        shutil.rmtree(config.scratch_dir, ignore_errors=True)
+        shutil.rmtree(config.cluster.scratch_dir, ignore_errors=True)
         t.remove_segments(config, run_id)
 
 
@@ -98,7 +97,7 @@ def _anonymize(config: AnonymizeConfig, run_id: str, index_keys, people: dict) -
     bars.close()
     if index_keys is not None:  # the vault's key parts sealed and the templates protected here, in this process
         t.seal_vault_parts(config, results, index_keys)
-        if config.index:
+        if config.sealing.index:
             t.index_archive(config, results, index_keys)
     summary = t.write_summary_task(config, run_id, started, items, results, unsupported)
     audit, contracts = t.validate_run_task(config, summary, results, scratch(config))
@@ -170,7 +169,7 @@ def _process(
         chunk_of.update({f: (item.rel, c.stop - c.start) for f, c in zip(detections, plan.chunks)})
         tracked = t.track_video_task.submit(config, item, plan.info, detections)
         upstream = [*detections, tracked]
-        if config.pulse:  # the skin's pulse traces read and the edit planned, per track
+        if config.masking.pulse:  # the skin's pulse traces read and the edit planned, per track
             tracked = t.pulse_video_task.submit(config, item, plan.info, tracked)
             upstream.append(tracked)
         segments = segments_of(config, item, plan.info, plan.chunks)
@@ -211,10 +210,10 @@ def _process(
 
 def gpu_tasks(config: AnonymizeConfig):
     """Around the submits of the tasks that run models or encode (detect-chunk, finish-video,
-    anonymize-image, encode-segment): on a run for GPU workers (`config.gpu_workers`) they ask Dask
+    anonymize-image, encode-segment): on a run for GPU workers (`config.cluster.gpu_workers`) they ask Dask
     for a worker resource GPU=1, so only workers started with `--resources GPU=1` take them, one at a
     time per GPU. Off by default: on a cluster without that resource they would never start."""
-    if not config.gpu_workers:
+    if not config.cluster.gpu_workers:
         return contextlib.nullcontext()
     import dask
 
@@ -265,7 +264,7 @@ def _release(fut) -> None:
 
 
 def run_anonymize(config: AnonymizeConfig, key: MasterKey | None = None, key_ref: dict | None = None) -> dict:
-    """Runs the flow on a Dask cluster (local, or `config.dask_address`) with a Prefect API. A
+    """Runs the flow on a Dask cluster (local, or `config.cluster.dask_address`) with a Prefect API. A
     reversible run needs the master key (the vault's control files are signed with it, the index's
     templates protected): `key`, handed to the flow in this process as RunKeys, or `key_ref`, a
     reference the flow resolves itself (flows/key_refs.py). An old archive's private files in
@@ -287,7 +286,13 @@ def run_prepared(config: AnonymizeConfig, secret, key_ref: dict | None = None) -
         withholding(key_ref),
         handed_over(secret) as token,
         options_handed_over(config) as (public, options),
-        flow_runtime(config.n_workers, config.threads_per_worker, config.dask_address, warm, config.dask_tls) as runner,
+        flow_runtime(
+            config.cluster.n_workers,
+            config.cluster.threads_per_worker,
+            config.cluster.dask_address,
+            warm,
+            config.cluster.dask_tls,
+        ) as runner,
     ):
         return anonymize_archive.with_options(task_runner=runner)(
             public, index_token=token, options_token=options, key_ref=key_ref

@@ -127,7 +127,7 @@ def method_config(spec: str, data: str, out: str, workers: int | None, check_eve
         from faceveil.storage.keys import MasterKey, VaultLock
 
         extra = {"vault_lock": VaultLock.of(MasterKey.generate()), "index": False}
-    return AnonymizeConfig(
+    return AnonymizeConfig.of(
         src=data,
         dest=str(Path(out).expanduser() / method_folder(spec)),
         method=method,
@@ -312,7 +312,7 @@ def _measure(runs: dict, gallery, threshold: float, embedder: str, stamp: str) -
     }
     hits = (
         {
-            m: attack_task.submit(gallery, c.method, c.mask_settings(), c.dest, c.state, threshold, embedder)
+            m: attack_task.submit(gallery, c.masking.method, c.mask_settings(), c.dest, c.state, threshold, embedder)
             for m, (s, wall, c) in runs.items()
         }
         if gallery is not None and len(gallery)
@@ -349,7 +349,7 @@ def run_evaluate(
     for config in configs:
         prepare_models(config)
     with flow_runtime(
-        configs[0].n_workers, configs[0].threads_per_worker, None, functools.partial(_warm, configs)
+        configs[0].cluster.n_workers, configs[0].cluster.threads_per_worker, None, functools.partial(_warm, configs)
     ) as runner:
         return evaluate_methods.with_options(task_runner=runner)(
             data, out, methods, workers, check_every_s, tracking_uri, threshold

@@ -31,7 +31,7 @@ def prepare_run(
     secret = run_keys(config, key if key_ref is None else resolve_key(key_ref))
     if config.sealed:
         config = open_vault(config, secret)
-    if config.index:  # templates are embedded the way the archive's index already holds them
+    if config.sealing.index:  # templates are embedded the way the archive's index already holds them
         config = config.for_run(template_view=index_view(state_of(config), secret.control))
     prepare_models(config)
     return config, secret

@@ -79,7 +79,7 @@ def _people(config: AnonymizeConfig) -> dict:
         return {}
     vectors, quality = np.stack([f["vector"] for f in faces]), np.array([f["quality"] for f in faces])
     labels, means, best = shared_people(vectors, quality, EMBEDDERS.get("dlib-resnet").same_person_threshold)
-    seed = dict(config.replace_options).get("pool_seed", 0)
+    seed = dict(config.masking.replace_options).get("pool_seed", 0)
     made = {
         p: t.person_surrogate_task.submit(
             config,
@@ -141,7 +141,7 @@ def run_publish(
         "id_margin": id_margin,
         "pool_seed": seed,
     }
-    config = AnonymizeConfig(
+    config = AnonymizeConfig.of(
         src=src,
         dest=dest,
         method="replace",
@@ -161,6 +161,10 @@ def run_publish(
     t.prepare_models(config)
     warm = functools.partial(t.warm_worker, config)
     with flow_runtime(
-        config.n_workers, config.threads_per_worker, config.dask_address, warm, config.dask_tls
+        config.cluster.n_workers,
+        config.cluster.threads_per_worker,
+        config.cluster.dask_address,
+        warm,
+        config.cluster.dask_tls,
     ) as runner:
         return publish_dataset.with_options(task_runner=runner)(replace(config), max_over_margin, table, per_person)

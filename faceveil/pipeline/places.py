@@ -32,10 +32,10 @@ _PRIVATE: list[str] = []  # this process's own scratch folder, made on first use
 
 def scratch(config) -> str:
     """A local folder only this user can read (0700) for a task's temporary files: the run's own
-    (`config.scratch_dir`, a `run_scratch` folder) or, without one, this process's own."""
-    if config.scratch_dir:
-        os.makedirs(config.scratch_dir, mode=0o700, exist_ok=True)
-        return config.scratch_dir
+    (`config.cluster.scratch_dir`, a `run_scratch` folder) or, without one, this process's own."""
+    if config.cluster.scratch_dir:
+        os.makedirs(config.cluster.scratch_dir, mode=0o700, exist_ok=True)
+        return config.cluster.scratch_dir
     if not _PRIVATE or not os.path.isdir(_PRIVATE[0]):
         import atexit
         import shutil
@@ -47,10 +47,10 @@ def scratch(config) -> str:
 
 def run_scratch(config, run_id: str) -> str:
     """A new folder for one run's temporary files (mkdtemp: mode 0700, a fresh name), inside
-    `config.scratch_dir` when the user chose where scratch space goes."""
-    if config.scratch_dir:
-        os.makedirs(config.scratch_dir, mode=0o700, exist_ok=True)
-    return tempfile.mkdtemp(prefix=f"faceveil-{run_id}-", dir=config.scratch_dir or None)
+    `config.cluster.scratch_dir` when the user chose where scratch space goes."""
+    if config.cluster.scratch_dir:
+        os.makedirs(config.cluster.scratch_dir, mode=0o700, exist_ok=True)
+    return tempfile.mkdtemp(prefix=f"faceveil-{run_id}-", dir=config.cluster.scratch_dir or None)
 
 
 def clean_up(tmp: str, vault) -> None:
@@ -66,10 +66,10 @@ def check_size(config: AnonymizeConfig, item: MediaItem) -> None:
     size = int(item.fingerprint.split(":")[0] or 0)
     if size == 0:
         raise MediaError(item.rel, "empty file")
-    if size > config.max_bytes:
-        raise MediaError(item.rel, f"file too large ({size} bytes > limit {config.max_bytes})")
+    if size > config.encoding.max_bytes:
+        raise MediaError(item.rel, f"file too large ({size} bytes > limit {config.encoding.max_bytes})")
 
 
 def out_rel(config: AnonymizeConfig, rel: str) -> str:
     """Where the output goes: lossless video is FFV1, which only MKV holds (clip.mp4 -> clip.mp4.mkv)."""
-    return rel + ".mkv" if config.lossless and posixpath.splitext(rel)[1].lower() != ".mkv" else rel
+    return rel + ".mkv" if config.encoding.lossless and posixpath.splitext(rel)[1].lower() != ".mkv" else rel

@@ -21,8 +21,8 @@ def base_row(config: AnonymizeConfig, item: MediaItem, run_id: str) -> dict:
         "kind": item.kind,
         "run_id": run_id,
         "input_fingerprint": item.fingerprint,
-        "detector": config.detector,
-        "method": config.method,
+        "detector": config.detection.detector,
+        "method": config.masking.method,
         "settings_json": json.dumps(config.output_settings(), sort_keys=True),
         "work_hash": work_hash(config),
         "notes": ([second_pass_note(config)] if config.settings.second_pass else []) + _manual_note(item),
@@ -83,8 +83,12 @@ def media_keepers(config: AnonymizeConfig, item: MediaItem, forgotten=()) -> tup
     from faceveil.models.track_templates import TrackFaces
     from faceveil.storage.vault import VaultWriter
 
-    vault = VaultWriter(config.vault_lock, item.media_id, scratch(config), skip=forgotten) if config.sealed else None
-    return vault, (TrackFaces(skip=forgotten) if config.index else None)
+    vault = (
+        VaultWriter(config.sealing.vault_lock, item.media_id, scratch(config), skip=forgotten)
+        if config.sealed
+        else None
+    )
+    return vault, (TrackFaces(skip=forgotten) if config.sealing.index else None)
 
 
 def track_templates(kit, faces, media_id: str, det_rows, frame_time) -> list[dict]:

@@ -15,8 +15,8 @@ from faceveil.version import __version__
 def work_hash(config: AnonymizeConfig) -> str:
     """16 hex digits over settings, version and weights (stored as the media row's work_hash)."""
     weights = {"detector": toolkit(config.settings).detector.weights_id}
-    if config.index:
-        weights["embedder"] = loaded_embedder(config.embedder).weights_id
+    if config.sealing.index:
+        weights["embedder"] = loaded_embedder(config.sealing.embedder).weights_id
     blob = json.dumps(
         {"settings": config.output_settings(), "version": __version__, "weights": weights}, sort_keys=True
     )

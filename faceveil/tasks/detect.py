@@ -65,7 +65,7 @@ def track_video(config: AnonymizeConfig, item: MediaItem, info: VideoInfo, chunk
     covered = sorted(f for c in chunks for f in range(c.chunk.start, c.chunk.stop))
     if covered != list(range(info.n_frames)):
         return Tracked(error="internal error: chunks do not cover every frame")
-    if config.track:
+    if config.detection.track:
         per_frame, _ = track_media(
             _sampled(chunks),
             info.n_frames,
@@ -86,7 +86,7 @@ def track_video(config: AnonymizeConfig, item: MediaItem, info: VideoInfo, chunk
 
 def prepare_models(config: AnonymizeConfig) -> None:
     """Builds derived weights (the int8 detector) once, in this process, before workers need them."""
-    if config.detector == "centerface":
+    if config.detection.detector == "centerface":
         from faceveil.models.detectors.centerface import prepare
 
         prepare(config.settings.detector_settings)

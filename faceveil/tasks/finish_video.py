@@ -100,15 +100,15 @@ def finish_video(
                 info,
                 edit,
                 only=edit.touched(),
-                lossless=config.lossless,
-                crf=config.crf,
-                preset=config.preset,
+                lossless=config.encoding.lossless,
+                crf=config.encoding.crf,
+                preset=config.encoding.preset,
                 tap=checks.tap,
             )
             if res.frames_out != info.n_frames:
                 raise MediaError(item.rel, f"encoded {res.frames_out} of {info.n_frames} frames")
             audit = checks.finish().result()
-            withheld = leak_verdict(config.max_leak, audit)
+            withheld = leak_verdict(config.checks.max_leak, audit)
             shas = commit_output(dest, state_of(config), tmp, out, local, vault, withheld=bool(withheld))
     except MediaError as e:
         return record_failure(config, item, run_id, e.reason)
@@ -155,7 +155,7 @@ def encode_segment(
     )
     checks = BesideEncoder(audit, info.orientation, start=seg.start)
     edit = _Anonymizing(kit, item, info, tracked, checks)
-    ext = segment_suffix(posixpath.splitext(out_rel(config, item.rel))[1], config.lossless)
+    ext = segment_suffix(posixpath.splitext(out_rel(config, item.rel))[1], config.encoding.lossless)
     tmp = os.path.join(scratch(config), f"{uuid.uuid4().hex}{ext}")
     try:
         with src.local_file(item.rel, scratch(config)) as local:
@@ -168,9 +168,9 @@ def encode_segment(
                 seg.stop,
                 edit,
                 only=only,
-                lossless=config.lossless,
-                crf=config.crf,
-                preset=config.preset,
+                lossless=config.encoding.lossless,
+                crf=config.encoding.crf,
+                preset=config.encoding.preset,
                 tap=checks.tap,
             )
         out.audit = checks.finish().result()
@@ -204,7 +204,7 @@ def join_video(
             parts = [stack.enter_context(state.local_file(s.path, scratch(config))) for s in segments]
             res = join_segments(local, tmp, info, parts)
             audit = CheckResult.merge([s.audit for s in segments])
-            withheld = leak_verdict(config.max_leak, audit)
+            withheld = leak_verdict(config.checks.max_leak, audit)
             shas = commit_output(dest, state, tmp, out, local, None, withheld=bool(withheld))
     except MediaError as e:
         return record_failure(config, item, run_id, e.reason)
@@ -284,7 +284,11 @@ def _finished(
 
 def _kept_notes(config: AnonymizeConfig, tracked: Tracked) -> list[str]:
     """What the media row says about faces left visible on purpose and the pulse edit."""
-    notes = ["faces kept visible (--method keep): not anonymized, no leak checks"] if config.method == "keep" else []
+    notes = (
+        ["faces kept visible (--method keep): not anonymized, no leak checks"]
+        if config.masking.method == "keep"
+        else []
+    )
     if tracked.pulse is not None:
         notes.append(f"pulse {tracked.pulse.spec}: {len(tracked.pulse.tracks)} track(s) edited inside their skin masks")
     return notes

@@ -39,13 +39,13 @@ def anonymize_image(config: AnonymizeConfig, item: MediaItem, run_id: str, peopl
     try:
         check_size(config, item)
         with src.local_file(item.rel, scratch(config)) as local:
-            rgb, meta = read_image(local, max_pixels=config.max_pixels)
+            rgb, meta = read_image(local, max_pixels=config.encoding.max_pixels)
             kit = toolkit(config.settings)
             anon = kit.anonymizer
             dets = with_forced({0: kit.photo_faces(rgb)}, {0: (item.manual or {}).get(0, [])} if item.manual else None)[
                 0
             ]
-            if config.method == "replace":  # a fresh look (the second pass numbers faces anew), with its people
+            if config.masking.method == "replace":  # a fresh look (the second pass numbers faces anew), with its people
                 anon.expect(item.media_id, people or [])
             vault, faces = media_keepers(config, item, overlapping_tracks({0: dets}, item.forgotten or {}))
             if faces is not None:
@@ -53,22 +53,24 @@ def anonymize_image(config: AnonymizeConfig, item: MediaItem, run_id: str, peopl
             checks = frame_checks(kit, item.media_id, 1, 0.0)
             original = rgb.copy() if checks.wants(0) else None
             redacted = int(protect_frame(anon, rgb, dets, 0, item.media_id, vault))
-            if config.method == "replace" and not len(dets):  # publication: a photo without a face is copied as it is
+            if config.masking.method == "replace" and not len(
+                dets
+            ):  # publication: a photo without a face is copied as it is
                 shutil.copyfile(local, tmp)
             else:
-                write_image(tmp, rgb, meta, lossless=config.lossless)
+                write_image(tmp, rgb, meta, lossless=config.encoding.lossless)
             if original is not None:  # checked as written: the output file read back
                 w, h = rgb.shape[1], rgb.shape[0]
                 checks.add(
                     0,
                     original,
-                    read_image(tmp, max_pixels=config.max_pixels)[0],
+                    read_image(tmp, max_pixels=config.encoding.max_pixels)[0],
                     dets,
                     anon.regions(dets, w, h),
                     anon.face_regions(dets, w, h),
                 )
             audit = checks.result()
-            withheld = leak_verdict(config.max_leak, audit)
+            withheld = leak_verdict(config.checks.max_leak, audit)
             in_sha, out_sha = commit_output(dest, state, tmp, item.rel, local, vault, withheld=bool(withheld))
     except MediaError as e:
         return record_failure(config, item, run_id, e.reason)
@@ -97,7 +99,7 @@ def anonymize_image(config: AnonymizeConfig, item: MediaItem, run_id: str, peopl
         "seconds": time.perf_counter() - t0,
         **vault_fields(vault if not withheld else None),
     }
-    if config.method == "replace" and len(dets):  # which surrogate each face got (a person's own, or its own)
+    if config.masking.method == "replace" and len(dets):  # which surrogate each face got (a person's own, or its own)
         manifests.write_part(
             state,
             "surrogates",

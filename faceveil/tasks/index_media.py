@@ -95,8 +95,8 @@ def index_archive(config: AnonymizeConfig, results, keys) -> int:
         state_of(config),
         results,
         keys.index,
-        config.embedder,
-        config.vault_lock.fingerprint,
+        config.sealing.embedder,
+        config.sealing.vault_lock.fingerprint,
         config.settings.template_view,
         keys.control,
     )

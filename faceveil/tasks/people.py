@@ -16,7 +16,7 @@ from faceveil.storage.media import MediaError, read_image
 def _photo(config: AnonymizeConfig, rel: str) -> np.ndarray:
     src = locations(config)[0]
     with src.local_file(rel, scratch(config)) as local:
-        return read_image(local, max_pixels=config.max_pixels)[0]
+        return read_image(local, max_pixels=config.encoding.max_pixels)[0]
 
 
 def identify_faces(config: AnonymizeConfig, item: MediaItem) -> list[dict]:

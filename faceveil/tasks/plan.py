@@ -15,8 +15,8 @@ def plan_chunks(n_frames: int, fps: float, config: AnonymizeConfig) -> list[Chun
     """Splits a video into contiguous chunks (no frame dropped or repeated) so that every worker
     has work: about n_frames / workers each, kept within [min_chunk_seconds, chunk_seconds]."""
     fps = fps if fps > 0 else 25.0
-    per = math.ceil(n_frames / config.n_workers)
-    per = int(min(max(per, config.min_chunk_seconds * fps), config.chunk_seconds * fps))
+    per = math.ceil(n_frames / config.cluster.n_workers)
+    per = int(min(max(per, config.encoding.min_chunk_seconds * fps), config.encoding.chunk_seconds * fps))
     per = max(per, 1)
     return [Chunk(i, s, min(s + per, n_frames)) for i, s in enumerate(range(0, n_frames, per))]
 
@@ -27,7 +27,7 @@ def plan_video(config: AnonymizeConfig, item: MediaItem) -> VideoPlan:
     try:
         check_size(config, item)
         with src.local_file(item.rel, scratch(config)) as local:
-            info = probe_video(local, max_pixels=config.max_pixels)
+            info = probe_video(local, max_pixels=config.encoding.max_pixels)
     except MediaError as e:
         return VideoPlan(error=e.reason)
     return VideoPlan(info, plan_chunks(info.n_frames, info.fps, config))
@@ -38,7 +38,7 @@ def segments_of(config: AnonymizeConfig, item: MediaItem, info: VideoInfo, chunk
     one piece when one writer must see every frame (a vault, the identity index; identity replacement,
     whose one surrogate per track is made from the track's first face) or avi cannot be joined by
     timestamps."""
-    one_writer = config.sealed or config.index or config.method == "replace"
+    one_writer = config.sealed or config.sealing.index or config.masking.method == "replace"
     if one_writer or len(chunks) < 2 or out_rel(config, item.rel).lower().endswith(".avi"):
         return [Chunk(0, 0, info.n_frames)]
     return chunks

@@ -83,15 +83,15 @@ def measure_faces(
     made = manifests.read_part(state, "surrogates", media_id)  # which surrogate each track got (the image task)
     made = {r["track_id"]: r for r in made.to_pylist()} if made is not None else {}
     with src.local_file(rel, scratch(config)) as a, dest.local_file(rel, scratch(config)) as b:
-        orig = read_image(a, max_pixels=config.max_pixels)[0]
-        out = read_image(b, max_pixels=config.max_pixels)[0]
+        orig = read_image(a, max_pixels=config.encoding.max_pixels)[0]
+        out = read_image(b, max_pixels=config.encoding.max_pixels)[0]
     dets = Detections(boxes, d["score"].to_numpy(np.float32), lms, tracks)
     embedder = loaded_embedder("dlib-resnet")
     vectors = {"original": embedder.embed(orig, dets), "replaced": embedder.embed(out, dets)}
     cos = np.sum(vectors["original"] * vectors["replaced"], axis=1)
     found = loaded_detector("centerface", DetectorSettings(threshold=0.05)).detect(out)
     iou = iou_matrix(boxes, found.boxes) if len(found) else np.zeros((len(boxes), 0))
-    pool_seed = dict(config.replace_options).get("pool_seed") or ReplaceSettings().pool_seed
+    pool_seed = dict(config.masking.replace_options).get("pool_seed") or ReplaceSettings().pool_seed
     rows, sheet = [], []
     for j in range(len(boxes)):
         k = int(np.argmax(iou[j])) if iou.shape[1] else -1
@@ -179,11 +179,11 @@ def write_publication(
     buf = io.BytesIO()
     pq.write_table(pa.Table.from_pandas(faces, preserve_index=False), buf)
     state.write_bytes(datasheet.FACES, buf.getvalue())
-    margin = dict(config.replace_options).get("id_margin") or ReplaceSettings().id_margin
+    margin = dict(config.masking.replace_options).get("id_margin") or ReplaceSettings().id_margin
     metrics = face_figures(faces, margin)
     metrics["realism"] = datasheet.realism_metrics(faces, measured)
     contracts = check_published_faces(faces, margin, max_over_margin) if len(faces) else None
-    gen = loaded_anonymizer(config.method, config.settings.mask, config.settings.replace).replacer.generator
+    gen = loaded_anonymizer(config.masking.method, config.settings.mask, config.settings.replace).replacer.generator
     unstaged = table["counts"]["no_image"] + table["unstaged_failed"] if table else 0
     info = {
         "run_id": run_id,
@@ -201,7 +201,7 @@ def write_publication(
         "settings": {
             "id_margin": margin,
             "max_over_margin": max_over_margin,
-            **{k: v for k, v in config.replace_options.items() if v is not None},
+            **{k: v for k, v in config.masking.replace_options.items() if v is not None},
         },
         "contracts": {
             "success": contracts is None or contracts.success,

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from faceveil.config import ClusterOptions
+from faceveil.settings_parts import ClusterOptions, ClusterSettings
 from faceveil.pipeline.places import scratch
 from faceveil.storage import manifests
 from faceveil.storage.keys import MasterKey
@@ -63,6 +63,19 @@ class RestoreConfig(ClusterOptions):
 
     def state_location(self) -> Location:
         return state_location(self.state, self.storage_options)
+
+    @property
+    def cluster(self) -> ClusterSettings:
+        """Its cluster settings as anonymize's config holds them (shared readers: pipeline/places.py)."""
+        return ClusterSettings(
+            self.workers,
+            self.threads_per_worker,
+            self.dask_address,
+            self.dask_tls_ca,
+            self.dask_tls_cert,
+            self.dask_tls_key,
+            scratch_dir=self.scratch_dir,
+        )
 
 
 class TrackKeys(dict):

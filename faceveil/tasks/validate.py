@@ -176,15 +176,17 @@ def anonymize_report(config, summary: dict, results: list, scratch: str) -> tupl
     frames, faces = frames[frames.media_id.isin(ids)], faces[faces.media_id.isin(ids)]
     det = manifests.read_table(dest, "detections").to_pandas()
     det = det[det.media_id.isin(ids)]
-    emb_cls = EMBEDDERS.get(config.embedder)
+    emb_cls = EMBEDDERS.get(config.sealing.embedder)
     threshold = _threshold(dest, config, emb_cls)
-    embeddings = index_embeddings(dest, [m for m in ids if config.index], emb_cls.dim) if config.index else None
+    embeddings = (
+        index_embeddings(dest, [m for m in ids if config.sealing.index], emb_cls.dim) if config.sealing.index else None
+    )
     contracts = check_manifests(
         dest,
         None,
         embeddings,
         audited=config.run_check_every_s > 0,  # the whole archive
-        max_leak=config.max_leak,
+        max_leak=config.checks.max_leak,
         public=public,
     )
     figures = privacy.summarize(frames.to_dict("records"), faces.to_dict("records"), threshold)
@@ -197,13 +199,17 @@ def anonymize_report(config, summary: dict, results: list, scratch: str) -> tupl
         "settings": summary["settings"]
         | {
             "check_every_s": config.run_check_every_s,
-            "check_max_frames": config.check_max_frames,
-            "max_leak": config.max_leak,
+            "check_max_frames": config.checks.check_max_frames,
+            "max_leak": config.checks.max_leak,
         },
         "leak_gate": summary["leak_gate"],
         "models": [
-            {"role": "detector", "name": config.detector, "weights": weights.iloc[0] if len(weights) else None},
-            {"role": "embedder", "name": config.embedder, "weights": _weights(emb_cls)},
+            {
+                "role": "detector",
+                "name": config.detection.detector,
+                "weights": weights.iloc[0] if len(weights) else None,
+            },
+            {"role": "embedder", "name": config.sealing.embedder, "weights": _weights(emb_cls)},
             *_generator(config),
         ],
         "counts": {
@@ -228,9 +234,9 @@ def anonymize_report(config, summary: dict, results: list, scratch: str) -> tupl
         },
         "utility": figures["utility"],
         "keys": {
-            "vault_key_fingerprint": config.vault_lock.fingerprint if config.vault_lock else None,
+            "vault_key_fingerprint": config.sealing.vault_lock.fingerprint if config.sealing.vault_lock else None,
             "reversible": config.sealed,
-            "index": bool(config.index),
+            "index": bool(config.sealing.index),
         },
         "access_log": _access_log(dest),
         "access_log_head": access_log.head(dest),  # kept outside the log too
@@ -245,16 +251,16 @@ def anonymize_report(config, summary: dict, results: list, scratch: str) -> tupl
 
 def _generator(config) -> list[dict]:
     """The replace method's face generator and its licence (what the replaced faces may be used for)."""
-    if config.method != "replace":
+    if config.masking.method != "replace":
         return []
     from faceveil.models.generators import GENERATORS
 
-    name = dict(config.replace_options).get("generator", "dcgan-digiface")
+    name = dict(config.masking.replace_options).get("generator", "dcgan-digiface")
     return [
         {
             "role": "generator",
             "name": name,
-            "weights": dict(config.replace_options).get("checkpoint_sha256"),
+            "weights": dict(config.masking.replace_options).get("checkpoint_sha256"),
             "licence": getattr(GENERATORS.get(name), "licence", ""),
         }
     ]
@@ -346,7 +352,7 @@ def _header(summary: dict, flow: str, contracts: ContractReport) -> dict:
 
 def _threshold(dest: Location, config, emb_cls) -> float:
     """The index's calibrated match threshold when it has one, else the embedder's."""
-    if config.index:
+    if config.sealing.index:
         from faceveil.storage.identity_index import IdentityIndex
 
         meta = IdentityIndex(dest, dim=emb_cls.dim).meta() or {}

@@ -35,12 +35,12 @@ def run_keys(config: AnonymizeConfig, key) -> RunKeys | None:
     """The keys of a reversible run (None for any other); the key must be the vault's."""
     if not config.sealed:
         return None
-    if key is None or not key.matches(config.vault_lock.fingerprint):
+    if key is None or not key.matches(config.sealing.vault_lock.fingerprint):
         raise ValueError("a reversible run needs the master key itself (the one the vault is locked with)")
     from faceveil.models.embedders import EMBEDDERS
     from faceveil.pipeline.sealed_index import index_keys
 
-    index = index_keys(key, EMBEDDERS.get(config.embedder).dim) if config.index else None
+    index = index_keys(key, EMBEDDERS.get(config.sealing.embedder).dim) if config.sealing.index else None
     return RunKeys(index, control_key(key), key.fingerprint)
 
 
@@ -80,8 +80,8 @@ def open_vault(config: AnonymizeConfig, keys: RunKeys | None) -> AnonymizeConfig
 
     info = check_key(
         state_of(config),
-        config.vault_lock.fingerprint,
-        create=config.vault_lock,
+        config.sealing.vault_lock.fingerprint,
+        create=config.sealing.vault_lock,
         control=keys.control if keys else None,
     )
-    return replace(config, vault_lock=replace(config.vault_lock, archive_id=info.get("archive_id")))
+    return config.changed(vault_lock=replace(config.sealing.vault_lock, archive_id=info.get("archive_id")))

@@ -54,7 +54,7 @@ def _faces(path, threshold=0.5, every=2):
 @pytest.fixture(scope="module")
 def first_run(sample_archive, tmp_path_factory, prefect_server):
     dest = tmp_path_factory.mktemp("dest")
-    summary = run_anonymize(AnonymizeConfig(src=str(sample_archive), dest=str(dest), workers=2))
+    summary = run_anonymize(AnonymizeConfig.of(src=str(sample_archive), dest=str(dest), workers=2))
     return dest, summary
 
 
@@ -112,7 +112,7 @@ def test_second_run_skips_everything_and_duplicates_nothing(first_run, sample_ar
     dest, first = first_run
     before = {t: pq.read_table(private(dest) / t).num_rows for t in ("media", "detections", "tracks")}
     run_ids = _media(dest).run_id.to_dict()
-    again = run_anonymize(AnonymizeConfig(src=str(sample_archive), dest=str(dest), workers=2))
+    again = run_anonymize(AnonymizeConfig.of(src=str(sample_archive), dest=str(dest), workers=2))
     assert again["already_done"] == len(GOOD) and again["ok"] == 0
     assert again["failed"] == len(BAD)  # bad input is looked at again (and fails again) on every run
     after = {t: pq.read_table(private(dest) / t).num_rows for t in ("media", "detections", "tracks")}
@@ -137,7 +137,7 @@ def test_incremental_by_content_settings_and_weights(sample_archive, tmp_path, p
     hopper = np.asarray(Image.open(sample_archive / "photos/grace_hopper.png").convert("RGB"))
     replaced = src / "photos/grace_hopper.png"
     Image.fromarray(hopper).save(replaced, compress_level=0)  # uncompressed: its size depends on its shape only
-    config = AnonymizeConfig(src=str(src), dest=str(dest), workers=1)
+    config = AnonymizeConfig.of(src=str(src), dest=str(dest), workers=1)
     assert run_anonymize(config)["ok"] == 2
     os.utime(src / "photos/astronaut.jpg", None)  # a new mtime, the same bytes
     st = replaced.stat()
@@ -155,7 +155,7 @@ def test_incremental_by_content_settings_and_weights(sample_archive, tmp_path, p
     assert unchanged["audit"]["nothing_new"]  # recorded without starting a cluster or a server
     assert pq.read_table(private(dest) / "runs").num_rows == 3
     assert rows.work_hash.nunique() == 1 and rows.work_hash.iloc[0] == work_hash(config)
-    stricter = run_anonymize(replace(config, threshold=0.3))
+    stricter = run_anonymize(config.changed(threshold=0.3))
     assert stricter["ok"] == 2 and stricter["already_done"] == 0  # other settings: everything again
 
 
@@ -167,7 +167,7 @@ def test_existing_dask_scheduler(sample_archive, tmp_path, prefect_server):
     (src / "x" / "a.jpg").write_bytes((sample_archive / "photos/astronaut.jpg").read_bytes())
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
         summary = run_anonymize(
-            AnonymizeConfig(src=str(src), dest=str(tmp_path / "out"), dask_address=cluster.scheduler_address)
+            AnonymizeConfig.of(src=str(src), dest=str(tmp_path / "out"), dask_address=cluster.scheduler_address)
         )
         workers = list(cluster.scheduler.workers)
     assert summary["ok"] == 1 and workers
@@ -203,7 +203,9 @@ def test_a_failed_segment_is_reported_with_its_own_error(sample_archive, tmp_pat
     ):
         client.run(break_later_segments)
         summary = run_anonymize(
-            AnonymizeConfig(src=str(src), dest=str(dest), dask_address=cluster.scheduler_address, min_chunk_seconds=2.0)
+            AnonymizeConfig.of(
+                src=str(src), dest=str(dest), dask_address=cluster.scheduler_address, min_chunk_seconds=2.0
+            )
         )
     media = _media(dest)
     lobby = media.loc["cameras/lobby/clip_001.mp4"]  # 4 s: two segments, the second broken

@@ -35,7 +35,7 @@ def run(sample_archive, tmp_path_factory, prefect_server):
         (src / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(sample_archive / rel, src / rel)
     out = tmp_path_factory.mktemp("contract_dest")
-    summary = run_anonymize(AnonymizeConfig(src=str(src), dest=str(out), workers=2))
+    summary = run_anonymize(AnonymizeConfig.of(src=str(src), dest=str(out), workers=2))
     assert summary["ok"] == 2
     return src, out, summary
 
@@ -118,7 +118,7 @@ def test_broken_manifest_fails_the_next_run_naming_the_expectations(run, tmp_pat
         enforce(check_manifests(Location(str(private(broken))), public=Location(str(broken))))
     # the flow itself: a re-run (nothing left to do) checks the archive and fails
     with pytest.raises(ContractError) as e:
-        run_anonymize(AnonymizeConfig(src=str(src), dest=str(broken), workers=1))
+        run_anonymize(AnonymizeConfig.of(src=str(src), dest=str(broken), workers=1))
     msg = str(e.value)
     assert "detections: expect_column_values_to_be_between(right_room) failed for 1 row(s)" in msg
     assert "ok_media: expect_column_values_to_be_in_set(audio_kept) failed for 1 row(s)" in msg

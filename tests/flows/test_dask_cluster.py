@@ -220,7 +220,9 @@ def test_external_cluster_both_workers_run_tasks(sample_archive, tmp_path, prefe
     dest = tmp_path / "out"
     with ExternalCluster(tmp_path, [{"name": "w0"}, {"name": "w1"}]) as cluster:
         t0 = time.time()
-        summary = run_anonymize(AnonymizeConfig(src=str(sample_archive), dest=str(dest), dask_address=cluster.address))
+        summary = run_anonymize(
+            AnonymizeConfig.of(src=str(sample_archive), dest=str(dest), dask_address=cluster.address)
+        )
         seconds = time.time() - t0
         work = _by_worker(cluster.stream(t0), cluster.addresses)
     assert summary["ok"] == 5 and summary["failed"] == 4, summary
@@ -354,7 +356,7 @@ def test_worker_killed_mid_run(tmp_path, prefect_server, figures):
     # 2 s chunks: the 4 s videos are detected in two chunks, encoded in two segments and joined; the
     # 2 s ones in one chunk, finished in one pass (both paths of the DAG meet the kill)
     def config(out):
-        return AnonymizeConfig(src=str(src), dest=str(out), dask_address=cluster.address, min_chunk_seconds=2.0)
+        return AnonymizeConfig.of(src=str(src), dest=str(out), dask_address=cluster.address, min_chunk_seconds=2.0)
 
     with ExternalCluster(tmp_path, [{"name": "w0"}, {"name": "w1"}]) as cluster:
         cluster.client.run(functools.partial(warm_worker, config(clean)))  # both runs on warm workers
@@ -469,7 +471,7 @@ def test_gpu_workers_only_take_gpu_tasks(sample_archive, tmp_path, prefect_serve
     with ExternalCluster(tmp_path, [{"name": "w0", "resources": "GPU=1"}, {"name": "w1"}]) as cluster:
         t0 = time.time()
         summary = run_anonymize(
-            AnonymizeConfig(src=str(src), dest=str(dest), dask_address=cluster.address, gpu_workers=True)
+            AnonymizeConfig.of(src=str(src), dest=str(dest), dask_address=cluster.address, gpu_workers=True)
         )
         work = _by_worker(cluster.stream(t0), cluster.addresses)
     assert summary["ok"] == 2 and summary["failed"] == 0, summary

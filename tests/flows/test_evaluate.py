@@ -119,7 +119,7 @@ def test_method_specs_with_a_scope(tmp_path):
 
     assert check_methods(["solid", "solid@head", "mosaic@face", "solid@head"]) == ["solid", "solid@head", "mosaic"]
     c = method_config("mosaic@head", str(tmp_path), str(tmp_path / "out"), 1, 0.5)
-    assert c.method == "mosaic" and c.scope == "head" and c.dest.endswith("/out/mosaic-head")
+    assert c.masking.method == "mosaic" and c.masking.scope == "head" and c.dest.endswith("/out/mosaic-head")
     assert method_folder("solid") == "solid"
     with pytest.raises(ValueError, match="unknown scope 'hair'"):
         check_methods(["solid@hair"])

@@ -15,15 +15,15 @@ ADDRESS = "tcp://127.0.0.1:8786"
 def test_annotation_only_when_configured(tmp_path):
     import dask
 
-    on = AnonymizeConfig(src=str(tmp_path), dest=str(tmp_path / "o"), dask_address=ADDRESS, gpu_workers=True)
-    off = AnonymizeConfig(src=str(tmp_path), dest=str(tmp_path / "o"), dask_address=ADDRESS)
+    on = AnonymizeConfig.of(src=str(tmp_path), dest=str(tmp_path / "o"), dask_address=ADDRESS, gpu_workers=True)
+    off = AnonymizeConfig.of(src=str(tmp_path), dest=str(tmp_path / "o"), dask_address=ADDRESS)
     with gpu_tasks(on):
         assert dask.get_annotations() == {"resources": {"GPU": 1}}
     assert dask.get_annotations() == {}
     with gpu_tasks(off):
         assert dask.get_annotations() == {}
     with pytest.raises(ValueError, match="--dask-address"):  # a local cluster has no GPU resource: it would hang
-        AnonymizeConfig(src=str(tmp_path), dest=str(tmp_path / "o"), gpu_workers=True)
+        AnonymizeConfig.of(src=str(tmp_path), dest=str(tmp_path / "o"), gpu_workers=True)
     assert "gpu_workers" not in on.output_settings()  # where it ran does not change the output
 
 
@@ -33,9 +33,9 @@ def test_cli_flag(tmp_path):
     args = build_parser().parse_args(
         ["anonymize", str(tmp_path), str(tmp_path / "o"), "--dask-address", ADDRESS, "--gpu-workers"]
     )
-    assert _config(args)[1].gpu_workers is True
+    assert _config(args)[1].cluster.gpu_workers is True
     args = build_parser().parse_args(["anonymize", str(tmp_path), str(tmp_path / "o")])
-    assert _config(args)[1].gpu_workers is False
+    assert _config(args)[1].cluster.gpu_workers is False
 
 
 def _inc(x):
@@ -48,7 +48,7 @@ def test_annotated_submit_waits_for_a_gpu_worker(tmp_path):
     the restriction to the scheduler and, with no GPU worker, stays unscheduled; the other runs."""
     from distributed import Client, LocalCluster
 
-    on = AnonymizeConfig(src=str(tmp_path), dest=str(tmp_path / "o"), dask_address=ADDRESS, gpu_workers=True)
+    on = AnonymizeConfig.of(src=str(tmp_path), dest=str(tmp_path / "o"), dask_address=ADDRESS, gpu_workers=True)
     with (
         LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster,
         Client(cluster) as client,

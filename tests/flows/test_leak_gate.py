@@ -81,7 +81,9 @@ def test_a_face_left_unmasked_withholds_the_media(classroom, tmp_path, prefect_s
 def test_the_second_pass_masks_what_the_gate_sees(classroom, tmp_path, prefect_server, figures):
     dest = tmp_path / "out"
     summary = run_anonymize(
-        AnonymizeConfig(src=str(classroom), dest=str(dest), threshold=0.99, track=False, check_every_s=1.0, workers=2)
+        AnonymizeConfig.of(
+            src=str(classroom), dest=str(dest), threshold=0.99, track=False, check_every_s=1.0, workers=2
+        )
     )
     row = _media(dest).loc[CLIP]
     assert summary["ok"] == 1 and row.status == "ok", row.reason
@@ -104,7 +106,7 @@ def test_odd_file_names_are_bad_input_or_fine(sample_archive, tmp_path, prefect_
     shutil.copy(sample_archive / "photos/astronaut.jpg", src / "back\\slash.jpg")
     shutil.copy(sample_archive / "photos/astronaut.jpg", src / "new\nline.jpg")
     dest = tmp_path / "out"
-    summary = run_anonymize(AnonymizeConfig(src=str(src), dest=str(dest), workers=2))
+    summary = run_anonymize(AnonymizeConfig.of(src=str(src), dest=str(dest), workers=2))
     assert summary["ok"] == 2 and summary["failed"] == 1, summary["failures"]
     assert (dest / "cam1" / "2026-11-30T12:00:00.mp4").exists() and (dest / "back\\slash.jpg").exists()
     media = _media(dest)

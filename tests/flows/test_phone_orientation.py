@@ -64,7 +64,7 @@ def phone_archive(shared, tmp_path_factory):
 @pytest.fixture(scope="module")
 def anonymized(phone_archive, tmp_path_factory, prefect_server):
     dest = tmp_path_factory.mktemp("phone_out")
-    summary = run_anonymize(AnonymizeConfig(src=str(phone_archive), dest=str(dest), workers=2))
+    summary = run_anonymize(AnonymizeConfig.of(src=str(phone_archive), dest=str(dest), workers=2))
     return dest, summary
 
 

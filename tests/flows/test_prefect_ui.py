@@ -70,7 +70,7 @@ def test_flow_run_page_in_the_prefect_ui(sample_archive, tmp_path, monkeypatch, 
     try:
         server.wait_ready(timeout=180)
         monkeypatch.setenv("PREFECT_API_URL", server.url)
-        summary = run_anonymize(AnonymizeConfig(src=str(src), dest=str(dest), workers=1))
+        summary = run_anonymize(AnonymizeConfig.of(src=str(src), dest=str(dest), workers=1))
         assert summary["ok"] == 2 and summary["failed"] == 0, summary
         run = _latest_run(server.url, "anonymize_archive")
         assert run.state.is_completed()

@@ -110,20 +110,23 @@ def test_keep_is_recorded_not_a_leak_and_the_report_has_the_pulse(runs):
 
 def test_pulse_settings_are_checked_and_hashed():
     with pytest.raises(ValueError, match="--pulse edits visible skin"):
-        AnonymizeConfig(src="a", dest="b", method="mosaic", pulse="scrub")
+        AnonymizeConfig.of(src="a", dest="b", method="mosaic", pulse="scrub")
     with pytest.raises(ValueError, match="nothing to seal"):
-        AnonymizeConfig(src="a", dest="b", method="keep", reversible=True, vault_lock=object())
+        AnonymizeConfig.of(src="a", dest="b", method="keep", reversible=True, vault_lock=object())
     with pytest.raises(ValueError, match="target:BPM"):
-        AnonymizeConfig(src="a", dest="b", method="keep", pulse="slower")
-    keep = AnonymizeConfig(src="a", dest="b", method="keep", pulse="target:100.0")
-    assert keep.pulse == "target:100" and keep.run_check_every_s == 0 and not keep.settings.second_look
-    assert (keep.check_every_s, keep.second_look) == (4.0, 0.5)  # the fields stay as given (defaults here)
+        AnonymizeConfig.of(src="a", dest="b", method="keep", pulse="slower")
+    keep = AnonymizeConfig.of(src="a", dest="b", method="keep", pulse="target:100.0")
+    assert keep.masking.pulse == "target:100" and keep.run_check_every_s == 0 and not keep.settings.second_look
+    assert (keep.checks.check_every_s, keep.detection.second_look) == (
+        4.0,
+        0.5,
+    )  # the fields stay as given (defaults here)
     assert keep.settings.pulse == "target:100"
-    plain = AnonymizeConfig(src="a", dest="b")
+    plain = AnonymizeConfig.of(src="a", dest="b")
     assert "pulse" not in plain.output_settings()  # runs without it keep their hash
     assert (
         keep.output_settings_hash()
-        != AnonymizeConfig(src="a", dest="b", method="keep", pulse="scrub").output_settings_hash()
+        != AnonymizeConfig.of(src="a", dest="b", method="keep", pulse="scrub").output_settings_hash()
     )
 
 

@@ -54,7 +54,7 @@ def faces_archive(shared, key, tmp_path_factory, prefect_server):
             shutil.copy(p, src / person / p.name)
     dest = tmp_path_factory.mktemp("reid_dest")
     summary = run_anonymize(
-        AnonymizeConfig(src=str(src), dest=str(dest), workers=2, reversible=True, vault_lock=VaultLock.of(key)), key
+        AnonymizeConfig.of(src=str(src), dest=str(dest), workers=2, reversible=True, vault_lock=VaultLock.of(key)), key
     )
     assert summary["failed"] == 0
     # the operator calibrates on labelled photos they hold: here the archive's own (never the probes)
@@ -159,7 +159,7 @@ def video_archive(shared, key, tmp_path_factory, prefect_server):
         shutil.copy(shared / "video" / name, src / name)
     dest = tmp_path_factory.mktemp("reid_video_dest")
     summary = run_anonymize(
-        AnonymizeConfig(
+        AnonymizeConfig.of(
             src=str(src), dest=str(dest), workers=2, reversible=True, lossless=True, vault_lock=VaultLock.of(key)
         ),
         key,

@@ -31,7 +31,9 @@ def test_replace_keeps_one_identity_along_a_video_track(shared, prefect_server, 
     shutil.copy(shared / "video" / CLIP, src / CLIP)
     t0 = time.perf_counter()
     # recheck off: one pass is what is measured here (a second, denser pass would only double the time)
-    summary = run_anonymize(AnonymizeConfig(src=str(src), dest=str(dest), method="replace", workers=1, recheck=False))
+    summary = run_anonymize(
+        AnonymizeConfig.of(src=str(src), dest=str(dest), method="replace", workers=1, recheck=False)
+    )
     seconds = time.perf_counter() - t0
     stability = summary["audit"]["privacy"]["identity_stability"]
     assert stability is not None and math.isfinite(stability), summary["audit"]["privacy"]

@@ -48,7 +48,7 @@ def master():
 
 def _anonymize(src, dest, master, **kw):
     summary = run_anonymize(
-        AnonymizeConfig(
+        AnonymizeConfig.of(
             src=str(src), dest=str(dest), workers=2, reversible=True, vault_lock=VaultLock.of(master), **kw
         ),
         master,
@@ -148,7 +148,7 @@ def test_wrong_key_is_refused_before_anything_is_written(lossy_run, clean_archiv
     other = MasterKey.generate()
     with pytest.raises(BadKeyError, match="wrong key"):
         run_anonymize(
-            AnonymizeConfig(
+            AnonymizeConfig.of(
                 src=str(clean_archive),
                 dest=str(lossy_run),
                 reversible=True,

@@ -27,7 +27,9 @@ def test_s3_to_s3(s3_endpoint, sample_archive, prefect_server, tmp_path):
         src.fs.put_file(str(sample_archive / rel), src.path(rel))
     scratch = tmp_path / "scratch"
     summary = run_anonymize(
-        AnonymizeConfig(src="s3://archive/cams", dest="s3://published/anonymized", workers=2, scratch_dir=str(scratch))
+        AnonymizeConfig.of(
+            src="s3://archive/cams", dest="s3://published/anonymized", workers=2, scratch_dir=str(scratch)
+        )
     )
     assert summary["ok"] == 2 and summary["failed"] == 2
     assert summary["audit"]["contracts"] and summary["audit"]["privacy"]["leak"]["faces_found"] == 0
@@ -52,7 +54,7 @@ def test_s3_to_s3(s3_endpoint, sample_archive, prefect_server, tmp_path):
 
     with dest.local_file("cameras/parking/clip_002.mkv", str(tmp_path)) as local:
         assert probe_video(local).n_frames == 50
-    again = run_anonymize(AnonymizeConfig(src="s3://archive/cams", dest="s3://published/anonymized", workers=2))
+    again = run_anonymize(AnonymizeConfig.of(src="s3://archive/cams", dest="s3://published/anonymized", workers=2))
     assert again["already_done"] == 2
     assert manifests.read_table(state, "detections").num_rows == media.n_faces.sum()
 
@@ -73,7 +75,7 @@ def test_reversible_on_s3_vault_index_restore(s3_endpoint, sample_archive, prefe
     src.fs.put_file(str(sample_archive / "photos/grace_hopper.png"), src.path("photos/grace_hopper.png"))
     key = MasterKey.generate()
     summary = run_anonymize(
-        AnonymizeConfig(
+        AnonymizeConfig.of(
             src="s3://vault/src", dest="s3://vault/dest", workers=1, reversible=True, vault_lock=VaultLock.of(key)
         ),
         key,
@@ -107,7 +109,7 @@ def test_storage_credentials_never_reach_prefect_or_the_outputs(s3_endpoint, sam
     src.fs.put_file(str(sample_archive / "photos/astronaut.jpg"), src.path("photos/astronaut.jpg"))
     scratch = tmp_path / "scratch"
     summary = run_anonymize(
-        AnonymizeConfig(
+        AnonymizeConfig.of(
             src="s3://creds/src", dest="s3://creds/dest", workers=1, storage_options=opts, scratch_dir=str(scratch)
         )
     )

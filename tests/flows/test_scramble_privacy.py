@@ -28,7 +28,7 @@ def scrambled(shared, tmp_path_factory, prefect_server):
     dest = tmp_path_factory.mktemp("faces_scrambled")
     key = MasterKey.generate()
     summary = run_anonymize(
-        AnonymizeConfig(
+        AnonymizeConfig.of(
             src=str(src), dest=str(dest), method="scramble", workers=2, vault_lock=VaultLock.of(key), index=False
         ),
         key,

@@ -58,7 +58,7 @@ def outputs(archive, solid_archive, tmp_path_factory, prefect_server):
     out = {}
     for method, src in (("mosaic", archive), ("solid", solid_archive)):
         dest = tmp_path_factory.mktemp(f"shared_{method}")
-        summary = run_anonymize(AnonymizeConfig(src=str(src), dest=str(dest), method=method, workers=2))
+        summary = run_anonymize(AnonymizeConfig.of(src=str(src), dest=str(dest), method=method, workers=2))
         out[method] = (src, dest, summary)
     return out
 

@@ -108,9 +108,9 @@ def test_scoped_mosaic_shows_blocks_that_carry_nothing_of_the_person():
 def test_scope_changes_the_work_hash_only_when_set(tmp_path):
     from faceveil.config import AnonymizeConfig
 
-    base = AnonymizeConfig(src=str(tmp_path), dest=str(tmp_path / "o"))
+    base = AnonymizeConfig.of(src=str(tmp_path), dest=str(tmp_path / "o"))
     assert "scope" not in base.output_settings()
-    head = AnonymizeConfig(src=str(tmp_path), dest=str(tmp_path / "o"), scope="head")
+    head = AnonymizeConfig.of(src=str(tmp_path), dest=str(tmp_path / "o"), scope="head")
     assert head.output_settings()["scope"] == "head" and head.settings.mask.scope == "head"
 
 

@@ -9,7 +9,7 @@ from faceveil.pipeline.toolkit import toolkit
 
 
 def test_settings_are_resolved_once_and_travel_with_the_config():
-    config = AnonymizeConfig(src="a", dest="b", threshold=0.4)
+    config = AnonymizeConfig.of(src="a", dest="b", threshold=0.4)
     s = config.settings
     assert config.settings is s  # computed once
     assert pickle.loads(pickle.dumps(config)).settings == s  # what a worker receives
@@ -22,10 +22,10 @@ def test_settings_are_resolved_once_and_travel_with_the_config():
 
 
 def test_one_toolkit_per_worker_and_settings():
-    a = AnonymizeConfig(src="a", dest="b")
+    a = AnonymizeConfig.of(src="a", dest="b")
     kit = toolkit(a.settings)
     assert toolkit(replace(a).settings) is kit  # equal settings: the same models, loaded once
-    other = toolkit(replace(a, threshold=0.6).settings)
+    other = toolkit(a.changed(threshold=0.6).settings)
     assert other is not kit and other.settings.threshold == 0.6
     rgb = np.ascontiguousarray(data.astronaut())
     found = kit.find(rgb)
@@ -39,7 +39,7 @@ def test_second_pass_adds_only_the_gate_families_that_found_leaks():
     from faceveil.config import SECOND_PASS_MARGIN
     from faceveil.pipeline.records import second_pass_note
 
-    config = AnonymizeConfig(src="a", dest="b")
+    config = AnonymizeConfig.of(src="a", dest="b")
     names = lambda c: [n for n, _ in c.extra_detectors()]  # noqa: E731
     assert names(config) == []
     assert names(config.for_run(second_pass=True)) == ["blazeface"]
@@ -78,10 +78,10 @@ def test_leak_families_are_the_detectors_that_found_leaks():
 def test_identity_replacement_detects_in_fp32_under_auto():
     """auto lets masking runs detect in bf16 where the CPU has it; identity replacement, whose
     generator is fitted to the detector's landmarks, stays on fp32 unless told otherwise."""
-    assert AnonymizeConfig(src="a", dest="b").settings.detector_settings.precision == "auto"
-    assert AnonymizeConfig(src="a", dest="b", method="replace").settings.detector_settings.precision == "fp32"
-    assert AnonymizeConfig(src="a", dest="b", method="replace").settings.second_look.precision == "fp32"
+    assert AnonymizeConfig.of(src="a", dest="b").settings.detector_settings.precision == "auto"
+    assert AnonymizeConfig.of(src="a", dest="b", method="replace").settings.detector_settings.precision == "fp32"
+    assert AnonymizeConfig.of(src="a", dest="b", method="replace").settings.second_look.precision == "fp32"
     assert (
-        AnonymizeConfig(src="a", dest="b", method="replace", precision="bf16").settings.detector_settings.precision
+        AnonymizeConfig.of(src="a", dest="b", method="replace", precision="bf16").settings.detector_settings.precision
         == "bf16"
     )

@@ -62,7 +62,7 @@ def test_discovery_hands_manual_tracks_to_the_media_to_do(tmp_path):
     Image.new("RGB", (64, 48)).save(src / "a.jpg")
     state = Location(default_state_url(str(dest)))
     manual_tracks.add(state, media_id("a.jpg"), {0: [4, 4, 30, 30]}, 0, "ann", "a face on a badge")
-    items, _ = discover(AnonymizeConfig(src=str(src), dest=str(dest)))
+    items, _ = discover(AnonymizeConfig.of(src=str(src), dest=str(dest)))
     assert items[0].manual == {0: [(manual_tracks.FIRST_ID, [4.0, 4.0, 30.0, 30.0])]}
 
 

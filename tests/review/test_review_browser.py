@@ -69,7 +69,9 @@ def test_add_a_missed_face_on_the_page_and_rerun(tmp_path, prefect_server, monke
     t0 = time.perf_counter()
     src, dest = tmp_path / "src", tmp_path / "out"
     clip = write_clip(src / REL)
-    config = AnonymizeConfig(src=str(src), dest=str(dest), min_size=1000, recheck=False, workers=1)  # misses the face
+    config = AnonymizeConfig.of(
+        src=str(src), dest=str(dest), min_size=1000, recheck=False, workers=1
+    )  # misses the face
     first = run_anonymize(config)
     state = Location(default_state_url(str(dest)))
     row = _media_row(state)

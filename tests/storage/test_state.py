@@ -33,7 +33,7 @@ def test_state_and_dest_never_overlap(tmp_path, state):
     with pytest.raises(StateError, match="overlap"):
         check_apart(str(tmp_path / "out"), str(tmp_path / state))
     with pytest.raises(StateError, match="overlap"):
-        AnonymizeConfig(src=str(tmp_path / "in"), dest=str(tmp_path / "out"), state=str(tmp_path / state))
+        AnonymizeConfig.of(src=str(tmp_path / "in"), dest=str(tmp_path / "out"), state=str(tmp_path / state))
 
 
 def test_state_apart_from_dest_and_source(tmp_path):
@@ -42,7 +42,7 @@ def test_state_apart_from_dest_and_source(tmp_path):
     check_apart(str(tmp_path / "out"), "s3://b/out")  # another filesystem
     with pytest.raises(StateError, match="source"):
         check_apart(str(tmp_path / "out"), str(tmp_path / "state"), str(tmp_path / "state/cams"))
-    c = AnonymizeConfig(src=str(tmp_path / "in"), dest=str(tmp_path / "in/out"))  # DEST (and its state) inside SRC
+    c = AnonymizeConfig.of(src=str(tmp_path / "in"), dest=str(tmp_path / "in/out"))  # DEST (and its state) inside SRC
     assert c.state == str(tmp_path / "in/out.faceveil-private")
 
 
@@ -93,8 +93,8 @@ def test_max_leak_is_a_fraction_and_the_gate_says_when_it_is_off(tmp_path):
     base = {"src": str(tmp_path / "in"), "dest": str(tmp_path / "out")}
     for bad in (-0.01, 1.5, 5.0):
         with pytest.raises(ValueError, match="max_leak is a fraction"):
-            AnonymizeConfig(**base, max_leak=bad)
-    assert AnonymizeConfig(**base).gate_off() is None
-    assert "100%" in AnonymizeConfig(**base, max_leak=1.0).gate_off()
-    assert "--check-every 0" in AnonymizeConfig(**base, check_every_s=0).gate_off()
-    assert "keep" in AnonymizeConfig(**base, method="keep", pulse="scrub").gate_off()
+            AnonymizeConfig.of(**base, max_leak=bad)
+    assert AnonymizeConfig.of(**base).gate_off() is None
+    assert "100%" in AnonymizeConfig.of(**base, max_leak=1.0).gate_off()
+    assert "--check-every 0" in AnonymizeConfig.of(**base, check_every_s=0).gate_off()
+    assert "keep" in AnonymizeConfig.of(**base, method="keep", pulse="scrub").gate_off()

@@ -24,7 +24,7 @@ def test_second_pass_reuses_the_first_pass_frames(tmp_path):
     src.mkdir()
     face = np.ascontiguousarray(data.astronaut()[:256, 64:320])
     write_video(str(src / "a.mkv"), np.stack([np.roll(face, k, axis=1) for k in range(24)]), 24.0)
-    config = AnonymizeConfig(src=str(src), dest=str(tmp_path / "out"), workers=1, detect_every=4)
+    config = AnonymizeConfig.of(src=str(src), dest=str(tmp_path / "out"), workers=1, detect_every=4)
     (item,), _ = discover(config)
     plan = plan_video(config, item)
     (chunk,) = plan.chunks

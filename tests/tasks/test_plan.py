@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from faceveil.config import AnonymizeConfig
@@ -25,8 +27,10 @@ class _Info:
     ],
 )
 def test_segments_side_by_side_or_one_writer(options, rel, pieces, tmp_path):
-    config = AnonymizeConfig(src=str(tmp_path), dest=str(tmp_path / "out"), method=options["method"])
-    config.reversible = options.get("reversible", False)  # (its key is not what is tested here)
+    config = AnonymizeConfig.of(src=str(tmp_path), dest=str(tmp_path / "out"), method=options["method"])
+    config.sealing = replace(
+        config.sealing, reversible=options.get("reversible", False)
+    )  # (its key is not tested here)
     segments = segments_of(config, MediaItem(rel, "video", "x"), _Info(), CHUNKS)
     assert len(segments) == pieces
     assert segments[0].start == 0 and segments[-1].stop == 750

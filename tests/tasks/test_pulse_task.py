@@ -23,7 +23,7 @@ from pulseclip import make_clip, read_video, write_video  # noqa: E402
 
 
 def _run(src: Path, dest: Path, pulse: str | None):
-    config = AnonymizeConfig(
+    config = AnonymizeConfig.of(
         src=str(src), dest=str(dest), method="replace", pulse=pulse, lossless=True, workers=1, check_every_s=0
     )
     (item,), _ = discover(config)

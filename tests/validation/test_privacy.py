@@ -101,8 +101,8 @@ def test_stability_consistency_pose_and_sampling():
     assert sample_frames(600, 30, CheckSettings(every_s=1.0, min_frames=5)) == set(range(0, 600, 30))
     from faceveil.config import AnonymizeConfig
 
-    assert AnonymizeConfig("a", "b", method="replace").check_settings().min_frames == 5
-    assert AnonymizeConfig("a", "b", method="blur").check_settings().min_frames == 1
+    assert AnonymizeConfig.of("a", "b", method="replace").check_settings().min_frames == 5
+    assert AnonymizeConfig.of("a", "b", method="blur").check_settings().min_frames == 1
 
 
 def test_the_leak_gate_sees_faces_outside_the_masks_with_either_family(astronaut):
