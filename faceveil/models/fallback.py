@@ -175,7 +175,15 @@ def as_published(rgb: np.ndarray) -> np.ndarray:
 
 
 def judge(
-    anon, rgb: np.ndarray, original: np.ndarray, dets, regions, chosen: dict, media: str, published=as_published
+    anon,
+    rgb: np.ndarray,
+    original: np.ndarray,
+    dets,
+    regions,
+    chosen: dict,
+    media: str,
+    published=as_published,
+    identities: dict | None = None,
 ) -> None:
     """The new surrogates of a frame (`chosen`: {detection: Surrogate} of the Replace anonymizer `anon`,
     put back in `rgb`) judged in the whole frame as published (`as_published`): identity cosine to the
@@ -202,7 +210,14 @@ def judge(
             return
         for j in failed:
             chosen[j] = anon.surrogate(
-                original, dets, j, media, regions[j], method=next_method(chosen[j].method), before=chosen[j]
+                original,
+                dets,
+                j,
+                media,
+                regions[j],
+                method=next_method(chosen[j].method),
+                before=chosen[j],
+                identities=identities,
             )
         rgb[:] = original
         anon.render(rgb, dets, regions, chosen)

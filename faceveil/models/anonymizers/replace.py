@@ -163,10 +163,13 @@ class Replace(Anonymizer):
         preview: bool = False,
         method: str = "replace",
         before=None,
+        identities: dict | None = None,
     ):
         """Detection j's surrogate: its track's (made now if new), or one made for this face alone, by
         `method` of the fallback chain (`before`: the surrogate it replaces, whose pool face it avoids);
-        "solid" for a face too small to judge."""
+        "solid" for a face too small to judge. `identities`: {detection: original identity vector} of
+        this frame, read and filled here (one dlib run per face however many steps it takes, and
+        `judge` reuses them)."""
         from faceveil.models.face_attributes import face_attributes
         from faceveil.models.fallback import MIN_JUDGED_SIZE, Face, solid
         from faceveil.models.replace import Surrogate
@@ -191,7 +194,11 @@ class Replace(Anonymizer):
             if small:
                 s = solid(self._seed(media, dets, j))
             else:
-                ident = rep.embedder.embed(rgb, Detections(box[None], [1.0]))[0]
+                ident = None if identities is None else identities.get(j)
+                if ident is None:
+                    ident = rep.embedder.embed(rgb, Detections(box[None], [1.0]))[0]
+                    if identities is not None:
+                        identities[j] = ident
                 others = np.array(faces.identities, np.float32).reshape(-1, ident.shape[0])
                 avoid = faces.used | ({before.pool_index} if before is not None else set())
                 start = self._start(faces, box) if method in ("replace", "replace-strong") else None
@@ -213,8 +220,9 @@ class Replace(Anonymizer):
         h, w = rgb.shape[:2]
         regions = self.regions(dets, w, h)
         original = rgb.copy() if len(dets) else rgb  # each face is judged as it was, not after a neighbour's change
+        identities: dict = {}  # the original faces' dlib vectors, each computed once (surrogate, judge)
         chosen = {
-            j: self.surrogate(original, dets, j, media, regions[j], preview)
+            j: self.surrogate(original, dets, j, media, regions[j], preview, identities=identities)
             for j, (x1, y1, x2, y2) in enumerate(regions)
             if x2 > x1 and y2 > y1
         }
@@ -222,7 +230,7 @@ class Replace(Anonymizer):
         if not preview:
             from faceveil.models.fallback import judge
 
-            judge(self, rgb, original, dets, regions, chosen, media)
+            judge(self, rgb, original, dets, regions, chosen, media, identities=identities)
         return rgb
 
     def render(self, rgb: np.ndarray, dets: Detections, regions: np.ndarray, chosen: dict) -> None:
