@@ -189,12 +189,18 @@ def judge(
     put back in `rgb`) judged in the whole frame as published (`as_published`): identity cosine to the
     original (dlib, as the publication measures it); a face that does not pass gets the next method and
     the frame is made again from `original`, and every new face is judged again in it (a neighbour's
-    new face or fill may cover part of one that had passed), until all pass or are filled."""
+    new face or fill may cover part of one that had passed), until all pass or are filled. `identities`:
+    {detection: dlib vector of the original face} already computed (the anonymizer's `surrogate` runs
+    dlib on the same box of the same `original`), filled in here where missing and handed to each step."""
     new = [j for j, s in chosen.items() if not s.judged]
     if not new:
         return
     embed = anon.replacer.embedder.embed
-    before = dict(zip(new, embed(original, dets[new])))
+    identities = {} if identities is None else identities
+    missing = [j for j in new if identities.get(j) is None]
+    if missing:
+        identities.update(zip(missing, embed(original, dets[missing])))
+    before = {j: identities[j] for j in new}
     for _ in range(len(FALLBACKS) * len(new)):  # each round moves at least one face a step down the chain
         shown = [j for j in new if chosen[j].method != "solid"]
         if not shown:
