@@ -257,3 +257,14 @@ def test_the_judge_reuses_the_original_identities_it_is_given():
     fresh: dict = {}
     judge(stand, rgb, original, dets, np.zeros((1, 4)), again, "m", published=lambda x: x, identities=fresh)
     assert 0 in fresh  # computed when missing, and kept for the steps after
+
+
+def test_the_replacers_centerface_runs_on_one_thread(monkeypatch):
+    """Its inputs are one face's crop or a generated face: a second onnxruntime thread only spins."""
+    import faceveil.models.embedders as embedders
+    import faceveil.models.generators as generators
+    from faceveil.models.anonymizers.replace import REPLACER_DETECTOR_THREADS
+
+    monkeypatch.setattr(generators, "create_generator", lambda *a, **k: SimpleNamespace())  # no weights needed
+    monkeypatch.setattr(embedders, "create_embedder", lambda *a, **k: SimpleNamespace())
+    assert REPLACER_DETECTOR_THREADS == 1 and Replace().replacer.detector.settings.threads == 1

@@ -14,6 +14,11 @@ from faceveil.models.anonymizers.masks import Solid
 from faceveil.models.detections import Detections
 
 
+REPLACER_DETECTOR_THREADS = 1  # CenterFace on one thread in the search: its inputs (a generated face on a
+# 256 px canvas, a crop around one face) are too small to split, and on a busy 2-core machine onnxruntime's
+# second spinning thread took 0.08-0.09 CPU s per 400 px crop against 0.05 on one (wall alike)
+
+
 @dataclass
 class _MediaFaces:
     """One media's people under `replace`: each track's surrogate, the original identities seen (no
@@ -75,14 +80,14 @@ class Replace(Anonymizer):
     def replacer(self):
         with self._lock:
             if self._replacer is None:
-                from faceveil.models.detectors import create_detector
+                from faceveil.models.detectors import DetectorSettings, create_detector
                 from faceveil.models.embedders import create_embedder
                 from faceveil.models.generators import create_generator
                 from faceveil.models.replace import Replacer
 
                 self._replacer = Replacer(
                     create_generator(self.generator_name, **self.generator_kwargs),
-                    create_detector("centerface"),
+                    create_detector("centerface", DetectorSettings(threads=REPLACER_DETECTOR_THREADS)),
                     create_embedder("dlib-resnet"),
                     self.settings,
                 )
