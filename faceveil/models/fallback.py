@@ -175,18 +175,32 @@ def as_published(rgb: np.ndarray) -> np.ndarray:
 
 
 def judge(
-    anon, rgb: np.ndarray, original: np.ndarray, dets, regions, chosen: dict, media: str, published=as_published
+    anon,
+    rgb: np.ndarray,
+    original: np.ndarray,
+    dets,
+    regions,
+    chosen: dict,
+    media: str,
+    published=as_published,
+    identities: dict | None = None,
 ) -> None:
     """The new surrogates of a frame (`chosen`: {detection: Surrogate} of the Replace anonymizer `anon`,
     put back in `rgb`) judged in the whole frame as published (`as_published`): identity cosine to the
     original (dlib, as the publication measures it); a face that does not pass gets the next method and
     the frame is made again from `original`, and every new face is judged again in it (a neighbour's
-    new face or fill may cover part of one that had passed), until all pass or are filled."""
+    new face or fill may cover part of one that had passed), until all pass or are filled. `identities`:
+    {detection: dlib vector of the original face} already computed (the anonymizer's `surrogate` runs
+    dlib on the same box of the same `original`), filled in here where missing and handed to each step."""
     new = [j for j, s in chosen.items() if not s.judged]
     if not new:
         return
     embed = anon.replacer.embedder.embed
-    before = dict(zip(new, embed(original, dets[new])))
+    identities = {} if identities is None else identities
+    missing = [j for j in new if identities.get(j) is None]
+    if missing:
+        identities.update(zip(missing, embed(original, dets[missing])))
+    before = {j: identities[j] for j in new}
     for _ in range(len(FALLBACKS) * len(new)):  # each round moves at least one face a step down the chain
         shown = [j for j in new if chosen[j].method != "solid"]
         if not shown:
@@ -202,7 +216,14 @@ def judge(
             return
         for j in failed:
             chosen[j] = anon.surrogate(
-                original, dets, j, media, regions[j], method=next_method(chosen[j].method), before=chosen[j]
+                original,
+                dets,
+                j,
+                media,
+                regions[j],
+                method=next_method(chosen[j].method),
+                before=chosen[j],
+                identities=identities,
             )
         rgb[:] = original
         anon.render(rgb, dets, regions, chosen)

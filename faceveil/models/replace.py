@@ -203,11 +203,13 @@ class Replacer:
         original_pose: np.ndarray,
         original_skin: np.ndarray,
         limit=None,
+        landmarks: np.ndarray | None = None,
     ) -> dict | None:
         """The full objective of one generated face put back into `context` (a crop around the real
         face, whose landmarks and box are `lm`, `box` in it): identity cosine to the original, pose
-        error, skin colour difference, detector score; None when the generated face has no landmarks."""
-        found = self.face_landmarks(image)
+        error, skin colour difference, detector score; None when the generated face has no landmarks.
+        `landmarks`: the generated face's, where already known (CenterFace is not run on it again)."""
+        found = (landmarks,) if landmarks is not None else self.face_landmarks(image)
         if found is None:
             return None
         comp = context.copy()
@@ -303,7 +305,11 @@ class Replacer:
         context, clm, cbox, climit = self._context(rgb, lm, box, limit)
         args = (context, clm, cbox)
         kw = dict(original_id=original_id, original_pose=attrs.pose, original_skin=skin_lab(context, clm), limit=climit)
-        best = self.score(*args, out.image, **kw) or {"cost": np.inf, "ok": False, "cosine": 1.0}
+        best = self.score(*args, out.image, landmarks=out.landmarks, **kw) or {
+            "cost": np.inf,
+            "ok": False,
+            "cosine": 1.0,
+        }
         out.evals = 1
         out.history.append(best)
         best_z = out.latent.to(g.device).reshape(1, -1)

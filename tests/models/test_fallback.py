@@ -45,7 +45,7 @@ class _Stand:
         self.cosines, self.made = cosines, []
         self.replacer = SimpleNamespace(embedder=self)
 
-    def surrogate(self, rgb, dets, j, media, region, method="replace", before=None):
+    def surrogate(self, rgb, dets, j, media, region, method="replace", before=None, identities=None):
         self.made.append((j, method))
         return solid(j) if method == "solid" else Surrogate(None, None, None, j, j, method=method)
 
@@ -231,3 +231,40 @@ def test_a_box_inside_a_larger_face_is_its_part():
     assert nested(d).tolist() == [False, True, False, False]
     side_by_side = Detections(np.float32([[0, 0, 100, 100], [60, 0, 160, 100]]), [0.9, 0.9])  # two heads touching
     assert not nested(side_by_side).any()
+
+
+def test_the_judge_reuses_the_original_identities_it_is_given():
+    """The anonymizer's `surrogate` already ran dlib on each original face: the judge reads those vectors
+    (dlib only on the frames as published) and hands the same dict to every further step."""
+    stand = _Stand({(0, "replace"): 0.9, (0, "replace-strong"): 0.7})
+    frames, steps = [], []
+    embed, surrogate = stand.embed, stand.surrogate
+    stand.embed = lambda rgb, dets: (frames.append(rgb.copy()), embed(rgb, dets))[1]
+    stand.surrogate = lambda *a, identities=None, **k: (steps.append(identities), surrogate(*a, **k))[1]
+    dets = Detections(np.float32([[10, 10, 60, 60]]), [0.9], track_ids=np.arange(1))
+    original = np.zeros((4, 8, 3), np.uint8)
+    rgb = original.copy()
+    chosen = {0: surrogate(original, dets, 0, "m", None)}
+    stand.render(rgb, dets, None, chosen)
+    identities = {0: np.float32([1.0, 0.0])}  # the original's vector, as the anonymizer computed it
+    judge(stand, rgb, original, dets, np.zeros((1, 4)), chosen, "m", published=lambda x: x, identities=identities)
+    assert chosen[0].method == "replace-strong" and chosen[0].cosine == pytest.approx(0.7)
+    assert (
+        len(steps) == 1 and steps[0] is identities and len(frames) == 2
+    )  # one look per round, both at the frame as made
+    assert all(f[0, 0, 0] != 0 for f in frames)  # never the original (its vector was given)
+    again = {0: surrogate(original, dets, 0, "m", None)}
+    fresh: dict = {}
+    judge(stand, rgb, original, dets, np.zeros((1, 4)), again, "m", published=lambda x: x, identities=fresh)
+    assert 0 in fresh  # computed when missing, and kept for the steps after
+
+
+def test_the_replacers_centerface_runs_on_one_thread(monkeypatch):
+    """Its inputs are one face's crop or a generated face: a second onnxruntime thread only spins."""
+    import faceveil.models.embedders as embedders
+    import faceveil.models.generators as generators
+    from faceveil.models.anonymizers.replace import REPLACER_DETECTOR_THREADS
+
+    monkeypatch.setattr(generators, "create_generator", lambda *a, **k: SimpleNamespace())  # no weights needed
+    monkeypatch.setattr(embedders, "create_embedder", lambda *a, **k: SimpleNamespace())
+    assert REPLACER_DETECTOR_THREADS == 1 and Replace().replacer.detector.settings.threads == 1

@@ -14,6 +14,11 @@ from faceveil.models.anonymizers.masks import Solid
 from faceveil.models.detections import Detections
 
 
+REPLACER_DETECTOR_THREADS = 1  # CenterFace on one thread in the search: its inputs (a generated face on a
+# 256 px canvas, a crop around one face) are too small to split, and on a busy 2-core machine onnxruntime's
+# second spinning thread took 0.08-0.09 CPU s per 400 px crop against 0.05 on one (wall alike)
+
+
 @dataclass
 class _MediaFaces:
     """One media's people under `replace`: each track's surrogate, the original identities seen (no
@@ -75,14 +80,14 @@ class Replace(Anonymizer):
     def replacer(self):
         with self._lock:
             if self._replacer is None:
-                from faceveil.models.detectors import create_detector
+                from faceveil.models.detectors import DetectorSettings, create_detector
                 from faceveil.models.embedders import create_embedder
                 from faceveil.models.generators import create_generator
                 from faceveil.models.replace import Replacer
 
                 self._replacer = Replacer(
                     create_generator(self.generator_name, **self.generator_kwargs),
-                    create_detector("centerface"),
+                    create_detector("centerface", DetectorSettings(threads=REPLACER_DETECTOR_THREADS)),
                     create_embedder("dlib-resnet"),
                     self.settings,
                 )
@@ -163,10 +168,13 @@ class Replace(Anonymizer):
         preview: bool = False,
         method: str = "replace",
         before=None,
+        identities: dict | None = None,
     ):
         """Detection j's surrogate: its track's (made now if new), or one made for this face alone, by
         `method` of the fallback chain (`before`: the surrogate it replaces, whose pool face it avoids);
-        "solid" for a face too small to judge."""
+        "solid" for a face too small to judge. `identities`: {detection: original identity vector} of
+        this frame, read and filled here (one dlib run per face however many steps it takes, and
+        `judge` reuses them)."""
         from faceveil.models.face_attributes import face_attributes
         from faceveil.models.fallback import MIN_JUDGED_SIZE, Face, solid
         from faceveil.models.replace import Surrogate
@@ -191,7 +199,11 @@ class Replace(Anonymizer):
             if small:
                 s = solid(self._seed(media, dets, j))
             else:
-                ident = rep.embedder.embed(rgb, Detections(box[None], [1.0]))[0]
+                ident = None if identities is None else identities.get(j)
+                if ident is None:
+                    ident = rep.embedder.embed(rgb, Detections(box[None], [1.0]))[0]
+                    if identities is not None:
+                        identities[j] = ident
                 others = np.array(faces.identities, np.float32).reshape(-1, ident.shape[0])
                 avoid = faces.used | ({before.pool_index} if before is not None else set())
                 start = self._start(faces, box) if method in ("replace", "replace-strong") else None
@@ -213,8 +225,9 @@ class Replace(Anonymizer):
         h, w = rgb.shape[:2]
         regions = self.regions(dets, w, h)
         original = rgb.copy() if len(dets) else rgb  # each face is judged as it was, not after a neighbour's change
+        identities: dict = {}  # the original faces' dlib vectors, each computed once (surrogate, judge)
         chosen = {
-            j: self.surrogate(original, dets, j, media, regions[j], preview)
+            j: self.surrogate(original, dets, j, media, regions[j], preview, identities=identities)
             for j, (x1, y1, x2, y2) in enumerate(regions)
             if x2 > x1 and y2 > y1
         }
@@ -222,7 +235,7 @@ class Replace(Anonymizer):
         if not preview:
             from faceveil.models.fallback import judge
 
-            judge(self, rgb, original, dets, regions, chosen, media)
+            judge(self, rgb, original, dets, regions, chosen, media, identities=identities)
         return rgb
 
     def render(self, rgb: np.ndarray, dets: Detections, regions: np.ndarray, chosen: dict) -> None:
