@@ -19,7 +19,7 @@ LAYERS = [
     {"tasks"},
     {"ops", "review"},
     {"flows", "progress"},
-    {"cli", "api", "sample"},
+    {"cli", "api", "sample", "__main__"},  # __main__: `python -m faceveil`, the cli
 ]
 
 
