@@ -106,8 +106,6 @@ def _calibrate(args) -> int:
     archive = archive_state(args)
     master, _ = _master(args, archive)
     check_master(archive, master)
-    if args.people is not None and args.people < 2:
-        raise ValueError(f"--people {args.people}: a search needs at least two people to go wrong")
     res = calibrate(archive, master, args.labelled, args.target_fmr, people=args.people)
     print(
         f"threshold {res['threshold']:.3f} (the labelled photos alone: {res['empirical_threshold']:.3f}; for "

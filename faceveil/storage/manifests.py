@@ -322,7 +322,7 @@ def _read(blob: bytes, table: str) -> pa.Table:
     t = pq.read_table(io.BytesIO(blob))
     t = t.rename_columns([renamed.get(n, n) for n in t.column_names])
     cols = [t[n] if n in t.column_names else pa.nulls(t.num_rows, schema.field(n).type) for n in schema.names]
-    return pa.Table.from_arrays(cols, schema=schema)
+    return pa.Table.from_arrays(cols, names=schema.names).cast(schema)  # as a read with the schema casts
 
 
 def read_part(loc: Location, table: str, key: str) -> pa.Table | None:
