@@ -18,7 +18,6 @@ from faceveil.resolved_settings import Resolved
 from faceveil.settings_parts import (
     PARTS,
     ChecksSettings,
-    ClusterOptions,  # noqa: F401  (restore's config and older imports)
     ClusterSettings,
     DetectionSettings,
     EncodingSettings,

@@ -102,20 +102,8 @@ class EncodingSettings:
         _need(self.max_pixels > 0, "max_pixels", "must be > 0", self.max_pixels)
 
 
-class ClusterOptions:
-    """What a run's config says about its Dask cluster (anonymize's ClusterSettings and restore's config alike)."""
-
-    @property
-    def n_workers(self) -> int:
-        return self.workers or os.cpu_count() or 1
-
-    @property
-    def dask_tls(self) -> tuple[str | None, str | None, str | None]:
-        return self.dask_tls_ca, self.dask_tls_cert, self.dask_tls_key
-
-
 @dataclass(frozen=True)
-class ClusterSettings(ClusterOptions):
+class ClusterSettings:
     """Where the run's tasks run: a local Dask cluster of `workers` (default: one per CPU), or the
     scheduler at `dask_address`."""
 
@@ -131,6 +119,14 @@ class ClusterSettings(ClusterOptions):
     def __post_init__(self):
         _need(self.workers is None or self.workers >= 1, "workers", "must be >= 1", self.workers)
         _need(self.threads_per_worker >= 1, "threads_per_worker", "must be >= 1", self.threads_per_worker)
+
+    @property
+    def n_workers(self) -> int:
+        return self.workers or os.cpu_count() or 1
+
+    @property
+    def dask_tls(self) -> tuple[str | None, str | None, str | None]:
+        return self.dask_tls_ca, self.dask_tls_cert, self.dask_tls_key
 
 
 @dataclass(frozen=True)

@@ -42,8 +42,10 @@ _NOT_THE_RUNS = (
     "ORT_LOGGING_LEVEL",
     "TPU_SKIP_MDS_QUERY",
 )
-# and by ML libraries on import (LiteRT/TensorFlow's runtime, onnxruntime): a worker importing them sets the same
-_NOT_THE_RUNS_PREFIXES = ("KMP_", "TF_", "XLA_")
+# and by libraries on import (LiteRT/TensorFlow's runtime, onnxruntime, OpenCV's Qt paths, MLflow's telemetry
+# session): a worker importing them sets the same. Without these, a test file run alone (whose collection did not
+# import OpenCV or MLflow) gave every run after the first its own cluster: ~2x the time of a one-photo run
+_NOT_THE_RUNS_PREFIXES = ("KMP_", "TF_", "XLA_", "QT_", "_MLFLOW_", "LD_LIBRARY_PATH")
 
 
 def _env() -> dict[str, str]:

@@ -228,7 +228,7 @@ def _restore(args) -> int:
             report = None
         else:
             report = run_restore(
-                RestoreConfig(
+                RestoreConfig.of(
                     args.archive,
                     args.out,
                     tracks=tracks,

@@ -65,7 +65,10 @@ def run_restore(config: RestoreConfig, master: MasterKey) -> dict:
         handed_over(jobs) as token,
         options_handed_over(config) as (public, options),
         flow_runtime(
-            min(config.n_workers, len(jobs)), config.threads_per_worker, config.dask_address, tls=config.dask_tls
+            min(config.cluster.n_workers, len(jobs)),
+            config.cluster.threads_per_worker,
+            config.cluster.dask_address,
+            tls=config.cluster.dask_tls,
         ) as runner,
     ):
         return restore_archive.with_options(task_runner=runner)(public, token, master.fingerprint, options)

@@ -78,7 +78,7 @@ def scheduled_restore(
     check_allowed_out(out, file.restore_roots)
     archive = find_state(dest, file.settings.get("state"))
     check_restore_out(out, dest, archive.url)
-    restore = RestoreConfig(
+    restore = RestoreConfig.of(
         dest,
         out,
         tracks=list(tracks or []),

@@ -10,11 +10,11 @@ import os
 import posixpath
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
-from faceveil.settings_parts import ClusterOptions, ClusterSettings
+from faceveil.settings_parts import ClusterSettings, part_from
 from faceveil.pipeline.places import scratch
 from faceveil.storage import manifests
 from faceveil.storage.keys import MasterKey
@@ -25,57 +25,50 @@ from faceveil.storage.sealing import SealError
 from faceveil.storage.vault import archive_id, check_master, entry_frames, open_region, track_keys
 
 
+CLUSTER_KEYS = frozenset(f.name for f in fields(ClusterSettings))
+
+
 @dataclass
-class RestoreConfig(ClusterOptions):
+class RestoreConfig:
     """archive: an anonymized DEST (its private state root: `state`, found as every command finds it
     when not given); out: where restored media go (same tree), apart from DEST and the state root.
-    Choose by track ('MEDIA:TRACK', MEDIA a media id or relative path), by media (relative paths), or all."""
+    Choose by track ('MEDIA:TRACK', MEDIA a media id or relative path), by media (relative paths), or all.
+    Where its tasks run is a `cluster` part, anonymize's (`of` takes its keys flat: workers, dask_address...)."""
 
     archive: str
     out: str
     tracks: list[str] = field(default_factory=list)
     media: list[str] = field(default_factory=list)
     all: bool = False
-    workers: int | None = None
-    threads_per_worker: int = 1
-    dask_address: str | None = None
-    dask_tls_ca: str | None = None  # with a tls:// dask_address (as AnonymizeConfig's)
-    dask_tls_cert: str | None = None
-    dask_tls_key: str | None = None
+    cluster: ClusterSettings = field(default_factory=ClusterSettings)
     storage_options: dict = field(default_factory=dict)
-    scratch_dir: str | None = None
     crf: int = 10  # restored lossy video is evidence: encoded well above the archive's quality
     tracking_uri: str | None = None  # MLflow; default: the archive's (sqlite under its state root)
     mlflow_artifacts: str | None = None  # MLflow's artifact root (as AnonymizeConfig's)
     state: str | None = None
 
+    @classmethod
+    def of(cls, archive: str, out: str, **flat) -> RestoreConfig:
+        """The config of flat keys: its own fields and the cluster part's (an unknown key is a TypeError naming it)."""
+        cluster = {k: flat.pop(k) for k in [k for k in flat if k in CLUSTER_KEYS]}
+        return cls(archive, out, cluster=ClusterSettings(**cluster), **flat)
+
     def __post_init__(self):
+        self.cluster = part_from(ClusterSettings, self.cluster)  # a dict after Prefect's parameters
         if self.state is None:
             self.state = find_state(self.archive, None, self.storage_options).url
         check_restore_out(self.out, self.archive, self.state)
         if not (self.tracks or self.media or self.all):
             raise ValueError("choose what to restore: --track MEDIA:TRACK, --media PATH or --all")
-        if self.dask_address and not self.dask_address.startswith("tls://"):
+        address = self.cluster.dask_address
+        if address and not address.startswith("tls://"):
             raise ValueError(
-                f"restore sends the chosen tracks' data keys to the workers: {self.dask_address} would carry "
+                f"restore sends the chosen tracks' data keys to the workers: {address} would carry "
                 "them in clear; use a tls:// scheduler (with certificates), or the local cluster"
             )
 
     def state_location(self) -> Location:
         return state_location(self.state, self.storage_options)
-
-    @property
-    def cluster(self) -> ClusterSettings:
-        """Its cluster settings as anonymize's config holds them (shared readers: pipeline/places.py)."""
-        return ClusterSettings(
-            self.workers,
-            self.threads_per_worker,
-            self.dask_address,
-            self.dask_tls_ca,
-            self.dask_tls_cert,
-            self.dask_tls_key,
-            scratch_dir=self.scratch_dir,
-        )
 
 
 class TrackKeys(dict):

@@ -100,7 +100,7 @@ def test_vault_has_a_region_for_every_face_frame_and_no_key(lossless_run, master
 
 def test_round_trip_is_bit_exact_on_lossless_video_and_images(clean_archive, lossless_run, master, tmp_path):
     out = tmp_path / "restored"
-    report = run_restore(RestoreConfig(str(lossless_run), str(out), all=True, workers=2), master)
+    report = run_restore(RestoreConfig.of(str(lossless_run), str(out), all=True, workers=2), master)
     assert report["ok"] == 3 and report["failed"] == report["partial"] == 0, report
     original, anonymized, restored = (
         _frames(clean_archive / VIDEO),
@@ -121,7 +121,7 @@ def test_round_trip_is_bit_exact_on_lossless_video_and_images(clean_archive, los
 
 def test_lossy_restore_psnr_on_face_regions(clean_archive, lossy_run, master, tmp_path, figures):
     out = tmp_path / "restored"
-    run_restore(RestoreConfig(str(lossy_run), str(out), media=[VIDEO], workers=1), master)
+    run_restore(RestoreConfig.of(str(lossy_run), str(out), media=[VIDEO], workers=1), master)
     original, restored = _frames(clean_archive / VIDEO), _frames(out / VIDEO)
     e = _entries(lossy_run, _media(lossy_run).loc[VIDEO].media_id)
     se = n = 0
@@ -182,7 +182,7 @@ def test_tampered_row_is_reported_and_the_rest_restores(lossless_run, master, tm
     victim = t.slice(5, 1).to_pylist()[0]
     pq.write_table(t.set_column(t.schema.get_field_index("sealed"), "sealed", pa.array(sealed, pa.binary())), part)
     out = tmp_path / "restored"
-    report = run_restore(RestoreConfig(str(archive), str(out), media=[VIDEO], workers=1), master)
+    report = run_restore(RestoreConfig.of(str(archive), str(out), media=[VIDEO], workers=1), master)
     m = report["media"][0]
     assert m["status"] == "partial" and len(m["refused_regions"]) == 1
     assert f"frame {victim['frame_index']} track {victim['track_id']}" in m["refused_regions"][0]
@@ -203,7 +203,7 @@ def test_forgotten_track_stays_anonymized_and_the_rest_restores(clean_archive, l
     with pytest.raises(BadKeyError):
         forget(_state(archive), MasterKey.generate(), [f"{VIDEO}:{tracks[1]}"])
     out = tmp_path / "restored"
-    report = run_restore(RestoreConfig(str(archive), str(out), all=True, workers=2), master)
+    report = run_restore(RestoreConfig.of(str(archive), str(out), all=True, workers=2), master)
     m = next(x for x in report["media"] if x["path"] == VIDEO + ".mkv")
     assert m["forgotten_tracks"] == [gone] and gone not in m["tracks"]
     original, anon, restored = (
@@ -235,7 +235,7 @@ def test_missing_vault_and_non_reversible_archive(lossy_run, master, tmp_path, s
     archive = _copy(lossy_run, tmp_path)
     mid = _media(archive).loc[VIDEO].media_id
     (private(archive) / f"vault/entries/{mid}.parquet").unlink()
-    report = run_restore(RestoreConfig(str(archive), str(tmp_path / "out"), all=True, workers=1), master)
+    report = run_restore(RestoreConfig.of(str(archive), str(tmp_path / "out"), all=True, workers=1), master)
     m = next(x for x in report["media"] if x["path"] == VIDEO)
     assert m["status"] == "failed" and "vault entries missing" in m["reason"] and mid in m["reason"]
     assert report["ok"] == 2  # the images still restore
@@ -313,7 +313,7 @@ def test_key_rotation_rewraps_and_the_old_key_no_longer_opens(lossless_run, mast
     assert rotate_key(_state(archive), master, new) >= 3
     with pytest.raises(BadKeyError, match="wrong key"):
         run_restore(RestoreConfig(str(archive), str(tmp_path / "old"), all=True), master)
-    report = run_restore(RestoreConfig(str(archive), str(tmp_path / "new"), media=list(IMAGES), workers=1), new)
+    report = run_restore(RestoreConfig.of(str(archive), str(tmp_path / "new"), media=list(IMAGES), workers=1), new)
     assert report["ok"] == 2
 
 
@@ -333,14 +333,14 @@ def test_vault_parts_moved_from_another_archive_do_not_open(lossless_run, lossy_
         )
     out = tmp_path / "restored"
     with pytest.raises(ControlFileError, match="not the key part its seal names"):  # its seal names this archive's part
-        run_restore(RestoreConfig(str(archive), str(out), media=[VIDEO], workers=1), master)
+        run_restore(RestoreConfig.of(str(archive), str(out), media=[VIDEO], workers=1), master)
     shutil.copy(private(lossy_run) / f"vault/seals/{mid}.json", private(archive) / f"vault/seals/{mid}.json")
     with pytest.raises(ControlFileError, match="another archive"):  # its seal too: bound to the other archive
-        run_restore(RestoreConfig(str(archive), str(out), media=[VIDEO], workers=1), master)
+        run_restore(RestoreConfig.of(str(archive), str(out), media=[VIDEO], workers=1), master)
     assert not out.exists()
     # this archive's keys back, the other's sealed regions stay: refused region by region, nothing pasted
     for part in ("keys/{}.parquet", "seals/{}.json"):
         shutil.copy(private(lossless_run) / "vault" / part.format(mid), private(archive) / "vault" / part.format(mid))
-    report = run_restore(RestoreConfig(str(archive), str(out), media=[VIDEO], workers=1), master)
+    report = run_restore(RestoreConfig.of(str(archive), str(out), media=[VIDEO], workers=1), master)
     m = report["media"][0]
     assert m["regions_restored"] == 0 and m["refused_regions"], m

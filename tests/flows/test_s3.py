@@ -92,7 +92,7 @@ def test_reversible_on_s3_vault_index_restore(s3_endpoint, sample_archive, prefe
     assert matches and matches[0].rel_path == "photos/grace_hopper.png"
     access_log.append(dest, key, actor="test", action="search", reason="s3 check", matched=[matches[0].ref])
     assert access_log.verify(dest, key) == []
-    report = run_restore(RestoreConfig("s3://vault/dest", str(tmp_path / "restored"), all=True, workers=1), key)
+    report = run_restore(RestoreConfig.of("s3://vault/dest", str(tmp_path / "restored"), all=True, workers=1), key)
     assert report["ok"] == 1
     a, _ = read_image(str(sample_archive / "photos/grace_hopper.png"))
     b, _ = read_image(str(tmp_path / "restored/photos/grace_hopper.png"))
