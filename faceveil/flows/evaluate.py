@@ -183,7 +183,7 @@ def embed_photo(data: str, rel: str, label: str) -> attacks.LabelledFace | None:
 def figures(state: str, threshold: float, frames: int, wall: float, flow_seconds: float | None) -> dict:
     """Leak, the run's re-identification check, utility and speed of the run whose state root is `state`."""
     return method_figures(
-        run_tables(state_location(state), ("media", "audit/frames", "audit/faces")),
+        run_tables(state_location(state), ("media", "checks/frames", "checks/faces")),
         threshold,
         frames,
         wall,

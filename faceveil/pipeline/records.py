@@ -133,11 +133,11 @@ def write_media_manifests(
     manifests.write_part(dest, "detections", item.media_id, detection_rows)
     manifests.write_part(dest, "tracks", item.media_id, manifests.track_rows(item.media_id, detection_rows))
     if audit is not None:
-        manifests.write_part(dest, "audit/frames", item.media_id, audit.frame_rows())
-        manifests.write_part(dest, "audit/faces", item.media_id, audit.face_rows())
+        manifests.write_part(dest, "checks/frames", item.media_id, audit.frame_rows())
+        manifests.write_part(dest, "checks/faces", item.media_id, audit.face_rows())
         manifests.write_part(
             dest,
-            "audit/media",
+            "checks/media",
             item.media_id,
             [
                 {

@@ -117,7 +117,7 @@ def finish_video(
         clean_up(tmp, vault)
     if tracked.pulse is not None:
         manifests.write_part(
-            state_of(config), "audit/pulse", item.media_id, edit.pulse.rows(item.media_id, run_id, info.fps)
+            state_of(config), "checks/pulse", item.media_id, edit.pulse.rows(item.media_id, run_id, info.fps)
         )
     return _finished(
         config,
@@ -212,7 +212,7 @@ def join_video(
         clean_up(tmp, None)
     if tracked.pulse is not None:  # segments edit apart: the report gives the planned figures
         rows = PulseApplier(tracked.pulse).rows(item.media_id, run_id, info.fps, measured=False)
-        manifests.write_part(state, "audit/pulse", item.media_id, rows)
+        manifests.write_part(state, "checks/pulse", item.media_id, rows)
     return _finished(
         config,
         toolkit(config.settings),

@@ -172,7 +172,7 @@ def anonymize_report(config, summary: dict, results: list, scratch: str) -> tupl
     media = manifests.read_table(dest, "media").to_pandas()
     media = media[media.run_id == run_id]
     ids = list(media.media_id)
-    frames, faces = (manifests.read_table(dest, t).to_pandas() for t in ("audit/frames", "audit/faces"))
+    frames, faces = (manifests.read_table(dest, t).to_pandas() for t in ("checks/frames", "checks/faces"))
     frames, faces = frames[frames.media_id.isin(ids)], faces[faces.media_id.isin(ids)]
     det = manifests.read_table(dest, "detections").to_pandas()
     det = det[det.media_id.isin(ids)]
@@ -185,13 +185,13 @@ def anonymize_report(config, summary: dict, results: list, scratch: str) -> tupl
         dest,
         None,
         embeddings,
-        audited=config.run_check_every_s > 0,  # the whole archive
+        checked=config.run_check_every_s > 0,  # the whole archive
         max_leak=config.checks.max_leak,
         public=public,
     )
     figures = privacy.summarize(frames.to_dict("records"), faces.to_dict("records"), threshold)
     figures["reid_attack"] = run_reidentification([getattr(r, "audit_embeddings", None) for r in results], threshold)
-    stats = manifests.read_table(dest, "audit/media").to_pandas()
+    stats = manifests.read_table(dest, "checks/media").to_pandas()
     stats = stats[stats.media_id.isin(ids)]
     weights = media.detector_weights.dropna()
     audit = {
@@ -267,10 +267,10 @@ def _generator(config) -> list[dict]:
 
 
 def _pulse(dest: Location, media: pd.DataFrame, run_id: str) -> list[dict]:
-    """The pulse edit's figures of this run's media (audit/pulse), per track."""
+    """The pulse edit's figures of this run's media (checks/pulse), per track."""
     from faceveil.validation.pulse_report import pulse_figures
 
-    rows = manifests.read_table(dest, "audit/pulse").to_pandas()
+    rows = manifests.read_table(dest, "checks/pulse").to_pandas()
     rows = rows[rows.media_id.isin(list(media.media_id)) & (rows.run_id == run_id)]
     return pulse_figures(rows.to_dict("records"), dict(zip(media.media_id, media.rel_path)))
 

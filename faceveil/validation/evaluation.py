@@ -11,7 +11,7 @@ import numpy as np
 
 from faceveil.storage.paths import Location
 
-RUN_TABLES = ("media", "detections", "audit/frames", "audit/faces")
+RUN_TABLES = ("media", "detections", "checks/frames", "checks/faces")
 
 
 def run_tables(dest: Location, tables=RUN_TABLES) -> dict:
@@ -27,7 +27,7 @@ def method_figures(t: dict, threshold: float, frames: int, wall: float, flow_sec
     `fps_flow`: per second of that flow's own timing)."""
     from faceveil.validation.privacy import summarize
 
-    fr, fa = t["audit/frames"], t["audit/faces"]
+    fr, fa = t["checks/frames"], t["checks/faces"]
     s = summarize(fr.to_dict("records"), fa.to_dict("records"), threshold)
     kinds = dict(zip(t["media"].media_id, t["media"].kind))
     out = {

@@ -11,7 +11,7 @@ import json
 
 
 def pulse_figures(pulse_rows: list[dict], paths: dict[str, str]) -> list[dict]:
-    """The audit's rows from the audit/pulse manifest rows (`paths`: media id -> relative path)."""
+    """The audit's rows from the checks/pulse manifest rows (`paths`: media id -> relative path)."""
     out = []
     for r in pulse_rows:
         readings = json.loads(r.get("readings_json") or "{}")

@@ -54,7 +54,7 @@ def test_a_real_run_keeps_its_contracts_and_proves_its_privacy(run):
     report = check_manifests(Location(str(private(dest))), public=Location(str(dest)))
     assert report.success, report.failures
     tables = {r["table"] for r in report.results}
-    assert {"media", "detections", "tracks", "ok_media", "audit_frames", "audit_faces"} <= tables
+    assert {"media", "detections", "tracks", "ok_media", "checks_frames", "checks_faces"} <= tables
     audit = json.loads((private(dest) / "reports/latest.json").read_text())
     assert audit["run_id"] == summary["run_id"] and audit["status"] == "ok"
     leak, reid = audit["privacy"]["leak"], audit["privacy"]["reid"]

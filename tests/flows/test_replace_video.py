@@ -39,9 +39,9 @@ def test_replace_keeps_one_identity_along_a_video_track(shared, prefect_server, 
     assert stability is not None and math.isfinite(stability), summary["audit"]["privacy"]
     assert stability >= 0.9
     loc = Location(str(private(dest)))
-    per_media = manifests.read_table(loc, "audit/media").to_pandas()
+    per_media = manifests.read_table(loc, "checks/media").to_pandas()
     assert len(per_media) == 1 and per_media.identity_stability.iloc[0] == pytest.approx(stability)
-    faces = manifests.read_table(loc, "audit/faces").to_pandas()
+    faces = manifests.read_table(loc, "checks/faces").to_pandas()
     track = faces.groupby("track_id").frame_index.nunique().max()
     assert track >= 4  # consecutive checked faces of one track: at least 5 frames checked, most show the face
     audit = json.loads((private(dest) / summary["audit"]["report"]).with_suffix(".json").read_text())
