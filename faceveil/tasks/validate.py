@@ -190,7 +190,7 @@ def anonymize_report(config, summary: dict, results: list, scratch: str) -> tupl
         public=public,
     )
     figures = privacy.summarize(frames.to_dict("records"), faces.to_dict("records"), threshold)
-    figures["reid_attack"] = run_reidentification([getattr(r, "audit_embeddings", None) for r in results], threshold)
+    figures["reid_attack"] = run_reidentification([getattr(r, "checked_embeddings", None) for r in results], threshold)
     stats = manifests.read_table(dest, "checks/media").to_pandas()
     stats = stats[stats.media_id.isin(ids)]
     weights = media.detector_weights.dropna()
