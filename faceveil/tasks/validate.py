@@ -1,9 +1,9 @@
-"""The last steps of every flow: data contracts, the run's privacy and utility figures, the audit
+"""The last steps of every flow: data contracts, the run's privacy and utility figures, the run's report
 (JSON + self-contained HTML under the state root's reports/) and its MLflow run. A broken contract
-fails the run, naming the expectation, after the audit is written.
-Over 300 lines: the audits of both flows (`anonymize_report`, `restore_report`) and the helpers they
+fails the run, naming the expectation, after the report is written.
+Over 300 lines: the reports of both flows (`anonymize_report`, `restore_report`) and the helpers they
 share (figures, header, threshold, access log) read together; `anonymize_report` is over 60 lines: it is
-the audit's one dict literal, a section a key."""
+the report's one dict literal, a section a key."""
 
 from __future__ import annotations
 
@@ -161,7 +161,7 @@ def index_embeddings(dest: Location, media_ids, dim: int) -> pd.DataFrame:
 
 
 def anonymize_report(config, summary: dict, results: list, scratch: str) -> tuple[dict, ContractReport]:
-    """The audit of an anonymize run (its media only) and its contract report."""
+    """The report of an anonymize run (its media only) and its contract report."""
     from faceveil.models.embedders import EMBEDDERS
     from faceveil.validation.contracts import check_manifests
 
@@ -194,7 +194,7 @@ def anonymize_report(config, summary: dict, results: list, scratch: str) -> tupl
     stats = manifests.read_table(dest, "checks/media").to_pandas()
     stats = stats[stats.media_id.isin(ids)]
     weights = media.detector_weights.dropna()
-    audit = {
+    report = {
         **_header(summary, "anonymize_archive", contracts),
         "settings": summary["settings"]
         | {
@@ -246,7 +246,7 @@ def anonymize_report(config, summary: dict, results: list, scratch: str) -> tupl
         "not_media": summary["not_media"],
         "pulse": _pulse(dest, media, run_id),
     }
-    return audit, contracts
+    return report, contracts
 
 
 def _generator(config) -> list[dict]:
@@ -276,7 +276,7 @@ def _pulse(dest: Location, media: pd.DataFrame, run_id: str) -> list[dict]:
 
 
 def restore_report(config, report: dict, contracts: ContractReport) -> dict:
-    """The audit of a restore run: what was restored or refused, with the key's fingerprint only."""
+    """The report of a restore run: what was restored or refused, with the key's fingerprint only."""
     media = report["media"]
     return {
         **_header(report, "restore_archive", contracts),
@@ -310,27 +310,28 @@ def restore_report(config, report: dict, contracts: ContractReport) -> dict:
 
 def report_and_log(
     dest: Location,
-    audit: dict,
+    report: dict,
     contracts: ContractReport,
     tracking_uri: str | None = None,
     mlflow_artifacts: str | None = None,
 ) -> dict:
-    """Writes the audit report into the state root `dest`, logs the MLflow run, then fails the run
+    """Writes the run's report into the state root `dest`, logs the MLflow run, then fails the run
     if a contract broke."""
-    from faceveil.validation import mlflow_log, report
+    from faceveil.validation import mlflow_log
+    from faceveil.validation.report import plots, write_report
 
     uri, artifacts = mlflow_log.store_for(dest, tracking_uri, mlflow_artifacts)
 
     def rendered(a: dict) -> dict[str, bytes]:
-        paths = report.write_report(dest, a)
-        files = {"audit_report.html": dest.read_bytes(paths["html"]), "audit.json": dest.read_bytes(paths["json"])}
-        files.update({f"{name}.png": png for name, png in report.plots(a).items()})
+        paths = write_report(dest, a)
+        files = {"report.html": dest.read_bytes(paths["html"]), "report.json": dest.read_bytes(paths["json"])}
+        files.update({f"{name}.png": png for name, png in plots(a).items()})
         return files
 
-    mlflow_log.log_run(audit, rendered, uri, artifacts)
+    mlflow_log.log_run(report, rendered, uri, artifacts)
     if not contracts.success:
-        raise ContractError(f"run {audit['run_id']}: data contract broken: " + "; ".join(contracts.failures))
-    return audit
+        raise ContractError(f"run {report['run_id']}: data contract broken: " + "; ".join(contracts.failures))
+    return report
 
 
 def _header(summary: dict, flow: str, contracts: ContractReport) -> dict:
