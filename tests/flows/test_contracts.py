@@ -17,6 +17,7 @@ from PIL import Image
 
 from faceveil.config import AnonymizeConfig
 from faceveil.flows.anonymize import run_anonymize
+from faceveil.storage import manifests
 from faceveil.storage.paths import Location
 from faceveil.validation.contracts import ContractError, check_manifests, enforce
 
@@ -158,3 +159,22 @@ def test_unchanged_manifests_reuse_their_contract_results(run, tmp_path, monkeyp
     monkeypatch.undo()
     report = check_manifests(Location(str(private(copy))), public=Location(str(copy)))
     assert [(r["table"], r["column"]) for r in report.results if not r["success"]] == [("public_tree", "published")]
+
+
+def test_an_archive_written_before_the_checks_tables_were_renamed_keeps_its_contracts(run, tmp_path):
+    """An archive whose checks sit under the old `audit/{frames,faces,media}` folders reads them
+    through the new tables: every finished media still has its checks, and the contracts come out
+    the same as on the archive written now."""
+    _, dest, _ = run
+    now = check_manifests(Location(str(private(dest))), public=Location(str(dest)))
+    old = tmp_path / "dest"
+    shutil.copytree(dest, old)
+    shutil.copytree(private(dest), private(old))
+    for table in ("frames", "faces", "media"):
+        (private(old) / "audit").mkdir(exist_ok=True)
+        (private(old) / "checks" / table).rename(private(old) / "audit" / table)
+    (private(old) / "checks" / "contracts.json").unlink()  # checked again, not the kept results
+    state = Location(str(private(old)))
+    assert manifests.read_table(state, "checks/media").num_rows == 2
+    again = check_manifests(state, public=Location(str(old)))
+    assert again.success and again.results == now.results
