@@ -112,7 +112,7 @@ def add_anonymize(sub, paths: str | None = None, name: str = "anonymize") -> Non
         help="run detection, anonymizing and encoding only on Dask workers started with "
         "`--resources GPU=1` (with --dask-address; without such workers those tasks never start)",
     )
-    add_audit_args(p)
+    add_check_args(p)
     add_gate_args(p)
     p.add_argument("--dry-run", action="store_true", help="print the plan and exit")
     p.add_argument("--json", action="store_true", help="print the run summary as JSON")
@@ -171,7 +171,7 @@ def add_cluster_args(p) -> None:
     )
 
 
-def add_audit_args(p) -> None:
+def add_check_args(p) -> None:
     p.add_argument(
         "--check-every",
         type=float,

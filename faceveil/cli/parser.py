@@ -9,7 +9,7 @@ from faceveil.cli.options import add_anonymize, add_cluster_args, add_key_args, 
 
 
 def _add_report(sub) -> None:
-    p = sub.add_parser("report", help="render a run's audit report (HTML) again from its stored audit JSON")
+    p = sub.add_parser("report", help="render a run's report (HTML) again from its stored report JSON")
     p.add_argument("dest", help="an anonymized archive (folder or s3://)")
     p.add_argument("--run", default=None, help="run id (default: the latest run)")
     add_state_arg(p)

@@ -104,12 +104,12 @@ def _anonymize(args) -> int:
     dest, state = config.dest.rstrip("/"), config.state.rstrip("/")
     if args.json:
         print(json.dumps(summary, indent=2))
-    elif summary["audit"].get("nothing_new"):
+    elif summary["report"].get("nothing_new"):
         print(
             f"0 new: all {summary['media']} media already done with these settings, "
             f"{summary['seconds']:.1f} s (no cluster started)"
         )
-        _print_audit(state, summary["audit"])
+        _print_report(state, summary["report"])
     else:
         done = "processed (faces kept visible)" if config.masking.method == "keep" else "anonymized"
         print(
@@ -125,7 +125,7 @@ def _anonymize(args) -> int:
             f"private:  {state}/ (summary.json, manifests, vault, index, access log, quarantine, reports: "
             "keep it apart from DEST)"
         )
-        _print_audit(state, summary["audit"])
+        _print_report(state, summary["report"])
         if skipped := summary.get("not_media"):
             shown = "; ".join(f"{_shown(s['path'])} ({s['reason']})" for s in skipped[:3])
             print(f"skipped:  {len(skipped)} file(s) that are not media, e.g. {shown}")
@@ -144,41 +144,41 @@ def _shown(path: str) -> str:
     return path if path.isprintable() else repr(path)
 
 
-def _print_audit(state: str, audit: dict) -> None:
-    if audit.get("nothing_new"):
-        print(f"report:   {state}/{audit['report']}  (MLflow run {audit['mlflow']['run_id']})")
+def _print_report(state: str, report: dict) -> None:
+    if report.get("nothing_new"):
+        print(f"report:   {state}/{report['html']}  (MLflow run {report['mlflow']['run_id']})")
         print(
             f"checks:   nothing new since the last run (no cluster started); contracts over the whole archive "
-            f"{'passed' if audit['contracts'] else 'FAILED'}"
+            f"{'passed' if report['contracts'] else 'FAILED'}"
         )
         return
-    p, u = audit["privacy"], audit["utility"]
+    p, u = report["privacy"], report["utility"]
 
     def pct(v):
         return "n/a" if v is None or v != v else f"{100 * v:.1f}%"
 
-    print(f"report:   {state}/{audit['report']}  (MLflow run {audit['mlflow']['run_id']})")
+    print(f"report:   {state}/{report['html']}  (MLflow run {report['mlflow']['run_id']})")
     lk = p["leak"]
     print(
         f"checks:   leak {pct(lk['rate'])} ({lk['faces_found']} unmasked of {lk.get('faces_checked', 0)} faces in "
         f"{lk['frames_checked']} checked frames; below {pct(lk.get('upper_95'))} at 95% confidence), re-identified {pct(p['reid']['rate'])} of "
         f"{p['reid']['faces_checked']} faces, background PSNR {u['background_psnr']:.1f} dB, "
-        f"contracts {'passed' if audit['contracts'] else 'FAILED'}"
+        f"contracts {'passed' if report['contracts'] else 'FAILED'}"
     )
 
 
 def _report(args) -> int:
     from faceveil.cli.keyed import archive_state
-    from faceveil.validation.report import load_audit, write_report
+    from faceveil.validation.report import load_report, write_report
 
     from faceveil.validation.deep_check import report_rows
     from faceveil.validation.review_log import review_actions
 
     state = archive_state(args, args.dest)
-    audit = load_audit(state, args.run)
-    audit["review"] = review_actions(state)  # what reviewers did since (faceveil review)
-    audit["deep_check"] = report_rows(state)  # the latest deep check of published media (faceveil check)
-    paths = write_report(state, audit, latest=args.run is None)
+    report = load_report(state, args.run)
+    report["review"] = review_actions(state)  # what reviewers did since (faceveil review)
+    report["deep_check"] = report_rows(state)  # the latest deep check of published media (faceveil check)
+    paths = write_report(state, report, latest=args.run is None)
     print(state.display(paths["html"]))
     return EXIT_OK
 

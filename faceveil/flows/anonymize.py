@@ -100,15 +100,15 @@ def _anonymize(config: AnonymizeConfig, run_id: str, index_keys, people: dict) -
         if config.sealing.index:
             t.index_archive(config, results, index_keys)
     summary = t.write_summary_task(config, run_id, started, items, results, unsupported)
-    audit, contracts = t.validate_run_task(config, summary, results, scratch(config))
-    t.report_and_log_task(state_of(config), audit, contracts, config.tracking_uri, config.mlflow_artifacts)
+    report, contracts = t.validate_run_task(config, summary, results, scratch(config))
+    t.report_and_log_task(state_of(config), report, contracts, config.tracking_uri, config.mlflow_artifacts)
     return summary | {
-        "audit": {
-            "report": f"reports/{run_id}.html",
+        "report": {
+            "html": f"reports/{run_id}.html",
             "contracts": contracts.success,
-            "mlflow": audit.get("mlflow"),
-            "privacy": audit["privacy"],
-            "utility": audit["utility"],
+            "mlflow": report.get("mlflow"),
+            "privacy": report["privacy"],
+            "utility": report["utility"],
         }
     }
 

@@ -9,7 +9,7 @@ One Dask cluster and Prefect API (`flow_runtime`) serve the whole evaluation:
 2. per method, one after the other: the `anonymize_archive` flow (as a subflow, on the same cluster)
    anonymizes DATA into OUT/<method>/, timed from outside;
 3. per method, side by side: a figures task (leak at LEAK_THRESHOLD, the run's own re-identification
-   check, utility, from the run's audit tables) and an attack task (each anonymized labelled face
+   check, utility, from the run's checks tables) and an attack task (each anonymized labelled face
    searched among the original photos, "direct", and among photos the attacker anonymized the same
    way, "parrot"; the reported figure is the larger);
 4. one MLflow run per method (flow 'evaluate') with the table and the JSON as artifacts; the JSON
@@ -183,7 +183,7 @@ def embed_photo(data: str, rel: str, label: str) -> attacks.LabelledFace | None:
 def figures(state: str, threshold: float, frames: int, wall: float, flow_seconds: float | None) -> dict:
     """Leak, the run's re-identification check, utility and speed of the run whose state root is `state`."""
     return method_figures(
-        run_tables(state_location(state), ("media", "audit/frames", "audit/faces")),
+        run_tables(state_location(state), ("media", "checks/frames", "checks/faces")),
         threshold,
         frames,
         wall,

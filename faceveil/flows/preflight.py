@@ -49,17 +49,17 @@ def nothing_new(config: AnonymizeConfig, keys=None) -> dict | None:
     if not items or not all(i.done for i in items):
         return None
     summary = write_summary(config, new_run_id(), started, items, [], unsupported)
-    audit, contracts = anonymize_report(config, summary, [], scratch(config))
+    report, contracts = anonymize_report(config, summary, [], scratch(config))
     report_and_log(
-        state_of(config), audit, contracts, config.tracking_uri, config.mlflow_artifacts
+        state_of(config), report, contracts, config.tracking_uri, config.mlflow_artifacts
     )  # raises on a broken contract
     return summary | {
-        "audit": {
-            "report": f"reports/{summary['run_id']}.html",
+        "report": {
+            "html": f"reports/{summary['run_id']}.html",
             "contracts": contracts.success,
-            "mlflow": audit.get("mlflow"),
-            "privacy": audit["privacy"],
-            "utility": audit["utility"],
+            "mlflow": report.get("mlflow"),
+            "privacy": report["privacy"],
+            "utility": report["utility"],
             "nothing_new": True,
         }
     }

@@ -49,9 +49,9 @@ def restore_archive(
     )
     t.write_restore_report_task(config, run_id, json.dumps(report, indent=2))
     contracts = t.check_restore_task(results)
-    audit = t.restore_report_task(config, report, contracts)
-    report["audit"] = t.report_and_log_task(
-        config.state_location(), audit, contracts, config.tracking_uri, config.mlflow_artifacts
+    run_report = t.restore_report_task(config, report, contracts)
+    report["mlflow"] = t.report_and_log_task(
+        config.state_location(), run_report, contracts, config.tracking_uri, config.mlflow_artifacts
     ).get("mlflow")
     return report
 

@@ -39,7 +39,7 @@ def scheduled_anonymize(config_path: str) -> dict:
         summary["failed"],
         summary["seconds"],
         config.state.rstrip("/"),
-        summary["audit"]["report"],
+        summary["report"]["html"],
     )
     if summary["failed"]:
         why = "; ".join(f"{f['path']}: {f['reason']}" for f in summary["failures"][:5])
@@ -117,16 +117,16 @@ def scheduled_restore(
 
 @flow(name="scheduled_report", log_prints=False)
 def scheduled_report(config_path: str, run: str | None = None) -> str:
-    """Renders a run's audit report again (default: the latest run) from its stored audit JSON."""
+    """Renders a run's report again (default: the latest run) from its stored report JSON."""
     from faceveil.storage.state import find_state
     from faceveil.validation.deep_check import report_rows
-    from faceveil.validation.report import load_audit, write_report
+    from faceveil.validation.report import load_report, write_report
 
     file = _load(config_path)
     state = find_state(file.settings["dest"], file.settings.get("state"))
-    audit = load_audit(state, run)
-    audit["deep_check"] = report_rows(state)  # the latest deep check (check-nightly), when there is one
-    paths = write_report(state, audit, latest=run is None)
+    report = load_report(state, run)
+    report["deep_check"] = report_rows(state)  # the latest deep check (check-nightly), when there is one
+    paths = write_report(state, report, latest=run is None)
     page = state.display(paths["html"])
     get_run_logger().info("report: %s", page)
     return page

@@ -44,8 +44,8 @@ class BesideEncoder:
 
     REORDER = 16  # frames a decoder may hold back (H.264's largest picture buffer)
 
-    def __init__(self, audit: FrameChecks, orientation: Orientation = Orientation(), depth: int = 8, start: int = 0):
-        self.audit, self.depth, self.orientation, self.start = audit, depth, orientation, start
+    def __init__(self, checks: FrameChecks, orientation: Orientation = Orientation(), depth: int = 8, start: int = 0):
+        self.checks, self.depth, self.orientation, self.start = checks, depth, orientation, start
         self._kept: dict[int, tuple] = {}
         self._emitted = 0  # encoded frames handed to the muxer so far
         self._changed = threading.Condition()
@@ -54,7 +54,7 @@ class BesideEncoder:
         self._thread: threading.Thread | None = None
 
     def keep(self, i: int, original: np.ndarray, dets, regions, faces=None) -> None:
-        if not self.audit.wants(i):
+        if not self.checks.wants(i):
             return
         with self._changed:
             while (
@@ -72,7 +72,7 @@ class BesideEncoder:
             self._thread = threading.Thread(
                 target=self._run,
                 args=(codec.codec.canonical_name, codec.extradata, codec.width, codec.height),
-                name="faceveil-audit",
+                name="faceveil-checks",
                 daemon=True,
             )
             self._thread.start()
@@ -90,7 +90,7 @@ class BesideEncoder:
         self.close()
         if self._error:
             raise self._error[0]
-        return self.audit
+        return self.checks
 
     def _run(self, codec_name: str, extradata, width: int, height: int) -> None:
         n, done = self.start, False  # the encoder's first frame is the video's frame `start`
@@ -103,7 +103,7 @@ class BesideEncoder:
                     with self._changed:
                         kept = self._kept.get(n)
                     if kept is not None:
-                        self.audit.add(n, kept[0], decoder.rgb(frame), kept[1], kept[2], kept[3])
+                        self.checks.add(n, kept[0], decoder.rgb(frame), kept[1], kept[2], kept[3])
                         with self._changed:
                             del self._kept[n]
                             self._changed.notify_all()

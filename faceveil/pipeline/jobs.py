@@ -127,7 +127,7 @@ class Segment:
     stop: int
     path: str | None = None
     redacted: int = 0
-    audit: object | None = None  # validation.privacy.CheckResult
+    check_result: object | None = None  # validation.privacy.CheckResult
     error: str | None = None
     seconds: float = 0.0
 
@@ -139,7 +139,7 @@ class MediaResult:
 
     row: dict
     templates: list[dict] = field(default_factory=list)
-    audit_embeddings: dict | None = None  # checked faces' embeddings, in memory only (run-level re-identification)
+    checked_embeddings: dict | None = None  # checked faces' embeddings, in memory only (run-level re-identification)
     leak_families: tuple[str, ...] = ()  # the detectors whose faces the leak gate found unmasked
 
     @property

@@ -38,11 +38,11 @@ def _region_key(vault, dets, regions, media_id: str, frame: int, j: int) -> byte
     return region_key(vault.data_key(track), media_id, frame, track, regions[j])
 
 
-def leak_verdict(max_leak: float, audit) -> str | None:
+def leak_verdict(max_leak: float, check_result) -> str | None:
     """Why a media's output must be withheld: the leak gate found unmasked faces in its checked
     frames, more than `max_leak` of the faces there; None when it may be published."""
-    leaks = audit.leaks() if audit is not None else []
-    if not leaks or audit.leak_rate() <= max_leak:
+    leaks = check_result.leaks() if check_result is not None else []
+    if not leaks or check_result.leak_rate() <= max_leak:
         return None
     shown = "; ".join(
         f"frame {x['frame_index']}: "
@@ -52,13 +52,13 @@ def leak_verdict(max_leak: float, audit) -> str | None:
     n = sum(len(x["faces"]) for x in leaks)
     return (
         f"leak gate: {n} unmasked face(s) in checked frame(s) {[x['frame_index'] for x in leaks]} "
-        f"({100 * audit.leak_rate():.1f}% of the faces there, --max-leak {100 * max_leak:g}%): {shown}"
+        f"({100 * check_result.leak_rate():.1f}% of the faces there, --max-leak {100 * max_leak:g}%): {shown}"
     )
 
 
-def outcome(out_rel: str, withheld: str | None, audit) -> dict:
+def outcome(out_rel: str, withheld: str | None, check_result) -> dict:
     """The media row's verdict: published at `out_rel`, or withheld by the leak gate (in quarantine)."""
-    frames = [x["frame_index"] for x in audit.leaks()] if audit is not None else []
+    frames = [x["frame_index"] for x in check_result.leaks()] if check_result is not None else []
     if withheld:
         return {
             "status": "leaked",

@@ -124,35 +124,44 @@ def track_templates(kit, faces, media_id: str, det_rows, frame_time) -> list[dic
 
 
 def write_media_manifests(
-    dest: Location, item: MediaItem, detection_rows, row: dict, templates: list[dict] | None = None, audit=None
+    dest: Location, item: MediaItem, detection_rows, row: dict, templates: list[dict] | None = None, check_result=None
 ) -> MediaResult:
-    """Detections, tracks, the audit's checks, then the media row last, into the state root `dest`:
+    """Detections, tracks, the checks, then the media row last, into the state root `dest`:
     the row is what marks the media finished."""
     from faceveil.storage import manifests
 
     manifests.write_part(dest, "detections", item.media_id, detection_rows)
     manifests.write_part(dest, "tracks", item.media_id, manifests.track_rows(item.media_id, detection_rows))
-    if audit is not None:
-        manifests.write_part(dest, "audit/frames", item.media_id, audit.frame_rows())
-        manifests.write_part(dest, "audit/faces", item.media_id, audit.face_rows())
+    if check_result is not None:
+        manifests.write_part(dest, "checks/frames", item.media_id, check_result.frame_rows())
+        manifests.write_part(dest, "checks/faces", item.media_id, check_result.face_rows())
         manifests.write_part(
             dest,
-            "audit/media",
+            "checks/media",
             item.media_id,
             [
                 {
                     "media_id": item.media_id,
                     "run_id": row["run_id"],
-                    "frames_checked": len(audit.frame_rows()),
-                    "seconds": audit.seconds,
-                    **audit.media_metrics(),
+                    "frames_checked": len(check_result.frame_rows()),
+                    "seconds": check_result.seconds,
+                    **check_result.media_metrics(),
                 }
             ],
         )
     manifests.write_part(dest, "media", item.media_id, [row])
-    return MediaResult(row, templates or [], audit.embeddings() if audit is not None else None, leak_families(audit))
+    return MediaResult(
+        row,
+        templates or [],
+        check_result.embeddings() if check_result is not None else None,
+        leak_families(check_result),
+    )
 
 
-def leak_families(audit) -> tuple[str, ...]:
+def leak_families(check_result) -> tuple[str, ...]:
     """The detectors whose faces the leak gate found unmasked in a media's checked frames (sorted)."""
-    return tuple(sorted({f["detector"] for x in audit.leaks() for f in x["faces"]})) if audit is not None else ()
+    return (
+        tuple(sorted({f["detector"] for x in check_result.leaks() for f in x["faces"]}))
+        if check_result is not None
+        else ()
+    )

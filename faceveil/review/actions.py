@@ -22,14 +22,14 @@ ACTIONS = (ORIGINAL, ADD_FACE, RELEASE, KEEP)
 def refresh_report(state) -> str | None:
     """The latest run's report rendered again with every review action so far (its exemption log);
     the report's path, or None when the archive has no report yet."""
-    from faceveil.validation.report import load_audit, write_report
+    from faceveil.validation.report import load_report, write_report
     from faceveil.validation.review_log import review_actions
 
     if not state.exists("reports/latest.json"):
         return None
-    audit = load_audit(state)
-    audit["review"] = review_actions(state)
-    return write_report(state, audit)["html"]
+    report = load_report(state)
+    report["review"] = review_actions(state)
+    return write_report(state, report)["html"]
 
 
 class KeyNeeded(PermissionError):

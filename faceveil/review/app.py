@@ -106,7 +106,7 @@ def create_app(review: Review, token: str) -> Starlette:
         return HTMLResponse(PAGE)
 
     async def report(request: Request):
-        """A run's audit report (default: the latest), from the state root; it carries no scripts."""
+        """A run's report (default: the latest), from the state root; it carries no scripts."""
         from faceveil.validation.report import REPORTS, _check_run_id
 
         rel = f"{REPORTS}/{_check_run_id(request.query_params.get('run') or 'latest')}.html"

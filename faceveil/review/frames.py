@@ -59,7 +59,7 @@ def media_row(state: Location, media_id: str) -> dict:
 
 def gate_boxes(state: Location, media_id: str) -> dict[int, list[dict]]:
     """frame -> the faces the leak gate found unmasked there ({detector, score, box})."""
-    part = manifests.read_part(state, "audit/frames", media_id)
+    part = manifests.read_part(state, "checks/frames", media_id)
     out: dict[int, list[dict]] = {}
     for r in part.to_pylist() if part is not None else []:
         if r["leak_boxes"]:

@@ -1,7 +1,7 @@
 """The access log's heads recorded outside its state root, so a cut or rewrite of the newest rows
 shows: every keyed command appends the head it left, {seq, mac, time, action}, to
 $FACEVEIL_HOME/anchors/<archive id>.jsonl (default ~/.faceveil; archives without an id: a hash of
-the state root's URL), and every run's audit report holds the head it saw (`access_log_head`, in
+the state root's URL), and every run's report holds the head it saw (`access_log_head`, in
 the state root's reports/ and its MLflow run). `check` compares the log with them: a log shorter
 than an anchor was cut, a row whose MAC is not the anchored one was rewritten.
 
@@ -22,7 +22,7 @@ from pathlib import Path
 from faceveil.storage.paths import Location
 
 FOLDER = "anchors"  # under $FACEVEIL_HOME
-REPORTS = "reports"  # the state root's audit reports (validation.report.REPORTS)
+REPORTS = "reports"  # the state root's run reports (validation.report.REPORTS)
 _MAC = re.compile(r"^[0-9a-f]{64}$")
 _ID = re.compile(r"^[0-9a-zA-Z_-]{8,64}$")
 
@@ -85,7 +85,7 @@ def _anchor(d, source: str, action: str | None = None, time=None) -> dict | None
 
 
 def gather(loc: Location) -> list[dict]:
-    """Every anchor of the archive: its anchors files' lines and its audit reports' run heads
+    """Every anchor of the archive: its anchors files' lines and its run reports' heads
     (unreadable lines and reports are passed over)."""
     out = []
     for name in _names(loc):
@@ -106,14 +106,14 @@ def gather(loc: Location) -> list[dict]:
         reports = []
     for rel in reports:
         try:
-            audit = json.loads(loc.read_bytes(rel))
+            report = json.loads(loc.read_bytes(rel))
         except (OSError, ValueError):
             continue
-        head = audit.get("access_log_head") if isinstance(audit, dict) else None
+        head = report.get("access_log_head") if isinstance(report, dict) else None
         a = _anchor(
             head,
             loc.display(rel),
-            f"{audit.get('flow', 'run')} {audit.get('run_id')}",
+            f"{report.get('flow', 'run')} {report.get('run_id')}",
             head.get("at") if isinstance(head, dict) else None,
         )
         out += [a] if a else []

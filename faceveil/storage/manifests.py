@@ -62,10 +62,8 @@ MEDIA = pa.schema(
         ("output_path", pa.string()),
         ("detector", pa.string()),
         ("detector_weights", pa.string()),
-        (
-            "device",
-            pa.string(),
-        ),  # where the media's detection ran: "cuda" or "cpu" (null: failed before, or older rows)
+        # where the media's detection ran: "cuda" or "cpu" (null: failed before, or older rows)
+        ("device", pa.string()),
         ("method", pa.string()),
         ("settings_json", pa.string()),
         ("work_hash", pa.string()),  # pipeline/work_hash: settings, version and weights (was "settings_hash")
@@ -160,16 +158,14 @@ ACCESS_LOG = pa.schema(
         ("details_json", pa.string()),
         ("prev_mac", pa.string()),
         ("mac", pa.string()),
-        (
-            "fs_tag",
-            pa.string(),
-        ),  # the forward-secure tag (access_log, log_seal); null before a log key, and in older logs
+        # the forward-secure tag (access_log, log_seal); null before a log key, and in older logs
+        ("fs_tag", pa.string()),
     ]
 )
 
 # Privacy and utility checks of sampled output frames (faceveil.validation.privacy), per frame, per
 # face in those frames, and per media (the track-level identity measures).
-AUDIT_FRAMES = pa.schema(
+CHECK_FRAMES = pa.schema(
     [
         ("media_id", pa.string()),
         ("frame_index", pa.int64()),
@@ -182,7 +178,7 @@ AUDIT_FRAMES = pa.schema(
     ]
 )
 
-AUDIT_FACES = pa.schema(
+CHECK_FACES = pa.schema(
     [
         ("media_id", pa.string()),
         ("frame_index", pa.int64()),
@@ -195,7 +191,7 @@ AUDIT_FACES = pa.schema(
     ]
 )
 
-AUDIT_MEDIA = pa.schema(
+CHECK_MEDIA = pa.schema(
     [
         ("media_id", pa.string()),
         ("run_id", pa.string()),
@@ -221,7 +217,7 @@ SURROGATES = pa.schema(
 
 # The pulse edit (--pulse), per media and track: what the rPPG estimators read before and after (JSON:
 # {"before"|"after": {estimator: {"bpm", "snr_db"}}}), the estimator optimised through, the edit's PSNR.
-AUDIT_PULSE = pa.schema(
+CHECK_PULSE = pa.schema(
     [
         ("media_id", pa.string()),
         ("run_id", pa.string()),
@@ -286,11 +282,11 @@ TABLES = {
     "vault/entries": VAULT_ENTRIES,
     "vault/keys": VAULT_KEYS,
     "access_log": ACCESS_LOG,
-    "audit/frames": AUDIT_FRAMES,
-    "audit/faces": AUDIT_FACES,
-    "audit/media": AUDIT_MEDIA,
+    "checks/frames": CHECK_FRAMES,
+    "checks/faces": CHECK_FACES,
+    "checks/media": CHECK_MEDIA,
     "surrogates": SURROGATES,
-    "audit/pulse": AUDIT_PULSE,
+    "checks/pulse": CHECK_PULSE,
     "review/manual_tracks": MANUAL_TRACKS,
     "checks": DEEP_CHECKS,
 }
@@ -314,6 +310,9 @@ def write_part(loc: Location, table: str, key: str, rows: pa.Table | list[dict])
 
 # table -> {old column name: its name now}: parts written before a rename read under the new name
 RENAMED = {"media": {"settings_hash": "work_hash"}}
+# table -> the folder its parts went to before it was renamed: a part there reads when the table's own
+# folder lacks it (archives written before keep their checks; a re-run's new part takes its place)
+OLD_TABLES = {f"checks/{t}": f"audit/{t}" for t in ("frames", "faces", "media", "pulse")}
 
 
 def _read(blob: bytes, table: str) -> pa.Table:
@@ -326,16 +325,23 @@ def _read(blob: bytes, table: str) -> pa.Table:
 
 
 def read_part(loc: Location, table: str, key: str) -> pa.Table | None:
-    rel = part_path(table, key)
-    if not loc.exists(rel):
-        return None
-    return _read(loc.read_bytes(rel), table)
+    for rel in (part_path(name, key) for name in (table, OLD_TABLES.get(table)) if name):
+        if loc.exists(rel):
+            return _read(loc.read_bytes(rel), table)
+    return None
+
+
+def _parts(loc: Location, folder: str) -> dict[str, str]:
+    """key -> path of every part in a table's folder (its subfolders' files are no parts of it)."""
+    parts = [r for r in loc.list_files(under=folder) if r.count("/") == folder.count("/") + 1]
+    return {r[len(folder) + 1 : -len(".parquet")]: r for r in parts if r.endswith(".parquet")}
 
 
 def read_table(loc: Location, table: str) -> pa.Table:
-    """Every part of a table (empty table with the schema when there is none)."""
-    parts = [r for r in loc.list_files(under=table) if r.count("/") == table.count("/") + 1 and r.endswith(".parquet")]
-    tables = [_read(loc.read_bytes(r), table) for r in parts]
+    """Every part of a table, in its folder's order, with those only its old folder holds (empty table with
+    the schema when there is none)."""
+    parts = {**(_parts(loc, OLD_TABLES[table]) if table in OLD_TABLES else {}), **_parts(loc, table)}
+    tables = [_read(loc.read_bytes(parts[k]), table) for k in sorted(parts, key=lambda k: part_path(table, k))]
     return pa.concat_tables(tables) if tables else TABLES[table].empty_table()
 
 

@@ -42,13 +42,13 @@ class _Anonymizing:
     pulse edit (`--pulse`) inside the skin of the faces left visible."""
 
     def __init__(
-        self, kit: Toolkit, item: MediaItem, info: VideoInfo, tracked: Tracked, checks, vault=None, faces=None
+        self, kit: Toolkit, item: MediaItem, info: VideoInfo, tracked: Tracked, beside, vault=None, faces=None
     ):
-        self.item, self.info, self.per_frame, self.checks, self.vault, self.faces = (
+        self.item, self.info, self.per_frame, self.beside, self.vault, self.faces = (
             item,
             info,
             tracked.per_frame,
-            checks,
+            beside,
             vault,
             faces,
         )
@@ -60,9 +60,9 @@ class _Anonymizing:
         dets = self.per_frame.get(i)
         if dets is None:
             dets = Detections.empty()
-        if self.checks.audit.wants(i):  # the original, before it is anonymized
+        if self.beside.checks.wants(i):  # the original, before it is anonymized
             w, h = self.info.width, self.info.height
-            self.checks.keep(i, rgb, dets, self.anon.regions(dets, w, h), self.anon.face_regions(dets, w, h))
+            self.beside.keep(i, rgb, dets, self.anon.regions(dets, w, h), self.anon.face_regions(dets, w, h))
         if len(dets):
             if self.faces is not None:
                 self.faces.offer(i, rgb, dets)
@@ -74,7 +74,7 @@ class _Anonymizing:
 
     def touched(self) -> set[int]:
         """The frames that need the RGB round trip: faces to mask or pulses to edit, or checked."""
-        return self.per_frame.keys() | self.checks.audit.frames | self.pulse.frames()
+        return self.per_frame.keys() | self.beside.checks.frames | self.pulse.frames()
 
 
 def finish_video(
@@ -107,8 +107,8 @@ def finish_video(
             )
             if res.frames_out != info.n_frames:
                 raise MediaError(item.rel, f"encoded {res.frames_out} of {info.n_frames} frames")
-            audit = checks.finish().result()
-            withheld = leak_verdict(config.checks.max_leak, audit)
+            check_result = checks.finish().result()
+            withheld = leak_verdict(config.checks.max_leak, check_result)
             shas = commit_output(dest, state_of(config), tmp, out, local, vault, withheld=bool(withheld))
     except MediaError as e:
         return record_failure(config, item, run_id, e.reason)
@@ -117,7 +117,7 @@ def finish_video(
         clean_up(tmp, vault)
     if tracked.pulse is not None:
         manifests.write_part(
-            state_of(config), "audit/pulse", item.media_id, edit.pulse.rows(item.media_id, run_id, info.fps)
+            state_of(config), "checks/pulse", item.media_id, edit.pulse.rows(item.media_id, run_id, info.fps)
         )
     return _finished(
         config,
@@ -127,7 +127,7 @@ def finish_video(
         tracked,
         run_id,
         res,
-        audit,
+        check_result,
         withheld,
         shas,
         edit.redacted,
@@ -150,10 +150,10 @@ def encode_segment(
     src, state = locations(config)[0], state_of(config)
     kit = toolkit(config.settings)
     share = math.ceil(kit.settings.checks.identity_faces * (seg.stop - seg.start) / max(info.n_frames, 1))
-    audit = frame_checks(
+    sampled = frame_checks(
         kit, item.media_id, info.n_frames, info.fps, frames=range(seg.start, seg.stop), identity_faces=share
     )
-    checks = BesideEncoder(audit, info.orientation, start=seg.start)
+    checks = BesideEncoder(sampled, info.orientation, start=seg.start)
     edit = _Anonymizing(kit, item, info, tracked, checks)
     ext = segment_suffix(posixpath.splitext(out_rel(config, item.rel))[1], config.encoding.lossless)
     tmp = os.path.join(scratch(config), f"{uuid.uuid4().hex}{ext}")
@@ -173,7 +173,7 @@ def encode_segment(
                 preset=config.encoding.preset,
                 tap=checks.tap,
             )
-        out.audit = checks.finish().result()
+        out.check_result = checks.finish().result()
         out.path = f"segments/{run_id}/{item.media_id}-{seg.index:04d}{ext}"
         state.commit_file(tmp, out.path)
     except MediaError as e:
@@ -203,8 +203,8 @@ def join_video(
         with contextlib.ExitStack() as stack, src.local_file(item.rel, scratch(config)) as local:
             parts = [stack.enter_context(state.local_file(s.path, scratch(config))) for s in segments]
             res = join_segments(local, tmp, info, parts)
-            audit = CheckResult.merge([s.audit for s in segments])
-            withheld = leak_verdict(config.checks.max_leak, audit)
+            check_result = CheckResult.merge([s.check_result for s in segments])
+            withheld = leak_verdict(config.checks.max_leak, check_result)
             shas = commit_output(dest, state, tmp, out, local, None, withheld=bool(withheld))
     except MediaError as e:
         return record_failure(config, item, run_id, e.reason)
@@ -212,7 +212,7 @@ def join_video(
         clean_up(tmp, None)
     if tracked.pulse is not None:  # segments edit apart: the report gives the planned figures
         rows = PulseApplier(tracked.pulse).rows(item.media_id, run_id, info.fps, measured=False)
-        manifests.write_part(state, "audit/pulse", item.media_id, rows)
+        manifests.write_part(state, "checks/pulse", item.media_id, rows)
     return _finished(
         config,
         toolkit(config.settings),
@@ -221,7 +221,7 @@ def join_video(
         tracked,
         run_id,
         res,
-        audit,
+        check_result,
         withheld,
         shas,
         sum(s.redacted for s in segments),
@@ -237,7 +237,7 @@ def _finished(
     tracked: Tracked,
     run_id: str,
     res,
-    audit,
+    check_result,
     withheld: str | None,
     shas: tuple[str, str],
     redacted: int,
@@ -252,7 +252,7 @@ def _finished(
     base = base_row(config, item, run_id)
     row = {
         **base,
-        **outcome(out_rel(config, item.rel), withheld, audit),
+        **outcome(out_rel(config, item.rel), withheld, check_result),
         "frames_in": info.n_frames,
         "frames_out": res.frames_out,
         "duration_in_s": res.duration_in_s,
@@ -279,7 +279,7 @@ def _finished(
         **vault_fields(vault if not withheld else None),
     }
     templates = track_templates(kit, faces, item.media_id, det_rows, info.frame_time) if not withheld else []
-    return write_media_manifests(state_of(config), item, det_rows, row, templates, audit)
+    return write_media_manifests(state_of(config), item, det_rows, row, templates, check_result)
 
 
 def _kept_notes(config: AnonymizeConfig, tracked: Tracked) -> list[str]:

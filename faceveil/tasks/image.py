@@ -69,8 +69,8 @@ def anonymize_image(config: AnonymizeConfig, item: MediaItem, run_id: str, peopl
                     anon.regions(dets, w, h),
                     anon.face_regions(dets, w, h),
                 )
-            audit = checks.result()
-            withheld = leak_verdict(config.checks.max_leak, audit)
+            check_result = checks.result()
+            withheld = leak_verdict(config.checks.max_leak, check_result)
             in_sha, out_sha = commit_output(dest, state, tmp, item.rel, local, vault, withheld=bool(withheld))
     except MediaError as e:
         return record_failure(config, item, run_id, e.reason)
@@ -79,7 +79,7 @@ def anonymize_image(config: AnonymizeConfig, item: MediaItem, run_id: str, peopl
     det_rows = manifests.detection_rows(item.media_id, {0: dets}, lambda f: 0, lambda f: 0.0)
     row = {
         **base_row(config, item, run_id),
-        **outcome(item.rel, withheld, audit),
+        **outcome(item.rel, withheld, check_result),
         "frames_in": 1,
         "frames_out": 1,
         "width": rgb.shape[1],
@@ -116,4 +116,4 @@ def anonymize_image(config: AnonymizeConfig, item: MediaItem, run_id: str, peopl
             ],
         )
     templates = track_templates(kit, faces, item.media_id, det_rows, lambda f: 0.0) if not withheld else []
-    return write_media_manifests(state, item, det_rows, row, templates, audit)
+    return write_media_manifests(state, item, det_rows, row, templates, check_result)

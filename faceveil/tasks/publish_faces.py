@@ -4,7 +4,7 @@ landmarks on the output against the original's), skin colour difference (CIEDE20
 score of the new face. Also small crops of the replaced faces (never an original) for the datasheet's
 contact sheet.
 `measure_faces` is over 60 lines: one pass over a photo's faces, whose row lists every column, one a
-line; `write_publication` too: the datasheet's info and the MLflow audit are two dict literals of every
+line; `write_publication` too: the datasheet's info and the MLflow report are two dict literals of every
 published figure, one a line."""
 
 from __future__ import annotations
@@ -214,7 +214,7 @@ def write_publication(
     png = datasheet.contact_sheet([c for m in measured for c in m["crops"]][: datasheet.SHEET_FACES])
     paths = datasheet.write_datasheet(dest, state, info, png)
     uri, artifacts = mlflow_log.store_for(state, config.tracking_uri, config.mlflow_artifacts)
-    audit = {
+    report = {
         "run_id": f"publish-{run_id}",
         "flow": "publish_dataset",
         "status": "ok" if info["contracts"]["success"] else "failed",
@@ -239,7 +239,7 @@ def write_publication(
         "datasheet.md": dest.read_bytes(paths["markdown"]),
         "faces.parquet": buf.getvalue(),
     }
-    info["mlflow"] = mlflow_log.log_run(audit, files, uri, artifacts)
+    info["mlflow"] = mlflow_log.log_run(report, files, uri, artifacts)
     return {
         **info,
         "paths": {

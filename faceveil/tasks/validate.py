@@ -1,9 +1,9 @@
-"""The last steps of every flow: data contracts, the run's privacy and utility figures, the audit
+"""The last steps of every flow: data contracts, the run's privacy and utility figures, the run's report
 (JSON + self-contained HTML under the state root's reports/) and its MLflow run. A broken contract
-fails the run, naming the expectation, after the audit is written.
-Over 300 lines: the audits of both flows (`anonymize_report`, `restore_report`) and the helpers they
+fails the run, naming the expectation, after the report is written.
+Over 300 lines: the reports of both flows (`anonymize_report`, `restore_report`) and the helpers they
 share (figures, header, threshold, access log) read together; `anonymize_report` is over 60 lines: it is
-the audit's one dict literal, a section a key."""
+the report's one dict literal, a section a key."""
 
 from __future__ import annotations
 
@@ -161,7 +161,7 @@ def index_embeddings(dest: Location, media_ids, dim: int) -> pd.DataFrame:
 
 
 def anonymize_report(config, summary: dict, results: list, scratch: str) -> tuple[dict, ContractReport]:
-    """The audit of an anonymize run (its media only) and its contract report."""
+    """The report of an anonymize run (its media only) and its contract report."""
     from faceveil.models.embedders import EMBEDDERS
     from faceveil.validation.contracts import check_manifests
 
@@ -172,7 +172,7 @@ def anonymize_report(config, summary: dict, results: list, scratch: str) -> tupl
     media = manifests.read_table(dest, "media").to_pandas()
     media = media[media.run_id == run_id]
     ids = list(media.media_id)
-    frames, faces = (manifests.read_table(dest, t).to_pandas() for t in ("audit/frames", "audit/faces"))
+    frames, faces = (manifests.read_table(dest, t).to_pandas() for t in ("checks/frames", "checks/faces"))
     frames, faces = frames[frames.media_id.isin(ids)], faces[faces.media_id.isin(ids)]
     det = manifests.read_table(dest, "detections").to_pandas()
     det = det[det.media_id.isin(ids)]
@@ -185,16 +185,16 @@ def anonymize_report(config, summary: dict, results: list, scratch: str) -> tupl
         dest,
         None,
         embeddings,
-        audited=config.run_check_every_s > 0,  # the whole archive
+        checked=config.run_check_every_s > 0,  # the whole archive
         max_leak=config.checks.max_leak,
         public=public,
     )
     figures = privacy.summarize(frames.to_dict("records"), faces.to_dict("records"), threshold)
-    figures["reid_attack"] = run_reidentification([getattr(r, "audit_embeddings", None) for r in results], threshold)
-    stats = manifests.read_table(dest, "audit/media").to_pandas()
+    figures["reid_attack"] = run_reidentification([getattr(r, "checked_embeddings", None) for r in results], threshold)
+    stats = manifests.read_table(dest, "checks/media").to_pandas()
     stats = stats[stats.media_id.isin(ids)]
     weights = media.detector_weights.dropna()
-    audit = {
+    report = {
         **_header(summary, "anonymize_archive", contracts),
         "settings": summary["settings"]
         | {
@@ -246,7 +246,7 @@ def anonymize_report(config, summary: dict, results: list, scratch: str) -> tupl
         "not_media": summary["not_media"],
         "pulse": _pulse(dest, media, run_id),
     }
-    return audit, contracts
+    return report, contracts
 
 
 def _generator(config) -> list[dict]:
@@ -267,16 +267,16 @@ def _generator(config) -> list[dict]:
 
 
 def _pulse(dest: Location, media: pd.DataFrame, run_id: str) -> list[dict]:
-    """The pulse edit's figures of this run's media (audit/pulse), per track."""
+    """The pulse edit's figures of this run's media (checks/pulse), per track."""
     from faceveil.validation.pulse_report import pulse_figures
 
-    rows = manifests.read_table(dest, "audit/pulse").to_pandas()
+    rows = manifests.read_table(dest, "checks/pulse").to_pandas()
     rows = rows[rows.media_id.isin(list(media.media_id)) & (rows.run_id == run_id)]
     return pulse_figures(rows.to_dict("records"), dict(zip(media.media_id, media.rel_path)))
 
 
 def restore_report(config, report: dict, contracts: ContractReport) -> dict:
-    """The audit of a restore run: what was restored or refused, with the key's fingerprint only."""
+    """The report of a restore run: what was restored or refused, with the key's fingerprint only."""
     media = report["media"]
     return {
         **_header(report, "restore_archive", contracts),
@@ -310,27 +310,28 @@ def restore_report(config, report: dict, contracts: ContractReport) -> dict:
 
 def report_and_log(
     dest: Location,
-    audit: dict,
+    report: dict,
     contracts: ContractReport,
     tracking_uri: str | None = None,
     mlflow_artifacts: str | None = None,
 ) -> dict:
-    """Writes the audit report into the state root `dest`, logs the MLflow run, then fails the run
+    """Writes the run's report into the state root `dest`, logs the MLflow run, then fails the run
     if a contract broke."""
-    from faceveil.validation import mlflow_log, report
+    from faceveil.validation import mlflow_log
+    from faceveil.validation.report import plots, write_report
 
     uri, artifacts = mlflow_log.store_for(dest, tracking_uri, mlflow_artifacts)
 
     def rendered(a: dict) -> dict[str, bytes]:
-        paths = report.write_report(dest, a)
-        files = {"audit_report.html": dest.read_bytes(paths["html"]), "audit.json": dest.read_bytes(paths["json"])}
-        files.update({f"{name}.png": png for name, png in report.plots(a).items()})
+        paths = write_report(dest, a)
+        files = {"report.html": dest.read_bytes(paths["html"]), "report.json": dest.read_bytes(paths["json"])}
+        files.update({f"{name}.png": png for name, png in plots(a).items()})
         return files
 
-    mlflow_log.log_run(audit, rendered, uri, artifacts)
+    mlflow_log.log_run(report, rendered, uri, artifacts)
     if not contracts.success:
-        raise ContractError(f"run {audit['run_id']}: data contract broken: " + "; ".join(contracts.failures))
-    return audit
+        raise ContractError(f"run {report['run_id']}: data contract broken: " + "; ".join(contracts.failures))
+    return report
 
 
 def _header(summary: dict, flow: str, contracts: ContractReport) -> dict:

@@ -62,8 +62,8 @@ def manifest_frames(
                 "ok_media",
                 "vault",
                 "withheld",
-                "audit_frames",
-                "audit_faces",
+                "checks_frames",
+                "checks_faces",
                 "embeddings",
                 "pulse",
             )
@@ -79,9 +79,9 @@ def manifest_frames(
     fps = ok.fps.where(ok.fps > 0, np.nan)
     ok["duration_error_frames"] = ((ok.duration_out_s - ok.duration_in_s).abs() * fps).fillna(0)
     ok["audio_kept"] = ok.has_audio_in.fillna(False) == ok.has_audio_out.fillna(False)
-    checked = table("audit/media").set_index("media_id").frames_checked
+    checked = table("checks/media").set_index("media_id").frames_checked
     ok["frames_checked"] = ok.media_id.map(checked).fillna(0)
-    frames = table("audit/frames")  # the leak gate's verdict, per media, from its checked frames
+    frames = table("checks/frames")  # the leak gate's verdict, per media, from its checked frames
     seen = frames.groupby("media_id")[["leak_faces", "faces_in"]].sum()
     rate = seen.leak_faces / (seen.leak_faces + seen.faces_in).where(lambda n: n > 0, np.nan)
     ok["leak_rate"] = ok.media_id.map(rate.fillna(0)).fillna(0)
@@ -103,11 +103,11 @@ def manifest_frames(
         "ok_media": ok,
         "vault": rev,
         "withheld": withheld,
-        "audit_frames": frames,
-        "audit_faces": table("audit/faces"),
+        "checks_frames": frames,
+        "checks_faces": table("checks/faces"),
         "embeddings": emb,
         "public_tree": public_tree(public, media),
-        "pulse": pulse_verdicts(table("audit/pulse")),
+        "pulse": pulse_verdicts(table("checks/pulse")),
     }
 
 
@@ -134,7 +134,7 @@ def public_tree(public: Location | None, media: pd.DataFrame, extras=PUBLIC_FILE
     return pd.DataFrame({"path": files, "published": [f in known for f in files]})
 
 
-def _suites(gx, audited: bool, max_leak: float = 0.0, public: bool = True) -> dict[str, list]:
+def _suites(gx, checked: bool, max_leak: float = 0.0, public: bool = True) -> dict[str, list]:
     E = gx.expectations
     between = E.ExpectColumnValuesToBeBetween
     return {
@@ -166,20 +166,20 @@ def _suites(gx, audited: bool, max_leak: float = 0.0, public: bool = True) -> di
                 between(column="frames_checked", min_value=1),  # checked, and the leak gate let it through
                 between(column="leak_rate", min_value=0, max_value=max_leak),
             ]
-            if audited
+            if checked
             else []
         ),
         "withheld": [E.ExpectColumnValuesToBeInSet(column="quarantined", value_set=[True])]
         + ([E.ExpectColumnValuesToBeInSet(column="public_output", value_set=[False])] if public else []),
         "public_tree": [E.ExpectColumnValuesToBeInSet(column="published", value_set=[True])],
         "vault": [between(column="faces_without_vault_entry", min_value=0, max_value=0)],
-        "audit_frames": [
+        "checks_frames": [
             between(column="leak_faces", min_value=0),
             between(column="faces_in", min_value=0),
             between(column="leak_max_score", min_value=0, max_value=1),
             between(column="background_ssim", min_value=-1, max_value=1, mostly=1.0),
         ],
-        "audit_faces": [
+        "checks_faces": [
             between(column="reid_cosine", min_value=-1.0001, max_value=1.0001),
             between(column="face_ssim", min_value=-1, max_value=1),
         ],
@@ -238,23 +238,23 @@ def check_manifests(
     dest: Location,
     media_ids=None,
     embeddings: pd.DataFrame | None = None,
-    audited: bool = True,
+    checked: bool = True,
     max_leak: float = 0.0,
     public: Location | None = None,
 ) -> ContractReport:
     """Runs every suite on the archive's manifests in the state root `dest` (of `media_ids`, default
-    all). `audited`: every finished media must have privacy checks, and its leak gate rate be at most
+    all). `checked`: every finished media must have privacy checks, and its leak gate rate be at most
     `max_leak`. `public`: DEST, which must hold published outputs only. The same manifests checked
     by the same suites give the same result: it is kept in the state root (CHECKED) and reused,
     without loading Great Expectations (a rerun with nothing new)."""
     frames = manifest_frames(dest, media_ids, embeddings, public)
-    key = _fingerprint(frames, audited, max_leak, public is not None)
+    key = _fingerprint(frames, checked, max_leak, public is not None)
     if key is not None and dest.exists(CHECKED):
         kept = json.loads(dest.read_bytes(CHECKED))
         if kept.get("fingerprint") == key:
             return ContractReport(kept["results"])
     gx = _gx()
-    report = _validate(frames, _suites(gx, audited, max_leak, public is not None), gx)
+    report = _validate(frames, _suites(gx, checked, max_leak, public is not None), gx)
     if key is not None:
         dest.write_bytes(CHECKED, json.dumps({"fingerprint": key, "results": report.results}).encode())
     return report

@@ -137,7 +137,7 @@ def stored_results(state: Location) -> list[dict]:
 
 
 def report_rows(state: Location) -> list[dict]:
-    """The stored deep-check rows as the audit report shows them (JSON-safe)."""
+    """The stored deep-check rows as the run's report shows them (JSON-safe)."""
     keep = (
         "rel_path",
         "status",

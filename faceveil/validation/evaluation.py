@@ -1,4 +1,4 @@
-"""`faceveil evaluate`'s per-method figures from a run's own manifest and audit tables, the results
+"""`faceveil evaluate`'s per-method figures from a run's own manifest and checks tables, the results
 as JSON, and one MLflow run per method (through `mlflow_log`)."""
 
 from __future__ import annotations
@@ -11,23 +11,23 @@ import numpy as np
 
 from faceveil.storage.paths import Location
 
-RUN_TABLES = ("media", "detections", "audit/frames", "audit/faces")
+RUN_TABLES = ("media", "detections", "checks/frames", "checks/faces")
 
 
 def run_tables(dest: Location, tables=RUN_TABLES) -> dict:
-    """The run's manifest and audit tables as DataFrames, by table name."""
+    """The run's manifest and checks tables as DataFrames, by table name."""
     from faceveil.storage.manifests import read_table
 
     return {t: read_table(dest, t).to_pandas() for t in tables}
 
 
 def method_figures(t: dict, threshold: float, frames: int, wall: float, flow_seconds: float | None) -> dict:
-    """Leak, the run's re-identification check and utility from the audit tables `t` (split images
+    """Leak, the run's re-identification check and utility from the checks tables `t` (split images
     / videos when the run held both); speed (`fps`: per wall second of the method's anonymize run;
     `fps_flow`: per second of that flow's own timing)."""
     from faceveil.validation.privacy import summarize
 
-    fr, fa = t["audit/frames"], t["audit/faces"]
+    fr, fa = t["checks/frames"], t["checks/faces"]
     s = summarize(fr.to_dict("records"), fa.to_dict("records"), threshold)
     kinds = dict(zip(t["media"].media_id, t["media"].kind))
     out = {
@@ -65,7 +65,7 @@ def _finite(v) -> float | None:
     return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else None
 
 
-def method_audit(result: dict, method: str, out: str, models: list[dict]) -> dict:
+def method_report(result: dict, method: str, out: str, models: list[dict]) -> dict:
     """What `mlflow_log.log_run` logs for one method: settings, models, counts, privacy, utility."""
     f = result["methods"][method]
     attack = f.get("reid_attack") or {}
@@ -120,6 +120,6 @@ def log_evaluation(result: dict, out: str, uri: str | None, models: list[dict], 
 
     uri, artifacts_at = store_for(Location(str(Path(out).expanduser())), uri)
     files = {"evaluate.md": table.encode(), "evaluate.json": json.dumps(plain(result), indent=2).encode()}
-    logged = {m: log_run(method_audit(result, m, out, models), files, uri, artifacts_at) for m in result["methods"]}
+    logged = {m: log_run(method_report(result, m, out, models), files, uri, artifacts_at) for m in result["methods"]}
     experiment = next(iter(logged.values()))["experiment"] if logged else None
     return {"tracking_uri": uri, "experiment": experiment, "runs": {m: r["run_id"] for m, r in logged.items()}}

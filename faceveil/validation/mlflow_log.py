@@ -1,12 +1,12 @@
 """Every flow run as an MLflow run: params (settings, models and weight hashes, code version),
-metrics (privacy, utility, counts), artifacts (audit report, plots, manifest summary). The store is
+metrics (privacy, utility, counts), artifacts (the run's report, plots, manifest summary). The store is
 a sqlite database under the archive's state root (mlflow/) when it is local (for s3://, one under
 $FACEVEIL_HOME, default ~/.faceveil), or any tracking URI ($FACEVEIL_MLFLOW_URI or the setting). The
 artifacts go beside a local store, or to an artifact root given (the mlflow_artifacts setting,
 $FACEVEIL_MLFLOW_ARTIFACTS), e.g. s3://bucket/prefix (boto3's credentials from the AWS environment;
 the endpoint $MLFLOW_S3_ENDPOINT_URL, else $FACEVEIL_S3_ENDPOINT). An experiment keeps the artifact
 root it was created with: runs for another root go to the experiment "faceveil (ROOT)".
-Only what the audit holds is logged: no face pixels but anonymized thumbnails, no key.
+Only what the report holds is logged: no face pixels but anonymized thumbnails, no key.
 `log_run` is over 60 lines: one MLflow run created, filled (tags, params, metrics, artifacts) and
 terminated under one lock."""
 
@@ -133,26 +133,26 @@ def _metric_value(v) -> float | None:
     return float(v) if not math.isnan(v) else None
 
 
-def log_run(audit: dict, artifacts, uri: str, artifact_location: str | None = None) -> dict:
-    """Logs one finished flow run and sets audit['mlflow'] = {'tracking_uri', 'experiment', 'run_id'}.
-    `artifacts`: file name -> bytes, or a function of the audit (with its 'mlflow' part) giving them."""
+def log_run(report: dict, artifacts, uri: str, artifact_location: str | None = None) -> dict:
+    """Logs one finished flow run and sets report['mlflow'] = {'tracking_uri', 'experiment', 'run_id'}.
+    `artifacts`: file name -> bytes, or a function of the report (with its 'mlflow' part) giving them."""
     with _LOCK:
         entities = load_mlflow().entities
         Metric, Param, RunTag = entities.Metric, entities.Param, entities.RunTag
         client, exp_id, experiment = open_store(uri, artifact_location)
-        head = audit.get("access_log_head") or {}  # the access log's head, kept here outside the log too
+        head = report.get("access_log_head") or {}  # the access log's head, kept here outside the log too
         run = client.create_run(
             exp_id,
-            run_name=audit["run_id"],
+            run_name=report["run_id"],
             tags={
-                "faceveil.run_id": audit["run_id"],
-                "faceveil.flow": audit["flow"],
-                "faceveil.status": audit["status"],
+                "faceveil.run_id": report["run_id"],
+                "faceveil.flow": report["flow"],
+                "faceveil.status": report["status"],
                 **({"faceveil.access_log_head": f"seq {head['seq']} mac {head['mac']}"} if head.get("mac") else {}),
             },
         )
         rid = run.info.run_id
-        audit["mlflow"] = {
+        report["mlflow"] = {
             "tracking_uri": uri,
             "experiment": experiment,
             "run_id": rid,
@@ -161,23 +161,25 @@ def log_run(audit: dict, artifacts, uri: str, artifact_location: str | None = No
         params = flatten(
             "",
             {
-                "settings": audit.get("settings", {}),
-                "models": {m["role"]: f"{m['name']} {m.get('weights') or ''}".strip() for m in audit.get("models", [])},
-                "code_version": audit.get("code_version"),
-                "faceveil_version": audit.get("faceveil_version"),
-                "src": audit.get("src"),
-                "dest": audit.get("dest"),
+                "settings": report.get("settings", {}),
+                "models": {
+                    m["role"]: f"{m['name']} {m.get('weights') or ''}".strip() for m in report.get("models", [])
+                },
+                "code_version": report.get("code_version"),
+                "faceveil_version": report.get("faceveil_version"),
+                "src": report.get("src"),
+                "dest": report.get("dest"),
             },
             {},
         )
         metrics = flatten(
             "",
             {
-                "counts": audit.get("counts", {}),
-                "privacy": audit.get("privacy", {}),
-                "utility": audit.get("utility", {}),
-                "seconds": audit.get("seconds"),
-                "contracts": {"failed": sum(not r["success"] for r in audit.get("contracts", {}).get("results", []))},
+                "counts": report.get("counts", {}),
+                "privacy": report.get("privacy", {}),
+                "utility": report.get("utility", {}),
+                "seconds": report.get("seconds"),
+                "contracts": {"failed": sum(not r["success"] for r in report.get("contracts", {}).get("results", []))},
             },
             {},
         )
@@ -191,13 +193,13 @@ def log_run(audit: dict, artifacts, uri: str, artifact_location: str | None = No
             client.log_batch(rid, metrics=metric_rows[i : i + 100], params=param_rows[i : i + 100])
         client.log_batch(
             rid,
-            tags=[RunTag("faceveil.contracts", "passed" if audit.get("contracts", {}).get("success") else "failed")],
+            tags=[RunTag("faceveil.contracts", "passed" if report.get("contracts", {}).get("success") else "failed")],
         )
-        files = artifacts(audit) if callable(artifacts) else artifacts
+        files = artifacts(report) if callable(artifacts) else artifacts
         with tempfile.TemporaryDirectory(prefix="faceveil-mlflow-") as tmp:
             for name, data in files.items():
                 p = Path(tmp) / name
                 p.write_bytes(data)
                 client.log_artifact(rid, str(p))
-        client.set_terminated(rid, "FINISHED" if audit["status"] == "ok" else "FAILED")
-        return audit["mlflow"]
+        client.set_terminated(rid, "FINISHED" if report["status"] == "ok" else "FAILED")
+        return report["mlflow"]

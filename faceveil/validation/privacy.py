@@ -64,7 +64,7 @@ class CheckSettings:
 
 
 def sample_frames(n_frames: int, fps: float, settings: CheckSettings) -> set[int]:
-    """The frame indices a media's audit checks: one per `every_s` seconds (the first included), at
+    """The frame indices a media's checks look at: one per `every_s` seconds (the first included), at
     least `min_frames` (spread evenly), at most `max_frames`."""
     if n_frames <= 0 or settings.max_frames <= 0 or settings.every_s <= 0:
         return set()

@@ -1,4 +1,4 @@
-"""The audit's pulse section (`--pulse`): per media and track, what the rPPG estimators read before
+"""The report's pulse section (`--pulse`): per media and track, what the rPPG estimators read before
 and after the edit (heart rate, peak SNR) in the mask and in every attacker region (face box,
 forehead, cheeks, neck: models/rppg/regions.py), which one the edit was optimised through (the others
 are the independent check), where the skin mask came from, whether every region passes
@@ -11,7 +11,7 @@ import json
 
 
 def pulse_figures(pulse_rows: list[dict], paths: dict[str, str]) -> list[dict]:
-    """The audit's rows from the audit/pulse manifest rows (`paths`: media id -> relative path)."""
+    """The report's rows from the checks/pulse manifest rows (`paths`: media id -> relative path)."""
     out = []
     for r in pulse_rows:
         readings = json.loads(r.get("readings_json") or "{}")

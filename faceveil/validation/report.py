@@ -1,5 +1,5 @@
-"""The self-contained HTML audit report of a run (plots inline, every audit string escaped),
-and its storage beside the JSON audit under the state root's `reports/`. Its pieces: validation/report_parts
+"""The self-contained HTML report of a run (plots inline, every reported string escaped),
+and its storage beside the JSON report under the state root's `reports/`. Its pieces: validation/report_parts
 (escaped values, tables), validation/report_plots. `render_html` is longer than 60 lines: it is the
 page's one template, section after section, which reads best in one piece.
 Over 300 lines: `render_html`, the page's one template, is most of it."""
@@ -94,9 +94,9 @@ def _deep_check(rows: list[dict]) -> str:
     )
 
 
-def render_html(audit: dict) -> str:
-    """One self-contained HTML page for an audit dict (no scripts, no external URLs)."""
-    a, figs, media = audit, plots(audit), audit.get("media") or []
+def render_html(report: dict) -> str:
+    """One self-contained HTML page for a run's report dict (no scripts, no external URLs)."""
+    a, figs, media = report, plots(report), report.get("media") or []
     counts = a.get("counts") or {}
     s = {
         "summary": kv(
@@ -345,13 +345,13 @@ def strict_json(v):
     return v
 
 
-def write_report(dest, audit: dict, latest: bool = True) -> dict[str, str]:
-    """Writes the audit JSON and HTML of the run (and latest.json / latest.html) under the state root `dest`."""
-    run_id = _check_run_id(audit.get("run_id"))
-    audit = strict_json(audit)
-    blob = json.dumps(audit, indent=2, default=str, sort_keys=True, allow_nan=False).encode()
+def write_report(dest, report: dict, latest: bool = True) -> dict[str, str]:
+    """Writes the report JSON and HTML of the run (and latest.json / latest.html) under the state root `dest`."""
+    run_id = _check_run_id(report.get("run_id"))
+    report = strict_json(report)
+    blob = json.dumps(report, indent=2, default=str, sort_keys=True, allow_nan=False).encode()
     dest.write_bytes(f"{REPORTS}/{run_id}.json", blob)  # stored even if rendering fails
-    page = render_html(audit).encode()
+    page = render_html(report).encode()
     dest.write_bytes(f"{REPORTS}/{run_id}.html", page)
     if latest:
         dest.write_bytes(f"{REPORTS}/latest.json", blob)
@@ -359,14 +359,12 @@ def write_report(dest, audit: dict, latest: bool = True) -> dict[str, str]:
     return {"html": f"{REPORTS}/{run_id}.html", "json": f"{REPORTS}/{run_id}.json"}
 
 
-def load_audit(dest, run_id: str | None = None) -> dict:
-    """The stored audit of run_id (default: the latest run)."""
+def load_report(dest, run_id: str | None = None) -> dict:
+    """The stored report of run_id (default: the latest run)."""
     rel = f"{REPORTS}/{_check_run_id(run_id or 'latest')}.json"
     if not dest.exists(rel):
         folder = dest.path(REPORTS)
         names = dest.fs.ls(folder, detail=False) if dest.fs.exists(folder) else []
         ids = sorted(n[:-5] for n in map(posixpath.basename, names) if n.endswith(".json") and n != "latest.json")
-        raise FileNotFoundError(
-            f"no audit report at {dest.display(rel)}; runs with a report: {', '.join(ids) or 'none'}"
-        )
+        raise FileNotFoundError(f"no report at {dest.display(rel)}; runs with a report: {', '.join(ids) or 'none'}")
     return json.loads(dest.read_bytes(rel))

@@ -9,12 +9,12 @@ import math
 from faceveil.validation.report_parts import dig, fmt, num
 
 
-def videos_of(audit: dict) -> list[tuple[str, dict]]:
-    """(path, coverage) of every video in the audit with more than one frame."""
-    kinds = {m.get("path"): m.get("kind") for m in audit.get("media") or []}
+def videos_of(report: dict) -> list[tuple[str, dict]]:
+    """(path, coverage) of every video in the report with more than one frame."""
+    kinds = {m.get("path"): m.get("kind") for m in report.get("media") or []}
     return [
         (p, c)
-        for p, c in (audit.get("coverage") or {}).items()
+        for p, c in (report.get("coverage") or {}).items()
         if isinstance(c, dict) and kinds.get(p) != "image" and (c.get("n_frames") or 0) > 1
     ]
 
@@ -33,11 +33,11 @@ def _rows(ax, labels) -> None:
     ax.set_ylim(len(labels) - 0.5, -0.5)
 
 
-def plots(audit: dict, max_rows: int = 40) -> dict[str, bytes]:
+def plots(report: dict, max_rows: int = 40) -> dict[str, bytes]:
     """PNG bytes per plot name ('coverage', 'privacy'), only for plots that have data (matplotlib is
     imported only then: a run with nothing new has none)."""
-    videos = videos_of(audit)[:max_rows]
-    media = [m for m in audit.get("media") or [] if any(num(m.get(f"{k}_rate")) is not None for k in ("leak", "reid"))]
+    videos = videos_of(report)[:max_rows]
+    media = [m for m in report.get("media") or [] if any(num(m.get(f"{k}_rate")) is not None for k in ("leak", "reid"))]
     if not videos and not media:
         return {}
     from matplotlib.figure import Figure
@@ -75,7 +75,7 @@ def plots(audit: dict, max_rows: int = 40) -> dict[str, bytes]:
             (-0.2, "leak", "#1565c0", "leak rate", "unmasked faces the leak gate confirmed"),
             (0.2, "reid", "#8e24aa", "re-id rate", "original/anonymized cosine"),
         ):
-            thr = num(dig(audit, "privacy", key, "threshold"))
+            thr = num(dig(report, "privacy", key, "threshold"))
             for y, v in enumerate(rates[key]):
                 if v is not None:
                     ax.text(min(v, top), y + off, f" {fmt(v)}", va="center", fontsize=7)

@@ -1,5 +1,5 @@
 """The report's thumbnails: 240 px PNGs of the anonymized output in DEST (never an original), a courtesy
-that never fails the audit."""
+that never fails the report."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ def thumbnails(dest: Location, media: pd.DataFrame, checked: pd.DataFrame, scrat
         frame = int(frames.iloc[len(frames) // 2]) if len(frames) else 0
         try:
             png = _thumbnail(dest, row, frame, scratch)
-        except Exception:  # a thumbnail is a courtesy: never fails the audit
+        except Exception:  # a thumbnail is a courtesy: never fails the report
             png = None
         if png:
             out.append({"path": row.rel_path, "frame": frame, "png_base64": png})

@@ -152,7 +152,7 @@ def test_incremental_by_content_settings_and_weights(sample_archive, tmp_path, p
     shutil.copytree(src, moved)
     unchanged = run_anonymize(replace(config, src=str(moved)))
     assert unchanged["already_done"] == 2 and unchanged["ok"] == 0
-    assert unchanged["audit"]["nothing_new"]  # recorded without starting a cluster or a server
+    assert unchanged["report"]["nothing_new"]  # recorded without starting a cluster or a server
     assert pq.read_table(private(dest) / "runs").num_rows == 3
     assert rows.work_hash.nunique() == 1 and rows.work_hash.iloc[0] == work_hash(config)
     stricter = run_anonymize(config.changed(threshold=0.3))

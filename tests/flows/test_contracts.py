@@ -1,4 +1,4 @@
-"""Every anonymize run ends with its data contracts, privacy checks, audit report and MLflow run:
+"""Every anonymize run ends with its data contracts, privacy checks, report and MLflow run:
 a real run passes and proves it; a manifest broken on purpose makes the next run fail, naming the
 expectations, with the failure recorded in its report and MLflow run."""
 
@@ -17,6 +17,7 @@ from PIL import Image
 
 from faceveil.config import AnonymizeConfig
 from faceveil.flows.anonymize import run_anonymize
+from faceveil.storage import manifests
 from faceveil.storage.paths import Location
 from faceveil.validation.contracts import ContractError, check_manifests, enforce
 
@@ -50,30 +51,30 @@ def _mlflow_run(dest, run_id):
 
 def test_a_real_run_keeps_its_contracts_and_proves_its_privacy(run):
     _, dest, summary = run
-    assert summary["audit"]["contracts"] is True
-    report = check_manifests(Location(str(private(dest))), public=Location(str(dest)))
-    assert report.success, report.failures
-    tables = {r["table"] for r in report.results}
-    assert {"media", "detections", "tracks", "ok_media", "audit_frames", "audit_faces"} <= tables
-    audit = json.loads((private(dest) / "reports/latest.json").read_text())
-    assert audit["run_id"] == summary["run_id"] and audit["status"] == "ok"
-    leak, reid = audit["privacy"]["leak"], audit["privacy"]["reid"]
+    assert summary["report"]["contracts"] is True
+    contracts = check_manifests(Location(str(private(dest))), public=Location(str(dest)))
+    assert contracts.success, contracts.failures
+    tables = {r["table"] for r in contracts.results}
+    assert {"media", "detections", "tracks", "ok_media", "checks_frames", "checks_faces"} <= tables
+    report = json.loads((private(dest) / "reports/latest.json").read_text())
+    assert report["run_id"] == summary["run_id"] and report["status"] == "ok"
+    leak, reid = report["privacy"]["leak"], report["privacy"]["reid"]
     assert leak["frames_checked"] >= 2 and leak["faces_anonymized"] >= 2  # one image + a 2 s video at 1 check/s
     assert leak["rate"] <= 0.01 and leak["faces_found"] == 0
-    assert reid["faces_checked"] == audit["counts"]["faces_checked"] > 0
-    assert 35 < float(audit["utility"]["background_psnr"]) or audit["utility"]["background_psnr"] == "inf"
-    assert audit["utility"]["face_ssim"] < 0.9  # the faces really changed
-    by_path = {m["path"]: m for m in audit["media"]}
+    assert reid["faces_checked"] == report["counts"]["faces_checked"] > 0
+    assert 35 < float(report["utility"]["background_psnr"]) or report["utility"]["background_psnr"] == "inf"
+    assert report["utility"]["face_ssim"] < 0.9  # the faces really changed
+    by_path = {m["path"]: m for m in report["media"]}
     assert by_path[VIDEO]["input_sha256"] and by_path[VIDEO]["output_sha256"] != by_path[VIDEO]["input_sha256"]
-    assert audit["coverage"][VIDEO]["n_frames"] == by_path[VIDEO]["frames"] and audit["coverage"][VIDEO]["detected"]
-    assert {m["role"] for m in audit["models"]} == {"detector", "embedder"}
-    assert all(m["weights"].startswith("sha256:") for m in audit["models"])
+    assert report["coverage"][VIDEO]["n_frames"] == by_path[VIDEO]["frames"] and report["coverage"][VIDEO]["detected"]
+    assert {m["role"] for m in report["models"]} == {"detector", "embedder"}
+    assert all(m["weights"].startswith("sha256:") for m in report["models"])
     # thumbnails are of the anonymized outputs: the detector finds no face in them
     from faceveil.models.detectors import DetectorSettings, create_detector
 
     det = create_detector("centerface", DetectorSettings(threshold=0.3))
-    assert audit["thumbnails"]
-    for t in audit["thumbnails"]:
+    assert report["thumbnails"]
+    for t in report["thumbnails"]:
         rgb = np.asarray(Image.open(io.BytesIO(base64.b64decode(t["png_base64"]))).convert("RGB"))
         assert len(det.detect(rgb)) == 0, t["path"]
     html = (private(dest) / f"reports/{summary['run_id']}.html").read_text()
@@ -82,18 +83,18 @@ def test_a_real_run_keeps_its_contracts_and_proves_its_privacy(run):
 
 def test_the_run_is_an_mlflow_run(run):
     _, dest, summary = run
-    audit = json.loads((private(dest) / "reports/latest.json").read_text())
-    client, r, exp = _mlflow_run(dest, audit["mlflow"]["run_id"])
+    report = json.loads((private(dest) / "reports/latest.json").read_text())
+    client, r, exp = _mlflow_run(dest, report["mlflow"]["run_id"])
     assert r.info.experiment_id == exp.experiment_id and r.info.status == "FINISHED"
     assert r.info.run_name == summary["run_id"] and r.data.tags["faceveil.flow"] == "anonymize_archive"
     assert r.data.params["settings.method"] == "mosaic"
     assert "sha256:" in r.data.params["models.detector"] and "sha256:" in r.data.params["models.embedder"]
     assert r.data.params["code_version"]
-    assert r.data.metrics["privacy.leak.rate"] == pytest.approx(audit["privacy"]["leak"]["rate"])
+    assert r.data.metrics["privacy.leak.rate"] == pytest.approx(report["privacy"]["leak"]["rate"])
     assert r.data.metrics["counts.ok"] == 2 and r.data.metrics["contracts.failed"] == 0
-    assert r.data.metrics["utility.face_ssim"] == pytest.approx(audit["utility"]["face_ssim"])
+    assert r.data.metrics["utility.face_ssim"] == pytest.approx(report["utility"]["face_ssim"])
     names = {a.path for a in client.list_artifacts(r.info.run_id)}
-    assert {"audit_report.html", "audit.json", "coverage.png", "privacy.png"} <= names
+    assert {"report.html", "report.json", "coverage.png", "privacy.png"} <= names
 
 
 def test_broken_manifest_fails_the_next_run_naming_the_expectations(run, tmp_path):
@@ -123,11 +124,11 @@ def test_broken_manifest_fails_the_next_run_naming_the_expectations(run, tmp_pat
     assert "detections: expect_column_values_to_be_between(right_room) failed for 1 row(s)" in msg
     assert "ok_media: expect_column_values_to_be_in_set(audio_kept) failed for 1 row(s)" in msg
     assert "public_tree: expect_column_values_to_be_in_set(published) failed for 1 row(s)" in msg
-    audit = json.loads((private(broken) / "reports/latest.json").read_text())
-    assert audit["status"] == "failed" and audit["contracts"]["success"] is False
-    failed = {(r["table"], r["column"]) for r in audit["contracts"]["results"] if not r["success"]}
+    report = json.loads((private(broken) / "reports/latest.json").read_text())
+    assert report["status"] == "failed" and report["contracts"]["success"] is False
+    failed = {(r["table"], r["column"]) for r in report["contracts"]["results"] if not r["success"]}
     assert failed == {("detections", "right_room"), ("ok_media", "audio_kept"), ("public_tree", "published")}
-    _, r, _ = _mlflow_run(broken, audit["mlflow"]["run_id"])
+    _, r, _ = _mlflow_run(broken, report["mlflow"]["run_id"])
     assert r.info.status == "FAILED" and r.data.metrics["contracts.failed"] == 3
 
 
@@ -158,3 +159,22 @@ def test_unchanged_manifests_reuse_their_contract_results(run, tmp_path, monkeyp
     monkeypatch.undo()
     report = check_manifests(Location(str(private(copy))), public=Location(str(copy)))
     assert [(r["table"], r["column"]) for r in report.results if not r["success"]] == [("public_tree", "published")]
+
+
+def test_an_archive_written_before_the_checks_tables_were_renamed_keeps_its_contracts(run, tmp_path):
+    """An archive whose checks sit under the old `audit/{frames,faces,media}` folders reads them
+    through the new tables: every finished media still has its checks, and the contracts come out
+    the same as on the archive written now."""
+    _, dest, _ = run
+    now = check_manifests(Location(str(private(dest))), public=Location(str(dest)))
+    old = tmp_path / "dest"
+    shutil.copytree(dest, old)
+    shutil.copytree(private(dest), private(old))
+    for table in ("frames", "faces", "media"):
+        (private(old) / "audit").mkdir(exist_ok=True)
+        (private(old) / "checks" / table).rename(private(old) / "audit" / table)
+    (private(old) / "checks" / "contracts.json").unlink()  # checked again, not the kept results
+    state = Location(str(private(old)))
+    assert manifests.read_table(state, "checks/media").num_rows == 2
+    again = check_manifests(state, public=Location(str(old)))
+    assert again.success and again.results == now.results

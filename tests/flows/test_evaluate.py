@@ -1,6 +1,6 @@
 """`run_evaluate` end to end on a tiny labelled set built from photos that ship in packages
 (skimage's astronaut, matplotlib's Grace Hopper; each with a second, altered photo): two methods
-through the real flow, the run's audit, the attacker's gallery search and MLflow."""
+through the real flow, the run's checks, the attacker's gallery search and MLflow."""
 
 import json
 import math

@@ -99,8 +99,8 @@ def test_keep_is_recorded_not_a_leak_and_the_report_has_the_pulse(runs):
     media = pq.read_table(private(dest["target"]) / "media").to_pandas().iloc[0]
     assert media.status == "ok" and media.method == "keep" and media.output_path == "face.mkv"
     assert any("faces kept visible" in n for n in media.notes) and any("pulse target:100" in n for n in media.notes)
-    audit = json.loads(next((private(dest["target"]) / "reports").glob("*.json")).read_text())
-    (row,) = audit["pulse"]
+    report = json.loads(next((private(dest["target"]) / "reports").glob("*.json")).read_text())
+    (row,) = report["pulse"]
     assert row["spec"] == "target:100" and row["optimised"] == "pos" and row["measured"]
     assert abs(row["before"]["chrom"]["bpm"] - 72) <= 3 and abs(row["after"]["chrom"]["bpm"] - 100) <= 3
     assert row["psnr_db"] >= 50

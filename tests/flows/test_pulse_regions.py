@@ -175,8 +175,8 @@ def test_target_100_reads_in_every_region(runs, figures):
     assert masked_psnr(frames, out) >= 50
     changed = (out != frames).any(-1)
     assert changed.any() and not (changed & ~masks).any()
-    audit = json.loads(next((private(dest["target"]) / "reports").glob("*.json")).read_text())
-    (row,) = [r for r in audit["pulse"] if r["measured"]]
+    report = json.loads(next((private(dest["target"]) / "reports").glob("*.json")).read_text())
+    (row,) = [r for r in report["pulse"] if r["measured"]]
     assert row["regions_pass"] is True and "face mesh" in row["skin"]
     assert set(row["regions"]) == {"mask", "face box", "forehead", "cheek image-left", "cheek image-right", "neck"}
 

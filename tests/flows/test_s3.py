@@ -32,13 +32,13 @@ def test_s3_to_s3(s3_endpoint, sample_archive, prefect_server, tmp_path):
         )
     )
     assert summary["ok"] == 2 and summary["failed"] == 2
-    assert summary["audit"]["contracts"] and summary["audit"]["privacy"]["leak"]["faces_found"] == 0
+    assert summary["report"]["contracts"] and summary["report"]["privacy"]["leak"]["faces_found"] == 0
     assert not [p for p in scratch.rglob("*")], "downloaded originals or temporaries left in scratch"
     dest, state = Location("s3://published/anonymized"), Location("s3://published/anonymized.faceveil-private")
     files = dest.list_files()
     assert set(files) == {"cameras/parking/clip_002.mkv", "photos/astronaut.jpg"}  # the public tree: outputs only
-    assert {"summary.json", summary["audit"]["report"]} <= set(state.list_files())  # the rest in a sibling prefix
-    assert b"<html" in state.read_bytes(summary["audit"]["report"])[:200].lower()
+    assert {"summary.json", summary["report"]["html"]} <= set(state.list_files())  # the rest in a sibling prefix
+    assert b"<html" in state.read_bytes(summary["report"]["html"])[:200].lower()
     assert not Location("s3://archive/anonymized").fs.exists("archive/anonymized")  # nothing in the source bucket
     assert not any(".tmp-" in f for f in files)
     media = manifests.read_table(state, "media").to_pandas().set_index("rel_path")
@@ -162,7 +162,7 @@ def test_two_access_log_writers_on_s3_never_share_a_seq(s3_endpoint):
 
 def test_mlflow_artifacts_on_s3(s3_endpoint, sample_archive, prefect_server, tmp_path, monkeypatch, capsys):
     """`faceveil anonymize --mlflow-uri sqlite:///... --mlflow-artifacts s3://bucket/prefix`: the run's
-    MLflow artifacts (audit report, its JSON, plots) land in the bucket, nothing beside the outputs;
+    MLflow artifacts (the run's report, its JSON, plots) land in the bucket, nothing beside the outputs;
     read back from S3 with s3fs and with MLflow's own client. The S3 endpoint comes from
     $FACEVEIL_S3_ENDPOINT when $MLFLOW_S3_ENDPOINT_URL is not set. A store whose experiment keeps
     another artifact root logs to a second experiment named after the root."""
@@ -195,16 +195,16 @@ def test_mlflow_artifacts_on_s3(s3_endpoint, sample_archive, prefect_server, tmp
     )
     out = capsys.readouterr().out
     assert code == 0, out
-    logged = json.loads(out)["audit"]["mlflow"]
+    logged = json.loads(out)["report"]["mlflow"]
     assert logged["experiment"] == "faceveil" and logged["artifacts"].startswith("s3://mlflow-artifacts/faceveil/")
     stored = bucket.fs.ls(logged["artifacts"].removeprefix("s3://"))
     names = {p.rsplit("/", 1)[1] for p in stored}
-    assert {"audit_report.html", "audit.json"} <= names and any(n.endswith(".png") for n in names), names
-    audit = json.loads(bucket.fs.cat(f"{logged['artifacts'].removeprefix('s3://')}/audit.json"))
-    assert audit["run_id"] == json.loads(out)["run_id"] and audit["mlflow"]["run_id"] == logged["run_id"]
+    assert {"report.html", "report.json"} <= names and any(n.endswith(".png") for n in names), names
+    report = json.loads(bucket.fs.cat(f"{logged['artifacts'].removeprefix('s3://')}/report.json"))
+    assert report["run_id"] == json.loads(out)["run_id"] and report["mlflow"]["run_id"] == logged["run_id"]
     from mlflow import MlflowClient
 
-    local = MlflowClient(tracking_uri=uri).download_artifacts(logged["run_id"], "audit_report.html", str(tmp_path))
+    local = MlflowClient(tracking_uri=uri).download_artifacts(logged["run_id"], "report.html", str(tmp_path))
     assert b"<html" in Path(local).read_bytes()[:200].lower()
     assert not (private(dest) / "mlflow").exists()  # the store is the one named, its artifacts on S3
     # the same store, another root: a second experiment, never the first one's bucket

@@ -37,8 +37,8 @@ def clip(tmp_path_factory) -> Path:
 @pytest.mark.parametrize("lossless", [False, True])
 def test_checked_frames_are_the_decoded_output(clip, tmp_path, lossless):
     info = probe_video(str(clip))
-    audit = Recorder({0, 10, 37, info.n_frames - 1})
-    beside = BesideEncoder(audit, depth=2)
+    checks = Recorder({0, 10, 37, info.n_frames - 1})
+    beside = BesideEncoder(checks, depth=2)
 
     def edit(i, rgb):
         beside.keep(i, rgb, Detections.empty(), np.zeros((0, 4), np.int32))
@@ -47,9 +47,9 @@ def test_checked_frames_are_the_decoded_output(clip, tmp_path, lossless):
 
     out = tmp_path / ("out.mkv" if lossless else "out.mp4")
     transcode_video(str(clip), str(out), info, edit, lossless=lossless, tap=beside.tap)
-    assert beside.finish() is audit and set(audit.seen) == audit.frames
-    written = dict(iter_frames(str(out), probe_video(str(out)), select=audit.wants))
-    for i, (original, checked) in audit.seen.items():
+    assert beside.finish() is checks and set(checks.seen) == checks.frames
+    written = dict(iter_frames(str(out), probe_video(str(out)), select=checks.wants))
+    for i, (original, checked) in checks.seen.items():
         assert (original[:20, :20] != 255).any()  # kept before it was changed
         if lossless:
             assert np.array_equal(checked, written[i])  # bit-exact: what the file holds
@@ -60,8 +60,8 @@ def test_checked_frames_are_the_decoded_output(clip, tmp_path, lossless):
 
 def test_a_failing_check_is_reported_and_never_stalls_the_encoder(clip, tmp_path):
     info = probe_video(str(clip))
-    audit = Recorder(range(info.n_frames), fail_at=3)  # every frame wanted, far more than `depth`
-    beside = BesideEncoder(audit, depth=2)
+    checks = Recorder(range(info.n_frames), fail_at=3)  # every frame wanted, far more than `depth`
+    beside = BesideEncoder(checks, depth=2)
 
     def edit(i, rgb):
         beside.keep(i, rgb, Detections.empty(), np.zeros((0, 4), np.int32))

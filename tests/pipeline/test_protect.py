@@ -54,7 +54,7 @@ def test_originals_are_sealed_before_masking_and_a_vault_failure_stops_the_frame
         protect_frame(create_anonymizer("solid"), rgb, Detections([[5, 5, 20, 20]], [0.9]), 0, "m", _Sealing(fail=True))
 
 
-class _Audit:
+class _Checks:
     def __init__(self, leaks, rate):
         self._leaks, self._rate = leaks, rate
 
@@ -69,11 +69,11 @@ def test_leak_verdict_withholds_above_max_leak_and_names_the_frames():
     from faceveil.pipeline.protect import leak_verdict, outcome
 
     leak = [{"frame_index": 12, "faces": [{"detector": "blazeface", "score": 0.91, "box": [1, 2, 30, 40]}]}]
-    assert leak_verdict(0.0, _Audit([], 0.0)) is None and leak_verdict(0.0, None) is None
-    why = leak_verdict(0.0, _Audit(leak, 0.05))
+    assert leak_verdict(0.0, _Checks([], 0.0)) is None and leak_verdict(0.0, None) is None
+    why = leak_verdict(0.0, _Checks(leak, 0.05))
     assert "frame(s) [12]" in why and "blazeface 0.91" in why and "5.0%" in why
-    assert leak_verdict(0.1, _Audit(leak, 0.05)) is None  # within --max-leak
-    row = outcome("cam/a.mp4", why, _Audit(leak, 0.05))
+    assert leak_verdict(0.1, _Checks(leak, 0.05)) is None  # within --max-leak
+    row = outcome("cam/a.mp4", why, _Checks(leak, 0.05))
     assert row["status"] == "leaked" and row["output_path"] is None and row["leak_frames"] == [12]
     assert row["quarantine_path"] == "quarantine/cam/a.mp4"  # in the state root
 

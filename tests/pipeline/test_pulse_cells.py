@@ -121,7 +121,7 @@ def test_the_contract_fails_a_track_whose_region_shows_a_rate():
     got = pulse_verdicts(rows)
     assert got.media_id.tolist() == ["a", "b"]  # the track with nothing read is not judged
     gx = _gx()
-    suites = {"pulse": _suites(gx, audited=False)["pulse"]}
+    suites = {"pulse": _suites(gx, checked=False)["pulse"]}
     report = _validate({"pulse": got}, suites, gx)
     assert not report.success and any("regions_pass" in f for f in report.failures)
     assert _validate({"pulse": got.iloc[:1]}, suites, gx).success

@@ -56,7 +56,7 @@ def test_second_pass_adds_only_the_gate_families_that_found_leaks():
 def test_leak_families_are_the_detectors_that_found_leaks():
     from faceveil.pipeline.records import leak_families
 
-    class Audit:  # the FrameChecks surface leak_families reads
+    class Checks:  # the FrameChecks surface leak_families reads
         def __init__(self, leaks):
             self.leaks = lambda: leaks
 
@@ -70,9 +70,9 @@ def test_leak_families_are_the_detectors_that_found_leaks():
             ],
         },
     ]
-    assert leak_families(Audit(leaks)) == ("blazeface", "centerface")
-    assert leak_families(Audit(leaks[:1])) == ("centerface",)
-    assert leak_families(Audit([])) == () and leak_families(None) == ()
+    assert leak_families(Checks(leaks)) == ("blazeface", "centerface")
+    assert leak_families(Checks(leaks[:1])) == ("centerface",)
+    assert leak_families(Checks([])) == () and leak_families(None) == ()
 
 
 def test_identity_replacement_detects_in_fp32_under_auto():

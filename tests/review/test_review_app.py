@@ -36,7 +36,7 @@ def clip(tmp_path_factory) -> Path:
 @pytest.fixture
 def archive(clip, tmp_path):
     """A withheld media as a run leaves it: its row `leaked`, its output in quarantine (here the
-    input itself: the face shows), the gate's boxes in audit/frames, the run's source recorded."""
+    input itself: the face shows), the gate's boxes in checks/frames, the run's source recorded."""
     src = clip.parents[1]
     dest, state = Location(str(tmp_path / "out")), Location(str(tmp_path / "state"))
     dest.ensure_root()
@@ -69,7 +69,7 @@ def archive(clip, tmp_path):
     )
     manifests.write_part(
         state,
-        "audit/frames",
+        "checks/frames",
         mid,
         [
             {

@@ -57,7 +57,7 @@ def test_review_an_s3_archive(s3_endpoint, tmp_path):
     )
     manifests.write_part(
         state,
-        "audit/frames",
+        "checks/frames",
         mid,
         [
             {

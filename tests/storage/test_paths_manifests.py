@@ -118,3 +118,35 @@ def test_a_media_part_written_before_the_rename_reads_its_work_hash(tmp_path):
         assert row["work_hash"] == "0123456789abcdef" and row["status"] == "ok" and row["n_faces"] is None
     manifests.write_part(loc, "media", "m", t.to_pylist())  # rewritten under the new name
     assert "settings_hash" not in pq.read_table(io.BytesIO(loc.read_bytes("media/m.parquet"))).column_names
+
+
+def test_check_parts_written_under_the_old_audit_tables_still_read(tmp_path):
+    """Archives written before the checks tables were renamed (`audit/frames` ... -> `checks/frames` ...)
+    keep their checks: a part only the old folder holds reads through the new name, and a part the
+    new folder holds (a re-run's) takes its place."""
+    import io
+
+    import pyarrow.parquet as pq
+
+    loc = Location(str(tmp_path))
+    assert manifests.OLD_TABLES["checks/media"] == "audit/media"
+    old = pa.table({"media_id": ["a", "b"], "run_id": ["r0", "r0"], "frames_checked": [3, 4]})
+    for i, key in enumerate(("a", "b")):
+        buf = io.BytesIO()
+        pq.write_table(old.slice(i, 1), buf)
+        loc.write_bytes(f"audit/media/{key}.parquet", buf.getvalue())
+    assert manifests.read_part(loc, "checks/media", "a").to_pylist()[0]["frames_checked"] == 3
+    manifests.write_part(loc, "checks/media", "b", [{"media_id": "b", "run_id": "r1", "frames_checked": 9}])
+    manifests.write_part(loc, "checks/media", "c", [{"media_id": "c", "run_id": "r1", "frames_checked": 5}])
+    t = manifests.read_table(loc, "checks/media")
+    assert t.schema == manifests.CHECK_MEDIA
+    assert [(r["media_id"], r["run_id"], r["frames_checked"]) for r in t.to_pylist()] == [
+        ("a", "r0", 3),
+        ("b", "r1", 9),
+        ("c", "r1", 5),
+    ]
+    assert manifests.read_part(loc, "checks/media", "b").to_pylist()[0]["run_id"] == "r1"
+    assert manifests.read_part(loc, "checks/media", "z") is None
+    assert manifests.read_table(loc, "checks/frames").num_rows == 0  # neither folder: empty, with the schema
+    assert manifests.read_table(loc, "checks").num_rows == 0  # the deep checks' table: checks/*.parquet only
+    assert loc.exists("checks/media/b.parquet") and not loc.exists("audit/media/c.parquet")

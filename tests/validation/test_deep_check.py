@@ -133,7 +133,7 @@ def test_the_archive_check_is_keyed_by_output_and_idempotent(two_faces, tmp_path
     assert fourth["checked"] == 1 and fourth["leaked"] == ["masked.png"]
     assert "masked.png: its SHA-256 is not the media manifest's" in fourth["errors"][0]
     assert run_check(dest, state, frames=600)["checked"] == 2  # more frames asked: checked again
-    # the audit report shows the latest results, the leaking media marked
+    # the run's report shows the latest results, the leaking media marked
     from faceveil.validation.report import render_html
 
     shown = report_rows(state)

@@ -21,50 +21,50 @@ def astronaut():
 
 
 @pytest.fixture(scope="module")
-def audit_of():
+def checks_of():
     low, emb = create_detector("centerface", DetectorSettings(threshold=0.3)), create_embedder()
     return lambda frames: FrameChecks("m", frames, [("centerface", low)], emb)
 
 
-def test_an_unmasked_output_leaks_and_is_reidentified(astronaut, audit_of):
+def test_an_unmasked_output_leaks_and_is_reidentified(astronaut, checks_of):
     rgb, dets = astronaut
-    audit = audit_of({0})
+    checks = checks_of({0})
     regions = create_anonymizer("solid").regions(dets, rgb.shape[1], rgb.shape[0])
-    audit.add(0, rgb, rgb.copy(), dets, regions)  # an "anonymizer" that changed nothing
-    s = summarize(audit.frame_rows(), audit.face_rows(), 0.92)
+    checks.add(0, rgb, rgb.copy(), dets, regions)  # an "anonymizer" that changed nothing
+    s = summarize(checks.frame_rows(), checks.face_rows(), 0.92)
     assert s["leak"]["faces_found"] >= 1 and s["leak"]["rate"] >= 0.5  # an unchanged mask region hides nothing
-    assert audit.leaks() and audit.leaks()[0]["frame_index"] == 0
+    assert checks.leaks() and checks.leaks()[0]["frame_index"] == 0
     assert s["reid"]["rate"] == 1.0 and s["reid"]["mean_cosine"] == pytest.approx(1.0, abs=1e-5)
     assert s["utility"]["still_face_rate"] == 1.0 and s["utility"]["pose_error"] == pytest.approx(0, abs=1e-6)
     assert s["utility"]["face_ssim"] == pytest.approx(1.0) and s["utility"]["background_psnr"] == math.inf
 
 
 @pytest.mark.parametrize("method", ["solid", "mosaic"])
-def test_a_masked_output_neither_leaks_nor_matches(astronaut, audit_of, method):
+def test_a_masked_output_neither_leaks_nor_matches(astronaut, checks_of, method):
     rgb, dets = astronaut
     anon = create_anonymizer(method)
     out = anon.apply(rgb.copy(), dets)
-    audit = audit_of({0})
-    audit.add(0, rgb, out, dets, anon.regions(dets, rgb.shape[1], rgb.shape[0]))
-    s = summarize(audit.frame_rows(), audit.face_rows(), 0.938)
+    checks = checks_of({0})
+    checks.add(0, rgb, out, dets, anon.regions(dets, rgb.shape[1], rgb.shape[0]))
+    s = summarize(checks.frame_rows(), checks.face_rows(), 0.938)
     assert s["leak"]["faces_found"] == 0 and s["leak"]["rate"] == 0.0
     assert s["utility"]["still_face_rate"] == 0.0 and s["utility"]["face_ssim"] < 0.6
     assert s["reid"]["faces_checked"] == len(dets) and s["reid"]["mean_cosine"] < 0.938
-    emb = audit.embeddings()
+    emb = checks.embeddings()
     assert emb["original"].shape == emb["anonymized"].shape == (len(dets), 128)
 
 
-def test_a_frame_without_faces_is_checked_for_leaks_only(audit_of):
+def test_a_frame_without_faces_is_checked_for_leaks_only(checks_of):
     empty = np.zeros((120, 160, 3), np.uint8)
     from faceveil.models.detections import Detections
 
     for frames in ({0}, set()):
-        audit = audit_of(frames)
+        checks = checks_of(frames)
         if frames:
-            audit.add(0, empty, empty.copy(), Detections.empty(), np.zeros((0, 4), np.int32))
-        emb = audit.embeddings()
+            checks.add(0, empty, empty.copy(), Detections.empty(), np.zeros((0, 4), np.int32))
+        emb = checks.embeddings()
         assert emb["original"].shape == emb["anonymized"].shape == (0, 128)
-        assert len(audit.frame_rows()) == len(frames) and audit.face_rows() == []
+        assert len(checks.frame_rows()) == len(frames) and checks.face_rows() == []
 
 
 def test_identification_needs_the_right_label_and_the_threshold():
@@ -147,17 +147,17 @@ def test_identity_checks_are_bounded_and_cover_tracks_first():
     y = np.arange(40) // 20 * 150.0
     size = np.where(np.arange(40) < 36, 30.0, 10.0)  # four faces too small for an identity check
     boxes = np.stack([x, y, x + size, y + size], 1)
-    audit = FrameChecks(
+    checks = FrameChecks(
         "m", set(range(5)), [("none", NoFaces())], Counting(), settings=CheckSettings(identity_faces=24)
     )
     for f in range(5):
         order = np.random.default_rng(f).permutation(40)
         dets = Detections(boxes[order], np.ones(40), track_ids=order)
-        audit.add(f, rgb, rgb.copy(), dets, np.zeros((40, 4), np.int32))
-    rows = [r for r in audit.face_rows() if not math.isnan(r["reid_cosine"])]
+        checks.add(f, rgb, rgb.copy(), dets, np.zeros((40, 4), np.int32))
+    rows = [r for r in checks.face_rows() if not math.isnan(r["reid_cosine"])]
     assert Counting.calls == 2 * len(rows) == 2 * 24
     assert len({r["track_id"] for r in rows}) == 24 and all(r["size"] >= 24 for r in rows)
-    assert audit.embeddings()["original"].shape == (24, 4)
+    assert checks.embeddings()["original"].shape == (24, 4)
 
 
 def test_a_face_only_the_output_shows_is_not_a_leak(astronaut):
@@ -171,12 +171,12 @@ def test_a_face_only_the_output_shows_is_not_a_leak(astronaut):
     gate = [("centerface", create_detector("centerface", DetectorSettings(threshold=0.15)))]
     confirm = [("centerface", create_detector("centerface", DetectorSettings(threshold=0.2)))]
     none = np.zeros((0, 4), np.int32)
-    audit = FrameChecks("m", {0}, gate, confirm=confirm)
-    audit.add(0, blank, rgb.copy(), Detections.empty(), none)  # a "face" only the output shows
-    assert audit.leaks() == [] and audit.leak_rate() == 0.0
-    audit = FrameChecks("m", {0}, gate, confirm=confirm)
-    audit.add(0, rgb, rgb.copy(), Detections.empty(), none)  # in the original too: a missed face
-    assert audit.leaks() and audit.leak_rate() == 1.0
+    checks = FrameChecks("m", {0}, gate, confirm=confirm)
+    checks.add(0, blank, rgb.copy(), Detections.empty(), none)  # a "face" only the output shows
+    assert checks.leaks() == [] and checks.leak_rate() == 0.0
+    checks = FrameChecks("m", {0}, gate, confirm=confirm)
+    checks.add(0, rgb, rgb.copy(), Detections.empty(), none)  # in the original too: a missed face
+    assert checks.leaks() and checks.leak_rate() == 1.0
 
 
 class _CropHashEmbedder:

@@ -1,4 +1,4 @@
-"""The HTML audit report: escaping, missing sections, storage round trip, plots, and a headless-Chromium render."""
+"""The HTML run report: escaping, missing sections, storage round trip, plots, and a headless-Chromium render."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 
 from faceveil.storage.paths import Location
-from faceveil.validation.report import SECTIONS, load_audit, plots, render_html, write_report
+from faceveil.validation.report import SECTIONS, load_report, plots, render_html, write_report
 
 HOSTILE = "<script>alert(1)</script>.jpg"
 RUN_ID = "20261123T143000Z-1a2b3c"
@@ -32,7 +32,7 @@ def _png_b64(colour=(200, 80, 40)) -> str:
     return base64.b64encode(buf.getvalue()).decode()
 
 
-def make_audit() -> dict:
+def make_report() -> dict:
     video = {
         "path": "a/clip.mp4",
         "kind": "video",
@@ -185,7 +185,7 @@ def _section(page: str, sid: str) -> str:
 
 
 def test_html_has_every_section_and_escapes_user_data():
-    page = render_html(make_audit())
+    page = render_html(make_report())
     for sid, title in SECTIONS:
         assert f"<h2>{title}</h2>" in _section(page, sid)
     assert "<script" not in page.lower() and "alert(2)" not in page
@@ -206,14 +206,14 @@ def test_html_has_every_section_and_escapes_user_data():
     assert "a/clip.mp4" in coverage and "alert" not in coverage, "images are left out of coverage"
     assert "<td>630</td><td>30</td><td>610</td><td>20</td><td>0</td><td>0</td>" in coverage
     assert 'id="gate-off"' not in page  # the gate was on
-    off = render_html({**make_audit(), "leak_gate": {"on": False, "off_because": "--max-leak 100%: <all>"}})
+    off = render_html({**make_report(), "leak_gate": {"on": False, "off_because": "--max-leak 100%: <all>"}})
     assert 'id="gate-off">LEAK GATE OFF: --max-leak 100%: &lt;all&gt;' in _section(off, "summary")
 
 
 def test_missing_sections_say_not_measured():
-    audit = {k: v for k, v in make_audit().items() if k not in ("utility", "thumbnails", "access_log")}
-    audit.update(contracts=None, mlflow=None, privacy=None, coverage={}, media=[], models=None, keys=None)
-    page = render_html(audit)
+    report = {k: v for k, v in make_report().items() if k not in ("utility", "thumbnails", "access_log")}
+    report.update(contracts=None, mlflow=None, privacy=None, coverage={}, media=[], models=None, keys=None)
+    page = render_html(report)
     for sid in ("contracts", "privacy", "utility", "coverage", "models", "keys", "access-log", "thumbnails", "mlflow"):
         assert "not measured" in _section(page, sid), sid
     assert "not measured" in render_html({"run_id": "x"})  # a bare dict renders too
@@ -222,36 +222,36 @@ def test_missing_sections_say_not_measured():
 
 def test_write_and_load_round_trip(tmp_path):
     dest = Location(str(tmp_path / "out"))
-    audit = make_audit()
-    rels = write_report(dest, audit)
+    report = make_report()
+    rels = write_report(dest, report)
     assert rels == {"html": f"reports/{RUN_ID}.html", "json": f"reports/{RUN_ID}.json"}
     for rel in (*rels.values(), "reports/latest.html", "reports/latest.json"):
         assert dest.exists(rel), rel
-    expected = json.loads(json.dumps(audit, default=str))
-    for got in (load_audit(dest), load_audit(dest, RUN_ID)):
+    expected = json.loads(json.dumps(report, default=str))
+    for got in (load_report(dest), load_report(dest, RUN_ID)):
         assert got["run_id"] == RUN_ID and got["media"][2]["path"] == HOSTILE
         assert got["utility"]["background_psnr"] == "inf" and got["counts"] == expected["counts"]  # strict JSON
     assert dest.read_bytes(rels["html"]) == dest.read_bytes("reports/latest.html")
-    second = {**copy.deepcopy(audit), "run_id": "20261124T000000Z-ffffff"}
+    second = {**copy.deepcopy(report), "run_id": "20261124T000000Z-ffffff"}
     write_report(dest, second)
-    assert load_audit(dest)["run_id"] == second["run_id"] and load_audit(dest, RUN_ID)["run_id"] == RUN_ID
+    assert load_report(dest)["run_id"] == second["run_id"] and load_report(dest, RUN_ID)["run_id"] == RUN_ID
 
 
 def test_load_refuses_hostile_ids_and_names_the_missing_file(tmp_path):
     dest = Location(str(tmp_path / "out"))
     for bad in ("../x", "../../etc/passwd", "a/b", "x.json", ""):
         with pytest.raises(ValueError):
-            load_audit(dest, bad) if bad else write_report(dest, {"run_id": bad})
+            load_report(dest, bad) if bad else write_report(dest, {"run_id": bad})
     with pytest.raises(FileNotFoundError, match="latest.json.*runs with a report: none"):
-        load_audit(dest)
-    write_report(dest, make_audit())
+        load_report(dest)
+    write_report(dest, make_report())
     with pytest.raises(FileNotFoundError, match=rf"nope\.json.*runs with a report: {RUN_ID}") as err:
-        load_audit(dest, "nope")
+        load_report(dest, "nope")
     assert str(tmp_path / "out" / "reports" / "nope.json") in str(err.value)
 
 
 def test_plots_are_small_pngs():
-    figs = plots(make_audit())
+    figs = plots(make_report())
     assert set(figs) == {"coverage", "privacy"}
     for name, png in figs.items():
         assert png.startswith(b"\x89PNG"), name
@@ -269,7 +269,7 @@ def _chromium() -> str:
 def test_report_renders_in_headless_chromium(tmp_path):
     exe = _chromium()
     dest = Location(str(tmp_path / "out"))
-    html_file = tmp_path / "out" / write_report(dest, make_audit())["html"]
+    html_file = tmp_path / "out" / write_report(dest, make_report())["html"]
     url, shot = html_file.as_uri(), tmp_path / "report.png"
     env = {**os.environ, "HOME": str(tmp_path)}
     base = [
