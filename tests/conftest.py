@@ -55,6 +55,22 @@ def _own_cluster(request):
         yield
 
 
+def pytest_sessionfinish(session):
+    """Under pytest-xdist (`make test` runs test files side by side), a worker hands its figures and
+    runtime counts to the controller, which prints them."""
+    out = getattr(session.config, "workeroutput", None)
+    if out is not None:
+        out["faceveil_figures"], out["faceveil_runs"] = list(FIGURES), dict(shared_runtime.RUNS)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    """The controller's side of pytest_sessionfinish (a pytest-xdist hook; none without it)."""
+    out = getattr(node, "workeroutput", {})
+    FIGURES.extend(out.get("faceveil_figures", ()))
+    shared_runtime.RUNS.update(out.get("faceveil_runs", {}))
+
+
 def pytest_terminal_summary(terminalreporter):
     if shared_runtime.RUNS:
         terminalreporter.section("flow runtimes")
