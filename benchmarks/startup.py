@@ -159,8 +159,8 @@ def probe(out: str, argv: list[str]) -> None:
         (an, "_anonymize", "flow body (_anonymize)"),
         (an, "_process", "  media work on Dask (_process)"),
         (t, "write_summary_task", "  write-summary task"),
-        (t, "validate_run_task", "  validate-run task (contracts, checks)"),
-        (t, "report_and_log_task", "  report-and-mlflow task"),
+        (t, "anonymize_report_task", "  anonymize-report task (contracts, checks)"),
+        (t, "report_and_log_task", "  report-and-log task"),
         (mlflow_log, "open_store", "  MLflow store open/create (also preloaded in a thread)"),
         (mlflow_log, "log_run", "  MLflow log_run (report, plots, artifacts)"),
     ]:

@@ -69,7 +69,7 @@ def _anonymize(config: AnonymizeConfig, run_id: str, index_keys, people: dict) -
     if config.sealed:
         config = t.open_vault(config, index_keys)  # a wrong key stops the run here, before anything is written
     preload_validation(state_of(config), config.tracking_uri, config.mlflow_artifacts)
-    items, unsupported = t.discover_media(config)
+    items, unsupported = t.discover_task(config)
     if index_keys is not None:  # forgotten people stay forgotten: their places travel with their media
         t.mark_forgotten(config, items, index_keys)
     todo = [i for i in items if not i.done]
@@ -100,7 +100,7 @@ def _anonymize(config: AnonymizeConfig, run_id: str, index_keys, people: dict) -
         if config.sealing.index:
             t.index_archive(config, results, index_keys)
     summary = t.write_summary_task(config, run_id, started, items, results, unsupported)
-    report, contracts = t.validate_run_task(config, summary, results, scratch(config))
+    report, contracts = t.anonymize_report_task(config, summary, results, scratch(config))
     t.report_and_log_task(state_of(config), report, contracts, config.tracking_uri, config.mlflow_artifacts)
     return summary | {
         "report": {
@@ -141,7 +141,7 @@ def _process(
     results: list[MediaResult] = []
     finishing, chunk_of, held, joins_of, chunks_of = {}, {}, {}, {}, {}
     gpu = functools.partial(gpu_tasks, config)
-    plans = {i.rel: t.probe_video_task.submit(config, i) for i in todo if i.kind == "video" and not i.error}
+    plans = {i.rel: t.plan_video_task.submit(config, i) for i in todo if i.kind == "video" and not i.error}
     for item in todo:
         if item.error:
             results.append(t.record_failure_task(config, item, run_id, item.error))

@@ -72,7 +72,7 @@ def _people(config: AnonymizeConfig) -> dict:
     from faceveil.models.people import shared_people
     from faceveil.models.replace import track_seed
 
-    items, _ = t.discover_media(config)
+    items, _ = t.discover_task(config)
     todo = [i for i in items if i.kind == "image" and not i.done and not i.error]
     faces = [f for fut in [t.identify_faces_task.submit(config, i) for i in todo] for f in fut.result()]
     if len(faces) < 2:

@@ -27,56 +27,37 @@ from faceveil.tasks.run import new_run_id, write_summary
 from faceveil.tasks.validate import anonymize_report, report_and_log, restore_report
 from faceveil.validation.contracts import check_restore
 
-discover_media = task(discover, name="discover-media", cache_policy=NO_CACHE)
-probe_video_task = task(plan_video, name="plan-video", cache_policy=NO_CACHE, retries=1)
-detect_chunk_task = task(
-    detect_chunk,
-    name="detect-chunk",
-    cache_policy=NO_CACHE,
-    retries=1,
-    task_run_name="detect {item.rel} [{chunk.start}:{chunk.stop}]",
-)
-track_video_task = task(track_video, name="track-video", cache_policy=NO_CACHE, task_run_name="track {item.rel}")
-pulse_video_task = task(
-    pulse_video, name="pulse-video", cache_policy=NO_CACHE, retries=1, task_run_name="pulse {item.rel}"
-)
-finish_video_task = task(
-    finish_video, name="finish-video", cache_policy=NO_CACHE, retries=1, task_run_name="anonymize {item.rel}"
-)
-encode_segment_task = task(
-    encode_segment,
-    name="encode-segment",
-    cache_policy=NO_CACHE,
-    retries=1,
-    task_run_name="anonymize {item.rel} [{seg.start}:{seg.stop}]",
-)
-join_video_task = task(join_video, name="join-video", cache_policy=NO_CACHE, retries=1, task_run_name="join {item.rel}")
-anonymize_image_task = task(
-    anonymize_image, name="anonymize-image", cache_policy=NO_CACHE, retries=1, task_run_name="anonymize {item.rel}"
-)
-record_failure_task = task(record_failure, name="record-failure", cache_policy=NO_CACHE)
-write_summary_task = task(write_summary, name="write-summary", cache_policy=NO_CACHE)
-restore_media_task = task(
-    restore_media, name="restore-media", cache_policy=NO_CACHE, retries=1, task_run_name="restore {job.rel}"
-)
-validate_run_task = task(anonymize_report, name="validate-run", cache_policy=NO_CACHE)
-check_restore_task = task(check_restore, name="check-restore", cache_policy=NO_CACHE)
-restore_report_task = task(restore_report, name="restore-report", cache_policy=NO_CACHE)
-report_and_log_task = task(report_and_log, name="report-and-mlflow", cache_policy=NO_CACHE)
-identify_faces_task = task(
-    identify_faces, name="identify-faces", cache_policy=NO_CACHE, retries=1, task_run_name="identify {item.rel}"
-)
-person_surrogate_task = task(person_surrogate, name="person-surrogate", cache_policy=NO_CACHE, retries=1)
-measure_faces_task = task(
-    measure_faces, name="measure-faces", cache_policy=NO_CACHE, retries=1, task_run_name="measure {rel}"
-)
-write_publication_task = task(write_publication, name="write-publication", cache_policy=NO_CACHE)
-plan_table_task = task(plan_table, name="plan-table", cache_policy=NO_CACHE)
-unpack_rows_task = task(
-    unpack_rows, name="unpack-rows", cache_policy=NO_CACHE, retries=1, task_run_name="unpack row group {row_group}"
-)
-assemble_table_task = task(assemble_table, name="assemble-table", cache_policy=NO_CACHE, retries=1)
-write_restore_report_task = task(write_restore_report, name="write-restore-report", cache_policy=NO_CACHE)
+
+def _task(fn, **options):
+    """`fn` as a Prefect task named after it (plan_video -> "plan-video", wrapped as `plan_video_task`):
+    one name per step, in the code, the Prefect UI and the logs."""
+    return task(fn, name=fn.__name__.replace("_", "-"), cache_policy=NO_CACHE, **options)
+
+
+discover_task = _task(discover)
+plan_video_task = _task(plan_video, retries=1)
+detect_chunk_task = _task(detect_chunk, retries=1, task_run_name="detect {item.rel} [{chunk.start}:{chunk.stop}]")
+track_video_task = _task(track_video, task_run_name="track {item.rel}")
+pulse_video_task = _task(pulse_video, retries=1, task_run_name="pulse {item.rel}")
+finish_video_task = _task(finish_video, retries=1, task_run_name="anonymize {item.rel}")
+encode_segment_task = _task(encode_segment, retries=1, task_run_name="anonymize {item.rel} [{seg.start}:{seg.stop}]")
+join_video_task = _task(join_video, retries=1, task_run_name="join {item.rel}")
+anonymize_image_task = _task(anonymize_image, retries=1, task_run_name="anonymize {item.rel}")
+record_failure_task = _task(record_failure)
+write_summary_task = _task(write_summary)
+restore_media_task = _task(restore_media, retries=1, task_run_name="restore {job.rel}")
+anonymize_report_task = _task(anonymize_report)
+check_restore_task = _task(check_restore)
+restore_report_task = _task(restore_report)
+report_and_log_task = _task(report_and_log)
+identify_faces_task = _task(identify_faces, retries=1, task_run_name="identify {item.rel}")
+person_surrogate_task = _task(person_surrogate, retries=1)
+measure_faces_task = _task(measure_faces, retries=1, task_run_name="measure {rel}")
+write_publication_task = _task(write_publication)
+plan_table_task = _task(plan_table)
+unpack_rows_task = _task(unpack_rows, retries=1, task_run_name="unpack row group {row_group}")
+assemble_table_task = _task(assemble_table, retries=1)
+write_restore_report_task = _task(write_restore_report)
 
 
 def remove_segments(config: AnonymizeConfig, run_id: str, media_id: str | None = None) -> None:
