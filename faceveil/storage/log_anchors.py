@@ -19,16 +19,13 @@ import re
 from datetime import datetime, timezone
 from pathlib import Path
 
+from faceveil.home import home
 from faceveil.storage.paths import Location
 
 FOLDER = "anchors"  # under $FACEVEIL_HOME
 REPORTS = "reports"  # the state root's run reports (validation.report.REPORTS)
 _MAC = re.compile(r"^[0-9a-f]{64}$")
 _ID = re.compile(r"^[0-9a-zA-Z_-]{8,64}$")
-
-
-def home() -> Path:
-    return Path(os.environ.get("FACEVEIL_HOME") or Path.home() / ".faceveil")
 
 
 def _names(loc: Location) -> list[str]:

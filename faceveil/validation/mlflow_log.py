@@ -19,6 +19,7 @@ import tempfile
 import threading
 from pathlib import Path
 
+from faceveil.home import home as faceveil_home
 from faceveil.storage.paths import Location
 
 EXPERIMENT = "faceveil"
@@ -44,7 +45,7 @@ def store_for(state: Location, uri: str | None = None, artifacts: str | None = N
     artifacts = artifacts or os.environ.get("FACEVEIL_MLFLOW_ARTIFACTS") or None
     if uri:
         return uri, artifacts
-    home = Path(os.environ.get("FACEVEIL_HOME") or Path.home() / ".faceveil")
+    home = faceveil_home()
     root = Path(state.path("mlflow")) if state.is_local else home / "mlflow"
     root.mkdir(parents=True, exist_ok=True)
     artifacts = artifacts or (root / "artifacts").as_uri()

@@ -12,9 +12,15 @@ only where the CPU has native bf16; elsewhere, and on CUDA, the float32 onnxrunt
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import tempfile
 from functools import lru_cache
 
 import numpy as np
+
+from faceveil.home import home
 
 SCORE_SHIFT = 0.015
 _FLAGS = ("avx512_bf16", "amx_bf16")
@@ -36,6 +42,44 @@ def native_bf16() -> bool:
     except ImportError:
         return False
     return True
+
+
+def _cpu() -> str:
+    """This CPU's model name and flags (what decides the precision OpenVINO compiles at), hashed."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            lines = [line for line in f if line.startswith(("model name", "flags"))][:2]
+    except OSError:
+        lines = []
+    return hashlib.sha256("".join(lines).encode()).hexdigest()[:16]
+
+
+def compiled_precision(weights_sha256: str, session) -> tuple[str, str]:
+    """(the precision OpenVINO runs these weights at on this CPU, OpenVINO's version). Compiling the graph
+    to learn it takes about a second, which a run with nothing new (it only hashes what would run) should not
+    pay: the answer is kept per weights, OpenVINO version and CPU in $FACEVEIL_HOME/cache, and `session()`
+    (an OpenVinoSession) is only called when it is not there."""
+    from importlib.metadata import version
+
+    ov_version = version("openvino").split("-")[0]
+    key = f"{weights_sha256}|{ov_version}|{_cpu()}"
+    path = home() / "cache" / "openvino-precision.json"
+    try:
+        known = json.loads(path.read_text())
+    except (OSError, ValueError):
+        known = {}
+    if isinstance(known, dict) and isinstance(known.get(key), str):
+        return known[key], ov_version
+    ran = session().precision
+    try:  # a cache: a folder that cannot be written costs the next run the compile, nothing else
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".json")
+        with os.fdopen(fd, "w") as f:
+            json.dump({**(known if isinstance(known, dict) else {}), key: ran}, f)
+        os.replace(tmp, path)
+    except OSError:
+        pass
+    return ran, ov_version
 
 
 class OpenVinoSession:

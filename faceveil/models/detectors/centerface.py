@@ -139,10 +139,12 @@ class CenterFace(Detector):
                 + weights_sha256(_int8_path(self.weights))
                 + f" (int8 of sha256:{weights_sha256(self.weights)})"
             )
-        if self.precision == "bf16":  # what OpenVINO really ran it at (bf16, or f32 on a CPU without it)
-            return (
-                "sha256:" + weights_sha256(self.weights) + f" ({self._sess.precision}, OpenVINO {self._sess.version})"
-            )
+        if self.precision == "bf16":  # what OpenVINO really runs it at (bf16, or f32 on a CPU without it)
+            from faceveil.models.detectors.bf16 import compiled_precision
+
+            sha = weights_sha256(self.weights)
+            ran, version = compiled_precision(sha, lambda: self._sess)
+            return f"sha256:{sha} ({ran}, OpenVINO {version})"
         return "sha256:" + weights_sha256(self.weights)
 
     def _detect(self, rgb: np.ndarray) -> Detections:

@@ -17,12 +17,14 @@ from pathlib import Path
 
 import numpy as np
 
+from faceveil.home import home
+
 RECIPE = "r1"  # bump when the calibration frames or quantization options change
 INPUT = "input.1"
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("FACEVEIL_HOME") or Path.home() / ".faceveil") / "models"
+    return home() / "models"
 
 
 def calibration_frames(seed: int = 0, size=(1280, 720)) -> list[np.ndarray]:
