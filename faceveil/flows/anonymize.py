@@ -18,7 +18,7 @@ from faceveil import progress
 from faceveil.config import AnonymizeConfig
 from faceveil.flows.handover import handed_over, options_handed_over, take, with_options
 from faceveil.flows.key_refs import resolve_key, withholding
-from faceveil.flows.preflight import nothing_new, prepare_run
+from faceveil.flows.preflight import local_workers, nothing_new, prepare_run
 from faceveil.flows.runtime import flow_runtime, preload_validation
 from faceveil.storage.keys import MasterKey
 from faceveil.tasks import wrappers as t
@@ -271,15 +271,15 @@ def run_anonymize(config: AnonymizeConfig, key: MasterKey | None = None, key_ref
     DEST/_faceveil/ move to the state root first. A run with nothing new is done without a cluster or
     a server (preflight.nothing_new)."""
     config, secret = prepare_run(config, key, key_ref)
-    if (unchanged := nothing_new(config, secret)) is not None:
-        return unchanged
-    return run_prepared(config, secret, key_ref)
+    unchanged, found = nothing_new(config, secret)
+    return unchanged if unchanged is not None else run_prepared(config, secret, key_ref, found)
 
 
-def run_prepared(config: AnonymizeConfig, secret, key_ref: dict | None = None) -> dict:
+def run_prepared(config: AnonymizeConfig, secret, key_ref: dict | None = None, found: list | None = None) -> dict:
     """The flow of a run that preflight.prepare_run prepared (`config`, `secret`: what it returned)
-    and nothing_new found work for, on its Dask cluster and Prefect API (run_anonymize's second half;
-    `faceveil anonymize` takes the two steps itself, so it imports this module only when there is work)."""
+    and nothing_new found work for (`found`: the media it found, which size a local cluster), on its Dask
+    cluster and Prefect API (run_anonymize's second half; `faceveil anonymize` takes the two steps itself,
+    so it imports this module only when there is work)."""
     warm = functools.partial(t.warm_worker, config)
     secret = None if key_ref is not None else secret  # the flow resolves a reference itself
     with (
@@ -287,7 +287,7 @@ def run_prepared(config: AnonymizeConfig, secret, key_ref: dict | None = None) -
         handed_over(secret) as token,
         options_handed_over(config) as (public, options),
         flow_runtime(
-            config.cluster.n_workers,
+            local_workers(config, found),
             config.cluster.threads_per_worker,
             config.cluster.dask_address,
             warm,

@@ -37,17 +37,18 @@ def prepare_run(
     return config, secret
 
 
-def nothing_new(config: AnonymizeConfig, keys=None) -> dict | None:
-    """The summary of a run with nothing to do (every media finished with these settings, version and
-    weights, unchanged), done without starting a cluster or a Prefect server: a scheduled rerun of an
-    unchanged archive takes seconds. It still proves what it did: the archive's contracts are checked
-    (a broken one fails the run), the report written and the MLflow run logged. None when there is work."""
+def nothing_new(config: AnonymizeConfig, keys=None) -> tuple[dict | None, list]:
+    """(the summary of a run with nothing to do, or None when there is work; the media found). A run with
+    nothing to do (every media finished with these settings, version and weights, unchanged) is done
+    without starting a cluster or a Prefect server: a scheduled rerun of an unchanged archive takes
+    seconds. It still proves what it did: the archive's contracts are checked (a broken one fails the
+    run), the report written and the MLflow run logged."""
     if config.sealed:
         config = open_vault(config, keys)  # the key is still checked: a wrong one is refused
     started = datetime.now(timezone.utc)
     items, unsupported = discover(config)
     if not items or not all(i.done for i in items):
-        return None
+        return None, items
     summary = write_summary(config, new_run_id(), started, items, [], unsupported)
     report, contracts = anonymize_report(config, summary, [], scratch(config))
     report_and_log(
@@ -62,7 +63,18 @@ def nothing_new(config: AnonymizeConfig, keys=None) -> dict | None:
             "utility": report["utility"],
             "nothing_new": True,
         }
-    }
+    }, items
+
+
+def local_workers(config: AnonymizeConfig, items: list | None) -> int:
+    """How many workers the run's own local cluster starts: one per CPU (or --workers), but no more than
+    the work found can use (each image to do is one task; a video's chunks and segments spread over all),
+    so a run of one photo does not start and warm a worker that would wait. A Dask address: as given."""
+    n = config.cluster.n_workers
+    if config.cluster.dask_address or items is None:
+        return n
+    todo = [i for i in items if not i.done and not i.error]
+    return n if any(i.kind == "video" for i in todo) else max(1, min(n, len(todo)))
 
 
 def move_legacy_state(config: AnonymizeConfig) -> None:
