@@ -31,11 +31,12 @@ chromium:
 	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; } || echo "chromium not installed: the report rendering test will skip"
 
 # test files run side by side in up to 4 processes (pytest-xdist; one file's tests stay in one process, which
-# keeps its module fixtures); TEST_JOBS=0 runs them in this process, one after another
+# keeps its module fixtures), handed out in the order tests/conftest.py gives them (the heaviest files first);
+# TEST_JOBS=0 runs them in this process, one after another
 TEST_JOBS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); [ $$n -gt 4 ] && n=4; echo $$n)
 
 test: $(STAMP) chromium
-	$(BIN)/python -m pytest -n $(TEST_JOBS) --dist loadfile
+	$(BIN)/python -m pytest -n $(TEST_JOBS) --dist loadfile --no-loadscope-reorder
 
 # ruff lint and format check (pyproject.toml [tool.ruff]) over the whole tree, Python blocks of the docs'
 # Markdown included, as CI runs it (.ci/run); `$(BIN)/ruff format .` applies the formatting

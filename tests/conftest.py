@@ -119,6 +119,23 @@ def pytest_collection_modifyitems(config, items):
     ]
     if unmarked:
         raise pytest.UsageError("tests missing their marker:\n  " + "\n  ".join(unmarked))
+    items[:] = heaviest_files_first(items)
+
+
+def heaviest_files_first(items: list) -> list:
+    """The test files over ../shared/data with slow tests first, then the other slow ones, then the rest,
+    each file kept whole and in its order. Under pytest-xdist (`make test`) files are handed out in this
+    order, so the long ones start early and the many short ones fill in at the end, instead of one
+    process running a long file alone while the other waits."""
+    files: dict[str, list] = {}
+    for item in items:
+        files.setdefault(item.nodeid.split("::")[0], []).append(item)
+
+    def weight(tests: list) -> int:
+        slow = [t for t in tests if t.get_closest_marker("slow") is not None]
+        return 0 if any(t.get_closest_marker("shared_data") is not None for t in slow) else 1 if slow else 2
+
+    return [item for tests in sorted(files.values(), key=weight) for item in tests]
 
 
 @pytest.fixture(scope="session")

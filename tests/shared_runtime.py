@@ -43,9 +43,9 @@ _NOT_THE_RUNS = (
     "TPU_SKIP_MDS_QUERY",
 )
 # and by libraries on import (LiteRT/TensorFlow's runtime, onnxruntime, OpenCV's Qt paths, MLflow's telemetry
-# session): a worker importing them sets the same. Without these, a test file run alone (whose collection did not
+# session, torch's inductor cache folder): a worker importing them sets the same. Without these, a test file run alone (whose collection did not
 # import OpenCV or MLflow) gave every run after the first its own cluster: ~2x the time of a one-photo run
-_NOT_THE_RUNS_PREFIXES = ("KMP_", "TF_", "XLA_", "QT_", "_MLFLOW_", "LD_LIBRARY_PATH")
+_NOT_THE_RUNS_PREFIXES = ("KMP_", "TF_", "XLA_", "QT_", "_MLFLOW_", "LD_LIBRARY_PATH", "TORCHINDUCTOR_")
 
 
 def _env() -> dict[str, str]:
