@@ -119,14 +119,16 @@ def pytest_collection_modifyitems(config, items):
     ]
     if unmarked:
         raise pytest.UsageError("tests missing their marker:\n  " + "\n  ".join(unmarked))
-    items[:] = heaviest_files_first(items)
+    if hasattr(config, "workerinput"):  # a pytest-xdist worker: its order is the order files are handed out
+        items[:] = heaviest_files_first(items)
 
 
 def heaviest_files_first(items: list) -> list:
     """The test files over ../shared/data with slow tests first, then the other slow ones, then the rest,
-    each file kept whole and in its order. Under pytest-xdist (`make test`) files are handed out in this
-    order, so the long ones start early and the many short ones fill in at the end, instead of one
-    process running a long file alone while the other waits."""
+    each file kept whole and in its order. Under pytest-xdist (`make test` on a machine with the memory)
+    files are handed out in this order, so the long ones start early and the many short ones fill in at
+    the end, instead of one process running a long file alone while the other waits. In one process the
+    collection order stays."""
     files: dict[str, list] = {}
     for item in items:
         files.setdefault(item.nodeid.split("::")[0], []).append(item)
