@@ -50,7 +50,7 @@ class RestoreConfig:
     @classmethod
     def of(cls, archive: str, out: str, **flat) -> RestoreConfig:
         """The config of flat keys: its own fields and the cluster part's (an unknown key is a TypeError naming it)."""
-        cluster = {k: flat.pop(k) for k in [k for k in flat if k in CLUSTER_KEYS]}
+        cluster = {k: flat.pop(k) for k in CLUSTER_KEYS & flat.keys()}
         return cls(archive, out, cluster=ClusterSettings(**cluster), **flat)
 
     def __post_init__(self):

@@ -26,15 +26,21 @@ SCORE_SHIFT = 0.015
 _FLAGS = ("avx512_bf16", "amx_bf16")
 
 
+def _cpuinfo() -> dict[str, str]:
+    """The first CPU's "model name" and "flags" lines of /proc/cpuinfo (empty where there is none)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            pairs = (line.split(":", 1) for line in f if line.startswith(("model name", "flags")))
+            return {k.strip(): v.strip() for k, v in reversed(list(pairs))}  # reversed: the first CPU's wins
+    except OSError:
+        return {}
+
+
 @lru_cache(maxsize=1)
 def native_bf16() -> bool:
     """Whether this machine's CPU computes in bf16 (its flags say AVX512-BF16 or AMX-BF16) and
     OpenVINO is installed to use it."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
-    except OSError:
-        return False
+    flags = _cpuinfo().get("flags", "").split()
     if not any(flag in flags for flag in _FLAGS):
         return False
     try:
@@ -46,12 +52,7 @@ def native_bf16() -> bool:
 
 def _cpu() -> str:
     """This CPU's model name and flags (what decides the precision OpenVINO compiles at), hashed."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            lines = [line for line in f if line.startswith(("model name", "flags"))][:2]
-    except OSError:
-        lines = []
-    return hashlib.sha256("".join(lines).encode()).hexdigest()[:16]
+    return hashlib.sha256(json.dumps(_cpuinfo(), sort_keys=True).encode()).hexdigest()[:16]
 
 
 def compiled_precision(weights_sha256: str, session) -> tuple[str, str]:
