@@ -9,7 +9,7 @@ def anonymize(src: str, dest: str, key=None, **settings) -> dict:
     `faceveil.config.AnonymizeConfig`. A reversible run takes the master key (`key`, a
     faceveil.storage.keys.MasterKey: its vault lock is derived from it). Returns the run summary."""
     from faceveil.config import AnonymizeConfig
-    from faceveil.flows.anonymize import run_anonymize
+    from faceveil.flows.launch import run_anonymize
 
     if key is not None and settings.get("vault_lock") is None:
         from faceveil.storage.keys import VaultLock

@@ -95,10 +95,10 @@ def _anonymize(args) -> int:
         )
     if not args.quiet:
         progress.use(progress.TqdmProgress())
-    run_config, secret = prepare_run(config, key)  # flows/anonymize.run_anonymize, in two steps:
+    run_config, secret = prepare_run(config, key)  # flows/launch.run_anonymize, in two steps:
     summary, found = nothing_new(run_config, secret)  # a rerun with nothing new never imports Prefect or Dask
     if summary is None:
-        from faceveil.flows.anonymize import run_prepared
+        from faceveil.flows.launch import run_prepared
 
         summary = run_prepared(run_config, secret, found=found)
     dest, state = config.dest.rstrip("/"), config.state.rstrip("/")

@@ -16,11 +16,9 @@ from prefect.futures import as_completed
 
 from faceveil import progress
 from faceveil.config import AnonymizeConfig
-from faceveil.flows.handover import handed_over, options_handed_over, take, with_options
-from faceveil.flows.key_refs import resolve_key, withholding
-from faceveil.flows.preflight import local_workers, nothing_new, prepare_run
-from faceveil.flows.runtime import flow_runtime, preload_validation
-from faceveil.storage.keys import MasterKey
+from faceveil.flows.handover import take, with_options
+from faceveil.flows.key_refs import resolve_key
+from faceveil.flows.runtime import preload_validation
 from faceveil.tasks import wrappers as t
 from faceveil.tasks.run import new_run_id
 from faceveil.pipeline.places import run_scratch, scratch, state_of
@@ -261,39 +259,3 @@ def _release(fut) -> None:
     wrapped = getattr(fut, "wrapped_future", None)
     if wrapped is not None and hasattr(wrapped, "release"):
         wrapped.release()
-
-
-def run_anonymize(config: AnonymizeConfig, key: MasterKey | None = None, key_ref: dict | None = None) -> dict:
-    """Runs the flow on a Dask cluster (local, or `config.cluster.dask_address`) with a Prefect API. A
-    reversible run needs the master key (the vault's control files are signed with it, the index's
-    templates protected): `key`, handed to the flow in this process as RunKeys, or `key_ref`, a
-    reference the flow resolves itself (flows/key_refs.py). An old archive's private files in
-    DEST/_faceveil/ move to the state root first. A run with nothing new is done without a cluster or
-    a server (preflight.nothing_new)."""
-    config, secret = prepare_run(config, key, key_ref)
-    unchanged, found = nothing_new(config, secret)
-    return unchanged if unchanged is not None else run_prepared(config, secret, key_ref, found)
-
-
-def run_prepared(config: AnonymizeConfig, secret, key_ref: dict | None = None, found: list | None = None) -> dict:
-    """The flow of a run that preflight.prepare_run prepared (`config`, `secret`: what it returned)
-    and nothing_new found work for (`found`: the media it found, which size a local cluster), on its Dask
-    cluster and Prefect API (run_anonymize's second half; `faceveil anonymize` takes the two steps itself,
-    so it imports this module only when there is work)."""
-    warm = functools.partial(t.warm_worker, config)
-    secret = None if key_ref is not None else secret  # the flow resolves a reference itself
-    with (
-        withholding(key_ref),
-        handed_over(secret) as token,
-        options_handed_over(config) as (public, options),
-        flow_runtime(
-            local_workers(config, found),
-            config.cluster.threads_per_worker,
-            config.cluster.dask_address,
-            warm,
-            config.cluster.dask_tls,
-        ) as runner,
-    ):
-        return anonymize_archive.with_options(task_runner=runner)(
-            public, index_token=token, options_token=options, key_ref=key_ref
-        )

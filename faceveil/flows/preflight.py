@@ -2,7 +2,7 @@
 without importing Prefect, Dask or the tasks' Prefect wrappers: an old archive's state moved, the key
 checked and the vault opened, the detector's derived weights built (prepare_run), and a run with
 nothing new done right here (nothing_new). So `faceveil anonymize` on an unchanged archive never loads
-Prefect or Dask; flows/anonymize.run_anonymize runs the same two steps before its flow."""
+Prefect or Dask; flows/launch.run_anonymize runs the same two steps before its flow."""
 
 from __future__ import annotations
 

@@ -61,6 +61,7 @@ def run_restore(config: RestoreConfig, master: MasterKey) -> dict:
     jobs = plan_restore(config, master)
     if not jobs:
         raise ValueError(f"nothing to restore in {config.archive}")
+    preload_validation(config.state_location(), config.tracking_uri, config.mlflow_artifacts)  # while the runtime boots
     with (
         handed_over(jobs) as token,
         options_handed_over(config) as (public, options),

@@ -18,7 +18,12 @@ from faceveil.offline import set_offline_env
 
 @contextlib.contextmanager
 def flow_runtime(
-    n_workers: int, threads_per_worker: int = 1, address: str | None = None, warm=None, tls: tuple = (None, None, None)
+    n_workers: int,
+    threads_per_worker: int = 1,
+    address: str | None = None,
+    warm=None,
+    tls: tuple = (None, None, None),
+    meanwhile=None,
 ):
     """Yields a DaskTaskRunner on `address`, or on a local cluster of worker processes started here;
     a tls:// scheduler is reached with the client certificate `tls` (CA, certificate, key files)
@@ -28,13 +33,14 @@ def flow_runtime(
     workers do not each start their own; it asks for a random password the run's processes alone
     get, in PREFECT_API_AUTH_STRING); it boots while the cluster starts and `warm` runs once
     on every local worker (imports, model loading). While it runs, the key variables are out of this
-    process's environment, so no process it starts (or a nanny restarts) inherits them."""
+    process's environment, so no process it starts (or a nanny restarts) inherits them. `meanwhile`
+    runs here once both are starting, before waiting for them (the flow's imports)."""
     files = dask_tls_files(address, *tls)
     with without_secrets():
-        yield from _flow_runtime(n_workers, threads_per_worker, address, warm, files)
+        yield from _flow_runtime(n_workers, threads_per_worker, address, warm, files, meanwhile)
 
 
-def _flow_runtime(n_workers: int, threads_per_worker: int, address: str | None, warm, tls_files):
+def _flow_runtime(n_workers: int, threads_per_worker: int, address: str | None, warm, tls_files, meanwhile=None):
     set_offline_env()
     server, booting, boot_error, warming, port = None, None, [], None, None
     client_kwargs = client_security(tls_files)
@@ -67,6 +73,8 @@ def _flow_runtime(n_workers: int, threads_per_worker: int, address: str | None, 
                 warming.start()
         from prefect_dask import DaskTaskRunner
 
+        if meanwhile is not None:
+            meanwhile()
         for thread in (warming, booting):
             if thread is not None:
                 thread.join()
@@ -79,6 +87,9 @@ def _flow_runtime(n_workers: int, threads_per_worker: int, address: str | None, 
             updates={
                 PREFECT_API_URL: os.environ["PREFECT_API_URL"],
                 **({PREFECT_API_AUTH_STRING: auth} if auth else {}),
+                # no one watches a server that ends with the run for crashed runs; the heartbeat
+                # thread sleeps in 1 s steps, and the flow's end waited for it (up to 1 s)
+                **({"flows.heartbeat_frequency": None} if server is not None else {}),
             }
         ):
             yield DaskTaskRunner(address=address, client_kwargs=client_kwargs)
@@ -102,12 +113,12 @@ def _flow_runtime(n_workers: int, threads_per_worker: int, address: str | None, 
 
 
 def preload(*steps) -> threading.Thread:
-    """Runs `steps` in a background thread at the lowest CPU priority (Linux nices threads one by
-    one), so slow imports for the run's last steps use idle cores instead of the workers' time."""
+    """Runs `steps` in a background thread, so slow imports for the run's last steps happen while the
+    run waits for its server, cluster and workers. At normal priority: niced to 19 it got almost no
+    CPU beside a booting server and working workers, and a one-photo run then waited 2-3 s for the
+    imports it needed (benchmarks/startup.py; docs/benchmarks.md)."""
 
     def run():
-        with contextlib.suppress(Exception):
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
         for step in steps:
             with contextlib.suppress(Exception):  # a failure shows up again where the step is really needed
                 step()
@@ -117,18 +128,28 @@ def preload(*steps) -> threading.Thread:
     return thread
 
 
+_PRELOADS: dict[tuple, threading.Thread] = {}
+_PRELOADS_LOCK = threading.Lock()
+
+
 def preload_validation(state, tracking_uri: str | None, artifacts: str | None = None) -> threading.Thread:
     """Imports Great Expectations, MLflow and matplotlib and opens the run's MLflow store in the
-    state root `state` (creating its database takes seconds) while the workers work."""
+    state root `state` (creating its database takes seconds) in the background. Once per process and
+    store: the command starts it as soon as it knows there is work (before the server and cluster
+    boot), and the flow, which also runs without the command (deployments), asks again."""
 
     def store():
         from faceveil.validation import mlflow_log
 
         mlflow_log.open_store(*mlflow_log.store_for(state, tracking_uri, artifacts))
 
-    return preload(
-        lambda: __import__("great_expectations"), store, lambda: __import__("matplotlib.backends.backend_agg")
-    )
+    key = (str(getattr(state, "url", state)), tracking_uri, artifacts)
+    with _PRELOADS_LOCK:
+        if key not in _PRELOADS:
+            _PRELOADS[key] = preload(
+                lambda: __import__("great_expectations"), store, lambda: __import__("matplotlib.backends.backend_agg")
+            )
+        return _PRELOADS[key]
 
 
 class LocalPrefectServer:

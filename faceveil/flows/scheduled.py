@@ -19,7 +19,7 @@ def scheduled_anonymize(config_path: str) -> dict:
     """Anonymizes the archive the config file names; incremental, as every run: only media that are
     new or changed (or whose settings changed) are done. Fails when a media failed or was withheld
     (as the command's exit status 1), after the summary and report are written."""
-    from faceveil.flows.anonymize import run_anonymize
+    from faceveil.flows.launch import run_anonymize
     from faceveil.storage.keys import VaultLock
 
     file = _load(config_path)

@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from faceveil.config import AnonymizeConfig
-from faceveil.flows.anonymize import run_anonymize
+from faceveil.flows.launch import run_anonymize
 from faceveil.models.detectors import DetectorSettings, create_detector
 from faceveil.storage.media import iter_frames, probe_video
 

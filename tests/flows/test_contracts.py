@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from faceveil.config import AnonymizeConfig
-from faceveil.flows.anonymize import run_anonymize
+from faceveil.flows.launch import run_anonymize
 from faceveil.storage import manifests
 from faceveil.storage.paths import Location
 from faceveil.validation.contracts import ContractError, check_manifests, enforce

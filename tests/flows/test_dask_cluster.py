@@ -26,7 +26,7 @@ import pytest
 from faceveil.flows.runtime import free_port
 
 from faceveil.config import AnonymizeConfig
-from faceveil.flows.anonymize import run_anonymize
+from faceveil.flows.launch import run_anonymize
 from faceveil.storage.media import iter_frames, probe_video, read_image
 from faceveil.tasks.wrappers import warm_worker
 

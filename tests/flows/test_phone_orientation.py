@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from faceveil.config import AnonymizeConfig
-from faceveil.flows.anonymize import run_anonymize
+from faceveil.flows.launch import run_anonymize
 from faceveil.models.detections import iou_matrix
 from faceveil.storage.media import iter_frames, probe_video
 from faceveil.pipeline.jobs import media_id

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from faceveil.config import AnonymizeConfig
-from faceveil.flows.anonymize import run_anonymize
+from faceveil.flows.launch import run_anonymize
 from faceveil.flows.runtime import LocalPrefectServer, free_port
 
 pytestmark = pytest.mark.slow  # a Prefect server with its UI, a flow run, Chromium

@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from faceveil.config import AnonymizeConfig
-from faceveil.flows.anonymize import run_anonymize
+from faceveil.flows.launch import run_anonymize
 from faceveil.storage.control import ControlFileError
 from faceveil.storage.keys import MasterKey, VaultLock, encode_key
 from faceveil.models.detectors import DetectorSettings, create_detector

@@ -13,7 +13,7 @@ import time
 import pytest
 
 from faceveil.config import AnonymizeConfig
-from faceveil.flows.anonymize import run_anonymize
+from faceveil.flows.launch import run_anonymize
 from faceveil.storage import manifests
 from faceveil.storage.paths import Location
 

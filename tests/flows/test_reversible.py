@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from faceveil.config import AnonymizeConfig
-from faceveil.flows.anonymize import run_anonymize
+from faceveil.flows.launch import run_anonymize
 from faceveil.flows.restore import run_restore
 from faceveil.storage.control import ControlFileError
 from faceveil.storage.keys import BadKeyError, MasterKey, VaultLock, encode_key

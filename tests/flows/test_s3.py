@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from faceveil.config import AnonymizeConfig
-from faceveil.flows.anonymize import run_anonymize
+from faceveil.flows.launch import run_anonymize
 from faceveil.storage import manifests
 from faceveil.storage.paths import Location
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from faceveil.config import AnonymizeConfig
-from faceveil.flows.anonymize import run_anonymize
+from faceveil.flows.launch import run_anonymize
 from faceveil.models.detectors import DetectorSettings, create_detector
 from faceveil.models.embedders import create_embedder
 from faceveil.storage.keys import MasterKey, VaultLock

@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from faceveil.config import AnonymizeConfig
-from faceveil.flows.anonymize import run_anonymize
+from faceveil.flows.launch import run_anonymize
 from faceveil.storage.media import probe_video
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))

@@ -63,7 +63,7 @@ def _media_row(state: Location) -> dict:
 
 
 def test_add_a_missed_face_on_the_page_and_rerun(tmp_path, prefect_server, monkeypatch, figures):
-    from faceveil.flows.anonymize import run_anonymize
+    from faceveil.flows.launch import run_anonymize
     from PIL import Image
 
     t0 = time.perf_counter()
