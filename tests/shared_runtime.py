@@ -101,11 +101,11 @@ def _settle(client, timeout: float = 60.0) -> None:
 
 
 def _shared_flow_runtime(original):
-    def flow_runtime_(n_workers, threads_per_worker, address, warm, tls_files):
+    def flow_runtime_(n_workers, threads_per_worker, address, warm, tls_files, meanwhile=None):
         reason = _own_reason(address)
         RUNS[reason or "shared"] += 1
         if reason:
-            yield from original(n_workers, threads_per_worker, address, warm, tls_files)
+            yield from original(n_workers, threads_per_worker, address, warm, tls_files, meanwhile)
             return
         from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, temporary_settings
         from prefect_dask import DaskTaskRunner
@@ -120,8 +120,14 @@ def _shared_flow_runtime(original):
             if warm is not None:
                 with contextlib.suppress(Exception):
                     s["client"].run(warm)
+            if meanwhile is not None:
+                meanwhile()
             with temporary_settings(
-                updates={PREFECT_API_URL: url, **({PREFECT_API_AUTH_STRING: auth} if auth else {})}
+                updates={
+                    PREFECT_API_URL: url,
+                    **({PREFECT_API_AUTH_STRING: auth} if auth else {}),
+                    **({} if configured else {"flows.heartbeat_frequency": None}),  # as on a run's own server
+                }
             ):
                 yield DaskTaskRunner(
                     address=s["cluster"].scheduler_address, client_kwargs={"security": s["cluster"].security}
