@@ -14,6 +14,6 @@ def leak_upper_bound(leaks: int, faces: int, confidence: float = LEAK_CONFIDENCE
         return 1.0
     if leaks >= faces:
         return 1.0
-    from scipy.stats import beta
+    from scipy.special import betaincinv  # beta.ppf's own function, without scipy.stats' import (~0.7 s)
 
-    return float(beta.ppf(confidence, leaks + 1, faces - leaks))
+    return float(betaincinv(leaks + 1, faces - leaks, confidence))
