@@ -108,6 +108,7 @@ def _shared_flow_runtime(original):
             yield from original(n_workers, threads_per_worker, address, warm, tls_files, meanwhile)
             return
         from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, temporary_settings
+        from prefect.task_runners import ThreadPoolTaskRunner
         from prefect_dask import DaskTaskRunner
 
         s = _cluster()
@@ -119,7 +120,7 @@ def _shared_flow_runtime(original):
         try:
             if warm is not None:
                 with contextlib.suppress(Exception):
-                    s["client"].run(warm)
+                    warm() if n_workers == 0 else s["client"].run(warm)  # 0: the tasks run in this process
             if meanwhile is not None:
                 meanwhile()
             with temporary_settings(
@@ -129,8 +130,12 @@ def _shared_flow_runtime(original):
                     **({} if configured else {"flows.heartbeat_frequency": None}),  # as on a run's own server
                 }
             ):
-                yield DaskTaskRunner(
-                    address=s["cluster"].scheduler_address, client_kwargs={"security": s["cluster"].security}
+                yield (
+                    ThreadPoolTaskRunner(max_workers=threads_per_worker)
+                    if n_workers == 0
+                    else DaskTaskRunner(
+                        address=s["cluster"].scheduler_address, client_kwargs={"security": s["cluster"].security}
+                    )
                 )
         finally:
             runtime._drain_prefect()

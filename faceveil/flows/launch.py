@@ -41,7 +41,7 @@ def run_prepared(config: AnonymizeConfig, secret, key_ref: dict | None = None, f
         handed_over(secret) as token,
         options_handed_over(config) as (public, options),
         flow_runtime(
-            local_workers(config, found),
+            0 if in_this_process(config, found) else local_workers(config, found),
             config.cluster.threads_per_worker,
             config.cluster.dask_address,
             functools.partial(warm_worker, config),
@@ -62,3 +62,13 @@ def warm_worker(config: AnonymizeConfig) -> None:
     from faceveil.tasks.wrappers import warm_worker
 
     warm_worker(config)
+
+
+def in_this_process(config: AnonymizeConfig, found: list | None) -> bool:
+    """Whether the run's tasks run in this process, without a Dask cluster: with no cluster named
+    (GPU workers need one) and at most one image to do (and no video). Its start (about 1 s here),
+    its worker's imports (seconds of CPU) and the round trips would only slow that run down."""
+    if config.cluster.dask_address or found is None:
+        return False
+    todo = [i for i in found if not i.done and not i.error]
+    return len(todo) <= 1 and all(i.kind == "image" for i in todo)

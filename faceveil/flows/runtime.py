@@ -25,7 +25,10 @@ def flow_runtime(
     tls: tuple = (None, None, None),
     meanwhile=None,
 ):
-    """Yields a DaskTaskRunner on `address`, or on a local cluster of worker processes started here;
+    """Yields a DaskTaskRunner on `address`, or on a local cluster of worker processes started here,
+    or, with `n_workers` 0 and no address, Prefect's ThreadPoolTaskRunner (`threads_per_worker`
+    threads): the tasks run in this process and `warm` runs here (a run of one photo, which a
+    cluster's start and its worker's imports would only slow down: launch.in_this_process);
     a tls:// scheduler is reached with the client certificate `tls` (CA, certificate, key files)
     or Dask's configuration names (dask_tls_files; none: a ValueError before anything starts).
     A local cluster talks TLS (dask_cluster.local_tls) and keeps its workers' files in a 0700 folder of its own.
@@ -63,7 +66,11 @@ def _flow_runtime(n_workers: int, threads_per_worker: int, address: str | None, 
 
             booting = threading.Thread(target=boot, name="prefect-server-boot", daemon=True)
             booting.start()
-        if not address:  # worker processes start (and import) while the server boots
+        if not address and n_workers == 0:  # no cluster: this process loads the models while the server boots
+            if warm is not None:
+                warming = threading.Thread(target=_quietly, args=(warm,), name="faceveil-warm", daemon=True)
+                warming.start()
+        elif not address:  # worker processes start (and import) while the server boots
             cluster, client, workdir = local_cluster(n_workers, threads_per_worker)
             address = cluster.scheduler_address
             if cluster.security.require_encryption:
@@ -71,8 +78,14 @@ def _flow_runtime(n_workers: int, threads_per_worker: int, address: str | None, 
             if warm is not None:
                 warming = threading.Thread(target=_quietly, args=(client.run, warm), name="faceveil-warm", daemon=True)
                 warming.start()
-        from prefect_dask import DaskTaskRunner
+        if address:
+            from prefect_dask import DaskTaskRunner
 
+            runner = DaskTaskRunner(address=address, client_kwargs=client_kwargs)
+        else:
+            from prefect.task_runners import ThreadPoolTaskRunner
+
+            runner = ThreadPoolTaskRunner(max_workers=threads_per_worker)
         if meanwhile is not None:
             meanwhile()
         for thread in (warming, booting):
@@ -92,7 +105,7 @@ def _flow_runtime(n_workers: int, threads_per_worker: int, address: str | None, 
                 **({"flows.heartbeat_frequency": None} if server is not None else {}),
             }
         ):
-            yield DaskTaskRunner(address=address, client_kwargs=client_kwargs)
+            yield runner
     finally:
         closing = None
         if client is not None:  # the cluster closes while the server drains and stops

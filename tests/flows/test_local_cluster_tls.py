@@ -73,3 +73,14 @@ def test_the_runs_own_prefect_server_asks_for_its_password(monkeypatch):
             == 200
         )
     assert "PREFECT_API_AUTH_STRING" not in os.environ and "PREFECT_API_URL" not in os.environ
+
+
+def test_no_workers_no_cluster_the_tasks_run_here(no_server):
+    """flow_runtime(0): Prefect's thread pool in this process (launch.in_this_process: one photo), the
+    warm-up run here, no worker process started."""
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    warmed = []
+    with flow_runtime(0, warm=lambda: warmed.append(os.getpid())) as runner:
+        assert isinstance(runner, ThreadPoolTaskRunner) and runner._max_workers == 1
+    assert warmed == [os.getpid()]

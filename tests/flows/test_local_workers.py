@@ -27,3 +27,20 @@ def test_an_external_cluster_is_used_as_given(tmp_path):
         src=str(tmp_path / "src"), dest=str(tmp_path / "dest"), workers=3, dask_address="tls://10.0.0.5:8786"
     )
     assert local_workers(config, _items(("a.jpg", "image", False, None))) == 3
+
+
+def test_one_image_to_do_runs_in_this_process_anything_more_on_a_cluster(tmp_path):
+    from faceveil.flows.launch import in_this_process
+
+    config = AnonymizeConfig.of(src=str(tmp_path / "src"), dest=str(tmp_path / "dest"), workers=4)
+    one_photo = _items(
+        ("a.jpg", "image", False, None), ("b.jpg", "image", True, None), ("c.jpg", "image", False, "bad")
+    )
+    assert in_this_process(config, one_photo) and in_this_process(config, [])
+    assert not in_this_process(config, one_photo + _items(("d.jpg", "image", False, None)))  # two images
+    assert not in_this_process(config, _items(("v.mp4", "video", False, None)))
+    assert not in_this_process(config, None)  # the work not known
+    named = AnonymizeConfig.of(
+        src=str(tmp_path / "src"), dest=str(tmp_path / "dest"), dask_address="tls://10.0.0.5:8786"
+    )
+    assert not in_this_process(named, one_photo)  # a cluster named is used
