@@ -124,7 +124,11 @@ def probe(out: str, argv: list[str]) -> None:
     from faceveil.validation import mlflow_log
 
     events.append(("python start + import faceveil.flows.anonymize (prefect, tasks)", start, time.time()))
-    real_runtime = an.flow_runtime
+    try:  # where the run's runtime is entered (flows/launch.py, or, before it, flows/anonymize.py)
+        launch = importlib.import_module("faceveil.flows.launch")
+    except ImportError:
+        launch = an
+    real_runtime = launch.flow_runtime
 
     @contextlib.contextmanager
     def flow_runtime(*a, **k):
@@ -135,7 +139,7 @@ def probe(out: str, argv: list[str]) -> None:
             s = time.time()
         events.append(("flow_runtime teardown (Prefect drain + stop, cluster close)", s, time.time()))
 
-    an.flow_runtime = flow_runtime
+    launch.flow_runtime = flow_runtime
     try:  # where the CLI finds the steps before the flow (flows/preflight.py, or, before it, flows/anonymize.py)
         pre = importlib.import_module("faceveil.flows.preflight")
     except ImportError:
@@ -149,15 +153,16 @@ def probe(out: str, argv: list[str]) -> None:
             runtime,
             "_quietly",
             lambda a: (
-                "  Dask workers warm-up (imports, models)"
-                if getattr(a[0], "__name__", "") == "run"
+                "  workers warm-up (imports, models; in this process for one photo)"
+                if getattr(a[0], "__name__", getattr(getattr(a[0], "func", None), "__name__", ""))
+                in ("run", "warm_worker")
                 else "  Dask cluster close"
             ),
         ),
         (runtime, "_drain_prefect", "  Prefect events/logs drain"),
         (runtime.LocalPrefectServer, "stop", "  Prefect server stop"),
         (an, "_anonymize", "flow body (_anonymize)"),
-        (an, "_process", "  media work on Dask (_process)"),
+        (an, "_process", "  media work (_process)"),
         (t, "write_summary_task", "  write-summary task"),
         (t, "anonymize_report_task", "  anonymize-report task (contracts, checks)"),
         (t, "report_and_log_task", "  report-and-log task"),
