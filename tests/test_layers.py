@@ -10,7 +10,7 @@ import faceveil
 PACKAGE = Path(faceveil.__file__).parent
 # lowest first; a module may import its own layer or a lower one
 LAYERS = [
-    {"__init__", "version", "hashing", "offline", "home"},  # the package root only names the version
+    {"__init__", "version", "hashing", "offline", "home", "atomic"},  # the package root only names the version
     {"models"},
     {"storage"},
     {"validation"},

@@ -19,6 +19,7 @@ import tempfile
 import threading
 from pathlib import Path
 
+from faceveil.atomic import replaced_atomically
 from faceveil.home import home as faceveil_home
 from faceveil.storage.paths import Location
 
@@ -65,14 +66,9 @@ def seed_sqlite(db: Path, home: Path, artifacts: str) -> None:
     from importlib.metadata import version
 
     template = home / "cache" / f"mlflow-{version('mlflow')}.db"
-    if not template.exists():
-        template.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=template.parent, suffix=".db")
-        os.close(fd)
-        os.unlink(tmp)
-        with _LOCK:
+    if not template.exists():  # a process beside this one sees the whole template or none
+        with replaced_atomically(template) as tmp, _LOCK:
             load_mlflow().MlflowClient(tracking_uri=f"sqlite:///{tmp}").search_experiments()
-        os.replace(tmp, template)  # atomic: a process beside this one sees the whole template or none
     fd, tmp = tempfile.mkstemp(dir=db.parent, suffix=".db")
     os.close(fd)
     try:

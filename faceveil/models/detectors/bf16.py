@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from functools import lru_cache
 
 import numpy as np
 
+from faceveil.atomic import write_atomically
 from faceveil.home import home
 
 SCORE_SHIFT = 0.015
@@ -73,11 +72,7 @@ def compiled_precision(weights_sha256: str, session) -> tuple[str, str]:
         return known[key], ov_version
     ran = session().precision
     try:  # a cache: a folder that cannot be written costs the next run the compile, nothing else
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".json")
-        with os.fdopen(fd, "w") as f:
-            json.dump({**(known if isinstance(known, dict) else {}), key: ran}, f)
-        os.replace(tmp, path)
+        write_atomically(path, json.dumps({**(known if isinstance(known, dict) else {}), key: ran}).encode())
     except OSError:
         pass
     return ran, ov_version

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
-import os
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from faceveil.atomic import write_atomically
 from faceveil.home import home
 
 RECIPE = "r1"  # bump when the calibration frames or quantization options change
@@ -107,8 +107,5 @@ def int8_weights(float_model, source_sha256: str) -> str:
     with open(folder / f".{path.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not path.is_file():
-            data = quantize(float_model(), calibration_frames())
-            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-            tmp.write_bytes(data)
-            os.replace(tmp, path)
+            write_atomically(path, quantize(float_model(), calibration_frames()))
     return str(path)
