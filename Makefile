@@ -32,10 +32,9 @@ chromium:
 
 # test files run side by side (pytest-xdist; a file's tests stay in one process, which keeps its module fixtures,
 # the heaviest files handed out first: tests/conftest.py) where the machine has the memory for it: one process
-# per CPU, at most 4 and at most one per 16 GiB (each process's shared Dask workers hold the models: ~12 GiB at
-# its peak). Below 32 GiB, TEST_JOBS=0: one process, the files one after another (two processes on a 24 GiB,
-# 2-core machine ran out of memory)
-TEST_JOBS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); m=$$(awk '/MemTotal/ {print int($$2 / 16777216)}' /proc/meminfo 2>/dev/null || echo 1); [ $$m -lt $$n ] && n=$$m; [ $$n -gt 4 ] && n=4; [ $$n -le 1 ] && n=0; echo $$n)
+# per CPU, at most 4 and at most one per 11 GiB (side by side, each process's shared Dask cluster has one worker
+# holding the models: tests/shared_runtime.py). Below 22 GiB, TEST_JOBS=0: one process, the files one after another
+TEST_JOBS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); m=$$(awk '/MemTotal/ {print int($$2 / 11534336)}' /proc/meminfo 2>/dev/null || echo 1); [ $$m -lt $$n ] && n=$$m; [ $$n -gt 4 ] && n=4; [ $$n -le 1 ] && n=0; echo $$n)
 
 test: $(STAMP) chromium
 	$(BIN)/python -m pytest -n $(TEST_JOBS) --dist loadfile --no-loadscope-reorder

@@ -73,7 +73,9 @@ def _cluster() -> dict:
     if _state["started"] is None:
         from faceveil.flows.dask_cluster import local_cluster
 
-        cluster, client, workdir = local_cluster(2, 1)
+        # side by side (pytest-xdist), each process's cluster has one worker: two processes with two workers
+        # each (3-5 GiB apiece with the models) ran a 24 GiB machine out of memory
+        cluster, client, workdir = local_cluster(1 if os.environ.get("PYTEST_XDIST_WORKER") else 2, 1)
         _state["started"] = {"cluster": cluster, "client": client, "workdir": workdir, "server": None}
     return _state["started"]
 
