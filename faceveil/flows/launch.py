@@ -10,7 +10,7 @@ import importlib
 from faceveil.config import AnonymizeConfig
 from faceveil.flows.handover import handed_over, options_handed_over
 from faceveil.flows.key_refs import withholding
-from faceveil.flows.preflight import local_workers, nothing_new, prepare_run
+from faceveil.flows.preflight import in_this_process, local_workers, nothing_new, prepare_run
 from faceveil.flows.runtime import flow_runtime, preload_validation
 from faceveil.pipeline.places import state_of
 from faceveil.storage.keys import MasterKey
@@ -62,13 +62,3 @@ def warm_worker(config: AnonymizeConfig) -> None:
     from faceveil.tasks.wrappers import warm_worker
 
     warm_worker(config)
-
-
-def in_this_process(config: AnonymizeConfig, found: list | None) -> bool:
-    """Whether the run's tasks run in this process, without a Dask cluster: with no cluster named
-    (GPU workers need one) and at most one image to do (and no video). Its start (about 1 s here),
-    its worker's imports (seconds of CPU) and the round trips would only slow that run down."""
-    if config.cluster.dask_address or found is None:
-        return False
-    todo = [i for i in found if not i.done and not i.error]
-    return len(todo) <= 1 and all(i.kind == "image" for i in todo)

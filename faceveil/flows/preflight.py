@@ -73,8 +73,23 @@ def local_workers(config: AnonymizeConfig, items: list | None) -> int:
     n = config.cluster.n_workers
     if config.cluster.dask_address or items is None:
         return n
-    todo = [i for i in items if not i.done and not i.error]
+    todo = _to_do(items)
     return n if any(i.kind == "video" for i in todo) else max(1, min(n, len(todo)))
+
+
+def in_this_process(config: AnonymizeConfig, items: list | None) -> bool:
+    """Whether the run's tasks run in this process, without a Dask cluster: with no cluster named
+    (GPU workers need one) and at most one image to do (and no video). Its start (about 1 s here),
+    its worker's imports (seconds of CPU) and the round trips would only slow that run down."""
+    if config.cluster.dask_address or items is None:
+        return False
+    todo = _to_do(items)
+    return len(todo) <= 1 and all(i.kind == "image" for i in todo)
+
+
+def _to_do(items: list) -> list:
+    """The media found that this run will process (not done, readable)."""
+    return [i for i in items if not i.done and not i.error]
 
 
 def move_legacy_state(config: AnonymizeConfig) -> None:

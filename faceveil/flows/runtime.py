@@ -28,7 +28,7 @@ def flow_runtime(
     """Yields a DaskTaskRunner on `address`, or on a local cluster of worker processes started here,
     or, with `n_workers` 0 and no address, Prefect's ThreadPoolTaskRunner (`threads_per_worker`
     threads): the tasks run in this process and `warm` runs here (a run of one photo, which a
-    cluster's start and its worker's imports would only slow down: launch.in_this_process);
+    cluster's start and its worker's imports would only slow down: preflight.in_this_process);
     a tls:// scheduler is reached with the client certificate `tls` (CA, certificate, key files)
     or Dask's configuration names (dask_tls_files; none: a ValueError before anything starts).
     A local cluster talks TLS (dask_cluster.local_tls) and keeps its workers' files in a 0700 folder of its own.

@@ -76,7 +76,7 @@ def test_the_runs_own_prefect_server_asks_for_its_password(monkeypatch):
 
 
 def test_no_workers_no_cluster_the_tasks_run_here(no_server):
-    """flow_runtime(0): Prefect's thread pool in this process (launch.in_this_process: one photo), the
+    """flow_runtime(0): Prefect's thread pool in this process (preflight.in_this_process: one photo), the
     warm-up run here, no worker process started."""
     from prefect.task_runners import ThreadPoolTaskRunner
 

@@ -30,7 +30,7 @@ def test_an_external_cluster_is_used_as_given(tmp_path):
 
 
 def test_one_image_to_do_runs_in_this_process_anything_more_on_a_cluster(tmp_path):
-    from faceveil.flows.launch import in_this_process
+    from faceveil.flows.preflight import in_this_process
 
     config = AnonymizeConfig.of(src=str(tmp_path / "src"), dest=str(tmp_path / "dest"), workers=4)
     one_photo = _items(

@@ -1,5 +1,5 @@
 """`faceveil anonymize` on one photo, as a user runs it (its own Prefect server): the run's tasks run in
-its own process (flows/launch.in_this_process), so no Dask worker process is ever started, and the photo
+its own process (flows/preflight.in_this_process), so no Dask worker process is ever started, and the photo
 is anonymized, checked and reported like any other. The same command on two photos starts its cluster."""
 
 import json
